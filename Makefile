@@ -1,0 +1,57 @@
+# vmrepair: `make demo` and `make test` work on a fresh Debian 12 machine as root.
+# Every target that needs the machine prepared depends on `setup`, which is idempotent and fast when
+# everything is already in place (the template image is cached by recipe hash).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup host-packages daemons venv image demo test test-unit test-integration test-nightly \
+        lint bench clean
+
+setup: host-packages daemons venv image
+
+host-packages:
+	@scripts/host-packages.sh
+
+daemons: host-packages
+	@scripts/start-daemons.sh
+
+venv: $(STAMP)
+
+# libvirt-python builds from source against libvirt-dev (needs pkg-config and gcc: host-packages).
+$(STAMP): pyproject.toml | host-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+image: venv daemons
+	$(BIN)/vmrepair image build
+
+demo: setup
+	$(BIN)/vmrepair demo
+
+lint: venv
+	$(BIN)/ruff check orchestrator tests bench
+	$(BIN)/mypy
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit
+
+test-integration: setup
+	$(BIN)/pytest -q -m "integration and not nightly" tests/integration
+
+test: setup lint
+	$(BIN)/pytest -q -m "not nightly" tests
+
+test-nightly: setup
+	$(BIN)/pytest -q tests
+
+bench: setup
+	$(BIN)/python bench/vm_lifecycle.py
+
+clean:
+	-$(BIN)/vmrepair vm reap
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

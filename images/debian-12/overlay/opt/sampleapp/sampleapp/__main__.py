@@ -1,0 +1,5 @@
+"""Entry point: ``python3 -m sampleapp``."""
+
+from sampleapp.app import main
+
+raise SystemExit(main())

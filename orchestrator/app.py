@@ -1,0 +1,63 @@
+"""Composition root: wires settings, libvirt, transports and managers for the CLI (and later the daemon).
+
+Kept apart from the CLI so library users and tests can build the same objects without argparse.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from orchestrator.config.settings import Settings, load_settings
+from orchestrator.hypervisor.connection import LibvirtConnection
+from orchestrator.hypervisor.instance import InstanceRecord
+from orchestrator.hypervisor.vm import VmManager
+from orchestrator.imaging.store import ImageStore
+from orchestrator.transport.base import Transport
+from orchestrator.transport.local import LocalTransport
+
+
+@dataclass
+class App:
+    settings: Settings
+    _conn: LibvirtConnection | None = field(default=None, init=False)
+
+    @classmethod
+    def from_env(cls) -> App:
+        return cls(load_settings())
+
+    @functools.cached_property
+    def local(self) -> LocalTransport:
+        return LocalTransport(env_overrides={"LC_ALL": "C"})
+
+    @property
+    def conn(self) -> LibvirtConnection:
+        if self._conn is None:
+            self._conn = LibvirtConnection(self.settings.libvirt_uri)
+        return self._conn
+
+    @functools.cached_property
+    def images(self) -> ImageStore:
+        return ImageStore(self.settings.image_store)
+
+    @functools.cached_property
+    def vms(self) -> VmManager:
+        return VmManager(self.settings, self.conn, self.local, self.ssh_to_vm)
+
+    def ssh_to_vm(self, record: InstanceRecord, connect_timeout: float) -> Transport:
+        # paramiko is imported only when a VM is actually contacted.
+        from orchestrator.transport.ssh import ParamikoTransport
+
+        return ParamikoTransport(
+            host="127.0.0.1",
+            port=record.ssh_port,
+            user=record.user,
+            key_file=self.settings.client_key,
+            host_key=record.host_key,
+            connect_timeout=connect_timeout,
+            command_timeout=self.settings.ssh.command_timeout_s,
+        )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

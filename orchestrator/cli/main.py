@@ -1,0 +1,102 @@
+"""Entry point of the `vmrepair` command.
+
+Exit codes: 0 success; 1 generic failure (or doctor: a vital check failed); 2 bad input or config;
+3 image; 4 hypervisor; 5 transport; 6 state dir; 130 interrupted. `vm exec` exits with the remote
+command's status (255 when it could not be run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.app import App
+from orchestrator.cli import doctor, image, vm
+from orchestrator.cli.output import emit_json, err_console
+from orchestrator.errors import BootError, ImageBuildError, VmRepairError
+
+EXIT_INTERRUPTED = 130
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """Parser of every (sub)command: accepts --json/--debug after its own name as well.
+
+    Nested subcommands (``vm list``) are built with this class too, because argparse gives a
+    parser's subparsers its own class. The defaults are SUPPRESS so an option *not* repeated after
+    the command does not reset one given before it (argparse copies a subparser's defaults over
+    the values the parent parsed).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                          help="machine-readable output on stdout")
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show tracebacks and debug logs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vmrepair",
+        description="Reproduce host faults in disposable VMs and apply only verified fixes.",
+    )
+    parser.add_argument("--version", action="version", version=f"vmrepair {__version__}")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
+    for module in (doctor, image, vm):
+        module.register(sub)
+    return parser
+
+
+def _report_error(exc: VmRepairError, *, as_json: bool) -> None:
+    details: dict[str, object] = {"error": type(exc).__name__, "message": exc.message}
+    if exc.remedy:
+        details["remedy"] = exc.remedy
+    if isinstance(exc, BootError) and exc.serial_log:
+        details["serial_log"] = exc.serial_log
+    if isinstance(exc, ImageBuildError):
+        details["step"] = exc.step
+        if exc.log:
+            details["log"] = exc.log
+    if as_json:
+        emit_json(details)
+    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    for key in ("step", "log", "serial_log", "remedy"):
+        if key in details:
+            err_console.print(f"  {key}: {details[key]}", markup=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    app: App | None = None
+    try:
+        app = App.from_env()
+        code: int = args.handler(app, args)
+    except VmRepairError as exc:
+        if args.debug:
+            err_console.print_exception()
+        _report_error(exc, as_json=args.json)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return EXIT_INTERRUPTED
+    finally:
+        if app is not None:
+            app.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Loading and validating the files users write: config, templates (and later playbooks)."""

@@ -1,0 +1,114 @@
+"""The orchestrator's own configuration: ``/etc/vmrepair/config.yaml`` (optional) + environment.
+
+``VMREPAIR_CONFIG`` points at another config file, ``VMREPAIR_STATE_DIR`` overrides the state dir.
+Both files are optional: with neither, defaults apply.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.config.loading import load_model
+
+DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
+DEFAULT_STATE_DIR = Path("/var/lib/vmrepair")
+#: The project's template recipes ship beside the package in a source checkout.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SshSettings(_Strict):
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    command_timeout_s: float = Field(default=300.0, gt=0, le=86400)
+    max_output_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+
+
+class VmSettings(_Strict):
+    boot_timeout_s: float = Field(default=240.0, gt=0, le=3600)
+    accel: Literal["auto", "kvm", "tcg"] = "auto"
+
+
+class ConfigFile(_Strict):
+    """Schema of ``config.yaml``; unknown keys are rejected."""
+
+    state_dir: Path | None = None
+    libvirt_uri: str = "qemu:///system"
+    templates_dir: Path | None = None
+    images_dir: Path | None = None
+    mirror: str | None = Field(
+        default=None, description="Debian mirror for image builds; default: the host's apt sources"
+    )
+    default_template: str = "debian-12"
+    ssh: SshSettings = SshSettings()
+    vm: VmSettings = VmSettings()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings the rest of the program uses (plain object, no pydantic inside)."""
+
+    config_path: Path | None
+    state_dir: Path
+    libvirt_uri: str
+    templates_dir: Path
+    recipes_dir: Path
+    mirror: str | None
+    default_template: str
+    ssh: SshSettings
+    vm: VmSettings
+
+    @property
+    def image_store(self) -> Path:
+        return self.state_dir / "images"
+
+    @property
+    def vms_dir(self) -> Path:
+        return self.state_dir / "vms"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def client_key(self) -> Path:
+        return self.keys_dir / "id_ed25519"
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Resolve settings from the config file (if any) and the environment.
+
+    Raises:
+        ConfigError: the config file exists but is invalid, or VMREPAIR_CONFIG names a missing file.
+    """
+    env = dict(os.environ) if env is None else env
+    explicit = env.get("VMREPAIR_CONFIG")
+    path: Path | None
+    if explicit:
+        path = Path(explicit)
+        cfg = load_model(path, ConfigFile)  # an explicitly named file must exist
+    elif DEFAULT_CONFIG_PATH.exists():
+        path = DEFAULT_CONFIG_PATH
+        cfg = load_model(path, ConfigFile)
+    else:
+        path = None
+        cfg = ConfigFile()
+    state_dir = Path(env["VMREPAIR_STATE_DIR"]) if env.get("VMREPAIR_STATE_DIR") else None
+    return Settings(
+        config_path=path,
+        state_dir=state_dir or cfg.state_dir or DEFAULT_STATE_DIR,
+        libvirt_uri=cfg.libvirt_uri,
+        templates_dir=cfg.templates_dir or PROJECT_ROOT / "vm_templates",
+        recipes_dir=cfg.images_dir or PROJECT_ROOT / "images",
+        mirror=cfg.mirror,
+        default_template=cfg.default_template,
+        ssh=cfg.ssh,
+        vm=cfg.vm,
+    )

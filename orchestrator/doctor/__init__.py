@@ -1,0 +1,1 @@
+"""`vmrepair doctor`: the orchestrator's own boot diagnostics (vital and optional checks)."""

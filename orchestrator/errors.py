@@ -1,0 +1,176 @@
+"""The one error tree of vmrepair.
+
+Every error vmrepair raises derives from :class:`VmRepairError`. Third-party errors (libvirt, paramiko,
+pydantic, OSError from subprocess plumbing) are translated at the boundary of the seam that talks to them,
+so callers only ever catch classes from this module::
+
+    VmRepairError
+    ├── ConfigError                 bad config / template / playbook file (names file and key path)
+    ├── ImageError                  template image build or image store problem
+    │   ├── ImageNotBuiltError      the template has no complete build in the store
+    │   └── ImageBuildError         a build step failed (names the step and its log)
+    ├── HypervisorError             libvirt / QEMU / disk overlay problems
+    │   ├── HypervisorUnavailableError  libvirtd cannot be reached
+    │   ├── VmNotFoundError
+    │   ├── VmExistsError
+    │   ├── StaleVmError            leftovers of a crashed run block a name
+    │   ├── SnapshotError
+    │   └── BootError               guest never became reachable (names the serial log)
+    ├── TransportError              running commands / moving files on a host
+    │   ├── ConnectError            cannot connect (refused, DNS, auth)
+    │   ├── HostKeyError            host key does not match the pinned key
+    │   ├── KeyFileError            key file missing or unsafe permissions
+    │   ├── CommandTimeoutError     a command exceeded its wall-clock deadline
+    │   ├── CommandFailedError      a command that had to succeed exited non-zero
+    │   └── FileTransferError       SFTP / local copy failed
+    └── StateError                  state dir unusable (permissions, disk full)
+
+Errors carry context attributes (``file``, ``step``, ``host``, ``domain`` ...) and an optional
+``remedy`` that the CLI prints under the message. Only the CLI turns them into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class VmRepairError(Exception):
+    """Root of every error vmrepair raises on purpose."""
+
+    #: Process exit code the CLI uses for this class of error.
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, remedy: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(VmRepairError):
+    """A config, template or playbook file is missing, malformed or invalid."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, file: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.file = file
+
+
+class ImageError(VmRepairError):
+    """Problem with a template image or the image store."""
+
+    exit_code = 3
+
+
+class ImageNotBuiltError(ImageError):
+    """The template has no complete, matching build in the image store."""
+
+
+class ImageBuildError(ImageError):
+    """A build step failed."""
+
+    def __init__(
+        self, message: str, *, step: str, log: str | None = None, remedy: str | None = None
+    ) -> None:
+        super().__init__(message, remedy=remedy)
+        self.step = step
+        self.log = log
+
+
+class HypervisorError(VmRepairError):
+    """libvirt, QEMU or disk-overlay failure."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, domain: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.domain = domain
+
+
+class HypervisorUnavailableError(HypervisorError):
+    """libvirtd cannot be reached."""
+
+
+class VmNotFoundError(HypervisorError):
+    """No vmrepair VM of that name."""
+
+
+class VmExistsError(HypervisorError):
+    """A VM of that name already exists."""
+
+
+class StaleVmError(HypervisorError):
+    """Leftovers of a crashed run (overlay without domain, or the reverse) block the name."""
+
+
+class SnapshotError(HypervisorError):
+    """Snapshot create/revert/delete failed or the snapshot does not exist."""
+
+
+class BootError(HypervisorError):
+    """The guest did not become reachable over SSH before its deadline."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        domain: str | None = None,
+        serial_log: str | None = None,
+        remedy: str | None = None,
+    ) -> None:
+        super().__init__(message, domain=domain, remedy=remedy)
+        self.serial_log = serial_log
+
+
+class TransportError(VmRepairError):
+    """Running a command or moving a file on a host failed."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, *, host: str | None = None, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.host = host
+
+
+class ConnectError(TransportError):
+    """The host could not be reached or refused authentication."""
+
+
+class HostKeyError(TransportError):
+    """The host presented a key that does not match the pinned key."""
+
+
+class KeyFileError(TransportError):
+    """A private key file is missing or has unsafe ownership/permissions."""
+
+
+class CommandTimeoutError(TransportError):
+    """A command ran past its wall-clock deadline and was abandoned."""
+
+    def __init__(
+        self, message: str, *, host: str | None = None, argv: list[str] | None = None
+    ) -> None:
+        super().__init__(message, host=host)
+        self.argv = argv or []
+
+
+class FileTransferError(TransportError):
+    """Copying a file to or from a host failed."""
+
+
+class StateError(VmRepairError):
+    """The state directory is unusable (permissions, disk full, corrupt entries)."""
+
+    exit_code = 6
+
+
+class CommandFailedError(TransportError):
+    """A command that had to succeed exited non-zero (carries the result's exit status and stderr)."""
+
+    def __init__(
+        self, message: str, *, host: str | None = None, exit_status: int, stderr: str = ""
+    ) -> None:
+        super().__init__(message, host=host)
+        self.exit_status = exit_status
+        self.stderr = stderr

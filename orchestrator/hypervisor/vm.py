@@ -1,0 +1,297 @@
+"""VM lifecycle: up (linked clone → define → start → SSH), snapshots, destroy, list, reap.
+
+Every domain vmrepair creates is named ``vmrepair-<name>`` and carries an :class:`InstanceMetadata`
+element; nothing without that element is ever stopped, undefined or deleted.
+"""
+
+from __future__ import annotations
+
+import builtins
+import datetime as dt
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config.settings import Settings
+from orchestrator.errors import (
+    BootError,
+    HypervisorError,
+    StaleVmError,
+    VmExistsError,
+    VmNotFoundError,
+)
+from orchestrator.fsutil import ensure_private_dir
+from orchestrator.hypervisor import instance as inst
+from orchestrator.hypervisor.accel import detect_accel
+from orchestrator.hypervisor.boot import wait_for_ssh
+from orchestrator.hypervisor.connection import DomainHandle, LibvirtConnection, SnapshotInfo
+from orchestrator.hypervisor.disks import create_overlay
+from orchestrator.hypervisor.domain_xml import (
+    DirectKernelBoot,
+    DiskSpec,
+    DomainSpec,
+    InstanceMetadata,
+    UserNetSpec,
+)
+from orchestrator.hypervisor.ports import free_loopback_port
+from orchestrator.imaging.store import ImageStore
+from orchestrator.retry import vm_start_policy
+from orchestrator.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+#: Builds the SSH transport for a VM from its record (the CLI passes a paramiko one).
+SshFactory = Callable[[inst.InstanceRecord, float], Transport]
+
+
+@dataclass(frozen=True)
+class VmInfo:
+    name: str
+    state: str
+    template: str
+    ssh_port: int
+    ephemeral: bool
+    is_stale: bool
+    vm_dir: Path
+
+
+@dataclass(frozen=True)
+class UpResult:
+    name: str
+    ssh_port: int
+    boot_seconds: float
+    accel: str
+
+
+class VmManager:
+    """Creates and manages vmrepair's VMs.
+
+    Raises (from its methods): VmExistsError, VmNotFoundError, StaleVmError, BootError,
+    SnapshotError, HypervisorError, ImageNotBuiltError, ConfigError (bad names).
+    """
+
+    def __init__(
+        self, settings: Settings, conn: LibvirtConnection, runner: Transport, ssh: SshFactory
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.runner = runner
+        self.ssh = ssh
+        self.images = ImageStore(settings.image_store)
+
+    # -- paths / records -------------------------------------------------------------------------
+    def vm_dir(self, name: str) -> Path:
+        return self.settings.vms_dir / inst.validate_vm_name(name)
+
+    def record(self, name: str) -> inst.InstanceRecord:
+        vm_dir = self.vm_dir(name)
+        if not vm_dir.is_dir():
+            raise VmNotFoundError(f"no VM named {name!r}", domain=inst.domain_name(name),
+                                  remedy="`vmrepair vm list` shows the VMs")
+        return inst.InstanceRecord.load(vm_dir)
+
+    def transport(self, name: str, *, connect_timeout: float | None = None) -> Transport:
+        record = self.record(name)
+        return self.ssh(record, connect_timeout or self.settings.ssh.connect_timeout_s)
+
+    def _own_domain(self, name: str) -> DomainHandle | None:
+        """The domain of VM ``name`` if it exists *and* carries our metadata.
+
+        Raises:
+            HypervisorError: a domain of that name exists but is not vmrepair's.
+        """
+        dom = self.conn.lookup(inst.domain_name(name))
+        if dom is None:
+            return None
+        if dom.metadata() is None:
+            raise HypervisorError(
+                f"domain {dom.name} exists but was not created by vmrepair; not touching it",
+                domain=dom.name, remedy="choose another VM name",
+            )
+        return dom
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def up(
+        self,
+        name: str,
+        template: str | None = None,
+        *,
+        ephemeral: bool = False,
+        boot_timeout: float | None = None,
+        cmdline_extra: str = "",
+    ) -> UpResult:
+        template = template or self.settings.default_template
+        vm_dir = self.vm_dir(name)
+        if self._own_domain(name) is not None:
+            raise VmExistsError(f"VM {name!r} already exists", domain=inst.domain_name(name),
+                                remedy=f"use it, or `vmrepair vm destroy {name}` first")
+        if vm_dir.exists():
+            raise StaleVmError(
+                f"leftovers of VM {name!r} from a crashed run are in {vm_dir}",
+                domain=inst.domain_name(name),
+                remedy=f"`vmrepair vm destroy {name}` (or `vmrepair vm reap`) removes them",
+            )
+        image = self.images.require(template)
+        accel = detect_accel(self.settings.vm.accel)
+        ensure_private_dir(self.settings.vms_dir)
+        ensure_private_dir(vm_dir)
+        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        try:
+            create_overlay(self.runner, image.base_disk, vm_dir / inst.OVERLAY)
+
+            def define_and_start() -> tuple[DomainHandle, inst.InstanceRecord]:
+                port = free_loopback_port()
+                record = inst.InstanceRecord(
+                    name=name, template=template, recipe_hash=image.manifest.recipe_hash,
+                    ssh_port=port, host_key=image.manifest.host_key, created_at=created,
+                    ephemeral=ephemeral, owner_pid=os.getpid() if ephemeral else 0,
+                )
+                record.save(vm_dir)  # intent first: a crash after this leaves a reapable dir
+                spec = DomainSpec(
+                    name=inst.domain_name(name), domain_type=accel.domain_type,
+                    memory_mib=image.manifest.memory_mib, vcpus=image.manifest.vcpus,
+                    boot=DirectKernelBoot(
+                        image.kernel, image.initrd,
+                        f"{image.manifest.kernel_cmdline} {cmdline_extra}".strip(),
+                    ),
+                    disk=DiskSpec(vm_dir / inst.OVERLAY),
+                    net=UserNetSpec(port),
+                    serial_log=vm_dir / inst.SERIAL_LOG,
+                    metadata=InstanceMetadata(
+                        name=name, template=template, ssh_port=port, vm_dir=str(vm_dir),
+                        ephemeral=ephemeral, owner_pid=record.owner_pid, created_at=created,
+                    ),
+                )
+                dom = self.conn.define(spec.to_xml(), spec.name)
+                try:
+                    dom.start()
+                except HypervisorError:
+                    dom.undefine()  # lost the port race (or worse): retry from a clean slate
+                    raise
+                return dom, record
+
+            dom, record = vm_start_policy()(define_and_start)
+            seconds = wait_for_ssh(
+                dom, lambda: self.ssh(record, 2.0), serial_log=vm_dir / inst.SERIAL_LOG,
+                deadline_s=boot_timeout or self.settings.vm.boot_timeout_s,
+            )
+        except BootError as exc:
+            kept = self._keep_serial_log(name, vm_dir / inst.SERIAL_LOG)
+            self._remove(name, vm_dir)
+            raise BootError(
+                f"{exc.message}; VM {name!r} was destroyed", domain=exc.domain,
+                serial_log=str(kept), remedy=f"serial console log kept at {kept}",
+            ) from exc
+        except BaseException:
+            self._remove(name, vm_dir)
+            raise
+        log.info("VM %s up in %.1f s (%s, %s)", name, seconds, accel.accel, accel.reason)
+        return UpResult(name, record.ssh_port, seconds, accel.accel)
+
+    def destroy(self, name: str) -> None:
+        """Stop, undefine and delete the overlay; also cleans leftovers of a crashed run.
+
+        Raises:
+            VmNotFoundError: there is neither a domain nor a directory of that name.
+        """
+        vm_dir = self.vm_dir(name)
+        if self._own_domain(name) is None and not vm_dir.exists():
+            raise VmNotFoundError(f"no VM named {name!r}", domain=inst.domain_name(name))
+        self._remove(name, vm_dir)
+
+    def _remove(self, name: str, vm_dir: Path) -> None:
+        dom = self._own_domain(name)
+        if dom is not None:
+            dom.force_stop()
+            dom.undefine()
+        if vm_dir.exists():
+            if vm_dir.parent != self.settings.vms_dir or vm_dir.is_symlink():
+                raise HypervisorError(f"refusing to delete unexpected path {vm_dir}")
+            shutil.rmtree(vm_dir)
+
+    def _keep_serial_log(self, name: str, serial_log: Path) -> Path:
+        logs = ensure_private_dir(self.settings.state_dir / "logs")
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        kept = logs / f"{name}-boot-failure-{stamp}.serial.log"
+        if serial_log.exists():
+            shutil.copyfile(serial_log, kept)
+        else:
+            kept.write_text("(the guest wrote nothing to its serial console)\n")
+        return kept
+
+    # -- snapshots -------------------------------------------------------------------------------
+    def _require_domain(self, name: str) -> DomainHandle:
+        dom = self._own_domain(name)
+        if dom is None:
+            raise VmNotFoundError(f"no VM named {name!r}", domain=inst.domain_name(name),
+                                  remedy="`vmrepair vm list` shows the VMs")
+        return dom
+
+    def snapshot(self, name: str, snap: str, description: str = "") -> None:
+        self._require_domain(name).snapshot_create(inst.validate_snapshot_name(snap), description)
+
+    def revert(self, name: str, snap: str) -> None:
+        self._require_domain(name).snapshot_revert(inst.validate_snapshot_name(snap))
+
+    def delete_snapshot(self, name: str, snap: str) -> None:
+        self._require_domain(name).snapshot_delete(inst.validate_snapshot_name(snap))
+
+    def snapshots(self, name: str) -> list[SnapshotInfo]:
+        return self._require_domain(name).snapshots()
+
+    # -- inventory -------------------------------------------------------------------------------
+    def list(self) -> list[VmInfo]:
+        found: dict[str, VmInfo] = {}
+        for dom in self.conn.domains():
+            meta = dom.metadata()
+            if meta is None or dom.name != inst.domain_name(meta.name):
+                continue
+            vm_dir = self.settings.vms_dir / meta.name
+            found[meta.name] = VmInfo(
+                meta.name, dom.state_name(), meta.template, meta.ssh_port, meta.ephemeral,
+                is_stale=not (vm_dir / inst.RECORD).exists(), vm_dir=vm_dir,
+            )
+        if self.settings.vms_dir.is_dir():
+            for vm_dir in sorted(self.settings.vms_dir.iterdir()):
+                if vm_dir.name in found or not vm_dir.is_dir():
+                    continue
+                try:
+                    rec = inst.InstanceRecord.load(vm_dir)
+                    template, port, eph = rec.template, rec.ssh_port, rec.ephemeral
+                except HypervisorError:
+                    template, port, eph = "?", 0, False
+                found[vm_dir.name] = VmInfo(vm_dir.name, "no domain", template, port, eph,
+                                            is_stale=True, vm_dir=vm_dir)
+        return sorted(found.values(), key=lambda v: v.name)
+
+    def reap(self) -> builtins.list[str]:
+        """Remove vmrepair's own leftovers: stale directories, domains without a directory, and
+        ephemeral VMs whose owning process is gone. User-created VMs that are healthy stay."""
+        removed = []
+        for vm in self.list():
+            is_orphan = vm.ephemeral and not _owner_alive(vm.vm_dir)
+            if vm.is_stale or is_orphan:
+                log.warning("reaping leftover VM %s (%s)", vm.name, "stale" if vm.is_stale else "orphan")
+                self._remove(vm.name, vm.vm_dir)
+                removed.append(vm.name)
+        return removed
+
+
+def _owner_alive(vm_dir: Path) -> bool:
+    try:
+        pid = inst.InstanceRecord.load(vm_dir).owner_pid
+    except HypervisorError:
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,1 @@
+"""Template images: recipe -> debootstrap tree -> qcow2 base + kernel + initrd + manifest in the store."""

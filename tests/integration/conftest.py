@@ -1,0 +1,55 @@
+"""Fixtures for tests that drive real libvirtd + QEMU guests booted from the built template.
+
+They skip only when a prerequisite is missing, and say which; `make test` installs and starts all of
+them, so in CI they run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.app import App
+from orchestrator.errors import HypervisorUnavailableError
+from tests.integration.helpers import unique_name
+
+pytestmark = pytest.mark.integration
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (libvirt qemu:///system, root-only VM directories)"
+    for binary in ("qemu-system-x86_64", "qemu-img"):
+        if shutil.which(binary) is None:
+            return f"{binary} is not installed (make setup installs it)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def app() -> Iterator[App]:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    application = App.from_env()
+    try:
+        application.conn.version()
+    except HypervisorUnavailableError as exc:
+        pytest.skip(f"libvirtd is not answering: {exc.message} (make setup starts it)")
+    # Not a skip: with libvirt and QEMU present, a missing template means setup is broken.
+    application.images.require(application.settings.default_template)
+    yield application
+    application.close()
+
+
+@pytest.fixture(scope="module")
+def guest(app: App) -> Iterator[str]:
+    """A booted guest for the whole module; always destroyed, even when a test fails."""
+    name = unique_name("it")
+    app.vms.up(name)
+    try:
+        yield name
+    finally:
+        app.vms.destroy(name)

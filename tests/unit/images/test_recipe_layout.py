@@ -1,0 +1,275 @@
+"""Static checks of the Debian 12 template recipe (images/debian-12): customize.sh, overlay."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+RECIPE = Path(__file__).resolve().parents[3] / "images/debian-12"
+OVERLAY = RECIPE / "overlay"
+CUSTOMIZE = RECIPE / "customize.sh"
+UNIT = OVERLAY / "etc/systemd/system/sampleapp.service"
+SSHD_CONF = OVERLAY / "etc/ssh/sshd_config.d/vmrepair.conf"
+
+
+def _unit_sections(path: Path) -> dict[str, dict[str, list[str]]]:
+    """Parse a systemd unit file: section -> key -> values (repeated keys accumulate)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] | None = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"{path}: {line!r} is outside any section"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path}: {line!r} is not key=value"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def _shell_commands(path: Path) -> list[str]:
+    """Lines of a shell script with backslash continuations joined, comments dropped."""
+    joined: list[str] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        joined.append(pending + line)
+        pending = ""
+    return joined
+
+
+def _systemctl_units(verb: str) -> set[str]:
+    units: set[str] = set()
+    for command in _shell_commands(CUSTOMIZE):
+        words = command.split()
+        if words[:2] == ["systemctl", verb]:
+            units.update(w for w in words[2:] if not w.startswith(("-", ">", "2>", "|")))
+    return units
+
+
+# --- customize.sh -------------------------------------------------------------------------------
+
+
+def test_customize_is_valid_posix_sh() -> None:
+    sh = shutil.which("sh") or "/bin/sh"
+    result = subprocess.run([sh, "-n", str(CUSTOMIZE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert CUSTOMIZE.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
+
+
+@pytest.mark.skipif(shutil.which("dash") is None, reason="dash not installed")
+def test_customize_parses_under_dash() -> None:
+    # Debian's /bin/sh inside the chroot is dash.
+    result = subprocess.run(["dash", "-n", str(CUSTOMIZE)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
+def test_customize_passes_shellcheck() -> None:
+    result = subprocess.run(
+        ["shellcheck", "--shell=sh", "--severity=style", str(CUSTOMIZE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_customize_is_strict_and_offline() -> None:
+    commands = _shell_commands(CUSTOMIZE)
+    assert "set -eu" in commands
+    text = "\n".join(commands)
+    # Nothing may be started in the chroot, nothing fetched, and the .deb cache is kept.
+    for forbidden in (
+        r"systemctl\s+(start|restart|reload|daemon-reload)",
+        r"\bservice\s+\S+\s+start",
+        r"apt-get\s+(clean|autoclean|update|install)",
+        r"/var/cache/apt",
+        r"\b(wget|curl)\s",
+    ):
+        assert not re.search(forbidden, text), forbidden
+
+
+def test_customize_enables_the_services_the_scenarios_rely_on() -> None:
+    enabled = _systemctl_units("enable")
+    for unit in (
+        "ssh.service",
+        "systemd-networkd.service",
+        "nginx.service",
+        "cron.service",
+        "rsyslog.service",
+        "sampleapp.service",
+    ):
+        assert unit in enabled
+    masked = _systemctl_units("mask")
+    assert "ssh.socket" in masked
+    assert "systemd-networkd-wait-online.service" in masked
+    assert {"apt-daily.timer", "apt-daily-upgrade.timer"} <= masked
+    assert not (enabled & masked)
+
+
+def test_customize_creates_the_sampleapp_account_and_state_dir() -> None:
+    text = "\n".join(_shell_commands(CUSTOMIZE))
+    useradd = re.search(r"^useradd .*$", text, re.MULTILINE)
+    assert useradd is not None
+    for option in ("--system", "--home-dir /var/lib/sampleapp", "--shell /usr/sbin/nologin"):
+        assert option in useradd.group(0)
+    assert useradd.group(0).endswith(" sampleapp")
+    assert "install -d -o sampleapp -g sampleapp -m 0750 /var/lib/sampleapp" in text
+
+
+def test_customize_prunes_host_keys_and_empties_root_startup_files() -> None:
+    text = "\n".join(_shell_commands(CUSTOMIZE))
+    assert "/etc/ssh/ssh_host_rsa_key" in text
+    assert "/etc/ssh/ssh_host_ecdsa_key" in text
+    assert ":>/root/.bashrc" in text.replace(" ", "")
+    assert ":>/root/.profile" in text.replace(" ", "")
+    assert ":>/etc/machine-id" in text.replace(" ", "")
+
+
+# --- sampleapp.service ------------------------------------------------------------------------
+
+
+def test_sampleapp_unit_has_the_required_settings() -> None:
+    unit = _unit_sections(UNIT)
+    service, unit_sec, install = unit["Service"], unit["Unit"], unit["Install"]
+
+    def one(section: dict[str, list[str]], key: str) -> str:
+        values = section.get(key, [])
+        assert len(values) == 1, f"{key}: {values}"
+        return values[0]
+
+    assert one(service, "User") == "sampleapp"
+    assert one(service, "EnvironmentFile") == "/etc/default/sampleapp"
+    assert one(service, "ExecStart") == "/usr/bin/python3 -m sampleapp"
+    assert one(service, "WorkingDirectory") == "/opt/sampleapp"
+    assert one(service, "Restart") == "on-failure"
+    assert one(service, "RestartSec") == "2"
+    assert "3" in one(service, "RestartPreventExitStatus").split()
+    assert int(one(unit_sec, "StartLimitBurst")) >= 1
+    assert int(one(unit_sec, "StartLimitIntervalSec")) >= 1
+    assert one(service, "NoNewPrivileges") == "yes"
+    assert one(service, "ProtectSystem") == "strict"
+    assert one(service, "ReadWritePaths") == "/var/lib/sampleapp"
+    assert one(service, "ProtectHome") == "yes"
+    assert one(service, "PrivateTmp") == "yes"
+    assert one(install, "WantedBy") == "multi-user.target"
+
+
+def test_sampleapp_environment_file() -> None:
+    text = (OVERLAY / "etc/default/sampleapp").read_text(encoding="utf-8")
+    settings = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert settings == ["SAMPLEAPP_PORT=8080"]
+
+
+def test_sampleapp_package_layout() -> None:
+    app = OVERLAY / "opt/sampleapp"
+    for name in ("__init__.py", "__main__.py", "config.py", "journal.py", "server.py"):
+        assert (app / "sampleapp" / name).is_file()
+    assert re.search(
+        r'^__version__ = "1\.4\.2"$',
+        (app / "sampleapp/__init__.py").read_text(encoding="utf-8"),
+        re.MULTILINE,
+    )
+    requirements = (app / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    assert [r for r in requirements if r.strip() and not r.startswith("#")] == []
+
+
+# --- sshd ----------------------------------------------------------------------------------------
+
+
+def _sshd_settings() -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for raw in SSHD_CONF.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        settings.setdefault(key.lower(), []).append(value.strip())
+    return settings
+
+
+def test_sshd_config_is_key_only_with_the_pinned_host_key() -> None:
+    settings = _sshd_settings()
+    assert "match" not in settings, "a Match block would make later settings conditional"
+    assert settings["passwordauthentication"] == ["no"]
+    assert settings["kbdinteractiveauthentication"] == ["no"]
+    assert settings["permitrootlogin"] == ["prohibit-password"]
+    assert settings["hostkey"] == ["/etc/ssh/ssh_host_ed25519_key"]
+    assert settings["usedns"] == ["no"]
+    assert settings["printmotd"] == ["no"]
+    assert settings["maxstartups"] == ["50:30:100"]
+    assert settings["clientaliveinterval"] == ["15"]
+    assert SSHD_CONF.name.endswith(".conf"), "sshd only includes sshd_config.d/*.conf"
+
+
+@pytest.mark.skipif(shutil.which("sshd") is None, reason="OpenSSH server not installed")
+def test_sshd_accepts_the_config(tmp_path: Path) -> None:
+    sshd = shutil.which("sshd")
+    assert sshd is not None
+    config = tmp_path / "sshd_config"
+    config.write_text(SSHD_CONF.read_text(encoding="utf-8"), encoding="utf-8")
+    result = subprocess.run([sshd, "-G", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    effective = dict(line.split(" ", 1) for line in result.stdout.splitlines() if " " in line)
+    assert effective["passwordauthentication"] == "no"
+    assert effective["kbdinteractiveauthentication"] == "no"
+
+
+# --- the rest of the overlay ----------------------------------------------------------------------
+
+
+def test_fstab_hostname_and_hosts() -> None:
+    assert (OVERLAY / "etc/fstab").read_text(encoding="utf-8").split() == [
+        "/dev/vda",
+        "/",
+        "ext4",
+        "defaults,errors=remount-ro",
+        "0",
+        "1",
+    ]
+    assert (OVERLAY / "etc/hostname").read_text(encoding="utf-8") == "vmrepair-guest\n"
+    hosts = (OVERLAY / "etc/hosts").read_text(encoding="utf-8")
+    assert re.search(r"^127\.0\.0\.1\s+localhost$", hosts, re.MULTILINE)
+    assert re.search(r"^127\.0\.1\.1\s+vmrepair-guest$", hosts, re.MULTILINE)
+
+
+def test_networkd_takes_dhcp_on_every_ethernet_nic() -> None:
+    networks = list((OVERLAY / "etc/systemd/network").glob("*.network"))
+    assert len(networks) == 1
+    sections = _unit_sections(networks[0])
+    assert sections["Match"]["Name"] == ["e*"]
+    assert sections["Network"]["DHCP"] == ["ipv4"]
+
+
+def test_journal_is_persistent_and_capped() -> None:
+    sections = _unit_sections(OVERLAY / "etc/systemd/journald.conf.d/vmrepair.conf")
+    assert sections["Journal"]["Storage"] == ["persistent"]
+    assert sections["Journal"]["SystemMaxUse"] == ["64M"]
+
+
+def test_overlay_leaves_modes_of_sensitive_directories_alone() -> None:
+    # The builder copies the overlay with its modes; git records no directory modes, so the
+    # overlay must not carry directories whose mode matters (/root is 0700, the sampleapp
+    # state directory 0750 owned by sampleapp): customize.sh creates those.
+    for path in ("root", "var/lib/sampleapp", "etc/ssh/ssh_host_ed25519_key", "tmp"):
+        assert not (OVERLAY / path).exists(), path
+
+
+def test_overlay_files_are_not_writable_by_others() -> None:
+    for path in OVERLAY.rglob("*"):
+        mode = path.lstat().st_mode
+        assert not mode & (stat.S_IWOTH | stat.S_ISUID | stat.S_ISGID), path
