@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.debug:
+        # paramiko logs every refused banner while a guest boots as an ERROR with a traceback; the
+        # transport maps those failures into our errors, so its own logging is noise unless debugging.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     app: App | None = None
     try:
         app = App.from_env()

@@ -41,7 +41,9 @@ def recipe_hash(recipes_dir: Path, template: Template) -> str:
     root = recipe_dir(recipes_dir, template)
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in sorted(filenames):
+        # os.walk lists a symlink to a directory under dirnames and never enters it: hash the link.
+        links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        for name in sorted([*filenames, *links]):
             path = Path(dirpath) / name
             if "__pycache__" in path.parts or name.endswith(".pyc"):
                 continue

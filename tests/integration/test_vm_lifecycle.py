@@ -32,6 +32,14 @@ def test_guest_is_fully_booted_with_the_template_services(app: App, guest: str) 
                           "http://127.0.0.1/"]).stdout_text == "200"
         user = ssh.check(["systemctl", "show", "-p", "User", "--value", "sampleapp"])
         assert user.stdout_text.strip() == "sampleapp"
+        # The effective sshd config (sshd -T) is key-only with just the pinned host key.
+        effective = dict(
+            line.split(" ", 1) for line in ssh.check(["sshd", "-T"]).stdout_text.splitlines() if " " in line
+        )
+        assert effective["passwordauthentication"] == "no"
+        assert effective["kbdinteractiveauthentication"] == "no"
+        assert effective["permitrootlogin"] == "without-password"
+        assert effective["hostkey"] == "/etc/ssh/ssh_host_ed25519_key"
         # The guest's network is restricted: nothing outside QEMU's user-net answers.
         out = ssh.run(["curl", "-sS", "-m", "3", "http://10.0.2.2:9/"], timeout=20)
         assert not out.succeeded
