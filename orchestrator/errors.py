@@ -22,7 +22,8 @@ so callers only ever catch classes from this module::
     │   ├── KeyFileError            key file missing or unsafe permissions
     │   ├── CommandTimeoutError     a command exceeded its wall-clock deadline
     │   ├── CommandFailedError      a command that had to succeed exited non-zero
-    │   └── FileTransferError       SFTP / local copy failed
+    │   ├── FileTransferError       SFTP / local copy failed
+    │   └── AgentError              the target-side agent failed or answered something malformed
     └── StateError                  state dir unusable (permissions, disk full)
 
 Errors carry context attributes (``file``, ``step``, ``host``, ``domain`` ...) and an optional
@@ -174,3 +175,7 @@ class CommandFailedError(TransportError):
         super().__init__(message, host=host)
         self.exit_status = exit_status
         self.stderr = stderr
+
+
+class AgentError(TransportError):
+    """The target-side agent failed, or its answer was malformed, oversized or inconsistent."""

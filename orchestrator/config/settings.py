@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.loading import load_model
 
 DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
@@ -36,6 +37,26 @@ class VmSettings(_Strict):
     accel: Literal["auto", "kvm", "tcg"] = "auto"
 
 
+class RepairSettings(_Strict):
+    #: How long a candidate fix must keep passing under load in the troubleshooting VM.
+    stable_period_s: float = Field(default=20.0, ge=0, le=3600)
+    load: bool = Field(default=True, description="run stress-ng during the stability period")
+    step_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    #: Fix packages may only touch paths under these roots (resolved without following symlinks).
+    allowed_roots: list[str] = Field(
+        default_factory=lambda: ["/etc", "/opt", "/var/lib", "/var/log", "/usr/local/etc"]
+    )
+    #: Files larger than this are captured as placeholders (size + head/tail), never as content.
+    max_capture_file_bytes: int = Field(default=64 * 1024 * 1024, ge=4096)
+
+
+class TargetSettings(_Strict):
+    #: known_hosts file that pins host keys of ssh:// targets (required for ssh:// targets).
+    known_hosts: Path | None = None
+    #: Private key for ssh:// targets; default: the orchestrator's client key.
+    ssh_key: Path | None = None
+
+
 class ConfigFile(_Strict):
     """Schema of ``config.yaml``; unknown keys are rejected."""
 
@@ -49,6 +70,9 @@ class ConfigFile(_Strict):
     default_template: str = "debian-12"
     ssh: SshSettings = SshSettings()
     vm: VmSettings = VmSettings()
+    repair: RepairSettings = RepairSettings()
+    targets: TargetSettings = TargetSettings()
+    watch: WatchFile | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,9 @@ class Settings:
     default_template: str
     ssh: SshSettings
     vm: VmSettings
+    repair: RepairSettings = RepairSettings()
+    targets: TargetSettings = TargetSettings()
+    watch: WatchConfig = build_watch_config(None)
 
     @property
     def image_store(self) -> Path:
@@ -80,6 +107,14 @@ class Settings:
     @property
     def client_key(self) -> Path:
         return self.keys_dir / "id_ed25519"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
+
+    @property
+    def baselines_dir(self) -> Path:
+        return self.state_dir / "baselines"
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -111,4 +146,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         default_template=cfg.default_template,
         ssh=cfg.ssh,
         vm=cfg.vm,
+        repair=cfg.repair,
+        targets=cfg.targets,
+        watch=build_watch_config(cfg.watch),
     )

@@ -1,0 +1,5 @@
+"""The target-side agent: a stdlib-only Python script uploaded to a target (or guest) and run with a JSON
+request on stdin, answering JSON on stdout. It does the file work that would otherwise need shell strings:
+manifests with hashes, tar packing with size caps, crash-safe writes, JSONL checks and repairs, log
+rotation. Its answers are untrusted input: the client validates them with size caps at the edge.
+"""

@@ -1,0 +1,150 @@
+"""Typed results of agent calls and the interface every pipeline stage uses (``AgentApi``).
+
+Implemented by :class:`orchestrator.agent.client.RemoteAgent` (over any Transport) and by test fakes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FileType = Literal["file", "dir", "symlink", "other"]
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """Metadata of one path on a host. ``sha256`` only for regular files; ``link`` only for symlinks."""
+
+    path: str
+    type: FileType
+    mode: int            # permission bits (S_IMODE), e.g. 0o644
+    uid: int
+    gid: int
+    owner: str           # user name, or the uid as text when unknown
+    group: str
+    size: int
+    mtime: float
+    sha256: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    entries: tuple[FileEntry, ...]
+    missing: tuple[str, ...] = ()   # requested paths that do not exist
+
+    def by_path(self) -> dict[str, FileEntry]:
+        return {e.path: e for e in self.entries}
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """A file too large to capture: only its metadata and a bounded head/tail travel."""
+
+    path: str
+    size: int
+    sha256: str | None
+    head: bytes = b""
+    tail: bytes = b""
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """A tar archive created on the host (``remote_tar``) with every captured file, plus the manifest
+    of everything under the requested paths and the files left out as placeholders."""
+
+    remote_tar: str
+    manifest: Manifest
+    placeholders: tuple[Placeholder, ...] = ()
+
+
+@dataclass(frozen=True)
+class JsonlReport:
+    path: str
+    exists: bool
+    total_lines: int
+    good_lines: int
+    #: (1-based line number, reason) for every bad line, capped at 100 entries.
+    bad_lines: tuple[tuple[int, str], ...] = ()
+    #: The last line is incomplete (no newline and does not parse): typical of a crash mid-write.
+    torn_tail: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exists is False or (not self.bad_lines and not self.torn_tail)
+
+
+@dataclass(frozen=True)
+class JsonlRepairResult:
+    path: str
+    kept: int             # good lines kept unchanged, in order
+    repaired: int         # lines fixed (missing closing brace, trailing garbage)
+    quarantined: int      # unrecoverable lines moved to ``quarantine_path``
+    quarantine_path: str | None
+    backup_path: str      # copy of the file before the repair
+
+
+@dataclass(frozen=True)
+class RotateResult:
+    path: str
+    archive: str | None   # compressed copy (path.N.gz), verified before the original was truncated
+    freed_bytes: int
+    method: Literal["compress", "truncate"]
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    mount: str
+    size_bytes: int
+    used_bytes: int
+    avail_bytes: int
+    used_pct: float       # as df computes it: used / (used + avail)
+    inodes_total: int
+    inodes_used: int
+    inodes_pct: float
+
+
+@dataclass(frozen=True)
+class BigFile:
+    path: str
+    size: int
+    is_open_by_writer: bool = False
+
+
+@dataclass(frozen=True)
+class UnpackResult:
+    written: tuple[str, ...]
+    placeholders: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = field(default_factory=tuple)   # (path, reason)
+
+
+class AgentApi(Protocol):
+    """What the pipeline needs from a host. Every method raises ``AgentError`` (a TransportError) when
+    the agent fails or answers something malformed, and the transport's errors otherwise."""
+
+    def manifest(self, paths: list[str]) -> Manifest: ...
+
+    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult: ...
+
+    def unpack(self, remote_tar: str, placeholders: list[Placeholder]) -> UnpackResult: ...
+
+    def read_file(self, path: str, *, max_bytes: int) -> bytes: ...
+
+    def write_file(
+        self, path: str, data: bytes, *, mode: int, uid: int, gid: int,
+        expect_sha256: str | None = None,
+    ) -> FileEntry: ...
+
+    def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None: ...
+
+    def move_file(self, src: str, dst: str) -> None: ...
+
+    def jsonl_check(self, path: str) -> JsonlReport: ...
+
+    def jsonl_repair(self, path: str) -> JsonlRepairResult: ...
+
+    def rotate_log(self, path: str, *, method: Literal["compress", "truncate"]) -> RotateResult: ...
+
+    def disk_usage(self, mount: str) -> DiskUsage: ...
+
+    def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]: ...

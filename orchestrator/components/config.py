@@ -1,0 +1,98 @@
+"""`watch:` section of config.yaml: components, probes and thresholds (validated at the edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.components.defaults import DEFAULT_COMPONENTS
+from orchestrator.model import Component, HttpCheck
+
+_ABS = r"^/[^\0]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpCheckFile(_Strict):
+    url: str = Field(pattern=r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/")
+    expect_status: int = Field(default=200, ge=100, le=599)
+
+
+class ComponentFile(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
+    vital: bool = True
+    units: list[str] = Field(default_factory=list)
+    config_paths: list[str] = Field(default_factory=list)
+    unit_paths: list[str] = Field(default_factory=list)
+    data_paths: list[str] = Field(default_factory=list)
+    config_test: list[str] = Field(default_factory=list)
+    http: list[HttpCheckFile] = Field(default_factory=list)
+    jsonl_logs: list[str] = Field(default_factory=list)
+    packages: list[str] = Field(default_factory=list)
+    log_paths: list[str] = Field(default_factory=list)
+
+    def to_component(self) -> Component:
+        return Component(
+            name=self.name, vital=self.vital, units=tuple(self.units),
+            config_paths=tuple(self.config_paths), unit_paths=tuple(self.unit_paths),
+            data_paths=tuple(self.data_paths), config_test=tuple(self.config_test),
+            http=tuple(HttpCheck(h.url, h.expect_status) for h in self.http),
+            jsonl_logs=tuple(self.jsonl_logs), packages=tuple(self.packages),
+            log_paths=tuple(self.log_paths),
+        )
+
+
+class ThresholdsFile(_Strict):
+    disk_critical_pct: float = Field(default=95.0, gt=0, le=100)
+    disk_warning_pct: float = Field(default=90.0, gt=0, le=100)
+    inode_critical_pct: float = Field(default=95.0, gt=0, le=100)
+    inode_warning_pct: float = Field(default=90.0, gt=0, le=100)
+    unit_restarts_warning: int = Field(default=3, ge=1, description="NRestarts that count as flapping")
+    http_timeout_s: float = Field(default=5.0, gt=0, le=60)
+
+
+class WatchFile(_Strict):
+    #: When true, `components` extend the defaults (same name replaces); when false, replace them.
+    extend_defaults: bool = True
+    components: list[ComponentFile] = Field(default_factory=list)
+    mounts: list[str] = Field(default_factory=lambda: ["/"])
+    thresholds: ThresholdsFile = ThresholdsFile()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    disk_critical_pct: float = 95.0
+    disk_warning_pct: float = 90.0
+    inode_critical_pct: float = 95.0
+    inode_warning_pct: float = 90.0
+    unit_restarts_warning: int = 3
+    http_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    components: tuple[Component, ...]
+    mounts: tuple[str, ...] = ("/",)
+    thresholds: Thresholds = Thresholds()
+
+    def component(self, name: str) -> Component:
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        raise KeyError(name)
+
+
+def build_watch_config(watch: WatchFile | None) -> WatchConfig:
+    if watch is None:
+        return WatchConfig(DEFAULT_COMPONENTS)
+    own = [c.to_component() for c in watch.components]
+    if watch.extend_defaults:
+        names = {c.name for c in own}
+        components = [c for c in DEFAULT_COMPONENTS if c.name not in names] + own
+    else:
+        components = own
+    return WatchConfig(tuple(components), tuple(watch.mounts),
+                       Thresholds(**watch.thresholds.model_dump()))

@@ -1,0 +1,128 @@
+"""Plain typed objects shared by the pipeline stages (detect → ... → report).
+
+No pydantic here: files are validated at the edge (config/, playbooks/) and converted into these.
+Everything that came from a target or a guest is untrusted: strings in ``evidence`` are capped by the
+stage that produced them and escaped by the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class IssueKind(StrEnum):
+    UNIT_FAILED = "unit_failed"          # unit in failed state, or restarting in a loop
+    UNIT_INACTIVE = "unit_inactive"      # enabled unit that is not running
+    CONFIG_INVALID = "config_invalid"    # the component's config test fails
+    HTTP_DOWN = "http_down"              # an endpoint does not answer as expected
+    DISK_FULL = "disk_full"              # block usage at/over threshold
+    INODES_FULL = "inodes_full"          # inode usage at/over threshold
+    LOG_CORRUPT = "log_corrupt"          # a watched JSON-lines file has lines that do not parse
+
+
+class SessionStatus(StrEnum):
+    HEALTHY = "healthy"
+    REPAIRED = "repaired"
+    NOT_REPAIRED = "not_repaired"
+    NOT_REPRODUCED = "not_reproduced"
+    ERROR = "error"
+
+
+#: Documented exit codes of `vmrepair run` (README): 0 for healthy and repaired.
+RUN_EXIT_CODES: dict[SessionStatus, int] = {
+    SessionStatus.HEALTHY: 0,
+    SessionStatus.REPAIRED: 0,
+    SessionStatus.NOT_REPAIRED: 10,
+    SessionStatus.NOT_REPRODUCED: 11,
+    SessionStatus.ERROR: 12,
+}
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One observation. ``probe`` names the probe so the same check can be re-run elsewhere."""
+
+    probe: str
+    component: str
+    ok: bool
+    kind: IssueKind
+    severity: Severity
+    subject: str
+    summary: str
+    evidence: dict[str, str] = field(default_factory=dict)
+    #: True when the probe could not run at all (e.g. no systemd): neither pass nor fail.
+    is_unavailable: bool = False
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A failed probe turned into something to repair."""
+
+    component: str
+    kind: IssueKind
+    severity: Severity
+    subject: str
+    summary: str
+    probe: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """Stable identity of *what* is broken (not of the observed text): component, kind, subject."""
+        raw = f"{self.component}\0{self.kind}\0{self.subject}".encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    @property
+    def id(self) -> str:
+        return f"{self.component}:{self.kind}:{self.fingerprint[:8]}"
+
+    @classmethod
+    def from_result(cls, result: ProbeResult) -> Issue:
+        return cls(result.component, result.kind, result.severity, result.subject, result.summary,
+                   result.probe, dict(result.evidence))
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id, "component": self.component, "kind": str(self.kind),
+            "severity": str(self.severity), "subject": self.subject, "summary": self.summary,
+            "probe": self.probe, "evidence": self.evidence, "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    url: str
+    expect_status: int = 200
+
+
+@dataclass(frozen=True)
+class Component:
+    """A watched part of the host: what to probe, capture, baseline and validate."""
+
+    name: str
+    vital: bool = True
+    units: tuple[str, ...] = ()
+    #: Config files/dirs captured, baselined and allowed in fix packages (e.g. /etc/nginx).
+    config_paths: tuple[str, ...] = ()
+    #: Unit files and drop-in dirs (e.g. /etc/systemd/system/sampleapp.service.d).
+    unit_paths: tuple[str, ...] = ()
+    #: Data the component needs (e.g. /var/lib/sampleapp); captured with a size cap.
+    data_paths: tuple[str, ...] = ()
+    config_test: tuple[str, ...] = ()
+    http: tuple[HttpCheck, ...] = ()
+    jsonl_logs: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()
+    #: Log files/dirs a disk-space repair may rotate, compress or truncate (never other data).
+    log_paths: tuple[str, ...] = ()
+
+    @property
+    def all_paths(self) -> tuple[str, ...]:
+        return self.config_paths + self.unit_paths + self.data_paths

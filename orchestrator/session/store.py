@@ -1,0 +1,153 @@
+"""A session is a directory under ``<state>/sessions/<id>/``:
+
+- ``session.json``   id, target, status, timestamps, issues, summary (rewritten atomically)
+- ``timeline.json``  one entry per stage: name, started_at, duration_s, status, detail
+- ``evidence.jsonl`` every event, one JSON object per line, appended as it happens
+- ``<stage>.json``   the structured result of a stage (detect, triage, capture, reproduce, diagnosis,
+                     attempts, validation, fix-package, apply)
+- ``report.md``      rendered for people from the files above
+
+Strings that came from a target or guest are passed through :func:`cap_text` before they are stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StateError, VmRepairError
+from orchestrator.fsutil import atomic_write, ensure_private_dir
+from orchestrator.model import SessionStatus
+
+#: Per-string cap for untrusted text stored in evidence.
+MAX_TEXT = 16 * 1024
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def cap_text(text: str | bytes, limit: int = MAX_TEXT) -> str:
+    """Decode, replace control characters (except newline/tab) and cap: guest output is untrusted."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    cleaned = "".join(
+        ch if ch in "\n\t" or (ch.isprintable() and ch != "\x7f") else f"\\x{ord(ch):02x}"
+        for ch in text[: limit * 2]
+    )
+    if len(cleaned) > limit:
+        dropped = len(text) - limit
+        cleaned = cleaned[:limit] + f"\n[... {dropped} more characters not kept]"
+    return cleaned
+
+
+@dataclass
+class StageRecord:
+    name: str
+    started_at: str
+    duration_s: float = 0.0
+    status: str = "running"
+    detail: str = ""
+
+
+@dataclass
+class Session:
+    id: str
+    dir: Path
+    target: str
+    started_at: str
+    status: SessionStatus | None = None
+    timeline: list[StageRecord] = field(default_factory=list)
+    _meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- writing ------------------------------------------------------------------------------
+    def event(self, stage: str, event: str, **data: Any) -> None:
+        record = {"ts": now_iso(), "session": self.id, "stage": stage, "event": event, **data}
+        line = json.dumps(record, default=str, ensure_ascii=True) + "\n"
+        try:
+            # One write() per record on an O_APPEND fd: concurrent readers never see half a line.
+            fd = os.open(self.dir / "evidence.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise StateError(f"cannot append evidence in {self.dir}: {exc.strerror}") from exc
+
+    def write_json(self, name: str, data: Any) -> Path:
+        path = self.dir / f"{name}.json"
+        atomic_write(path, (json.dumps(data, indent=2, default=str) + "\n").encode(), mode=0o600)
+        return path
+
+    def set_meta(self, **data: Any) -> None:
+        self._meta.update(data)
+        self._save()
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[StageRecord]:
+        """Time a stage; its record ends ``ok`` or ``failed`` (with the error message)."""
+        record = StageRecord(name, now_iso())
+        self.timeline.append(record)
+        began = time.monotonic()
+        self.event(name, "started")
+        try:
+            yield record
+        except VmRepairError as exc:
+            record.status, record.detail = "failed", cap_text(exc.message, 2000)
+            raise
+        except BaseException as exc:
+            record.status, record.detail = "failed", f"{type(exc).__name__}: {cap_text(str(exc), 2000)}"
+            raise
+        else:
+            if record.status == "running":
+                record.status = "ok"
+        finally:
+            record.duration_s = round(time.monotonic() - began, 3)
+            self.event(name, "finished", status=record.status, duration_s=record.duration_s,
+                       detail=record.detail)
+            self.write_json("timeline", [vars(r) for r in self.timeline])
+
+    def finish(self, status: SessionStatus, summary: str) -> None:
+        self.status = status
+        self.set_meta(status=str(status), summary=summary, finished_at=now_iso())
+
+    def _save(self) -> None:
+        data = {"id": self.id, "target": self.target, "started_at": self.started_at, **self._meta}
+        self.write_json("session", data)
+
+
+def new_session(sessions_dir: Path, target: str) -> Session:
+    ensure_private_dir(sessions_dir)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    session_id = f"{stamp}-{secrets.token_hex(3)}"
+    directory = ensure_private_dir(sessions_dir / session_id)
+    session = Session(session_id, directory, target, now_iso())
+    session.set_meta(status="running")
+    return session
+
+
+def load_session_meta(directory: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((directory / "session.json").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"session {directory.name}: unreadable session.json ({exc})") from exc
+    return data
+
+
+def list_sessions(sessions_dir: Path) -> list[dict[str, Any]]:
+    if not sessions_dir.is_dir():
+        return []
+    found = []
+    for entry in sorted(sessions_dir.iterdir(), reverse=True):
+        if entry.is_dir():
+            with contextlib.suppress(StateError):
+                found.append(load_session_meta(entry))
+    return found

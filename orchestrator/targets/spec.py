@@ -1,0 +1,94 @@
+"""Parse and open targets. File operations on a target go through its transport, so the same code
+serves all three kinds."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import ConfigError
+from orchestrator.hypervisor.instance import validate_vm_name
+from orchestrator.transport.base import Transport
+
+if TYPE_CHECKING:
+    from orchestrator.app import App
+
+
+class TargetKind(StrEnum):
+    LOCAL = "local"
+    SSH = "ssh"
+    VM = "vm"
+
+
+_SSH_RE = re.compile(
+    r"^ssh://(?P<user>[a-z_][a-z0-9_-]{0,31})@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\])"
+    r"(?::(?P<port>\d{1,5}))?/?$"
+)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    kind: TargetKind
+    name: str          # VM name, host, or "local"
+    user: str = "root"
+    port: int = 22
+
+    def __str__(self) -> str:
+        if self.kind is TargetKind.VM:
+            return f"vm:{self.name}"
+        if self.kind is TargetKind.SSH:
+            return f"ssh://{self.user}@{self.name}:{self.port}"
+        return "local"
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe identity (baselines are stored per target)."""
+        return re.sub(r"[^A-Za-z0-9.-]+", "_", str(self)).strip("_")
+
+
+def parse_target(text: str) -> TargetSpec:
+    """Raises: ConfigError naming the accepted forms."""
+    if text == "local":
+        return TargetSpec(TargetKind.LOCAL, "local")
+    if text.startswith("vm:"):
+        return TargetSpec(TargetKind.VM, validate_vm_name(text[3:]))
+    match = _SSH_RE.match(text)
+    if match:
+        port = int(match.group("port") or 22)
+        if not 0 < port < 65536:
+            raise ConfigError(f"target {text!r}: port {port} out of range")
+        return TargetSpec(TargetKind.SSH, match.group("host").strip("[]"), match.group("user"), port)
+    raise ConfigError(
+        f"invalid target {text!r}",
+        remedy="use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://user@host[:port]`",
+    )
+
+
+def open_target(app: App, spec: TargetSpec) -> Transport:
+    """A transport to the target.
+
+    Raises:
+        ConfigError: ssh:// target without `targets.known_hosts` in config (host keys must be pinned).
+        VmNotFoundError: vm: target that does not exist.
+    """
+    if spec.kind is TargetKind.LOCAL:
+        return app.local
+    if spec.kind is TargetKind.VM:
+        return app.vms.transport(spec.name)
+    known_hosts = app.settings.targets.known_hosts
+    if known_hosts is None:
+        raise ConfigError(
+            f"target {spec}: no known_hosts file configured to pin its host key",
+            remedy="set `targets: {known_hosts: /etc/vmrepair/known_hosts}` in config.yaml "
+            "(ssh-keyscan output verified out of band)",
+        )
+    from orchestrator.transport.ssh import ParamikoTransport
+
+    return ParamikoTransport(
+        spec.name, port=spec.port, user=spec.user,
+        key_file=app.settings.targets.ssh_key or app.settings.client_key,
+        known_hosts=known_hosts, connect_timeout=app.settings.ssh.connect_timeout_s,
+        command_timeout=app.settings.ssh.command_timeout_s,
+    )
