@@ -7,7 +7,7 @@ Both files are optional: with neither, defaults apply.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -88,9 +88,9 @@ class Settings:
     default_template: str
     ssh: SshSettings
     vm: VmSettings
-    repair: RepairSettings = RepairSettings()
-    targets: TargetSettings = TargetSettings()
-    watch: WatchConfig = build_watch_config(None)
+    repair: RepairSettings = field(default_factory=RepairSettings)
+    targets: TargetSettings = field(default_factory=TargetSettings)
+    watch: WatchConfig = field(default_factory=lambda: build_watch_config(None))
 
     @property
     def image_store(self) -> Path:
