@@ -24,7 +24,10 @@ so callers only ever catch classes from this module::
     │   ├── CommandFailedError      a command that had to succeed exited non-zero
     │   ├── FileTransferError       SFTP / local copy failed
     │   └── AgentError              the target-side agent failed or answered something malformed
-    └── StateError                  state dir unusable (permissions, disk full)
+    ├── StateError                  state dir unusable (permissions, disk full)
+    ├── FixPackageError             a fix package is invalid, unsafe or tampered with
+    ├── ApplyError                  applying a fix package to a target failed or was refused
+    └── PipelineError               a repair run cannot proceed (target unreachable, no sandbox, ...)
 
 Errors carry context attributes (``file``, ``step``, ``host``, ``domain`` ...) and an optional
 ``remedy`` that the CLI prints under the message. Only the CLI turns them into exit codes.
@@ -179,3 +182,25 @@ class CommandFailedError(TransportError):
 
 class AgentError(TransportError):
     """The target-side agent failed, or its answer was malformed, oversized or inconsistent."""
+
+
+class FixPackageError(VmRepairError):
+    """A fix package is invalid (path outside allowed roots, placeholder touched) or tampered with."""
+
+    exit_code = 7
+
+
+class ApplyError(VmRepairError):
+    """Applying a fix package was refused (target changed since capture) or failed."""
+
+    exit_code = 8
+
+
+class PipelineError(VmRepairError):
+    """A repair run cannot proceed; names the stage."""
+
+    exit_code = 9
+
+    def __init__(self, message: str, *, stage: str, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.stage = stage
