@@ -126,7 +126,14 @@ class AgentApi(Protocol):
 
     def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult: ...
 
-    def unpack(self, remote_tar: str, placeholders: list[Placeholder]) -> UnpackResult: ...
+    def unpack(
+        self, remote_tar: str, placeholders: list[Placeholder], roots: list[str], *,
+        manifest: Manifest | None = None,
+    ) -> UnpackResult:
+        """Extract ``remote_tar`` (uploaded into the agent's directory) at its absolute paths; every
+        member and placeholder must lie under one of ``roots``. Placeholders take mode, owner and
+        mtime from their ``manifest`` entry when one is given."""
+        ...
 
     def read_file(self, path: str, *, max_bytes: int) -> bytes: ...
 

@@ -1,0 +1,340 @@
+"""RemoteAgent: :class:`~orchestrator.agent.api.AgentApi` over any Transport.
+
+The agent script (``remote/vmrepair_agent.py``, stdlib only) is uploaded once per RemoteAgent to
+``<remote_dir>/agent-<sha12>.py`` and run as ``python3 -I -B <script>`` with one JSON request on stdin.
+Its answer is untrusted: output is capped per operation, parsed by the strict models of
+:mod:`orchestrator.agent.wire`, and then checked against the request (no paths outside what was
+asked, hashes that match what was sent, archives only in ``remote_dir``).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import importlib.resources
+import json
+import logging
+import posixpath
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.agent.api import (
+    BigFile,
+    DiskUsage,
+    FileEntry,
+    JsonlRepairResult,
+    JsonlReport,
+    Manifest,
+    PackResult,
+    Placeholder,
+    RotateResult,
+    UnpackResult,
+)
+from orchestrator.agent.errors import AgentFailedError
+from orchestrator.agent.wire import (
+    BigFilesWire,
+    DiscardWire,
+    DiskUsageWire,
+    FailedAnswer,
+    FileEntryWire,
+    JsonlRepairWire,
+    JsonlReportWire,
+    ManifestWire,
+    PackWire,
+    ReadWire,
+    RotateWire,
+    UnpackWire,
+    render_errors,
+)
+from orchestrator.errors import AgentError
+from orchestrator.transport.base import Transport
+
+if TYPE_CHECKING:
+    from orchestrator.agent.api import AgentApi
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REMOTE_DIR = "/run/vmrepair"
+#: Answer caps (bytes of stdout). Lists of paths can be long; 50,000 manifest entries with
+#: placeholders' base64 samples stay well below LIST_ANSWER_CAP (the agent budgets the samples).
+ANSWER_CAP = 4 * 1024 * 1024
+LIST_ANSWER_CAP = 64 * 1024 * 1024
+READ_ANSWER_CAP = 256 * 1024 * 1024
+_LIST_OPS = frozenset({"manifest", "pack", "unpack", "big_files"})
+_PACK_NAME = re.compile(r"pack-[0-9a-f]{16}\.tar")
+# Control characters, and the invisible and bidi-override ones that could disguise a message.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+W = TypeVar("W", bound=BaseModel)
+
+
+@functools.cache
+def agent_script() -> bytes:
+    """The agent script as shipped in the package."""
+    return (importlib.resources.files("orchestrator.agent") / "remote" / "vmrepair_agent.py").read_bytes()
+
+
+def clean(text: str, limit: int = 500) -> str:
+    """Untrusted text made safe to print in one line of a message."""
+    text = _UNPRINTABLE.sub("?", text).encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def is_under(path: str, roots: Iterable[str]) -> bool:
+    return any(root in ("/", path) or path.startswith(root + "/") for root in roots)
+
+
+class RemoteAgent:
+    """Runs the agent script on the transport's host; one instance uploads it at most once.
+
+    Raises (from every method):
+        AgentFailedError: the agent refused or failed the operation; ``code`` says why
+            (``precondition`` when the host changed since capture).
+        AgentError: the agent crashed or answered something malformed, oversized or inconsistent
+            with the request.
+        TransportError: running the agent or copying a file failed (the transport's errors).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = 120.0,
+        remote_dir: str = DEFAULT_REMOTE_DIR,
+        python: str = "python3",
+    ) -> None:
+        if not remote_dir.startswith("/") or posixpath.normpath(remote_dir) != remote_dir:
+            raise ValueError(f"remote_dir must be an absolute, normalised path, got {remote_dir!r}")
+        self.transport = transport
+        self.timeout = timeout
+        self.remote_dir = remote_dir
+        self.python = python
+        self._script = agent_script()
+        self._sha256 = hashlib.sha256(self._script).hexdigest()
+        self.script_path = f"{remote_dir}/agent-{self._sha256[:12]}.py"
+        self._installed = False
+        #: Files this client left in remote_dir (pack archives, pushed uploads), for cleanup().
+        self._leftovers: set[str] = set()
+
+    @property
+    def host(self) -> str:
+        return self.transport.host
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Create ``remote_dir`` (0700) and upload the script unless the host has it already."""
+        if self._installed:
+            return
+        self.transport.check(["install", "-d", "-m", "0700", self.remote_dir], timeout=self.timeout)
+        probe = self.transport.run(["sha256sum", "--", self.script_path], timeout=self.timeout,
+                                   max_output=4096)
+        if not (probe.succeeded and probe.stdout.split(b" ", 1)[0] == self._sha256.encode()):
+            log.debug("uploading agent to %s:%s", self.host, self.script_path)
+            with tempfile.TemporaryDirectory(prefix="vmrepair-agent-") as tmp:
+                local = Path(tmp) / "vmrepair_agent.py"
+                local.write_bytes(self._script)
+                self.transport.put_file(local, self.script_path, mode=0o700)
+        self._installed = True
+
+    def _call(self, op: str, args: dict[str, Any], *, max_output: int | None = None) -> Any:
+        """Run one request and return its ``result`` (untrusted JSON, still to be validated)."""
+        self.install()
+        cap = max_output or (LIST_ANSWER_CAP if op in _LIST_OPS else ANSWER_CAP)
+        request = json.dumps({"op": op, "args": args}, ensure_ascii=True).encode("ascii")
+        result = self.transport.run([self.python, "-I", "-B", self.script_path], stdin=request,
+                                    timeout=self.timeout, max_output=cap)
+        if result.stdout_dropped:
+            raise self._error(op, f"answer larger than the {cap} bytes allowed")
+        if result.exit_status != 0:
+            tail = " | ".join(result.stderr_text.strip().splitlines()[-3:])
+            hint = "; is python3 installed on the host?" if result.exit_status == 127 else ""
+            raise self._error(op, f"agent exited {result.exit_status}{hint}: {clean(tail)}")
+        try:
+            answer = json.loads(result.stdout)
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested, hostile JSON
+            raise self._error(op, f"answer is not JSON: {clean(result.stdout[:200].decode(errors='replace'))}"
+                              ) from None
+        if isinstance(answer, dict) and answer.get("ok") is False:
+            failed = self._parse(op, FailedAnswer, answer)
+            raise AgentFailedError(f"{self.host}: agent {op}: {clean(failed.error)}", host=self.host,
+                                   op=op, code=failed.code)
+        if not (isinstance(answer, dict) and answer.get("ok") is True and answer.keys() == {"ok", "result"}):
+            raise self._error(op, "answer is not {ok: true, result: ...} nor {ok: false, error, code}")
+        return answer["result"]
+
+    def _error(self, op: str, detail: str) -> AgentError:
+        return AgentError(f"{self.host}: agent {op}: {detail}", host=self.host)
+
+    def _parse(self, op: str, model: type[W], value: object) -> W:
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            # clean(): the locations name the answer's keys, which are untrusted text too.
+            raise self._error(op, f"malformed answer: {clean(render_errors(exc))}") from exc
+
+    def _expect(self, op: str, condition: bool, detail: str) -> None:
+        if not condition:
+            raise self._error(op, f"inconsistent answer: {clean(detail)}")
+
+    def _same_dir(self, op: str, path: str, sibling: str | None, infix: str) -> None:
+        """``sibling`` (backup, archive ...) must sit beside ``path`` and be named after it."""
+        if sibling is not None:
+            head, name = posixpath.split(path)
+            self._expect(op, posixpath.dirname(sibling) == head
+                         and posixpath.basename(sibling).startswith(name + infix),
+                         f"{sibling!r} is not beside {path!r}")
+
+    def _manifest_checked(self, op: str, wire: ManifestWire, paths: Sequence[str]) -> Manifest:
+        stray = [e.path for e in wire.entries if not is_under(e.path, paths)]
+        stray += [m for m in wire.missing if m not in paths]
+        self._expect(op, not stray, f"paths that were not asked for: {stray[:3]!r}")
+        return wire.to_api()
+
+    # -- AgentApi -------------------------------------------------------------------------------
+
+    def manifest(self, paths: list[str]) -> Manifest:
+        answer = self._call("manifest", {"paths": list(paths)})
+        return self._manifest_checked("manifest", self._parse("manifest", ManifestWire, answer), paths)
+
+    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
+        answer = self._call("pack", {"paths": list(paths), "max_file_bytes": max_file_bytes})
+        wire = self._parse("pack", PackWire, answer)
+        is_ours = (posixpath.dirname(wire.remote_tar) == self.remote_dir
+                   and _PACK_NAME.fullmatch(posixpath.basename(wire.remote_tar)) is not None)
+        self._expect("pack", is_ours, f"archive {wire.remote_tar!r} is not a pack file in {self.remote_dir}")
+        self._leftovers.add(wire.remote_tar)
+        manifest = self._manifest_checked("pack", wire.manifest, paths)
+        files = {e.path: e for e in manifest.entries if e.type == "file"}
+        for ph in wire.placeholders:
+            match = files.get(ph.path)
+            self._expect("pack", match is not None and (match.size, match.sha256) == (ph.size, ph.sha256),
+                         f"placeholder {ph.path!r} does not match its manifest entry")
+        return PackResult(wire.remote_tar, manifest, tuple(p.to_api() for p in wire.placeholders))
+
+    def unpack(
+        self, remote_tar: str, placeholders: list[Placeholder], roots: list[str], *,
+        manifest: Manifest | None = None,
+    ) -> UnpackResult:
+        entries = manifest.by_path() if manifest is not None else {}
+        specs = [_placeholder_spec(p, entries.get(p.path)) for p in placeholders]
+        answer = self._call("unpack", {"tar": remote_tar, "roots": list(roots), "placeholders": specs})
+        wire = self._parse("unpack", UnpackWire, answer)
+        self._leftovers.discard(remote_tar)  # the agent deletes the archive once it has read it
+        stray = [p for p in wire.written + wire.placeholders if not is_under(p, roots)]
+        self._expect("unpack", not stray, f"wrote outside the roots: {stray[:3]!r}")
+        return wire.to_api()
+
+    def read_file(self, path: str, *, max_bytes: int) -> bytes:
+        cap = 4 * (max_bytes // 3 + 1) + 4096
+        if cap > READ_ANSWER_CAP:
+            raise AgentError(f"{self.host}: read_file of up to {max_bytes} bytes exceeds the answer cap;"
+                             " use fetch()", host=self.host)
+        answer = self._call("read_file", {"path": path, "max_bytes": max_bytes}, max_output=cap)
+        data = self._parse("read_file", ReadWire, answer).data_b64
+        self._expect("read_file", len(data) <= max_bytes, f"{len(data)} bytes, over the {max_bytes} asked")
+        return data
+
+    def write_file(
+        self, path: str, data: bytes, *, mode: int, uid: int, gid: int,
+        expect_sha256: str | None = None,
+    ) -> FileEntry:
+        args = {"path": path, "data_b64": base64.b64encode(data).decode("ascii"), "mode": mode,
+                "uid": uid, "gid": gid, "expect_sha256": expect_sha256}
+        entry = self._parse("write_file", FileEntryWire, self._call("write_file", args)).to_api()
+        digest = hashlib.sha256(data).hexdigest()
+        self._expect("write_file", (entry.path, entry.type, entry.sha256, entry.size)
+                     == (path, "file", digest, len(data)), f"wrote {entry.path!r} with other content")
+        return entry
+
+    def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
+        answer = self._call("remove_file", {"path": path, "expect_sha256": expect_sha256})
+        self._expect("remove_file", answer is None, "expected a null result")
+
+    def move_file(self, src: str, dst: str) -> None:
+        answer = self._call("move_file", {"src": src, "dst": dst})
+        self._expect("move_file", answer is None, "expected a null result")
+
+    def jsonl_check(self, path: str) -> JsonlReport:
+        report = self._parse("jsonl_check", JsonlReportWire, self._call("jsonl_check", {"path": path}))
+        self._expect("jsonl_check", report.path == path, f"report is about {report.path!r}")
+        return report.to_api()
+
+    def jsonl_repair(self, path: str) -> JsonlRepairResult:
+        result = self._parse("jsonl_repair", JsonlRepairWire, self._call("jsonl_repair", {"path": path}))
+        self._expect("jsonl_repair", result.path == path, f"result is about {result.path!r}")
+        self._same_dir("jsonl_repair", path, result.backup_path, ".bak-")
+        self._same_dir("jsonl_repair", path, result.quarantine_path, ".quarantine-")
+        return result.to_api()
+
+    def rotate_log(self, path: str, *, method: Literal["compress", "truncate"]) -> RotateResult:
+        result = self._parse("rotate_log", RotateWire,
+                             self._call("rotate_log", {"path": path, "method": method}))
+        self._expect("rotate_log", (result.path, result.method) == (path, method),
+                     f"result is about {result.path!r} ({result.method})")
+        self._expect("rotate_log", method == "compress" or result.archive is None, "truncate made an archive")
+        self._same_dir("rotate_log", path, result.archive, ".")
+        return result.to_api()
+
+    def disk_usage(self, mount: str) -> DiskUsage:
+        usage = self._parse("disk_usage", DiskUsageWire, self._call("disk_usage", {"mount": mount}))
+        self._expect("disk_usage", usage.mount == mount, f"usage is about {usage.mount!r}")
+        return usage.to_api()
+
+    def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
+        answer = self._call("big_files", {"roots": list(roots), "min_bytes": min_bytes, "limit": limit})
+        files = self._parse("big_files", BigFilesWire, answer).files
+        self._expect("big_files", len(files) <= limit, f"{len(files)} files, over the limit of {limit}")
+        stray = [f.path for f in files if not is_under(f.path, roots) or f.size < min_bytes]
+        self._expect("big_files", not stray, f"files outside the roots or too small: {stray[:3]!r}")
+        return [f.to_api() for f in files]
+
+    # -- files in remote_dir --------------------------------------------------------------------
+
+    def fetch(self, remote: str, local: Path, *, max_bytes: int | None = None) -> None:
+        """Download ``remote`` (a pack archive, typically) to ``local``."""
+        self.transport.get_file(remote, local, max_bytes=max_bytes)
+
+    def push(self, local: Path, remote: str) -> str:
+        """Upload ``local`` into ``remote_dir`` (``remote`` is a file name there, or a full path in it);
+        returns the remote path. :meth:`unpack` consumes an uploaded archive, :meth:`cleanup` the rest."""
+        target = remote if remote.startswith("/") else f"{self.remote_dir}/{remote}"
+        name = posixpath.basename(target)
+        if (posixpath.dirname(target) != self.remote_dir or name in ("", ".", "..")
+                or name.startswith("agent-")):
+            raise AgentError(f"{self.host}: push target {remote!r} must be a file name in {self.remote_dir}",
+                             host=self.host)
+        self.install()
+        self.transport.put_file(local, target, mode=0o600)
+        self._leftovers.add(target)
+        return target
+
+    def cleanup(self) -> None:
+        """Remove the pack archives and uploads this client left in ``remote_dir``."""
+        if not self._leftovers:
+            return
+        answer = self._call("discard", {"paths": sorted(self._leftovers)})
+        self._parse("discard", DiscardWire, answer)
+        self._leftovers.clear()
+
+
+def _placeholder_spec(placeholder: Placeholder, entry: FileEntry | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "path": placeholder.path, "size": placeholder.size, "sha256": placeholder.sha256,
+        "head_b64": base64.b64encode(placeholder.head).decode("ascii"),
+        "tail_b64": base64.b64encode(placeholder.tail).decode("ascii"),
+    }
+    if entry is not None and entry.type == "file":
+        spec.update(mode=entry.mode, uid=entry.uid, gid=entry.gid, mtime=entry.mtime)
+    return spec
+
+
+if TYPE_CHECKING:
+    # mypy proves here that RemoteAgent implements the whole AgentApi protocol.
+    _CONFORMS: type[AgentApi] = RemoteAgent

@@ -1,0 +1,1271 @@
+#!/usr/bin/python3
+"""vmrepair target-side agent: one JSON request on stdin, one JSON answer on stdout.
+
+Run as ``python3 -I -B <dir>/agent-<sha12>.py`` with ``{"op": "...", "args": {...}}`` on stdin. The
+answer is ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "...", "code": "..."}`` with code
+one of ``precondition`` (the host changed since capture), ``not_found``, ``nospace``, ``invalid`` and
+``io``; the exit status is 0 for both, non-zero only when the agent itself crashed. Bytes travel as
+base64, paths as JSON strings (undecodable bytes as lone surrogates, which round-trip).
+
+Self-contained and stdlib-only on purpose: it is uploaded as one file to hosts that have nothing but
+Debian 12's python3 (3.11.2, so no tarfile extraction filters: untrusted archives are extracted by hand
+here). It is larger than vmrepair's other modules because splitting it would need an import path on the
+host. Every path is walked with directory file descriptors and O_NOFOLLOW, so a symlink planted by a
+compromised host or a hostile archive can never redirect a write.
+"""
+# Raw os calls with dir_fd and O_NOFOLLOW are the point of this file; pathlib would follow symlinks.
+# ruff: noqa: PTH100, PTH108, PTH116, PTH120, PTH123, PTH208
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import grp
+import gzip
+import hashlib
+import heapq
+import json
+import os
+import pwd
+import secrets
+import stat
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+MAX_ENTRIES = 50_000
+SAMPLE_BYTES = 4096
+#: Head/tail samples of all placeholders together stay below this, so a pack answer stays bounded.
+SAMPLE_BUDGET = 24 * 1024 * 1024
+#: A JSONL line longer than this is bad without being held in memory.
+MAX_LINE = 16 * 1024 * 1024
+MAX_BAD_LINES = 100
+MAX_REASON = 200
+TRUNCATE_KEEP = 1024 * 1024
+CHUNK = 1024 * 1024
+CODES = ("precondition", "not_found", "nospace", "invalid", "io")
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: a fifo swapped in after lstat must not hang the agent on open.
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+NEW_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+VANISHED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
+JSON_WS = " \t\r\f\v\x00"
+CLOSERS = ("}", '"}', "}}", '"}}', "]}", '"]}')
+
+Args = dict[str, Any]
+
+
+class Failure(Exception):
+    """An operation refused or failed; becomes ``{"ok": false}``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ---------------------------------------------------------------- arguments
+
+
+def arg_int(args: Args, key: str, low: int = 0, high: int = 2**63) -> int:
+    value = args.get(key)
+    # bool is an int subclass; true must not pass as 1.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise Failure("invalid", f"argument {key!r} must be an integer in [{low}, {high}]")
+    return value
+
+
+def check_path(value: object, what: str = "path") -> str:
+    """An absolute, normalised path: no empty, '.' or '..' components, no NUL."""
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise Failure("invalid", f"{what} must be an absolute path, got {value!r}")
+    if value != "/" and any(part in ("", ".", "..") for part in value.split("/")[1:]):
+        raise Failure("invalid", f"{what} {value!r} is not normalised")
+    return value
+
+
+def arg_path(args: Args, key: str) -> str:
+    return check_path(args.get(key), key)
+
+
+def arg_paths(args: Args, key: str) -> list[str]:
+    values = args.get(key)
+    if not isinstance(values, list):
+        raise Failure("invalid", f"argument {key!r} must be a list of paths")
+    return [check_path(v, key) for v in values]
+
+
+def arg_expect(args: Args) -> str | None:
+    value = args.get("expect_sha256")
+    if value is None or value == "absent":
+        return value
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value
+    raise Failure("invalid", "expect_sha256 must be null, 'absent' or a lowercase sha256 hex digest")
+
+
+def b64(value: object, key: str) -> bytes:
+    if not isinstance(value, str):
+        raise Failure("invalid", f"argument {key!r} must be base64 text")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise Failure("invalid", f"argument {key!r} is not valid base64") from exc
+
+
+def is_under(path: str, roots: list[str]) -> bool:
+    return any(root in ("/", path) or path.startswith(root + "/") for root in roots)
+
+
+# ---------------------------------------------------------------- files and directories
+
+
+def split_parent(path: str) -> tuple[str, str]:
+    if path == "/":
+        return "/", "."
+    head, _, name = path.rpartition("/")
+    return head or "/", name
+
+
+def join(directory: str, name: str) -> str:
+    return "/" + name if directory == "/" else f"{directory}/{name}"
+
+
+def open_dir(path: str, create_mode: int | None = None, *, for_path: str | None = None) -> int:
+    """Open directory ``path`` one component at a time without following any symlink.
+
+    Missing components are created with ``create_mode`` (None: refuse). This is the lstat walk of every
+    parent, done race-free: each step is relative to the descriptor of the step before. ``for_path``
+    names the path the caller is after, in messages.
+    """
+    fd = os.open("/", DIR_FLAGS)
+    current = ""
+    try:
+        for name in [] if path == "/" else path.split("/")[1:]:
+            current += "/" + name
+            try:
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if create_mode is None:
+                    raise Failure("not_found", f"{current} does not exist") from None
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, create_mode, dir_fd=fd)
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+                os.fchmod(child, create_mode)  # mkdir's mode is filtered by the umask
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                kind = "a symlink" if stat.S_ISLNK(found.st_mode) else "not a directory"
+                raise Failure("invalid", f"refusing {for_path or path}: {current} is {kind}") from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_parent(path: str, create_mode: int | None = None) -> tuple[int, str]:
+    """(descriptor of the parent directory, final name) of ``path``; the caller closes the fd."""
+    head, name = split_parent(path)
+    if name == ".":
+        raise Failure("invalid", "refusing to operate on /")
+    return open_dir(head, create_mode, for_path=path), name
+
+
+@contextlib.contextmanager
+def parent_of(path: str, create_mode: int | None = None) -> Iterator[tuple[int, str]]:
+    fd, name = open_parent(path, create_mode)
+    try:
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+def lstat_at(dfd: int, name: str) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def kind_of(mode: int) -> str:
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "symlink" if stat.S_ISLNK(mode) else "other"
+
+
+def temp_name() -> str:
+    # Short and fixed-length: a temp name built from a 255-byte name would be too long to create.
+    return f".vmrepair-{secrets.token_hex(8)}.tmp"
+
+
+def unlink_quietly(name: str, dfd: int | None = None) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(name, dir_fd=dfd)
+
+
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[done:]
+        if offset is not None:
+            offset += done
+
+
+def copy_fd(src: int, dst: int) -> int:
+    total = 0
+    while chunk := os.read(src, CHUNK):
+        write_all(dst, chunk)
+        total += len(chunk)
+    return total
+
+
+def set_owner_mode(fd: int, uid: int, gid: int, mode: int) -> None:
+    current = os.fstat(fd)
+    if (current.st_uid, current.st_gid) != (uid, gid):
+        os.fchown(fd, uid, gid)
+    os.fchmod(fd, mode & 0o7777)  # after chown, which clears setuid/setgid bits
+
+
+def create_unique(dfd: int, stem: str, suffix: str = "") -> tuple[str, int]:
+    """Create a new file ``stem[-N]suffix`` (read-write, 0600); never reuse an existing name."""
+    for attempt in range(100):
+        name = f"{stem}{f'-{attempt}' if attempt else ''}{suffix}"
+        try:
+            return name, os.open(name, os.O_RDWR | NEW_FLAGS, 0o600, dir_fd=dfd)
+        except FileExistsError:
+            continue
+    raise Failure("io", f"cannot find a free name for {stem}{suffix}")
+
+
+def replace_file(
+    dfd: int, name: str, fill: Callable[[int], None], *,
+    mode: int, uid: int, gid: int, mtime: float | None = None,
+) -> None:
+    """Crash-safe replace: temp file -> fill -> owner/mode -> fsync -> rename -> fsync directory."""
+    tmp = temp_name()
+    fd = os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=dfd)
+    try:
+        try:
+            fill(fd)
+            set_owner_mode(fd, uid, gid, mode)
+            if mtime is not None:
+                os.utime(fd, ns=(int(mtime * 1e9),) * 2)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        unlink_quietly(tmp, dfd)
+        raise
+    os.fsync(dfd)
+
+
+def replace_symlink(dfd: int, name: str, target: str, *, uid: int, gid: int, mtime: float) -> None:
+    tmp = temp_name()
+    os.symlink(target, tmp, dir_fd=dfd)
+    try:
+        os.chown(tmp, uid, gid, dir_fd=dfd, follow_symlinks=False)
+        os.utime(tmp, ns=(int(mtime * 1e9),) * 2, dir_fd=dfd, follow_symlinks=False)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+    except BaseException:
+        unlink_quietly(tmp, dfd)
+        raise
+    os.fsync(dfd)
+
+
+def publish_noreplace(src_dfd: int, src: str, dst_dfd: int, dst: str, dst_path: str) -> None:
+    """Make ``src`` appear as ``dst`` without ever overwriting: link(2) fails if dst exists."""
+    try:
+        os.link(src, dst, src_dir_fd=src_dfd, dst_dir_fd=dst_dfd, follow_symlinks=False)
+    except FileExistsError:
+        raise Failure("precondition", f"{dst_path} already exists; refusing to overwrite") from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+        # No hard links on this filesystem (vfat, some FUSE): check-then-rename is the best left.
+        if lstat_at(dst_dfd, dst) is not None:
+            raise Failure("precondition", f"{dst_path} already exists; refusing to overwrite") from None
+        os.rename(src, dst, src_dir_fd=src_dfd, dst_dir_fd=dst_dfd)
+        return
+    os.unlink(src, dir_fd=src_dfd)
+
+
+def hash_at(dfd: int, name: str) -> tuple[str, int] | None:
+    """(sha256, length) of a regular file; None when it vanished or is no longer a regular file."""
+    try:
+        fd = os.open(name, READ_FLAGS, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in VANISHED:
+            return None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest, size = hashlib.sha256(), 0
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        return digest.hexdigest(), size
+    finally:
+        os.close(fd)
+
+
+def readlink_at(dfd: int, name: str) -> str | None:
+    try:
+        return os.readlink(name, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno in (*VANISHED, errno.EINVAL):
+            return None
+        raise
+
+
+# ---------------------------------------------------------------- manifests, walking, packing
+
+NAMES: dict[tuple[str, int], str] = {}
+
+
+def id_name(kind: str, ident: int) -> str:
+    """User ("u") or group name of an id, "" when it has none."""
+    if (kind, ident) not in NAMES:
+        try:
+            NAMES[kind, ident] = pwd.getpwuid(ident).pw_name if kind == "u" else grp.getgrgid(ident).gr_name
+        except KeyError:
+            NAMES[kind, ident] = ""
+    return NAMES[kind, ident]
+
+
+def entry(path: str, st: os.stat_result, *, sha256: str | None = None, size: int | None = None,
+          link: str | None = None) -> dict[str, Any]:
+    return {
+        "path": path, "type": kind_of(st.st_mode), "mode": stat.S_IMODE(st.st_mode),
+        "uid": st.st_uid, "gid": st.st_gid,
+        "owner": id_name("u", st.st_uid) or str(st.st_uid),
+        "group": id_name("g", st.st_gid) or str(st.st_gid),
+        "size": st.st_size if size is None else size, "mtime": st.st_mtime,
+        "sha256": sha256, "link": link,
+    }
+
+
+def _walk_error(exc: OSError) -> None:
+    if exc.errno not in VANISHED:  # a directory removed while we walk is simply not there
+        raise exc
+
+
+def walk(root: str) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    """Yield (path, lstat, parent dir fd, name) for ``root`` and everything below it.
+
+    Symlinks are never followed and other filesystems are listed but not entered (like find -xdev).
+    The parent fd is only valid until the next item.
+    """
+    head, name = split_parent(root)
+    pfd = os.open(head, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        top = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        yield root, top, pfd, name
+    finally:
+        os.close(pfd)
+    if not stat.S_ISDIR(top.st_mode):
+        return
+    for dirpath, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False, onerror=_walk_error):
+        descend = []
+        for child in sorted(dirnames + filenames):
+            st = lstat_at(dfd, child)
+            if st is None:
+                continue
+            yield join(dirpath, child), st, dfd, child
+            if stat.S_ISDIR(st.st_mode) and st.st_dev == top.st_dev:
+                descend.append(child)
+        dirnames[:] = descend  # fwalk lists symlinks to dirs as dirs; it must only enter real ones
+
+
+class Tree:
+    """A manifest under construction: de-duplicated (requested paths may overlap) and capped."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.seen: set[str] = set()
+        self.missing: list[str] = []
+
+    def roots(self, paths: list[str]) -> Iterator[tuple[str, os.stat_result, int, str]]:
+        for root in paths:
+            try:
+                os.lstat(root)
+            except OSError as exc:
+                if exc.errno not in VANISHED:
+                    raise
+                self.missing.append(root)
+                continue
+            for item in walk(root):
+                if item[0] not in self.seen:
+                    yield item
+
+    def add(self, item: dict[str, Any]) -> None:
+        if len(self.entries) >= MAX_ENTRIES:
+            raise Failure("invalid", f"more than {MAX_ENTRIES} entries; capture narrower paths")
+        self.seen.add(item["path"])
+        self.entries.append(item)
+
+    def result(self) -> dict[str, Any]:
+        return {"entries": self.entries, "missing": self.missing}
+
+
+def op_manifest(args: Args, work_dir: str) -> Any:
+    tree = Tree()
+    for path, st, dfd, name in tree.roots(arg_paths(args, "paths")):
+        if stat.S_ISREG(st.st_mode):
+            hashed = hash_at(dfd, name)
+            if hashed is not None:
+                tree.add(entry(path, st, sha256=hashed[0], size=hashed[1]))
+        elif stat.S_ISLNK(st.st_mode):
+            link = readlink_at(dfd, name)
+            if link is not None:
+                tree.add(entry(path, st, link=link))
+        else:
+            tree.add(entry(path, st))
+    return tree.result()
+
+
+class Packer:
+    """Adds walked paths to a PAX tar; files over ``max_bytes`` become placeholders instead."""
+
+    def __init__(self, tar: tarfile.TarFile, max_bytes: int, work_dir: str) -> None:
+        self.tar, self.max_bytes, self.work_dir = tar, max_bytes, work_dir
+        self.tree = Tree()
+        self.placeholders: list[dict[str, Any]] = []
+        self.budget = SAMPLE_BUDGET
+
+    def info(self, path: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
+        # Built by hand, not with gettarinfo(): that would turn hard-linked files into link members.
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.type, info.mode, info.mtime = kind, stat.S_IMODE(st.st_mode), st.st_mtime
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname, info.gname = id_name("u", st.st_uid), id_name("g", st.st_gid)
+        return info
+
+    def add(self, path: str, st: os.stat_result, dfd: int, name: str) -> None:
+        if stat.S_ISREG(st.st_mode):
+            self.add_file(path, dfd, name)
+        elif stat.S_ISDIR(st.st_mode):
+            self.tree.add(entry(path, st))
+            if path != "/":
+                self.tar.addfile(self.info(path, st, tarfile.DIRTYPE))
+        elif stat.S_ISLNK(st.st_mode):
+            link = readlink_at(dfd, name)
+            if link is not None:
+                self.tree.add(entry(path, st, link=link))
+                info = self.info(path, st, tarfile.SYMTYPE)
+                info.linkname = link
+                self.tar.addfile(info)
+        else:
+            self.tree.add(entry(path, st))  # devices, sockets, fifos: listed, never packed
+
+    def add_file(self, path: str, dfd: int, name: str) -> None:
+        try:
+            fd = os.open(name, READ_FLAGS, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno in VANISHED:
+                return
+            raise
+        with contextlib.ExitStack() as stack:
+            stack.callback(os.close, fd)
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return
+            spool: IO[bytes] | None = None
+            if st.st_size <= self.max_bytes:
+                spool = stack.enter_context(tempfile.TemporaryFile(dir=self.work_dir))
+            # One pass: the tar member, its hash and size all come from the same bytes, even when a
+            # live log grows meanwhile (it then becomes a placeholder if it grows past the cap).
+            digest, size, head, tail = hashlib.sha256(), 0, b"", b""
+            while chunk := os.read(fd, CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                head = head if len(head) >= SAMPLE_BYTES else (head + chunk)[:SAMPLE_BYTES]
+                tail = (tail + chunk[-SAMPLE_BYTES:])[-SAMPLE_BYTES:]
+                if spool is not None and size > self.max_bytes:
+                    spool = None  # grew past the cap while we read; the stack still closes it
+                elif spool is not None:
+                    spool.write(chunk)
+            st = os.fstat(fd)
+            self.tree.add(entry(path, st, sha256=digest.hexdigest(), size=size))
+            if spool is None:
+                self.placeholder(path, size, digest.hexdigest(), head, tail)
+            else:
+                info = self.info(path, st, tarfile.REGTYPE)
+                info.size = size
+                spool.seek(0)
+                self.tar.addfile(info, spool)
+
+    def placeholder(self, path: str, size: int, sha256: str, head: bytes, tail: bytes) -> None:
+        if len(head) + len(tail) > self.budget:
+            head = tail = b""
+        self.budget -= len(head) + len(tail)
+        self.placeholders.append({
+            "path": path, "size": size, "sha256": sha256,
+            "head_b64": base64.b64encode(head).decode(), "tail_b64": base64.b64encode(tail).decode(),
+        })
+
+
+def op_pack(args: Args, work_dir: str) -> Any:
+    paths = arg_paths(args, "paths")
+    max_bytes = arg_int(args, "max_file_bytes")
+    if args.get("roots") is not None:
+        roots = arg_paths(args, "roots")
+        outside = [p for p in paths if not is_under(p, roots)]
+        if outside:
+            raise Failure("invalid", f"paths outside the allowed roots: {outside[:5]}")
+    tar_path = join(work_dir, f"pack-{secrets.token_hex(8)}.tar")
+    fd = os.open(tar_path, os.O_WRONLY | NEW_FLAGS, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                packer = Packer(tar, max_bytes, work_dir)
+                for item in packer.tree.roots(paths):
+                    packer.add(*item)
+            raw.flush()
+            os.fsync(raw.fileno())
+    except BaseException:
+        unlink_quietly(tar_path)
+        raise
+    return {"remote_tar": tar_path, "manifest": packer.tree.result(), "placeholders": packer.placeholders}
+
+
+# ---------------------------------------------------------------- unpacking untrusted archives
+
+
+def member_path(name: str, roots: list[str]) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise Failure("invalid", "name contains '..'")
+    path = "/" + "/".join(parts)
+    if not parts or not is_under(path, roots):
+        raise Failure("invalid", "outside the allowed roots")
+    return path
+
+
+class Unpacker:
+    def __init__(self, roots: list[str]) -> None:
+        self.roots = roots
+        self.written: list[str] = []
+        self.placeholders: list[str] = []
+        self.failed: list[dict[str, str]] = []
+        self.dir_times: list[tuple[str, float]] = []
+
+    def attempt(self, label: str, action: Callable[[], None]) -> bool:
+        """Run one member's action; a refusal or error is reported for that path, never fatal."""
+        try:
+            action()
+        except Failure as exc:
+            self.failed.append({"path": label, "reason": exc.message})
+        except OSError as exc:
+            self.failed.append({"path": label, "reason": describe(exc)})
+        else:
+            return True
+        return False
+
+    def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        try:
+            path = member_path(member.name, self.roots)
+        except Failure as exc:
+            self.failed.append({"path": member.name, "reason": exc.message})
+            return
+
+        def extract() -> None:
+            if member.islnk():
+                raise Failure("invalid", "hard links are refused")
+            if not (member.isreg() or member.isdir() or member.issym()):
+                raise Failure("invalid", "devices, fifos and other special members are refused")
+            with parent_of(path, 0o755) as (dfd, name):
+                self.extract_at(tar, member, path, dfd, name)
+
+        if self.attempt(path, extract):
+            self.written.append(path)
+
+    def extract_at(self, tar: tarfile.TarFile, member: tarfile.TarInfo, path: str, dfd: int,
+                   name: str) -> None:
+        existing = lstat_at(dfd, name)
+        if member.isdir():
+            if existing is None:
+                os.mkdir(name, 0o700, dir_fd=dfd)
+            elif not stat.S_ISDIR(existing.st_mode):
+                raise Failure("invalid", "exists and is not a directory")
+            sub = os.open(name, DIR_FLAGS, dir_fd=dfd)
+            try:
+                set_owner_mode(sub, member.uid, member.gid, member.mode)
+            finally:
+                os.close(sub)
+            self.dir_times.append((path, member.mtime))
+            return
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise Failure("invalid", "a directory is in the way")
+        if member.issym():
+            replace_symlink(dfd, name, member.linkname, uid=member.uid, gid=member.gid, mtime=member.mtime)
+            return
+        source = tar.extractfile(member)
+        if source is None:
+            raise Failure("invalid", "member has no data")
+
+        def fill(fd: int) -> None:
+            while chunk := source.read(CHUNK):
+                write_all(fd, chunk)
+
+        replace_file(dfd, name, fill, mode=member.mode, uid=member.uid, gid=member.gid, mtime=member.mtime)
+
+    def placeholder_path(self, spec: object) -> str:
+        if not isinstance(spec, dict):
+            raise Failure("invalid", "placeholder must be an object")
+        path = check_path(spec.get("path"))
+        if not is_under(path, self.roots):
+            raise Failure("invalid", "outside the allowed roots")
+        return path
+
+    def placeholder(self, spec: Any) -> None:
+        try:
+            path = self.placeholder_path(spec)
+        except Failure as exc:
+            label = spec.get("path") if isinstance(spec, dict) else None
+            self.failed.append({"path": str(label)[:4096], "reason": exc.message})
+            return
+
+        def make() -> None:
+            size = arg_int(spec, "size")
+            head, tail = b64(spec.get("head_b64", ""), "head_b64"), b64(spec.get("tail_b64", ""), "tail_b64")
+            if len(head) > size or len(tail) > size:
+                raise Failure("invalid", "head or tail longer than the file")
+            mode = arg_int(spec, "mode", 0, 0o7777) if spec.get("mode") is not None else 0o600
+            uid = arg_int(spec, "uid", 0, 2**32 - 1) if spec.get("uid") is not None else os.geteuid()
+            gid = arg_int(spec, "gid", 0, 2**32 - 1) if spec.get("gid") is not None else os.getegid()
+            mtime = spec.get("mtime")
+
+            def fill(fd: int) -> None:
+                if size:  # real blocks, so the disk fills up as much as on the target
+                    os.posix_fallocate(fd, 0, size)
+                write_all(fd, head, 0)
+                write_all(fd, tail, size - len(tail))
+
+            with parent_of(path, 0o755) as (dfd, name):
+                existing = lstat_at(dfd, name)
+                if existing is not None and stat.S_ISDIR(existing.st_mode):
+                    raise Failure("invalid", "a directory is in the way")
+                replace_file(dfd, name, fill, mode=mode, uid=uid, gid=gid,
+                             mtime=mtime if isinstance(mtime, int | float) else None)
+
+        if self.attempt(path, make):
+            self.placeholders.append(path)
+
+    def restore_dir_times(self) -> None:
+        # Last, and deepest first: creating entries inside a directory changes its mtime.
+        for path, mtime in reversed(self.dir_times):
+            def touch(path: str = path, mtime: float = mtime) -> None:
+                with parent_of(path) as (dfd, name):
+                    os.utime(name, ns=(int(mtime * 1e9),) * 2, dir_fd=dfd, follow_symlinks=False)
+            self.attempt(path, touch)
+
+
+def open_tar(path: str) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode="r:")  # "r:": plain tar only, no decompression bombs
+    except tarfile.TarError as exc:
+        raise Failure("invalid", f"{path} is not a tar archive: {exc}") from None
+
+
+def op_unpack(args: Args, work_dir: str) -> Any:
+    tar_path = arg_path(args, "tar")
+    if split_parent(tar_path)[0] != work_dir:
+        raise Failure("invalid", f"archive {tar_path} must be in the agent directory {work_dir}")
+    roots = arg_paths(args, "roots")
+    specs = args.get("placeholders") or []
+    if not roots or not isinstance(specs, list):
+        raise Failure("invalid", "roots must be a non-empty list and placeholders a list")
+    unpacker = Unpacker(roots)
+    try:
+        with open_tar(tar_path) as tar:
+            try:
+                for member in tar:
+                    unpacker.member(tar, member)
+            except tarfile.TarError as exc:
+                unpacker.failed.append({"path": tar_path, "reason": f"archive damaged, rest skipped: {exc}"})
+        for spec in specs:
+            unpacker.placeholder(spec)
+        unpacker.restore_dir_times()
+    finally:
+        unlink_quietly(tar_path)
+    return {"written": unpacker.written, "placeholders": unpacker.placeholders, "failed": unpacker.failed}
+
+
+def op_discard(args: Args, work_dir: str) -> Any:
+    """Remove leftovers (pack archives, uploads) of a client; only plain files in the agent dir."""
+    removed = 0
+    for path in arg_paths(args, "paths"):
+        head, name = split_parent(path)
+        if head != work_dir or name.startswith("agent-"):
+            raise Failure("invalid", f"{path} is not a leftover in {work_dir}")
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                raise Failure("invalid", f"{path} is not a regular file")
+            os.unlink(path)
+            removed += 1
+    return {"removed": removed}
+
+
+# ---------------------------------------------------------------- single files
+
+
+def op_read_file(args: Args, work_dir: str) -> Any:
+    path, max_bytes = arg_path(args, "path"), arg_int(args, "max_bytes")
+    # Following symlinks is fine for reading; O_NONBLOCK keeps a fifo from hanging us.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Failure("invalid", f"{path} is not a regular file")
+        data = bytearray()
+        # Read to EOF instead of trusting st_size: /proc files say 0, live logs grow.
+        while len(data) <= max_bytes and (chunk := os.read(fd, min(CHUNK, max_bytes + 1 - len(data)))):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise Failure("invalid", f"{path} is larger than {max_bytes} bytes")
+    return {"data_b64": base64.b64encode(data).decode()}
+
+
+def check_expect(dfd: int, name: str, path: str, existing: os.stat_result | None, expect: str | None) -> None:
+    if expect is None:
+        return
+    if expect == "absent":
+        if existing is not None:
+            raise Failure("precondition", f"{path} exists but was absent at capture (changed since capture)")
+        return
+    hashed = hash_at(dfd, name) if existing is not None and stat.S_ISREG(existing.st_mode) else None
+    if hashed is None:
+        raise Failure("precondition", f"{path} is no longer a regular file (changed since capture)")
+    if hashed[0] != expect:
+        raise Failure("precondition", f"{path} changed since capture (sha256 {hashed[0][:12]}, "
+                                      f"expected {expect[:12]})")
+
+
+def op_write_file(args: Args, work_dir: str) -> Any:
+    path, data = arg_path(args, "path"), b64(args.get("data_b64"), "data_b64")
+    mode, uid, gid = arg_int(args, "mode", 0, 0o7777), arg_int(args, "uid", 0, 2**32 - 1), \
+        arg_int(args, "gid", 0, 2**32 - 1)
+    expect = arg_expect(args)
+    with parent_of(path, 0o755) as (dfd, name):
+        existing = lstat_at(dfd, name)
+        if existing is not None and not stat.S_ISREG(existing.st_mode):
+            raise Failure("invalid", f"{path} is a {kind_of(existing.st_mode)}, not a regular file")
+        check_expect(dfd, name, path, existing, expect)
+        replace_file(dfd, name, lambda fd: write_all(fd, data), mode=mode, uid=uid, gid=gid)
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    return entry(path, st, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+
+def op_remove_file(args: Args, work_dir: str) -> Any:
+    path, expect = arg_path(args, "path"), arg_expect(args)
+    try:
+        dfd, name = open_parent(path)
+    except Failure as exc:
+        if exc.code == "not_found" and expect == "absent":
+            return None  # already gone, as the caller expects
+        raise
+    try:
+        existing = lstat_at(dfd, name)
+        if existing is None:
+            if expect == "absent":
+                return None
+            raise Failure("not_found" if expect is None else "precondition", f"{path} does not exist")
+        if not (stat.S_ISREG(existing.st_mode) or stat.S_ISLNK(existing.st_mode)):
+            raise Failure("invalid", f"{path} is a {kind_of(existing.st_mode)}; only files are removed")
+        check_expect(dfd, name, path, existing, expect)
+        os.unlink(name, dir_fd=dfd)
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return None
+
+
+def copy_across(sdfd: int, sname: str, st: os.stat_result, *, ddfd: int, dname: str, dst: str) -> None:
+    """Move between filesystems: a complete, fsynced copy is published before the source goes."""
+    tmp = temp_name()
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(sname, dir_fd=sdfd), tmp, dir_fd=ddfd)
+        try:
+            os.chown(tmp, st.st_uid, st.st_gid, dir_fd=ddfd, follow_symlinks=False)
+            publish_noreplace(ddfd, tmp, ddfd, dname, dst)
+        finally:
+            unlink_quietly(tmp, ddfd)
+        return
+    src = os.open(sname, READ_FLAGS, dir_fd=sdfd)
+    try:
+        out = os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=ddfd)
+        try:
+            copy_fd(src, out)
+            set_owner_mode(out, st.st_uid, st.st_gid, st.st_mode)
+            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+            os.fsync(out)
+        finally:
+            os.close(out)
+        publish_noreplace(ddfd, tmp, ddfd, dname, dst)
+    finally:
+        os.close(src)
+        unlink_quietly(tmp, ddfd)
+
+
+def op_move_file(args: Args, work_dir: str) -> Any:
+    src, dst = arg_path(args, "src"), arg_path(args, "dst")
+    if src == dst or dst.startswith(src + "/"):
+        raise Failure("invalid", f"cannot move {src} onto {dst}")
+    with parent_of(src) as (sdfd, sname):
+        st = lstat_at(sdfd, sname)
+        if st is None:
+            raise Failure("not_found", f"{src} does not exist")
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise Failure("invalid", f"{src} is a {kind_of(st.st_mode)}; only files are moved")
+        with parent_of(dst, 0o700) as (ddfd, dname):
+            move_at(sdfd, sname, st, ddfd=ddfd, dname=dname, dst=dst)
+    return None
+
+
+def move_at(sdfd: int, sname: str, st: os.stat_result, *, ddfd: int, dname: str, dst: str) -> None:
+    if lstat_at(ddfd, dname) is not None:
+        raise Failure("precondition", f"{dst} already exists; refusing to overwrite")
+    try:
+        publish_noreplace(sdfd, sname, ddfd, dname, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        copy_across(sdfd, sname, st, ddfd=ddfd, dname=dname, dst=dst)
+        os.unlink(sname, dir_fd=sdfd)
+    os.fsync(ddfd)
+    os.fsync(sdfd)
+
+
+# ---------------------------------------------------------------- JSON lines
+
+
+def scan_lines(fd: int) -> Iterator[tuple[bytes | None, int, int, bool]]:
+    """Yield (line, start, end, has_newline) for every line read from ``fd``.
+
+    ``line`` is None for a line longer than MAX_LINE: its bytes are dropped as they stream by so
+    memory stays bounded, and only its offsets are kept (for copying it out with pread).
+    """
+    offset = start = 0
+    buf = bytearray()
+    oversized = False
+    while chunk := os.read(fd, CHUNK):
+        pos = 0
+        while pos < len(chunk):
+            newline = chunk.find(b"\n", pos)
+            stop = len(chunk) if newline < 0 else newline
+            if not oversized:
+                buf += chunk[pos:stop]
+                if len(buf) > MAX_LINE:
+                    oversized, buf = True, bytearray()
+            if newline < 0:
+                break
+            yield (None if oversized else bytes(buf)), start, offset + newline, True
+            start, pos, buf, oversized = offset + newline + 1, newline + 1, bytearray(), False
+        offset += len(chunk)
+    if offset > start:
+        yield (None if oversized else bytes(buf)), start, offset, False
+
+
+def line_problem(line: bytes | None) -> str | None:
+    """Why a non-blank line is not a JSON object; None when it is one."""
+    if line is None:
+        return f"line longer than {MAX_LINE} bytes"
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+    except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+        return f"not JSON: {type(exc).__name__}: {str(exc)[:MAX_REASON]}"
+    return None if isinstance(value, dict) else f"not a JSON object ({type(value).__name__})"
+
+
+def is_blank(line: bytes | None) -> bool:
+    return line is not None and not line.strip()
+
+
+def op_jsonl_check(args: Args, work_dir: str) -> Any:
+    path = arg_path(args, "path")
+    report: dict[str, Any] = {"path": path, "exists": False, "total_lines": 0, "good_lines": 0,
+                              "bad_lines": [], "torn_tail": False}
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in VANISHED:
+            return report
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Failure("invalid", f"{path} is not a regular file")
+        report["exists"] = True
+        for number, (line, _, _, has_newline) in enumerate(scan_lines(fd), 1):
+            report["total_lines"] = number
+            if is_blank(line):
+                continue
+            problem = line_problem(line)
+            if problem is None:
+                report["good_lines"] += 1
+                continue
+            if not has_newline:
+                report["torn_tail"] = True
+                problem = f"incomplete last line: {problem}"
+            if len(report["bad_lines"]) < MAX_BAD_LINES:
+                report["bad_lines"].append({"line": number, "reason": problem[:MAX_REASON]})
+    finally:
+        os.close(fd)
+    return report
+
+
+def salvage(line: bytes) -> list[bytes]:
+    """The JSON objects recoverable from a bad line, as their exact source text ([] if none).
+
+    Handles NUL/whitespace padding, several objects run together, trailing garbage after an object
+    and a truncated last object that only lacks its closing brace (or quote and brace).
+    """
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    decoder = json.JSONDecoder()
+    found: list[str] = []
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in JSON_WS:
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            rest = text[pos:].rstrip(JSON_WS)
+            if rest.startswith("{"):  # perhaps a last object cut short by a crash
+                found += [fix for fix in (rest + closer for closer in CLOSERS) if is_object(fix)][:1]
+            break
+        if not isinstance(value, dict):
+            break  # a number, list ... after an object: trailing garbage
+        found.append(text[pos:end])
+        pos = end
+    return [piece.encode("utf-8") for piece in found]
+
+
+def is_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+class Repair:
+    """One jsonl_repair: backup, rewrite kept and repaired lines, quarantine the rest."""
+
+    def __init__(self, dfd: int, name: str, path: str, st: os.stat_result) -> None:
+        self.dfd, self.name, self.path, self.st = dfd, name, path, st
+        self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.kept = self.repaired = self.quarantined = 0
+        self.quarantine: tuple[str, int] | None = None
+
+    def owned(self, fd: int, mode: int) -> None:
+        set_owner_mode(fd, self.st.st_uid, self.st.st_gid, mode)
+
+    def line(self, line: bytes | None, start: int, end: int, source: int, out: IO[bytes]) -> None:
+        if is_blank(line):
+            return  # dropped; the caller can count them from jsonl_check's total
+        if line is not None and line_problem(line) is None:
+            out.write(line + b"\n")
+            self.kept += 1
+            return
+        pieces = salvage(line) if line is not None else []
+        if pieces:
+            out.write(b"".join(piece + b"\n" for piece in pieces))
+            self.repaired += 1
+            return
+        if self.quarantine is None:
+            self.quarantine = create_unique(self.dfd, f"{self.name}.quarantine-{self.stamp}")
+            self.owned(self.quarantine[1], 0o600)
+        qfd = self.quarantine[1]
+        if line is not None:
+            write_all(qfd, line + b"\n")
+        else:  # too long to have been kept in memory: copy it from the backup
+            for offset in range(start, end, CHUNK):
+                write_all(qfd, os.pread(source, min(CHUNK, end - offset), offset))
+            write_all(qfd, b"\n")
+        self.quarantined += 1
+
+    def check_unchanged(self, original: int, copied: int) -> None:
+        # Replacing the log by rename would lose whatever a writer appended since we read it.
+        now = os.fstat(original)
+        if copied != self.st.st_size or (now.st_size, now.st_mtime_ns) != (copied, self.st.st_mtime_ns):
+            raise Failure("precondition", f"{self.path} changed during the repair (still written to?)")
+
+    def run(self, original: int) -> dict[str, Any]:
+        backup, bfd = create_unique(self.dfd, f"{self.name}.bak-{self.stamp}")
+        tmp = temp_name()
+        try:
+            copied = copy_fd(original, bfd)
+            self.owned(bfd, self.st.st_mode)
+            os.fsync(bfd)
+            os.lseek(bfd, 0, os.SEEK_SET)
+            # Work from the backup: it cannot change under us, and what we checked is what we keep.
+            with os.fdopen(os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=self.dfd), "wb") as out:
+                for line, start, end, _ in scan_lines(bfd):
+                    self.line(line, start, end, bfd, out)
+                out.flush()
+                self.owned(out.fileno(), self.st.st_mode)
+                os.fsync(out.fileno())
+            if self.quarantine is not None:
+                os.fsync(self.quarantine[1])
+            self.check_unchanged(original, copied)
+            os.fsync(self.dfd)  # backup and quarantine are durable before the log is replaced
+        except BaseException:
+            for leftover in (tmp, backup, self.quarantine[0] if self.quarantine else None):
+                if leftover is not None:
+                    unlink_quietly(leftover, self.dfd)
+            raise
+        finally:
+            os.close(bfd)
+            if self.quarantine is not None:
+                os.close(self.quarantine[1])
+        os.rename(tmp, self.name, src_dir_fd=self.dfd, dst_dir_fd=self.dfd)
+        os.fsync(self.dfd)
+        head = split_parent(self.path)[0]
+        return {"path": self.path, "kept": self.kept, "repaired": self.repaired,
+                "quarantined": self.quarantined, "backup_path": join(head, backup),
+                "quarantine_path": join(head, self.quarantine[0]) if self.quarantine else None}
+
+
+def open_regular(dfd: int, name: str, path: str, flags: int) -> tuple[int, os.stat_result]:
+    try:
+        fd = os.open(name, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Failure("invalid", f"{path} is a symlink; refusing") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise Failure("invalid", f"{path} is not a regular file")
+    return fd, st
+
+
+def op_jsonl_repair(args: Args, work_dir: str) -> Any:
+    path = arg_path(args, "path")
+    with parent_of(path) as (dfd, name):
+        fd, st = open_regular(dfd, name, path, os.O_RDONLY)
+        try:
+            return Repair(dfd, name, path, st).run(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------- logs and disks
+
+
+def compress(dfd: int, name: str, path: str, fd: int, st: os.stat_result) -> tuple[str, int]:
+    """gzip ``fd`` to a new archive beside it, verified by decompressing; (archive name, size)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    archive, afd = create_unique(dfd, f"{name}.{stamp}", ".gz")
+    try:
+        set_owner_mode(afd, st.st_uid, st.st_gid, st.st_mode)
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(afd, "wb", closefd=False) as out, \
+                gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=out, mtime=0) as packed:
+            while chunk := os.read(fd, CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                packed.write(chunk)
+        os.fsync(afd)
+        os.fsync(dfd)
+        verify_gzip(afd, digest.digest(), size, f"{archive}; {path} left untouched")
+        return archive, os.fstat(afd).st_size
+    except BaseException as exc:
+        unlink_quietly(archive, dfd)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise Failure("nospace", f"no space left to compress {path}; partial archive removed") from None
+        raise
+    finally:
+        os.close(afd)
+
+
+def verify_gzip(fd: int, sha256: bytes, size: int, what: str) -> None:
+    """Decompress the archive in ``fd`` and compare with the digest of what went in."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    check, checked = hashlib.sha256(), 0
+    with os.fdopen(fd, "rb", closefd=False) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
+        while chunk := unpacked.read(CHUNK):
+            check.update(chunk)
+            checked += len(chunk)
+    if (check.digest(), checked) != (sha256, size):
+        raise Failure("io", f"verifying {what} failed")
+
+
+def keep_tail(fd: int, size: int) -> None:
+    """Keep the last TRUNCATE_KEEP bytes (from the first line start in them) at the front of the file."""
+    start = size - TRUNCATE_KEEP
+    newline = os.pread(fd, TRUNCATE_KEEP, start).find(b"\n")
+    if 0 <= newline < TRUNCATE_KEEP - 1:
+        start += newline + 1
+    # Copying forwards is safe although the ranges may overlap: the destination is always before
+    # the source, so no byte is overwritten before it is read.
+    for offset in range(start, size, CHUNK):
+        write_all(fd, os.pread(fd, min(CHUNK, size - offset), offset), offset - start)
+    os.ftruncate(fd, size - start)
+
+
+def op_rotate_log(args: Args, work_dir: str) -> Any:
+    path, method = arg_path(args, "path"), args.get("method")
+    if method not in ("compress", "truncate"):
+        raise Failure("invalid", "method must be 'compress' or 'truncate'")
+    archive: str | None = None
+    archive_size = 0
+    with parent_of(path) as (dfd, name):
+        fd, st = open_regular(dfd, name, path, os.O_RDWR)
+        try:
+            if method == "compress" and st.st_size:
+                archive, archive_size = compress(dfd, name, path, fd, st)
+                # copytruncate: writers keep their descriptor and go on writing into the same file.
+                os.ftruncate(fd, 0)
+            elif st.st_size > TRUNCATE_KEEP:
+                keep_tail(fd, st.st_size)
+            os.fsync(fd)
+            after = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+    return {"path": path, "method": method, "freed_bytes": st.st_size - after - archive_size,
+            "archive": join(split_parent(path)[0], archive) if archive else None}
+
+
+def op_disk_usage(args: Args, work_dir: str) -> Any:
+    mount = arg_path(args, "mount")
+    vfs = os.statvfs(mount)
+    used = (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize
+    avail = vfs.f_bavail * vfs.f_frsize
+    inodes_used = vfs.f_files - vfs.f_ffree
+    # df's arithmetic: blocks reserved for root count neither as used nor as available; inodes
+    # are simply used / total.
+    return {
+        "mount": mount, "size_bytes": vfs.f_blocks * vfs.f_frsize, "used_bytes": used,
+        "avail_bytes": avail, "used_pct": 100.0 * used / (used + avail) if used + avail else 0.0,
+        "inodes_total": vfs.f_files, "inodes_used": inodes_used,
+        "inodes_pct": 100.0 * inodes_used / vfs.f_files if vfs.f_files else 0.0,
+    }
+
+
+def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Which (dev, ino) of ``files`` some process holds open for writing (best effort, via /proc)."""
+    found: set[tuple[int, int]] = set()
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, or not ours to look at
+        for fd in fds:
+            try:
+                st = os.stat(f"/proc/{pid}/fd/{fd}")
+                if (st.st_dev, st.st_ino) not in files:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as info:
+                    flags = next((int(x.split()[1], 8) for x in info if x.startswith(b"flags:")), 0)
+            except (OSError, ValueError, IndexError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def op_big_files(args: Args, work_dir: str) -> Any:
+    roots = arg_paths(args, "roots")
+    min_bytes, limit = arg_int(args, "min_bytes"), arg_int(args, "limit", 1, 10_000)
+    best: list[tuple[int, str, tuple[int, int]]] = []
+    seen: set[str] = set()
+    for root in roots:
+        if not os.path.lexists(root):
+            continue
+        for path, st, _, _ in walk(root):
+            if path in seen or not stat.S_ISREG(st.st_mode) or st.st_size < min_bytes:
+                continue
+            seen.add(path)
+            item = (st.st_size, path, (st.st_dev, st.st_ino))
+            if len(best) < limit:
+                heapq.heappush(best, item)
+            else:
+                heapq.heappushpop(best, item)
+    best.sort(key=lambda item: (-item[0], item[1]))
+    writers = open_for_writing({key for _, _, key in best}) if best else set()
+    return {"files": [{"path": path, "size": size, "is_open_by_writer": key in writers}
+                      for size, path, key in best]}
+
+
+# ---------------------------------------------------------------- dispatch
+
+OPS: dict[str, Callable[[Args, str], Any]] = {
+    "manifest": op_manifest, "pack": op_pack, "unpack": op_unpack, "discard": op_discard,
+    "read_file": op_read_file, "write_file": op_write_file, "remove_file": op_remove_file,
+    "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
+    "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
+}
+
+
+def describe(exc: OSError) -> str:
+    where = " ".join(repr(f) for f in (exc.filename, exc.filename2) if f is not None)
+    return f"{exc.strerror or exc}{': ' + where if where else ''}"
+
+
+def dispatch(request: object, work_dir: str) -> Any:
+    if not isinstance(request, dict) or not isinstance(request.get("args", {}), dict):
+        raise Failure("invalid", "request must be an object with 'op' and an 'args' object")
+    op = OPS.get(str(request.get("op")))
+    if op is None:
+        raise Failure("invalid", f"unknown op {request.get('op')!r}")
+    return op(request.get("args", {}), work_dir)
+
+
+def handle(request: object, *, work_dir: str) -> dict[str, Any]:
+    """Answer one request; refusals and OS errors become ``{"ok": false}`` answers."""
+    try:
+        return {"ok": True, "result": dispatch(request, work_dir)}
+    except Failure as exc:
+        return {"ok": False, "error": exc.message, "code": exc.code}
+    except OSError as exc:
+        code = {errno.ENOENT: "not_found", errno.ENOSPC: "nospace", errno.EDQUOT: "nospace"}
+        message = describe(exc)
+        args = request.get("args") if isinstance(request, dict) else None
+        subject = next((args[k] for k in ("path", "src", "tar", "mount") if k in args), None) \
+            if isinstance(args, dict) else None
+        if exc.filename is None and isinstance(subject, str):
+            message += f" ({subject})"  # a failed write names no file; say which one we were at
+        return {"ok": False, "error": message, "code": code.get(exc.errno or 0, "io")}
+
+
+def main() -> int:
+    os.umask(0o077)  # anything not given a mode explicitly stays private to root
+    try:
+        request = json.loads(sys.stdin.buffer.read())
+    except ValueError as exc:
+        answer: dict[str, Any] = {"ok": False, "error": f"request is not JSON: {exc}", "code": "invalid"}
+    else:
+        answer = handle(request, work_dir=os.path.dirname(os.path.abspath(__file__)))
+    # ASCII only: undecodable path bytes travel as \udcXX escapes and come back unchanged.
+    sys.stdout.buffer.write(json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii"))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

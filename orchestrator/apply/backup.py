@@ -1,0 +1,163 @@
+"""A verified backup of exactly the files a package touches, taken before the target is changed.
+
+Layout of the backup directory::
+
+    files/<sha256>   content of each file that existed (owner-only; may hold secrets from /etc)
+    backup.json      per path: existed, kind, sha256, size, mode, uid, gid; the units' prior states
+                     (written last: without it there is no backup)
+
+Rotated logs are recorded as metadata only: the rotation keeps their data in its verified archive, and
+copying a multi-gigabyte log off the target is what a full disk cannot afford.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from orchestrator.agent.api import AgentApi, FileEntry
+from orchestrator.apply.units import unit_state
+from orchestrator.errors import ApplyError, StateError
+from orchestrator.fixpkg.ops import ABSENT, FILE_OPS, DaemonReloadOp, RotateLogOp, UnitOp
+from orchestrator.fixpkg.package import FixPackage
+from orchestrator.fsutil import atomic_write, ensure_private_dir
+from orchestrator.transport.base import Transport
+
+BACKUP_JSON = "backup.json"
+FILES_DIR = "files"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    path: str
+    existed: bool
+    #: ``file``: restorable (content in files/<sha256> when it existed); ``rotated_log``: metadata only.
+    kind: Literal["file", "rotated_log"] = "file"
+    sha256: str | None = None
+    size: int = 0
+    mode: int = 0
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass(frozen=True)
+class Backup:
+    directory: Path
+    package_id: str
+    entries: tuple[BackupEntry, ...]
+    #: unit -> ``systemctl is-active`` before apply.
+    units: dict[str, str] = field(default_factory=dict)
+    has_daemon_reload: bool = False
+
+    def content(self, entry: BackupEntry) -> bytes:
+        """The backed-up content of ``entry``, checked against its hash again.
+
+        Raises:
+            StateError: the blob is missing, unreadable or does not match (the backup is damaged).
+        """
+        if entry.sha256 is None:
+            raise StateError(f"backup of {entry.path} has no content")
+        path = self.directory / FILES_DIR / entry.sha256
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StateError(f"backup of {entry.path}: cannot read {path}: {exc.strerror}") from exc
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise StateError(f"backup of {entry.path}: {path} does not match its hash")
+        return data
+
+    def content_of(self, path: str) -> bytes:
+        """Raises: StateError (see :meth:`content`), KeyError if ``path`` was not backed up."""
+        return self.content(next(e for e in self.entries if e.path == path and e.existed))
+
+
+def create_backup(
+    pkg: FixPackage,
+    agent: AgentApi,
+    transport: Transport,
+    directory: Path,
+    current: dict[str, FileEntry | None],
+    *,
+    max_file_bytes: int,
+    timeout: float,
+) -> Backup:
+    """Back up every path ``pkg`` touches and the state of its units; return it as re-read from disk.
+
+    ``current`` is the preflight's view of the target. Only reads the target.
+
+    Raises:
+        ApplyError: ``directory`` already holds a backup; a file is larger than ``max_file_bytes``; a
+            file changed between preflight and backup.
+        StateError: the backup cannot be written or does not verify (disk full, permissions).
+        AgentError, TransportError: reading the target failed.
+    """
+    if (directory / BACKUP_JSON).exists():
+        raise ApplyError(f"{directory} already holds a backup; refusing to overwrite it")
+    files = ensure_private_dir(ensure_private_dir(directory) / FILES_DIR)
+    entries = []
+    for op in pkg.operations:
+        if isinstance(op, FILE_OPS):
+            entries.append(_backup_file(op.path, op.expect_sha256, current[op.path], agent=agent,
+                                        files=files, max_bytes=max_file_bytes))
+        elif isinstance(op, RotateLogOp) and op.path not in {e.path for e in entries}:
+            entry = current[op.path]
+            if entry is None:   # preflight refuses this; checked again rather than assumed
+                raise ApplyError(f"target changed since capture: {op.path} (log to rotate is absent)")
+            entries.append(BackupEntry(op.path, True, "rotated_log", entry.sha256, entry.size,
+                                       entry.mode, entry.uid, entry.gid))
+    units = {
+        op.unit: unit_state(transport, op.unit, timeout=timeout)
+        for op in pkg.operations if isinstance(op, UnitOp)
+    }
+    document = {
+        "format": FORMAT, "package_id": pkg.id, "entries": [asdict(e) for e in entries],
+        "units": units, "has_daemon_reload": any(isinstance(op, DaemonReloadOp) for op in pkg.operations),
+    }
+    atomic_write(directory / BACKUP_JSON, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
+    return load_backup(directory)
+
+
+def _backup_file(
+    path: str, expect: str, entry: FileEntry | None, *, agent: AgentApi, files: Path, max_bytes: int
+) -> BackupEntry:
+    if expect == ABSENT or entry is None:
+        return BackupEntry(path, existed=False)
+    if entry.size > max_bytes:
+        raise ApplyError(f"{path} is {entry.size} bytes, more than the {max_bytes} a backup may hold")
+    data = agent.read_file(path, max_bytes=max_bytes)
+    sha = hashlib.sha256(data).hexdigest()
+    if sha != expect:
+        raise ApplyError(f"target changed since capture: {path} (changed during backup)")
+    atomic_write(files / sha, data, mode=0o600)
+    return BackupEntry(path, True, "file", sha, len(data), entry.mode, entry.uid, entry.gid)
+
+
+def load_backup(directory: Path) -> Backup:
+    """Read ``backup.json`` and verify every blob it names.
+
+    Raises:
+        StateError: no backup, malformed ``backup.json``, or a blob missing or not matching its hash.
+    """
+    path = directory / BACKUP_JSON
+    try:
+        data: dict[str, Any] = json.loads(path.read_bytes())
+        backup = Backup(
+            directory=directory, package_id=str(data["package_id"]),
+            entries=tuple(BackupEntry(**item) for item in data["entries"]),
+            units={str(k): str(v) for k, v in data["units"].items()},
+            has_daemon_reload=bool(data["has_daemon_reload"]),
+        )
+    except FileNotFoundError as exc:
+        raise StateError(f"no backup in {directory} ({BACKUP_JSON} missing)") from exc
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise StateError(f"corrupt backup {path}: {exc}") from exc
+    for entry in backup.entries:
+        if entry.kind not in ("file", "rotated_log") or not isinstance(entry.path, str):
+            raise StateError(f"corrupt backup {path}: bad entry {entry}")
+        if entry.kind == "file" and entry.existed:
+            backup.content(entry)
+    return backup

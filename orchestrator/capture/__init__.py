@@ -1,0 +1,1 @@
+"""Capture: snapshot the affected components of a target without stopping it."""

@@ -1,0 +1,110 @@
+"""Pack the affected components' files on the target (agent ``pack``), download the archive, and record
+the manifest, placeholders for big files, package versions and unit states in the session.
+
+The target keeps running: nothing is stopped, only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agent.api import DiskUsage, Manifest, Placeholder
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.errors import TransportError
+from orchestrator.fsutil import ensure_private_dir
+from orchestrator.model import Component, IssueKind
+from orchestrator.session.store import Session, cap_text
+from orchestrator.transport.base import Transport
+
+
+@dataclass(frozen=True)
+class Capture:
+    tar: Path
+    paths: tuple[str, ...]
+    manifest: Manifest
+    placeholders: tuple[Placeholder, ...]
+    packages: dict[str, str | None] = field(default_factory=dict)
+    units: dict[str, dict[str, str]] = field(default_factory=dict)
+    disk: DiskUsage | None = None
+
+    @property
+    def placeholder_paths(self) -> set[str]:
+        return {p.path for p in self.placeholders}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tar": str(self.tar), "paths": list(self.paths),
+            "files": [asdict(e) for e in self.manifest.entries], "missing": list(self.manifest.missing),
+            "placeholders": [{"path": p.path, "size": p.size, "sha256": p.sha256} for p in self.placeholders],
+            "packages": self.packages, "units": self.units,
+            "disk": asdict(self.disk) if self.disk else None,
+        }
+
+
+def capture_paths(components: list[Component], kinds: set[IssueKind]) -> list[str]:
+    """The paths to capture: config, unit and data paths; log paths only for disk-space issues
+    (they are what a disk repair may act on, and they are mostly placeholders)."""
+    paths: list[str] = []
+    for comp in components:
+        paths += comp.all_paths
+        if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL}:
+            paths += comp.log_paths
+    return list(dict.fromkeys(paths))
+
+
+def _kv(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in text.splitlines()[:64]:
+        key, sep, value = line.partition("=")
+        if sep:
+            out[cap_text(key, 64)] = cap_text(value, 256)
+    return out
+
+
+def capture_components(
+    session: Session,
+    transport: Transport,
+    agent: RemoteAgent,
+    components: list[Component],
+    kinds: set[IssueKind],
+    *,
+    max_file_bytes: int,
+) -> Capture:
+    """Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
+    directory = ensure_private_dir(session.dir / "capture")
+    paths = capture_paths(components, kinds)
+    packed = agent.pack(paths, max_file_bytes=max_file_bytes)
+    local_tar = directory / "files.tar"
+    try:
+        agent.fetch(packed.remote_tar, local_tar)
+    finally:
+        with contextlib.suppress(TransportError):
+            agent.cleanup()
+    local_tar.chmod(0o600)
+    packages: dict[str, str | None] = {}
+    wanted = sorted({p for c in components for p in c.packages})
+    if wanted:
+        result = transport.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\n", *wanted], timeout=60)
+        for line in result.stdout_text.splitlines():
+            name, _, version = line.partition("\t")
+            packages[cap_text(name, 128)] = cap_text(version, 128) or None
+        for name in wanted:
+            packages.setdefault(name, None)
+    units: dict[str, dict[str, str]] = {}
+    for unit in sorted({u for c in components for u in c.units}):
+        shown = transport.run(["systemctl", "show", unit, "--property=ActiveState,SubState,UnitFileState"],
+                              timeout=30)
+        units[unit] = _kv(shown.stdout_text)
+    disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
+    capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk)
+    data = capture.as_dict()
+    data["placeholder_samples"] = {
+        p.path: {"head": cap_text(p.head, 512), "tail": cap_text(p.tail, 512)} for p in packed.placeholders
+    }
+    session.write_json("capture", data)
+    session.event("capture", "captured", files=len(packed.manifest.entries),
+                  placeholders=len(packed.placeholders), tar_bytes=local_tar.stat().st_size)
+    return capture

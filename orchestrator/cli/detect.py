@@ -1,0 +1,69 @@
+"""`vmrepair detect --target T`: run every probe of the watch config against a target, list the issues.
+
+Exit codes: 0 when no issue was found, 1 when at least one was (warnings included); errors as in
+`vmrepair --help` (2 bad target or config, 5 target unreachable, ...). Probes that cannot run on the
+target (no systemd, no curl) are neither: they are listed in the results as unavailable.
+
+With ``--json``: ``{"target": T, "issues": [...], "results": [...]}`` on stdout, issues sorted as
+described in :mod:`orchestrator.detect.report` (critical first, causes before symptoms).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
+
+from orchestrator.app import App
+from orchestrator.cli.output import emit_json, info, table
+from orchestrator.detect import DetectionReport, Detector
+from orchestrator.targets.spec import open_target, parse_target
+from orchestrator.transport.base import Transport
+
+if TYPE_CHECKING:
+    from orchestrator.agent.client import RemoteAgent
+
+EXIT_HEALTHY = 0
+EXIT_ISSUES = 1
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("detect", help="probe a target and list its issues (exit 1 when any)")
+    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://user@host[:port]")
+    parser.set_defaults(handler=cmd_detect)
+
+
+def remote_agent(transport: Transport) -> RemoteAgent:
+    # Imported when a command needs it: `vmrepair --help` stays fast.
+    from orchestrator.agent.client import RemoteAgent
+
+    return RemoteAgent(transport)
+
+
+def cmd_detect(app: App, args: argparse.Namespace) -> int:
+    spec = parse_target(args.target)
+    with open_target(app, spec) as transport:
+        agent = remote_agent(transport)
+        try:
+            report = Detector(app.settings.watch, transport, agent).run()
+        finally:
+            agent.cleanup()
+    return show_report(str(spec), report, as_json=args.json)
+
+
+def show_report(target: str, report: DetectionReport, *, as_json: bool) -> int:
+    """Print ``report`` (JSON on stdout, or a table of issues) and return the exit code."""
+    if as_json:
+        emit_json({"target": target, **report.as_dict()})
+    elif report.issues:
+        # Summaries hold text from the target: escape it so rich never reads it as markup.
+        table(f"issues on {escape(target)}", ["component", "kind", "severity", "summary", "probe"],
+              [[escape(i.component), str(i.kind), str(i.severity), escape(i.summary), escape(i.probe)]
+               for i in report.issues])
+    else:
+        info(f"no issues on {target} ({len(report.results)} probes)")
+    if not as_json and report.unavailable:
+        info(f"{len(report.unavailable)} probes could not run on {target}: "
+             + ", ".join(r.probe for r in report.unavailable))
+    return EXIT_ISSUES if report.issues else EXIT_HEALTHY

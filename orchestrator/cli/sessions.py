@@ -1,0 +1,137 @@
+"""`vmrepair sessions` (list past runs) and `vmrepair report ID` (show one run's report)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.app import App
+from orchestrator.cli.output import emit_json, info, out_console
+from orchestrator.errors import StateError, VmRepairError
+from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
+from orchestrator.session.store import cap_text, list_sessions, load_session_meta
+
+#: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
+#: an id can never name anything outside the sessions directory.
+SESSION_ID_RE = re.compile(r"[0-9TZ]+-[0-9a-f]{6}")
+#: How many ids an "unknown session" message suggests.
+SUGGESTED_IDS = 5
+#: Summary characters shown per row of the table.
+SUMMARY_WIDTH = 80
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sessions = sub.add_parser("sessions", help="list past repair sessions, newest first")
+    sessions.set_defaults(handler=cmd_sessions)
+    report = sub.add_parser("report", help="show the report of a session (rendered if missing)")
+    report.add_argument("id", help="session id, as listed by `vmrepair sessions`")
+    report.set_defaults(handler=cmd_report)
+
+
+def cmd_sessions(app: App, args: argparse.Namespace) -> int:
+    """Raises: nothing of its own (unreadable sessions are left out by list_sessions)."""
+    found = list_sessions(app.settings.sessions_dir)
+    if args.json:
+        emit_json({"sessions": [_row_dict(meta) for meta in found]})
+        return 0
+    if not found:
+        info(f"no sessions in {app.settings.sessions_dir}")
+        return 0
+    # Not output.table(): the id is what people copy into `vmrepair report ID`, so it (and the time)
+    # must never be wrapped or cut, whatever the terminal width; the summary folds instead.
+    tbl = Table(title="vmrepair sessions", title_justify="left")
+    tbl.add_column("id", no_wrap=True)
+    tbl.add_column("target", overflow="fold")
+    tbl.add_column("status", no_wrap=True)
+    tbl.add_column("started (UTC)", no_wrap=True)
+    tbl.add_column("summary", overflow="fold", ratio=1)
+    for meta in found:
+        tbl.add_row(_cell(meta.get("id"), 40), _cell(meta.get("target"), 60), _cell(meta.get("status"), 20),
+                    _when(meta.get("started_at")), _cell(meta.get("summary"), SUMMARY_WIDTH))
+    out_console.print(tbl)
+    return 0
+
+
+def cmd_report(app: App, args: argparse.Namespace) -> int:
+    """Print a session's report.md (rendering it first when missing or older than the evidence).
+
+    Raises:
+        VmRepairError: no session has that id (exit 1; the message names the newest ids).
+        StateError: session.json of that session is unreadable.
+    """
+    session_id = str(args.id)
+    if not SESSION_ID_RE.fullmatch(session_id):
+        info(f"error: {session_id!r} is not a session id (like 20260102T030405Z-1a2b3c); "
+             "`vmrepair sessions` lists them")
+        return 2
+    directory = app.settings.sessions_dir / session_id
+    if not directory.is_dir():
+        raise _unknown(app.settings.sessions_dir, session_id)
+    meta = load_session_meta(directory)
+    text = _report_text(directory)
+    if args.json:
+        emit_json({"session": meta, "paths": {
+            "directory": str(directory), "report": str(directory / REPORT_NAME),
+            "files": sorted(p.name for p in directory.iterdir() if p.is_file())}})
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+def _report_text(directory: Path) -> str:
+    path = directory / REPORT_NAME
+    if path.is_file() and not _is_stale(path):
+        return path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return write_report(directory).read_text(encoding="utf-8", errors="replace")
+    except StateError as exc:
+        # A read-only state dir (or a full disk) must not hide the report: show it unsaved.
+        info(f"warning: report not saved ({exc.message}); showing it anyway")
+        return render_report(directory)
+
+
+def _is_stale(report: Path) -> bool:
+    """The report is older than one of the session's JSON files (the run went on after it)."""
+    written = report.stat().st_mtime
+    return any(p.stat().st_mtime > written for p in report.parent.glob("*.json"))
+
+
+def _unknown(sessions_dir: Path, session_id: str) -> VmRepairError:
+    newest = [str(m.get("id")) for m in list_sessions(sessions_dir)[:SUGGESTED_IDS]]
+    return VmRepairError(
+        f"no session {session_id} in {sessions_dir}",
+        remedy=("newest: " + ", ".join(newest)) if newest else "there are no sessions yet",
+    )
+
+
+def _row_dict(meta: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
+    return {key: meta.get(key) for key in keys}
+
+
+def _cell(value: object, width: int) -> str:
+    """One table cell: control characters made visible, folded to one line, capped, rich markup escaped."""
+    text = " ".join(cap_text(str(value if value is not None else ""), 4 * width).split())
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return escape(text)
+
+
+def _when(value: object) -> str:
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return _cell(value, 32)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.UTC)
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return ""

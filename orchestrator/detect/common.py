@@ -1,0 +1,91 @@
+"""What every probe family shares: evidence capping, result builders, running a probe's command.
+
+Conventions for :class:`~orchestrator.model.ProbeResult` values built here:
+
+- a passing result has ``ok=True`` and severity ``info``; its ``kind`` is the kind the probe would
+  report, so consumers can group results by kind without knowing probe names;
+- an unavailable result (the probe could not run: no systemd, no curl, the agent failed on that call)
+  has ``ok=False`` *and* ``is_unavailable=True``: consumers must test ``is_unavailable`` first, it is
+  neither a pass nor a failure and never becomes an Issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from orchestrator.errors import TransportError
+from orchestrator.model import IssueKind, ProbeResult, Severity
+from orchestrator.session.store import cap_text
+from orchestrator.transport.base import CommandResult, Transport
+
+#: Cap of one evidence string: target output is untrusted and ends up in reports and sessions.
+EVIDENCE_MAX = 4096
+#: cap_text appends "[... N more characters not kept]" after its limit; keep the total under the cap.
+_CAP_NOTE_ROOM = 64
+#: Output kept from a probe command; only EVIDENCE_MAX of it is stored, the rest is never read.
+PROBE_OUTPUT_MAX = 64 * 1024
+#: What a POSIX shell answers for a program it cannot find: SSH targets report a missing binary so.
+EXIT_NOT_FOUND = 127
+#: Component of host-wide results (disk and inode usage belong to no single component).
+HOST_COMPONENT = "host"
+
+
+def cap_evidence(text: str | bytes, limit: int = EVIDENCE_MAX) -> str:
+    """Decode, escape control characters and cap at ``limit`` characters, note included."""
+    return cap_text(text, max(1, limit - _CAP_NOTE_ROOM))
+
+
+def command_output(result: CommandResult) -> str:
+    """stderr then stdout of ``result`` as one capped evidence string (tools put errors on either)."""
+    parts = [p for p in (result.stderr, result.stdout) if p.strip()]
+    return cap_evidence(b"\n".join(parts))
+
+
+def run_command(transport: Transport, argv: Sequence[str], *, timeout: float) -> CommandResult | None:
+    """Run a probe's command; ``None`` when the program does not exist on the target.
+
+    A missing program shows up as exit status 127 over SSH (the remote shell) and as a
+    TransportError caused by FileNotFoundError on the local transport.
+
+    Raises:
+        CommandTimeoutError: the command ran past ``timeout`` (the caller decides what that means).
+        TransportError: the target cannot be reached or the session broke.
+    """
+    try:
+        result = transport.run(argv, timeout=timeout, max_output=PROBE_OUTPUT_MAX)
+    except TransportError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return None
+        raise
+    return None if result.exit_status == EXIT_NOT_FOUND else result
+
+
+@dataclass(frozen=True)
+class ProbeId:
+    """What one probe observes; builds its results so every result of a probe names it the same way.
+
+    ``kind`` is the kind a failure reports unless :meth:`failed` is given another (a unit probe
+    reports UNIT_FAILED or UNIT_INACTIVE).
+    """
+
+    probe: str
+    component: str
+    kind: IssueKind
+    subject: str
+
+    def passed(self, summary: str, evidence: Mapping[str, str] | None = None) -> ProbeResult:
+        return ProbeResult(self.probe, self.component, True, self.kind, Severity.INFO, self.subject,
+                           summary, dict(evidence or {}))
+
+    def failed(
+        self, severity: Severity, summary: str, evidence: Mapping[str, str] | None = None,
+        *, kind: IssueKind | None = None,
+    ) -> ProbeResult:
+        return ProbeResult(self.probe, self.component, False, kind or self.kind, severity,
+                           self.subject, summary, dict(evidence or {}))
+
+    def unavailable(self, reason: str, evidence: Mapping[str, str] | None = None) -> ProbeResult:
+        return ProbeResult(self.probe, self.component, False, self.kind, Severity.INFO, self.subject,
+                           f"{self.subject}: not checked: {cap_evidence(reason, 512)}",
+                           dict(evidence or {}), is_unavailable=True)

@@ -1,0 +1,97 @@
+"""The Detector: plans every probe the watch config asks for, runs them, and re-runs one by name."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from orchestrator.agent.api import AgentApi
+from orchestrator.components.config import WatchConfig
+from orchestrator.detect import config_test, disk, http, jsonl, units
+from orchestrator.detect.report import DetectionReport
+from orchestrator.errors import ConfigError
+from orchestrator.model import ProbeResult
+from orchestrator.transport.base import Transport
+
+__all__ = ["DetectionReport", "Detector"]  # DetectionReport: callers import both from here
+
+log = logging.getLogger(__name__)
+
+Probe = Callable[[], ProbeResult]
+
+
+class Detector:
+    """Runs the probes of ``watch`` against one target.
+
+    Commands (systemctl, config tests, curl) run through ``transport``; file and disk work goes through
+    ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``, ``http:http://127.0.0.1:80/``,
+    ``disk:/``, ``inodes:/``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``) are stable: a name taken
+    from one run's results re-runs the same check on another host with :meth:`run_probe`. When two
+    components name the same unit, URL or file, the first component in the watch config owns the probe.
+    """
+
+    def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
+        self.watch = watch
+        self._plan = self._build_plan(watch, transport, agent)
+
+    @property
+    def probe_names(self) -> tuple[str, ...]:
+        """Every planned probe, in the order :meth:`run` runs them."""
+        return tuple(self._plan)
+
+    def run(self) -> DetectionReport:
+        """Run every probe.
+
+        Raises:
+            TransportError: the target cannot be reached (a probe that merely cannot run on it, such as
+                systemd checks without systemd, is reported as unavailable instead).
+        """
+        results = [probe() for probe in self._plan.values()]
+        return DetectionReport.from_results(results, [c.name for c in self.watch.components])
+
+    def run_probe(self, name: str) -> ProbeResult:
+        """Run the probe called ``name`` (as found in ``ProbeResult.probe``).
+
+        Raises:
+            ConfigError: no probe of that name in this watch config.
+            TransportError: the target cannot be reached.
+        """
+        probe = self._plan.get(name)
+        if probe is None:
+            raise ConfigError(f"unknown probe {name!r}",
+                              remedy=f"known probes: {', '.join(self._plan) or '(none)'}")
+        return probe()
+
+    @staticmethod
+    def _build_plan(watch: WatchConfig, transport: Transport, agent: AgentApi) -> dict[str, Probe]:
+        plan: dict[str, Probe] = {}
+
+        def add(name: str, probe: Probe) -> None:
+            if name in plan:
+                log.debug("probe %s is planned already; keeping the first component's", name)
+                return
+            plan[name] = probe
+
+        thresholds = watch.thresholds
+        log_roots = sorted({p for comp in watch.components for p in comp.log_paths})
+        # Host-wide probes first: their failures explain many of the component probes' failures.
+        for mount in watch.mounts:
+            add(disk.disk_probe_name(mount),
+                functools.partial(disk.probe_disk, agent, mount, thresholds, log_roots))
+            add(disk.inodes_probe_name(mount),
+                functools.partial(disk.probe_inodes, agent, mount, thresholds))
+        for comp in watch.components:
+            if comp.config_test:
+                add(config_test.probe_name(comp),
+                    functools.partial(config_test.probe_config, transport, comp))
+            for path in comp.jsonl_logs:
+                add(jsonl.probe_name(path), functools.partial(jsonl.probe_jsonl, agent, comp, path))
+            for unit in comp.units:
+                add(units.probe_name(unit),
+                    functools.partial(units.probe_unit, transport, comp, unit, thresholds))
+            for check in comp.http:
+                add(http.probe_name(check),
+                    functools.partial(http.probe_http, transport, comp, check,
+                                      thresholds.http_timeout_s))
+        return plan

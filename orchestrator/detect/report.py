@@ -1,0 +1,96 @@
+"""The outcome of a detection run, and the order issues are reported (and repaired) in.
+
+Issues are sorted by, in turn:
+
+1. severity: critical, then warning;
+2. host-wide issues (disk, inodes) before component issues: a full disk makes config tests, units and
+   endpoints fail, so it is the likelier root cause;
+3. component, in the order of the watch config;
+4. within a component, causes before symptoms: CONFIG_INVALID, LOG_CORRUPT, then UNIT_FAILED,
+   UNIT_INACTIVE, HTTP_DOWN;
+5. the order the probes ran in.
+
+Deduplication rule: when a component's config test fails, its unit and HTTP issues are still reported
+(each is a fact a fix must clear), but the config issue sorts first and each of them carries
+``evidence["suspected_cause"] = "config:<component>"`` so triage can treat them as one fault.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from orchestrator.detect.common import HOST_COMPONENT
+from orchestrator.model import Issue, IssueKind, ProbeResult, Severity
+
+_SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+_KIND_RANK = {
+    IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.CONFIG_INVALID: 2,
+    IssueKind.LOG_CORRUPT: 3, IssueKind.UNIT_FAILED: 4, IssueKind.UNIT_INACTIVE: 5,
+    IssueKind.HTTP_DOWN: 6,
+}
+#: Kinds that a failing config test of the same component plausibly explains.
+_CONFIG_SYMPTOMS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN})
+
+
+def result_as_dict(result: ProbeResult) -> dict[str, object]:
+    return {
+        "probe": result.probe, "component": result.component, "ok": result.ok,
+        "kind": str(result.kind), "severity": str(result.severity), "subject": result.subject,
+        "summary": result.summary, "evidence": dict(result.evidence),
+        "unavailable": result.is_unavailable,
+    }
+
+
+def build_issues(results: Sequence[ProbeResult], component_order: Sequence[str]) -> tuple[Issue, ...]:
+    """Failed, available results → issues in the order described in the module docstring."""
+    failing = [(i, r) for i, r in enumerate(results) if not r.ok and not r.is_unavailable]
+    position = {name: i for i, name in enumerate(component_order)}
+    broken_config = {r.component: r.probe for _, r in failing if r.kind is IssueKind.CONFIG_INVALID}
+
+    def key(item: tuple[int, ProbeResult]) -> tuple[int, int, int, int, int]:
+        index, r = item
+        return (_SEVERITY_RANK[r.severity], 0 if r.component == HOST_COMPONENT else 1,
+                position.get(r.component, len(position)), _KIND_RANK[r.kind], index)
+
+    issues = []
+    for _, result in sorted(failing, key=key):
+        issue = Issue.from_result(result)
+        cause = broken_config.get(result.component)
+        if cause is not None and result.kind in _CONFIG_SYMPTOMS:
+            issue = dataclasses.replace(issue, evidence={**issue.evidence, "suspected_cause": cause})
+        issues.append(issue)
+    return tuple(issues)
+
+
+@dataclass(frozen=True)
+class DetectionReport:
+    """Every probe result of a run, and the issues made of the failed ones (sorted)."""
+
+    results: tuple[ProbeResult, ...]
+    issues: tuple[Issue, ...]
+
+    @classmethod
+    def from_results(
+        cls, results: Sequence[ProbeResult], component_order: Sequence[str]
+    ) -> DetectionReport:
+        return cls(tuple(results), build_issues(results, component_order))
+
+    @property
+    def has_issues(self) -> bool:
+        return bool(self.issues)
+
+    @property
+    def critical_issues(self) -> tuple[Issue, ...]:
+        return tuple(i for i in self.issues if i.severity is Severity.CRITICAL)
+
+    @property
+    def unavailable(self) -> tuple[ProbeResult, ...]:
+        """Probes that could not run (neither passed nor failed)."""
+        return tuple(r for r in self.results if r.is_unavailable)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-able: ``{"issues": [...], "results": [...]}``."""
+        return {"issues": [i.as_dict() for i in self.issues],
+                "results": [result_as_dict(r) for r in self.results]}

@@ -1,0 +1,139 @@
+"""``unit:<unit>`` probes: the systemd state of a component's units, read with ``systemctl show``.
+
+Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports them):
+
+- ``LoadState=not-found``: the unit file of a watched unit is gone → UNIT_INACTIVE, critical.
+- ``ActiveState=failed`` → UNIT_FAILED, critical.
+- ``LoadState=bad-setting|error``: systemd cannot load the unit file, the next start fails
+  → UNIT_FAILED, critical.
+- running (active, reloading, activating) with ``NRestarts`` >= ``unit_restarts_warning``: the unit is
+  flapping → UNIT_FAILED, warning. ``NRestarts`` counts automatic restarts since the unit was last
+  started on purpose, so that start is the window the count refers to.
+- inactive but enabled (or masked) → UNIT_INACTIVE, critical for vital components, warning otherwise.
+- inactive and not enabled: the operator turned it off; passes.
+- no systemd (PID 1 is something else), no ``systemctl``, or an answer without ``LoadState``:
+  unavailable, neither pass nor fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.components.config import Thresholds
+from orchestrator.detect.common import ProbeId, cap_evidence, run_command
+from orchestrator.errors import CommandTimeoutError
+from orchestrator.model import Component, IssueKind, ProbeResult, Severity
+from orchestrator.transport.base import Transport
+
+PREFIX = "unit:"
+PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "NRestarts", "Result", "LoadState",
+              "ExecMainStatus")
+SHOW_TIMEOUT_S = 30.0
+#: What systemctl prints when PID 1 is not systemd, or when its bus is not there.
+_NO_SYSTEMD_MARKERS = (b"System has not been booted with systemd", b"Failed to connect to bus")
+_ENABLED = frozenset({"enabled", "enabled-runtime"})
+_RUNNING = frozenset({"active", "reloading", "activating"})
+_STOPPED = frozenset({"inactive", "deactivating"})
+_UNLOADABLE = frozenset({"bad-setting", "error"})
+#: Longest property value kept; systemd's own values are short, anything longer is noise or hostile.
+_MAX_VALUE = 256
+
+
+def probe_name(unit: str) -> str:
+    return f"{PREFIX}{unit}"
+
+
+@dataclass(frozen=True)
+class UnitShow:
+    """What ``systemctl show`` said about one unit: its properties, or why it could not be asked."""
+
+    properties: dict[str, str] = field(default_factory=dict)
+    unavailable_reason: str | None = None
+
+
+def show_argv(unit: str) -> list[str]:
+    # "--" so a unit name from config.yaml can never be read as an option.
+    return ["systemctl", "show", f"--property={','.join(PROPERTIES)}", "--", unit]
+
+
+def parse_show(text: str) -> dict[str, str]:
+    """``Key=Value`` lines → the requested properties only; first occurrence wins, values capped."""
+    props: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key in PROPERTIES and key not in props:
+            props[key] = cap_evidence(value.strip(), _MAX_VALUE)
+    return props
+
+
+def show_unit(transport: Transport, unit: str) -> UnitShow:
+    """Ask systemd about ``unit``.
+
+    Raises:
+        TransportError: the target cannot be reached (a missing systemctl or systemd is not an error).
+    """
+    try:
+        result = run_command(transport, show_argv(unit), timeout=SHOW_TIMEOUT_S)
+    except CommandTimeoutError:
+        return UnitShow(unavailable_reason=f"systemctl show did not answer within {SHOW_TIMEOUT_S:g} s")
+    if result is None:
+        return UnitShow(unavailable_reason="systemctl is not installed on the target")
+    if not result.succeeded:
+        if any(marker in result.stderr for marker in _NO_SYSTEMD_MARKERS):
+            return UnitShow(unavailable_reason="the target does not run systemd as PID 1")
+        return UnitShow(unavailable_reason=f"systemctl show exited {result.exit_status}: "
+                        f"{cap_evidence(result.stderr, 512)}")
+    props = parse_show(result.stdout_text)
+    if "LoadState" not in props:
+        return UnitShow(unavailable_reason="systemctl show answered without a LoadState")
+    return UnitShow(props)
+
+
+def restarts(props: dict[str, str]) -> int:
+    value = props.get("NRestarts", "")
+    # isascii: str.isdigit() also accepts digits like "²" that int() rejects.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
+
+
+def evaluate(  # noqa: PLR0911 - one return per rule of the module docstring
+    component: Component, unit: str, show: UnitShow, thresholds: Thresholds
+) -> ProbeResult:
+    """Turn one ``systemctl show`` answer into a result (rules in the module docstring)."""
+    pid = ProbeId(probe_name(unit), component.name, IssueKind.UNIT_FAILED, unit)
+    if show.unavailable_reason is not None:
+        return pid.unavailable(show.unavailable_reason)
+    props = show.properties
+    evidence = dict(props)
+    load, active = props.get("LoadState", ""), props.get("ActiveState", "")
+    file_state = props.get("UnitFileState", "")
+    inactive = IssueKind.UNIT_INACTIVE
+    if load == "not-found":
+        return pid.failed(Severity.CRITICAL, f"{unit}: unit file is gone (LoadState=not-found)",
+                          evidence, kind=inactive)
+    if active == "failed":
+        return pid.failed(Severity.CRITICAL, f"{unit} failed (Result={props.get('Result', '?')}, "
+                          f"ExecMainStatus={props.get('ExecMainStatus', '?')})", evidence)
+    if load in _UNLOADABLE:
+        return pid.failed(Severity.CRITICAL,
+                          f"{unit}: systemd cannot load the unit file (LoadState={load})", evidence)
+    if active in _RUNNING:
+        count = restarts(props)
+        if count >= thresholds.unit_restarts_warning:
+            return pid.failed(Severity.WARNING, f"{unit} is flapping: {count} failures in a window "
+                              f"(NRestarts since its last deliberate start, now {active})", evidence)
+        return pid.passed(f"{unit} is {active}", evidence)
+    stopped = Severity.CRITICAL if component.vital else Severity.WARNING
+    if active in _STOPPED:
+        if "masked" in (load, file_state):
+            return pid.failed(stopped, f"{unit} is masked and {active}", evidence, kind=inactive)
+        if file_state in _ENABLED:
+            return pid.failed(stopped, f"{unit} is {file_state} but {active}", evidence, kind=inactive)
+        return pid.passed(f"{unit} is {active} and {file_state or 'not enabled'}", evidence)
+    return pid.unavailable(f"unexpected ActiveState {active!r}", evidence)
+
+
+def probe_unit(
+    transport: Transport, component: Component, unit: str, thresholds: Thresholds
+) -> ProbeResult:
+    """Raises: TransportError: the target cannot be reached."""
+    return evaluate(component, unit, show_unit(transport, unit), thresholds)

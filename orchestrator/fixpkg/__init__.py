@@ -1,0 +1,41 @@
+"""Fix packages: what a validated repair changed in the troubleshooting VM, as checked operations.
+
+- :mod:`.paths`    lexical path rules (canonical, no ``..``, under an allowed root)
+- :mod:`.ops`      the operation types, their invariants and JSON schema
+- :mod:`.replay`   validation of the operations the repair layer recorded (units, log rotation)
+- :mod:`.owners`   VM owner names -> target uid/gid
+- :mod:`.compute`  :func:`compute_package`: manifests before/after -> :class:`FixPackage`
+- :mod:`.package`  :class:`FixPackage` and its crash-safe, verified directory form
+- :mod:`.diff`     capped unified diffs of text files for the report
+"""
+
+from __future__ import annotations
+
+from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES, compute_package
+from orchestrator.fixpkg.ops import (
+    ABSENT,
+    DaemonReloadOp,
+    FileOp,
+    Operation,
+    RemoveFileOp,
+    RotateLogOp,
+    SetMetaOp,
+    UnitOp,
+    WriteFileOp,
+)
+from orchestrator.fixpkg.package import FixPackage
+
+__all__ = [
+    "ABSENT",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DaemonReloadOp",
+    "FileOp",
+    "FixPackage",
+    "Operation",
+    "RemoveFileOp",
+    "RotateLogOp",
+    "SetMetaOp",
+    "UnitOp",
+    "WriteFileOp",
+    "compute_package",
+]

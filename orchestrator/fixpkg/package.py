@@ -1,0 +1,224 @@
+"""A fix package and its directory form: ``package.json`` plus content-addressed ``files/<sha256>``.
+
+Saving is crash-safe: each blob is written atomically first and ``package.json`` last, so a directory
+without ``package.json`` is an interrupted save, never a package. Loading verifies every blob against its
+hash and refuses the package if one is missing or differs (tampered with or corrupt). ``package.json``
+itself carries a digest of its operations, which catches accidental edits and corruption (not a forger
+with write access to the state directory, who could rewrite the digest too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from orchestrator.errors import FixPackageError, StateError
+from orchestrator.fixpkg.ops import (
+    FILE_OPS,
+    Operation,
+    RotateLogOp,
+    WriteFileOp,
+    op_from_dict,
+    op_to_dict,
+    validate_operations,
+)
+from orchestrator.fsutil import atomic_write, ensure_private_dir
+
+PACKAGE_JSON = "package.json"
+FILES_DIR = "files"
+FORMAT = 1
+#: package.json holds operations and capped diffs only; anything bigger is not ours.
+MAX_PACKAGE_JSON = 32 * 1024 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+T = TypeVar("T")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _operations_digest(ops: Sequence[Operation]) -> str:
+    canonical = json.dumps([op_to_dict(op) for op in ops], sort_keys=True, separators=(",", ":"))
+    return sha256_hex(canonical.encode())
+
+
+@dataclass(frozen=True)
+class FixPackage:
+    """A verified fix: operations to run on the target, the content they write, and why.
+
+    Construction checks the operation invariants (:func:`~.ops.validate_operations`) and that every
+    ``write_file`` blob is present and matches its sha256 and size, so a package object is always whole.
+
+    Raises:
+        FixPackageError: from the constructor, when an invariant does not hold.
+    """
+
+    id: str
+    created_at: str
+    operations: tuple[Operation, ...]
+    #: sha256 -> content, for every ``write_file`` operation.
+    blobs: Mapping[str, bytes]
+    issue: dict[str, Any]
+    diagnosis: dict[str, Any]
+    validation: dict[str, Any]
+    reboot_required: bool
+    allowed_roots: tuple[str, ...]
+    #: path -> unified diff (capped) for the report; text files only.
+    diffs: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _ID_RE.match(self.id):
+            raise FixPackageError(f"package id {self.id!r} is not a plain name")
+        validate_operations(self.operations, self.allowed_roots)
+        for op in self.operations:
+            if isinstance(op, WriteFileOp):
+                data = self.blobs.get(op.sha256)
+                if data is None or len(data) != op.size or sha256_hex(data) != op.sha256:
+                    raise FixPackageError(f"{op.path}: content {op.sha256} missing or not matching")
+
+    @property
+    def paths(self) -> list[str]:
+        """Every path an operation touches, in package order."""
+        return [op.path for op in self.operations if isinstance(op, (*FILE_OPS, RotateLogOp))]
+
+    def blob(self, sha256: str) -> bytes:
+        return self.blobs[sha256]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The content of ``package.json`` (and of the session's record): everything but the blobs."""
+        ops = list(self.operations)
+        return {
+            "format": FORMAT, "id": self.id, "created_at": self.created_at,
+            "reboot_required": self.reboot_required, "allowed_roots": list(self.allowed_roots),
+            "issue": self.issue, "diagnosis": self.diagnosis, "validation": self.validation,
+            "operations": [op_to_dict(op) for op in ops],
+            "operations_sha256": _operations_digest(ops), "diffs": self.diffs,
+        }
+
+    def save(self, directory: Path) -> Path:
+        """Write the package into ``directory`` (``<state>/packages/<id>/``); returns ``package.json``.
+
+        Raises:
+            StateError: the directory or a file cannot be written (disk full, permissions); a package
+                half-written this way has no ``package.json`` and does not load.
+            FixPackageError: ``directory`` already holds a different package (packages are immutable).
+        """
+        document = (json.dumps(self.as_dict(), indent=2, default=str) + "\n").encode()
+        files = ensure_private_dir(ensure_private_dir(directory) / FILES_DIR)
+        target = directory / PACKAGE_JSON
+        try:
+            existing = target.read_bytes() if target.exists() else None
+        except OSError as exc:
+            raise StateError(f"cannot read {target}: {exc.strerror or exc}") from exc
+        if existing is not None and existing != document:
+            raise FixPackageError(f"{directory} already holds a different fix package")
+        for op in self.operations:
+            if isinstance(op, WriteFileOp):
+                # Blobs can hold secrets from /etc: owner-only, like the rest of the state directory.
+                atomic_write(files / op.sha256, self.blobs[op.sha256], mode=0o600)
+        atomic_write(target, document, mode=0o600)  # last: its presence means "complete"
+        return target
+
+    @classmethod
+    def load(cls, directory: Path, *, allowed_roots: Sequence[str] | None = None) -> FixPackage:
+        """Read and verify a package saved by :meth:`save`.
+
+        ``allowed_roots``, when given, must also contain every path (the config may have narrowed since
+        the package was made); the package's own recorded roots are always checked.
+
+        Raises:
+            FixPackageError: ``package.json`` is missing, unreadable or malformed, its operations do not
+                match their digest, an operation is invalid or outside the roots, or a blob is missing
+                or does not match its hash.
+        """
+        path = directory / PACKAGE_JSON
+        data = _read_document(path)   # its errors already name the file
+        try:
+            return cls._from_document(data, directory, allowed_roots)
+        except FixPackageError as exc:
+            raise FixPackageError(f"{path}: {exc.message}", remedy=exc.remedy) from exc
+
+    @classmethod
+    def _from_document(
+        cls, data: dict[str, Any], directory: Path, allowed_roots: Sequence[str] | None
+    ) -> FixPackage:
+        ops = tuple(
+            op_from_dict(item, f"operations[{index}]")
+            for index, item in enumerate(_typed(data, "operations", list))
+        )
+        if _operations_digest(ops) != data.get("operations_sha256"):
+            raise FixPackageError("operations do not match operations_sha256 (edited or corrupt)")
+        if allowed_roots is not None:
+            validate_operations(ops, allowed_roots)
+        blobs = {
+            op.sha256: _read_blob(directory / FILES_DIR / op.sha256, op)
+            for op in ops if isinstance(op, WriteFileOp)
+        }
+        return cls(
+            id=_typed(data, "id", str), created_at=_typed(data, "created_at", str),
+            operations=ops, blobs=blobs, issue=_typed(data, "issue", dict),
+            diagnosis=_typed(data, "diagnosis", dict), validation=_typed(data, "validation", dict),
+            reboot_required=_typed(data, "reboot_required", bool),
+            allowed_roots=tuple(_strings(data, "allowed_roots")), diffs=_string_map(data, "diffs"),
+        )
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PACKAGE_JSON + 1)
+    except FileNotFoundError as exc:
+        raise FixPackageError(
+            f"{path} is missing: no fix package here (an interrupted save leaves none)"
+        ) from exc
+    except OSError as exc:
+        raise FixPackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_PACKAGE_JSON:
+        raise FixPackageError(f"{path} is larger than {MAX_PACKAGE_JSON} bytes")
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise FixPackageError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise FixPackageError(f"{path}: not a format-{FORMAT} fix package")
+    return data
+
+
+def _read_blob(path: Path, op: WriteFileOp) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(op.size + 1)
+    except OSError as exc:
+        raise FixPackageError(f"content of {op.path} ({FILES_DIR}/{op.sha256}) is missing") from exc
+    if len(data) != op.size or sha256_hex(data) != op.sha256:
+        raise FixPackageError(
+            f"content of {op.path} ({FILES_DIR}/{op.sha256}) does not match its hash: tampered or corrupt"
+        )
+    return data
+
+
+def _typed(data: dict[str, Any], key: str, kind: type[T]) -> T:
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise FixPackageError(f"{key}: expected {kind.__name__}, got {value!r:.80}")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str) -> list[str]:
+    values = _typed(data, key, list)
+    if not all(isinstance(value, str) for value in values):
+        raise FixPackageError(f"{key}: expected a list of strings")
+    return values
+
+
+def _string_map(data: dict[str, Any], key: str) -> dict[str, str]:
+    values = _typed(data, key, dict)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+        raise FixPackageError(f"{key}: expected an object of strings")
+    return values

@@ -1,0 +1,85 @@
+"""Lexical path rules for fix packages: absolute, canonical, no ``..``, under an allowed root.
+
+Checks are purely lexical on purpose: the paths name files on the *target*, so resolving them against
+the orchestrator's own filesystem would check the wrong machine. Symlinks on the target are the agent's
+business at write time (it refuses to write through one).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+from orchestrator.errors import FixPackageError
+
+#: Directories systemd loads unit files and drop-ins from; a change below them needs a daemon-reload.
+UNIT_FILE_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
+
+_MAX_PATH = 4096
+
+
+def normalise_path(path: str) -> str:
+    """Return ``path`` in canonical form (``//`` and ``.`` collapsed, no trailing slash).
+
+    ``..`` is refused rather than collapsed: ``/etc/a/../b`` is ``/etc/b`` only if ``/etc/a`` is not a
+    symlink on the target, which cannot be known here.
+
+    Raises:
+        FixPackageError: the path is not a string, is relative, has a ``..`` component, or contains
+            NUL, CR or a newline (they would corrupt journals and reports, and no config file needs them).
+    """
+    if not isinstance(path, str) or not path:
+        raise FixPackageError(f"path {path!r} is not a non-empty string")
+    if len(path) > _MAX_PATH or any(ch in path for ch in "\0\n\r"):
+        raise FixPackageError(f"path {path!r} is too long or contains NUL/newline characters")
+    if not path.startswith("/"):
+        raise FixPackageError(f"path {path!r} is not absolute")
+    if ".." in path.split("/"):
+        raise FixPackageError(f"path {path!r} contains '..' (path traversal is refused)")
+    # normpath keeps a leading "//" (POSIX leaves its meaning to the implementation): fold it too.
+    canonical = "/" + posixpath.normpath(path).lstrip("/")
+    if canonical == "/":
+        raise FixPackageError("path '/' cannot be the subject of a file operation")
+    return canonical
+
+
+def is_under(path: str, root: str) -> bool:
+    """True when canonical ``path`` is strictly below canonical ``root`` (``/etcx`` is not under ``/etc``)."""
+    if root == "/":
+        return path != "/"
+    return path.startswith(root + "/")
+
+
+def check_allowed(path: str, allowed_roots: Sequence[str]) -> str:
+    """Return the canonical form of ``path`` if it lies strictly below one of ``allowed_roots``.
+
+    Raises:
+        FixPackageError: the path is malformed (see :func:`normalise_path`), an allowed root is not an
+            absolute canonical path, or the path is outside every allowed root (the message names both).
+    """
+    canonical = normalise_path(path)
+    roots = [_normalise_root(root) for root in allowed_roots]
+    if not any(is_under(canonical, root) for root in roots):
+        shown = ", ".join(roots) or "(none)"
+        raise FixPackageError(
+            f"path {canonical} is outside the allowed roots ({shown})",
+            remedy="add its directory to repair.allowed_roots in the config if it is meant to be repaired",
+        )
+    return canonical
+
+
+def _normalise_root(root: str) -> str:
+    if not isinstance(root, str) or not root.startswith("/") or ".." in root.split("/"):
+        raise FixPackageError(f"allowed root {root!r} must be an absolute path without '..'")
+    return "/" + posixpath.normpath(root).lstrip("/")
+
+
+def is_unit_file(path: str) -> bool:
+    """True when ``path`` is a unit file or drop-in systemd reads (a change needs a daemon-reload)."""
+    return any(is_under(path, directory) for directory in UNIT_FILE_DIRS)

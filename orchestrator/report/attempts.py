@@ -1,0 +1,126 @@
+"""Diagnosis and repair-attempt sections of a component.
+
+Read from ``diagnosis-<component>.json`` (``cause``, ``confidence``, ``evidence``, ``variables``, ...)
+and ``attempts-<component>.json`` (a list of ``{strategy, playbook, score, rank, outcome, reason,
+steps: [{name, status, duration_s, output}], validation: ValidationReport.as_dict()}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.report.escape import code, code_block, duration, inline, table
+from orchestrator.report.files import Loaded, as_dict, as_list, first
+from orchestrator.report.generic import nested_block, scalar_bullets
+from orchestrator.report.overview import mark, unreadable
+from orchestrator.report.validation import render_validation
+
+MAX_EXCERPTS = 8
+_OUTCOMES = {"validated": "validated", "validation_failed": "**VALIDATION FAILED**",
+             "failed": "**STEP FAILED**", "skipped": "skipped (not applicable)"}
+_EXCERPT_TITLE_KEYS = ("source", "label", "name", "probe", "path", "command", "file")
+_EXCERPT_TEXT_KEYS = ("excerpt", "text", "output", "content", "lines", "value", "detail")
+
+
+def diagnosis_section(loaded: Loaded) -> str:
+    out = ["### Diagnosis", ""]
+    if not loaded.ok:
+        return "\n".join([*out, unreadable(loaded)])
+    data = as_dict(loaded.data)
+    out += [f"- **Cause:** {code(first(data, 'cause') or 'unknown')}",
+            f"- **Confidence:** {_confidence(data.get('confidence'))}"]
+    out += scalar_bullets(data, skip=("cause", "confidence"))
+    out.append("")
+    variables = as_dict(data.get("variables"))
+    if variables:
+        out += ["Variables the repair used:", "",
+                table(["Name", "Value"], [[code(k, in_table=True), inline(v)] for k, v in variables.items()])]
+    out.append(_excerpts(data.get("evidence")))
+    rest = nested_block(data, skip=("evidence", "variables"))
+    if rest:
+        out += ["Other details:", "", rest]
+    return "\n".join(out)
+
+
+def attempts_section(loaded: Loaded) -> str:
+    out = ["### Repair attempts in the troubleshooting VM", ""]
+    if not loaded.ok:
+        return "\n".join([*out, unreadable(loaded)])
+    data = loaded.data
+    attempts = [as_dict(a) for a in as_list(data.get("attempts") if isinstance(data, dict) else data)]
+    if not attempts:
+        return "\n".join([*out, "_No strategy was tried (none applies to this diagnosis)._\n"])
+    rows = [[str(a.get("rank") or n), code(a.get("strategy"), in_table=True), _score(a.get("score")),
+             _outcome(a.get("outcome")), inline(a.get("reason"), 200)]
+            for n, a in enumerate(attempts, start=1)]
+    out.append(table(["#", "Strategy", "Score", "Outcome", "Reason"], rows))
+    for n, attempt in enumerate(attempts, start=1):
+        out.append(_attempt(n, attempt))
+    return "\n".join(out)
+
+
+def _attempt(number: int, attempt: dict[str, Any]) -> str:
+    out = [f"#### Attempt {attempt.get('rank') or number}: {code(attempt.get('strategy'))} — "
+           f"{_outcome(attempt.get('outcome'))}", ""]
+    if attempt.get("playbook"):
+        out.append(f"- **Playbook:** {code(attempt['playbook'])}")
+    if attempt.get("reason"):
+        out.append(f"- **Reason:** {inline(attempt['reason'], 1000)}")
+    out.append("")
+    steps = [as_dict(s) for s in as_list(attempt.get("steps"))]
+    if steps:
+        rows = [[code(s.get("name"), in_table=True), mark(s.get("status")), duration(s.get("duration_s"))]
+                for s in steps]
+        out.append(table(["Step", "Status", "Duration"], rows))
+        for step in steps:
+            out.append(_step_output(step))
+    elif attempt.get("outcome") not in {"skipped", "failed"}:
+        out.append("_No steps recorded._\n")
+    if "validation" in attempt:
+        out += ["**Validation of this attempt:**", "", render_validation(attempt["validation"])]
+    return "\n".join(out)
+
+
+def _step_output(step: dict[str, Any]) -> str:
+    parts = []
+    for label, key in (("output", "output"), ("stdout", "stdout"), ("stderr", "stderr"), ("error", "error")):
+        value = step.get(key)
+        if value not in (None, "", [], {}):
+            parts += [f"Step {code(step.get('name'))} {label}:", "", code_block(value)]
+    return "\n".join(parts)
+
+
+def _excerpts(evidence: Any) -> str:
+    if isinstance(evidence, dict):
+        items: list[tuple[str, Any]] = list(evidence.items())
+    else:
+        items = []
+        for n, item in enumerate(as_list(evidence), start=1):
+            entry = as_dict(item)
+            title = first(entry, *_EXCERPT_TITLE_KEYS) if entry else None
+            text = first(entry, *_EXCERPT_TEXT_KEYS) if entry else item
+            items.append((str(title or f"excerpt {n}"), text if text is not None else item))
+    if not items:
+        return "_No evidence excerpts recorded._\n"
+    out = ["Evidence:", ""]
+    for title, text in items[:MAX_EXCERPTS]:
+        out += [f"**{inline(title, 200)}:**", "", code_block(text)]
+    if len(items) > MAX_EXCERPTS:
+        out.append(f"_{len(items) - MAX_EXCERPTS} more excerpts are in the session files._\n")
+    return "\n".join(out)
+
+
+def _confidence(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.0%}" if 0 <= value <= 1 else inline(value)
+    return inline(value if value is not None else "unknown")
+
+
+def _score(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.2f}"
+    return inline(value)
+
+
+def _outcome(value: object) -> str:
+    return _OUTCOMES.get(str(value), inline(value if value is not None else "unfinished", 40))

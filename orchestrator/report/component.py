@@ -1,0 +1,86 @@
+"""One section per repaired component, in pipeline order: triage → (in place) → reproduction → diagnosis →
+attempts → validation → change → apply → validation on the target."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.report.attempts import attempts_section, diagnosis_section
+from orchestrator.report.change import apply_section, fix_package_section
+from orchestrator.report.escape import code, code_block, inline
+from orchestrator.report.files import Loaded, SessionFiles, as_dict
+from orchestrator.report.generic import nested_block, records_table, scalar_bullets
+from orchestrator.report.overview import status_label, unreadable
+from orchestrator.report.validation import render_validation
+
+MAX_EVIDENCE = 8
+
+
+def component_section(files: SessionFiles, component: str, detail: dict[str, Any]) -> str:
+    name = code(component) if component else "(unnamed)"
+    status = detail.get("status")
+    out = [f"## Component {name}" + (f": {status_label(status)}" if status else ""), ""]
+    if detail.get("issue"):
+        out.append(f"- **Issue:** {code(detail['issue'])}")
+    if detail.get("summary"):
+        out.append(f"- **Outcome:** {inline(detail['summary'], 1000)}")
+    out += scalar_bullets(detail, skip=("component", "issue", "summary", "status"))
+    out.append("")
+    triage = files.stage("triage", component)
+    out.append(_simple("Triage", triage))
+    in_place = files.stage("in-place", component)
+    if not in_place.missing:
+        out.append(_records("Restart in place", in_place))
+    if detail.get("in_place"):
+        out.append("_Resolved by the in-place restart; no troubleshooting VM was needed._\n")
+        return "\n".join(out)
+    out.append(_reproduce(files.stage("reproduce", component)))
+    out.append(diagnosis_section(files.stage("diagnosis", component)))
+    out.append(attempts_section(files.stage("attempts", component)))
+    final = files.stage("validation", component)
+    if not final.missing:
+        out += ["### Validation", "", render_validation(final.data) if final.ok else unreadable(final)]
+    out.append(fix_package_section(files.stage("fix-package", component)))
+    out.append(apply_section(files.stage("apply", component), detail))
+    target = files.stage("target-validation", component)
+    out += ["### Validation on the target", "",
+            render_validation(target.data) if target.ok else unreadable(target)]
+    return "\n".join(out)
+
+
+def _simple(title: str, loaded: Loaded) -> str:
+    out = [f"### {title}", ""]
+    if not loaded.ok:
+        return "\n".join([*out, unreadable(loaded)])
+    data = as_dict(loaded.data)
+    out += scalar_bullets(data) or ["_Nothing recorded._"]
+    out.append("")
+    rest = nested_block(data)
+    return "\n".join(out + ([rest] if rest else []))
+
+
+def _records(title: str, loaded: Loaded) -> str:
+    if not loaded.ok:
+        return f"### {title}\n\n" + unreadable(loaded)
+    if isinstance(loaded.data, list):
+        return f"### {title}\n\n" + records_table(loaded.data)
+    return _simple(title, loaded)
+
+
+def _reproduce(loaded: Loaded) -> str:
+    out = ["### Reproduction in the troubleshooting VM", ""]
+    if not loaded.ok:
+        return "\n".join([*out, unreadable(loaded)])
+    data = as_dict(loaded.data)
+    reproduced = data.get("ok") is False
+    verdict = ("reproduced: the probe fails in the VM as on the target" if reproduced
+               else "**NOT REPRODUCED**: the probe passes in the VM")
+    out += [f"- **Probe:** {code(data.get('probe'))}", f"- **Result:** {verdict}",
+            f"- **Probe said:** {inline(data.get('summary'), 1000)}"]
+    if data.get("import_complete") is False:
+        out.append("- **Import of the captured files:** **incomplete** (see the timeline)")
+    out.append("")
+    evidence = as_dict(data.get("evidence"))
+    for key in list(evidence)[:MAX_EVIDENCE]:
+        out += [f"**{inline(key, 80)}:**", "", code_block(evidence[key])]
+    return "\n".join(out)

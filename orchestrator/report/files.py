@@ -1,0 +1,93 @@
+"""Reading a session directory for the report, tolerating whatever state a run left it in.
+
+A report is most needed after a run went wrong, so nothing here raises for a missing, truncated or
+malformed file: :meth:`SessionFiles.load` says which it was, and the section shows that instead.
+
+Per-component stage files are named ``<stage>-<component>.json`` (``attempts-nginx.json``); the same
+stage without a suffix (``attempts.json``) is read as the session's only component.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Stages with one file per repaired component, longest names first so alternation picks them.
+COMPONENT_STAGES = ("target-validation", "fix-package", "validation", "diagnosis", "reproduce",
+                    "in-place", "attempts", "triage", "apply")
+_COMPONENT_FILE = re.compile(rf"^({'|'.join(map(re.escape, COMPONENT_STAGES))})-(?P<component>.+)\.json$")
+#: Larger JSON files are not parsed: the report must render quickly even from a runaway session.
+MAX_JSON_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A JSON file's content, or why there is none (``missing`` is True when it does not exist)."""
+
+    data: Any = None
+    error: str = ""
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.missing
+
+
+class SessionFiles:
+    """The JSON files of one session directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def load(self, name: str) -> Loaded:
+        path = self.dir / f"{name}.json"
+        try:
+            size = path.stat().st_size
+            if size > MAX_JSON_BYTES:
+                return Loaded(error=f"{path.name} is {size:,} bytes, too large to read")
+            return Loaded(json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return Loaded(missing=True)
+        except OSError as exc:
+            return Loaded(error=f"cannot read {path.name}: {exc.strerror or exc}")
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both derive from it
+            return Loaded(error=f"{path.name} is not valid JSON ({exc})")
+
+    def stage(self, stage: str, component: str) -> Loaded:
+        """``<stage>-<component>.json``, or ``<stage>.json`` for the unnamed component ``""``."""
+        return self.load(f"{stage}-{component}" if component else stage)
+
+    def components(self, declared: list[str]) -> list[str]:
+        """Components with stage files: ``declared`` (session.json order) first, then any other found
+        on disk, then ``""`` when unsuffixed stage files exist."""
+        found: dict[str, None] = dict.fromkeys(declared)
+        try:
+            names = sorted(p.name for p in self.dir.iterdir())
+        except OSError:
+            names = []
+        for name in names:
+            match = _COMPONENT_FILE.match(name)
+            if match:
+                found.setdefault(match["component"])
+        if any(f"{stage}.json" in names for stage in COMPONENT_STAGES):
+            found.setdefault("")
+        return list(found)
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def first(mapping: dict[str, Any], *keys: str) -> Any:
+    """The value of the first of ``keys`` present (and not None) in ``mapping``."""
+    for key in keys:
+        if mapping.get(key) is not None:
+            return mapping[key]
+    return None

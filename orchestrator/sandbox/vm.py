@@ -1,0 +1,151 @@
+"""Boot an ephemeral troubleshooting VM (in the background, while the target is captured), import the
+captured state into it, and reproduce the fault there.
+
+The VM is always destroyed: by :meth:`TroubleshootingVm.destroy` in the pipeline's ``finally``, and,
+should this process die, by the reaper (the VM is marked ephemeral with our pid).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+from orchestrator.agent.api import UnpackResult
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.capture.snapshot import Capture
+from orchestrator.config.settings import Settings
+from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
+from orchestrator.hypervisor.vm import UpResult
+from orchestrator.model import Component
+from orchestrator.session.store import Session
+from orchestrator.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+#: Snapshot taken after import + reproduction; every failed attempt reverts to it.
+REPRODUCED_SNAPSHOT = "reproduced"
+FILLER = "/var/tmp/vmrepair-disk-filler"
+
+
+@dataclass
+class ImportReport:
+    unpack: UnpackResult | None
+    error: str | None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.error is None and self.unpack is not None and not self.unpack.failed
+
+
+def _boot(settings: Settings, name: str, timeout: float) -> UpResult:
+    # A separate App (and libvirt connection) per thread keeps libvirt calls independent.
+    app = App(settings)
+    try:
+        return app.vms.up(name, ephemeral=True, boot_timeout=timeout)
+    finally:
+        app.close()
+
+
+class TroubleshootingVm:
+    """Raises (from its methods): PipelineError naming the stage; BootError when the VM cannot boot."""
+
+    def __init__(self, app: App, session: Session) -> None:
+        self.app = app
+        self.session = session
+        self.name = f"trb-{secrets.token_hex(3)}"
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox")
+        self._boot: concurrent.futures.Future[UpResult] | None = None
+        self._transport: Transport | None = None
+        self._agent: RemoteAgent | None = None
+
+    def start(self) -> None:
+        self.session.event("sandbox", "booting", vm=self.name)
+        self._boot = self._pool.submit(_boot, self.app.settings, self.name,
+                                       self.app.settings.vm.boot_timeout_s)
+
+    def wait_ready(self) -> UpResult:
+        if self._boot is None:
+            self.start()
+        assert self._boot is not None
+        result = self._boot.result()
+        self.session.event("sandbox", "ready", vm=self.name, boot_seconds=round(result.boot_seconds, 2))
+        return result
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = self.app.vms.transport(self.name)
+        return self._transport
+
+    @property
+    def agent(self) -> RemoteAgent:
+        if self._agent is None:
+            self._agent = RemoteAgent(self.transport, timeout=self.app.settings.repair.step_timeout_s)
+        return self._agent
+
+    def import_capture(self, capture: Capture, components: list[Component]) -> ImportReport:
+        """Copy the captured files in; on failure the VM keeps the template plus what did import."""
+        remote = f"{self.agent.remote_dir}/capture.tar"
+        try:
+            self.agent.push(capture.tar, remote)
+            result = self.agent.unpack(remote, list(capture.placeholders), list(capture.paths),
+                                       manifest=capture.manifest)
+        except VmRepairError as exc:
+            self.session.event("sandbox", "import_failed", error=exc.message)
+            return ImportReport(None, exc.message)
+        self.session.event("sandbox", "imported", written=len(result.written),
+                           placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
+        units = sorted({u for c in components for u in c.units})
+        # Units and their drop-ins may have changed: reload, then restart what the capture touched so the
+        # services run (or fail) with the target's configuration.
+        self.transport.run(["systemctl", "daemon-reload"], timeout=60)
+        for unit in units:
+            self.transport.run(["systemctl", "reset-failed", unit], timeout=30)
+            self.transport.run(["systemctl", "restart", unit], timeout=90)
+        return ImportReport(result, None)
+
+    def fill_disk_to(self, used_pct: float) -> None:
+        """Reproduce the target's disk usage ratio (the VM's disk has another size)."""
+        usage = self.agent.disk_usage("/")
+        if usage.used_pct >= used_pct:
+            return
+        total = usage.used_bytes + usage.avail_bytes
+        need = int(total * used_pct / 100.0) - usage.used_bytes + 8 * 1024 * 1024
+        need = min(need, usage.avail_bytes)
+        self.transport.check(["fallocate", "-l", str(need), FILLER], timeout=120)
+        self.session.event("sandbox", "disk_filled", filler_bytes=need, to_pct=used_pct)
+
+    def snapshot(self, name: str = REPRODUCED_SNAPSHOT) -> None:
+        self.app.vms.snapshot(self.name, name)
+
+    def revert(self, name: str = REPRODUCED_SNAPSHOT) -> None:
+        self._drop_connections()
+        self.app.vms.revert(self.name, name)
+
+    def _drop_connections(self) -> None:
+        # A revert resets the guest's TCP state: the next call must open a new SSH session.
+        if self._transport is not None:
+            with contextlib.suppress(VmRepairError):
+                self._transport.close()
+        self._transport = None
+        self._agent = None
+
+    def destroy(self) -> None:
+        self._drop_connections()
+        boot = self._boot
+        if boot is not None and not boot.done():
+            with contextlib.suppress(Exception):
+                boot.result()
+        self._pool.shutdown(wait=True)
+        try:
+            self.app.vms.destroy(self.name)
+            self.session.event("sandbox", "destroyed", vm=self.name)
+        except VmNotFoundError:
+            pass  # up() already cleaned up after a failed boot
+        except VmRepairError as exc:
+            raise PipelineError(f"cannot destroy troubleshooting VM {self.name}: {exc.message}",
+                                stage="cleanup", remedy="run `vmrepair vm reap`") from exc

@@ -1,0 +1,53 @@
+"""What validation needs from the detect stage: re-running probes by name, or all of them.
+
+``orchestrator.detect``'s Detector satisfies :class:`ProbeRunner` (directly or through a two-line
+adapter); validation depends on nothing else of detect's internals.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from orchestrator.errors import VmRepairError
+from orchestrator.model import ProbeResult
+
+
+class ProbeRunner(Protocol):
+    """Runs the detect stage's probes against one host (here: the VM under validation)."""
+
+    def run_all(self) -> list[ProbeResult]:
+        """Run every configured probe once.
+
+        Raises:
+            VmRepairError: (usually a TransportError) the probes could not run at all.
+        """
+        ...
+
+    def run_probe(self, name: str) -> ProbeResult:
+        """Run the probe called ``name`` (``unit:nginx.service``, ``http:http://127.0.0.1:8080/health``).
+
+        Raises:
+            ConfigError | KeyError: no probe has that name (the Detector raises ConfigError).
+            VmRepairError: (usually a TransportError) the probe could not run.
+        """
+        ...
+
+
+def judge(result: ProbeResult) -> tuple[bool, str]:
+    """(passed, detail) of one probe result; a probe that could not run does not pass."""
+    if result.is_unavailable:
+        return False, f"probe could not run: {result.summary}"
+    return result.ok, result.summary or ("ok" if result.ok else "failed")
+
+
+def run_named(probes: ProbeRunner, name: str) -> tuple[bool, str]:
+    """Run one probe by name and judge it; an unknown name or a probe error is a failure.
+
+    Raises: nothing of our tree (errors become a failed verdict); bugs propagate.
+    """
+    try:
+        return judge(probes.run_probe(name))
+    except KeyError:
+        return False, f"no probe named {name!r} any more"
+    except VmRepairError as exc:
+        return False, f"probe could not run: {exc.message}"

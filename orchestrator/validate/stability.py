@@ -1,0 +1,162 @@
+"""The stability layer: the component's probes keep passing for a while under moderate load.
+
+A repair that holds for one probe run can still fail a minute later (a unit in a restart loop, a
+worker that dies under memory pressure). For ``period_s`` seconds every probe of the component is
+re-run every ``interval_s`` seconds while stress-ng loads the guest; the first failure ends the layer
+and is recorded with when (seconds into the period, round number) and which probe. A period of 0
+runs one round. ``sleep`` and ``clock`` are injected so tests never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from orchestrator.errors import VmRepairError
+from orchestrator.transport.base import Transport
+from orchestrator.validate.load import GuestLoad, random_token
+from orchestrator.validate.probes import ProbeRunner, judge
+from orchestrator.validate.results import LayerName, LayerRecorder, LayerReport
+
+log = logging.getLogger(__name__)
+
+#: Seconds between the starts of two probe rounds.
+PROBE_INTERVAL_S = 2.0
+
+
+@dataclass(frozen=True)
+class StabilityPlan:
+    period_s: float
+    load: bool
+    sleep: Callable[[float], None]
+    clock: Callable[[], float]
+    interval_s: float = PROBE_INTERVAL_S
+    #: Random part of the load unit's name (tests fix it).
+    token: Callable[[], str] = random_token
+
+    def __post_init__(self) -> None:
+        """Raises: ValueError: a negative period or a non-positive interval (a caller bug)."""
+        if self.period_s < 0 or self.interval_s <= 0:
+            raise ValueError(f"bad stability plan: period {self.period_s} s, interval {self.interval_s} s")
+
+
+@dataclass
+class _Tally:
+    rounds: int = 0
+    seconds: float = 0.0
+    failure: str = ""
+
+
+def stable_layer(components: Collection[str], probes: ProbeRunner, transport: Transport,
+                 plan: StabilityPlan) -> LayerReport:
+    """Watch the probes of ``components`` (by ``ProbeResult.component``); the guest load is always
+    stopped at the end.
+
+    Raises: only bugs (an error outside our tree from a probe propagates, after the load is stopped).
+    """
+    rec = LayerRecorder(LayerName.STABLE, plan.clock)
+    load = GuestLoad(transport, duration_s=plan.period_s, token=plan.token) if plan.load else None
+    outcome = ""
+    try:
+        if load is None:
+            rec.add("load", True, "disabled: the probes ran without load in the guest")
+            outcome = _Rounds(rec, frozenset(components), probes, None, plan).watch()
+        elif rec.check(f"start load ({load.unit})", lambda: _start(load)):
+            outcome = _Rounds(rec, frozenset(components), probes, load, plan).watch()
+        else:
+            outcome = "could not put the guest under load, so stability was not verified"
+    finally:
+        # Also after a failed start: a start that timed out may still have launched the unit.
+        if load is not None:
+            rec.check(f"stop load ({load.unit})", lambda: (True, load.stop()))
+    return rec.finish(outcome)
+
+
+def _start(load: GuestLoad) -> tuple[bool, str]:
+    load.start()
+    return True, f"stress-ng {' '.join(load.argv[load.argv.index('stress-ng') + 1:])}"
+
+
+@dataclass
+class _Rounds:
+    rec: LayerRecorder
+    components: frozenset[str]
+    probes: ProbeRunner
+    load: GuestLoad | None
+    plan: StabilityPlan
+    tallies: dict[str, _Tally] = field(default_factory=dict)
+
+    def watch(self) -> str:
+        """Run rounds until the period ends or something fails; record one check per probe."""
+        clock = self.plan.clock
+        began = clock()
+        deadline = began + self.plan.period_s
+        # A guard against a clock that never advances (an injected one); a real run never reaches it.
+        max_rounds = math.ceil(self.plan.period_s / self.plan.interval_s) + 2
+        failure = ""
+        rounds = 0
+        while not failure and rounds < max_rounds:
+            rounds += 1
+            failure = self._round(f"at +{clock() - began:.1f} s (round {rounds})")
+            now = clock()
+            if failure or now >= deadline:
+                break
+            self.plan.sleep(min(self.plan.interval_s, deadline - now))
+        for name, tally in sorted(self.tallies.items()):
+            detail = tally.failure or f"passed all {tally.rounds} rounds"
+            self.rec.add(f"probe {name}", not tally.failure, detail, tally.seconds)
+        if self.load is not None and not failure:
+            self.rec.add("load kept running", True,
+                         f"stress-ng was running at the start of all {rounds} rounds")
+        if failure:
+            log.info("stability of %s failed: %s", "/".join(sorted(self.components)), failure)
+            return f"failed {failure}"
+        under = "under load" if self.load is not None else "without load"
+        return (f"stable for {clock() - began:.1f} s {under}: {rounds} rounds, "
+                f"{len(self.tallies)} probes passed every round")
+
+    def _round(self, where: str) -> str:
+        """One round; returns a description of the failure, or "" when everything passed."""
+        failure = self._check_load(where)
+        if failure:
+            return failure
+        clock = self.plan.clock
+        began = clock()
+        try:
+            results = [r for r in self.probes.run_all() if r.component in self.components]
+        except VmRepairError as exc:
+            self.rec.add(f"probes {where}", False, f"probes could not run: {exc.message}", clock() - began)
+            return f"{where}: probes could not run"
+        seconds = clock() - began
+        if not results:
+            names = ", ".join(sorted(self.components))
+            self.rec.add(f"probes {where}", False, f"no probe of {names} ran", seconds)
+            return f"{where}: no probe of {names} ran"
+        failed = []
+        for result in results:
+            ok, detail = judge(result)
+            tally = self.tallies.setdefault(result.probe, _Tally())
+            tally.rounds += 1
+            tally.seconds += seconds
+            if not ok:
+                tally.failure = f"failed {where}: {detail}"
+                failed.append(result.probe)
+        return f"{where}: {', '.join(failed)} failed" if failed else ""
+
+    def _check_load(self, where: str) -> str:
+        if self.load is None:
+            return ""
+        clock = self.plan.clock
+        began = clock()
+        try:
+            running = self.load.is_running()
+        except VmRepairError as exc:
+            self.rec.add("load kept running", False, f"could not check {where}: {exc.message}",
+                         clock() - began)
+            return f"{where}: could not check the load generator"
+        if not running:
+            self.rec.add("load kept running", False, f"stress-ng had ended {where}", clock() - began)
+            return f"{where}: the load generator ended before the period did"
+        return ""

@@ -1,0 +1,82 @@
+"""Decide whether a repair attempt in the VM worked, in four layers.
+
+1. **resolved** — the probe that found the issue passes (and testinfra sees a unit issue's unit running);
+2. **stable** — the component's probes keep passing for ``stable_period_s`` under moderate load;
+3. **no regressions** — every probe that passed before the attempt still passes;
+4. **core features** — units running and enabled, config test, HTTP answers, listening ports.
+
+The verdict passes only if all four layers pass. Stability is the expensive layer, so it is skipped
+(and counts as failed) when the issue is not even resolved; the cheap layers 3 and 4 always run, after
+the stability period, so they also catch what broke late.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from orchestrator.components.config import WatchConfig
+from orchestrator.model import Component, Issue
+from orchestrator.transport.base import Transport
+from orchestrator.validate.backend import GuestHost
+from orchestrator.validate.layers import core_features_layer, regressions_layer, resolved_layer
+from orchestrator.validate.load import random_token
+from orchestrator.validate.probes import ProbeRunner
+from orchestrator.validate.results import LayerName, LayerReport, ValidationReport
+from orchestrator.validate.stability import PROBE_INTERVAL_S, StabilityPlan, stable_layer
+
+__all__ = ["ProbeRunner", "ValidationReport", "Validator"]
+
+log = logging.getLogger(__name__)
+
+
+class Validator:
+    """Validates repair attempts on one host (the VM under repair).
+
+    ``host_transport`` reaches that host; ``probes`` re-runs the detect stage's probes on it.
+    ``sleep``/``clock`` pace the stability layer and time every check (inject fakes in tests).
+
+    Raises (from :meth:`validate`): nothing for guest trouble — an unreachable guest, a missing tool or
+    a probe that cannot run becomes a failed check — only bugs propagate.
+    """
+
+    def __init__(
+        self,
+        host_transport: Transport,
+        probes: ProbeRunner,
+        watch: WatchConfig,
+        *,
+        stable_period_s: float,
+        load: bool,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        probe_interval_s: float = PROBE_INTERVAL_S,
+        token: Callable[[], str] = random_token,
+    ) -> None:
+        self._transport = host_transport
+        self._probes = probes
+        self._watch = watch
+        self._clock = clock
+        self._plan = StabilityPlan(period_s=max(0.0, stable_period_s), load=load, sleep=sleep,
+                                   clock=clock, interval_s=probe_interval_s, token=token)
+
+    def validate(self, issue: Issue, component: Component, baseline_passing: set[str]) -> ValidationReport:
+        # A fresh GuestHost per attempt: testinfra caches what it learnt about the host, and the VM
+        # may have been reverted since the last attempt.
+        guest = GuestHost(self._transport)
+        resolved = resolved_layer(issue, self._probes, guest, clock=self._clock)
+        if resolved.passed:
+            # The issue's own component too: a disk issue belongs to the host, not to ``component``.
+            watched = {component.name, issue.component}
+            stable = stable_layer(watched, self._probes, self._transport, self._plan)
+        else:
+            stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
+        regressions = regressions_layer(baseline_passing, self._probes, clock=self._clock)
+        core = core_features_layer(component, guest, clock=self._clock,
+                                   http_timeout_s=self._watch.thresholds.http_timeout_s)
+        layers = [resolved, stable, regressions, core]
+        report = ValidationReport(all(layer.passed for layer in layers), layers, issue.id, component.name)
+        log.info("validation of %s: %s (%s)", issue.id, "passed" if report.passed else "failed",
+                 ", ".join(f"{layer.name}={layer.status}" for layer in layers))
+        return report

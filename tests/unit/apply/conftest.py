@@ -1,0 +1,41 @@
+"""Fixtures for apply tests: a target, the VM it was captured into, and a package built from them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from orchestrator.fixpkg import FixPackage
+from tests.unit.apply.fakes import FakeAgent, FakeFile
+from tests.unit.fixpkg.scenario import CONF, KEY, OLD, UNIT_FILE, build, make_target, make_vm
+
+NEW_CONF = b"listen 80\nworkers 4\n"
+NEW_FILE = "/etc/app/conf.d/new.conf"
+
+#: What the repair layer recorded in the VM.
+RESTART_APP = [{"op": "unit", "unit": "app.service", "action": "restart"}]
+
+
+@pytest.fixture
+def target() -> FakeAgent:
+    return make_target()
+
+
+@pytest.fixture
+def make_package(target: FakeAgent) -> Callable[..., FixPackage]:
+    """Build a package from ``target``: edit app.conf, add a file, remove one, chmod the key, extend
+    the unit file, and replay ``replay`` (default: restart app.service)."""
+
+    def factory(replay: list[dict[str, Any]] | None = None, *, files: bool = True) -> FixPackage:
+        vm = make_vm(target)
+        if files:
+            vm.files[CONF].data = NEW_CONF
+            vm.files[NEW_FILE] = FakeFile(b"extra = 1\n", 0o640, 104, 104)
+            del vm.files[OLD]
+            vm.files[KEY].mode = 0o600
+            vm.files[UNIT_FILE].data += b"Restart=on-failure\n"
+        return build(target, vm, RESTART_APP if replay is None else replay)
+
+    return factory

@@ -1,0 +1,69 @@
+"""`vmrepair detect`: argument parsing, exit codes, JSON and the table for people."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from orchestrator.cli import detect as cli_detect
+from orchestrator.cli.output import out_console
+from orchestrator.components.config import build_watch_config
+from orchestrator.detect import Detector
+from tests.unit.detect.fakes import FAILED, FakeAgent, FakeHost
+
+WATCH = build_watch_config(None)
+
+
+def _report(host: FakeHost):
+    return Detector(WATCH, host.transport(), FakeAgent()).run()
+
+
+def test_register_adds_detect_with_a_required_target() -> None:
+    parser = argparse.ArgumentParser()
+    cli_detect.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["detect", "--target", "vm:web"])
+    assert (args.target, args.handler) == ("vm:web", cli_detect.cmd_detect)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["detect"])
+
+
+def test_healthy_target_exits_0_with_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_detect.show_report("vm:web", _report(FakeHost()), as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["issues"] == []
+    assert data["target"] == "vm:web"
+    assert len(data["results"]) == 14
+
+
+def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_detect.show_report("local", _report(FakeHost(units={"nginx.service": FAILED})),
+                                  as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert [i["probe"] for i in data["issues"]] == ["unit:nginx.service"]
+
+
+def test_table_for_people_escapes_markup_from_the_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Wide enough that rich does not wrap or elide the summary column.
+    monkeypatch.setattr(out_console, "width", 300)
+    host = FakeHost(units={"ssh.service": {**FAILED, "Result": "[red]x[/red]"}})
+    code = cli_detect.show_report("local", _report(host), as_json=False)
+    captured = capsys.readouterr()
+    out = " ".join(captured.out.split())
+    assert code == 1
+    assert "issues on local" in out
+    assert "[red]x[/red]" in out
+    assert "unit_failed" in out
+
+
+def test_unavailable_probes_are_mentioned(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_detect.show_report("local", _report(FakeHost(has_systemd=False)), as_json=False)
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == 0
+    assert "no issues on local" in err
+    assert "5 probes could not run on local: unit:nginx.service" in err

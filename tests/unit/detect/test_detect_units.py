@@ -1,0 +1,158 @@
+"""unit:<unit> probes: systemctl show answers for active, failed, flapping, not-found, no systemd."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.components.config import Thresholds
+from orchestrator.detect import units
+from orchestrator.errors import CommandTimeoutError, ConnectError
+from orchestrator.model import Component, IssueKind, Severity
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.detect.fakes import (
+    ACTIVE,
+    FAILED,
+    INACTIVE,
+    NOT_FOUND,
+    FakeHost,
+    flapping,
+    local_style_missing,
+)
+
+NGINX = Component("nginx", units=("nginx.service",))
+CRON = Component("cron", vital=False, units=("cron.service",))
+THRESHOLDS = Thresholds(unit_restarts_warning=3)
+
+
+def probe(props: dict[str, str], component: Component = NGINX, unit: str = "nginx.service"):
+    host = FakeHost(units={unit: props})
+    return units.probe_unit(host.transport(), component, unit, THRESHOLDS)
+
+
+def test_argv_is_a_list_with_the_unit_after_double_dash() -> None:
+    transport = FakeHost().transport()
+    units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS)
+    assert transport.argvs == [(
+        "systemctl", "show",
+        "--property=ActiveState,SubState,UnitFileState,NRestarts,Result,LoadState,ExecMainStatus",
+        "--", "nginx.service",
+    )]
+
+
+def test_active_unit_passes_with_a_stable_probe_name() -> None:
+    result = probe(ACTIVE)
+    assert (result.ok, result.is_unavailable, result.probe) == (True, False, "unit:nginx.service")
+    assert result.evidence["ActiveState"] == "active"
+
+
+def test_failed_unit_is_critical_and_names_the_result() -> None:
+    result = probe(FAILED)
+    assert (result.ok, result.kind, result.severity) == (False, IssueKind.UNIT_FAILED, Severity.CRITICAL)
+    assert result.summary == "nginx.service failed (Result=exit-code, ExecMainStatus=1)"
+
+
+@pytest.mark.parametrize(("restarts", "ok"), [(2, True), (3, False), (40, False)])
+def test_flapping_threshold_edge(restarts: int, ok: bool) -> None:
+    result = probe(flapping(restarts))
+    assert result.ok is ok
+    if not ok:
+        assert (result.kind, result.severity) == (IssueKind.UNIT_FAILED, Severity.WARNING)
+        assert f"{restarts} failures in a window" in result.summary
+
+
+def test_activating_auto_restart_loop_counts_as_flapping() -> None:
+    result = probe({**flapping(5), "ActiveState": "activating", "SubState": "auto-restart"})
+    assert (result.ok, result.severity) == (False, Severity.WARNING)
+
+
+@pytest.mark.parametrize("component", [NGINX, CRON])
+def test_not_found_unit_is_critical_even_for_non_vital_components(component: Component) -> None:
+    result = probe(NOT_FOUND, component)
+    assert (result.kind, result.severity, result.is_unavailable) == (
+        IssueKind.UNIT_INACTIVE, Severity.CRITICAL, False)
+    assert "unit file is gone" in result.summary
+
+
+@pytest.mark.parametrize(("component", "severity"), [(NGINX, Severity.CRITICAL), (CRON, Severity.WARNING)])
+def test_enabled_but_inactive_severity_follows_vital(component: Component, severity: Severity) -> None:
+    result = probe(INACTIVE, component)
+    assert (result.ok, result.kind, result.severity) == (False, IssueKind.UNIT_INACTIVE, severity)
+    assert result.summary == "nginx.service is enabled but inactive"
+
+
+def test_disabled_and_inactive_passes() -> None:
+    assert probe({**INACTIVE, "UnitFileState": "disabled"}).ok
+
+
+def test_masked_and_inactive_is_an_issue() -> None:
+    result = probe({**INACTIVE, "LoadState": "masked", "UnitFileState": "masked"})
+    assert (result.ok, result.kind) == (False, IssueKind.UNIT_INACTIVE)
+
+
+def test_unloadable_unit_file_is_critical() -> None:
+    result = probe({**ACTIVE, "LoadState": "bad-setting"})
+    assert (result.kind, result.severity) == (IssueKind.UNIT_FAILED, Severity.CRITICAL)
+
+
+def test_no_systemd_makes_the_probe_unavailable() -> None:
+    result = units.probe_unit(FakeHost(has_systemd=False).transport(), NGINX, "nginx.service",
+                              THRESHOLDS)
+    assert (result.ok, result.is_unavailable) == (False, True)
+    assert "does not run systemd as PID 1" in result.summary
+
+
+@pytest.mark.parametrize("transport", [FakeHost(has_systemctl=False).transport(),
+                                       FakeTransport(local_style_missing)])
+def test_missing_systemctl_makes_the_probe_unavailable(transport: FakeTransport) -> None:
+    result = units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS)
+    assert result.is_unavailable
+    assert "systemctl is not installed" in result.summary
+
+
+def test_timeout_makes_the_probe_unavailable() -> None:
+    def hang(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        raise CommandTimeoutError("hung", argv=list(argv))
+
+    assert units.probe_unit(FakeTransport(hang), NGINX, "nginx.service", THRESHOLDS).is_unavailable
+
+
+def test_unreachable_target_is_an_error_not_a_result() -> None:
+    def down(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        raise ConnectError("connection refused", host="fake")
+
+    with pytest.raises(ConnectError):
+        units.probe_unit(FakeTransport(down), NGINX, "nginx.service", THRESHOLDS)
+
+
+def test_answer_without_load_state_is_unavailable() -> None:
+    transport = FakeTransport(lambda argv, stdin: (0, b"garbage\n\x1b[31mred\n", b""))
+    result = units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS)
+    assert result.is_unavailable
+    assert "without a LoadState" in result.summary
+
+
+def test_parse_show_keeps_only_requested_keys_first_wins_and_caps_values() -> None:
+    text = ("ActiveState=active\nActiveState=failed\nEvil=1\nno equals sign\n"
+            "Result=a=b\nSubState=" + "x" * 10_000 + "\x07\n")
+    props = units.parse_show(text)
+    assert set(props) == {"ActiveState", "Result", "SubState"}
+    assert props["ActiveState"] == "active"
+    assert props["Result"] == "a=b"
+    assert len(props["SubState"]) <= 256
+    assert "\x07" not in props["SubState"]
+
+
+@pytest.mark.parametrize("value", ["²", "-3", "99999999999", "3 ", "", "0x10", "٣"])
+def test_hostile_restart_counts_read_as_zero(value: str) -> None:
+    assert units.restarts({"NRestarts": value}) == 0
+
+
+def test_restart_count_is_read() -> None:
+    assert units.restarts({"NRestarts": "12"}) == 12
+
+
+def test_hostile_values_never_reach_evidence_raw() -> None:
+    result = probe({**FAILED, "Result": "\x1b]0;pwned\x07" + "A" * 5000})
+    assert all(len(v) <= 256 for v in result.evidence.values())
+    assert "\x1b" not in result.summary
+    assert "\x1b" not in result.evidence["Result"]

@@ -1,0 +1,119 @@
+"""The Detector: plan, run, issue order, run_probe by name, the report's JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.agent.api import JsonlReport
+from orchestrator.components.config import WatchConfig, build_watch_config
+from orchestrator.detect import Detector
+from orchestrator.errors import ConfigError
+from orchestrator.model import Component, IssueKind, Severity
+from tests.unit.detect.fakes import FAILED, INACTIVE, FakeAgent, FakeHost, usage
+
+WATCH = build_watch_config(None)
+LOG = "/var/lib/sampleapp/interactions.jsonl"
+
+EXPECTED_PROBES = (
+    "disk:/", "inodes:/",
+    "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/",
+    f"jsonl:{LOG}", "unit:sampleapp.service",
+    "http:http://127.0.0.1:8080/health", "http:http://127.0.0.1:8080/ready",
+    "config:sshd", "unit:ssh.service",
+    "unit:cron.service",
+    "config:rsyslog", "unit:rsyslog.service",
+)
+
+
+def detector(host: FakeHost | None = None, agent: FakeAgent | None = None,
+             watch: WatchConfig = WATCH) -> Detector:
+    return Detector(watch, (host or FakeHost()).transport(), agent or FakeAgent())
+
+
+def test_plan_covers_every_probe_of_the_default_components() -> None:
+    assert detector().probe_names == EXPECTED_PROBES
+
+
+def test_healthy_host_has_no_issues() -> None:
+    report = detector().run()
+    assert report.issues == ()
+    assert [r.probe for r in report.results] == list(EXPECTED_PROBES)
+    assert all(r.ok and not r.is_unavailable for r in report.results)
+
+
+def test_config_issue_comes_first_and_explains_its_symptoms() -> None:
+    host = FakeHost(units={"nginx.service": FAILED, "cron.service": INACTIVE},
+                    config_tests={"nginx": (1, b"nginx: [emerg] bad\n")},
+                    http={"http://127.0.0.1:80/": (7, b"000", b"curl: (7) refused\n")})
+    report = detector(host).run()
+    assert [(i.probe, i.severity) for i in report.issues] == [
+        ("config:nginx", Severity.CRITICAL),
+        ("unit:nginx.service", Severity.CRITICAL),
+        ("http:http://127.0.0.1:80/", Severity.CRITICAL),
+        ("unit:cron.service", Severity.WARNING),
+    ]
+    nginx_issues = report.issues[:3]
+    assert "suspected_cause" not in nginx_issues[0].evidence
+    assert all(i.evidence["suspected_cause"] == "config:nginx" for i in nginx_issues[1:])
+    assert "suspected_cause" not in report.issues[3].evidence
+
+
+def test_full_disk_and_corrupt_log_come_before_the_symptoms() -> None:
+    bad_log = JsonlReport(LOG, exists=True, total_lines=3, good_lines=2, bad_lines=((2, "bad"),))
+    agent = FakeAgent(disk={"/": usage(97.0)}, jsonl={LOG: bad_log})
+    host = FakeHost(units={"sampleapp.service": FAILED},
+                    http={"http://127.0.0.1:8080/health": (7, b"000", b"")})
+    report = detector(host, agent).run()
+    assert [(i.kind, i.component) for i in report.issues] == [
+        (IssueKind.DISK_FULL, "host"),
+        (IssueKind.LOG_CORRUPT, "sampleapp"),
+        (IssueKind.UNIT_FAILED, "sampleapp"),
+        (IssueKind.HTTP_DOWN, "sampleapp"),
+    ]
+
+
+def test_unavailable_results_never_become_issues() -> None:
+    report = detector(FakeHost(has_systemd=False)).run()
+    assert report.issues == ()
+    assert {r.probe for r in report.unavailable} == {p for p in EXPECTED_PROBES if p.startswith("unit:")}
+
+
+def test_run_probe_by_name_reruns_the_same_check() -> None:
+    host = FakeHost(units={"ssh.service": FAILED})
+    det = detector(host)
+    first = next(r for r in det.run().results if r.probe == "unit:ssh.service")
+    assert det.run_probe("unit:ssh.service") == first
+    host.units.clear()
+    assert det.run_probe("unit:ssh.service").ok
+
+
+def test_run_probe_with_an_unknown_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"unknown probe 'unit:nope\.service'") as caught:
+        detector().run_probe("unit:nope.service")
+    assert caught.value.remedy is not None
+    assert "unit:nginx.service" in caught.value.remedy
+
+
+def test_first_component_owns_a_shared_unit() -> None:
+    watch = WatchConfig((Component("a", units=("x.service",)), Component("b", units=("x.service",))), ())
+    det = detector(watch=watch)
+    assert det.probe_names == ("unit:x.service",)
+    assert det.run_probe("unit:x.service").component == "a"
+
+
+def test_report_as_dict_is_json() -> None:
+    report = detector(FakeHost(units={"nginx.service": FAILED})).run()
+    data = json.loads(json.dumps(report.as_dict()))
+    assert set(data) == {"issues", "results"}
+    assert data["issues"][0]["probe"] == "unit:nginx.service"
+    assert data["issues"][0]["kind"] == "unit_failed"
+    assert len(data["results"]) == len(EXPECTED_PROBES)
+    assert {"probe", "ok", "unavailable", "evidence"} <= set(data["results"][0])
+
+
+def test_critical_issues_exclude_warnings() -> None:
+    report = detector(agent=FakeAgent(disk={"/": usage(92.0, inodes_pct=96.0)})).run()
+    assert [i.kind for i in report.issues] == [IssueKind.INODES_FULL, IssueKind.DISK_FULL]
+    assert [i.kind for i in report.critical_issues] == [IssueKind.INODES_FULL]

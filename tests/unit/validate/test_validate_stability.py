@@ -1,0 +1,183 @@
+"""The stability layer: rounds paced by an injected clock, the guest load always stopped."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from orchestrator.errors import ConnectError
+from orchestrator.model import ProbeResult
+from orchestrator.transport.fake import FakeTransport
+from orchestrator.validate.results import LayerReport, LayerStatus
+from orchestrator.validate.stability import StabilityPlan, stable_layer
+from tests.unit.validate.fakes import FakeClock, FakeGuest, FakeProbes, result
+
+UNIT = "vmrepair-load-0badcafe"
+
+
+def _plan(clock: FakeClock, period: float, *, load: bool = True) -> StabilityPlan:
+    return StabilityPlan(period_s=period, load=load, sleep=clock.sleep, clock=clock,
+                         token=lambda: "0badcafe")
+
+
+def _run(probes: FakeProbes, transport: FakeTransport, clock: FakeClock, period: float,
+         *, load: bool = True) -> LayerReport:
+    return stable_layer({"nginx"}, probes, transport, _plan(clock, period, load=load))
+
+
+def test_period_zero_runs_one_round_under_load(probes: FakeProbes, guest: FakeGuest,
+                                               transport: FakeTransport, clock: FakeClock) -> None:
+    layer = _run(probes, transport, clock, 0)
+    assert layer.status is LayerStatus.PASSED, layer
+    assert probes.calls == ["*"]
+    assert clock.sleeps == []
+    assert transport.argvs[0] == (
+        "systemd-run", "--unit", UNIT, "--collect", "--quiet", "--property=Type=exec", "stress-ng",
+        "--cpu", "1", "--io", "1", "--vm", "1", "--vm-bytes", "64M", "--timeout", "5s", "--quiet")
+    assert transport.argvs[-1] == ("systemctl", "stop", UNIT)
+    assert guest.load_stops == [UNIT]
+    # unit:cron.service belongs to another component and is not watched here.
+    assert [c.name for c in layer.checks] == [
+        f"start load ({UNIT})", "probe config:nginx", "probe http:http://127.0.0.1:80/",
+        "probe unit:nginx.service", "load kept running", f"stop load ({UNIT})"]
+    assert layer.detail == "stable for 0.0 s under load: 1 rounds, 3 probes passed every round"
+
+
+def test_rounds_every_two_seconds_without_wall_time(probes: FakeProbes, transport: FakeTransport,
+                                                    clock: FakeClock) -> None:
+    began = time.monotonic()
+    layer = _run(probes, transport, clock, 10)
+    assert time.monotonic() - began < 1
+    assert layer.passed
+    assert clock.sleeps == [2.0] * 5
+    assert probes.calls == ["*"] * 6
+    assert "--timeout" in transport.argvs[0]
+    assert transport.argvs[0][transport.argvs[0].index("--timeout") + 1] == "15s"
+    assert layer.detail == "stable for 10.0 s under load: 6 rounds, 3 probes passed every round"
+    assert all(c.detail == "passed all 6 rounds" for c in layer.checks if c.name.startswith("probe"))
+
+
+def test_the_last_sleep_is_cut_to_the_deadline(probes: FakeProbes, transport: FakeTransport,
+                                               clock: FakeClock) -> None:
+    _run(probes, transport, clock, 5)
+    assert clock.sleeps == [2.0, 2.0, 1.0]
+
+
+def test_a_failure_ends_the_period_and_says_when_and_which(probes: FakeProbes, guest: FakeGuest,
+                                                          transport: FakeTransport,
+                                                          clock: FakeClock) -> None:
+    start = clock.now
+
+    def flap(_name: str) -> None:
+        probes.state["http:http://127.0.0.1:80/"] = clock.now - start < 4
+
+    probes.before = flap
+    layer = _run(probes, transport, clock, 30)
+    assert layer.status is LayerStatus.FAILED
+    assert probes.calls == ["*"] * 3  # stopped at the first failing round, not after 30 s
+    failed = {c.name: c.detail for c in layer.failed_checks}
+    assert failed == {"probe http:http://127.0.0.1:80/": "failed at +4.0 s (round 3): broken"}
+    assert layer.detail == "failed at +4.0 s (round 3): http:http://127.0.0.1:80/ failed"
+    assert guest.load_stops == [UNIT]
+
+
+def test_load_is_stopped_even_when_a_probe_raises(probes: FakeProbes, guest: FakeGuest,
+                                                  transport: FakeTransport, clock: FakeClock) -> None:
+    def boom(_name: str) -> None:
+        if clock.now > 1002:
+            raise RuntimeError("bug in a probe")
+
+    probes.before = boom
+    with pytest.raises(RuntimeError, match="bug in a probe"):
+        _run(probes, transport, clock, 10)
+    assert guest.load_stops == [UNIT]
+    assert guest.load_running is False
+
+
+def test_a_probe_transport_error_fails_the_layer_and_stops_the_load(
+        probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock) -> None:
+    def unreachable(_name: str) -> None:
+        raise ConnectError("vm: connection reset")
+
+    probes.before = unreachable
+    layer = _run(probes, transport, clock, 10)
+    assert not layer.passed
+    assert [(c.name, c.detail) for c in layer.failed_checks] == [
+        ("probes at +0.0 s (round 1)", "probes could not run: vm: connection reset")]
+    assert guest.load_stops == [UNIT]
+
+
+def test_load_that_cannot_start_fails_the_layer(probes: FakeProbes, guest: FakeGuest,
+                                                transport: FakeTransport, clock: FakeClock) -> None:
+    guest.has_stress = False
+    layer = _run(probes, transport, clock, 10)
+    assert layer.status is LayerStatus.FAILED
+    assert layer.detail == "could not put the guest under load, so stability was not verified"
+    assert probes.calls == []
+    start = layer.checks[0]
+    assert not start.ok
+    assert "203/EXEC" in start.detail
+    # stop is still attempted; an already-gone unit is fine.
+    assert layer.checks[-1].name == f"stop load ({UNIT})"
+    assert layer.checks[-1].detail == "already finished"
+
+
+def test_load_that_dies_early_fails_the_layer(probes: FakeProbes, guest: FakeGuest,
+                                              transport: FakeTransport, clock: FakeClock) -> None:
+    def oom(_name: str) -> None:
+        if clock.now >= 1004:
+            guest.load_running = False
+
+    probes.before = oom
+    layer = _run(probes, transport, clock, 10)
+    assert not layer.passed
+    assert [(c.name, c.detail) for c in layer.failed_checks] == [
+        ("load kept running", "stress-ng had ended at +6.0 s (round 4)")]
+
+
+def test_without_load_nothing_is_started(probes: FakeProbes, transport: FakeTransport,
+                                         clock: FakeClock) -> None:
+    layer = _run(probes, transport, clock, 4, load=False)
+    assert layer.passed
+    assert transport.argvs == []
+    assert layer.checks[0].detail == "disabled: the probes ran without load in the guest"
+    assert layer.detail.startswith("stable for 4.0 s without load: 3 rounds")
+
+
+@pytest.mark.parametrize(("results", "detail"), [
+    ([result("unit:nginx.service", False, unavailable=True, summary="no systemd")],
+     "failed at +0.0 s (round 1): probe could not run: no systemd"),
+    ([result("unit:cron.service", component="cron")], "no probe of nginx ran"),
+])
+def test_unavailable_or_missing_probes_fail(results: list[ProbeResult], detail: str,
+                                            transport: FakeTransport, clock: FakeClock) -> None:
+    class Probes(FakeProbes):
+        def run_all(self) -> list[ProbeResult]:
+            return results
+
+    layer = _run(Probes(), transport, clock, 0)
+    assert not layer.passed
+    assert detail in [c.detail for c in layer.failed_checks]
+
+
+def test_a_stop_that_fails_is_recorded(probes: FakeProbes, guest: FakeGuest, transport: FakeTransport,
+                                       clock: FakeClock) -> None:
+    guest.commands = {}
+    original = guest.__call__
+
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "stop"):
+            return 1, b"", b"Failed to stop: Access denied\n"
+        return original(argv, stdin)
+
+    layer = stable_layer({"nginx"}, probes, FakeTransport(handler, host="vm"), _plan(clock, 0))
+    stop = layer.checks[-1]
+    assert (stop.ok, stop.name) == (False, f"stop load ({UNIT})")
+    assert "exited 1: Failed to stop: Access denied" in stop.detail
+    assert not layer.passed
+
+
+def test_plan_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="bad stability plan"):
+        StabilityPlan(period_s=5, load=False, sleep=time.sleep, clock=time.monotonic, interval_s=0)

@@ -1,0 +1,98 @@
+"""The Validator: four layers, the overall verdict, and what is skipped when."""
+
+from __future__ import annotations
+
+import json
+
+from orchestrator.components.config import WatchConfig
+from orchestrator.model import Component, HttpCheck, Issue, IssueKind, ProbeResult, Severity
+from orchestrator.transport.fake import FakeTransport
+from orchestrator.validate import LayerName, LayerStatus, ValidationReport, Validator
+from tests.unit.validate.fakes import FakeClock, FakeGuest, FakeProbes, result
+
+NGINX = Component(name="nginx", units=("nginx.service",), config_test=("nginx", "-t"),
+                  http=(HttpCheck("http://127.0.0.1:80/"),))
+WATCH = WatchConfig((NGINX,))
+ISSUE = Issue("nginx", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "nginx", "nginx -t fails", "config:nginx")
+BASELINE = {"unit:cron.service"}
+
+
+def _validator(transport: FakeTransport, probes: FakeProbes, clock: FakeClock,
+               period: float = 6) -> Validator:
+    return Validator(transport, probes, WATCH, stable_period_s=period, load=True, sleep=clock.sleep,
+                     clock=clock, token=lambda: "0badcafe")
+
+
+def test_everything_passes(probes: FakeProbes, guest: FakeGuest, transport: FakeTransport,
+                           clock: FakeClock) -> None:
+    report = _validator(transport, probes, clock).validate(ISSUE, NGINX, BASELINE)
+    assert report.passed
+    assert [(layer.name, layer.status) for layer in report.layers] == [
+        (LayerName.RESOLVED, LayerStatus.PASSED), (LayerName.STABLE, LayerStatus.PASSED),
+        (LayerName.NO_REGRESSIONS, LayerStatus.PASSED), (LayerName.CORE_FEATURES, LayerStatus.PASSED)]
+    assert guest.load_stops == ["vmrepair-load-0badcafe"]
+    assert clock.sleeps == [2.0, 2.0, 2.0]
+    data = json.loads(json.dumps(report.as_dict()))
+    assert data["passed"] is True
+    assert (data["issue"], data["component"]) == (ISSUE.id, "nginx")
+    assert [layer["name"] for layer in data["layers"]] == ["resolved", "stable", "no_regressions",
+                                                           "core_features"]
+    assert set(data["layers"][0]) == {"name", "status", "passed", "detail", "duration_s", "checks"}
+    assert set(data["layers"][0]["checks"][0]) == {"name", "ok", "detail", "duration_s"}
+
+
+def test_unresolved_issue_skips_stability_but_still_checks_the_rest(
+        probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock) -> None:
+    probes.state["config:nginx"] = False
+    report = _validator(transport, probes, clock).validate(ISSUE, NGINX, BASELINE)
+    assert not report.passed
+    stable = report.layer(LayerName.STABLE)
+    assert (stable.status, stable.detail, stable.passed) == (
+        LayerStatus.SKIPPED, "not run: the issue is not resolved", False)
+    assert not any(argv[0] == "systemd-run" for argv in transport.argvs)
+    assert clock.sleeps == []
+    assert report.layer(LayerName.NO_REGRESSIONS).passed
+    assert report.layer(LayerName.CORE_FEATURES).passed
+
+
+def test_a_regression_fails_the_verdict(probes: FakeProbes, transport: FakeTransport,
+                                        clock: FakeClock) -> None:
+    probes.state["unit:cron.service"] = False
+    report = _validator(transport, probes, clock, period=0).validate(ISSUE, NGINX, BASELINE)
+    assert not report.passed
+    assert [layer.name for layer in report.layers if not layer.passed] == [LayerName.NO_REGRESSIONS]
+
+
+def test_a_guest_without_systemd_is_never_repaired(probes: FakeProbes, guest: FakeGuest,
+                                                   transport: FakeTransport, clock: FakeClock) -> None:
+    guest.systemd = False
+    report = _validator(transport, probes, clock, period=0).validate(ISSUE, NGINX, BASELINE)
+    assert not report.passed
+    assert not report.layer(LayerName.STABLE).passed          # systemd-run refused
+    assert not report.layer(LayerName.CORE_FEATURES).passed   # unit checks cannot run
+
+
+def test_a_disk_issue_watches_the_host_probes_too(transport: FakeTransport, clock: FakeClock) -> None:
+    disk = Issue("host", IssueKind.DISK_FULL, Severity.CRITICAL, "/", "/ is 99% full", "disk:/")
+    state = {"disk:/": True, "unit:nginx.service": True}
+
+    class Probes(FakeProbes):
+        def run_all(self) -> list[ProbeResult]:
+            self.calls.append("*")
+            state["disk:/"] = len(self.calls) < 3  # the log fills the disk again
+            return [result("disk:/", state["disk:/"], "host"),
+                    result("unit:nginx.service", True, "nginx")]
+
+        def run_probe(self, name: str) -> ProbeResult:
+            return result(name, state[name], "host" if name == "disk:/" else "nginx")
+
+    report = _validator(transport, Probes(), clock).validate(disk, NGINX, set())
+    stable = report.layer(LayerName.STABLE)
+    assert not stable.passed
+    assert [c.name for c in stable.failed_checks] == ["probe disk:/"]
+
+
+def test_report_type_is_importable_from_validator_module() -> None:
+    from orchestrator.validate import validator
+
+    assert validator.ValidationReport is ValidationReport
