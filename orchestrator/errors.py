@@ -6,6 +6,7 @@ so callers only ever catch classes from this module::
 
     VmRepairError
     ├── ConfigError                 bad config / template / playbook file (names file and key path)
+    │   └── PlaybookError           an invalid playbook file, or two playbooks that clash
     ├── ImageError                  template image build or image store problem
     │   ├── ImageNotBuiltError      the template has no complete build in the store
     │   └── ImageBuildError         a build step failed (names the step and its log)
@@ -27,6 +28,8 @@ so callers only ever catch classes from this module::
     ├── StateError                  state dir unusable (permissions, disk full)
     ├── FixPackageError             a fix package is invalid, unsafe or tampered with
     ├── ApplyError                  applying a fix package to a target failed or was refused
+    ├── RepairStepError             a step of a repair strategy failed (the attempt fails)
+    ├── StepNotApplicableError      a strategy cannot run here (no baseline, no offender): skip it
     └── PipelineError               a repair run cannot proceed (target unreachable, no sandbox, ...)
 
 Errors carry context attributes (``file``, ``step``, ``host``, ``domain`` ...) and an optional
@@ -204,3 +207,30 @@ class PipelineError(VmRepairError):
     def __init__(self, message: str, *, stage: str, remedy: str | None = None) -> None:
         super().__init__(message, remedy=remedy)
         self.stage = stage
+
+
+class PlaybookError(ConfigError):
+    """A playbook file is invalid (names file and key path), or playbooks clash (names both files)."""
+
+
+class RepairStepError(VmRepairError):
+    """A step of a repair strategy failed or was refused; the attempt fails and the VM is reverted."""
+
+    def __init__(
+        self, message: str, *, strategy: str, step: str, remedy: str | None = None
+    ) -> None:
+        super().__init__(message, remedy=remedy)
+        self.strategy = strategy
+        self.step = step
+
+
+class StepNotApplicableError(VmRepairError):
+    """A strategy cannot run in this situation (no baseline, no offending file found, nothing to do).
+
+    Not a failure: the strategy is skipped and does not count against its success rate.
+    """
+
+    def __init__(self, message: str, *, strategy: str = "", step: str = "") -> None:
+        super().__init__(message)
+        self.strategy = strategy
+        self.step = step

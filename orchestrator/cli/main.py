@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.app import App
-from orchestrator.cli import doctor, image, vm
+from orchestrator.cli import baseline, demo, detect, doctor, image, run, sessions, vm
 from orchestrator.cli.output import emit_json, err_console
 from orchestrator.errors import BootError, ImageBuildError, VmRepairError
 
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
-    for module in (doctor, image, vm):
+    for module in (doctor, image, vm, detect, baseline, run, demo, sessions):
         module.register(sub)
     return parser
 

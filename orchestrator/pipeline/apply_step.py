@@ -1,0 +1,84 @@
+"""Turn the validated VM state into a fix package and apply it to the target.
+
+The package holds only what actually changed in the VM (plus replayed data operations), limited to the
+allow-listed roots. ``--dry-run`` stops here; otherwise the operator confirms (unless ``--yes``), the
+package is applied with a verified backup and validated on the target, and restored on failure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.apply import apply_package
+from orchestrator.fixpkg import compute_package
+from orchestrator.fsutil import ensure_private_dir
+from orchestrator.model import Issue, SessionStatus
+from orchestrator.pipeline.attempts import Winner
+from orchestrator.pipeline.context import RunContext, Sandboxed
+from orchestrator.validate.validator import Validator
+
+#: Stability re-check on the live target: shorter than in the VM and without artificial load.
+TARGET_STABLE_PERIOD_S = 6.0
+
+
+def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
+    return {"component": issue.component, "issue": issue.id, "status": str(status),
+            "summary": summary, **extra}
+
+
+def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) -> dict[str, Any]:
+    app, session, transport, agent, probes, options = (
+        ctx.app, ctx.session, ctx.transport, ctx.agent, ctx.probes, ctx.options)
+    sandbox, capture, components = work.sandbox, work.capture, work.components
+    with session.stage("package") as st:
+        after = sandbox.agent.manifest(list(capture.paths))
+        package = compute_package(
+            capture.manifest, after, sandbox.agent, winner.replay_ops,
+            placeholders=capture.placeholder_paths, allowed_roots=app.settings.repair.allowed_roots,
+            diagnosis=winner.diagnosis, validation=winner.validation.as_dict(), issue=issue.as_dict(),
+            reboot_required=winner.reboot_required,
+        )
+        pkg_dir = ensure_private_dir(app.settings.state_dir / "packages" / package.id)
+        package.save(pkg_dir)
+        session.write_json(f"fix-package-{issue.component}", {**package.as_dict(), "directory": str(pkg_dir),
+                                                              "strategy": winner.strategy})
+        st.detail = f"{len(package.operations)} operation(s) from strategy {winner.strategy}"
+    if not package.operations:
+        return _result(issue, SessionStatus.NOT_REPAIRED,
+                       f"strategy {winner.strategy} validated but changed nothing applicable",
+                       strategy=winner.strategy)
+    if options.dry_run:
+        return _result(issue, SessionStatus.NOT_REPAIRED,
+                       f"dry run: validated fix ({winner.strategy}, {len(package.operations)} operations) "
+                       f"not applied; package {pkg_dir}", strategy=winner.strategy, dry_run=True,
+                       package=str(pkg_dir))
+    if not options.assume_yes:
+        question = (f"Apply {len(package.operations)} operation(s) of strategy {winner.strategy} to "
+                    f"{session.target}? ")
+        if options.confirm is None or not options.confirm(question):
+            return _result(issue, SessionStatus.NOT_REPAIRED, "operator declined; nothing applied",
+                           strategy=winner.strategy, package=str(pkg_dir))
+    target_passing = {r.probe for r in probes.run_all() if r.ok and not r.is_unavailable}
+    component = components[0]
+
+    def validate_on_target() -> bool:
+        report = Validator(transport, probes, app.settings.watch,
+                           stable_period_s=TARGET_STABLE_PERIOD_S, load=False).validate(
+            issue, component, target_passing)
+        session.write_json(f"target-validation-{issue.component}", report.as_dict())
+        return report.passed
+
+    with session.stage("apply") as st:
+        backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id / issue.component)
+        result = apply_package(package, agent, transport, backup_dir=backup_dir, session=session,
+                               validate=validate_on_target)
+        session.write_json(f"apply-{issue.component}", result.as_dict())
+        st.detail = f"{result.status}; backup in {backup_dir}"
+    if result.status == "applied":
+        return _result(issue, SessionStatus.REPAIRED,
+                       f"{winner.strategy} applied and verified on the target", strategy=winner.strategy,
+                       backup=str(backup_dir), package=str(pkg_dir))
+    return _result(issue, SessionStatus.NOT_REPAIRED,
+                   f"apply {result.status}: target restored from {backup_dir}"
+                   if result.status == "rolled_back" else f"apply {result.status}; see {backup_dir}",
+                   strategy=winner.strategy, backup=str(backup_dir))

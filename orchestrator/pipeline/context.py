@@ -1,0 +1,40 @@
+"""What every stage of one repair run shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.capture.snapshot import Capture
+from orchestrator.model import Component
+from orchestrator.pipeline.probes import DetectorProbes
+from orchestrator.sandbox.vm import TroubleshootingVm
+from orchestrator.session.store import Session
+from orchestrator.targets.spec import TargetSpec
+from orchestrator.transport.base import Transport
+
+if TYPE_CHECKING:
+    from orchestrator.pipeline.run import RunOptions
+
+
+@dataclass(frozen=True)
+class RunContext:
+    app: App
+    spec: TargetSpec
+    session: Session
+    transport: Transport      # to the target
+    agent: RemoteAgent        # on the target
+    probes: DetectorProbes    # on the target
+    options: RunOptions
+
+
+@dataclass(frozen=True)
+class Sandboxed:
+    """The troubleshooting VM of one issue with what was imported into it."""
+
+    sandbox: TroubleshootingVm
+    probes: DetectorProbes
+    capture: Capture
+    components: list[Component]

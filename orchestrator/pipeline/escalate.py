@@ -1,0 +1,97 @@
+"""Repair one issue: triage in place, or reproduce → diagnose → ranked attempts in a troubleshooting VM →
+fix package → apply with a verified backup → validate on the target."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from orchestrator.app import App
+from orchestrator.capture.snapshot import capture_components
+from orchestrator.errors import PipelineError, VmRepairError
+from orchestrator.model import Component, Issue, IssueKind, SessionStatus
+from orchestrator.pipeline import attempts, triage
+from orchestrator.pipeline.apply_step import apply_fix
+from orchestrator.pipeline.context import RunContext, Sandboxed
+from orchestrator.pipeline.probes import DetectorProbes
+from orchestrator.sandbox.vm import TroubleshootingVm
+
+log = logging.getLogger(__name__)
+DISK_KINDS = {IssueKind.DISK_FULL, IssueKind.INODES_FULL}
+
+
+def _components_for(app: App, issue: Issue) -> list[Component]:
+    watch = app.settings.watch
+    if issue.kind in DISK_KINDS:
+        # A disk issue belongs to the host: every component with logs is in scope.
+        return [c for c in watch.components if c.log_paths]
+    try:
+        return [watch.component(issue.component)]
+    except KeyError as exc:
+        raise PipelineError(f"issue {issue.id} names unknown component {issue.component!r}",
+                            stage="triage") from exc
+
+
+def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
+    return {"component": issue.component, "issue": issue.id, "status": str(status),
+            "summary": summary, **extra}
+
+
+def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> dict[str, Any]:
+    app, session, transport, agent, probes, options = (
+        ctx.app, ctx.session, ctx.transport, ctx.agent, ctx.probes, ctx.options)
+    components = _components_for(app, issue)
+    primary_component = components[0] if issue.kind not in DISK_KINDS else None
+    with session.stage("triage") as st:
+        decision = triage.decide(issue, related, primary_component)
+        session.write_json(f"triage-{issue.component}", decision.as_dict())
+        st.detail = decision.reason
+    if decision.in_place and primary_component is not None and not options.dry_run:
+        with session.stage("in-place") as st:
+            fixed, log_entries = triage.restart_in_place(
+                transport, primary_component, lambda: probes.component_results(issue.component))
+            session.write_json(f"in-place-{issue.component}", log_entries)
+            st.detail = "resolved by restart" if fixed else "still failing; escalating"
+        if fixed:
+            return _result(issue, SessionStatus.REPAIRED, "restarted in place; probes pass",
+                           in_place=True)
+
+    sandbox = TroubleshootingVm(app, session)
+    sandbox.start()  # boots while the target is captured
+    try:
+        with session.stage("capture") as st:
+            capture = capture_components(session, transport, agent, components,
+                                         {issue.kind, *(i.kind for i in related)},
+                                         max_file_bytes=app.settings.repair.max_capture_file_bytes)
+            st.detail = f"{len(capture.manifest.entries)} entries, {len(capture.placeholders)} placeholders"
+        with session.stage("sandbox") as st:
+            up = sandbox.wait_ready()
+            imported = sandbox.import_capture(capture, components)
+            if issue.kind in DISK_KINDS and capture.disk is not None:
+                sandbox.fill_disk_to(capture.disk.used_pct if issue.kind is IssueKind.DISK_FULL
+                                     else app.settings.watch.thresholds.disk_critical_pct)
+            state = "complete" if imported.is_complete else f"partial: {imported.error or 'see evidence'}"
+            st.detail = f"{sandbox.name} booted in {up.boot_seconds:.1f} s; import {state}"
+        vm_probes = DetectorProbes(app.settings.watch, sandbox.transport, sandbox.agent)
+        with session.stage("reproduce") as st:
+            observed = vm_probes.run_probe(issue.probe)
+            session.write_json(f"reproduce-{issue.component}", {
+                "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
+                "evidence": observed.evidence, "import_complete": imported.is_complete})
+            if observed.ok or observed.is_unavailable:
+                st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
+                return _result(issue, SessionStatus.NOT_REPRODUCED,
+                               f"{issue.probe} passes in the troubleshooting VM; nothing applied")
+            st.detail = f"reproduced: {observed.summary}"
+        work = Sandboxed(sandbox, vm_probes, capture, components)
+        winner = attempts.run_attempts(ctx, work, issue)
+        if winner is None:
+            return _result(issue, SessionStatus.NOT_REPAIRED,
+                           "no strategy passed validation in the troubleshooting VM; nothing applied")
+        return apply_fix(ctx, work, issue, winner)
+    finally:
+        try:
+            sandbox.destroy()
+        except VmRepairError as exc:
+            log.exception("cannot destroy the troubleshooting VM")
+            session.event("cleanup", "error", message=exc.message)

@@ -1,0 +1,85 @@
+"""Triage: fix in place when a safe known action suffices, otherwise escalate to a troubleshooting VM.
+
+Safe in place means: restarting a service whose only problem is that it is not running (or does not
+answer), when nothing else about the component is broken. A restart cannot fix a config that does not
+parse, a corrupt data file or a full disk, so those always escalate; so does anything still failing
+after the retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.model import Component, Issue, IssueKind, ProbeResult
+from orchestrator.transport.base import Transport
+
+#: Issue kinds a restart may cure.
+RESTARTABLE = {IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN}
+#: Primary-issue order within a component: the most fundamental cause first.
+PRIORITY = [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL, IssueKind.INODES_FULL,
+            IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN]
+RESTART_ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class TriageDecision:
+    issue: Issue
+    related: tuple[Issue, ...]
+    in_place: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"issue": self.issue.as_dict(), "related": [i.id for i in self.related],
+                "in_place": self.in_place, "reason": self.reason}
+
+
+def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:
+    """One primary issue per component (the most fundamental kind), with the rest as related."""
+    by_component: dict[str, list[Issue]] = {}
+    for issue in issues:
+        by_component.setdefault(issue.component, []).append(issue)
+    groups = []
+    for items in by_component.values():
+        items.sort(key=lambda i: PRIORITY.index(i.kind) if i.kind in PRIORITY else len(PRIORITY))
+        groups.append((items[0], tuple(items[1:])))
+    # Disk space first: nothing else can be repaired reliably on a full disk.
+    groups.sort(key=lambda g: 0 if g[0].kind in {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else 1)
+    return groups
+
+
+def decide(primary: Issue, related: tuple[Issue, ...], component: Component | None) -> TriageDecision:
+    kinds = {primary.kind, *(i.kind for i in related)}
+    if component is None or not component.units:
+        return TriageDecision(primary, related, False, "no unit to restart for this issue; escalating")
+    if not kinds <= RESTARTABLE:
+        blocking = sorted(str(k) for k in kinds - RESTARTABLE)
+        reason = f"a restart cannot fix {', '.join(blocking)}; escalating to a troubleshooting VM"
+        return TriageDecision(primary, related, False, reason)
+    return TriageDecision(primary, related, True,
+                          f"only {', '.join(sorted(map(str, kinds)))}: restart in place with "
+                          f"{RESTART_ATTEMPTS} attempts before escalating")
+
+
+def restart_in_place(
+    transport: Transport,
+    component: Component,
+    recheck: Callable[[], list[ProbeResult]],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[bool, list[dict[str, object]]]:
+    """reset-failed + restart each unit, then re-run the component's probes; up to RESTART_ATTEMPTS."""
+    log: list[dict[str, object]] = []
+    for attempt in range(1, RESTART_ATTEMPTS + 1):
+        for unit in component.units:
+            transport.run(["systemctl", "reset-failed", unit], timeout=30)
+            result = transport.run(["systemctl", "restart", unit], timeout=90)
+            log.append({"attempt": attempt, "unit": unit, "restart_exit": result.exit_status})
+        sleep(2.0 * attempt)
+        results = recheck()
+        failing = [r.probe for r in results if not r.ok and not r.is_unavailable]
+        log.append({"attempt": attempt, "failing_after": failing})
+        if not failing:
+            return True, log
+    return False, log

@@ -1,0 +1,96 @@
+"""Ranking: effectiveness x cause match x Laplace-smoothed success rate, stable on ties."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config.settings import PROJECT_ROOT
+from orchestrator.diagnose import Diagnosis, Finding
+from orchestrator.model import IssueKind
+from orchestrator.playbooks import model as m
+from orchestrator.playbooks.loader import load_playbook, load_playbooks
+from orchestrator.repair import rank_strategies
+from orchestrator.repair.rank import success_rate
+from tests.unit.repair.fakes import issue
+
+NGINX_ISSUE = issue("nginx", IssueKind.CONFIG_INVALID, "nginx -t")
+
+
+@pytest.fixture(scope="module")
+def playbooks() -> list[m.Playbook]:
+    return load_playbooks(PROJECT_ROOT / "playbooks")
+
+
+def _diagnosis(cause: str, confidence: float, playbook: str | None = "nginx-config",
+               findings: tuple[Finding, ...] | None = None) -> Diagnosis:
+    if findings is None:
+        findings = () if playbook is None else (Finding(playbook, cause, confidence, 0),)
+    return Diagnosis(cause, confidence, playbook, {}, {}, findings)
+
+
+def test_laplace_smoothed_success_rate() -> None:
+    assert success_rate(None, "x") == 0.5
+    assert success_rate({"x": (3, 3)}, "x") == 4 / 5
+    assert success_rate({"x": (0, 2)}, "x") == 1 / 4
+    # Corrupt history is clamped rather than trusted.
+    assert success_rate({"x": (9, 2)}, "x") == 3 / 4
+    assert success_rate({"x": (-1, -5)}, "x") == 0.5
+
+
+def test_named_cause_ranks_by_effectiveness_times_confidence(playbooks: list[m.Playbook]) -> None:
+    ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95))
+    assert [r.name for r in ranked] == ["nginx-restore-offender", "nginx-quarantine-offender",
+                                        "nginx-pristine-conffile", "nginx-restore-config", "nginx-restart"]
+    top = ranked[0]
+    assert top.score == pytest.approx(0.9 * 0.95 * 0.5)
+    assert (top.cause, top.match, top.success_rate, top.playbook) == ("config_invalid", 0.95, 0.5,
+                                                                      "nginx-config")
+    wildcard = ranked[-1]
+    assert (wildcard.cause, wildcard.match) == ("*", 0.5)
+    assert wildcard.score == pytest.approx(0.2 * 0.5 * 0.5)
+
+
+def test_strategies_for_other_causes_are_left_out(playbooks: list[m.Playbook]) -> None:
+    ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_valid", 0.15))
+    assert [r.name for r in ranked] == ["nginx-restart", "nginx-restore-config"]
+
+
+def test_unknown_cause_leaves_only_wildcards(playbooks: list[m.Playbook]) -> None:
+    unit_issue = issue("sampleapp", IssueKind.UNIT_FAILED, "sampleapp.service")
+    ranked = rank_strategies(playbooks, unit_issue, _diagnosis("unknown", 0.0, None))
+    assert [r.name for r in ranked] == ["unit-restart", "jsonl-restart"]
+
+
+def test_history_moves_strategies(playbooks: list[m.Playbook]) -> None:
+    history = {"nginx-restore-offender": (0, 6), "nginx-quarantine-offender": (5, 5)}
+    ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95), history)
+    assert ranked[0].name == "nginx-quarantine-offender"
+    assert ranked[0].success_rate == pytest.approx(6 / 7)
+
+
+def test_each_playbook_is_matched_against_its_own_finding(playbooks: list[m.Playbook]) -> None:
+    findings = (Finding("unit-dropin", "dropin_present", 0.75, 1), Finding("jsonl-log", "unknown", 0.0, None))
+    diagnosis = _diagnosis("dropin_present", 0.75, "unit-dropin", findings)
+    ranked = rank_strategies(playbooks, issue("sampleapp", IssueKind.UNIT_FAILED, "sampleapp.service"),
+                             diagnosis)
+    assert [r.name for r in ranked] == ["unit-quarantine-unknown-dropins", "unit-restore-baseline",
+                                        "unit-quarantine-dropin", "unit-restart", "jsonl-restart"]
+
+
+def test_ties_keep_playbook_then_file_order(tmp_path: Path) -> None:
+    strategy = ("  - {{name: {name}-{x}, description: d, for_causes: ['*'], effectiveness: 0.5,"
+                " steps: [{{reduce_logs: {{min_bytes: 1, method: compress}}}}]}}\n")
+    text = ("name: {name}\ndescription: d\napplies_to: {{components: ['*'], kinds: [disk_full]}}\n"
+            "strategies:\n" + strategy.replace("{x}", "a") + strategy.replace("{x}", "b"))
+    for name in ("zz", "aa"):
+        (tmp_path / f"{name}.yaml").write_text(text.format(name=name))
+    books = [load_playbook(tmp_path / "zz.yaml"), load_playbook(tmp_path / "aa.yaml")]
+    ranked = rank_strategies(books, issue("host", IssueKind.DISK_FULL, "/"), _diagnosis("unknown", 0.0, None))
+    assert [r.name for r in ranked] == ["zz-a", "zz-b", "aa-a", "aa-b"]
+
+
+def test_zero_scores_are_dropped(playbooks: list[m.Playbook]) -> None:
+    assert not [r for r in rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.0))
+                if r.cause != "*"]
