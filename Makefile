@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml | host-packages
 image: venv daemons
 	$(BIN)/vmrepair image build
 
+FAULT ?= nginx-config
+
 demo: setup
-	$(BIN)/vmrepair demo
+	$(BIN)/vmrepair demo $(FAULT)
 
 lint: venv
 	$(BIN)/ruff check orchestrator tests bench
@@ -51,6 +53,7 @@ test-nightly: setup
 
 bench: setup
 	$(BIN)/python bench/vm_lifecycle.py
+	$(BIN)/python bench/mttr.py
 
 clean:
 	-$(BIN)/vmrepair vm reap

@@ -24,7 +24,9 @@ so callers only ever catch classes from this module::
     │   ├── CommandTimeoutError     a command exceeded its wall-clock deadline
     │   ├── CommandFailedError      a command that had to succeed exited non-zero
     │   ├── FileTransferError       SFTP / local copy failed
-    │   └── AgentError              the target-side agent failed or answered something malformed
+    │   ├── AgentError              the target-side agent failed or answered something malformed
+    │   │   └── AgentFailedError    the agent ran and refused (code: precondition, nospace, ...)
+    │   └── GuestCheckError         a testinfra check could not give an answer
     ├── StateError                  state dir unusable (permissions, disk full)
     ├── FixPackageError             a fix package is invalid, unsafe or tampered with
     ├── ApplyError                  applying a fix package to a target failed or was refused
@@ -234,3 +236,23 @@ class StepNotApplicableError(VmRepairError):
         super().__init__(message)
         self.strategy = strategy
         self.step = step
+
+
+class AgentFailedError(AgentError):
+    """The agent ran and answered ``ok: false``.
+
+    ``code`` says why: ``precondition`` (the host changed since capture, e.g. a file's hash differs),
+    ``not_found``, ``nospace``, ``invalid`` (refused: bad path, symlink in the way, ...) or ``io``.
+    """
+
+    def __init__(
+        self, message: str, *, host: str, op: str, code: str, remedy: str | None = None
+    ) -> None:
+        super().__init__(message, host=host, remedy=remedy)
+        self.op = op
+        self.code = code
+
+
+class GuestCheckError(TransportError):
+    """A testinfra check could not give an answer: the guest's output was unexpected, a needed tool
+    is missing, or systemd is not running. Validation counts it as a failure, never as a pass."""

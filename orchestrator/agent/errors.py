@@ -5,23 +5,10 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from orchestrator.errors import AgentError
+from orchestrator.errors import AgentFailedError
 
 #: Why the agent refused or failed an operation (the ``code`` of an ``{"ok": false}`` answer).
 AgentErrorCode = Literal["precondition", "not_found", "nospace", "invalid", "io"]
 AGENT_ERROR_CODES: tuple[str, ...] = get_args(AgentErrorCode)
 
-
-class AgentFailedError(AgentError):
-    """The agent ran and answered ``ok: false``.
-
-    ``code`` says why: ``precondition`` (the host changed since capture, e.g. a file's hash differs),
-    ``not_found``, ``nospace``, ``invalid`` (refused: bad path, symlink in the way, ...) or ``io``.
-    """
-
-    def __init__(
-        self, message: str, *, host: str, op: str, code: AgentErrorCode, remedy: str | None = None
-    ) -> None:
-        super().__init__(message, host=host, remedy=remedy)
-        self.op = op
-        self.code: AgentErrorCode = code
+__all__ = ["AGENT_ERROR_CODES", "AgentErrorCode", "AgentFailedError"]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import config_test, disk, http, jsonl, units
+from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import ConfigError
 from orchestrator.model import ProbeResult
@@ -33,7 +34,8 @@ class Detector:
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
         self.watch = watch
-        self._plan = self._build_plan(watch, transport, agent)
+        self._owners: dict[str, str] = {}
+        self._plan = self._build_plan(watch, transport, agent, self._owners)
 
     @property
     def probe_names(self) -> tuple[str, ...]:
@@ -50,6 +52,11 @@ class Detector:
         results = [probe() for probe in self._plan.values()]
         return DetectionReport.from_results(results, [c.name for c in self.watch.components])
 
+    def run_components(self, components: Collection[str]) -> list[ProbeResult]:
+        """Run only the probes owned by ``components`` (``host`` owns the disk and inode probes)."""
+        wanted = set(components)
+        return [probe() for name, probe in self._plan.items() if self._owners.get(name) in wanted]
+
     def run_probe(self, name: str) -> ProbeResult:
         """Run the probe called ``name`` (as found in ``ProbeResult.probe``).
 
@@ -64,14 +71,18 @@ class Detector:
         return probe()
 
     @staticmethod
-    def _build_plan(watch: WatchConfig, transport: Transport, agent: AgentApi) -> dict[str, Probe]:
+    def _build_plan(
+        watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str]
+    ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
+        owner = HOST_COMPONENT
 
         def add(name: str, probe: Probe) -> None:
             if name in plan:
                 log.debug("probe %s is planned already; keeping the first component's", name)
                 return
             plan[name] = probe
+            owners[name] = owner
 
         thresholds = watch.thresholds
         log_roots = sorted({p for comp in watch.components for p in comp.log_paths})
@@ -82,6 +93,7 @@ class Detector:
             add(disk.inodes_probe_name(mount),
                 functools.partial(disk.probe_inodes, agent, mount, thresholds))
         for comp in watch.components:
+            owner = comp.name
             if comp.config_test:
                 add(config_test.probe_name(comp),
                     functools.partial(config_test.probe_config, transport, comp))

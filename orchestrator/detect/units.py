@@ -4,6 +4,9 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
 
 - ``LoadState=not-found``: the unit file of a watched unit is gone → UNIT_INACTIVE, critical.
 - ``ActiveState=failed`` → UNIT_FAILED, critical.
+- ``SubState=auto-restart``: the main process died and systemd is waiting to start it again. The
+  unit is not running at this moment, whatever ActiveState says (``activating``) → UNIT_FAILED,
+  critical. Counting it as running made a restart loop right after a failed start look healthy.
 - ``LoadState=bad-setting|error``: systemd cannot load the unit file, the next start fails
   → UNIT_FAILED, critical.
 - running (active, reloading, activating) with ``NRestarts`` >= ``unit_restarts_warning``: the unit is
@@ -116,6 +119,12 @@ def evaluate(  # noqa: PLR0911 - one return per rule of the module docstring
     if load in _UNLOADABLE:
         return pid.failed(Severity.CRITICAL,
                           f"{unit}: systemd cannot load the unit file (LoadState={load})", evidence)
+    if props.get("SubState") == "auto-restart":
+        return pid.failed(Severity.CRITICAL,
+                          f"{unit} is in a restart loop: its process exited and systemd is waiting to "
+                          f"restart it (Result={props.get('Result', '?')}, "
+                          f"ExecMainStatus={props.get('ExecMainStatus', '?')}, "
+                          f"NRestarts={props.get('NRestarts', '?')})", evidence)
     if active in _RUNNING:
         count = restarts(props)
         if count >= thresholds.unit_restarts_warning:

@@ -25,7 +25,10 @@ class OutcomeStore:
             return {str(k): (int(v[0]), int(v[1])) for k, v in raw.items()}
         except FileNotFoundError:
             return {}
-        except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        except OSError as exc:
+            log.warning("ignoring unreadable outcome history %s: %s", self.path, exc.strerror)
+            return {}
+        except (ValueError, TypeError, LookupError, AttributeError) as exc:
             log.warning("ignoring unreadable outcome history %s: %s", self.path, exc)
             return {}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from orchestrator.agent.api import AgentApi
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.detector import DetectionReport, Detector
@@ -20,8 +22,11 @@ class DetectorProbes:
     def run_all(self) -> list[ProbeResult]:
         return list(self.detector.run().results)
 
+    def run_components(self, components: Collection[str]) -> list[ProbeResult]:
+        return self.detector.run_components(components)
+
     def run_probe(self, name: str) -> ProbeResult:
         return self.detector.run_probe(name)
 
     def component_results(self, component: str) -> list[ProbeResult]:
-        return [r for r in self.run_all() if r.component == component]
+        return self.detector.run_components([component])

@@ -79,7 +79,10 @@ def restart_in_place(
         sleep(2.0 * attempt)
         results = recheck()
         failing = [r.probe for r in results if not r.ok and not r.is_unavailable]
-        log.append({"attempt": attempt, "failing_after": failing})
-        if not failing:
+        passing = [r.probe for r in results if r.ok and not r.is_unavailable]
+        log.append({"attempt": attempt, "failing_after": failing, "passing_after": passing})
+        # Fixed means: something was checked and passed, and nothing failed. Probes that could not
+        # run prove nothing, so an all-unavailable recheck is not a repair.
+        if passing and not failing:
             return True, log
     return False, log

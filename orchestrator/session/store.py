@@ -36,16 +36,24 @@ def now_iso() -> str:
 
 
 def cap_text(text: str | bytes, limit: int = MAX_TEXT) -> str:
-    """Decode, replace control characters (except newline/tab) and cap: guest output is untrusted."""
+    """Decode, replace control characters (except newline/tab) and cap: guest output is untrusted.
+
+    The cap counts escaped text; an escape is never split, and the note counts the characters of the
+    input that were left out (escapes make the kept text longer than the input it came from).
+    """
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    cleaned = "".join(
-        ch if ch in "\n\t" or (ch.isprintable() and ch != "\x7f") else f"\\x{ord(ch):02x}"
-        for ch in text[: limit * 2]
-    )
-    if len(cleaned) > limit:
-        dropped = len(text) - limit
-        cleaned = cleaned[:limit] + f"\n[... {dropped} more characters not kept]"
+    pieces: list[str] = []
+    size = 0
+    for ch in text:
+        piece = ch if ch in "\n\t" or (ch.isprintable() and ch != "\x7f") else f"\\x{ord(ch):02x}"
+        if size + len(piece) > limit:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    cleaned = "".join(pieces)
+    if len(pieces) < len(text):
+        cleaned += f"\n[... {len(text) - len(pieces)} more characters not kept]"
     return cleaned
 
 
@@ -136,9 +144,11 @@ def new_session(sessions_dir: Path, target: str) -> Session:
 
 def load_session_meta(directory: Path) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = json.loads((directory / "session.json").read_bytes())
+        data: object = json.loads((directory / "session.json").read_bytes())
     except (OSError, ValueError) as exc:
         raise StateError(f"session {directory.name}: unreadable session.json ({exc})") from exc
+    if not isinstance(data, dict):
+        raise StateError(f"session {directory.name}: unreadable session.json (not a JSON object)")
     return data
 
 

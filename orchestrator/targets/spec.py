@@ -26,6 +26,8 @@ _SSH_RE = re.compile(
     r"^ssh://(?P<user>[a-z_][a-z0-9_-]{0,31})@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\])"
     r"(?::(?P<port>\d{1,5}))?/?$"
 )
+#: Shown under every "invalid target" error.
+_FORMS = "use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://user@host[:port]`"
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class TargetSpec:
         if self.kind is TargetKind.VM:
             return f"vm:{self.name}"
         if self.kind is TargetKind.SSH:
-            return f"ssh://{self.user}@{self.name}:{self.port}"
+            # An IPv6 address keeps its brackets, so the text parses back to the same target.
+            host = f"[{self.name}]" if ":" in self.name else self.name
+            return f"ssh://{self.user}@{host}:{self.port}"
         return "local"
 
     @property
@@ -53,17 +57,17 @@ def parse_target(text: str) -> TargetSpec:
     if text == "local":
         return TargetSpec(TargetKind.LOCAL, "local")
     if text.startswith("vm:"):
-        return TargetSpec(TargetKind.VM, validate_vm_name(text[3:]))
+        try:
+            return TargetSpec(TargetKind.VM, validate_vm_name(text[3:]))
+        except ConfigError as exc:
+            raise ConfigError(f"invalid target {text!r}: {exc.message}", remedy=_FORMS) from exc
     match = _SSH_RE.match(text)
     if match:
         port = int(match.group("port") or 22)
         if not 0 < port < 65536:
-            raise ConfigError(f"target {text!r}: port {port} out of range")
+            raise ConfigError(f"target {text!r}: port {port} out of range (1-65535)", remedy=_FORMS)
         return TargetSpec(TargetKind.SSH, match.group("host").strip("[]"), match.group("user"), port)
-    raise ConfigError(
-        f"invalid target {text!r}",
-        remedy="use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://user@host[:port]`",
-    )
+    raise ConfigError(f"invalid target {text!r}", remedy=_FORMS)
 
 
 def open_target(app: App, spec: TargetSpec) -> Transport:

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import testinfra.backend.base
 import testinfra.host
 
-from orchestrator.errors import TransportError, VmRepairError
+from orchestrator.errors import GuestCheckError, VmRepairError
 from orchestrator.session.store import cap_text
 from orchestrator.transport.base import Transport
 
@@ -40,14 +40,6 @@ CHECK_TIMEOUT_S = 30.0
 CHECK_MAX_OUTPUT = 1024 * 1024
 
 _T = TypeVar("_T")
-
-
-class GuestCheckError(TransportError):
-    """A testinfra check could not give an answer: the guest's output was unexpected (testinfra raised
-    AssertionError/RuntimeError/ValueError...), a needed tool is missing, or systemd is not running.
-
-    Belongs under TransportError in :mod:`orchestrator.errors`; defined here until it moves there.
-    """
 
 
 class TransportBackend(testinfra.backend.base.BaseBackend):  # type: ignore[misc]  # testinfra is untyped

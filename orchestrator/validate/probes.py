@@ -6,6 +6,7 @@ adapter); validation depends on nothing else of detect's internals.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from orchestrator.errors import VmRepairError
@@ -17,6 +18,15 @@ class ProbeRunner(Protocol):
 
     def run_all(self) -> list[ProbeResult]:
         """Run every configured probe once.
+
+        Raises:
+            VmRepairError: (usually a TransportError) the probes could not run at all.
+        """
+        ...
+
+    def run_components(self, components: Collection[str]) -> list[ProbeResult]:
+        """Run only the probes owned by ``components`` (the stability rounds: under TCG every probe is
+        a guest process start, so running all of them each round would stretch the rounds).
 
         Raises:
             VmRepairError: (usually a TransportError) the probes could not run at all.

@@ -125,7 +125,7 @@ class _Rounds:
         clock = self.plan.clock
         began = clock()
         try:
-            results = [r for r in self.probes.run_all() if r.component in self.components]
+            results = self.probes.run_components(self.components)
         except VmRepairError as exc:
             self.rec.add(f"probes {where}", False, f"probes could not run: {exc.message}", clock() - began)
             return f"{where}: probes could not run"

@@ -6,6 +6,7 @@ them, so in CI they run.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +18,10 @@ from orchestrator.errors import HypervisorUnavailableError
 from tests.integration.helpers import unique_name
 
 pytestmark = pytest.mark.integration
+
+# paramiko logs every refused banner while a guest boots as an ERROR with a traceback; the transport
+# maps those failures into our errors, so its own log is noise in test reports.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
 
 
 def _skip_reason() -> str | None:

@@ -60,9 +60,10 @@ def test_flapping_threshold_edge(restarts: int, ok: bool) -> None:
         assert f"{restarts} failures in a window" in result.summary
 
 
-def test_activating_auto_restart_loop_counts_as_flapping() -> None:
+def test_activating_auto_restart_loop_is_critical_not_just_flapping() -> None:
+    # Waiting for the next restart means nothing is running now: critical, not a flapping warning.
     result = probe({**flapping(5), "ActiveState": "activating", "SubState": "auto-restart"})
-    assert (result.ok, result.severity) == (False, Severity.WARNING)
+    assert (result.ok, result.severity) == (False, Severity.CRITICAL)
 
 
 @pytest.mark.parametrize("component", [NGINX, CRON])
@@ -156,3 +157,22 @@ def test_hostile_values_never_reach_evidence_raw() -> None:
     assert all(len(v) <= 256 for v in result.evidence.values())
     assert "\x1b" not in result.summary
     assert "\x1b" not in result.evidence["Result"]
+
+
+def test_restart_loop_after_a_failed_start_is_a_failure() -> None:
+    """Right after a failed start systemd reports ActiveState=activating, SubState=auto-restart: the
+    service is not running; treating it as running hid the fault from reproduction in the VM."""
+    from orchestrator.components.config import Thresholds
+    from orchestrator.detect.units import UnitShow, evaluate
+    from orchestrator.model import Component, IssueKind, Severity
+
+    show = UnitShow(properties={
+        "LoadState": "loaded", "ActiveState": "activating", "SubState": "auto-restart",
+        "UnitFileState": "enabled", "NRestarts": "1", "Result": "exit-code", "ExecMainStatus": "1",
+    })
+    result = evaluate(Component(name="sampleapp", units=("sampleapp.service",)), "sampleapp.service",
+                      show, Thresholds())
+    assert not result.ok
+    assert result.kind is IssueKind.UNIT_FAILED
+    assert result.severity is Severity.CRITICAL
+    assert "restart loop" in result.summary

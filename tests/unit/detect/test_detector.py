@@ -117,3 +117,18 @@ def test_critical_issues_exclude_warnings() -> None:
     report = detector(agent=FakeAgent(disk={"/": usage(92.0, inodes_pct=96.0)})).run()
     assert [i.kind for i in report.issues] == [IssueKind.INODES_FULL, IssueKind.DISK_FULL]
     assert [i.kind for i in report.critical_issues] == [IssueKind.INODES_FULL]
+
+
+def test_run_components_runs_only_the_probes_of_those_components() -> None:
+    """Stability rounds re-run one component's probes; under TCG each probe is a guest process."""
+    from orchestrator.components.config import build_watch_config
+    from orchestrator.detect.detector import Detector
+    from orchestrator.transport.fake import FakeTransport
+    from tests.unit.detect.fakes import FakeAgent
+
+    transport = FakeTransport(lambda argv, stdin: (0, b"", b""))
+    detector = Detector(build_watch_config(None), transport, FakeAgent())
+    results = detector.run_components(["nginx"])
+    assert results and {r.component for r in results} == {"nginx"}
+    assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/"}
+    assert {r.component for r in detector.run_components(["host"])} == {"host"}

@@ -8,7 +8,7 @@ systemctl stop/is-active). Tests flip its fields to break things. Nothing waits 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from orchestrator.model import IssueKind, ProbeResult, Severity
@@ -118,6 +118,9 @@ class FakeProbes:
         if self.before is not None:
             self.before("*")
         return [self._result(name) for name in self.state]
+
+    def run_components(self, components: Collection[str]) -> list[ProbeResult]:
+        return [r for r in self.run_all() if r.component in components]
 
     def run_probe(self, name: str) -> ProbeResult:
         self.calls.append(name)

@@ -1,0 +1,161 @@
+"""Capture: which paths are packed, and what capture_components downloads and records in the session."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from orchestrator.agent.api import Placeholder
+from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
+from orchestrator.errors import AgentError, TransportError
+from orchestrator.model import Component, IssueKind
+from orchestrator.session.store import Session, new_session
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.detect.fakes import FakeAgent, file_entry, make_tar, usage
+
+NGINX = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
+                  unit_paths=("/etc/systemd/system/nginx.service.d",), packages=("nginx", "nginx-common"),
+                  log_paths=("/var/log/nginx",))
+APP = Component("sampleapp", units=("sampleapp.service",), config_paths=("/etc/default/sampleapp",),
+                data_paths=("/var/lib/sampleapp",), log_paths=("/var/log/sampleapp", "/var/log/nginx"))
+# Shares a config path with NGINX: it must be captured once.
+EXTRA = Component("nginx-extra", config_paths=("/etc/nginx", "/etc/nginx-extra"))
+
+MAX_FILE = 1024 * 1024
+TAR = make_tar({"etc/nginx/nginx.conf": b"events {}\n"})
+BIG = Placeholder("/var/log/nginx/access.log", 9_000_000_000, "a" * 64, head=b"\x1b[2Jhead\n",
+                  tail=b"tail\x00")
+
+
+# -- capture_paths --------------------------------------------------------------------------------
+
+def test_config_unit_and_data_paths_without_logs_for_other_kinds() -> None:
+    assert capture_paths([NGINX, APP], {IssueKind.CONFIG_INVALID, IssueKind.UNIT_FAILED}) == [
+        "/etc/nginx", "/etc/systemd/system/nginx.service.d", "/etc/default/sampleapp", "/var/lib/sampleapp"]
+
+
+@pytest.mark.parametrize("kind", [IssueKind.DISK_FULL, IssueKind.INODES_FULL])
+def test_disk_issues_add_log_paths_once_in_order(kind: IssueKind) -> None:
+    assert capture_paths([NGINX, APP], {kind, IssueKind.HTTP_DOWN}) == [
+        "/etc/nginx", "/etc/systemd/system/nginx.service.d", "/var/log/nginx", "/etc/default/sampleapp",
+        "/var/lib/sampleapp", "/var/log/sampleapp"]
+
+
+def test_shared_paths_are_captured_once_where_first_seen() -> None:
+    assert capture_paths([EXTRA, NGINX], set()) == [
+        "/etc/nginx", "/etc/nginx-extra", "/etc/systemd/system/nginx.service.d"]
+
+
+def test_no_components_no_paths() -> None:
+    assert capture_paths([], {IssueKind.DISK_FULL}) == []
+
+
+# -- capture_components ---------------------------------------------------------------------------
+
+def target(dpkg: bytes = b"nginx\t1.22.1-9\n", show: bytes = b"ActiveState=failed\nSubState=failed\n"
+           b"UnitFileState=enabled\n") -> FakeTransport:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[0] == "dpkg-query":
+            return 1, dpkg, b"dpkg-query: no packages found matching nginx-common\n"
+        if argv[:2] == ("systemctl", "show"):
+            return 0, show, b""
+        raise AssertionError(f"unexpected command {argv}")
+
+    return FakeTransport(handler, host="target")
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Session:
+    return new_session(tmp_path / "sessions", "vm:patient")
+
+
+def run_capture(session: Session, transport: FakeTransport, agent: FakeAgent, components: list[Component],
+            kinds: set[IssueKind]) -> Capture:
+    # FakeAgent implements the four AgentApi methods capture uses (pack, fetch, cleanup, disk_usage).
+    return capture_components(session, transport, agent, components, kinds,  # type: ignore[arg-type]
+                              max_file_bytes=MAX_FILE)
+
+
+def stored(session: Session) -> dict[str, object]:
+    data: dict[str, object] = json.loads((session.dir / "capture.json").read_text())
+    return data
+
+
+def test_capture_downloads_the_archive_and_records_everything(session: Session) -> None:
+    entry = file_entry("/etc/nginx/nginx.conf", b"events {}\n")
+    agent = FakeAgent(tar=TAR, entries=(entry,), missing_paths=("/etc/systemd/system/nginx.service.d",),
+                      placeholders=(BIG,), disk={"/": usage(97.0)})
+    transport = target()
+    capture = run_capture(session, transport, agent, [NGINX], {IssueKind.DISK_FULL})
+
+    paths = ("/etc/nginx", "/etc/systemd/system/nginx.service.d", "/var/log/nginx")
+    assert [name for name, _ in agent.calls] == ["pack", "fetch", "cleanup", "disk_usage"]
+    assert agent.calls[0] == ("pack", (paths, MAX_FILE))
+    assert agent.calls[1] == ("fetch", "/run/vmrepair-agent/pack.tar")
+    assert transport.argvs == [
+        ("dpkg-query", "-W", "-f", "${Package}\t${Version}\n", "nginx", "nginx-common"),
+        ("systemctl", "show", "nginx.service", "--property=ActiveState,SubState,UnitFileState"),
+    ]
+
+    assert capture.tar == session.dir / "capture" / "files.tar"
+    assert capture.tar.read_bytes() == TAR
+    assert stat.S_IMODE(capture.tar.stat().st_mode) == 0o600
+    assert stat.S_IMODE(capture.tar.parent.stat().st_mode) == 0o700
+    assert capture.paths == paths
+    assert capture.packages == {"nginx": "1.22.1-9", "nginx-common": None}
+    assert capture.units == {"nginx.service": {"ActiveState": "failed", "SubState": "failed",
+                                               "UnitFileState": "enabled"}}
+    assert capture.disk == usage(97.0)
+    assert capture.placeholder_paths == {"/var/log/nginx/access.log"}
+
+    data = stored(session)
+    assert data["paths"] == list(paths)
+    assert data["missing"] == ["/etc/systemd/system/nginx.service.d"]
+    assert data["files"] == [{**vars(entry)}]
+    assert data["placeholders"] == [{"path": BIG.path, "size": BIG.size, "sha256": BIG.sha256}]
+    # Placeholder samples come from the target: escaped before they are stored.
+    assert data["placeholder_samples"] == {BIG.path: {"head": "\\x1b[2Jhead\n", "tail": "tail\\x00"}}
+    assert data["disk"] == vars(usage(97.0))
+    (event,) = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()]
+    assert {key: event[key] for key in ("stage", "event", "files", "placeholders", "tar_bytes")} == {
+        "stage": "capture", "event": "captured", "files": 1, "placeholders": 1, "tar_bytes": len(TAR)}
+
+
+def test_without_disk_issues_or_packages_nothing_extra_is_asked(session: Session) -> None:
+    agent = FakeAgent(tar=TAR)
+    transport = target()
+    component = Component("sampleapp", units=("sampleapp.service",), config_paths=("/etc/default/sampleapp",))
+    capture = run_capture(session, transport, agent, [component], {IssueKind.UNIT_FAILED})
+    assert capture.disk is None and capture.packages == {}
+    assert [name for name, _ in agent.calls] == ["pack", "fetch", "cleanup"]
+    assert [argv[0] for argv in transport.argvs] == ["systemctl"]
+    assert stored(session)["disk"] is None
+
+
+def test_untrusted_unit_and_package_text_is_escaped_and_capped(session: Session) -> None:
+    show = b"ActiveState=active\x1b[2J\nnot a property line\nSubState=" + b"r" * 1000 + b"\n"
+    transport = target(dpkg=b"nginx\t1.0\x07\n", show=show)
+    capture = run_capture(session, transport, FakeAgent(tar=TAR), [NGINX], set())
+    unit = capture.units["nginx.service"]
+    assert set(unit) == {"ActiveState", "SubState"}
+    assert unit["ActiveState"] == "active\\x1b[2J"
+    assert unit["SubState"] == "r" * 256 + "\n[... 744 more characters not kept]"
+    assert capture.packages["nginx"] == "1.0\\x07"
+
+
+def test_a_failed_download_still_cleans_up_the_target(session: Session) -> None:
+    agent = FakeAgent(errors={"fetch": AgentError("target: archive vanished", host="target")})
+    with pytest.raises(AgentError, match="archive vanished"):
+        run_capture(session, target(), agent, [NGINX], set())
+    assert [name for name, _ in agent.calls] == ["pack", "fetch", "cleanup"]
+    assert not (session.dir / "capture.json").exists()
+
+
+def test_a_failed_cleanup_does_not_lose_the_capture(session: Session) -> None:
+    agent = FakeAgent(tar=TAR, errors={"cleanup": TransportError("target: connection reset", host="target")})
+    capture = run_capture(session, target(), agent, [NGINX], set())
+    assert capture.tar.read_bytes() == TAR
+    assert (session.dir / "capture.json").exists()

@@ -1,0 +1,207 @@
+"""Triage: grouping issues per component, the in-place/escalate decision and the in-place restart."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import CommandTimeoutError
+from orchestrator.model import Component, Issue, IssueKind, ProbeResult, Severity
+from orchestrator.pipeline.triage import RESTART_ATTEMPTS, decide, group_issues, restart_in_place
+from orchestrator.transport.fake import FakeTransport
+
+NGINX = Component("nginx", units=("nginx.service",))
+APP = Component("sampleapp", units=("sampleapp.service", "sampleapp-worker.service"))
+NO_UNITS = Component("data", units=())
+
+
+def issue(kind: IssueKind, component: str = "nginx", subject: str = "") -> Issue:
+    return Issue(component, kind, Severity.CRITICAL, subject or f"{component}-{kind}", "summary",
+                 f"probe:{kind}")
+
+
+def probe(ok: bool, name: str = "http:http://127.0.0.1:80/", *, unavailable: bool = False) -> ProbeResult:
+    return ProbeResult(name, "nginx", ok, IssueKind.HTTP_DOWN, Severity.CRITICAL, "subject", "summary",
+                       is_unavailable=unavailable)
+
+
+class Recheck:
+    """Answers each recheck with the next list of results; counts the calls."""
+
+    def __init__(self, *answers: list[ProbeResult]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def __call__(self) -> list[ProbeResult]:
+        self.calls += 1
+        return self.answers.pop(0)
+
+
+# -- group_issues ---------------------------------------------------------------------------------
+
+def test_one_primary_per_component_the_most_fundamental_kind() -> None:
+    http = issue(IssueKind.HTTP_DOWN)
+    config = issue(IssueKind.CONFIG_INVALID)
+    failed = issue(IssueKind.UNIT_FAILED)
+    groups = group_issues([http, config, failed])
+    assert groups == [(config, (failed, http))]
+
+
+def test_components_keep_their_order_of_appearance() -> None:
+    app = issue(IssueKind.UNIT_FAILED, "sampleapp")
+    nginx = issue(IssueKind.HTTP_DOWN, "nginx")
+    assert [primary for primary, _ in group_issues([app, nginx])] == [app, nginx]
+
+
+def test_disk_issues_come_first_whatever_their_position() -> None:
+    app = issue(IssueKind.LOG_CORRUPT, "sampleapp")
+    nginx = issue(IssueKind.CONFIG_INVALID, "nginx")
+    inodes = issue(IssueKind.INODES_FULL, "host", "/var")
+    disk = issue(IssueKind.DISK_FULL, "host", "/")
+    groups = group_issues([app, nginx, inodes, disk])
+    assert [g[0] for g in groups] == [disk, app, nginx]
+    assert groups[0][1] == (inodes,)
+
+
+def test_disk_full_outranks_a_failed_unit_of_the_same_component() -> None:
+    failed = issue(IssueKind.UNIT_FAILED, "sampleapp")
+    full = issue(IssueKind.DISK_FULL, "sampleapp")
+    assert group_issues([failed, full]) == [(full, (failed,))]
+
+
+def test_grouping_leaves_the_callers_list_alone() -> None:
+    issues = [issue(IssueKind.HTTP_DOWN), issue(IssueKind.CONFIG_INVALID)]
+    before = list(issues)
+    group_issues(issues)
+    assert issues == before
+
+
+def test_no_issues_no_groups() -> None:
+    assert group_issues([]) == []
+
+
+# -- decide ---------------------------------------------------------------------------------------
+
+def test_restartable_kinds_on_a_component_with_units_restart_in_place() -> None:
+    decision = decide(issue(IssueKind.UNIT_FAILED), (issue(IssueKind.HTTP_DOWN),), NGINX)
+    assert decision.in_place is True
+    assert decision.reason == (f"only http_down, unit_failed: restart in place with {RESTART_ATTEMPTS} "
+                               "attempts before escalating")
+
+
+@pytest.mark.parametrize("kind", [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL,
+                                  IssueKind.INODES_FULL])
+def test_a_kind_a_restart_cannot_fix_escalates_and_is_named(kind: IssueKind) -> None:
+    decision = decide(issue(IssueKind.UNIT_FAILED), (issue(kind),), NGINX)
+    assert decision.in_place is False
+    assert decision.reason == f"a restart cannot fix {kind}; escalating to a troubleshooting VM"
+
+
+def test_every_blocking_kind_is_named_in_sorted_order() -> None:
+    decision = decide(issue(IssueKind.LOG_CORRUPT), (issue(IssueKind.CONFIG_INVALID),
+                                                     issue(IssueKind.HTTP_DOWN)), NGINX)
+    assert decision.reason == ("a restart cannot fix config_invalid, log_corrupt; "
+                               "escalating to a troubleshooting VM")
+
+
+@pytest.mark.parametrize("component", [None, NO_UNITS], ids=["unknown-component", "no-units"])
+def test_nothing_to_restart_escalates(component: Component | None) -> None:
+    decision = decide(issue(IssueKind.UNIT_FAILED), (), component)
+    assert decision.in_place is False
+    assert decision.reason == "no unit to restart for this issue; escalating"
+
+
+def test_decision_as_dict_lists_related_by_id() -> None:
+    primary, related = issue(IssueKind.UNIT_FAILED), issue(IssueKind.HTTP_DOWN)
+    data = decide(primary, (related,), NGINX).as_dict()
+    assert data["issue"] == primary.as_dict()
+    assert data["related"] == [related.id]
+    assert data["in_place"] is True
+
+
+# -- restart_in_place -----------------------------------------------------------------------------
+
+def test_success_on_the_first_attempt_stops_there() -> None:
+    transport = FakeTransport()
+    sleeps: list[float] = []
+    recheck = Recheck([probe(True)], [probe(True)])
+    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=sleeps.append)
+    assert fixed is True
+    assert transport.argvs == [("systemctl", "reset-failed", "nginx.service"),
+                               ("systemctl", "restart", "nginx.service")]
+    assert [call.timeout for call in transport.calls] == [30, 90]
+    assert recheck.calls == 1
+    assert sleeps == [2.0]
+    assert log == [{"attempt": 1, "unit": "nginx.service", "restart_exit": 0},
+                   {"attempt": 1, "failing_after": [], "passing_after": ["http:http://127.0.0.1:80/"]}]
+
+
+def test_every_unit_is_reset_and_restarted_in_order() -> None:
+    transport = FakeTransport()
+    restart_in_place(transport, APP, Recheck([probe(True)]), sleep=lambda _: None)
+    assert transport.argvs == [
+        ("systemctl", "reset-failed", "sampleapp.service"), ("systemctl", "restart", "sampleapp.service"),
+        ("systemctl", "reset-failed", "sampleapp-worker.service"),
+        ("systemctl", "restart", "sampleapp-worker.service"),
+    ]
+
+
+def test_second_attempt_waits_longer_and_can_succeed() -> None:
+    transport = FakeTransport()
+    sleeps: list[float] = []
+    recheck = Recheck([probe(False)], [probe(True)])
+    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=sleeps.append)
+    assert fixed is True
+    assert sleeps == [2.0, 4.0]
+    assert log[1] == {"attempt": 1, "failing_after": ["http:http://127.0.0.1:80/"], "passing_after": []}
+    assert log[-1] == {"attempt": 2, "failing_after": [], "passing_after": ["http:http://127.0.0.1:80/"]}
+
+
+def test_gives_up_after_the_allowed_attempts() -> None:
+    transport = FakeTransport()
+    recheck = Recheck(*([probe(False)] for _ in range(RESTART_ATTEMPTS + 1)))
+    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=lambda _: None)
+    assert fixed is False
+    assert recheck.calls == RESTART_ATTEMPTS
+    assert len(transport.argvs) == 2 * RESTART_ATTEMPTS
+    assert [entry["attempt"] for entry in log if "failing_after" in entry] == [1, 2]
+
+
+def test_a_probe_that_could_not_run_is_not_a_failure() -> None:
+    recheck = Recheck([probe(True), probe(False, "unit:nginx.service", unavailable=True)])
+    fixed, _ = restart_in_place(FakeTransport(), NGINX, recheck, sleep=lambda _: None)
+    assert fixed is True
+
+
+def test_a_failed_restart_is_logged_and_the_probes_decide() -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        return (1, b"", b"Job for nginx.service failed.\n") if argv[1] == "restart" else (0, b"", b"")
+
+    fixed, log = restart_in_place(FakeTransport(handler), NGINX, Recheck([probe(False)], [probe(False)]),
+                                  sleep=lambda _: None)
+    assert fixed is False
+    assert log[0] == {"attempt": 1, "unit": "nginx.service", "restart_exit": 1}
+
+
+def test_a_transport_error_reaches_the_caller() -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        raise CommandTimeoutError("fake: systemctl timed out", argv=list(argv))
+
+    recheck = Recheck()
+    with pytest.raises(CommandTimeoutError, match="systemctl timed out"):
+        restart_in_place(FakeTransport(handler), NGINX, recheck, sleep=lambda _: None)
+    assert recheck.calls == 0
+
+
+def test_restart_in_place_is_not_fixed_when_every_probe_was_unavailable() -> None:
+    """Probes that could not run prove nothing: that must never be reported as repaired."""
+    from orchestrator.model import Component, IssueKind, ProbeResult, Severity
+    from orchestrator.pipeline.triage import restart_in_place
+    from orchestrator.transport.fake import FakeTransport
+
+    unavailable = ProbeResult("unit:cron.service", "cron", False, IssueKind.UNIT_INACTIVE, Severity.INFO,
+                              "cron.service", "no systemd", is_unavailable=True)
+    fixed, log = restart_in_place(FakeTransport(lambda argv, stdin: (0, b"", b"")),
+                                  Component(name="cron", units=("cron.service",)),
+                                  lambda: [unavailable], sleep=lambda s: None)
+    assert fixed is False
+    assert log[-1]["passing_after"] == []

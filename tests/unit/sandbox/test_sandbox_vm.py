@@ -1,0 +1,201 @@
+"""TroubleshootingVm.fill_disk_to and import_capture, without a VM.
+
+The VM's transport and agent are normally opened lazily through ``App.vms`` (libvirt + SSH). These tests
+set the private ``_transport`` / ``_agent`` slots to fakes instead, the same slots the lazy properties
+fill, so no libvirt connection and no SSH session is ever made (``App(settings)`` alone opens nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from orchestrator.agent.api import DiskUsage, Manifest, Placeholder, UnpackResult
+from orchestrator.app import App
+from orchestrator.capture.snapshot import Capture
+from orchestrator.config.settings import Settings
+from orchestrator.errors import AgentError, CommandFailedError
+from orchestrator.model import Component
+from orchestrator.sandbox.vm import FILLER, TroubleshootingVm
+from orchestrator.session.store import Session, new_session
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.detect.fakes import file_entry, usage
+
+MIB = 1024 * 1024
+REMOTE_DIR = "/run/vmrepair-agent"
+
+
+@dataclass
+class SandboxAgent:
+    """The AgentApi methods TroubleshootingVm uses: disk_usage, push, unpack (and ``remote_dir``)."""
+
+    disk: DiskUsage = field(default_factory=usage)
+    unpacked: UnpackResult = field(default_factory=lambda: UnpackResult(("/etc/nginx/nginx.conf",)))
+    errors: dict[str, Exception] = field(default_factory=dict)
+    calls: list[tuple[str, object]] = field(default_factory=list)
+    remote_dir: str = REMOTE_DIR
+
+    def _call(self, name: str, arg: object) -> None:
+        self.calls.append((name, arg))
+        if name in self.errors:
+            raise self.errors[name]
+
+    def disk_usage(self, mount: str) -> DiskUsage:
+        self._call("disk_usage", mount)
+        return self.disk
+
+    def push(self, local: Path, remote: str) -> str:
+        self._call("push", (local, remote))
+        return remote
+
+    def unpack(self, remote_tar: str, placeholders: list[Placeholder], roots: list[str], *,
+               manifest: Manifest | None = None) -> UnpackResult:
+        self._call("unpack", (remote_tar, placeholders, roots, manifest))
+        return self.unpacked
+
+
+MakeVm = Callable[..., tuple[TroubleshootingVm, SandboxAgent, FakeTransport]]
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Session:
+    return new_session(tmp_path / "sessions", "vm:patient")
+
+
+@pytest.fixture
+def make_vm(make_settings: Callable[..., Settings], session: Session) -> Iterator[MakeVm]:
+    made: list[TroubleshootingVm] = []
+
+    def factory(
+        agent: SandboxAgent | None = None, transport: FakeTransport | None = None
+    ) -> tuple[TroubleshootingVm, SandboxAgent, FakeTransport]:
+        vm = TroubleshootingVm(App(make_settings()), session)
+        made.append(vm)
+        agent = agent or SandboxAgent()
+        transport = transport or FakeTransport(host=vm.name)
+        vm._agent = agent  # type: ignore[assignment]  # see the module docstring
+        vm._transport = transport
+        return vm, agent, transport
+
+    yield factory
+    for vm in made:
+        vm._pool.shutdown(wait=True)  # never submitted to: no thread, no VM to destroy
+        assert vm.app._conn is None
+
+
+def events(session: Session, name: str) -> list[dict[str, object]]:
+    path = session.dir / "evidence.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [r for r in map(json.loads, lines) if r["event"] == name]
+
+
+# -- fill_disk_to ---------------------------------------------------------------------------------
+
+def test_fills_to_the_targets_ratio_plus_a_margin(make_vm: MakeVm, session: Session) -> None:
+    vm, _, transport = make_vm(SandboxAgent(disk=usage(50.0)))  # 5 GB used of 10 GB
+    vm.fill_disk_to(95.0)
+    need = 9_500_000_000 - 5_000_000_000 + 8 * MIB
+    assert transport.argvs == [("fallocate", "-l", str(need), FILLER)]
+    assert transport.calls[0].timeout == 120
+    (event,) = events(session, "disk_filled")
+    assert (event["filler_bytes"], event["to_pct"]) == (need, 95.0)
+
+
+def test_ratio_is_of_used_plus_available_like_df(make_vm: MakeVm) -> None:
+    # 2 GB reserved for root are neither used nor available: the ratio ignores them, as df does.
+    disk = DiskUsage("/", 12_000_000_000, 5_000_000_000, 5_000_000_000, 50.0, 1000, 10, 1.0)
+    vm, _, transport = make_vm(SandboxAgent(disk=disk))
+    vm.fill_disk_to(95.0)
+    assert transport.argvs[0][2] == str(9_500_000_000 - 5_000_000_000 + 8 * MIB)
+
+
+def test_filler_never_exceeds_the_available_space(make_vm: MakeVm) -> None:
+    disk = DiskUsage("/", 1_001_000, 1_000, 1_000_000, 0.1, 1000, 10, 1.0)
+    vm, _, transport = make_vm(SandboxAgent(disk=disk))
+    vm.fill_disk_to(99.9)
+    assert transport.argvs == [("fallocate", "-l", "1000000", FILLER)]
+
+
+@pytest.mark.parametrize("target_pct", [97.0, 96.5])
+def test_a_disk_already_that_full_is_left_alone(
+    make_vm: MakeVm, session: Session, target_pct: float
+) -> None:
+    vm, agent, transport = make_vm(SandboxAgent(disk=usage(97.0)))
+    vm.fill_disk_to(target_pct)
+    assert agent.calls == [("disk_usage", "/")]
+    assert transport.calls == []
+    assert events(session, "disk_filled") == []
+
+
+def test_a_failed_fallocate_is_reported(make_vm: MakeVm) -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        return 1, b"", b"fallocate: fallocate failed: No space left on device\n"
+
+    vm, _, _ = make_vm(SandboxAgent(disk=usage(50.0)), FakeTransport(handler, host="trb"))
+    with pytest.raises(CommandFailedError, match="No space left on device"):
+        vm.fill_disk_to(95.0)
+
+
+# -- import_capture -------------------------------------------------------------------------------
+
+NGINX = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",))
+APP = Component("sampleapp", units=("sampleapp.service", "nginx.service"), data_paths=("/var/lib/sampleapp",))
+
+
+def captured(tmp_path: Path) -> Capture:
+    tar = tmp_path / "files.tar"
+    tar.write_bytes(b"tar")
+    placeholder = Placeholder("/var/lib/sampleapp/big.db", 10**9, "b" * 64)
+    manifest = Manifest((file_entry("/etc/nginx/nginx.conf"),))
+    return Capture(tar, ("/etc/nginx", "/var/lib/sampleapp"), manifest, (placeholder,))
+
+
+def test_import_pushes_unpacks_and_restarts_each_unit_once(
+    make_vm: MakeVm, session: Session, tmp_path: Path
+) -> None:
+    capture = captured(tmp_path)
+    vm, agent, transport = make_vm()
+    report = vm.import_capture(capture, [NGINX, APP])
+    assert agent.calls == [
+        ("push", (capture.tar, f"{REMOTE_DIR}/capture.tar")),
+        ("unpack", (f"{REMOTE_DIR}/capture.tar", list(capture.placeholders), list(capture.paths),
+                    capture.manifest)),
+    ]
+    assert transport.argvs == [
+        ("systemctl", "daemon-reload"),
+        ("systemctl", "reset-failed", "nginx.service"), ("systemctl", "restart", "nginx.service"),
+        ("systemctl", "reset-failed", "sampleapp.service"), ("systemctl", "restart", "sampleapp.service"),
+    ]
+    assert report.is_complete and report.error is None
+    (event,) = events(session, "imported")
+    assert (event["written"], event["placeholders"], event["failed"]) == (1, 0, [])
+
+
+def test_a_partial_import_is_not_complete_but_services_still_restart(
+    make_vm: MakeVm, session: Session, tmp_path: Path
+) -> None:
+    partial = UnpackResult(("/etc/nginx/nginx.conf",),
+                           failed=(("/etc/nginx/ssl/key.pem", "permission denied"),))
+    vm, _, transport = make_vm(SandboxAgent(unpacked=partial))
+    report = vm.import_capture(captured(tmp_path), [NGINX])
+    assert report.is_complete is False and report.unpack == partial
+    assert ("systemctl", "restart", "nginx.service") in transport.argvs
+    assert events(session, "imported")[0]["failed"] == [["/etc/nginx/ssl/key.pem", "permission denied"]]
+
+
+@pytest.mark.parametrize("failing", ["push", "unpack"])
+def test_a_failed_import_is_reported_not_raised(
+    make_vm: MakeVm, session: Session, tmp_path: Path, failing: str
+) -> None:
+    refused = AgentError("trb: unpack refused: member outside roots", host="trb")
+    agent = SandboxAgent(errors={failing: refused})
+    vm, _, transport = make_vm(agent)
+    report = vm.import_capture(captured(tmp_path), [NGINX])
+    assert report.is_complete is False
+    assert (report.unpack, report.error) == (None, "trb: unpack refused: member outside roots")
+    assert transport.calls == []  # nothing restarted on a half-imported VM
+    assert events(session, "import_failed")[0]["error"] == "trb: unpack refused: member outside roots"
