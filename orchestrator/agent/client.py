@@ -43,6 +43,7 @@ from orchestrator.agent.wire import (
     DiskUsageWire,
     FailedAnswer,
     FileEntryWire,
+    HashedManifestWire,
     JsonlRepairWire,
     JsonlReportWire,
     ManifestWire,
@@ -201,7 +202,7 @@ class RemoteAgent:
 
     def manifest(self, paths: list[str]) -> Manifest:
         answer = self._call("manifest", {"paths": list(paths)})
-        return self._manifest_checked("manifest", self._parse("manifest", ManifestWire, answer), paths)
+        return self._manifest_checked("manifest", self._parse("manifest", HashedManifestWire, answer), paths)
 
     def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
         answer = self._call("pack", {"paths": list(paths), "max_file_bytes": max_file_bytes})

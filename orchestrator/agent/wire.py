@@ -117,7 +117,9 @@ class FileEntryWire(_Wire):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if (self.type == "file") != (self.sha256 is not None):
+        # A regular file may lack a hash only as a pack placeholder (checked by PackWire); a plain
+        # manifest answer requires it (ManifestWire).
+        if self.sha256 is not None and self.type != "file":
             raise ValueError("sha256 must be given for regular files and only for them")
         if (self.type == "symlink") != (self.link is not None):
             raise ValueError("link must be given for symlinks and only for them")
@@ -128,11 +130,24 @@ class FileEntryWire(_Wire):
 
 
 class ManifestWire(_Wire):
+    """Entries as a pack answer carries them: placeholders (files over the cap) have no hash."""
+
     entries: Annotated[list[FileEntryWire], Field(max_length=MAX_ENTRIES)]
     missing: Annotated[list[HostPath], Field(max_length=MAX_ENTRIES)]
 
     def to_api(self) -> Manifest:
         return Manifest(tuple(e.to_api() for e in self.entries), tuple(self.missing))
+
+
+class HashedManifestWire(ManifestWire):
+    """A plain ``manifest`` answer: every regular file must carry its sha256."""
+
+    @model_validator(mode="after")
+    def _hashed(self) -> Self:
+        for e in self.entries:
+            if e.type == "file" and e.sha256 is None:
+                raise ValueError(f"{e.path}: sha256 must be given for regular files and only for them")
+        return self
 
 
 class PlaceholderWire(_Wire):
@@ -156,6 +171,14 @@ class PackWire(_Wire):
     remote_tar: HostPath
     manifest: ManifestWire
     placeholders: Annotated[list[PlaceholderWire], Field(max_length=MAX_ENTRIES)]
+
+    @model_validator(mode="after")
+    def _unhashed_are_placeholders(self) -> Self:
+        placeholders = {p.path for p in self.placeholders}
+        for e in self.manifest.entries:
+            if e.type == "file" and e.sha256 is None and e.path not in placeholders:
+                raise ValueError(f"{e.path}: sha256 missing for a file that is not a placeholder")
+        return self
 
 
 class FailedPath(_Wire):

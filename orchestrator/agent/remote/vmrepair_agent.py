@@ -482,9 +482,16 @@ class Packer:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 return
-            spool: IO[bytes] | None = None
-            if st.st_size <= self.max_bytes:
-                spool = stack.enter_context(tempfile.TemporaryFile(dir=self.work_dir))
+            if st.st_size > self.max_bytes:
+                # Already over the cap: a placeholder. Only head and tail are read; hashing a runaway
+                # multi-GB log would dominate the capture (40 s for 2 GB measured in a TCG guest) and
+                # nobody compares a placeholder's content: fix packages never carry it.
+                head = os.pread(fd, SAMPLE_BYTES, 0)
+                tail = os.pread(fd, SAMPLE_BYTES, max(0, st.st_size - SAMPLE_BYTES))
+                self.tree.add(entry(path, st, sha256=None, size=st.st_size))
+                self.placeholder(path, st.st_size, None, head, tail)
+                return
+            spool: IO[bytes] | None = stack.enter_context(tempfile.TemporaryFile(dir=self.work_dir))
             # One pass: the tar member, its hash and size all come from the same bytes, even when a
             # live log grows meanwhile (it then becomes a placeholder if it grows past the cap).
             digest, size, head, tail = hashlib.sha256(), 0, b"", b""
@@ -507,7 +514,7 @@ class Packer:
                 spool.seek(0)
                 self.tar.addfile(info, spool)
 
-    def placeholder(self, path: str, size: int, sha256: str, head: bytes, tail: bytes) -> None:
+    def placeholder(self, path: str, size: int, sha256: str | None, head: bytes, tail: bytes) -> None:
         if len(head) + len(tail) > self.budget:
             head = tail = b""
         self.budget -= len(head) + len(tail)

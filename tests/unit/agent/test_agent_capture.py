@@ -88,9 +88,10 @@ def test_pack_writes_a_pax_tar_and_placeholders(agent: RemoteAgent, root: Path, 
     (placeholder,) = packed.placeholders
     big = (app / "big.log").read_bytes()
     assert placeholder.path == str(app / "big.log")
-    assert (placeholder.size, placeholder.sha256) == (30_000, _sha(big))
+    # Over the cap when opened: only head and tail are read, no hash (runaway logs can be many GB).
+    assert (placeholder.size, placeholder.sha256) == (30_000, None)
     assert (placeholder.head, placeholder.tail) == (big[:4096], big[-4096:])
-    assert packed.manifest.by_path()[placeholder.path].sha256 == _sha(big)
+    assert packed.manifest.by_path()[placeholder.path].sha256 is None
 
 
 def test_pack_then_unpack_restores_the_tree(agent: RemoteAgent, root: Path, tmp_path: Path) -> None:
