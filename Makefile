@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml | host-packages
 
 image: venv daemons
 	$(BIN)/vmrepair image build
+	$(BIN)/vmrepair image warm
 
 FAULT ?= nginx-config
 

@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     build.set_defaults(handler=cmd_build)
     lst = isub.add_parser("list", help="list templates and their builds")
     lst.set_defaults(handler=cmd_list)
+    warm = isub.add_parser("warm", help="boot the template once and save its state for fast VM starts")
+    warm.add_argument("template", nargs="?", help="template name (default from config)")
+    warm.set_defaults(handler=cmd_warm)
 
 
 class _RichReporter:
@@ -60,6 +63,18 @@ def cmd_build(app: App, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_warm(app: App, args: argparse.Namespace) -> int:
+    template = args.template or app.settings.default_template
+    info(f"preparing the warm state of {template} (one cold boot, then a saved memory state)...")
+    state = app.vms.prepare_warm(template)
+    if args.json:
+        emit_json({"template": template, "directory": str(state.directory),
+                   "recipe_hash": state.recipe_hash})
+    else:
+        info(f"warm state ready in {state.directory}")
+    return 0
+
+
 def cmd_list(app: App, args: argparse.Namespace) -> int:
     rows = []
     for path in list_templates(app.settings.templates_dir):
@@ -81,7 +96,11 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
         emit_json({"images": rows})
     else:
         table("templates", ["template", "status", "built", "size", "kernel"], [
-            [r["template"], r["status"], r["built_at"] or "-",
-             f"{int(str(r['size_bytes'])) // 2**20} MiB", r["kernel"] or "-"] for r in rows
+            [r["template"], r["status"], r["built_at"] or "-", _mib(r["size_bytes"]), r["kernel"] or "-"]
+            for r in rows
         ])
     return 0
+
+
+def _mib(size: object) -> str:
+    return f"{size // 2**20} MiB" if isinstance(size, int) else "-"

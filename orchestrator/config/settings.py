@@ -42,6 +42,9 @@ class RepairSettings(_Strict):
     stable_period_s: float = Field(default=20.0, ge=0, le=3600)
     load: bool = Field(default=True, description="run stress-ng during the stability period")
     step_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    #: Deadline of one operation while applying to the target: compressing a runaway multi-GB log
+    #: (the data-preserving disk repair) takes minutes, far longer than a repair step in the VM.
+    apply_op_timeout_s: float = Field(default=1800.0, gt=0, le=86400)
     #: Fix packages may only touch paths under these roots (resolved without following symlinks).
     allowed_roots: list[str] = Field(
         default_factory=lambda: ["/etc", "/opt", "/var/lib", "/var/log", "/usr/local/etc"]

@@ -10,6 +10,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import libvirt
@@ -152,6 +153,11 @@ class DomainHandle:
         with _mapped("read XML", self.name):
             return str(self._dom.XMLDesc(0))
 
+    def save_state(self, path: Path) -> None:
+        """Save the memory state to ``path`` and stop the domain (virDomainSave)."""
+        with _mapped(f"save state to {path}", self.name):
+            self._dom.save(str(path))
+
 
 def _xml_text(value: str) -> str:
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -208,6 +214,16 @@ class LibvirtConnection:
     def define(self, xml: str, name: str) -> DomainHandle:
         with _mapped("define domain", name):
             return DomainHandle(self.conn.defineXML(xml))
+
+    def saved_state_xml(self, path: Path) -> str:
+        with _mapped(f"read saved state {path}"):
+            return str(self.conn.saveImageGetXMLDesc(str(path), 0))
+
+    def restore_state(self, path: Path, xml: str, name: str) -> DomainHandle:
+        """Restore a saved state with an edited XML; the domain runs (transient) afterwards."""
+        with _mapped(f"restore state {path}", name):
+            self.conn.restoreFlags(str(path), xml, libvirt.VIR_DOMAIN_SAVE_RUNNING)
+            return DomainHandle(self.conn.lookupByName(name))
 
     def domains(self) -> list[DomainHandle]:
         with _mapped("list domains"):

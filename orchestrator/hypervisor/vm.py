@@ -38,7 +38,14 @@ from orchestrator.hypervisor.domain_xml import (
     UserNetSpec,
 )
 from orchestrator.hypervisor.ports import free_loopback_port
-from orchestrator.imaging.store import ImageStore
+from orchestrator.hypervisor.warm import (
+    WarmState,
+    load_warm_state,
+    publish_warm_state,
+    rewrite_saved_xml,
+    warm_vm_name,
+)
+from orchestrator.imaging.store import BuiltImage, ImageStore
 from orchestrator.retry import vm_start_policy
 from orchestrator.transport.base import Transport
 
@@ -65,6 +72,9 @@ class UpResult:
     ssh_port: int
     boot_seconds: float
     accel: str
+    is_warm: bool = False
+    #: Why a requested warm start fell back to a cold boot (empty when it did not).
+    warm_fallback: str = ""
 
 
 class VmManager:
@@ -123,7 +133,10 @@ class VmManager:
         ephemeral: bool = False,
         boot_timeout: float | None = None,
         cmdline_extra: str = "",
+        warm: bool = False,
     ) -> UpResult:
+        """Clone and boot (or, with ``warm``, restore a saved booted state and fall back to a cold boot
+        when that is not possible); returns when SSH answers."""
         template = template or self.settings.default_template
         vm_dir = self.vm_dir(name)
         if self._own_domain(name) is not None:
@@ -138,6 +151,21 @@ class VmManager:
         image = self.images.require(template)
         accel = detect_accel(self.settings.vm.accel)
         ensure_private_dir(self.settings.vms_dir)
+        fallback = ""
+        if warm and not cmdline_extra:
+            state = load_warm_state(image.directory, image.manifest.recipe_hash)
+            if state is None:
+                fallback = "no warm state for this image build (`vmrepair image warm` creates it)"
+            elif state.vm_name != name:
+                fallback = f"the warm state can only be restored as VM {state.vm_name!r}"
+            else:
+                try:
+                    return self._up_warm(name, template, image, state, ephemeral=ephemeral,
+                                         deadline=boot_timeout or self.settings.vm.boot_timeout_s)
+                except HypervisorError as exc:  # includes BootError
+                    fallback = exc.message
+                    log.warning("warm start of %s failed (%s); cold booting", name, exc.message)
+                    self._remove(name, vm_dir)
         ensure_private_dir(vm_dir)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
@@ -190,7 +218,66 @@ class VmManager:
             self._remove(name, vm_dir)
             raise
         log.info("VM %s up in %.1f s (%s, %s)", name, seconds, accel.accel, accel.reason)
-        return UpResult(name, record.ssh_port, seconds, accel.accel)
+        return UpResult(name, record.ssh_port, seconds, accel.accel, warm_fallback=fallback)
+
+    # -- warm starts -------------------------------------------------------------------------------
+    def _up_warm(
+        self, name: str, template: str, image: BuiltImage, state: WarmState, *, ephemeral: bool,
+        deadline: float,
+    ) -> UpResult:
+        began = time.monotonic()
+        vm_dir = ensure_private_dir(self.vm_dir(name))
+        create_overlay(self.runner, state.disk, vm_dir / inst.OVERLAY)
+        port = free_loopback_port()
+        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record = inst.InstanceRecord(
+            name=name, template=template, recipe_hash=image.manifest.recipe_hash, ssh_port=port,
+            host_key=image.manifest.host_key, created_at=created, ephemeral=ephemeral,
+            owner_pid=os.getpid() if ephemeral else 0,
+        )
+        record.save(vm_dir)
+        metadata = InstanceMetadata(name=name, template=template, ssh_port=port, vm_dir=str(vm_dir),
+                                    ephemeral=ephemeral, owner_pid=record.owner_pid, created_at=created)
+        xml = rewrite_saved_xml(
+            self.conn.saved_state_xml(state.state), disk=vm_dir / inst.OVERLAY,
+            serial_log=vm_dir / inst.SERIAL_LOG, ssh_port=port,
+            metadata=metadata,
+        )
+        dom = self.conn.restore_state(state.state, xml, inst.domain_name(name))
+        # Persistent like every other vmrepair domain (snapshots, list, destroy work the same way).
+        dom = self.conn.define(dom.xml(), dom.name)
+        wait_for_ssh(dom, lambda: self.ssh(record, 2.0), serial_log=vm_dir / inst.SERIAL_LOG,
+                     deadline_s=min(deadline, 60.0))
+        with self.ssh(record, 5.0) as ssh:
+            # The guest woke up with the clock of the moment it was saved.
+            ssh.check(["date", "-u", "-s", f"@{int(time.time())}"], timeout=30)
+        seconds = time.monotonic() - began
+        log.info("VM %s restored warm in %.1f s", name, seconds)
+        return UpResult(name, port, seconds, detect_accel(self.settings.vm.accel).accel, is_warm=True)
+
+    def prepare_warm(self, template: str | None = None) -> WarmState:
+        """Boot the template once, save its memory state and keep it for warm starts (idempotent)."""
+        template = template or self.settings.default_template
+        image = self.images.require(template)
+        existing = load_warm_state(image.directory, image.manifest.recipe_hash)
+        if existing is not None:
+            return existing
+        name = warm_vm_name(template)
+        vm_dir = self.vm_dir(name)
+        if vm_dir.exists() or self._own_domain(name) is not None:
+            self._remove(name, vm_dir)
+        self.up(name, template)
+        try:
+            with self.transport(name) as ssh:
+                # Only a guest whose boot finished cleanly is worth freezing.
+                ssh.check(["systemctl", "is-system-running", "--wait"], timeout=300)
+                ssh.check(["sync"], timeout=60)
+            saved = vm_dir / "state.sav.partial"
+            self._require_domain(name).save_state(saved)
+            return publish_warm_state(image.directory, image.manifest.recipe_hash, name,
+                                      vm_dir / inst.OVERLAY, saved)
+        finally:
+            self._remove(name, vm_dir)
 
     def destroy(self, name: str) -> None:
         """Stop, undefine and delete the overlay; also cleans leftovers of a crashed run.

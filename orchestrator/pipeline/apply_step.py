@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
 from orchestrator.fixpkg import compute_package
 from orchestrator.fsutil import ensure_private_dir
@@ -27,8 +28,7 @@ def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> 
 
 
 def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) -> dict[str, Any]:
-    app, session, transport, agent, probes, options = (
-        ctx.app, ctx.session, ctx.transport, ctx.agent, ctx.probes, ctx.options)
+    app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
     sandbox, capture, components = work.sandbox, work.capture, work.components
     with session.stage("package") as st:
         after = sandbox.agent.manifest(list(capture.paths))
@@ -70,7 +70,8 @@ def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) ->
 
     with session.stage("apply") as st:
         backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id / issue.component)
-        result = apply_package(package, agent, transport, backup_dir=backup_dir, session=session,
+        apply_agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
+        result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
                                validate=validate_on_target)
         session.write_json(f"apply-{issue.component}", result.as_dict())
         st.detail = f"{result.status}; backup in {backup_dir}"

@@ -84,6 +84,7 @@ class _AttemptRunner:
             component=self.work.components[0], components=list(settings.watch.components),
             variables=dict(self.diagnosis.variables), baseline=self.baseline, session=self.ctx.session,
             step_timeout_s=settings.repair.step_timeout_s,
+            placeholders=frozenset(self.work.capture.placeholder_paths),
         )
 
     def attempt(self, position: int, candidate: RankedStrategy) -> Winner | None:

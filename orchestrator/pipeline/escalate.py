@@ -71,7 +71,8 @@ def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> d
                 sandbox.fill_disk_to(capture.disk.used_pct if issue.kind is IssueKind.DISK_FULL
                                      else app.settings.watch.thresholds.disk_critical_pct)
             state = "complete" if imported.is_complete else f"partial: {imported.error or 'see evidence'}"
-            st.detail = f"{sandbox.name} booted in {up.boot_seconds:.1f} s; import {state}"
+            how = "restored warm" if up.is_warm else "booted"
+            st.detail = f"{sandbox.name} {how} in {up.boot_seconds:.1f} s; import {state}"
         vm_probes = DetectorProbes(app.settings.watch, sandbox.transport, sandbox.agent)
         with session.stage("reproduce") as st:
             observed = vm_probes.run_probe(issue.probe)

@@ -70,6 +70,8 @@ class RepairContext:
     baseline: BaselineReader | None = None
     session: Session | None = None
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
+    #: Paths imported as placeholders (size and metadata only): their VM content is not real data.
+    placeholders: frozenset[str] = frozenset()
     stamp: str = field(default_factory=default_stamp)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic

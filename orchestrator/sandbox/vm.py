@@ -20,6 +20,7 @@ from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
 from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
 from orchestrator.hypervisor.vm import UpResult
+from orchestrator.hypervisor.warm import warm_vm_name
 from orchestrator.model import Component
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -47,7 +48,7 @@ def _boot(settings: Settings, name: str, timeout: float) -> UpResult:
     # A separate App (and libvirt connection) per thread keeps libvirt calls independent.
     app = App(settings)
     try:
-        return app.vms.up(name, ephemeral=True, boot_timeout=timeout)
+        return app.vms.up(name, ephemeral=True, boot_timeout=timeout, warm=True)
     finally:
         app.close()
 
@@ -65,6 +66,11 @@ class TroubleshootingVm:
         self._agent: RemoteAgent | None = None
 
     def start(self) -> None:
+        # The warm state restores only under its own VM name; when that name is taken (another run
+        # is using it), the random name cold-boots instead.
+        warm_name = warm_vm_name(self.app.settings.default_template)
+        if warm_name not in {vm.name for vm in self.app.vms.list()}:
+            self.name = warm_name
         self.session.event("sandbox", "booting", vm=self.name)
         self._boot = self._pool.submit(_boot, self.app.settings, self.name,
                                        self.app.settings.vm.boot_timeout_s)
@@ -76,7 +82,8 @@ class TroubleshootingVm:
         if boot is None:  # start() always sets it; this keeps mypy and readers sure
             raise PipelineError("troubleshooting VM was never started", stage="sandbox")
         result = boot.result()
-        self.session.event("sandbox", "ready", vm=self.name, boot_seconds=round(result.boot_seconds, 2))
+        self.session.event("sandbox", "ready", vm=self.name, boot_seconds=round(result.boot_seconds, 2),
+                           warm=result.is_warm, warm_fallback=result.warm_fallback)
         return result
 
     @property

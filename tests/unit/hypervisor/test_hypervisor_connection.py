@@ -155,6 +155,7 @@ DOMAIN_CALLS: dict[str, tuple[Any, ...]] = {
     "is_active": (), "state_name": (), "metadata": (), "start": (), "reboot": (),
     "force_stop": (), "undefine": (), "snapshot_create": ("s",), "snapshots": (),
     "snapshot_revert": ("s",), "snapshot_delete": ("s",), "xml": (),
+    "save_state": (Path("/nonexistent/state.sav"),),
 }
 
 
