@@ -21,7 +21,7 @@ from typing import Any, Literal
 from orchestrator.agent.api import AgentApi, FileEntry
 from orchestrator.apply.units import unit_state
 from orchestrator.errors import ApplyError, StateError
-from orchestrator.fixpkg.ops import ABSENT, FILE_OPS, DaemonReloadOp, RotateLogOp, UnitOp
+from orchestrator.fixpkg.ops import ABSENT, FILE_OPS, DaemonReloadOp, JsonlRepairOp, RotateLogOp, UnitOp
 from orchestrator.fixpkg.package import FixPackage
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.transport.base import Transport
@@ -103,6 +103,13 @@ def create_backup(
         if isinstance(op, FILE_OPS):
             entries.append(_backup_file(op.path, op.expect_sha256, current[op.path], agent=agent,
                                         files=files, max_bytes=max_file_bytes))
+        elif isinstance(op, JsonlRepairOp) and op.path not in {e.path for e in entries}:
+            # The repair rewrites the file: back its content up so a rollback can put it back.
+            entry = current[op.path]
+            if entry is None or entry.sha256 is None:
+                raise ApplyError(f"target changed since capture: {op.path} (data file to repair is absent)")
+            entries.append(_backup_file(op.path, entry.sha256, entry, agent=agent, files=files,
+                                        max_bytes=max_file_bytes))
         elif isinstance(op, RotateLogOp) and op.path not in {e.path for e in entries}:
             entry = current[op.path]
             if entry is None:   # preflight refuses this; checked again rather than assumed

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from orchestrator.agent.api import AgentApi, FileEntry
 from orchestrator.errors import ApplyError
-from orchestrator.fixpkg.ops import ABSENT, FILE_OPS, RotateLogOp
+from orchestrator.fixpkg.ops import ABSENT, DATA_OPS, FILE_OPS
 from orchestrator.fixpkg.package import FixPackage
 
 
@@ -47,10 +47,12 @@ def preflight(pkg: FixPackage, agent: AgentApi) -> dict[str, FileEntry | None]:
                     f"target changed since capture: {op.path} (expected {expected}, {_describe(entry)})",
                     remedy="run the repair again so the fix is rebuilt from the target's current state",
                 )
-        elif isinstance(op, RotateLogOp):
+        elif isinstance(op, DATA_OPS):
             entry = current[op.path]
             if entry is None or entry.type != "file":
                 raise ApplyError(
-                    f"target changed since capture: {op.path} (a log to rotate, but {_describe(entry)})"
+                    f"target changed since capture: {op.path} "
+                    f"({'a log to rotate' if op.name == 'rotate_log' else 'a data file to repair'}, "
+                    f"but {_describe(entry)})"
                 )
     return current

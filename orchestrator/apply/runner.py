@@ -26,6 +26,7 @@ from orchestrator.errors import StateError, VmRepairError
 from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES
 from orchestrator.fixpkg.ops import (
     DaemonReloadOp,
+    JsonlRepairOp,
     Operation,
     RemoveFileOp,
     RotateLogOp,
@@ -162,6 +163,13 @@ def _run_operation(op: Operation, backup: Backup, run: _Run) -> None:
         run.notes.append(
             f"rotated {op.path}: freed {rotated.freed_bytes} bytes, archive {rotated.archive or 'none'}"
             " (a rollback does not undo a rotation)"
+        )
+    elif isinstance(op, JsonlRepairOp):
+        repaired = agent.jsonl_repair(op.path)
+        run.notes.append(
+            f"repaired {op.path}: kept {repaired.kept}, repaired {repaired.repaired}, quarantined "
+            f"{repaired.quarantined} line(s) to {repaired.quarantine_path or 'nowhere'}; "
+            f"agent backup {repaired.backup_path}"
         )
     elif isinstance(op, DaemonReloadOp):
         daemon_reload(transport, timeout=timeout)

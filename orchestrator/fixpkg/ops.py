@@ -141,6 +141,22 @@ class RotateLogOp:
 
 
 @dataclass(frozen=True)
+class JsonlRepairOp:
+    """Repair a JSON-lines data file on the target with the agent's deterministic repair (backup beside
+    it, good lines kept in order, unrecoverable lines quarantined), as the validated repair did in the VM.
+
+    Replayed rather than copied: the VM's copy also holds lines the VM's own service wrote while it was
+    validated, which must not end up in the target's data.
+    """
+
+    path: str
+    name: ClassVar[str] = "jsonl_repair"
+
+    def __post_init__(self) -> None:
+        _check_path(self.path)
+
+
+@dataclass(frozen=True)
 class UnitOp:
     """``systemctl reset-failed UNIT`` then ``systemctl ACTION UNIT``."""
 
@@ -158,11 +174,16 @@ class UnitOp:
             )
 
 
-Operation: TypeAlias = WriteFileOp | SetMetaOp | RemoveFileOp | DaemonReloadOp | RotateLogOp | UnitOp
+Operation: TypeAlias = (
+    WriteFileOp | SetMetaOp | RemoveFileOp | DaemonReloadOp | RotateLogOp | JsonlRepairOp | UnitOp
+)
 FileOp: TypeAlias = WriteFileOp | SetMetaOp | RemoveFileOp
 FILE_OPS = (WriteFileOp, SetMetaOp, RemoveFileOp)
+#: Operations that act on data (logs) in place on the target instead of carrying content.
+DATA_OPS = (RotateLogOp, JsonlRepairOp)
 OP_CLASSES: dict[str, type[Operation]] = {
-    cls.name: cls for cls in (WriteFileOp, SetMetaOp, RemoveFileOp, DaemonReloadOp, RotateLogOp, UnitOp)
+    cls.name: cls
+    for cls in (WriteFileOp, SetMetaOp, RemoveFileOp, DaemonReloadOp, RotateLogOp, JsonlRepairOp, UnitOp)
 }
 
 
@@ -234,7 +255,7 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
             if has_reload:
                 raise FixPackageError(f"operations[{index}]: more than one daemon_reload")
             has_reload = True
-        if isinstance(op, (*FILE_OPS, RotateLogOp)):
+        if isinstance(op, (*FILE_OPS, *DATA_OPS)):
             try:
                 check_allowed(op.path, allowed_roots)
             except FixPackageError as exc:

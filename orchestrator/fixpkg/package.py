@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import FixPackageError, StateError
 from orchestrator.fixpkg.ops import (
+    DATA_OPS,
     FILE_OPS,
     Operation,
-    RotateLogOp,
     WriteFileOp,
     op_from_dict,
     op_to_dict,
@@ -85,7 +85,7 @@ class FixPackage:
     @property
     def paths(self) -> list[str]:
         """Every path an operation touches, in package order."""
-        return [op.path for op in self.operations if isinstance(op, (*FILE_OPS, RotateLogOp))]
+        return [op.path for op in self.operations if isinstance(op, (*FILE_OPS, *DATA_OPS))]
 
     def blob(self, sha256: str) -> bytes:
         return self.blobs[sha256]

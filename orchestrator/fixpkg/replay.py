@@ -10,10 +10,18 @@ from collections.abc import Sequence
 
 from orchestrator.agent.api import FileEntry
 from orchestrator.errors import FixPackageError
-from orchestrator.fixpkg.ops import DaemonReloadOp, Operation, RotateLogOp, UnitOp, op_from_dict
+from orchestrator.fixpkg.ops import (
+    DATA_OPS,
+    DaemonReloadOp,
+    JsonlRepairOp,
+    Operation,
+    RotateLogOp,
+    UnitOp,
+    op_from_dict,
+)
 from orchestrator.fixpkg.paths import check_allowed
 
-REPLAYABLE = (UnitOp.name, RotateLogOp.name, DaemonReloadOp.name)
+REPLAYABLE = (UnitOp.name, RotateLogOp.name, JsonlRepairOp.name, DaemonReloadOp.name)
 
 
 def parse_replay_ops(raw: object, allowed_roots: Sequence[str]) -> list[Operation]:
@@ -30,7 +38,7 @@ def parse_replay_ops(raw: object, allowed_roots: Sequence[str]) -> list[Operatio
     for index, item in enumerate(raw):
         where = f"replay_ops[{index}]"
         op = op_from_dict(item, where, allowed=REPLAYABLE)
-        if isinstance(op, RotateLogOp):
+        if isinstance(op, DATA_OPS):
             try:
                 check_allowed(op.path, allowed_roots)
             except FixPackageError as exc:
@@ -48,12 +56,12 @@ def check_rotations(
         FixPackageError: a rotated path was not captured, or was captured as something else than a file.
     """
     for op in ops:
-        if not isinstance(op, RotateLogOp) or op.path in placeholders:
+        if not isinstance(op, DATA_OPS) or op.path in placeholders:
             continue
         entry = captured.get(op.path)
         if entry is None or entry.type != "file":
             found = "not captured" if entry is None else f"a {entry.type}"
             raise FixPackageError(
-                f"rotate_log {op.path}: the path was {found} on the target; only captured regular"
-                " files can be rotated"
+                f"{op.name} {op.path}: the path was {found} on the target; only captured regular"
+                " files can be acted on"
             )

@@ -9,17 +9,43 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.agent.api import Manifest
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
 from orchestrator.fixpkg import compute_package
 from orchestrator.fsutil import ensure_private_dir
-from orchestrator.model import Issue, SessionStatus
+from orchestrator.model import Component, Issue, SessionStatus
 from orchestrator.pipeline.attempts import Winner
 from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.validate.validator import Validator
 
 #: Stability re-check on the live target: shorter than in the VM and without artificial load.
 TARGET_STABLE_PERIOD_S = 6.0
+
+
+def _within(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def authoritative_after(
+    before: Manifest, after: Manifest, components: list[Component]
+) -> tuple[Manifest, list[str]]:
+    """The VM's state where it is authoritative (config and unit files), the captured state elsewhere.
+
+    Data and log files change in the VM on their own (its services log, its sampleapp records the
+    validation's requests): copying them would write the VM's activity into the target's data. Data
+    changes reach the target only as replayed operations (rotate_log, jsonl_repair). Returns the
+    manifest to diff against and the VM changes left out (recorded in the session).
+    """
+    roots = [p for c in components for p in (*c.config_paths, *c.unit_paths)]
+    before_map, after_map = before.by_path(), after.by_path()
+    merged = [e for p, e in after_map.items() if _within(p, roots)]
+    merged += [e for p, e in before_map.items() if not _within(p, roots)]
+    ignored = sorted(p for p in set(before_map) | set(after_map)
+                     if not _within(p, roots) and before_map.get(p) != after_map.get(p))
+    missing = tuple(p for p in after.missing if _within(p, roots))
+    missing += tuple(p for p in before.missing if not _within(p, roots))
+    return Manifest(tuple(merged), missing), ignored
 
 
 def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
@@ -31,7 +57,8 @@ def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) ->
     app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
     sandbox, capture, components = work.sandbox, work.capture, work.components
     with session.stage("package") as st:
-        after = sandbox.agent.manifest(list(capture.paths))
+        after, ignored = authoritative_after(capture.manifest, sandbox.agent.manifest(list(capture.paths)),
+                                             components)
         package = compute_package(
             capture.manifest, after, sandbox.agent, winner.replay_ops,
             placeholders=capture.placeholder_paths, allowed_roots=app.settings.repair.allowed_roots,
@@ -40,8 +67,9 @@ def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) ->
         )
         pkg_dir = ensure_private_dir(app.settings.state_dir / "packages" / package.id)
         package.save(pkg_dir)
-        session.write_json(f"fix-package-{issue.component}", {**package.as_dict(), "directory": str(pkg_dir),
-                                                              "strategy": winner.strategy})
+        session.write_json(f"fix-package-{issue.component}", {
+            **package.as_dict(), "directory": str(pkg_dir), "strategy": winner.strategy,
+            "ignored_vm_changes": ignored})
         st.detail = f"{len(package.operations)} operation(s) from strategy {winner.strategy}"
     if not package.operations:
         return _result(issue, SessionStatus.NOT_REPAIRED,

@@ -58,6 +58,7 @@ def _strategy(strategy: s.StrategyFile, playbook: str) -> m.Strategy:
         reboot_required=strategy.reboot_required,
         steps=tuple(_step(step) for step in strategy.steps),
         playbook=playbook,
+        lossy=strategy.lossy,
     )
 
 

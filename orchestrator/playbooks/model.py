@@ -124,6 +124,8 @@ class Strategy:
     steps: tuple[Step, ...]
     #: Name of the playbook that defines it.
     playbook: str
+    #: Discards data: ranked after every strategy that does not.
+    lossy: bool = False
 
     @property
     def is_wildcard(self) -> bool:

@@ -104,6 +104,9 @@ class StrategyFile(Strict):
         min_length=1, description='causes this strategy repairs, or ["*"] for any cause (half weight)')
     effectiveness: Score
     reboot_required: bool = False
+    lossy: bool = Field(default=False, description=(
+        "the strategy discards data (e.g. truncates a log); lossy strategies are always tried after "
+        "every non-lossy one, whatever their scores"))
     steps: list[StepFile] = Field(min_length=1, max_length=50)
 
     @model_validator(mode="after")

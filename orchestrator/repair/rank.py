@@ -13,6 +13,10 @@ The last factor is the Laplace-smoothed success rate from the history of earlier
 strategy's name, unique across playbooks): 0.5 without history, so history only moves a strategy up or
 down from there. Strategies scoring 0 are dropped. Ties keep playbook order, then file order of the
 strategies (the sort is stable).
+
+Strategies marked ``lossy`` (they discard data, such as truncating a log) come after every strategy that
+is not, whatever the scores: a past failure of a data-preserving fix must never promote one that loses
+data (seen when a compress strategy timed out once and truncation then ranked first).
 """
 
 from __future__ import annotations
@@ -88,4 +92,4 @@ def rank_strategies(
             score = strategy.effectiveness * match * rate
             if score > 0:
                 ranked.append(RankedStrategy(strategy, score, matched_cause, match, rate))
-    return sorted(ranked, key=lambda r: -r.score)
+    return sorted(ranked, key=lambda r: (r.strategy.lossy, -r.score))

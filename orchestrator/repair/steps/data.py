@@ -24,8 +24,9 @@ SKIPPED_LOGS = ("/var/log/journal/*", "*/wtmp", "*/btmp", "*/lastlog", "*/faillo
 def run_jsonl_repair(step: JsonlRepairStep, ctx: RepairContext, io: StepIO) -> str:
     """Repair the component's JSONL logs (or those named, which must be among them) with the agent.
 
-    The repaired file reaches the target as file content (the package diffs it); jsonl_repair is not a
-    replayable package operation.
+    Recorded as a replayable ``jsonl_repair`` operation: the target's file is repaired in place by the
+    same agent code. Copying the VM's file would add the lines the VM's own service wrote while it was
+    validated to the target's data.
 
     Raises:
         StepNotApplicableError: the component has no such log, or every log is already sound.
@@ -50,6 +51,7 @@ def run_jsonl_repair(step: JsonlRepairStep, ctx: RepairContext, io: StepIO) -> s
             io.note(f"{path}: sound ({report.good_lines} lines)" if report.exists else f"{path}: absent")
             continue
         result = ctx.agent.jsonl_repair(path)
+        io.replay.append({"op": "jsonl_repair", "path": path})
         io.note(f"{path}: kept {result.kept}, repaired {result.repaired}, quarantined {result.quarantined} "
                 f"line(s) to {result.quarantine_path}; backup {result.backup_path}")
         repaired.append(path)

@@ -330,7 +330,8 @@ def test_jsonl_repair_then_check_then_restart(strategies: dict[str, m.Strategy])
     attempt = execute_strategy(strategies["jsonl-repair-restart"], context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE))
     assert ("jsonl_repair", log_path) in agent.calls
     assert "kept 9, repaired 0, quarantined 1" in attempt.steps[0].detail
-    assert attempt.replay_ops == [{"op": "unit", "unit": "sampleapp.service", "action": "restart"}]
+    assert attempt.replay_ops == [{"op": "jsonl_repair", "path": "/var/lib/sampleapp/interactions.jsonl"},
+                                  {"op": "unit", "unit": "sampleapp.service", "action": "restart"}]
     # A sound log is not "repaired": the strategy does not apply.
     with pytest.raises(StepNotApplicableError, match="no corrupt lines to repair"):
         execute_strategy(strategies["jsonl-repair-restart"], context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE))

@@ -94,3 +94,22 @@ def test_ties_keep_playbook_then_file_order(tmp_path: Path) -> None:
 def test_zero_scores_are_dropped(playbooks: list[m.Playbook]) -> None:
     assert not [r for r in rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.0))
                 if r.cause != "*"]
+
+
+def test_lossy_strategies_rank_after_every_data_preserving_one() -> None:
+    """A failed compress must never promote truncation (data loss) above it."""
+    from pathlib import Path
+
+    from orchestrator.config.settings import PROJECT_ROOT
+    from orchestrator.model import Issue, IssueKind, Severity
+    from orchestrator.playbooks.loader import load_playbooks
+    from orchestrator.repair import rank_strategies
+
+    playbooks = [p for p in load_playbooks(Path(PROJECT_ROOT) / "playbooks") if p.name == "disk-full"]
+    issue = Issue("host", IssueKind.DISK_FULL, Severity.CRITICAL, "/", "full", "disk:/")
+    diagnosis = _diagnosis("big_logs", 0.9, "disk-full")
+    history = {"disk-compress-big-logs": (0, 9), "disk-truncate-big-logs": (9, 9)}
+    ranked = rank_strategies(playbooks, issue, diagnosis, history)
+    lossy = [r.strategy.lossy for r in ranked]
+    assert lossy == sorted(lossy), [r.name for r in ranked]
+    assert ranked[-1].name == "disk-truncate-big-logs"
