@@ -160,3 +160,28 @@ def test_stopped_service_is_restarted_in_place(app: App, fresh: str) -> None:
     assert any(c.get("in_place") for c in result["components"])  # type: ignore[union-attr]
     with _ssh(app, fresh) as ssh:
         _healthy(ssh, "cron")
+
+
+#: The other variants of each fault class: the playbooks must fix the class, not one injected line.
+NIGHTLY_VARIANTS = [
+    ("nginx-config", "new-site", "nginx"),
+    ("unit-dropin", "user", "sampleapp"),
+    ("unit-dropin", "env", "sampleapp"),
+    ("jsonl-log", "torn", "sampleapp"),
+    ("jsonl-log", "binary", "sampleapp"),
+    ("disk-full", "99", "sampleapp"),
+]
+
+
+@pytest.mark.nightly
+@pytest.mark.parametrize(("fault", "variant", "unit"), NIGHTLY_VARIANTS,
+                         ids=[f"{f}-{v}" for f, v, _ in NIGHTLY_VARIANTS])
+def test_fault_variant_is_repaired(app: App, fresh: str, fault: str, variant: str, unit: str) -> None:
+    with _ssh(app, fresh) as ssh:
+        inject(ssh, fault, variant)
+    result = _repair(app, fresh)
+    assert result["status"] == SessionStatus.REPAIRED, json.dumps(result, indent=1, default=str)
+    with _ssh(app, fresh) as ssh:
+        _healthy(ssh, unit)
+        probe = run_repair(app, f"vm:{fresh}", RunOptions(dry_run=True))
+        assert probe.status == SessionStatus.HEALTHY, probe.summary
