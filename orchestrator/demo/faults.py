@@ -42,7 +42,9 @@ if variant == "execstart":
 elif variant == "user":
     body = "[Service]\nUser=sampleapp-svc\n"
 elif variant == "env":
-    body = "[Service]\nEnvironment=SAMPLEAPP_PORT=not-a-port\n"
+    # EnvironmentFile= (which sets SAMPLEAPP_PORT) is applied after Environment=, so break a variable
+    # the file does not set: an address sampleapp cannot bind.
+    body = "[Service]\nEnvironment=SAMPLEAPP_BIND=256.0.0.1\n"
 else:
     sys.exit("unknown variant")
 (d / "50-tuning.conf").write_text(body)

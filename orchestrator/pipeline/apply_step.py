@@ -7,12 +7,14 @@ package is applied with a verified backup and validated on the target, and resto
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.agent.api import Manifest
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
-from orchestrator.fixpkg import compute_package
+from orchestrator.errors import FixPackageError
+from orchestrator.fixpkg import FixPackage, compute_package
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, Issue, SessionStatus
 from orchestrator.pipeline.attempts import Winner
@@ -54,7 +56,21 @@ def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> 
 
 
 def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) -> dict[str, Any]:
-    app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
+    try:
+        package, pkg_dir = _build_package(ctx, work, issue, winner)
+    except FixPackageError as exc:
+        # Validated in the VM but not expressible as a safe package (e.g. a symlink change): nothing
+        # is applied, and the reason is the result.
+        return _result(issue, SessionStatus.NOT_REPAIRED,
+                       f"{winner.strategy} validated in the VM but cannot be packaged safely: {exc.message}",
+                       strategy=winner.strategy)
+    return _apply(ctx, work, issue, winner, (package, pkg_dir))
+
+
+def _build_package(
+    ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner
+) -> tuple[FixPackage, Path]:
+    app, session = ctx.app, ctx.session
     sandbox, capture, components = work.sandbox, work.capture, work.components
     with session.stage("package") as st:
         after, ignored = authoritative_after(capture.manifest, sandbox.agent.manifest(list(capture.paths)),
@@ -71,6 +87,15 @@ def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) ->
             **package.as_dict(), "directory": str(pkg_dir), "strategy": winner.strategy,
             "ignored_vm_changes": ignored})
         st.detail = f"{len(package.operations)} operation(s) from strategy {winner.strategy}"
+    return package, pkg_dir
+
+
+def _apply(
+    ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner, built: tuple[FixPackage, Path]
+) -> dict[str, Any]:
+    package, pkg_dir = built
+    app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
+    components = work.components
     if not package.operations:
         return _result(issue, SessionStatus.NOT_REPAIRED,
                        f"strategy {winner.strategy} validated but changed nothing applicable",
