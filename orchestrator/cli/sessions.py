@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import re
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
-from orchestrator.session.store import cap_text, list_sessions, load_session_meta
+from orchestrator.session.store import cap_text, list_sessions, load_session_meta, parse_moment
 
 #: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
 #: an id can never name anything outside the sessions directory.
@@ -127,11 +126,6 @@ def _cell(value: object, width: int) -> str:
 
 def _when(value: object) -> str:
     if isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return _cell(value, 32)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC)
-        return moment.strftime("%Y-%m-%d %H:%M:%S")
+        moment = parse_moment(value)
+        return _cell(value, 32) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
     return ""

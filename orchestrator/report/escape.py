@@ -15,12 +15,11 @@ diffs) goes through one of these:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from collections.abc import Sequence
 
-from orchestrator.session.store import cap_text
+from orchestrator.session.store import cap_text, parse_moment
 
 #: Characters of guest text kept per code block (head + tail).
 BLOCK_LIMIT = 4096
@@ -120,12 +119,9 @@ def duration(value: object) -> str:
 def timestamp(value: object) -> str:
     """An ISO timestamp as ``2026-01-02 03:04:05 UTC``; anything else escaped as-is."""
     if isinstance(value, str):
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
+        moment = parse_moment(value)
+        if moment is None:
             return inline(value, 64)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC)
-            return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-        return moment.strftime("%Y-%m-%d %H:%M:%S")
+        suffix = " UTC" if moment.tzinfo is not None else ""
+        return moment.strftime("%Y-%m-%d %H:%M:%S") + suffix
     return inline(value, 64) if value is not None else _EMPTY

@@ -35,6 +35,15 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def parse_moment(value: str) -> dt.datetime | None:
+    """An ISO timestamp from evidence, as UTC when it carries a zone; None when it does not parse."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(dt.UTC) if moment.tzinfo is not None else moment
+
+
 def cap_text(text: str | bytes, limit: int = MAX_TEXT) -> str:
     """Decode, replace control characters (except newline/tab) and cap: guest output is untrusted.
 
