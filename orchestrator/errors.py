@@ -28,6 +28,13 @@ so callers only ever catch classes from this module::
     │   │   └── AgentFailedError    the agent ran and refused (code: precondition, nospace, ...)
     │   └── GuestCheckError         a testinfra check could not give an answer
     ├── StateError                  state dir unusable (permissions, disk full)
+    │   ├── StateCorruptError       the state store (SQLite) or a journal cannot be trusted: refuse to act
+    │   └── LockHeldError           another vmrepair process holds the state lock (names pid and command)
+    ├── RebootError                 a reboot could not be scheduled, done, or the target did not come back
+    ├── NotifyError                 a notifier (webhook, command) failed; never stops a repair
+    ├── AuditError                  the audit log cannot be written, or a JSON-lines file is unusable
+    ├── QuarantineError             isolating or releasing a component failed or was refused
+    ├── DaemonError                 the daemon cannot start (socket path in the way, bad peer, ...)
     ├── FixPackageError             a fix package is invalid, unsafe or tampered with
     ├── ApplyError                  applying a fix package to a target failed or was refused
     ├── RepairStepError             a step of a repair strategy failed (the attempt fails)
@@ -172,6 +179,47 @@ class StateError(VmRepairError):
     """The state directory is unusable (permissions, disk full, corrupt entries)."""
 
     exit_code = 6
+
+
+class StateCorruptError(StateError):
+    """The state store or a journal is unreadable or fails its integrity check: vmrepair refuses to act
+    rather than guess what state the targets are in."""
+
+
+class LockHeldError(StateError):
+    """Another vmrepair process holds the state lock."""
+
+    def __init__(self, message: str, *, holder: str = "", remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.holder = holder
+
+
+class RebootError(VmRepairError):
+    """A reboot could not be scheduled or performed, or the target did not come back in time."""
+
+    exit_code = 13
+
+
+class NotifyError(VmRepairError):
+    """A notifier failed (webhook unreachable, command non-zero). Logged; never stops a repair."""
+
+
+class AuditError(VmRepairError):
+    """The audit log cannot be appended to, or a JSON-lines file cannot be verified or repaired."""
+
+    exit_code = 14
+
+
+class QuarantineError(VmRepairError):
+    """Isolating or releasing a component failed or was refused."""
+
+    exit_code = 15
+
+
+class DaemonError(VmRepairError):
+    """The daemon cannot start or serve (socket path in the way, unsafe directory, ...)."""
+
+    exit_code = 16
 
 
 class CommandFailedError(TransportError):

@@ -14,7 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
+from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.loading import load_model
+from orchestrator.config.reboot import RebootSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/vmrepair")
@@ -76,6 +78,10 @@ class ConfigFile(_Strict):
     repair: RepairSettings = RepairSettings()
     targets: TargetSettings = TargetSettings()
     watch: WatchFile | None = None
+    reboot: RebootSettings = RebootSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    audit: AuditSettings = AuditSettings()
+    health: HealthSettings = HealthSettings()
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,10 @@ class Settings:
     repair: RepairSettings = field(default_factory=RepairSettings)
     targets: TargetSettings = field(default_factory=TargetSettings)
     watch: WatchConfig = field(default_factory=lambda: build_watch_config(None))
+    reboot: RebootSettings = field(default_factory=RebootSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     @property
     def image_store(self) -> Path:
@@ -118,6 +128,18 @@ class Settings:
     @property
     def baselines_dir(self) -> Path:
         return self.state_dir / "baselines"
+
+    @property
+    def state_db(self) -> Path:
+        return self.state_dir / "state.db"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "vmrepair.lock"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.state_dir / "quarantine"
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -152,4 +174,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         repair=cfg.repair,
         targets=cfg.targets,
         watch=build_watch_config(cfg.watch),
+        reboot=cfg.reboot,
+        daemon=cfg.daemon,
+        audit=cfg.audit,
+        health=cfg.health,
     )

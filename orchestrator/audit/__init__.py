@@ -1,0 +1,1 @@
+"""Audit trail: :mod:`.sink` (the interface) and :mod:`.log` (the hash-chained JSON-lines file)."""

@@ -1,0 +1,47 @@
+"""`reboot:` section of config.yaml: how and when a fix that needs a reboot gets one, and who hears of it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RebootPolicy = Literal["automatic", "window", "prompt"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogNotifierSettings(_Strict):
+    kind: Literal["log"] = "log"
+
+
+class WebhookNotifierSettings(_Strict):
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://[^\s]+$", max_length=2048)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class CommandNotifierSettings(_Strict):
+    kind: Literal["command"]
+    #: argv of the command; the event is passed as JSON on stdin, never interpolated into the argv.
+    argv: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+
+NotifierSettings = LogNotifierSettings | WebhookNotifierSettings | CommandNotifierSettings
+
+
+class RebootSettings(_Strict):
+    #: ``prompt`` by default: rebooting a production host is the operator's call unless configured.
+    policy: RebootPolicy = "prompt"
+    #: ``automatic``: how long after the notice the reboot happens.
+    notice_s: float = Field(default=300.0, ge=0, le=7 * 86400)
+    #: ``window``: weekly maintenance windows, rebootmgr style: ``"Sun 03:30 for 1h30"``.
+    windows: list[str] = Field(default_factory=lambda: ["Sun 03:30 for 1h30"])
+    #: How long a rebooted target has to answer SSH and pass its checks again.
+    boot_deadline_s: float = Field(default=600.0, gt=0, le=7200)
+    #: Apply attempts (strategies) per issue across rollbacks; never a reboot loop.
+    attempt_budget: int = Field(default=3, ge=1, le=10)
+    notifiers: list[NotifierSettings] = Field(default_factory=lambda: [LogNotifierSettings()])
