@@ -8,11 +8,13 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from orchestrator.audit.log import AuditLog
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.hypervisor.connection import LibvirtConnection
 from orchestrator.hypervisor.instance import InstanceRecord
 from orchestrator.hypervisor.vm import VmManager
 from orchestrator.imaging.store import ImageStore
+from orchestrator.state.db import StateDb, open_state
 from orchestrator.transport.base import Transport
 from orchestrator.transport.local import LocalTransport
 
@@ -37,12 +39,26 @@ class App:
         return self._conn
 
     @functools.cached_property
+    def audit(self) -> AuditLog:
+        """The audit trail (``audit.path``); nothing is opened until the first record."""
+        return AuditLog(self.settings.audit.path)
+
+    @functools.cached_property
     def images(self) -> ImageStore:
         return ImageStore(self.settings.image_store)
 
     @functools.cached_property
     def vms(self) -> VmManager:
         return VmManager(self.settings, self.conn, self.local, self.ssh_to_vm)
+
+    @functools.cached_property
+    def state(self) -> StateDb:
+        """The state store, opened (and integrity-checked) on first use.
+
+        Raises:
+            StateCorruptError: the store cannot be trusted; vmrepair refuses to act.
+        """
+        return open_state(self.settings.state_db)
 
     def ssh_to_vm(self, record: InstanceRecord, connect_timeout: float) -> Transport:
         # paramiko is imported only when a VM is actually contacted.
@@ -61,3 +77,5 @@ class App:
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+        if "state" in self.__dict__:
+            self.state.close()

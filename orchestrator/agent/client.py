@@ -258,6 +258,13 @@ class RemoteAgent:
         answer = self._call("remove_file", {"path": path, "expect_sha256": expect_sha256})
         self._expect("remove_file", answer is None, "expected a null result")
 
+    def sweep_temps(self, dirs: list[str]) -> list[str]:
+        answer = self._call("sweep_temps", {"dirs": dirs})
+        self._expect("sweep_temps", isinstance(answer, list) and all(
+            isinstance(p, str) and posixpath.dirname(p) in dirs for p in answer),
+            "expected paths inside the swept directories")
+        return [clean(p) for p in answer]
+
     def move_file(self, src: str, dst: str) -> None:
         answer = self._call("move_file", {"src": src, "dst": dst})
         self._expect("move_file", answer is None, "expected a null result")

@@ -1,6 +1,6 @@
 """Put the target back as the backup recorded it: files first, then units, then check the files.
 
-Usable on its own (``vmrepair`` recovery after a crash, or by hand) through :func:`rollback_from_backup`.
+Usable on its own (crash recovery, `vmrepair fixes rollback`, by hand) via :func:`rollback_from_backup`.
 Restoring never stops at the first failure: every path and unit is attempted and every failure is
 returned, so one stuck file does not leave the others changed.
 """
@@ -8,11 +8,11 @@ returned, so one stuck file does not leave the others changed.
 from __future__ import annotations
 
 import logging
+import posixpath
 from pathlib import Path
 
 from orchestrator.agent.api import AgentApi, FileEntry
 from orchestrator.apply.backup import Backup, BackupEntry, load_backup
-from orchestrator.apply.journal import read_progress
 from orchestrator.apply.units import daemon_reload, restore_unit
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import Transport
@@ -27,20 +27,19 @@ def rollback_from_backup(
     target_agent: AgentApi,
     target_transport: Transport,
     *,
+    units_touched: bool = True,
     timeout: float = DEFAULT_COMMAND_TIMEOUT,
 ) -> list[str]:
     """Restore everything recorded in ``backup_dir``; return the errors (empty: fully restored).
 
-    Units are restored only if ``progress.json`` shows a systemctl operation began (or there is no
-    progress record, when that cannot be ruled out): restarting a production service that apply never
-    touched is a change of its own.
+    ``units_touched`` comes from the transaction's journal: units are restored only when a systemctl
+    operation began, because restarting a production service that apply never touched is a change of
+    its own. Without a journal (by hand), keep the default: it cannot be ruled out.
     """
     try:
         backup = load_backup(backup_dir)
-        progress = read_progress(backup_dir)
     except VmRepairError as exc:
         return [f"cannot use the backup: {exc.message}"]
-    units_touched = progress is None or progress.get("units_touched") is not False
     return restore(backup, target_agent, target_transport, units_touched=units_touched, timeout=timeout)
 
 
@@ -57,6 +56,7 @@ def restore(
     errors = _restore_files(backup, entries, agent)
     if units_touched and (backup.units or backup.has_daemon_reload):
         errors += _restore_units(backup, transport, timeout)
+    _sweep(entries, agent)
     errors += _verify_files(entries, agent)
     for error in errors:
         log.error("rollback from %s: %s", backup.directory, error)
@@ -107,6 +107,17 @@ def _restore_units(backup: Backup, transport: Transport, timeout: float) -> list
         if (error := restore_unit(transport, unit, prior, timeout=timeout)) is not None:
             errors.append(error)
     return errors
+
+
+def _sweep(entries: list[BackupEntry], agent: AgentApi) -> None:
+    """A replace interrupted by a crash leaves its temp file beside the real one: remove it. Litter,
+    not damage (the real file is whole), so a failure here is logged, not a rollback error."""
+    dirs = sorted({posixpath.dirname(entry.path) for entry in entries})
+    try:
+        for path in agent.sweep_temps(dirs) if dirs else []:
+            log.warning("removed %s left by an interrupted replace", path)
+    except VmRepairError as exc:
+        log.warning("cannot sweep temp files in %s: %s", ", ".join(dirs), exc.message)
 
 
 def _verify_files(entries: list[BackupEntry], agent: AgentApi) -> list[str]:

@@ -23,6 +23,8 @@ class ApplyResult:
     package_id: str = ""
     #: Facts worth reporting that are not errors (rotation archives, manual recovery hints).
     notes: tuple[str, ...] = ()
+    #: The transaction in the state store (``vmrepair fixes show``).
+    txn_id: str = ""
 
     @property
     def is_applied(self) -> bool:
@@ -36,5 +38,5 @@ class ApplyResult:
         return {
             "status": self.status, "package_id": self.package_id, "backup_dir": str(self.backup_dir),
             "ops_done": self.ops_done, "errors": list(self.errors),
-            "durations": dict(self.durations), "notes": list(self.notes),
+            "durations": dict(self.durations), "notes": list(self.notes), "txn_id": self.txn_id,
         }

@@ -48,7 +48,7 @@ class _Run:
 
     def __init__(
         self, pkg: FixPackage, agent: AgentApi, transport: Transport, *, backup_dir: Path,
-        session: Session | None, timeout: float,
+        session: Session | None, timeout: float, txn_id: str,
     ) -> None:
         self.pkg = pkg
         self.agent = agent
@@ -59,6 +59,7 @@ class _Run:
         self.durations: dict[str, float] = {}
         self.notes: list[str] = []
         self.ops_done = 0
+        self.txn_id = txn_id
 
     @contextlib.contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -80,6 +81,7 @@ class _Run:
         result = ApplyResult(
             status=status, backup_dir=self.backup_dir, ops_done=self.ops_done, errors=tuple(errors),
             durations=dict(self.durations), package_id=self.pkg.id, notes=tuple(self.notes),
+            txn_id=self.txn_id,
         )
         # Only an event: the caller stores the result where its report expects it (one per issue).
         self.event("finished", **result.as_dict())
@@ -92,8 +94,10 @@ def apply_package(
     target_transport: Transport,
     *,
     backup_dir: Path,
+    journal: Journal,
     session: Session | None = None,
     validate: Callable[[], bool],
+    needs_reboot: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
 ) -> ApplyResult:
@@ -102,23 +106,26 @@ def apply_package(
     Outcomes are results, not exceptions: ``aborted`` (nothing on the target was changed: it changed
     since capture, the backup could not be made or verified, or the journal could not be started; the
     ApplyError/StateError message is in ``errors``), ``applied``, ``rolled_back``, ``rollback_failed``.
+    Each step is journalled in ``journal`` (its transaction already in state ``intent``) before it
+    happens; ``applied`` ends the transaction ``committed``, or ``pending_reboot`` when ``needs_reboot``.
 
     Raises:
         KeyboardInterrupt, SystemExit: re-raised after the target has been restored.
     """
     run = _Run(pkg, target_agent, target_transport, backup_dir=backup_dir, session=session,
-               timeout=command_timeout)
+               timeout=command_timeout, txn_id=journal.txn_id)
     run.event("started", operations=len(pkg.operations), backup_dir=str(backup_dir))
-    journal = Journal(backup_dir, pkg.id, pkg.operations)
+    # The caller recorded the intent (state ``intent``) before calling: a crash from here on is seen.
     try:
         with run.timed("preflight"):
             current = preflight(pkg, target_agent)
         with run.timed("backup"):
             backup = create_backup(pkg, target_agent, target_transport, backup_dir, current,
                                    max_file_bytes=max_file_bytes, timeout=command_timeout)
-        journal.begin()   # the intent is on disk before the first change, or nothing changes
+        journal.backed_up(len(backup.entries))   # durable before the first change, or nothing changes
     except VmRepairError as exc:
         run.event("aborted", error=exc.message)
+        _set_state(journal, run, "aborted", cause=exc.message)
         return run.result("aborted", [exc.message])
     run.event("backup_verified", files=len(backup.entries))
 
@@ -131,11 +138,17 @@ def apply_package(
                 _run_operation(op, backup, run)
                 journal.finish(index)
                 run.ops_done = index + 1
+        _set_state(journal, run, "applied")
         run.event("operations_done", ops_done=run.ops_done)
         with run.timed("verify"):
             is_valid = validate()
         if is_valid:
-            _set_state(journal, run, "applied")
+            if needs_reboot:
+                # Verified as far as it can be while running; the verdict comes after the boot.
+                _set_state(journal, run, "pending_reboot")
+                run.notes.append("reboot required: the fix is verified again after the target boots")
+            else:
+                _set_state(journal, run, "committed")
             return run.result("applied", [])
         cause = "validation failed on the target after applying the package"
     except Exception as exc:  # noqa: BLE001 - whatever failed, the target must be restored first

@@ -28,6 +28,7 @@ import heapq
 import json
 import os
 import pwd
+import re
 import secrets
 import stat
 import sys
@@ -801,6 +802,33 @@ def op_remove_file(args: Args, work_dir: str) -> Any:
     return None
 
 
+TEMP_RE = re.compile(r"^\.vmrepair-[0-9a-f]{16}\.tmp$")
+
+
+def op_sweep_temps(args: Args, work_dir: str) -> Any:
+    """Remove temp files an interrupted replace left in ``dirs`` (only regular files named exactly
+    like :func:`temp_name` makes them, directly in each directory); return their paths."""
+    removed = []
+    for directory in arg_paths(args, "dirs"):
+        try:
+            dfd = open_dir(directory)
+        except Failure as exc:
+            if exc.code == "not_found":
+                continue
+            raise
+        try:
+            for name in os.listdir(dfd):
+                st = lstat_at(dfd, name) if TEMP_RE.match(name) else None
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    os.unlink(name, dir_fd=dfd)
+                    removed.append(join(directory, name))
+            if removed:
+                os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    return removed
+
+
 def copy_across(sdfd: int, sname: str, st: os.stat_result, *, ddfd: int, dname: str, dst: str) -> None:
     """Move between filesystems: a complete, fsynced copy is published before the source goes."""
     tmp = temp_name()
@@ -1224,6 +1252,7 @@ def op_big_files(args: Args, work_dir: str) -> Any:
 OPS: dict[str, Callable[[Args, str], Any]] = {
     "manifest": op_manifest, "pack": op_pack, "unpack": op_unpack, "discard": op_discard,
     "read_file": op_read_file, "write_file": op_write_file, "remove_file": op_remove_file,
+    "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
 }

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from orchestrator.apply import ApplyResult, apply_package
+from orchestrator.apply.journal import Journal
 from orchestrator.fixpkg import FixPackage
+from orchestrator.state import open_state
+from orchestrator.state.transactions import TransactionStore, TxnRecord
 from tests.unit.apply.fakes import FakeAgent, FakeFile
 from tests.unit.fixpkg.scenario import CONF, KEY, OLD, UNIT_FILE, build, make_target, make_vm
 
@@ -39,3 +44,21 @@ def make_package(target: FakeAgent) -> Callable[..., FixPackage]:
         return build(target, vm, RESTART_APP if replay is None else replay)
 
     return factory
+
+
+def journal_for(pkg: FixPackage, backup_dir: Path) -> Journal:
+    """A transaction in state ``intent`` in a state store beside ``backup_dir`` (as the pipeline does)."""
+    store = TransactionStore(open_state(backup_dir.parent / "state.db"))
+    txn = store.create(package_id=pkg.id, package_dir="/pkg", target="ssh://target", component="app",
+                       backup_dir=str(backup_dir), ops_total=len(pkg.operations))
+    return Journal(store, txn, pkg.operations)
+
+
+def apply_journalled(pkg: FixPackage, agent: Any, transport: Any, *, backup_dir: Path,
+                     **kwargs: Any) -> ApplyResult:
+    return apply_package(pkg, agent, transport, backup_dir=backup_dir,
+                         journal=journal_for(pkg, backup_dir), **kwargs)
+
+
+def txn_state(backup_dir: Path, txn_id: str) -> TxnRecord:
+    return TransactionStore(open_state(backup_dir.parent / "state.db")).get(txn_id)

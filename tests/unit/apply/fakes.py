@@ -137,6 +137,9 @@ class FakeAgent:
         assert entry is not None
         return entry
 
+    def sweep_temps(self, dirs: list[str]) -> list[str]:
+        return []
+
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         self._check(path, expect_sha256)
         if path not in self.files:

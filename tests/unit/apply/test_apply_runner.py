@@ -12,7 +12,9 @@ import pytest
 from orchestrator.apply import apply_package
 from orchestrator.fixpkg import FixPackage
 from orchestrator.session.store import new_session
-from tests.unit.apply.conftest import NEW_CONF, NEW_FILE
+from orchestrator.state import open_state
+from orchestrator.state.transactions import TransactionStore
+from tests.unit.apply.conftest import NEW_CONF, NEW_FILE, apply_journalled, journal_for, txn_state
 from tests.unit.apply.fakes import FakeAgent, sha, systemd_transport
 from tests.unit.fixpkg.scenario import CONF, KEY, LOG, OLD, UNIT_FILE
 
@@ -36,7 +38,7 @@ def test_happy_path_applies_everything_in_order(
     pkg = make_package()
     transport = systemd_transport()
     session = new_session(tmp_path / "sessions", "ssh://target")
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "backup", session=session,
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "backup", session=session,
                            validate=Validator())
     assert (result.status, result.errors, result.ops_done) == ("applied", (), len(pkg.operations))
     assert target.files[CONF].data == NEW_CONF
@@ -49,16 +51,14 @@ def test_happy_path_applies_everything_in_order(
         ("systemctl", "reset-failed", "app.service"),
         ("systemctl", "restart", "app.service"),
     ]
-    intent = json.loads((tmp_path / "backup" / "intent.json").read_bytes())
-    progress = json.loads((tmp_path / "backup" / "progress.json").read_bytes())
-    assert intent["state"] == "applied" and len(intent["operations"]) == len(pkg.operations)
-    assert progress["done"] == len(pkg.operations)
+    txn = txn_state(tmp_path / "backup", result.txn_id)
+    assert (txn.state, txn.ops_done, txn.ops_total) == ("committed", len(pkg.operations), len(pkg.operations))
     events = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()]
     applied = [e["event"] for e in events if e["stage"] == "apply"]
     assert applied[:2] == ["started", "backup_verified"] and applied[-2:] == ["operations_done", "finished"]
     assert events[-1]["status"] == "applied" and set(events[-1]["durations"]) >= {"preflight", "backup"}
     assert set(result.as_dict()) == {"status", "package_id", "backup_dir", "ops_done", "errors",
-                                     "durations", "notes"}
+                                     "durations", "notes", "txn_id"}
 
 
 def test_target_changed_since_capture_aborts_with_zero_changes(
@@ -68,7 +68,7 @@ def test_target_changed_since_capture_aborts_with_zero_changes(
     target.files[CONF].data = b"edited by an admin meanwhile\n"
     before = target.state()
     transport, validate = systemd_transport(), Validator()
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "backup", validate=validate)
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "backup", validate=validate)
     assert result.status == "aborted" and result.is_target_untouched
     assert result.errors[0].startswith(f"target changed since capture: {CONF} (expected sha256 ")
     assert target.mutations == [] and target.state() == before
@@ -82,7 +82,7 @@ def test_file_that_appeared_since_capture_aborts(
     content = b"someone else's\n"
     target.write_file(NEW_FILE, content, mode=0o644, uid=0, gid=0)
     target.mutations.clear()
-    result = apply_package(pkg, target, systemd_transport(), backup_dir=tmp_path / "b",
+    result = apply_journalled(pkg, target, systemd_transport(), backup_dir=tmp_path / "b",
                            validate=Validator())
     assert result.status == "aborted"
     assert result.errors == (
@@ -95,13 +95,15 @@ def test_backup_failure_aborts_with_zero_changes(
     target: FakeAgent, make_package: MakePackage, tmp_path: Path
 ) -> None:
     pkg = make_package()
-    (tmp_path / "state").write_text("a regular file where the state directory should be")
+    journal = journal_for(pkg, tmp_path / "backups" / "one")
+    (tmp_path / "backups" / "one").write_text("a regular file where the backup directory should be")
     before = target.state()
     validate = Validator()
-    result = apply_package(pkg, target, systemd_transport(), backup_dir=tmp_path / "state" / "backup",
-                           validate=validate)
+    result = apply_package(pkg, target, systemd_transport(), backup_dir=tmp_path / "backups" / "one",
+                           journal=journal, validate=validate)
     assert result.status == "aborted"
-    assert result.errors[0].startswith(f"cannot create directory {tmp_path / 'state' / 'backup'}")
+    assert result.errors[0].startswith(f"cannot create directory {tmp_path / 'backups' / 'one'}")
+    assert txn_state(tmp_path / "backups" / "one", result.txn_id).state == "aborted"
     assert target.mutations == [] and target.state() == before and validate.calls == 0
 
 
@@ -110,7 +112,7 @@ def test_existing_backup_is_never_overwritten(
 ) -> None:
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "backup.json").write_text("{}")
-    result = apply_package(make_package(), target, systemd_transport(), backup_dir=tmp_path / "backup",
+    result = apply_journalled(make_package(), target, systemd_transport(), backup_dir=tmp_path / "backup",
                            validate=Validator())
     assert result.status == "aborted"
     assert "already holds a backup" in result.errors[0]
@@ -123,7 +125,7 @@ def test_validation_failure_restores_everything_byte_for_byte(
     pkg = make_package()
     before = target.state()
     transport = systemd_transport()
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "backup",
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "backup",
                            validate=Validator(answer=False))
     assert result.status == "rolled_back"
     assert result.errors == ("validation failed on the target after applying the package",)
@@ -133,7 +135,7 @@ def test_validation_failure_restores_everything_byte_for_byte(
         ("systemctl", "reset-failed", "app.service"),
         ("systemctl", "restart", "app.service"),
     ]
-    assert json.loads((tmp_path / "backup" / "intent.json").read_bytes())["state"] == "rolled_back"
+    assert txn_state(tmp_path / "backup", result.txn_id).state == "rolled_back"
     assert "rollback" in result.durations
 
 
@@ -144,7 +146,7 @@ def test_failure_on_the_second_write_restores_and_leaves_units_alone(
     before = target.state()
     target.fail_write_on = {2}
     transport = systemd_transport()
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "backup", validate=Validator())
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "backup", validate=Validator())
     assert result.status == "rolled_back" and result.ops_done == 1
     assert result.errors == (
         f"operation 1 (write_file {NEW_FILE}) failed: injected failure writing {NEW_FILE}",
@@ -169,7 +171,7 @@ def test_failing_unit_action_restores_and_restarts_on_the_old_config(
         return answer(argv, stdin)  # type: ignore[return-value]
 
     transport.handler = handler
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "b", validate=Validator())
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "b", validate=Validator())
     assert result.status == "rolled_back"
     assert result.errors[0].startswith("operation 6 (unit app.service) failed: target: command")
     assert target.state() == before
@@ -185,7 +187,7 @@ def test_unit_actions_run_in_package_order_after_one_daemon_reload(
         {"op": "unit", "unit": "app-worker.service", "action": "start"},
     ]
     transport = systemd_transport()
-    result = apply_package(make_package(replay), target, transport, backup_dir=tmp_path / "b",
+    result = apply_journalled(make_package(replay), target, transport, backup_dir=tmp_path / "b",
                            validate=Validator())
     assert result.status == "applied"
     assert [argv for argv in transport.argvs if argv[1] != "is-active"] == [
@@ -205,7 +207,7 @@ def test_rollback_failure_is_reported_loudly_with_the_backup(
     pkg = make_package()
     writes_in_package = sum(op.name in ("write_file", "set_meta") for op in pkg.operations)
     target.fail_all_writes_after = writes_in_package   # every restore write fails
-    result = apply_package(pkg, target, systemd_transport(), backup_dir=tmp_path / "backup",
+    result = apply_journalled(pkg, target, systemd_transport(), backup_dir=tmp_path / "backup",
                            validate=Validator(answer=False))
     assert result.status == "rollback_failed"
     assert result.errors[0] == "validation failed on the target after applying the package"
@@ -213,15 +215,15 @@ def test_rollback_failure_is_reported_loudly_with_the_backup(
     assert f"{CONF} still differs from the backup after restore" in result.errors
     assert any("MANUAL RECOVERY NEEDED" in note and str(tmp_path / "backup") in note
                for note in result.notes)
-    intent = json.loads((tmp_path / "backup" / "intent.json").read_bytes())
-    assert intent["state"] == "rollback_failed" and intent["errors"]
+    txn = txn_state(tmp_path / "backup", result.txn_id)
+    assert txn.state == "rollback_failed" and txn.error
 
 
 def test_validation_raising_is_a_failure_too(
     target: FakeAgent, make_package: MakePackage, tmp_path: Path
 ) -> None:
     before = target.state()
-    result = apply_package(make_package(), target, systemd_transport(), backup_dir=tmp_path / "b",
+    result = apply_journalled(make_package(), target, systemd_transport(), backup_dir=tmp_path / "b",
                            validate=Validator(error=RuntimeError("probe crashed")))
     assert result.status == "rolled_back"
     assert result.errors == ("validation raised: RuntimeError: probe crashed",)
@@ -233,7 +235,7 @@ def test_interrupt_restores_then_propagates(
 ) -> None:
     before = target.state()
     with pytest.raises(KeyboardInterrupt):
-        apply_package(make_package(), target, systemd_transport(), backup_dir=tmp_path / "b",
+        apply_journalled(make_package(), target, systemd_transport(), backup_dir=tmp_path / "b",
                       validate=Validator(error=KeyboardInterrupt()))
     assert target.state() == before
 
@@ -255,7 +257,7 @@ def test_failed_unit_may_fail_again_after_rollback(
         return base(argv, stdin)  # type: ignore[return-value]
 
     transport.handler = handler
-    result = apply_package(make_package(), target, transport, backup_dir=tmp_path / "b",
+    result = apply_journalled(make_package(), target, transport, backup_dir=tmp_path / "b",
                            validate=Validator(answer=False))
     assert result.status == "rolled_back"
     assert calls["restarts"] == 2
@@ -263,7 +265,7 @@ def test_failed_unit_may_fail_again_after_rollback(
 
 def test_rotation_is_applied_and_noted(target: FakeAgent, make_package: MakePackage, tmp_path: Path) -> None:
     replay = [{"op": "rotate_log", "path": LOG, "method": "compress"}]
-    result = apply_package(make_package(replay, files=False), target, systemd_transport(),
+    result = apply_journalled(make_package(replay, files=False), target, systemd_transport(),
                            backup_dir=tmp_path / "b", validate=Validator())
     assert result.status == "applied"
     assert target.files[LOG].data == b"" and f"{LOG}.1.gz" in target.files
@@ -281,12 +283,12 @@ def test_unit_file_change_alone_still_reloads(target: FakeAgent, make_package: M
     pkg = make_package([])
     assert UNIT_FILE in pkg.paths
     transport = systemd_transport()
-    assert apply_package(pkg, target, transport, backup_dir=tmp_path / "b",
+    assert apply_journalled(pkg, target, transport, backup_dir=tmp_path / "b",
                          validate=Validator()).status == "applied"
     assert transport.argvs == [("systemctl", "daemon-reload")]
 
 
-def test_intent_and_progress_are_on_disk_before_each_change(
+def test_each_step_is_journalled_before_the_change(
     target: FakeAgent, make_package: MakePackage, tmp_path: Path
 ) -> None:
     backup = tmp_path / "backup"
@@ -294,16 +296,17 @@ def test_intent_and_progress_are_on_disk_before_each_change(
     write = target.write_file
 
     def spying_write(path: str, data: bytes, **kwargs: Any) -> Any:
-        intent = json.loads((backup / "intent.json").read_bytes())
-        progress = json.loads((backup / "progress.json").read_bytes())
         assert (backup / "backup.json").exists()
-        seen.append((intent["state"], progress["started"], progress["done"]))
+        txns = TransactionStore(open_state(tmp_path / "state.db")).find()
+        steps = TransactionStore(open_state(tmp_path / "state.db")).steps(txns[0].id)
+        seen.append((txns[0].state, steps[-1]["step"], steps[-1]["detail"].get("index", -1)))
         return write(path, data, **kwargs)
 
     target.write_file = spying_write  # type: ignore[method-assign]
-    assert apply_package(make_package(), target, systemd_transport(), backup_dir=backup,
+    assert apply_journalled(make_package(), target, systemd_transport(), backup_dir=backup,
                          validate=Validator()).status == "applied"
-    assert seen[:2] == [("applying", 0, 0), ("applying", 1, 1)]
+    # The step naming each write is durable before the write happens.
+    assert seen[:2] == [("applying", "op_started", 0), ("applying", "op_started", 1)]
 
 
 def test_failing_daemon_reload_is_named_and_rolled_back(
@@ -323,7 +326,7 @@ def test_failing_daemon_reload_is_named_and_rolled_back(
 
     transport.handler = handler
     pkg = make_package()
-    result = apply_package(pkg, target, transport, backup_dir=tmp_path / "b", validate=Validator())
+    result = apply_journalled(pkg, target, transport, backup_dir=tmp_path / "b", validate=Validator())
     index = [op.name for op in pkg.operations].index("daemon_reload")
     assert result.status == "rolled_back"
     assert result.errors[0].startswith(f"operation {index} (daemon_reload) failed: target: command")

@@ -25,7 +25,7 @@ from orchestrator.agent.api import (
     RotateResult,
     UnpackResult,
 )
-from orchestrator.errors import AgentError
+from orchestrator.errors import AgentError, AgentFailedError
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.repair.context import RepairContext
 from orchestrator.transport.fake import FakeTransport
@@ -44,6 +44,7 @@ SAMPLEAPP = Component(
 )
 RSYSLOG = Component(name="rsyslog", units=("rsyslog.service",), log_paths=("/var/log",))
 HOST = Component(name="host")
+BOOT = Component(name="boot", config_paths=("/etc/fstab",), fstab=("/etc/fstab",))
 
 
 def issue(component: str, kind: IssueKind, subject: str) -> Issue:
@@ -129,6 +130,9 @@ class FakeAgent:
         self.put(path, Node("file", data, mode, uid, gid))
         return self._entry(path)
 
+    def sweep_temps(self, dirs: list[str]) -> list[str]:
+        return []
+
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         self.calls.append(("remove_file", path))
         self.fs.pop(path)
@@ -161,6 +165,10 @@ class FakeAgent:
         return RotateResult(path, path + ".1.gz" if method == "compress" else None, size, method)
 
     def disk_usage(self, mount: str) -> DiskUsage:
+        """statvfs semantics: any existing path answers (a full disk), a missing one is not found."""
+        if mount not in self.fs:
+            raise AgentFailedError(f"vm: agent disk_usage: [Errno 2] No such file or directory: {mount!r}",
+                                   host="vm", op="disk_usage", code="not_found")
         return DiskUsage(mount, 100, 99, 1, 99.0, 100, 10, 10.0)
 
     def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:

@@ -1,0 +1,159 @@
+"""Recovery of interrupted fix applications, run at every start of a mutating command and the daemon.
+
+Only a process that holds the state lock applies fixes, so a transaction still in flight while the
+lock is free belongs to a process that died (kill -9, power loss). For each one, by its last durable
+journal step:
+
+- ``intent``, ``backed_up``: no operation had started; the target is untouched → ``aborted``.
+- ``applying``, ``rolling_back``: some operations may have run → restore the verified backup →
+  ``rolled_back`` (or ``rollback_failed`` with every failure listed).
+- ``applied``: every operation ran but the verdict was not recorded → verify with the recorded plan:
+  passing → ``committed`` (``pending_reboot`` when the fix needs a boot), failing → rolled back.
+- ``pending_reboot`` on ``local``, after the host booted (new boot id) → verified now, committed or
+  rolled back (the ``local`` half of the reboot flow).
+
+A target that cannot be reached leaves its transaction as it is for the next start; the report says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.agent.api import AgentApi
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.apply.restore import rollback_from_backup
+from orchestrator.errors import StateError, VmRepairError
+from orchestrator.reboot.host import boot_id
+from orchestrator.reboot.verify import load_plan, verify_after_boot
+from orchestrator.state.transactions import IN_FLIGHT, PENDING_REBOOT, TransactionStore, TxnRecord
+from orchestrator.targets.spec import open_target, parse_target
+from orchestrator.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoveryReport:
+    recovered: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def is_clean(self) -> bool:
+        return not self.recovered and not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"recovered": self.recovered, "errors": self.errors}
+
+
+Connect = Callable[[str], Transport]
+AgentFor = Callable[[Transport], AgentApi]
+
+
+def recover_on_start(app: App, *, connect: Connect | None = None,
+                     agent_for: AgentFor | None = None) -> RecoveryReport:
+    """Recover every interrupted transaction. The caller must hold the state lock.
+
+    ``connect`` (target text → transport) and ``agent_for`` default to the real targets and the
+    uploaded agent; tests point them at a scratch directory.
+
+    Raises:
+        StateCorruptError: the store cannot be trusted (vmrepair refuses to act).
+        StateError: the store cannot be read or written.
+    """
+    store = TransactionStore(app.state)
+    report = RecoveryReport()
+    ways = _Ways(connect or (lambda target: open_target(app, parse_target(target))),
+                 agent_for or (lambda t: RemoteAgent(t, timeout=app.settings.repair.apply_op_timeout_s)))
+    for txn in reversed(store.find(states=IN_FLIGHT)):   # oldest first
+        try:
+            state, message = _recover(app, store, txn, ways)
+        except VmRepairError as exc:
+            report.errors.append(f"{txn.id} on {txn.target} ({txn.state}): {exc.message}; left for the "
+                                 "next start")
+            continue
+        report.recovered.append({"txn": txn.id, "target": txn.target, "from": txn.state, "to": state,
+                                 "message": message})
+    for txn in store.find(states=(PENDING_REBOOT,), target="local"):
+        _verify_local_after_boot(app, store, txn, report)
+    for item in report.recovered:
+        log.warning("recovered transaction %s: %s -> %s (%s)", item["txn"], item["from"], item["to"],
+                    item["message"])
+    return report
+
+
+@dataclass(frozen=True)
+class _Ways:
+    connect: Connect
+    agent_for: AgentFor
+
+
+def _recover(app: App, store: TransactionStore, txn: TxnRecord, ways: _Ways) -> tuple[str, str]:
+    if txn.state in ("intent", "backed_up"):
+        message = "interrupted before the first change; the target was not touched"
+        store.step(txn.id, "recovered_aborted", state="aborted", error=message)
+        return "aborted", message
+    with ways.connect(txn.target) as transport:
+        if txn.state == "applied":
+            try:
+                plan = load_plan(store, txn.id)
+            except StateError as exc:   # nothing says what "verified" means: the old state is safer
+                return _roll_back(store, txn, transport, ways.agent_for(transport),
+                                  f"all operations had run but {exc.message}")
+            verdict = verify_after_boot(app.settings.watch, transport, plan)
+            if verdict.ok:
+                state = PENDING_REBOOT if txn.reboot_required else "committed"
+                store.step(txn.id, "recovered_verified", state=state, verdict=verdict.as_dict())
+                return state, "all operations had run and the target verifies"
+            cause = "all operations had run but the target does not verify: " + "; ".join(verdict.failures)
+        else:
+            cause = f"interrupted while {txn.state} (after {txn.ops_done} of {txn.ops_total} operations)"
+        return _roll_back(store, txn, transport, ways.agent_for(transport), cause)
+
+
+def _roll_back(
+    store: TransactionStore, txn: TxnRecord, transport: Transport, agent: AgentApi, cause: str
+) -> tuple[str, str]:
+    store.step(txn.id, "recovery_rolling_back", state="rolling_back", error=cause[:4000])
+    errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)
+    if errors:
+        store.step(txn.id, "recovery_rollback_failed", state="rollback_failed", errors=errors,
+                   error="; ".join(errors)[:4000])
+        return "rollback_failed", "; ".join(errors)
+    store.step(txn.id, "recovered_rolled_back", state="rolled_back", error=cause[:4000])
+    return "rolled_back", cause
+
+
+def _verify_local_after_boot(
+    app: App, store: TransactionStore, txn: TxnRecord, report: RecoveryReport
+) -> None:
+    try:
+        plan = load_plan(store, txn.id)
+        requested = [s["detail"].get("boot_id") for s in store.steps(txn.id) if s["step"] == "rebooting"]
+        before = requested[-1] if requested else plan.boot_id
+        if before is None or boot_id(app.local) == before:
+            return   # not rebooted yet: still pending
+        # Imported here: the executor pulls in notifiers, which recovery does not otherwise need.
+        from orchestrator.reboot.executor import verify_pending
+
+        outcome = verify_pending(app, txn)
+        _close_local_reboot(app, txn.id, outcome.is_verified or outcome.status == "rolled_back")
+    except VmRepairError as exc:
+        report.errors.append(f"{txn.id} on local (pending_reboot): {exc.message}")
+        return
+    report.recovered.append({"txn": txn.id, "target": "local", "from": PENDING_REBOOT,
+                             "to": outcome.status, "message": outcome.message})
+
+
+def _close_local_reboot(app: App, txn_id: str, ok: bool) -> None:
+    """The local reboot record stayed ``rebooting`` across the boot; close it now it is verified."""
+    from orchestrator.reboot.schedule import scheduler_for
+
+    scheduler = scheduler_for(app)
+    for record in scheduler.status("local"):
+        if record.state == "rebooting" and txn_id in record.txn_ids:
+            scheduler.mark(record.id, "done" if ok else "failed")

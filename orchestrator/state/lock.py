@@ -1,0 +1,85 @@
+"""One mutating vmrepair process at a time (``run``, ``fixes rollback``, ``reboot now``, the daemon's
+repairs), enforced with ``flock`` on ``<state_dir>/vmrepair.lock``.
+
+flock is released by the kernel when the holder dies, so a crash never leaves a stale lock; the file's
+content (pid, command, since) only serves to tell the second process who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sys
+from pathlib import Path
+
+from orchestrator.errors import LockHeldError, StateError
+from orchestrator.fsutil import ensure_private_dir
+from orchestrator.session.store import now_iso
+
+
+class StateLock:
+    """Raises (acquire): LockHeldError naming the holder, StateError if the lock file is unusable."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def is_held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, purpose: str = "") -> None:
+        if self._fd is not None:
+            return
+        ensure_private_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LockHeldError(
+                f"another vmrepair process holds {self.path}: {holder}", holder=holder,
+                remedy="wait for it to finish (or stop it); the lock is released when it exits",
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(f"cannot lock {self.path}: {exc.strerror}") from exc
+        info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:500], "purpose": purpose,
+                "since": now_iso()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        os.close(self._fd)   # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> StateLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return "unknown holder"
+    if not isinstance(data, dict) or "pid" not in data:
+        return "unknown holder"
+    what = f"pid {data.get('pid')} (`{data.get('command', '?')}`"
+    if data.get("purpose"):
+        what += f", {data['purpose']}"
+    return what + f") since {data.get('since', '?')}"
