@@ -8,6 +8,12 @@
 - ``report.md``      rendered for people from the files above
 
 Strings that came from a target or guest are passed through :func:`cap_text` before they are stored.
+
+A session given an :class:`~orchestrator.audit.sink.AuditSink` mirrors its stage ``started``,
+``finished`` and ``error`` events into it as ``stage_started`` / ``stage_finished`` / ``stage_error``
+records (component ``pipeline``). The evidence file stays the primary record: an audit log that
+cannot be written is logged and noted once in the evidence, and never fails the run (it would
+otherwise replace the real error of a failing stage).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import secrets
 import time
@@ -23,12 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import StateError, VmRepairError
+from orchestrator.audit.sink import AuditSink
+from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.model import SessionStatus
 
+log = logging.getLogger(__name__)
+
 #: Per-string cap for untrusted text stored in evidence.
 MAX_TEXT = 16 * 1024
+#: Evidence events mirrored into the audit sink, and the audit event each becomes.
+AUDITED_EVENTS = {"started": "stage_started", "finished": "stage_finished", "error": "stage_error"}
 
 
 def now_iso() -> str:
@@ -84,9 +96,17 @@ class Session:
     status: SessionStatus | None = None
     timeline: list[StageRecord] = field(default_factory=list)
     _meta: dict[str, Any] = field(default_factory=dict)
+    #: Where stage events are mirrored (the audit log); None: nowhere.
+    audit: AuditSink | None = field(default=None, repr=False, compare=False)
+    _audit_failed: bool = field(default=False, repr=False, compare=False)
 
     # -- writing ------------------------------------------------------------------------------
     def event(self, stage: str, event: str, **data: Any) -> None:
+        """Append one evidence line (and mirror stage events into the audit sink).
+
+        Raises:
+            StateError: the evidence file cannot be written.
+        """
         record = {"ts": now_iso(), "session": self.id, "stage": stage, "event": event, **data}
         line = json.dumps(record, default=str, ensure_ascii=True) + "\n"
         try:
@@ -98,6 +118,19 @@ class Session:
                 os.close(fd)
         except OSError as exc:
             raise StateError(f"cannot append evidence in {self.dir}: {exc.strerror}") from exc
+        if self.audit is not None and event in AUDITED_EVENTS:
+            self._mirror(self.audit, stage, event, data)
+
+    def _mirror(self, audit: AuditSink, stage: str, event: str, data: dict[str, Any]) -> None:
+        status = {"started": "running", "error": "error"}.get(event) or str(data.get("status", ""))
+        try:
+            audit.record(AUDITED_EVENTS[event], component="pipeline", status=status,
+                         details={"session": self.id, "target": self.target, "stage": stage, **data})
+        except AuditError as exc:
+            log.warning("%s (remedy: %s)", exc.message, exc.remedy)
+            if not self._audit_failed:
+                self._audit_failed = True
+                self.event(stage, "audit_failed", message=exc.message, remedy=exc.remedy or "")
 
     def write_json(self, name: str, data: Any) -> Path:
         path = self.dir / f"{name}.json"
@@ -141,12 +174,12 @@ class Session:
         self.write_json("session", data)
 
 
-def new_session(sessions_dir: Path, target: str) -> Session:
+def new_session(sessions_dir: Path, target: str, *, audit: AuditSink | None = None) -> Session:
     ensure_private_dir(sessions_dir)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     session_id = f"{stamp}-{secrets.token_hex(3)}"
     directory = ensure_private_dir(sessions_dir / session_id)
-    session = Session(session_id, directory, target, now_iso())
+    session = Session(session_id, directory, target, now_iso(), audit=audit)
     session.set_meta(status="running")
     return session
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.config.daemon import AuditSettings
 from orchestrator.config.settings import PROJECT_ROOT, Settings, SshSettings, VmSettings
 from orchestrator.imaging import keys, store
 
@@ -35,6 +36,8 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             default_template="debian-12",
             ssh=SshSettings(),
             vm=VmSettings(accel="tcg"),
+            # Never the real /var/log/vmrepair/audit.jsonl from a unit test.
+            audit=AuditSettings(path=tmp_path / "audit.jsonl"),
         )
         return dataclasses.replace(settings, **overrides)
 

@@ -24,7 +24,9 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, libvirt_conn: objec
     """VMREPAIR_CONFIG -> a config using test:///default; VMREPAIR_STATE_DIR -> tmp. Returns the
     state dir. (``libvirt_conn`` resets the test driver's domains around the test.)"""
     config = tmp_path / "config.yaml"
-    config.write_text("libvirt_uri: test:///default\nvm:\n  accel: tcg\n")
+    # The audit log too stays in tmp: never the real /var/log/vmrepair/audit.jsonl from a unit test.
+    config.write_text("libvirt_uri: test:///default\nvm:\n  accel: tcg\n"
+                      f"audit: {{path: {tmp_path / 'audit.jsonl'}}}\n")
     state = tmp_path / "state"
     monkeypatch.setenv("VMREPAIR_CONFIG", str(config))
     monkeypatch.setenv("VMREPAIR_STATE_DIR", str(state))
