@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.reboot.window import parse_window
 
 RebootPolicy = Literal["automatic", "window", "prompt"]
+REBOOT_POLICIES: tuple[RebootPolicy, ...] = ("automatic", "window", "prompt")
 
 
 class _Strict(BaseModel):
@@ -40,8 +45,39 @@ class RebootSettings(_Strict):
     notice_s: float = Field(default=300.0, ge=0, le=7 * 86400)
     #: ``window``: weekly maintenance windows, rebootmgr style: ``"Sun 03:30 for 1h30"``.
     windows: list[str] = Field(default_factory=lambda: ["Sun 03:30 for 1h30"])
+    #: Zone the windows (and `vmrepair reboot schedule HH:MM`) are read in, e.g. ``Europe/Berlin``;
+    #: default: this host's local zone. Set it when the targets keep another zone's office hours.
+    timezone: str | None = None
     #: How long a rebooted target has to answer SSH and pass its checks again.
     boot_deadline_s: float = Field(default=600.0, gt=0, le=7200)
     #: Apply attempts (strategies) per issue across rollbacks; never a reboot loop.
     attempt_budget: int = Field(default=3, ge=1, le=10)
-    notifiers: list[NotifierSettings] = Field(default_factory=lambda: [LogNotifierSettings()])
+    notifiers: list[NotifierSettings] = Field(
+        default_factory=lambda: list[NotifierSettings]([LogNotifierSettings()]))
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_parse(cls, windows: list[str]) -> list[str]:
+        for text in windows:
+            try:
+                parse_window(text)
+            except ConfigError as exc:
+                raise ValueError(f"{exc.message}; {exc.remedy}") from exc
+        return windows
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, name: str | None) -> str | None:
+        if name is not None:
+            try:
+                zoneinfo.ZoneInfo(name)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {name!r} (use a tz database name such as "
+                                 "Europe/Berlin or UTC)") from exc
+        return name
+
+    @model_validator(mode="after")
+    def _window_policy_has_windows(self) -> RebootSettings:
+        if self.policy == "window" and not self.windows:
+            raise ValueError("policy `window` needs at least one entry in `windows`")
+        return self
