@@ -26,6 +26,7 @@ class IssueKind(StrEnum):
     DISK_FULL = "disk_full"              # block usage at/over threshold
     INODES_FULL = "inodes_full"          # inode usage at/over threshold
     LOG_CORRUPT = "log_corrupt"          # a watched JSON-lines file has lines that do not parse
+    BOOT_CONFIG = "boot_config"          # the next boot would fail or hang (fstab: a missing device)
 
 
 class SessionStatus(StrEnum):
@@ -34,6 +35,8 @@ class SessionStatus(StrEnum):
     NOT_REPAIRED = "not_repaired"
     NOT_REPRODUCED = "not_reproduced"
     ERROR = "error"
+    #: A verified fix is applied and waits for its reboot (window/prompt policy); verified after boot.
+    PENDING_REBOOT = "pending_reboot"
 
 
 #: Documented exit codes of `vmrepair run` (README): 0 for healthy and repaired.
@@ -43,6 +46,7 @@ RUN_EXIT_CODES: dict[SessionStatus, int] = {
     SessionStatus.NOT_REPAIRED: 10,
     SessionStatus.NOT_REPRODUCED: 11,
     SessionStatus.ERROR: 12,
+    SessionStatus.PENDING_REBOOT: 20,
 }
 
 
@@ -122,6 +126,8 @@ class Component:
     packages: tuple[str, ...] = ()
     #: Log files/dirs a disk-space repair may rotate, compress or truncate (never other data).
     log_paths: tuple[str, ...] = ()
+    #: fstab files whose entries must not stop the next boot (normally /etc/fstab); each is probed.
+    fstab: tuple[str, ...] = ()
 
     @property
     def all_paths(self) -> tuple[str, ...]:

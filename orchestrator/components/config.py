@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,8 @@ class ComponentFile(_Strict):
     jsonl_logs: list[str] = Field(default_factory=list)
     packages: list[str] = Field(default_factory=list)
     log_paths: list[str] = Field(default_factory=list)
+    fstab: list[Annotated[str, Field(pattern=r"^/[^\x00]*$")]] = Field(
+        default_factory=list, description="fstab files checked for entries that would stop the next boot")
 
     def to_component(self) -> Component:
         return Component(
@@ -41,7 +44,7 @@ class ComponentFile(_Strict):
             data_paths=tuple(self.data_paths), config_test=tuple(self.config_test),
             http=tuple(HttpCheck(h.url, h.expect_status) for h in self.http),
             jsonl_logs=tuple(self.jsonl_logs), packages=tuple(self.packages),
-            log_paths=tuple(self.log_paths),
+            log_paths=tuple(self.log_paths), fstab=tuple(self.fstab),
         )
 
 

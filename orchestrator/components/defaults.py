@@ -50,4 +50,11 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
         packages=("rsyslog",),
         log_paths=("/var/log",),
     ),
+    # What the next boot reads. No units on purpose: nothing here is fixed by a restart, so a boot
+    # issue always goes to a troubleshooting VM and is proven there by a reboot.
+    Component(
+        name="boot",
+        config_paths=("/etc/fstab",),
+        fstab=("/etc/fstab",),
+    ),
 )

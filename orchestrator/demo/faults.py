@@ -100,6 +100,36 @@ os.chown(log, user.pw_uid, user.pw_gid)
 subprocess.run(["systemctl", "restart", "sampleapp"], check=False)
 '''
 
+# A mount the boot requires, for a device that does not exist (no nofail): the next boot would drop to
+# emergency mode. Only the line is written: nothing is mounted and nothing reboots, so the patient keeps
+# running; daemon-reload runs systemd's fstab generator over it, as the next boot would. The mount point
+# is not created either, so /etc/fstab is the only file the fault changes (the one a fix may touch).
+_FSTAB = r'''
+import os, subprocess, sys, uuid
+path, variant = sys.argv[1], sys.argv[2]
+if variant == "uuid":
+    source = "UUID=" + str(uuid.uuid4())      # random: no disk anywhere carries it
+elif variant == "device":
+    source = "/dev/vdz1"                      # a virtio disk the patient does not have
+else:
+    sys.exit("unknown variant")
+st = os.stat(path)
+with open(path, "rb") as handle:
+    data = handle.read()
+if data and not data.endswith(b"\n"):
+    data += b"\n"
+data += f"{source}\t/mnt/vmrepair-data\text4\tdefaults\t0\t2\n".encode()
+tmp = path + ".vmrepair-fault"
+with open(tmp, "wb") as handle:
+    handle.write(data)
+    handle.flush()
+    os.fsync(handle.fileno())
+os.chmod(tmp, st.st_mode & 0o7777)
+os.chown(tmp, st.st_uid, st.st_gid)
+os.replace(tmp, path)
+subprocess.run(["systemctl", "daemon-reload"], check=True)
+'''
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -107,14 +137,14 @@ class Fault:
     description: str
     program: str
     variants: tuple[str, ...]
+    #: Fixed arguments before the variant (the file the program changes).
+    args: tuple[str, ...] = ()
 
     def argv(self, variant: str) -> list[str]:
         if variant not in self.variants:
             raise ConfigError(f"fault {self.name}: unknown variant {variant!r} "
                               f"(choose from {', '.join(self.variants)})")
-        if self.name == "disk-full":
-            return ["python3", "-c", self.program, "/var/log/sampleapp/debug.log", variant]
-        return ["python3", "-c", self.program, variant]
+        return ["python3", "-c", self.program, *self.args, variant]
 
 
 FAULTS: dict[str, Fault] = {
@@ -125,9 +155,11 @@ FAULTS: dict[str, Fault] = {
         Fault("unit-dropin", "a drop-in for sampleapp with a broken ExecStart; service failed",
               _DROPIN, ("execstart", "user", "env")),
         Fault("disk-full", "a runaway log pushes the root filesystem past 95% usage",
-              _DISK, ("97", "99")),
+              _DISK, ("97", "99"), ("/var/log/sampleapp/debug.log",)),
         Fault("jsonl-log", "corrupted lines in sampleapp's interaction log; it refuses to start",
               _JSONL, ("mixed", "torn", "binary")),
+        Fault("fstab", "an fstab entry for a disk that does not exist, without nofail; the next boot "
+              "would drop to emergency mode", _FSTAB, ("uuid", "device"), ("/etc/fstab",)),
     )
 }
 

@@ -13,6 +13,7 @@ probe name             what it checks                             runs through
 ``disk:<mount>``       block usage of a mount                     agent (disk_usage)
 ``inodes:<mount>``     inode usage of a mount                     agent (disk_usage)
 ``jsonl:<path>``       a JSON-lines log parses line by line       agent (jsonl_check)
+``fstab:<path>``       no fstab entry would stop the next boot    agent (read_file, manifest)
 =====================  =========================================  ==========================
 
 Everything read from the target is untrusted: it is parsed, never interpreted, and every evidence

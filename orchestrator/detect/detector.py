@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.components.config import WatchConfig
-from orchestrator.detect import config_test, disk, http, jsonl, units
+from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import ConfigError
@@ -27,9 +27,10 @@ class Detector:
 
     Commands (systemctl, config tests, curl) run through ``transport``; file and disk work goes through
     ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``, ``http:http://127.0.0.1:80/``,
-    ``disk:/``, ``inodes:/``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``) are stable: a name taken
-    from one run's results re-runs the same check on another host with :meth:`run_probe`. When two
-    components name the same unit, URL or file, the first component in the watch config owns the probe.
+    ``disk:/``, ``inodes:/``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``)
+    are stable: a name taken from one run's results re-runs the same check on another host with
+    :meth:`run_probe`. When two components name the same unit, URL or file, the first component in the
+    watch config owns the probe.
     """
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
@@ -94,6 +95,8 @@ class Detector:
                 functools.partial(disk.probe_inodes, agent, mount, thresholds))
         for comp in watch.components:
             owner = comp.name
+            for path in comp.fstab:
+                add(fstab.probe_name(path), functools.partial(fstab.probe_fstab, agent, comp, path))
             if comp.config_test:
                 add(config_test.probe_name(comp),
                     functools.partial(config_test.probe_config, transport, comp))

@@ -7,7 +7,8 @@ Issues are sorted by, in turn:
    endpoints fail, so it is the likelier root cause;
 3. component, in the order of the watch config;
 4. within a component, causes before symptoms: CONFIG_INVALID, LOG_CORRUPT, then UNIT_FAILED,
-   UNIT_INACTIVE, HTTP_DOWN;
+   UNIT_INACTIVE, HTTP_DOWN; BOOT_CONFIG last (it is about the next boot: nothing running follows
+   from it);
 5. the order the probes ran in.
 
 Deduplication rule: when a component's config test fails, its unit and HTTP issues are still reported
@@ -28,7 +29,7 @@ _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _KIND_RANK = {
     IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.CONFIG_INVALID: 2,
     IssueKind.LOG_CORRUPT: 3, IssueKind.UNIT_FAILED: 4, IssueKind.UNIT_INACTIVE: 5,
-    IssueKind.HTTP_DOWN: 6,
+    IssueKind.HTTP_DOWN: 6, IssueKind.BOOT_CONFIG: 7,
 }
 #: Kinds that a failing config test of the same component plausibly explains.
 _CONFIG_SYMPTOMS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN})

@@ -13,7 +13,7 @@ from orchestrator.playbooks.step_schema import StepFile
 _TEMPLATE_FIELDS = {
     "run": ("argv",), "unit": ("name",), "restore_baseline": ("paths",), "restore_conffile": ("paths",),
     "quarantine": ("path",), "quarantine_unknown_dropins": ("unit",), "jsonl_repair": ("paths",),
-    "wait_active": ("unit",),
+    "wait_active": ("unit",), "fstab_entry": ("path",),
 }
 
 

@@ -85,4 +85,6 @@ def _step(step: st.StepFile) -> m.Step:  # noqa: PLR0911 - one return per step k
             return m.ReduceLogsStep(spec.min_bytes, spec.method, spec.limit)
         case st.WaitActiveStepFile(wait_active=spec):
             return m.WaitActiveStep(parse_template(spec.unit), spec.timeout_s, spec.settle_s)
+        case st.FstabEntryStepFile(fstab_entry=spec):
+            return m.FstabEntryStep(spec.action, parse_template(spec.path))
     raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover - the schema is exhaustive

@@ -110,8 +110,17 @@ class WaitActiveStep:
     kind: ClassVar[str] = "wait_active"
 
 
+@dataclass(frozen=True)
+class FstabEntryStep:
+    #: nofail: make the entries that would stop the boot optional; comment: comment them out.
+    action: Literal["nofail", "comment"]
+    path: Template
+    kind: ClassVar[str] = "fstab_entry"
+
+
 Step = (RunStep | UnitStep | RestoreBaselineStep | RestoreConffileStep | QuarantineStep
-        | QuarantineUnknownDropinsStep | JsonlRepairStep | ReduceLogsStep | WaitActiveStep)
+        | QuarantineUnknownDropinsStep | JsonlRepairStep | ReduceLogsStep | WaitActiveStep
+        | FstabEntryStep)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
     - jsonl_repair: {paths: component}
     - reduce_logs: {min_bytes: 16777216, method: compress}
     - wait_active: {unit: '{unit}', timeout_s: 60, settle_s: 3}
+    - fstab_entry: {action: nofail, path: /etc/fstab}
 """
 
 from __future__ import annotations
@@ -115,6 +116,14 @@ class WaitActiveSpec(Strict):
     settle_s: float = Field(default=3.0, ge=0, le=300, description="must stay active this long")
 
 
+class FstabEntrySpec(Strict):
+    action: Literal["nofail", "comment"] = Field(description=(
+        "what to do with the entries that would stop the next boot (missing device, no nofail): "
+        "nofail adds nofail,x-systemd.device-timeout=10s to their options; comment comments them out"))
+    path: PathTemplate = Field(default="{subject}", description=(
+        "the fstab file: must be one of the component's fstab paths"))
+
+
 def _check_quarantine_dir(value: str) -> None:
     if value != QUARANTINE_ROOT and not value.startswith(QUARANTINE_ROOT + "/"):
         raise ValueError(f"quarantine_dir must be {QUARANTINE_ROOT} or below it")
@@ -156,6 +165,10 @@ class WaitActiveStepFile(Strict):
     wait_active: WaitActiveSpec
 
 
+class FstabEntryStepFile(Strict):
+    fstab_entry: FstabEntrySpec
+
+
 STEP_FILES: dict[str, type[Strict]] = {
     "run": RunStepFile,
     "unit": UnitStepFile,
@@ -166,6 +179,7 @@ STEP_FILES: dict[str, type[Strict]] = {
     "jsonl_repair": JsonlRepairStepFile,
     "reduce_logs": ReduceLogsStepFile,
     "wait_active": WaitActiveStepFile,
+    "fstab_entry": FstabEntryStepFile,
 }
 STEP_KINDS = tuple(STEP_FILES)
 
@@ -203,7 +217,8 @@ StepFile = Annotated[
     | Annotated[QuarantineDropinsStepFile, Tag("quarantine_unknown_dropins")]
     | Annotated[JsonlRepairStepFile, Tag("jsonl_repair")]
     | Annotated[ReduceLogsStepFile, Tag("reduce_logs")]
-    | Annotated[WaitActiveStepFile, Tag("wait_active")],
+    | Annotated[WaitActiveStepFile, Tag("wait_active")]
+    | Annotated[FstabEntryStepFile, Tag("fstab_entry")],
     Discriminator(_step_kind),
     BeforeValidator(_check_step_shape),
 ]

@@ -14,6 +14,7 @@ from orchestrator.repair.steps.baseline import run_restore_baseline
 from orchestrator.repair.steps.commands import run_command, run_unit, run_wait_active
 from orchestrator.repair.steps.conffile import run_restore_conffile
 from orchestrator.repair.steps.data import run_jsonl_repair, run_reduce_logs
+from orchestrator.repair.steps.fstab import run_fstab_entry
 from orchestrator.repair.steps.io import StepIO
 from orchestrator.repair.steps.quarantine import run_quarantine, run_quarantine_unknown_dropins
 
@@ -39,6 +40,8 @@ def run_step(step: m.Step, ctx: RepairContext, io: StepIO) -> str:  # noqa: PLR0
             return run_reduce_logs(step, ctx, io)
         case m.WaitActiveStep():
             return run_wait_active(step, ctx, io)
+        case m.FstabEntryStep():
+            return run_fstab_entry(step, ctx, io)
 
 
 def describe(step: m.Step) -> str:  # noqa: PLR0911 - one per kind
@@ -63,9 +66,12 @@ def describe(step: m.Step) -> str:  # noqa: PLR0911 - one per kind
             return f"{step.method} logs of {step.min_bytes} bytes or more"
         case m.WaitActiveStep():
             return f"wait until {step.unit.raw} is active"
+        case m.FstabEntryStep():
+            how = "add nofail to" if step.action == "nofail" else "comment out"
+            return f"{how} the entries of {step.path.raw} whose device is missing"
 
 
-def templates(step: m.Step) -> tuple[Template, ...]:
+def templates(step: m.Step) -> tuple[Template, ...]:  # noqa: PLR0911 - one per kind
     """Every template a step renders (to check up front that all placeholders have values)."""
     match step:
         case m.RunStep():
@@ -80,3 +86,5 @@ def templates(step: m.Step) -> tuple[Template, ...]:
             return (step.unit,)
         case m.ReduceLogsStep():
             return ()
+        case m.FstabEntryStep():
+            return (step.path,)

@@ -20,7 +20,7 @@ from orchestrator.config.settings import load_settings
 from orchestrator.errors import ConfigError
 from orchestrator.model import Component, HttpCheck
 
-DEFAULT_NAMES = ["nginx", "sampleapp", "sshd", "cron", "rsyslog"]
+DEFAULT_NAMES = ["nginx", "sampleapp", "sshd", "cron", "rsyslog", "boot"]
 
 
 def names(config: WatchConfig) -> list[str]:
@@ -45,7 +45,7 @@ def test_extending_replaces_a_default_of_the_same_name_and_appends_new_ones() ->
         ComponentFile(name="nginx", units=["nginx.service"], config_paths=["/srv/nginx"], vital=False),
     ])
     config = build_watch_config(watch)
-    assert names(config) == ["sampleapp", "sshd", "cron", "rsyslog", "redis", "nginx"]
+    assert names(config) == ["sampleapp", "sshd", "cron", "rsyslog", "boot", "redis", "nginx"]
     assert config.component("nginx") == Component("nginx", vital=False, units=("nginx.service",),
                                                   config_paths=("/srv/nginx",))
     assert config.component("redis").units == ("redis-server.service",)
@@ -69,12 +69,19 @@ def test_component_file_converts_every_field() -> None:
         unit_paths=["/etc/systemd/system/app.service.d"], data_paths=["/var/lib/app"],
         config_test=["app", "--check"], http=[HttpCheckFile(url="http://localhost:8000/", expect_status=204)],
         jsonl_logs=["/var/lib/app/log.jsonl"], packages=["app"], log_paths=["/var/log/app"],
+        fstab=["/etc/fstab"],
     ).to_component()
     assert component == Component(
         "app", False, ("app.service",), ("/etc/app",), ("/etc/systemd/system/app.service.d",),
         ("/var/lib/app",), ("app", "--check"), (HttpCheck("http://localhost:8000/", 204),),
-        ("/var/lib/app/log.jsonl",), ("app",), ("/var/log/app",),
+        ("/var/lib/app/log.jsonl",), ("app",), ("/var/log/app",), ("/etc/fstab",),
     )
+
+
+def test_the_boot_default_watches_fstab_and_has_nothing_to_restart() -> None:
+    boot = build_watch_config(None).component("boot")
+    assert boot == Component("boot", vital=True, config_paths=("/etc/fstab",), fstab=("/etc/fstab",))
+    assert (boot.units, boot.http, boot.config_test) == ((), (), ())
 
 
 def test_unknown_component_is_a_key_error() -> None:
@@ -139,3 +146,16 @@ def test_component_names_are_checked(tmp_path: Path, name: str) -> None:
     message = error(tmp_path, f"watch:\n  components:\n    - name: '{name}'\n")
     assert message.startswith(f"{tmp_path / 'config.yaml'}: watch.components[0].name: "
                               "String should match pattern")
+
+
+@pytest.mark.parametrize("path", ["etc/fstab", "", "fstab"])
+def test_fstab_paths_must_be_absolute(tmp_path: Path, path: str) -> None:
+    message = error(tmp_path, f"watch:\n  components:\n    - name: chroot\n      fstab: ['{path}']\n")
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: watch.components[0].fstab[0]: "
+                              "String should match pattern")
+
+
+def test_a_config_file_can_watch_another_fstab(tmp_path: Path) -> None:
+    config = load(tmp_path, "watch:\n  components:\n    - name: chroot\n"
+                            "      fstab: [/srv/chroot/etc/fstab]\n")
+    assert config.component("chroot").fstab == ("/srv/chroot/etc/fstab",)

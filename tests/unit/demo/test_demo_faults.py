@@ -17,6 +17,7 @@ def test_the_fault_table() -> None:
         "unit-dropin": ("execstart", "user", "env"),
         "disk-full": ("97", "99"),
         "jsonl-log": ("mixed", "torn", "binary"),
+        "fstab": ("uuid", "device"),
     }
     assert all(name == fault.name and fault.description for name, fault in FAULTS.items())
 
@@ -39,6 +40,12 @@ def test_argv_passes_the_variant_after_a_constant_program(fault: Fault) -> None:
 def test_disk_full_names_the_log_it_grows() -> None:
     assert FAULTS["disk-full"].argv("99") == ["python3", "-c", FAULTS["disk-full"].program,
                                               "/var/log/sampleapp/debug.log", "99"]
+
+
+def test_fstab_names_the_file_it_changes() -> None:
+    assert FAULTS["fstab"].argv("uuid") == ["python3", "-c", FAULTS["fstab"].program, "/etc/fstab", "uuid"]
+    assert FAULTS["fstab"].argv("device") == ["python3", "-c", FAULTS["fstab"].program, "/etc/fstab",
+                                              "device"]
 
 
 @pytest.mark.parametrize("fault", FAULTS.values(), ids=list(FAULTS))
@@ -70,7 +77,7 @@ def test_inject_unknown_fault_lists_the_faults_and_runs_nothing() -> None:
     with pytest.raises(ConfigError) as info:
         inject(transport, "kernel-panic")
     assert info.value.message == "unknown fault 'kernel-panic'"
-    assert info.value.remedy == "choose from nginx-config, unit-dropin, disk-full, jsonl-log"
+    assert info.value.remedy == "choose from nginx-config, unit-dropin, disk-full, jsonl-log, fstab"
     assert transport.calls == []
 
 

@@ -2,7 +2,8 @@
 
 ``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query) from
 plain dicts; by default every unit is active and enabled, every endpoint answers 200 and every config
-test passes. ``FakeAgent`` implements only the AgentApi methods detect and baseline call.
+test passes. ``FakeAgent`` implements only the AgentApi methods detect and baseline call; by default
+its host has the template's one-line /etc/fstab and every path it is asked about exists.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from orchestrator.agent.api import (
     PackResult,
     Placeholder,
 )
-from orchestrator.errors import TransportError
+from orchestrator.errors import AgentFailedError, TransportError
 from orchestrator.transport.fake import FakeTransport
 
 NO_SYSTEMD = (b"System has not been booted with systemd as init system (PID 1). Can't operate.\n"
@@ -83,6 +84,16 @@ class FakeHost:
         return FakeTransport(self)
 
 
+#: The template image's fstab (images/debian-12/overlay/etc/fstab): nothing in it can stop a boot.
+TEMPLATE_FSTAB = b"/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
+
+
+def not_found(op: str, path: str) -> AgentFailedError:
+    """What the agent answers for a path that does not exist."""
+    return AgentFailedError(f"target: agent {op}: [Errno 2] No such file or directory: {path!r}",
+                            host="target", op=op, code="not_found")
+
+
 def local_style_missing(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
     """What LocalTransport raises for a program that is not on PATH."""
     error = TransportError(f"local: program {argv[0]!r} not found", host="local")
@@ -140,6 +151,10 @@ class FakeAgent:
     placeholders: tuple[Placeholder, ...] = ()
     errors: dict[str, Exception] = field(default_factory=dict)
     calls: list[tuple[str, object]] = field(default_factory=list)
+    #: Regular files read_file answers from; others are not found.
+    files: dict[str, bytes] = field(default_factory=lambda: {"/etc/fstab": TEMPLATE_FSTAB})
+    #: Paths that exist, for manifest and disk_usage; None: every path exists.
+    existing: set[str] | None = None
 
     def _call(self, name: str, arg: object) -> None:
         self.calls.append((name, arg))
@@ -148,7 +163,22 @@ class FakeAgent:
 
     def disk_usage(self, mount: str) -> DiskUsage:
         self._call("disk_usage", mount)
+        if mount not in self.disk and self.existing is not None and mount not in self.existing:
+            raise not_found("disk_usage", mount)
         return self.disk.get(mount, usage(mount=mount))
+
+    def read_file(self, path: str, *, max_bytes: int) -> bytes:
+        self._call("read_file", (path, max_bytes))
+        if path not in self.files:
+            raise not_found("read_file", path)
+        return self.files[path][:max_bytes]
+
+    def manifest(self, paths: list[str]) -> Manifest:
+        """Symlink entries for the paths that exist (udev's by-* names are symlinks), the rest missing."""
+        self._call("manifest", tuple(paths))
+        present = [p for p in paths if self.existing is None or p in self.existing]
+        return Manifest(tuple(file_entry(p, type_="symlink") for p in present),
+                        tuple(p for p in paths if p not in present))
 
     def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
         self._call("big_files", (tuple(roots), min_bytes, limit))

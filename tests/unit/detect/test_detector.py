@@ -24,6 +24,7 @@ EXPECTED_PROBES = (
     "config:sshd", "unit:ssh.service",
     "unit:cron.service",
     "config:rsyslog", "unit:rsyslog.service",
+    "fstab:/etc/fstab",
 )
 
 

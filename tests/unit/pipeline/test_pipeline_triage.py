@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.components.defaults import DEFAULT_COMPONENTS
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult, Severity
 from orchestrator.pipeline.triage import RESTART_ATTEMPTS, decide, group_issues, restart_in_place
@@ -89,7 +90,7 @@ def test_restartable_kinds_on_a_component_with_units_restart_in_place() -> None:
 
 
 @pytest.mark.parametrize("kind", [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL,
-                                  IssueKind.INODES_FULL])
+                                  IssueKind.INODES_FULL, IssueKind.BOOT_CONFIG])
 def test_a_kind_a_restart_cannot_fix_escalates_and_is_named(kind: IssueKind) -> None:
     decision = decide(issue(IssueKind.UNIT_FAILED), (issue(kind),), NGINX)
     assert decision.in_place is False
@@ -106,6 +107,14 @@ def test_every_blocking_kind_is_named_in_sorted_order() -> None:
 @pytest.mark.parametrize("component", [None, NO_UNITS], ids=["unknown-component", "no-units"])
 def test_nothing_to_restart_escalates(component: Component | None) -> None:
     decision = decide(issue(IssueKind.UNIT_FAILED), (), component)
+    assert decision.in_place is False
+    assert decision.reason == "no unit to restart for this issue; escalating"
+
+
+def test_a_boot_issue_is_never_fixed_in_place() -> None:
+    # The default boot component has no units: nothing to restart, and nothing a restart could prove.
+    boot = next(c for c in DEFAULT_COMPONENTS if c.name == "boot")
+    decision = decide(issue(IssueKind.BOOT_CONFIG, "boot", "/etc/fstab"), (), boot)
     assert decision.in_place is False
     assert decision.reason == "no unit to restart for this issue; escalating"
 

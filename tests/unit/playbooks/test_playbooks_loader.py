@@ -223,3 +223,39 @@ def test_playbooks_load_in_file_name_order(tmp_path: Path) -> None:
 def test_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(PlaybookError, match="playbook directory not found"):
         load_playbooks(tmp_path / "nope")
+
+
+FSTAB_STEP = "- quarantine: {path: '{offender}', within: [/etc/nginx/sites-enabled]}"
+
+
+def test_fstab_entry_converts_and_defaults_to_the_issue_subject(tmp_path: Path) -> None:
+    text = VALID.replace(FSTAB_STEP, "- fstab_entry: {action: comment}")
+    step = load_playbook(_write(tmp_path, text)).strategies[0].steps[0]
+    assert isinstance(step, m.FstabEntryStep)
+    assert (step.action, step.path.raw, step.kind) == ("comment", "{subject}", "fstab_entry")
+    text = VALID.replace(FSTAB_STEP, "- fstab_entry: {action: nofail, path: /etc/fstab}")
+    step = load_playbook(_write(tmp_path, text)).strategies[0].steps[0]
+    assert isinstance(step, m.FstabEntryStep)
+    assert (step.action, step.path.raw) == ("nofail", "/etc/fstab")
+
+
+def test_fstab_entry_refuses_an_unknown_action(tmp_path: Path) -> None:
+    path, message = _error(tmp_path, VALID.replace(FSTAB_STEP, "- fstab_entry: {action: delete}"))
+    assert message == (f"{path}: strategies[0].steps[0].fstab_entry.action: Input should be 'nofail' or "
+                       "'comment'")
+
+
+def test_fstab_entry_needs_an_action(tmp_path: Path) -> None:
+    path, message = _error(tmp_path, VALID.replace(FSTAB_STEP, "- fstab_entry: {path: /etc/fstab}"))
+    assert message == f"{path}: strategies[0].steps[0].fstab_entry.action: Field required"
+
+
+def test_fstab_entry_path_must_be_absolute_or_a_placeholder(tmp_path: Path) -> None:
+    path, message = _error(tmp_path, VALID.replace(FSTAB_STEP,
+                                                   "- fstab_entry: {action: nofail, path: etc/fstab}"))
+    assert message == (f"{path}: strategies[0].steps[0].fstab_entry.path: Value error, must be an absolute "
+                       "path or start with a {placeholder}")
+    path, message = _error(tmp_path, VALID.replace(FSTAB_STEP,
+                                                   "- fstab_entry: {action: nofail, path: '{fstab}'}"))
+    assert message == (f"{path}: strategies[0].steps[0].fstab_entry.path: unknown placeholder {{fstab}} "
+                       "(known: component, offender, subject, unit)")

@@ -8,12 +8,14 @@ import json
 import pytest
 
 from orchestrator.config.settings import PROJECT_ROOT
+from orchestrator.diagnose.result import DiagnosticRun
+from orchestrator.diagnose.rules import evaluate
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import SCHEMA_FILE, export_schema, load_playbooks, render_schema
 
 PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
-SHIPPED = {"nginx-config", "unit-dropin", "disk-full", "jsonl-log"}
+SHIPPED = {"nginx-config", "unit-dropin", "disk-full", "jsonl-log", "fstab"}
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,8 @@ def test_shipped_schema_is_current() -> None:
     ("host", IssueKind.DISK_FULL, {"disk-full"}),
     ("host", IssueKind.INODES_FULL, {"disk-full"}),
     ("cron", IssueKind.UNIT_INACTIVE, {"unit-dropin"}),
+    ("boot", IssueKind.BOOT_CONFIG, {"fstab"}),
+    ("nginx", IssueKind.BOOT_CONFIG, set()),
 ])
 def test_playbooks_cover_the_fault_classes(playbooks: list[m.Playbook], component: str, kind: IssueKind,
                                            expected: set[str]) -> None:
@@ -85,3 +89,39 @@ def test_nginx_strategies_prove_the_config_before_restarting(playbooks: list[m.P
     for strategy in nginx.strategies:
         runs = [s for s in strategy.steps if isinstance(s, m.RunStep)]
         assert [t.raw for t in runs[0].argv] == ["nginx", "-t"], strategy.name
+
+
+def test_fstab_strategies_are_proven_by_a_reboot_and_ranked(playbooks: list[m.Playbook]) -> None:
+    fstab = next(p for p in playbooks if p.name == "fstab")
+    assert fstab.components == ("boot",) and fstab.kinds == {IssueKind.BOOT_CONFIG}
+    assert all(s.reboot_required for s in fstab.strategies)
+    ranked = [s.name for s in sorted(fstab.strategies, key=lambda s: -s.effectiveness)]
+    assert ranked == ["fstab-restore-baseline", "fstab-add-nofail", "fstab-disable-entry"]
+    actions = {s.name: [st.action for st in s.steps if isinstance(st, m.FstabEntryStep)]
+               for s in fstab.strategies}
+    assert actions == {"fstab-restore-baseline": [], "fstab-add-nofail": ["nofail"],
+                       "fstab-disable-entry": ["comment"]}
+    for strategy in fstab.strategies:
+        # findmnt --verify fails on nofail entries too: it must never be what proves a fix.
+        assert not any(isinstance(s, m.RunStep) and s.argv[0].raw == "findmnt" for s in strategy.steps)
+        last = strategy.steps[-1]
+        assert isinstance(last, m.UnitStep) and last.action == "daemon-reload", strategy.name
+
+
+@pytest.mark.parametrize(("output", "exit_status", "cause", "source"), [
+    # util-linux 2.38 (Debian 12) on the injected UUID line, then on the /dev/vdz1 line.
+    ("/mnt/vmrepair-data\n   [E] unreachable on boot required source: UUID=0f3c6b1e-1d5e\n"
+     "\n0 parse errors, 1 error, 0 warnings\n", 1, "fstab_missing_device", "UUID=0f3c6b1e-1d5e"),
+    ("/mnt/vmrepair-data\n   [W] unreachable source: /dev/vdz1: No such file or directory\n"
+     "\n0 parse errors, 0 errors, 1 warning\n", 0, "fstab_missing_device", "/dev/vdz1"),
+    ("/srv\n   [E] target is not a directory\n\n0 parse errors, 1 error, 0 warnings\n", 1, "fstab_invalid",
+     None),
+    ("Success, no errors or warnings detected\n", 0, "unknown", None),
+])
+def test_fstab_rules_read_findmnt_verify(playbooks: list[m.Playbook], output: str, exit_status: int,
+                                         cause: str, source: str | None) -> None:
+    fstab = next(p for p in playbooks if p.name == "fstab")
+    run = DiagnosticRun("fstab", "findmnt-verify", ("findmnt",), exit_status, output)
+    finding = evaluate(fstab, {"findmnt-verify": run})
+    assert finding.cause == cause
+    assert finding.variables.get("source") == source
