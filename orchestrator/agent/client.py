@@ -62,6 +62,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_REMOTE_DIR = "/run/vmrepair"
+#: What ``python3 FILE`` exits with when FILE does not exist ("can't open file").
+SCRIPT_MISSING_EXIT = 2
 #: Answer caps (bytes of stdout). Lists of paths can be long; 50,000 manifest entries with
 #: placeholders' base64 samples stay well below LIST_ANSWER_CAP (the agent budgets the samples).
 ANSWER_CAP = 4 * 1024 * 1024
@@ -149,8 +151,15 @@ class RemoteAgent:
         self.install()
         cap = max_output or (LIST_ANSWER_CAP if op in _LIST_OPS else ANSWER_CAP)
         request = json.dumps({"op": op, "args": args}, ensure_ascii=True).encode("ascii")
-        result = self.transport.run([self.python, "-I", "-B", self.script_path], stdin=request,
-                                    timeout=self.timeout, max_output=cap)
+        argv = [self.python, "-I", "-B", self.script_path]
+        result = self.transport.run(argv, stdin=request, timeout=self.timeout, max_output=cap)
+        if result.exit_status == SCRIPT_MISSING_EXIT and self.script_path.encode() in result.stderr:
+            # remote_dir is on /run, a tmpfs: the host rebooted since the upload. The script could not
+            # even start, so nothing ran: upload again and run the request once more.
+            log.info("agent script gone from %s (host rebooted?); uploading it again", self.host)
+            self._installed = False
+            self.install()
+            result = self.transport.run(argv, stdin=request, timeout=self.timeout, max_output=cap)
         if result.stdout_dropped:
             raise self._error(op, f"answer larger than the {cap} bytes allowed")
         if result.exit_status != 0:

@@ -38,6 +38,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.health.systemctl import restart_unit, systemctl
 from orchestrator.model import Component, ProbeResult
+from orchestrator.reboot.analysis import boot_critical
 from orchestrator.repair.context import BaselineReader
 from orchestrator.retry import service_settle_policy
 from orchestrator.transport.base import Transport
@@ -99,13 +100,23 @@ def diagnose_components(
             log_error(audit, component.name,
                       f"{component.name} is {found.state} at boot: {'; '.join(found.problems)}",
                       vital=component.vital, state=str(found.state))
-            if remediate and component.vital:
+            if remediate and component.vital and _touches_boot(component):
+                # fstab & co: a wrong guess shows only at the next boot, so these are never changed in
+                # place; `vmrepair run` proves a fix across a reboot in a troubleshooting VM first.
+                actions = (Action(ActionKind.RESTORE_BASELINE, ActionStatus.SKIPPED,
+                                  "boot-critical: not changed in place; run `vmrepair run` to repair it "
+                                  "in a troubleshooting VM"),)
+            elif remediate and component.vital:
                 final, actions = run.remediate(component, found)
         score = score_component(transport, component, audit_output=audit_output,
                                 load_states=final.presence.load_states)
         results.append(ComponentDiagnosis(component.name, component.vital, found.state, final.state,
                                           final.problems, actions, score))
     return BootDiagnosis(tuple(results), remediate)
+
+
+def _touches_boot(component: Component) -> bool:
+    return any(boot_critical(p) for p in (*component.config_paths, *component.unit_paths))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="do not record a baseline before breaking the patient")
     demo.add_argument("--keep", action="store_true", help="keep the patient VM afterwards")
     demo.add_argument("--stable-period", type=float, default=10.0, metavar="SECONDS")
-    demo.set_defaults(handler=cmd_demo)
+    demo.set_defaults(handler=cmd_demo, takes_lock=True)
 
 
 def cmd_demo(app: App, args: argparse.Namespace) -> int:
@@ -44,9 +44,12 @@ def cmd_demo(app: App, args: argparse.Namespace) -> int:
             variant = inject(ssh, args.fault, args.variant)
             info(f"[demo] injected variant {variant!r}")
         began = time.monotonic()
-        info(f"[demo] vmrepair run --target vm:{name} --yes")
-        outcome = run_repair(app, f"vm:{name}", RunOptions(assume_yes=True,
-                                                           stable_period_s=args.stable_period))
+        # The demo's patient is its own disposable VM with a snapshot as boot fallback: a fix that needs
+        # a reboot (fstab) is rebooted and verified at once instead of waiting for an operator.
+        info(f"[demo] vmrepair run --target vm:{name} --yes --reboot-policy automatic --reboot-notice 0")
+        outcome = run_repair(app, f"vm:{name}", RunOptions(
+            assume_yes=True, stable_period_s=args.stable_period, reboot_policy="automatic",
+            reboot_notice_s=0))
         print_outcome(outcome, as_json=args.json)
         info(f"[demo] MTTR (detect → verified on target): {time.monotonic() - began:.1f} s")
         return outcome.exit_code

@@ -1,7 +1,9 @@
 """`vmrepair run --target T [--dry-run] [--yes] [--json]`.
 
-Exit codes: 0 healthy or repaired (repaired = verified on the target); 10 not_repaired (including a
-dry run that found a validated fix, and an operator who declined); 11 not_reproduced; 12 error.
+Exit codes: 0 healthy or repaired (repaired = verified on the target, after its reboot when the fix
+needs one); 10 not_repaired (including a dry run that found a validated fix, an operator who declined,
+and a spent attempt budget); 11 not_reproduced; 12 error; 20 pending_reboot (applied, verified as far
+as possible, waiting for its reboot by the window or prompt policy).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import sys
 
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info
+from orchestrator.errors import ConfigError
 from orchestrator.pipeline.run import RunOptions, RunOutcome, run_repair
+
+MAX_ATTEMPTS = 10
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,7 +27,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--yes", action="store_true", help="apply a validated fix without asking")
     run.add_argument("--stable-period", type=float, metavar="SECONDS",
                      help="stability re-check period in the VM (default from config)")
-    run.set_defaults(handler=cmd_run)
+    run.add_argument("--reboot-policy", choices=("automatic", "window", "prompt"),
+                     help="for a fix that needs a reboot (default from config: reboot.policy); "
+                     "`automatic` here is also consent to reboot a target without a boot fallback")
+    run.add_argument("--reboot-notice", type=float, metavar="SECONDS",
+                     help="notice period before an automatic reboot (default: reboot.notice_s)")
+    run.add_argument("--attempts", type=int, metavar="N",
+                     help="strategies to apply at most per issue across rollbacks (default: "
+                     "reboot.attempt_budget)")
+    run.set_defaults(handler=cmd_run, takes_lock=True)
 
 
 def _ask(question: str) -> bool:
@@ -49,8 +62,13 @@ def print_outcome(outcome: RunOutcome, *, as_json: bool) -> None:
 
 
 def cmd_run(app: App, args: argparse.Namespace) -> int:
+    if args.attempts is not None and not 1 <= args.attempts <= MAX_ATTEMPTS:
+        raise ConfigError(f"--attempts {args.attempts}: must be between 1 and {MAX_ATTEMPTS}")
+    if args.reboot_notice is not None and args.reboot_notice < 0:
+        raise ConfigError(f"--reboot-notice {args.reboot_notice:g}: must not be negative")
     options = RunOptions(dry_run=args.dry_run, assume_yes=args.yes, confirm=_ask,
-                         stable_period_s=args.stable_period)
+                         stable_period_s=args.stable_period, reboot_policy=args.reboot_policy,
+                         reboot_notice_s=args.reboot_notice, attempt_budget=args.attempts)
     outcome = run_repair(app, args.target, options)
     print_outcome(outcome, as_json=args.json)
     return outcome.exit_code

@@ -78,3 +78,28 @@ def wait_for_ssh(
             remedy="read the serial log for the boot failure; raise vm.boot_timeout_s on slow hosts",
         ) from exc
     return time.monotonic() - began
+
+
+def console_watch(dom: DomainHandle, serial_log: Path) -> Callable[[], str | None]:
+    """A fail-fast check for a guest that is rebooting now: only console output written after this
+    call counts (the log still holds the previous, healthy boot)."""
+    try:
+        start = serial_log.stat().st_size
+    except OSError:
+        start = 0
+
+    def check() -> str | None:
+        if not dom.is_active():
+            return f"{dom.name} stopped (state: {dom.state_name()}); serial log {serial_log}"
+        try:
+            with serial_log.open("rb") as handle:
+                handle.seek(max(start, serial_log.stat().st_size - TAIL_BYTES))
+                new = handle.read(TAIL_BYTES)
+        except OSError:
+            return None
+        for marker in FATAL_MARKERS:
+            if marker in new:
+                return f"console shows {marker.decode()!r}; serial log {serial_log}"
+        return None
+
+    return check

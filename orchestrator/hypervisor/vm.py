@@ -27,7 +27,7 @@ from orchestrator.errors import (
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.accel import detect_accel
-from orchestrator.hypervisor.boot import wait_for_ssh
+from orchestrator.hypervisor.boot import console_watch, wait_for_ssh
 from orchestrator.hypervisor.connection import DomainHandle, LibvirtConnection, SnapshotInfo
 from orchestrator.hypervisor.disks import create_overlay
 from orchestrator.hypervisor.domain_xml import (
@@ -46,6 +46,7 @@ from orchestrator.hypervisor.warm import (
     warm_vm_name,
 )
 from orchestrator.imaging.store import BuiltImage, ImageStore
+from orchestrator.reboot.host import RebootResult, reboot_host
 from orchestrator.retry import vm_start_policy
 from orchestrator.transport.base import Transport
 
@@ -317,6 +318,19 @@ class VmManager:
             raise VmNotFoundError(f"no VM named {name!r}", domain=inst.domain_name(name),
                                   remedy="`vmrepair vm list` shows the VMs")
         return dom
+
+    def reboot(self, name: str, *, deadline_s: float | None = None) -> RebootResult:
+        """Reboot the guest from inside (``systemctl reboot``) and wait for its new boot.
+
+        Raises:
+            RebootError: it did not come back (the console's emergency/panic markers end the wait early).
+            VmNotFoundError: no such VM.
+        """
+        record = self.record(name)
+        dom = self._require_domain(name)
+        return reboot_host(lambda: self.ssh(record, 3.0),
+                           deadline_s=deadline_s or self.settings.vm.boot_timeout_s,
+                           fail_fast=console_watch(dom, self.vm_dir(name) / inst.SERIAL_LOG))
 
     def snapshot(self, name: str, snap: str, description: str = "") -> None:
         self._require_domain(name).snapshot_create(inst.validate_snapshot_name(snap), description)

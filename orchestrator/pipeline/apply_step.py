@@ -2,7 +2,9 @@
 
 The package holds only what actually changed in the VM (plus replayed data operations), limited to the
 allow-listed roots. ``--dry-run`` stops here; otherwise the operator confirms (unless ``--yes``), the
-package is applied with a verified backup and validated on the target, and restored on failure.
+package is applied as a journalled transaction with a verified backup and validated on the target, and
+restored on failure. A package that needs a reboot ends ``pending_reboot`` and goes to
+:mod:`.reboot_step` (a ``vm:`` target first gets a hypervisor snapshot as its boot fallback).
 """
 
 from __future__ import annotations
@@ -13,12 +15,19 @@ from typing import Any
 from orchestrator.agent.api import Manifest
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
-from orchestrator.errors import FixPackageError
+from orchestrator.apply.journal import Journal
+from orchestrator.errors import FixPackageError, VmRepairError
 from orchestrator.fixpkg import FixPackage, compute_package
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, Issue, SessionStatus
 from orchestrator.pipeline.attempts import Winner
 from orchestrator.pipeline.context import RunContext, Sandboxed
+from orchestrator.pipeline.reboot_step import schedule_and_verify
+from orchestrator.reboot.analysis import analyse
+from orchestrator.reboot.host import boot_id
+from orchestrator.reboot.verify import VerifyPlan, record_plan
+from orchestrator.state.transactions import TransactionStore, TxnRecord
+from orchestrator.targets.spec import TargetKind
 from orchestrator.validate.validator import Validator
 
 #: Stability re-check on the live target: shorter than in the VM and without artificial load.
@@ -79,13 +88,18 @@ def _build_package(
             capture.manifest, after, sandbox.agent, winner.replay_ops,
             placeholders=capture.placeholder_paths, allowed_roots=app.settings.repair.allowed_roots,
             diagnosis=winner.diagnosis, validation=winner.validation.as_dict(), issue=issue.as_dict(),
-            reboot_required=winner.reboot_required,
+            reboot_required=winner.reboot_required or winner.rebooted,
         )
+        reboot = analyse(package.paths, validated_with_reboot=winner.rebooted,
+                         strategy_requires=winner.reboot_required)
+        if reboot.required and not winner.rebooted:
+            # Never ship a boot-critical change that was not proven by a boot in the VM.
+            raise FixPackageError(f"{'; '.join(reboot.reasons)}, but its validation did not include a reboot")
         pkg_dir = ensure_private_dir(app.settings.state_dir / "packages" / package.id)
         package.save(pkg_dir)
         session.write_json(f"fix-package-{issue.component}", {
             **package.as_dict(), "directory": str(pkg_dir), "strategy": winner.strategy,
-            "ignored_vm_changes": ignored})
+            "ignored_vm_changes": ignored, "reboot": reboot.as_dict()})
         st.detail = f"{len(package.operations)} operation(s) from strategy {winner.strategy}"
     return package, pkg_dir
 
@@ -121,18 +135,66 @@ def _apply(
         session.write_json(f"target-validation-{issue.component}", report.as_dict())
         return report.passed
 
+    store = TransactionStore(app.state)
+    backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id / issue.component)
+    txn = store.create(
+        package_id=package.id, package_dir=str(pkg_dir), target=str(ctx.spec), session_id=session.id,
+        component=issue.component, issue_id=issue.fingerprint, strategy=winner.strategy,
+        backup_dir=str(backup_dir), ops_total=len(package.operations),
+        reboot_required=package.reboot_required, attempt=ctx.attempt)
+    # What "verified" means for this fix, durable before the first change: recovery after a crash, and
+    # the verification after a reboot (possibly by another process), check exactly this.
+    needs_reboot = package.reboot_required
+    plan = VerifyPlan(tuple(sorted({issue.probe} | target_passing)),
+                      _boot_fallback(ctx, txn.id) if needs_reboot else None,
+                      boot_id(transport) if needs_reboot else None)
+    record_plan(store, txn.id, plan)
     with session.stage("apply") as st:
-        backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id / issue.component)
         apply_agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
         result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
-                               validate=validate_on_target)
+                               journal=Journal(store, txn, package.operations), validate=validate_on_target,
+                               needs_reboot=needs_reboot)
         session.write_json(f"apply-{issue.component}", result.as_dict())
-        st.detail = f"{result.status}; backup in {backup_dir}"
-    if result.status == "applied":
+        st.detail = f"{result.status}; transaction {txn.id}; backup in {backup_dir}"
+    if result.status == "applied" and needs_reboot:
+        return schedule_and_verify(ctx, issue, store.get(txn.id), plan)
+    if plan.snapshot is not None:
+        _drop_fallback(ctx, plan.snapshot)
+    return _applied_result(issue, winner, result.status, txn, pkg_dir)
+
+
+def _applied_result(
+    issue: Issue, winner: Winner, status: str, txn: TxnRecord, pkg_dir: Path
+) -> dict[str, Any]:
+    backup_dir = txn.backup_dir
+    if status == "applied":
         return _result(issue, SessionStatus.REPAIRED,
                        f"{winner.strategy} applied and verified on the target", strategy=winner.strategy,
-                       backup=str(backup_dir), package=str(pkg_dir))
-    return _result(issue, SessionStatus.NOT_REPAIRED,
-                   f"apply {result.status}: target restored from {backup_dir}"
-                   if result.status == "rolled_back" else f"apply {result.status}; see {backup_dir}",
-                   strategy=winner.strategy, backup=str(backup_dir))
+                       backup=backup_dir, package=str(pkg_dir), txn=txn.id)
+    if status == "rolled_back":
+        # Restored cleanly: the next validated strategy may be tried (escalate keeps the budget).
+        return _result(issue, SessionStatus.NOT_REPAIRED, f"apply rolled_back: target restored from "
+                       f"{backup_dir}", strategy=winner.strategy, backup=backup_dir, txn=txn.id,
+                       retry=True)
+    return _result(issue, SessionStatus.NOT_REPAIRED, f"apply {status}; see {backup_dir}",
+                   strategy=winner.strategy, backup=backup_dir, txn=txn.id,
+                   support_ref=txn.support_ref)
+
+
+def _boot_fallback(ctx: RunContext, txn_id: str) -> str | None:
+    """For a ``vm:`` target, a hypervisor snapshot taken just before applying: if the fix makes it
+    unbootable, reverting to it is the rollback. Other targets have none here."""
+    if ctx.spec.kind is not TargetKind.VM:
+        return None
+    name = f"vmrepair-pre-{txn_id}"
+    with ctx.session.stage("boot-fallback") as st:
+        ctx.app.vms.snapshot(ctx.spec.name, name, "vmrepair: before applying a fix that needs a reboot")
+        st.detail = f"snapshot {name} of {ctx.spec}"
+    return name
+
+
+def _drop_fallback(ctx: RunContext, snapshot: str) -> None:
+    try:
+        ctx.app.vms.delete_snapshot(ctx.spec.name, snapshot)
+    except VmRepairError as exc:
+        ctx.session.event("boot-fallback", "not_deleted", snapshot=snapshot, error=exc.message)

@@ -28,6 +28,8 @@ class RunContext:
     agent: RemoteAgent        # on the target
     probes: DetectorProbes    # on the target
     options: RunOptions
+    #: Which apply attempt (strategy on the target) this is for the current issue, from 1.
+    attempt: int = 1
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ fix package → apply with a verified backup → validate on the target."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 from typing import Any
 
@@ -14,10 +16,15 @@ from orchestrator.pipeline import attempts, triage
 from orchestrator.pipeline.apply_step import apply_fix
 from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.probes import DetectorProbes
+from orchestrator.reboot.executor import app_audit
+from orchestrator.reboot.notify import RebootEvent, build_notifiers
 from orchestrator.sandbox.vm import TroubleshootingVm
+from orchestrator.state.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
 DISK_KINDS = {IssueKind.DISK_FULL, IssueKind.INODES_FULL}
+#: How long a strategy rolled back on a target stays excluded for the same issue there.
+PRIOR_FAILURE_HORIZON = dt.timedelta(hours=24)
 
 
 def _components_for(app: App, issue: Issue) -> list[Component]:
@@ -38,8 +45,7 @@ def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> 
 
 
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> dict[str, Any]:
-    app, session, transport, agent, probes, options = (
-        ctx.app, ctx.session, ctx.transport, ctx.agent, ctx.probes, ctx.options)
+    app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
     components = _components_for(app, issue)
     primary_component = components[0] if issue.kind not in DISK_KINDS else None
     with session.stage("triage") as st:
@@ -56,6 +62,71 @@ def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> d
             return _result(issue, SessionStatus.REPAIRED, "restarted in place; probes pass",
                            in_place=True)
 
+    return _with_budget(ctx, issue, related, components)
+
+
+def _prior_failures(ctx: RunContext, issue: Issue) -> set[str]:
+    """Strategies already rolled back on this target for this issue (today): not tried again, and
+    counted against the budget, so a deferred (window) verification failure is remembered too."""
+    since = (dt.datetime.now(dt.UTC) - PRIOR_FAILURE_HORIZON).isoformat(timespec="seconds")
+    return {t.strategy for t in TransactionStore(ctx.app.state).find(states=("rolled_back",),
+                                                                    target=str(ctx.spec))
+            if t.issue_id == issue.fingerprint and t.created_at >= since and t.strategy}
+
+
+def _with_budget(
+    ctx: RunContext, issue: Issue, related: tuple[Issue, ...], components: list[Component]
+) -> dict[str, Any]:
+    """Reproduce → repair → apply, and after a clean rollback on the target try the next validated
+    strategy, within the attempt budget. Never a loop: each strategy is applied at most once."""
+    budget = ctx.options.attempt_budget or ctx.app.settings.reboot.attempt_budget
+    failed = _prior_failures(ctx, issue)
+    tried: list[dict[str, Any]] = []
+    while len(failed) < budget:
+        attempt_ctx = dataclasses.replace(ctx, attempt=len(failed) + 1)
+        detail = _repair_in_vm(attempt_ctx, issue, related, components, frozenset(failed))
+        if not detail.get("retry"):
+            return {**detail, "attempts": [*tried, _brief(detail)]} if tried else detail
+        tried.append(_brief(detail))
+        failed.add(str(detail["strategy"]))
+        ctx.session.event("repair", "retry", failed=sorted(failed), budget=budget)
+    return _budget_spent(ctx, issue, failed, budget, tried)
+
+
+def _brief(detail: dict[str, Any]) -> dict[str, Any]:
+    return {k: detail[k] for k in ("strategy", "status", "summary", "txn") if k in detail}
+
+
+def _budget_spent(
+    ctx: RunContext, issue: Issue, failed: set[str], budget: int, tried: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Degraded but up: the last fix was rolled back, the host stays reachable, a person takes over."""
+    txns = [t for t in TransactionStore(ctx.app.state).find(target=str(ctx.spec))
+            if t.issue_id == issue.fingerprint]
+    support_ref = txns[0].support_ref if txns else "VMR-" + issue.fingerprint[:8].upper()
+    steps = [f"strategies tried and rolled back: {', '.join(sorted(failed))}",
+             f"inspect the sessions: `vmrepair sessions` and `vmrepair fixes list --target {ctx.spec}`",
+             f"fix {issue.subject} by hand; vmrepair will not apply another fix for this issue today",
+             f"quote support reference {support_ref}"]
+    notifier = build_notifiers(ctx.app.settings.reboot, app_audit(ctx.app))
+    notifier.notify(RebootEvent(kind="budget_exhausted", target=str(ctx.spec),
+                                message=f"{issue.component}: {issue.summary}: attempt budget of {budget} "
+                                f"spent; the host stays up in a degraded state",
+                                txn_id=txns[0].id if txns else None, support_ref=support_ref,
+                                manual_steps=steps))
+    ctx.session.event("repair", "budget_exhausted", budget=budget, failed=sorted(failed),
+                      support_ref=support_ref)
+    return _result(issue, SessionStatus.NOT_REPAIRED,
+                   f"attempt budget ({budget}) spent: {', '.join(sorted(failed))} rolled back; host left "
+                   f"up and degraded; support reference {support_ref}", degraded=True,
+                   support_ref=support_ref, manual_steps=steps, attempts=tried)
+
+
+def _repair_in_vm(
+    ctx: RunContext, issue: Issue, related: tuple[Issue, ...], components: list[Component],
+    exclude: frozenset[str],
+) -> dict[str, Any]:
+    app, session, transport, agent = ctx.app, ctx.session, ctx.transport, ctx.agent
     sandbox = TroubleshootingVm(app, session)
     sandbox.start()  # boots while the target is captured
     try:
@@ -85,7 +156,7 @@ def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> d
                                f"{issue.probe} passes in the troubleshooting VM; nothing applied")
             st.detail = f"reproduced: {observed.summary}"
         work = Sandboxed(sandbox, vm_probes, capture, components)
-        winner = attempts.run_attempts(ctx, work, issue)
+        winner = attempts.run_attempts(ctx, work, issue, exclude=exclude)
         if winner is None:
             return _result(issue, SessionStatus.NOT_REPAIRED,
                            "no strategy passed validation in the troubleshooting VM; nothing applied")

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
+from orchestrator.config.reboot import RebootPolicy
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
 from orchestrator.pipeline import escalate, triage
@@ -36,6 +37,13 @@ class RunOptions:
     confirm: Confirm | None = None
     #: Overrides settings.repair.stable_period_s (tests and demos use shorter periods).
     stable_period_s: float | None = None
+    #: ``--reboot-policy``: overrides settings.reboot.policy, and is the operator's explicit consent
+    #: to reboot automatically a target that has no boot fallback.
+    reboot_policy: RebootPolicy | None = None
+    #: Overrides settings.reboot.notice_s for ``automatic``.
+    reboot_notice_s: float | None = None
+    #: Overrides settings.reboot.attempt_budget.
+    attempt_budget: int | None = None
 
 
 @dataclass
@@ -58,15 +66,15 @@ class RunOutcome:
 
 
 #: How several component outcomes combine: the worst wins.
-_SEVERITY = [SessionStatus.HEALTHY, SessionStatus.REPAIRED, SessionStatus.NOT_REPRODUCED,
-             SessionStatus.NOT_REPAIRED, SessionStatus.ERROR]
+_SEVERITY = [SessionStatus.HEALTHY, SessionStatus.REPAIRED, SessionStatus.PENDING_REBOOT,
+             SessionStatus.NOT_REPRODUCED, SessionStatus.NOT_REPAIRED, SessionStatus.ERROR]
 
 
 def run_repair(app: App, target: str, options: RunOptions) -> RunOutcome:
     """Run the pipeline against ``target``; never raises for pipeline failures (they become status
     ``error`` with the stage named), only for invalid input (bad target syntax → ConfigError)."""
     spec = parse_target(target)
-    session = new_session(app.settings.sessions_dir, str(spec))
+    session = new_session(app.settings.sessions_dir, str(spec), audit=app.audit)
     session.set_meta(status="running", dry_run=options.dry_run)
     outcome = RunOutcome(session, SessionStatus.ERROR, [], "")
     try:

@@ -22,6 +22,7 @@ from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
 from orchestrator.hypervisor.vm import UpResult
 from orchestrator.hypervisor.warm import warm_vm_name
 from orchestrator.model import Component
+from orchestrator.reboot.host import RebootResult
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
 
@@ -129,6 +130,17 @@ class TroubleshootingVm:
         need = min(need, usage.avail_bytes)
         self.transport.check(["fallocate", "-l", str(need), FILLER], timeout=120)
         self.session.event("sandbox", "disk_filled", filler_bytes=need, to_pct=used_pct)
+
+    def reboot(self) -> RebootResult:
+        """Reboot the VM for real (a boot-critical fix is only proven by a boot).
+
+        Raises:
+            RebootError: it did not come back (e.g. dropped to emergency mode); the attempt fails.
+        """
+        self._drop_connections()
+        result = self.app.vms.reboot(self.name)
+        self.session.event("sandbox", "rebooted", vm=self.name, **result.as_dict())
+        return result
 
     def snapshot(self, name: str = REPRODUCED_SNAPSHOT) -> None:
         self.app.vms.snapshot(self.name, name)

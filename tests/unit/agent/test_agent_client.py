@@ -290,3 +290,29 @@ def test_push_puts_into_remote_dir_only(tmp_path: Any) -> None:
     for bad in ("/etc/cron.d/x", "../x", "/run/vmrepair/sub/x", f"agent-{SHA[:12]}.py"):
         with pytest.raises(AgentError, match="must be a file name in /run/vmrepair"):
             agent.push(local, bad)
+
+
+def test_script_lost_in_a_reboot_is_uploaded_again_and_the_request_rerun() -> None:
+    """/run is a tmpfs: after the host rebooted, python3 cannot open the cached script path."""
+    calls = {"manifest": 0}
+
+    def answer(op: str) -> Answer:
+        calls[op] += 1
+        if calls[op] == 2:
+            gone = f"python3: can't open file '{SCRIPT}': [Errno 2] No such file or directory\n"
+            return 2, b"", gone.encode()
+        return _manifest()
+
+    agent, transport = _fake(answer)
+    agent.manifest(["/etc/a"])            # installs, runs
+    assert agent.manifest(["/etc/a"]) == Manifest((), ())   # script gone: reinstalled, rerun once
+    installs = [c.argv for c in transport.calls if c.argv[0] == "install"]
+    assert len(installs) == 2 and calls["manifest"] == 3
+
+
+def test_sweep_temps_answer_must_stay_inside_the_swept_directories() -> None:
+    agent, _ = _fake({"sweep_temps": ["/etc/app/.vmrepair-0123456789abcdef.tmp"]})
+    assert agent.sweep_temps(["/etc/app"]) == ["/etc/app/.vmrepair-0123456789abcdef.tmp"]
+    agent, _ = _fake({"sweep_temps": ["/etc/shadow"]})
+    with pytest.raises(AgentError, match="inconsistent answer: expected paths inside the swept directories"):
+        agent.sweep_temps(["/etc/app"])

@@ -217,3 +217,18 @@ def test_move_file_across_filesystems_copies(agent: RemoteAgent, root: Path) -> 
         for child in dst_dir.iterdir():
             child.unlink()
         dst_dir.rmdir()
+
+
+def test_sweep_temps_removes_only_files_named_like_interrupted_replaces(
+    agent: RemoteAgent, root: Path
+) -> None:
+    (root / "d").mkdir()
+    stale = root / "d" / ".vmrepair-0123456789abcdef.tmp"
+    stale.write_bytes(b"half a config")
+    keep = [root / "d" / "app.conf", root / "d" / ".vmrepair-short.tmp",
+            root / "d" / "x.vmrepair-0123456789abcdef.tmp"]
+    for path in keep:
+        path.write_bytes(b"keep")
+    (root / "d" / ".vmrepair-fedcba9876543210.tmp").mkdir()   # a directory of that name is left alone
+    assert agent.sweep_temps([str(root / "d"), str(root / "missing")]) == [str(stale)]
+    assert not stale.exists() and all(p.exists() for p in keep)

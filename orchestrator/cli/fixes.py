@@ -1,0 +1,119 @@
+"""`vmrepair fixes list|show ID|rollback ID|recover`: the applied fix transactions in the state store.
+
+``rollback`` restores exactly the files recorded in the transaction's verified backup (content, mode,
+owner; files the fix created are removed), restores unit states if the journal shows a systemctl
+operation began, verifies the files, and records it in the transaction's journal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from rich.markup import escape
+
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.apply.recovery import recover_on_start
+from orchestrator.apply.restore import rollback_from_backup
+from orchestrator.cli.output import emit_json, info, table
+from orchestrator.errors import ApplyError, ConfigError
+from orchestrator.state.transactions import STATES, TransactionStore, TxnRecord
+from orchestrator.targets.spec import open_target, parse_target
+
+TXN_ID_RE = re.compile(r"^tx-[0-9a-f]{12}$")
+#: A rollback of these would restore files over a state nobody can vouch for any more.
+NOT_ROLLBACKABLE = ("intent", "backed_up", "aborted", "rolled_back")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fixes = sub.add_parser("fixes", help="applied fixes: list, show, roll back, recover")
+    verbs = fixes.add_subparsers(dest="verb", required=True, metavar="VERB")
+    listing = verbs.add_parser("list", help="fix transactions, newest first")
+    listing.add_argument("--target", help="only this target")
+    listing.add_argument("--state", choices=STATES, help="only transactions in this state")
+    listing.set_defaults(handler=cmd_list)
+    show = verbs.add_parser("show", help="one transaction with its journal")
+    show.add_argument("id")
+    show.set_defaults(handler=cmd_show)
+    rollback = verbs.add_parser("rollback", help="restore the files backed up before a fix was applied")
+    rollback.add_argument("id")
+    rollback.set_defaults(handler=cmd_rollback, takes_lock=True)
+    recover = verbs.add_parser("recover", help="recover interrupted fix transactions now")
+    recover.set_defaults(handler=cmd_recover, takes_lock=True)
+
+
+def _get(app: App, txn_id: str) -> TxnRecord:
+    if not TXN_ID_RE.match(txn_id):
+        raise ConfigError(f"invalid transaction id {txn_id!r}", remedy="ids look like tx-0123456789ab; "
+                          "see `vmrepair fixes list`")
+    return TransactionStore(app.state).get(txn_id)
+
+
+def cmd_list(app: App, args: argparse.Namespace) -> int:
+    txns = TransactionStore(app.state).find(states=None if args.state is None else (args.state,),
+                                            target=args.target)
+    if args.json:
+        emit_json({"fixes": [t.as_dict() for t in txns]})
+        return 0
+    if not txns:
+        info("no fix transactions")
+        return 0
+    table("vmrepair fixes", ["id", "target", "component", "strategy", "state", "reboot", "updated (UTC)"],
+          [[t.id, escape(t.target), escape(t.component), escape(t.strategy), t.state,
+            "yes" if t.reboot_required else "no", t.updated_at[:19]] for t in txns])
+    return 0
+
+
+def cmd_show(app: App, args: argparse.Namespace) -> int:
+    txn = _get(app, args.id)
+    steps = TransactionStore(app.state).steps(txn.id)
+    if args.json:
+        emit_json({**txn.as_dict(), "steps": steps})
+        return 0
+    for key, value in txn.as_dict().items():
+        info(f"{key:16} {value}")
+    info("journal:")
+    for step in steps:
+        info(f"  {step['seq']:3} {step['at'][:23]} {step['step']} {step['detail'] or ''}")
+    return 0
+
+
+def cmd_rollback(app: App, args: argparse.Namespace) -> int:
+    """Raises: ApplyError when the transaction cannot be rolled back; errors reaching the target."""
+    store = TransactionStore(app.state)
+    txn = _get(app, args.id)
+    if txn.state in NOT_ROLLBACKABLE:
+        raise ApplyError(f"transaction {txn.id} is {txn.state}: nothing to roll back",
+                         remedy="see `vmrepair fixes show " + txn.id + "`")
+    store.step(txn.id, "operator_rollback", state="rolling_back", error="rollback requested by the operator")
+    with open_target(app, parse_target(txn.target)) as transport:
+        agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
+        errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)
+    if errors:
+        store.step(txn.id, "operator_rollback_failed", state="rollback_failed", errors=errors,
+                   error="; ".join(errors)[:4000])
+        raise ApplyError(f"rollback of {txn.id} failed: {'; '.join(errors)}",
+                         remedy=f"the verified backup is in {txn.backup_dir} (backup.json lists every file)")
+    store.step(txn.id, "operator_rolled_back", state="rolled_back")
+    if args.json:
+        emit_json({"txn": txn.id, "state": "rolled_back", "backup_dir": txn.backup_dir})
+    else:
+        info(f"{txn.id}: rolled back on {txn.target}; files restored from {txn.backup_dir} and verified")
+    return 0
+
+
+def cmd_recover(app: App, args: argparse.Namespace) -> int:
+    # main() already ran recovery when it took the lock; run it again to show the result here.
+    report = recover_on_start(app)
+    if args.json:
+        emit_json(report.as_dict())
+    else:
+        for item in report.recovered:
+            info(f"{item['txn']} on {item['target']}: {item['from']} -> {item['to']} ({item['message']})")
+        for error in report.errors:
+            info(f"not recovered: {error}")
+        if report.is_clean:
+            info("nothing to recover")
+    return 1 if report.errors else 0

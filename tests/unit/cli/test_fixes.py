@@ -1,0 +1,84 @@
+"""`vmrepair fixes list|show|rollback|recover` and the state lock every mutating command takes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli.main import main
+from orchestrator.state import open_state
+from orchestrator.state.transactions import TransactionStore
+
+
+def _txn(state: Path, **kwargs: object) -> str:
+    store = TransactionStore(open_state(state / "state.db"))
+    txn = store.create(package_id="pkg-1", package_dir="/p", target="vm:patient", component="nginx",
+                       backup_dir=str(state / "backups" / "x"), ops_total=2, strategy="nginx-restart")
+    for step, new_state in kwargs.items():
+        store.step(txn.id, step, state=str(new_state))
+    return txn.id
+
+
+def test_list_and_show_as_json(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    txn_id = _txn(cli_env, committed="committed")
+    assert main(["fixes", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["fixes"]
+    assert (row["id"], row["state"], row["strategy"]) == (txn_id, "committed", "nginx-restart")
+    assert main(["fixes", "show", txn_id, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [s["step"] for s in shown["steps"]] == ["intent", "committed"]
+
+
+def test_show_refuses_a_malformed_id(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fixes", "show", "../../etc"]) == 2
+    assert "invalid transaction id '../../etc'" in capsys.readouterr().err
+
+
+def test_rollback_refuses_what_has_nothing_to_roll_back(cli_env: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    txn_id = _txn(cli_env, aborted="aborted")
+    assert main(["fixes", "rollback", txn_id]) == 8
+    assert f"transaction {txn_id} is aborted: nothing to roll back" in capsys.readouterr().err
+
+
+def test_recover_aborts_an_apply_interrupted_before_its_first_change(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    txn_id = _txn(cli_env, backup_verified="backed_up")
+    assert main(["fixes", "recover", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert f"recovered interrupted fix {txn_id} on vm:patient: backed_up -> aborted" in err
+    assert TransactionStore(open_state(cli_env / "state.db")).get(txn_id).state == "aborted"
+
+
+def test_a_corrupt_store_makes_vmrepair_refuse_to_act(cli_env: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    cli_env.mkdir(parents=True, exist_ok=True)
+    (cli_env / "state.db").write_bytes(b"garbage" * 1000)
+    assert main(["fixes", "recover"]) == 6
+    err = " ".join(capsys.readouterr().err.split())   # rich wraps long lines
+    assert "is corrupt" in err and "refusing to act" in err and "PRAGMA integrity_check" in err
+
+
+def test_a_second_process_is_told_who_holds_the_lock(cli_env: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from orchestrator.state import StateLock; StateLock(Path(sys.argv[1])).acquire('vmrepair run'); "
+         "print('held', flush=True); time.sleep(60)", str(cli_env / "vmrepair.lock")],
+        stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert main(["fixes", "recover"]) == 6
+        err = "".join(capsys.readouterr().err.split())   # rich wraps long lines, even inside a path
+        expected = f"another vmrepair process holds {cli_env / 'vmrepair.lock'}: pid {holder.pid}"
+        assert "".join(expected.split()) in err
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
