@@ -26,7 +26,7 @@ from orchestrator.pipeline.reboot_step import schedule_and_verify
 from orchestrator.reboot.analysis import analyse
 from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import VerifyPlan, record_plan
-from orchestrator.state.transactions import TransactionStore, TxnRecord
+from orchestrator.state.transactions import TransactionStore, TxnRecord, new_txn_id
 from orchestrator.targets.spec import TargetKind
 from orchestrator.validate.validator import Validator
 
@@ -136,8 +136,11 @@ def _apply(
         return report.passed
 
     store = TransactionStore(app.state)
-    backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id / issue.component)
-    txn = store.create(
+    # One backup per transaction: a retry in the same session applies another package.
+    txn_id = new_txn_id()
+    backup_dir = ensure_private_dir(app.settings.state_dir / "backups" / session.id
+                                    / f"{issue.component}-{txn_id}")
+    txn = store.create(txn_id=txn_id,
         package_id=package.id, package_dir=str(pkg_dir), target=str(ctx.spec), session_id=session.id,
         component=issue.component, issue_id=issue.fingerprint, strategy=winner.strategy,
         backup_dir=str(backup_dir), ops_total=len(package.operations),

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from orchestrator.app import App
+from orchestrator.cli.main import main
 from orchestrator.demo.faults import inject
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
@@ -118,6 +119,13 @@ def test_fstab_fault_is_repaired_across_a_real_reboot(app: App, fresh: str) -> N
     assert (txn.state, txn.reboot_required) == ("committed", True)
     # The boot fallback snapshot was dropped once the fix was verified.
     assert not [s for s in app.vms.snapshots(fresh) if s.name.startswith("vmrepair-pre-")]
+    # `vmrepair fixes rollback` puts back exactly what was backed up, and records it.
+    assert main(["fixes", "rollback", txn.id]) == 0
+    with app.vms.transport(fresh) as ssh:
+        assert _fstab_line(ssh) == broken
+    after = TransactionStore(app.state).get(txn.id)
+    assert after.state == "rolled_back"
+    assert [s["step"] for s in TransactionStore(app.state).steps(txn.id)][-1] == "operator_rolled_back"
 
 
 def test_fix_failing_verification_after_boot_is_rolled_back_and_the_next_strategy_applied(
