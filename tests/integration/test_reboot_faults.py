@@ -86,6 +86,13 @@ def _fstab_line(ssh: Transport) -> str:
     return lines[0]
 
 
+def _install_saboteur(ssh: Transport, unit: str, arm: list[str]) -> None:
+    ssh.check(arm)
+    ssh.check(["tee", "/etc/systemd/system/vmrepair-test-saboteur.service"], stdin=unit.encode())
+    ssh.check(["systemctl", "daemon-reload"])
+    ssh.check(["systemctl", "enable", "vmrepair-test-saboteur.service"])
+
+
 def _txns(app: App, name: str, session: str) -> list[Any]:
     """This run's transactions on the patient, oldest first."""
     found = TransactionStore(app.state).find(target=f"vm:{name}")
@@ -134,11 +141,7 @@ def test_fix_failing_verification_after_boot_is_rolled_back_and_the_next_strateg
     with app.vms.transport(fresh) as ssh:
         inject(ssh, "fstab", "uuid")
         broken = _fstab_line(ssh)
-        ssh.check(["tee", "/etc/systemd/system/vmrepair-test-saboteur.service"],
-                  stdin=SABOTEUR_UNIT.encode())
-        ssh.check(["touch", "/etc/vmrepair-test-sabotage-armed"])
-        ssh.check(["systemctl", "daemon-reload"])
-        ssh.check(["systemctl", "enable", "vmrepair-test-saboteur.service"])
+        _install_saboteur(ssh, SABOTEUR_UNIT, ["touch", "/etc/vmrepair-test-sabotage-armed"])
     result = _repair(app, fresh, attempt_budget=3)
     text = json.dumps(result, indent=1, default=str)
     assert result["status"] == SessionStatus.REPAIRED, text
@@ -161,3 +164,45 @@ def test_fix_failing_verification_after_boot_is_rolled_back_and_the_next_strateg
     outcomes = app.state.query("SELECT strategy, succeeded, stage FROM outcomes WHERE txn_id = ?",
                                (first.id,))
     assert [tuple(r) for r in outcomes] == [("fstab-add-nofail", 0, "target")]
+
+
+#: Undoes *every* fix at *every* boot: re-adds the original line (uncommented, without nofail).
+PERSISTENT_SABOTEUR = """[Unit]
+Description=test saboteur: put the broken fstab line back at every boot
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/bin/cp /etc/vmrepair-test-broken-fstab /etc/fstab
+
+[Install]
+WantedBy=sysinit.target
+"""
+
+
+@pytest.mark.nightly
+def test_a_spent_attempt_budget_leaves_the_host_up_and_degraded_without_a_reboot_loop(
+    app: App, fresh: str
+) -> None:
+    with app.vms.transport(fresh) as ssh:
+        inject(ssh, "fstab", "uuid")
+        broken = _fstab_line(ssh)
+        _install_saboteur(ssh, PERSISTENT_SABOTEUR, ["cp", "/etc/fstab", "/etc/vmrepair-test-broken-fstab"])
+    result = _repair(app, fresh, attempt_budget=2)
+    text = json.dumps(result, indent=1, default=str)
+    (detail,) = result["components"]
+    assert result["status"] == SessionStatus.NOT_REPAIRED and result["exit_code"] == 10, text
+    assert detail["degraded"] is True and detail["support_ref"].startswith("VMR-"), text
+    assert "attempt budget (2) spent" in detail["summary"]
+    txns = _txns(app, fresh, result["session"])
+    assert [t.state for t in txns] == ["rolled_back", "rolled_back"]
+    assert len({t.strategy for t in txns}) == 2                    # never the same strategy twice
+    store = TransactionStore(app.state)
+    # One reboot per applied fix, none into the restored (unbootable) configuration: no loop.
+    assert [[s["step"] for s in store.steps(t.id)].count("rebooting") for t in txns] == [1, 1]
+    with app.vms.transport(fresh) as ssh:                          # up and reachable, old config back
+        assert _fstab_line(ssh) == broken
+    audit = app.settings.audit.path.read_text()
+    assert detail["support_ref"] in audit and "budget_exhausted" in audit

@@ -226,3 +226,17 @@ def test_nothing_checkable_is_unknown_not_broken(boot: Boot) -> None:
     assert web.state is ComponentState.UNKNOWN
     assert web.actions == ()
     assert "unit web.service: the target does not run systemd as PID 1" in web.problems
+
+
+def test_a_broken_boot_critical_component_is_never_changed_in_place(boot: Boot) -> None:
+    """fstab & co are proven only by a boot: left to `vmrepair run` and its troubleshooting VM."""
+    fstab = Component(name="boot", config_paths=("/etc/fstab",), config_test=("findmnt", "--verify"))
+    boot.target.vm.answers["findmnt", "--verify"] = lambda argv: (1, b"", b"[E] unreachable source\n")
+    diagnosis = boot.run(remediate=True, baseline=baseline_with_good_conf(), watch=WatchConfig((fstab,)))
+    (component,) = diagnosis.components
+    assert component.state == ComponentState.BROKEN and diagnosis.has_broken_vital
+    assert [(a.kind, a.status) for a in component.actions] == [
+        (ActionKind.RESTORE_BASELINE, ActionStatus.SKIPPED)]
+    assert "run `vmrepair run`" in component.actions[0].detail
+    assert not [c for c in boot.target.agent.calls if c[0] == "write_file"]
+    assert boot.argvs("env") == [] and not [a for a in boot.target.transport.argvs if "restart" in a]
