@@ -55,6 +55,7 @@ test-nightly: setup
 bench: setup
 	$(BIN)/python bench/vm_lifecycle.py
 	$(BIN)/python bench/mttr.py
+	$(BIN)/python bench/daemon_idle.py
 
 clean:
 	-$(BIN)/vmrepair vm reap

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from orchestrator.audit.log import AuditLog
 from orchestrator.config.settings import Settings, load_settings
-from orchestrator.hypervisor.connection import LibvirtConnection
 from orchestrator.hypervisor.instance import InstanceRecord
-from orchestrator.hypervisor.vm import VmManager
 from orchestrator.imaging.store import ImageStore
 from orchestrator.state.db import StateDb, open_state
 from orchestrator.transport.base import Transport
 from orchestrator.transport.local import LocalTransport
+
+if TYPE_CHECKING:
+    # libvirt-python (a C extension needing libvirt's shared libraries) is imported only when a VM is
+    # actually managed: the daemon on a host that only repairs itself never loads it (and saves ~16 MB).
+    from orchestrator.hypervisor.connection import LibvirtConnection
+    from orchestrator.hypervisor.vm import VmManager
 
 
 @dataclass
@@ -34,6 +39,8 @@ class App:
 
     @property
     def conn(self) -> LibvirtConnection:
+        from orchestrator.hypervisor.connection import LibvirtConnection
+
         if self._conn is None:
             self._conn = LibvirtConnection(self.settings.libvirt_uri)
         return self._conn
@@ -49,6 +56,8 @@ class App:
 
     @functools.cached_property
     def vms(self) -> VmManager:
+        from orchestrator.hypervisor.vm import VmManager
+
         return VmManager(self.settings, self.conn, self.local, self.ssh_to_vm)
 
     @functools.cached_property

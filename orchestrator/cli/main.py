@@ -15,9 +15,26 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.app import App
-from orchestrator.cli import baseline, demo, detect, doctor, image, run, sessions, vm
+from orchestrator.apply.recovery import recover_on_start
+from orchestrator.cli import (
+    baseline,
+    daemon,
+    demo,
+    detect,
+    doctor,
+    fixes,
+    image,
+    log,
+    quarantine,
+    reboot,
+    run,
+    sessions,
+    status,
+    vm,
+)
 from orchestrator.cli.output import emit_json, err_console
-from orchestrator.errors import BootError, ImageBuildError, VmRepairError
+from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
+from orchestrator.state.lock import StateLock
 
 EXIT_INTERRUPTED = 130
 
@@ -50,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
-    for module in (doctor, image, vm, detect, baseline, run, demo, sessions):
+    for module in (doctor, image, vm, detect, baseline, run, demo, sessions, fixes, reboot, daemon, status,
+                   log, quarantine):
         module.register(sub)
     return parser
 
@@ -61,6 +79,8 @@ def _report_error(exc: VmRepairError, *, as_json: bool) -> None:
         details["remedy"] = exc.remedy
     if isinstance(exc, BootError) and exc.serial_log:
         details["serial_log"] = exc.serial_log
+    if isinstance(exc, LockHeldError):
+        details["holder"] = exc.holder
     if isinstance(exc, ImageBuildError):
         details["step"] = exc.step
         if exc.log:
@@ -85,8 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # transport maps those failures into our errors, so its own logging is noise unless debugging.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     app: App | None = None
+    lock: StateLock | None = None
     try:
         app = App.from_env()
+        if getattr(args, "takes_lock", False):
+            lock = StateLock(app.settings.lock_path)
+            lock.acquire(f"vmrepair {args.command}")
+            _recover(app, as_json=args.json)
         code: int = args.handler(app, args)
     except VmRepairError as exc:
         if args.debug:
@@ -97,9 +122,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print("interrupted")
         return EXIT_INTERRUPTED
     finally:
+        if lock is not None:
+            lock.release()
         if app is not None:
             app.close()
     return code
+
+
+def _recover(app: App, *, as_json: bool) -> None:
+    """Recovery runs at every start of a command that may change a target (it holds the lock, so any
+    transaction still in flight belongs to a process that died)."""
+    report = recover_on_start(app)
+    for item in report.recovered:
+        err_console.print(f"recovered interrupted fix {item['txn']} on {item['target']}: {item['from']} -> "
+                          f"{item['to']} ({item['message']})", markup=False)
+    for error in report.errors:
+        err_console.print(f"[yellow]warning:[/] not recovered: {error}", highlight=False)
+    del as_json  # the command's own JSON stays the only thing on stdout
 
 
 if __name__ == "__main__":

@@ -15,12 +15,30 @@ class _Strict(BaseModel):
 
 
 class DaemonSettings(_Strict):
+    """How `vmrepair daemon` watches its target and serves its local API (see orchestrator.daemon)."""
+
     #: Overridden by the environment variable VMREPAIR_SOCKET.
     socket: Path = Path("/run/vmrepair/api.sock")
-    #: What the daemon does with an issue it cannot fix in place.
+    #: What the daemon does with the issues a detection finds: ``auto-repair`` runs the repair
+    #: pipeline (and lets the health monitor restart units), ``ask`` records them as pending and
+    #: leaves the target alone, ``detect-only`` records them only.
     policy: DaemonPolicy = "ask"
     target: str = "local"
     detect_interval_s: float = Field(default=60.0, ge=1, le=86400)
+    #: A baseline is recorded at most this often, and only after a detection without critical issues.
+    baseline_interval_s: float = Field(default=6 * 3600.0, ge=60, le=30 * 86400)
+    #: uids besides root allowed on the API socket (checked with SO_PEERCRED). They also need access
+    #: to the socket's directory, which the daemon creates 0700.
+    allowed_uids: tuple[int, ...] = ()
+    #: A client must send its whole request within this time, or the connection is closed.
+    request_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    #: Connections served at once; more are answered 503 and closed.
+    max_connections: int = Field(default=16, ge=1, le=1024)
+    #: On SIGTERM, how long to wait for a running job (a repair) before abandoning it; an abandoned
+    #: fix application is finished or rolled back by the start-up recovery of the next start.
+    stop_grace_s: float = Field(default=3.0, ge=0, le=600)
+    #: A job running longer than this is taken as hung: watchdog pings stop, so systemd restarts us.
+    job_stall_s: float = Field(default=3600.0, ge=10, le=86400)
 
 
 class AuditSettings(_Strict):
@@ -28,7 +46,14 @@ class AuditSettings(_Strict):
 
 
 class HealthSettings(_Strict):
+    """How the health monitor (orchestrator.health) polls endpoints and when it restarts or escalates."""
+
     interval_s: float = Field(default=15.0, ge=0.5, le=3600)
+    #: Tries of one endpoint per poll (the first and its retries, with exponential backoff between
+    #: them) before the poll counts as failed: a single slow answer is not an outage.
+    poll_attempts: int = Field(default=3, ge=1, le=10)
+    poll_backoff_s: float = Field(default=1.0, ge=0, le=60)
+    poll_backoff_max_s: float = Field(default=8.0, ge=0, le=300)
     #: Consecutive failed polls (each already retried with backoff) before a restart.
     failures_before_restart: int = Field(default=3, ge=1, le=100)
     #: Restarts within ``restart_window_s`` before escalating to the virtualized repair pipeline.

@@ -10,13 +10,14 @@ from orchestrator.app import App
 from orchestrator.capture.snapshot import Capture
 from orchestrator.model import Component
 from orchestrator.pipeline.probes import DetectorProbes
-from orchestrator.sandbox.vm import TroubleshootingVm
 from orchestrator.session.store import Session
 from orchestrator.targets.spec import TargetSpec
 from orchestrator.transport.base import Transport
 
 if TYPE_CHECKING:
+    # Only a type here: importing it would load libvirt, which a daemon that repairs in place never needs.
     from orchestrator.pipeline.run import RunOptions
+    from orchestrator.sandbox.vm import TroubleshootingVm
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.reboot.executor import app_audit
 from orchestrator.reboot.notify import RebootEvent, build_notifiers
-from orchestrator.sandbox.vm import TroubleshootingVm
 from orchestrator.state.transactions import TransactionStore
 
 log = logging.getLogger(__name__)
@@ -126,6 +125,9 @@ def _repair_in_vm(
     ctx: RunContext, issue: Issue, related: tuple[Issue, ...], components: list[Component],
     exclude: frozenset[str],
 ) -> dict[str, Any]:
+    # Imported here: it loads libvirt, which a daemon that only repairs in place never needs.
+    from orchestrator.sandbox.vm import TroubleshootingVm
+
     app, session, transport, agent = ctx.app, ctx.session, ctx.transport, ctx.agent
     sandbox = TroubleshootingVm(app, session)
     sandbox.start()  # boots while the target is captured

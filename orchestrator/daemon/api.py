@@ -1,0 +1,76 @@
+"""The endpoints of the local API (all GET, JSON except /metrics).
+
+``/health``    liveness: the process answers (200 as long as it runs)
+``/ready``     200 once start-up recovery has finished, 503 before (body says why)
+``/sessions``  recent repair sessions from the session store (``?limit=N``, default 20, at most 200)
+``/issues``    issues of the last detection with their state (pending, recorded, repairing, ...)
+``/metrics``   Prometheus text format
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from orchestrator.daemon.http import Request, Response
+from orchestrator.daemon.metrics import CONTENT_TYPE, process_rss_bytes, render_metrics
+from orchestrator.daemon.server import json_response
+from orchestrator.daemon.state import DaemonState
+from orchestrator.errors import VmRepairError
+from orchestrator.session.store import list_sessions
+
+ENDPOINTS = ("/health", "/ready", "/sessions", "/issues", "/metrics")
+DEFAULT_SESSIONS = 20
+MAX_SESSIONS = 200
+_SESSION_KEYS = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
+
+
+class ApiRoutes:
+    """Maps a request to a response; reads ``state`` and the session store, changes nothing."""
+
+    def __init__(self, state: DaemonState, sessions_dir: Path,
+                 rss: Callable[[], int | None] = process_rss_bytes) -> None:
+        self._state = state
+        self._sessions_dir = sessions_dir
+        self._rss = rss
+        self._routes: dict[str, Callable[[Request], Response]] = {
+            "/health": lambda _r: json_response(HTTPStatus.OK, state.health()),
+            "/ready": self._ready,
+            "/sessions": self._sessions,
+            "/issues": lambda _r: json_response(HTTPStatus.OK, state.issues_view()),
+            "/metrics": self._metrics,
+        }
+
+    def __call__(self, request: Request) -> Response:
+        route = self._routes.get(request.path.rstrip("/") or "/")
+        if route is None:
+            return json_response(HTTPStatus.NOT_FOUND,
+                                 {"error": f"no endpoint {request.path}", "endpoints": list(ENDPOINTS)})
+        if request.method != "GET":
+            response = json_response(HTTPStatus.METHOD_NOT_ALLOWED,
+                                     {"error": f"{request.method} is not allowed; use GET"})
+            return Response(response.status, response.body, headers=(("Allow", "GET"),))
+        return route(request)
+
+    def _ready(self, _request: Request) -> Response:
+        view = self._state.readiness()
+        return json_response(HTTPStatus.OK if view["ready"] else HTTPStatus.SERVICE_UNAVAILABLE, view)
+
+    def _sessions(self, request: Request) -> Response:
+        text = request.query.get("limit", str(DEFAULT_SESSIONS))
+        if not text.isdigit() or not 0 < int(text) <= MAX_SESSIONS:
+            return json_response(HTTPStatus.BAD_REQUEST,
+                                 {"error": f"limit must be a number from 1 to {MAX_SESSIONS}"})
+        try:
+            found = list_sessions(self._sessions_dir)[: int(text)]
+        except (VmRepairError, OSError) as exc:
+            return json_response(HTTPStatus.INTERNAL_SERVER_ERROR,
+                                 {"error": f"cannot list sessions in {self._sessions_dir}: {exc}"})
+        rows: list[dict[str, Any]] = [{k: meta.get(k) for k in _SESSION_KEYS} for meta in found]
+        return json_response(HTTPStatus.OK, {"sessions": rows})
+
+    def _metrics(self, _request: Request) -> Response:
+        text = render_metrics(self._state.metrics(), rss_bytes=self._rss())
+        return Response(HTTPStatus.OK, text.encode(), content_type=CONTENT_TYPE)

@@ -1,0 +1,149 @@
+"""The daemon's other jobs: recording baselines of a healthy target, and polling the health monitor
+(which restarts and escalates), quarantining a component whose repairs do not hold.
+
+Both are :class:`~orchestrator.daemon.scheduler.Job` s; what they reach the target with is injected,
+so they are tested without a target and wired to the real code in :mod:`orchestrator.daemon.wiring`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from orchestrator.audit.sink import AuditSink
+from orchestrator.daemon.state import DaemonState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BaselineRecord:
+    """What the daemon keeps of one recorded baseline."""
+
+    name: str
+    directory: str
+    components: tuple[str, ...]
+
+
+class BaselineJob:
+    """Records a baseline after a fresh detection found no critical issue, at most once per period.
+
+    A baseline holds every watched component of the target (one ``files.tar``, one ``latest``
+    pointer), so it is recorded only when no component has a critical issue, the rule `vmrepair
+    baseline` applies too: recording while one component is broken would make its broken files the
+    "known-good" copy a later repair restores. Checks run every ``interval_s`` (the detection
+    interval); ``period_s`` bounds how often a baseline is actually recorded, per target and so per
+    component.
+    """
+
+    name = "baseline"
+
+    def __init__(
+        self,
+        *,
+        interval_s: float,
+        period_s: float,
+        target: str,
+        record: Callable[[], BaselineRecord],
+        last_recorded_at: Callable[[], float | None],
+        state: DaemonState,
+        audit: AuditSink,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval_s = interval_s
+        self._period_s = period_s
+        self._target = target
+        self._record = record
+        self._last_recorded_at = last_recorded_at
+        self._state = state
+        self._audit = audit
+        self._clock = clock
+        self._seen_runs = 0
+
+    def run(self) -> None:
+        """Record a baseline if one is due and the last detection (newer than our last look) allows.
+
+        Raises:
+            StateError: the baseline cannot be written; AgentError, TransportError: packing failed.
+        """
+        runs = self._state.detection_runs()
+        fresh, self._seen_runs = runs > self._seen_runs, runs
+        if not fresh or self._state.has_critical_issues():
+            return
+        last = self._last_recorded_at()
+        if last is not None and self._clock() - last < self._period_s:
+            return
+        recorded = self._record()
+        self._state.record_baseline()
+        self._audit.record("baseline", component="daemon", status="recorded",
+                           details={"target": self._target, "baseline": recorded.name,
+                                    "directory": recorded.directory,
+                                    "components": list(recorded.components)})
+        log.info("baseline %s of %s recorded", recorded.name, self._target)
+
+
+class HealthPoller(Protocol):
+    """What the job needs of :class:`orchestrator.health.HealthMonitor`."""
+
+    def poll_once(self) -> Sequence[object]:
+        """Raises: TransportError (target unreachable), AuditError."""
+        ...
+
+    def status(self) -> Mapping[str, Mapping[str, object]]: ...
+
+
+class HealthJob:
+    """One poll of the health monitor (which restarts and escalates by itself), then quarantine.
+
+    A component whose escalations (counted by the monitor until it has been stable for a whole
+    window) reach ``quarantine_after`` is quarantined through ``quarantine(component, reason)``, once
+    per daemon run: a refusal (a unit shared with another component, the SSH server) would be
+    refused again on every poll.
+    """
+
+    name = "health"
+
+    def __init__(self, *, interval_s: float, monitor: HealthPoller,
+                 quarantine: Callable[[str, str], object] | None = None, quarantine_after: int = 2) -> None:
+        self.interval_s = interval_s
+        self._monitor = monitor
+        self._quarantine = quarantine
+        self._quarantine_after = quarantine_after
+        self._quarantined: set[str] = set()
+
+    def run(self) -> None:
+        """Raises: TransportError (target unreachable), QuarantineError, AuditError."""
+        events = self._monitor.poll_once()
+        if events:
+            log.info("health poll: %d event(s)", len(events))
+        if self._quarantine is None:
+            return
+        for component, status in self._monitor.status().items():
+            escalations = status.get("escalations")
+            if (isinstance(escalations, int) and escalations >= self._quarantine_after
+                    and component not in self._quarantined):
+                self._quarantined.add(component)
+                self._quarantine(component, f"{escalations} escalations and still failing; repairs "
+                                            "did not hold")
+
+
+class Escalation:
+    """The health monitor's ``escalate(component, reason)``: audit it and run a detection now.
+
+    The detection job then acts by policy (repairs only under ``auto-repair``), so an escalation
+    never bypasses the policy, and the repair runs on the job thread, never inside a health poll.
+    """
+
+    def __init__(self, trigger: Callable[[str], None], audit: AuditSink, detect_job: str) -> None:
+        self._trigger = trigger
+        self._audit = audit
+        self._detect_job = detect_job
+
+    def __call__(self, component: str, reason: str) -> None:
+        """Raises: AuditError: the record cannot be written (the detection is triggered anyway)."""
+        self._trigger(self._detect_job)
+        self._audit.record("escalation", component=component, status="escalated",
+                           details={"reason": reason}, durable=True)

@@ -1,0 +1,206 @@
+"""Builds the daemon from an :class:`~orchestrator.app.App`: the only module that knows every real part.
+
+Everything else in the package takes small callables, so it is tested without a target. Here they
+are bound to the real code: detection (:class:`~orchestrator.detect.detector.Detector`), repairs
+(:func:`~orchestrator.pipeline.run.run_repair`), baselines, the health monitor, quarantine, start-up
+recovery (:func:`~orchestrator.apply.recovery.recover_on_start`), boot diagnostics and the audit log.
+
+Everything that changes the target (repairs, boot remediation, start-up recovery) holds the state
+lock while it does, like `vmrepair run`; the daemon does not hold it in between, so an operator's
+`vmrepair run` is never locked out by an idle daemon. Modules the idle daemon does not need (the
+repair pipeline, quarantine, boot diagnostics) are imported on first use, which keeps it small.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from orchestrator.app import App
+from orchestrator.audit.sink import AuditSink
+from orchestrator.baseline import layout
+from orchestrator.config.daemon import DaemonSettings
+from orchestrator.daemon.audit_tap import CountingAuditSink
+from orchestrator.daemon.detection import DEFERRED, DetectionJob, RepairResult
+from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
+from orchestrator.daemon.notify import SystemdNotifier
+from orchestrator.daemon.scheduler import Scheduler
+from orchestrator.daemon.service import Daemon, HookResult, StartupHook
+from orchestrator.daemon.socketpath import socket_path
+from orchestrator.daemon.state import DaemonState
+from orchestrator.detect.report import DetectionReport
+from orchestrator.errors import LockHeldError, StateError
+from orchestrator.state.lock import StateLock
+from orchestrator.targets.spec import TargetSpec, open_target, parse_target
+
+log = logging.getLogger(__name__)
+
+
+def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon:
+    """The daemon for ``app.settings.daemon``.
+
+    Raises:
+        ConfigError: ``daemon.target`` is not a valid target (or an ssh:// one without known_hosts).
+        VmNotFoundError: ``daemon.target`` names a VM that does not exist (with auto-repair).
+    """
+    config: DaemonSettings = app.settings.daemon
+    spec = parse_target(config.target)
+    notifier = notifier or SystemdNotifier()
+    state = DaemonState(target=str(spec), policy=config.policy)
+    audit = CountingAuditSink(app.audit, state)
+    scheduler = Scheduler([], audit, observer=state.job_finished)
+    detection = DetectionJob(
+        interval_s=config.detect_interval_s, target=str(spec), policy=config.policy,
+        detect=lambda: detect_target(app, spec), repair=lambda: repair_target(app, spec), state=state,
+        audit=audit, announce=notifier.status)
+    scheduler.add(detection)
+    if app.settings.watch.components:  # nothing to baseline otherwise
+        scheduler.add(BaselineJob(
+            interval_s=config.detect_interval_s, period_s=config.baseline_interval_s, target=str(spec),
+            record=lambda: record_target_baseline(app, spec),
+            last_recorded_at=lambda: last_baseline_at(app, spec), state=state, audit=audit))
+    if config.policy == "auto-repair":
+        scheduler.add(_health_job(app, spec, Escalation(scheduler.trigger, audit, detection.name), audit))
+    else:
+        # The health monitor restarts units and quarantines components: that is touching the
+        # target, which `ask` and `detect-only` promise not to do. Detection still runs.
+        log.info("policy %s: no health polling (it restarts units)", config.policy)
+    hooks = [StartupHook("recovery", lambda: recover_at_start(app), gates_repairs=True),
+             StartupHook("boot-diagnostics", lambda: diagnose_at_start(app, spec, state, audit))]
+    return Daemon(settings=config, state=state, scheduler=scheduler, audit=audit,
+                  socket_path=socket_path(config), sessions_dir=app.settings.sessions_dir,
+                  startup_hooks=hooks, notifier=notifier)
+
+
+# -- jobs ------------------------------------------------------------------------------------------
+
+def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
+    from orchestrator.agent.client import RemoteAgent
+    from orchestrator.detect.detector import Detector
+
+    with open_target(app, spec) as transport:
+        agent = RemoteAgent(transport)
+        try:
+            return Detector(app.settings.watch, transport, agent).run()
+        finally:
+            agent.cleanup()
+
+
+def repair_target(app: App, spec: TargetSpec) -> RepairResult:
+    from orchestrator.pipeline.run import RunOptions, run_repair
+
+    lock = StateLock(app.settings.lock_path)
+    try:
+        lock.acquire("daemon repair")
+    except LockHeldError as exc:
+        return RepairResult(DEFERRED, "", exc.message)
+    try:
+        outcome = run_repair(app, str(spec), RunOptions(assume_yes=True))
+    finally:
+        lock.release()
+    return RepairResult(str(outcome.status), outcome.session.id, outcome.summary)
+
+
+def record_target_baseline(app: App, spec: TargetSpec) -> BaselineRecord:
+    from orchestrator.agent.client import RemoteAgent
+    from orchestrator.baseline.record import record_baseline
+
+    watch = app.settings.watch
+    with open_target(app, spec) as transport:
+        agent = RemoteAgent(transport)
+        try:
+            info = record_baseline(app.settings, spec.slug, transport, agent, watch)
+        finally:
+            agent.cleanup()
+    return BaselineRecord(info.name, str(info.directory), tuple(c.name for c in watch.components))
+
+
+def last_baseline_at(app: App, spec: TargetSpec) -> float | None:
+    """When the target's newest complete baseline was written; None when none (or it is unreadable,
+    in which case recording a new one is the repair)."""
+    try:
+        latest = layout.read_latest(layout.target_dir(app.settings.baselines_dir, spec.slug))
+        return None if latest is None else (latest.path / layout.BASELINE_JSON).stat().st_mtime
+    except (StateError, OSError):
+        return None
+
+
+def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink) -> HealthJob:
+    from orchestrator.health import HealthMonitor
+
+    # One transport for the daemon's life: the monitor polls every few seconds. For `local` it is
+    # app.local; an ssh:// transport reconnects by itself when the connection dropped.
+    transport = open_target(app, spec)
+    monitor = HealthMonitor(app.settings.watch, app.settings.health, transport, audit, escalate)
+
+    def quarantine(component: str, reason: str) -> None:
+        from orchestrator.agent.client import RemoteAgent
+        from orchestrator.quarantine import quarantine_component
+
+        with StateLock(app.settings.lock_path) as _:
+            agent = RemoteAgent(transport)
+            try:
+                quarantine_component(transport, agent, app.settings.watch.component(component), reason,
+                                     audit=audit, watch=app.settings.watch)
+            finally:
+                agent.cleanup()
+
+    return HealthJob(interval_s=app.settings.health.interval_s, monitor=monitor, quarantine=quarantine,
+                     quarantine_after=app.settings.health.quarantine_after_escalations)
+
+
+# -- start-up hooks --------------------------------------------------------------------------------
+
+def recover_at_start(app: App) -> HookResult:
+    """Finish or roll back fix applications a crash interrupted, under the state lock.
+
+    Raises:
+        StateCorruptError: the state store cannot be trusted (the daemon then makes no repairs).
+    """
+    from orchestrator.apply.recovery import recover_on_start
+
+    lock = StateLock(app.settings.lock_path)
+    try:
+        lock.acquire("daemon start-up recovery")
+    except LockHeldError as exc:
+        # Whoever holds the lock ran this same recovery when it took the lock.
+        return HookResult({"skipped": exc.message})
+    try:
+        report = recover_on_start(app)
+    finally:
+        lock.release()
+    return HookResult(report.as_dict(), tuple(report.errors))
+
+
+def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: AuditSink) -> HookResult:
+    """Check every component at start; remediate broken vital ones only under auto-repair, with
+    repairs allowed (recovery succeeded) and the state lock free.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    from orchestrator.agent.client import RemoteAgent
+    from orchestrator.bootdiag import diagnose_components
+    from orchestrator.pipeline.baseline_access import baseline_reader
+
+    lock = StateLock(app.settings.lock_path)
+    remediate = state.policy == "auto-repair" and state.repairs_allowed
+    if remediate:
+        try:
+            lock.acquire("daemon boot remediation")
+        except LockHeldError:
+            remediate = False
+    try:
+        with open_target(app, spec) as transport:
+            agent = RemoteAgent(transport)
+            try:
+                diagnosis = diagnose_components(transport, agent, app.settings.watch,
+                                                baseline=baseline_reader(app.settings, spec), audit=audit,
+                                                remediate=remediate)
+            finally:
+                agent.cleanup()
+    finally:
+        lock.release()
+    broken = [c.name for c in diagnosis.components if c.is_broken_vital]
+    return HookResult(diagnosis.as_dict(),
+                      (f"vital component(s) still broken after start-up: {', '.join(broken)}",) if broken
+                      else ())
