@@ -27,6 +27,7 @@ from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.restore import rollback_from_backup
+from orchestrator.audit.sink import QuietAuditSink, log_recovery
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import load_plan, verify_after_boot
@@ -80,9 +81,12 @@ def recover_on_start(app: App, *, connect: Connect | None = None,
                                  "message": message})
     for txn in store.find(states=(PENDING_REBOOT,), target="local"):
         _verify_local_after_boot(app, store, txn, report)
+    audit = QuietAuditSink(app.audit)
     for item in report.recovered:
         log.warning("recovered transaction %s: %s -> %s (%s)", item["txn"], item["from"], item["to"],
                     item["message"])
+        log_recovery(audit, "pipeline", "journal_recovery", status=item["to"], txn=item["txn"],
+                     target=item["target"], was=item["from"], message=item["message"])
     return report
 
 

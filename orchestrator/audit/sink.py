@@ -8,6 +8,7 @@ guest or target may be passed as is: the sink escapes it so it can never forge o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,3 +71,23 @@ def log_quarantine(sink: AuditSink, component: str, reason: str, *, released: bo
     sink.record("quarantine_release" if released else "quarantine", component=component,
                 status="released" if released else "quarantined",
                 details={"reason": reason, **details}, durable=True)
+
+
+@dataclass
+class QuietAuditSink:
+    """Wraps a sink for code paths where the target matters more than the record (applying, rolling
+    back, recovering): a failed append is logged loudly instead of interrupting the repair."""
+
+    inner: AuditSink
+
+    def record(
+        self, event: str, *, component: str, status: str, details: Mapping[str, Any] | None = None,
+        durable: bool = False,
+    ) -> None:
+        from orchestrator.errors import AuditError
+
+        try:
+            self.inner.record(event, component=component, status=status, details=details, durable=durable)
+        except AuditError as exc:
+            logging.getLogger(__name__).exception("audit record %s/%s not written: %s", event, component,
+                                                  exc.message)

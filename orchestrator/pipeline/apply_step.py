@@ -16,6 +16,7 @@ from orchestrator.agent.api import Manifest
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
 from orchestrator.apply.journal import Journal
+from orchestrator.audit.sink import log_recovery
 from orchestrator.errors import FixPackageError, VmRepairError
 from orchestrator.fixpkg import FixPackage, compute_package
 from orchestrator.fsutil import ensure_private_dir
@@ -24,6 +25,7 @@ from orchestrator.pipeline.attempts import Winner
 from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.reboot_step import schedule_and_verify
 from orchestrator.reboot.analysis import analyse
+from orchestrator.reboot.executor import app_audit
 from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.state.transactions import TransactionStore, TxnRecord, new_txn_id
@@ -159,6 +161,7 @@ def _apply(
                                needs_reboot=needs_reboot)
         session.write_json(f"apply-{issue.component}", result.as_dict())
         st.detail = f"{result.status}; transaction {txn.id}; backup in {backup_dir}"
+    _audit_apply(ctx, issue, txn.id, result.status, winner.strategy)
     if result.status == "applied" and needs_reboot:
         return schedule_and_verify(ctx, issue, store.get(txn.id), plan)
     if plan.snapshot is not None:
@@ -182,6 +185,18 @@ def _applied_result(
     return _result(issue, SessionStatus.NOT_REPAIRED, f"apply {status}; see {backup_dir}",
                    strategy=winner.strategy, backup=backup_dir, txn=txn.id,
                    support_ref=txn.support_ref)
+
+
+def _audit_apply(ctx: RunContext, issue: Issue, txn_id: str, status: str, strategy: str) -> None:
+    """The target changed (or was restored): a durable audit record either way."""
+    audit = app_audit(ctx.app)
+    details = {"txn": txn_id, "strategy": strategy, "target": str(ctx.spec)}
+    if status in ("rolled_back", "rollback_failed"):
+        log_recovery(audit, issue.component, "rollback", status=status, **details)
+    elif status == "aborted":
+        audit.record("fix_aborted", component=issue.component, status=status, details=details)
+    else:
+        audit.record("fix_applied", component=issue.component, status=status, details=details, durable=True)
 
 
 def _boot_fallback(ctx: RunContext, txn_id: str) -> str | None:

@@ -23,6 +23,7 @@ from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.restore import rollback_from_backup
+from orchestrator.audit.sink import AuditSink, QuietAuditSink, log_recovery
 from orchestrator.errors import RebootError, VmRepairError
 from orchestrator.reboot.host import RebootResult, boot_id, reboot_host
 from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind, build_notifiers
@@ -128,6 +129,8 @@ def finish_after_boot(run: _Run, plan: VerifyPlan, result: RebootResult | None) 
     outcomes = OutcomeStore(run.app.state)
     if verdict is not None and verdict.ok:
         run.store.step(txn.id, "committed", state="committed", verdict=verdict.as_dict())
+        app_audit(run.app).record("fix_verified_after_boot", component=txn.component, status="committed",
+                                  details={"txn": txn.id, "strategy": txn.strategy}, durable=True)
         outcomes.record(txn.strategy, succeeded=True, stage="target", target=txn.target, txn_id=txn.id)
         _drop_snapshot(run, plan)
         run.notify("reboot_succeeded",
@@ -158,6 +161,7 @@ def _roll_back(
                    manual_steps=manual_steps(txn))
         return RebootOutcome(txn.id, txn.target, "rollback_failed", "; ".join(errors), result, failures)
     run.store.step(txn.id, "rolled_back", state="rolled_back", error=cause[:4000])
+    log_recovery(app_audit(run.app), txn.component, "rollback_after_boot", txn=txn.id, cause=cause[:500])
     _drop_snapshot(run, plan)
     again = False
     if bootable:
@@ -184,6 +188,8 @@ def _did_not_come_back(run: _Run, plan: VerifyPlan, exc: RebootError) -> RebootO
         run.app.vms.revert(run.spec.name, plan.snapshot)
         run.store.step(txn.id, "reverted_to_snapshot", state="rolled_back", snapshot=plan.snapshot,
                        error=f"did not boot with the fix: {exc.message}"[:4000])
+        log_recovery(app_audit(run.app), txn.component, "revert_to_boot_fallback", txn=txn.id,
+                     snapshot=plan.snapshot)
         OutcomeStore(run.app.state).record(txn.strategy, succeeded=False, stage="target", target=txn.target,
                                            txn_id=txn.id)
         _drop_snapshot(run, plan)
@@ -213,11 +219,9 @@ def _drop_snapshot(run: _Run, plan: VerifyPlan) -> None:
         run.app.vms.delete_snapshot(run.spec.name, plan.snapshot)
 
 
-def app_audit(app: App) -> Any:
-    """The app's audit sink when it has one (the audit log is wired by the daemon work)."""
-    from orchestrator.audit.sink import NullAuditSink
-
-    return getattr(app, "audit", NullAuditSink())
+def app_audit(app: App) -> AuditSink:
+    """The app's audit log, wrapped so that a failed append never interrupts a repair."""
+    return QuietAuditSink(app.audit)
 
 
 def run_due_reboots(app: App, *, target: str | None = None) -> list[RebootOutcome]:

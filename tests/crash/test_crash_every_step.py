@@ -123,7 +123,9 @@ def count_points(scenario: Scenario, work: Path, mode: str) -> int:
 
 
 def recover(work: Path, state_db: Path) -> list[str]:
-    app = App(load_settings({"VMREPAIR_STATE_DIR": str(state_db.parent)}))
+    config = work / "config.yaml"    # the audit log too stays in the scratch dir
+    config.write_text(f"state_dir: {state_db.parent}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
+    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
     try:
         report = recover_on_start(app, connect=lambda target: LocalTransport(),
                                   agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent")))
@@ -142,6 +144,8 @@ def check_after_recovery(scenario: Scenario, work: Path, state_db: Path, label: 
     expected = scenario.after if txn.state == "committed" else scenario.before
     assert seen == expected, f"{label}: {txn.state} but files are {seen}"
     assert scenario.leftovers() == [], f"{label}: leftover files {scenario.leftovers()}"
+    if txn.state != "committed" or any(s["step"].startswith("recover") for s in store.steps(txn.id)):
+        assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
     if (work / "backup" / "backup.json").exists():
         load_backup(work / "backup")      # every blob matches its recorded hash
     return txn.state
