@@ -19,7 +19,7 @@ from orchestrator.apply.recovery import recover_on_start
 from orchestrator.apply.restore import rollback_from_backup
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.errors import ApplyError, ConfigError
-from orchestrator.state.transactions import STATES, TransactionStore, TxnRecord
+from orchestrator.state.transactions import OPERATOR_ROLLBACK, STATES, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target
 
 TXN_ID_RE = re.compile(r"^tx-[0-9a-f]{12}$")
@@ -87,7 +87,7 @@ def cmd_rollback(app: App, args: argparse.Namespace) -> int:
     if txn.state in NOT_ROLLBACKABLE:
         raise ApplyError(f"transaction {txn.id} is {txn.state}: nothing to roll back",
                          remedy="see `vmrepair fixes show " + txn.id + "`")
-    store.step(txn.id, "operator_rollback", state="rolling_back", error="rollback requested by the operator")
+    store.step(txn.id, OPERATOR_ROLLBACK, state="rolling_back", error="rollback requested by the operator")
     with open_target(app, parse_target(txn.target)) as transport:
         agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
         errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)

@@ -18,7 +18,7 @@ from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.reboot.executor import app_audit
 from orchestrator.reboot.notify import RebootEvent, build_notifiers
-from orchestrator.state.transactions import TransactionStore
+from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
 
 log = logging.getLogger(__name__)
 DISK_KINDS = {IssueKind.DISK_FULL, IssueKind.INODES_FULL}
@@ -68,9 +68,11 @@ def _prior_failures(ctx: RunContext, issue: Issue) -> set[str]:
     """Strategies already rolled back on this target for this issue (today): not tried again, and
     counted against the budget, so a deferred (window) verification failure is remembered too."""
     since = (dt.datetime.now(dt.UTC) - PRIOR_FAILURE_HORIZON).isoformat(timespec="seconds")
-    return {t.strategy for t in TransactionStore(ctx.app.state).find(states=("rolled_back",),
-                                                                    target=str(ctx.spec))
-            if t.issue_id == issue.fingerprint and t.created_at >= since and t.strategy}
+    store = TransactionStore(ctx.app.state)
+    # An operator's `vmrepair fixes rollback` says nothing about whether the strategy works.
+    return {t.strategy for t in store.find(states=("rolled_back",), target=str(ctx.spec))
+            if t.issue_id == issue.fingerprint and t.created_at >= since and t.strategy
+            and not any(s["step"] == OPERATOR_ROLLBACK for s in store.steps(t.id))}
 
 
 def _with_budget(

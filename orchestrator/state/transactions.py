@@ -30,6 +30,8 @@ IN_FLIGHT = ("intent", "backed_up", "applying", "applied", "rolling_back")
 PENDING_REBOOT = "pending_reboot"
 FINAL = ("committed", "rolled_back", "rollback_failed", "aborted")
 STATES = (*IN_FLIGHT, PENDING_REBOOT, *FINAL)
+#: Journal step of a rollback the operator asked for (``vmrepair fixes rollback``), not a failure.
+OPERATOR_ROLLBACK = "operator_rollback"
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,17 @@ WantedBy=sysinit.target
 
 @pytest.fixture(scope="module")
 def patient(app: App) -> Iterator[str]:
+    yield from _booted_patient(app)
+
+
+@pytest.fixture
+def lone_patient(app: App) -> Iterator[str]:
+    """A patient of its own: strategies rolled back on a target are remembered for that target, so a
+    test counting attempts must not share one with tests that rolled strategies back before."""
+    yield from _booted_patient(app)
+
+
+def _booted_patient(app: App) -> Iterator[str]:
     name = unique_name("bootpatient")
     app.vms.up(name)
     try:
@@ -184,8 +195,9 @@ WantedBy=sysinit.target
 
 @pytest.mark.nightly
 def test_a_spent_attempt_budget_leaves_the_host_up_and_degraded_without_a_reboot_loop(
-    app: App, fresh: str
+    app: App, lone_patient: str
 ) -> None:
+    fresh = lone_patient
     with app.vms.transport(fresh) as ssh:
         inject(ssh, "fstab", "uuid")
         broken = _fstab_line(ssh)

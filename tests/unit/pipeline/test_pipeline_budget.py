@@ -15,7 +15,7 @@ from orchestrator.pipeline import escalate
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.run import RunOptions
 from orchestrator.session.store import new_session
-from orchestrator.state.transactions import TransactionStore
+from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
 from orchestrator.targets.spec import parse_target
 
 ISSUE = Issue("boot", IssueKind.BOOT_CONFIG, Severity.CRITICAL, "/etc/fstab", "next boot fails",
@@ -88,3 +88,18 @@ def test_failures_from_an_earlier_run_count_against_the_budget(
     monkeypatch.setattr(escalate, "_repair_in_vm", attempts)
     detail = escalate._with_budget(ctx, ISSUE, (), [])
     assert attempts.excluded == [["s1"]] and detail["status"] == "repaired"
+
+
+def test_an_operator_rollback_does_not_count_as_a_failed_strategy(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = TransactionStore(ctx.app.state)
+    txn = store.create(package_id="p", package_dir="/p", target=str(ctx.spec), component="boot",
+                       backup_dir="/b", ops_total=1, issue_id=ISSUE.fingerprint, strategy="s1")
+    store.step(txn.id, "committed", state="committed")
+    store.step(txn.id, OPERATOR_ROLLBACK, state="rolling_back")
+    store.step(txn.id, "operator_rolled_back", state="rolled_back")
+    attempts = Attempts(ctx, ["committed"])
+    monkeypatch.setattr(escalate, "_repair_in_vm", attempts)
+    escalate._with_budget(ctx, ISSUE, (), [])
+    assert attempts.excluded == [[]]
