@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from orchestrator.audit.log import AuditLog
+from orchestrator.audit.sink import AuditSink, QuietAuditSink
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.hypervisor.instance import InstanceRecord
 from orchestrator.imaging.store import ImageStore
@@ -49,6 +50,12 @@ class App:
     def audit(self) -> AuditLog:
         """The audit trail (``audit.path``); nothing is opened until the first record."""
         return AuditLog(self.settings.audit.path)
+
+    @functools.cached_property
+    def quiet_audit(self) -> AuditSink:
+        """The audit log for code paths where the target matters more than the record (applying,
+        rolling back, recovering, notifying): a failed append is logged instead of raised."""
+        return QuietAuditSink(self.audit)
 
     @functools.cached_property
     def images(self) -> ImageStore:

@@ -8,10 +8,15 @@ loudly but never stops a restore, because the target matters more than the recor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from orchestrator.agent.api import AgentApi
+from orchestrator.apply.restore import rollback_from_backup
 from orchestrator.fixpkg.ops import DaemonReloadOp, Operation, UnitOp
-from orchestrator.state.transactions import TransactionStore, TxnRecord
+from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore, TxnRecord
+from orchestrator.transport.base import Transport
 
 
 class Journal:
@@ -47,3 +52,37 @@ class Journal:
             error = "; ".join(str(e) for e in errors)
         self.store.step(self.txn_id, state, state=state,
                         error=None if error is None else str(error)[:4000], **detail)
+
+
+@dataclass(frozen=True)
+class RollbackSteps:
+    """Journal step names of one kind of rollback (who asked for it shows in ``vmrepair fixes show``)."""
+
+    begin: str
+    done: str
+    failed: str
+
+
+AFTER_BOOT = RollbackSteps("rolling_back", "rolled_back", "rollback_failed")
+IN_RECOVERY = RollbackSteps("recovery_rolling_back", "recovered_rolled_back", "recovery_rollback_failed")
+BY_OPERATOR = RollbackSteps(OPERATOR_ROLLBACK, "operator_rolled_back", "operator_rollback_failed")
+
+
+def roll_back_transaction(
+    store: TransactionStore, txn: TxnRecord, agent: AgentApi, transport: Transport, *,
+    steps: RollbackSteps, cause: str,
+) -> list[str]:
+    """Restore ``txn``'s verified backup on its target, journalling before and after; return the errors
+    (empty: ``rolled_back``, else ``rollback_failed`` with every error recorded).
+
+    Raises:
+        StateError: a step cannot be journalled.
+    """
+    store.step(txn.id, steps.begin, state="rolling_back", error=cause[:4000])
+    errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)
+    if errors:
+        store.step(txn.id, steps.failed, state="rollback_failed", errors=errors,
+                   error="; ".join(errors)[:4000])
+    else:
+        store.step(txn.id, steps.done, state="rolled_back", error=cause[:4000])
+    return errors

@@ -20,14 +20,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
-from orchestrator.apply.restore import rollback_from_backup
-from orchestrator.audit.sink import QuietAuditSink, log_recovery
+from orchestrator.apply.journal import IN_RECOVERY, roll_back_transaction
+from orchestrator.audit.sink import log_recovery
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import load_plan, verify_after_boot
@@ -81,7 +80,7 @@ def recover_on_start(app: App, *, connect: Connect | None = None,
                                  "message": message})
     for txn in store.find(states=(PENDING_REBOOT,), target="local"):
         _verify_local_after_boot(app, store, txn, report)
-    audit = QuietAuditSink(app.audit)
+    audit = app.quiet_audit
     for item in report.recovered:
         log.warning("recovered transaction %s: %s -> %s (%s)", item["txn"], item["from"], item["to"],
                     item["message"])
@@ -122,14 +121,8 @@ def _recover(app: App, store: TransactionStore, txn: TxnRecord, ways: _Ways) -> 
 def _roll_back(
     store: TransactionStore, txn: TxnRecord, transport: Transport, agent: AgentApi, cause: str
 ) -> tuple[str, str]:
-    store.step(txn.id, "recovery_rolling_back", state="rolling_back", error=cause[:4000])
-    errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)
-    if errors:
-        store.step(txn.id, "recovery_rollback_failed", state="rollback_failed", errors=errors,
-                   error="; ".join(errors)[:4000])
-        return "rollback_failed", "; ".join(errors)
-    store.step(txn.id, "recovered_rolled_back", state="rolled_back", error=cause[:4000])
-    return "rolled_back", cause
+    errors = roll_back_transaction(store, txn, agent, transport, steps=IN_RECOVERY, cause=cause)
+    return ("rollback_failed", "; ".join(errors)) if errors else ("rolled_back", cause)
 
 
 def _verify_local_after_boot(

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import argparse
 import re
-from pathlib import Path
 
 from rich.markup import escape
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.apply.restore import rollback_from_backup
+from orchestrator.apply.journal import BY_OPERATOR, roll_back_transaction
+from orchestrator.apply.recovery import RecoveryReport
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.errors import ApplyError, ConfigError
-from orchestrator.state.transactions import OPERATOR_ROLLBACK, STATES, TransactionStore, TxnRecord
+from orchestrator.state.transactions import STATES, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target
 
 TXN_ID_RE = re.compile(r"^tx-[0-9a-f]{12}$")
@@ -87,16 +86,13 @@ def cmd_rollback(app: App, args: argparse.Namespace) -> int:
     if txn.state in NOT_ROLLBACKABLE:
         raise ApplyError(f"transaction {txn.id} is {txn.state}: nothing to roll back",
                          remedy="see `vmrepair fixes show " + txn.id + "`")
-    store.step(txn.id, OPERATOR_ROLLBACK, state="rolling_back", error="rollback requested by the operator")
     with open_target(app, parse_target(txn.target)) as transport:
         agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
-        errors = rollback_from_backup(Path(txn.backup_dir), agent, transport, units_touched=txn.units_touched)
+        errors = roll_back_transaction(store, txn, agent, transport, steps=BY_OPERATOR,
+                                       cause="rollback requested by the operator")
     if errors:
-        store.step(txn.id, "operator_rollback_failed", state="rollback_failed", errors=errors,
-                   error="; ".join(errors)[:4000])
         raise ApplyError(f"rollback of {txn.id} failed: {'; '.join(errors)}",
                          remedy=f"the verified backup is in {txn.backup_dir} (backup.json lists every file)")
-    store.step(txn.id, "operator_rolled_back", state="rolled_back")
     if args.json:
         emit_json({"txn": txn.id, "state": "rolled_back", "backup_dir": txn.backup_dir})
     else:
@@ -105,15 +101,13 @@ def cmd_rollback(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_recover(app: App, args: argparse.Namespace) -> int:
-    # main() already ran recovery when it took the lock; run it again to show the result here.
-    report = recover_on_start(app)
+    """main() recovered when it took the lock and printed each transaction; report the total here."""
+    report: RecoveryReport = args.recovery
     if args.json:
         emit_json(report.as_dict())
+    elif report.is_clean:
+        info("nothing to recover")
     else:
-        for item in report.recovered:
-            info(f"{item['txn']} on {item['target']}: {item['from']} -> {item['to']} ({item['message']})")
-        for error in report.errors:
-            info(f"not recovered: {error}")
-        if report.is_clean:
-            info("nothing to recover")
+        info(f"{len(report.recovered)} transaction(s) recovered, "
+             f"{len(report.errors)} left for the next start")
     return 1 if report.errors else 0

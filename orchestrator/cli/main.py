@@ -15,7 +15,7 @@ from typing import Any
 
 from orchestrator import __version__
 from orchestrator.app import App
-from orchestrator.apply.recovery import recover_on_start
+from orchestrator.apply.recovery import RecoveryReport, recover_on_start
 from orchestrator.cli import (
     baseline,
     daemon,
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "takes_lock", False):
             lock = StateLock(app.settings.lock_path)
             lock.acquire(f"vmrepair {args.command}")
-            _recover(app, as_json=args.json)
+            args.recovery = _recover(app)
         code: int = args.handler(app, args)
     except VmRepairError as exc:
         if args.debug:
@@ -129,16 +129,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def _recover(app: App, *, as_json: bool) -> None:
+def _recover(app: App) -> RecoveryReport:
     """Recovery runs at every start of a command that may change a target (it holds the lock, so any
-    transaction still in flight belongs to a process that died)."""
+    transaction still in flight belongs to a process that died). Messages go to stderr: a command's
+    own JSON stays the only thing on stdout."""
     report = recover_on_start(app)
     for item in report.recovered:
         err_console.print(f"recovered interrupted fix {item['txn']} on {item['target']}: {item['from']} -> "
                           f"{item['to']} ({item['message']})", markup=False)
     for error in report.errors:
         err_console.print(f"[yellow]warning:[/] not recovered: {error}", highlight=False)
-    del as_json  # the command's own JSON stays the only thing on stdout
+    return report
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from orchestrator.pipeline.attempts import Winner
 from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.reboot_step import schedule_and_verify
 from orchestrator.reboot.analysis import analyse
-from orchestrator.reboot.executor import app_audit
 from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.state.transactions import TransactionStore, TxnRecord, new_txn_id
@@ -189,7 +188,7 @@ def _applied_result(
 
 def _audit_apply(ctx: RunContext, issue: Issue, txn_id: str, status: str, strategy: str) -> None:
     """The target changed (or was restored): a durable audit record either way."""
-    audit = app_audit(ctx.app)
+    audit = ctx.app.quiet_audit
     details = {"txn": txn_id, "strategy": strategy, "target": str(ctx.spec)}
     if status in ("rolled_back", "rollback_failed"):
         log_recovery(audit, issue.component, "rollback", status=status, **details)

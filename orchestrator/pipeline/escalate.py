@@ -16,7 +16,6 @@ from orchestrator.pipeline import attempts, triage
 from orchestrator.pipeline.apply_step import apply_fix
 from orchestrator.pipeline.context import RunContext, Sandboxed
 from orchestrator.pipeline.probes import DetectorProbes
-from orchestrator.reboot.executor import app_audit
 from orchestrator.reboot.notify import RebootEvent, build_notifiers
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
 
@@ -109,7 +108,7 @@ def _budget_spent(
              f"inspect the sessions: `vmrepair sessions` and `vmrepair fixes list --target {ctx.spec}`",
              f"fix {issue.subject} by hand; vmrepair will not apply another fix for this issue today",
              f"quote support reference {support_ref}"]
-    notifier = build_notifiers(ctx.app.settings.reboot, app_audit(ctx.app))
+    notifier = build_notifiers(ctx.app.settings.reboot, ctx.app.quiet_audit)
     notifier.notify(RebootEvent(kind="budget_exhausted", target=str(ctx.spec),
                                 message=f"{issue.component}: {issue.summary}: attempt budget of {budget} "
                                 f"spent; the host stays up in a degraded state",

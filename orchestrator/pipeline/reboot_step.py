@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator.config.reboot import RebootPolicy
 from orchestrator.model import Issue, SessionStatus
 from orchestrator.pipeline.context import RunContext
-from orchestrator.reboot.executor import RebootOutcome, app_audit, run_due_reboots
+from orchestrator.reboot.executor import RebootOutcome, run_due_reboots
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.state.transactions import TxnRecord
@@ -34,7 +34,7 @@ def schedule_and_verify(ctx: RunContext, issue: Issue, txn: TxnRecord, plan: Ver
     with ``retry: True`` when the fix was rolled back cleanly (the next strategy may be tried)."""
     app, session = ctx.app, ctx.session
     policy, downgraded = effective_policy(ctx, plan)
-    scheduler = scheduler_for(app, audit=app_audit(app))
+    scheduler = scheduler_for(app)
     with session.stage("reboot") as st:
         notice = (ctx.options.reboot_notice_s if ctx.options.reboot_notice_s is not None
                   else app.settings.reboot.notice_s)

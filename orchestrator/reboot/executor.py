@@ -16,14 +16,13 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
-from orchestrator.apply.restore import rollback_from_backup
-from orchestrator.audit.sink import AuditSink, QuietAuditSink, log_recovery
+from orchestrator.apply.journal import AFTER_BOOT, roll_back_transaction
+from orchestrator.audit.sink import log_recovery
 from orchestrator.errors import RebootError, VmRepairError
 from orchestrator.reboot.host import RebootResult, boot_id, reboot_host
 from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind, build_notifiers
@@ -103,7 +102,7 @@ def reboot_and_verify(app: App, txn: TxnRecord, *, notifier: Notifier | None = N
     Raises:
         StateError: the transaction cannot be read or journalled.
     """
-    run = _Run(app, txn, notifier or build_notifiers(app.settings.reboot, app_audit(app)), agent_for)
+    run = _Run(app, txn, notifier or build_notifiers(app.settings.reboot, app.quiet_audit), agent_for)
     plan = load_plan(run.store, txn.id)
     if run.spec.kind is TargetKind.LOCAL:
         return _request_local(run)
@@ -129,7 +128,7 @@ def finish_after_boot(run: _Run, plan: VerifyPlan, result: RebootResult | None) 
     outcomes = OutcomeStore(run.app.state)
     if verdict is not None and verdict.ok:
         run.store.step(txn.id, "committed", state="committed", verdict=verdict.as_dict())
-        app_audit(run.app).record("fix_verified_after_boot", component=txn.component, status="committed",
+        run.app.quiet_audit.record("fix_verified_after_boot", component=txn.component, status="committed",
                                   details={"txn": txn.id, "strategy": txn.strategy}, durable=True)
         outcomes.record(txn.strategy, succeeded=True, stage="target", target=txn.target, txn_id=txn.id)
         _drop_snapshot(run, plan)
@@ -145,23 +144,25 @@ def _roll_back(
 ) -> RebootOutcome:
     txn = run.txn
     cause = "verification after the reboot failed: " + "; ".join(failures)
-    run.store.step(txn.id, "rolling_back", state="rolling_back", cause=cause[:4000])
+    bootable, why_not = False, list[str]()
     try:
         with run.connect() as transport:
-            errors = rollback_from_backup(Path(txn.backup_dir), run.agent_for(transport), transport,
-                                          units_touched=txn.units_touched)
-            bootable, why_not = (False, []) if errors else would_boot(run.app.settings.watch, transport,
-                                                                      run.agent_for(transport))
+            agent = run.agent_for(transport)
+            errors = roll_back_transaction(run.store, txn, agent, transport, steps=AFTER_BOOT, cause=cause)
+            if not errors:
+                bootable, why_not = would_boot(run.app.settings.watch, transport, agent)
     except VmRepairError as exc:
-        errors, bootable, why_not = [f"cannot reach {txn.target} to roll back: {exc.message}"], False, []
+        if run.store.get(txn.id).state != "rolled_back":   # it could not even be reached
+            errors = [f"cannot reach {txn.target} to roll back: {exc.message}"]
+            run.store.step(txn.id, AFTER_BOOT.failed, state="rollback_failed", errors=errors,
+                           error=errors[0][:4000])
+        else:
+            errors, why_not = [], [f"cannot check the restored configuration: {exc.message}"]
     if errors:
-        run.store.step(txn.id, "rollback_failed", state="rollback_failed", errors=errors,
-                       error="; ".join(errors)[:4000])
         run.notify("reboot_failed", f"fix {txn.id} failed verification and its rollback failed",
                    manual_steps=manual_steps(txn))
         return RebootOutcome(txn.id, txn.target, "rollback_failed", "; ".join(errors), result, failures)
-    run.store.step(txn.id, "rolled_back", state="rolled_back", error=cause[:4000])
-    log_recovery(app_audit(run.app), txn.component, "rollback_after_boot", txn=txn.id, cause=cause[:500])
+    log_recovery(run.app.quiet_audit, txn.component, "rollback_after_boot", txn=txn.id, cause=cause[:500])
     _drop_snapshot(run, plan)
     again = False
     if bootable:
@@ -188,7 +189,7 @@ def _did_not_come_back(run: _Run, plan: VerifyPlan, exc: RebootError) -> RebootO
         run.app.vms.revert(run.spec.name, plan.snapshot)
         run.store.step(txn.id, "reverted_to_snapshot", state="rolled_back", snapshot=plan.snapshot,
                        error=f"did not boot with the fix: {exc.message}"[:4000])
-        log_recovery(app_audit(run.app), txn.component, "revert_to_boot_fallback", txn=txn.id,
+        log_recovery(run.app.quiet_audit, txn.component, "revert_to_boot_fallback", txn=txn.id,
                      snapshot=plan.snapshot)
         OutcomeStore(run.app.state).record(txn.strategy, succeeded=False, stage="target", target=txn.target,
                                            txn_id=txn.id)
@@ -219,16 +220,12 @@ def _drop_snapshot(run: _Run, plan: VerifyPlan) -> None:
         run.app.vms.delete_snapshot(run.spec.name, plan.snapshot)
 
 
-def app_audit(app: App) -> AuditSink:
-    """The app's audit log, wrapped so that a failed append never interrupts a repair."""
-    return QuietAuditSink(app.audit)
-
 
 def run_due_reboots(app: App, *, target: str | None = None) -> list[RebootOutcome]:
     """Perform every reboot the scheduler says is due now (``vmrepair reboot now``, the daemon)."""
     from orchestrator.reboot.schedule import scheduler_for
 
-    scheduler = scheduler_for(app, audit=app_audit(app))
+    scheduler = scheduler_for(app, audit=app.quiet_audit)
     notifier = scheduler.notifier
     store = TransactionStore(app.state)
     outcomes = []
@@ -261,5 +258,5 @@ def verify_pending(app: App, txn: TxnRecord) -> RebootOutcome:
     Raises:
         StateError: the transaction or its plan cannot be read.
     """
-    run = _Run(app, txn, build_notifiers(app.settings.reboot, app_audit(app)))
+    run = _Run(app, txn, build_notifiers(app.settings.reboot, app.quiet_audit))
     return finish_after_boot(run, load_plan(run.store, txn.id), None)

@@ -264,9 +264,7 @@ def reboot_zone(settings: RebootSettings) -> dt.tzinfo:
 def scheduler_for(app: App, *, audit: AuditSink | None = None) -> RebootScheduler:
     """The scheduler on the app's state store, with the configured notifiers and the wall clock."""
     settings = app.settings.reboot
-    # The App gains an `audit` sink with the audit-log work; until then reboots are audited nowhere
-    # but in python logging.
-    sink: AuditSink = audit or getattr(app, "audit", None) or NullAuditSink()
+    sink = audit or app.quiet_audit
     return RebootScheduler(app.state, settings, build_notifiers(settings, sink), audit=sink)
 
 
