@@ -22,7 +22,7 @@ from orchestrator.fixpkg import FixPackage, compute_package
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, Issue, SessionStatus
 from orchestrator.pipeline.attempts import Winner
-from orchestrator.pipeline.context import RunContext, Sandboxed
+from orchestrator.pipeline.context import RunContext, Sandboxed, component_result
 from orchestrator.pipeline.reboot_step import schedule_and_verify
 from orchestrator.reboot.analysis import analyse
 from orchestrator.reboot.host import boot_id
@@ -60,10 +60,6 @@ def authoritative_after(
     return Manifest(tuple(merged), missing), ignored
 
 
-def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
-    return {"component": issue.component, "issue": issue.id, "status": str(status),
-            "summary": summary, **extra}
-
 
 def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) -> dict[str, Any]:
     try:
@@ -71,7 +67,7 @@ def apply_fix(ctx: RunContext, work: Sandboxed, issue: Issue, winner: Winner) ->
     except FixPackageError as exc:
         # Validated in the VM but not expressible as a safe package (e.g. a symlink change): nothing
         # is applied, and the reason is the result.
-        return _result(issue, SessionStatus.NOT_REPAIRED,
+        return component_result(issue, SessionStatus.NOT_REPAIRED,
                        f"{winner.strategy} validated in the VM but cannot be packaged safely: {exc.message}",
                        strategy=winner.strategy)
     return _apply(ctx, work, issue, winner, (package, pkg_dir))
@@ -112,11 +108,11 @@ def _apply(
     app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
     components = work.components
     if not package.operations:
-        return _result(issue, SessionStatus.NOT_REPAIRED,
+        return component_result(issue, SessionStatus.NOT_REPAIRED,
                        f"strategy {winner.strategy} validated but changed nothing applicable",
                        strategy=winner.strategy)
     if options.dry_run:
-        return _result(issue, SessionStatus.NOT_REPAIRED,
+        return component_result(issue, SessionStatus.NOT_REPAIRED,
                        f"dry run: validated fix ({winner.strategy}, {len(package.operations)} operations) "
                        f"not applied; package {pkg_dir}", strategy=winner.strategy, dry_run=True,
                        package=str(pkg_dir))
@@ -124,7 +120,7 @@ def _apply(
         question = (f"Apply {len(package.operations)} operation(s) of strategy {winner.strategy} to "
                     f"{session.target}? ")
         if options.confirm is None or not options.confirm(question):
-            return _result(issue, SessionStatus.NOT_REPAIRED, "operator declined; nothing applied",
+            return component_result(issue, SessionStatus.NOT_REPAIRED, "operator declined; nothing applied",
                            strategy=winner.strategy, package=str(pkg_dir))
     target_passing = {r.probe for r in probes.run_all() if r.ok and not r.is_unavailable}
     component = components[0]
@@ -173,15 +169,15 @@ def _applied_result(
 ) -> dict[str, Any]:
     backup_dir = txn.backup_dir
     if status == "applied":
-        return _result(issue, SessionStatus.REPAIRED,
+        return component_result(issue, SessionStatus.REPAIRED,
                        f"{winner.strategy} applied and verified on the target", strategy=winner.strategy,
                        backup=backup_dir, package=str(pkg_dir), txn=txn.id)
     if status == "rolled_back":
         # Restored cleanly: the next validated strategy may be tried (escalate keeps the budget).
-        return _result(issue, SessionStatus.NOT_REPAIRED, f"apply rolled_back: target restored from "
+        return component_result(issue, SessionStatus.NOT_REPAIRED, f"apply rolled_back: target restored from "
                        f"{backup_dir}", strategy=winner.strategy, backup=backup_dir, txn=txn.id,
                        retry=True)
-    return _result(issue, SessionStatus.NOT_REPAIRED, f"apply {status}; see {backup_dir}",
+    return component_result(issue, SessionStatus.NOT_REPAIRED, f"apply {status}; see {backup_dir}",
                    strategy=winner.strategy, backup=backup_dir, txn=txn.id,
                    support_ref=txn.support_ref)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.capture.snapshot import Capture
-from orchestrator.model import Component
+from orchestrator.model import Component, Issue, SessionStatus
 from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.session.store import Session
 from orchestrator.targets.spec import TargetSpec
@@ -41,3 +41,9 @@ class Sandboxed:
     probes: DetectorProbes
     capture: Capture
     components: list[Component]
+
+
+def component_result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
+    """What every stage returns for one issue: the run's ``components`` entry (JSON, the report)."""
+    return {"component": issue.component, "issue": issue.id, "status": str(status), "summary": summary,
+            **extra}

@@ -14,7 +14,7 @@ from orchestrator.errors import PipelineError, VmRepairError
 from orchestrator.model import Component, Issue, IssueKind, SessionStatus
 from orchestrator.pipeline import attempts, triage
 from orchestrator.pipeline.apply_step import apply_fix
-from orchestrator.pipeline.context import RunContext, Sandboxed
+from orchestrator.pipeline.context import RunContext, Sandboxed, component_result
 from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.reboot.notify import RebootEvent, build_notifiers
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
@@ -37,10 +37,6 @@ def _components_for(app: App, issue: Issue) -> list[Component]:
                             stage="triage") from exc
 
 
-def _result(issue: Issue, status: SessionStatus, summary: str, **extra: Any) -> dict[str, Any]:
-    return {"component": issue.component, "issue": issue.id, "status": str(status),
-            "summary": summary, **extra}
-
 
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> dict[str, Any]:
     app, session, transport, probes, options = ctx.app, ctx.session, ctx.transport, ctx.probes, ctx.options
@@ -57,7 +53,7 @@ def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...]) -> d
             session.write_json(f"in-place-{issue.component}", log_entries)
             st.detail = "resolved by restart" if fixed else "still failing; escalating"
         if fixed:
-            return _result(issue, SessionStatus.REPAIRED, "restarted in place; probes pass",
+            return component_result(issue, SessionStatus.REPAIRED, "restarted in place; probes pass",
                            in_place=True)
 
     return _with_budget(ctx, issue, related, components)
@@ -116,7 +112,7 @@ def _budget_spent(
                                 manual_steps=steps))
     ctx.session.event("repair", "budget_exhausted", budget=budget, failed=sorted(failed),
                       support_ref=support_ref)
-    return _result(issue, SessionStatus.NOT_REPAIRED,
+    return component_result(issue, SessionStatus.NOT_REPAIRED,
                    f"attempt budget ({budget}) spent: {', '.join(sorted(failed))} rolled back; host left "
                    f"up and degraded; support reference {support_ref}", degraded=True,
                    support_ref=support_ref, manual_steps=steps, attempts=tried)
@@ -155,13 +151,13 @@ def _repair_in_vm(
                 "evidence": observed.evidence, "import_complete": imported.is_complete})
             if observed.ok or observed.is_unavailable:
                 st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
-                return _result(issue, SessionStatus.NOT_REPRODUCED,
+                return component_result(issue, SessionStatus.NOT_REPRODUCED,
                                f"{issue.probe} passes in the troubleshooting VM; nothing applied")
             st.detail = f"reproduced: {observed.summary}"
         work = Sandboxed(sandbox, vm_probes, capture, components)
         winner = attempts.run_attempts(ctx, work, issue, exclude=exclude)
         if winner is None:
-            return _result(issue, SessionStatus.NOT_REPAIRED,
+            return component_result(issue, SessionStatus.NOT_REPAIRED,
                            "no strategy passed validation in the troubleshooting VM; nothing applied")
         return apply_fix(ctx, work, issue, winner)
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.config.reboot import RebootPolicy
 from orchestrator.model import Issue, SessionStatus
-from orchestrator.pipeline.context import RunContext
+from orchestrator.pipeline.context import RunContext, component_result
 from orchestrator.reboot.executor import RebootOutcome, run_due_reboots
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.verify import VerifyPlan
@@ -84,6 +84,5 @@ def _from_outcome(issue: Issue, txn: TxnRecord, outcome: RebootOutcome) -> dict[
 def _result(
     issue: Issue, status: SessionStatus, summary: str, txn: TxnRecord, **extra: Any
 ) -> dict[str, Any]:
-    return {"component": issue.component, "issue": issue.id, "status": str(status), "summary": summary,
-            "strategy": txn.strategy, "txn": txn.id, "support_ref": txn.support_ref,
-            "backup": txn.backup_dir, **extra}
+    return component_result(issue, status, summary, strategy=txn.strategy, txn=txn.id,
+                            support_ref=txn.support_ref, backup=txn.backup_dir, **extra)
