@@ -36,11 +36,12 @@ from orchestrator.agent.api import (
     UnpackResult,
 )
 from orchestrator.agent.errors import AgentErrorCode
+from orchestrator.agent.remote import vmrepair_agent as agent
 
-#: Must match the agent script's caps.
-MAX_ENTRIES = 50_000
-SAMPLE_BYTES = 4096
-MAX_BAD_LINES = 100
+#: The agent script's own caps, so the two can never disagree.
+MAX_ENTRIES: int = agent.MAX_ENTRIES
+SAMPLE_BYTES: int = agent.SAMPLE_BYTES
+MAX_BAD_LINES: int = agent.MAX_BAD_LINES
 MAX_PATH = 4096
 
 

@@ -207,7 +207,7 @@ def read_tail(fd: int, size: int) -> _Tail:
         return _Tail()
     torn = os.pread(fd, 1, size - 1) != b"\n"
     damaged_from = None
-    for start, line in _lines_backwards(fd, size):
+    for start, line in _lines_backwards(fd, size, torn=torn):
         record = parse_record(line) if line is not None else None
         if record is not None:
             if damaged_from is None:
@@ -221,10 +221,10 @@ def read_tail(fd: int, size: int) -> _Tail:
                  damage=f"no well-formed audit record in the last {TAIL_WINDOW} bytes; chain restarts")
 
 
-def _lines_backwards(fd: int, size: int) -> Iterator[tuple[int, bytes | None]]:
+def _lines_backwards(fd: int, size: int, *, torn: bool) -> Iterator[tuple[int, bytes | None]]:
     """(start offset, line) from the last line back, within TAIL_WINDOW; None for a line too long
-    to be a record (its bytes are not kept)."""
-    pos = size - 1 if os.pread(fd, 1, size - 1) == b"\n" else size
+    to be a record (its bytes are not kept). ``torn``: the file does not end with a newline."""
+    pos = size if torn else size - 1
     pending, oversized = b"", False  # bytes [pos, end of the current line)
     while True:
         newline = pending.rfind(b"\n")

@@ -2,21 +2,21 @@
 
 Memory stays below one read chunk plus ``max_line`` bytes whatever the file holds: a line longer
 than ``max_line`` is dropped as it streams by and only its offsets are kept (a repair copies it out
-of the backup with ``pread``).
+of the backup with ``pread``). The streaming is the target agent's ``scan_lines``, so a line splits
+the same way here and on a target.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from orchestrator.agent.remote import vmrepair_agent as agent
 from orchestrator.jsonl.report import ProblemKind
 
-CHUNK = 1024 * 1024
 #: Lines longer than this are reported as oversized, never parsed.
-MAX_LINE = 16 * 1024 * 1024
+MAX_LINE: int = agent.MAX_LINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,30 +41,8 @@ class Verdict:
 
 def scan(fd: int, size: int, *, max_line: int = MAX_LINE) -> Iterator[Line]:
     """The lines of the first ``size`` bytes of ``fd`` (a snapshot: later appends are not read)."""
-    offset = start = number = 0
-    buf = bytearray()
-    oversized = False
-    while offset < size:
-        chunk = os.pread(fd, min(CHUNK, size - offset), offset)
-        if not chunk:
-            break  # truncated under us: what was read is what there is
-        view = memoryview(chunk)
-        pos = 0
-        while pos < len(chunk):
-            newline = chunk.find(b"\n", pos)
-            stop = len(chunk) if newline < 0 else newline
-            if not oversized:
-                buf += view[pos:stop]
-                if len(buf) > max_line:
-                    oversized, buf = True, bytearray()
-            if newline < 0:
-                break
-            number += 1
-            yield Line(number, start, offset + newline, None if oversized else bytes(buf), True)
-            start, pos, buf, oversized = offset + newline + 1, newline + 1, bytearray(), False
-        offset += len(chunk)
-    if offset > start:
-        yield Line(number + 1, start, offset, None if oversized else bytes(buf), False)
+    for number, (data, start, end, has_newline) in enumerate(agent.scan_lines(fd, size, max_line), 1):
+        yield Line(number, start, end, data, has_newline)
 
 
 def judge(data: bytes | None, *, max_line: int = MAX_LINE) -> Verdict:  # noqa: PLR0911 - one per kind

@@ -888,23 +888,31 @@ def move_at(sdfd: int, sname: str, st: os.stat_result, *, ddfd: int, dname: str,
 # ---------------------------------------------------------------- JSON lines
 
 
-def scan_lines(fd: int) -> Iterator[tuple[bytes | None, int, int, bool]]:
-    """Yield (line, start, end, has_newline) for every line read from ``fd``.
+def scan_lines(fd: int, size: int | None = None,
+               max_line: int | None = None) -> Iterator[tuple[bytes | None, int, int, bool]]:
+    """Yield (line, start, end, has_newline) for every line of ``fd`` from offset 0 (to EOF, or to
+    ``size`` for a snapshot that ignores later appends).
 
-    ``line`` is None for a line longer than MAX_LINE: its bytes are dropped as they stream by so
-    memory stays bounded, and only its offsets are kept (for copying it out with pread).
+    ``line`` is None for a line longer than ``max_line`` (MAX_LINE by default): its bytes are dropped
+    as they stream by so memory stays bounded, and only its offsets are kept (for copying it out with
+    pread). The orchestrator's own JSON-lines checks read through this function too.
     """
+    cap = MAX_LINE if max_line is None else max_line
     offset = start = 0
     buf = bytearray()
     oversized = False
-    while chunk := os.read(fd, CHUNK):
+    while size is None or offset < size:
+        chunk = os.pread(fd, CHUNK if size is None else min(CHUNK, size - offset), offset)
+        if not chunk:
+            break  # end of file, or truncated under us: what was read is what there is
+        view = memoryview(chunk)
         pos = 0
         while pos < len(chunk):
             newline = chunk.find(b"\n", pos)
             stop = len(chunk) if newline < 0 else newline
             if not oversized:
-                buf += chunk[pos:stop]
-                if len(buf) > MAX_LINE:
+                buf += view[pos:stop]
+                if len(buf) > cap:
                     oversized, buf = True, bytearray()
             if newline < 0:
                 break
@@ -1056,7 +1064,6 @@ class Repair:
             copied = copy_fd(original, bfd)
             self.owned(bfd, self.st.st_mode)
             os.fsync(bfd)
-            os.lseek(bfd, 0, os.SEEK_SET)
             # Work from the backup: it cannot change under us, and what we checked is what we keep.
             with os.fdopen(os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=self.dfd), "wb") as out:
                 for line, start, end, _ in scan_lines(bfd):
