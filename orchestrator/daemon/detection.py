@@ -77,12 +77,12 @@ class DetectionJob:
         began = time.monotonic()
         report = self._detect()
         acting = self._policy == "auto-repair" and self._state.repairs_allowed
+        new_state = PENDING if self._policy == "ask" else RECORDED
         new, cleared = self._state.record_detection(
             report.issues, duration_s=time.monotonic() - began, probes=len(report.results),
-            unavailable=[r.probe for r in report.unavailable],
-            new_state=PENDING if self._policy == "ask" else RECORDED)
+            unavailable=[r.probe for r in report.unavailable], new_state=new_state)
         for issue in new:
-            self._audit_issue("issue_detected", issue, PENDING if self._policy == "ask" else RECORDED)
+            self._audit_issue("issue_detected", issue, new_state)
         for issue in cleared:
             self._audit_issue("issue_cleared", issue, "cleared")
         if self._policy == "ask" and new:

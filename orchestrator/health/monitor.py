@@ -101,7 +101,10 @@ class HealthMonitor:
         self._audit = audit
         self._escalate = escalate
         self._clock = clock
-        self._sleep = sleep
+        # Built once: the policy holds no state between calls, and polls run every few seconds.
+        self._poll_policy = health_poll_policy(
+            attempts=settings.poll_attempts, backoff_s=settings.poll_backoff_s,
+            backoff_max_s=settings.poll_backoff_max_s, sleep=sleep)
         self._http_timeout_s = watch.thresholds.http_timeout_s
         self._components = tuple(c for c in watch.components if c.http)
         self._states = {c.name: _ComponentState() for c in self._components}
@@ -181,10 +184,7 @@ class HealthMonitor:
             self._escalate_component(component, state, now, blocker, emit)
 
     def _ask(self, component: Component, check: HttpCheck) -> ProbeResult:
-        policy = health_poll_policy(attempts=self._settings.poll_attempts,
-                                    backoff_s=self._settings.poll_backoff_s,
-                                    backoff_max_s=self._settings.poll_backoff_max_s, sleep=self._sleep)
-        result: ProbeResult = policy(probe_http, self._transport, component, check,
+        result: ProbeResult = self._poll_policy(probe_http, self._transport, component, check,
                                      self._http_timeout_s)
         return result
 

@@ -24,7 +24,7 @@ from orchestrator.audit.sink import AuditSink, log_error, log_quarantine
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.units import show_unit
 from orchestrator.errors import QuarantineError, TransportError
-from orchestrator.health.systemctl import systemctl
+from orchestrator.health.systemctl import UnitCommand, systemctl
 from orchestrator.model import Component
 from orchestrator.quarantine.logbook import append_entry, quarantine_entry
 from orchestrator.quarantine.manifest import PathRecord, QuarantineRecord, Status, UnitRecord
@@ -94,7 +94,7 @@ def quarantine_component(
     try:
         _stop(transport, units)
     except QuarantineError:
-        _undo_stop(transport, units)
+        restore_units(transport, units)
         agent.remove_file(record.manifest_path, expect_sha256=sha)
         raise
     _move_all(agent, record, audit)
@@ -160,12 +160,22 @@ def _stop(transport: Transport, units: Sequence[UnitRecord]) -> None:
                                       remedy="nothing was moved; its units were put back as they were")
 
 
-def _undo_stop(transport: Transport, units: Sequence[UnitRecord]) -> None:
+def restore_units(transport: Transport, units: Sequence[UnitRecord]) -> tuple[UnitCommand, ...]:
+    """Enable and start ``units`` as they were before the quarantine (a refused stop, a release);
+    units systemd did not know are skipped.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    commands = []
     for unit in units:
+        if unit.load_state == "not-found":
+            continue
         if unit.was_enabled:
-            systemctl(transport, "enable", unit.unit)
+            commands.append(systemctl(transport, "enable", unit.unit))
         if unit.was_active:
-            systemctl(transport, "start", unit.unit)
+            commands.append(systemctl(transport, "start", unit.unit))
+    return tuple(commands)
 
 
 def _move_all(agent: AgentApi, record: QuarantineRecord, audit: AuditSink) -> None:

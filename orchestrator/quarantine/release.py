@@ -28,7 +28,7 @@ from orchestrator.detect import Detector
 from orchestrator.errors import QuarantineError
 from orchestrator.health.systemctl import UnitCommand, systemctl
 from orchestrator.model import ProbeResult
-from orchestrator.quarantine.isolate import iso, utcnow
+from orchestrator.quarantine.isolate import iso, restore_units, utcnow
 from orchestrator.quarantine.logbook import append_entry, release_entry
 from orchestrator.quarantine.manifest import PathRecord, QuarantineRecord, Status
 from orchestrator.quarantine.store import (
@@ -110,13 +110,13 @@ def release(
     if record is None:
         raise QuarantineError(f"{name} is not quarantined on {transport.host}",
                               remedy="`vmrepair quarantine list` shows what is")
-    to_move, in_place = _plan(agent, record)
-    _recreate_dirs(transport, agent, record)
+    to_move, in_place, missing_dirs = _plan(agent, record)
+    _recreate_dirs(transport, missing_dirs)
     for path in to_move:
         agent.move_file(record.stored_path(path.path), path.path)
     _verify_restored(agent, record)
     systemctl(transport, "daemon-reload")
-    commands = _restore_units(transport, record)
+    commands = restore_units(transport, record.units)
     probes = _probe(transport, agent, watch, name, sleep)
     released = dataclasses.replace(record, status=Status.RELEASED, released_at=iso(now()))
     write_record(agent, released, expect_sha256=record.source_sha256)
@@ -130,8 +130,11 @@ def release(
     return result
 
 
-def _plan(agent: AgentApi, record: QuarantineRecord) -> tuple[list[PathRecord], list[PathRecord]]:
-    """(files to move back, files already back); refuses when anything is in the way."""
+def _plan(
+    agent: AgentApi, record: QuarantineRecord
+) -> tuple[list[PathRecord], list[PathRecord], list[PathRecord]]:
+    """(files to move back, files already back, directories to recreate); refuses when anything is
+    in the way."""
     moved = record.moved
     originals = agent.manifest([p.path for p in moved]).by_path() if moved else {}
     copies = agent.manifest([record.directory]).by_path()
@@ -162,7 +165,7 @@ def _plan(agent: AgentApi, record: QuarantineRecord) -> tuple[list[PathRecord], 
             f"from {record.directory} or no longer match the manifest (content, mode or owner)",
             remedy="nothing was changed; put the originals back in the quarantine directory, or restore "
             "the component by hand and mark its manifest released")
-    return to_move, in_place
+    return to_move, in_place, [d for d in dirs if d.path not in existing]
 
 
 def _listed(paths: list[PathRecord]) -> str:
@@ -170,13 +173,9 @@ def _listed(paths: list[PathRecord]) -> str:
     return names + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
 
 
-def _recreate_dirs(transport: Transport, agent: AgentApi, record: QuarantineRecord) -> None:
-    dirs = [p for p in record.paths if p.kind == "dir"]
-    existing = agent.manifest([p.path for p in dirs]).by_path() if dirs else {}
+def _recreate_dirs(transport: Transport, missing: list[PathRecord]) -> None:
     # Parents first (sorted paths); the agent would create missing parents 0700, not as recorded.
-    for path in dirs:
-        if path.path in existing:
-            continue
+    for path in missing:
         result = transport.run(["install", "-d", "-m", f"{path.mode:o}", "-o", str(path.uid), "-g",
                                 str(path.gid), "--", path.path], timeout=30)
         if not result.succeeded:
@@ -191,18 +190,6 @@ def _verify_restored(agent: AgentApi, record: QuarantineRecord) -> None:
     if wrong:
         raise QuarantineError(f"released {record.component}, but {_listed(wrong)} do(es) not match the "
                               "manifest after moving back", remedy=f"compare with {record.manifest_path}")
-
-
-def _restore_units(transport: Transport, record: QuarantineRecord) -> tuple[UnitCommand, ...]:
-    commands = []
-    for unit in record.units:
-        if unit.load_state == "not-found":
-            continue
-        if unit.was_enabled:
-            commands.append(systemctl(transport, "enable", unit.unit))
-        if unit.was_active:
-            commands.append(systemctl(transport, "start", unit.unit))
-    return tuple(commands)
 
 
 def _probe(transport: Transport, agent: AgentApi, watch: WatchConfig | None, name: str,

@@ -215,3 +215,11 @@ def test_other_components_keep_running_through_quarantine_and_release(target: Ta
     free(target)
     assert target.systemd.units["sampleapp.service"]["ActiveState"] == "active"
     assert not [a for a in target.transport.argvs if a[-1] == APP.units[0] and a[1] != "show"]
+
+
+def test_release_asks_for_the_quarantined_directories_once(target: Target) -> None:
+    record = isolate(target)
+    dirs = ",".join(p.path for p in record.paths if p.kind == "dir")
+    target.agent.calls.clear()
+    free(target)
+    assert target.agent.calls.count(("manifest", dirs)) == 1
