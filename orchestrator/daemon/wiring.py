@@ -30,7 +30,7 @@ from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, StateError
 from orchestrator.state.lock import StateLock
-from orchestrator.targets.spec import TargetSpec, open_target, parse_target
+from orchestrator.targets.spec import TargetSpec, open_target, parse_target, target_session
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +74,10 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
 # -- jobs ------------------------------------------------------------------------------------------
 
 def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
-    from orchestrator.agent.client import RemoteAgent
     from orchestrator.detect.detector import Detector
 
-    with open_target(app, spec) as transport:
-        agent = RemoteAgent(transport)
-        try:
-            return Detector(app.settings.watch, transport, agent).run()
-        finally:
-            agent.cleanup()
+    with target_session(app, spec) as (transport, agent):
+        return Detector(app.settings.watch, transport, agent).run()
 
 
 def repair_target(app: App, spec: TargetSpec) -> RepairResult:
@@ -101,16 +96,11 @@ def repair_target(app: App, spec: TargetSpec) -> RepairResult:
 
 
 def record_target_baseline(app: App, spec: TargetSpec) -> BaselineRecord:
-    from orchestrator.agent.client import RemoteAgent
     from orchestrator.baseline.record import record_baseline
 
     watch = app.settings.watch
-    with open_target(app, spec) as transport:
-        agent = RemoteAgent(transport)
-        try:
-            info = record_baseline(app.settings, spec.slug, transport, agent, watch)
-        finally:
-            agent.cleanup()
+    with target_session(app, spec) as (transport, agent):
+        info = record_baseline(app.settings, spec.slug, transport, agent, watch)
     return BaselineRecord(info.name, str(info.directory), tuple(c.name for c in watch.components))
 
 
@@ -178,7 +168,6 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     Raises:
         TransportError: the target cannot be reached.
     """
-    from orchestrator.agent.client import RemoteAgent
     from orchestrator.bootdiag import diagnose_components
     from orchestrator.pipeline.baseline_access import baseline_reader
 
@@ -190,14 +179,10 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
         except LockHeldError:
             remediate = False
     try:
-        with open_target(app, spec) as transport:
-            agent = RemoteAgent(transport)
-            try:
-                diagnosis = diagnose_components(transport, agent, app.settings.watch,
-                                                baseline=baseline_reader(app.settings, spec), audit=audit,
-                                                remediate=remediate)
-            finally:
-                agent.cleanup()
+        with target_session(app, spec) as (transport, agent):
+            diagnosis = diagnose_components(transport, agent, app.settings.watch,
+                                            baseline=baseline_reader(app.settings, spec), audit=audit,
+                                            remediate=remediate)
     finally:
         lock.release()
     broken = [c.name for c in diagnosis.components if c.is_broken_vital]

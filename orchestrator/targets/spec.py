@@ -3,7 +3,9 @@ serves all three kinds."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -13,6 +15,7 @@ from orchestrator.hypervisor.instance import validate_vm_name
 from orchestrator.transport.base import Transport
 
 if TYPE_CHECKING:
+    from orchestrator.agent.client import RemoteAgent
     from orchestrator.app import App
 
 
@@ -96,3 +99,20 @@ def open_target(app: App, spec: TargetSpec) -> Transport:
         known_hosts=known_hosts, connect_timeout=app.settings.ssh.connect_timeout_s,
         command_timeout=app.settings.ssh.command_timeout_s,
     )
+
+
+@contextlib.contextmanager
+def target_session(app: App, spec: TargetSpec) -> Iterator[tuple[Transport, RemoteAgent]]:
+    """The target's transport and an agent on it; the agent's files are cleaned up and the transport
+    closed on the way out, whatever happened.
+
+    Raises: what :func:`open_target` raises.
+    """
+    from orchestrator.agent.client import RemoteAgent
+
+    with open_target(app, spec) as transport:
+        agent = RemoteAgent(transport)
+        try:
+            yield transport, agent
+        finally:
+            agent.cleanup()
