@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
+from collections.abc import Iterator
+
+from orchestrator.app import App
+from orchestrator.targets.spec import parse_target
 
 
 def unique_name(prefix: str) -> str:
@@ -17,3 +22,23 @@ def domain_exists(name: str) -> bool:
         capture_output=True, text=True, check=True,
     ).stdout.split()
     return f"vmrepair-{name}" in out
+
+
+def remove_baseline(app: App, name: str) -> None:
+    """Forget the baseline recorded for VM ``name``, if any."""
+    shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{name}").slug, ignore_errors=True)
+
+
+def booted_patient(app: App, prefix: str, snapshot: str) -> Iterator[str]:
+    """For a fixture to ``yield from``: a new patient VM, fully booted and saved as ``snapshot``;
+    destroyed with its baseline afterwards."""
+    name = unique_name(prefix)
+    app.vms.up(name)
+    try:
+        with app.vms.transport(name) as ssh:
+            ssh.check(["systemctl", "is-system-running", "--wait"], timeout=180)
+        app.vms.snapshot(name, snapshot)
+        yield name
+    finally:
+        app.vms.destroy(name)
+        remove_baseline(app, name)

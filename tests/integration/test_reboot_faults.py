@@ -7,7 +7,6 @@ strategy applied, within the attempt budget."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,9 +19,8 @@ from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
 from orchestrator.reboot.host import boot_id
 from orchestrator.state.transactions import TransactionStore
-from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import unique_name
+from tests.integration.helpers import booted_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -51,27 +49,14 @@ WantedBy=sysinit.target
 
 @pytest.fixture(scope="module")
 def patient(app: App) -> Iterator[str]:
-    yield from _booted_patient(app)
+    yield from booted_patient(app, "bootpatient", HEALTHY)
 
 
 @pytest.fixture
 def lone_patient(app: App) -> Iterator[str]:
     """A patient of its own: strategies rolled back on a target are remembered for that target, so a
     test counting attempts must not share one with tests that rolled strategies back before."""
-    yield from _booted_patient(app)
-
-
-def _booted_patient(app: App) -> Iterator[str]:
-    name = unique_name("bootpatient")
-    app.vms.up(name)
-    try:
-        with app.vms.transport(name) as ssh:
-            ssh.check(["systemctl", "is-system-running", "--wait"], timeout=180)
-        app.vms.snapshot(name, HEALTHY)
-        yield name
-    finally:
-        app.vms.destroy(name)
-        shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{name}").slug, ignore_errors=True)
+    yield from booted_patient(app, "bootpatient", HEALTHY)
 
 
 @pytest.fixture

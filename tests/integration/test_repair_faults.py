@@ -5,7 +5,6 @@ the patient and verifies it. Each assertion afterwards checks the patient indepe
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import unique_name
+from tests.integration.helpers import booted_patient, remove_baseline
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -27,23 +26,14 @@ STABLE_S = 5.0
 
 @pytest.fixture(scope="module")
 def patient(app: App) -> Iterator[str]:
-    name = unique_name("patient")
-    app.vms.up(name)
-    try:
-        with app.vms.transport(name) as ssh:
-            ssh.check(["systemctl", "is-system-running", "--wait"], timeout=180)
-        app.vms.snapshot(name, HEALTHY)
-        yield name
-    finally:
-        app.vms.destroy(name)
-        shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{name}").slug, ignore_errors=True)
+    yield from booted_patient(app, "patient", HEALTHY)
 
 
 @pytest.fixture
 def fresh(app: App, patient: str) -> Iterator[str]:
     """The patient back at its healthy snapshot, without a baseline unless a test records one."""
     app.vms.revert(patient, HEALTHY)
-    shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{patient}").slug, ignore_errors=True)
+    remove_baseline(app, patient)
     yield patient
     leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith("trb-")]
     assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"

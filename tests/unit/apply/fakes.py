@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import copy
 import gzip
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.agent.api import (
-    BigFile,
-    DiskUsage,
-    FileEntry,
-    JsonlRepairResult,
-    JsonlReport,
-    Manifest,
-    PackResult,
-    Placeholder,
-    RotateResult,
-    UnpackResult,
-)
+from orchestrator.agent.api import FileEntry, Manifest, RotateResult
 from orchestrator.errors import AgentError
 from orchestrator.transport.fake import FakeTransport
+from tests.unit.fake_agent import UnsupportedAgent, sha
 
 NAMES = {0: "root", 33: "www-data", 101: "app", 104: "app"}
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -45,7 +30,7 @@ class FakeFile:
 
 
 @dataclass
-class FakeAgent:
+class FakeAgent(UnsupportedAgent):
     files: dict[str, FakeFile] = field(default_factory=dict)
     symlinks: dict[str, str] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
@@ -137,9 +122,6 @@ class FakeAgent:
         assert entry is not None
         return entry
 
-    def sweep_temps(self, dirs: list[str]) -> list[str]:
-        return []
-
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         self._check(path, expect_sha256)
         if path not in self.files:
@@ -156,27 +138,6 @@ class FakeAgent:
         self.files[path] = FakeFile(b"", self.files[path].mode, self.files[path].uid, self.files[path].gid)
         self.mutations.append(("rotate_log", path))
         return RotateResult(path, archive, len(data), method)
-
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
-        raise NotImplementedError
-
-    def unpack(self, remote_tar: str, placeholders: list[Placeholder]) -> UnpackResult:
-        raise NotImplementedError
-
-    def move_file(self, src: str, dst: str) -> None:
-        raise NotImplementedError
-
-    def jsonl_check(self, path: str) -> JsonlReport:
-        raise NotImplementedError
-
-    def jsonl_repair(self, path: str) -> JsonlRepairResult:
-        raise NotImplementedError
-
-    def disk_usage(self, mount: str) -> DiskUsage:
-        raise NotImplementedError
-
-    def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
-        raise NotImplementedError
 
 
 def systemd_transport(

@@ -2,8 +2,9 @@
 
 ``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query) from
 plain dicts; by default every unit is active and enabled, every endpoint answers 200 and every config
-test passes. ``FakeAgent`` implements only the AgentApi methods detect and baseline call; by default
-its host has the template's one-line /etc/fstab and every path it is asked about exists.
+test passes. ``FakeAgent`` implements only the AgentApi methods detect and baseline call (the rest
+raise NotImplementedError); by default its host has the template's one-line /etc/fstab and every
+path it is asked about exists.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from orchestrator.agent.api import (
     PackResult,
     Placeholder,
 )
-from orchestrator.errors import AgentFailedError, TransportError
+from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
+from tests.unit.fake_agent import UnsupportedAgent, not_found
 
 NO_SYSTEMD = (b"System has not been booted with systemd as init system (PID 1). Can't operate.\n"
               b"Failed to connect to bus: Host is down\n")
@@ -88,12 +90,6 @@ class FakeHost:
 TEMPLATE_FSTAB = b"/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
 
 
-def not_found(op: str, path: str) -> AgentFailedError:
-    """What the agent answers for a path that does not exist."""
-    return AgentFailedError(f"target: agent {op}: [Errno 2] No such file or directory: {path!r}",
-                            host="target", op=op, code="not_found")
-
-
 def local_style_missing(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
     """What LocalTransport raises for a program that is not on PATH."""
     error = TransportError(f"local: program {argv[0]!r} not found", host="local")
@@ -138,7 +134,7 @@ def file_entry(path: str, data: bytes = b"", *, type_: FileType = "file") -> Fil
 
 
 @dataclass
-class FakeAgent:
+class FakeAgent(UnsupportedAgent):
     """The AgentApi methods detect and baseline use, answered from dicts; ``errors`` maps a method name
     to the exception it raises."""
 

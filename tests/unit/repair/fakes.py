@@ -7,7 +7,6 @@ which follows the agent's contract (lstat semantics, no write through symlinks, 
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,15 +19,13 @@ from orchestrator.agent.api import (
     JsonlRepairResult,
     JsonlReport,
     Manifest,
-    PackResult,
-    Placeholder,
     RotateResult,
-    UnpackResult,
 )
-from orchestrator.errors import AgentError, AgentFailedError
+from orchestrator.errors import AgentError
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.repair.context import RepairContext
 from orchestrator.transport.fake import FakeTransport
+from tests.unit.fake_agent import UnsupportedAgent, not_found, sha
 
 NGINX = Component(
     name="nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
@@ -61,7 +58,7 @@ class Node:
     link: str | None = None
 
 
-class FakeAgent:
+class FakeAgent(UnsupportedAgent):
     """AgentApi over ``fs`` (path -> Node). ``corrupt`` holds jsonl logs with bad lines."""
 
     def __init__(self, fs: dict[str, Node] | None = None) -> None:
@@ -87,9 +84,9 @@ class FakeAgent:
 
     def _entry(self, path: str) -> FileEntry:
         node = self.fs[path]
-        sha = hashlib.sha256(node.data).hexdigest() if node.type == "file" else None
+        digest = sha(node.data) if node.type == "file" else None
         return FileEntry(path, node.type, node.mode, node.uid, node.gid, "root", "root",
-                         len(node.data), 0.0, sha, node.link)
+                         len(node.data), 0.0, digest, node.link)
 
     # -- AgentApi ----------------------------------------------------------------------------------
     def manifest(self, paths: list[str]) -> Manifest:
@@ -105,12 +102,6 @@ class FakeAgent:
                     found[path] = self._entry(path)
         return Manifest(tuple(found[p] for p in sorted(found)), tuple(missing))
 
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
-        raise NotImplementedError
-
-    def unpack(self, remote_tar: str, placeholders: list[Placeholder]) -> UnpackResult:
-        raise NotImplementedError
-
     def read_file(self, path: str, *, max_bytes: int) -> bytes:
         self.calls.append(("read_file", path))
         node = self.fs.get(path)
@@ -124,14 +115,11 @@ class FakeAgent:
         cur = self.fs.get(path)
         if cur is not None and cur.type != "file":
             raise AgentError(f"{path} is a {cur.type}, not a regular file")
-        current_sha = None if cur is None else hashlib.sha256(cur.data).hexdigest()
+        current_sha = None if cur is None else sha(cur.data)
         if expect_sha256 is not None and current_sha != expect_sha256:
             raise AgentError(f"{path} changed since capture")
         self.put(path, Node("file", data, mode, uid, gid))
         return self._entry(path)
-
-    def sweep_temps(self, dirs: list[str]) -> list[str]:
-        return []
 
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         self.calls.append(("remove_file", path))
@@ -167,8 +155,7 @@ class FakeAgent:
     def disk_usage(self, mount: str) -> DiskUsage:
         """statvfs semantics: any existing path answers (a full disk), a missing one is not found."""
         if mount not in self.fs:
-            raise AgentFailedError(f"vm: agent disk_usage: [Errno 2] No such file or directory: {mount!r}",
-                                   host="vm", op="disk_usage", code="not_found")
+            raise not_found("disk_usage", mount, host="vm")
         return DiskUsage(mount, 100, 99, 1, 99.0, 100, 10, 10.0)
 
     def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
