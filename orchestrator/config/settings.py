@@ -2,6 +2,11 @@
 
 ``VMREPAIR_CONFIG`` points at another config file, ``VMREPAIR_STATE_DIR`` overrides the state dir.
 Both files are optional: with neither, defaults apply.
+
+Playbooks, VM templates and image recipes default to the copies shipped inside the package
+(:mod:`orchestrator.resources`); ``playbooks_dir``, ``templates_dir`` and ``images_dir`` replace them,
+and the ``*.yaml`` files of ``playbooks_dropin_dir`` add to or override the playbooks by name
+(:mod:`orchestrator.playbooks.catalog`).
 """
 
 from __future__ import annotations
@@ -17,10 +22,14 @@ from orchestrator.components.config import WatchConfig, WatchFile, build_watch_c
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.loading import load_model
 from orchestrator.config.reboot import RebootSettings
+from orchestrator.resources import shipped_playbooks_dir, shipped_recipes_dir, shipped_templates_dir
 
 DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/vmrepair")
-#: The project's template recipes ship beside the package in a source checkout.
+#: Local playbooks that add to or override the shipped ones by name; a missing directory means none.
+DEFAULT_PLAYBOOKS_DROPIN_DIR = Path("/etc/vmrepair/playbooks.d")
+#: The root of a source checkout. Kept for tests that read files beside the package (the systemd
+#: unit, the top-level data directories); product code finds its data with orchestrator.resources.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,8 +76,11 @@ class ConfigFile(_Strict):
 
     state_dir: Path | None = None
     libvirt_uri: str = "qemu:///system"
+    #: Default for the three data directories: the copies shipped inside the package.
+    playbooks_dir: Path | None = None
     templates_dir: Path | None = None
     images_dir: Path | None = None
+    playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
     mirror: str | None = Field(
         default=None, description="Debian mirror for image builds; default: the host's apt sources"
     )
@@ -104,6 +116,8 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
+    playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
     @property
     def image_store(self) -> Path:
@@ -146,7 +160,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Resolve settings from the config file (if any) and the environment.
 
     Raises:
-        ConfigError: the config file exists but is invalid, or VMREPAIR_CONFIG names a missing file.
+        ConfigError: the config file exists but is invalid, VMREPAIR_CONFIG names a missing file, or
+            a shipped data directory that is needed as a default is missing from the package.
     """
     env = dict(os.environ) if env is None else env
     explicit = env.get("VMREPAIR_CONFIG")
@@ -165,8 +180,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         config_path=path,
         state_dir=state_dir or cfg.state_dir or DEFAULT_STATE_DIR,
         libvirt_uri=cfg.libvirt_uri,
-        templates_dir=cfg.templates_dir or PROJECT_ROOT / "vm_templates",
-        recipes_dir=cfg.images_dir or PROJECT_ROOT / "images",
+        templates_dir=cfg.templates_dir or shipped_templates_dir(),
+        recipes_dir=cfg.images_dir or shipped_recipes_dir(),
         mirror=cfg.mirror,
         default_template=cfg.default_template,
         ssh=cfg.ssh,
@@ -178,4 +193,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         daemon=cfg.daemon,
         audit=cfg.audit,
         health=cfg.health,
+        playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
+        playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

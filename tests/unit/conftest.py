@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from orchestrator.config.daemon import AuditSettings
-from orchestrator.config.settings import PROJECT_ROOT, Settings, SshSettings, VmSettings
+from orchestrator.config.settings import Settings, SshSettings, VmSettings
 from orchestrator.imaging import keys, store
+from orchestrator.resources import shipped_playbooks_dir, shipped_recipes_dir, shipped_templates_dir
 
 #: The driver keeps its state in the process while a connection is open; nothing leaves the process.
 TEST_URI = "test:///default"
@@ -23,15 +24,19 @@ TEST_DRIVER_DOMAIN = "test"
 
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on ``tmp_path/state`` with the shipped templates and recipes; override any field."""
+    """Settings on ``tmp_path/state`` with the shipped templates, recipes and playbooks (no drop-ins);
+    override any field."""
 
     def factory(**overrides: Any) -> Settings:
         settings = Settings(
             config_path=None,
             state_dir=tmp_path / "state",
             libvirt_uri=TEST_URI,
-            templates_dir=PROJECT_ROOT / "vm_templates",
-            recipes_dir=PROJECT_ROOT / "images",
+            templates_dir=shipped_templates_dir(),
+            recipes_dir=shipped_recipes_dir(),
+            playbooks_dir=shipped_playbooks_dir(),
+            # Never the machine's /etc/vmrepair/playbooks.d from a unit test.
+            playbooks_dropin_dir=tmp_path / "playbooks.d",
             mirror="http://deb.invalid/debian",
             default_template="debian-12",
             ssh=SshSettings(),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli.main import build_parser, main
-from orchestrator.config.settings import PROJECT_ROOT
 from orchestrator.imaging.recipe import recipe_hash
 from orchestrator.imaging.store import BuiltImage
 from orchestrator.imaging.template import load_template
+from orchestrator.resources import shipped_recipes_dir, shipped_templates_dir
 
 CHECK_KEYS = {"name", "vital", "ok", "detail", "remedy"}
 
@@ -106,8 +106,8 @@ def test_image_list_compares_the_recipe_hash(
     cli_env: Path, capsys: pytest.CaptureFixture[str],
     make_built_image: Callable[..., BuiltImage], is_current: bool, status: str,
 ) -> None:
-    template = load_template(PROJECT_ROOT / "vm_templates", "debian-12")
-    wanted = recipe_hash(PROJECT_ROOT / "images", template) if is_current else "f" * 64
+    template = load_template(shipped_templates_dir(), "debian-12")
+    wanted = recipe_hash(shipped_recipes_dir(), template) if is_current else "f" * 64
     built = make_built_image(cli_env / "images", recipe_hash=wanted)
     assert main(["image", "list", "--json"]) == 0
     rows = {r["template"]: r for r in _json(capsys.readouterr().out)["images"]}  # type: ignore[union-attr]

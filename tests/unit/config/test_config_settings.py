@@ -9,12 +9,13 @@ import pytest
 
 from orchestrator.config import settings as settings_module
 from orchestrator.config.settings import (
+    DEFAULT_PLAYBOOKS_DROPIN_DIR,
     DEFAULT_STATE_DIR,
-    PROJECT_ROOT,
     ConfigFile,
     load_settings,
 )
 from orchestrator.errors import ConfigError
+from orchestrator.resources import shipped_playbooks_dir, shipped_recipes_dir, shipped_templates_dir
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +31,12 @@ def test_defaults_without_any_config_file() -> None:
     assert settings.config_path is None
     assert settings.state_dir == DEFAULT_STATE_DIR
     assert settings.libvirt_uri == "qemu:///system"
-    assert settings.templates_dir == PROJECT_ROOT / "vm_templates"
-    assert settings.recipes_dir == PROJECT_ROOT / "images"
+    # The data directories default to the copies shipped inside the package, not the source tree.
+    assert settings.templates_dir == shipped_templates_dir()
+    assert settings.recipes_dir == shipped_recipes_dir()
+    assert settings.playbooks_dir == shipped_playbooks_dir()
+    assert settings.playbooks_dropin_dir == DEFAULT_PLAYBOOKS_DROPIN_DIR == Path("/etc/vmrepair/playbooks.d")
+    assert (settings.templates_dir / "debian-12.yaml").is_file()
     assert settings.mirror is None
     assert settings.default_template == "debian-12"
     assert settings.ssh == ConfigFile().ssh
@@ -59,7 +64,8 @@ def test_explicit_config_file_is_used(tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(
         "state_dir: /srv/vmr\nlibvirt_uri: test:///default\ntemplates_dir: /srv/t\n"
-        "images_dir: /srv/i\nmirror: http://mirror.example/debian\n"
+        "images_dir: /srv/i\nplaybooks_dir: /srv/p\nplaybooks_dropin_dir: /srv/p.d\n"
+        "mirror: http://mirror.example/debian\n"
         "ssh:\n  connect_timeout_s: 2\nvm:\n  accel: tcg\n  boot_timeout_s: 30\n"
     )
     settings = load_settings(env={"VMREPAIR_CONFIG": str(config)})
@@ -68,6 +74,7 @@ def test_explicit_config_file_is_used(tmp_path: Path) -> None:
     assert settings.libvirt_uri == "test:///default"
     assert settings.templates_dir == Path("/srv/t")
     assert settings.recipes_dir == Path("/srv/i")
+    assert (settings.playbooks_dir, settings.playbooks_dropin_dir) == (Path("/srv/p"), Path("/srv/p.d"))
     assert settings.mirror == "http://mirror.example/debian"
     assert settings.ssh.connect_timeout_s == 2
     assert (settings.vm.accel, settings.vm.boot_timeout_s) == ("tcg", 30)

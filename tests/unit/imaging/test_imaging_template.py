@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config.settings import PROJECT_ROOT
 from orchestrator.errors import ConfigError
 from orchestrator.imaging.template import list_templates, load_template, template_path
+from orchestrator.resources import shipped_templates_dir
 
-SHIPPED = PROJECT_ROOT / "vm_templates"
+SHIPPED = shipped_templates_dir()
 
 VALID = """\
 name: {name}

@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from orchestrator.config.settings import PROJECT_ROOT
 from orchestrator.diagnose.result import DiagnosticRun
 from orchestrator.diagnose.rules import evaluate
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import SCHEMA_FILE, export_schema, load_playbooks, render_schema
+from orchestrator.resources import shipped_playbooks_dir
 
-PLAYBOOKS_DIR = PROJECT_ROOT / "playbooks"
+PLAYBOOKS_DIR = shipped_playbooks_dir()
 SHIPPED = {"nginx-config", "unit-dropin", "disk-full", "jsonl-log", "fstab"}
 
 
