@@ -1,16 +1,24 @@
-"""Invalid playbooks are refused with messages that name the file and the key path."""
+"""Invalid playbooks are refused with messages that name the file and the key path; the catalog adds
+the drop-ins to the shipped playbooks, by name."""
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from orchestrator.config.settings import Settings
 from orchestrator.errors import ConfigError, PlaybookError
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
+from orchestrator.playbooks.catalog import Origin, catalog_entries, load_catalog
 from orchestrator.playbooks.loader import MAX_PLAYBOOK_BYTES, load_playbook, load_playbooks
+from orchestrator.resources import shipped_playbooks_dir
 
 VALID = """\
 name: demo
@@ -259,3 +267,144 @@ def test_fstab_entry_path_must_be_absolute_or_a_placeholder(tmp_path: Path) -> N
                                                    "- fstab_entry: {action: nofail, path: '{fstab}'}"))
     assert message == (f"{path}: strategies[0].steps[0].fstab_entry.path: unknown placeholder {{fstab}} "
                        "(known: component, offender, subject, unit)")
+
+
+# -- the catalog: shipped playbooks + drop-ins that add or override by name ----------------------
+# Drop-ins are derived from a shipped file, so these tests follow the step schema wherever it goes.
+
+SHIPPED_NAMES = ["disk-full", "fstab", "jsonl-log", "nginx-config", "unit-dropin"]
+
+
+@pytest.fixture
+def catalog_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
+    dropins = tmp_path / "playbooks.d"
+    dropins.mkdir()
+    return make_settings(playbooks_dropin_dir=dropins)
+
+
+def _shipped_yaml(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((shipped_playbooks_dir() / f"{name}.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _dropin(settings: Settings, data: dict[str, Any], file: str) -> Path:
+    path = settings.playbooks_dropin_dir / file
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _renamed(name: str, new_name: str) -> dict[str, Any]:
+    """A shipped playbook under a new name, with new strategy names (they must stay unique)."""
+    data = _shipped_yaml(name)
+    data["name"] = new_name
+    for strategy in data["strategies"]:
+        strategy["name"] = f"{new_name}-{strategy['name']}"
+    return data
+
+
+def _catalog_error(settings: Settings) -> PlaybookError:
+    with pytest.raises(PlaybookError) as info:
+        catalog_entries(settings)
+    return info.value
+
+
+def test_catalog_without_dropins_is_the_shipped_playbooks(catalog_settings: Settings) -> None:
+    entries = catalog_entries(catalog_settings)
+    assert [e.name for e in entries] == SHIPPED_NAMES
+    assert {e.origin for e in entries} == {Origin.SHIPPED}
+    assert all(e.path.parent == shipped_playbooks_dir() and e.overrides is None for e in entries)
+    assert [p.name for p in load_catalog(catalog_settings)] == SHIPPED_NAMES
+
+
+def test_missing_dropin_directory_means_no_dropins(make_settings: Callable[..., Settings],
+                                                   tmp_path: Path) -> None:
+    settings = make_settings(playbooks_dropin_dir=tmp_path / "absent")
+    assert [p.name for p in load_catalog(settings)] == SHIPPED_NAMES
+
+
+def test_dropin_overrides_a_shipped_playbook_by_name_in_place(catalog_settings: Settings) -> None:
+    data = _shipped_yaml("fstab")
+    data["description"] = "the local variant"
+    # The file name does not matter, the playbook's name does; the shipped strategy names may stay.
+    path = _dropin(catalog_settings, data, "zz-local-fstab.yaml")
+    entries = catalog_entries(catalog_settings)
+    assert [e.name for e in entries] == SHIPPED_NAMES
+    fstab = entries[SHIPPED_NAMES.index("fstab")]
+    assert (fstab.origin, fstab.path) == (Origin.OVERRIDE, path)
+    assert fstab.overrides == shipped_playbooks_dir() / "fstab.yaml"
+    assert fstab.playbook.description == "the local variant"
+    assert fstab.playbook.source == str(path)
+
+
+def test_dropin_with_a_new_name_is_added_after_the_shipped_ones(catalog_settings: Settings) -> None:
+    path = _dropin(catalog_settings, _renamed("disk-full", "local-disk"), "00-local-disk.yaml")
+    entries = catalog_entries(catalog_settings)
+    assert [e.name for e in entries] == [*SHIPPED_NAMES, "local-disk"]
+    assert (entries[-1].origin, entries[-1].path, entries[-1].overrides) == (Origin.DROPIN, path, None)
+
+
+def test_only_yaml_files_are_dropins(catalog_settings: Settings) -> None:
+    _dropin(catalog_settings, _renamed("disk-full", "local-disk"), "local-disk.yml")
+    (catalog_settings.playbooks_dropin_dir / "README").write_text("not a playbook\n")
+    assert [p.name for p in load_catalog(catalog_settings)] == SHIPPED_NAMES
+
+
+def test_malformed_dropin_fails_the_catalog_naming_the_file(catalog_settings: Settings) -> None:
+    path = catalog_settings.playbooks_dropin_dir / "broken.yaml"
+    path.write_text("name: broken\nstrategies: [\n")
+    error = _catalog_error(catalog_settings)
+    assert error.file == str(path)
+    assert error.message.startswith(f"{path}: malformed YAML at line 3, column 1: ")
+
+
+def test_dropin_with_an_unknown_key_names_file_and_key(catalog_settings: Settings) -> None:
+    data = _shipped_yaml("fstab")
+    data["strategies"][1]["retries"] = 3
+    path = _dropin(catalog_settings, data, "fstab.yaml")
+    error = _catalog_error(catalog_settings)
+    assert error.file == str(path)
+    assert error.message == f"{path}: strategies[1].retries: unknown key (not allowed here; check spelling)"
+
+
+def test_new_dropin_may_not_reuse_a_shipped_strategy_name(catalog_settings: Settings) -> None:
+    data = _renamed("disk-full", "local-disk")
+    data["strategies"][1]["name"] = "fstab-add-nofail"
+    path = _dropin(catalog_settings, data, "local-disk.yaml")
+    error = _catalog_error(catalog_settings)
+    assert error.file == str(path)
+    assert error.message == (f"{path}: strategies[1].name: strategy 'fstab-add-nofail' is already defined "
+                             f"in {shipped_playbooks_dir() / 'fstab.yaml'}")
+
+
+def test_two_dropins_may_not_define_one_playbook(catalog_settings: Settings) -> None:
+    _dropin(catalog_settings, _shipped_yaml("fstab"), "a.yaml")
+    second = _dropin(catalog_settings, _shipped_yaml("fstab"), "b.yaml")
+    error = _catalog_error(catalog_settings)
+    assert error.file == str(second)
+    assert error.message.startswith(f"{second}: name: playbook 'fstab' is already defined in ")
+
+
+def test_world_writable_dropins_are_refused(catalog_settings: Settings) -> None:
+    path = _dropin(catalog_settings, _shipped_yaml("fstab"), "fstab.yaml")
+    path.chmod(0o666)
+    error = _catalog_error(catalog_settings)
+    assert error.message == f"{path}: writable by every user; refusing to load playbooks from it"
+    assert error.remedy == f"chmod o-w {path}"
+
+
+def test_dropin_path_that_is_a_file_is_an_error(make_settings: Callable[..., Settings],
+                                                tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "playbooks.d"
+    not_a_dir.write_text("")
+    error = _catalog_error(make_settings(playbooks_dropin_dir=not_a_dir))
+    assert error.message == f"{not_a_dir}: playbook drop-in directory is not a directory"
+
+
+def test_configured_playbooks_dir_replaces_the_shipped_one(catalog_settings: Settings,
+                                                           tmp_path: Path) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "only.yaml").write_text(yaml.safe_dump(_renamed("fstab", "only")))
+    settings = dataclasses.replace(catalog_settings, playbooks_dir=own)
+    assert [(e.name, e.origin) for e in catalog_entries(settings)] == [("only", Origin.SHIPPED)]
