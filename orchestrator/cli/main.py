@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich.markup import escape
+
 from orchestrator import __version__
 from orchestrator.app import App
 from orchestrator.apply.recovery import RecoveryReport, recover_on_start
@@ -25,6 +27,7 @@ from orchestrator.cli import (
     fixes,
     image,
     log,
+    playbook,
     quarantine,
     reboot,
     run,
@@ -68,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, baseline, run, demo, sessions, fixes, reboot, daemon, status,
-                   log, quarantine):
+                   log, quarantine, playbook):
         module.register(sub)
     return parser
 
@@ -87,7 +90,8 @@ def _report_error(exc: VmRepairError, *, as_json: bool) -> None:
             details["log"] = exc.log
     if as_json:
         emit_json(details)
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+    # Messages quote files and keys ("within: [/etc/nginx]"): escaped, rich never reads them as markup.
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
     for key in ("step", "log", "serial_log", "remedy"):
         if key in details:
             err_console.print(f"  {key}: {details[key]}", markup=False)
