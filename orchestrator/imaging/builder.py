@@ -27,7 +27,7 @@ from orchestrator.fsutil import ensure_private_dir, fsync_dir
 from orchestrator.imaging import keys, store
 from orchestrator.imaging.cleanup import safe_rmtree
 from orchestrator.imaging.mirror import host_mirror
-from orchestrator.imaging.recipe import recipe_dir, recipe_hash
+from orchestrator.imaging.recipe import normalize_overlay, recipe_dir, recipe_hash
 from orchestrator.imaging.template import Template
 from orchestrator.transport.base import Transport
 
@@ -201,8 +201,11 @@ class ImageBuilder:
     def _overlay(self, template: Template, tree: Path) -> None:
         overlay = recipe_dir(self.settings.recipes_dir, template) / "overlay"
         if overlay.is_dir():
-            # -a keeps modes; --no-preserve=ownership makes everything root-owned in the image.
+            # -a keeps links and exec bits; --no-preserve=ownership makes everything root-owned in the
+            # image. The recipe may be installed package data: modes that came from the installer's
+            # umask, and pip's bytecode beside the overlay's Python files, are normalized away after.
             self._cmd("overlay", ["cp", "-a", "--no-preserve=ownership", f"{overlay}/.", str(tree)])
+            normalize_overlay(overlay, tree)
 
     def _customize(self, template: Template, tree: Path) -> None:
         script = recipe_dir(self.settings.recipes_dir, template) / "customize.sh"

@@ -3,6 +3,11 @@
 It covers the builder's format version, the validated template spec and every file of the recipe
 directory (relative path, mode and content). Mirror URLs are deliberately excluded: the same recipe
 from another mirror of the same suite is the same image.
+
+Recipes ship as package data, and only the exec bit of a file survives that trip intact: git records
+nothing else, and pip writes package data with the installer's umask (and byte-compiles the overlay's
+Python files next to them). So a file's mode counts as its :func:`canonical_mode`, in the hash and in
+the image (:func:`normalize_overlay`), and Python bytecode counts as nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +23,41 @@ from orchestrator.imaging.template import Template
 
 #: Bump when the builder changes what it produces for the same recipe.
 BUILDER_FORMAT = 1
+
+
+def canonical_mode(mode: int) -> int:
+    """The mode a recipe entry gets in the image: 0755 for directories and executables, else 0644."""
+    return 0o755 if stat.S_ISDIR(mode) or mode & 0o111 else 0o644
+
+
+def is_bytecode(path: Path) -> bool:
+    return "__pycache__" in path.parts or path.suffix == ".pyc"
+
+
+def normalize_overlay(overlay: Path, tree: Path) -> None:
+    """After ``cp -a OVERLAY/. TREE``: give what came from the overlay its canonical mode (``cp -a``
+    would put an installer's umask on /etc or /opt of the image) and remove the bytecode it brought."""
+    tree.chmod(canonical_mode(overlay.stat().st_mode))
+    root = tree.resolve()
+    for dirpath, dirnames, filenames in os.walk(overlay):
+        for name in sorted([*dirnames, *filenames]):
+            source = Path(dirpath) / name
+            target = tree / source.relative_to(overlay)
+            info = source.lstat()
+            # The build runs as root: never touch a file through a link of the tree that leads out
+            # of it (an absolute link such as /etc/resolv.conf would lead to the host's file).
+            if target.is_symlink() or not target.resolve().is_relative_to(root):
+                continue
+            if is_bytecode(source):
+                if not stat.S_ISDIR(info.st_mode):
+                    target.unlink(missing_ok=True)
+            elif not stat.S_ISLNK(info.st_mode):
+                target.chmod(canonical_mode(info.st_mode))
+    # Deepest first, so a cache inside a cache (never seen, but cheap) goes too; the tree's own caches stay.
+    for cache in sorted(overlay.rglob("__pycache__"), reverse=True):
+        target = tree / cache.relative_to(overlay)
+        if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+            target.rmdir()
 
 
 def recipe_dir(recipes_dir: Path, template: Template) -> Path:
@@ -45,11 +85,13 @@ def recipe_hash(recipes_dir: Path, template: Template) -> str:
         links = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
         for name in sorted([*filenames, *links]):
             path = Path(dirpath) / name
-            if "__pycache__" in path.parts or name.endswith(".pyc"):
+            if is_bytecode(path):
                 continue
             info = path.lstat()
             rel = path.relative_to(root).as_posix()
-            digest.update(f"\0{rel}\0{stat.S_IMODE(info.st_mode):o}\0".encode())
+            # A link's own mode is always 0777; for the rest only what reaches the image counts.
+            mode = stat.S_IMODE(info.st_mode) if stat.S_ISLNK(info.st_mode) else canonical_mode(info.st_mode)
+            digest.update(f"\0{rel}\0{mode:o}\0".encode())
             if stat.S_ISLNK(info.st_mode):
                 digest.update(str(path.readlink()).encode())
             else:

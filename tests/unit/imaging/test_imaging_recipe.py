@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
 
 from orchestrator.errors import ConfigError
-from orchestrator.imaging.recipe import BUILDER_FORMAT, recipe_dir, recipe_hash
+from orchestrator.imaging.recipe import (
+    BUILDER_FORMAT,
+    canonical_mode,
+    normalize_overlay,
+    recipe_dir,
+    recipe_hash,
+)
 from orchestrator.imaging.template import Template, load_template
 
 TEMPLATE = """\
@@ -56,10 +64,69 @@ def test_hash_changes_with_file_content(layout: tuple[Path, Path]) -> None:
     assert _hash(layout) != before
 
 
-def test_hash_changes_with_file_mode(layout: tuple[Path, Path]) -> None:
+def test_hash_changes_with_the_exec_bit(layout: tuple[Path, Path]) -> None:
     before = _hash(layout)
-    (layout[1] / "tiny" / "customize.sh").chmod(0o700)
+    (layout[1] / "tiny" / "customize.sh").chmod(0o644)
     assert _hash(layout) != before
+
+
+def test_hash_ignores_modes_an_installer_umask_sets(layout: tuple[Path, Path]) -> None:
+    # A wheel installed with umask 077 must not look like another recipe than the checkout.
+    before = _hash(layout)
+    recipe = layout[1] / "tiny"
+    (recipe / "customize.sh").chmod(0o700)
+    (recipe / "overlay" / "etc" / "motd").chmod(0o600)
+    (recipe / "overlay" / "etc").chmod(0o700)
+    assert _hash(layout) == before
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    (stat.S_IFREG | 0o644, 0o644), (stat.S_IFREG | 0o600, 0o644), (stat.S_IFREG | 0o700, 0o755),
+    (stat.S_IFREG | 0o711, 0o755), (stat.S_IFDIR | 0o700, 0o755), (stat.S_IFDIR | 0o755, 0o755),
+])
+def test_canonical_mode_keeps_only_the_exec_bit(mode: int, expected: int) -> None:
+    assert canonical_mode(mode) == expected
+
+
+def test_normalize_overlay_fixes_modes_and_drops_bytecode(tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    app = overlay / "opt" / "app"
+    (app / "__pycache__").mkdir(parents=True)
+    (app / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"\x00")
+    (app / "mod.py").write_text("x = 1\n")
+    (app / "run").write_text("#!/bin/sh\n")
+    (overlay / "etc").mkdir()
+    (overlay / "etc" / "hostname").write_text("vm\n")
+    (overlay / "etc" / "localtime").symlink_to("/usr/share/zoneinfo/UTC")
+    # What pip leaves under umask 077, and what `cp -a` would carry into the image.
+    for path, mode in ((app / "mod.py", 0o600), (app / "run", 0o711), (overlay / "etc" / "hostname", 0o600),
+                       (app, 0o700), (overlay / "etc", 0o700), (overlay, 0o700)):
+        path.chmod(mode)
+    tree = tmp_path / "tree"
+    (tree / "opt" / "app" / "__pycache__").mkdir(parents=True)
+    (tree / "opt" / "app" / "__pycache__" / "base.cpython-311.pyc").write_bytes(b"from the tree")
+    shutil.copytree(overlay, tree, symlinks=True, dirs_exist_ok=True)
+    normalize_overlay(overlay, tree)
+    modes = {path.relative_to(tree).as_posix(): stat.S_IMODE(path.lstat().st_mode)
+             for path in [tree, *tree.rglob("*")] if not path.is_symlink()}
+    assert modes == {".": 0o755, "etc": 0o755, "etc/hostname": 0o644, "opt": 0o755, "opt/app": 0o755,
+                     "opt/app/mod.py": 0o644, "opt/app/run": 0o755, "opt/app/__pycache__": 0o755,
+                     "opt/app/__pycache__/base.cpython-311.pyc": 0o644}
+    assert (tree / "etc" / "localtime").readlink() == Path("/usr/share/zoneinfo/UTC")
+
+
+def test_normalize_overlay_never_follows_a_link_out_of_the_tree(tmp_path: Path) -> None:
+    host_file = tmp_path / "host-resolv.conf"
+    host_file.write_text("nameserver 127.0.0.53\n")
+    host_file.chmod(0o600)
+    overlay = tmp_path / "overlay"
+    (overlay / "etc").mkdir(parents=True)
+    (overlay / "etc" / "resolv.conf").write_text("nameserver 10.0.2.3\n")
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "resolv.conf").symlink_to(host_file)
+    normalize_overlay(overlay, tree)
+    assert stat.S_IMODE(host_file.stat().st_mode) == 0o600
 
 
 def test_hash_changes_with_new_file(layout: tuple[Path, Path]) -> None:
