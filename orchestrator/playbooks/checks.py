@@ -7,14 +7,8 @@ from collections.abc import Iterator
 
 from orchestrator.playbooks.placeholders import BUILTINS, parse_template
 from orchestrator.playbooks.schema import PlaybookFile, StrategyFile
-from orchestrator.playbooks.step_schema import StepFile
-
-#: Step fields that hold templates, per kind (the rest are literals checked by the schema).
-_TEMPLATE_FIELDS = {
-    "run": ("argv",), "unit": ("name",), "restore_baseline": ("paths",), "restore_conffile": ("paths",),
-    "quarantine": ("path",), "quarantine_unknown_dropins": ("unit",), "jsonl_repair": ("paths",),
-    "wait_active": ("unit",), "fstab_entry": ("path",),
-}
+from orchestrator.playbooks.step_schema import StepFile, step_spec
+from orchestrator.steps.registry import kinds
 
 
 def problems(playbook: PlaybookFile) -> list[str]:
@@ -80,9 +74,10 @@ def _check_strategy(
 
 def _templates(step: StepFile) -> Iterator[tuple[str, str]]:
     """(key path inside the step, template text) for every template of a step."""
-    (kind, spec), = step.model_dump().items()
-    for field in _TEMPLATE_FIELDS.get(kind, ()):
-        value = spec.get(field)
+    # The kind names its template fields; the rest are literals checked by the schema.
+    kind, spec = step_spec(step)
+    for field in kinds()[kind].template_fields:
+        value = getattr(spec, field)
         if isinstance(value, list):
             for k, item in enumerate(value):
                 yield f"{kind}.{field}[{k}]", item

@@ -6,9 +6,9 @@ import re
 
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks import schema as s
-from orchestrator.playbooks import step_schema as st
-from orchestrator.playbooks.fields import COMPONENT_SCOPE, RESTORE_SCOPES
 from orchestrator.playbooks.placeholders import Template, parse_template
+from orchestrator.playbooks.step_schema import StepFile, step_spec
+from orchestrator.steps.registry import Step, kinds
 
 _FLAGS = re.MULTILINE
 
@@ -62,29 +62,7 @@ def _strategy(strategy: s.StrategyFile, playbook: str) -> m.Strategy:
     )
 
 
-def _step(step: st.StepFile) -> m.Step:  # noqa: PLR0911 - one return per step kind reads best
-    match step:
-        case st.RunStepFile(run=spec):
-            return m.RunStep(_templates(spec.argv), spec.timeout_s, frozenset(spec.ok_exit))
-        case st.UnitStepFile(unit=spec):
-            return m.UnitStep(spec.action, None if spec.name is None else parse_template(spec.name))
-        case st.RestoreBaselineStepFile(restore_baseline=spec):
-            scopes = tuple(p for p in spec.paths if p in RESTORE_SCOPES)
-            paths = _templates([p for p in spec.paths if p not in RESTORE_SCOPES])
-            return m.RestoreBaselineStep(scopes, paths, tuple(spec.quarantine_added))
-        case st.RestoreConffileStepFile(restore_conffile=spec):
-            return m.RestoreConffileStep(spec.package, _templates(spec.paths))
-        case st.QuarantineStepFile(quarantine=spec):
-            return m.QuarantineStep(parse_template(spec.path), tuple(spec.within), spec.quarantine_dir)
-        case st.QuarantineDropinsStepFile(quarantine_unknown_dropins=spec):
-            return m.QuarantineUnknownDropinsStep(parse_template(spec.unit), spec.quarantine_dir)
-        case st.JsonlRepairStepFile(jsonl_repair=spec):
-            return m.JsonlRepairStep(COMPONENT_SCOPE in spec.paths,
-                                     _templates([p for p in spec.paths if p != COMPONENT_SCOPE]))
-        case st.ReduceLogsStepFile(reduce_logs=spec):
-            return m.ReduceLogsStep(spec.min_bytes, spec.method, spec.limit)
-        case st.WaitActiveStepFile(wait_active=spec):
-            return m.WaitActiveStep(parse_template(spec.unit), spec.timeout_s, spec.settle_s)
-        case st.FstabEntryStepFile(fstab_entry=spec):
-            return m.FstabEntryStep(spec.action, parse_template(spec.path))
-    raise AssertionError(f"unhandled step {step!r}")  # pragma: no cover - the schema is exhaustive
+def _step(step: StepFile) -> Step:
+    kind, spec = step_spec(step)
+    converted: Step = kinds()[kind].convert(spec)
+    return converted

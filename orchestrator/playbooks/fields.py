@@ -22,6 +22,12 @@ PACKAGE_PATTERN = r"^[a-z0-9][a-z0-9+.-]{0,99}$"
 QUARANTINE_ROOT = "/var/lib/vmrepair/quarantine"
 
 
+def check_quarantine_dir(value: str) -> None:
+    """Raises ValueError unless ``value`` is :data:`QUARANTINE_ROOT` or below it."""
+    if value != QUARANTINE_ROOT and not value.startswith(QUARANTINE_ROOT + "/"):
+        raise ValueError(f"quarantine_dir must be {QUARANTINE_ROOT} or below it")
+
+
 def _check_regex(value: str) -> str:
     try:
         re.compile(value, re.MULTILINE)

@@ -1,16 +1,33 @@
 """Plain typed playbooks, converted from the validated files (:mod:`orchestrator.playbooks.schema`).
 
 Regexes are compiled and templates parsed once here; the rest of the pipeline never sees pydantic.
+A strategy's steps are the plain objects of their kinds (:mod:`orchestrator.steps.kinds`); the step
+classes are re-exported here only for the code that already names them from this module (a new kind
+needs no entry here).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Literal
 
 from orchestrator.model import IssueKind
 from orchestrator.playbooks.placeholders import Template
+from orchestrator.steps.kinds.fstab_entry import FstabEntryStep
+from orchestrator.steps.kinds.jsonl_repair import JsonlRepairStep
+from orchestrator.steps.kinds.quarantine import QuarantineStep
+from orchestrator.steps.kinds.quarantine_unknown_dropins import QuarantineUnknownDropinsStep
+from orchestrator.steps.kinds.reduce_logs import ReduceLogsStep
+from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
+from orchestrator.steps.kinds.restore_conffile import RestoreConffileStep
+from orchestrator.steps.kinds.run import RunStep
+from orchestrator.steps.kinds.unit import UnitStep
+from orchestrator.steps.kinds.wait_active import WaitActiveStep
+from orchestrator.steps.registry import Step
+
+__all__ = ["UNKNOWN_CAUSE", "WILDCARD", "Diagnostic", "FstabEntryStep", "JsonlRepairStep", "Playbook",
+           "QuarantineStep", "QuarantineUnknownDropinsStep", "ReduceLogsStep", "RestoreBaselineStep",
+           "RestoreConffileStep", "Rule", "RunStep", "Step", "Strategy", "UnitStep", "WaitActiveStep"]
 
 #: The cause of a diagnosis no rule explains; only ``for_causes: ["*"]`` strategies apply to it.
 UNKNOWN_CAUSE = "unknown"
@@ -34,93 +51,6 @@ class Rule:
     exit_status: int | None = None
     #: (variable, regex with one group) searched in the same diagnostic's output.
     extract: tuple[tuple[str, re.Pattern[str]], ...] = ()
-
-
-# -- steps (one class per kind; ``kind`` is the YAML key) ----------------------------------------
-
-@dataclass(frozen=True)
-class RunStep:
-    argv: tuple[Template, ...]
-    timeout_s: float
-    ok_exit: frozenset[int]
-    kind: ClassVar[str] = "run"
-
-
-@dataclass(frozen=True)
-class UnitStep:
-    action: str
-    name: Template | None
-    kind: ClassVar[str] = "unit"
-
-
-@dataclass(frozen=True)
-class RestoreBaselineStep:
-    #: Keywords for the component's own paths: component, component_config, component_units.
-    scopes: tuple[str, ...]
-    paths: tuple[Template, ...]
-    #: Directories under which files missing from the baseline are quarantined, or the keywords
-    #: all (anywhere in the restored paths), config_paths, unit_paths (the component's).
-    quarantine_added: tuple[str, ...]
-    kind: ClassVar[str] = "restore_baseline"
-
-
-@dataclass(frozen=True)
-class RestoreConffileStep:
-    package: str
-    paths: tuple[Template, ...]
-    kind: ClassVar[str] = "restore_conffile"
-
-
-@dataclass(frozen=True)
-class QuarantineStep:
-    path: Template
-    within: tuple[str, ...]
-    quarantine_dir: str
-    kind: ClassVar[str] = "quarantine"
-
-
-@dataclass(frozen=True)
-class QuarantineUnknownDropinsStep:
-    unit: Template
-    quarantine_dir: str
-    kind: ClassVar[str] = "quarantine_unknown_dropins"
-
-
-@dataclass(frozen=True)
-class JsonlRepairStep:
-    #: Every jsonl log of the component (``paths: component``), plus any named in ``paths``.
-    all_logs: bool
-    paths: tuple[Template, ...]
-    kind: ClassVar[str] = "jsonl_repair"
-
-
-@dataclass(frozen=True)
-class ReduceLogsStep:
-    min_bytes: int
-    method: Literal["compress", "truncate"]
-    limit: int
-    kind: ClassVar[str] = "reduce_logs"
-
-
-@dataclass(frozen=True)
-class WaitActiveStep:
-    unit: Template
-    timeout_s: float
-    settle_s: float
-    kind: ClassVar[str] = "wait_active"
-
-
-@dataclass(frozen=True)
-class FstabEntryStep:
-    #: nofail: make the entries that would stop the boot optional; comment: comment them out.
-    action: Literal["nofail", "comment"]
-    path: Template
-    kind: ClassVar[str] = "fstab_entry"
-
-
-Step = (RunStep | UnitStep | RestoreBaselineStep | RestoreConffileStep | QuarantineStep
-        | QuarantineUnknownDropinsStep | JsonlRepairStep | ReduceLogsStep | WaitActiveStep
-        | FstabEntryStep)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 
 from orchestrator.errors import RepairStepError, StepNotApplicableError, VmRepairError
-from orchestrator.playbooks.model import RestoreBaselineStep, Step, Strategy
-from orchestrator.repair.context import RepairContext
+from orchestrator.playbooks.model import Strategy
 from orchestrator.repair.log import AttemptLog, StepResult, StepStatus
-from orchestrator.repair.steps import describe, run_step, templates
-from orchestrator.repair.steps.io import StepIO
+from orchestrator.steps.context import RepairContext
+from orchestrator.steps.io import StepIO
+from orchestrator.steps.registry import Step, describe, kind_of, run_step, templates
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def check_applicable(strategy: Strategy, ctx: RepairContext) -> str | None:
     """
     values = ctx.values()
     for index, step in enumerate(strategy.steps, start=1):
-        if isinstance(step, RestoreBaselineStep) and ctx.baseline is None:
+        if kind_of(step).needs_baseline and ctx.baseline is None:
             return f"step {index} ({step.kind}) needs the target's baseline, and it has none"
         for template in templates(step):
             missing = sorted(template.names - values.keys())

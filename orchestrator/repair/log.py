@@ -1,9 +1,10 @@
 """The record of one attempt: every step with its commands, and the operations a fix package replays.
 
-Replayable operations use the JSON form of :mod:`orchestrator.fixpkg.ops`: ``{"op": "daemon_reload"}``,
-``{"op": "unit", "unit": U, "action": A}`` (start/stop/restart/reload) and
-``{"op": "rotate_log", "path": P, "method": M}``. File contents, modes and owners are *not* recorded: the
-package computes them by diffing manifests.
+Replayable operations use the JSON form of :mod:`orchestrator.fixpkg.ops` (``{"op": "daemon_reload"}``,
+``{"op": "unit", "unit": U, "action": A}``, ``{"op": "rotate_log", "path": P, "method": M}``,
+``{"op": "jsonl_repair", "path": P}``); each step kind builds its own through
+:meth:`~orchestrator.steps.io.StepIO.replay_op` and declares them in its ``replays``. File contents, modes
+and owners are *not* recorded: the package computes them by diffing manifests.
 """
 
 from __future__ import annotations
@@ -11,22 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from orchestrator.steps.io import CommandRecord
+
+__all__ = ["AttemptLog", "AttemptStatus", "CommandRecord", "StepResult", "StepStatus"]
+
 StepStatus = Literal["ok", "failed", "not_applicable"]
 AttemptStatus = Literal["running", "ok", "failed", "skipped"]
-
-
-@dataclass(frozen=True)
-class CommandRecord:
-    """One command a step ran in the VM; ``output`` is capped, control-character-safe text."""
-
-    argv: tuple[str, ...]
-    exit_status: int | None
-    output: str
-    duration_s: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "exit_status": self.exit_status, "output": self.output,
-                "duration_s": round(self.duration_s, 3)}
 
 
 @dataclass

@@ -23,7 +23,7 @@ from orchestrator.agent.api import (
 )
 from orchestrator.errors import AgentError
 from orchestrator.model import Component, Issue, IssueKind, Severity
-from orchestrator.repair.context import RepairContext
+from orchestrator.steps.context import RepairContext
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.fake_agent import UnsupportedAgent, not_found, sha
 

@@ -14,8 +14,8 @@ from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbooks
 from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import execute_strategy
-from orchestrator.repair.steps import describe
-from orchestrator.repair.steps.fstab import DISABLED_PREFIX, add_nofail, comment_out
+from orchestrator.steps.kinds.fstab_entry import DISABLED_PREFIX, add_nofail, comment_out
+from orchestrator.steps.registry import describe
 from tests.unit.detect.fakes import FakeAgent as TargetAgent
 from tests.unit.repair.fakes import BOOT, FakeAgent, FakeBaseline, FakeVm, Node, context, issue
 

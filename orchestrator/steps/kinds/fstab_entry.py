@@ -1,4 +1,6 @@
-"""``fstab_entry``: make the fstab entries that would stop the next boot harmless, touching nothing else.
+"""``fstab_entry``: make the fstab entries that would stop the next boot harmless, touching nothing else::
+
+    - fstab_entry: {action: nofail, path: /etc/fstab}
 
 The file is read in the VM and judged by the very rules of the ``fstab:`` probe
 (:func:`orchestrator.detect.fstab.analyse`, devices resolved in the VM). Only the entries it finds
@@ -26,18 +28,49 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from orchestrator.detect.fstab import MAX_FSTAB_BYTES, analyse, listed_lines, probe_name
 from orchestrator.detect.fstab_table import FstabEntry, parse_fstab, takes_part_in_boot
-from orchestrator.playbooks.model import FstabEntryStep
-from orchestrator.repair.context import RepairContext
-from orchestrator.repair.paths import normalize
-from orchestrator.repair.steps.io import StepIO
+from orchestrator.playbooks.fields import PathTemplate, Strict
+from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.session.store import cap_text
+from orchestrator.steps.context import RepairContext
+from orchestrator.steps.io import StepIO
+from orchestrator.steps.paths import normalize
+from orchestrator.steps.registry import Step, StepKind, register
 
 #: Added to the options of an entry made optional; each only when the entry does not set it already.
 NOFAIL_OPTIONS = ("nofail", "x-systemd.device-timeout=10s")
 DISABLED_PREFIX = b"# vmrepair: disabled, device missing: "
+
+
+class FstabEntrySpec(Strict):
+    action: Literal["nofail", "comment"] = Field(description=(
+        "what to do with the entries that would stop the next boot (missing device, no nofail): "
+        "nofail adds nofail,x-systemd.device-timeout=10s to their options; comment comments them out"))
+    path: PathTemplate = Field(default="{subject}", description=(
+        "the fstab file: must be one of the component's fstab paths"))
+
+
+@dataclass(frozen=True)
+class FstabEntryStep(Step):
+    #: nofail: make the entries that would stop the boot optional; comment: comment them out.
+    action: Literal["nofail", "comment"]
+    path: Template
+    kind: ClassVar[str] = "fstab_entry"
+
+
+def _convert(spec: FstabEntrySpec) -> FstabEntryStep:
+    return FstabEntryStep(spec.action, parse_template(spec.path))
+
+
+def _describe(step: FstabEntryStep) -> str:
+    how = "add nofail to" if step.action == "nofail" else "comment out"
+    return f"{how} the entries of {step.path.raw} whose device is missing"
 
 
 def add_nofail(data: bytes, entries: Iterable[FstabEntry]) -> bytes:
@@ -116,3 +149,11 @@ def run_fstab_entry(step: FstabEntryStep, ctx: RepairContext, io: StepIO) -> str
     targets = ", ".join(cap_text(need.entry.target, 200) for need in broken[:10])
     more = f" and {len(broken) - 10} more" if len(broken) > 10 else ""
     return f"{done} {len(broken)} entr{'y' if len(broken) == 1 else 'ies'} of {path}: {targets}{more}"
+
+
+KIND = register(StepKind(
+    name="fstab_entry", order=100, spec=FstabEntrySpec, step=FstabEntryStep, convert=_convert,
+    run=run_fstab_entry, describe=_describe,
+    templates=lambda step: (step.path,),
+    template_fields=("path",),
+))

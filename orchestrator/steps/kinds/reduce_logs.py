@@ -1,19 +1,26 @@
-"""Steps on data through the agent: ``jsonl_repair`` and ``reduce_logs``.
+"""``reduce_logs``: free space by rotating the big log files of the watched components::
 
-Neither deletes data: a JSONL repair keeps every good line (bad ones go to the agent's quarantine file)
-and log reduction compresses (a verified copy before truncating) or truncates *log files only*, found
-under the watched components' ``log_paths``.
+    - reduce_logs: {min_bytes: 16777216, method: compress}
+
+Only *log files* under the components' ``log_paths`` are touched: compressed (a verified copy before
+truncating) or truncated. Each rotation is replayed on the target, never copied from the VM.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import posixpath
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
-from orchestrator.playbooks.model import JsonlRepairStep, ReduceLogsStep
-from orchestrator.repair.context import RepairContext
-from orchestrator.repair.paths import is_within, normalize, within_any
-from orchestrator.repair.steps.io import StepIO
+from pydantic import Field
+
+from orchestrator.fixpkg.ops import RotateLogOp
+from orchestrator.playbooks.fields import Strict
+from orchestrator.steps.context import RepairContext
+from orchestrator.steps.io import StepIO
+from orchestrator.steps.paths import is_within, normalize, within_any
+from orchestrator.steps.registry import Step, StepKind, register
 
 #: Files under a log directory that are not plain text logs: journald's binary store (journald manages
 #: its own size), login accounting databases, and logs that are already compressed.
@@ -21,43 +28,22 @@ SKIPPED_LOGS = ("/var/log/journal/*", "*/wtmp", "*/btmp", "*/lastlog", "*/faillo
                 "*.gz", "*.xz", "*.zst", "*.bz2", "*.zip")
 
 
-def run_jsonl_repair(step: JsonlRepairStep, ctx: RepairContext, io: StepIO) -> str:
-    """Repair the component's JSONL logs (or those named, which must be among them) with the agent.
+class ReduceLogsSpec(Strict):
+    min_bytes: int = Field(ge=1)
+    method: Literal["compress", "truncate"]
+    limit: int = Field(default=50, ge=1, le=1000)
 
-    Recorded as a replayable ``jsonl_repair`` operation: the target's file is repaired in place by the
-    same agent code. Copying the VM's file would add the lines the VM's own service wrote while it was
-    validated to the target's data.
 
-    Raises:
-        StepNotApplicableError: the component has no such log, or every log is already sound.
-        RepairStepError: a named path is not one of the component's jsonl_logs (refused).
-        TransportError: the agent failed (the attempt fails).
-    """
-    known = list(ctx.component.jsonl_logs)
-    logs = list(known) if step.all_logs else []
-    values = ctx.values()
-    for template in step.paths:
-        path = normalize(template.render(values))
-        if path is None or path not in known:
-            raise io.fail(f"refusing {template.raw!r}: not a jsonl log of {ctx.component.name}")
-        if path not in logs:
-            logs.append(path)
-    if not logs:
-        raise io.not_applicable(f"{ctx.component.name} has no jsonl logs")
-    repaired = []
-    for path in logs:
-        report = ctx.agent.jsonl_check(path)
-        if report.ok:
-            io.note(f"{path}: sound ({report.good_lines} lines)" if report.exists else f"{path}: absent")
-            continue
-        result = ctx.agent.jsonl_repair(path)
-        io.replay.append({"op": "jsonl_repair", "path": path})
-        io.note(f"{path}: kept {result.kept}, repaired {result.repaired}, quarantined {result.quarantined} "
-                f"line(s) to {result.quarantine_path}; backup {result.backup_path}")
-        repaired.append(path)
-    if not repaired:
-        raise io.not_applicable(f"{', '.join(logs)}: no corrupt lines to repair")
-    return f"repaired {', '.join(repaired)}"
+@dataclass(frozen=True)
+class ReduceLogsStep(Step):
+    min_bytes: int
+    method: Literal["compress", "truncate"]
+    limit: int
+    kind: ClassVar[str] = "reduce_logs"
+
+
+def _convert(spec: ReduceLogsSpec) -> ReduceLogsStep:
+    return ReduceLogsStep(spec.min_bytes, spec.method, spec.limit)
 
 
 def run_reduce_logs(step: ReduceLogsStep, ctx: RepairContext, io: StepIO) -> str:
@@ -94,7 +80,7 @@ def run_reduce_logs(step: ReduceLogsStep, ctx: RepairContext, io: StepIO) -> str
         local_method = "truncate" if path in ctx.placeholders else step.method
         result = ctx.agent.rotate_log(path, method=local_method)
         freed += result.freed_bytes
-        io.replay.append({"op": "rotate_log", "path": path, "method": step.method})
+        io.replay_op(RotateLogOp(path, step.method))
         io.note(f"{step.method} {path}: freed {result.freed_bytes} bytes"
                 + (f", archive {result.archive}" if result.archive else ""))
     if not io.replay:
@@ -107,3 +93,12 @@ def _skipped(path: str) -> bool:
     name = posixpath.basename(path)
     return any(fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(name, pattern)
                for pattern in SKIPPED_LOGS)
+
+
+KIND = register(StepKind(
+    name="reduce_logs", order=80, spec=ReduceLogsSpec, step=ReduceLogsStep, convert=_convert,
+    run=run_reduce_logs,
+    describe=lambda step: f"{step.method} logs of {step.min_bytes} bytes or more",
+    templates=lambda step: (),
+    replays=frozenset({RotateLogOp.name}),
+))
