@@ -1,0 +1,106 @@
+"""systemd on a target: the one place that builds ``systemctl`` argv, runs it and reads its answers.
+
+Modelled on testinfra's ``modules/service.py``. Everything goes through a
+:class:`~orchestrator.transport.base.Transport`; this package depends only on
+:mod:`orchestrator.transport`, :mod:`orchestrator.errors` and the standard library, so any package
+(detect, health, apply, quarantine, reboot, hypervisor ...) may use it.
+
+Argv builders (:mod:`.argv`, pure; unit names always follow ``--``)::
+
+    unit_argv(verb, unit)                      systemctl VERB -- UNIT   (verb in UNIT_VERBS)
+    is_active_argv(unit, *, quiet=False)       systemctl is-active [--quiet] -- UNIT
+    show_argv(*units, properties)              systemctl show --property=A,B -- UNIT...
+    daemon_reload_argv()                       systemctl daemon-reload
+    is_system_running_argv(*, wait=False)      systemctl is-system-running [--wait]
+    reboot_argv()                              systemctl --no-block reboot
+
+Parsing ``systemctl show`` (:mod:`.show`, never raises)::
+
+    parse_show(text, properties, *, max_value=MAX_VALUE) -> tuple[UnitInfo, ...]
+    parse_show_one(text, properties, *, max_value=MAX_VALUE) -> UnitInfo
+    UnitInfo(id, load_state, active_state, sub_state, unit_file_state, properties)
+
+Asking (:mod:`.query`)::
+
+    show(transport, units, properties, *, timeout=SHOW_TIMEOUT_S, max_value=MAX_VALUE) -> ShowAnswer
+    active_state(transport, unit, *, timeout) -> str           ("unknown" for a garbled answer)
+    system_state(transport, *, timeout=30.0) -> str            ("unknown" when it cannot be asked)
+
+Changing (:mod:`.control`; a non-zero exit or a timeout is a :class:`UnitCommand`, not an error)::
+
+    restart(transport, unit, *, timeout=JOB_TIMEOUT_S, reset_timeout=QUICK_TIMEOUT_S) -> UnitCommand
+    reset_failed_then(transport, verb, unit, *, timeout=..., reset_timeout=...) -> UnitCommand
+    unit_command(transport, verb, unit, *, timeout=None) -> UnitCommand
+    daemon_reload(transport, *, timeout=QUICK_TIMEOUT_S) -> UnitCommand
+    run_systemctl(transport, argv, *, timeout) -> UnitCommand
+    UnitCommand.raise_for_status(host) / .raise_for_timeout(host)   to turn a result into an error
+
+``restart`` is *the* "reset-failed, then restart" of vmrepair: use it rather than writing the two
+commands again. Callers that must stop on a hung or failed command chain ``.raise_for_timeout(host)``
+or ``.raise_for_status(host)``; a timeout is then the transport's own CommandTimeoutError.
+"""
+
+from __future__ import annotations
+
+from orchestrator.systemd.argv import (
+    JOB_VERBS,
+    SYSTEMCTL,
+    UNIT_VERBS,
+    daemon_reload_argv,
+    is_active_argv,
+    is_system_running_argv,
+    reboot_argv,
+    show_argv,
+    unit_argv,
+)
+from orchestrator.systemd.control import (
+    JOB_TIMEOUT_S,
+    QUICK_TIMEOUT_S,
+    UnitCommand,
+    daemon_reload,
+    reset_failed_then,
+    restart,
+    run_systemctl,
+    unit_command,
+)
+from orchestrator.systemd.query import (
+    NO_SYSTEMD_MARKERS,
+    SHOW_TIMEOUT_S,
+    UNKNOWN,
+    ShowAnswer,
+    active_state,
+    show,
+    system_state,
+)
+from orchestrator.systemd.show import MAX_VALUE, UnitInfo, parse_show, parse_show_one
+
+__all__ = [
+    "JOB_TIMEOUT_S",
+    "JOB_VERBS",
+    "MAX_VALUE",
+    "NO_SYSTEMD_MARKERS",
+    "QUICK_TIMEOUT_S",
+    "SHOW_TIMEOUT_S",
+    "SYSTEMCTL",
+    "UNIT_VERBS",
+    "UNKNOWN",
+    "ShowAnswer",
+    "UnitCommand",
+    "UnitInfo",
+    "active_state",
+    "daemon_reload",
+    "daemon_reload_argv",
+    "is_active_argv",
+    "is_system_running_argv",
+    "parse_show",
+    "parse_show_one",
+    "reboot_argv",
+    "reset_failed_then",
+    "restart",
+    "run_systemctl",
+    "show",
+    "show_argv",
+    "system_state",
+    "unit_argv",
+    "unit_command",
+]

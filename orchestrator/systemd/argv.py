@@ -1,0 +1,81 @@
+"""The argv of every ``systemctl`` command vmrepair runs. Nothing here runs anything.
+
+Unit names come from config files, fix packages and the target's own answers: every builder puts
+``--`` before them, so a name like ``-H.service`` can never be read as an option.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from orchestrator.errors import TransportError
+
+SYSTEMCTL = "systemctl"
+#: Verbs that start or stop a job: systemctl waits for it (see ``JOB_TIMEOUT_S`` in control.py).
+JOB_VERBS = frozenset({"start", "stop", "restart", "reload", "try-restart", "reload-or-restart"})
+#: Every verb :func:`unit_argv` builds. enable/disable/mask/unmask only touch unit file symlinks;
+#: reset-failed only clears the failed state and the start rate limit.
+UNIT_VERBS = JOB_VERBS | {"reset-failed", "enable", "disable", "mask", "unmask"}
+#: A property name as systemd spells them (``ActiveState``, ``NRestarts``); anything else is a typo.
+_PROPERTY_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+
+
+def unit_argv(verb: str, unit: str) -> list[str]:
+    """``systemctl VERB -- UNIT``; ``verb`` is one of :data:`UNIT_VERBS`.
+
+    Raises:
+        TransportError: unknown verb or empty unit name (a caller bug, never a host problem).
+    """
+    if verb not in UNIT_VERBS:
+        raise TransportError(f"unknown systemctl verb {verb!r} (known: {', '.join(sorted(UNIT_VERBS))})")
+    return [SYSTEMCTL, verb, "--", _unit(unit)]
+
+
+def is_active_argv(unit: str, *, quiet: bool = False) -> list[str]:
+    """``systemctl is-active [--quiet] -- UNIT``: exit 0 only when the unit is active.
+
+    Raises:
+        TransportError: empty unit name.
+    """
+    return [SYSTEMCTL, "is-active", *(["--quiet"] if quiet else []), "--", _unit(unit)]
+
+
+def show_argv(*units: str, properties: Sequence[str]) -> list[str]:
+    """``systemctl show --property=A,B -- UNIT...``: one block of ``KEY=VALUE`` lines per unit, in the
+    order asked, separated by blank lines (parse it with :func:`orchestrator.systemd.show.parse_show`).
+
+    Raises:
+        TransportError: no unit, an empty unit name, or no or a malformed property name.
+    """
+    if not units:
+        raise TransportError("systemctl show needs at least one unit")
+    # A bare str is a Sequence[str] too: "ActiveState" would ask for A, c, t, ...
+    if isinstance(properties, str) or not properties:
+        raise TransportError(f"systemctl show needs a list of property names, got {properties!r}")
+    bad = [p for p in properties if not _PROPERTY_RE.match(p)]
+    if bad:
+        raise TransportError(f"malformed systemd property name {bad[0]!r}")
+    return [SYSTEMCTL, "show", f"--property={','.join(properties)}", "--", *map(_unit, units)]
+
+
+def daemon_reload_argv() -> list[str]:
+    """``systemctl daemon-reload``: reread unit files and drop-ins after they changed."""
+    return [SYSTEMCTL, "daemon-reload"]
+
+
+def is_system_running_argv(*, wait: bool = False) -> list[str]:
+    """``systemctl is-system-running [--wait]``; with ``--wait`` it returns only once boot finished."""
+    return [SYSTEMCTL, "is-system-running", *(["--wait"] if wait else [])]
+
+
+def reboot_argv() -> list[str]:
+    """``systemctl --no-block reboot``: queue the reboot and return, so the command itself can answer
+    before the connection it came over goes down."""
+    return [SYSTEMCTL, "--no-block", "reboot"]
+
+
+def _unit(unit: str) -> str:
+    if not isinstance(unit, str) or not unit.strip():
+        raise TransportError(f"bad systemd unit name {unit!r}")
+    return unit
