@@ -1,24 +1,23 @@
 """systemctl on the target: unit actions of a package, and putting units back as they were.
 
-Every command is an argv list; unit names and actions were validated when the package was built
-(:class:`~orchestrator.fixpkg.ops.UnitOp`), so nothing here can smuggle an option or a shell word.
+Every argv comes from :mod:`orchestrator.systemd`; unit names and actions were also validated when
+the package was built (:class:`~orchestrator.fixpkg.ops.UnitOp`), so nothing here can smuggle an
+option or a shell word.
 """
 
 from __future__ import annotations
 
-import re
-
+from orchestrator import systemd
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import Transport
 
 #: States in which a unit was doing its job before apply; after a rollback it must run again.
 RUNNING_STATES = frozenset({"active", "activating", "reloading", "refreshing"})
-_STATE_RE = re.compile(r"^[a-z-]{1,32}$")
 
 
 def daemon_reload(transport: Transport, *, timeout: float) -> None:
     """Raises: CommandFailedError, TransportError."""
-    transport.check(["systemctl", "daemon-reload"], timeout=timeout)
+    systemd.daemon_reload(transport, timeout=timeout).raise_for_status(transport.host)
 
 
 def unit_action(transport: Transport, unit: str, action: str, *, timeout: float) -> None:
@@ -26,11 +25,11 @@ def unit_action(transport: Transport, unit: str, action: str, *, timeout: float)
     systemd refuses to start it again until the failed state is reset.
 
     Raises:
-        CommandFailedError: the action exited non-zero. TransportError: the command could not run.
+        CommandFailedError: the action exited non-zero. CommandTimeoutError: it hung.
+        TransportError: the command could not run.
     """
-    # Its exit status is ignored: it is non-zero for a unit that never failed, which is no problem.
-    transport.run(["systemctl", "reset-failed", unit], timeout=timeout)
-    transport.check(["systemctl", action, unit], timeout=timeout)
+    systemd.reset_failed_then(transport, action, unit, timeout=timeout,
+                              reset_timeout=timeout).raise_for_status(transport.host)
 
 
 def unit_state(transport: Transport, unit: str, *, timeout: float) -> str:
@@ -39,10 +38,7 @@ def unit_state(transport: Transport, unit: str, *, timeout: float) -> str:
     Raises:
         TransportError: the command could not run (a non-zero exit is normal for inactive units).
     """
-    result = transport.run(["systemctl", "is-active", unit], timeout=timeout)
-    words = result.stdout_text.split()
-    state = words[0] if words else ""
-    return state if _STATE_RE.match(state) else "unknown"
+    return systemd.active_state(transport, unit, timeout=timeout)
 
 
 def restore_unit(transport: Transport, unit: str, prior_state: str, *, timeout: float) -> str | None:
@@ -50,16 +46,16 @@ def restore_unit(transport: Transport, unit: str, prior_state: str, *, timeout: 
 
     Running before -> restarted (must succeed: it runs the restored config). Failed before -> restarted
     too, so it runs the restored files rather than the package's, but failing again is the state it was
-    in, not a rollback error. Anything else -> stopped.
+    in, not a rollback error (a hung restart still is). Anything else -> stopped.
     """
     try:
         if prior_state in RUNNING_STATES:
             unit_action(transport, unit, "restart", timeout=timeout)
         elif prior_state == "failed":
-            transport.run(["systemctl", "reset-failed", unit], timeout=timeout)
-            transport.run(["systemctl", "restart", unit], timeout=timeout)
+            systemd.restart(transport, unit, timeout=timeout,
+                            reset_timeout=timeout).raise_for_timeout(transport.host)
         else:
-            transport.check(["systemctl", "stop", unit], timeout=timeout)
+            transport.check(systemd.unit_argv("stop", unit), timeout=timeout)
     except VmRepairError as exc:
         return f"restore unit {unit} (was {prior_state}): {exc.message}"
     return None

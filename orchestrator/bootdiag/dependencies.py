@@ -21,6 +21,7 @@ import posixpath
 import re
 from collections.abc import Sequence
 
+from orchestrator import systemd
 from orchestrator.bootdiag.result import DependencyScore, Finding
 from orchestrator.detect.common import cap_evidence, run_command
 from orchestrator.errors import CommandTimeoutError
@@ -35,6 +36,8 @@ MAX_DEPENDENCIES = 64
 _PYTHON_RE = re.compile(r"^python[0-9.]*$")
 _EXEC_PATH_RE = re.compile(r"\bpath=([^ ;]+)")
 _NO_PIP = "No module named pip"
+#: ExecStart and dependency lists can be long; the probe output cap bounds them anyway.
+_MAX_VALUE = 16 * 1024
 
 
 def dpkg_audit(transport: Transport) -> str | None:
@@ -88,19 +91,9 @@ def _dpkg(component: Component, output: str | None, findings: list[Finding], not
 
 
 def _show(transport: Transport, unit: str, properties: Sequence[str]) -> dict[str, str]:
-    argv = ["systemctl", "show", f"--property={','.join(properties)}", "--", unit]
-    try:
-        result = run_command(transport, argv, timeout=CHECK_TIMEOUT_S)
-    except CommandTimeoutError:
-        return {}
-    if result is None or not result.succeeded:
-        return {}
-    props: dict[str, str] = {}
-    for line in result.stdout_text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key in properties and key not in props:
-            props[key] = value.strip()
-    return props
+    # A check that cannot ask systemd lowers nothing: no properties, no findings.
+    answer = systemd.show(transport, [unit], properties, timeout=CHECK_TIMEOUT_S, max_value=_MAX_VALUE)
+    return answer.units[0].properties if answer.units else {}
 
 
 def _pip(transport: Transport, unit: str, exec_start: str, findings: list[Finding],
@@ -131,18 +124,11 @@ def _unit_dependencies(transport: Transport, unit: str, props: dict[str, str],
     deps = list(kinds)[:MAX_DEPENDENCIES]
     if not deps:
         return
-    argv = ["systemctl", "show", "--property=Id,LoadState,ActiveState", "--", *deps]
-    try:
-        result = run_command(transport, argv, timeout=CHECK_TIMEOUT_S)
-    except CommandTimeoutError:
-        return
-    if result is None or not result.succeeded:
-        return
-    # One block of Key=Value lines per unit asked, separated by blank lines, in the order asked.
-    for block, dep in zip(result.stdout_text.strip().split("\n\n"), deps, strict=False):
-        state = {key: value for key, _, value in (line.partition("=") for line in block.splitlines())}
+    answer = systemd.show(transport, deps, ("Id", "LoadState", "ActiveState"), timeout=CHECK_TIMEOUT_S)
+    # One UnitInfo per unit asked, in the order asked.
+    for info, dep in zip(answer.units, deps, strict=False):
         hard, name = kinds[dep] in HARD, cap_evidence(dep, 200)
-        if state.get("ActiveState") == "failed":
+        if info.active_state == "failed":
             findings.append(Finding(25 if hard else 10, f"{unit} {kinds[dep]}= {name}, which failed"))
-        elif hard and state.get("LoadState") == "not-found":
+        elif hard and info.load_state == "not-found":
             findings.append(Finding(25, f"{unit} {kinds[dep]}= {name}, which does not exist"))

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator import systemd
 from orchestrator.agent.api import AgentApi
 from orchestrator.audit.sink import AuditSink, log_error, log_recovery
 from orchestrator.bootdiag import remediate as fix
@@ -36,7 +37,6 @@ from orchestrator.bootdiag.result import (
 )
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
-from orchestrator.health.systemctl import restart_unit, systemctl
 from orchestrator.model import Component, ProbeResult
 from orchestrator.reboot.analysis import boot_critical
 from orchestrator.repair.context import BaselineReader
@@ -161,9 +161,9 @@ class _Run:
 
     def _restart_and_check(self, component: Component) -> _Check:
         # A reinstall or restore can bring back a unit file: systemd must re-read them first.
-        systemctl(self.transport, "daemon-reload")
+        systemd.daemon_reload(self.transport)
         for unit in component.units:
-            restart_unit(self.transport, unit)
+            systemd.restart(self.transport, unit)
         return self.check(component, settle=True)
 
     def _record(self, component: Component, action: Action) -> None:

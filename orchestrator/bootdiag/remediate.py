@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import re
 
+from orchestrator import systemd
 from orchestrator.agent.api import AgentApi
 from orchestrator.bootdiag.presence import PACKAGE_RE
 from orchestrator.bootdiag.result import Action, ActionKind, ActionStatus
 from orchestrator.detect.common import command_output, run_command
 from orchestrator.errors import CommandTimeoutError, RepairStepError, StepNotApplicableError
-from orchestrator.health.systemctl import restart_unit, systemctl
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.playbooks.model import RestoreBaselineStep
 from orchestrator.repair.context import BaselineReader, RepairContext
@@ -127,8 +127,8 @@ def install_stubs(transport: Transport, agent: AgentApi, component: Component,
         body = _STUB_UNIT_BODY if load_states.get(unit) == "not-found" else _STUB_DROPIN_BODY
         path = whole if body is _STUB_UNIT_BODY else dropin
         agent.write_file(path, (_STUB_NOTE + body).format(**values).encode(), mode=0o644, uid=0, gid=0)
-    systemctl(transport, "daemon-reload")
-    failed = [c.describe() for c in (restart_unit(transport, u) for u in units) if not c.succeeded]
+    systemd.daemon_reload(transport)
+    failed = [c.describe() for c in (systemd.restart(transport, u) for u in units) if not c.succeeded]
     if failed:
         return Action(ActionKind.STUB_UNIT, ActionStatus.FAILED, "; ".join(failed))
     return Action(ActionKind.STUB_UNIT, ActionStatus.DONE,
@@ -164,6 +164,6 @@ def remove_stubs(transport: Transport, agent: AgentApi, component: Component) ->
         return None
     for path, sha256 in found:
         agent.remove_file(path, expect_sha256=sha256)
-    systemctl(transport, "daemon-reload")
+    systemd.daemon_reload(transport)
     return Action(ActionKind.REMOVE_STUB, ActionStatus.DONE,
                   f"removed {', '.join(path for path, _ in found)}")

@@ -17,6 +17,7 @@ from orchestrator.errors import TransportError
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, IssueKind
 from orchestrator.session.store import Session, cap_text
+from orchestrator.systemd import parse_show_one, show_argv
 from orchestrator.transport.base import Transport
 
 
@@ -55,13 +56,8 @@ def capture_paths(components: list[Component], kinds: set[IssueKind]) -> list[st
     return list(dict.fromkeys(paths))
 
 
-def _kv(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in text.splitlines()[:64]:
-        key, sep, value = line.partition("=")
-        if sep:
-            out[cap_text(key, 64)] = cap_text(value, 256)
-    return out
+#: The unit state recorded with a capture (evidence of how the target's services were).
+UNIT_PROPERTIES = ("ActiveState", "SubState", "UnitFileState")
 
 
 def capture_components(
@@ -95,9 +91,8 @@ def capture_components(
             packages.setdefault(name, None)
     units: dict[str, dict[str, str]] = {}
     for unit in sorted({u for c in components for u in c.units}):
-        shown = transport.run(["systemctl", "show", unit, "--property=ActiveState,SubState,UnitFileState"],
-                              timeout=30)
-        units[unit] = _kv(shown.stdout_text)
+        shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
+        units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk)
     data = capture.as_dict()

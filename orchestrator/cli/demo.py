@@ -11,6 +11,7 @@ from orchestrator.cli.output import info
 from orchestrator.cli.run import print_outcome
 from orchestrator.demo.faults import FAULTS, inject
 from orchestrator.pipeline.run import RunOptions, run_repair
+from orchestrator.systemd import is_system_running_argv
 from orchestrator.targets.spec import parse_target
 
 
@@ -35,7 +36,7 @@ def cmd_demo(app: App, args: argparse.Namespace) -> int:
     info(f"[demo] {name} up in {up.boot_seconds:.1f} s")
     try:
         with app.vms.transport(name) as ssh:
-            ssh.run(["systemctl", "is-system-running", "--wait"], timeout=180)
+            ssh.run(is_system_running_argv(wait=True), timeout=180)
             if not args.no_baseline:
                 info("[demo] recording a baseline of the healthy patient")
                 record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, RemoteAgent(ssh),

@@ -14,51 +14,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.errors import TransportError
 from orchestrator.model import IssueKind, ProbeResult, Severity
-from orchestrator.session.store import cap_text
 from orchestrator.transport.base import CommandResult, Transport
+from orchestrator.transport.installed import EXIT_NOT_FOUND, run_if_installed
+from orchestrator.transport.output import OUTPUT_MAX, cap_output, command_output
+
+# command_output and EXIT_NOT_FOUND moved down to the transport package (orchestrator.systemd needs
+# them and must not import probes); they stay importable from here.
+__all__ = ["EVIDENCE_MAX", "EXIT_NOT_FOUND", "HOST_COMPONENT", "PROBE_OUTPUT_MAX", "ProbeId",
+           "cap_evidence", "command_output", "run_command"]
 
 #: Cap of one evidence string: target output is untrusted and ends up in reports and sessions.
-EVIDENCE_MAX = 4096
-#: cap_text appends "[... N more characters not kept]" after its limit; keep the total under the cap.
-_CAP_NOTE_ROOM = 64
+EVIDENCE_MAX = OUTPUT_MAX
 #: Output kept from a probe command; only EVIDENCE_MAX of it is stored, the rest is never read.
 PROBE_OUTPUT_MAX = 64 * 1024
-#: What a POSIX shell answers for a program it cannot find: SSH targets report a missing binary so.
-EXIT_NOT_FOUND = 127
 #: Component of host-wide results (disk and inode usage belong to no single component).
 HOST_COMPONENT = "host"
 
 
 def cap_evidence(text: str | bytes, limit: int = EVIDENCE_MAX) -> str:
     """Decode, escape control characters and cap at ``limit`` characters, note included."""
-    return cap_text(text, max(1, limit - _CAP_NOTE_ROOM))
-
-
-def command_output(result: CommandResult) -> str:
-    """stderr then stdout of ``result`` as one capped evidence string (tools put errors on either)."""
-    parts = [p for p in (result.stderr, result.stdout) if p.strip()]
-    return cap_evidence(b"\n".join(parts))
+    return cap_output(text, limit)
 
 
 def run_command(transport: Transport, argv: Sequence[str], *, timeout: float) -> CommandResult | None:
-    """Run a probe's command; ``None`` when the program does not exist on the target.
-
-    A missing program shows up as exit status 127 over SSH (the remote shell) and as a
-    TransportError caused by FileNotFoundError on the local transport.
+    """Run a probe's command; ``None`` when the program does not exist on the target (see
+    :func:`orchestrator.transport.installed.run_if_installed`).
 
     Raises:
         CommandTimeoutError: the command ran past ``timeout`` (the caller decides what that means).
         TransportError: the target cannot be reached or the session broke.
     """
-    try:
-        result = transport.run(argv, timeout=timeout, max_output=PROBE_OUTPUT_MAX)
-    except TransportError as exc:
-        if isinstance(exc.__cause__, FileNotFoundError):
-            return None
-        raise
-    return None if result.exit_status == EXIT_NOT_FOUND else result
+    return run_if_installed(transport, argv, timeout=timeout, max_output=PROBE_OUTPUT_MAX)
 
 
 @dataclass(frozen=True)

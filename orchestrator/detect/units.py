@@ -22,24 +22,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from orchestrator import systemd
 from orchestrator.components.config import Thresholds
-from orchestrator.detect.common import ProbeId, cap_evidence, run_command
-from orchestrator.errors import CommandTimeoutError
+from orchestrator.detect.common import ProbeId
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
 
 PREFIX = "unit:"
 PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "NRestarts", "Result", "LoadState",
               "ExecMainStatus")
-SHOW_TIMEOUT_S = 30.0
-#: What systemctl prints when PID 1 is not systemd, or when its bus is not there.
-_NO_SYSTEMD_MARKERS = (b"System has not been booted with systemd", b"Failed to connect to bus")
+SHOW_TIMEOUT_S = systemd.SHOW_TIMEOUT_S
 _ENABLED = frozenset({"enabled", "enabled-runtime"})
 _RUNNING = frozenset({"active", "reloading", "activating"})
 _STOPPED = frozenset({"inactive", "deactivating"})
 _UNLOADABLE = frozenset({"bad-setting", "error"})
-#: Longest property value kept; systemd's own values are short, anything longer is noise or hostile.
-_MAX_VALUE = 256
 
 
 def probe_name(unit: str) -> str:
@@ -54,39 +50,16 @@ class UnitShow:
     unavailable_reason: str | None = None
 
 
-def show_argv(unit: str) -> list[str]:
-    # "--" so a unit name from config.yaml can never be read as an option.
-    return ["systemctl", "show", f"--property={','.join(PROPERTIES)}", "--", unit]
-
-
-def parse_show(text: str) -> dict[str, str]:
-    """``Key=Value`` lines → the requested properties only; first occurrence wins, values capped."""
-    props: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key in PROPERTIES and key not in props:
-            props[key] = cap_evidence(value.strip(), _MAX_VALUE)
-    return props
-
-
 def show_unit(transport: Transport, unit: str) -> UnitShow:
-    """Ask systemd about ``unit``.
+    """Ask systemd about ``unit`` (:data:`PROPERTIES`).
 
     Raises:
         TransportError: the target cannot be reached (a missing systemctl or systemd is not an error).
     """
-    try:
-        result = run_command(transport, show_argv(unit), timeout=SHOW_TIMEOUT_S)
-    except CommandTimeoutError:
-        return UnitShow(unavailable_reason=f"systemctl show did not answer within {SHOW_TIMEOUT_S:g} s")
-    if result is None:
-        return UnitShow(unavailable_reason="systemctl is not installed on the target")
-    if not result.succeeded:
-        if any(marker in result.stderr for marker in _NO_SYSTEMD_MARKERS):
-            return UnitShow(unavailable_reason="the target does not run systemd as PID 1")
-        return UnitShow(unavailable_reason=f"systemctl show exited {result.exit_status}: "
-                        f"{cap_evidence(result.stderr, 512)}")
-    props = parse_show(result.stdout_text)
+    answer = systemd.show(transport, [unit], PROPERTIES, timeout=SHOW_TIMEOUT_S)
+    if answer.unavailable_reason is not None:
+        return UnitShow(unavailable_reason=answer.unavailable_reason)
+    props = answer.units[0].properties if answer.units else {}
     if "LoadState" not in props:
         return UnitShow(unavailable_reason="systemctl show answered without a LoadState")
     return UnitShow(props)

@@ -39,9 +39,9 @@ from orchestrator.detect.config_test import probe_config
 from orchestrator.detect.http import probe_http
 from orchestrator.errors import VmRepairError
 from orchestrator.health.events import HealthEvent, HealthEventKind, audit_event
-from orchestrator.health.systemctl import restart_unit
 from orchestrator.model import Component, HttpCheck, ProbeResult
 from orchestrator.retry import health_poll_policy
+from orchestrator.systemd import restart
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,7 @@ class HealthMonitor:
         # Counted before running: a restart that fails still costs a slot in the window, so a unit
         # that cannot start is escalated as fast as one that starts and fails again.
         state.restarts.append(now)
-        commands = [restart_unit(self._transport, unit) for unit in component.units]
+        commands = [restart(self._transport, unit) for unit in component.units]
         failed = [c for c in commands if not c.succeeded]
         units = ",".join(component.units)
         count = f"{state.restarts_within(now, self._settings.restart_window_s)}"

@@ -48,6 +48,7 @@ from orchestrator.hypervisor.warm import (
 from orchestrator.imaging.store import BuiltImage, ImageStore
 from orchestrator.reboot.host import RebootResult, reboot_host
 from orchestrator.retry import vm_start_policy
+from orchestrator.systemd import is_system_running_argv
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -271,7 +272,7 @@ class VmManager:
         try:
             with self.transport(name) as ssh:
                 # Only a guest whose boot finished cleanly is worth freezing.
-                ssh.check(["systemctl", "is-system-running", "--wait"], timeout=300)
+                ssh.check(is_system_running_argv(wait=True), timeout=300)
                 ssh.check(["sync"], timeout=60)
             saved = vm_dir / "state.sav.partial"
             self._require_domain(name).save_state(saved)

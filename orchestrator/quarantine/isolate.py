@@ -24,7 +24,6 @@ from orchestrator.audit.sink import AuditSink, log_error, log_quarantine
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.units import show_unit
 from orchestrator.errors import QuarantineError, TransportError
-from orchestrator.health.systemctl import UnitCommand, systemctl
 from orchestrator.model import Component
 from orchestrator.quarantine.logbook import append_entry, quarantine_entry
 from orchestrator.quarantine.manifest import PathRecord, QuarantineRecord, Status, UnitRecord
@@ -39,6 +38,7 @@ from orchestrator.quarantine.store import (
     write_record,
 )
 from orchestrator.repair.paths import is_within
+from orchestrator.systemd import UnitCommand, daemon_reload, unit_command
 from orchestrator.transport.base import Transport
 
 #: Stopping these would cut vmrepair's own way in (and the operator's) on a remote target.
@@ -98,7 +98,7 @@ def quarantine_component(
         agent.remove_file(record.manifest_path, expect_sha256=sha)
         raise
     _move_all(agent, record, audit)
-    systemctl(transport, "daemon-reload")
+    daemon_reload(transport)
     record = dataclasses.replace(record, status=Status.QUARANTINED, paths=_as_moved(agent, record))
     write_record(agent, record, expect_sha256=sha)
     append_entry(agent, log_path or f"{root}/{LOG_NAME}", quarantine_entry(record))
@@ -154,7 +154,7 @@ def _stop(transport: Transport, units: Sequence[UnitRecord]) -> None:
     loaded = [u for u in units if u.load_state != "not-found"]
     for verb, todo in (("stop", loaded), ("disable", [u for u in loaded if u.was_enabled])):
         for unit in todo:
-            command = systemctl(transport, verb, unit.unit)
+            command = unit_command(transport, verb, unit.unit)
             if not command.succeeded:
                 raise QuarantineError(f"cannot {verb} {unit.unit}: {command.describe()}",
                                       remedy="nothing was moved; its units were put back as they were")
@@ -172,9 +172,9 @@ def restore_units(transport: Transport, units: Sequence[UnitRecord]) -> tuple[Un
         if unit.load_state == "not-found":
             continue
         if unit.was_enabled:
-            commands.append(systemctl(transport, "enable", unit.unit))
+            commands.append(unit_command(transport, "enable", unit.unit))
         if unit.was_active:
-            commands.append(systemctl(transport, "start", unit.unit))
+            commands.append(unit_command(transport, "start", unit.unit))
     return tuple(commands)
 
 

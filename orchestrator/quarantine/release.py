@@ -26,7 +26,6 @@ from orchestrator.audit.sink import AuditSink, log_quarantine
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.errors import QuarantineError
-from orchestrator.health.systemctl import UnitCommand, systemctl
 from orchestrator.model import ProbeResult
 from orchestrator.quarantine.isolate import iso, restore_units, utcnow
 from orchestrator.quarantine.logbook import append_entry, release_entry
@@ -40,6 +39,7 @@ from orchestrator.quarantine.store import (
     write_record,
 )
 from orchestrator.retry import service_settle_policy
+from orchestrator.systemd import UnitCommand, daemon_reload
 from orchestrator.transport.base import Transport
 
 #: Paths named in a refusal; the rest are counted.
@@ -115,7 +115,7 @@ def release(
     for path in to_move:
         agent.move_file(record.stored_path(path.path), path.path)
     _verify_restored(agent, record)
-    systemctl(transport, "daemon-reload")
+    daemon_reload(transport)
     commands = restore_units(transport, record.units)
     probes = _probe(transport, agent, watch, name, sleep)
     released = dataclasses.replace(record, status=Status.RELEASED, released_at=iso(now()))

@@ -29,6 +29,7 @@ from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind, b
 from orchestrator.reboot.verify import Verdict, VerifyPlan, load_plan, verify_after_boot, would_boot
 from orchestrator.state.outcomes import OutcomeStore
 from orchestrator.state.transactions import TransactionStore, TxnRecord
+from orchestrator.systemd import reboot_argv
 from orchestrator.targets.spec import TargetKind, open_target, parse_target
 from orchestrator.transport.base import Transport
 
@@ -209,7 +210,7 @@ def _request_local(run: _Run) -> RebootOutcome:
     run.store.step(txn.id, "rebooting", boot_id=current)
     run.notify("reboot_imminent", f"rebooting this host now to verify fix {txn.id}; it is verified when "
                "vmrepair next starts")
-    run.app.local.check(["systemctl", "--no-block", "reboot"], timeout=30)
+    run.app.local.check(reboot_argv(), timeout=30)
     return RebootOutcome(txn.id, txn.target, "requested", "reboot requested; verified at the next start")
 
 

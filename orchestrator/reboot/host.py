@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from orchestrator.errors import ConnectError, RebootError, TransportError
 from orchestrator.retry import Sleep, host_reboot_policy
+from orchestrator.systemd import reboot_argv
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def reboot_host(
     try:
         with connect() as transport:
             before = boot_id(transport)
-            transport.check(["systemctl", "--no-block", "reboot"], timeout=30)
+            transport.check(reboot_argv(), timeout=30)
     except TransportError as exc:
         raise RebootError(f"cannot request the reboot: {exc.message}") from exc
     log.info("reboot requested (boot id %s)", before)

@@ -14,9 +14,10 @@ from typing import Any
 from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.components.config import WatchConfig
-from orchestrator.errors import ConfigError, StateError, TransportError
+from orchestrator.errors import ConfigError, StateError
 from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.state.transactions import TransactionStore
+from orchestrator.systemd import system_state
 from orchestrator.transport.base import Transport
 
 PLAN_STEP = "verify_plan"
@@ -93,15 +94,6 @@ def verify_after_boot(watch: WatchConfig, transport: Transport, plan: VerifyPlan
     if state in BROKEN_BOOT_STATES:
         failures.append(f"the system is in {state} state after the boot")
     return Verdict(not failures, tuple(failures), state, results)
-
-
-def system_state(transport: Transport) -> str:
-    try:
-        text = transport.run(["systemctl", "is-system-running"], timeout=30).stdout_text.strip()
-    except TransportError:
-        return "unknown"
-    # Guest output: keep one short word.
-    return text.split()[0][:32] if text else "unknown"
 
 
 def would_boot(watch: WatchConfig, transport: Transport, agent: AgentApi | None = None, *,

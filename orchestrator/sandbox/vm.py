@@ -13,6 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
+from orchestrator import systemd
 from orchestrator.agent.api import UnpackResult
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
@@ -113,11 +114,12 @@ class TroubleshootingVm:
                            placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
         units = sorted({u for c in components for u in c.units})
         # Units and their drop-ins may have changed: reload, then restart what the capture touched so the
-        # services run (or fail) with the target's configuration.
-        self.transport.run(["systemctl", "daemon-reload"], timeout=60)
+        # services run (or fail) with the target's configuration. A failed restart is the fault being
+        # reproduced; a hung one means the VM cannot be trusted, so it stops the stage.
+        host = self.transport.host
+        systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
         for unit in units:
-            self.transport.run(["systemctl", "reset-failed", unit], timeout=30)
-            self.transport.run(["systemctl", "restart", unit], timeout=90)
+            systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None)
 
     def fill_disk_to(self, used_pct: float) -> None:

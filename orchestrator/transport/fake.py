@@ -5,7 +5,7 @@ what each command returns (or raises) in a plain function, and inspects :attr:`F
 afterwards, instead of patching dotted paths::
 
     def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        if argv[:2] == ("systemctl", "is-active"):
+        if list(argv) == systemd.is_active_argv("nginx.service"):
             return 3, b"inactive\\n", b""
         raise CommandTimeoutError("hung", argv=list(argv))
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from orchestrator.errors import CommandFailedError
 from orchestrator.session.store import cap_text
+from orchestrator.systemd import is_active_argv, unit_argv
 from orchestrator.transport.base import Transport
 
 #: stress-ng outlives the period by this much, so it never ends before the last round has started.
@@ -57,12 +58,12 @@ class GuestLoad:
         self._transport.check(self.argv, timeout=_TIMEOUT_S)
 
     def is_running(self) -> bool:
-        result = self._transport.run(["systemctl", "is-active", "--quiet", self.unit], timeout=_TIMEOUT_S)
+        result = self._transport.run(is_active_argv(self.unit, quiet=True), timeout=_TIMEOUT_S)
         return result.succeeded
 
     def stop(self) -> str:
         """Stop the unit; returns what happened (``stopped`` or ``already finished``)."""
-        result = self._transport.run(["systemctl", "stop", self.unit], timeout=_TIMEOUT_S)
+        result = self._transport.run(unit_argv("stop", self.unit), timeout=_TIMEOUT_S)
         if result.succeeded:
             return "stopped"
         if result.exit_status == _EXIT_UNIT_NOT_LOADED:

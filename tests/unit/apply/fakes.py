@@ -152,7 +152,7 @@ def systemd_transport(
         if argv in failing:
             return 1, b"", b"Job failed. See journalctl -xe.\n"
         if argv[:2] == ("systemctl", "is-active"):
-            state = states.get(argv[2], "active")
+            state = states.get(argv[-1], "active")
             return (0 if state == "active" else 3), f"{state}\n".encode(), b""
         return 0, b"", b""
 

@@ -46,10 +46,10 @@ def test_happy_path_applies_everything_in_order(
     assert OLD not in target.files
     assert target.files[KEY].mode == 0o600 and target.files[KEY].data == b"secret\n"
     assert transport.argvs == [
-        ("systemctl", "is-active", "app.service"),   # backup: how the unit was
+        ("systemctl", "is-active", "--", "app.service"),   # backup: how the unit was
         ("systemctl", "daemon-reload"),
-        ("systemctl", "reset-failed", "app.service"),
-        ("systemctl", "restart", "app.service"),
+        ("systemctl", "reset-failed", "--", "app.service"),
+        ("systemctl", "restart", "--", "app.service"),
     ]
     txn = txn_state(tmp_path / "backup", result.txn_id)
     assert (txn.state, txn.ops_done, txn.ops_total) == ("committed", len(pkg.operations), len(pkg.operations))
@@ -132,8 +132,8 @@ def test_validation_failure_restores_everything_byte_for_byte(
     assert target.state() == before   # content, mode, uid and gid of every file; NEW_FILE gone
     assert transport.argvs[-3:] == [   # the unit runs the restored config again
         ("systemctl", "daemon-reload"),
-        ("systemctl", "reset-failed", "app.service"),
-        ("systemctl", "restart", "app.service"),
+        ("systemctl", "reset-failed", "--", "app.service"),
+        ("systemctl", "restart", "--", "app.service"),
     ]
     assert txn_state(tmp_path / "backup", result.txn_id).state == "rolled_back"
     assert "rollback" in result.durations
@@ -153,7 +153,7 @@ def test_failure_on_the_second_write_restores_and_leaves_units_alone(
     )
     assert target.state() == before
     # No systemctl operation had begun: the service is not restarted for nothing.
-    assert transport.argvs == [("systemctl", "is-active", "app.service")]
+    assert transport.argvs == [("systemctl", "is-active", "--", "app.service")]
 
 
 def test_failing_unit_action_restores_and_restarts_on_the_old_config(
@@ -192,12 +192,12 @@ def test_unit_actions_run_in_package_order_after_one_daemon_reload(
     assert result.status == "applied"
     assert [argv for argv in transport.argvs if argv[1] != "is-active"] == [
         ("systemctl", "daemon-reload"),
-        ("systemctl", "reset-failed", "app-worker.service"),
-        ("systemctl", "stop", "app-worker.service"),
-        ("systemctl", "reset-failed", "app.service"),
-        ("systemctl", "restart", "app.service"),
-        ("systemctl", "reset-failed", "app-worker.service"),
-        ("systemctl", "start", "app-worker.service"),
+        ("systemctl", "reset-failed", "--", "app-worker.service"),
+        ("systemctl", "stop", "--", "app-worker.service"),
+        ("systemctl", "reset-failed", "--", "app.service"),
+        ("systemctl", "restart", "--", "app.service"),
+        ("systemctl", "reset-failed", "--", "app-worker.service"),
+        ("systemctl", "start", "--", "app-worker.service"),
     ]
 
 
@@ -244,7 +244,7 @@ def test_failed_unit_may_fail_again_after_rollback(
     target: FakeAgent, make_package: MakePackage, tmp_path: Path
 ) -> None:
     """A unit that was failing before the fix is back on its old config; failing again is its old state."""
-    failing_restart = ("systemctl", "restart", "app.service")
+    failing_restart = ("systemctl", "restart", "--", "app.service")
     transport = systemd_transport({"app.service": "failed"})
     base = transport.handler
     calls = {"restarts": 0}

@@ -7,11 +7,13 @@ import pytest
 from orchestrator.apply.units import restore_unit, unit_state
 from tests.unit.apply.fakes import systemd_transport
 
+RESTART = [("systemctl", "reset-failed", "--", "app.service"), ("systemctl", "restart", "--", "app.service")]
+
 
 @pytest.mark.parametrize(("prior", "argvs"), [
-    ("active", [("systemctl", "reset-failed", "app.service"), ("systemctl", "restart", "app.service")]),
-    ("failed", [("systemctl", "reset-failed", "app.service"), ("systemctl", "restart", "app.service")]),
-    ("inactive", [("systemctl", "stop", "app.service")]),
+    ("active", RESTART),
+    ("failed", RESTART),
+    ("inactive", [("systemctl", "stop", "--", "app.service")]),
 ])
 def test_restore_unit_returns_it_to_its_prior_state(prior: str, argvs: list[tuple[str, ...]]) -> None:
     transport = systemd_transport()
@@ -20,7 +22,7 @@ def test_restore_unit_returns_it_to_its_prior_state(prior: str, argvs: list[tupl
 
 
 def test_restore_failure_of_a_running_unit_is_an_error() -> None:
-    transport = systemd_transport(failing=[("systemctl", "restart", "app.service")])
+    transport = systemd_transport(failing=[("systemctl", "restart", "--", "app.service")])
     error = restore_unit(transport, "app.service", "active", timeout=5)
     assert error is not None and error.startswith("restore unit app.service (was active): target: command")
 

@@ -132,17 +132,6 @@ def test_answer_without_load_state_is_unavailable() -> None:
     assert "without a LoadState" in result.summary
 
 
-def test_parse_show_keeps_only_requested_keys_first_wins_and_caps_values() -> None:
-    text = ("ActiveState=active\nActiveState=failed\nEvil=1\nno equals sign\n"
-            "Result=a=b\nSubState=" + "x" * 10_000 + "\x07\n")
-    props = units.parse_show(text)
-    assert set(props) == {"ActiveState", "Result", "SubState"}
-    assert props["ActiveState"] == "active"
-    assert props["Result"] == "a=b"
-    assert len(props["SubState"]) <= 256
-    assert "\x07" not in props["SubState"]
-
-
 @pytest.mark.parametrize("value", ["²", "-3", "99999999999", "3 ", "", "0x10", "٣"])
 def test_hostile_restart_counts_read_as_zero(value: str) -> None:
     assert units.restarts({"NRestarts": value}) == 0

@@ -1,16 +1,14 @@
-"""The probe retry policies in orchestrator.retry, and unit control through systemctl."""
+"""The probe retry policies in orchestrator.retry (unit control is tested in tests/unit/systemd)."""
 
 from __future__ import annotations
 
 import pytest
 
 from orchestrator.audit.sink import MemoryAuditSink
-from orchestrator.errors import CommandTimeoutError, ConnectError
+from orchestrator.errors import ConnectError
 from orchestrator.health.events import HealthEvent, HealthEventKind, audit_event
-from orchestrator.health.systemctl import restart_unit, systemctl
 from orchestrator.model import IssueKind, ProbeResult, Severity
 from orchestrator.retry import has_failed_probe, health_poll_policy, service_settle_policy
-from orchestrator.transport.fake import FakeTransport
 
 
 def result(ok: bool, *, unavailable: bool = False) -> ProbeResult:
@@ -62,24 +60,6 @@ def test_service_settle_policy_gives_up_with_the_last_results() -> None:
     outcome = service_settle_policy(attempts=3, sleep=sleeps.append)(lambda: [result(False)])
     assert outcome == [result(False)]
     assert sleeps == [1.0, 2.0]
-
-
-def test_systemctl_passes_the_unit_after_double_dash_and_reports_failures() -> None:
-    transport = FakeTransport(lambda argv, stdin: (5, b"", b"Unit x.service not found.\n"))
-    command = systemctl(transport, "stop", "-x.service")
-    assert transport.argvs == [("systemctl", "stop", "--", "-x.service")]
-    assert transport.calls[0].timeout == 120.0
-    assert not command.succeeded
-    assert command.describe() == "`systemctl stop -- -x.service` exited 5: Unit x.service not found."
-
-
-def test_systemctl_timeout_is_a_result_not_an_error() -> None:
-    def hang(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        raise CommandTimeoutError("hung", argv=list(argv))
-
-    command = restart_unit(FakeTransport(hang), "app.service")
-    assert command.exit_status is None
-    assert command.describe() == "`systemctl restart -- app.service` timed out"
 
 
 @pytest.mark.parametrize(("kind", "event", "status"), [

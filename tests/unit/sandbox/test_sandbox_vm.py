@@ -167,8 +167,9 @@ def test_import_pushes_unpacks_and_restarts_each_unit_once(
     ]
     assert transport.argvs == [
         ("systemctl", "daemon-reload"),
-        ("systemctl", "reset-failed", "nginx.service"), ("systemctl", "restart", "nginx.service"),
-        ("systemctl", "reset-failed", "sampleapp.service"), ("systemctl", "restart", "sampleapp.service"),
+        ("systemctl", "reset-failed", "--", "nginx.service"), ("systemctl", "restart", "--", "nginx.service"),
+        ("systemctl", "reset-failed", "--", "sampleapp.service"),
+        ("systemctl", "restart", "--", "sampleapp.service"),
     ]
     assert report.is_complete and report.error is None
     (event,) = events(session, "imported")
@@ -183,7 +184,7 @@ def test_a_partial_import_is_not_complete_but_services_still_restart(
     vm, _, transport = make_vm(SandboxAgent(unpacked=partial))
     report = vm.import_capture(captured(tmp_path), [NGINX])
     assert report.is_complete is False and report.unpack == partial
-    assert ("systemctl", "restart", "nginx.service") in transport.argvs
+    assert ("systemctl", "restart", "--", "nginx.service") in transport.argvs
     assert events(session, "imported")[0]["failed"] == [["/etc/nginx/ssl/key.pem", "permission denied"]]
 
 

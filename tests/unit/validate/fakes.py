@@ -51,7 +51,7 @@ class FakeGuest:
         if argv[:3] == ("systemctl", "is-active", "--quiet"):
             return (0 if self.load_running else 3), b"", b""
         if argv[:2] == ("systemctl", "stop"):
-            self.load_stops.append(argv[2])
+            self.load_stops.append(argv[-1])
             was_running, self.load_running = self.load_running, False
             return (0 if was_running else 5), b"", b"" if was_running else b"Unit not loaded.\n"
         return 127, b"", f"{argv[0]}: command not found\n".encode()
