@@ -153,6 +153,15 @@ def load_latest_baseline(settings: Settings, target_slug: str) -> Baseline | Non
     return None if latest is None else load_baseline(latest.path)
 
 
+def usable_baseline(settings: Settings, target_slug: str) -> Baseline | None:
+    """The newest baseline of ``target_slug`` as repair steps read it; None when there is none *or* it
+    cannot be read: baseline strategies are then skipped rather than failing the run."""
+    try:
+        return load_latest_baseline(settings, target_slug)
+    except StateError:
+        return None
+
+
 def load_baseline(directory: Path) -> Baseline:
     """Load and verify the complete baseline in ``directory``.
 

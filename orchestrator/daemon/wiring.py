@@ -168,8 +168,8 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     Raises:
         TransportError: the target cannot be reached.
     """
+    from orchestrator.baseline.store import usable_baseline
     from orchestrator.bootdiag import diagnose_components
-    from orchestrator.pipeline.baseline_access import baseline_reader
 
     lock = StateLock(app.settings.lock_path)
     remediate = state.policy == "auto-repair" and state.repairs_allowed
@@ -181,7 +181,7 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     try:
         with target_session(app, spec) as (transport, agent):
             diagnosis = diagnose_components(transport, agent, app.settings.watch,
-                                            baseline=baseline_reader(app.settings, spec), audit=audit,
+                                            baseline=usable_baseline(app.settings, spec.slug), audit=audit,
                                             remediate=remediate)
     finally:
         lock.release()

@@ -53,6 +53,14 @@ class Detector:
         results = [probe() for probe in self._plan.values()]
         return DetectionReport.from_results(results, [c.name for c in self.watch.components])
 
+    def run_all(self) -> list[ProbeResult]:
+        """Every probe's result (the validator's :class:`~orchestrator.validate.probes.ProbeRunner`).
+
+        Raises:
+            TransportError: the target cannot be reached.
+        """
+        return list(self.run().results)
+
     def run_components(self, components: Collection[str]) -> list[ProbeResult]:
         """Run only the probes owned by ``components`` (``host`` owns the disk and inode probes)."""
         wanted = set(components)

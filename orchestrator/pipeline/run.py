@@ -2,48 +2,36 @@
 
 The target is only *read* until a fix has been reproduced, repaired and validated in a troubleshooting
 VM; then it is changed once, through a fix package with a verified backup, and validated again. Any
-failure before that point leaves the target untouched.
+failure before that point leaves the target untouched. The order of the stages of one issue is
+:mod:`orchestrator.pipeline.driver`'s; this module connects, detects, and combines the issues' outcomes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
-from orchestrator.config.reboot import RebootPolicy
+from orchestrator.detect.detector import Detector
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
-from orchestrator.pipeline import escalate, triage
-from orchestrator.pipeline.context import RunContext
-from orchestrator.pipeline.probes import DetectorProbes
+from orchestrator.pipeline import driver
+from orchestrator.pipeline.context import RunContext, vm_sandbox
+from orchestrator.pipeline.options import Resolved, RunOptions
+from orchestrator.pipeline.outcome import IssueOutcome, worst
+from orchestrator.pipeline.triage import group_issues
 from orchestrator.report.markdown import write_report
+from orchestrator.sandbox.protocol import SandboxFactory
+from orchestrator.session.evidence import Stage
 from orchestrator.session.store import Session, new_session
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target
 
+__all__ = ["RunOptions", "RunOutcome", "run_repair"]
+
 log = logging.getLogger(__name__)
-
-Confirm = Callable[[str], bool]
-
-
-@dataclass
-class RunOptions:
-    dry_run: bool = False
-    assume_yes: bool = False
-    confirm: Confirm | None = None
-    #: Overrides settings.repair.stable_period_s (tests and demos use shorter periods).
-    stable_period_s: float | None = None
-    #: ``--reboot-policy``: overrides settings.reboot.policy, and is the operator's explicit consent
-    #: to reboot automatically a target that has no boot fallback.
-    reboot_policy: RebootPolicy | None = None
-    #: Overrides settings.reboot.notice_s for ``automatic``.
-    reboot_notice_s: float | None = None
-    #: Overrides settings.reboot.attempt_budget.
-    attempt_budget: int | None = None
 
 
 @dataclass
@@ -53,11 +41,16 @@ class RunOutcome:
     issues: list[Issue]
     summary: str
     report: str = ""
-    details: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[IssueOutcome] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return RUN_EXIT_CODES[self.status]
+
+    @property
+    def details(self) -> list[dict[str, Any]]:
+        """Each issue's outcome as the run's ``components`` entries."""
+        return [o.as_dict() for o in self.outcomes]
 
     def as_dict(self) -> dict[str, Any]:
         return {"session": self.session.id, "status": str(self.status), "summary": self.summary,
@@ -65,20 +58,20 @@ class RunOutcome:
                 "session_dir": str(self.session.dir), "components": self.details}
 
 
-#: How several component outcomes combine: the worst wins.
-_SEVERITY = [SessionStatus.HEALTHY, SessionStatus.REPAIRED, SessionStatus.PENDING_REBOOT,
-             SessionStatus.NOT_REPRODUCED, SessionStatus.NOT_REPAIRED, SessionStatus.ERROR]
-
-
-def run_repair(app: App, target: str, options: RunOptions) -> RunOutcome:
+def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFactory | None = None,
+               stages: driver.Stages = driver.REAL) -> RunOutcome:
     """Run the pipeline against ``target``; never raises for pipeline failures (they become status
-    ``error`` with the stage named), only for invalid input (bad target syntax → ConfigError)."""
+    ``error`` with the stage named), only for invalid input (bad target syntax → ConfigError).
+
+    ``sandbox`` and ``stages`` are seams for tests; the defaults are the real VM and stages.
+    """
     spec = parse_target(target)
     session = new_session(app.settings.sessions_dir, str(spec), audit=app.audit)
     session.set_meta(status="running", dry_run=options.dry_run)
     outcome = RunOutcome(session, SessionStatus.ERROR, [], "")
     try:
-        _run(app, spec, session, options, outcome)
+        _run(app, spec, session, Resolved.of(options, app.settings), outcome,
+             sandbox=sandbox or vm_sandbox(app), stages=stages)
     except VmRepairError as exc:
         stage = getattr(exc, "stage", None) or (session.timeline[-1].name if session.timeline else "start")
         outcome.status = SessionStatus.ERROR
@@ -92,29 +85,27 @@ def run_repair(app: App, target: str, options: RunOptions) -> RunOutcome:
     return outcome
 
 
-def _run(app: App, spec: TargetSpec, session: Session, options: RunOptions, outcome: RunOutcome) -> None:
-    with session.stage("connect"):
+def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcome: RunOutcome, *,
+         sandbox: SandboxFactory, stages: driver.Stages) -> None:
+    with session.stage(Stage.CONNECT):
         try:
             transport = open_target(app, spec)
             transport.check(["true"], timeout=30)
         except (ConnectError, TransportError) as exc:
-            raise PipelineError(f"target {spec} is unreachable: {exc.message}", stage="connect",
+            raise PipelineError(f"target {spec} is unreachable: {exc.message}", stage=Stage.CONNECT,
                                 remedy="check that the target is up and its host key is pinned") from exc
     agent = RemoteAgent(transport, timeout=app.settings.repair.step_timeout_s)
-    probes = DetectorProbes(app.settings.watch, transport, agent)
-    with session.stage("detect") as st:
-        report = probes.detect()
+    probes = Detector(app.settings.watch, transport, agent)
+    with session.stage(Stage.DETECT) as st:
+        report = probes.run()
         session.write_json("detect", report.as_dict())
         outcome.issues = list(report.issues)
         st.detail = f"{len(report.issues)} issue(s)"
     if not outcome.issues:
         outcome.status, outcome.summary = SessionStatus.HEALTHY, "all watched components pass their probes"
         return
-    ctx = RunContext(app, spec, session, transport, agent, probes, options)
-    statuses = []
-    for primary, related in triage.group_issues(outcome.issues):
-        detail = escalate.repair_issue(ctx, primary, related)
-        outcome.details.append(detail)
-        statuses.append(SessionStatus(detail["status"]))
-    outcome.status = max(statuses, key=_SEVERITY.index)
-    outcome.summary = "; ".join(f"{d['component']}: {d['status']} ({d['summary']})" for d in outcome.details)
+    ctx = RunContext(app, spec, session, transport, agent, probes, options, sandbox)
+    for primary, related in group_issues(outcome.issues):
+        outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
+    outcome.status = worst([o.status for o in outcome.outcomes])
+    outcome.summary = "; ".join(f"{o.issue.component}: {o.status} ({o.summary})" for o in outcome.outcomes)

@@ -12,9 +12,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator.components.config import WatchConfig
+from orchestrator.errors import PipelineError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult
+from orchestrator.pipeline.context import RunContext
+from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.transport.base import Transport
 
+#: Issues of the host rather than of one component.
+DISK_KINDS = frozenset({IssueKind.DISK_FULL, IssueKind.INODES_FULL})
 #: Issue kinds a restart may cure.
 RESTARTABLE = {IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN}
 #: Primary-issue order within a component: the most fundamental cause first.
@@ -45,7 +51,7 @@ def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:
         items.sort(key=lambda i: PRIORITY.index(i.kind) if i.kind in PRIORITY else len(PRIORITY))
         groups.append((items[0], tuple(items[1:])))
     # Disk space first: nothing else can be repaired reliably on a full disk.
-    groups.sort(key=lambda g: 0 if g[0].kind in {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else 1)
+    groups.sort(key=lambda g: 0 if g[0].kind in DISK_KINDS else 1)
     return groups
 
 
@@ -86,3 +92,39 @@ def restart_in_place(
         if passing and not failing:
             return True, log
     return False, log
+
+
+def components_for(watch: WatchConfig, issue: Issue) -> list[Component]:
+    """The components an issue's repair may capture and change; the issue's own first.
+
+    Raises:
+        PipelineError: the issue names a component the watch config does not know.
+    """
+    if issue.kind in DISK_KINDS:
+        # A disk issue belongs to the host: every component with logs is in scope.
+        return [c for c in watch.components if c.log_paths]
+    try:
+        return [watch.component(issue.component)]
+    except KeyError as exc:
+        raise PipelineError(f"issue {issue.id} names unknown component {issue.component!r}",
+                            stage=Stage.TRIAGE) from exc
+
+
+def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
+           component: Component | None) -> TriageDecision:
+    """Stage triage: decide, and record the decision as evidence."""
+    with ctx.session.stage(Stage.TRIAGE) as st:
+        decision = decide(issue, related, component)
+        ctx.session.write_json(Evidence.TRIAGE.file(issue.component), decision.as_dict())
+        st.detail = decision.reason
+    return decision
+
+
+def in_place(ctx: RunContext, issue: Issue, component: Component) -> bool:
+    """Stage in-place: restart the component's units on the target; True when its probes then pass."""
+    with ctx.session.stage(Stage.IN_PLACE) as st:
+        fixed, entries = restart_in_place(ctx.transport, component,
+                                          lambda: ctx.probes.run_components([issue.component]))
+        ctx.session.write_json(Evidence.IN_PLACE.file(issue.component), entries)
+        st.detail = "resolved by restart" if fixed else "still failing; escalating"
+    return fixed

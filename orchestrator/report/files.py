@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-#: Stages with one file per repaired component, longest names first so alternation picks them.
-COMPONENT_STAGES = ("target-validation", "fix-package", "validation", "diagnosis", "reproduce",
-                    "in-place", "attempts", "triage", "apply")
+from orchestrator.session.evidence import Evidence
+
+#: Evidence with one file per repaired component (the names the pipeline writes), longest names first
+#: so the alternation picks them.
+COMPONENT_STAGES = tuple(sorted((e.value for e in Evidence), key=len, reverse=True))
 _COMPONENT_FILE = re.compile(rf"^({'|'.join(map(re.escape, COMPONENT_STAGES))})-(?P<component>.+)\.json$")
 #: Larger JSON files are not parsed: the report must render quickly even from a runaway session.
 MAX_JSON_BYTES = 32 * 1024 * 1024

@@ -1,0 +1,75 @@
+"""Stage package: turn the validated sandbox state into a fix package.
+
+The package holds only what actually changed in the sandbox (plus replayed data operations), limited to
+the allow-listed roots. A change it cannot carry safely (a symlink, a path outside the roots) is a
+:class:`~orchestrator.pipeline.values.Refused`, not an error: nothing is applied and the reason is the
+result.
+"""
+
+from __future__ import annotations
+
+from orchestrator.agent.api import Manifest
+from orchestrator.errors import FixPackageError
+from orchestrator.fixpkg import compute_package
+from orchestrator.fsutil import ensure_private_dir
+from orchestrator.model import Component, Issue
+from orchestrator.pipeline.context import RunContext
+from orchestrator.pipeline.values import Built, Refused, Winner, Workbench
+from orchestrator.reboot.analysis import analyse
+from orchestrator.session.evidence import Evidence, Stage
+
+
+def _within(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def authoritative_after(
+    before: Manifest, after: Manifest, components: tuple[Component, ...] | list[Component]
+) -> tuple[Manifest, list[str]]:
+    """The sandbox's state where it is authoritative (config and unit files), the captured state elsewhere.
+
+    Data and log files change in the sandbox on their own (its services log, its sampleapp records the
+    validation's requests): copying them would write the sandbox's activity into the target's data. Data
+    changes reach the target only as replayed operations (rotate_log, jsonl_repair). Returns the
+    manifest to diff against and the sandbox changes left out (recorded in the session).
+    """
+    roots = [p for c in components for p in (*c.config_paths, *c.unit_paths)]
+    before_map, after_map = before.by_path(), after.by_path()
+    merged = [e for p, e in after_map.items() if _within(p, roots)]
+    merged += [e for p, e in before_map.items() if not _within(p, roots)]
+    ignored = sorted(p for p in set(before_map) | set(after_map)
+                     if not _within(p, roots) and before_map.get(p) != after_map.get(p))
+    missing = tuple(p for p in after.missing if _within(p, roots))
+    missing += tuple(p for p in before.missing if not _within(p, roots))
+    return Manifest(tuple(merged), missing), ignored
+
+
+def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Built | Refused:
+    """Raises: AgentError/TransportError (file contents could not be read from the sandbox), StateError."""
+    app, session, capture = ctx.app, ctx.session, work.capture
+    with session.stage(Stage.PACKAGE) as st:
+        after, ignored = authoritative_after(capture.manifest, winner.after, work.components)
+        try:
+            package = compute_package(
+                capture.manifest, after, work.sandbox.agent, list(winner.replay_ops),
+                placeholders=capture.placeholder_paths, allowed_roots=app.settings.repair.allowed_roots,
+                diagnosis=winner.diagnosis, validation=winner.validation.as_dict(), issue=issue.as_dict(),
+                reboot_required=winner.reboot_required or winner.rebooted,
+            )
+        except FixPackageError as exc:
+            st.status, st.detail = "failed", exc.message
+            return Refused(exc.message)
+        reboot = analyse(package.paths, validated_with_reboot=winner.rebooted,
+                         strategy_requires=winner.reboot_required)
+        if reboot.required and not winner.rebooted:
+            # Never ship a boot-critical change that was not proven by a boot in the sandbox.
+            why = f"{'; '.join(reboot.reasons)}, but its validation did not include a reboot"
+            st.status, st.detail = "failed", why
+            return Refused(why)
+        pkg_dir = ensure_private_dir(app.settings.state_dir / "packages" / package.id)
+        package.save(pkg_dir)
+        session.write_json(Evidence.FIX_PACKAGE.file(issue.component), {
+            **package.as_dict(), "directory": str(pkg_dir), "strategy": winner.strategy,
+            "ignored_vm_changes": ignored, "reboot": reboot.as_dict()})
+        st.detail = f"{len(package.operations)} operation(s) from strategy {winner.strategy}"
+    return Built(package, pkg_dir, reboot)

@@ -1,0 +1,60 @@
+"""Stages capture → sandbox → reproduce: read the affected components off the target, import them into
+the troubleshooting environment, and check that the fault shows there too."""
+
+from __future__ import annotations
+
+from orchestrator.capture.snapshot import Capture, capture_components
+from orchestrator.model import Component, Issue, IssueKind
+from orchestrator.pipeline.context import RunContext
+from orchestrator.pipeline.triage import DISK_KINDS
+from orchestrator.pipeline.values import Reproduction
+from orchestrator.sandbox.protocol import ImportReport, Sandbox
+from orchestrator.session.evidence import Evidence, Stage
+from orchestrator.validate.probes import ProbeRunner
+
+
+def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
+            components: list[Component]) -> Capture:
+    """Raises: TransportError, AgentError (the target could not be read)."""
+    with ctx.session.stage(Stage.CAPTURE) as st:
+        captured = capture_components(ctx.session, ctx.transport, ctx.agent, components,
+                                      {issue.kind, *(i.kind for i in related)},
+                                      max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes)
+        st.detail = f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders"
+    return captured
+
+
+def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
+            components: list[Component]) -> ImportReport:
+    """Wait for the sandbox (booting since the round began) and import the capture into it.
+
+    Raises: BootError, PipelineError, TransportError.
+    """
+    with ctx.session.stage(Stage.SANDBOX) as st:
+        up = sandbox.wait_ready()
+        imported = sandbox.import_capture(captured, components)
+        if issue.kind in DISK_KINDS and captured.disk is not None:
+            sandbox.fill_disk_to(captured.disk.used_pct if issue.kind is IssueKind.DISK_FULL
+                                 else ctx.app.settings.watch.thresholds.disk_critical_pct)
+        state = "complete" if imported.is_complete else f"partial: {imported.error or 'see evidence'}"
+        how = "restored warm" if up.is_warm else "booted"
+        st.detail = f"{sandbox.name} {how} in {up.boot_seconds:.1f} s; import {state}"
+    return imported
+
+
+def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: ImportReport) -> Reproduction:
+    """Run the issue's own probe in the sandbox. A probe that cannot run there proves nothing, so it
+    counts as not reproduced.
+
+    Raises: TransportError (the sandbox stopped answering).
+    """
+    with ctx.session.stage(Stage.REPRODUCE) as st:
+        observed = probes.run_probe(issue.probe)
+        ctx.session.write_json(Evidence.REPRODUCE.file(issue.component), {
+            "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
+            "evidence": observed.evidence, "import_complete": imported.is_complete})
+        if observed.ok or observed.is_unavailable:
+            st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
+            return Reproduction(False, observed.summary)
+        st.detail = f"reproduced: {observed.summary}"
+    return Reproduction(True, observed.summary)

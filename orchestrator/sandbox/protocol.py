@@ -1,0 +1,88 @@
+"""What the pipeline needs of a troubleshooting environment, as a protocol.
+
+:class:`orchestrator.sandbox.vm.TroubleshootingVm` (libvirt/QEMU) implements it for real runs; unit tests
+use a fake built on :class:`~orchestrator.transport.fake.FakeTransport`. Nothing in the pipeline names
+libvirt: the driver receives a factory. It lives with its implementation (the sandbox seam) so both
+the pipeline above and the VM below import it downwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from orchestrator.agent.api import AgentApi, UnpackResult
+from orchestrator.capture.snapshot import Capture
+from orchestrator.model import Component
+from orchestrator.reboot.host import RebootResult
+from orchestrator.session.store import Session
+from orchestrator.transport.base import Transport
+
+
+@dataclass
+class ImportReport:
+    unpack: UnpackResult | None
+    error: str | None
+
+    @property
+    def is_complete(self) -> bool:
+        return self.error is None and self.unpack is not None and not self.unpack.failed
+
+
+class Readiness(Protocol):
+    """How the environment came up (the hypervisor's ``UpResult`` satisfies it)."""
+
+    @property
+    def boot_seconds(self) -> float: ...
+
+    @property
+    def is_warm(self) -> bool: ...
+
+
+class Sandbox(Protocol):
+    """One disposable environment in which a fault is reproduced and repairs are tried.
+
+    Every method may raise a :class:`~orchestrator.errors.VmRepairError` subclass (``PipelineError``
+    naming the stage, ``BootError``, ``TransportError``); the driver turns them into the run's
+    ``error`` status and always calls :meth:`destroy`.
+    """
+
+    name: str
+
+    def start(self) -> None:
+        """Begin booting (in the background): the target is captured meanwhile."""
+
+    def wait_ready(self) -> Readiness:
+        """Block until the environment answers; how long it took and whether it started warm."""
+        ...
+
+    def import_capture(self, capture: Capture, components: list[Component]) -> ImportReport:
+        """Copy the captured files in and restart the affected units so they run the target's files."""
+        ...
+
+    def fill_disk_to(self, used_pct: float) -> None:
+        """Reproduce the target's disk usage ratio."""
+
+    def snapshot(self) -> None:
+        """Remember the reproduced state; :meth:`revert` returns to it."""
+
+    def revert(self) -> None:
+        """Back to the reproduced state (after a failed attempt)."""
+
+    def reboot(self) -> RebootResult:
+        """Reboot for real (a boot-critical fix is proven only by a boot). Raises RebootError."""
+        ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    @property
+    def agent(self) -> AgentApi: ...
+
+    def destroy(self) -> None:
+        """Tear down; idempotent."""
+
+
+#: Makes the sandbox of one attempt round (the driver calls it once per round).
+SandboxFactory = Callable[[Session], Sandbox]
