@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from orchestrator import systemd
 from orchestrator.components.config import WatchConfig
 from orchestrator.errors import PipelineError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult
@@ -79,8 +80,8 @@ def restart_in_place(
     log: list[dict[str, object]] = []
     for attempt in range(1, RESTART_ATTEMPTS + 1):
         for unit in component.units:
-            transport.run(["systemctl", "reset-failed", unit], timeout=30)
-            result = transport.run(["systemctl", "restart", unit], timeout=90)
+            result = systemd.restart(transport, unit, timeout=90, reset_timeout=30)
+            result.raise_for_timeout(transport.host)
             log.append({"attempt": attempt, "unit": unit, "restart_exit": result.exit_status})
         sleep(2.0 * attempt)
         results = recheck()

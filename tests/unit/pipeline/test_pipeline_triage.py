@@ -135,8 +135,8 @@ def test_success_on_the_first_attempt_stops_there() -> None:
     recheck = Recheck([probe(True)], [probe(True)])
     fixed, log = restart_in_place(transport, NGINX, recheck, sleep=sleeps.append)
     assert fixed is True
-    assert transport.argvs == [("systemctl", "reset-failed", "nginx.service"),
-                               ("systemctl", "restart", "nginx.service")]
+    assert transport.argvs == [("systemctl", "reset-failed", "--", "nginx.service"),
+                               ("systemctl", "restart", "--", "nginx.service")]
     assert [call.timeout for call in transport.calls] == [30, 90]
     assert recheck.calls == 1
     assert sleeps == [2.0]
@@ -148,9 +148,10 @@ def test_every_unit_is_reset_and_restarted_in_order() -> None:
     transport = FakeTransport()
     restart_in_place(transport, APP, Recheck([probe(True)]), sleep=lambda _: None)
     assert transport.argvs == [
-        ("systemctl", "reset-failed", "sampleapp.service"), ("systemctl", "restart", "sampleapp.service"),
-        ("systemctl", "reset-failed", "sampleapp-worker.service"),
-        ("systemctl", "restart", "sampleapp-worker.service"),
+        ("systemctl", "reset-failed", "--", "sampleapp.service"),
+        ("systemctl", "restart", "--", "sampleapp.service"),
+        ("systemctl", "reset-failed", "--", "sampleapp-worker.service"),
+        ("systemctl", "restart", "--", "sampleapp-worker.service"),
     ]
 
 
