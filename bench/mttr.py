@@ -1,8 +1,15 @@
-"""Benchmark the repair pipeline: time per stage and MTTR (detect → verified on target) per fault.
+"""Benchmark the repair pipeline: MTTR (detect → verified on target) and time per stage, this checkout
+side by side with an earlier commit, in one run.
 
-A script, not a test. Boots one patient, and for each fault reverts it to its healthy snapshot,
-injects the fault and runs the full pipeline against it with --yes. Run as root after `make setup`:
-`.venv/bin/python bench/mttr.py [FAULT ...] [--stable-period S]`.
+A script, not a test. For each code version it boots one patient, and for each scenario reverts the
+patient to its healthy snapshot, injects the fault and runs the full pipeline against it with --yes.
+Scenarios: ``bare`` (no baseline: strategies that need one are skipped, as on a host vmrepair never
+saw healthy) and ``demo`` (a baseline recorded first, as `make demo` does). The earlier version runs
+from a `git worktree` of ``--before`` in a child process with that tree first on ``sys.path``; the
+versions run one after the other, never at once, so they do not compete for the two cores.
+
+Run as root after `make setup`:
+`.venv/bin/python bench/mttr.py [FAULT ...] [--stable-period S] [--before REF] [--scenarios bare,demo]`.
 """
 
 from __future__ import annotations
@@ -11,17 +18,21 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from orchestrator.app import App
-from orchestrator.demo.faults import FAULTS, inject
-from orchestrator.pipeline.run import RunOptions, run_repair
-
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 STAGES = ("connect", "detect", "triage", "in-place", "capture", "sandbox", "reproduce", "diagnose",
           "attempts", "package", "apply")
-TARGET_CONFIG_MTTR_S = 60.0
+#: Targets of issue 9: the config fault with a 10 s stability period, and `make demo` at its defaults.
+TARGETS_S = {"bare": 30.0, "demo": 40.0}
 
 
 def stage_times(session_dir: Path) -> dict[str, float]:
@@ -34,20 +45,24 @@ def stage_times(session_dir: Path) -> dict[str, float]:
 
 
 def detect_to_verified(session_dir: Path) -> float:
-    """MTTR as the issue defines it: start of detection to the end of the apply stage, which ends
-    with the fix validated on the target (teardown of the VM and the report come after)."""
+    """MTTR: start of detection to the end of the stage that verified the fix on the target (apply,
+    or the reboot when the fix needs one; in-place for a restart)."""
     timeline = {e["name"]: e for e in json.loads((session_dir / "timeline.json").read_text())}
     start = dt.datetime.fromisoformat(timeline["detect"]["started_at"])
-    last = timeline.get("apply") or timeline["in-place"]
+    last = timeline.get("reboot") or timeline.get("apply") or timeline["in-place"]
     end = dt.datetime.fromisoformat(last["started_at"]) + dt.timedelta(seconds=last["duration_s"])
     return (end - start).total_seconds()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("faults", nargs="*", default=list(FAULTS))
-    parser.add_argument("--stable-period", type=float, default=10.0)
-    args = parser.parse_args()
+def worker(faults: list[str], scenarios: list[str], stable_period: float) -> list[dict[str, Any]]:
+    """Run every (scenario, fault) with whichever `orchestrator` is first on sys.path."""
+    from orchestrator.agent.client import RemoteAgent
+    from orchestrator.app import App
+    from orchestrator.baseline.record import record_baseline
+    from orchestrator.demo.faults import inject
+    from orchestrator.pipeline.run import RunOptions, run_repair
+    from orchestrator.targets.spec import parse_target
+
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     app = App.from_env()
     name = f"bench-patient-{secrets.token_hex(2)}"
@@ -57,33 +72,99 @@ def main() -> None:
         with app.vms.transport(name) as ssh:
             ssh.check(["systemctl", "is-system-running", "--wait"], timeout=180)
         app.vms.snapshot(name, "healthy")
-        for fault in args.faults:
-            app.vms.revert(name, "healthy")
-            with app.vms.transport(name) as ssh:
-                inject(ssh, fault)
-            began = time.monotonic()
-            outcome = run_repair(app, f"vm:{name}", RunOptions(assume_yes=True,
-                                                               stable_period_s=args.stable_period))
-            whole = time.monotonic() - began
-            mttr = detect_to_verified(outcome.session.dir)
-            rows.append((fault, str(outcome.status), stage_times(outcome.session.dir), mttr, whole))
-            print(f"{fault}: {outcome.status}, MTTR {mttr:.1f} s, whole run {whole:.1f} s "
-                  f"({outcome.session.dir})", flush=True)
+        for scenario in scenarios:
+            for fault in faults:
+                app.vms.revert(name, "healthy")
+                with app.vms.transport(name) as ssh:
+                    if scenario == "demo":
+                        # A fresh slug per run: a baseline from another patient of the same name
+                        # would not be this patient's.
+                        record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, RemoteAgent(ssh),
+                                        app.settings.watch)
+                    inject(ssh, fault)
+                began = time.monotonic()
+                outcome = run_repair(app, f"vm:{name}", RunOptions(
+                    assume_yes=True, stable_period_s=stable_period, reboot_policy="automatic",
+                    reboot_notice_s=0))
+                whole = time.monotonic() - began
+                session_dir = outcome.session.dir
+                rows.append({"scenario": scenario, "fault": fault, "status": str(outcome.status),
+                             "mttr": detect_to_verified(session_dir), "run": whole,
+                             "stages": stage_times(session_dir), "session": str(session_dir)})
+                print(f"  {scenario}/{fault}: {outcome.status}, MTTR {rows[-1]['mttr']:.1f} s "
+                      f"({session_dir})", file=sys.stderr, flush=True)
+            if scenario == "demo":
+                app.vms.revert(name, "healthy")
     finally:
         app.vms.destroy(name)
         app.close()
-    print(f"\nper-stage seconds (TCG, 2 cores, stable period {args.stable_period:.0f} s in the VM)")
-    header = (f"{'fault':<14}{'status':<10}" + "".join(f"{s[:9]:>10}" for s in STAGES)
-              + f"{'MTTR':>8}{'run':>8}")
-    print(header)
-    for fault, status, times, mttr, whole in rows:
-        cells = "".join(f"{times.get(s, 0.0):>10.1f}" for s in STAGES)
-        print(f"{fault:<14}{status:<10}{cells}{mttr:>8.1f}{whole:>8.1f}")
+    return rows
+
+
+def run_version(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run([sys.executable, str(HERE / "mttr.py"), "--worker", out.name,
+                        "--stable-period", str(args.stable_period), "--scenarios", args.scenarios,
+                        *args.faults], cwd=tree, env=env, check=True)
+        return list(json.loads(Path(out.name).read_text()))
+
+
+def print_table(before: list[dict[str, Any]] | None, after: list[dict[str, Any]], args: argparse.Namespace,
+                ref: str | None) -> None:
+    print(f"\nper-stage seconds (TCG, 2 cores, stable period {args.stable_period:g} s in the VM)")
+    print(f"{'scenario/fault':<22}{'version':<9}{'status':<15}"
+          + "".join(f"{s[:9]:>10}" for s in STAGES) + f"{'MTTR':>8}{'run':>8}")
+    old = {(r["scenario"], r["fault"]): r for r in before or []}
+    for row in after:
+        key = (row["scenario"], row["fault"])
+        for label, r in ((f"{ref}", old.get(key)), ("now", row)):
+            if r is None:
+                continue
+            cells = "".join(f"{r['stages'].get(s, 0.0):>10.1f}" for s in STAGES)
+            print(f"{key[0] + '/' + key[1]:<22}{label[:8]:<9}{r['status']:<15}{cells}"
+                  f"{r['mttr']:>8.1f}{r['run']:>8.1f}")
     print("MTTR = detect start -> fix verified on the target; run = whole `vmrepair run` incl. teardown")
-    for fault, _status, _times, mttr, _whole in rows:
-        if fault == "nginx-config":
-            print(f"\nconfig fault MTTR {mttr:.1f} s vs target {TARGET_CONFIG_MTTR_S:.0f} s: "
-                  f"x{TARGET_CONFIG_MTTR_S / mttr:.2f} of budget headroom")
+    print(f"\n{'scenario/fault':<22}{'MTTR before':>12}{'MTTR now':>10}{'speed-up':>10}{'target':>8}")
+    for row in after:
+        key = (row["scenario"], row["fault"])
+        prior = old.get(key)
+        target = TARGETS_S.get(row["scenario"]) if row["fault"] == "nginx-config" else None
+        was = f"{prior['mttr']:.1f}" if prior else "-"
+        ratio = f"x{prior['mttr'] / row['mttr']:.2f}" if prior else "-"
+        goal = f"{target:.0f}" if target else "-"
+        print(f"{key[0] + '/' + key[1]:<22}{was:>12}{row['mttr']:>10.1f}{ratio:>10}{goal:>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("faults", nargs="*", default=["nginx-config"])
+    parser.add_argument("--stable-period", type=float, default=10.0)
+    parser.add_argument("--scenarios", default="bare,demo")
+    parser.add_argument("--before", metavar="REF", help="also run this commit, side by side")
+    parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    if args.worker:
+        rows = worker(args.faults, scenarios, args.stable_period)
+        Path(args.worker).write_text(json.dumps(rows))
+        return
+    before = None
+    if args.before:
+        with tempfile.TemporaryDirectory(prefix="vmrepair-bench-") as tmp:
+            tree = Path(tmp) / "tree"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree),
+                            args.before], check=True)
+            try:
+                print(f"running {args.before} ...", file=sys.stderr, flush=True)
+                before = run_version(tree, args)
+            finally:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                               check=False)
+    print("running this checkout ...", file=sys.stderr, flush=True)
+    after = run_version(ROOT, args)
+    print_table(before, after, args, args.before)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import logging
 import posixpath
 import re
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -122,6 +123,8 @@ class RemoteAgent:
         self._sha256 = hashlib.sha256(self._script).hexdigest()
         self.script_path = f"{remote_dir}/agent-{self._sha256[:12]}.py"
         self._installed = False
+        # Probes run concurrently (detect.detector.run_probes): one upload, not one per thread.
+        self._install_lock = threading.Lock()
         #: Files this client left in remote_dir (pack archives, pushed uploads), for cleanup().
         self._leftovers: set[str] = set()
 
@@ -133,6 +136,10 @@ class RemoteAgent:
 
     def install(self) -> None:
         """Create ``remote_dir`` (0700) and upload the script unless the host has it already."""
+        with self._install_lock:
+            self._install_locked()
+
+    def _install_locked(self) -> None:
         if self._installed:
             return
         self.transport.check(["install", "-d", "-m", "0700", self.remote_dir], timeout=self.timeout)

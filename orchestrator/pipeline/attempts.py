@@ -77,8 +77,8 @@ class _AttemptRunner:
         self.ctx, self.work, self.issue, self.diagnosis = ctx, work, issue, diagnosis
         self.outcomes = OutcomeStore(ctx.app.state)
         self.baseline = usable_baseline(ctx.app.settings, ctx.spec.slug)
-        # Probes that pass in the sandbox now (fault reproduced) must still pass after a repair.
-        self.baseline_passing = {r.probe for r in work.probes.run_all() if r.ok and not r.is_unavailable}
+        # Probes that passed in the sandbox with the fault reproduced must still pass after a repair.
+        self.baseline_passing = set(work.passing)
         self.records: list[dict[str, Any]] = []
         work.sandbox.snapshot()
 

@@ -25,6 +25,8 @@ class RunContext:
     options: Resolved
     #: Makes the troubleshooting environment of one attempt round.
     new_sandbox: SandboxFactory
+    #: Probes that passed on the target at detection.
+    passing: frozenset[str] = frozenset()
 
 
 def vm_sandbox(app: App) -> SandboxFactory:

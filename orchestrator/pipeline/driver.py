@@ -97,10 +97,12 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
     try:
         captured = stages.capture(ctx, issue, related, components)
         imported = stages.prepare(ctx, sandbox, captured, issue, components)
-        work = Workbench(sandbox, stages.sandbox_probes(ctx, sandbox), captured, tuple(components), imported)
-        if not stages.reproduce(ctx, work.probes, issue, imported).reproduced:
+        probes = stages.sandbox_probes(ctx, sandbox)
+        reproduction = stages.reproduce(ctx, probes, issue, imported)
+        if not reproduction.reproduced:
             return IssueOutcome(issue, SessionStatus.NOT_REPRODUCED,
                                 f"{issue.probe} passes in the troubleshooting VM; nothing applied")
+        work = Workbench(sandbox, probes, captured, tuple(components), imported, reproduction.passing)
         winner = stages.attempt(ctx, work, issue, stages.diagnose(ctx, work, issue, exclude))
         if winner is None:
             return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,

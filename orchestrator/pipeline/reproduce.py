@@ -49,12 +49,16 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
     Raises: TransportError (the sandbox stopped answering).
     """
     with ctx.session.stage(Stage.REPRODUCE) as st:
-        observed = probes.run_probe(issue.probe)
+        # One concurrent run of every probe: the issue's own result, and what passes with the fault
+        # reproduced (what a repair must not break).
+        results = probes.run_all()
+        observed = next((r for r in results if r.probe == issue.probe), None) or probes.run_probe(issue.probe)
+        passing = frozenset(r.probe for r in results if r.ok and not r.is_unavailable)
         ctx.session.write_json(Evidence.REPRODUCE.file(issue.component), {
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete})
         if observed.ok or observed.is_unavailable:
             st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
-            return Reproduction(False, observed.summary)
+            return Reproduction(False, observed.summary, passing)
         st.detail = f"reproduced: {observed.summary}"
-    return Reproduction(True, observed.summary)
+    return Reproduction(True, observed.summary, passing)

@@ -104,7 +104,8 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
     if not outcome.issues:
         outcome.status, outcome.summary = SessionStatus.HEALTHY, "all watched components pass their probes"
         return
-    ctx = RunContext(app, spec, session, transport, agent, probes, options, sandbox)
+    passing = frozenset(r.probe for r in report.results if r.ok and not r.is_unavailable)
+    ctx = RunContext(app, spec, session, transport, agent, probes, options, sandbox, passing)
     for primary, related in group_issues(outcome.issues):
         outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
     outcome.status = worst([o.status for o in outcome.outcomes])

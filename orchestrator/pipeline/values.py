@@ -30,6 +30,8 @@ class Workbench:
     capture: Capture
     components: tuple[Component, ...]
     imported: ImportReport
+    #: Probes passing in the sandbox with the fault reproduced (the no-regressions baseline).
+    passing: frozenset[str] = frozenset()
 
     @property
     def component(self) -> Component:
@@ -41,6 +43,8 @@ class Workbench:
 class Reproduction:
     reproduced: bool
     summary: str
+    #: Probes that pass in the sandbox with the fault reproduced: a repair must keep them passing.
+    passing: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
