@@ -14,8 +14,8 @@ from typing import Any
 from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.components.config import WatchConfig
+from orchestrator.detect.detector import Detector
 from orchestrator.errors import ConfigError, StateError
-from orchestrator.pipeline.probes import DetectorProbes
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.systemd import system_state
 from orchestrator.transport.base import Transport
@@ -78,7 +78,7 @@ def verify_after_boot(watch: WatchConfig, transport: Transport, plan: VerifyPlan
     Raises:
         TransportError: the target cannot be reached (the caller treats it as not verified).
     """
-    probes = DetectorProbes(watch, transport, agent or RemoteAgent(transport, timeout=timeout))
+    probes = Detector(watch, transport, agent or RemoteAgent(transport, timeout=timeout))
     failures, results = [], []
     for name in plan.probes:
         try:
@@ -102,6 +102,6 @@ def would_boot(watch: WatchConfig, transport: Transport, agent: AgentApi | None 
 
     After a rollback this decides whether rebooting again (into the restored configuration) is safe.
     """
-    probes = DetectorProbes(watch, transport, agent or RemoteAgent(transport, timeout=timeout))
+    probes = Detector(watch, transport, agent or RemoteAgent(transport, timeout=timeout))
     failed = [r.summary for r in probes.run_components([BOOT_COMPONENT]) if not r.ok and not r.is_unavailable]
     return not failed, failed

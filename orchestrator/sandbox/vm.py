@@ -11,10 +11,8 @@ import concurrent.futures
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
 
 from orchestrator import systemd
-from orchestrator.agent.api import UnpackResult
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.capture.snapshot import Capture
@@ -24,6 +22,7 @@ from orchestrator.hypervisor.vm import UpResult
 from orchestrator.hypervisor.warm import warm_vm_name
 from orchestrator.model import Component
 from orchestrator.reboot.host import RebootResult
+from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
 
@@ -36,16 +35,6 @@ REPRODUCED_SNAPSHOT = "reproduced"
 FILLER = "/var/tmp/vmrepair-disk-filler"  # noqa: S108
 
 
-@dataclass
-class ImportReport:
-    unpack: UnpackResult | None
-    error: str | None
-
-    @property
-    def is_complete(self) -> bool:
-        return self.error is None and self.unpack is not None and not self.unpack.failed
-
-
 def _boot(settings: Settings, name: str, timeout: float) -> UpResult:
     # A separate App (and libvirt connection) per thread keeps libvirt calls independent.
     app = App(settings)
@@ -56,7 +45,9 @@ def _boot(settings: Settings, name: str, timeout: float) -> UpResult:
 
 
 class TroubleshootingVm:
-    """Raises (from its methods): PipelineError naming the stage; BootError when the VM cannot boot."""
+    """The libvirt/QEMU :class:`~orchestrator.sandbox.protocol.Sandbox`.
+
+    Raises (from its methods): PipelineError naming the stage; BootError when the VM cannot boot."""
 
     def __init__(self, app: App, session: Session) -> None:
         self.app = app
