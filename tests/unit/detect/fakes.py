@@ -1,10 +1,10 @@
-"""Fakes for detect and baseline tests: a scripted host behind FakeTransport, and a small AgentApi.
+"""Fakes for detect and baseline tests: a scripted host behind FakeTransport, and the target's agent.
 
 ``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query) from
 plain dicts; by default every unit is active and enabled, every endpoint answers 200 and every config
-test passes. ``FakeAgent`` implements only the AgentApi methods detect and baseline call (the rest
-raise NotImplementedError); by default its host has the template's one-line /etc/fstab and every
-path it is asked about exists.
+test passes. ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy
+target: the template's one-line /etc/fstab, every path it is asked about exists, half-full disks and
+sound logs, and a canned ``pack``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import tarfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from orchestrator.agent.api import (
     BigFile,
@@ -26,7 +25,8 @@ from orchestrator.agent.api import (
 )
 from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.fake_agent import UnsupportedAgent, not_found
+from tests.unit import fake_agent
+from tests.unit.fake_agent import PACK_TAR
 
 NO_SYSTEMD = (b"System has not been booted with systemd as init system (PID 1). Can't operate.\n"
               b"Failed to connect to bus: Host is down\n")
@@ -133,65 +133,42 @@ def file_entry(path: str, data: bytes = b"", *, type_: FileType = "file") -> Fil
                      link="/elsewhere" if type_ == "symlink" else None)
 
 
-@dataclass
-class FakeAgent(UnsupportedAgent):
-    """The AgentApi methods detect and baseline use, answered from dicts; ``errors`` maps a method name
-    to the exception it raises."""
+def target_agent(
+    *,
+    files: dict[str, bytes] | None = None,
+    existing: set[str] | None = None,
+    disk: dict[str, DiskUsage] | None = None,
+    jsonl: dict[str, JsonlReport] | None = None,
+    big: list[BigFile] | None = None,
+    tar: bytes = b"",
+    entries: tuple[FileEntry, ...] = (),
+    missing_paths: tuple[str, ...] = (),
+    placeholders: tuple[Placeholder, ...] = (),
+    errors: dict[str, Exception] | None = None,
+) -> fake_agent.FakeAgent:
+    """The shared FakeAgent as detect and baseline see a healthy target.
 
-    disk: dict[str, DiskUsage] = field(default_factory=dict)
-    jsonl: dict[str, JsonlReport] = field(default_factory=dict)
-    big: list[BigFile] = field(default_factory=list)
-    tar: bytes = b""
-    entries: tuple[FileEntry, ...] = ()
-    missing_paths: tuple[str, ...] = ()
-    placeholders: tuple[Placeholder, ...] = ()
-    errors: dict[str, Exception] = field(default_factory=dict)
-    calls: list[tuple[str, object]] = field(default_factory=list)
-    #: Regular files read_file answers from; others are not found.
-    files: dict[str, bytes] = field(default_factory=lambda: {"/etc/fstab": TEMPLATE_FSTAB})
-    #: Paths that exist, for manifest and disk_usage; None: every path exists.
-    existing: set[str] | None = None
+    Its tree holds ``files`` (default: the template's /etc/fstab) and ``existing`` as the symlinks udev
+    makes; with ``existing`` None every other path exists too (for manifest and disk_usage). Disks are
+    half full unless ``disk`` says otherwise; ``jsonl`` cans jsonl_check (default: 3 good lines);
+    ``big`` cans big_files; ``pack`` answers ``entries``, ``missing_paths`` and ``placeholders`` and
+    leaves ``tar`` for fetch; ``errors`` maps a method name to the exception it raises.
+    """
+    reports = dict(jsonl or {})
+    agent = fake_agent.FakeAgent(
+        files={"/etc/fstab": TEMPLATE_FSTAB} if files is None else files,
+        symlinks=dict.fromkeys(existing or (), "/elsewhere"),
+        anything_exists=existing is None,
+        disk=disk, usage_of=lambda mount: usage(mount=mount), big=big or [], errors=errors,
+        answers={
+            "jsonl_check": lambda path: reports.get(path, JsonlReport(path, exists=True, total_lines=3,
+                                                                      good_lines=3)),
+            "pack": PackResult(PACK_TAR, Manifest(entries, missing_paths), placeholders),
+        },
+    )
+    agent.remote[PACK_TAR] = tar
+    return agent
 
-    def _call(self, name: str, arg: object) -> None:
-        self.calls.append((name, arg))
-        if name in self.errors:
-            raise self.errors[name]
 
-    def disk_usage(self, mount: str) -> DiskUsage:
-        self._call("disk_usage", mount)
-        if mount not in self.disk and self.existing is not None and mount not in self.existing:
-            raise not_found("disk_usage", mount)
-        return self.disk.get(mount, usage(mount=mount))
-
-    def read_file(self, path: str, *, max_bytes: int) -> bytes:
-        self._call("read_file", (path, max_bytes))
-        if path not in self.files:
-            raise not_found("read_file", path)
-        return self.files[path][:max_bytes]
-
-    def manifest(self, paths: list[str]) -> Manifest:
-        """Symlink entries for the paths that exist (udev's by-* names are symlinks), the rest missing."""
-        self._call("manifest", tuple(paths))
-        present = [p for p in paths if self.existing is None or p in self.existing]
-        return Manifest(tuple(file_entry(p, type_="symlink") for p in present),
-                        tuple(p for p in paths if p not in present))
-
-    def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
-        self._call("big_files", (tuple(roots), min_bytes, limit))
-        return self.big[:limit]
-
-    def jsonl_check(self, path: str) -> JsonlReport:
-        self._call("jsonl_check", path)
-        return self.jsonl.get(path, JsonlReport(path, exists=True, total_lines=3, good_lines=3))
-
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
-        self._call("pack", (tuple(paths), max_file_bytes))
-        return PackResult("/run/vmrepair-agent/pack.tar", Manifest(self.entries, self.missing_paths),
-                          self.placeholders)
-
-    def fetch(self, remote: str, local: Path) -> None:
-        self._call("fetch", remote)
-        local.write_bytes(self.tar)
-
-    def cleanup(self) -> None:
-        self._call("cleanup", None)
+#: The name baseline and doctor tests import the builder by.
+FakeAgent = target_agent

@@ -11,13 +11,13 @@ from orchestrator.cli import detect as cli_detect
 from orchestrator.cli.output import out_console
 from orchestrator.components.config import build_watch_config
 from orchestrator.detect import Detector
-from tests.unit.detect.fakes import FAILED, FakeAgent, FakeHost
+from tests.unit.detect.fakes import FAILED, FakeHost, target_agent
 
 WATCH = build_watch_config(None)
 
 
 def _report(host: FakeHost):
-    return Detector(WATCH, host.transport(), FakeAgent()).run()
+    return Detector(WATCH, host.transport(), target_agent()).run()
 
 
 def test_register_adds_detect_with_a_required_target() -> None:

@@ -9,7 +9,8 @@ from orchestrator.detect import Detector, fstab
 from orchestrator.detect.common import EVIDENCE_MAX
 from orchestrator.errors import AgentError, AgentFailedError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
-from tests.unit.detect.fakes import TEMPLATE_FSTAB, FakeAgent, FakeHost, usage
+from tests.unit.detect.fakes import TEMPLATE_FSTAB, FakeHost, target_agent, usage
+from tests.unit.fake_agent import FakeAgent
 
 BOOT = Component("boot", config_paths=("/etc/fstab",), fstab=("/etc/fstab",))
 UUID = "0f3c6b1e-1d5e-4b7a-9c55-2f4b2c1d9e01"
@@ -18,7 +19,8 @@ MISSING_UUID_LINE = f"UUID={UUID}\t/mnt/vmrepair-data\text4\tdefaults\t0\t2".enc
 
 
 def agent_with(fstab_text: bytes, existing: set[str] | None = None) -> FakeAgent:
-    return FakeAgent(files={"/etc/fstab": fstab_text}, existing=existing if existing is not None else set())
+    return target_agent(files={"/etc/fstab": fstab_text},
+                        existing=existing if existing is not None else set())
 
 
 def probe(agent: FakeAgent, path: str = "/etc/fstab") -> ProbeResult:
@@ -30,7 +32,7 @@ def _no_raw_controls(text: str) -> bool:
 
 
 def test_the_template_fstab_passes_without_any_lookup() -> None:
-    agent = FakeAgent()
+    agent = target_agent()
     result = probe(agent)
     assert (result.ok, result.probe, result.kind, result.severity) == (
         True, "fstab:/etc/fstab", IssueKind.BOOT_CONFIG, Severity.INFO)
@@ -126,7 +128,7 @@ def test_a_tag_naming_no_device_blocks_without_a_lookup() -> None:
 
 
 def test_no_fstab_at_all_passes() -> None:
-    result = probe(FakeAgent(files={}), "/etc/fstab")
+    result = probe(target_agent(files={}), "/etc/fstab")
     assert result.ok
     assert result.summary == "/etc/fstab does not exist: the boot mounts nothing from it"
 
@@ -141,7 +143,7 @@ def test_no_fstab_at_all_passes() -> None:
      "JSON: x"),
 ])
 def test_an_unreadable_fstab_makes_the_probe_unavailable(error: AgentError, expected: str) -> None:
-    result = probe(FakeAgent(errors={"read_file": error}))
+    result = probe(target_agent(errors={"read_file": error}))
     assert result.is_unavailable
     assert result.summary == expected
 
@@ -150,7 +152,7 @@ def test_an_unreadable_fstab_makes_the_probe_unavailable(error: AgentError, expe
 def test_a_failed_lookup_makes_the_probe_unavailable(method: str) -> None:
     error = AgentFailedError(f"target: agent {method}: permission denied", host="target", op=method,
                              code="io")
-    agent = FakeAgent(files={"/etc/fstab": b"/dev/vdz1 /srv ext4 defaults 0 2\n/srv/a /b none bind 0 0\n"},
+    agent = target_agent(files={"/etc/fstab": b"/dev/vdz1 /srv ext4 defaults 0 2\n/srv/a /b none bind 0 0\n"},
                       errors={method: error})
     result = probe(agent)
     assert result.is_unavailable
@@ -181,7 +183,7 @@ def test_hostile_content_is_escaped_and_capped() -> None:
 
 def test_the_detector_plans_a_probe_per_fstab_and_needs_no_units() -> None:
     watch = WatchConfig((BOOT, Component("other", fstab=("/srv/chroot/etc/fstab",))), ())
-    agent = FakeAgent(files={"/etc/fstab": MISSING_UUID_LINE + b"\n"}, existing=set())
+    agent = target_agent(files={"/etc/fstab": MISSING_UUID_LINE + b"\n"}, existing=set())
     det = Detector(watch, FakeHost().transport(), agent)
     assert det.probe_names == ("fstab:/etc/fstab", "fstab:/srv/chroot/etc/fstab")
     report = det.run()
@@ -194,7 +196,7 @@ def test_the_detector_plans_a_probe_per_fstab_and_needs_no_units() -> None:
 
 def test_a_boot_issue_sorts_after_a_full_disk() -> None:
     watch = WatchConfig((BOOT,), ("/",))
-    agent = FakeAgent(disk={"/": usage(97.0)}, files={"/etc/fstab": b"/dev/vdz1 /srv ext4 defaults 0 2\n"},
+    agent = target_agent(disk={"/": usage(97.0)}, files={"/etc/fstab": b"/dev/vdz1 /srv ext4 defaults 0 2\n"},
                       existing=set())
     report = Detector(watch, FakeHost().transport(), agent).run()
     assert [i.kind for i in report.issues] == [IssueKind.DISK_FULL, IssueKind.BOOT_CONFIG]

@@ -11,7 +11,7 @@ from orchestrator.detect.common import EVIDENCE_MAX, HOST_COMPONENT
 from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.model import Component, HttpCheck, IssueKind, Severity
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.detect.fakes import FakeAgent, FakeHost, local_style_missing, usage
+from tests.unit.detect.fakes import FakeHost, local_style_missing, target_agent, usage
 
 NGINX = Component("nginx", config_test=("nginx", "-t"), http=(HttpCheck("http://127.0.0.1:80/"),))
 CHECK = NGINX.http[0]
@@ -111,7 +111,7 @@ def test_missing_curl_is_unavailable() -> None:
     (100.0, Severity.CRITICAL),
 ])
 def test_disk_threshold_edges(pct: float, severity: Severity | None) -> None:
-    agent = FakeAgent(disk={"/": usage(pct)})
+    agent = target_agent(disk={"/": usage(pct)})
     result = disk.probe_disk(agent, "/", THRESHOLDS, ["/var/log"])
     assert (result.probe, result.component, result.kind) == ("disk:/", HOST_COMPONENT, IssueKind.DISK_FULL)
     assert result.ok is (severity is None)
@@ -124,7 +124,7 @@ def test_disk_threshold_edges(pct: float, severity: Severity | None) -> None:
     (89.9, None), (90.0, Severity.WARNING), (94.9, Severity.WARNING), (95.0, Severity.CRITICAL),
 ])
 def test_inode_threshold_edges(pct: float, severity: Severity | None) -> None:
-    result = disk.probe_inodes(FakeAgent(disk={"/": usage(inodes_pct=pct)}), "/", THRESHOLDS)
+    result = disk.probe_inodes(target_agent(disk={"/": usage(inodes_pct=pct)}), "/", THRESHOLDS)
     assert (result.probe, result.kind) == ("inodes:/", IssueKind.INODES_FULL)
     assert result.ok is (severity is None)
     if severity is not None:
@@ -134,7 +134,7 @@ def test_inode_threshold_edges(pct: float, severity: Severity | None) -> None:
 def test_critical_disk_lists_the_biggest_log_files() -> None:
     big = [BigFile(f"/var/log/nginx/access.log.{i}", (i + 1) * 10**8) for i in range(7)]
     big.append(BigFile("/var/log/\x1b[31mevil", 10**9, is_open_by_writer=True))
-    agent = FakeAgent(disk={"/": usage(99.0)}, big=big)
+    agent = target_agent(disk={"/": usage(99.0)}, big=big)
     result = disk.probe_disk(agent, "/", THRESHOLDS, ["/var/log", "/var/log/nginx"])
     lines = result.evidence["big_files"].splitlines()
     assert len(lines) == 5
@@ -143,28 +143,28 @@ def test_critical_disk_lists_the_biggest_log_files() -> None:
 
 
 def test_warning_disk_does_not_look_for_big_files() -> None:
-    agent = FakeAgent(disk={"/": usage(91.0)})
+    agent = target_agent(disk={"/": usage(91.0)})
     result = disk.probe_disk(agent, "/", THRESHOLDS, ["/var/log"])
     assert "big_files" not in result.evidence
     assert [name for name, _ in agent.calls] == ["disk_usage"]
 
 
 def test_big_files_failure_is_noted_not_raised() -> None:
-    agent = FakeAgent(disk={"/": usage(99.0)}, errors={"big_files": AgentError("boom")})
+    agent = target_agent(disk={"/": usage(99.0)}, errors={"big_files": AgentError("boom")})
     result = disk.probe_disk(agent, "/", THRESHOLDS, ["/var/log"])
     assert result.severity is Severity.CRITICAL
     assert result.evidence["big_files_error"] == "boom"
 
 
 def test_agent_failure_makes_disk_probes_unavailable() -> None:
-    agent = FakeAgent(errors={"disk_usage": AgentError("no such mount")})
+    agent = target_agent(errors={"disk_usage": AgentError("no such mount")})
     assert disk.probe_disk(agent, "/srv", THRESHOLDS, []).is_unavailable
     assert disk.probe_inodes(agent, "/srv", THRESHOLDS).is_unavailable
 
 
 # -- jsonl ----------------------------------------------------------------------------------------
 def test_missing_log_is_ok() -> None:
-    agent = FakeAgent(jsonl={LOG: JsonlReport(LOG, exists=False, total_lines=0, good_lines=0)})
+    agent = target_agent(jsonl={LOG: JsonlReport(LOG, exists=False, total_lines=0, good_lines=0)})
     result = jsonl.probe_jsonl(agent, APP, LOG)
     assert (result.ok, result.probe) == (True, f"jsonl:{LOG}")
 
@@ -172,7 +172,7 @@ def test_missing_log_is_ok() -> None:
 def test_bad_lines_are_critical_with_capped_evidence() -> None:
     bad = tuple((n, "Expecting value \x1b[31m" + "x" * 1000) for n in range(1, 101))
     report = JsonlReport(LOG, exists=True, total_lines=500, good_lines=400, bad_lines=bad, torn_tail=True)
-    result = jsonl.probe_jsonl(FakeAgent(jsonl={LOG: report}), APP, LOG)
+    result = jsonl.probe_jsonl(target_agent(jsonl={LOG: report}), APP, LOG)
     assert (result.ok, result.kind, result.severity) == (False, IssueKind.LOG_CORRUPT, Severity.CRITICAL)
     assert result.summary == f"{LOG}: 100 bad lines and a torn last line out of 500"
     assert result.evidence["torn_tail"] == "true"
@@ -184,18 +184,18 @@ def test_bad_lines_are_critical_with_capped_evidence() -> None:
 
 def test_torn_tail_alone_is_corrupt() -> None:
     report = JsonlReport(LOG, exists=True, total_lines=10, good_lines=9, torn_tail=True)
-    result = jsonl.probe_jsonl(FakeAgent(jsonl={LOG: report}), APP, LOG)
+    result = jsonl.probe_jsonl(target_agent(jsonl={LOG: report}), APP, LOG)
     assert result.summary == f"{LOG}: a torn last line out of 10"
 
 
 def test_more_bad_lines_than_listed_are_counted() -> None:
     bad = tuple((n, "bad") for n in range(1, 31))
     report = JsonlReport(LOG, exists=True, total_lines=30, good_lines=0, bad_lines=bad)
-    listed = jsonl.probe_jsonl(FakeAgent(jsonl={LOG: report}), APP, LOG).evidence["bad_lines"]
+    listed = jsonl.probe_jsonl(target_agent(jsonl={LOG: report}), APP, LOG).evidence["bad_lines"]
     assert listed.splitlines()[-1] == "... and 10 more"
     assert len(listed.splitlines()) == jsonl.MAX_LISTED_BAD_LINES + 1
 
 
 def test_agent_failure_makes_jsonl_probe_unavailable() -> None:
-    agent = FakeAgent(errors={"jsonl_check": AgentError("agent crashed")})
+    agent = target_agent(errors={"jsonl_check": AgentError("agent crashed")})
     assert jsonl.probe_jsonl(agent, APP, LOG).is_unavailable

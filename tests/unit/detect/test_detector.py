@@ -11,7 +11,8 @@ from orchestrator.components.config import WatchConfig, build_watch_config
 from orchestrator.detect import Detector
 from orchestrator.errors import ConfigError
 from orchestrator.model import Component, IssueKind, Severity
-from tests.unit.detect.fakes import FAILED, INACTIVE, FakeAgent, FakeHost, usage
+from tests.unit.detect.fakes import FAILED, INACTIVE, FakeHost, target_agent, usage
+from tests.unit.fake_agent import FakeAgent
 
 WATCH = build_watch_config(None)
 LOG = "/var/lib/sampleapp/interactions.jsonl"
@@ -30,7 +31,7 @@ EXPECTED_PROBES = (
 
 def detector(host: FakeHost | None = None, agent: FakeAgent | None = None,
              watch: WatchConfig = WATCH) -> Detector:
-    return Detector(watch, (host or FakeHost()).transport(), agent or FakeAgent())
+    return Detector(watch, (host or FakeHost()).transport(), agent or target_agent())
 
 
 def test_plan_covers_every_probe_of_the_default_components() -> None:
@@ -63,7 +64,7 @@ def test_config_issue_comes_first_and_explains_its_symptoms() -> None:
 
 def test_full_disk_and_corrupt_log_come_before_the_symptoms() -> None:
     bad_log = JsonlReport(LOG, exists=True, total_lines=3, good_lines=2, bad_lines=((2, "bad"),))
-    agent = FakeAgent(disk={"/": usage(97.0)}, jsonl={LOG: bad_log})
+    agent = target_agent(disk={"/": usage(97.0)}, jsonl={LOG: bad_log})
     host = FakeHost(units={"sampleapp.service": FAILED},
                     http={"http://127.0.0.1:8080/health": (7, b"000", b"")})
     report = detector(host, agent).run()
@@ -115,7 +116,7 @@ def test_report_as_dict_is_json() -> None:
 
 
 def test_critical_issues_exclude_warnings() -> None:
-    report = detector(agent=FakeAgent(disk={"/": usage(92.0, inodes_pct=96.0)})).run()
+    report = detector(agent=target_agent(disk={"/": usage(92.0, inodes_pct=96.0)})).run()
     assert [i.kind for i in report.issues] == [IssueKind.INODES_FULL, IssueKind.DISK_FULL]
     assert [i.kind for i in report.critical_issues] == [IssueKind.INODES_FULL]
 
@@ -125,10 +126,10 @@ def test_run_components_runs_only_the_probes_of_those_components() -> None:
     from orchestrator.components.config import build_watch_config
     from orchestrator.detect.detector import Detector
     from orchestrator.transport.fake import FakeTransport
-    from tests.unit.detect.fakes import FakeAgent
+    from tests.unit.detect.fakes import target_agent
 
     transport = FakeTransport(lambda argv, stdin: (0, b"", b""))
-    detector = Detector(build_watch_config(None), transport, FakeAgent())
+    detector = Detector(build_watch_config(None), transport, target_agent())
     results = detector.run_components(["nginx"])
     assert results and {r.component for r in results} == {"nginx"}
     assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/"}

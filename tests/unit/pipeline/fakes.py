@@ -32,7 +32,7 @@ from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.fake_agent import UnsupportedAgent
+from tests.unit.fake_agent import FakeAgent
 
 
 @dataclass
@@ -48,7 +48,7 @@ class FakeSandbox:
         self.name = name
         self.calls: list[str] = []
         self._transport = FakeTransport()
-        self._agent = UnsupportedAgent()
+        self._agent = FakeAgent()
 
     def start(self) -> None:
         self.calls.append("start")
@@ -79,7 +79,7 @@ class FakeSandbox:
         return self._transport
 
     @property
-    def agent(self) -> UnsupportedAgent:
+    def agent(self) -> FakeAgent:
         return self._agent
 
     def destroy(self) -> None:

@@ -1,31 +1,24 @@
-"""An in-memory troubleshooting VM for repair tests: a file tree, an AgentApi over it, and a command
-handler for FakeTransport that answers the commands repair steps run (find, ln, systemctl, dpkg-deb...).
+"""An in-memory troubleshooting VM for repair tests: the shared FakeAgent over a file tree
+(``vm_agent``), and a command handler for FakeTransport that answers the commands repair steps run
+(find, ln, systemctl, dpkg-deb...) against the same tree.
 
-Nothing here patches code under test: the steps talk to a real FakeTransport and to ``FakeAgent``,
-which follows the agent's contract (lstat semantics, no write through symlinks, parents created).
+Nothing here patches code under test: the steps talk to a real FakeTransport and to the shared
+``FakeAgent``, which follows the agent's contract (lstat semantics, no write through symlinks, parents
+created).
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-from orchestrator.agent.api import (
-    BigFile,
-    DiskUsage,
-    FileEntry,
-    JsonlRepairResult,
-    JsonlReport,
-    Manifest,
-    RotateResult,
-)
-from orchestrator.errors import AgentError
+from orchestrator.agent.api import DiskUsage
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.steps.context import RepairContext
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.fake_agent import UnsupportedAgent, not_found, sha
+from tests.unit import fake_agent
+from tests.unit.fake_agent import Node, call_brief
 
 NGINX = Component(
     name="nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
@@ -48,119 +41,15 @@ def issue(component: str, kind: IssueKind, subject: str) -> Issue:
     return Issue(component, kind, Severity.CRITICAL, subject, f"{subject} broken", "probe")
 
 
-@dataclass
-class Node:
-    type: Literal["file", "dir", "symlink"]
-    data: bytes = b""
-    mode: int = 0o644
-    uid: int = 0
-    gid: int = 0
-    link: str | None = None
+def full_disk(mount: str) -> DiskUsage:
+    """The VM's disks are full: what disk repairs are tried against."""
+    return DiskUsage(mount, 100, 99, 1, 99.0, 100, 10, 10.0)
 
 
-class FakeAgent(UnsupportedAgent):
-    """AgentApi over ``fs`` (path -> Node). ``corrupt`` holds jsonl logs with bad lines."""
-
-    def __init__(self, fs: dict[str, Node] | None = None) -> None:
-        self.fs: dict[str, Node] = {"/": Node("dir", mode=0o755)}
-        for path, node in (fs or {}).items():
-            self.put(path, node)
-        self.corrupt: set[str] = set()
-        self.calls: list[tuple[str, str]] = []
-        self.big: list[BigFile] = []
-
-    # -- building the tree -----------------------------------------------------------------------
-    def put(self, path: str, node: Node) -> None:
-        parent = posixpath.dirname(path)
-        if parent not in self.fs:
-            self.put(parent, Node("dir", mode=0o755))
-        self.fs[path] = node
-
-    def file(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        self.put(path, Node("file", data, mode))
-
-    def symlink(self, path: str, target: str) -> None:
-        self.put(path, Node("symlink", mode=0o777, link=target))
-
-    def _entry(self, path: str) -> FileEntry:
-        node = self.fs[path]
-        digest = sha(node.data) if node.type == "file" else None
-        return FileEntry(path, node.type, node.mode, node.uid, node.gid, "root", "root",
-                         len(node.data), 0.0, digest, node.link)
-
-    # -- AgentApi ----------------------------------------------------------------------------------
-    def manifest(self, paths: list[str]) -> Manifest:
-        self.calls.append(("manifest", ",".join(paths)))
-        found: dict[str, FileEntry] = {}
-        missing = []
-        for root in paths:
-            if root not in self.fs:
-                missing.append(root)
-                continue
-            for path in self.fs:
-                if path == root or (self.fs[root].type == "dir" and path.startswith(root.rstrip("/") + "/")):
-                    found[path] = self._entry(path)
-        return Manifest(tuple(found[p] for p in sorted(found)), tuple(missing))
-
-    def read_file(self, path: str, *, max_bytes: int) -> bytes:
-        self.calls.append(("read_file", path))
-        node = self.fs.get(path)
-        if node is None or node.type != "file":
-            raise AgentError(f"{path}: not a file")
-        return node.data[:max_bytes]
-
-    def write_file(self, path: str, data: bytes, *, mode: int, uid: int, gid: int,
-                   expect_sha256: str | None = None) -> FileEntry:
-        self.calls.append(("write_file", path))
-        cur = self.fs.get(path)
-        if cur is not None and cur.type != "file":
-            raise AgentError(f"{path} is a {cur.type}, not a regular file")
-        current_sha = None if cur is None else sha(cur.data)
-        if expect_sha256 is not None and current_sha != expect_sha256:
-            raise AgentError(f"{path} changed since capture")
-        self.put(path, Node("file", data, mode, uid, gid))
-        return self._entry(path)
-
-    def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
-        self.calls.append(("remove_file", path))
-        self.fs.pop(path)
-
-    def move_file(self, src: str, dst: str) -> None:
-        self.calls.append(("move_file", f"{src} -> {dst}"))
-        if src not in self.fs or self.fs[src].type == "dir":
-            raise AgentError(f"{src} does not exist or is a directory")
-        if dst in self.fs:
-            raise AgentError(f"{dst} already exists")
-        self.put(dst, self.fs.pop(src))
-
-    def jsonl_check(self, path: str) -> JsonlReport:
-        self.calls.append(("jsonl_check", path))
-        exists = path in self.fs
-        bad = ((3, "not JSON"),) if path in self.corrupt else ()
-        return JsonlReport(path, exists, 10, 10 - len(bad), bad)
-
-    def jsonl_repair(self, path: str) -> JsonlRepairResult:
-        self.calls.append(("jsonl_repair", path))
-        self.corrupt.discard(path)
-        node = self.fs[path]
-        node.data = node.data.replace(b"garbage\n", b"")
-        return JsonlRepairResult(path, 9, 0, 1, path + ".quarantine-1", path + ".bak-1")
-
-    def rotate_log(self, path: str, *, method: Literal["compress", "truncate"]) -> RotateResult:
-        self.calls.append(("rotate_log", f"{path} {method}"))
-        size = len(self.fs[path].data)
-        self.fs[path].data = b""
-        return RotateResult(path, path + ".1.gz" if method == "compress" else None, size, method)
-
-    def disk_usage(self, mount: str) -> DiskUsage:
-        """statvfs semantics: any existing path answers (a full disk), a missing one is not found."""
-        if mount not in self.fs:
-            raise not_found("disk_usage", mount, host="vm")
-        return DiskUsage(mount, 100, 99, 1, 99.0, 100, 10, 10.0)
-
-    def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]:
-        self.calls.append(("big_files", ",".join(roots)))
-        return [b for b in self.big if b.size >= min_bytes][:limit]
+def vm_agent(fs: dict[str, Node] | None = None, **options: Any) -> fake_agent.FakeAgent:
+    """The shared FakeAgent as the troubleshooting VM: the tree ``fs``, full disks, calls recorded as
+    one string each (``("move_file", "src -> dst")``), errors from host "vm"."""
+    return fake_agent.FakeAgent(fs, host="vm", record=call_brief, usage_of=full_disk, **options)
 
 
 @dataclass
@@ -200,7 +89,7 @@ class FakeVm:
     dpkg-deb -x) act on the tree.
     """
 
-    agent: FakeAgent
+    agent: fake_agent.FakeAgent
     answers: dict[tuple[str, ...], Answer | Callable[[tuple[str, ...]], Answer]] = field(default_factory=dict)
     #: .deb path -> files it ships (path -> content), for dpkg-deb -x.
     debs: dict[str, dict[str, bytes]] = field(default_factory=dict)
@@ -247,7 +136,7 @@ class FakeVm:
                 uid, gid = owner.split(":")
                 fs[path].uid, fs[path].gid = int(uid), int(gid)
                 return 0, b"", b""
-            case ("systemctl", "is-active", _):
+            case ("systemctl", "is-active", *_):   # with or without "--" before the unit
                 return 0, b"active\n", b""
         return 0, b"", b""
 
@@ -261,3 +150,7 @@ def context(vm: FakeVm, component: Component, the_issue: Issue, **kwargs: object
     }
     defaults.update(kwargs)
     return RepairContext(vm.transport(), vm.agent, the_issue, component, **defaults)  # type: ignore[arg-type]
+
+
+#: The name quarantine tests import the builder by.
+FakeAgent = vm_agent

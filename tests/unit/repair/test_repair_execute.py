@@ -20,12 +20,12 @@ from tests.unit.repair.fakes import (
     HOST,
     NGINX,
     SAMPLEAPP,
-    FakeAgent,
     FakeBaseline,
     FakeVm,
     Node,
     context,
     issue,
+    vm_agent,
 )
 
 GOOD_SITE = b"server {\n\tlisten 80 default_server;\n\troot /var/www/html;\n}\n"
@@ -64,7 +64,7 @@ def _commands(vm_transport_argvs: list[tuple[str, ...]], program: str) -> list[t
 # -- nginx ---------------------------------------------------------------------------------------
 
 def test_restore_offender_puts_back_the_file_the_symlink_points_at(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)))
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)))
     ctx = context(vm, NGINX, NGINX_ISSUE, baseline=_baseline(_nginx_tree()),
                   variables={"offender": "/etc/nginx/sites-enabled/default"})
     attempt = execute_strategy(strategies["nginx-restore-offender"], ctx)
@@ -88,7 +88,7 @@ def test_restore_offender_quarantines_a_site_the_baseline_does_not_have(
     tree = _nginx_tree()
     tree["/etc/nginx/sites-available/shop"] = Node("file", b"server {\n")
     tree["/etc/nginx/sites-enabled/shop"] = Node("symlink", link="/etc/nginx/sites-available/shop")
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     ctx = context(vm, NGINX, NGINX_ISSUE, baseline=_baseline(_nginx_tree()),
                   variables={"offender": "/etc/nginx/sites-enabled/shop"})
     attempt = execute_strategy(strategies["nginx-restore-offender"], ctx)
@@ -102,7 +102,7 @@ def test_restore_offender_quarantines_a_site_the_baseline_does_not_have(
 def test_restore_config_recreates_a_removed_site_symlink(strategies: dict[str, m.Strategy]) -> None:
     tree = _nginx_tree()
     del tree["/etc/nginx/sites-enabled/default"]
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     ctx = context(vm, NGINX, issue("nginx", IssueKind.HTTP_DOWN, "http://127.0.0.1:80/"),
                   baseline=_baseline(_nginx_tree()))
     execute_strategy(strategies["nginx-restore-config"], ctx)
@@ -110,7 +110,7 @@ def test_restore_config_recreates_a_removed_site_symlink(strategies: dict[str, m
 
 
 def test_restore_that_changes_nothing_is_not_applicable(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree()))
+    vm = FakeVm(vm_agent(_nginx_tree()))
     ctx = context(vm, NGINX, NGINX_ISSUE, baseline=_baseline(_nginx_tree()),
                   variables={"offender": "/etc/nginx/nginx.conf"})
     with pytest.raises(StepNotApplicableError, match="already match the baseline"):
@@ -120,7 +120,7 @@ def test_restore_that_changes_nothing_is_not_applicable(strategies: dict[str, m.
 
 def test_restore_baseline_without_a_baseline_is_skipped_before_any_change(
         strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)))
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)))
     ctx = context(vm, NGINX, NGINX_ISSUE, baseline=None,
                   variables={"offender": "/etc/nginx/sites-enabled/default"})
     log = AttemptLog("nginx-restore-offender", "nginx-config")
@@ -133,7 +133,7 @@ def test_restore_baseline_without_a_baseline_is_skipped_before_any_change(
 
 
 def test_missing_variable_skips_the_strategy_up_front(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)))
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)))
     ctx = context(vm, NGINX, NGINX_ISSUE)
     reason = check_applicable(strategies["nginx-quarantine-offender"], ctx)
     assert reason == "step 1 (quarantine) needs {offender}, which has no valid value here"
@@ -142,7 +142,7 @@ def test_missing_variable_skips_the_strategy_up_front(strategies: dict[str, m.St
 
 
 def test_quarantine_moves_an_enabled_site(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)))
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)))
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
     attempt = execute_strategy(strategies["nginx-quarantine-offender"], ctx)
     assert ("move_file", f"/etc/nginx/sites-enabled/default -> {QDIR}/etc/nginx/sites-enabled/default") \
@@ -154,7 +154,7 @@ def test_quarantine_moves_an_enabled_site(strategies: dict[str, m.Strategy]) -> 
 @pytest.mark.parametrize("offender", ["/etc/passwd", "/etc/nginx/../shadow", "/etc/nginx", "etc/nginx/x"])
 def test_quarantine_outside_the_component_is_refused(strategies: dict[str, m.Strategy],
                                                      offender: str) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree()))
+    vm = FakeVm(vm_agent(_nginx_tree()))
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": offender})
     log = AttemptLog("nginx-quarantine-offender", "nginx-config")
     with pytest.raises(RepairStepError, match="refusing") as info:
@@ -165,7 +165,7 @@ def test_quarantine_outside_the_component_is_refused(strategies: dict[str, m.Str
 
 
 def test_quarantine_of_nginx_conf_is_not_applicable(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree()))
+    vm = FakeVm(vm_agent(_nginx_tree()))
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/nginx.conf"})
     with pytest.raises(StepNotApplicableError,
                        match=r"is not under /etc/nginx/sites-enabled, /etc/nginx/conf\.d"):
@@ -176,7 +176,7 @@ def test_quarantine_below_a_symlinked_directory_is_refused(strategies: dict[str,
     tree = _nginx_tree()
     tree["/etc/nginx/sites-enabled"] = Node("symlink", link="/etc")
     tree["/etc/nginx/sites-enabled/default"] = Node("file", b"x")
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
     with pytest.raises(RepairStepError, match=r"refusing to act below /etc/nginx/sites-enabled: it is not a "
                                               r"plain directory \(l\)"):
@@ -185,7 +185,7 @@ def test_quarantine_below_a_symlinked_directory_is_refused(strategies: dict[str,
 
 def test_pristine_conffile_comes_from_the_cached_deb(strategies: dict[str, m.Strategy]) -> None:
     deb = "/var/cache/apt/archives/nginx-common_1.22.1-9_all.deb"
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)),
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)),
                 debs={deb: {"/etc/nginx/sites-available/default": GOOD_SITE}})
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
     attempt = execute_strategy(strategies["nginx-pristine-conffile"], ctx)
@@ -200,7 +200,7 @@ def test_pristine_conffile_comes_from_the_cached_deb(strategies: dict[str, m.Str
 def test_pristine_conffile_picks_the_installed_version(strategies: dict[str, m.Strategy]) -> None:
     old, new = ("/var/cache/apt/archives/nginx-common_1.22.1-8_all.deb",
                 "/var/cache/apt/archives/nginx-common_1%3a1.22.1-9_all.deb")
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)),
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)),
                 answers={("dpkg-query", "-W"): (0, b"1:1.22.1-9", b"")},
                 debs={old: {"/etc/nginx/sites-available/default": b"old"},
                       new: {"/etc/nginx/sites-available/default": GOOD_SITE}})
@@ -210,7 +210,7 @@ def test_pristine_conffile_picks_the_installed_version(strategies: dict[str, m.S
 
 
 def test_pristine_conffile_without_a_cached_deb_is_not_applicable(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)))
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)))
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/nginx.conf"})
     with pytest.raises(StepNotApplicableError, match=r"no nginx-common_\*.deb in /var/cache/apt/archives"):
         execute_strategy(strategies["nginx-pristine-conffile"], ctx)
@@ -218,7 +218,7 @@ def test_pristine_conffile_without_a_cached_deb_is_not_applicable(strategies: di
 
 def test_failing_step_fails_the_attempt_with_its_output(strategies: dict[str, m.Strategy]) -> None:
     failed = b"nginx: [emerg] unknown directive \"foo\" in /etc/nginx/sites-enabled/default:3\n"
-    vm = FakeVm(FakeAgent(_nginx_tree(BAD_SITE)), answers={("nginx", "-t"): (1, b"", failed)})
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)), answers={("nginx", "-t"): (1, b"", failed)})
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
     log = AttemptLog("nginx-quarantine-offender", "nginx-config")
     with pytest.raises(RepairStepError, match=r"\['nginx', '-t'\] exited 1: nginx: \[emerg\] unknown"):
@@ -231,7 +231,7 @@ def test_failing_step_fails_the_attempt_with_its_output(strategies: dict[str, m.
 def test_command_timeout_fails_the_attempt(strategies: dict[str, m.Strategy]) -> None:
     def hang(argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
         raise CommandTimeoutError("hung", argv=list(argv))
-    vm = FakeVm(FakeAgent(_nginx_tree()), answers={("nginx", "-t"): hang})
+    vm = FakeVm(vm_agent(_nginx_tree()), answers={("nginx", "-t"): hang})
     ctx = context(vm, NGINX, NGINX_ISSUE)
     with pytest.raises(RepairStepError, match=r"did not finish within 30 s"):
         execute_strategy(strategies["nginx-restart"], ctx)
@@ -249,7 +249,7 @@ def test_unknown_dropins_are_quarantined_and_reload_is_replayed_first(
     tree = _sampleapp_tree()
     tree["/etc/systemd/system/sampleapp.service.d/50-tuning.conf"] = Node("file", b"[Service]\nUser=x\n")
     tree["/etc/systemd/system/sampleapp.service.d/README"] = Node("file", b"not a drop-in")
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, baseline=_baseline(_sampleapp_tree()))
     attempt = execute_strategy(strategies["unit-quarantine-unknown-dropins"], ctx)
     assert f"{QDIR}/etc/systemd/system/sampleapp.service.d/50-tuning.conf" in vm.agent.fs
@@ -263,7 +263,7 @@ def test_without_a_baseline_only_blamed_dropins_are_quarantined(strategies: dict
     tree["/etc/systemd/system/sampleapp.service.d/10-ok.conf"] = Node("file", b"[Service]\nNice=5\n")
     tree["/etc/systemd/system/sampleapp.service.d/50-bad.conf"] = Node("file", b"[Service]\nBogus=1\n")
     blame = b"/etc/systemd/system/sampleapp.service.d/50-bad.conf:2: Unknown key name 'Bogus'\n"
-    vm = FakeVm(FakeAgent(tree), answers={("systemd-analyze", "verify"): (0, b"", blame)})
+    vm = FakeVm(vm_agent(tree), answers={("systemd-analyze", "verify"): (0, b"", blame)})
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE)
     attempt = execute_strategy(strategies["unit-quarantine-unknown-dropins"], ctx)
     assert "/etc/systemd/system/sampleapp.service.d/10-ok.conf" in vm.agent.fs
@@ -280,7 +280,7 @@ def test_restore_baseline_quarantines_new_dropins_and_restores_config(
     tree = _sampleapp_tree()
     tree["/etc/default/sampleapp"] = Node("file", b"SAMPLEAPP_PORT=not-a-port\n")
     tree["/etc/systemd/system/sampleapp.service.d/50-tuning.conf"] = Node("file", b"[Service]\n")
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, baseline=_baseline(_sampleapp_tree()))
     attempt = execute_strategy(strategies["unit-restore-baseline"], ctx)
     assert vm.agent.fs["/etc/default/sampleapp"].data == b"SAMPLEAPP_PORT=8080\n"
@@ -290,7 +290,7 @@ def test_restore_baseline_quarantines_new_dropins_and_restores_config(
 
 def test_wait_active_needs_the_unit_to_stay_active(strategies: dict[str, m.Strategy]) -> None:
     states = iter([b"activating\n", b"active\n", b"failed\n"])
-    vm = FakeVm(FakeAgent(), answers={("systemctl", "is-active"): lambda argv: (3, next(states), b"")})
+    vm = FakeVm(vm_agent(), answers={("systemctl", "is-active"): lambda argv: (3, next(states), b"")})
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE)
     log = AttemptLog("unit-restart", "unit-dropin")
     with pytest.raises(RepairStepError, match=r"sampleapp.service failed \(last state: failed\)"):
@@ -301,21 +301,21 @@ def test_wait_active_needs_the_unit_to_stay_active(strategies: dict[str, m.Strat
 
 
 def test_wait_active_times_out_on_a_unit_that_never_settles(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(), answers={("systemctl", "is-active"): (3, b"activating\n", b"")})
+    vm = FakeVm(vm_agent(), answers={("systemctl", "is-active"): (3, b"activating\n", b"")})
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE)
     with pytest.raises(RepairStepError, match=r"not steadily active after 60 s \(last state: activating\)"):
         execute_strategy(strategies["unit-restart"], ctx)
 
 
 def test_reset_failed_of_a_unit_that_is_not_failed_is_tolerated(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(), answers={("systemctl", "reset-failed"): (1, b"", b"Unit not loaded.")})
+    vm = FakeVm(vm_agent(), answers={("systemctl", "reset-failed"): (1, b"", b"Unit not loaded.")})
     attempt = execute_strategy(strategies["unit-restart"], context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE))
     assert attempt.steps[0].status == "ok" and "nothing to reset" in attempt.steps[0].detail
     assert attempt.replay_ops == [{"op": "unit", "unit": "sampleapp.service", "action": "restart"}]
 
 
 def test_failed_restart_fails_with_the_journal(strategies: dict[str, m.Strategy]) -> None:
-    vm = FakeVm(FakeAgent(), answers={("systemctl", "restart"): (1, b"", b"Job failed.")})
+    vm = FakeVm(vm_agent(), answers={("systemctl", "restart"): (1, b"", b"Job failed.")})
     with pytest.raises(RepairStepError, match=r"systemctl restart sampleapp\.service exited 1"):
         execute_strategy(strategies["unit-restart"], context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE))
 
@@ -324,8 +324,7 @@ def test_failed_restart_fails_with_the_journal(strategies: dict[str, m.Strategy]
 
 def test_jsonl_repair_then_check_then_restart(strategies: dict[str, m.Strategy]) -> None:
     log_path = "/var/lib/sampleapp/interactions.jsonl"
-    agent = FakeAgent({log_path: Node("file", b'{"a": 1}\ngarbage\n')})
-    agent.corrupt.add(log_path)
+    agent = vm_agent({log_path: Node("file", b'{"a": 1}\n' * 9 + b"garbage\n")})
     vm = FakeVm(agent)
     attempt = execute_strategy(strategies["jsonl-repair-restart"], context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE))
     assert ("jsonl_repair", log_path) in agent.calls
@@ -341,14 +340,14 @@ def test_jsonl_repair_refuses_a_file_that_is_not_a_component_log() -> None:
     from orchestrator.playbooks.placeholders import parse_template
     step = m.JsonlRepairStep(False, (parse_template("{subject}"),))
     strategy = m.Strategy("x", "d", ("*",), 0.5, False, (step,), "p")
-    vm = FakeVm(FakeAgent())
+    vm = FakeVm(vm_agent())
     ctx = context(vm, SAMPLEAPP, issue("sampleapp", IssueKind.LOG_CORRUPT, "/etc/shadow"))
     with pytest.raises(RepairStepError, match=r"refusing '\{subject\}': not a jsonl log of sampleapp"):
         execute_strategy(strategy, ctx)
 
 
 def test_reduce_logs_rotates_only_big_text_logs_under_log_paths(strategies: dict[str, m.Strategy]) -> None:
-    agent = FakeAgent({"/var/log/sampleapp/debug.log": Node("file", b"x" * 10),
+    agent = vm_agent({"/var/log/sampleapp/debug.log": Node("file", b"x" * 10),
                        "/var/lib/sampleapp/interactions.jsonl": Node("file", b"{}\n")})
     agent.big = [BigFile("/var/log/sampleapp/debug.log", 5 * 2**30),
                  BigFile("/var/log/journal/abc/system.journal", 2**30),
@@ -366,13 +365,13 @@ def test_reduce_logs_rotates_only_big_text_logs_under_log_paths(strategies: dict
 
 
 def test_reduce_logs_with_nothing_big_is_not_applicable(strategies: dict[str, m.Strategy]) -> None:
-    ctx = context(FakeVm(FakeAgent()), HOST, issue("host", IssueKind.DISK_FULL, "/"))
+    ctx = context(FakeVm(vm_agent()), HOST, issue("host", IssueKind.DISK_FULL, "/"))
     with pytest.raises(StepNotApplicableError, match="no log file of 16777216 bytes or more"):
         execute_strategy(strategies["disk-truncate-big-logs"], ctx)
 
 
 def test_reduce_logs_stays_on_the_full_mount(strategies: dict[str, m.Strategy]) -> None:
-    agent = FakeAgent()
+    agent = vm_agent()
     agent.big = [BigFile("/var/log/sampleapp/debug.log", 2**30)]
     agent.file("/var/log/sampleapp/debug.log", b"x")
     ctx = context(FakeVm(agent), HOST, issue("host", IssueKind.DISK_FULL, "/srv"))
@@ -384,7 +383,7 @@ def test_reduce_logs_stays_on_the_full_mount(strategies: dict[str, m.Strategy]) 
 
 def test_every_step_is_an_evidence_event(strategies: dict[str, m.Strategy], tmp_path: Path) -> None:
     session = new_session(tmp_path / "sessions", "target")
-    vm = FakeVm(FakeAgent())
+    vm = FakeVm(vm_agent())
     attempt = execute_strategy(strategies["unit-restart"],
                                context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, session=session))
     events = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()]

@@ -16,8 +16,9 @@ from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import execute_strategy
 from orchestrator.steps.kinds.fstab_entry import DISABLED_PREFIX, add_nofail, comment_out
 from orchestrator.steps.registry import describe
-from tests.unit.detect.fakes import FakeAgent as TargetAgent
-from tests.unit.repair.fakes import BOOT, FakeAgent, FakeBaseline, FakeVm, Node, context, issue
+from tests.unit.detect.fakes import target_agent
+from tests.unit.fake_agent import FakeAgent
+from tests.unit.repair.fakes import BOOT, FakeBaseline, FakeVm, Node, context, issue, vm_agent
 
 FSTAB = "/etc/fstab"
 UUID = "0f3c6b1e-1d5e-4b7a-9c55-2f4b2c1d9e01"
@@ -92,7 +93,7 @@ def test_a_commented_line_keeps_its_text_after_the_marker() -> None:
 
 def vm_with(fstab: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0) -> FakeVm:
     # No /dev tree: every device the fstab names is missing (the root entry is never looked up).
-    return FakeVm(FakeAgent({FSTAB: Node("file", fstab, mode, uid, gid)}))
+    return FakeVm(vm_agent({FSTAB: Node("file", fstab, mode, uid, gid)}))
 
 
 def strategy(action: str = "nofail", path: str = "{subject}") -> m.Strategy:
@@ -160,7 +161,7 @@ def test_nothing_blocking_is_not_applicable() -> None:
 
 def test_a_missing_file_is_not_applicable() -> None:
     with pytest.raises(StepNotApplicableError, match=r"fstab_entry\): /etc/fstab does not exist$"):
-        execute_strategy(strategy(), context(FakeVm(FakeAgent()), BOOT, BOOT_ISSUE))
+        execute_strategy(strategy(), context(FakeVm(vm_agent()), BOOT, BOOT_ISSUE))
 
 
 @pytest.mark.parametrize(("path", "component", "expected"), [
@@ -187,7 +188,7 @@ def test_a_normalised_spelling_of_the_fstab_is_accepted() -> None:
 
 
 def test_a_symlinked_fstab_is_never_written_through() -> None:
-    agent = FakeAgent({"/etc/fstab.real": Node("file", ROOT + MISSING)})
+    agent = vm_agent({"/etc/fstab.real": Node("file", ROOT + MISSING)})
     agent.symlink(FSTAB, "/etc/fstab.real")
     with pytest.raises(RepairStepError, match=r"/etc/fstab is a symlink, not a regular file; refusing to"):
         execute_strategy(strategy(), context(FakeVm(agent), BOOT, BOOT_ISSUE))
@@ -264,7 +265,7 @@ def test_shipped_restore_strategy_is_skipped_when_the_baseline_has_no_fstab(
 
 def target_issue(data: bytes, existing_on_target: set[str]) -> Issue:
     """The issue the probe raises on a target whose devices are ``existing_on_target``."""
-    target = TargetAgent(files={FSTAB: data}, existing=existing_on_target)
+    target = target_agent(files={FSTAB: data}, existing=existing_on_target)
     return Issue.from_result(probe_fstab(target, BOOT, FSTAB))
 
 

@@ -9,7 +9,7 @@ from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import execute_strategy
-from tests.unit.repair.fakes import SAMPLEAPP, FakeAgent, FakeBaseline, FakeVm, Node, context, issue
+from tests.unit.repair.fakes import SAMPLEAPP, FakeBaseline, FakeVm, Node, context, issue, vm_agent
 
 ISSUE = issue("sampleapp", IssueKind.UNIT_FAILED, "sampleapp.service")
 DEFAULTS = "/etc/default/sampleapp"
@@ -33,26 +33,26 @@ def _baseline() -> FakeBaseline:
 
 
 def test_a_root_that_is_a_file_can_be_restored() -> None:
-    vm = FakeVm(FakeAgent({DEFAULTS: Node("file", b"SAMPLEAPP_PORT=oops\n")}))
+    vm = FakeVm(vm_agent({DEFAULTS: Node("file", b"SAMPLEAPP_PORT=oops\n")}))
     ctx = context(vm, SAMPLEAPP, ISSUE, baseline=_baseline())
     execute_strategy(_strategy(DEFAULTS), ctx)
     assert vm.agent.fs[DEFAULTS].data == b"SAMPLEAPP_PORT=8080\n"
 
 
 def test_paths_outside_the_component_are_refused() -> None:
-    vm = FakeVm(FakeAgent({"/etc/passwd": Node("file", b"root:x:0:0\n")}))
+    vm = FakeVm(vm_agent({"/etc/passwd": Node("file", b"root:x:0:0\n")}))
     with pytest.raises(RepairStepError, match="refusing /etc/passwd: not below the sampleapp paths"):
         execute_strategy(_strategy("/etc/passwd"), context(vm, SAMPLEAPP, ISSUE, baseline=_baseline()))
 
 
 def test_mode_change_alone_is_restored() -> None:
-    vm = FakeVm(FakeAgent({DEFAULTS: Node("file", b"SAMPLEAPP_PORT=8080\n", 0o666)}))
+    vm = FakeVm(vm_agent({DEFAULTS: Node("file", b"SAMPLEAPP_PORT=8080\n", 0o666)}))
     execute_strategy(_strategy(DEFAULTS), context(vm, SAMPLEAPP, ISSUE, baseline=_baseline()))
     assert vm.agent.fs[DEFAULTS].mode == 0o644
 
 
 def test_missing_directory_is_recreated_before_its_files() -> None:
-    vm = FakeVm(FakeAgent({"/opt/sampleapp": Node("dir", mode=0o755)}))
+    vm = FakeVm(vm_agent({"/opt/sampleapp": Node("dir", mode=0o755)}))
     ctx = context(vm, SAMPLEAPP, ISSUE, baseline=_baseline())
     attempt = execute_strategy(_strategy("/opt/sampleapp"), ctx)
     node = vm.agent.fs["/opt/sampleapp/sampleapp"]
@@ -66,7 +66,7 @@ def test_missing_directory_is_recreated_before_its_files() -> None:
 
 
 def test_a_symlink_where_a_file_belongs_is_moved_aside_not_written_through() -> None:
-    vm = FakeVm(FakeAgent({DEFAULTS: Node("symlink", link="/etc/shadow")}))
+    vm = FakeVm(vm_agent({DEFAULTS: Node("symlink", link="/etc/shadow")}))
     execute_strategy(_strategy(DEFAULTS), context(vm, SAMPLEAPP, ISSUE, baseline=_baseline()))
     assert vm.agent.fs[DEFAULTS].type == "file"
     assert vm.agent.fs[f"/var/lib/vmrepair/quarantine/STAMP{DEFAULTS}"].link == "/etc/shadow"
@@ -75,7 +75,7 @@ def test_a_symlink_where_a_file_belongs_is_moved_aside_not_written_through() -> 
 def test_added_files_are_left_alone_unless_named() -> None:
     tree = {"/etc/systemd/system/sampleapp.service.d/local.conf": Node("file", b"[Service]\n"),
             DEFAULTS: Node("file", b"SAMPLEAPP_PORT=1\n"), "/opt/sampleapp/new.py": Node("file", b"x")}
-    vm = FakeVm(FakeAgent(tree))
+    vm = FakeVm(vm_agent(tree))
     attempt = execute_strategy(_strategy(scopes=("component",), added=("unit_paths",)),
                                context(vm, SAMPLEAPP, ISSUE, baseline=_baseline()))
     assert "/etc/systemd/system/sampleapp.service.d/local.conf" not in vm.agent.fs
