@@ -12,6 +12,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from orchestrator import systemd
 from orchestrator.fixpkg.ops import DaemonReloadOp, UnitOp
 from orchestrator.playbooks.fields import Strict, Token
 from orchestrator.playbooks.placeholders import Template, parse_template
@@ -62,13 +63,13 @@ def run_unit(step: UnitStep, ctx: RepairContext, io: StepIO) -> str:
         RepairStepError: systemctl failed (except ``reset-failed``, see below).
     """
     if step.action == "daemon-reload":
-        io.run(["systemctl", "daemon-reload"])
+        io.run(systemd.daemon_reload_argv())
         io.replay_op(DaemonReloadOp())
         return "reloaded systemd units"
     if step.name is None:  # the schema requires a name for every other action
         raise io.fail(f"{step.action} needs a unit name")
     unit = render_unit(step.name, ctx, io)
-    result = io.run(["systemctl", step.action, unit], check=False)
+    result = io.run(systemd.unit_argv(step.action, unit), check=False)
     if result.exit_status != 0:
         if step.action == "reset-failed":
             # Exits non-zero when the unit is not loaded: nothing was failed, so nothing to reset.

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from orchestrator import systemd
 from orchestrator.playbooks.fields import Strict, Token
 from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.steps.context import RepairContext
@@ -53,7 +54,7 @@ def run_wait_active(step: WaitActiveStep, ctx: RepairContext, io: StepIO) -> str
     polls = 0
     while True:
         began = ctx.clock()
-        result = io.run(["systemctl", "is-active", unit], check=False, record=False)
+        result = io.run(systemd.is_active_argv(unit), check=False, record=False)
         polls += 1
         state = result.stdout_text.strip() or f"exit {result.exit_status}"
         now = ctx.clock()

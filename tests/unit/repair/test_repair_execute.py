@@ -79,8 +79,8 @@ def test_restore_offender_puts_back_the_file_the_symlink_points_at(strategies: d
     assert attempt.steps[3].action == "restart {unit}"
     assert "restored /etc/nginx/sites-available/default" in attempt.steps[0].detail
     transport_argvs = ctx.transport.argvs  # type: ignore[attr-defined]
-    assert ("systemctl", "reset-failed", "nginx.service") in transport_argvs
-    assert ("systemctl", "restart", "nginx.service") in transport_argvs
+    assert ("systemctl", "reset-failed", "--", "nginx.service") in transport_argvs
+    assert ("systemctl", "restart", "--", "nginx.service") in transport_argvs
 
 
 def test_restore_offender_quarantines_a_site_the_baseline_does_not_have(
@@ -388,6 +388,6 @@ def test_every_step_is_an_evidence_event(strategies: dict[str, m.Strategy], tmp_
                                context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, session=session))
     events = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events] == ["started", "step", "step", "step", "finished"]
-    assert events[2]["commands"][0]["argv"] == ["systemctl", "restart", "sampleapp.service"]
+    assert events[2]["commands"][0]["argv"] == ["systemctl", "restart", "--", "sampleapp.service"]
     assert events[-1]["replay_ops"] == attempt.replay_ops
     assert json.dumps(attempt.as_dict())
