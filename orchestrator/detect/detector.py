@@ -5,14 +5,15 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from typing import TypeVar
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import ProbeResult
 from orchestrator.transport.base import Transport
 
@@ -21,13 +22,14 @@ __all__ = ["DetectionReport", "Detector"]  # DetectionReport: callers import bot
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], ProbeResult]
+T = TypeVar("T")
 #: Probes run side by side: each is a short command whose cost is mostly the round trip and the
 #: guest's process start (about 80 ms under TCG, FIELD_NOTES), so a few at once overlap those waits.
 #: The transports are thread-safe (paramiko opens one channel per command on one connection).
 PARALLEL_PROBES = 4
 
 
-def run_probes(probes: Iterable[Probe], *, workers: int = PARALLEL_PROBES) -> list[ProbeResult]:
+def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PROBES) -> list[T]:
     """Run ``probes`` concurrently; results in the order given. The first error is raised (after the
     others finished), as a sequential run would have raised it."""
     planned = list(probes)
@@ -95,6 +97,23 @@ class Detector:
             raise ConfigError(f"unknown probe {name!r}",
                               remedy=f"known probes: {', '.join(self._plan) or '(none)'}")
         return probe()
+
+    def run_named(self, names: Sequence[str]) -> list[ProbeResult | VmRepairError | KeyError]:
+        """Run the named probes side by side (validation's batch); an unknown name or a probe that
+        raised becomes that entry's error instead of stopping the others."""
+
+        def one(name: str) -> Callable[[], ProbeResult | VmRepairError | KeyError]:
+            def call() -> ProbeResult | VmRepairError | KeyError:
+                probe = self._plan.get(name)
+                if probe is None:
+                    return KeyError(name)
+                try:
+                    return probe()
+                except VmRepairError as exc:
+                    return exc
+            return call
+
+        return run_probes(one(name) for name in names)
 
     @staticmethod
     def _build_plan(

@@ -7,7 +7,6 @@ answered is a failed check), only bugs propagate.
 
 from __future__ import annotations
 
-import concurrent.futures
 import shlex
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -15,7 +14,7 @@ from collections.abc import Callable, Iterable
 from orchestrator.model import Component, HttpCheck, Issue, IssueKind
 from orchestrator.session.store import cap_text
 from orchestrator.validate.backend import GuestHost
-from orchestrator.validate.probes import ProbeRunner, run_named
+from orchestrator.validate.probes import ProbeRunner, run_named, run_named_many
 from orchestrator.validate.results import LayerName, LayerRecorder, LayerReport
 
 Clock = Callable[[], float]
@@ -24,8 +23,6 @@ Verdict = Callable[[], tuple[bool, str]]
 UNIT_KINDS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE})
 #: A config test parses every file of the component; give it more than a one-line check.
 CONFIG_TEST_TIMEOUT_S = 60.0
-#: Regression probes checked at once (as detect.detector.PARALLEL_PROBES, which validate cannot import).
-PARALLEL_CHECKS = 4
 #: Extra seconds the transport waits beyond curl's own ``--max-time``.
 _CURL_GRACE_S = 10.0
 _TAIL = 600
@@ -54,20 +51,10 @@ def regressions_layer(baseline_passing: Iterable[str], probes: ProbeRunner, *, c
     names = sorted(set(baseline_passing))
     if not names:
         rec.add("baseline", True, "no probe passed before the attempt, so none can have regressed")
-    # Side by side, as detection runs them (each check is mostly waiting on the guest); recorded in
-    # name order with each probe's own duration.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL_CHECKS,
-                                               thread_name_prefix="regression") as pool:
-        timed = list(pool.map(lambda name: _timed(clock, _probe(probes, name)), names))
-    for name, (ok, detail, seconds) in zip(names, timed, strict=True):
+    # One batch: a runner that can (the Detector) runs them side by side; recorded in name order.
+    for name, (ok, detail, seconds) in zip(names, run_named_many(probes, names, clock=clock), strict=True):
         rec.add(f"probe {name}", ok, detail, seconds)
     return rec.finish()
-
-
-def _timed(clock: Clock, verdict: Verdict) -> tuple[bool, str, float]:
-    began = clock()
-    ok, detail = verdict()   # run_named turns errors of our tree into a failed verdict
-    return ok, detail, clock() - began
 
 
 def core_features_layer(component: Component, guest: GuestHost, *, http_timeout_s: float,

@@ -6,8 +6,8 @@ adapter); validation depends on nothing else of detect's internals.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Protocol
+from collections.abc import Callable, Collection, Sequence
+from typing import Protocol, runtime_checkable
 
 from orchestrator.errors import VmRepairError
 from orchestrator.model import ProbeResult
@@ -41,6 +41,43 @@ class ProbeRunner(Protocol):
             VmRepairError: (usually a TransportError) the probe could not run.
         """
         ...
+
+
+@runtime_checkable
+class BatchProbeRunner(ProbeRunner, Protocol):
+    """A runner that can run several named probes as one batch (the Detector: side by side)."""
+
+    def run_named(self, names: Sequence[str]) -> list[ProbeResult | VmRepairError | KeyError]:
+        """One entry per name, in order: the result, or the error that probe raised.
+
+        Raises: nothing of our tree (errors are entries); bugs propagate.
+        """
+        ...
+
+
+def run_named_many(probes: ProbeRunner, names: Sequence[str], *,
+                   clock: Callable[[], float]) -> list[tuple[bool, str, float]]:
+    """(passed, detail, seconds) per name, as :func:`run_named` judges them; one batch when the runner
+    supports it (the seconds are then the batch's, shared), else one probe after the other."""
+    if not isinstance(probes, BatchProbeRunner):
+        out = []
+        for name in names:
+            began = clock()
+            ok, detail = run_named(probes, name)
+            out.append((ok, detail, clock() - began))
+        return out
+    began = clock()
+    answers = probes.run_named(names)
+    seconds = clock() - began
+    return [(*_verdict(name, answer), seconds) for name, answer in zip(names, answers, strict=True)]
+
+
+def _verdict(name: str, answer: ProbeResult | VmRepairError | KeyError) -> tuple[bool, str]:
+    if isinstance(answer, KeyError):
+        return False, f"no probe named {name!r} any more"
+    if isinstance(answer, VmRepairError):
+        return False, f"probe could not run: {answer.message}"
+    return judge(answer)
 
 
 def judge(result: ProbeResult) -> tuple[bool, str]:

@@ -7,11 +7,12 @@
 
 The verdict passes only if all four layers pass. Stability is the expensive layer, so it is skipped
 (and counts as failed) when the issue is not even resolved; the cheap layers 3 and 4 always run, after
-the stability period, so they also catch what broke late.
+the stability period, so they also catch what broke late; they run side by side.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
@@ -72,9 +73,13 @@ class Validator:
             stable = stable_layer(watched, self._probes, self._transport, self._plan)
         else:
             stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
-        regressions = regressions_layer(baseline_passing, self._probes, clock=self._clock)
-        core = core_features_layer(component, guest, clock=self._clock,
-                                   http_timeout_s=self._watch.thresholds.http_timeout_s)
+        # Layers 3 and 4 read different things (the probes; testinfra's view of the component) and
+        # change nothing: they run side by side.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="regressions") as pool:
+            pending = pool.submit(regressions_layer, baseline_passing, self._probes, clock=self._clock)
+            core = core_features_layer(component, guest, clock=self._clock,
+                                       http_timeout_s=self._watch.thresholds.http_timeout_s)
+            regressions = pending.result()
         layers = [resolved, stable, regressions, core]
         report = ValidationReport(all(layer.passed for layer in layers), layers, issue.id, component.name)
         log.info("validation of %s: %s (%s)", issue.id, "passed" if report.passed else "failed",
