@@ -24,8 +24,9 @@ from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome, worst
 from orchestrator.pipeline.triage import group_issues
 from orchestrator.report.markdown import write_report
-from orchestrator.sandbox.protocol import SandboxFactory
+from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
 from orchestrator.session.evidence import Stage
+from orchestrator.session.history import last_run_escalated
 from orchestrator.session.store import Session, new_session
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target
 
@@ -56,6 +57,29 @@ class RunOutcome:
         return {"session": self.session.id, "status": str(self.status), "summary": self.summary,
                 "issues": [i.as_dict() for i in self.issues], "report": self.report,
                 "session_dir": str(self.session.dir), "components": self.details}
+
+
+class _Early:
+    """A sandbox started before detection; the first round takes it, otherwise it is destroyed."""
+
+    def __init__(self, make: SandboxFactory) -> None:
+        self._make = make
+        self._started: Sandbox | None = None
+
+    def start(self, session: Session) -> None:
+        self._started = self._make(session)
+        self._started.start()
+        session.event(Stage.SANDBOX, "started_early", reason="the last run on this target escalated")
+
+    def factory(self, session: Session) -> Sandbox:
+        started, self._started = self._started, None
+        return started if started is not None else self._make(session)
+
+    def discard(self) -> None:
+        started, self._started = self._started, None
+        if started is not None:
+            with contextlib.suppress(VmRepairError):
+                started.destroy()
 
 
 def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFactory | None = None,
@@ -96,17 +120,25 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
                                 remedy="check that the target is up and its host key is pinned") from exc
     agent = RemoteAgent(transport, timeout=app.settings.repair.step_timeout_s)
     probes = Detector(app.settings.watch, transport, agent)
-    with session.stage(Stage.DETECT) as st:
-        report = probes.run()
-        session.write_json("detect", report.as_dict())
-        outcome.issues = list(report.issues)
-        st.detail = f"{len(report.issues)} issue(s)"
-    if not outcome.issues:
-        outcome.status, outcome.summary = SessionStatus.HEALTHY, "all watched components pass their probes"
-        return
-    passing = frozenset(r.probe for r in report.results if r.ok and not r.is_unavailable)
-    ctx = RunContext(app, spec, session, transport, agent, probes, options, sandbox, passing)
-    for primary, related in group_issues(outcome.issues):
-        outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
+    early = _Early(sandbox)
+    try:
+        if last_run_escalated(app.settings.sessions_dir, str(spec)):
+            # The last run here needed a sandbox: boot this one while detection runs.
+            early.start(session)
+        with session.stage(Stage.DETECT) as st:
+            report = probes.run()
+            session.write_json("detect", report.as_dict())
+            outcome.issues = list(report.issues)
+            st.detail = f"{len(report.issues)} issue(s)"
+        if not outcome.issues:
+            outcome.status = SessionStatus.HEALTHY
+            outcome.summary = "all watched components pass their probes"
+            return
+        passing = frozenset(r.probe for r in report.results if r.ok and not r.is_unavailable)
+        ctx = RunContext(app, spec, session, transport, agent, probes, options, early.factory, passing)
+        for primary, related in group_issues(outcome.issues):
+            outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
+    finally:
+        early.discard()
     outcome.status = worst([o.status for o in outcome.outcomes])
     outcome.summary = "; ".join(f"{o.issue.component}: {o.status} ({o.summary})" for o in outcome.outcomes)

@@ -51,7 +51,8 @@ class Sandbox(Protocol):
     name: str
 
     def start(self) -> None:
-        """Begin booting (in the background): the target is captured meanwhile."""
+        """Begin booting (in the background): the target is captured meanwhile. Idempotent: a
+        sandbox started early (before detection) is not started twice."""
 
     def wait_ready(self) -> Readiness:
         """Block until the environment answers; how long it took and whether it started warm."""

@@ -59,6 +59,8 @@ class TroubleshootingVm:
         self._agent: RemoteAgent | None = None
 
     def start(self) -> None:
+        if self._boot is not None:
+            return  # started early, before detection
         # The warm state restores only under its own VM name; when that name is taken (another run
         # is using it), the random name cold-boots instead.
         warm_name = warm_vm_name(self.app.settings.default_template)

@@ -51,7 +51,8 @@ class FakeSandbox:
         self._agent = FakeAgent()
 
     def start(self) -> None:
-        self.calls.append("start")
+        if "start" not in self.calls:   # idempotent, as the protocol says
+            self.calls.append("start")
 
     def wait_ready(self) -> Ready:
         self.calls.append("wait_ready")

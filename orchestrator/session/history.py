@@ -1,0 +1,51 @@
+"""What earlier sessions say about a target, read cheaply at the start of a run."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+#: Sessions looked at (newest first) before giving up: this is a hint, not a search.
+MAX_SESSIONS = 50
+#: A session.json larger than this is not parsed (a runaway or hostile file).
+MAX_META_BYTES = 1024 * 1024
+
+
+def _read_meta(path: Path) -> object:
+    """session.json as JSON, or None: never blocks on a FIFO, never reads a huge file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
+            return None
+        with os.fdopen(fd, "rb") as file:
+            fd = -1
+            return json.loads(file.read(MAX_META_BYTES))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def last_run_escalated(sessions_dir: Path, target: str) -> bool:
+    """Whether the newest finished run on ``target`` needed a troubleshooting VM (an issue that was
+    not fixed in place): then the next run starts one before detection ends."""
+    try:
+        entries = sorted((e for e in sessions_dir.iterdir() if e.is_dir()), reverse=True)[:MAX_SESSIONS]
+    except OSError:
+        return False
+    for entry in entries:
+        meta = _read_meta(entry / "session.json")
+        if not isinstance(meta, dict) or meta.get("target") != target or meta.get("status") == "running":
+            continue
+        components = meta.get("components")
+        if not isinstance(components, list):
+            return False
+        return any(isinstance(c, dict) and not c.get("in_place") for c in components)
+    return False

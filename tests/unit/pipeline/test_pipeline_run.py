@@ -1,0 +1,111 @@
+"""run_repair around the driver: connect, detect, healthy, the early sandbox, errors as a status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.app import App
+from orchestrator.components.config import WatchConfig
+from orchestrator.config.settings import Settings
+from orchestrator.errors import CommandTimeoutError
+from orchestrator.model import Component, SessionStatus
+from orchestrator.pipeline.run import RunOptions, run_repair
+from orchestrator.session.history import last_run_escalated
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.pipeline.fakes import Script
+
+APP = Component("app", units=(), config_paths=("/etc/app",), config_test=("app", "-t"))
+
+
+@pytest.fixture
+def app(make_settings: Callable[..., Settings]) -> App:
+    return App(make_settings(watch=WatchConfig((APP,), mounts=())))
+
+
+def _local(app: App, config_ok: bool) -> FakeTransport:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:1] == ("app",):
+            return (0, b"ok\n", b"") if config_ok else (1, b"", b"app: bad line 3\n")
+        return 0, b"", b""
+
+    transport = FakeTransport(handler)
+    app.local = transport  # type: ignore[misc]  # the `local` target's transport, for this test
+    return transport
+
+
+def test_healthy_target_needs_no_sandbox(app: App, tmp_path: Path) -> None:
+    _local(app, config_ok=True)
+    script = Script(tmp_path)
+    outcome = run_repair(app, "local", RunOptions(), sandbox=script.new_sandbox, stages=script.stages())
+    assert outcome.status is SessionStatus.HEALTHY and outcome.exit_code == 0
+    assert outcome.summary == "all watched components pass their probes"
+    assert script.sandboxes == [] and script.calls == []
+
+
+def test_an_issue_goes_through_the_driver_and_into_the_session(app: App, tmp_path: Path) -> None:
+    _local(app, config_ok=False)
+    script = Script(tmp_path)
+    outcome = run_repair(app, "local", RunOptions(assume_yes=True), sandbox=script.new_sandbox,
+                         stages=script.stages())
+    assert outcome.status is SessionStatus.REPAIRED and outcome.exit_code == 0
+    meta = json.loads((outcome.session.dir / "session.json").read_text())
+    assert meta["components"] == outcome.details
+    assert meta["components"][0]["strategy"] == "s1"
+    assert outcome.summary.startswith("app: repaired (s1 applied")
+
+
+def test_after_an_escalated_run_the_next_starts_its_sandbox_before_detection(
+        app: App, tmp_path: Path) -> None:
+    _local(app, config_ok=False)
+    first = Script(tmp_path)
+    run_repair(app, "local", RunOptions(assume_yes=True), sandbox=first.new_sandbox, stages=first.stages())
+    assert last_run_escalated(app.settings.sessions_dir, "local")
+    second = Script(tmp_path)
+    run_repair(app, "local", RunOptions(assume_yes=True), sandbox=second.new_sandbox, stages=second.stages())
+    [sandbox] = second.sandboxes           # the early one was used by the round, not a second one
+    assert sandbox.calls == ["start", "import", "destroy"]
+
+
+def test_an_early_sandbox_is_destroyed_when_the_target_is_healthy(app: App, tmp_path: Path) -> None:
+    _local(app, config_ok=False)
+    first = Script(tmp_path)
+    run_repair(app, "local", RunOptions(assume_yes=True), sandbox=first.new_sandbox, stages=first.stages())
+    _local(app, config_ok=True)
+    second = Script(tmp_path)
+    outcome = run_repair(app, "local", RunOptions(), sandbox=second.new_sandbox, stages=second.stages())
+    assert outcome.status is SessionStatus.HEALTHY
+    assert [s.calls for s in second.sandboxes] == [["start", "destroy"]]
+
+
+def test_a_run_fixed_in_place_does_not_count_as_escalated(app: App, tmp_path: Path) -> None:
+    _local(app, config_ok=False)
+    script = Script(tmp_path, in_place=True)
+    run_repair(app, "local", RunOptions(assume_yes=True), sandbox=script.new_sandbox, stages=script.stages())
+    assert not last_run_escalated(app.settings.sessions_dir, "local")
+
+
+def test_an_unreachable_target_is_an_error_naming_the_stage(app: App, tmp_path: Path) -> None:
+    def hung(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        raise CommandTimeoutError("no answer", argv=list(argv))
+
+    app.local = FakeTransport(hung)  # type: ignore[misc]
+    outcome = run_repair(app, "local", RunOptions())
+    assert outcome.status is SessionStatus.ERROR and outcome.exit_code == 12
+    assert outcome.summary.startswith("connect: target local is unreachable")
+
+
+def test_history_ignores_fifos_and_garbage(tmp_path: Path) -> None:
+    sessions = tmp_path / "sessions"
+    for name, body in (("20260101T000000Z-aaaaaa", None), ("20260101T000001Z-bbbbbb", b"[1,2]"),
+                       ("20260101T000002Z-cccccc", b"{not json")):
+        (sessions / name).mkdir(parents=True)
+        if body is None:
+            import os
+            os.mkfifo(sessions / name / "session.json")
+        else:
+            (sessions / name / "session.json").write_bytes(body)
+    assert last_run_escalated(sessions, "local") is False
