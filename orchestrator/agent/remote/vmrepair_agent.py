@@ -18,25 +18,24 @@ compromised host or a hostile archive can never redirect a write.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import errno
 import grp
-import gzip
-import hashlib
-import heapq
 import json
 import os
 import pwd
 import re
-import secrets
 import stat
 import sys
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+# Each agent call is a new interpreter in the guest (about 220 ms under TCG before any import), so
+# modules only some operations need (tarfile, gzip, hashlib, base64, secrets, tempfile, heapq: about
+# 200 ms together) are imported inside those operations.
+if TYPE_CHECKING:
+    import tarfile
 
 MAX_ENTRIES = 50_000
 SAMPLE_BYTES = 4096
@@ -111,6 +110,7 @@ def arg_expect(args: Args) -> str | None:
 
 
 def b64(value: object, key: str) -> bytes:
+    import base64
     if not isinstance(value, str):
         raise Failure("invalid", f"argument {key!r} must be base64 text")
     try:
@@ -206,6 +206,7 @@ def kind_of(mode: int) -> str:
 
 def temp_name() -> str:
     # Short and fixed-length: a temp name built from a 255-byte name would be too long to create.
+    import secrets
     return f".vmrepair-{secrets.token_hex(8)}.tmp"
 
 
@@ -304,6 +305,7 @@ def publish_noreplace(src_dfd: int, src: str, dst_dfd: int, dst: str, dst_path: 
 
 def hash_at(dfd: int, name: str) -> tuple[str, int] | None:
     """(sha256, length) of a regular file; None when it vanished or is no longer a regular file."""
+    import hashlib
     try:
         fd = os.open(name, READ_FLAGS, dir_fd=dfd)
     except OSError as exc:
@@ -448,6 +450,7 @@ class Packer:
 
     def info(self, path: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
         # Built by hand, not with gettarinfo(): that would turn hard-linked files into link members.
+        import tarfile
         info = tarfile.TarInfo(path.lstrip("/"))
         info.type, info.mode, info.mtime = kind, stat.S_IMODE(st.st_mode), st.st_mtime
         info.uid, info.gid = st.st_uid, st.st_gid
@@ -455,6 +458,7 @@ class Packer:
         return info
 
     def add(self, path: str, st: os.stat_result, dfd: int, name: str) -> None:
+        import tarfile
         if stat.S_ISREG(st.st_mode):
             self.add_file(path, dfd, name)
         elif stat.S_ISDIR(st.st_mode):
@@ -472,6 +476,9 @@ class Packer:
             self.tree.add(entry(path, st))  # devices, sockets, fifos: listed, never packed
 
     def add_file(self, path: str, dfd: int, name: str) -> None:
+        import hashlib
+        import tarfile
+        import tempfile
         try:
             fd = os.open(name, READ_FLAGS, dir_fd=dfd)
         except OSError as exc:
@@ -516,6 +523,7 @@ class Packer:
                 self.tar.addfile(info, spool)
 
     def placeholder(self, path: str, size: int, sha256: str | None, head: bytes, tail: bytes) -> None:
+        import base64
         if len(head) + len(tail) > self.budget:
             head = tail = b""
         self.budget -= len(head) + len(tail)
@@ -526,6 +534,8 @@ class Packer:
 
 
 def op_pack(args: Args, work_dir: str) -> Any:
+    import secrets
+    import tarfile
     paths = arg_paths(args, "paths")
     max_bytes = arg_int(args, "max_file_bytes")
     if args.get("roots") is not None:
@@ -682,6 +692,7 @@ class Unpacker:
 
 
 def open_tar(path: str) -> tarfile.TarFile:
+    import tarfile
     try:
         return tarfile.open(path, mode="r:")  # "r:": plain tar only, no decompression bombs
     except tarfile.TarError as exc:
@@ -689,6 +700,7 @@ def open_tar(path: str) -> tarfile.TarFile:
 
 
 def op_unpack(args: Args, work_dir: str) -> Any:
+    import tarfile
     tar_path = arg_path(args, "tar")
     if split_parent(tar_path)[0] != work_dir:
         raise Failure("invalid", f"archive {tar_path} must be in the agent directory {work_dir}")
@@ -731,6 +743,7 @@ def op_discard(args: Args, work_dir: str) -> Any:
 
 
 def op_read_file(args: Args, work_dir: str) -> Any:
+    import base64
     path, max_bytes = arg_path(args, "path"), arg_int(args, "max_bytes")
     # Following symlinks is fine for reading; O_NONBLOCK keeps a fifo from hanging us.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -764,6 +777,7 @@ def check_expect(dfd: int, name: str, path: str, existing: os.stat_result | None
 
 
 def op_write_file(args: Args, work_dir: str) -> Any:
+    import hashlib
     path, data = arg_path(args, "path"), b64(args.get("data_b64"), "data_b64")
     mode, uid, gid = arg_int(args, "mode", 0, 0o7777), arg_int(args, "uid", 0, 2**32 - 1), \
         arg_int(args, "gid", 0, 2**32 - 1)
@@ -1121,6 +1135,8 @@ def op_jsonl_repair(args: Args, work_dir: str) -> Any:
 
 def compress(dfd: int, name: str, path: str, fd: int, st: os.stat_result) -> tuple[str, int]:
     """gzip ``fd`` to a new archive beside it, verified by decompressing; (archive name, size)."""
+    import gzip
+    import hashlib
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     archive, afd = create_unique(dfd, f"{name}.{stamp}", ".gz")
     try:
@@ -1147,6 +1163,8 @@ def compress(dfd: int, name: str, path: str, fd: int, st: os.stat_result) -> tup
 
 def verify_gzip(fd: int, sha256: bytes, size: int, what: str) -> None:
     """Decompress the archive in ``fd`` and compare with the digest of what went in."""
+    import gzip
+    import hashlib
     os.lseek(fd, 0, os.SEEK_SET)
     check, checked = hashlib.sha256(), 0
     with os.fdopen(fd, "rb", closefd=False) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as unpacked:
@@ -1232,6 +1250,7 @@ def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]]:
 
 
 def op_big_files(args: Args, work_dir: str) -> Any:
+    import heapq
     roots = arg_paths(args, "roots")
     min_bytes, limit = arg_int(args, "min_bytes"), arg_int(args, "limit", 1, 10_000)
     best: list[tuple[int, str, tuple[int, int]]] = []
