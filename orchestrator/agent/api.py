@@ -5,8 +5,9 @@ Implemented by :class:`orchestrator.agent.client.RemoteAgent` (over any Transpor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 FileType = Literal["file", "dir", "symlink", "other"]
 
@@ -159,3 +160,14 @@ class AgentApi(Protocol):
     def disk_usage(self, mount: str) -> DiskUsage: ...
 
     def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]: ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """An agent that can answer several read-only requests in one call (the real client does; the
+    detect stage batches its probes' reads through it)."""
+
+    def prefetch(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Raises: AgentError, TransportError."""
+
+    def discard_prefetched(self) -> None: ...

@@ -71,6 +71,19 @@ ANSWER_CAP = 4 * 1024 * 1024
 LIST_ANSWER_CAP = 64 * 1024 * 1024
 READ_ANSWER_CAP = 256 * 1024 * 1024
 _LIST_OPS = frozenset({"manifest", "pack", "unpack", "big_files"})
+#: What a batch may carry (the agent refuses anything else in one): reads that change nothing.
+BATCHABLE_OPS = frozenset({"manifest", "read_file", "jsonl_check", "disk_usage", "big_files"})
+
+
+def _cap_of(op: str, args: dict[str, Any]) -> int:
+    """The answer cap of one request, as a direct call would use it."""
+    if op == "read_file" and isinstance(args.get("max_bytes"), int):
+        return 4 * (int(args["max_bytes"]) // 3 + 1) + 4096
+    return LIST_ANSWER_CAP if op in _LIST_OPS else ANSWER_CAP
+
+
+def _request_key(op: str, args: dict[str, Any]) -> str:
+    return json.dumps({"op": op, "args": args}, sort_keys=True, ensure_ascii=True)
 _PACK_NAME = re.compile(r"pack-[0-9a-f]{16}\.tar")
 # Control characters, and the invisible and bidi-override ones that could disguise a message.
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -125,6 +138,9 @@ class RemoteAgent:
         self._installed = False
         # Probes run concurrently (detect.detector.run_probes): one upload, not one per thread.
         self._install_lock = threading.Lock()
+        self._prefetch_lock = threading.Lock()
+        #: Answers of a batch (prefetch), by request, waiting for the request that uses them.
+        self._prefetched: dict[str, list[object]] = {}
         #: Files this client left in remote_dir (pack archives, pushed uploads), for cleanup().
         self._leftovers: set[str] = set()
 
@@ -153,10 +169,46 @@ class RemoteAgent:
                 self.transport.put_file(local, self.script_path, mode=0o700)
         self._installed = True
 
+    def prefetch(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Answer several read-only requests with one agent call (one interpreter start in the guest
+        instead of one each); each answer is handed out once, to the first identical request, and
+        checked there exactly as a direct answer would be. A request never made again costs nothing;
+        :meth:`discard_prefetched` drops what is left.
+
+        Raises: AgentError, TransportError (the batch itself failed; nothing is kept).
+        """
+        wanted = [(op, args) for op, args in requests if op in BATCHABLE_OPS]
+        if not wanted:
+            return
+        body = [{"op": op, "args": args} for op, args in wanted]
+        cap = min(READ_ANSWER_CAP, sum(_cap_of(op, args) for op, args in wanted))
+        result = self._call("batch", {"requests": body}, max_output=cap)
+        answers = result.get("answers") if isinstance(result, dict) else None
+        self._expect("batch", isinstance(answers, list) and len(answers) == len(body),
+                     "not one answer per request")
+        with self._prefetch_lock:
+            for (op, args), answer in zip(wanted, answers or [], strict=True):
+                self._prefetched.setdefault(_request_key(op, args), []).append(answer)
+
+    def discard_prefetched(self) -> None:
+        with self._prefetch_lock:
+            self._prefetched.clear()
+
+    def _take_prefetched(self, op: str, args: dict[str, Any]) -> object | None:
+        with self._prefetch_lock:
+            waiting = self._prefetched.get(_request_key(op, args))
+            return waiting.pop(0) if waiting else None
+
     def _call(self, op: str, args: dict[str, Any], *, max_output: int | None = None) -> Any:
         """Run one request and return its ``result`` (untrusted JSON, still to be validated)."""
+        cap = max_output or _cap_of(op, args)
+        prefetched = self._take_prefetched(op, args)
+        if prefetched is not None:
+            # The same checks as a direct answer, the size cap included.
+            if len(json.dumps(prefetched, ensure_ascii=True)) > cap:
+                raise self._error(op, f"answer larger than the {cap} bytes allowed")
+            return self._result(op, prefetched)
         self.install()
-        cap = max_output or (LIST_ANSWER_CAP if op in _LIST_OPS else ANSWER_CAP)
         request = json.dumps({"op": op, "args": args}, ensure_ascii=True).encode("ascii")
         argv = [self.python, "-I", "-B", self.script_path]
         result = self.transport.run(argv, stdin=request, timeout=self.timeout, max_output=cap)
@@ -178,6 +230,10 @@ class RemoteAgent:
         except (ValueError, RecursionError):  # RecursionError: absurdly nested, hostile JSON
             raise self._error(op, f"answer is not JSON: {clean(result.stdout[:200].decode(errors='replace'))}"
                               ) from None
+        return self._result(op, answer)
+
+    def _result(self, op: str, answer: object) -> Any:
+        """The ``result`` of a parsed answer; a refusal becomes AgentFailedError."""
         if isinstance(answer, dict) and answer.get("ok") is False:
             failed = self._parse(op, FailedAnswer, answer)
             raise AgentFailedError(f"{self.host}: agent {op}: {clean(failed.error)}", host=self.host,

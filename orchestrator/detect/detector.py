@@ -6,9 +6,9 @@ import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from orchestrator.agent.api import AgentApi
+from orchestrator.agent.api import AgentApi, Prefetching
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
 from orchestrator.detect.common import HOST_COMPONENT
@@ -54,8 +54,26 @@ class Detector:
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
         self.watch = watch
+        self._agent = agent
         self._owners: dict[str, str] = {}
         self._plan = self._build_plan(watch, transport, agent, self._owners)
+        self._reads = _agent_reads(watch)
+
+    def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
+        """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
+        (each agent call is a new interpreter in the guest); a failed batch only means no prefetch."""
+        agent = self._agent
+        reads = [read for name in names for read in self._reads.get(name, ())]
+        if not reads or not isinstance(agent, Prefetching):
+            return run()
+        try:
+            agent.prefetch(reads)
+        except VmRepairError as exc:
+            log.debug("batched agent reads failed, probing one by one: %s", exc.message)
+        try:
+            return run()
+        finally:
+            agent.discard_prefetched()
 
     @property
     def probe_names(self) -> tuple[str, ...]:
@@ -69,7 +87,7 @@ class Detector:
             TransportError: the target cannot be reached (a probe that merely cannot run on it, such as
                 systemd checks without systemd, is reported as unavailable instead).
         """
-        results = run_probes(self._plan.values())
+        results = self._batched(self._plan, lambda: run_probes(self._plan.values()))
         return DetectionReport.from_results(results, [c.name for c in self.watch.components])
 
     def run_all(self) -> list[ProbeResult]:
@@ -83,7 +101,8 @@ class Detector:
     def run_components(self, components: Collection[str]) -> list[ProbeResult]:
         """Run only the probes owned by ``components`` (``host`` owns the disk and inode probes)."""
         wanted = set(components)
-        return run_probes(probe for name, probe in self._plan.items() if self._owners.get(name) in wanted)
+        names = [name for name in self._plan if self._owners.get(name) in wanted]
+        return self._batched(names, lambda: run_probes(self._plan[name] for name in names))
 
     def run_probe(self, name: str) -> ProbeResult:
         """Run the probe called ``name`` (as found in ``ProbeResult.probe``).
@@ -113,7 +132,7 @@ class Detector:
                     return exc
             return call
 
-        return run_probes(one(name) for name in names)
+        return self._batched(names, lambda: run_probes(one(name) for name in names))
 
     @staticmethod
     def _build_plan(
@@ -154,3 +173,19 @@ class Detector:
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
         return plan
+
+
+def _agent_reads(watch: WatchConfig) -> dict[str, tuple[tuple[str, dict[str, Any]], ...]]:
+    """Per probe name, the agent reads it starts with, exactly as it asks for them: the batch answers
+    only identical requests, so a probe that changes its arguments merely loses the prefetch."""
+    reads: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {}
+    for mount in watch.mounts:
+        reads[disk.disk_probe_name(mount)] = (("disk_usage", {"mount": mount}),)
+        reads[disk.inodes_probe_name(mount)] = (("disk_usage", {"mount": mount}),)
+    for comp in watch.components:
+        for path in comp.fstab:
+            reads.setdefault(fstab.probe_name(path),
+                             (("read_file", {"path": path, "max_bytes": fstab.MAX_FSTAB_BYTES}),))
+        for path in comp.jsonl_logs:
+            reads.setdefault(jsonl.probe_name(path), (("jsonl_check", {"path": path}),))
+    return reads

@@ -1275,12 +1275,33 @@ def op_big_files(args: Args, work_dir: str) -> Any:
 
 # ---------------------------------------------------------------- dispatch
 
+#: Operations a batch may carry: reads that change nothing (a batch answers the detect and validate
+#: probes with one interpreter start instead of one each).
+BATCHABLE = ("manifest", "read_file", "jsonl_check", "disk_usage", "big_files")
+MAX_BATCH = 64
+
+
+def op_batch(args: Args, work_dir: str) -> Any:
+    requests = args.get("requests")
+    if not isinstance(requests, list) or not 0 < len(requests) <= MAX_BATCH:
+        raise Failure("invalid", f"requests must be a list of 1 to {MAX_BATCH} requests")
+    answers = []
+    for request in requests:
+        if not isinstance(request, dict) or request.get("op") not in BATCHABLE:
+            answers.append({"ok": False, "code": "invalid",
+                            "error": f"only {', '.join(BATCHABLE)} can be batched"})
+        else:
+            answers.append(handle(request, work_dir=work_dir))
+    return {"answers": answers}
+
+
 OPS: dict[str, Callable[[Args, str], Any]] = {
     "manifest": op_manifest, "pack": op_pack, "unpack": op_unpack, "discard": op_discard,
     "read_file": op_read_file, "write_file": op_write_file, "remove_file": op_remove_file,
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
+    "batch": op_batch,
 }
 
 

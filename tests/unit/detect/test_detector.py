@@ -134,3 +134,32 @@ def test_run_components_runs_only_the_probes_of_those_components() -> None:
     assert results and {r.component for r in results} == {"nginx"}
     assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/"}
     assert {r.component for r in detector.run_components(["host"])} == {"host"}
+
+
+def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
+    from orchestrator.transport.fake import FakeTransport
+    from tests.unit.fake_agent import half_full
+
+    class Batching:
+        """Records the batch and answers every disk_usage the way a direct call would."""
+
+        def __init__(self) -> None:
+            self.batches: list[list[tuple[str, dict[str, object]]]] = []
+            self.discarded = 0
+
+        def prefetch(self, requests: list[tuple[str, dict[str, object]]]) -> None:
+            self.batches.append(list(requests))
+
+        def discard_prefetched(self) -> None:
+            self.discarded += 1
+
+        def disk_usage(self, mount: str) -> object:
+            return half_full(mount)
+
+    agent = Batching()
+    watch = WatchConfig((Component("app", jsonl_logs=()),), mounts=("/",))
+    detector = Detector(watch, FakeTransport(), agent)  # type: ignore[arg-type]
+    results = detector.run_all()
+    assert [r.probe for r in results] == ["disk:/", "inodes:/"]
+    assert agent.batches == [[("disk_usage", {"mount": "/"}), ("disk_usage", {"mount": "/"})]]
+    assert agent.discarded == 1
