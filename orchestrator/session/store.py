@@ -34,6 +34,7 @@ from orchestrator.audit.sink import AuditSink
 from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.model import SessionStatus
+from orchestrator.transport.output import cap_text as _cap_text
 
 log = logging.getLogger(__name__)
 
@@ -57,25 +58,8 @@ def parse_moment(value: str) -> dt.datetime | None:
 
 
 def cap_text(text: str | bytes, limit: int = MAX_TEXT) -> str:
-    """Decode, replace control characters (except newline/tab) and cap: guest output is untrusted.
-
-    The cap counts escaped text; an escape is never split, and the note counts the characters of the
-    input that were left out (escapes make the kept text longer than the input it came from).
-    """
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    pieces: list[str] = []
-    size = 0
-    for ch in text:
-        piece = ch if ch in "\n\t" or (ch.isprintable() and ch != "\x7f") else f"\\x{ord(ch):02x}"
-        if size + len(piece) > limit:
-            break
-        pieces.append(piece)
-        size += len(piece)
-    cleaned = "".join(pieces)
-    if len(pieces) < len(text):
-        cleaned += f"\n[... {len(text) - len(pieces)} more characters not kept]"
-    return cleaned
+    """:func:`orchestrator.transport.output.cap_text` with the session's default cap (16 KiB)."""
+    return _cap_text(text, limit)
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 These helpers sit in the transport package because every package that reads a target's output needs
 them, including low ones (:mod:`orchestrator.systemd`) that must not import probes or sessions.
-:func:`cap_text` is the same cleaning as ``orchestrator.session.store.cap_text`` (a test holds the
-two together until the session store imports it from here).
+:func:`cap_text` is the one implementation; ``orchestrator.session.store.cap_text`` only adds the
+session's default cap.
 """
 
 from __future__ import annotations

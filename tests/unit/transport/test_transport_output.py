@@ -15,7 +15,7 @@ SAMPLES = ["plain", "tab\tand\nnewline", "\x1b[2Jclear", "bell\x07", "del\x7f", 
 @pytest.mark.parametrize("text", SAMPLES)
 @pytest.mark.parametrize("limit", [1, 8, 100, 4096])
 def test_cap_text_cleans_exactly_like_the_session_store(text: str, limit: int) -> None:
-    # Two copies until orchestrator.session.store imports cap_text from the transport package.
+    # The session store delegates to this one; the test keeps its default cap honest.
     assert cap_text(text, limit) == session_cap_text(text, limit)
     assert cap_text(text.encode(), limit) == session_cap_text(text.encode(), limit)
 
