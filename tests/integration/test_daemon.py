@@ -118,7 +118,10 @@ def _build_payload(staging: Path) -> bytes:
     tree.mkdir()
     for source in _site_packages_to_ship():
         subprocess.run(["cp", "-a", str(source), str(tree / source.name)], check=True)
-    subprocess.run(["cp", "-a", str(PROJECT_ROOT / "orchestrator"), str(tree / "orchestrator")], check=True)
+    # -L: orchestrator/data/* are links to the top-level playbooks/, vm_templates/ and images/ (the
+    # package data); the guest gets real copies, as a wheel would carry them.
+    subprocess.run(["cp", "-a", "-L", str(PROJECT_ROOT / "orchestrator"), str(tree / "orchestrator")],
+                   check=True)
     (tree / "libvirt.py").write_text(LIBVIRT_STUB)
     # Compiled here with the same CPython minor version: the guest imports without compiling, and
     # the daemon's ProtectSystem=yes would not let it write the caches anyway.
