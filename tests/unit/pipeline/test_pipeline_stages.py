@@ -1,0 +1,172 @@
+"""The real stage functions (not the driver) without a VM: attempts against a fake sandbox whose
+guest is a FakeTransport, the package stage's refusals, and the reboot stage's policy decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from orchestrator.agent.api import Manifest
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.components.config import WatchConfig
+from orchestrator.config.settings import Settings
+from orchestrator.detect.detector import Detector
+from orchestrator.model import Component, Issue, IssueKind, Severity
+from orchestrator.pipeline import attempts, package, reboot
+from orchestrator.pipeline.context import RunContext
+from orchestrator.pipeline.options import Resolved, RunOptions
+from orchestrator.pipeline.values import Applied, RebootEnd, Refused, Winner, Workbench
+from orchestrator.reboot.verify import VerifyPlan
+from orchestrator.sandbox.protocol import ImportReport
+from orchestrator.session.store import new_session
+from orchestrator.state.transactions import TransactionStore
+from orchestrator.targets.spec import parse_target
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.pipeline.fakes import FakeSandbox, empty_capture
+
+APP = Component("app", config_paths=("/etc/app",), config_test=("app", "-t"))
+ISSUE = Issue("app", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "/etc/app", "bad config", "config:app")
+PLAYBOOK = """
+name: app-config
+description: the app's config
+applies_to: {components: [app], kinds: [config_invalid]}
+diagnostics:
+  - {name: test, run: [app, -t], timeout_s: 10}
+rules:
+  - {when: {diagnostic: test, matches: 'bad line'}, cause: config_invalid, confidence: 0.9}
+strategies:
+  - name: app-first
+    description: tried first, its step fails
+    for_causes: [config_invalid]
+    effectiveness: 0.9
+    steps:
+      - run: {argv: [app, --fix-one], timeout_s: 10}
+  - name: app-second
+    description: tried next, repairs
+    for_causes: [config_invalid]
+    effectiveness: 0.5
+    steps:
+      - run: {argv: [app, --fix-two], timeout_s: 10}
+"""
+
+
+class Guest:
+    """The sandbox's guest: the app's config is bad until ``app --fix-two`` runs."""
+
+    def __init__(self) -> None:
+        self.fixed = False
+
+    def __call__(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        line = " ".join(argv)
+        if "--fix-one" in line:
+            return 1, b"", b"cannot\n"
+        if "--fix-two" in line:
+            self.fixed = True
+            return 0, b"", b""
+        if "app -t" in line:
+            return (0, b"ok\n", b"") if self.fixed else (1, b"", b"bad line 3\n")
+        return 0, b"", b""
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, make_settings: Callable[..., Settings]) -> RunContext:
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "app.yaml").write_text(PLAYBOOK)
+    settings = make_settings(watch=WatchConfig((APP,), mounts=()), playbooks_dir=books)
+    transport = FakeTransport()
+    agent = RemoteAgent(transport, timeout=5)
+    options = Resolved.of(RunOptions(stable_period_s=0, assume_yes=True), settings)
+    return RunContext(App(settings), parse_target("vm:patient"), new_session(settings.sessions_dir, "vm:p"),
+                      transport, agent, Detector(settings.watch, transport, agent), options,
+                      lambda session: FakeSandbox())
+
+
+def _workbench(ctx: RunContext, tmp_path: Path, guest: Guest) -> tuple[Workbench, FakeSandbox]:
+    sandbox = FakeSandbox()
+    sandbox._transport = FakeTransport(guest)
+    probes = Detector(ctx.app.settings.watch, sandbox.transport, sandbox.agent)
+    return Workbench(sandbox, probes, empty_capture(tmp_path), (APP,), ImportReport(None, None)), sandbox
+
+
+def test_attempts_revert_after_a_failed_step_and_return_the_validated_winner(
+        ctx: RunContext, tmp_path: Path) -> None:
+    guest = Guest()
+    work, sandbox = _workbench(ctx, tmp_path, guest)
+    diagnosed = attempts.diagnose(ctx, work, ISSUE, frozenset())
+    assert diagnosed.diagnosis.cause == "config_invalid"
+    assert [r.name for r in diagnosed.ranked] == ["app-first", "app-second"]
+    winner = attempts.run_attempts(ctx, work, ISSUE, diagnosed)
+    assert winner is not None and winner.strategy == "app-second" and winner.validation.passed
+    assert sandbox.calls == ["snapshot", "revert"]          # reverted once, after app-first
+    records = json.loads((ctx.session.dir / "attempts-app.json").read_text())
+    assert [(r["strategy"], r["outcome"]) for r in records] == [("app-first", "failed"),
+                                                               ("app-second", "validated")]
+
+
+def test_excluded_strategies_are_not_ranked(ctx: RunContext, tmp_path: Path) -> None:
+    work, _ = _workbench(ctx, tmp_path, Guest())
+    diagnosed = attempts.diagnose(ctx, work, ISSUE, frozenset({"app-first", "app-second"}))
+    assert diagnosed.ranked == ()
+    assert attempts.run_attempts(ctx, work, ISSUE, diagnosed) is None
+
+
+def _winner(**changes: object) -> Winner:
+    base = Winner("s", "pb", (), False, {}, SimpleNamespace(as_dict=dict), Manifest((), ()))  # type: ignore[arg-type]
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_winner_that_changed_nothing_packages_to_no_operations(ctx: RunContext, tmp_path: Path) -> None:
+    work, _ = _workbench(ctx, tmp_path, Guest())
+    built = package.build(ctx, work, ISSUE, _winner())
+    assert not isinstance(built, Refused) and built.package.operations == ()
+
+
+def test_a_boot_critical_change_not_proven_by_a_boot_is_refused(ctx: RunContext, tmp_path: Path) -> None:
+    work, _ = _workbench(ctx, tmp_path, Guest())
+    built = package.build(ctx, work, ISSUE, _winner(reboot_required=True, rebooted=False))
+    assert isinstance(built, Refused) and "did not include a reboot" in built.reason
+
+
+def _applied(ctx: RunContext, snapshot: str | None) -> Applied:
+    store = TransactionStore(ctx.app.state)
+    txn = store.create(package_id="p", package_dir="/p", target=str(ctx.spec), component="app",
+                       backup_dir="/b", ops_total=1, issue_id=ISSUE.fingerprint, strategy="s",
+                       reboot_required=True)
+    return Applied("applied", txn, VerifyPlan(("config:app",), snapshot, "boot-1"), True)
+
+
+def test_automatic_without_a_boot_fallback_waits_for_the_operator(ctx: RunContext) -> None:
+    ctx = dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, reboot_policy="automatic"))
+    step = reboot.reboot(ctx, ISSUE, _applied(ctx, snapshot=None), sleep=lambda s: None)
+    assert step.end is RebootEnd.PENDING and step.policy == "prompt"
+    assert step.note and "no boot fallback" in step.note
+    assert step.how == "`vmrepair reboot now --target vm:patient`"
+
+
+def test_the_window_policy_waits_for_the_window(ctx: RunContext) -> None:
+    ctx = dataclasses.replace(ctx, options=dataclasses.replace(ctx.options, reboot_policy="window"))
+    step = reboot.reboot(ctx, ISSUE, _applied(ctx, snapshot="vmrepair-pre-x"), sleep=lambda s: None)
+    assert step.end is RebootEnd.PENDING and step.policy == "window" and step.note is None
+    assert "maintenance window" in step.how
+
+
+def test_an_explicit_automatic_is_consent_without_a_fallback(ctx: RunContext) -> None:
+    options = dataclasses.replace(ctx.options, reboot_policy="automatic", reboot_policy_explicit=True)
+    policy, why = reboot.effective_policy(dataclasses.replace(ctx, options=options),
+                                          VerifyPlan(("p",), None, None))
+    assert (policy, why) == ("automatic", None)
+
+
+def test_options_override_settings_once(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    resolved = Resolved.of(RunOptions(stable_period_s=3, attempt_budget=2), settings)
+    assert (resolved.stable_period_s, resolved.attempt_budget) == (3, 2)
+    assert resolved.reboot_policy == settings.reboot.policy and not resolved.reboot_policy_explicit
+    assert Resolved.of(RunOptions(), settings).stable_period_s == settings.repair.stable_period_s
