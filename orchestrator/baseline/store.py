@@ -50,7 +50,7 @@ def _key(path: str) -> str:
 class Baseline:
     """One complete, verified baseline of a target.
 
-    Satisfies :class:`orchestrator.repair.context.BaselineReader` (``read``, ``entry``, ``paths_under``)
+    Satisfies :class:`orchestrator.steps.context.BaselineReader` (``read``, ``entry``, ``paths_under``)
     and its ``SymlinkBaseline`` extra (``link``). Paths are absolute; they are normalised on lookup.
     """
 

@@ -39,8 +39,8 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.model import Component, ProbeResult
 from orchestrator.reboot.analysis import boot_critical
-from orchestrator.repair.context import BaselineReader
 from orchestrator.retry import service_settle_policy
+from orchestrator.steps.context import BaselineReader
 from orchestrator.transport.base import Transport
 
 

@@ -27,11 +27,10 @@ from orchestrator.bootdiag.result import Action, ActionKind, ActionStatus
 from orchestrator.detect.common import command_output, run_command
 from orchestrator.errors import CommandTimeoutError, RepairStepError, StepNotApplicableError
 from orchestrator.model import Component, Issue, IssueKind, Severity
-from orchestrator.playbooks.model import RestoreBaselineStep
-from orchestrator.repair.context import BaselineReader, RepairContext
-from orchestrator.repair.steps.baseline import run_restore_baseline
-from orchestrator.repair.steps.conffile import APT_ARCHIVES
-from orchestrator.repair.steps.io import StepIO
+from orchestrator.steps.context import BaselineReader, RepairContext
+from orchestrator.steps.io import StepIO
+from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep, run_restore_baseline
+from orchestrator.steps.kinds.restore_conffile import APT_ARCHIVES
 from orchestrator.transport.base import Transport
 
 REINSTALL_TIMEOUT_S = 900.0

@@ -21,13 +21,14 @@ from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Winner, Workbench
 from orchestrator.playbooks.catalog import load_catalog
 from orchestrator.reboot.analysis import RebootAnalysis, analyse
-from orchestrator.repair import RepairContext, execute_strategy, rank_strategies
+from orchestrator.repair import execute_strategy, rank_strategies
 from orchestrator.repair.execute import check_applicable
 from orchestrator.repair.log import AttemptLog
 from orchestrator.repair.rank import RankedStrategy
 from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.session.store import StageRecord
 from orchestrator.state.outcomes import OutcomeStore
+from orchestrator.steps.context import RepairContext
 from orchestrator.validate.validator import Validator
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """Plain typed playbooks, converted from the validated files (:mod:`orchestrator.playbooks.schema`).
 
 Regexes are compiled and templates parsed once here; the rest of the pipeline never sees pydantic.
-A strategy's steps are the plain objects of their kinds (:mod:`orchestrator.steps.kinds`); the step
-classes are re-exported here only for the code that already names them from this module (a new kind
-needs no entry here).
+A strategy's steps are the plain objects of their kinds (:mod:`orchestrator.steps.kinds`), typed by
+their common base :class:`orchestrator.steps.registry.Step`; import a step class from its kind's
+module (a new kind needs no entry here).
 """
 
 from __future__ import annotations
@@ -13,21 +13,9 @@ from dataclasses import dataclass
 
 from orchestrator.model import IssueKind
 from orchestrator.playbooks.placeholders import Template
-from orchestrator.steps.kinds.fstab_entry import FstabEntryStep
-from orchestrator.steps.kinds.jsonl_repair import JsonlRepairStep
-from orchestrator.steps.kinds.quarantine import QuarantineStep
-from orchestrator.steps.kinds.quarantine_unknown_dropins import QuarantineUnknownDropinsStep
-from orchestrator.steps.kinds.reduce_logs import ReduceLogsStep
-from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
-from orchestrator.steps.kinds.restore_conffile import RestoreConffileStep
-from orchestrator.steps.kinds.run import RunStep
-from orchestrator.steps.kinds.unit import UnitStep
-from orchestrator.steps.kinds.wait_active import WaitActiveStep
 from orchestrator.steps.registry import Step
 
-__all__ = ["UNKNOWN_CAUSE", "WILDCARD", "Diagnostic", "FstabEntryStep", "JsonlRepairStep", "Playbook",
-           "QuarantineStep", "QuarantineUnknownDropinsStep", "ReduceLogsStep", "RestoreBaselineStep",
-           "RestoreConffileStep", "Rule", "RunStep", "Step", "Strategy", "UnitStep", "WaitActiveStep"]
+__all__ = ["UNKNOWN_CAUSE", "WILDCARD", "Diagnostic", "Playbook", "Rule", "Strategy"]
 
 #: The cause of a diagnosis no rule explains; only ``for_causes: ["*"]`` strategies apply to it.
 UNKNOWN_CAUSE = "unknown"

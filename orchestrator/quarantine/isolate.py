@@ -37,7 +37,7 @@ from orchestrator.quarantine.store import (
     stamps_of,
     write_record,
 )
-from orchestrator.repair.paths import is_within
+from orchestrator.steps.paths import is_within
 from orchestrator.systemd import UnitCommand, daemon_reload, unit_command
 from orchestrator.transport.base import Transport
 

@@ -73,7 +73,7 @@ def test_reader_methods_repair_uses(settings: Settings) -> None:
     assert baseline.paths_under("/etc/nginx/") == [
         "/etc/nginx", "/etc/nginx/nginx.conf", "/etc/nginx/sites-enabled/default"]
     assert baseline.paths_under("/") == sorted(e.path for e in entries)
-    context = pytest.importorskip("orchestrator.repair.context", reason="repair stage not present")
+    context = pytest.importorskip("orchestrator.steps.context", reason="repair stage not present")
     assert isinstance(baseline, context.SymlinkBaseline)
 
 

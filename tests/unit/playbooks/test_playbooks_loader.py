@@ -15,10 +15,13 @@ import yaml
 from orchestrator.config.settings import Settings
 from orchestrator.errors import ConfigError, PlaybookError
 from orchestrator.model import IssueKind
-from orchestrator.playbooks import model as m
 from orchestrator.playbooks.catalog import Origin, catalog_entries, load_catalog
 from orchestrator.playbooks.loader import MAX_PLAYBOOK_BYTES, load_playbook, load_playbooks
 from orchestrator.resources import shipped_playbooks_dir
+from orchestrator.steps.kinds.fstab_entry import FstabEntryStep
+from orchestrator.steps.kinds.quarantine import QuarantineStep
+from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
+from orchestrator.steps.kinds.unit import UnitStep
 
 VALID = """\
 name: demo
@@ -70,9 +73,9 @@ def test_valid_playbook_converts_to_plain_objects(tmp_path: Path) -> None:
     assert [name for name, _ in rule.extract] == ["offender"]
     strategy = playbook.strategies[0]
     assert strategy.playbook == "demo"
-    assert isinstance(strategy.steps[0], m.QuarantineStep)
+    assert isinstance(strategy.steps[0], QuarantineStep)
     assert strategy.steps[0].quarantine_dir == "/var/lib/vmrepair/quarantine"
-    assert isinstance(strategy.steps[1], m.UnitStep) and strategy.steps[1].action == "restart"
+    assert isinstance(strategy.steps[1], UnitStep) and strategy.steps[1].action == "restart"
 
 
 def test_playbook_error_is_a_config_error() -> None:
@@ -156,7 +159,7 @@ def test_restore_paths_take_a_keyword_or_paths(tmp_path: Path) -> None:
     text = VALID.replace("- quarantine: {path: '{offender}', within: [/etc/nginx/sites-enabled]}",
                          "- restore_baseline: {paths: component_units, quarantine_added: unit_paths}")
     step = load_playbook(_write(tmp_path, text)).strategies[0].steps[0]
-    assert isinstance(step, m.RestoreBaselineStep)
+    assert isinstance(step, RestoreBaselineStep)
     assert (step.scopes, step.paths, step.quarantine_added) == (("component_units",), (), ("unit_paths",))
     path, message = _error(tmp_path, text.replace("paths: component_units", "paths: componnet"))
     assert message.startswith(f"{path}: strategies[0].steps[0].restore_baseline.paths[0]: Value error, must "
@@ -239,11 +242,11 @@ FSTAB_STEP = "- quarantine: {path: '{offender}', within: [/etc/nginx/sites-enabl
 def test_fstab_entry_converts_and_defaults_to_the_issue_subject(tmp_path: Path) -> None:
     text = VALID.replace(FSTAB_STEP, "- fstab_entry: {action: comment}")
     step = load_playbook(_write(tmp_path, text)).strategies[0].steps[0]
-    assert isinstance(step, m.FstabEntryStep)
+    assert isinstance(step, FstabEntryStep)
     assert (step.action, step.path.raw, step.kind) == ("comment", "{subject}", "fstab_entry")
     text = VALID.replace(FSTAB_STEP, "- fstab_entry: {action: nofail, path: /etc/fstab}")
     step = load_playbook(_write(tmp_path, text)).strategies[0].steps[0]
-    assert isinstance(step, m.FstabEntryStep)
+    assert isinstance(step, FstabEntryStep)
     assert (step.action, step.path.raw) == ("nofail", "/etc/fstab")
 
 

@@ -13,6 +13,14 @@ from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import SCHEMA_FILE, export_schema, load_playbooks, render_schema
 from orchestrator.resources import shipped_playbooks_dir
+from orchestrator.steps.kinds.fstab_entry import FstabEntryStep
+from orchestrator.steps.kinds.quarantine import QuarantineStep
+from orchestrator.steps.kinds.quarantine_unknown_dropins import QuarantineUnknownDropinsStep
+from orchestrator.steps.kinds.reduce_logs import ReduceLogsStep
+from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
+from orchestrator.steps.kinds.run import RunStep
+from orchestrator.steps.kinds.unit import UnitStep
+from orchestrator.steps.kinds.wait_active import WaitActiveStep
 
 PLAYBOOKS_DIR = shipped_playbooks_dir()
 SHIPPED = {"nginx-config", "unit-dropin", "disk-full", "jsonl-log", "fstab"}
@@ -59,35 +67,35 @@ def test_every_restart_is_proven_by_wait_active(playbooks: list[m.Playbook]) -> 
     for playbook in playbooks:
         for strategy in playbook.strategies:
             starts = [i for i, s in enumerate(strategy.steps)
-                      if isinstance(s, m.UnitStep) and s.action in ("start", "restart")]
+                      if isinstance(s, UnitStep) and s.action in ("start", "restart")]
             if starts:
-                assert isinstance(strategy.steps[-1], m.WaitActiveStep), strategy.name
+                assert isinstance(strategy.steps[-1], WaitActiveStep), strategy.name
                 assert strategy.steps[-1].settle_s > 0, strategy.name
 
 
 def test_unit_changes_are_followed_by_daemon_reload(playbooks: list[m.Playbook]) -> None:
     unit_dropin = next(p for p in playbooks if p.name == "unit-dropin")
     for strategy in unit_dropin.strategies:
-        changes_units = any(isinstance(s, m.RestoreBaselineStep | m.QuarantineStep
-                                       | m.QuarantineUnknownDropinsStep) for s in strategy.steps)
-        reloads = any(isinstance(s, m.UnitStep) and s.action == "daemon-reload" for s in strategy.steps)
+        changes_units = any(isinstance(s, RestoreBaselineStep | QuarantineStep
+                                       | QuarantineUnknownDropinsStep) for s in strategy.steps)
+        reloads = any(isinstance(s, UnitStep) and s.action == "daemon-reload" for s in strategy.steps)
         assert reloads == changes_units, strategy.name
 
 
 def test_disk_full_only_reduces_logs(playbooks: list[m.Playbook]) -> None:
     disk = next(p for p in playbooks if p.name == "disk-full")
-    methods = [s.method for st in disk.strategies for s in st.steps if isinstance(s, m.ReduceLogsStep)]
-    assert all(isinstance(s, m.ReduceLogsStep) for st in disk.strategies for s in st.steps)
+    methods = [s.method for st in disk.strategies for s in st.steps if isinstance(s, ReduceLogsStep)]
+    assert all(isinstance(s, ReduceLogsStep) for st in disk.strategies for s in st.steps)
     # Compressing (keeps the data) ranks above truncating.
     ranked = sorted(disk.strategies, key=lambda s: -s.effectiveness)
-    assert methods and isinstance(ranked[0].steps[0], m.ReduceLogsStep)
+    assert methods and isinstance(ranked[0].steps[0], ReduceLogsStep)
     assert ranked[0].steps[0].method == "compress"
 
 
 def test_nginx_strategies_prove_the_config_before_restarting(playbooks: list[m.Playbook]) -> None:
     nginx = next(p for p in playbooks if p.name == "nginx-config")
     for strategy in nginx.strategies:
-        runs = [s for s in strategy.steps if isinstance(s, m.RunStep)]
+        runs = [s for s in strategy.steps if isinstance(s, RunStep)]
         assert [t.raw for t in runs[0].argv] == ["nginx", "-t"], strategy.name
 
 
@@ -97,15 +105,15 @@ def test_fstab_strategies_are_proven_by_a_reboot_and_ranked(playbooks: list[m.Pl
     assert all(s.reboot_required for s in fstab.strategies)
     ranked = [s.name for s in sorted(fstab.strategies, key=lambda s: -s.effectiveness)]
     assert ranked == ["fstab-restore-baseline", "fstab-add-nofail", "fstab-disable-entry"]
-    actions = {s.name: [st.action for st in s.steps if isinstance(st, m.FstabEntryStep)]
+    actions = {s.name: [st.action for st in s.steps if isinstance(st, FstabEntryStep)]
                for s in fstab.strategies}
     assert actions == {"fstab-restore-baseline": [], "fstab-add-nofail": ["nofail"],
                        "fstab-disable-entry": ["comment"]}
     for strategy in fstab.strategies:
         # findmnt --verify fails on nofail entries too: it must never be what proves a fix.
-        assert not any(isinstance(s, m.RunStep) and s.argv[0].raw == "findmnt" for s in strategy.steps)
+        assert not any(isinstance(s, RunStep) and s.argv[0].raw == "findmnt" for s in strategy.steps)
         last = strategy.steps[-1]
-        assert isinstance(last, m.UnitStep) and last.action == "daemon-reload", strategy.name
+        assert isinstance(last, UnitStep) and last.action == "daemon-reload", strategy.name
 
 
 @pytest.mark.parametrize(("output", "exit_status", "cause", "source"), [

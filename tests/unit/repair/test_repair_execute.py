@@ -16,6 +16,7 @@ from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbooks
 from orchestrator.repair import AttemptLog, check_applicable, execute_strategy
 from orchestrator.session.store import new_session
+from orchestrator.steps.kinds.jsonl_repair import JsonlRepairStep
 from tests.unit.repair.fakes import (
     HOST,
     NGINX,
@@ -338,7 +339,7 @@ def test_jsonl_repair_then_check_then_restart(strategies: dict[str, m.Strategy])
 
 def test_jsonl_repair_refuses_a_file_that_is_not_a_component_log() -> None:
     from orchestrator.playbooks.placeholders import parse_template
-    step = m.JsonlRepairStep(False, (parse_template("{subject}"),))
+    step = JsonlRepairStep(False, (parse_template("{subject}"),))
     strategy = m.Strategy("x", "d", ("*",), 0.5, False, (step,), "p")
     vm = FakeVm(vm_agent())
     ctx = context(vm, SAMPLEAPP, issue("sampleapp", IssueKind.LOG_CORRUPT, "/etc/shadow"))

@@ -14,7 +14,7 @@ from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbooks
 from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import execute_strategy
-from orchestrator.steps.kinds.fstab_entry import DISABLED_PREFIX, add_nofail, comment_out
+from orchestrator.steps.kinds.fstab_entry import DISABLED_PREFIX, FstabEntryStep, add_nofail, comment_out
 from orchestrator.steps.registry import describe
 from tests.unit.detect.fakes import target_agent
 from tests.unit.fake_agent import FakeAgent
@@ -97,7 +97,7 @@ def vm_with(fstab: bytes, *, mode: int = 0o644, uid: int = 0, gid: int = 0) -> F
 
 
 def strategy(action: str = "nofail", path: str = "{subject}") -> m.Strategy:
-    step = m.FstabEntryStep(action, parse_template(path))  # type: ignore[arg-type]
+    step = FstabEntryStep(action, parse_template(path))  # type: ignore[arg-type]
     return m.Strategy("fstab-test", "d", ("*",), 0.5, True, (step,), "fstab")
 
 

@@ -9,6 +9,7 @@ from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import execute_strategy
+from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
 from tests.unit.repair.fakes import SAMPLEAPP, FakeBaseline, FakeVm, Node, context, issue, vm_agent
 
 ISSUE = issue("sampleapp", IssueKind.UNIT_FAILED, "sampleapp.service")
@@ -17,7 +18,7 @@ UNIT_FILE = "/etc/systemd/system/sampleapp.service"
 
 
 def _strategy(*paths: str, scopes: tuple[str, ...] = (), added: tuple[str, ...] = ()) -> m.Strategy:
-    step = m.RestoreBaselineStep(scopes, tuple(parse_template(p) for p in paths), added)
+    step = RestoreBaselineStep(scopes, tuple(parse_template(p) for p in paths), added)
     return m.Strategy("restore", "d", ("*",), 0.5, False, (step,), "p")
 
 
