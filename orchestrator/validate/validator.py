@@ -67,16 +67,19 @@ class Validator:
         # may have been reverted since the last attempt.
         guest = GuestHost(self._transport)
         resolved = resolved_layer(issue, self._probes, guest, clock=self._clock)
-        if resolved.passed:
-            # The issue's own component too: a disk issue belongs to the host, not to ``component``.
-            watched = {component.name, issue.component}
-            stable = stable_layer(watched, self._probes, self._transport, self._plan)
-        else:
-            stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
-        # Layers 3 and 4 read different things (the probes; testinfra's view of the component) and
-        # change nothing: they run side by side.
-        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="regressions") as pool:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="validate") as pool:
+            # testinfra learns the guest while the stability period runs (it only reads).
+            warm = pool.submit(guest.warm_up)
+            if resolved.passed:
+                # The issue's own component too: a disk issue belongs to the host, not to ``component``.
+                watched = {component.name, issue.component}
+                stable = stable_layer(watched, self._probes, self._transport, self._plan)
+            else:
+                stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
+            # Layers 3 and 4 read different things (the probes; testinfra's view of the component)
+            # and change nothing: they run side by side (after the warm-up: one worker).
             pending = pool.submit(regressions_layer, baseline_passing, self._probes, clock=self._clock)
+            warm.result()   # testinfra's host is not shared between threads
             core = core_features_layer(component, guest, clock=self._clock,
                                        http_timeout_s=self._watch.thresholds.http_timeout_s)
             regressions = pending.result()
