@@ -27,8 +27,8 @@ from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.journal import IN_RECOVERY, roll_back_transaction
 from orchestrator.audit.sink import log_recovery
+from orchestrator.boot.host import boot_id
 from orchestrator.errors import StateError, VmRepairError
-from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import load_plan, verify_after_boot
 from orchestrator.state.transactions import IN_FLIGHT, PENDING_REBOOT, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from orchestrator import systemd
 from orchestrator.agent.api import AgentApi
 from orchestrator.audit.sink import AuditSink, log_error, log_recovery
+from orchestrator.boot.critical import boot_critical
 from orchestrator.bootdiag import remediate as fix
 from orchestrator.bootdiag.dependencies import dpkg_audit, score_component
 from orchestrator.bootdiag.presence import Presence, check_presence
@@ -38,7 +39,6 @@ from orchestrator.bootdiag.result import (
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.model import Component, ProbeResult
-from orchestrator.reboot.analysis import boot_critical
 from orchestrator.retry import service_settle_policy
 from orchestrator.steps.context import BaselineReader
 from orchestrator.transport.base import Transport

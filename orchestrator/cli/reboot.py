@@ -11,10 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.app import App
+from orchestrator.boot.when import AT_FORMS, parse_at
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.store import RebootRecord
-from orchestrator.reboot.when import AT_FORMS, parse_at
 from orchestrator.state.lock import StateLock
 from orchestrator.targets.spec import parse_target
 

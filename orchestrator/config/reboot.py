@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.boot.window import parse_window
 from orchestrator.errors import ConfigError
-from orchestrator.reboot.window import parse_window
 
 RebootPolicy = Literal["automatic", "window", "prompt"]
 REBOOT_POLICIES: tuple[RebootPolicy, ...] = ("automatic", "window", "prompt")

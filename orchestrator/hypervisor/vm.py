@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator.boot.host import RebootResult, reboot_host
 from orchestrator.config.settings import Settings
 from orchestrator.errors import (
     BootError,
@@ -46,7 +47,6 @@ from orchestrator.hypervisor.warm import (
     warm_vm_name,
 )
 from orchestrator.imaging.store import BuiltImage, ImageStore
-from orchestrator.reboot.host import RebootResult, reboot_host
 from orchestrator.retry import vm_start_policy
 from orchestrator.systemd import is_system_running_argv
 from orchestrator.transport.base import Transport

@@ -13,13 +13,13 @@ from orchestrator.apply import apply_package
 from orchestrator.apply.journal import Journal
 from orchestrator.apply.result import ApplyStatus
 from orchestrator.audit.sink import log_recovery
+from orchestrator.boot.host import boot_id
 from orchestrator.errors import VmRepairError
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Issue, SessionStatus
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.outcome import IssueOutcome
 from orchestrator.pipeline.values import Applied, Built, Winner, Workbench
-from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.state.transactions import TransactionStore, new_txn_id

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.agent.api import Manifest
 from orchestrator.baseline.store import usable_baseline
+from orchestrator.boot.critical import RebootAnalysis, analyse
 from orchestrator.diagnose import diagnose as run_diagnostics
 from orchestrator.diagnose.result import Diagnosis
 from orchestrator.errors import StepNotApplicableError, VmRepairError
@@ -20,7 +21,6 @@ from orchestrator.model import Issue
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Winner, Workbench
 from orchestrator.playbooks.catalog import load_catalog
-from orchestrator.reboot.analysis import RebootAnalysis, analyse
 from orchestrator.repair import execute_strategy, rank_strategies
 from orchestrator.repair.execute import check_applicable
 from orchestrator.repair.log import AttemptLog

@@ -9,13 +9,13 @@ result.
 from __future__ import annotations
 
 from orchestrator.agent.api import Manifest
+from orchestrator.boot.critical import analyse
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import compute_package
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, Issue
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Built, Refused, Winner, Workbench
-from orchestrator.reboot.analysis import analyse
 from orchestrator.session.evidence import Evidence, Stage
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from orchestrator.agent.api import Manifest
 from orchestrator.apply.result import ApplyStatus
+from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.capture.snapshot import Capture
 from orchestrator.fixpkg import FixPackage
 from orchestrator.model import Component
-from orchestrator.reboot.analysis import RebootAnalysis
 from orchestrator.reboot.executor import RebootOutcome
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport, Sandbox

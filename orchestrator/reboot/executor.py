@@ -23,8 +23,8 @@ from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.journal import AFTER_BOOT, roll_back_transaction
 from orchestrator.audit.sink import log_recovery
+from orchestrator.boot.host import RebootResult, boot_id, reboot_host
 from orchestrator.errors import RebootError, VmRepairError
-from orchestrator.reboot.host import RebootResult, boot_id, reboot_host
 from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind, build_notifiers
 from orchestrator.reboot.verify import Verdict, VerifyPlan, load_plan, verify_after_boot, would_boot
 from orchestrator.state.outcomes import OutcomeStore

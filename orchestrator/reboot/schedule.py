@@ -4,7 +4,7 @@ Policies (``reboot.policy`` in config.yaml, or a per-request override):
 
 - ``prompt``     the reboot waits for the operator (``vmrepair reboot now|schedule``): ``waiting_operator``
 - ``automatic``  ``scheduled`` for *now + notice_s*; the notice goes out at once
-- ``window``     ``scheduled`` for the next maintenance window (:mod:`orchestrator.reboot.window`)
+- ``window``     ``scheduled`` for the next maintenance window (:mod:`orchestrator.boot.window`)
 
 :meth:`RebootScheduler.due` decides from the wall clock at each call and never from a time computed
 earlier: a clock that jumped past a window makes the reboot wait for the next one, a clock that jumped
@@ -21,12 +21,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.audit.sink import AuditSink, NullAuditSink
+from orchestrator.boot.when import format_delta, format_moment
+from orchestrator.boot.window import Window, current, local_zone, next_start, parse_windows
 from orchestrator.config.reboot import REBOOT_POLICIES, RebootSettings
 from orchestrator.errors import ConfigError, NotifyError, RebootError
 from orchestrator.reboot.notify import Notifier, RebootEvent, build_notifiers
 from orchestrator.reboot.store import FINAL, IN_PROGRESS, OPEN, RebootRecord, RebootStore
-from orchestrator.reboot.when import format_delta, format_moment
-from orchestrator.reboot.window import Window, current, local_zone, next_start, parse_windows
 from orchestrator.state.db import StateDb
 from orchestrator.targets.spec import parse_target
 

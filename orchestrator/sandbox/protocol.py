@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from orchestrator.agent.api import AgentApi, UnpackResult
+from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
 from orchestrator.model import Component
-from orchestrator.reboot.host import RebootResult
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
 

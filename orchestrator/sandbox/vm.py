@@ -15,13 +15,13 @@ import secrets
 from orchestrator import systemd
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
+from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
 from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
 from orchestrator.hypervisor.vm import UpResult
 from orchestrator.hypervisor.warm import warm_vm_name
 from orchestrator.model import Component
-from orchestrator.reboot.host import RebootResult
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport

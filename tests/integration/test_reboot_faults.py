@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from orchestrator.app import App
+from orchestrator.boot.host import boot_id
 from orchestrator.cli.main import main
 from orchestrator.demo.faults import inject
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
-from orchestrator.reboot.host import boot_id
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.transport.base import Transport
 from tests.integration.helpers import booted_patient

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from orchestrator.app import App
 from orchestrator.apply.recovery import recover_on_start
+from orchestrator.boot.host import boot_id
 from orchestrator.config.settings import Settings
-from orchestrator.reboot.host import boot_id
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.state.transactions import TransactionStore

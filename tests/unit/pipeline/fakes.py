@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from orchestrator.agent.api import Manifest
+from orchestrator.boot.critical import RebootAnalysis
+from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
 from orchestrator.model import Issue
 from orchestrator.pipeline.attempts import Diagnosed
@@ -25,9 +27,7 @@ from orchestrator.pipeline.values import (
     Winner,
     Workbench,
 )
-from orchestrator.reboot.analysis import RebootAnalysis
 from orchestrator.reboot.executor import RebootOutcome
-from orchestrator.reboot.host import RebootResult
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.state.transactions import TransactionStore

@@ -17,19 +17,9 @@ from orchestrator.config.reboot import RebootSettings
 from orchestrator.reboot.notify import RebootEvent
 from orchestrator.reboot.schedule import RebootScheduler
 from orchestrator.state.db import StateDb, open_state
+from tests.unit.zones import berlin, zone
 
-
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except zoneinfo.ZoneInfoNotFoundError:
-        pytest.skip(f"the tz database (Debian package tzdata) has no {name}")
-
-
-@pytest.fixture
-def berlin() -> zoneinfo.ZoneInfo:
-    """Europe/Berlin: DST starts 2025-03-30 02:00 -> 03:00 and ends 2025-10-26 03:00 -> 02:00."""
-    return zone("Europe/Berlin")
+__all__ = ["berlin", "zone"]
 
 
 @dataclass

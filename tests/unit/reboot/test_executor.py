@@ -13,10 +13,10 @@ import pytest
 from orchestrator.app import App
 from orchestrator.apply import apply_package
 from orchestrator.apply.journal import Journal
+from orchestrator.boot.host import RebootResult
 from orchestrator.config.settings import Settings
 from orchestrator.errors import RebootError
 from orchestrator.reboot.executor import reboot_and_verify
-from orchestrator.reboot.host import RebootResult
 from orchestrator.reboot.notify import RebootEvent
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.state.outcomes import OutcomeStore

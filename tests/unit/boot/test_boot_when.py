@@ -7,8 +7,8 @@ import zoneinfo
 
 import pytest
 
+from orchestrator.boot.when import AT_FORMS, format_delta, format_moment, parse_at
 from orchestrator.errors import ConfigError
-from orchestrator.reboot.when import AT_FORMS, format_delta, format_moment, parse_at
 
 
 def test_hh_mm_later_today_or_tomorrow(berlin: zoneinfo.ZoneInfo) -> None:

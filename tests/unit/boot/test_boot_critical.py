@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.reboot.analysis import analyse, boot_critical
+from orchestrator.boot.critical import analyse, boot_critical
 
 
 @pytest.mark.parametrize("path", [

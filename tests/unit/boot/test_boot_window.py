@@ -8,8 +8,7 @@ import zoneinfo
 
 import pytest
 
-from orchestrator.errors import ConfigError
-from orchestrator.reboot.window import (
+from orchestrator.boot.window import (
     ACCEPTED_FORMS,
     EVERY_DAY,
     current,
@@ -19,6 +18,7 @@ from orchestrator.reboot.window import (
     parse_window,
     parse_windows,
 )
+from orchestrator.errors import ConfigError
 
 MON, TUE, WED, THU, FRI, SAT, SUN = range(7)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.boot.host import BOOT_ID_PATH, reboot_host
 from orchestrator.errors import RebootError
-from orchestrator.reboot.host import BOOT_ID_PATH, reboot_host
 from orchestrator.transport.fake import FakeTransport
 
 OLD = "0f6bb6d2-1111-4222-8333-944455556666"
