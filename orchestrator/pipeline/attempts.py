@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.agent.api import Manifest
 from orchestrator.baseline.store import usable_baseline
 from orchestrator.boot.critical import RebootAnalysis, analyse
+from orchestrator.boot.host import RebootResult
 from orchestrator.diagnose import diagnose as run_diagnostics
 from orchestrator.diagnose.result import Diagnosis
 from orchestrator.errors import StepNotApplicableError, VmRepairError
@@ -29,9 +30,41 @@ from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.session.store import StageRecord
 from orchestrator.state.outcomes import OutcomeStore
 from orchestrator.steps.context import RepairContext
-from orchestrator.validate.validator import Validator
+from orchestrator.validate.validator import ValidationReport, Validator
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class AttemptRecord:
+    """One strategy tried in the sandbox, filled in as the attempt goes (the ``attempts-*.json``
+    evidence the report reads)."""
+
+    strategy: str
+    playbook: str
+    score: float
+    rank: int
+    outcome: str = ""
+    reason: str | None = None
+    log: AttemptLog | None = None
+    reboot: RebootAnalysis | None = None
+    rebooted: RebootResult | None = None
+    validation: ValidationReport | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"strategy": self.strategy, "playbook": self.playbook,
+                               "score": round(self.score, 4), "rank": self.rank}
+        if self.log is not None:
+            out["steps"] = [step.as_dict() for step in self.log.steps]
+        if self.reboot is not None and self.rebooted is not None:
+            out["reboot"] = {**self.reboot.as_dict(), "result": self.rebooted.as_dict()}
+        if self.validation is not None:
+            out["validation"] = self.validation.as_dict()
+        if self.outcome:
+            out["outcome"] = self.outcome
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True)
@@ -70,7 +103,7 @@ def run_attempts(ctx: RunContext, work: Workbench, issue: Issue, diagnosed: Diag
                 return winner
         return None
     finally:
-        ctx.session.write_json(Evidence.ATTEMPTS.file(issue.component), runner.records)
+        ctx.session.write_json(Evidence.ATTEMPTS.file(issue.component), [r.as_dict() for r in runner.records])
 
 
 class _AttemptRunner:
@@ -80,7 +113,7 @@ class _AttemptRunner:
         self.baseline = usable_baseline(ctx.app.settings, ctx.spec.slug)
         # Probes that passed in the sandbox with the fault reproduced must still pass after a repair.
         self.baseline_passing = set(work.passing)
-        self.records: list[dict[str, Any]] = []
+        self.records: list[AttemptRecord] = []
         work.sandbox.snapshot()
 
     def _repair_context(self) -> RepairContext:
@@ -103,20 +136,19 @@ class _AttemptRunner:
         changed = [p for p in set(before) | set(after) if before.get(p) != after.get(p)]
         return manifest, analyse(changed, strategy_requires=candidate.strategy.reboot_required)
 
-    def _fail(self, record: dict[str, Any], st: StageRecord, outcome: str, reason: str, *,
+    def _fail(self, record: AttemptRecord, st: StageRecord, outcome: str, reason: str, *,
               counts: bool, revert: bool = True) -> None:
         """Record a failed (or skipped) attempt; ``counts``: it lowers the strategy's record."""
-        record.update(outcome=outcome, reason=reason)
+        record.outcome, record.reason = outcome, reason
         st.status = "skipped" if outcome == "skipped" else "failed"
-        st.detail = f"{record['strategy']}: {reason}"
+        st.detail = f"{record.strategy}: {reason}"
         if counts:
-            self.outcomes.record(record["strategy"], succeeded=False)
+            self.outcomes.record(record.strategy, succeeded=False)
         if revert:
             self.work.sandbox.revert()
 
     def attempt(self, position: int, candidate: RankedStrategy) -> Winner | None:
-        record: dict[str, Any] = {"strategy": candidate.name, "playbook": candidate.playbook,
-                                  "score": round(candidate.score, 4), "rank": position}
+        record = AttemptRecord(candidate.name, candidate.playbook, candidate.score, position)
         self.records.append(record)
         with self.ctx.session.stage(Stage.ATTEMPT.numbered(position)) as st:
             st.detail = candidate.name
@@ -125,49 +157,47 @@ class _AttemptRunner:
             if reason is not None:  # decided before anything changed: no revert needed
                 self._fail(record, st, "skipped", reason, counts=False, revert=False)
                 return None
-            attempt_log = AttemptLog(candidate.name, candidate.playbook)
+            log = record.log = AttemptLog(candidate.name, candidate.playbook)
             try:
-                execute_strategy(candidate.strategy, repair_ctx, attempt_log=attempt_log)
+                execute_strategy(candidate.strategy, repair_ctx, attempt_log=log)
             except StepNotApplicableError as exc:
-                record["steps"] = attempt_log.as_dict()["steps"]
                 self._fail(record, st, "skipped", exc.message, counts=False)
                 return None
             except VmRepairError as exc:  # RepairStepError, a hung step's timeout, a lost sandbox...
-                record["steps"] = attempt_log.as_dict()["steps"]
                 self._fail(record, st, "failed", exc.message, counts=True)
                 return None
-            record["steps"] = attempt_log.as_dict()["steps"]
-            if attempt_log.unreplayable:
+            if log.unreplayable:
                 # A change the fix package cannot carry to the target would make "repaired" a lie.
-                why = f"changes that cannot be replayed on the target: {', '.join(attempt_log.unreplayable)}"
+                why = f"changes that cannot be replayed on the target: {', '.join(log.unreplayable)}"
                 self._fail(record, st, "failed", why, counts=False)
                 return None
             try:
                 after, reboot = self._changes(candidate)
+                record.reboot = reboot
                 if reboot.required:
-                    record["reboot"] = {**reboot.as_dict(), "result": self.work.sandbox.reboot().as_dict()}
+                    record.rebooted = self.work.sandbox.reboot()
             except VmRepairError as exc:   # RebootError: it did not come back (emergency mode ...)
                 self._fail(record, st, "failed", f"reboot validation failed: {exc.message}", counts=True)
                 return None
-            return self._validate(candidate, record, st, attempt_log, (after, reboot))
+            return self._validate(candidate, record, st, log, (after, reboot))
 
-    def _validate(self, candidate: RankedStrategy, record: dict[str, Any], st: StageRecord,
-                  attempt_log: AttemptLog, changes: tuple[Manifest, RebootAnalysis]) -> Winner | None:
+    def _validate(self, candidate: RankedStrategy, record: AttemptRecord, st: StageRecord, log: AttemptLog,
+                  changes: tuple[Manifest, RebootAnalysis]) -> Winner | None:
         after, reboot = changes
         validator = Validator(self.work.sandbox.transport, self.work.probes, self.ctx.app.settings.watch,
                               stable_period_s=self.ctx.options.stable_period_s,
                               load=self.ctx.app.settings.repair.load)
         report = validator.validate(self.issue, self.work.component, self.baseline_passing)
-        record["validation"] = report.as_dict()
+        record.validation = report
         self.outcomes.record(candidate.name, succeeded=report.passed)
         if not report.passed:
-            record["outcome"] = "validation_failed"
+            record.outcome = "validation_failed"
             st.status, st.detail = "failed", f"{candidate.name}: validation failed"
             self.work.sandbox.revert()
             return None
-        record["outcome"] = "validated"
+        record.outcome = "validated"
         st.detail = f"{candidate.name}: validated"
-        return Winner(candidate.name, candidate.playbook, tuple(attempt_log.replay_ops),
-                      candidate.strategy.reboot_required, self.diagnosis.as_dict(), report, after,
+        return Winner(candidate.name, candidate.playbook, tuple(log.replay_ops),
+                      candidate.strategy.reboot_required, self.diagnosis, report, after,
                       rebooted=reboot.required, reboot_reasons=reboot.reasons)
 

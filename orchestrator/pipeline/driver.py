@@ -161,11 +161,10 @@ def _after_reboot(issue: Issue, applied: Applied, step: RebootStep) -> IssueOutc
         case RebootEnd.NOT_DUE:
             return replace(base, summary="reboot scheduled but not yet due")
     outcome = step.outcome
-    done = None if outcome is None else outcome.as_dict()
     if step.end is RebootEnd.VERIFIED:
-        return replace(base, status=SessionStatus.REPAIRED, policy=None, reboot=done,
+        return replace(base, status=SessionStatus.REPAIRED, policy=None, reboot=outcome,
                        summary=f"{txn.strategy} applied, target rebooted and verified after the boot")
     status, message = (outcome.status, outcome.message) if outcome is not None else ("unknown", "")
     return replace(base, status=SessionStatus.NOT_REPAIRED if step.is_restored else SessionStatus.ERROR,
-                   policy=None, reboot=done, restored=step.is_restored,
+                   policy=None, reboot=outcome, restored=step.is_restored,
                    summary=f"{txn.strategy} failed after the reboot ({status}): {message}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.model import Issue, SessionStatus
+from orchestrator.reboot.executor import RebootOutcome
 
 #: How several issue outcomes combine into the run's status: the worst wins.
 SEVERITY = (SessionStatus.HEALTHY, SessionStatus.REPAIRED, SessionStatus.PENDING_REBOOT,
@@ -37,7 +38,8 @@ class IssueOutcome:
     degraded: bool = False
     policy: str | None = None
     note: str | None = None
-    reboot: dict[str, Any] | None = None
+    #: How the reboot that was to prove this fix ended (verified, rolled back ...).
+    reboot: RebootOutcome | None = None
     manual_steps: tuple[str, ...] = ()
     #: Earlier strategies of this issue that were applied and rolled back, oldest first.
     attempts: tuple[IssueOutcome, ...] = field(default=())
@@ -60,7 +62,7 @@ class IssueOutcome:
         optional: dict[str, Any] = {
             "strategy": self.strategy, "txn": self.txn, "backup": self.backup, "package": self.package,
             "support_ref": self.support_ref, "policy": self.policy, "note": self.note,
-            "reboot": self.reboot}
+            "reboot": None if self.reboot is None else self.reboot.as_dict()}
         out.update({k: v for k, v in optional.items() if v is not None})
         for flag in ("in_place", "dry_run", "degraded"):
             if getattr(self, flag):

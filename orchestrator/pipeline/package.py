@@ -28,8 +28,8 @@ def authoritative_after(
 ) -> tuple[Manifest, list[str]]:
     """The sandbox's state where it is authoritative (config and unit files), the captured state elsewhere.
 
-    Data and log files change in the sandbox on their own (its services log, its sampleapp records the
-    validation's requests): copying them would write the sandbox's activity into the target's data. Data
+    Data and log files change in the sandbox on their own (its services log, and record the requests the
+    validation makes): copying them would write the sandbox's activity into the target's data. Data
     changes reach the target only as replayed operations (rotate_log, jsonl_repair). Returns the
     manifest to diff against and the sandbox changes left out (recorded in the session).
     """
@@ -53,7 +53,8 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
             package = compute_package(
                 capture.manifest, after, work.sandbox.agent, list(winner.replay_ops),
                 placeholders=capture.placeholder_paths, allowed_roots=app.settings.repair.allowed_roots,
-                diagnosis=winner.diagnosis, validation=winner.validation.as_dict(), issue=issue.as_dict(),
+                diagnosis=winner.diagnosis.as_dict(), validation=winner.validation.as_dict(),
+                issue=issue.as_dict(),
                 reboot_required=winner.reboot_required or winner.rebooted,
             )
         except FixPackageError as exc:

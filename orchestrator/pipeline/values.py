@@ -11,6 +11,7 @@ from orchestrator.agent.api import Manifest
 from orchestrator.apply.result import ApplyStatus
 from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.capture.snapshot import Capture
+from orchestrator.diagnose.result import Diagnosis
 from orchestrator.fixpkg import FixPackage
 from orchestrator.model import Component
 from orchestrator.reboot.executor import RebootOutcome
@@ -53,9 +54,11 @@ class Winner:
 
     strategy: str
     playbook: str
+    #: The fix-package operations the steps recorded, in the package's wire form (parsed and checked
+    #: by :func:`orchestrator.fixpkg.replay.parse_replay_ops` when the package is built).
     replay_ops: tuple[dict[str, Any], ...]
     reboot_required: bool
-    diagnosis: dict[str, Any]
+    diagnosis: Diagnosis
     validation: ValidationReport
     #: The captured paths as the strategy left them in the sandbox (read once, before validation).
     after: Manifest

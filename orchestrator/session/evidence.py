@@ -52,7 +52,3 @@ class Evidence(StrEnum):
         """The name to pass to ``Session.write_json`` (without ``.json``)."""
         return f"{self.value}-{component}"
 
-
-#: The stages of the timeline summed by ``bench/mttr.py``, in pipeline order (``attempt-N`` folded).
-TIMED_STAGES = (Stage.CONNECT, Stage.DETECT, Stage.TRIAGE, Stage.IN_PLACE, Stage.CAPTURE, Stage.SANDBOX,
-                Stage.REPRODUCE, Stage.DIAGNOSE, Stage.ATTEMPT, Stage.PACKAGE, Stage.APPLY)

@@ -158,7 +158,8 @@ class Script:
         name = self.winners.pop(0) if self.winners else None
         if name is None:
             return None
-        return Winner(name, "pb", (), self.needs_reboot, {}, SimpleNamespace(), Manifest((), ()),  # type: ignore[arg-type]
+        return Winner(name, "pb", (), self.needs_reboot, SimpleNamespace(), SimpleNamespace(),  # type: ignore[arg-type]
+                      Manifest((), ()),
                       rebooted=self.needs_reboot)
 
     def build(self, ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Built | Refused:

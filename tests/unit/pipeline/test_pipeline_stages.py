@@ -118,7 +118,8 @@ def test_excluded_strategies_are_not_ranked(ctx: RunContext, tmp_path: Path) -> 
 
 
 def _winner(**changes: object) -> Winner:
-    base = Winner("s", "pb", (), False, {}, SimpleNamespace(as_dict=dict), Manifest((), ()))  # type: ignore[arg-type]
+    base = Winner("s", "pb", (), False, SimpleNamespace(as_dict=dict), SimpleNamespace(as_dict=dict),  # type: ignore[arg-type]
+                  Manifest((), ()))
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
