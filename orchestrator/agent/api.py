@@ -162,12 +162,16 @@ class AgentApi(Protocol):
     def big_files(self, roots: list[str], *, min_bytes: int, limit: int) -> list[BigFile]: ...
 
 
+#: One read-only agent request as a probe makes it: the operation and its arguments.
+AgentRead = tuple[str, dict[str, Any]]
+
+
 @runtime_checkable
 class Prefetching(Protocol):
     """An agent that can answer several read-only requests in one call (the real client does; the
     detect stage batches its probes' reads through it)."""
 
-    def prefetch(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def prefetch(self, requests: Sequence[AgentRead]) -> None:
         """Raises: AgentError, TransportError."""
 
     def discard_prefetched(self) -> None: ...

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.agent.api import (
+    AgentRead,
     BigFile,
     DiskUsage,
     FileEntry,
@@ -169,7 +170,7 @@ class RemoteAgent:
                 self.transport.put_file(local, self.script_path, mode=0o700)
         self._installed = True
 
-    def prefetch(self, requests: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    def prefetch(self, requests: Sequence[AgentRead]) -> None:
         """Answer several read-only requests with one agent call (one interpreter start in the guest
         instead of one each); each answer is handed out once, to the first identical request, and
         checked there exactly as a direct answer would be. A request never made again costs nothing;

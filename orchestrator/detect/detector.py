@@ -6,9 +6,9 @@ import concurrent.futures
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from orchestrator.agent.api import AgentApi, Prefetching
+from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
 from orchestrator.detect.common import HOST_COMPONENT
@@ -56,8 +56,10 @@ class Detector:
         self.watch = watch
         self._agent = agent
         self._owners: dict[str, str] = {}
-        self._plan = self._build_plan(watch, transport, agent, self._owners)
-        self._reads = _agent_reads(watch)
+        #: Per probe, the agent reads it starts with, exactly as it asks for them (each probe module
+        #: declares its own): the batch answers only identical requests.
+        self._reads: dict[str, tuple[AgentRead, ...]] = {}
+        self._plan = self._build_plan(watch, transport, agent, self._owners, self._reads)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
@@ -136,35 +138,40 @@ class Detector:
 
     @staticmethod
     def _build_plan(
-        watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str]
+        watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str],
+        reads: dict[str, tuple[AgentRead, ...]],
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
 
-        def add(name: str, probe: Probe) -> None:
+        def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = ()) -> None:
             if name in plan:
                 log.debug("probe %s is planned already; keeping the first component's", name)
                 return
             plan[name] = probe
             owners[name] = owner
+            reads[name] = first_reads
 
         thresholds = watch.thresholds
         log_roots = sorted({p for comp in watch.components for p in comp.log_paths})
         # Host-wide probes first: their failures explain many of the component probes' failures.
         for mount in watch.mounts:
             add(disk.disk_probe_name(mount),
-                functools.partial(disk.probe_disk, agent, mount, thresholds, log_roots))
+                functools.partial(disk.probe_disk, agent, mount, thresholds, log_roots),
+                disk.first_reads(mount))
             add(disk.inodes_probe_name(mount),
-                functools.partial(disk.probe_inodes, agent, mount, thresholds))
+                functools.partial(disk.probe_inodes, agent, mount, thresholds), disk.first_reads(mount))
         for comp in watch.components:
             owner = comp.name
             for path in comp.fstab:
-                add(fstab.probe_name(path), functools.partial(fstab.probe_fstab, agent, comp, path))
+                add(fstab.probe_name(path), functools.partial(fstab.probe_fstab, agent, comp, path),
+                    fstab.first_reads(path))
             if comp.config_test:
                 add(config_test.probe_name(comp),
                     functools.partial(config_test.probe_config, transport, comp))
             for path in comp.jsonl_logs:
-                add(jsonl.probe_name(path), functools.partial(jsonl.probe_jsonl, agent, comp, path))
+                add(jsonl.probe_name(path), functools.partial(jsonl.probe_jsonl, agent, comp, path),
+                    jsonl.first_reads(path))
             for unit in comp.units:
                 add(units.probe_name(unit),
                     functools.partial(units.probe_unit, transport, comp, unit, thresholds))
@@ -174,18 +181,3 @@ class Detector:
                                       thresholds.http_timeout_s))
         return plan
 
-
-def _agent_reads(watch: WatchConfig) -> dict[str, tuple[tuple[str, dict[str, Any]], ...]]:
-    """Per probe name, the agent reads it starts with, exactly as it asks for them: the batch answers
-    only identical requests, so a probe that changes its arguments merely loses the prefetch."""
-    reads: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {}
-    for mount in watch.mounts:
-        reads[disk.disk_probe_name(mount)] = (("disk_usage", {"mount": mount}),)
-        reads[disk.inodes_probe_name(mount)] = (("disk_usage", {"mount": mount}),)
-    for comp in watch.components:
-        for path in comp.fstab:
-            reads.setdefault(fstab.probe_name(path),
-                             (("read_file", {"path": path, "max_bytes": fstab.MAX_FSTAB_BYTES}),))
-        for path in comp.jsonl_logs:
-            reads.setdefault(jsonl.probe_name(path), (("jsonl_check", {"path": path}),))
-    return reads

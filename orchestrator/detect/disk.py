@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from orchestrator.agent.api import AgentApi, DiskUsage
+from orchestrator.agent.api import AgentApi, AgentRead, DiskUsage
 from orchestrator.components.config import Thresholds
 from orchestrator.detect.common import HOST_COMPONENT, ProbeId, cap_evidence
 from orchestrator.errors import AgentError
@@ -41,6 +41,11 @@ def level(pct: float, warning: float, critical: float) -> Severity | None:
     if pct >= warning:
         return Severity.WARNING
     return None
+
+
+def first_reads(mount: str) -> tuple[AgentRead, ...]:
+    """The agent read the disk and inode probes of ``mount`` start with (batched by the Detector)."""
+    return (("disk_usage", {"mount": mount}),)
 
 
 def _usage(agent: AgentApi, mount: str) -> DiskUsage | str:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from orchestrator.agent.api import AgentApi
+from orchestrator.agent.api import AgentApi, AgentRead
 from orchestrator.detect.common import ProbeId, cap_evidence
 from orchestrator.detect.fstab_table import FstabEntry, Need, need_of, parse_fstab
 from orchestrator.errors import AgentError, AgentFailedError
@@ -91,6 +91,12 @@ def _exists(agent: AgentApi, path: str) -> bool:
             return False
         raise
     return True
+
+
+def first_reads(path: str) -> tuple[AgentRead, ...]:
+    """The agent read the probe of ``path`` starts with (batched by the Detector); the reads that
+    depend on the file's content follow one by one."""
+    return (("read_file", {"path": path, "max_bytes": MAX_FSTAB_BYTES}),)
 
 
 def probe_fstab(agent: AgentApi, component: Component, path: str) -> ProbeResult:

@@ -7,7 +7,7 @@ logged yet). Evidence lists the first bad lines with their reasons, capped.
 
 from __future__ import annotations
 
-from orchestrator.agent.api import AgentApi
+from orchestrator.agent.api import AgentApi, AgentRead
 from orchestrator.detect.common import ProbeId, cap_evidence
 from orchestrator.errors import AgentError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
@@ -19,6 +19,11 @@ MAX_LISTED_BAD_LINES = 20
 
 def probe_name(path: str) -> str:
     return f"{PREFIX}{path}"
+
+
+def first_reads(path: str) -> tuple[AgentRead, ...]:
+    """The agent read the probe of ``path`` starts with (batched by the Detector)."""
+    return (("jsonl_check", {"path": path}),)
 
 
 def probe_jsonl(agent: AgentApi, component: Component, path: str) -> ProbeResult:
