@@ -17,9 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import TYPE_CHECKING, Literal, Protocol, Self
 
 from orchestrator.errors import CommandFailedError, FileTransferError, TransportError
+
+if TYPE_CHECKING:  # stream.py builds on this module's errors; the type is only named here
+    from orchestrator.transport.stream import CommandStream
 
 #: Called with ("stdout" | "stderr", chunk) as output arrives, for streaming to a terminal.
 OutputSink = Callable[[str, bytes], None]
@@ -127,6 +130,17 @@ class Transport(abc.ABC):
         Raises:
             FileTransferError: the copy failed or the file is too large.
         """
+
+    def open_stream(self, argv: Sequence[str]) -> CommandStream | None:
+        """Start ``argv`` with stdin and stdout kept open for a conversation; None when this transport
+        cannot (callers then fall back to one :meth:`run` per request).
+
+        Raises:
+            ConnectError: the host cannot be reached.
+            TransportError: the command cannot be started.
+        """
+        del argv
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook, most transports hold nothing
         """Release connections. Idempotent."""

@@ -11,6 +11,7 @@ import selectors
 import signal
 import subprocess
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -28,8 +29,11 @@ from orchestrator.transport.base import (
     require_absolute,
     validate_argv,
 )
+from orchestrator.transport.stream import CommandStream
 
 _CHUNK = 64 * 1024
+#: How long a stream's command gets to exit after its stdin closed before its group is killed.
+_STREAM_EXIT_S = 1.0
 
 
 class _DeadlineError(Exception):
@@ -112,6 +116,16 @@ class LocalTransport(Transport):
                 if pipe is not None:
                     pipe.close()
         return capture.result(args, exit_status, time.monotonic() - started)
+
+    def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        args = validate_argv(argv, host=self.host)
+        env = {**os.environ, **self._env_overrides} if self._env_overrides else None
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, start_new_session=True)
+        except OSError as exc:
+            raise TransportError(f"local: cannot execute {list(args)!r}: {exc}", host=self.host) from exc
+        return _PipeStream(self.host, args, proc)
 
     def put_file(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         target = Path(require_absolute(remote, host=self.host))
@@ -203,3 +217,92 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class _PipeStream(CommandStream):
+    """A child process in its own session; closing kills its process group."""
+
+    def __init__(self, host: str, argv: tuple[str, ...], proc: subprocess.Popen[bytes]) -> None:
+        super().__init__(host, argv)
+        self._proc = proc
+        if proc.stdin is None or proc.stdout is None or proc.stderr is None:  # PIPE was asked for all three
+            raise TransportError(f"local: {list(argv)!r} started without pipes", host=host)
+        self._stdin, self._stdout, self._stderr_pipe = proc.stdin, proc.stdout, proc.stderr
+        os.set_blocking(self._stdin.fileno(), False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._stdout, selectors.EVENT_READ, "stdout")
+        self._selector.register(self._stderr_pipe, selectors.EVENT_READ, "stderr")
+        # A client dropped without close() (a test, an exception path) must not leak the child.
+        self._finalizer = weakref.finalize(self, _end_stream, proc, self._selector)
+
+    @property
+    def is_alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        pending = memoryview(data)
+        fd = self._stdin.fileno()
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._expired("read its request")
+            try:
+                pending = pending[os.write(fd, pending[:_CHUNK]):]
+            except BlockingIOError:
+                self._read_ready(min(remaining, 0.05), want_stdout=False)
+            except BrokenPipeError:
+                raise self._closed_error() from None
+
+    def _read_some(self, deadline: float) -> bytes:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return b""
+            chunk = self._read_ready(remaining, want_stdout=True)
+            if chunk is not None:
+                return chunk
+
+    def _read_ready(self, timeout: float, *, want_stdout: bool) -> bytes | None:
+        """Wait up to ``timeout`` for output; stderr is kept aside, stdout returned (b"" at EOF)."""
+        for key, _ in self._selector.select(timeout):
+            chunk = os.read(key.fd, _CHUNK)
+            if key.data == "stderr":
+                if chunk:
+                    self._keep_stderr(chunk)
+                else:
+                    self._selector.unregister(key.fileobj)
+            elif want_stdout:
+                if not chunk:
+                    self._drain_stderr_at_exit()
+                return chunk
+        return None
+
+    def _drain_stderr_at_exit(self) -> None:
+        """stdout hit EOF: keep what the command still said on stderr (its error message)."""
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            events = [k for k, _ in self._selector.select(deadline - time.monotonic()) if k.data == "stderr"]
+            if not events:
+                return
+            chunk = os.read(events[0].fd, _CHUNK)
+            if not chunk:
+                self._selector.unregister(events[0].fileobj)
+                return
+            self._keep_stderr(chunk)
+
+    def _kill(self) -> None:
+        self._finalizer()
+
+
+def _end_stream(proc: subprocess.Popen[bytes], selector: selectors.BaseSelector) -> None:
+    selector.close()
+    # EOF first: an idle server exits by itself; one still busy (a timeout) is killed.
+    if proc.stdin is not None:
+        _close_quietly(proc.stdin)
+    try:
+        proc.wait(timeout=_STREAM_EXIT_S)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            _close_quietly(pipe)

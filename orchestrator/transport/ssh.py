@@ -48,6 +48,7 @@ from orchestrator.transport.base import (
     require_absolute,
     validate_argv,
 )
+from orchestrator.transport.stream import CommandStream, StreamClosedError
 
 _CHUNK = 32 * 1024
 _STDIN_POLL_S = 0.02  # how soon we retry stdin when the peer's receive window is full
@@ -142,6 +143,23 @@ class ParamikoTransport(Transport):
         finally:
             channel.close()
         return capture.result(args, exit_status, time.monotonic() - started)
+
+    def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        args = validate_argv(argv, host=self.host)
+        channel = self._with_live_client(
+            lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
+        )
+        try:
+            _exec(channel, shlex.join(args), time.monotonic() + self._connect_timeout)
+        except _DeadlineError:
+            channel.close()
+            raise CommandTimeoutError(f"{self.host}: could not start {list(args)!r} in time",
+                                      host=self.host, argv=list(args)) from None
+        except _WIRE_ERRORS as exc:
+            channel.close()
+            raise TransportError(f"{self.host}: cannot start {list(args)!r}: {exc}", host=self.host
+                                 ) from exc
+        return _ChannelStream(self.host, args, channel)
 
     def put_file(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         require_absolute(remote, host=self.host)
@@ -430,3 +448,61 @@ def _presented_key(client: paramiko.SSHClient, exc: BaseException) -> paramiko.P
 
 def _describe(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
+
+
+class _ChannelStream(CommandStream):
+    """A command on its own SSH channel; closing the channel ends the command's stdin (and, for the
+    agent's server, the command)."""
+
+    def __init__(self, host: str, argv: tuple[str, ...], channel: paramiko.Channel) -> None:
+        super().__init__(host, argv)
+        self._channel = channel
+
+    @property
+    def is_alive(self) -> bool:
+        ch = self._channel
+        return not (ch.closed or ch.eof_received or ch.exit_status_ready())
+
+    def _write(self, data: bytes, deadline: float) -> None:
+        pending = memoryview(data)
+        try:
+            while pending:
+                if time.monotonic() >= deadline:
+                    raise self._expired("read its request")
+                if self._channel.send_ready():
+                    pending = pending[self._channel.send(bytes(pending[:_CHUNK])):]
+                else:
+                    self._drain_stderr()
+                    time.sleep(_STDIN_POLL_S)
+        except _WIRE_ERRORS as exc:
+            raise self._broken(exc) from exc
+
+    def _read_some(self, deadline: float) -> bytes:
+        ch = self._channel
+        try:
+            while True:
+                self._drain_stderr()
+                if ch.recv_ready():
+                    return bytes(ch.recv(_CHUNK))
+                if ch.eof_received or ch.closed:
+                    self._drain_stderr()  # its last words may have come with the EOF
+                    return b""
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return b""
+                select.select([ch], [], [], min(remaining, _IDLE_POLL_S))
+        except _WIRE_ERRORS as exc:
+            raise self._broken(exc) from exc
+
+    def _drain_stderr(self) -> None:
+        while self._channel.recv_stderr_ready():
+            self._keep_stderr(self._channel.recv_stderr(_CHUNK))
+
+    def _broken(self, exc: BaseException) -> StreamClosedError:
+        self.close()
+        return StreamClosedError(f"{self.host}: session broke while talking to {list(self.argv)!r}: {exc}",
+                                 host=self.host)
+
+    def _kill(self) -> None:
+        with contextlib.suppress(*_WIRE_ERRORS):
+            self._channel.close()
