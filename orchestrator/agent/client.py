@@ -1,7 +1,9 @@
 """RemoteAgent: :class:`~orchestrator.agent.api.AgentApi` over any Transport.
 
 The agent script (``remote/vmrepair_agent.py``, stdlib only) is uploaded once per RemoteAgent to
-``<remote_dir>/agent-<sha12>.py`` and run as ``python3 -I -B <script>`` with one JSON request on stdin.
+``<remote_dir>/agent-<sha12>.py`` and run as ``python3 -I -B <script> --serve``, one process answering
+every request of this client (:mod:`orchestrator.agent.server`); transports that cannot keep a command
+open run ``python3 -I -B <script>`` with one JSON request on stdin instead.
 Its answer is untrusted: output is capped per operation, parsed by the strict models of
 :mod:`orchestrator.agent.wire`, and then checked against the request (no paths outside what was
 asked, hashes that match what was sent, archives only in ``remote_dir``).
@@ -39,6 +41,7 @@ from orchestrator.agent.api import (
     UnpackResult,
 )
 from orchestrator.agent.errors import AgentFailedError
+from orchestrator.agent.server import AgentServer, ServerGone
 from orchestrator.agent.wire import (
     BigFilesWire,
     DiscardWire,
@@ -144,6 +147,8 @@ class RemoteAgent:
         self._prefetched: dict[str, list[object]] = {}
         #: Files this client left in remote_dir (pack archives, pushed uploads), for cleanup().
         self._leftovers: set[str] = set()
+        #: One interpreter answering every request (about 0.5 s saved per call in a TCG guest).
+        self._server = AgentServer(transport, [python, "-I", "-B", self.script_path])
 
     @property
     def host(self) -> str:
@@ -211,6 +216,10 @@ class RemoteAgent:
             return self._result(op, prefetched)
         self.install()
         request = json.dumps({"op": op, "args": args}, ensure_ascii=True).encode("ascii")
+        if self._server.is_supported:
+            served = self._served(op, request, cap)
+            if served is not None:
+                return self._decoded(op, served)
         argv = [self.python, "-I", "-B", self.script_path]
         result = self.transport.run(argv, stdin=request, timeout=self.timeout, max_output=cap)
         if result.exit_status == SCRIPT_MISSING_EXIT and self.script_path.encode() in result.stderr:
@@ -226,12 +235,37 @@ class RemoteAgent:
             tail = " | ".join(result.stderr_text.strip().splitlines()[-3:])
             hint = "; is python3 installed on the host?" if result.exit_status == 127 else ""
             raise self._error(op, f"agent exited {result.exit_status}{hint}: {clean(tail)}")
+        return self._decoded(op, result.stdout)
+
+    def _served(self, op: str, request: bytes, cap: int) -> bytes | None:
+        """The answer from the long-lived agent server; None when this transport cannot hold one
+        (the caller then runs one process for this request)."""
+        for _ in range(2):
+            try:
+                return self._server.exchange(op, request, cap=cap, timeout=self.timeout)
+            except ServerGone as gone:
+                if not self._server.is_supported:
+                    return None
+                if "can't open file" not in gone.stderr:
+                    continue  # it died between two requests (a revert, a reboot): start another
+                # remote_dir is on /run, a tmpfs: the host rebooted since the upload.
+                log.info("agent script gone from %s (host rebooted?); uploading it again", self.host)
+                with self._install_lock:
+                    self._installed = False
+                self.install()
+        raise self._error(op, "the agent server exited twice before reading the request")
+
+    def _decoded(self, op: str, raw: bytes) -> Any:
         try:
-            answer = json.loads(result.stdout)
+            answer = json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested, hostile JSON
-            raise self._error(op, f"answer is not JSON: {clean(result.stdout[:200].decode(errors='replace'))}"
+            raise self._error(op, f"answer is not JSON: {clean(raw[:200].decode(errors='replace'))}"
                               ) from None
         return self._result(op, answer)
+
+    def close(self) -> None:
+        """Stop the agent server (the host's process ends when its stdin closes). Idempotent."""
+        self._server.close()
 
     def _result(self, op: str, answer: object) -> Any:
         """The ``result`` of a parsed answer; a refusal becomes AgentFailedError."""
@@ -397,12 +431,14 @@ class RemoteAgent:
         return target
 
     def cleanup(self) -> None:
-        """Remove the pack archives and uploads this client left in ``remote_dir``."""
-        if not self._leftovers:
-            return
-        answer = self._call("discard", {"paths": sorted(self._leftovers)})
-        self._parse("discard", DiscardWire, answer)
-        self._leftovers.clear()
+        """Remove the pack archives and uploads this client left in ``remote_dir``; stop the server."""
+        try:
+            if self._leftovers:
+                answer = self._call("discard", {"paths": sorted(self._leftovers)})
+                self._parse("discard", DiscardWire, answer)
+                self._leftovers.clear()
+        finally:
+            self.close()
 
 
 def _placeholder_spec(placeholder: Placeholder, entry: FileEntry | None) -> dict[str, Any]:
