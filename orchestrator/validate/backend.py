@@ -129,6 +129,8 @@ class GuestHost:
         with contextlib.suppress(Exception):
             if self.has_systemd:
                 self._host.service  # noqa: B018 - the attribute resolves and caches the service class
+            # Which socket tool the guest has (ss or netstat): learnt once, before checks run in threads.
+            self._host.socket  # noqa: B018
 
     def service_is_running(self, unit: str) -> bool:
         self._require_systemd(unit)

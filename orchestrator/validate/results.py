@@ -7,7 +7,8 @@ outcome vmrepair can produce, so "unknown" never counts as "passed".
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import concurrent.futures
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -111,12 +112,31 @@ class LayerRecorder:
         return result
 
     def check(self, name: str, call: Callable[[], tuple[bool, str]]) -> bool:
+        ok, detail, seconds = self._timed(call)
+        return self.add(name, ok, detail, seconds).ok
+
+    def check_all(self, named: Sequence[tuple[str, Callable[[], tuple[bool, str]]]], *,
+                  workers: int) -> bool:
+        """:meth:`check` each (name, call), up to ``workers`` at once; recorded in the given order.
+        The calls must be independent reads (each one its own command in the guest)."""
+        if workers <= 1 or len(named) <= 1:
+            verdicts = [self.check(name, call) for name, call in named]  # every one, no short cut
+            return all(verdicts)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                                   thread_name_prefix="check") as pool:
+            timed = [pool.submit(self._timed, call) for _, call in named]
+            for (name, _), future in zip(named, timed, strict=True):
+                ok, detail, seconds = future.result()
+                self.add(name, ok, detail, seconds)
+        return all(c.ok for c in self.checks[-len(named):])
+
+    def _timed(self, call: Callable[[], tuple[bool, str]]) -> tuple[bool, str, float]:
         began = self.clock()
         try:
             ok, detail = call()
         except VmRepairError as exc:
             ok, detail = False, f"could not check: {exc.message}"
-        return self.add(name, ok, detail, self.clock() - began).ok
+        return ok, detail, self.clock() - began
 
     def finish(self, detail: str = "") -> LayerReport:
         duration = max(0.0, self.clock() - self.started)
