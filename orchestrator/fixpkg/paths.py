@@ -11,15 +11,9 @@ import posixpath
 from collections.abc import Sequence
 
 from orchestrator.errors import FixPackageError
+from orchestrator.systemd.paths import UNIT_FILE_DIRS, is_unit_file
 
-#: Directories systemd loads unit files and drop-ins from; a change below them needs a daemon-reload.
-UNIT_FILE_DIRS = (
-    "/etc/systemd/system",
-    "/run/systemd/system",
-    "/usr/local/lib/systemd/system",
-    "/usr/lib/systemd/system",
-    "/lib/systemd/system",
-)
+__all__ = ["UNIT_FILE_DIRS", "check_allowed", "is_under", "is_unit_file", "normalise_path"]
 
 _MAX_PATH = 4096
 
@@ -78,8 +72,3 @@ def _normalise_root(root: str) -> str:
     if not isinstance(root, str) or not root.startswith("/") or ".." in root.split("/"):
         raise FixPackageError(f"allowed root {root!r} must be an absolute path without '..'")
     return "/" + posixpath.normpath(root).lstrip("/")
-
-
-def is_unit_file(path: str) -> bool:
-    """True when ``path`` is a unit file or drop-in systemd reads (a change needs a daemon-reload)."""
-    return any(is_under(path, directory) for directory in UNIT_FILE_DIRS)

@@ -106,11 +106,13 @@ class TroubleshootingVm:
         self.session.event("sandbox", "imported", written=len(result.written),
                            placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
         units = sorted({u for c in components for u in c.units})
-        # Units and their drop-ins may have changed: reload, then restart what the capture touched so the
-        # services run (or fail) with the target's configuration. A failed restart is the fault being
-        # reproduced; a hung one means the VM cannot be trusted, so it stops the stage.
+        # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
+        # restart what the capture touched so the services run (or fail) with the target's
+        # configuration. A failed restart is the fault being reproduced; a hung one means the VM cannot
+        # be trusted, so it stops the stage.
         host = self.transport.host
-        systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
+        if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders)):
+            systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
         for unit in units:
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None)

@@ -14,6 +14,10 @@ Argv builders (:mod:`.argv`, pure; unit names always follow ``--``)::
     is_system_running_argv(*, wait=False)      systemctl is-system-running [--wait]
     reboot_argv()                              systemctl --no-block reboot
 
+Unit file locations (:mod:`.paths`, lexical)::
+
+    UNIT_FILE_DIRS, is_unit_file(path)         a change below them needs a daemon-reload
+
 Parsing ``systemctl show`` (:mod:`.show`, never raises)::
 
     parse_show(text, properties, *, max_value=MAX_VALUE) -> tuple[UnitInfo, ...]
@@ -63,6 +67,7 @@ from orchestrator.systemd.control import (
     run_systemctl,
     unit_command,
 )
+from orchestrator.systemd.paths import UNIT_FILE_DIRS, is_unit_file
 from orchestrator.systemd.query import (
     NO_SYSTEMD_MARKERS,
     SHOW_TIMEOUT_S,
@@ -82,6 +87,7 @@ __all__ = [
     "QUICK_TIMEOUT_S",
     "SHOW_TIMEOUT_S",
     "SYSTEMCTL",
+    "UNIT_FILE_DIRS",
     "UNIT_VERBS",
     "UNKNOWN",
     "ShowAnswer",
@@ -92,6 +98,7 @@ __all__ = [
     "daemon_reload_argv",
     "is_active_argv",
     "is_system_running_argv",
+    "is_unit_file",
     "parse_show",
     "parse_show_one",
     "reboot_argv",

@@ -165,8 +165,7 @@ def test_import_pushes_unpacks_and_restarts_each_unit_once(
         ("unpack", (f"{REMOTE_DIR}/capture.tar", list(capture.placeholders), list(capture.paths),
                     capture.manifest)),
     ]
-    assert transport.argvs == [
-        ("systemctl", "daemon-reload"),
+    assert transport.argvs == [  # no unit file came with the capture: no daemon-reload
         ("systemctl", "reset-failed", "--", "nginx.service"), ("systemctl", "restart", "--", "nginx.service"),
         ("systemctl", "reset-failed", "--", "sampleapp.service"),
         ("systemctl", "restart", "--", "sampleapp.service"),
@@ -174,6 +173,21 @@ def test_import_pushes_unpacks_and_restarts_each_unit_once(
     assert report.is_complete and report.error is None
     (event,) = events(session, "imported")
     assert (event["written"], event["placeholders"], event["failed"]) == (1, 0, [])
+
+
+@pytest.mark.parametrize(("written", "reloads"), [
+    ("/etc/systemd/system/nginx.service.d/override.conf", True),
+    ("/lib/systemd/system/nginx.service", True),
+    ("/etc/systemd/system.conf", False),      # the manager's config: not a unit (needs a re-exec)
+    ("/etc/systemd/systemx/a.service", False),
+])
+def test_systemd_reloads_only_when_a_unit_file_or_drop_in_was_imported(
+    make_vm: MakeVm, tmp_path: Path, written: str, reloads: bool
+) -> None:
+    vm, _, transport = make_vm(SandboxAgent(unpacked=UnpackResult((written,))))
+    vm.import_capture(captured(tmp_path), [NGINX])
+    assert (("systemctl", "daemon-reload") in transport.argvs) is reloads
+    assert transport.argvs[-1] == ("systemctl", "restart", "--", "nginx.service")
 
 
 def test_a_partial_import_is_not_complete_but_services_still_restart(
