@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -24,6 +25,9 @@ from orchestrator.session.store import list_sessions
 ENDPOINTS = ("/health", "/ready", "/sessions", "/issues", "/metrics")
 DEFAULT_SESSIONS = 20
 MAX_SESSIONS = 200
+#: ASCII digits only, and few of them: str.isdigit() accepts '²' and '١' (which int() then rejects
+#: or reads), and int() refuses more than 4,300 digits with a ValueError.
+_LIMIT_RE = re.compile(r"[0-9]{1,4}")
 _SESSION_KEYS = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
 
 
@@ -59,12 +63,12 @@ class ApiRoutes:
         return json_response(HTTPStatus.OK if view["ready"] else HTTPStatus.SERVICE_UNAVAILABLE, view)
 
     def _sessions(self, request: Request) -> Response:
-        text = request.query.get("limit", str(DEFAULT_SESSIONS))
-        if not text.isdigit() or not 0 < int(text) <= MAX_SESSIONS:
+        limit = _parse_limit(request.query.get("limit", str(DEFAULT_SESSIONS)))
+        if limit is None:
             return json_response(HTTPStatus.BAD_REQUEST,
                                  {"error": f"limit must be a number from 1 to {MAX_SESSIONS}"})
         try:
-            found = list_sessions(self._sessions_dir)[: int(text)]
+            found = list_sessions(self._sessions_dir)[:limit]
         except (VmRepairError, OSError) as exc:
             return json_response(HTTPStatus.INTERNAL_SERVER_ERROR,
                                  {"error": f"cannot list sessions in {self._sessions_dir}: {exc}"})
@@ -74,3 +78,11 @@ class ApiRoutes:
     def _metrics(self, _request: Request) -> Response:
         text = render_metrics(self._state.metrics(), rss_bytes=self._rss())
         return Response(HTTPStatus.OK, text.encode(), content_type=CONTENT_TYPE)
+
+
+def _parse_limit(text: str) -> int | None:
+    """``?limit=`` as a number from 1 to MAX_SESSIONS, or None."""
+    if not _LIMIT_RE.fullmatch(text):  # fullmatch: "$" would accept a trailing newline
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_SESSIONS else None

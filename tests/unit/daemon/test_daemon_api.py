@@ -7,6 +7,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from orchestrator.audit.sink import MemoryAuditSink, log_quarantine, log_recovery
 from orchestrator.daemon.api import ApiRoutes
 from orchestrator.daemon.audit_tap import CountingAuditSink
@@ -124,3 +126,17 @@ def test_metrics_count_what_happened(state: DaemonState, tmp_path: Path) -> None
         "process_resident_memory_bytes 52428800",
         "# TYPE vmrepair_repairs_total counter",
     } <= lines
+
+
+@pytest.mark.parametrize("text", ["²", "1²", "١", "0", "201", "-1", "+5", " 5", "5 ", "1" * 5000, "",
+                                  "0x10", "1e2", "१२"])
+def test_sessions_limit_must_be_ascii_digits_in_range(state: DaemonState, tmp_path: Path, text: str) -> None:
+    """Regression (issue 13 item 10): '²' passed str.isdigit() and 5,000 digits passed too; both
+    crashed int() with a 500 and a traceback."""
+    status, data = _json(ApiRoutes(state, tmp_path), "/sessions", limit=text)
+    assert (status, data) == (400, {"error": "limit must be a number from 1 to 200"})
+
+
+@pytest.mark.parametrize("text", ["1", "007", "200"])
+def test_sessions_limit_in_range_is_accepted(state: DaemonState, tmp_path: Path, text: str) -> None:
+    assert _json(ApiRoutes(state, tmp_path / "none"), "/sessions", limit=text) == (200, {"sessions": []})
