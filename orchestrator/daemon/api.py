@@ -25,8 +25,8 @@ from orchestrator.session.store import list_sessions
 ENDPOINTS = ("/health", "/ready", "/sessions", "/issues", "/metrics")
 DEFAULT_SESSIONS = 20
 MAX_SESSIONS = 200
-#: ASCII digits only, and few of them: str.isdigit() accepts '²' and '١' (which int() then rejects
-#: or reads), and int() refuses more than 4,300 digits with a ValueError.
+#: ASCII digits only, and few of them: str.isdigit() accepts '²' (which int() rejects) and other
+#: scripts' digits (which int() reads), and int() refuses more than 4,300 digits with a ValueError.
 _LIMIT_RE = re.compile(r"[0-9]{1,4}")
 _SESSION_KEYS = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
 

@@ -128,7 +128,7 @@ def test_metrics_count_what_happened(state: DaemonState, tmp_path: Path) -> None
     } <= lines
 
 
-@pytest.mark.parametrize("text", ["²", "1²", "١", "0", "201", "-1", "+5", " 5", "5 ", "1" * 5000, "",
+@pytest.mark.parametrize("text", ["²", "1²", "\u0661", "0", "201", "-1", "+5", " 5", "5 ", "1" * 5000, "",
                                   "0x10", "1e2", "१२"])
 def test_sessions_limit_must_be_ascii_digits_in_range(state: DaemonState, tmp_path: Path, text: str) -> None:
     """Regression (issue 13 item 10): '²' passed str.isdigit() and 5,000 digits passed too; both
