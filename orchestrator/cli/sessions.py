@@ -15,6 +15,7 @@ from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
+from orchestrator.session.jsonfile import UNREADABLE, scan_sessions
 from orchestrator.session.store import cap_text, list_sessions, load_session_meta, parse_moment
 
 #: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
@@ -35,8 +36,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_sessions(app: App, args: argparse.Namespace) -> int:
-    """Raises: nothing of its own (unreadable sessions are left out by list_sessions)."""
-    found = list_sessions(app.settings.sessions_dir)
+    """Unreadable sessions are listed (status ``unreadable``) and named in a warning.
+
+    Raises:
+        StateError: the sessions directory cannot be listed.
+    """
+    try:
+        found = scan_sessions(app.settings.sessions_dir)
+    except OSError as exc:
+        raise StateError(f"cannot list {app.settings.sessions_dir}: {exc.strerror or exc}",
+                         remedy="run as root (the state directory is private)") from exc
+    bad = [meta for meta in found if meta.get("status") == UNREADABLE]
+    if bad:
+        info("warning: " + f"{len(bad)} session(s) could not be read; "
+             + "; ".join(f"{_cell(m.get('id'), 40)}: {_cell(m.get('summary'), 200)}" for m in bad))
     if args.json:
         emit_json({"sessions": [_row_dict(meta) for meta in found]})
         return 0
@@ -113,7 +126,10 @@ def _unknown(sessions_dir: Path, session_id: str) -> VmRepairError:
 
 def _row_dict(meta: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
-    return {key: meta.get(key) for key in keys}
+    row = {key: meta.get(key) for key in keys}
+    if "unreadable" in meta:
+        row["unreadable"] = meta["unreadable"]
+    return row
 
 
 def _cell(value: object, width: int) -> str:
