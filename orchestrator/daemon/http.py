@@ -119,6 +119,22 @@ def _parse_head(head: bytes) -> tuple[Request, int]:
     return Request(method, url.path or "/", query, headers), int(length_text)
 
 
+def loggable(text: str, limit: int = 200) -> str:
+    """``text`` fit for a log line: control and other unprintable characters escaped (a client's
+    path must not forge log lines or terminal escapes), at most ``limit`` characters of it kept."""
+    head = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text[:limit])
+    return head if len(text) <= limit else f"{head}… ({len(text) - limit:,} more characters)"
+
+
+def render_response(response: Response) -> bytes:
+    status = response.status
+    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {response.content_type}",
+             f"Content-Length: {len(response.body)}", "Connection: close", "Cache-Control: no-store",
+             *(f"{name}: {value}" for name, value in response.headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + response.body
+
+
 def write_response(
     conn: socket.socket, response: Response, *, deadline: float,
     clock: Callable[[], float] = time.monotonic,
@@ -128,10 +144,6 @@ def write_response(
     Raises:
         OSError: the client went away or did not read before the deadline (TimeoutError).
     """
-    status = response.status
-    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {response.content_type}",
-             f"Content-Length: {len(response.body)}", "Connection: close", "Cache-Control: no-store",
-             *(f"{name}: {value}" for name, value in response.headers)]
     # Since Python 3.5 a socket timeout bounds all of sendall(), not each send inside it.
     conn.settimeout(max(deadline - clock(), 0.01))
-    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + response.body)
+    conn.sendall(render_response(response))
