@@ -74,7 +74,7 @@ def test_a_missing_file_says_so(tmp_path: Path) -> None:
     assert _reason(tmp_path / "a.json") == "cannot read: No such file or directory"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=512))
 def test_arbitrary_bytes_are_json_or_a_state_error(tmp_path_factory: pytest.TempPathFactory,
                                                     data: bytes) -> None:
