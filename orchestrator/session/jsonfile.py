@@ -58,14 +58,16 @@ def _read_regular(path: Path, max_bytes: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        if _is_symlink(path):  # O_NOFOLLOW on a link fails with ELOOP: say what it means
-            raise StateError("a symbolic link (not followed)") from exc
+        # Say what is there: O_NOFOLLOW fails on a link with ELOOP, open() on a socket with ENXIO.
+        with contextlib.suppress(OSError):
+            mode = os.lstat(path).st_mode
+            if stat.S_ISLNK(mode):
+                raise StateError("a symbolic link (not followed)") from exc
+            _check_regular(mode)
         raise StateError(f"cannot read: {exc.strerror or exc}") from exc
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a file")
-            raise StateError(f"not a regular file ({kind})")
+        _check_regular(info.st_mode)
         if info.st_size > max_bytes:
             raise StateError(f"{info.st_size} bytes, over the {max_bytes}-byte cap")
         with os.fdopen(fd, "rb") as handle:
@@ -81,10 +83,10 @@ def _read_regular(path: Path, max_bytes: int) -> bytes:
     return raw
 
 
-def _is_symlink(path: Path) -> bool:
-    with contextlib.suppress(OSError):
-        return stat.S_ISLNK(os.lstat(path).st_mode)
-    return False
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "an unknown kind")
+        raise StateError(f"not a regular file ({kind})")
 
 
 def _is_too_deep(raw: bytes) -> bool:
