@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
-from orchestrator.session.jsonfile import UNREADABLE, scan_sessions
+from orchestrator.session.jsonfile import UNREADABLE, read_regular_file, scan_sessions
 from orchestrator.session.store import cap_text, list_sessions, load_session_meta, parse_moment
 
 #: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
@@ -23,6 +24,8 @@ from orchestrator.session.store import cap_text, list_sessions, load_session_met
 SESSION_ID_RE = re.compile(r"[0-9TZ]+-[0-9a-f]{6}")
 #: How many ids an "unknown session" message suggests.
 SUGGESTED_IDS = 5
+#: A saved report.md larger than this is rendered again rather than printed.
+MAX_REPORT_BYTES = 32 * 1024 * 1024
 #: Summary characters shown per row of the table.
 SUMMARY_WIDTH = 80
 
@@ -101,7 +104,9 @@ def cmd_report(app: App, args: argparse.Namespace) -> int:
 def _report_text(directory: Path) -> str:
     path = directory / REPORT_NAME
     if path.is_file() and not _is_stale(path):
-        return path.read_text(encoding="utf-8", errors="replace")
+        # Bounded and never through a link: anything odd is rendered again from the evidence.
+        with contextlib.suppress(StateError):
+            return read_regular_file(path, MAX_REPORT_BYTES).decode("utf-8", errors="replace")
     try:
         return write_report(directory).read_text(encoding="utf-8", errors="replace")
     except StateError as exc:

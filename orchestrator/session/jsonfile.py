@@ -45,7 +45,7 @@ def read_json_file(path: Path, *, max_bytes: int = MAX_META_BYTES) -> object:
             a symbolic link, over ``max_bytes``, nested deeper than MAX_JSON_DEPTH, not valid JSON,
             or unreadable.
     """
-    raw = _read_regular(path, max_bytes)
+    raw = read_regular_file(path, max_bytes)
     if _is_too_deep(raw):
         raise StateError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -54,7 +54,12 @@ def read_json_file(path: Path, *, max_bytes: int = MAX_META_BYTES) -> object:
         raise StateError(f"not valid JSON ({exc})") from exc
 
 
-def _read_regular(path: Path, max_bytes: int) -> bytes:
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` when it is a regular file (not a link) of at most ``max_bytes``.
+
+    Raises:
+        StateError: the reason alone, as :func:`read_json_file`.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:

@@ -61,3 +61,14 @@ def test_report_of_a_fifo_session_says_why_without_hanging(sessions: Path,
     assert main(["report", FIFO]) == 6
     assert (f"session {FIFO}: unreadable session.json (not a regular file (a FIFO))"
             in _flat(capsys.readouterr().err))
+
+
+def test_a_symlinked_report_is_not_followed_but_rendered_again(sessions: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "secret").write_text("SECRET CONTENT\n")
+    (sessions / GOOD / "report.md").symlink_to(tmp_path / "secret")
+    assert main(["report", GOOD]) == 0
+    out = capsys.readouterr().out
+    assert "SECRET CONTENT" not in out
+    assert out.startswith(f"# vmrepair report: session `{GOOD}`")
+    assert not (sessions / GOOD / "report.md").is_symlink()
