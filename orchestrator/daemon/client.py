@@ -35,14 +35,19 @@ class DaemonClient:
         self.timeout = timeout
         self._clock = clock
 
-    def get(self, endpoint: str) -> tuple[int, Any]:
-        """GET ``endpoint``; returns (HTTP status, decoded JSON body).
+    def deadline(self) -> float:
+        """A deadline ``timeout`` from now, for several :meth:`get` calls that must finish together."""
+        return self._clock() + self.timeout
+
+    def get(self, endpoint: str, *, deadline: float | None = None) -> tuple[int, Any]:
+        """GET ``endpoint`` before ``deadline`` (default: ``timeout`` from now); returns (HTTP status,
+        decoded JSON body).
 
         Raises:
             DaemonError: no daemon answers on the socket, access is denied, the answer does not
                 arrive in time or is too large, or it is not JSON.
         """
-        raw = self._exchange(endpoint)
+        raw = self._exchange(endpoint, self.deadline() if deadline is None else deadline)
         status, body = self._parse(endpoint, raw)
         if status == _FORBIDDEN:
             raise DaemonError(f"the daemon on {self.path} refused this user",
@@ -53,14 +58,13 @@ class DaemonClient:
             raise DaemonError(f"the daemon on {self.path} answered {endpoint} with something that is "
                               "not JSON", remedy=_CHECK) from exc
 
-    def _exchange(self, endpoint: str) -> bytes:
-        deadline = self._clock() + self.timeout
+    def _exchange(self, endpoint: str, deadline: float) -> bytes:
         request = f"GET {endpoint} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
         chunks: list[bytes] = []
         size = 0
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
-                sock.settimeout(self.timeout)
+                sock.settimeout(self._remaining(deadline, endpoint))
                 sock.connect(str(self.path))
                 sock.settimeout(self._remaining(deadline, endpoint))
                 sock.sendall(request)

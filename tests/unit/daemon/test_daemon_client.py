@@ -109,3 +109,19 @@ def test_the_request_names_the_endpoint_and_closes(fake_server: Callable[[Answer
     fake_server(lambda conn: conn.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n{}"))
     with pytest.raises(DaemonError, match="refused this user"):
         DaemonClient(sock_path, timeout=5).get("/health")
+
+
+def test_several_requests_can_share_one_deadline(fake_server: Callable[[Answer], None],
+                                                 sock_path: Path) -> None:
+    def slow(conn: socket.socket) -> None:
+        time.sleep(0.4)
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n{}")
+
+    for _ in range(3):
+        fake_server(slow)
+    client = DaemonClient(sock_path, timeout=1)
+    deadline = client.deadline()
+    assert client.get("/health", deadline=deadline) == (200, {})
+    assert client.get("/ready", deadline=deadline) == (200, {})
+    with pytest.raises(DaemonError, match=f"^the daemon on {sock_path} did not answer /issues within 1 s$"):
+        client.get("/issues", deadline=deadline)
