@@ -18,10 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from orchestrator.app import App
 from orchestrator.errors import DaemonError
+
+#: Those the daemon takes with sigtimedwait() (see orchestrator.daemon.service); kept here so this
+#: module does not import the daemon's.
+HANDLED_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,9 +53,13 @@ def cmd_daemon(app: App, args: argparse.Namespace) -> int:
     argv = daemon_argv(args)
     sys.stdout.flush()
     sys.stderr.flush()
+    # The signal mask survives exec: a SIGHUP (`systemctl reload`) or SIGTERM arriving while the
+    # daemon imports and builds itself waits for its sigtimedwait() instead of killing it.
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     try:
         os.execv(argv[0], argv)  # noqa: S606 - fixed argv of our own interpreter, no shell
     except OSError as exc:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         raise DaemonError(f"cannot start the daemon: {argv[0]}: {exc.strerror or exc}",
                           remedy="run `python3 -m orchestrator.daemon` with the interpreter "
                           "vmrepair is installed for") from exc

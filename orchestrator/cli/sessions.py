@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
+from orchestrator.session.jsonfile import UNREADABLE, read_regular_file, scan_sessions
 from orchestrator.session.store import cap_text, list_sessions, load_session_meta, parse_moment
 
 #: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
@@ -22,6 +24,8 @@ from orchestrator.session.store import cap_text, list_sessions, load_session_met
 SESSION_ID_RE = re.compile(r"[0-9TZ]+-[0-9a-f]{6}")
 #: How many ids an "unknown session" message suggests.
 SUGGESTED_IDS = 5
+#: A saved report.md larger than this is rendered again rather than printed.
+MAX_REPORT_BYTES = 32 * 1024 * 1024
 #: Summary characters shown per row of the table.
 SUMMARY_WIDTH = 80
 
@@ -35,8 +39,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_sessions(app: App, args: argparse.Namespace) -> int:
-    """Raises: nothing of its own (unreadable sessions are left out by list_sessions)."""
-    found = list_sessions(app.settings.sessions_dir)
+    """Unreadable sessions are listed (status ``unreadable``) and named in a warning.
+
+    Raises:
+        StateError: the sessions directory cannot be listed.
+    """
+    try:
+        found = scan_sessions(app.settings.sessions_dir)
+    except OSError as exc:
+        raise StateError(f"cannot list {app.settings.sessions_dir}: {exc.strerror or exc}",
+                         remedy="run as root (the state directory is private)") from exc
+    bad = [meta for meta in found if meta.get("status") == UNREADABLE]
+    if bad:
+        info("warning: " + f"{len(bad)} session(s) could not be read; "
+             + "; ".join(f"{_cell(m.get('id'), 40)}: {_cell(m.get('summary'), 200)}" for m in bad))
     if args.json:
         emit_json({"sessions": [_row_dict(meta) for meta in found]})
         return 0
@@ -88,7 +104,9 @@ def cmd_report(app: App, args: argparse.Namespace) -> int:
 def _report_text(directory: Path) -> str:
     path = directory / REPORT_NAME
     if path.is_file() and not _is_stale(path):
-        return path.read_text(encoding="utf-8", errors="replace")
+        # Bounded and never through a link: anything odd is rendered again from the evidence.
+        with contextlib.suppress(StateError):
+            return read_regular_file(path, MAX_REPORT_BYTES).decode("utf-8", errors="replace")
     try:
         return write_report(directory).read_text(encoding="utf-8", errors="replace")
     except StateError as exc:
@@ -113,7 +131,10 @@ def _unknown(sessions_dir: Path, session_id: str) -> VmRepairError:
 
 def _row_dict(meta: dict[str, Any]) -> dict[str, Any]:
     keys = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
-    return {key: meta.get(key) for key in keys}
+    row = {key: meta.get(key) for key in keys}
+    if "unreadable" in meta:
+        row["unreadable"] = meta["unreadable"]
+    return row
 
 
 def _cell(value: object, width: int) -> str:

@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_status(app: App, args: argparse.Namespace) -> int:
     """Raises: DaemonError: no daemon answers on the socket, or it refused us."""
     client = DaemonClient(socket_path(app.settings.daemon))
-    _, health = client.get("/health")
-    _, ready = client.get("/ready")
-    _, issues = client.get("/issues")
+    # One deadline for the three answers: `vmrepair status` takes at most client.timeout in all.
+    deadline = client.deadline()
+    _, health = client.get("/health", deadline=deadline)
+    _, ready = client.get("/ready", deadline=deadline)
+    _, issues = client.get("/issues", deadline=deadline)
     is_ready = bool(ready.get("ready"))
     if args.json:
         emit_json({"socket": str(client.path), "health": health, "ready": ready, "issues": issues})

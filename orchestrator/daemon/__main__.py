@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -26,7 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(foreground=args.foreground, debug=args.debug)
     from orchestrator.app import App
+    from orchestrator.daemon.service import HANDLED_SIGNALS
     from orchestrator.daemon.wiring import build_daemon
+
+    # Before the config is read: a SIGHUP or SIGTERM while the daemon builds itself must wait for
+    # its sigtimedwait() (Daemon.run blocks them too; this closes the window before it).
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
 
     app: App | None = None
     try:

@@ -2,13 +2,15 @@
 
 ``/health``    liveness: the process answers (200 as long as it runs)
 ``/ready``     200 once start-up recovery has finished, 503 before (body says why)
-``/sessions``  recent repair sessions from the session store (``?limit=N``, default 20, at most 200)
+``/sessions``  recent repair sessions from the session store (``?limit=N``, default 20, at most 200);
+               one whose session.json cannot be read has status ``unreadable`` and the reason
 ``/issues``    issues of the last detection with their state (pending, recorded, repairing, ...)
 ``/metrics``   Prometheus text format
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
@@ -18,13 +20,16 @@ from orchestrator.daemon.http import Request, Response
 from orchestrator.daemon.metrics import CONTENT_TYPE, process_rss_bytes, render_metrics
 from orchestrator.daemon.server import json_response
 from orchestrator.daemon.state import DaemonState
-from orchestrator.errors import VmRepairError
-from orchestrator.session.store import list_sessions
+from orchestrator.session.jsonfile import scan_sessions
 
 ENDPOINTS = ("/health", "/ready", "/sessions", "/issues", "/metrics")
 DEFAULT_SESSIONS = 20
 MAX_SESSIONS = 200
-_SESSION_KEYS = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code")
+#: ASCII digits only, and few of them: str.isdigit() accepts '²' (which int() rejects) and other
+#: scripts' digits (which int() reads), and int() refuses more than 4,300 digits with a ValueError.
+_LIMIT_RE = re.compile(r"[0-9]{1,4}")
+_SESSION_KEYS = ("id", "target", "status", "started_at", "finished_at", "summary", "report", "exit_code",
+                 "unreadable")
 
 
 class ApiRoutes:
@@ -59,18 +64,29 @@ class ApiRoutes:
         return json_response(HTTPStatus.OK if view["ready"] else HTTPStatus.SERVICE_UNAVAILABLE, view)
 
     def _sessions(self, request: Request) -> Response:
-        text = request.query.get("limit", str(DEFAULT_SESSIONS))
-        if not text.isdigit() or not 0 < int(text) <= MAX_SESSIONS:
+        limit = _parse_limit(request.query.get("limit", str(DEFAULT_SESSIONS)))
+        if limit is None:
             return json_response(HTTPStatus.BAD_REQUEST,
                                  {"error": f"limit must be a number from 1 to {MAX_SESSIONS}"})
         try:
-            found = list_sessions(self._sessions_dir)[: int(text)]
-        except (VmRepairError, OSError) as exc:
+            found = scan_sessions(self._sessions_dir, limit=limit)
+        except OSError as exc:
             return json_response(HTTPStatus.INTERNAL_SERVER_ERROR,
-                                 {"error": f"cannot list sessions in {self._sessions_dir}: {exc}"})
-        rows: list[dict[str, Any]] = [{k: meta.get(k) for k in _SESSION_KEYS} for meta in found]
+                                 {"error": f"cannot list sessions in {self._sessions_dir}: "
+                                           f"{exc.strerror or exc}"})
+        # An unreadable session is listed with its reason ("unreadable"), never left out.
+        rows: list[dict[str, Any]] = [
+            {k: meta.get(k) for k in _SESSION_KEYS if k in meta or k != "unreadable"} for meta in found]
         return json_response(HTTPStatus.OK, {"sessions": rows})
 
     def _metrics(self, _request: Request) -> Response:
         text = render_metrics(self._state.metrics(), rss_bytes=self._rss())
         return Response(HTTPStatus.OK, text.encode(), content_type=CONTENT_TYPE)
+
+
+def _parse_limit(text: str) -> int | None:
+    """``?limit=`` as a number from 1 to MAX_SESSIONS, or None."""
+    if not _LIMIT_RE.fullmatch(text):  # fullmatch: "$" would accept a trailing newline
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_SESSIONS else None

@@ -10,6 +10,7 @@ and a Content-Length body (read and ignored); chunked bodies are refused.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.parse
@@ -20,6 +21,7 @@ from http import HTTPStatus
 #: A request (head and body) larger than this is answered 413.
 MAX_REQUEST_BYTES = 1024 * 1024
 _HEAD_END = b"\r\n\r\n"
+_LENGTH_RE = re.compile(r"[0-9]{1,12}")
 _CHUNK = 64 * 1024
 
 
@@ -108,15 +110,38 @@ def _parse_head(head: bytes) -> tuple[Request, int]:
         name, sep, value = header.partition(":")
         if not sep or not name or name != name.strip():
             raise HttpStatusError(HTTPStatus.BAD_REQUEST, "malformed header line")
+        if name.lower() == "content-length" and "content-length" in headers:
+            # Two lengths are how requests are smuggled past a proxy: never pick one.
+            raise HttpStatusError(HTTPStatus.BAD_REQUEST, "more than one Content-Length")
         headers[name.lower()] = value.strip()
     if "transfer-encoding" in headers:
         raise HttpStatusError(HTTPStatus.NOT_IMPLEMENTED, "chunked request bodies are not supported")
     length_text = headers.get("content-length", "0")
-    if not length_text.isdigit():
+    # ASCII digits of bounded length: int() refuses more than 4,300 digits with a ValueError.
+    if not _LENGTH_RE.fullmatch(length_text):
         raise HttpStatusError(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
-    url = urllib.parse.urlsplit(target)
-    query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+    try:
+        url = urllib.parse.urlsplit(target)
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+    except ValueError as exc:  # e.g. "//[" is an unclosed IPv6 host to urlsplit
+        raise HttpStatusError(HTTPStatus.BAD_REQUEST, "malformed request target") from exc
     return Request(method, url.path or "/", query, headers), int(length_text)
+
+
+def loggable(text: str, limit: int = 200) -> str:
+    """``text`` fit for a log line: control and other unprintable characters escaped (a client's
+    path must not forge log lines or terminal escapes), at most ``limit`` characters of it kept."""
+    head = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text[:limit])
+    return head if len(text) <= limit else f"{head}… ({len(text) - limit:,} more characters)"
+
+
+def render_response(response: Response) -> bytes:
+    status = response.status
+    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {response.content_type}",
+             f"Content-Length: {len(response.body)}", "Connection: close", "Cache-Control: no-store",
+             *(f"{name}: {value}" for name, value in response.headers)]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + response.body
 
 
 def write_response(
@@ -128,10 +153,6 @@ def write_response(
     Raises:
         OSError: the client went away or did not read before the deadline (TimeoutError).
     """
-    status = response.status
-    lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {response.content_type}",
-             f"Content-Length: {len(response.body)}", "Connection: close", "Cache-Control: no-store",
-             *(f"{name}: {value}" for name, value in response.headers)]
     # Since Python 3.5 a socket timeout bounds all of sendall(), not each send inside it.
     conn.settimeout(max(deadline - clock(), 0.01))
-    conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + response.body)
+    conn.sendall(render_response(response))

@@ -1,11 +1,16 @@
 """The API's accept loop: peer credentials, a bound on connections, one short-lived thread each.
 
 Every connection is checked with ``SO_PEERCRED`` (the kernel's word on the client's uid, which the
-client cannot fake); a uid the check refuses is answered 403 and audited. At most
-``max_connections`` are served at once; one more is answered 503 by the accept loop itself, which
-then drains what the client sends for at most :data:`LINGER_S`, so a flood of idle clients costs a
-few file descriptors, never a thread each. Each connection gets the whole request within
-``request_timeout_s`` (see :mod:`orchestrator.daemon.http`) and is then closed.
+client cannot fake) as soon as it is accepted, before a byte of its request is read: a uid the check
+refuses is answered 403 by the accept loop itself and never takes a slot, so refused peers cannot
+starve the API however slowly they send. Refusals are logged and audited at a bounded rate
+(:class:`~orchestrator.daemon.ratelimit.LogBudget`), the rest counted. At most ``max_connections``
+are served at once, and the last of those slots is kept for root, so an allowed non-root user cannot
+lock root out either; one more is answered 503 by the accept loop, which then drains what the client
+sends for at most :data:`LINGER_S`, so a flood of idle clients costs a few file descriptors, never a
+thread each. Each connection gets the whole request within ``request_timeout_s`` (see
+:mod:`orchestrator.daemon.http`) and is then closed. What a client sent is logged only capped and
+escaped (:func:`~orchestrator.daemon.http.loggable`).
 
 Closing a unix socket that still holds unread data makes the client's next read fail with
 ECONNRESET, before it has seen the answer. So whenever the request was not read to its end (503,
@@ -33,9 +38,12 @@ from orchestrator.daemon.http import (
     HttpStatusError,
     Request,
     Response,
+    loggable,
     read_request,
+    render_response,
     write_response,
 )
+from orchestrator.daemon.ratelimit import LogBudget
 from orchestrator.errors import VmRepairError
 
 log = logging.getLogger(__name__)
@@ -91,13 +99,19 @@ class ApiServer:
         max_connections: int,
         credentials: Callable[[socket.socket], Peer] = peer_credentials,
         clock: Callable[[], float] = time.monotonic,
+        refusals: LogBudget | None = None,
     ) -> None:
         self._listener = listener
         self._handler = handler
         self._audit = audit
         self._is_allowed = is_allowed
         self._timeout = request_timeout_s
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
+        #: Slots a non-root peer may take: all but one kept for root (none kept with a single slot).
+        self._others_max = max_connections - 1 if max_connections > 1 else max_connections
+        self._active = 0
+        self._slot_lock = threading.Lock()
+        self._refusals = refusals or LogBudget()
         self._credentials = credentials
         self._clock = clock
         # A socketpair wakes the select() on close: no polling, so an idle daemon uses no CPU here.
@@ -106,6 +120,10 @@ class ApiServer:
         self._thread: threading.Thread | None = None
         #: Connections answered 503, drained until they close or their deadline passes.
         self._lingering: dict[socket.socket, float] = {}
+
+    def reconfigure(self, *, is_allowed: Callable[[Peer], bool], request_timeout_s: float) -> None:
+        """Apply a reloaded config: new connections see the new uid check and timeout."""
+        self._is_allowed, self._timeout = is_allowed, request_timeout_s
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._accept_loop, name="api-accept", daemon=True)
@@ -154,19 +172,45 @@ class ApiServer:
         conn.close()
 
     def _accept_one(self) -> socket.socket | None:
-        """Accept one connection; returns it when it was answered 503 and must be drained."""
+        """Accept one connection; returns it when it was answered (403, 503) and must be drained."""
         try:
             conn, _ = self._listener.accept()
         except OSError as exc:  # e.g. EMFILE: keep serving the connections we have
             log.warning("accept failed: %s", exc)
             time.sleep(0.1)
             return None
-        if self._slots.acquire(blocking=False):
+        try:
+            peer = self._credentials(conn)
+        except OSError as exc:
+            log.warning("cannot read the credentials of an API client: %s", exc)
+            conn.close()
+            return None
+        if not self._is_allowed(peer):
+            self._deny(peer)
+            refused = json_response(HTTPStatus.FORBIDDEN, {"error": f"uid {peer.uid} may not use this API"})
+            return self._answer_early(conn, render_response(refused))
+        if self._take_slot(peer):
             threading.Thread(target=self._serve, args=(conn,), name="api-conn", daemon=True).start()
             return None
+        return self._answer_early(conn, _BUSY)
+
+    def _take_slot(self, peer: Peer) -> bool:
+        with self._slot_lock:
+            if self._active >= (self._max_connections if peer.uid == 0 else self._others_max):
+                return False
+            self._active += 1
+            return True
+
+    def _release_slot(self) -> None:
+        with self._slot_lock:
+            self._active -= 1
+
+    def _answer_early(self, conn: socket.socket, answer: bytes) -> socket.socket | None:
+        """Send a small answer without reading the request, half-close, and hand the connection to
+        the accept loop to drain (or close it at once when too many are lingering)."""
         try:
             conn.setblocking(False)
-            conn.send(_BUSY)
+            conn.send(answer)  # a few hundred bytes: fits in an empty socket buffer
             conn.shutdown(socket.SHUT_WR)
         except OSError:
             conn.close()
@@ -188,7 +232,7 @@ class ApiServer:
                         if not read_all:
                             self._drain_before_close(conn)
         finally:
-            self._slots.release()
+            self._release_slot()
 
     def _drain_before_close(self, conn: socket.socket) -> None:
         """Half-close, then read and drop the client's input until EOF, LINGER_S or 1 MB.
@@ -208,29 +252,29 @@ class ApiServer:
     def _respond(self, conn: socket.socket) -> tuple[Response | None, bool]:
         """The answer (None: nobody to answer) and whether the request was read to its end."""
         try:
-            peer = self._credentials(conn)
             request = read_request(conn, deadline=self._clock() + self._timeout, clock=self._clock)
         except HttpStatusError as exc:
             return json_response(exc.status, {"error": exc.message}), False
-        except OSError:  # client gone (ConnectionError) or credentials unreadable: nothing to answer
+        except OSError:  # client gone (ConnectionError): nothing to answer
             return None, False
-        if not self._is_allowed(peer):
-            self._deny(peer, request)
-            refused = {"error": f"uid {peer.uid} may not use this API"}
-            return json_response(HTTPStatus.FORBIDDEN, refused), True
         try:
             return self._handler(request), True
         except Exception as exc:  # one bad request must not take the API down
-            log.exception("API handler failed for %s", request.path)
+            log.exception("API handler failed for %s %s", loggable(request.method, 20),
+                          loggable(request.path))
             error = {"error": f"{type(exc).__name__}: {exc}"}
             return json_response(HTTPStatus.INTERNAL_SERVER_ERROR, error), True
 
-    def _deny(self, peer: Peer, request: Request) -> None:
-        log.warning("API request %s %s from uid %d (pid %d) refused", request.method, request.path,
-                    peer.uid, peer.pid)
+    def _deny(self, peer: Peer) -> None:
+        suppressed = self._refusals.admit()
+        if suppressed is None:
+            return
+        more = f" ({suppressed} more refused connections were not logged)" if suppressed else ""
+        log.warning("API connection from uid %d (pid %d) refused%s", peer.uid, peer.pid, more)
+        details = {"uid": peer.uid, "pid": peer.pid, "gid": peer.gid}
+        if suppressed:
+            details["suppressed"] = suppressed
         try:
-            self._audit.record("api_denied", component="daemon", status="denied",
-                               details={"uid": peer.uid, "pid": peer.pid, "gid": peer.gid,
-                                        "method": request.method, "path": request.path})
+            self._audit.record("api_denied", component="daemon", status="denied", details=details)
         except VmRepairError as exc:
-            log.exception("cannot audit a refused API request: %s", exc.message)
+            log.exception("cannot audit a refused API connection: %s", exc.message)

@@ -1,8 +1,11 @@
 """The daemon's lifecycle: start-up hooks, API, job thread, watchdog, and a clean stop on a signal.
 
-Threads: the main thread only waits for SIGTERM/SIGINT (``sigtimedwait``, with both signals blocked
-in every thread, so no Python signal handler ever runs in the middle of a lock) and sends watchdog
-pings. One thread does everything that touches the target or the state store: the start-up hooks,
+Threads: the main thread only waits for SIGTERM/SIGINT and SIGHUP (``sigtimedwait``, with the
+signals blocked in every thread, so no Python signal handler ever runs in the middle of a lock) and
+sends watchdog pings. SIGHUP reloads the configuration, as daemons conventionally do (``systemctl
+reload vmrepair``): validated first, an invalid one refused with the running one kept; which
+settings apply live and which need a restart is listed in :mod:`orchestrator.daemon.reload`.
+One thread does everything that touches the target or the state store: the start-up hooks,
 then the jobs (:class:`~orchestrator.daemon.scheduler.Scheduler`); one thread, because the state
 store's connection must not be shared between threads, and so that nothing overlaps. The API has
 an accept thread and one short-lived thread per connection; it serves from the start, so `vmrepair
@@ -30,6 +33,7 @@ from orchestrator.config.daemon import DaemonSettings
 from orchestrator.daemon import socketpath
 from orchestrator.daemon.api import ApiRoutes
 from orchestrator.daemon.notify import SystemdNotifier
+from orchestrator.daemon.reload import ReloadedConfig, plan_reload
 from orchestrator.daemon.scheduler import DAEMON_COMPONENT, Scheduler
 from orchestrator.daemon.server import ApiServer, uid_check
 from orchestrator.daemon.state import DaemonState
@@ -38,6 +42,8 @@ from orchestrator.errors import VmRepairError
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
+#: Blocked in every thread and taken by sigtimedwait() in the main thread only.
+HANDLED_SIGNALS = STOP_SIGNALS | {signal.SIGHUP}
 #: How often the main thread wakes when systemd wants no watchdog pings (to notice a dead job thread).
 IDLE_CHECK_S = 30.0
 #: Exit status when the job thread died: Restart=on-failure starts a fresh daemon.
@@ -73,6 +79,8 @@ class Daemon:
     sessions_dir: Path
     startup_hooks: Sequence[StartupHook] = ()
     notifier: SystemdNotifier = field(default_factory=SystemdNotifier)
+    #: Loads config.yaml again on SIGHUP (raises ConfigError when invalid); None: nothing to reload.
+    reload_config: Callable[[], ReloadedConfig] | None = None
     _server: ApiServer | None = field(default=None, init=False)
     _socket_inode: int = field(default=0, init=False)
     _jobs: threading.Thread | None = field(default=None, init=False)
@@ -87,7 +95,7 @@ class Daemon:
         self.notifier.status("starting")
         listener = socketpath.bind_listener(
             self.socket_path, backlog=self.settings.max_connections,
-            mode=0o666 if self.settings.allowed_uids else 0o600)
+            mode=socketpath.socket_mode(self.settings))
         self._socket_inode = self.socket_path.stat().st_ino
         self._server = ApiServer(
             listener, ApiRoutes(self.state, self.sessions_dir), self.audit,
@@ -135,13 +143,17 @@ class Daemon:
             self.state.set_ready("start-up recovery finished")
 
     def wait_for_stop(self) -> int | None:
-        """Block until SIGTERM or SIGINT (which the caller has blocked) and return it; ping the
-        watchdog meanwhile. None when the job thread is gone (a bug): the daemon cannot do its work."""
+        """Block until SIGTERM or SIGINT (which the caller has blocked) and return it; reload the
+        configuration on SIGHUP and ping the watchdog meanwhile. None when the job thread is gone (a
+        bug): the daemon cannot do its work."""
         interval = self.notifier.watchdog_interval_s
         while True:
-            info = signal.sigtimedwait(STOP_SIGNALS, interval or IDLE_CHECK_S)
-            if info is not None:
+            info = signal.sigtimedwait(HANDLED_SIGNALS, interval or IDLE_CHECK_S)
+            if info is not None and info.si_signo in STOP_SIGNALS:
                 return info.si_signo
+            if info is not None:
+                self.reload()
+            # No `continue` after a reload: a stream of SIGHUPs must not starve the watchdog ping.
             if self._jobs is None or not self._jobs.is_alive():
                 log.critical("the job thread is gone; exiting so the service manager restarts us")
                 return None
@@ -155,6 +167,50 @@ class Daemon:
     def _is_healthy(self) -> bool:
         current = self.scheduler.current_job()
         return current is None or current[1] < self.settings.job_stall_s
+
+    def reload(self) -> bool:
+        """Load the configuration again and apply what can change live (SIGHUP); True when the new
+        one was accepted. An invalid one (or a loader that fails in any way) is refused with a log
+        line and an audit record, and the running configuration is kept: a typo in config.yaml must
+        not stop a daemon that works. Never raises."""
+        if self.reload_config is None:
+            log.warning("SIGHUP: this daemon has no configuration to reload")
+            return False
+        try:
+            loaded = self.reload_config()
+        except VmRepairError as exc:
+            return self._refuse_reload(exc.message)
+        except Exception as exc:  # a bug in the loader must not take a working daemon down
+            log.debug("configuration loader failed", exc_info=True)
+            return self._refuse_reload(f"{type(exc).__name__}: {exc}")
+        plan = plan_reload(self.settings, loaded)
+        self.settings = plan.settings
+        if self._server is not None:
+            self._server.reconfigure(is_allowed=uid_check(plan.settings.allowed_uids),
+                                     request_timeout_s=plan.settings.request_timeout_s)
+            try:
+                socketpath.set_socket_mode(self.socket_path, self._socket_inode,
+                                           socketpath.socket_mode(plan.settings))
+            except OSError as exc:
+                log.warning("SIGHUP: cannot change the mode of %s: %s", self.socket_path, exc)
+        where = str(loaded.path or "the built-in defaults")
+        log.info("SIGHUP: reloaded %s: applied %s; needs a restart to apply: %s", where,
+                 ", ".join(plan.applied) or "nothing", ", ".join(plan.needs_restart) or "nothing")
+        self._audit_quietly("config_reloaded", "ok", {
+            "path": where, "applied": list(plan.applied), "needs_restart": list(plan.needs_restart)})
+        return True
+
+    def _refuse_reload(self, message: str) -> bool:
+        log.error("SIGHUP: configuration refused, the running one is kept: %s", message)
+        self._audit_quietly("config_reload_refused", "refused", {"error": message})
+        return False
+
+    def _audit_quietly(self, event: str, status: str, details: dict[str, object]) -> None:
+        try:
+            self.audit.record(event, component=DAEMON_COMPONENT, status=status, details=details,
+                              durable=True)
+        except VmRepairError as exc:
+            log.exception("cannot write to the audit log: %s", exc.message)
 
     def stop(self) -> bool:
         """Stop jobs and API; returns False when a job had to be abandoned (see module docstring)."""
@@ -176,14 +232,14 @@ class Daemon:
         return finished
 
     def run(self) -> int:
-        """start(), wait for SIGTERM/SIGINT, stop(); the CLI's `vmrepair daemon`.
+        """start(), wait for SIGTERM/SIGINT (reloading on SIGHUP), stop(); the CLI's `vmrepair daemon`.
 
         Raises:
             DaemonError: as :meth:`start`.
         """
         # Blocked before any thread starts, so every thread inherits the mask and the signals are
         # only ever taken by sigtimedwait() in this thread.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
             self.start()
         except BaseException:

@@ -139,3 +139,20 @@ def remove_socket(path: Path, inode: int) -> None:
         st = os.lstat(path)
         if stat.S_ISSOCK(st.st_mode) and st.st_ino == inode:
             path.unlink()
+
+
+def socket_mode(settings: DaemonSettings) -> int:
+    """0666 when ``allowed_uids`` lets other users in (the 0700 directory and the uid check still
+    keep everyone else out), else 0600."""
+    return 0o666 if settings.allowed_uids else 0o600
+
+
+def set_socket_mode(path: Path, inode: int, mode: int) -> None:
+    """chmod ``path`` if it is still the socket we bound (see :func:`remove_socket`).
+
+    Raises:
+        OSError: it cannot be changed.
+    """
+    st = os.lstat(path)
+    if stat.S_ISSOCK(st.st_mode) and st.st_ino == inode:
+        path.chmod(mode)

@@ -13,16 +13,20 @@ repair pipeline, quarantine, boot diagnostics) are imported on first use, which 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable, Mapping
 
 from orchestrator.app import App
 from orchestrator.audit.sink import AuditSink
 from orchestrator.baseline import layout
 from orchestrator.config.daemon import DaemonSettings
+from orchestrator.config.settings import Settings, load_settings
 from orchestrator.daemon.audit_tap import CountingAuditSink
 from orchestrator.daemon.detection import DEFERRED, DetectionJob, RepairResult
 from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
 from orchestrator.daemon.notify import SystemdNotifier
+from orchestrator.daemon.reload import ReloadedConfig
 from orchestrator.daemon.scheduler import Scheduler
 from orchestrator.daemon.service import Daemon, HookResult, StartupHook
 from orchestrator.daemon.socketpath import socket_path
@@ -68,7 +72,24 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
              StartupHook("boot-diagnostics", lambda: diagnose_at_start(app, spec, state, audit))]
     return Daemon(settings=config, state=state, scheduler=scheduler, audit=audit,
                   socket_path=socket_path(config), sessions_dir=app.settings.sessions_dir,
-                  startup_hooks=hooks, notifier=notifier)
+                  startup_hooks=hooks, notifier=notifier, reload_config=config_reloader(app.settings))
+
+
+def config_reloader(running: Settings, *, env: Mapping[str, str] | None = None,
+                    ) -> Callable[[], ReloadedConfig]:
+    """Loads config.yaml (and the environment) again for SIGHUP, comparing every setting outside
+    ``daemon:`` with ``running``, the settings the daemon was built from (those apply at a restart).
+
+    The returned function raises ConfigError when the file is missing or invalid.
+    """
+    others = [f.name for f in dataclasses.fields(Settings) if f.name not in ("daemon", "config_path")]
+
+    def load() -> ReloadedConfig:
+        fresh = load_settings(None if env is None else dict(env))
+        changed = tuple(name for name in others if getattr(fresh, name) != getattr(running, name))
+        return ReloadedConfig(fresh.daemon, fresh.config_path, changed)
+
+    return load
 
 
 # -- jobs ------------------------------------------------------------------------------------------

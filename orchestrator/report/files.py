@@ -9,13 +9,14 @@ stage without a suffix (``attempts.json``) is read as the session's only compone
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.errors import StateError
 from orchestrator.session.evidence import Evidence
+from orchestrator.session.jsonfile import read_json_file
 
 #: Evidence with one file per repaired component (the names the pipeline writes), longest names first
 #: so the alternation picks them.
@@ -47,16 +48,14 @@ class SessionFiles:
     def load(self, name: str) -> Loaded:
         path = self.dir / f"{name}.json"
         try:
-            size = path.stat().st_size
-            if size > MAX_JSON_BYTES:
-                return Loaded(error=f"{path.name} is {size:,} bytes, too large to read")
-            return Loaded(json.loads(path.read_bytes()))
-        except FileNotFoundError:
-            return Loaded(missing=True)
-        except OSError as exc:
-            return Loaded(error=f"cannot read {path.name}: {exc.strerror or exc}")
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both derive from it
-            return Loaded(error=f"{path.name} is not valid JSON ({exc})")
+            # Bounded and non-blocking: a FIFO or a huge or deeply nested file says why, never hangs.
+            return Loaded(read_json_file(path, max_bytes=MAX_JSON_BYTES))
+        except StateError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return Loaded(missing=True)
+            if exc.message.startswith("cannot read: "):
+                return Loaded(error=f"cannot read {path.name}: {exc.message.removeprefix('cannot read: ')}")
+            return Loaded(error=f"{path.name} is {exc.message}")
 
     def stage(self, stage: str, component: str) -> Loaded:
         """``<stage>-<component>.json``, or ``<stage>.json`` for the unnamed component ``""``."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from pathlib import Path
+
+from orchestrator.errors import StateError
+from orchestrator.session.jsonfile import read_json_file
 
 #: Sessions looked at (newest first) before giving up: this is a hint, not a search.
 MAX_SESSIONS = 50
@@ -16,21 +16,9 @@ MAX_META_BYTES = 1024 * 1024
 def _read_meta(path: Path) -> object:
     """session.json as JSON, or None: never blocks on a FIFO, never reads a huge file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
+        return read_json_file(path, max_bytes=MAX_META_BYTES)
+    except StateError:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_META_BYTES:
-            return None
-        with os.fdopen(fd, "rb") as file:
-            fd = -1
-            return json.loads(file.read(MAX_META_BYTES))
-    except (OSError, ValueError, RecursionError):
-        return None
-    finally:
-        if fd >= 0:
-            os.close(fd)
 
 
 def last_run_escalated(sessions_dir: Path, target: str) -> bool:

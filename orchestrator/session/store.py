@@ -34,6 +34,7 @@ from orchestrator.audit.sink import AuditSink
 from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.model import SessionStatus
+from orchestrator.session.jsonfile import UNREADABLE, read_session_meta, scan_sessions
 from orchestrator.transport.output import cap_text as _cap_text
 
 log = logging.getLogger(__name__)
@@ -169,21 +170,12 @@ def new_session(sessions_dir: Path, target: str, *, audit: AuditSink | None = No
 
 
 def load_session_meta(directory: Path) -> dict[str, Any]:
-    try:
-        data: object = json.loads((directory / "session.json").read_bytes())
-    except (OSError, ValueError) as exc:
-        raise StateError(f"session {directory.name}: unreadable session.json ({exc})") from exc
-    if not isinstance(data, dict):
-        raise StateError(f"session {directory.name}: unreadable session.json (not a JSON object)")
-    return data
+    """Raises: StateError: session.json is missing, not a regular file, too large or deep, or not a
+    JSON object (see :mod:`orchestrator.session.jsonfile`)."""
+    return read_session_meta(directory)
 
 
 def list_sessions(sessions_dir: Path) -> list[dict[str, Any]]:
-    if not sessions_dir.is_dir():
-        return []
-    found = []
-    for entry in sorted(sessions_dir.iterdir(), reverse=True):
-        if entry.is_dir():
-            with contextlib.suppress(StateError):
-                found.append(load_session_meta(entry))
-    return found
+    """Readable sessions, newest first (listings that must show unreadable ones too use
+    :func:`~orchestrator.session.jsonfile.scan_sessions`)."""
+    return [meta for meta in scan_sessions(sessions_dir) if meta.get("status") != UNREADABLE]

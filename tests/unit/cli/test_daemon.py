@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from orchestrator.daemon.api import ApiRoutes
 from orchestrator.daemon.server import ApiServer, Peer, uid_check
 from orchestrator.daemon.socketpath import bind_listener
 from orchestrator.daemon.state import DaemonState
+from orchestrator.errors import DaemonError
 from orchestrator.model import Issue, IssueKind, Severity
 
 EXIT_DAEMON = 16
@@ -114,3 +116,29 @@ def test_daemon_reexecs_into_the_lean_entry_point() -> None:
         "/usr/bin/python3", "-P", "-m", "orchestrator.daemon", "--foreground"]
     args = argparse.Namespace(foreground=False, debug=True)
     assert daemon_argv(args, "/usr/bin/python3")[-1] == "--debug"
+
+
+def test_daemon_blocks_its_signals_before_the_exec(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGHUP (`systemctl reload`) while the daemon still imports must wait for sigtimedwait()
+    rather than kill it (issue 13 item 4); the mask survives exec."""
+    from orchestrator.cli import daemon as cli_daemon
+
+    seen: list[set[int]] = []
+
+    def fake_exec(_path: str, _argv: list[str]) -> None:
+        seen.append(set(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+        raise OSError(2, "No such file or directory")
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    monkeypatch.setattr(cli_daemon.os, "execv", fake_exec)
+    with pytest.raises(DaemonError, match="cannot start the daemon"):
+        cli_daemon.cmd_daemon(None, argparse.Namespace(foreground=False, debug=False))  # type: ignore[arg-type]
+    assert {signal.SIGHUP, signal.SIGTERM, signal.SIGINT} <= seen[0]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before  # restored when the exec failed
+
+
+def test_the_cli_blocks_the_signals_the_daemon_takes() -> None:
+    from orchestrator.cli.daemon import HANDLED_SIGNALS as CLI_SIGNALS
+    from orchestrator.daemon.service import HANDLED_SIGNALS
+
+    assert CLI_SIGNALS == HANDLED_SIGNALS

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from orchestrator.audit.sink import MemoryAuditSink, log_quarantine, log_recovery
 from orchestrator.daemon.api import ApiRoutes
@@ -124,3 +127,46 @@ def test_metrics_count_what_happened(state: DaemonState, tmp_path: Path) -> None
         "process_resident_memory_bytes 52428800",
         "# TYPE vmrepair_repairs_total counter",
     } <= lines
+
+
+@pytest.mark.parametrize("text", ["²", "1²", "\u0661", "0", "201", "-1", "+5", " 5", "5 ", "1" * 5000, "",
+                                  "0x10", "1e2", "१२"])
+def test_sessions_limit_must_be_ascii_digits_in_range(state: DaemonState, tmp_path: Path, text: str) -> None:
+    """Regression (issue 13 item 10): '²' passed str.isdigit() and 5,000 digits passed too; both
+    crashed int() with a 500 and a traceback."""
+    status, data = _json(ApiRoutes(state, tmp_path), "/sessions", limit=text)
+    assert (status, data) == (400, {"error": "limit must be a number from 1 to 200"})
+
+
+@pytest.mark.parametrize("text", ["1", "007", "200"])
+def test_sessions_limit_in_range_is_accepted(state: DaemonState, tmp_path: Path, text: str) -> None:
+    assert _json(ApiRoutes(state, tmp_path / "none"), "/sessions", limit=text) == (200, {"sessions": []})
+
+
+def test_a_fifo_session_is_listed_unreadable_and_does_not_hang(state: DaemonState, tmp_path: Path) -> None:
+    """Regression (issue 13 item 5): /sessions opened a FIFO session.json and blocked for ever,
+    holding one of the API's connection slots."""
+    good = new_session(tmp_path / "sessions", "local")
+    fifo = tmp_path / "sessions" / "29990101T000000Z-ffffff"
+    fifo.mkdir()
+    os.mkfifo(fifo / "session.json")
+    status, data = _json(ApiRoutes(state, tmp_path / "sessions"), "/sessions")
+    assert status == 200
+    assert data["sessions"][0] == {
+        "id": fifo.name, "status": "unreadable", "unreadable": "not a regular file (a FIFO)",
+        "summary": "unreadable session.json: not a regular file (a FIFO)", "target": None,
+        "started_at": None, "finished_at": None, "report": None, "exit_code": None}
+    assert data["sessions"][1]["id"] == good.id
+    assert "unreadable" not in data["sessions"][1]
+
+
+def test_an_unlistable_sessions_dir_is_500_naming_it(state: DaemonState, tmp_path: Path) -> None:
+    (tmp_path / "sessions").mkdir(mode=0o000)
+    try:
+        if os.access(tmp_path / "sessions", os.R_OK):
+            pytest.skip("running as root: permissions do not stop us")
+        status, data = _json(ApiRoutes(state, tmp_path / "sessions"), "/sessions")
+    finally:
+        (tmp_path / "sessions").chmod(0o700)
+    assert status == 500
+    assert data["error"].startswith(f"cannot list sessions in {tmp_path / 'sessions'}: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -10,11 +11,13 @@ import time
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from orchestrator.audit.sink import MemoryAuditSink
 from orchestrator.daemon.http import Request, Response
+from orchestrator.daemon.ratelimit import LogBudget
 from orchestrator.daemon.server import ApiServer, Peer, json_response, uid_check
 from orchestrator.daemon.socketpath import bind_listener
 from tests.unit.daemon.helpers import http_get, split_response
@@ -33,9 +36,15 @@ def serve(sock_path: Path, audit: MemoryAuditSink) -> Iterator[Serve]:
 
     def factory(handler: Callable[[Request], Response] = _hello, *, uid: int | None = 0,
                 allowed: tuple[int, ...] = (), timeout: float = 2.0, max_connections: int = 4,
-                is_allowed: Callable[[Peer], bool] | None = None) -> ApiServer:
-        kwargs = {} if uid is None else {"credentials": lambda _conn: Peer(4242, uid, uid)}
-        server = ApiServer(bind_listener(sock_path, backlog=8), handler, audit,
+                is_allowed: Callable[[Peer], bool] | None = None,
+                credentials: Callable[[socket.socket], Peer] | None = None,
+                refusals: LogBudget | None = None) -> ApiServer:
+        kwargs: dict[str, Any] = {} if uid is None else {"credentials": lambda _conn: Peer(4242, uid, uid)}
+        if credentials is not None:
+            kwargs["credentials"] = credentials
+        if refusals is not None:
+            kwargs["refusals"] = refusals
+        server = ApiServer(bind_listener(sock_path, backlog=64), handler, audit,
                            is_allowed=is_allowed or uid_check(allowed), request_timeout_s=timeout,
                            max_connections=max_connections, **kwargs)
         server.start()
@@ -75,9 +84,9 @@ def test_non_root_peer_gets_403_and_is_audited(serve: Serve, sock_path: Path,
     status, _, body = split_response(http_get(sock_path, "/issues"))
     assert status == 403
     assert json.loads(body) == {"error": "uid 1000 may not use this API"}
+    # Refused at accept, before the request is read (issue 13 item 6): no method or path to record.
     assert audit.records == [{"event": "api_denied", "component": "daemon", "status": "denied",
-                              "details": {"uid": 1000, "pid": 4242, "gid": 1000, "method": "GET",
-                                          "path": "/issues"}, "durable": False}]
+                              "details": {"uid": 1000, "pid": 4242, "gid": 1000}, "durable": False}]
 
 
 def test_uids_listed_in_settings_are_allowed(serve: Serve, sock_path: Path) -> None:
@@ -173,3 +182,101 @@ def test_close_stops_accepting(serve: Serve, sock_path: Path) -> None:
     server.close()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock, pytest.raises(ConnectionRefusedError):
         sock.connect(str(sock_path))
+
+
+# -- refused peers and slots (issue 13 item 6) -------------------------------------------------------
+
+def _client_as(sock_path: Path, uid: int, n: int) -> socket.socket:
+    """A client whose bound name carries the uid :func:`_by_name` reports for it."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(sock_path.parent / f"c-{uid}-{n}"))
+    sock.settimeout(5)
+    sock.connect(str(sock_path))
+    return sock
+
+
+def _by_name(conn: socket.socket) -> Peer:
+    """Fake credentials: the uid in the client's bound name (``c-UID-N``), root when unbound."""
+    name = conn.getpeername()
+    uid = int(Path(name).name.split("-")[1]) if name else 0
+    return Peer(4242, uid, uid)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_slow_refused_peers_do_not_starve_root(serve: Serve, sock_path: Path) -> None:
+    """Regression: the request was read before the uid check, so refused peers sending slowly held
+    every slot for request_timeout_s and root got 503."""
+    serve(credentials=_by_name, max_connections=4, timeout=5)
+    slow = [_client_as(sock_path, 1000, n) for n in range(8)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET /health HTTP/1.1\r\n")  # and never the rest
+        time.sleep(0.2)
+        began = time.monotonic()
+        assert split_response(http_get(sock_path, "/health"))[0] == 200
+        assert time.monotonic() - began < 1
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_refused_peer_is_answered_403_before_sending_anything(serve: Serve, sock_path: Path) -> None:
+    serve(credentials=_by_name, timeout=5)
+    with _client_as(sock_path, 1000, 0) as sock:
+        began = time.monotonic()
+        status, _, body = split_response(_read_all(sock))
+    assert (status, json.loads(body)) == (403, {"error": "uid 1000 may not use this API"})
+    assert time.monotonic() - began < 1
+
+
+def test_one_slot_is_kept_for_root(serve: Serve, sock_path: Path) -> None:
+    serve(credentials=_by_name, allowed=(1000,), max_connections=2, timeout=5)
+    with _client_as(sock_path, 1000, 0):  # idle: holds the one slot other uids may use
+        time.sleep(0.1)
+        with _client_as(sock_path, 1000, 1) as second:
+            second.sendall(b"GET /health HTTP/1.1\r\n\r\n")
+            assert split_response(_read_all(second))[0] == 503
+        assert split_response(http_get(sock_path, "/health"))[0] == 200
+
+
+def test_refusals_are_logged_and_audited_at_a_bounded_rate(serve: Serve, sock_path: Path,
+                                                           audit: MemoryAuditSink,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    serve(credentials=_by_name, refusals=LogBudget(burst=3, window_s=60, clock=lambda: now[0]))
+    with caplog.at_level(logging.WARNING, logger="orchestrator.daemon.server"):
+        for n in range(10):
+            with _client_as(sock_path, 1000, n) as sock:
+                assert split_response(_read_all(sock))[0] == 403
+        now[0] = 61.0
+        with _client_as(sock_path, 1000, 99) as sock:
+            assert split_response(_read_all(sock))[0] == 403
+    lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert lines[:3] == ["API connection from uid 1000 (pid 4242) refused"] * 3
+    assert lines[3:] == ["API connection from uid 1000 (pid 4242) refused (7 more refused connections "
+                         "were not logged)"]
+    assert len(audit.records) == 4
+    assert audit.records[-1]["details"] == {"uid": 1000, "pid": 4242, "gid": 1000, "suppressed": 7}
+
+
+def test_a_failing_request_is_logged_with_its_path_capped_and_escaped(
+        serve: Serve, sock_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: the request path was logged whole, control characters and all."""
+    def boom(_request: Request) -> Response:
+        raise RuntimeError("kaput")
+
+    serve(boom)
+    path = "/x\x1b[31m" + "a" * 100_000
+    with caplog.at_level(logging.ERROR, logger="orchestrator.daemon.server"):
+        assert split_response(http_get(sock_path, path))[0] == 500
+    [message] = [r.getMessage() for r in caplog.records if "handler failed" in r.getMessage()]
+    assert message.startswith("API handler failed for GET /x\\x1b[31maaa")
+    assert message.endswith(f"… ({len(path) - 200:,} more characters)")
+    assert len(message) < 300
+    assert "\x1b" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -92,3 +93,47 @@ def test_daemon_that_cannot_start_says_why(tmp_path: Path, sock_path: Path) -> N
     assert (f"cannot run the daemon: {sock_path} is a regular file; refusing to replace it with the "
             "daemon's socket") in proc.stderr
     assert sock_path.read_text() == "not a socket"
+
+
+def test_sighup_reloads_the_config_and_never_kills_the_daemon(
+        tmp_path: Path, sock_path: Path, notify_socket: tuple[Path, socket.socket]) -> None:
+    """Regression (issue 13 item 4): SIGHUP killed the daemon (exit 129) without a log line or an
+    audit record, and left its socket behind."""
+    config = _config(tmp_path)
+    good = config.read_text()
+    env = {**os.environ, "VMREPAIR_CONFIG": str(config), "VMREPAIR_STATE_DIR": str(tmp_path / "state"),
+           "VMREPAIR_SOCKET": str(sock_path), "NOTIFY_SOCKET": str(notify_socket[0])}
+    env.pop("WATCHDOG_USEC", None)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.daemon", "--foreground"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        _wait_for(notify_socket[1], "READY=1", timeout=30)
+        config.write_text(good.replace("policy: detect-only", "policy: nonsense"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        config.unlink()
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        config.write_text(good.replace("detect_interval_s: 3600",
+                                       "detect_interval_s: 3600\n  job_stall_s: 60"))
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.communicate()[1].decode()
+        assert split_response(http_get(sock_path, "/health"))[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = stderr.decode()
+    assert proc.returncode == 0, text
+    assert "SIGHUP: configuration refused, the running one is kept" in text
+    assert f"SIGHUP: configuration refused, the running one is kept: {config}: daemon.policy" in text
+    assert f"SIGHUP: configuration refused, the running one is kept: {config}: file not found" in text
+    assert (f"SIGHUP: reloaded {config}: applied daemon.job_stall_s; needs a restart to apply: nothing"
+            in text)
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in audit if r["event"].startswith("config_")] == [
+        "config_reload_refused", "config_reload_refused", "config_reloaded"]
+    assert not sock_path.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -269,3 +270,11 @@ def test_write_report_failure_is_a_state_error(tmp_path: Path) -> None:
 def test_report_is_valid_utf8_json_safe(repaired: Session) -> None:
     # The CLI prints it and --json embeds paths; make sure nothing undecodable sneaks in.
     json.dumps(render_report(repaired.dir))
+
+
+def test_a_fifo_evidence_file_is_reported_not_waited_for(repaired: Session) -> None:
+    """Regression (issue 13 item 5): a FIFO in the session directory hung `vmrepair report`."""
+    (repaired.dir / "timeline.json").unlink()
+    os.mkfifo(repaired.dir / "timeline.json")
+    text = render_report(repaired.dir)
+    assert "## Timeline\n\n_Could not be shown: timeline.json is not a regular file (a FIFO)" in text
