@@ -431,14 +431,13 @@ class RemoteAgent:
         return target
 
     def cleanup(self) -> None:
-        """Remove the pack archives and uploads this client left in ``remote_dir``; stop the server."""
-        try:
-            if self._leftovers:
-                answer = self._call("discard", {"paths": sorted(self._leftovers)})
-                self._parse("discard", DiscardWire, answer)
-                self._leftovers.clear()
-        finally:
-            self.close()
+        """Remove the pack archives and uploads this client left in ``remote_dir``. The server keeps
+        running for later requests: it ends with the transport's connection (or :meth:`close`)."""
+        if not self._leftovers:
+            return
+        answer = self._call("discard", {"paths": sorted(self._leftovers)})
+        self._parse("discard", DiscardWire, answer)
+        self._leftovers.clear()
 
 
 def _placeholder_spec(placeholder: Placeholder, entry: FileEntry | None) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_one_server_answers_every_request(tmp_path: Path, remote_dir: Path) -> N
     assert agent.disk_usage("/").used_pct > 0
     assert len(transport.streams) == 1
     assert transport.agent_runs == 0
-    agent.cleanup()
+    agent.close()
     assert not transport.streams[0].is_alive
 
 
