@@ -141,11 +141,12 @@ def parse_deb822_sources(text: str, file: str) -> Parsed[AptSource]:
         for line in stanza.splitlines():
             if line.startswith("#"):
                 continue
-            if line[:1].isspace() and key:
-                fields[key] += " " + line.strip()
+            if line[:1].isspace():
+                if key in fields:
+                    fields[key] += " " + line.strip()
                 continue
-            key, sep, value = line.partition(":")
-            key = key.strip().lower()
+            name, sep, value = line.partition(":")
+            key = name.strip().lower() if sep else ""
             if sep:
                 fields[key] = value.strip()
         if not fields:
