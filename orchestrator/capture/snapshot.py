@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.agent.api import DiskUsage, Manifest, Placeholder
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.errors import TransportError
+from orchestrator.facts import TargetFacts
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, IssueKind
 from orchestrator.session.store import Session, cap_text
@@ -30,6 +31,8 @@ class Capture:
     packages: dict[str, str | None] = field(default_factory=dict)
     units: dict[str, dict[str, str]] = field(default_factory=dict)
     disk: DiskUsage | None = None
+    #: What the target is made of (None when a caller did not ask: unit tests, old sessions).
+    facts: TargetFacts | None = None
 
     @property
     def placeholder_paths(self) -> set[str]:
@@ -42,6 +45,7 @@ class Capture:
             "placeholders": [{"path": p.path, "size": p.size, "sha256": p.sha256} for p in self.placeholders],
             "packages": self.packages, "units": self.units,
             "disk": asdict(self.disk) if self.disk else None,
+            "facts": self.facts.as_dict() if self.facts else None,
         }
 
 
@@ -57,7 +61,7 @@ def capture_paths(components: list[Component], kinds: set[IssueKind]) -> list[st
 
 
 #: The unit state recorded with a capture (evidence of how the target's services were).
-UNIT_PROPERTIES = ("ActiveState", "SubState", "UnitFileState")
+UNIT_PROPERTIES = ("LoadState", "ActiveState", "SubState", "UnitFileState")
 
 
 def capture_components(
@@ -68,8 +72,11 @@ def capture_components(
     kinds: set[IssueKind],
     *,
     max_file_bytes: int,
+    facts: TargetFacts | None = None,
 ) -> Capture:
-    """Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
+    """Pack and record; ``facts`` (read by the caller) are recorded with the capture.
+
+    Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
     paths = capture_paths(components, kinds)
     packed = agent.pack(paths, max_file_bytes=max_file_bytes)
@@ -94,12 +101,14 @@ def capture_components(
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
-    capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk)
+    capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
+                      facts)
     data = capture.as_dict()
     data["placeholder_samples"] = {
         p.path: {"head": cap_text(p.head, 512), "tail": cap_text(p.tail, 512)} for p in packed.placeholders
     }
     session.write_json("capture", data)
     session.event("capture", "captured", files=len(packed.manifest.entries),
-                  placeholders=len(packed.placeholders), tar_bytes=local_tar.stat().st_size)
+                  placeholders=len(packed.placeholders), tar_bytes=local_tar.stat().st_size,
+                  target=facts.summary() if facts else "")
     return capture

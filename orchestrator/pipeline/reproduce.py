@@ -3,7 +3,11 @@ the troubleshooting environment, and check that the fault shows there too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orchestrator.capture.snapshot import Capture, capture_components
+from orchestrator.facts import read_facts
+from orchestrator.facts.compare import environment_differences
 from orchestrator.model import Component, Issue, IssueKind
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.triage import DISK_KINDS
@@ -17,10 +21,13 @@ def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
             components: list[Component]) -> Capture:
     """Raises: TransportError, AgentError (the target could not be read)."""
     with ctx.session.stage(Stage.CAPTURE) as st:
+        facts = read_facts(ctx.transport, ctx.agent, components)
         captured = capture_components(ctx.session, ctx.transport, ctx.agent, components,
                                       {issue.kind, *(i.kind for i in related)},
-                                      max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes)
-        st.detail = f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders"
+                                      max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes,
+                                      facts=facts)
+        st.detail = (f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders;"
+                     f" target: {facts.summary()}")
     return captured
 
 
@@ -33,6 +40,11 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
     with ctx.session.stage(Stage.SANDBOX) as st:
         up = sandbox.wait_ready()
         imported = sandbox.import_capture(captured, components)
+        if captured.facts is not None:
+            # Checked once the VM runs the target's configuration: what it lacks, a probe failing
+            # there could be failing for (reproduce refuses to count such a failure).
+            imported = replace(imported, differences=environment_differences(
+                captured.facts, captured.units, sandbox.transport, components))
         if issue.kind in DISK_KINDS and captured.disk is not None:
             sandbox.fill_disk_to(captured.disk.used_pct if issue.kind is IssueKind.DISK_FULL
                                  else ctx.app.settings.watch.thresholds.disk_critical_pct)
@@ -54,10 +66,21 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
         results = probes.run_all()
         observed = next((r for r in results if r.probe == issue.probe), None) or probes.run_probe(issue.probe)
         passing = frozenset(r.probe for r in results if r.ok and not r.is_unavailable)
+        differences = imported.differences
         ctx.session.write_json(Evidence.REPRODUCE.file(issue.component), {
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
-            "evidence": observed.evidence, "import_complete": imported.is_complete})
-        if observed.ok or observed.is_unavailable:
+            "evidence": observed.evidence, "import_complete": imported.is_complete,
+            "unit_states": list(imported.unit_states), "environment": differences.as_dict()})
+        if not differences.is_faithful:
+            # Whatever the probe says, it says it about another environment than the target's.
+            why = "environment differs: " + "; ".join(differences.missing)
+            st.detail = f"not reproduced: {why}"
+            return Reproduction(False, observed.summary, passing, reason=why)
+        if observed.is_unavailable:
+            st.detail = f"probe {issue.probe} cannot run in the VM: not reproduced"
+            why = f"{issue.probe} cannot run in the troubleshooting VM: {observed.summary}"
+            return Reproduction(False, observed.summary, passing, reason=why)
+        if observed.ok:
             st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
             return Reproduction(False, observed.summary, passing)
         st.detail = f"reproduced: {observed.summary}"

@@ -98,7 +98,7 @@ def test_capture_downloads_the_archive_and_records_everything(session: Session) 
     assert agent.calls[1] == ("fetch", "/run/vmrepair-agent/pack.tar")
     assert transport.argvs == [
         ("dpkg-query", "-W", "-f", "${Package}\t${Version}\n", "nginx", "nginx-common"),
-        ("systemctl", "show", "--property=ActiveState,SubState,UnitFileState", "--", "nginx.service"),
+        ("systemctl", "show", "--property=LoadState,ActiveState,SubState,UnitFileState", "--", "nginx.service"),
     ]
 
     assert capture.tar == session.dir / "capture" / "files.tar"
