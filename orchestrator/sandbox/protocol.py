@@ -9,12 +9,13 @@ the pipeline above and the VM below import it downwards.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.agent.api import AgentApi, UnpackResult
 from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
+from orchestrator.facts.compare import Differences
 from orchestrator.model import Component
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -24,6 +25,10 @@ from orchestrator.transport.base import Transport
 class ImportReport:
     unpack: UnpackResult | None
     error: str | None
+    #: Unit states given to the VM to match the target (``mask nginx.service: done``).
+    unit_states: tuple[str, ...] = ()
+    #: What the VM lacks (or has at another version) compared with the target, once checked.
+    differences: Differences = field(default_factory=Differences)
 
     @property
     def is_complete(self) -> bool:

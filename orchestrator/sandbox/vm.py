@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: Snapshot taken after import + reproduction; every failed attempt reverts to it.
 REPRODUCED_SNAPSHOT = "reproduced"
+#: Target UnitFileState -> (systemctl verb, the state it leaves in the VM). ``static``, ``alias``,
+#: ``generated`` ... are properties of the unit file itself, which the capture carries.
+MIRRORED_STATES = {"masked": ("mask", "masked"), "disabled": ("disable", "disabled"),
+                   "enabled": ("enable", "enabled")}
 #: Outside every component path, so it never appears in a manifest diff or a fix package; the VM is
 #: disposable, so a fixed name is no temp-file race.
 FILLER = "/var/tmp/vmrepair-disk-filler"  # noqa: S108
@@ -113,9 +117,31 @@ class TroubleshootingVm:
         host = self.transport.host
         if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders)):
             systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
+        mirrored = self._mirror_unit_states(capture, units)
         for unit in units:
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
-        return ImportReport(result, None)
+        return ImportReport(result, None, unit_states=tuple(mirrored))
+
+    def _mirror_unit_states(self, capture: Capture, units: list[str]) -> list[str]:
+        """Give each unit the target's enablement: a unit masked (or disabled, or enabled) there is so
+        here before the restart, so a fault made of a unit state reproduces. Returns what was done."""
+        done: list[str] = []
+        wanted = {u: MIRRORED_STATES[state] for u in units
+                  if (state := capture.units.get(u, {}).get("UnitFileState", "")) in MIRRORED_STATES}
+        if not wanted:
+            return done
+        # One question for all of them (each systemctl call costs about 0.2 s under TCG).
+        current = systemd.show(self.transport, list(wanted), ("UnitFileState",))
+        have = {u: info.unit_file_state for u, info in zip(wanted, current.units, strict=False)}
+        for unit, (verb, state) in wanted.items():
+            if have.get(unit) == state:
+                continue
+            outcome = systemd.unit_command(self.transport, verb, unit)
+            outcome.raise_for_timeout(self.transport.host)
+            done.append(f"{verb} {unit}: {'done' if outcome.succeeded else outcome.describe()}")
+        if done:
+            self.session.event("sandbox", "unit_states", changed=done)
+        return done
 
     def fill_disk_to(self, used_pct: float) -> None:
         """Reproduce the target's disk usage ratio (the VM's disk has another size)."""

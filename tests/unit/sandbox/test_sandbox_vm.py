@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -214,3 +214,43 @@ def test_a_failed_import_is_reported_not_raised(
     assert (report.unpack, report.error) == (None, "trb: unpack refused: member outside roots")
     assert transport.calls == []  # nothing restarted on a half-imported VM
     assert events(session, "import_failed")[0]["error"] == "trb: unpack refused: member outside roots"
+
+
+# -- unit states ----------------------------------------------------------------------------------
+
+def with_units(capture: Capture, **states: str) -> Capture:
+    return replace(capture, units={u.replace("_", "."): {"UnitFileState": s}
+                                               for u, s in states.items()})
+
+
+def test_a_unit_masked_on_the_target_is_masked_in_the_vm_before_its_restart(
+    make_vm: MakeVm, session: Session, tmp_path: Path
+) -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show"):
+            return 0, b"UnitFileState=enabled\n", b""
+        return 0, b"", b""
+
+    vm, _, transport = make_vm(transport=FakeTransport(handler, host="trb"))
+    report = vm.import_capture(with_units(captured(tmp_path), nginx_service="masked"), [NGINX])
+    argvs = transport.argvs
+    mask = argvs.index(("systemctl", "mask", "--", "nginx.service"))
+    assert mask < argvs.index(("systemctl", "restart", "--", "nginx.service"))
+    assert report.unit_states == ("mask nginx.service: done",)
+    (event,) = events(session, "unit_states")
+    assert event["changed"] == ["mask nginx.service: done"]
+
+
+def test_a_unit_already_in_the_targets_state_is_left_alone(make_vm: MakeVm, tmp_path: Path) -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show"):
+            return 0, b"UnitFileState=enabled\n\nUnitFileState=disabled\n", b""
+        return 0, b"", b""
+
+    vm, _, transport = make_vm(transport=FakeTransport(handler, host="trb"))
+    report = vm.import_capture(with_units(captured(tmp_path), nginx_service="enabled",
+                                          sampleapp_service="static"), [NGINX, APP])
+    assert report.unit_states == ()
+    shows = [a for a in transport.argvs if a[:2] == ("systemctl", "show")]
+    assert shows == [("systemctl", "show", "--property=UnitFileState", "--", "nginx.service")]
+    assert not any(a[1] in {"mask", "enable", "disable"} for a in transport.argvs)
