@@ -100,8 +100,8 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
         probes = stages.sandbox_probes(ctx, sandbox)
         reproduction = stages.reproduce(ctx, probes, issue, imported)
         if not reproduction.reproduced:
-            return IssueOutcome(issue, SessionStatus.NOT_REPRODUCED,
-                                f"{issue.probe} passes in the troubleshooting VM; nothing applied")
+            why = reproduction.reason or f"{issue.probe} passes in the troubleshooting VM"
+            return IssueOutcome(issue, SessionStatus.NOT_REPRODUCED, f"{why}; nothing applied")
         work = Workbench(sandbox, probes, captured, tuple(components), imported, reproduction.passing)
         winner = stages.attempt(ctx, work, issue, stages.diagnose(ctx, work, issue, exclude))
         if winner is None:

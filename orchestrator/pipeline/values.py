@@ -46,6 +46,8 @@ class Reproduction:
     summary: str
     #: Probes that pass in the sandbox with the fault reproduced: a repair must keep them passing.
     passing: frozenset[str] = frozenset()
+    #: Why it was not reproduced, when that is not simply "the probe passes there".
+    reason: str = ""
 
 
 @dataclass(frozen=True)

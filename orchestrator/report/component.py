@@ -8,7 +8,7 @@ from typing import Any
 from orchestrator.report.attempts import attempts_section, diagnosis_section
 from orchestrator.report.change import apply_section, fix_package_section
 from orchestrator.report.escape import code, code_block, inline
-from orchestrator.report.files import Loaded, SessionFiles, as_dict
+from orchestrator.report.files import Loaded, SessionFiles, as_dict, as_list
 from orchestrator.report.generic import nested_block, records_table, scalar_bullets
 from orchestrator.report.overview import status_label, unreadable
 from orchestrator.report.validation import render_validation
@@ -72,13 +72,23 @@ def _reproduce(loaded: Loaded) -> str:
     if not loaded.ok:
         return "\n".join([*out, unreadable(loaded)])
     data = as_dict(loaded.data)
-    reproduced = data.get("ok") is False
-    verdict = ("reproduced: the probe fails in the VM as on the target" if reproduced
-               else "**NOT REPRODUCED**: the probe passes in the VM")
+    environment = as_dict(data.get("environment"))
+    missing = [inline(m, 300) for m in as_list(environment.get("missing_in_vm"))[:MAX_EVIDENCE]]
+    if missing:
+        verdict = "**NOT REPRODUCED**: the VM differs from the target, so its probe proves nothing"
+    elif data.get("ok") is False:
+        verdict = "reproduced: the probe fails in the VM as on the target"
+    else:
+        verdict = "**NOT REPRODUCED**: the probe passes in the VM"
     out += [f"- **Probe:** {code(data.get('probe'))}", f"- **Result:** {verdict}",
             f"- **Probe said:** {inline(data.get('summary'), 1000)}"]
     if data.get("import_complete") is False:
         out.append("- **Import of the captured files:** **incomplete** (see the timeline)")
+    states = [inline(s, 200) for s in as_list(data.get("unit_states"))[:MAX_EVIDENCE]]
+    if states:
+        out.append(f"- **Unit states mirrored from the target:** {'; '.join(states)}")
+    out += [f"- **The VM lacks:** {m}" for m in missing]
+    out += [f"- **Differs:** {inline(n, 300)}" for n in as_list(environment.get("notes"))[:MAX_EVIDENCE]]
     out.append("")
     evidence = as_dict(data.get("evidence"))
     for key in list(evidence)[:MAX_EVIDENCE]:

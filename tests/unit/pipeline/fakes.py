@@ -103,6 +103,8 @@ class Script:
     tmp: Path
     in_place: bool | None = None            # None: triage escalates; else what the restart achieves
     reproduced: bool = True
+    #: Reproduction.reason when not reproduced ("environment differs: ...").
+    not_reproduced_reason: str = ""
     winners: list[str | None] = field(default_factory=lambda: ["s1"])
     refuse: str | None = None
     operations: int = 1
@@ -146,7 +148,7 @@ class Script:
 
     def reproduce(self, ctx: RunContext, probes: Any, issue: Issue, imported: Any) -> Reproduction:
         self.calls.append("reproduce")
-        return Reproduction(self.reproduced, "scripted")
+        return Reproduction(self.reproduced, "scripted", reason=self.not_reproduced_reason)
 
     def diagnose(self, ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[str]) -> Diagnosed:
         self.calls.append("diagnose")

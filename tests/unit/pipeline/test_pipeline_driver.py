@@ -98,6 +98,14 @@ def test_not_reproduced_applies_nothing(make: Make, tmp_path: Path) -> None:
     assert "diagnose" not in script.calls and script.sandboxes[0].calls[-1] == "destroy"
 
 
+def test_an_environment_that_differs_is_the_reason_given(make: Make, tmp_path: Path) -> None:
+    why = "environment differs: unit app.service exists on the target but not in the VM"
+    ctx, script = make(Script(tmp_path, reproduced=False, not_reproduced_reason=why))
+    outcome = repair(ctx, script)
+    assert outcome.status is SessionStatus.NOT_REPRODUCED
+    assert outcome.summary == f"{why}; nothing applied"
+
+
 def test_no_strategy_validates(make: Make, tmp_path: Path) -> None:
     ctx, script = make(Script(tmp_path, winners=[None]))
     outcome = repair(ctx, script)

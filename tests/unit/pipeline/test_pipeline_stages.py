@@ -17,11 +17,13 @@ from orchestrator.app import App
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.detect.detector import Detector
+from orchestrator.facts.compare import Differences
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.pipeline import attempts, package, reboot
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.options import Resolved, RunOptions
-from orchestrator.pipeline.values import Applied, RebootEnd, Refused, Winner, Workbench
+from orchestrator.pipeline.reproduce import reproduce
+from orchestrator.pipeline.values import Applied, RebootEnd, Refused, Reproduction, Winner, Workbench
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.session.store import new_session
@@ -171,3 +173,33 @@ def test_options_override_settings_once(make_settings: Callable[..., Settings]) 
     assert (resolved.stable_period_s, resolved.attempt_budget) == (3, 2)
     assert resolved.reboot_policy == settings.reboot.policy and not resolved.reboot_policy_explicit
     assert Resolved.of(RunOptions(), settings).stable_period_s == settings.repair.stable_period_s
+
+
+# -- reproduce ------------------------------------------------------------------------------------
+
+def _reproduce(ctx: RunContext, guest: Guest, imported: ImportReport) -> Reproduction:
+    sandbox = FakeSandbox()
+    sandbox._transport = FakeTransport(guest)
+    return reproduce(ctx, Detector(ctx.app.settings.watch, sandbox.transport, sandbox.agent), ISSUE, imported)
+
+
+def test_a_fault_that_shows_in_a_faithful_vm_is_reproduced(ctx: RunContext) -> None:
+    reproduction = _reproduce(ctx, Guest(), ImportReport(None, None))
+    assert reproduction.reproduced and reproduction.reason == ""
+
+
+def test_a_vm_lacking_what_the_target_has_never_counts_as_a_reproduction(ctx: RunContext) -> None:
+    """The probe fails in the VM, but maybe only because the VM lacks the program: not reproduced."""
+    differs = Differences(("program app (config test of app) is not in the VM",))
+    reproduction = _reproduce(ctx, Guest(), ImportReport(None, None, differences=differs))
+    assert not reproduction.reproduced
+    assert reproduction.reason == "environment differs: program app (config test of app) is not in the VM"
+    evidence = json.loads((ctx.session.dir / "reproduce-app.json").read_text())
+    assert evidence["environment"]["missing_in_vm"] == list(differs.missing)
+
+
+def test_a_fault_that_does_not_show_in_the_vm_is_not_reproduced(ctx: RunContext) -> None:
+    guest = Guest()
+    guest.fixed = True
+    reproduction = _reproduce(ctx, guest, ImportReport(None, None))
+    assert not reproduction.reproduced and reproduction.reason == ""
