@@ -120,7 +120,9 @@ def _print_repair(done: RepairReport) -> None:
     for candidate, why in done.skipped:
         _say(f"  not restored from {candidate}: {why}")
     _say(f"  lines read {done.lines_read}: kept {done.kept}, repaired {done.repaired}, "
-         f"quarantined {done.quarantined}")
+         f"quarantined {done.quarantined}"
+         + (f" (and {done.fragments} fragment(s) of repaired lines)" if done.fragments else "")
+         + (f"; {done.quarantined_bytes} byte(s) in the quarantine" if done.quarantine else ""))
     if done.appended_records:
         _say(f"  appended {done.appended_records} audit record(s) acknowledging "
              f"{done.acknowledged_breaks} chain break(s)")

@@ -71,12 +71,15 @@ def test_round_trip_accounts_for_every_line(tmp_path: Path) -> None:
     assert "quarantine" in done.quarantine.name
     assert stat.S_IMODE(done.quarantine.stat().st_mode) == 0o600
     entries = quarantine_entries(done.quarantine)
-    wanted = [(n, line) for n, (line, fate) in enumerate(DAMAGED, 1) if fate == "quarantined"]
+    # The bytes around the salvaged objects are quarantined too (they used to be dropped: issue 13).
+    fragments = [(4, b" trailing garbage"), (5, b"\x00\x00"), (5, b"\x00")]
+    wanted = fragments + [(n, line) for n, (line, fate) in enumerate(DAMAGED, 1) if fate == "quarantined"]
     assert [(e["line"], base64.b64decode(str(e["raw_base64"]))) for e in entries] == wanted
     for entry in entries:
         offset, length = int(str(entry["offset"])), int(str(entry["length"]))
         assert original[offset:offset + length] == base64.b64decode(str(entry["raw_base64"]))
-    assert [e["kind"] for e in entries] == ["not_object", "invalid_utf8", "nul_bytes"]
+    assert [e["kind"] for e in entries] == ["fragment"] * 3 + ["not_object", "invalid_utf8", "nul_bytes"]
+    assert (done.fragments, done.quarantined_bytes) == (3, sum(len(raw) for _, raw in wanted))
     assert files(tmp_path) == sorted(["app.jsonl", done.backup.name, done.quarantine.name])
 
 
