@@ -187,3 +187,15 @@ def test_repair_gives_up_when_the_log_changes_meanwhile(call: Callable[..., dict
     assert "changed during the repair" in answer["error"]
     assert log.read_bytes() == b'{"a":1}\nbad\n{"late":1}\n'
     assert sorted(p.name for p in root.iterdir()) == ["log"]  # no backup, quarantine or temp left
+
+
+@pytest.mark.parametrize("data", [b"garbage\n", b"[1]\n\n  \n\x00\x00", b"\xff\xfe"])
+def test_repair_refuses_to_empty_a_file_with_nothing_good(call: Callable[..., dict[str, Any]], root: Path,
+                                                          data: bytes) -> None:
+    (root / "log").write_bytes(data)
+    answer = call("jsonl_repair", path=str(root / "log"))
+    assert answer["code"] == "invalid"
+    assert answer["error"].startswith(f"nothing good to keep in {root / 'log'}: none of its ")
+    assert answer["error"].endswith("it was left untouched (the evidence is the file itself)")
+    assert (root / "log").read_bytes() == data
+    assert sorted(p.name for p in root.iterdir()) == ["log"]

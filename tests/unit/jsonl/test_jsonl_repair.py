@@ -235,3 +235,34 @@ def test_too_many_chain_breaks_are_refused(tmp_path: Path, monkeypatch: pytest.M
     assert caught.value.message == (f"the hash chain of {path} is broken in 5 places, more than the 2 a "
                                     "repair acknowledges")
     assert files(tmp_path) == ["audit.jsonl"]
+
+
+# -- nothing good to keep (issue 13) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [
+    b"garbage\n",
+    b"[1, 2]\n\x00\x00\x00\n\xff\xfe\n",
+    b"not json\n\n   \nstill not\n",  # blank lines are no reason to empty the file either
+    b"tor",
+], ids=["one-bad-line", "mixed-garbage", "garbage-and-blanks", "one-torn-line"])
+def test_a_file_with_nothing_good_is_left_untouched(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(AuditError) as caught:
+        repair(path)
+    assert caught.value.message.startswith(f"nothing good to keep in {path}: none of its ")
+    assert caught.value.message.endswith("so a repair would empty it; it was left untouched")
+    assert caught.value.remedy is not None
+    assert caught.value.remedy.startswith(f"the evidence is {path} itself (`vmrepair log verify {path}`")
+    assert path.read_bytes() == data
+    assert files(tmp_path) == ["app.jsonl"]  # no backup, quarantine or temp file left behind
+
+
+def test_an_audit_log_with_no_record_left_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"seq": 1, "prev": "x"}\n\x00\x00\n')
+    with pytest.raises(AuditError, match=r"none of its 2 line\(s\) holds a well-formed audit record"):
+        repair(path, audit=True)
+    assert path.read_bytes() == b'{"seq": 1, "prev": "x"}\n\x00\x00\n'
+    assert files(tmp_path) == ["audit.jsonl"]
