@@ -84,12 +84,15 @@ def repair(path: Path, *, audit: bool | None = None, max_line: int = MAX_LINE,
     """Repair ``path`` in place (see the module docstring); ``audit`` as for :func:`verify`.
 
     Raises:
-        AuditError: the file is a symlink, not a regular file, or unreadable; it is missing and no
+        AuditError: the file or a directory above it is a symlink; it is not a regular file, or
+            unreadable; it holds nothing good to keep; it is missing and no
             good backup or rotation exists; its chain is broken in more than 10,000 places; a backup,
             quarantine file or repaired copy cannot be written (disk full, permissions); or it changed
             while being repaired. In every case the file itself is left as it was.
     """
     path = Path(path)
+    with open_directory(path.parent, for_path=path):  # refuses a symlinked parent before reading through it
+        pass
     before = verify(path, audit=audit, max_line=max_line)
     if before.exists and before.error:
         raise AuditError(f"cannot repair {path}: {before.error}",
@@ -127,7 +130,7 @@ class _Repair:
         self.dfd = self.bfd = -1
 
     def run(self) -> RepairReport:
-        with open_directory(self.path.parent) as self.dfd:
+        with open_directory(self.path.parent, for_path=self.path) as self.dfd:
             try:
                 fd, st = open_regular(self.path.name, dir_fd=self.dfd, shown=self.path)
             except FileNotFoundError as exc:

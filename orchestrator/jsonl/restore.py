@@ -68,7 +68,7 @@ def restore(path: Path, before: VerifyReport, *, audit: bool | None = None,
             full, permissions); or the file was created or written to meanwhile (then left alone).
     """
     report = RepairReport(path, audit=bool(audit))
-    with open_directory(path.parent) as dfd:
+    with open_directory(path.parent, for_path=path) as dfd:
         for candidate in rotation_candidates(path):
             tmp = temp_name()
             try:

@@ -266,3 +266,39 @@ def test_an_audit_log_with_no_record_left_is_left_untouched(tmp_path: Path) -> N
         repair(path, audit=True)
     assert path.read_bytes() == b'{"seq": 1, "prev": "x"}\n\x00\x00\n'
     assert files(tmp_path) == ["audit.jsonl"]
+
+
+# -- symlinked directories (issue 13) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["link", "link/sub"], ids=["parent", "grandparent"])
+def test_a_symlinked_directory_above_the_file_is_refused(tmp_path: Path, via: str) -> None:
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    name = Path(via) / "app.jsonl"
+    (real / name.relative_to("link")).write_bytes(b'{"a": 1}\ngarbage\n')
+    with pytest.raises(AuditError) as caught:
+        repair(tmp_path / name)
+    assert caught.value.message == (f"refusing {tmp_path / name}: {tmp_path / 'link'} is a symlink "
+                                    f"(to {real}), which is not followed")
+    assert caught.value.remedy is not None
+    real_file = real / name.relative_to("link")
+    assert caught.value.remedy.startswith(f"name the file by its real path, {real_file}:")
+    assert [p.name for p in real.rglob("*") if p.is_file()] == ["app.jsonl"]  # no backup, no quarantine
+    assert (real / name.relative_to("link")).read_bytes() == b'{"a": 1}\ngarbage\n'
+
+
+def test_a_relative_path_is_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "app.jsonl").write_bytes(b'{"a": 1}\ngarbage\n')
+    monkeypatch.chdir(tmp_path / "d")
+    done = repair(Path("../d/app.jsonl"))
+    assert (done.action, done.kept, done.quarantined) == (RepairAction.REPAIRED, 1, 1)
+    assert (tmp_path / "d" / "app.jsonl").read_bytes() == b'{"a": 1}\n'
+
+
+def test_a_file_under_a_regular_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(AuditError, match=r"/f/app.jsonl: .*/f is not a directory$"):
+        repair(tmp_path / "f" / "app.jsonl")
