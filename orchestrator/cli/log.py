@@ -19,8 +19,12 @@ audit log; without it the format is recognised from the first record (``seq`` an
 ``vmrepair log repair [FILE] [--audit] [--json]`` backs the file up, keeps good lines, repairs simple
 damage, quarantines the rest, appends a ``chain_break`` record to an audit log whose chain broke, or
 restores a missing or empty file from its newest good rotation; it prints what it did and verifies the
-result. Exit 0 when the result verifies, else the verify code above; 14 when it could not repair
-(the message names the file and the remedy; the file is then unchanged).
+result. Every byte read ends up in the repaired file or in the quarantine: a line holding several
+objects and garbage becomes one record per object, and each piece of garbage a ``fragment`` entry of
+the quarantine (see :mod:`orchestrator.jsonl.repairer`). Exit 0 when the result verifies, else the
+verify code above; 14 when it could not repair (the message names the file and the remedy; the file
+is then unchanged): among others a file with nothing good to keep, and a path through a symlinked
+directory.
 """
 
 from __future__ import annotations
