@@ -7,9 +7,7 @@ repairs that share the salvage code: ``orchestrator.jsonl.repair`` here, the tar
 from __future__ import annotations
 
 import base64
-import functools
 import json
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,30 +51,31 @@ def assert_accounted(data: bytes, written: list[bytes], quarantined: list[bytes]
     """Each input line is, in order, exactly an interleaving of the next records written (a record may
     end with a closer the repair added) and the next quarantined pieces: no byte lost or reordered."""
     lines = input_lines(data)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
-
-    @functools.cache
-    def fits(li: int, pos: int, oi: int, qi: int, used: bool) -> bool:
+    # Depth-first search over (line, position in it, records used, pieces used, line touched yet).
+    todo, seen = [(0, 0, 0, 0, False)], set()
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        li, pos, oi, qi, used = state
         if li == len(lines):
-            return oi == len(written) and qi == len(quarantined)
+            if oi == len(written) and qi == len(quarantined):
+                return
+            continue
         line = lines[li]
         if pos == len(line) and used:
-            return fits(li + 1, 0, oi, qi, False)
+            todo.append((li + 1, 0, oi, qi, False))
         if oi < len(written):
             record = written[oi]
-            sources = [record] + [record[:-len(c)] for c in CLOSERS if record.endswith(c)]
-            for source in sources:
-                if (source or not line) and line.startswith(source, pos) and \
-                        fits(li, pos + len(source), oi + 1, qi, True):
-                    return True
+            for source in [record] + [record[:-len(c)] for c in CLOSERS if record.endswith(c)]:
+                if (source or not line) and line.startswith(source, pos):
+                    todo.append((li, pos + len(source), oi + 1, qi, True))
         if qi < len(quarantined):
             piece = quarantined[qi]
-            if (piece or not line) and line.startswith(piece, pos) and \
-                    fits(li, pos + len(piece), oi, qi + 1, True):
-                return True
-        return False
-
-    assert fits(0, 0, 0, 0, False), (data, written, quarantined)
+            if (piece or not line) and line.startswith(piece, pos):
+                todo.append((li, pos + len(piece), oi, qi + 1, True))
+    raise AssertionError(("no byte-exact account", data, written, quarantined))
 
 
 def assert_good_lines_kept_in_order(data: bytes, written: list[bytes]) -> None:
@@ -182,3 +181,15 @@ def test_salvage_segments_cover_the_line_exactly(line: bytes) -> None:
             source = line[start:end]
             assert record == source or any(record == source + c for c in CLOSERS)
             assert judge(record).kind is None  # every record written is a JSON object
+
+
+@pytest.mark.parametrize(("written", "pieces"), [
+    ([b'{"id":1}'], []),                             # the bug of issue 13: the rest of the line vanished
+    ([b'{"id":1}', b'{"id":2}'], []),                 # the X vanished
+    ([b'{"id":2}', b'{"id":1}'], [b"X"]),             # reordered
+    ([b'{"id":1}', b'{"id":2}'], [b"Y"]),             # changed
+])
+def test_the_account_catches_lost_or_reordered_bytes(written: list[bytes], pieces: list[bytes]) -> None:
+    with pytest.raises(AssertionError, match="no byte-exact account"):
+        assert_accounted(b'{"id":1}X{"id":2}\n', written, pieces)
+    assert_accounted(b'{"id":1}X{"id":2}\n', [b'{"id":1}', b'{"id":2}'], [b"X"])
