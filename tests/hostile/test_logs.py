@@ -11,6 +11,7 @@ import errno
 import gzip
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,6 +122,20 @@ def test_a_line_over_16_mib_is_quarantined_not_parsed(cli: Cli, hostile_env: Pat
     said(result, "lines read 3: kept 2, repaired 0, quarantined 1", f"{len(huge)} byte(s) in the quarantine")
     assert path.read_bytes() == b'{"a":1}\n{"b":2}\n'
     assert quarantined(hostile_env) == [huge]
+
+
+def test_a_hostile_15_mib_line_is_searched_for_objects_in_bounded_time(cli: Cli, hostile_env: Path) -> None:
+    # 1000 objects each opening an array that never closes: every try to parse one scans megabytes
+    # and fails on the nesting; unbounded, the search took 154 s.
+    line = (b'{"a":[' + b"1," * 8000) * 1000
+    path = hostile_env / "app.jsonl"
+    path.write_bytes(b'{"first":0}\n' + line + b"\n")
+    started = time.monotonic()
+    result = cli("log", "repair", str(path))
+    assert time.monotonic() - started < 30
+    assert result.code == 0, result.text
+    said(result, "lines read 2: kept 1, repaired 0, quarantined 1", f"{len(line)} byte(s) in the quarantine")
+    assert path.read_bytes() == b'{"first":0}\n'
 
 
 # -- nothing good to keep: refused, file untouched -------------------------------------------------

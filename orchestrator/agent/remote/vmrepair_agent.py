@@ -57,9 +57,13 @@ VANISHED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
 JSON_WS = " \t\r\f\v\x00"
 #: The whitespace JSON allows around a value: salvaged objects keep it, so repairs lose no byte.
 JSON_SPACE = " \t\r"
-#: Failed tries to find an object in one bad line before the rest of it is quarantined, so a line of
-#: millions of "{" costs milliseconds; and tries to complete an object cut short by a crash.
+#: Bounds on the search for objects in one bad line, past which the rest of it is quarantined, so a
+#: hostile 16 MiB line costs seconds, not hours: failed tries; characters failed tries may scan, as a
+#: multiple of the line's length; tries that fail on absurd nesting or huge integers (their cost is
+#: unknown: up to the whole line each); tries to complete an object cut short by a crash.
 MAX_SALVAGE_TRIES = 1000
+SALVAGE_SCAN_FACTOR = 4
+MAX_DEEP_FAILURES = 4
 MAX_COMPLETIONS = 4
 CLOSERS = ("}", '"}', "}}", '"}}', "]}", '"]}')
 
@@ -1037,15 +1041,17 @@ def find_objects(text: str) -> list[tuple[int, int, str]]:
     and a last one cut short that a closer from CLOSERS completes."""
     decoder = json.JSONDecoder()
     found: list[tuple[int, int, str]] = []
-    pos = tries = completions = 0
+    pos = tries = completions = deep = 0
     content_end = len(text.rstrip(JSON_WS))
-    while tries < MAX_SALVAGE_TRIES:
+    budget = SALVAGE_SCAN_FACTOR * len(text) + CHUNK
+    while tries < MAX_SALVAGE_TRIES and budget > 0 and deep < MAX_DEEP_FAILURES:
         start = text.find("{", pos)
         if start < 0:
             break
         try:
             _, end = decoder.raw_decode(text, start)  # a value starting with "{" is an object
         except json.JSONDecodeError as exc:
+            budget -= exc.pos - start
             # Ran out of text (or of a string): perhaps the last object, cut short by a crash.
             cut = exc.pos >= content_end or exc.msg.startswith("Unterminated string")
             if cut and completions < MAX_COMPLETIONS:
@@ -1056,7 +1062,7 @@ def find_objects(text: str) -> list[tuple[int, int, str]]:
                     break
             tries, pos = tries + 1, start + 1
         except (ValueError, RecursionError):  # absurd nesting, integers too long to parse
-            tries, pos = tries + 1, start + 1
+            tries, pos, deep = tries + 1, start + 1, deep + 1
         else:
             found.append((start, end, ""))
             pos = end
