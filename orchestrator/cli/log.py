@@ -93,7 +93,16 @@ def cmd_repair(app: App, args: argparse.Namespace) -> int:
 
 
 def _say(text: str) -> None:
-    out_console.print(text, markup=False, highlight=False, soft_wrap=True)
+    out_console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of an undecodable file name (``os.fsdecode``'s lone surrogates) shown
+    as ``\\xff`` escapes: printing a surrogate raises UnicodeEncodeError."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _print_verify(report: VerifyReport) -> None:

@@ -378,3 +378,58 @@ def test_a_backup_that_cannot_be_written_leaves_the_file_alone(cli: Cli, hostile
     said(result, f"cannot write a backup of {path}: {os.strerror(err)}; {path} was not changed", remedy)
     assert path.read_bytes() == b'{"a":1}\ngarbage\n'
     assert leftovers(hostile_env) == []
+
+
+def test_an_unreadable_file_names_the_remedy(cli: Cli, hostile_env: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Root reads a 0000 file anyway: the kernel's answer is injected where the verifier opens it.
+    from orchestrator.jsonl import verifier
+
+    def refuse(name: str | Path, **_: object) -> tuple[int, os.stat_result]:
+        raise files_module.io_error(PermissionError(errno.EACCES, "Permission denied"), Path(name), "open")
+
+    monkeypatch.setattr(verifier, "open_regular", refuse)
+    path = hostile_env / "app.jsonl"
+    path.write_bytes(b"garbage\n")
+    verified = cli("log", "verify", str(path))
+    assert verified.code == EXIT_UNREADABLE, verified.text
+    said(verified, f"cannot open {path}: Permission denied",
+         f"run as root (or as the owner of {hostile_env})")
+    repaired = cli("log", "repair", str(path))
+    assert repaired.code == EXIT_REFUSED, repaired.text
+    said(repaired, f"cannot repair {path}: cannot open {path}: Permission denied")
+
+
+def test_the_default_file_is_the_audit_log(cli: Cli, hostile_env: Path) -> None:
+    audit = hostile_env / "audit.jsonl"
+    verified = cli("log", "verify")
+    assert verified.code == EXIT_UNREADABLE, verified.text
+    said(verified, f"{audit}: no such file")
+    repaired = cli("log", "repair")
+    assert repaired.code == EXIT_REFUSED, repaired.text
+    said(repaired, f"{audit} is missing and no good backup or rotation was found beside it")
+
+
+@pytest.mark.parametrize("name", ["[bold]x[", "a[/x]b", "line\nbreak", "sp ace", "-dash", "ünï"],
+                         ids=["markup-open", "markup-close", "newline", "space", "leading-dash", "non-ascii"])
+def test_odd_file_names_are_shown_as_they_are(cli: Cli, hostile_env: Path, name: str) -> None:
+    directory = hostile_env / name.replace("/", "_")
+    directory.mkdir()
+    path = directory / "app.jsonl"
+    path.write_bytes(b"garbage\n")
+    result = cli("log", "repair", "--", str(path))
+    assert result.code == EXIT_REFUSED, result.text
+    said(result, "nothing good to keep in")
+    assert path.read_bytes() == b"garbage\n"
+
+
+def test_an_undecodable_file_name_is_shown_escaped(cli: Cli, hostile_env: Path) -> None:
+    directory = hostile_env / os.fsdecode(b"bad\xff")
+    directory.mkdir()
+    path = directory / "app.jsonl"
+    path.write_bytes(b'{"a":1}\ngarbage\n')
+    result = cli("log", "repair", str(path))
+    assert result.code == 0, result.text
+    said(result, f"repaired: {hostile_env}/bad\\xff/app.jsonl (JSON-lines file)",
+         "lines read 2: kept 1, repaired 0, quarantined 1")
+    assert path.read_bytes() == b'{"a":1}\n'
