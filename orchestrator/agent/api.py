@@ -83,6 +83,7 @@ class JsonlRepairResult:
     quarantined: int      # unrecoverable lines moved to ``quarantine_path``
     quarantine_path: str | None
     backup_path: str      # copy of the file before the repair
+    fragments: int = 0    # garbage around the objects of repaired lines, quarantined too (no byte lost)
 
 
 @dataclass(frozen=True)

@@ -237,6 +237,8 @@ class JsonlRepairWire(_Wire):
     kept: Count
     repaired: Count
     quarantined: Count
+    #: Bytes around the objects of repaired lines, quarantined too (older agents: 0).
+    fragments: Count = 0
     quarantine_path: HostPath | None
     backup_path: HostPath
 

@@ -181,7 +181,8 @@ def _run_operation(op: Operation, backup: Backup, run: _Run) -> None:
         repaired = agent.jsonl_repair(op.path)
         run.notes.append(
             f"repaired {op.path}: kept {repaired.kept}, repaired {repaired.repaired}, quarantined "
-            f"{repaired.quarantined} line(s) to {repaired.quarantine_path or 'nowhere'}; "
+            f"{repaired.quarantined} line(s) and {repaired.fragments} fragment(s) of repaired lines to "
+            f"{repaired.quarantine_path or 'nowhere'}; "
             f"agent backup {repaired.backup_path}"
         )
     elif isinstance(op, DaemonReloadOp):

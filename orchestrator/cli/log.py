@@ -19,8 +19,12 @@ audit log; without it the format is recognised from the first record (``seq`` an
 ``vmrepair log repair [FILE] [--audit] [--json]`` backs the file up, keeps good lines, repairs simple
 damage, quarantines the rest, appends a ``chain_break`` record to an audit log whose chain broke, or
 restores a missing or empty file from its newest good rotation; it prints what it did and verifies the
-result. Exit 0 when the result verifies, else the verify code above; 14 when it could not repair
-(the message names the file and the remedy; the file is then unchanged).
+result. Every byte read ends up in the repaired file or in the quarantine: a line holding several
+objects and garbage becomes one record per object, and each piece of garbage a ``fragment`` entry of
+the quarantine (see :mod:`orchestrator.jsonl.repairer`). Exit 0 when the result verifies, else the
+verify code above; 14 when it could not repair (the message names the file and the remedy; the file
+is then unchanged): among others a file with nothing good to keep, and a path through a symlinked
+directory.
 """
 
 from __future__ import annotations
@@ -89,7 +93,16 @@ def cmd_repair(app: App, args: argparse.Namespace) -> int:
 
 
 def _say(text: str) -> None:
-    out_console.print(text, markup=False, highlight=False, soft_wrap=True)
+    out_console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of an undecodable file name (``os.fsdecode``'s lone surrogates) shown
+    as ``\\xff`` escapes: printing a surrogate raises UnicodeEncodeError."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _print_verify(report: VerifyReport) -> None:
@@ -120,7 +133,9 @@ def _print_repair(done: RepairReport) -> None:
     for candidate, why in done.skipped:
         _say(f"  not restored from {candidate}: {why}")
     _say(f"  lines read {done.lines_read}: kept {done.kept}, repaired {done.repaired}, "
-         f"quarantined {done.quarantined}")
+         f"quarantined {done.quarantined}"
+         + (f" (and {done.fragments} fragment(s) of repaired lines)" if done.fragments else "")
+         + (f"; {done.quarantined_bytes} byte(s) in the quarantine" if done.quarantine else ""))
     if done.appended_records:
         _say(f"  appended {done.appended_records} audit record(s) acknowledging "
              f"{done.acknowledged_breaks} chain break(s)")

@@ -3,7 +3,9 @@ one place where OSError becomes :class:`~orchestrator.errors.AuditError`.
 
 Names are resolved against a directory file descriptor with ``O_NOFOLLOW`` (as the target agent
 does), so a symlink swapped in beside a log cannot redirect a backup, a quarantine file or the
-repaired copy. The small primitives are the agent's own (it is a plain stdlib module).
+repaired copy; the directory itself is reached one component at a time without following a symlink
+either (issue 13), so a symlinked parent cannot redirect them to another directory. The small
+primitives are the agent's own (it is a plain stdlib module).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from orchestrator.agent.remote import vmrepair_agent as agent
 from orchestrator.errors import AuditError
 
 CHUNK = 1024 * 1024
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NEW_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -46,20 +49,64 @@ def io_error(exc: OSError, path: Path, doing: str) -> AuditError:
 
 
 @contextlib.contextmanager
-def open_directory(path: Path) -> Iterator[int]:
-    """A file descriptor of directory ``path``.
+def open_directory(path: Path, *, for_path: Path | None = None) -> Iterator[int]:
+    """A file descriptor of directory ``path``, reached without following any symlink; ``for_path``
+    (a file in it) is what messages name.
 
     Raises:
-        AuditError: the directory cannot be opened.
+        AuditError: the directory cannot be opened, or a component of ``path`` is a symlink or not a
+            directory (the message names both).
     """
     try:
-        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        dfd = walk_directory(path, for_path=for_path)
     except OSError as exc:
         raise io_error(exc, path, "open the directory") from exc
     try:
         yield dfd
     finally:
         os.close(dfd)
+
+
+def walk_directory(path: Path, *, for_path: Path | None = None) -> int:
+    """Open directory ``path`` one component at a time, each relative to the descriptor of the one
+    before and with ``O_NOFOLLOW`` (the agent's ``open_dir``, for relative paths too: they start at
+    the working directory, which the kernel has already resolved). The caller closes the result.
+
+    Raises:
+        OSError: a component is missing (FileNotFoundError) or cannot be opened.
+        AuditError: a component is a symlink or not a directory.
+    """
+    path = Path(path)
+    fd = os.open("/" if path.is_absolute() else ".", DIR_FLAGS)
+    current = Path(path.anchor or ".")
+    try:
+        for name in path.parts[1:] if path.is_absolute() else path.parts:
+            current /= name
+            try:
+                child = os.open(name, DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                found = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                raise _not_a_directory(for_path or path, current, found) from exc
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_a_directory(path: Path, component: Path, st: os.stat_result) -> AuditError:
+    if not stat.S_ISLNK(st.st_mode):
+        return AuditError(f"refusing {path}: {component} is not a directory", remedy="check the path")
+    try:
+        target = f" (to {component.readlink()})"
+    except OSError:
+        target = ""
+    return AuditError(f"refusing {path}: {component} is a symlink{target}, which is not followed",
+                      remedy=f"name the file by its real path, {Path(os.path.realpath(path))}: a symlinked "
+                             "directory could redirect the backup, the quarantine and the repaired file")
 
 
 def open_regular(name: str | Path, *, dir_fd: int | None = None, flags: int = READ_FLAGS,

@@ -5,11 +5,17 @@
 2. Back it up to ``<name>.bak-<UTC stamp>`` beside it: same owner, mode and mtime, fsynced, then read
    back from disk (page cache dropped) and compared by sha256. The repair reads the backup, which
    cannot change under it.
-3. Every line read becomes exactly one of: *kept* (a good line), *repaired* (the target agent's
-   ``salvage``: NUL padding, trailing garbage after an object, objects run together, a last object
-   missing only its closing brace or quote) or *quarantined*: written to
-   ``<name>.quarantine-<stamp>.jsonl`` as ``{"line", "offset", "length", "kind", "reason",
-   "raw_base64"}``. kept + repaired + quarantined == lines read is checked before anything is replaced.
+3. Every line read becomes exactly one of: *kept* (a good line, or a blank one), *repaired* or
+   *quarantined*: written to ``<name>.quarantine-<stamp>.jsonl`` as ``{"line", "offset", "length",
+   "kind", "reason", "raw_base64"}``. A repaired line is split by the target agent's ``salvage`` into
+   the JSON objects it holds (objects run together, NUL padding or garbage around them, a last object
+   missing only its closing brace or quote), each written as a record of its own, and the bytes
+   between them, each quarantined as a ``fragment`` entry. So every byte read is in the repaired
+   file or in the quarantine, good lines in their order: ``{"id":1}X{"id":2}`` becomes two records
+   and a one-byte fragment (issue 13). kept + repaired + quarantined == lines read, and the same for
+   bytes, are checked before anything is replaced.
+   A file in which nothing is left to keep (every line quarantined) is refused and left untouched:
+   replacing it by an empty file would destroy the evidence of what went wrong.
 4. The result is written to a temp file beside the log (owner and mode of the original), fsynced and
    renamed over the log; then the directory is fsynced. The log is flocked meanwhile, so the audit
    writer waits and then reopens the new file. A writer that does not lock is caught by comparing
@@ -78,12 +84,15 @@ def repair(path: Path, *, audit: bool | None = None, max_line: int = MAX_LINE,
     """Repair ``path`` in place (see the module docstring); ``audit`` as for :func:`verify`.
 
     Raises:
-        AuditError: the file is a symlink, not a regular file, or unreadable; it is missing and no
+        AuditError: the file or a directory above it is a symlink; it is not a regular file, or
+            unreadable; it holds nothing good to keep; it is missing and no
             good backup or rotation exists; its chain is broken in more than 10,000 places; a backup,
             quarantine file or repaired copy cannot be written (disk full, permissions); or it changed
             while being repaired. In every case the file itself is left as it was.
     """
     path = Path(path)
+    with open_directory(path.parent, for_path=path):  # refuses a symlinked parent before reading through it
+        pass
     before = verify(path, audit=audit, max_line=max_line)
     if before.exists and before.error:
         raise AuditError(f"cannot repair {path}: {before.error}",
@@ -113,13 +122,15 @@ class _Repair:
         self.created: list[str] = []  # removed again unless the log was replaced
         self.quarantine: BinaryIO | None = None
         self.out_lines = self.out_bytes = 0
+        # Objects written (kept or salvaged), and bytes of line content read and accounted for.
+        self.objects = self.bytes_read = self.bytes_accounted = 0
         self.replaced = False
         # What is being done to which file, for the message of an OSError.
         self.doing, self.target = "repair", path
         self.dfd = self.bfd = -1
 
     def run(self) -> RepairReport:
-        with open_directory(self.path.parent) as self.dfd:
+        with open_directory(self.path.parent, for_path=self.path) as self.dfd:
             try:
                 fd, st = open_regular(self.path.name, dir_fd=self.dfd, shown=self.path)
             except FileNotFoundError as exc:
@@ -189,7 +200,10 @@ class _Repair:
         with os.fdopen(out_fd, "wb", buffering=CHUNK) as out:
             for line in scan(self.bfd, st.st_size, max_line=self.max_line):
                 self.report.lines_read = line.number
+                self.bytes_read += line.end - line.start
                 self._line(line, out, st)
+            if self.report.quarantined and not self.objects:
+                raise _nothing_to_keep(self.path, self.report.lines_read, self.audit)
             if self.audit:
                 self._append_records(out)
             out.flush()
@@ -203,6 +217,10 @@ class _Repair:
         if r.kept + r.repaired + r.quarantined != r.lines_read:  # nothing may vanish unaccounted
             raise AuditError(f"internal error: {r.lines_read} lines read but {r.kept} kept, {r.repaired} "
                              f"repaired, {r.quarantined} quarantined; {self.path} was not changed",
+                             remedy="report this bug with the backup file")
+        if self.bytes_accounted != self.bytes_read:
+            raise AuditError(f"internal error: {self.bytes_read} bytes read but {self.bytes_accounted} "
+                             f"written or quarantined; {self.path} was not changed",
                              remedy="report this bug with the backup file")
         return tmp
 
@@ -219,22 +237,34 @@ class _Repair:
         if good and line.data is not None:
             self._emit(out, line.data)
             self.report.kept += 1
+            self.objects += kind is None
+            self.bytes_accounted += len(line.data)
             return
         # Audit lines are never salvaged: the chain covers their exact bytes.
-        pieces = salvage(line.data) if line.data is not None and not self.audit else []
-        if pieces:
-            for piece in pieces:
-                self._emit(out, piece)
+        segments = salvage(line.data) if line.data is not None and not self.audit else []
+        if segments and line.data is not None:
+            for start, end, salvaged in segments:
+                if salvaged is None:
+                    self._quarantine(line, ProblemKind.FRAGMENT, _fragment_reason(line.data[start:end]), st,
+                                     span=(start, end))
+                    self.report.fragments += 1
+                else:
+                    self._emit(out, salvaged)
+                    self.objects += 1
+                    self.bytes_accounted += end - start
             self.report.repaired += 1
             return
         self._quarantine(line, kind or ProblemKind.NOT_JSON, reason, st)
+        self.report.quarantined += 1
 
     def _emit(self, out: BinaryIO, data: bytes) -> None:
         out.write(data + b"\n")
         self.out_lines += 1
         self.out_bytes += len(data) + 1
 
-    def _quarantine(self, line: Line, kind: ProblemKind, reason: str, st: os.stat_result) -> None:
+    def _quarantine(self, line: Line, kind: ProblemKind, reason: str, st: os.stat_result, *,
+                    span: tuple[int, int] | None = None) -> None:
+        """Write ``line`` (or the bytes ``span`` of it) to the quarantine file, creating it first."""
         if self.quarantine is None:
             name, qfd = create_unique(self.dfd, f"{self.path.name}.quarantine-{self.stamp}", ".jsonl")
             self.created.append(name)
@@ -242,17 +272,19 @@ class _Repair:
             set_owner_mode(qfd, st.st_uid, st.st_gid, 0o600)  # raw log data: for its owner only
             self.quarantine = os.fdopen(qfd, "wb", buffering=CHUNK)
         self.doing, self.target = "write", self.report.quarantine or self.path
-        head = json.dumps({"line": line.number, "offset": line.start, "length": line.end - line.start,
+        start, end = span or (0, line.end - line.start)
+        head = json.dumps({"line": line.number, "offset": line.start + start, "length": end - start,
                            "kind": str(kind), "reason": reason})
         q = self.quarantine
         q.write(head[:-1].encode() + b', "raw_base64": "')
         if line.data is not None:
-            q.write(base64.b64encode(line.data))
+            q.write(base64.b64encode(line.data[start:end]))
         else:  # too long to have been held in memory: stream it from the backup
             for offset in range(line.start, line.end, B64_CHUNK):
                 q.write(base64.b64encode(os.pread(self.bfd, min(B64_CHUNK, line.end - offset), offset)))
         q.write(b'"}\n')
-        self.report.quarantined += 1
+        self.report.quarantined_bytes += end - start
+        self.bytes_accounted += end - start
         self.doing, self.target = "write the repaired copy of", self.path
 
     def _append_records(self, out: BinaryIO) -> None:
@@ -290,6 +322,20 @@ class _Repair:
         if ((now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns)
                 or (current.st_dev, current.st_ino) != (st.st_dev, st.st_ino)):
             raise _changed(self.path)
+
+
+def _fragment_reason(data: bytes) -> str:
+    shown = data[:40].decode("utf-8", "backslashreplace")
+    more = f"... ({len(data)} bytes)" if len(data) > 40 else ""
+    return f"not part of the JSON objects salvaged from this line: {shown!r}{more}"
+
+
+def _nothing_to_keep(path: Path, lines: int, audit: bool) -> AuditError:
+    what = "a well-formed audit record" if audit else "a JSON object"
+    return AuditError(f"nothing good to keep in {path}: none of its {lines} line(s) holds {what}, so a "
+                      f"repair would empty it; it was left untouched",
+                      remedy=f"the evidence is {path} itself (`vmrepair log verify {path}` lists why each "
+                             "line is bad); if it is not a JSON-lines file, name the right one")
 
 
 def _changed(path: Path) -> AuditError:

@@ -27,6 +27,7 @@ class ProblemKind(enum.StrEnum):
     NOT_JSON = "not_json"
     NOT_OBJECT = "not_object"       # valid JSON, but a list or a number: our logs hold objects
     NOT_RECORD = "not_record"       # a JSON object, but not a well-formed audit record
+    FRAGMENT = "fragment"           # repair only: bytes between the objects salvaged from a line
 
 
 class VerifyStatus(enum.StrEnum):
@@ -142,7 +143,12 @@ class RepairReport:
     lines_read: int = 0
     kept: int = 0
     repaired: int = 0
+    #: Lines quarantined whole.
     quarantined: int = 0
+    #: Pieces of repaired lines that held no object (garbage between objects, NUL padding),
+    #: quarantined as ``fragment`` entries; with whole lines, ``quarantined_bytes`` in all.
+    fragments: int = 0
+    quarantined_bytes: int = 0
     quarantine: Path | None = None
     #: Records `log repair` appended to an audit log (chain_break / log_repair).
     appended_records: int = 0
@@ -158,7 +164,8 @@ class RepairReport:
             "backup": text(self.backup), "restored_from": text(self.restored_from),
             "skipped": [{"path": str(p), "reason": r} for p, r in self.skipped],
             "lines_read": self.lines_read, "kept": self.kept, "repaired": self.repaired,
-            "quarantined": self.quarantined, "quarantine": text(self.quarantine),
+            "quarantined": self.quarantined, "fragments": self.fragments,
+            "quarantined_bytes": self.quarantined_bytes, "quarantine": text(self.quarantine),
             "appended_records": self.appended_records, "acknowledged_breaks": self.acknowledged_breaks,
             "notes": list(self.notes),
         }

@@ -6,6 +6,10 @@ decompressed) into a temp file beside the log, fsynced and verified there; the f
 and holds at least one line is put in place. A missing file is created by link(2), which fails rather
 than overwrite a file a writer created meanwhile; an empty one is replaced by rename while it is
 locked and still empty. The candidate itself stays where it is.
+
+A copy stops at :data:`MAX_RESTORED_BYTES`, and a ``.gz`` once it grows past :data:`MAX_GZIP_RATIO`
+times the archive's size (beyond :data:`RATIO_FLOOR`): a gzip bomb beside a log must not fill the
+disk it sits on (issue 13). Such a candidate is passed over, with the cap in the reason.
 """
 
 from __future__ import annotations
@@ -34,6 +38,13 @@ from orchestrator.jsonl.files import (
 from orchestrator.jsonl.report import RepairAction, RepairReport, VerifyReport
 from orchestrator.jsonl.scan import MAX_LINE
 from orchestrator.jsonl.verifier import verify
+
+#: A restored file larger than this is not a crash-damaged log: the candidate is passed over.
+MAX_RESTORED_BYTES = 4 * 1024**3
+#: Text logs compress about 5-50:1 (one line repeated: gzip's limit, about 1000:1); past this ratio
+#: a ``.gz`` is taken for a bomb, checked only once it has produced RATIO_FLOOR bytes.
+MAX_GZIP_RATIO = 200
+RATIO_FLOOR = 16 * 1024 * 1024
 
 #: What may follow the log's name in a rotation or backup beside it.
 ROTATION_SUFFIX = re.compile(r"(?:\.\d+|-\d{8}(?:\d{2})?)(?:\.gz)?|\.bak-\d{8}T\d{6}Z(?:-\d+)?")
@@ -68,7 +79,7 @@ def restore(path: Path, before: VerifyReport, *, audit: bool | None = None,
             full, permissions); or the file was created or written to meanwhile (then left alone).
     """
     report = RepairReport(path, audit=bool(audit))
-    with open_directory(path.parent) as dfd:
+    with open_directory(path.parent, for_path=path) as dfd:
         for candidate in rotation_candidates(path):
             tmp = temp_name()
             try:
@@ -115,18 +126,28 @@ def _stage(candidate: Path, dfd: int, tmp: str, owner: tuple[int, int, int], *, 
     out = os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=dfd)
     try:
         try:
-            fd, _ = open_regular(candidate, flags=READ_FLAGS)
+            fd, st = open_regular(candidate, flags=READ_FLAGS)
         except (FileNotFoundError, AuditError) as exc:
             return f"unreadable: {exc}"
+        packed = candidate.suffix == ".gz"
+        ratio_cap = max(RATIO_FLOOR, MAX_GZIP_RATIO * st.st_size) if packed else None
+        copied = 0
         with os.fdopen(fd, "rb") as raw:
-            read = gzip.GzipFile(fileobj=raw, mode="rb").read if candidate.suffix == ".gz" else raw.read
+            read = gzip.GzipFile(fileobj=raw, mode="rb").read if packed else raw.read
             while True:
                 try:
-                    chunk = read(CHUNK)
+                    chunk = read(CHUNK)  # at most CHUNK bytes, also from gzip: memory stays bounded
                 except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt archive
                     return f"unreadable: {exc}"
                 if not chunk:
                     break
+                copied += len(chunk)
+                if copied > MAX_RESTORED_BYTES:
+                    grows = "decompresses to more than" if packed else "larger than"
+                    return f"{grows} {MAX_RESTORED_BYTES} bytes, the cap for a restored file"
+                if ratio_cap is not None and copied > ratio_cap:
+                    return (f"decompresses to more than {MAX_GZIP_RATIO} times its {st.st_size} bytes "
+                            "(a gzip bomb?)")
                 write_all(out, chunk)
         set_owner_mode(out, *owner)
         os.fsync(out)

@@ -58,6 +58,16 @@ READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 NEW_FLAGS = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 VANISHED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)
 JSON_WS = " \t\r\f\v\x00"
+#: The whitespace JSON allows around a value: salvaged objects keep it, so repairs lose no byte.
+JSON_SPACE = " \t\r"
+#: Bounds on the search for objects in one bad line, past which the rest of it is quarantined, so a
+#: hostile 16 MiB line costs seconds, not hours: failed tries; characters failed tries may scan, as a
+#: multiple of the line's length; tries that fail on absurd nesting or huge integers (their cost is
+#: unknown: up to the whole line each); tries to complete an object cut short by a crash.
+MAX_SALVAGE_TRIES = 1000
+SALVAGE_SCAN_FACTOR = 4
+MAX_DEEP_FAILURES = 4
+MAX_COMPLETIONS = 4
 CLOSERS = ("}", '"}', "}}", '"}}', "]}", '"]}')
 
 Args = dict[str, Any]
@@ -993,36 +1003,100 @@ def op_jsonl_check(args: Args, work_dir: str) -> Any:
     return report
 
 
-def salvage(line: bytes) -> list[bytes]:
-    """The JSON objects recoverable from a bad line, as their exact source text ([] if none).
+def salvage(line: bytes) -> list[tuple[int, int, bytes | None]]:
+    """Split a bad line into segments that cover it exactly and in order, or [] when no JSON object
+    can be recovered from it (then the whole line is quarantined).
 
-    Handles NUL/whitespace padding, several objects run together, trailing garbage after an object
-    and a truncated last object that only lacks its closing brace (or quote and brace).
+    A segment is ``(start, end, record)`` in byte offsets of ``line``. ``record`` is what the repaired
+    file gets: the bytes ``line[start:end]`` themselves, plus a closer from CLOSERS when a crash cut
+    the last object short; None means ``line[start:end]`` holds no object (garbage, NUL padding, a
+    list, a number ...) and goes to the quarantine. Whitespace JSON allows around a value stays with
+    the object next to it; so every byte ends up in the repaired file or in the quarantine, and a
+    line like ``{"id":1}X{"id":2}`` keeps both objects and quarantines the ``X`` (issue 13).
     """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
+        return []  # offsets in undecodable bytes are guesswork: quarantine the line whole
+    objects = find_objects(text)
+    if not objects:
         return []
+    segments: list[tuple[int, int, str | None]] = []  # character offsets; None: quarantined
+    previous = 0
+    for start, end, closer in objects:
+        lead = previous
+        if text[previous:start].strip(JSON_SPACE):
+            segments.append((previous, start, None))
+            lead = start
+        segments.append((lead, end, closer))
+        previous = end
+    if previous < len(text):
+        last_start, _, last_closer = segments[-1]
+        if text[previous:].strip(JSON_SPACE) or last_closer:  # a closer stays the record's last bytes
+            segments.append((previous, len(text), None))
+        else:
+            segments[-1] = (last_start, len(text), last_closer)
+    return byte_segments(line, text, segments)
+
+
+def find_objects(text: str) -> list[tuple[int, int, str]]:
+    """The JSON objects in ``text`` as (start, end, closer appended): complete ones wherever they are,
+    and a last one cut short that a closer from CLOSERS completes."""
     decoder = json.JSONDecoder()
-    found: list[str] = []
-    pos = 0
-    while True:
-        while pos < len(text) and text[pos] in JSON_WS:
-            pos += 1
-        if pos >= len(text):
+    found: list[tuple[int, int, str]] = []
+    pos = tries = completions = deep = 0
+    content_end = len(text.rstrip(JSON_WS))
+    budget = SALVAGE_SCAN_FACTOR * len(text) + CHUNK
+    while tries < MAX_SALVAGE_TRIES and budget > 0 and deep < MAX_DEEP_FAILURES:
+        start = text.find("{", pos)
+        if start < 0:
             break
         try:
-            value, end = decoder.raw_decode(text, pos)
-        except (ValueError, RecursionError):
-            rest = text[pos:].rstrip(JSON_WS)
-            if rest.startswith("{"):  # perhaps a last object cut short by a crash
-                found += [fix for fix in (rest + closer for closer in CLOSERS) if is_object(fix)][:1]
-            break
-        if not isinstance(value, dict):
-            break  # a number, list ... after an object: trailing garbage
-        found.append(text[pos:end])
-        pos = end
-    return [piece.encode("utf-8") for piece in found]
+            _, end = decoder.raw_decode(text, start)  # a value starting with "{" is an object
+        except json.JSONDecodeError as exc:
+            budget -= exc.pos - start
+            # Ran out of text (or of a string): perhaps the last object, cut short by a crash.
+            cut = exc.pos >= content_end or exc.msg.startswith("Unterminated string")
+            if cut and completions < MAX_COMPLETIONS:
+                completions += 1
+                completed = complete(text, start)
+                if completed is not None:
+                    found.append(completed)
+                    break
+            tries, pos = tries + 1, start + 1
+        except (ValueError, RecursionError):  # absurd nesting, integers too long to parse
+            tries, pos, deep = tries + 1, start + 1, deep + 1
+        else:
+            found.append((start, end, ""))
+            pos = end
+    return found
+
+
+def complete(text: str, start: int) -> tuple[int, int, str] | None:
+    """(start, end, closer) when ``text[start:end] + closer`` is an object for a closer in CLOSERS."""
+    stripped = len(text.rstrip(JSON_WS))
+    ends = [len(text)] if not text[stripped:].strip(JSON_SPACE) else []
+    for end in [*ends, stripped] if stripped > start else ends:
+        if not text[start + 1:end].strip(JSON_WS):
+            continue  # a lone "{" is noise, not a record worth inventing
+        for closer in CLOSERS:
+            if is_object(text[start:end] + closer):
+                return start, end, closer
+    return None
+
+
+def byte_segments(line: bytes, text: str, segments: list[tuple[int, int, str | None]]) \
+        -> list[tuple[int, int, bytes | None]]:
+    """``segments`` (contiguous, character offsets of ``text``) in byte offsets of ``line``, its UTF-8."""
+    ascii_only = len(line) == len(text)
+    done: list[tuple[int, int, bytes | None]] = []
+    byte = 0
+    for start, end, closer in segments:
+        size = end - start if ascii_only else len(text[start:end].encode("utf-8"))
+        piece = line[byte:byte + size]
+        done.append((byte, byte + size, None if closer is None else piece + closer.encode("utf-8")))
+        byte += size
+    return done
 
 
 def is_object(text: str) -> bool:
@@ -1033,40 +1107,62 @@ def is_object(text: str) -> bool:
 
 
 class Repair:
-    """One jsonl_repair: backup, rewrite kept and repaired lines, quarantine the rest."""
+    """One jsonl_repair: backup, rewrite kept and repaired lines, quarantine the rest.
+
+    Every byte read ends up in the repaired file or in the quarantine (raw, one entry per line):
+    blank lines are kept as they are, a damaged line is split by :func:`salvage` into its objects
+    (written out) and the bytes around them (quarantined as fragments, in order). A file with no
+    object left to keep is refused and left untouched rather than emptied.
+    """
 
     def __init__(self, dfd: int, name: str, path: str, st: os.stat_result) -> None:
         self.dfd, self.name, self.path, self.st = dfd, name, path, st
         self.stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.kept = self.repaired = self.quarantined = 0
+        self.kept = self.repaired = self.quarantined = self.fragments = self.objects = self.lines = 0
         self.quarantine: tuple[str, int] | None = None
 
     def owned(self, fd: int, mode: int) -> None:
         set_owner_mode(fd, self.st.st_uid, self.st.st_gid, mode)
 
     def line(self, line: bytes | None, start: int, end: int, source: int, out: IO[bytes]) -> None:
-        if is_blank(line):
-            return  # dropped; the caller can count them from jsonl_check's total
-        if line is not None and line_problem(line) is None:
+        self.lines += 1
+        if line is not None and (is_blank(line) or line_problem(line) is None):
             out.write(line + b"\n")
             self.kept += 1
+            self.objects += not is_blank(line)
             return
-        pieces = salvage(line) if line is not None else []
-        if pieces:
-            out.write(b"".join(piece + b"\n" for piece in pieces))
+        segments = salvage(line) if line is not None else []
+        if line is not None and segments:
+            for seg_start, seg_end, record in segments:
+                if record is None:
+                    self.to_quarantine(line[seg_start:seg_end])
+                    self.fragments += 1
+                else:
+                    out.write(record + b"\n")
+                    self.objects += 1
             self.repaired += 1
             return
-        if self.quarantine is None:
-            self.quarantine = create_unique(self.dfd, f"{self.name}.quarantine-{self.stamp}")
-            self.owned(self.quarantine[1], 0o600)
-        qfd = self.quarantine[1]
         if line is not None:
-            write_all(qfd, line + b"\n")
+            self.to_quarantine(line)
         else:  # too long to have been kept in memory: copy it from the backup
+            qfd = self.to_quarantine(b"", newline=False)
             for offset in range(start, end, CHUNK):
                 write_all(qfd, os.pread(source, min(CHUNK, end - offset), offset))
             write_all(qfd, b"\n")
         self.quarantined += 1
+
+    def to_quarantine(self, data: bytes, *, newline: bool = True) -> int:
+        if self.quarantine is None:
+            self.quarantine = create_unique(self.dfd, f"{self.name}.quarantine-{self.stamp}")
+            self.owned(self.quarantine[1], 0o600)
+        write_all(self.quarantine[1], data + b"\n" if newline else data)
+        return self.quarantine[1]
+
+    def check_something_kept(self) -> None:
+        # Writing out no object would empty the file: keep it instead, it is the evidence.
+        if self.quarantined and not self.objects:
+            raise Failure("invalid", f"nothing good to keep in {self.path}: none of its {self.lines} line(s) "
+                          "holds a JSON object; it was left untouched (the evidence is the file itself)")
 
     def check_unchanged(self, original: int, copied: int) -> None:
         # Replacing the log by rename would lose whatever a writer appended since we read it.
@@ -1085,6 +1181,7 @@ class Repair:
             with os.fdopen(os.open(tmp, os.O_WRONLY | NEW_FLAGS, 0o600, dir_fd=self.dfd), "wb") as out:
                 for line, start, end, _ in scan_lines(bfd):
                     self.line(line, start, end, bfd, out)
+                self.check_something_kept()
                 out.flush()
                 self.owned(out.fileno(), self.st.st_mode)
                 os.fsync(out.fileno())
@@ -1105,7 +1202,8 @@ class Repair:
         os.fsync(self.dfd)
         head = split_parent(self.path)[0]
         return {"path": self.path, "kept": self.kept, "repaired": self.repaired,
-                "quarantined": self.quarantined, "backup_path": join(head, backup),
+                "quarantined": self.quarantined, "fragments": self.fragments,
+                "backup_path": join(head, backup),
                 "quarantine_path": join(head, self.quarantine[0]) if self.quarantine else None}
 
 

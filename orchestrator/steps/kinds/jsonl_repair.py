@@ -81,7 +81,8 @@ def run_jsonl_repair(step: JsonlRepairStep, ctx: RepairContext, io: StepIO) -> s
         result = ctx.agent.jsonl_repair(path)
         io.replay_op(JsonlRepairOp(path))
         io.note(f"{path}: kept {result.kept}, repaired {result.repaired}, quarantined {result.quarantined} "
-                f"line(s) to {result.quarantine_path}; backup {result.backup_path}")
+                f"line(s) and {result.fragments} fragment(s) of repaired lines to {result.quarantine_path}; "
+                f"backup {result.backup_path}")
         repaired.append(path)
     if not repaired:
         raise io.not_applicable(f"{', '.join(logs)}: no corrupt lines to repair")

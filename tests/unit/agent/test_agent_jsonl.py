@@ -112,20 +112,20 @@ def test_repair_fixes_each_damage_class_and_drops_nothing(agent: RemoteAgent, ro
 
     result = agent.jsonl_repair(str(log))
 
-    expected_log = [line for line, fate in DAMAGED if fate == "kept" or isinstance(fate, list)]
-    assert (result.kept, result.repaired, result.quarantined) == (2, 6, 3)
-    blank = sum(1 for _, fate in DAMAGED if fate == "blank")
-    assert result.kept + result.repaired + result.quarantined + blank == before.total_lines
-    rewritten = [piece for line, fate in DAMAGED
-                 for piece in ([line] if fate == "kept" else fate if isinstance(fate, list) else [])]
+    # Blank lines are kept and the bytes around salvaged objects quarantined as fragments: both used
+    # to be dropped (issue 13: every byte ends up in the repaired file or in the quarantine).
+    assert (result.kept, result.repaired, result.quarantined, result.fragments) == (4, 6, 3, 3)
+    assert result.kept + result.repaired + result.quarantined == before.total_lines
+    rewritten = [piece for line, fate in DAMAGED for piece in (
+        [line] if fate in ("kept", "blank") else fate if isinstance(fate, list) else [])]
     assert log.read_bytes() == b"".join(piece + b"\n" for piece in rewritten)
-    assert len(expected_log) == result.kept + result.repaired
 
     assert result.quarantine_path is not None
     quarantine = Path(result.quarantine_path)
     assert "quarantine" in quarantine.name
     assert quarantine.parent == root
-    assert quarantine.read_bytes() == b'[1, 2]\n\xff\xfe{"h": 8}\ncomplete garbage\n'
+    assert quarantine.read_bytes() == (b' trailing garbage\n\x00\x00\n\x00\n'
+                                       b'[1, 2]\n\xff\xfe{"h": 8}\ncomplete garbage\n')
     assert quarantine.stat().st_mode & 0o777 == 0o600
 
     backup = Path(result.backup_path)
@@ -187,3 +187,15 @@ def test_repair_gives_up_when_the_log_changes_meanwhile(call: Callable[..., dict
     assert "changed during the repair" in answer["error"]
     assert log.read_bytes() == b'{"a":1}\nbad\n{"late":1}\n'
     assert sorted(p.name for p in root.iterdir()) == ["log"]  # no backup, quarantine or temp left
+
+
+@pytest.mark.parametrize("data", [b"garbage\n", b"[1]\n\n  \n\x00\x00", b"\xff\xfe"])
+def test_repair_refuses_to_empty_a_file_with_nothing_good(call: Callable[..., dict[str, Any]], root: Path,
+                                                          data: bytes) -> None:
+    (root / "log").write_bytes(data)
+    answer = call("jsonl_repair", path=str(root / "log"))
+    assert answer["code"] == "invalid"
+    assert answer["error"].startswith(f"nothing good to keep in {root / 'log'}: none of its ")
+    assert answer["error"].endswith("it was left untouched (the evidence is the file itself)")
+    assert (root / "log").read_bytes() == data
+    assert sorted(p.name for p in root.iterdir()) == ["log"]

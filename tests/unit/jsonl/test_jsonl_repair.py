@@ -71,12 +71,15 @@ def test_round_trip_accounts_for_every_line(tmp_path: Path) -> None:
     assert "quarantine" in done.quarantine.name
     assert stat.S_IMODE(done.quarantine.stat().st_mode) == 0o600
     entries = quarantine_entries(done.quarantine)
-    wanted = [(n, line) for n, (line, fate) in enumerate(DAMAGED, 1) if fate == "quarantined"]
+    # The bytes around the salvaged objects are quarantined too (they used to be dropped: issue 13).
+    fragments = [(4, b" trailing garbage"), (5, b"\x00\x00"), (5, b"\x00")]
+    wanted = fragments + [(n, line) for n, (line, fate) in enumerate(DAMAGED, 1) if fate == "quarantined"]
     assert [(e["line"], base64.b64decode(str(e["raw_base64"]))) for e in entries] == wanted
     for entry in entries:
         offset, length = int(str(entry["offset"])), int(str(entry["length"]))
         assert original[offset:offset + length] == base64.b64decode(str(entry["raw_base64"]))
-    assert [e["kind"] for e in entries] == ["not_object", "invalid_utf8", "nul_bytes"]
+    assert [e["kind"] for e in entries] == ["fragment"] * 3 + ["not_object", "invalid_utf8", "nul_bytes"]
+    assert (done.fragments, done.quarantined_bytes) == (3, sum(len(raw) for _, raw in wanted))
     assert files(tmp_path) == sorted(["app.jsonl", done.backup.name, done.quarantine.name])
 
 
@@ -232,3 +235,70 @@ def test_too_many_chain_breaks_are_refused(tmp_path: Path, monkeypatch: pytest.M
     assert caught.value.message == (f"the hash chain of {path} is broken in 5 places, more than the 2 a "
                                     "repair acknowledges")
     assert files(tmp_path) == ["audit.jsonl"]
+
+
+# -- nothing good to keep (issue 13) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("data", [
+    b"garbage\n",
+    b"[1, 2]\n\x00\x00\x00\n\xff\xfe\n",
+    b"not json\n\n   \nstill not\n",  # blank lines are no reason to empty the file either
+    b"tor",
+], ids=["one-bad-line", "mixed-garbage", "garbage-and-blanks", "one-torn-line"])
+def test_a_file_with_nothing_good_is_left_untouched(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "app.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(AuditError) as caught:
+        repair(path)
+    assert caught.value.message.startswith(f"nothing good to keep in {path}: none of its ")
+    assert caught.value.message.endswith("so a repair would empty it; it was left untouched")
+    assert caught.value.remedy is not None
+    assert caught.value.remedy.startswith(f"the evidence is {path} itself (`vmrepair log verify {path}`")
+    assert path.read_bytes() == data
+    assert files(tmp_path) == ["app.jsonl"]  # no backup, quarantine or temp file left behind
+
+
+def test_an_audit_log_with_no_record_left_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b'{"seq": 1, "prev": "x"}\n\x00\x00\n')
+    with pytest.raises(AuditError, match=r"none of its 2 line\(s\) holds a well-formed audit record"):
+        repair(path, audit=True)
+    assert path.read_bytes() == b'{"seq": 1, "prev": "x"}\n\x00\x00\n'
+    assert files(tmp_path) == ["audit.jsonl"]
+
+
+# -- symlinked directories (issue 13) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("via", ["link", "link/sub"], ids=["parent", "grandparent"])
+def test_a_symlinked_directory_above_the_file_is_refused(tmp_path: Path, via: str) -> None:
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    name = Path(via) / "app.jsonl"
+    (real / name.relative_to("link")).write_bytes(b'{"a": 1}\ngarbage\n')
+    with pytest.raises(AuditError) as caught:
+        repair(tmp_path / name)
+    assert caught.value.message == (f"refusing {tmp_path / name}: {tmp_path / 'link'} is a symlink "
+                                    f"(to {real}), which is not followed")
+    assert caught.value.remedy is not None
+    real_file = real / name.relative_to("link")
+    assert caught.value.remedy.startswith(f"name the file by its real path, {real_file}:")
+    assert [p.name for p in real.rglob("*") if p.is_file()] == ["app.jsonl"]  # no backup, no quarantine
+    assert (real / name.relative_to("link")).read_bytes() == b'{"a": 1}\ngarbage\n'
+
+
+def test_a_relative_path_is_repaired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "app.jsonl").write_bytes(b'{"a": 1}\ngarbage\n')
+    monkeypatch.chdir(tmp_path / "d")
+    done = repair(Path("../d/app.jsonl"))
+    assert (done.action, done.kept, done.quarantined) == (RepairAction.REPAIRED, 1, 1)
+    assert (tmp_path / "d" / "app.jsonl").read_bytes() == b'{"a": 1}\n'
+
+
+def test_a_file_under_a_regular_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"")
+    with pytest.raises(AuditError, match=r"/f/app.jsonl: .*/f is not a directory$"):
+        repair(tmp_path / "f" / "app.jsonl")

@@ -12,6 +12,7 @@ import pytest
 from orchestrator.audit.log import AuditLog
 from orchestrator.errors import AuditError
 from orchestrator.jsonl import RepairAction, VerifyStatus, repair, verify
+from orchestrator.jsonl import restore as restore_module
 from orchestrator.jsonl.restore import rotation_candidates
 
 GOOD = b'{"n": 1}\n{"n": 2}\n'
@@ -102,3 +103,38 @@ def test_audit_log_restored_from_rotation_keeps_its_chain(tmp_path: Path) -> Non
     writer.record("after", component="c", status="ok")
     report = verify(log)
     assert (report.status, report.good_lines) == (VerifyStatus.OK, 4)
+
+
+# -- gzip bombs (issue 13) -----------------------------------------------------------------------
+
+
+def bomb(path: Path, size: int, age: int = 1) -> None:
+    """A gzip rotation of ``size`` bytes of one repeated good line: it compresses about 300:1."""
+    line = b'{"a": 1}\n'
+    with gzip.open(path, "wb", compresslevel=9) as packed:
+        for _ in range(size // (len(line) * 4096)):
+            packed.write(line * 4096)
+    os.utime(path, (1_700_000_000 - age, 1_700_000_000 - age))
+
+
+def test_a_rotation_that_decompresses_too_far_is_passed_over(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(restore_module, "MAX_RESTORED_BYTES", 1024 * 1024)
+    bomb(tmp_path / "app.jsonl.1.gz", 2 * 1024 * 1024)
+    with pytest.raises(AuditError) as caught:
+        repair(tmp_path / "app.jsonl")
+    assert caught.value.message == (
+        f"{tmp_path / 'app.jsonl'} is missing and no good backup or rotation was found beside it "
+        "(app.jsonl.1.gz: decompresses to more than 1048576 bytes, the cap for a restored file)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.jsonl.1.gz"]  # the partial copy is gone
+
+
+def test_a_gzip_bomb_is_stopped_by_its_ratio_and_an_older_rotation_used(tmp_path: Path) -> None:
+    bomb(tmp_path / "app.jsonl.1.gz", 40 * 1024 * 1024, age=1)  # 40 MiB from about 130 KiB
+    aged(tmp_path / "app.jsonl.2", GOOD, 2)
+    done = repair(tmp_path / "app.jsonl")
+    assert (done.action, done.restored_from) == (RepairAction.RESTORED, tmp_path / "app.jsonl.2")
+    ((skipped, why),) = done.skipped
+    assert skipped == tmp_path / "app.jsonl.1.gz"
+    assert why.startswith(f"decompresses to more than {restore_module.MAX_GZIP_RATIO} times its ")
+    assert why.endswith("bytes (a gzip bomb?)")
