@@ -91,9 +91,12 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
     record_plan(store, txn.id, plan)
     with session.stage(Stage.APPLY) as st:
         apply_agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
-        result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
-                               journal=Journal(store, txn, package.operations), validate=validate_on_target,
-                               needs_reboot=needs_reboot)
+        try:
+            result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
+                                   journal=Journal(store, txn, package.operations),
+                                   validate=validate_on_target, needs_reboot=needs_reboot)
+        finally:
+            apply_agent.close()
         session.write_json(Evidence.APPLY.file(issue.component), result.as_dict())
         st.detail = f"{result.status}; transaction {txn.id}; backup in {backup_dir}"
     _audit(ctx, issue, txn.id, result.status, winner.strategy)

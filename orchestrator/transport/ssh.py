@@ -22,6 +22,7 @@ import socket
 import stat
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -56,6 +57,9 @@ _IDLE_POLL_S = 0.5  # longest wait between deadline checks while the command is 
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 #: What paramiko and the socket layer raise once a connection is broken or misbehaves.
 _WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
+#: Sessions (commands, SFTP, streams) open at once on one connection: below OpenSSH's default
+#: MaxSessions of 10, so a burst of concurrent probes waits for a slot instead of being refused.
+MAX_SESSIONS = 8
 
 _T = TypeVar("_T")
 
@@ -105,6 +109,9 @@ class ParamikoTransport(Transport):
         self._connect_timeout, self._command_timeout = connect_timeout, command_timeout
         self._client: paramiko.SSHClient | None = None
         self._lock = threading.Lock()  # guards connect/drop; paramiko channels are thread-safe
+        # OpenSSH refuses a session beyond MaxSessions (10 by default) per connection; the refusal
+        # used to look like a dead connection and the reconnect killed every command in flight.
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
 
     def run(
         self,
@@ -117,11 +124,16 @@ class ParamikoTransport(Transport):
     ) -> CommandResult:
         args = validate_argv(argv, host=self.host)
         limit = self._command_timeout if timeout is None else timeout
-        channel = self._with_live_client(
-            lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
-        )
         started = time.monotonic()
         deadline = started + limit
+        self._take_session(args, deadline)
+        try:
+            channel = self._with_live_client(
+                lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
+            )
+        except BaseException:
+            self._sessions.release()
+            raise
         capture = OutputCapture(max_output, on_output)
         try:
             _exec(channel, shlex.join(args), deadline)
@@ -142,24 +154,40 @@ class ParamikoTransport(Transport):
             ) from exc
         finally:
             channel.close()
+            self._sessions.release()
         return capture.result(args, exit_status, time.monotonic() - started)
+
+    def _take_session(self, args: tuple[str, ...], deadline: float) -> None:
+        """Wait for one of the connection's session slots (a command's deadline includes the wait)."""
+        if not self._sessions.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise CommandTimeoutError(
+                f"{self.host}: command {list(args)!r} waited its whole deadline for one of the"
+                f" {MAX_SESSIONS} sessions of the connection", host=self.host, argv=list(args))
 
     def open_stream(self, argv: Sequence[str]) -> CommandStream:
         args = validate_argv(argv, host=self.host)
-        channel = self._with_live_client(
-            lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
-        )
+        # The stream holds its session slot until it is closed.
+        self._take_session(args, time.monotonic() + self._connect_timeout)
+        try:
+            channel = self._with_live_client(
+                lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
+            )
+        except BaseException:
+            self._sessions.release()
+            raise
         try:
             _exec(channel, shlex.join(args), time.monotonic() + self._connect_timeout)
         except _DeadlineError:
             channel.close()
+            self._sessions.release()
             raise CommandTimeoutError(f"{self.host}: could not start {list(args)!r} in time",
                                       host=self.host, argv=list(args)) from None
         except _WIRE_ERRORS as exc:
             channel.close()
+            self._sessions.release()
             raise TransportError(f"{self.host}: cannot start {list(args)!r}: {exc}", host=self.host
                                  ) from exc
-        return _ChannelStream(self.host, args, channel)
+        return _ChannelStream(self.host, args, channel, release=self._sessions.release)
 
     def put_file(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         require_absolute(remote, host=self.host)
@@ -219,6 +247,12 @@ class ParamikoTransport(Transport):
         try:
             return use(client)
         except _WIRE_ERRORS as exc:
+            alive = client.get_transport()
+            if alive is not None and alive.is_active():
+                # The server refused this one session (MaxSessions, a channel-open failure): the
+                # connection and the commands running on it are fine, so they are left alone.
+                raise TransportError(f"{self.host}: the server refused a session: {exc}",
+                                     host=self.host) from exc
             self.close()
             if not is_reused:
                 raise ConnectError(
@@ -353,7 +387,12 @@ class ParamikoTransport(Transport):
 
     @contextlib.contextmanager
     def _sftp(self, action: str) -> Iterator[paramiko.SFTPClient]:
-        sftp = self._with_live_client(lambda c: c.open_sftp())
+        self._take_session(("sftp",), time.monotonic() + self._command_timeout)
+        try:
+            sftp = self._with_live_client(lambda c: c.open_sftp())
+        except BaseException:
+            self._sessions.release()
+            raise
         channel = sftp.get_channel()
         if channel is not None:
             # Without a timeout a stalled server would block a transfer forever.
@@ -368,6 +407,7 @@ class ParamikoTransport(Transport):
             raise FileTransferError(f"{self.host}: {action} failed: {exc}", host=self.host) from exc
         finally:
             sftp.close()
+            self._sessions.release()
 
 
 def _transport_of(client: paramiko.SSHClient) -> paramiko.Transport:
@@ -454,9 +494,13 @@ class _ChannelStream(CommandStream):
     """A command on its own SSH channel; closing the channel ends the command's stdin (and, for the
     agent's server, the command)."""
 
-    def __init__(self, host: str, argv: tuple[str, ...], channel: paramiko.Channel) -> None:
+    def __init__(self, host: str, argv: tuple[str, ...], channel: paramiko.Channel, *,
+                 release: Callable[[], None]) -> None:
         super().__init__(host, argv)
         self._channel = channel
+        # A client dropped without close() (an agent nobody closed) must not keep its session slot:
+        # after MAX_SESSIONS such leaks every command would wait out its deadline.
+        self._finalizer = weakref.finalize(self, _end_channel, channel, release)
 
     @property
     def is_alive(self) -> bool:
@@ -504,5 +548,10 @@ class _ChannelStream(CommandStream):
                                  host=self.host)
 
     def _kill(self) -> None:
-        with contextlib.suppress(*_WIRE_ERRORS):
-            self._channel.close()
+        self._finalizer()
+
+
+def _end_channel(channel: paramiko.Channel, release: Callable[[], None]) -> None:
+    with contextlib.suppress(*_WIRE_ERRORS):
+        channel.close()
+    release()

@@ -64,6 +64,11 @@ class ServerState:
     transports: list[paramiko.Transport] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Refuse new session channels (as OpenSSH does beyond MaxSessions).
+    refuse_sessions: bool = False
+    running: int = 0
+    most_running: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _ExecServer(paramiko.ServerInterface):
@@ -79,7 +84,7 @@ class _ExecServer(paramiko.ServerInterface):
         return paramiko.AUTH_SUCCESSFUL if key == self._authorized else paramiko.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        if kind == "session":
+        if kind == "session" and not self.state.refuse_sessions:
             return paramiko.OPEN_SUCCEEDED
         return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
@@ -92,6 +97,9 @@ class _ExecServer(paramiko.ServerInterface):
         return True
 
     def _execute(self, channel: paramiko.Channel, argv: list[str]) -> None:
+        with self.state.lock:
+            self.state.running += 1
+            self.state.most_running = max(self.state.most_running, self.state.running)
         try:
             # Reading stdin to EOF first also guarantees the client has seen the exec reply:
             # paramiko sends it only after check_channel_exec_request returns.
@@ -118,6 +126,8 @@ class _ExecServer(paramiko.ServerInterface):
         except OSError:
             pass  # the client hung up on us; that is what some tests do
         finally:
+            with self.state.lock:
+                self.state.running -= 1
             channel.close()
 
 

@@ -4,8 +4,10 @@ import base64
 import hashlib
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -263,3 +265,56 @@ def test_close_is_idempotent_and_the_transport_reusable(make_transport: MakeTran
         assert transport.run(["true"]).succeeded
     transport.close()
     assert transport.run(["true"]).succeeded
+
+
+# -- sessions of one connection -------------------------------------------------------------------
+
+def test_a_refused_session_fails_alone_and_spares_the_commands_in_flight(
+    ssh_server: SSHServer, make_transport: Callable[..., Any]
+) -> None:
+    """OpenSSH refuses sessions beyond MaxSessions. That refusal used to be taken for a dead connection:
+    the reconnect closed it under every running command (exit -1 all round)."""
+    transport = make_transport()
+    transport.run(["true"])                       # connected
+    results: list[int] = []
+    running = threading.Thread(target=lambda: results.append(transport.run(["sleep", "1"]).exit_status))
+    running.start()
+    while ssh_server.state.running == 0:
+        time.sleep(0.01)
+    ssh_server.state.refuse_sessions = True
+    with pytest.raises(TransportError, match="refused a session"):
+        transport.run(["true"])
+    ssh_server.state.refuse_sessions = False
+    running.join(10)
+    assert results == [0]
+    assert transport.run(["true"]).exit_status == 0
+    assert ssh_server.connections == 1
+
+
+def test_concurrent_commands_wait_for_a_session_slot(
+    ssh_server: SSHServer, make_transport: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.transport import ssh
+
+    monkeypatch.setattr(ssh, "MAX_SESSIONS", 2)
+    transport = make_transport()
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        codes = list(pool.map(lambda _: transport.run(["sleep", "0.3"]).exit_status, range(5)))
+    assert codes == [0] * 5
+    assert ssh_server.state.most_running == 2
+
+
+def test_a_command_that_cannot_get_a_slot_in_its_deadline_times_out(
+    ssh_server: SSHServer, make_transport: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.transport import ssh
+
+    monkeypatch.setattr(ssh, "MAX_SESSIONS", 1)
+    transport = make_transport()
+    busy = threading.Thread(target=lambda: transport.run(["sleep", "1"]))
+    busy.start()
+    while ssh_server.state.running == 0:
+        time.sleep(0.01)
+    with pytest.raises(CommandTimeoutError, match="waited its whole deadline for one of the 1 sessions"):
+        transport.run(["true"], timeout=0.2)
+    busy.join(10)
