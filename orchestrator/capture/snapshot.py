@@ -7,6 +7,7 @@ The target keeps running: nothing is stopped, only read.
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,10 @@ def capture_components(
     kinds: set[IssueKind],
     *,
     max_file_bytes: int,
-    facts: TargetFacts | None = None,
+    facts: TargetFacts | Future[TargetFacts] | None = None,
 ) -> Capture:
-    """Pack and record; ``facts`` (read by the caller) are recorded with the capture.
+    """Pack and record; ``facts`` (read by the caller, perhaps still being read) are recorded with the
+    capture.
 
     Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
@@ -101,6 +103,8 @@ def capture_components(
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
+    if isinstance(facts, Future):
+        facts = facts.result()
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
                       facts)
     data = capture.as_dict()

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.errors import TransportError
-from orchestrator.facts.model import AptSource, OsRelease, TargetFacts, Unpackaged
+from orchestrator.facts.model import AptSource, OsRelease, TargetFacts, UnitFile, Unpackaged
 from orchestrator.facts.parse import (
     ARCH,
     Parsed,
@@ -26,7 +26,7 @@ from orchestrator.facts.parse import (
     parse_os_release,
     parse_packages,
     parse_sources_list,
-    parse_unit_files,
+    unit_states_from_tree,
 )
 from orchestrator.model import Component
 from orchestrator.systemd import show
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
+#: Where systemctl mask/enable leave their symlinks (persistent and runtime).
+UNIT_LINK_DIRS = ("/etc/systemd/system", "/run/systemd/system")
 SOURCES_LIST = "/etc/apt/sources.list"
 SOURCES_DIR = "/etc/apt/sources.list.d"
 PACKAGE_FORMAT = "${binary:Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\t${Status}\n"
@@ -62,9 +64,7 @@ def read_facts(transport: Transport, agent: AgentApi, components: Sequence[Compo
     arch = _arch(transport, notes)
     packages = _note(parse_packages(_run(transport, ["dpkg-query", "-W", "-f", PACKAGE_FORMAT], notes,
                                          "the package database")), "package lines", notes)
-    unit_files = _note(parse_unit_files(_run(
-        transport, ["systemctl", "list-unit-files", "--no-legend", "--no-pager", "--full"], notes,
-        "systemd's unit files")), "unit-file lines", notes)
+    unit_files = _unit_files(agent, notes)
     sources = _sources(agent, notes)
     units = sorted({u for c in components for u in c.units})
     unpackaged = _unpackaged(transport, units, notes) if units else []
@@ -145,6 +145,16 @@ def _sources(agent: AgentApi, notes: list[str]) -> list[AptSource]:
         parse = parse_deb822_sources if path.endswith(".sources") else parse_sources_list
         sources += _note(parse(text, path), f"entries of {path}", notes)
     return sources
+
+
+def _unit_files(agent: AgentApi, notes: list[str]) -> list[UnitFile]:
+    try:
+        tree = agent.manifest(list(UNIT_LINK_DIRS))
+    except TransportError as exc:
+        notes.append(f"unit-file states: {exc.message}")
+        return []
+    entries = ((e.path, e.type, e.link) for e in tree.entries)
+    return _note(unit_states_from_tree(entries, UNIT_LINK_DIRS), "unit links", notes)
 
 
 def _unpackaged(transport: Transport, units: list[str], notes: list[str]) -> list[Unpackaged]:

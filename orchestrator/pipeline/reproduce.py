@@ -3,6 +3,7 @@ the troubleshooting environment, and check that the fault shows there too."""
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import replace
 
 from orchestrator.capture.snapshot import Capture, capture_components
@@ -20,14 +21,16 @@ from orchestrator.validate.probes import ProbeRunner
 def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
             components: list[Component]) -> Capture:
     """Raises: TransportError, AgentError (the target could not be read)."""
-    with ctx.session.stage(Stage.CAPTURE) as st:
-        facts = read_facts(ctx.transport, ctx.agent, components)
+    with ctx.session.stage(Stage.CAPTURE) as st, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts") as pool:
+        # The facts are a handful of read-only questions; asked while the files are packed and fetched.
+        facts = pool.submit(read_facts, ctx.transport, ctx.agent, components)
         captured = capture_components(ctx.session, ctx.transport, ctx.agent, components,
                                       {issue.kind, *(i.kind for i in related)},
                                       max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes,
                                       facts=facts)
         st.detail = (f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders;"
-                     f" target: {facts.summary()}")
+                     f" target: {captured.facts.summary() if captured.facts else 'unknown'}")
     return captured
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from orchestrator.agent.api import Placeholder
 from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
 from orchestrator.errors import AgentError, TransportError
+from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.model import Component, IssueKind
 from orchestrator.session.store import Session, new_session
 from orchestrator.systemd import MAX_VALUE
@@ -98,7 +100,8 @@ def test_capture_downloads_the_archive_and_records_everything(session: Session) 
     assert agent.calls[1] == ("fetch", "/run/vmrepair-agent/pack.tar")
     assert transport.argvs == [
         ("dpkg-query", "-W", "-f", "${Package}\t${Version}\n", "nginx", "nginx-common"),
-        ("systemctl", "show", "--property=LoadState,ActiveState,SubState,UnitFileState", "--", "nginx.service"),
+        ("systemctl", "show", "--property=LoadState,ActiveState,SubState,UnitFileState", "--",
+         "nginx.service"),
     ]
 
     assert capture.tar == session.dir / "capture" / "files.tar"
@@ -162,3 +165,17 @@ def test_a_failed_cleanup_does_not_lose_the_capture(session: Session) -> None:
     capture = run_capture(session, target(), agent, [NGINX], set())
     assert capture.tar.read_bytes() == TAR
     assert (session.dir / "capture.json").exists()
+
+
+def test_the_targets_facts_are_recorded_with_the_capture_once_read(session: Session) -> None:
+    """The pipeline reads the facts while the files are packed: a Future is awaited, then recorded."""
+    facts = TargetFacts(OsRelease("debian", "12", "bookworm"), "amd64",
+                        packages=(Package("nginx-common", "1.22.1-9", "all", "ii"),))
+    pending: Future[TargetFacts] = Future()
+    pending.set_result(facts)
+    agent = FakeAgent(tar=TAR, entries=(file_entry("/etc/nginx/nginx.conf", b"x"),))
+    capture = capture_components(session, target(), agent, [NGINX], set(),  # type: ignore[arg-type]
+                                 max_file_bytes=MAX_FILE, facts=pending)
+    assert capture.facts == facts
+    recorded = json.loads((session.dir / "capture.json").read_text())["facts"]
+    assert recorded["os"]["codename"] == "bookworm" and recorded["packages"][0]["name"] == "nginx-common"

@@ -14,7 +14,7 @@ from orchestrator.facts.parse import (
     parse_os_release,
     parse_packages,
     parse_sources_list,
-    parse_unit_files,
+    unit_states_from_tree,
 )
 
 BOOKWORM = """PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
@@ -78,12 +78,19 @@ def test_hostile_package_lines_are_refused_and_counted() -> None:
     assert parsed.rejected == 7
 
 
-def test_unit_files() -> None:
-    parsed = parse_unit_files("nginx.service enabled enabled\nnull.service masked -\n"
-                              "getty@.service enabled enabled\n-x.service enabled\n/etc/passwd enabled\n")
+def test_masked_and_enabled_units_from_their_symlinks() -> None:
+    roots = ("/etc/systemd/system", "/run/systemd/system")
+    parsed = unit_states_from_tree([
+        ("/etc/systemd/system/nginx.service", "symlink", "/dev/null"),
+        ("/run/systemd/system/cron.service", "symlink", "/dev/null"),
+        ("/etc/systemd/system/multi-user.target.wants/ssh.service", "symlink", "/lib/systemd/system/x"),
+        ("/etc/systemd/system/multi-user.target.wants/nginx.service", "symlink", "/lib/systemd/system/x"),
+        ("/etc/systemd/system/sampleapp.service", "file", None),          # a unit file: no state from it
+        ("/etc/systemd/system/evil\nname.service", "symlink", "/dev/null"),
+        ("/etc/other/x.service", "symlink", "/dev/null"),                   # not under a root
+    ], roots)
     assert [(u.unit, u.state) for u in parsed.items] == [
-        ("nginx.service", "enabled"), ("null.service", "masked"), ("getty@.service", "enabled"),
-        ("-x.service", "enabled")]
+        ("cron.service", "masked"), ("nginx.service", "masked"), ("ssh.service", "enabled")]
     assert parsed.rejected == 1
 
 
@@ -138,7 +145,7 @@ def test_dpkg_search_owned_paths_and_diversions() -> None:
 @given(st.text(max_size=2000))
 def test_parsers_are_total_on_any_text(text: str) -> None:
     parse_os_release(text)
-    for parsed in (parse_packages(text), parse_unit_files(text), parse_sources_list(text, "/f"),
+    for parsed in (parse_packages(text), parse_sources_list(text, "/f"),
                    parse_deb822_sources(text, "/f")):
         assert parsed.rejected >= 0
     for path in exec_paths(text) + environment_file_paths(text) + list(parse_dpkg_search(text)):

@@ -29,7 +29,6 @@ def healthy_answers() -> dict[str, tuple[int, bytes, bytes]]:
     return {
         "dpkg --print-architecture": (0, b"amd64\n", b""),
         "dpkg-query -W": (0, PACKAGES.encode(), b""),
-        "systemctl list-unit-files": (0, b"app.service enabled enabled\nnull.service masked -\n", b""),
         "systemctl show": (0, SHOW.encode(), b""),
         # /usr/bin/kill is owned (by procps); /srv/app and the venv are not; /etc/default/app is not.
         "dpkg-query -S": (1, b"procps: /usr/bin/kill\n",
@@ -44,7 +43,8 @@ def agent() -> FakeAgent:
         "/etc/apt/sources.list.d/extra.sources":
             b"Types: deb\nURIs: http://x.invalid/a\nSuites: s\nComponents: c\n",
         "/etc/apt/sources.list.d/ignored.txt": b"deb http://never.invalid/ x y\n",
-    })
+    }, symlinks={"/etc/systemd/system/null.service": "/dev/null",
+                 "/etc/systemd/system/multi-user.target.wants/app.service": "/lib/systemd/app.service"})
 
 
 APP = Component("app", units=("app.service",))
@@ -58,6 +58,7 @@ def test_facts_of_a_debian_target() -> None:
     assert facts.held == ("mariadb-server",)
     assert facts.package("nginx-common") is not None
     assert facts.unit_state("null.service") == "masked"
+    assert facts.unit_state("app.service") == "enabled"
     assert {(u.path, u.source) for u in facts.unpackaged} == {
         ("/opt/app/venv/bin/python", "ExecStart"), ("/srv/app", "WorkingDirectory"),
         ("/etc/default/app", "EnvironmentFiles")}
