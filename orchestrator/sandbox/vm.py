@@ -119,6 +119,14 @@ class TroubleshootingVm:
             systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
         mirrored = self._mirror_unit_states(capture, units)
         for unit in units:
+            target = capture.units.get(unit, {})
+            if target.get("UnitFileState") == "masked":
+                # A masked unit cannot be (re)started; one the target does not run is stopped here
+                # too (masking alone leaves the template's instance running).
+                if target.get("ActiveState") not in {"active", "reloading", "activating"}:
+                    systemd.unit_command(self.transport, "stop", unit).raise_for_timeout(host)
+                    mirrored.append(f"stop {unit}: the target does not run it")
+                continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None, unit_states=tuple(mirrored))
 
