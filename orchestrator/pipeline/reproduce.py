@@ -73,7 +73,8 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
         ctx.session.write_json(Evidence.REPRODUCE.file(issue.component), {
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete,
-            "unit_states": list(imported.unit_states), "environment": differences.as_dict()})
+            "unit_states": list(imported.unit_states), "absent_removed": list(imported.removed[:200]),
+            "environment": differences.as_dict()})
         if not differences.is_faithful:
             # Whatever the probe says, it says it about another environment than the target's.
             why = "environment differs: " + "; ".join(differences.missing)

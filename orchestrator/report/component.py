@@ -87,6 +87,9 @@ def _reproduce(loaded: Loaded) -> str:
     states = [inline(s, 200) for s in as_list(data.get("unit_states"))[:MAX_EVIDENCE]]
     if states:
         out.append(f"- **Unit states mirrored from the target:** {'; '.join(states)}")
+    removed = [code(r, limit=300) for r in as_list(data.get("absent_removed"))[:MAX_EVIDENCE]]
+    if removed:
+        out.append(f"- **Removed from the VM (absent on the target):** {', '.join(removed)}")
     out += [f"- **The VM lacks:** {m}" for m in missing]
     out += [f"- **Differs:** {inline(n, 300)}" for n in as_list(environment.get("notes"))[:MAX_EVIDENCE]]
     out.append("")

@@ -27,6 +27,8 @@ class ImportReport:
     error: str | None
     #: Unit states given to the VM to match the target (``mask nginx.service: done``).
     unit_states: tuple[str, ...] = ()
+    #: Paths removed from the VM because the target lacks them (inside the captured roots).
+    removed: tuple[str, ...] = ()
     #: What the VM lacks (or has at another version) compared with the target, once checked.
     differences: Differences = field(default_factory=Differences)
 

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Snapshot taken after import + reproduction; every failed attempt reverts to it.
 REPRODUCED_SNAPSHOT = "reproduced"
+#: The agent's manifest stops at this many entries; beyond it an absence in the capture proves nothing.
+MANIFEST_LIMIT = 50_000
 #: Target UnitFileState -> (systemctl verb, the state it leaves in the VM). ``static``, ``alias``,
 #: ``generated`` ... are properties of the unit file itself, which the capture carries.
 MIRRORED_STATES = {"masked": ("mask", "masked"), "disabled": ("disable", "disabled"),
@@ -109,13 +111,14 @@ class TroubleshootingVm:
             return ImportReport(None, exc.message)
         self.session.event("sandbox", "imported", written=len(result.written),
                            placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
+        removed = self._remove_absent(capture)
         units = sorted({u for c in components for u in c.units})
         # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
         # restart what the capture touched so the services run (or fail) with the target's
         # configuration. A failed restart is the fault being reproduced; a hung one means the VM cannot
         # be trusted, so it stops the stage.
         host = self.transport.host
-        if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders)):
+        if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders, *removed)):
             systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
         mirrored = self._mirror_unit_states(capture, units)
         for unit in units:
@@ -128,7 +131,36 @@ class TroubleshootingVm:
                     mirrored.append(f"stop {unit}: the target does not run it")
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
-        return ImportReport(result, None, unit_states=tuple(mirrored))
+        return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed))
+
+    def _remove_absent(self, capture: Capture) -> list[str]:
+        """Inside the captured roots, remove what the VM has and the target does not (a deleted file,
+        a missing directory, a whole root absent there): the VM must lack what the target lacks, or a
+        fault made of an absence passes in the VM. Only paths strictly inside the roots (or a root the
+        target lacks entirely) are touched. Returns the removed paths."""
+        if len(capture.manifest.entries) >= MANIFEST_LIMIT:
+            self.session.event("sandbox", "absences_not_mirrored",
+                               reason=f"the capture lists {MANIFEST_LIMIT}+ entries and may be cut short")
+            return []
+        on_target = {e.path for e in capture.manifest.entries} | capture.placeholder_paths
+        missing_roots = set(capture.manifest.missing)
+        in_vm = self.agent.manifest(list(capture.paths))
+        # Shallowest first: a directory goes with everything in it, in one command.
+        extra = sorted((e for e in in_vm.entries if e.path not in on_target
+                        and _removable(e.path, capture.paths, missing_roots)),
+                       key=lambda e: (e.path.count("/"), e.path))
+        removed: list[str] = []
+        for entry in extra:
+            if any(entry.path.startswith(gone + "/") for gone in removed):
+                continue  # inside a directory already removed
+            if entry.type == "dir":
+                self.transport.check(["rm", "-rf", "--", entry.path], timeout=60)
+            else:
+                self.agent.remove_file(entry.path)
+            removed.append(entry.path)
+        if removed:
+            self.session.event("sandbox", "absences_mirrored", removed=removed[:200], count=len(removed))
+        return removed
 
     def _mirror_unit_states(self, capture: Capture, units: list[str]) -> list[str]:
         """Give each unit the target's enablement: a unit masked (or disabled, or enabled) there is so
@@ -203,3 +235,7 @@ class TroubleshootingVm:
         except VmRepairError as exc:
             raise PipelineError(f"cannot destroy troubleshooting VM {self.name}: {exc.message}",
                                 stage="cleanup", remedy="run `vmrepair vm reap`") from exc
+
+
+def _removable(path: str, roots: tuple[str, ...], missing_roots: set[str]) -> bool:
+    return any(path.startswith(root + "/") or (path == root and root in missing_roots) for root in roots)

@@ -56,3 +56,19 @@ def test_a_unit_masked_on_the_target_is_masked_in_the_vm_and_the_fault_reproduce
         with app.vms.transport(fresh) as ssh:
             state = ssh.run(["systemctl", "is-enabled", "--", "nginx.service"]).stdout_text.strip()
         assert state == "masked"
+
+
+def test_a_file_deleted_on_the_target_is_absent_in_the_vm_and_the_fault_reproduces(
+    app: App, fresh: str
+) -> None:
+    """Before issue 10 the VM kept the template's copy of what the target lost: not_reproduced."""
+    with app.vms.transport(fresh) as ssh:
+        ssh.check(["rm", "--", "/etc/nginx/sites-enabled/default"])
+        ssh.check(["systemctl", "restart", "--", "nginx.service"])   # serves nothing on port 80 now
+    outcome = run_repair(app, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    data = outcome.as_dict()
+    assert outcome.status is not SessionStatus.NOT_REPRODUCED, json.dumps(data, indent=1, default=str)
+    session = Path(str(data["session_dir"]))
+    reproduced = json.loads(next(session.glob("reproduce-*.json")).read_text())
+    assert "/etc/nginx/sites-enabled/default" in reproduced["absent_removed"]
+    assert reproduced["ok"] is False

@@ -20,7 +20,7 @@ from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
 from orchestrator.errors import AgentError, CommandFailedError
 from orchestrator.model import Component
-from orchestrator.sandbox.vm import FILLER, TroubleshootingVm
+from orchestrator.sandbox.vm import FILLER, MANIFEST_LIMIT, TroubleshootingVm
 from orchestrator.session.store import Session, new_session
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import file_entry, usage
@@ -31,7 +31,8 @@ REMOTE_DIR = "/run/vmrepair-agent"
 
 @dataclass
 class SandboxAgent:
-    """The AgentApi methods TroubleshootingVm uses: disk_usage, push, unpack (and ``remote_dir``)."""
+    """The AgentApi methods TroubleshootingVm uses: disk_usage, push, unpack, manifest, remove_file (and
+    ``remote_dir``)."""
 
     disk: DiskUsage = field(default_factory=usage)
     unpacked: UnpackResult = field(default_factory=lambda: UnpackResult(("/etc/nginx/nginx.conf",)))
@@ -56,6 +57,16 @@ class SandboxAgent:
                manifest: Manifest | None = None) -> UnpackResult:
         self._call("unpack", (remote_tar, placeholders, roots, manifest))
         return self.unpacked
+
+    #: What the VM holds in the captured roots after the unpack (the VM's manifest).
+    in_vm: Manifest = field(default_factory=lambda: Manifest(()))
+    removed: list[str] = field(default_factory=list)
+
+    def manifest(self, paths: list[str]) -> Manifest:
+        return self.in_vm
+
+    def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
+        self.removed.append(path)
 
 
 MakeVm = Callable[..., tuple[TroubleshootingVm, SandboxAgent, FakeTransport]]
@@ -257,3 +268,58 @@ def test_a_unit_already_in_the_targets_state_is_left_alone(make_vm: MakeVm, tmp_
     shows = [a for a in transport.argvs if a[:2] == ("systemctl", "show")]
     assert shows == [("systemctl", "show", "--property=UnitFileState", "--", "nginx.service")]
     assert not any(a[1] in {"mask", "enable", "disable"} for a in transport.argvs)
+
+
+# -- absences ---------------------------------------------------------------------------------------
+
+def test_what_the_target_lacks_inside_the_captured_roots_is_removed_from_the_vm(
+    make_vm: MakeVm, session: Session, tmp_path: Path
+) -> None:
+    capture = replace(captured(tmp_path), manifest=Manifest(
+        (file_entry("/etc/nginx/nginx.conf"),), missing=("/etc/systemd/system/nginx.service.d",)),
+        paths=("/etc/nginx", "/etc/systemd/system/nginx.service.d"))
+    in_vm = Manifest((
+        file_entry("/etc/nginx/nginx.conf"),
+        replace(file_entry("/etc/nginx/sites-enabled"), type="dir"),
+        replace(file_entry("/etc/nginx/sites-enabled/default"), type="symlink", link="../sites-available/d"),
+        replace(file_entry("/etc/systemd/system/nginx.service.d"), type="dir"),
+        file_entry("/etc/systemd/system/nginx.service.d/override.conf"),
+    ))
+    agent = SandboxAgent(in_vm=in_vm)
+    vm, _, transport = make_vm(agent)
+    report = vm.import_capture(capture, [NGINX])
+    # A directory goes with what is inside it, in one command.
+    assert agent.removed == []
+    rms = [a for a in transport.argvs if a[0] == "rm"]
+    assert rms == [("rm", "-rf", "--", "/etc/nginx/sites-enabled"),
+                   ("rm", "-rf", "--", "/etc/systemd/system/nginx.service.d")]
+    assert set(report.removed) == {"/etc/nginx/sites-enabled", "/etc/systemd/system/nginx.service.d"}
+    # A drop-in directory went away: systemd must forget it.
+    assert ("systemctl", "daemon-reload") in transport.argvs
+    (event,) = events(session, "absences_mirrored")
+    assert event["count"] == 2
+
+
+def test_a_file_the_target_lacks_is_removed_with_the_agent_and_the_root_itself_is_kept(
+    make_vm: MakeVm, tmp_path: Path
+) -> None:
+    capture = replace(captured(tmp_path), manifest=Manifest((replace(file_entry("/etc/nginx"), type="dir"),)),
+                      paths=("/etc/nginx",))
+    agent = SandboxAgent(in_vm=Manifest((replace(file_entry("/etc/nginx"), type="dir"),
+                                         file_entry("/etc/nginx/extra.conf"))))
+    vm, _, transport = make_vm(agent)
+    report = vm.import_capture(capture, [NGINX])
+    assert agent.removed == ["/etc/nginx/extra.conf"]
+    assert report.removed == ("/etc/nginx/extra.conf",)
+    assert not any(a[0] == "rm" for a in transport.argvs)
+
+
+def test_a_capture_at_the_manifest_limit_mirrors_no_absence(make_vm: MakeVm, session: Session,
+                                                            tmp_path: Path) -> None:
+    many = tuple(file_entry(f"/etc/nginx/f{i}") for i in range(MANIFEST_LIMIT))
+    capture = replace(captured(tmp_path), manifest=Manifest(many), paths=("/etc/nginx",))
+    agent = SandboxAgent(in_vm=Manifest((file_entry("/etc/nginx/other"),)))
+    vm, _, _ = make_vm(agent)
+    assert vm.import_capture(capture, [NGINX]).removed == ()
+    assert agent.removed == []
+    assert events(session, "absences_not_mirrored")
