@@ -7,6 +7,7 @@ The target keeps running: nothing is stopped, only read.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,13 +75,15 @@ def capture_components(
     *,
     max_file_bytes: int,
     facts: TargetFacts | Future[TargetFacts] | None = None,
+    extra_paths: Sequence[str] = (),
 ) -> Capture:
     """Pack and record; ``facts`` (read by the caller, perhaps still being read) are recorded with the
     capture.
 
     Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
-    paths = capture_paths(components, kinds)
+    # extra_paths: the application's own code (facts.application_roots), captured like data.
+    paths = list(dict.fromkeys([*capture_paths(components, kinds), *extra_paths]))
     packed = agent.pack(paths, max_file_bytes=max_file_bytes)
     local_tar = directory / "files.tar"
     try:

@@ -3,6 +3,9 @@ unpackaged files its services run), read through its transport. The troubleshoot
 mirror them; the capture records them."""
 
 from orchestrator.facts.model import AptSource, OsRelease, Package, TargetFacts, UnitFile, Unpackaged
-from orchestrator.facts.read import read_facts
+from orchestrator.facts.read import application_roots, read_facts, read_unpackaged
 
-__all__ = ["AptSource", "OsRelease", "Package", "TargetFacts", "UnitFile", "Unpackaged", "read_facts"]
+__all__ = [
+    "AptSource", "OsRelease", "Package", "TargetFacts", "UnitFile", "Unpackaged", "application_roots",
+    "read_facts", "read_unpackaged",
+]

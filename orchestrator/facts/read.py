@@ -35,6 +35,8 @@ from orchestrator.transport.installed import run_if_installed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: Unpackaged paths of the affected units, and notes on what could not be told.
+Unpackaged_ = tuple[tuple[Unpackaged, ...], tuple[str, ...]]
 
 OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")
 #: Where systemctl mask/enable leave their symlinks (persistent and runtime).
@@ -53,23 +55,54 @@ MAX_LIST_OUTPUT = 32 * 1024 * 1024
 TIMEOUT_S = 60.0
 
 
-def read_facts(transport: Transport, agent: AgentApi, components: Sequence[Component]) -> TargetFacts:
-    """The target's facts; ``components`` are the affected ones (their units' unpackaged files).
+def read_unpackaged(transport: Transport, components: Sequence[Component]) -> Unpackaged_:
+    """What the components' units execute, work in or load that no package owns (and what could not be
+    told, as notes).
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    notes: list[str] = []
+    units = sorted({u for c in components for u in c.units})
+    return (tuple(_unpackaged(transport, units, notes)) if units else ()), tuple(notes)
+
+
+def application_roots(unpackaged: Sequence[Unpackaged], covered: Sequence[str]) -> list[str]:
+    """Paths to capture so the component's own code travels to the VM: an application directory
+    under /opt or /srv (``/opt/app`` for ``/opt/app/venv/bin/python``), other unpackaged files and
+    directories as they are. Home directories are left out (people's files are not the service's);
+    paths inside ``covered`` (already captured) too."""
+    roots: list[str] = []
+    for item in unpackaged:
+        path = item.path
+        if path.startswith("/home/"):
+            continue
+        parts = path.split("/")
+        if path.startswith(("/opt/", "/srv/")) and len(parts) > 3:
+            path = "/".join(parts[:3])
+        if not any(path == c or path.startswith(c + "/") for c in (*covered, *roots)):
+            roots = [r for r in roots if not r.startswith(path + "/")] + [path]
+    return roots
+
+
+def read_facts(transport: Transport, agent: AgentApi, components: Sequence[Component], *,
+               unpackaged: Unpackaged_ | None = None) -> TargetFacts:
+    """The target's facts; ``components`` are the affected ones (their units' unpackaged files, or
+    ``unpackaged`` when the caller read them already).
 
     Raises:
         TransportError: the target cannot be reached at all (a question it cannot answer is a note).
     """
-    notes: list[str] = []
+    used, notes_of_units = unpackaged if unpackaged is not None else read_unpackaged(transport, components)
+    notes: list[str] = list(notes_of_units)
     os_release = _os_release(agent, notes)
     arch = _arch(transport, notes)
     packages = _note(parse_packages(_run(transport, ["dpkg-query", "-W", "-f", PACKAGE_FORMAT], notes,
                                          "the package database")), "package lines", notes)
     unit_files = _unit_files(agent, notes)
     sources = _sources(agent, notes)
-    units = sorted({u for c in components for u in c.units})
-    unpackaged = _unpackaged(transport, units, notes) if units else []
-    return TargetFacts(os_release, arch, tuple(sources), tuple(packages), tuple(unit_files),
-                       tuple(unpackaged), tuple(notes))
+    return TargetFacts(os_release, arch, tuple(sources), tuple(packages), tuple(unit_files), used,
+                       tuple(notes))
 
 
 def _note(parsed: Parsed[T], what: str, notes: list[str]) -> list[T]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import concurrent.futures
 from dataclasses import replace
 
-from orchestrator.capture.snapshot import Capture, capture_components
-from orchestrator.facts import read_facts
+from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
+from orchestrator.facts import application_roots, read_facts, read_unpackaged
 from orchestrator.facts.compare import environment_differences
 from orchestrator.model import Component, Issue, IssueKind
 from orchestrator.pipeline.context import RunContext
@@ -23,12 +23,15 @@ def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
     """Raises: TransportError, AgentError (the target could not be read)."""
     with ctx.session.stage(Stage.CAPTURE) as st, \
             concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="facts") as pool:
-        # The facts are a handful of read-only questions; asked while the files are packed and fetched.
-        facts = pool.submit(read_facts, ctx.transport, ctx.agent, components)
-        captured = capture_components(ctx.session, ctx.transport, ctx.agent, components,
-                                      {issue.kind, *(i.kind for i in related)},
+        # The component's own code (what its units run that no package owns) travels with the capture;
+        # the other facts are a handful of read-only questions, asked while the files are packed.
+        unpackaged = read_unpackaged(ctx.transport, components)
+        kinds = {issue.kind, *(i.kind for i in related)}
+        extra = application_roots(unpackaged[0], capture_paths(components, kinds))
+        facts = pool.submit(read_facts, ctx.transport, ctx.agent, components, unpackaged=unpackaged)
+        captured = capture_components(ctx.session, ctx.transport, ctx.agent, components, kinds,
                                       max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes,
-                                      facts=facts)
+                                      facts=facts, extra_paths=extra)
         st.detail = (f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders;"
                      f" target: {captured.facts.summary() if captured.facts else 'unknown'}")
     return captured

@@ -179,3 +179,10 @@ def test_the_targets_facts_are_recorded_with_the_capture_once_read(session: Sess
     assert capture.facts == facts
     recorded = json.loads((session.dir / "capture.json").read_text())["facts"]
     assert recorded["os"]["codename"] == "bookworm" and recorded["packages"][0]["name"] == "nginx-common"
+
+
+def test_extra_paths_are_captured_after_the_components_own(session: Session) -> None:
+    agent = FakeAgent(tar=TAR, entries=(file_entry("/opt/app/main.py", b"x"),))
+    capture = capture_components(session, target(), agent, [NGINX], set(),  # type: ignore[arg-type]
+                                 max_file_bytes=MAX_FILE, extra_paths=["/opt/app", "/etc/nginx"])
+    assert capture.paths == ("/etc/nginx", "/etc/systemd/system/nginx.service.d", "/opt/app")

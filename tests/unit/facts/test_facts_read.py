@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.facts import read_facts
+from orchestrator.facts import Unpackaged, application_roots, read_facts, read_unpackaged
 from orchestrator.facts.read import PACKAGE_FORMAT
 from orchestrator.model import Component
 from orchestrator.transport.fake import FakeTransport
@@ -94,3 +94,24 @@ def test_no_affected_unit_means_no_unit_questions() -> None:
     transport = target(healthy_answers())
     read_facts(transport, agent(), [Component("disk")])
     assert not any(a[:2] in {("systemctl", "show"), ("dpkg-query", "-S")} for a in transport.argvs)
+
+
+def test_application_roots_carry_the_components_own_code() -> None:
+    used = (Unpackaged("app.service", "/opt/app/venv/bin/python", "ExecStart"),
+            Unpackaged("app.service", "/opt/app", "WorkingDirectory"),
+            Unpackaged("app.service", "/srv/data/site", "WorkingDirectory"),
+            Unpackaged("app.service", "/usr/local/bin/helper", "ExecStartPre"),
+            Unpackaged("app.service", "/etc/default/app", "EnvironmentFiles"),
+            Unpackaged("app.service", "/home/alice/app", "WorkingDirectory"))
+    assert application_roots(used, covered=("/etc/default/app",)) == [
+        "/opt/app", "/srv/data", "/usr/local/bin/helper"]
+
+
+def test_read_unpackaged_alone_and_reused_by_read_facts() -> None:
+    transport = target(healthy_answers())
+    used, notes = read_unpackaged(transport, [APP])
+    assert {u.path for u in used} == {"/opt/app/venv/bin/python", "/srv/app", "/etc/default/app"}
+    asked = len(transport.argvs)
+    facts = read_facts(transport, agent(), [APP], unpackaged=(used, notes))
+    assert facts.unpackaged == used
+    assert not any(a[:2] in {("systemctl", "show"), ("dpkg-query", "-S")} for a in transport.argvs[asked:])
