@@ -24,6 +24,7 @@ from orchestrator.cli import (
     demo,
     detect,
     doctor,
+    facts,
     fixes,
     image,
     log,
@@ -70,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
-    for module in (doctor, image, vm, detect, baseline, run, demo, sessions, fixes, reboot, daemon, status,
-                   log, quarantine, playbook):
+    for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
+                   status, log, quarantine, playbook):
         module.register(sub)
     return parser
 
