@@ -1457,6 +1457,9 @@ def serve(work_dir: str) -> int:
             except (ValueError, RecursionError) as exc:
                 answer = {"ok": False, "error": f"request is not JSON: {exc}", "code": "invalid"}
             else:
+                # Per request, as when each request was its own process: an account created since the
+                # last request (useradd in the troubleshooting VM) must not keep its old answer.
+                NAMES.clear()
                 answer = handle(request, work_dir=work_dir)
         body = json.dumps(answer, ensure_ascii=True, separators=(",", ":")).encode("ascii")
         stdout.write(b"%d\n" % len(body) + body)

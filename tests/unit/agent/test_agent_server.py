@@ -143,3 +143,46 @@ def test_a_request_line_cut_off_is_answered_then_the_server_exits(remote_dir: Pa
                           capture_output=True, timeout=30, check=False)
     assert proc.returncode == 1
     assert b"cut off" in proc.stdout
+
+
+def test_names_of_ids_are_not_remembered_from_one_request_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An account created between two requests (useradd in the VM) is named in the second answer."""
+    import io
+    import json
+    import pwd
+    import sys
+    from types import SimpleNamespace
+
+    from orchestrator.agent.remote import vmrepair_agent
+
+    target = tmp_path / "f"
+    target.write_text("x")
+    names = iter(["", "appsvc"])  # unknown at the first request, created before the second
+
+    def getpwuid(uid: int) -> SimpleNamespace:
+        name = next(names)
+        if not name:
+            raise KeyError(uid)
+        return SimpleNamespace(pw_name=name)
+
+    monkeypatch.setattr(pwd, "getpwuid", getpwuid)
+    request = json.dumps({"op": "manifest", "args": {"paths": [str(target)]}}).encode() + b"\n"
+    out = io.BytesIO()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(request * 2)))
+    monkeypatch.setattr(sys, "stdout", SimpleNamespace(buffer=out))
+    assert vmrepair_agent.serve(str(tmp_path)) == 0
+    owners = [json.loads(body)["result"]["entries"][0]["owner"]
+              for body in _frames(out.getvalue())]
+    assert owners[1] == "appsvc"
+    assert owners[0] != "appsvc"
+
+
+def _frames(data: bytes) -> list[bytes]:
+    frames = []
+    while data:
+        size, data = data.split(b"\n", 1)
+        frames.append(data[: int(size)])
+        data = data[int(size):]
+    return frames
