@@ -77,6 +77,7 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete,
             "unit_states": list(imported.unit_states), "absent_removed": list(imported.removed[:200]),
+            "owners_mapped": list(imported.owners),
             "environment": differences.as_dict()})
         if not differences.is_faithful:
             # Whatever the probe says, it says it about another environment than the target's.

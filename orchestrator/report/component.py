@@ -90,6 +90,9 @@ def _reproduce(loaded: Loaded) -> str:
     removed = [code(r, limit=300) for r in as_list(data.get("absent_removed"))[:MAX_EVIDENCE]]
     if removed:
         out.append(f"- **Removed from the VM (absent on the target):** {', '.join(removed)}")
+    owners = [inline(o, 200) for o in as_list(data.get("owners_mapped"))[:MAX_EVIDENCE]]
+    if owners:
+        out.append(f"- **Owners set by name as on the target:** {'; '.join(owners)}")
     out += [f"- **The VM lacks:** {m}" for m in missing]
     out += [f"- **Differs:** {inline(n, 300)}" for n in as_list(environment.get("notes"))[:MAX_EVIDENCE]]
     out.append("")

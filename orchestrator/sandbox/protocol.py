@@ -29,6 +29,8 @@ class ImportReport:
     unit_states: tuple[str, ...] = ()
     #: Paths removed from the VM because the target lacks them (inside the captured roots).
     removed: tuple[str, ...] = ()
+    #: Accounts created and owners set by name to match the target (``chown myapp:myapp (3 paths)``).
+    owners: tuple[str, ...] = ()
     #: What the VM lacks (or has at another version) compared with the target, once checked.
     differences: Differences = field(default_factory=Differences)
 

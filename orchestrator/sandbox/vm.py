@@ -22,6 +22,7 @@ from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
 from orchestrator.hypervisor.vm import UpResult
 from orchestrator.hypervisor.warm import warm_vm_name
 from orchestrator.model import Component
+from orchestrator.sandbox import mirror
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -30,12 +31,6 @@ log = logging.getLogger(__name__)
 
 #: Snapshot taken after import + reproduction; every failed attempt reverts to it.
 REPRODUCED_SNAPSHOT = "reproduced"
-#: The agent's manifest stops at this many entries; beyond it an absence in the capture proves nothing.
-MANIFEST_LIMIT = 50_000
-#: Target UnitFileState -> (systemctl verb, the state it leaves in the VM). ``static``, ``alias``,
-#: ``generated`` ... are properties of the unit file itself, which the capture carries.
-MIRRORED_STATES = {"masked": ("mask", "masked"), "disabled": ("disable", "disabled"),
-                   "enabled": ("enable", "enabled")}
 #: Outside every component path, so it never appears in a manifest diff or a fix package; the VM is
 #: disposable, so a fixed name is no temp-file race.
 FILLER = "/var/tmp/vmrepair-disk-filler"  # noqa: S108
@@ -111,7 +106,11 @@ class TroubleshootingVm:
             return ImportReport(None, exc.message)
         self.session.event("sandbox", "imported", written=len(result.written),
                            placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
-        removed = self._remove_absent(capture)
+        # The VM's own view of the captured roots once the target's files are in: one manifest for
+        # both checks (what the target lacks; whose names differ).
+        in_vm = self.agent.manifest(list(capture.paths))
+        removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
+        owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
         units = sorted({u for c in components for u in c.units})
         # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
         # restart what the capture touched so the services run (or fail) with the target's
@@ -120,7 +119,7 @@ class TroubleshootingVm:
         host = self.transport.host
         if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders, *removed)):
             systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
-        mirrored = self._mirror_unit_states(capture, units)
+        mirrored = mirror.unit_states(self.transport, capture, units, self.session)
         for unit in units:
             target = capture.units.get(unit, {})
             if target.get("UnitFileState") == "masked":
@@ -131,57 +130,8 @@ class TroubleshootingVm:
                     mirrored.append(f"stop {unit}: the target does not run it")
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
-        return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed))
-
-    def _remove_absent(self, capture: Capture) -> list[str]:
-        """Inside the captured roots, remove what the VM has and the target does not (a deleted file,
-        a missing directory, a whole root absent there): the VM must lack what the target lacks, or a
-        fault made of an absence passes in the VM. Only paths strictly inside the roots (or a root the
-        target lacks entirely) are touched. Returns the removed paths."""
-        if len(capture.manifest.entries) >= MANIFEST_LIMIT:
-            self.session.event("sandbox", "absences_not_mirrored",
-                               reason=f"the capture lists {MANIFEST_LIMIT}+ entries and may be cut short")
-            return []
-        on_target = {e.path for e in capture.manifest.entries} | capture.placeholder_paths
-        missing_roots = set(capture.manifest.missing)
-        in_vm = self.agent.manifest(list(capture.paths))
-        # Shallowest first: a directory goes with everything in it, in one command.
-        extra = sorted((e for e in in_vm.entries if e.path not in on_target
-                        and _removable(e.path, capture.paths, missing_roots)),
-                       key=lambda e: (e.path.count("/"), e.path))
-        removed: list[str] = []
-        for entry in extra:
-            if any(entry.path.startswith(gone + "/") for gone in removed):
-                continue  # inside a directory already removed
-            if entry.type == "dir":
-                self.transport.check(["rm", "-rf", "--", entry.path], timeout=60)
-            else:
-                self.agent.remove_file(entry.path)
-            removed.append(entry.path)
-        if removed:
-            self.session.event("sandbox", "absences_mirrored", removed=removed[:200], count=len(removed))
-        return removed
-
-    def _mirror_unit_states(self, capture: Capture, units: list[str]) -> list[str]:
-        """Give each unit the target's enablement: a unit masked (or disabled, or enabled) there is so
-        here before the restart, so a fault made of a unit state reproduces. Returns what was done."""
-        done: list[str] = []
-        wanted = {u: MIRRORED_STATES[state] for u in units
-                  if (state := capture.units.get(u, {}).get("UnitFileState", "")) in MIRRORED_STATES}
-        if not wanted:
-            return done
-        # One question for all of them (each systemctl call costs about 0.2 s under TCG).
-        current = systemd.show(self.transport, list(wanted), ("UnitFileState",))
-        have = {u: info.unit_file_state for u, info in zip(wanted, current.units, strict=False)}
-        for unit, (verb, state) in wanted.items():
-            if have.get(unit) == state:
-                continue
-            outcome = systemd.unit_command(self.transport, verb, unit)
-            outcome.raise_for_timeout(self.transport.host)
-            done.append(f"{verb} {unit}: {'done' if outcome.succeeded else outcome.describe()}")
-        if done:
-            self.session.event("sandbox", "unit_states", changed=done)
-        return done
+        return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed),
+                            owners=tuple(owners))
 
     def fill_disk_to(self, used_pct: float) -> None:
         """Reproduce the target's disk usage ratio (the VM's disk has another size)."""
@@ -236,6 +186,3 @@ class TroubleshootingVm:
             raise PipelineError(f"cannot destroy troubleshooting VM {self.name}: {exc.message}",
                                 stage="cleanup", remedy="run `vmrepair vm reap`") from exc
 
-
-def _removable(path: str, roots: tuple[str, ...], missing_roots: set[str]) -> bool:
-    return any(path.startswith(root + "/") or (path == root and root in missing_roots) for root in roots)

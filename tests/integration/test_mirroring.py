@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.app import App
+from orchestrator.demo.faults import inject
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
 from tests.integration.helpers import booted_patient, remove_baseline
@@ -72,3 +73,23 @@ def test_a_file_deleted_on_the_target_is_absent_in_the_vm_and_the_fault_reproduc
     reproduced = json.loads(next(session.glob("reproduce-*.json")).read_text())
     assert "/etc/nginx/sites-enabled/default" in reproduced["absent_removed"]
     assert reproduced["ok"] is False
+
+
+def test_an_account_the_vm_lacks_is_created_and_owns_what_it_owns_on_the_target(
+    app: App, fresh: str
+) -> None:
+    """An account made by hand on the target has no name in the VM: the import maps owners by name."""
+    with app.vms.transport(fresh) as ssh:
+        ssh.check(["useradd", "--system", "--no-create-home", "--", "appsvc"])
+        ssh.check(["chown", "appsvc:appsvc", "--", "/etc/nginx/conf.d"])
+        inject(ssh, "nginx-config", "directive")
+    outcome = run_repair(app, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    data = outcome.as_dict()
+    session = Path(str(data["session_dir"]))
+    reproduced = json.loads((session / "reproduce-nginx.json").read_text())
+    assert "useradd appsvc" in reproduced["owners_mapped"], reproduced
+    assert "chown appsvc:appsvc (1 paths)" in reproduced["owners_mapped"]
+    assert outcome.status is SessionStatus.REPAIRED, json.dumps(data, indent=1, default=str)
+    with app.vms.transport(fresh) as ssh:
+        owner = ssh.check(["stat", "-c", "%U:%G", "--", "/etc/nginx/conf.d"]).stdout_text.strip()
+    assert owner == "appsvc:appsvc"

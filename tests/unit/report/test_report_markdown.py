@@ -284,7 +284,7 @@ def test_the_report_says_what_the_vm_lacked_and_which_unit_states_were_mirrored(
     repaired.write_json("reproduce-nginx", {
         "probe": "config:nginx", "ok": False, "summary": "nginx -t: command not found",
         "import_complete": True, "unit_states": ["mask nginx.service: done"],
-        "absent_removed": ["/etc/nginx/sites-enabled/default"],
+        "absent_removed": ["/etc/nginx/sites-enabled/default"], "owners_mapped": ["useradd myapp"],
         "environment": {"missing_in_vm": ["package nginx 1.22.1-9 is installed on the target, not in the VM"],
                         "notes": ["package libc6: 2.36-9 on the target, 2.36-8 in the VM"]}})
     markdown = render_report(repaired.dir)
@@ -292,4 +292,5 @@ def test_the_report_says_what_the_vm_lacked_and_which_unit_states_were_mirrored(
     assert "- **The VM lacks:** package nginx 1.22.1-9 is installed on the target, not in the VM" in markdown
     assert "- **Unit states mirrored from the target:** mask nginx.service: done" in markdown
     assert "- **Removed from the VM (absent on the target):** `/etc/nginx/sites-enabled/default`" in markdown
+    assert "- **Owners set by name as on the target:** useradd myapp" in markdown
     assert "- **Differs:** package libc6: 2.36-9 on the target, 2.36-8 in the VM" in markdown

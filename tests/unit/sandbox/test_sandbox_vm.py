@@ -20,7 +20,8 @@ from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
 from orchestrator.errors import AgentError, CommandFailedError
 from orchestrator.model import Component
-from orchestrator.sandbox.vm import FILLER, MANIFEST_LIMIT, TroubleshootingVm
+from orchestrator.sandbox.mirror import MANIFEST_LIMIT
+from orchestrator.sandbox.vm import FILLER, TroubleshootingVm
 from orchestrator.session.store import Session, new_session
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import file_entry, usage

@@ -1,0 +1,154 @@
+"""Make the troubleshooting VM hold exactly the target's tree inside the captured roots, after the unpack
+wrote what the target has: remove what the target lacks, give files the target's owners *by name*, and
+give the affected units the target's enablement. Each returns what it did, for the evidence.
+
+Everything here comes from the capture, which came from the target: names are checked against the
+syntax useradd accepts before they reach a command, and paths are only ever taken from inside the
+captured roots.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+
+from orchestrator import systemd
+from orchestrator.agent.api import AgentApi, Manifest
+from orchestrator.capture.snapshot import Capture
+from orchestrator.session.store import Session
+from orchestrator.transport.base import Transport
+
+#: The agent's manifest stops at this many entries; beyond it an absence in the capture proves nothing.
+MANIFEST_LIMIT = 50_000
+#: Target UnitFileState -> (systemctl verb, the state it leaves in the VM). ``static``, ``alias``,
+#: ``generated`` ... are properties of the unit file itself, which the capture carries.
+MIRRORED_STATES = {"masked": ("mask", "masked"), "disabled": ("disable", "disabled"),
+                   "enabled": ("enable", "enabled")}
+#: What Debian's useradd/groupadd accept (NAME_REGEX of adduser.conf, system accounts).
+ACCOUNT_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+#: chown arguments per command (argv stays far below ARG_MAX).
+CHOWN_BATCH = 200
+TIMEOUT_S = 60.0
+
+
+def remove_absent(transport: Transport, agent: AgentApi, capture: Capture, in_vm: Manifest,
+                  session: Session) -> list[str]:
+    """Inside the captured roots, remove what the VM has (``in_vm``, its manifest of the roots) and the
+    target does not (a deleted file, a missing directory, a whole root absent there): the VM must lack
+    what the target lacks, or a fault made of an absence passes in the VM. Only paths strictly inside
+    the roots (or a root the target lacks entirely) are touched. Returns the removed paths.
+
+    Raises:
+        TransportError: the VM stopped answering.
+    """
+    if len(capture.manifest.entries) >= MANIFEST_LIMIT:
+        session.event("sandbox", "absences_not_mirrored",
+                      reason=f"the capture lists {MANIFEST_LIMIT}+ entries and may be cut short")
+        return []
+    on_target = {e.path for e in capture.manifest.entries} | capture.placeholder_paths
+    missing_roots = set(capture.manifest.missing)
+    # Shallowest first: a directory goes with everything in it, in one command.
+    extra = sorted((e for e in in_vm.entries if e.path not in on_target
+                    and _removable(e.path, capture.paths, missing_roots)),
+                   key=lambda e: (e.path.count("/"), e.path))
+    removed: list[str] = []
+    for entry in extra:
+        if any(entry.path.startswith(gone + "/") for gone in removed):
+            continue  # inside a directory already removed
+        if entry.type == "dir":
+            transport.check(["rm", "-rf", "--", entry.path], timeout=TIMEOUT_S)
+        else:
+            agent.remove_file(entry.path)
+        removed.append(entry.path)
+    if removed:
+        session.event("sandbox", "absences_mirrored", removed=removed[:200], count=len(removed))
+    return removed
+
+
+def _removable(path: str, roots: tuple[str, ...], missing_roots: set[str]) -> bool:
+    return any(path.startswith(root + "/") or (path == root and root in missing_roots) for root in roots)
+
+
+def map_owners(transport: Transport, capture: Capture, in_vm: Manifest, session: Session) -> list[str]:
+    """Give every captured path the target's owner and group *by name*. The unpack keeps the archive's
+    numeric ids: right when the VM's accounts match the target's (hosts built from the same template),
+    wrong otherwise (an application account created on the target by hand has another id, or none, in
+    the VM). Only paths whose names differ are touched, so a VM that matches costs no command. Accounts
+    the VM lacks are created as system accounts without a home or a login shell. Returns what was done
+    (``useradd myapp``, ``chown myapp:myapp (12 paths)``).
+
+    Raises:
+        TransportError: the VM stopped answering, or an account could not be created.
+    """
+    have = in_vm.by_path()
+    differ: dict[str, tuple[str, str]] = {}
+    for entry in capture.manifest.entries:
+        there = have.get(entry.path)
+        if there is not None and (there.owner, there.group) != (entry.owner, entry.group):
+            differ[entry.path] = (entry.owner, entry.group)
+    if not differ:
+        return []
+    done: list[str] = []
+    names = {n for pair in differ.values() for n in pair if not n.isdigit()}
+    refused = sorted(n for n in names if not ACCOUNT_NAME.match(n))
+    if refused:
+        done.append(f"refused {len(refused)} account name(s) outside useradd's syntax")
+    for group in sorted({g for _, g in differ.values() if ACCOUNT_NAME.match(g)}):
+        if not _exists(transport, "group", group):
+            transport.check(["groupadd", "--system", "--", group], timeout=TIMEOUT_S)
+            done.append(f"groupadd {group}")
+    for user, group in sorted({(o, g) for o, g in differ.values() if ACCOUNT_NAME.match(o)}):
+        if not _exists(transport, "passwd", user):
+            primary = ["-g", group] if ACCOUNT_NAME.match(group) else []
+            transport.check(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                             *primary, "--", user], timeout=TIMEOUT_S)
+            done.append(f"useradd {user}")
+    by_owner: dict[str, list[str]] = defaultdict(list)
+    for path, (owner, group) in differ.items():
+        if all(n.isdigit() or ACCOUNT_NAME.match(n) for n in (owner, group)):
+            by_owner[f"{owner}:{group}"].append(path)
+    for spec, paths in sorted(by_owner.items()):
+        for batch in _batches(sorted(paths)):
+            # -h: a symlink's own owner, never what it points at.
+            transport.check(["chown", "-h", "--", spec, *batch], timeout=TIMEOUT_S)
+        done.append(f"chown {spec} ({len(paths)} paths)")
+    session.event("sandbox", "owners_mapped", changed=done)
+    return done
+
+
+def _exists(transport: Transport, database: str, name: str) -> bool:
+    return transport.run(["getent", "--", database, name], timeout=TIMEOUT_S).succeeded
+
+
+def _batches(paths: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(paths), CHOWN_BATCH):
+        yield paths[start:start + CHOWN_BATCH]
+
+
+def unit_states(transport: Transport, capture: Capture, units: list[str], session: Session) -> list[str]:
+    """Give each unit the target's enablement: a unit masked (or disabled, or enabled) there is so here
+    before the restart, so a fault made of a unit state reproduces. Returns what was done.
+
+    Raises:
+        CommandTimeoutError: systemctl hung in the VM (the VM cannot be trusted).
+        TransportError: the VM stopped answering.
+    """
+    done: list[str] = []
+    wanted = {u: MIRRORED_STATES[state] for u in units
+              if (state := capture.units.get(u, {}).get("UnitFileState", "")) in MIRRORED_STATES}
+    if not wanted:
+        return done
+    # One question for all of them (each systemctl call costs about 0.2 s under TCG).
+    current = systemd.show(transport, list(wanted), ("UnitFileState",))
+    have = {u: info.unit_file_state for u, info in zip(wanted, current.units, strict=False)}
+    for unit, (verb, state) in wanted.items():
+        if have.get(unit) == state:
+            continue
+        outcome = systemd.unit_command(transport, verb, unit)
+        outcome.raise_for_timeout(transport.host)
+        done.append(f"{verb} {unit}: {'done' if outcome.succeeded else outcome.describe()}")
+    if done:
+        session.event("sandbox", "unit_states", changed=done)
+    return done
+

@@ -1,0 +1,76 @@
+"""mirror.map_owners: the VM's files get the target's owners by name; accounts it lacks are created."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from orchestrator.agent.api import Manifest
+from orchestrator.capture.snapshot import Capture
+from orchestrator.sandbox import mirror
+from orchestrator.session.store import Session, new_session
+from orchestrator.transport.fake import FakeTransport
+from tests.unit.detect.fakes import file_entry
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Session:
+    return new_session(tmp_path / "sessions", "vm:patient")
+
+
+def owned(path: str, owner: str, group: str) -> object:
+    return replace(file_entry(path), owner=owner, group=group)
+
+
+def capture_of(tmp_path: Path, *entries: object) -> Capture:
+    return Capture(tmp_path / "files.tar", ("/opt/app",), Manifest(tuple(entries)), ())  # type: ignore[arg-type]
+
+
+def vm(known: set[str]) -> FakeTransport:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[0] == "getent":
+            return (0, b"x\n", b"") if argv[-1] in known else (2, b"", b"")
+        return 0, b"", b""
+    return FakeTransport(handler, host="trb")
+
+
+def test_a_vm_that_matches_costs_no_command(tmp_path: Path, session: Session) -> None:
+    entries = (owned("/opt/app/main.py", "root", "root"),)
+    transport = vm(set())
+    assert mirror.map_owners(transport, capture_of(tmp_path, *entries), Manifest(entries), session) == []
+    assert transport.argvs == []
+
+
+def test_an_application_account_the_vm_lacks_is_created_and_its_files_chowned(
+    tmp_path: Path, session: Session
+) -> None:
+    target = (owned("/opt/app", "myapp", "myapp"), owned("/opt/app/main.py", "myapp", "myapp"),
+              owned("/opt/app/etc.conf", "root", "myapp"))
+    # The unpack kept the archive's numeric ids, which name nobody in the VM.
+    in_vm = Manifest((owned("/opt/app", "1001", "1001"), owned("/opt/app/main.py", "1001", "1001"),
+                      owned("/opt/app/etc.conf", "root", "1001")))
+    transport = vm({"root"})
+    done = mirror.map_owners(transport, capture_of(tmp_path, *target), in_vm, session)
+    assert ("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "-g", "myapp", "--",
+            "myapp") in transport.argvs
+    assert transport.argvs[-2:] == [
+        ("chown", "-h", "--", "myapp:myapp", "/opt/app", "/opt/app/main.py"),
+        ("chown", "-h", "--", "root:myapp", "/opt/app/etc.conf"),
+    ]
+    assert ("groupadd", "--system", "--", "myapp") in transport.argvs
+    assert done == ["groupadd myapp", "useradd myapp", "chown myapp:myapp (2 paths)",
+                    "chown root:myapp (1 paths)"]
+    event = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()][-1]
+    assert event["event"] == "owners_mapped"
+
+
+def test_a_hostile_account_name_never_reaches_a_command(tmp_path: Path, session: Session) -> None:
+    target = (owned("/opt/app/x", "-oroot", "$(reboot)"),)
+    transport = vm(set())
+    done = mirror.map_owners(transport, capture_of(tmp_path, *target),
+                             Manifest((owned("/opt/app/x", "root", "root"),)), session)
+    assert transport.argvs == []
+    assert done == ["refused 2 account name(s) outside useradd's syntax"]
