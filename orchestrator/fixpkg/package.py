@@ -5,10 +5,19 @@ without ``package.json`` is an interrupted save, never a package. Loading verifi
 hash and refuses the package if one is missing or differs (tampered with or corrupt). ``package.json``
 itself carries a digest of its operations, which catches accidental edits and corruption (not a forger
 with write access to the state directory, who could rewrite the digest too).
+
+``package_sha256`` is the digest of the whole package (:meth:`FixPackage.canonical_document`; blobs are
+bound through the ``sha256`` of their operations). It is taken when the package is built from the
+validated sandbox, recorded in ``package.json`` and the session's evidence, and checked again by the
+agent on the target right before the first change (:func:`orchestrator.apply.runner.apply_package`),
+so a package changed on disk between validation and apply is refused with the target untouched. A
+forger who can rewrite ``package.json`` consistently still fails that check: the expected digest is the
+one the pipeline kept from validation, not the one on disk.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -32,6 +41,7 @@ from orchestrator.fsutil import atomic_write, ensure_private_dir
 PACKAGE_JSON = "package.json"
 FILES_DIR = "files"
 FORMAT = 1
+PACKAGE_SHA256 = "package_sha256"
 #: package.json holds operations and capped diffs only; anything bigger is not ours.
 MAX_PACKAGE_JSON = 32 * 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -92,6 +102,9 @@ class FixPackage:
 
     def as_dict(self) -> dict[str, Any]:
         """The content of ``package.json`` (and of the session's record): everything but the blobs."""
+        return {**self._body(), PACKAGE_SHA256: self.package_sha256}
+
+    def _body(self) -> dict[str, Any]:
         ops = list(self.operations)
         return {
             "format": FORMAT, "id": self.id, "created_at": self.created_at,
@@ -100,6 +113,19 @@ class FixPackage:
             "operations": [op_to_dict(op) for op in ops],
             "operations_sha256": _operations_digest(ops), "diffs": self.diffs,
         }
+
+    def canonical_document(self) -> bytes:
+        """The bytes :attr:`package_sha256` digests: ``package.json`` without that key, as compact,
+        key-sorted ASCII JSON. Taken through one JSON round trip first (``default=str`` as in
+        :meth:`save`), so a package in memory (tuples, non-string keys, paths in its evidence) and the
+        same package loaded back give the same bytes."""
+        plain = json.loads(json.dumps(self._body(), default=str))
+        return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+    @functools.cached_property
+    def package_sha256(self) -> str:
+        """Digest of the whole package (operations, their blobs' hashes, roots, evidence)."""
+        return sha256_hex(self.canonical_document())
 
     def save(self, directory: Path) -> Path:
         """Write the package into ``directory`` (``<state>/packages/<id>/``); returns ``package.json``.
@@ -160,13 +186,22 @@ class FixPackage:
             op.sha256: _read_blob(directory / FILES_DIR / op.sha256, op)
             for op in ops if isinstance(op, WriteFileOp)
         }
-        return cls(
+        package = cls(
             id=_typed(data, "id", str), created_at=_typed(data, "created_at", str),
             operations=ops, blobs=blobs, issue=_typed(data, "issue", dict),
             diagnosis=_typed(data, "diagnosis", dict), validation=_typed(data, "validation", dict),
             reboot_required=_typed(data, "reboot_required", bool),
             allowed_roots=tuple(_strings(data, "allowed_roots")), diffs=_string_map(data, "diffs"),
         )
+        # Packages saved before the digest existed have none; the apply-time check still needs one.
+        recorded = data.get(PACKAGE_SHA256, package.package_sha256)
+        if recorded != package.package_sha256:
+            raise FixPackageError(
+                f"{PACKAGE_SHA256} {recorded!r:.80} does not match the package "
+                f"(sha256 {package.package_sha256}): edited or corrupt",
+                remedy="run the repair again so the fix is rebuilt and validated; never edit a saved package",
+            )
+        return package
 
 
 def _read_document(path: Path) -> dict[str, Any]:
