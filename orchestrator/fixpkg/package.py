@@ -17,10 +17,13 @@ one the pipeline kept from validation, not the one on disk.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +47,7 @@ FORMAT = 1
 PACKAGE_SHA256 = "package_sha256"
 #: package.json holds operations and capped diffs only; anything bigger is not ours.
 MAX_PACKAGE_JSON = 32 * 1024 * 1024
+_CHUNK = 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 T = TypeVar("T")
@@ -206,18 +210,21 @@ class FixPackage:
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PACKAGE_JSON + 1)
+        raw = _read_regular(path, MAX_PACKAGE_JSON)
     except FileNotFoundError as exc:
         raise FixPackageError(
             f"{path} is missing: no fix package here (an interrupted save leaves none)"
         ) from exc
+    except _NotRegularError as exc:
+        raise FixPackageError(f"{path} is not a regular file ({exc}); a package is never one") from exc
     except OSError as exc:
         raise FixPackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_PACKAGE_JSON:
+    if raw is None:
         raise FixPackageError(f"{path} is larger than {MAX_PACKAGE_JSON} bytes")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except RecursionError as exc:
+        raise FixPackageError(f"{path} is not valid JSON: nested too deeply") from exc
     except ValueError as exc:
         raise FixPackageError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -225,16 +232,59 @@ def _read_document(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_blob(path: Path, op: WriteFileOp) -> bytes:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is refused: a reader of the file would see one value and the loader use the
+    other (json keeps the last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+class _NotRegularError(OSError):
+    """The path is a symlink, FIFO, directory ...: its kind is the message."""
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes | None:
+    """Up to ``max_bytes`` of a regular file (None when it is longer), never through a symlink and
+    never blocking: a FIFO planted in the state directory must not hang the apply.
+
+    Raises:
+        FileNotFoundError, _NotRegularError, OSError.
+    """
     try:
-        with path.open("rb") as handle:
-            data = handle.read(op.size + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise FixPackageError(f"content of {op.path} ({FILES_DIR}/{op.sha256}) is missing") from exc
-    if len(data) != op.size or sha256_hex(data) != op.sha256:
-        raise FixPackageError(
-            f"content of {op.path} ({FILES_DIR}/{op.sha256}) does not match its hash: tampered or corrupt"
-        )
+        if exc.errno == errno.ELOOP:
+            raise _NotRegularError("a symlink") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegularError("a directory" if stat.S_ISDIR(st.st_mode) else "a special file")
+        if st.st_size > max_bytes:   # refused without reading (or allocating) it
+            return None
+        # Read to EOF in chunks rather than read(max_bytes + 1): a forged size may be 2**70.
+        data = bytearray()
+        while len(data) <= max_bytes and (chunk := os.read(fd, min(_CHUNK, max_bytes + 1 - len(data)))):
+            data += chunk
+    finally:
+        os.close(fd)
+    return None if len(data) > max_bytes else bytes(data)
+
+
+def _read_blob(path: Path, op: WriteFileOp) -> bytes:
+    where = f"content of {op.path} ({FILES_DIR}/{op.sha256})"
+    try:
+        data = _read_regular(path, op.size)
+    except _NotRegularError as exc:
+        raise FixPackageError(f"{where} is not a regular file ({exc}): tampered or corrupt") from exc
+    except OSError as exc:
+        raise FixPackageError(f"{where} is missing") from exc
+    if data is None or len(data) != op.size or sha256_hex(data) != op.sha256:
+        raise FixPackageError(f"{where} does not match its hash: tampered or corrupt")
     return data
 
 
