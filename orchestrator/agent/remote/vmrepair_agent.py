@@ -820,8 +820,9 @@ def op_verify_package(args: Args, work_dir: str) -> Any:
     """Refuse a fix package whose document no longer hashes to the digest taken when it was validated.
 
     Called right before the first change of an apply: the orchestrator sends the package document it
-    is about to apply (read back from disk) and the digest it kept from validation; each write_file
-    then carries content whose sha256 that document names.
+    is about to apply (read back from disk) and the digest it kept from validation. The content the
+    following write_file calls carry is bound to this document through the sha256 it names for each
+    file (checked when the package was loaded, and again by the client on each write's answer).
     """
     import hashlib
     package_id, expected = args.get("id"), args.get("sha256")
