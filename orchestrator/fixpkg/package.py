@@ -197,8 +197,9 @@ class FixPackage:
             reboot_required=_typed(data, "reboot_required", bool),
             allowed_roots=tuple(_strings(data, "allowed_roots")), diffs=_string_map(data, "diffs"),
         )
-        # Packages saved before the digest existed have none; the apply-time check still needs one.
-        recorded = data.get(PACKAGE_SHA256, package.package_sha256)
+        # Required, not defaulted: without it, edits outside the operations (roots, evidence) would
+        # load unnoticed. A package is only ever loaded by the run that built it, so none predates it.
+        recorded = data.get(PACKAGE_SHA256)
         if recorded != package.package_sha256:
             raise FixPackageError(
                 f"{PACKAGE_SHA256} {recorded!r:.80} does not match the package "

@@ -185,6 +185,14 @@ def test_edited_package_without_its_package_digest_is_refused(saved: Path) -> No
     assert "package_sha256" in message and "does not match the package" in message
 
 
+def test_package_without_its_package_digest_is_refused(saved: Path) -> None:
+    doc = document(saved)
+    del doc["package_sha256"]
+    doc["allowed_roots"] = ["/"]     # the kind of edit only that digest covers
+    (saved / "package.json").write_text(json.dumps(doc))
+    assert "package_sha256 None does not match the package" in load_refused(saved)
+
+
 def test_a_huge_declared_size_is_refused_without_reading_it(saved: Path) -> None:
     rewrite(saved, lambda doc: doc["operations"][0].update(size=2**70))
     assert f"content of {CONF} (files/{sha(NEW_DATA)}) does not match its hash" in load_refused(saved)
