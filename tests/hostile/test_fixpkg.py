@@ -343,7 +343,7 @@ def test_target_file_swapped_for_a_symlink_is_refused_by_the_agent(
     assert victim.read_bytes() == b"keep"
 
 
-def test_blob_changed_in_transit_is_refused_by_the_target(hostile_env: Path) -> None:
+def test_document_changed_in_transit_is_refused_by_the_target(hostile_env: Path) -> None:
     agent = RemoteAgent(LocalTransport(), remote_dir=str(hostile_env / "agent"))
     pkg = make_package()
     with pytest.raises(AgentFailedError) as info:

@@ -43,8 +43,18 @@ tricky_paths = st.builds(
     st.lists(components, max_size=10),
     st.sampled_from(("/", "//")),
 )
+separators = st.sampled_from(("/", "//", "/./", "", "/../"))
+rooted_parts = st.lists(st.one_of(st.sampled_from(("app", "app.conf", "..", ".", "", "é", "x y")),
+                                  st.text(st.characters(blacklist_characters="/\0\n\r"), max_size=8)),
+                        max_size=4)
+#: Paths that start like a root (or almost like one).
+rooted_paths = st.builds(
+    lambda start, sep, parts: start + sep + "/".join(parts),
+    st.sampled_from((*ROOTS, "/et", "/etc/", "//etc", "/etc/./app", "/var", "/srv", "/opt/x", "/e")),
+    separators, rooted_parts,
+)
 long_paths = st.text(min_size=4000, max_size=4200).map("/etc/".__add__)
-paths = st.one_of(tricky_paths, st.text(max_size=64), long_paths)
+paths = st.one_of(rooted_paths, rooted_paths, tricky_paths, st.text(max_size=64), long_paths)
 
 
 def _is_inside(path: str, roots: tuple[str, ...]) -> bool:
@@ -57,9 +67,19 @@ def _is_inside(path: str, roots: tuple[str, ...]) -> bool:
     return False
 
 
+@st.composite
+def path_and_roots(draw: st.DrawFn) -> tuple[str, tuple[str, ...]]:
+    """Roots, and a path that half the time starts with one of them (else anything)."""
+    roots = tuple(draw(st.lists(st.sampled_from(ROOTS), min_size=0, max_size=3)))
+    if roots and draw(st.booleans()):
+        return draw(st.sampled_from(roots)) + draw(separators) + "/".join(draw(rooted_parts)), roots
+    return draw(paths), roots
+
+
 @SETTINGS
-@given(path=paths, roots=st.lists(st.sampled_from(ROOTS), min_size=0, max_size=3).map(tuple))
-def test_check_allowed_never_accepts_a_path_outside_the_roots(path: str, roots: tuple[str, ...]) -> None:
+@given(case=path_and_roots())
+def test_check_allowed_never_accepts_a_path_outside_the_roots(case: tuple[str, tuple[str, ...]]) -> None:
+    path, roots = case
     try:
         canonical = check_allowed(path, roots)
     except FixPackageError as exc:
