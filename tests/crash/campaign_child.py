@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,10 +32,37 @@ from orchestrator.fixpkg import FixPackage
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.state import open_state
 from orchestrator.state.transactions import TransactionStore
-from tests.crash.child import CrashingLocal, install_journal_crash
+from tests.crash.child import CrashingLocal
 
 #: The orchestrator-side calls that order a crash-safe write (atomic_write of the backup, its fsyncs).
 ORCHESTRATOR_CALLS = ("fsync", "rename", "replace", "unlink")
+
+
+def die() -> None:
+    """SIGKILL ourselves: no finally block, no atexit, no flush, as in a power cut of this process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def count(counter: str) -> int:
+    """Add one crash point to ``counter``; return how many there have been."""
+    with Path(counter).open("a+b") as handle:
+        handle.write(b".")
+        handle.flush()
+        return handle.tell()
+
+
+def install_journal_crash(mode: str, crash_at: int, counter: str) -> None:
+    real = TransactionStore.step
+
+    def step(self: TransactionStore, *args: Any, **kwargs: Any) -> None:
+        point = count(counter)
+        if point == crash_at and mode == "journal-before":
+            die()
+        real(self, *args, **kwargs)
+        if point == crash_at and mode == "journal-after":
+            die()
+
+    TransactionStore.step = step  # type: ignore[method-assign]
 
 
 def install_orchestrator_crash(crash_at: int, counter: str) -> None:
@@ -42,12 +70,8 @@ def install_orchestrator_crash(crash_at: int, counter: str) -> None:
         real: Callable[..., Any] = getattr(os, name)
 
         def counted(*args: Any, **kwargs: Any) -> Any:
-            with Path(counter).open("a+b") as handle:
-                handle.write(b".")
-                handle.flush()
-                count = handle.tell()
-            if count == crash_at:
-                os._exit(137)
+            if count(counter) == crash_at:
+                die()
             return real(*args, **kwargs)
 
         setattr(os, name, counted)
