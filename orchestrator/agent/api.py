@@ -146,6 +146,11 @@ class AgentApi(Protocol):
 
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None: ...
 
+    def verify_package(self, package_id: str, document: bytes, sha256: str) -> None:
+        """Refuse (AgentFailedError, code ``precondition``) unless ``document`` hashes to ``sha256``:
+        the target checks the package it is about to receive is the one that was validated."""
+        ...
+
     def move_file(self, src: str, dst: str) -> None: ...
 
     def sweep_temps(self, dirs: list[str]) -> list[str]:

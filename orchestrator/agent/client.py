@@ -365,6 +365,11 @@ class RemoteAgent:
         answer = self._call("remove_file", {"path": path, "expect_sha256": expect_sha256})
         self._expect("remove_file", answer is None, "expected a null result")
 
+    def verify_package(self, package_id: str, document: bytes, sha256: str) -> None:
+        answer = self._call("verify_package", {"id": package_id, "sha256": sha256,
+                                               "document_b64": base64.b64encode(document).decode("ascii")})
+        self._expect("verify_package", answer == {"sha256": sha256}, "expected the digest it checked")
+
     def sweep_temps(self, dirs: list[str]) -> list[str]:
         answer = self._call("sweep_temps", {"dirs": dirs})
         self._expect("sweep_temps", isinstance(answer, list) and all(

@@ -29,9 +29,11 @@ class Journal:
         self.done = txn.ops_done
         self.units_touched = txn.units_touched
 
-    def backed_up(self, files: int) -> None:
-        """The verified backup is on disk; the next step changes the target."""
-        self.store.step(self.txn_id, "backup_verified", state="backed_up", files=files)
+    def backed_up(self, files: int, package_sha256: str | None = None) -> None:
+        """The verified backup is on disk (and the target accepted the package digest); the next step
+        changes the target. The digest stays in the journal: which package exactly was applied."""
+        detail: dict[str, Any] = {} if package_sha256 is None else {"package_sha256": package_sha256}
+        self.store.step(self.txn_id, "backup_verified", state="backed_up", files=files, **detail)
 
     def start(self, index: int) -> None:
         op = self.operations[index]

@@ -100,6 +100,7 @@ def apply_package(
     needs_reboot: bool = False,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    validated_sha256: str | None = None,
 ) -> ApplyResult:
     """Apply ``pkg`` to the target and keep it only if ``validate()`` passes on the target afterwards.
 
@@ -109,12 +110,16 @@ def apply_package(
     Each step is journalled in ``journal`` (its transaction already in state ``intent``) before it
     happens; ``applied`` ends the transaction ``committed``, or ``pending_reboot`` when ``needs_reboot``.
 
+    ``validated_sha256`` is the package digest taken when the fix was validated; the agent checks
+    ``pkg`` against it on the target right before the first change (``aborted`` when they differ).
+
     Raises:
         KeyboardInterrupt, SystemExit: re-raised after the target has been restored.
     """
     run = _Run(pkg, target_agent, target_transport, backup_dir=backup_dir, session=session,
                timeout=command_timeout, txn_id=journal.txn_id)
-    run.event("started", operations=len(pkg.operations), backup_dir=str(backup_dir))
+    run.event("started", operations=len(pkg.operations), backup_dir=str(backup_dir),
+              package_sha256=pkg.package_sha256, validated_sha256=validated_sha256)
     # The caller recorded the intent (state ``intent``) before calling: a crash from here on is seen.
     try:
         with run.timed("preflight"):
@@ -122,7 +127,12 @@ def apply_package(
         with run.timed("backup"):
             backup = create_backup(pkg, target_agent, target_transport, backup_dir, current,
                                    max_file_bytes=max_file_bytes, timeout=command_timeout)
-        journal.backed_up(len(backup.entries))   # durable before the first change, or nothing changes
+        if validated_sha256 is not None:
+            # Last step before the first change: the target refuses a package that is not the one
+            # validated (changed on disk while it waited for the operator, say).
+            target_agent.verify_package(pkg.id, pkg.canonical_document(), validated_sha256)
+        # Durable before the first change, or nothing changes.
+        journal.backed_up(len(backup.entries), pkg.package_sha256)
     except VmRepairError as exc:
         run.event("aborted", error=exc.message)
         _set_state(journal, run, "aborted", cause=exc.message)

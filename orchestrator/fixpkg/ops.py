@@ -202,7 +202,8 @@ def op_from_dict(data: object, where: str, *, allowed: Iterable[str] = OP_CLASSE
         raise FixPackageError(f"{where}: expected an object, got {type(data).__name__}")
     name = data.get("op")
     allowed = set(allowed)
-    if name not in allowed:
+    # isinstance first: an unhashable value (a list, an object) cannot be looked up in a set.
+    if not isinstance(name, str) or name not in allowed:
         raise FixPackageError(f"{where}.op: {name!r} is not one of {sorted(allowed)}")
     cls = OP_CLASSES[name]
     keys = [f.name for f in fields(cls)]

@@ -5,13 +5,25 @@ without ``package.json`` is an interrupted save, never a package. Loading verifi
 hash and refuses the package if one is missing or differs (tampered with or corrupt). ``package.json``
 itself carries a digest of its operations, which catches accidental edits and corruption (not a forger
 with write access to the state directory, who could rewrite the digest too).
+
+``package_sha256`` is the digest of the whole package (:meth:`FixPackage.canonical_document`; blobs are
+bound through the ``sha256`` of their operations). It is taken when the package is built from the
+validated sandbox, recorded in ``package.json`` and the session's evidence, and checked again by the
+agent on the target right before the first change (:func:`orchestrator.apply.runner.apply_package`),
+so a package changed on disk between validation and apply is refused with the target untouched. A
+forger who can rewrite ``package.json`` consistently still fails that check: the expected digest is the
+one the pipeline kept from validation, not the one on disk.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +44,10 @@ from orchestrator.fsutil import atomic_write, ensure_private_dir
 PACKAGE_JSON = "package.json"
 FILES_DIR = "files"
 FORMAT = 1
+PACKAGE_SHA256 = "package_sha256"
 #: package.json holds operations and capped diffs only; anything bigger is not ours.
 MAX_PACKAGE_JSON = 32 * 1024 * 1024
+_CHUNK = 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 T = TypeVar("T")
@@ -92,6 +106,9 @@ class FixPackage:
 
     def as_dict(self) -> dict[str, Any]:
         """The content of ``package.json`` (and of the session's record): everything but the blobs."""
+        return {**self._body(), PACKAGE_SHA256: self.package_sha256}
+
+    def _body(self) -> dict[str, Any]:
         ops = list(self.operations)
         return {
             "format": FORMAT, "id": self.id, "created_at": self.created_at,
@@ -100,6 +117,19 @@ class FixPackage:
             "operations": [op_to_dict(op) for op in ops],
             "operations_sha256": _operations_digest(ops), "diffs": self.diffs,
         }
+
+    def canonical_document(self) -> bytes:
+        """The bytes :attr:`package_sha256` digests: ``package.json`` without that key, as compact,
+        key-sorted ASCII JSON. Taken through one JSON round trip first (``default=str`` as in
+        :meth:`save`), so a package in memory (tuples, non-string keys, paths in its evidence) and the
+        same package loaded back give the same bytes."""
+        plain = json.loads(json.dumps(self._body(), default=str))
+        return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+    @functools.cached_property
+    def package_sha256(self) -> str:
+        """Digest of the whole package (operations, their blobs' hashes, roots, evidence)."""
+        return sha256_hex(self.canonical_document())
 
     def save(self, directory: Path) -> Path:
         """Write the package into ``directory`` (``<state>/packages/<id>/``); returns ``package.json``.
@@ -160,29 +190,42 @@ class FixPackage:
             op.sha256: _read_blob(directory / FILES_DIR / op.sha256, op)
             for op in ops if isinstance(op, WriteFileOp)
         }
-        return cls(
+        package = cls(
             id=_typed(data, "id", str), created_at=_typed(data, "created_at", str),
             operations=ops, blobs=blobs, issue=_typed(data, "issue", dict),
             diagnosis=_typed(data, "diagnosis", dict), validation=_typed(data, "validation", dict),
             reboot_required=_typed(data, "reboot_required", bool),
             allowed_roots=tuple(_strings(data, "allowed_roots")), diffs=_string_map(data, "diffs"),
         )
+        # Required, not defaulted: without it, edits outside the operations (roots, evidence) would
+        # load unnoticed. A package is only ever loaded by the run that built it, so none predates it.
+        recorded = data.get(PACKAGE_SHA256)
+        if recorded != package.package_sha256:
+            raise FixPackageError(
+                f"{PACKAGE_SHA256} {recorded!r:.80} does not match the package "
+                f"(sha256 {package.package_sha256}): edited or corrupt",
+                remedy="run the repair again so the fix is rebuilt and validated; never edit a saved package",
+            )
+        return package
 
 
 def _read_document(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PACKAGE_JSON + 1)
+        raw = _read_regular(path, MAX_PACKAGE_JSON)
     except FileNotFoundError as exc:
         raise FixPackageError(
             f"{path} is missing: no fix package here (an interrupted save leaves none)"
         ) from exc
+    except _NotRegularError as exc:
+        raise FixPackageError(f"{path} is not a regular file ({exc}); a package is never one") from exc
     except OSError as exc:
         raise FixPackageError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(raw) > MAX_PACKAGE_JSON:
+    if raw is None:
         raise FixPackageError(f"{path} is larger than {MAX_PACKAGE_JSON} bytes")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except RecursionError as exc:
+        raise FixPackageError(f"{path} is not valid JSON: nested too deeply") from exc
     except ValueError as exc:
         raise FixPackageError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -190,16 +233,59 @@ def _read_document(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_blob(path: Path, op: WriteFileOp) -> bytes:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice is refused: a reader of the file would see one value and the loader use the
+    other (json keeps the last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+class _NotRegularError(OSError):
+    """The path is a symlink, FIFO, directory ...: its kind is the message."""
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes | None:
+    """Up to ``max_bytes`` of a regular file (None when it is longer), never through a symlink and
+    never blocking: a FIFO planted in the state directory must not hang the apply.
+
+    Raises:
+        FileNotFoundError, _NotRegularError, OSError.
+    """
     try:
-        with path.open("rb") as handle:
-            data = handle.read(op.size + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise FixPackageError(f"content of {op.path} ({FILES_DIR}/{op.sha256}) is missing") from exc
-    if len(data) != op.size or sha256_hex(data) != op.sha256:
-        raise FixPackageError(
-            f"content of {op.path} ({FILES_DIR}/{op.sha256}) does not match its hash: tampered or corrupt"
-        )
+        if exc.errno == errno.ELOOP:
+            raise _NotRegularError("a symlink") from exc
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _NotRegularError("a directory" if stat.S_ISDIR(st.st_mode) else "a special file")
+        if st.st_size > max_bytes:   # refused without reading (or allocating) it
+            return None
+        # Read to EOF in chunks rather than read(max_bytes + 1): a forged size may be 2**70.
+        data = bytearray()
+        while len(data) <= max_bytes and (chunk := os.read(fd, min(_CHUNK, max_bytes + 1 - len(data)))):
+            data += chunk
+    finally:
+        os.close(fd)
+    return None if len(data) > max_bytes else bytes(data)
+
+
+def _read_blob(path: Path, op: WriteFileOp) -> bytes:
+    where = f"content of {op.path} ({FILES_DIR}/{op.sha256})"
+    try:
+        data = _read_regular(path, op.size)
+    except _NotRegularError as exc:
+        raise FixPackageError(f"{where} is not a regular file ({exc}): tampered or corrupt") from exc
+    except OSError as exc:
+        raise FixPackageError(f"{where} is missing") from exc
+    if data is None or len(data) != op.size or sha256_hex(data) != op.sha256:
+        raise FixPackageError(f"{where} does not match its hash: tampered or corrupt")
     return data
 
 

@@ -15,6 +15,7 @@ from orchestrator.apply.result import ApplyStatus
 from orchestrator.audit.sink import log_recovery
 from orchestrator.boot.host import boot_id
 from orchestrator.errors import VmRepairError
+from orchestrator.fixpkg import FixPackage
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Issue, SessionStatus
 from orchestrator.pipeline.context import RunContext
@@ -55,11 +56,17 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
           attempt: int) -> Applied:
     """Apply ``built`` as transaction number ``attempt`` of this issue.
 
-    Raises: StateError (the journal cannot be written), TransportError before the first change.
-    A failure after it is the result's status (``rolled_back`` ...), never an exception.
+    The package is applied as it is on disk now (the gate may have waited a long time for the
+    operator), and the target checks it against the digest taken when it was built from the validated
+    sandbox: a package changed in between is refused before the first change (``aborted``).
+
+    Raises: StateError (the journal cannot be written), TransportError before the first change,
+    FixPackageError (the saved package no longer loads: edited or corrupt; nothing was started).
+    A failure after the first change is the result's status (``rolled_back`` ...), never an exception.
     """
     app, session, transport, probes = ctx.app, ctx.session, ctx.transport, ctx.probes
-    package = built.package
+    validated_sha256 = built.package.package_sha256
+    package = FixPackage.load(built.directory)
     # What passed on the target at detection must pass after the apply. Not measured again here: the
     # package's preconditions (checked before the first change) prove the target's files are still
     # those captured, and a probe that has failed since makes the validation fail: the safe side.
@@ -94,7 +101,8 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
         try:
             result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
                                    journal=Journal(store, txn, package.operations),
-                                   validate=validate_on_target, needs_reboot=needs_reboot)
+                                   validate=validate_on_target, needs_reboot=needs_reboot,
+                                   validated_sha256=validated_sha256)
         finally:
             apply_agent.close()
         session.write_json(Evidence.APPLY.file(issue.component), result.as_dict())

@@ -442,6 +442,16 @@ class FakeAgent:
         self.mutations.append(("write_file", path))
         return self._entry(path, self.fs[path])
 
+    def verify_package(self, package_id: str, document: bytes, sha256: str) -> None:
+        """As the agent: the document must hash to the digest taken at validation."""
+        if (answer := self._start("verify_package", package_id, sha(document), sha256)) is not _MODEL:
+            return self._canned(answer, package_id, document, sha256)
+        if (actual := sha(document)) != sha256:
+            raise self._fail("verify_package", "precondition",
+                             f"fix package {package_id!r} changed since it was validated (sha256 {actual}, "
+                             f"expected {sha256}); refusing to apply it")
+        return None
+
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         if (answer := self._start("remove_file", path, expect_sha256)) is not _MODEL:
             return self._canned(answer, path, expect_sha256=expect_sha256)

@@ -829,6 +829,28 @@ def op_remove_file(args: Args, work_dir: str) -> Any:
     return None
 
 
+def op_verify_package(args: Args, work_dir: str) -> Any:
+    """Refuse a fix package whose document no longer hashes to the digest taken when it was validated.
+
+    Called right before the first change of an apply: the orchestrator sends the package document it
+    is about to apply (read back from disk) and the digest it kept from validation. The content the
+    following write_file calls carry is bound to this document through the sha256 it names for each
+    file (checked when the package was loaded, and again by the client on each write's answer).
+    """
+    import hashlib
+    package_id, expected = args.get("id"), args.get("sha256")
+    if not isinstance(package_id, str) or not package_id:
+        raise Failure("invalid", "argument 'id' must be the package id")
+    if not (isinstance(expected, str) and len(expected) == 64
+            and all(c in "0123456789abcdef" for c in expected)):
+        raise Failure("invalid", "argument 'sha256' must be a lowercase sha256 hex digest")
+    actual = hashlib.sha256(b64(args.get("document_b64"), "document_b64")).hexdigest()
+    if actual != expected:
+        raise Failure("precondition", f"fix package {package_id!r} changed since it was validated "
+                                      f"(sha256 {actual}, expected {expected}); refusing to apply it")
+    return {"sha256": actual}
+
+
 TEMP_RE = re.compile(r"^\.vmrepair-[0-9a-f]{16}\.tmp$")
 
 
@@ -1399,6 +1421,7 @@ def op_batch(args: Args, work_dir: str) -> Any:
 OPS: dict[str, Callable[[Args, str], Any]] = {
     "manifest": op_manifest, "pack": op_pack, "unpack": op_unpack, "discard": op_discard,
     "read_file": op_read_file, "write_file": op_write_file, "remove_file": op_remove_file,
+    "verify_package": op_verify_package,
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,

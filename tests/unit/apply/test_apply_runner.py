@@ -331,3 +331,38 @@ def test_failing_daemon_reload_is_named_and_rolled_back(
     assert result.status == "rolled_back"
     assert result.errors[0].startswith(f"operation {index} (daemon_reload) failed: target: command")
     assert target.state() == before
+
+
+def test_package_changed_since_validation_is_refused_by_the_target(
+    target: FakeAgent, make_package: MakePackage, tmp_path: Path
+) -> None:
+    validated = make_package()
+    # The same fix with its validation verdict edited: what an edit of the package on disk between
+    # validation and apply looks like once the package is read back (every digest rewritten to match).
+    fields = {name: getattr(validated, name) for name in validated.__dataclass_fields__}
+    tampered = FixPackage(**{**fields, "validation": {**validated.validation, "passed": "yes, trust me"}})
+    before = target.state()
+    transport, validate = systemd_transport(), Validator()
+    result = apply_journalled(tampered, target, transport, backup_dir=tmp_path / "backup", validate=validate,
+                              validated_sha256=validated.package_sha256)
+    assert result.status == "aborted" and result.is_target_untouched
+    (error,) = result.errors
+    assert f"fix package {validated.id!r} changed since it was validated" in error
+    assert f"sha256 {tampered.package_sha256}, expected {validated.package_sha256}" in error
+    assert target.mutations == [] and target.state() == before
+    assert transport.argvs == [("systemctl", "is-active", "--", "app.service")]   # the backup's read only
+    assert validate.calls == 0
+    assert txn_state(tmp_path / "backup", result.txn_id).state == "aborted"
+
+
+def test_validated_package_is_checked_by_the_target_and_its_digest_journalled(
+    target: FakeAgent, make_package: MakePackage, tmp_path: Path
+) -> None:
+    pkg = make_package()
+    result = apply_journalled(pkg, target, systemd_transport(), backup_dir=tmp_path / "backup",
+                              validate=Validator(), validated_sha256=pkg.package_sha256)
+    assert result.status == "applied"
+    assert [c for c in target.calls if c[0] == "verify_package"]
+    steps = TransactionStore(open_state(tmp_path / "state.db")).steps(result.txn_id)
+    (backed_up,) = [s for s in steps if s["step"] == "backup_verified"]
+    assert backed_up["detail"]["package_sha256"] == pkg.package_sha256

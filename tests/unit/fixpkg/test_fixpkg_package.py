@@ -122,3 +122,48 @@ def test_package_without_daemon_reload_for_a_unit_file_cannot_exist() -> None:
     ops = tuple(op for op in pkg.operations if op.name != "daemon_reload")
     with pytest.raises(FixPackageError, match="a unit file changes but the package has no daemon_reload"):
         FixPackage(pkg.id, pkg.created_at, ops, pkg.blobs, {}, {}, {}, False, pkg.allowed_roots)
+
+
+def test_package_digest_is_recorded_and_survives_a_round_trip(tmp_path: Path) -> None:
+    pkg = _package()
+    pkg.save(tmp_path / "pkg")
+    document = json.loads((tmp_path / "pkg" / "package.json").read_bytes())
+    assert document["package_sha256"] == pkg.package_sha256
+    assert pkg.as_dict()["package_sha256"] == pkg.package_sha256     # the session's evidence too
+    assert FixPackage.load(tmp_path / "pkg").package_sha256 == pkg.package_sha256
+
+
+def test_package_digest_covers_what_is_applied() -> None:
+    pkg = _package()
+    other_roots = FixPackage(**{**_fields(pkg), "allowed_roots": ("/etc", "/var/log", "/srv")})
+    assert other_roots.package_sha256 != pkg.package_sha256
+    other_evidence = FixPackage(**{**_fields(pkg), "validation": {"passed": False}})
+    assert other_evidence.package_sha256 != pkg.package_sha256
+
+
+def test_edited_package_digest_is_detected(tmp_path: Path) -> None:
+    pkg = _package()
+    pkg.save(tmp_path / "pkg")
+    path = tmp_path / "pkg" / "package.json"
+    document = json.loads(path.read_bytes())
+    document["reboot_required"] = not document["reboot_required"]   # not covered by operations_sha256
+    path.write_text(json.dumps(document))
+    with pytest.raises(FixPackageError) as info:
+        FixPackage.load(tmp_path / "pkg")
+    assert "package_sha256" in info.value.message
+    assert "does not match the package" in info.value.message
+    assert str(path) in info.value.message
+
+
+def _fields(pkg: FixPackage) -> dict[str, object]:
+    return {name: getattr(pkg, name) for name in pkg.__dataclass_fields__}
+
+
+def test_package_digest_is_the_same_in_memory_and_loaded_back(tmp_path: Path) -> None:
+    # Evidence as the pipeline hands it over: tuples, int keys (2 sorts before 10 as an int, after it
+    # as a string), a Path. Only the JSON form counts, or a good package would be refused at apply.
+    fields = _fields(_package())
+    pkg = FixPackage(**{**fields, "diagnosis": {"ranked": ("a", "b"), "scores": {2: 0.5, 10: 1.0},
+                                                 "log": tmp_path / "x.log"}})
+    pkg.save(tmp_path / "pkg")
+    assert FixPackage.load(tmp_path / "pkg").package_sha256 == pkg.package_sha256
