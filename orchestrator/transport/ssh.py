@@ -246,13 +246,12 @@ class ParamikoTransport(Transport):
                 client = self._client = self._connect()
         try:
             return use(client)
+        except paramiko.ChannelException as exc:
+            # The server answered, refusing this one session (MaxSessions ...): the connection and
+            # the commands running on it are fine, so they are left alone.
+            raise TransportError(f"{self.host}: the server refused a session: {exc}",
+                                 host=self.host) from exc
         except _WIRE_ERRORS as exc:
-            alive = client.get_transport()
-            if alive is not None and alive.is_active():
-                # The server refused this one session (MaxSessions, a channel-open failure): the
-                # connection and the commands running on it are fine, so they are left alone.
-                raise TransportError(f"{self.host}: the server refused a session: {exc}",
-                                     host=self.host) from exc
             self.close()
             if not is_reused:
                 raise ConnectError(
