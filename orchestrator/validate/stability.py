@@ -50,9 +50,10 @@ class _Tally:
 
 
 def stable_layer(components: Collection[str], probes: ProbeRunner, transport: Transport,
-                 plan: StabilityPlan) -> LayerReport:
+                 plan: StabilityPlan, *, on_last_round: Callable[[], None] | None = None) -> LayerReport:
     """Watch the probes of ``components`` (by ``ProbeResult.component``); the guest load is always
-    stopped at the end.
+    stopped at the end. ``on_last_round`` is called once, when the wait before the period's last round
+    begins (the validator starts its other layers then).
 
     Raises: only bugs (an error outside our tree from a probe propagates, after the load is stopped).
     """
@@ -62,9 +63,9 @@ def stable_layer(components: Collection[str], probes: ProbeRunner, transport: Tr
     try:
         if load is None:
             rec.add("load", True, "disabled: the probes ran without load in the guest")
-            outcome = _Rounds(rec, frozenset(components), probes, None, plan).watch()
+            outcome = _Rounds(rec, frozenset(components), probes, None, plan, on_last_round).watch()
         elif rec.check(f"start load ({load.unit})", lambda: _start(load)):
-            outcome = _Rounds(rec, frozenset(components), probes, load, plan).watch()
+            outcome = _Rounds(rec, frozenset(components), probes, load, plan, on_last_round).watch()
         else:
             outcome = "could not put the guest under load, so stability was not verified"
     finally:
@@ -86,6 +87,7 @@ class _Rounds:
     probes: ProbeRunner
     load: GuestLoad | None
     plan: StabilityPlan
+    on_last_round: Callable[[], None] | None = None
     tallies: dict[str, _Tally] = field(default_factory=dict)
 
     def watch(self) -> str:
@@ -103,6 +105,9 @@ class _Rounds:
             now = clock()
             if failure or now >= deadline:
                 break
+            if deadline - now <= self.plan.interval_s and self.on_last_round is not None:
+                self.on_last_round()
+                self.on_last_round = None
             self.plan.sleep(min(self.plan.interval_s, deadline - now))
         for name, tally in sorted(self.tallies.items()):
             detail = tally.failure or f"passed all {tally.rounds} rounds"

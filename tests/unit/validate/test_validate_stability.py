@@ -181,3 +181,20 @@ def test_a_stop_that_fails_is_recorded(probes: FakeProbes, guest: FakeGuest, tra
 def test_plan_rejects_nonsense() -> None:
     with pytest.raises(ValueError, match="bad stability plan"):
         StabilityPlan(period_s=5, load=False, sleep=time.sleep, clock=time.monotonic, interval_s=0)
+
+
+def test_the_last_round_is_announced_once_before_its_wait(probes: FakeProbes, transport: FakeTransport,
+                                                          clock: FakeClock) -> None:
+    """The validator starts its other layers then, so they see the host at the end of the period."""
+    announced: list[int] = []
+    stable_layer({"nginx"}, probes, transport, _plan(clock, 6),
+                 on_last_round=lambda: announced.append(len(clock.sleeps)))
+    assert clock.sleeps == [2.0, 2.0, 2.0]
+    assert announced == [2]   # after two waits, before the third (the last) one
+
+
+def test_a_period_that_ends_at_its_first_round_announces_nothing(probes: FakeProbes, transport: FakeTransport,
+                                                                 clock: FakeClock) -> None:
+    announced: list[bool] = []
+    stable_layer({"nginx"}, probes, transport, _plan(clock, 0), on_last_round=lambda: announced.append(True))
+    assert announced == []

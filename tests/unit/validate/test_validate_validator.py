@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from orchestrator.components.config import WatchConfig
 from orchestrator.model import Component, HttpCheck, Issue, IssueKind, ProbeResult, Severity
@@ -96,3 +97,27 @@ def test_report_type_is_importable_from_validator_module() -> None:
     from orchestrator.validate import validator
 
     assert validator.ValidationReport is ValidationReport
+
+
+def test_layers_3_and_4_run_during_the_last_round_of_the_stability_period(
+    probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock
+) -> None:
+    """They see the host at the end of the period without adding their seconds after it."""
+    regression_ran = threading.Event()
+    seen_in_last_wait: list[bool] = []
+
+    def before(name: str) -> None:
+        if name == "unit:cron.service":
+            regression_ran.set()
+
+    def sleep(seconds: float) -> None:
+        if len(clock.sleeps) == 2:   # the wait before the last round
+            seen_in_last_wait.append(regression_ran.wait(timeout=5))
+        clock.sleep(seconds)
+
+    probes.before = before
+    validator = Validator(transport, probes, WATCH, stable_period_s=6, load=True, sleep=sleep, clock=clock,
+                          token=lambda: "0badcafe")
+    report = validator.validate(ISSUE, NGINX, BASELINE)
+    assert report.passed
+    assert seen_in_last_wait == [True]
