@@ -126,14 +126,7 @@ class ParamikoTransport(Transport):
         limit = self._command_timeout if timeout is None else timeout
         started = time.monotonic()
         deadline = started + limit
-        self._take_session(args, deadline)
-        try:
-            channel = self._with_live_client(
-                lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
-            )
-        except BaseException:
-            self._sessions.release()
-            raise
+        channel = self._open_session(args, deadline)
         capture = OutputCapture(max_output, on_output)
         try:
             _exec(channel, shlex.join(args), deadline)
@@ -164,17 +157,21 @@ class ParamikoTransport(Transport):
                 f"{self.host}: command {list(args)!r} waited its whole deadline for one of the"
                 f" {MAX_SESSIONS} sessions of the connection", host=self.host, argv=list(args))
 
-    def open_stream(self, argv: Sequence[str]) -> CommandStream:
-        args = validate_argv(argv, host=self.host)
-        # The stream holds its session slot until it is closed.
-        self._take_session(args, time.monotonic() + self._connect_timeout)
+    def _open_session(self, args: tuple[str, ...], deadline: float) -> paramiko.Channel:
+        """A session channel holding one slot; the caller releases the slot when it closes it."""
+        self._take_session(args, deadline)
         try:
-            channel = self._with_live_client(
+            return self._with_live_client(
                 lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
             )
         except BaseException:
             self._sessions.release()
             raise
+
+    def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        args = validate_argv(argv, host=self.host)
+        # The stream holds its session slot until it is closed.
+        channel = self._open_session(args, time.monotonic() + self._connect_timeout)
         try:
             _exec(channel, shlex.join(args), time.monotonic() + self._connect_timeout)
         except _DeadlineError:

@@ -42,3 +42,13 @@ def booted_patient(app: App, prefix: str, snapshot: str) -> Iterator[str]:
     finally:
         app.vms.destroy(name)
         remove_baseline(app, name)
+
+
+def fresh_patient(app: App, name: str, snapshot: str) -> Iterator[str]:
+    """For a fixture to ``yield from``: patient ``name`` back at ``snapshot`` without a baseline; after
+    the test, no troubleshooting VM may be left behind."""
+    app.vms.revert(name, snapshot)
+    remove_baseline(app, name)
+    yield name
+    leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith("trb-")]
+    assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"

@@ -14,7 +14,7 @@ from orchestrator.app import App
 from orchestrator.demo.faults import inject
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
-from tests.integration.helpers import booted_patient, remove_baseline
+from tests.integration.helpers import booted_patient, fresh_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -27,11 +27,8 @@ def patient(app: App) -> Iterator[str]:
 
 @pytest.fixture
 def fresh(app: App, patient: str) -> Iterator[str]:
-    app.vms.revert(patient, HEALTHY)
-    remove_baseline(app, patient)
-    yield patient
-    leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith("trb-")]
-    assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"
+    """The patient back at its healthy snapshot, without a baseline unless a test records one."""
+    yield from fresh_patient(app, patient, HEALTHY)
 
 
 def test_a_unit_masked_on_the_target_is_masked_in_the_vm_and_the_fault_reproduces(

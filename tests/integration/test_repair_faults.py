@@ -17,7 +17,7 @@ from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import booted_patient, remove_baseline
+from tests.integration.helpers import booted_patient, fresh_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -32,11 +32,7 @@ def patient(app: App) -> Iterator[str]:
 @pytest.fixture
 def fresh(app: App, patient: str) -> Iterator[str]:
     """The patient back at its healthy snapshot, without a baseline unless a test records one."""
-    app.vms.revert(patient, HEALTHY)
-    remove_baseline(app, patient)
-    yield patient
-    leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith("trb-")]
-    assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"
+    yield from fresh_patient(app, patient, HEALTHY)
 
 
 def _ssh(app: App, name: str) -> Transport:
