@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import re
 
-from rich.markup import escape
-
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.journal import BY_OPERATOR, roll_back_transaction
@@ -60,7 +58,7 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
         info("no fix transactions")
         return 0
     table("vmrepair fixes", ["id", "target", "component", "strategy", "state", "reboot", "updated (UTC)"],
-          [[t.id, escape(t.target), escape(t.component), escape(t.strategy), t.state,
+          [[t.id, t.target, t.component, t.strategy, t.state,
             "yes" if t.reboot_required else "no", t.updated_at[:19]] for t in txns])
     return 0
 

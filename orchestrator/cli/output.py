@@ -1,4 +1,10 @@
-"""Printing results: JSON for machines (``--json``), rich tables and messages for people."""
+"""Printing results: JSON for machines (``--json``), rich tables and messages for people.
+
+Both consoles have rich's markup and emoji codes switched off: paths, target names, config keys, the
+lock holder's argv and text from guests reach every print, and ``[/x]`` read as markup raises
+``MarkupError`` (a traceback instead of the documented exit code). Doing it here, once, means no caller
+can forget to escape; styling is given as a ``style=`` or a :class:`~rich.text.Text`, never inline.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 #: stderr console for messages and progress; stdout stays clean for data.
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+out_console = Console(highlight=False, markup=False, emoji=False)
 
 
 def emit_json(data: object) -> None:
@@ -20,6 +27,7 @@ def emit_json(data: object) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """A table on stdout; every title, header and cell is plain text."""
     tbl = Table(title=title, title_justify="left")
     for col in columns:
         tbl.add_column(col)
@@ -29,4 +37,17 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) 
 
 
 def info(message: str) -> None:
-    err_console.print(message, markup=False)
+    err_console.print(message)
+
+
+def labelled(label: str, style: str, message: str, *, console: Console | None = None) -> None:
+    """``label: message`` with only the label styled; the message is plain text."""
+    (console or err_console).print(Text.assemble((f"{label}:", style), " ", message))
+
+
+def error(message: str) -> None:
+    labelled("error", "bold red", message)
+
+
+def warning(message: str) -> None:
+    labelled("warning", "yellow", message)

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.app import App
@@ -61,7 +60,7 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     tbl.add_column("txn", no_wrap=True)
     tbl.add_column("support ref", no_wrap=True)
     for record in records:
-        tbl.add_row(*[escape(cell) for cell in _row(record)])
+        tbl.add_row(*_row(record))
     out_console.print(tbl)
     return 0
 
