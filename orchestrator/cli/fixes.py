@@ -41,15 +41,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     recover.set_defaults(handler=cmd_recover, takes_lock=True)
 
 
-def _get(app: App, txn_id: str) -> TxnRecord:
+def _get(store: TransactionStore, txn_id: str) -> TxnRecord:
     if not TXN_ID_RE.match(txn_id):
         raise ConfigError(f"invalid transaction id {txn_id!r}", remedy="ids look like tx-0123456789ab; "
                           "see `vmrepair fixes list`")
-    return TransactionStore(app.state).get(txn_id)
+    return store.get(txn_id)
 
 
 def cmd_list(app: App, args: argparse.Namespace) -> int:
-    txns = TransactionStore(app.state).find(states=None if args.state is None else (args.state,),
+    # list and show only look: app.state_view creates and chmods nothing (issue 13).
+    txns = TransactionStore(app.state_view).find(states=None if args.state is None else (args.state,),
                                             target=args.target)
     if args.json:
         emit_json({"fixes": [t.as_dict() for t in txns]})
@@ -64,8 +65,9 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_show(app: App, args: argparse.Namespace) -> int:
-    txn = _get(app, args.id)
-    steps = TransactionStore(app.state).steps(txn.id)
+    store = TransactionStore(app.state_view)
+    txn = _get(store, args.id)
+    steps = store.steps(txn.id)
     if args.json:
         emit_json({**txn.as_dict(), "steps": steps})
         return 0
@@ -80,7 +82,7 @@ def cmd_show(app: App, args: argparse.Namespace) -> int:
 def cmd_rollback(app: App, args: argparse.Namespace) -> int:
     """Raises: ApplyError when the transaction cannot be rolled back; errors reaching the target."""
     store = TransactionStore(app.state)
-    txn = _get(app, args.id)
+    txn = _get(store, args.id)
     if txn.state in NOT_ROLLBACKABLE:
         raise ApplyError(f"transaction {txn.id} is {txn.state}: nothing to roll back",
                          remedy="see `vmrepair fixes show " + txn.id + "`")

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_status(app: App, args: argparse.Namespace) -> int:
     """Raises: ConfigError for a target that does not parse; StateError from the store."""
     target = None if args.target is None else str(parse_target(args.target))
-    records = scheduler_for(app).status(target)
+    records = scheduler_for(app, db=app.state_view).status(target)  # only looks: creates nothing
     if args.json:
         emit_json({"reboots": [record.as_dict() for record in records]})
         return 0

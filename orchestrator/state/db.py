@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,13 +83,22 @@ class StateDb:
         self.close()
 
 
-def open_state(path: Path, *, check: bool = True) -> StateDb:
+def open_state(path: Path, *, check: bool = True, readonly: bool = False) -> StateDb:
     """Open (creating and migrating if needed) the store at ``path``.
+
+    ``readonly`` is for commands that only look (``fixes list``, ``reboot status``): nothing is
+    created, chmodded or migrated on disk. A missing store reads as an empty one, and a store of an
+    older schema is migrated in a copy in memory. (SQLite itself may add the store's ``-wal`` and
+    ``-shm`` companions, with the store's own mode: reading a WAL database beside a writer needs them.)
 
     Raises:
         StateCorruptError: not a database, fails the integrity check, or written by a newer vmrepair.
-        StateError: the directory cannot be created or the file cannot be opened.
+        StateError: ``path`` is a symbolic link, the directory cannot be created or the file cannot
+            be opened (``readonly``: any write through the returned store).
     """
+    _refuse_symlink(path)
+    if readonly:
+        return _open_readonly(path, check=check)
     ensure_private_dir(path.parent)
     is_new = not path.exists()
     try:
@@ -110,6 +120,56 @@ def open_state(path: Path, *, check: bool = True) -> StateDb:
     return db
 
 
+def _refuse_symlink(path: Path) -> None:
+    """SQLite follows a symlink and would turn its target (any file root can write) into a database.
+
+    The check and SQLite's open are two steps; the state dir is private (0700) to the user vmrepair runs
+    as, so nobody else can swap the link in between.
+    """
+    if path.is_symlink():
+        try:
+            target = str(path.readlink())
+        except OSError:
+            target = "?"
+        raise StateError(f"state store {path} is a symbolic link (to {target}); refusing to follow it",
+                         remedy=f"remove {path}; vmrepair creates its store there on first use")
+
+
+def _open_readonly(path: Path, *, check: bool) -> StateDb:
+    if not path.exists():
+        # Nothing recorded yet: an empty store in memory answers every query with nothing.
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        memory.row_factory = sqlite3.Row
+        db = StateDb(path, memory)
+        _migrate(db, memory)
+        return db
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise StateError(f"cannot open state store {path}: {exc}",
+                         remedy="run as root or as the user that owns the state dir") from exc
+    conn.row_factory = sqlite3.Row
+    db = StateDb(path, conn)
+    try:
+        with db._mapped("open"):
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if check:
+                _quick_check(db, conn)
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if version < SCHEMA_VERSION:
+                memory = sqlite3.connect(":memory:", isolation_level=None)
+                memory.row_factory = sqlite3.Row
+                conn.backup(memory)
+                conn.close()
+                db = StateDb(path, memory)
+            _migrate(db, db._conn)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _configure(db: StateDb, conn: sqlite3.Connection, *, check: bool) -> None:
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if str(mode).lower() != "wal":
@@ -117,10 +177,14 @@ def _configure(db: StateDb, conn: sqlite3.Connection, *, check: bool) -> None:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     if check:
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if result != "ok":
-            raise StateCorruptError(f"state store {db.path} fails its integrity check: {result}; "
-                                    "refusing to act", remedy=_remedy(db.path))
+        _quick_check(db, conn)
+
+
+def _quick_check(db: StateDb, conn: sqlite3.Connection) -> None:
+    result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if result != "ok":
+        raise StateCorruptError(f"state store {db.path} fails its integrity check: {result}; "
+                                "refusing to act", remedy=_remedy(db.path))
 
 
 def _migrate(db: StateDb, conn: sqlite3.Connection) -> None:
