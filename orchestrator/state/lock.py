@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator.errors import LockHeldError, StateError
-from orchestrator.fsutil import ensure_private_dir
+from orchestrator.errors import LockHeldError
+from orchestrator.fsutil import ensure_private_dir, state_os_error
 from orchestrator.session.store import now_iso
 
 
@@ -37,7 +37,8 @@ class StateLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
-            raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
+            raise state_os_error(f"cannot open lock file {self.path}", exc,
+                                 directory=self.path.parent) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -49,11 +50,18 @@ class StateLock:
             ) from None
         except OSError as exc:
             os.close(fd)
-            raise StateError(f"cannot lock {self.path}: {exc.strerror}") from exc
+            raise state_os_error(f"cannot lock {self.path}", exc, directory=self.path.parent) from exc
         info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:500], "purpose": purpose,
                 "since": now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        except OSError as exc:
+            # Without its holder record the lock would tell the next process nothing: give it up
+            # (closing drops the flock) rather than hold it anonymously.
+            os.close(fd)
+            raise state_os_error(f"cannot write lock file {self.path}", exc,
+                                 directory=self.path.parent) from exc
         self._fd = fd
 
     def release(self) -> None:
