@@ -18,7 +18,7 @@ from orchestrator.app import App
 from orchestrator.audit.sink import AuditSink, NullAuditSink
 from orchestrator.bootdiag.result import NOT_WORKING
 from orchestrator.cli.detect import remote_agent
-from orchestrator.cli.output import emit_json, info, out_console, table
+from orchestrator.cli.output import emit_json, info, out_console, table, visible
 from orchestrator.cli.quarantine import audit_log
 from orchestrator.doctor.checks import run_checks
 from orchestrator.doctor.target import TargetDoctorReport, diagnose_target
@@ -64,9 +64,10 @@ def cmd_doctor(app: App, args: argparse.Namespace) -> int:
         for r in results:
             mark, style = ("ok", "green") if r.ok else (("FAIL", "red") if r.vital else ("warn", "yellow"))
             kind = "vital" if r.vital else "optional"
-            out_console.print(Text.assemble((f"{mark:<6}", style), f" {r.name:<13} ({kind}) {r.detail}"))
+            out_console.print(Text.assemble((f"{mark:<6}", style), f" {r.name:<13} ({kind}) ",
+                                            visible(r.detail)))
             if r.remedy:
-                out_console.print(f"{'':>6}remedy: {r.remedy}")
+                out_console.print(f"{'':>6}remedy: {visible(r.remedy)}")
         if ok:
             out_console.print("ready", style="bold")
         else:

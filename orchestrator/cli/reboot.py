@@ -11,7 +11,7 @@ from rich.table import Table
 
 from orchestrator.app import App
 from orchestrator.boot.when import AT_FORMS, parse_at
-from orchestrator.cli.output import emit_json, info, out_console
+from orchestrator.cli.output import emit_json, info, out_console, visible
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.store import RebootRecord
 from orchestrator.state.lock import StateLock
@@ -60,7 +60,7 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     tbl.add_column("txn", no_wrap=True)
     tbl.add_column("support ref", no_wrap=True)
     for record in records:
-        tbl.add_row(*_row(record))
+        tbl.add_row(*[visible(cell) for cell in _row(record)])
     out_console.print(tbl)
     return 0
 

@@ -67,3 +67,19 @@ def test_error_report_with_markup_in_message_and_remedy(capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert "error: cannot write [/x]\\\n" in err  # a trailing backslash is not doubled
     assert "remedy: free space in [/y]" in err
+
+
+@pytest.mark.parametrize(("raw", "shown"), [("\x1b[2J\x1b]0;pwned\x07", "\\x1b[2J\\x1b]0;pwned\\x07"),
+                                            ("a\rb", "a\\x0db"), ("bell\x07", "bell\\x07"),
+                                            ("del\x7f", "del\\x7f"), ("two\nlines", "two\nlines")])
+def test_control_characters_are_made_visible(raw: str, shown: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A lock holder's argv or a guest's text may carry terminal escapes: they never reach the terminal."""
+    output.info(raw)
+    output.error(raw)
+    output.table("t", ["c"], [[raw.replace("\n", " ")]])
+    captured = capsys.readouterr()
+    assert shown in captured.err
+    assert f"error: {shown}" in captured.err
+    assert "\x1b" not in captured.out + captured.err
+    assert shown.replace("\n", " ") in captured.out
