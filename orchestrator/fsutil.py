@@ -54,19 +54,22 @@ def _write_error(path: Path, exc: OSError) -> StateError:
 
 
 def state_os_error(what: str, exc: OSError, *, directory: Path) -> StateError:
-    """``what: strerror`` as a StateError whose remedy fits the errno: a full disk needs space, a
-    read-only file system a remount (running as root would not help), a refused access root."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        remedy = (f"free space in {directory} (see `df -h {directory}`) or set VMREPAIR_STATE_DIR to a "
-                  "directory with room")
-    elif exc.errno == errno.EROFS:
-        remedy = (f"{directory} is on a read-only file system: remount it read-write or set "
-                  "VMREPAIR_STATE_DIR to a directory on a writable one")
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        remedy = "run as root or set VMREPAIR_STATE_DIR to a directory you can write"
-    else:
-        remedy = f"check free space and permissions of {directory}, or set VMREPAIR_STATE_DIR elsewhere"
-    return StateError(f"{what}: {exc.strerror or exc}", remedy=remedy)
+    """``what: strerror`` as a StateError with the remedy :func:`state_remedy` gives for its errno."""
+    return StateError(f"{what}: {exc.strerror or exc}", remedy=state_remedy(exc.errno, directory))
+
+
+def state_remedy(err: int | None, directory: Path) -> str:
+    """What to do about ``err`` in the state dir: a full disk needs space, a read-only file system a
+    remount (running as root would not help), a refused access root."""
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        return (f"free space in {directory} (see `df -h {directory}`) or set VMREPAIR_STATE_DIR to a "
+                "directory with room")
+    if err == errno.EROFS:
+        return (f"{directory} is on a read-only file system: remount it read-write or set "
+                "VMREPAIR_STATE_DIR to a directory on a writable one")
+    if err in (errno.EACCES, errno.EPERM):
+        return "run as root or set VMREPAIR_STATE_DIR to a directory you can write"
+    return f"check free space and permissions of {directory}, or set VMREPAIR_STATE_DIR elsewhere"
 
 
 def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:

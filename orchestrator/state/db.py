@@ -13,6 +13,7 @@ half-applied.
 from __future__ import annotations
 
 import contextlib
+import errno
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StateCorruptError, StateError
-from orchestrator.fsutil import ensure_private_dir
+from orchestrator.fsutil import ensure_private_dir, state_remedy
 from orchestrator.state.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
@@ -30,6 +31,13 @@ def _remedy(path: Path) -> str:
     return (f"stop vmrepair, inspect the store with `sqlite3 {path} 'PRAGMA integrity_check'`, then move "
             f"{path} (and its -wal/-shm files) aside; backups of applied fixes stay in "
             f"{path.parent / 'backups'} and can be restored with `vmrepair fixes rollback`")
+
+
+def _io_remedy(exc: sqlite3.OperationalError, path: Path) -> str:
+    """fsutil's remedy for the errno SQLite's error code stands for (a full disk needs space, ...)."""
+    err = {sqlite3.SQLITE_FULL: errno.ENOSPC, sqlite3.SQLITE_READONLY: errno.EACCES,
+           sqlite3.SQLITE_PERM: errno.EACCES, sqlite3.SQLITE_CANTOPEN: errno.EACCES}
+    return state_remedy(err.get(getattr(exc, "sqlite_errorcode", -1)), path.parent)
 
 
 class StateDb:
@@ -52,7 +60,7 @@ class StateDb:
             if isinstance(exc, sqlite3.OperationalError) and "malformed" not in text \
                     and "not a database" not in text:
                 raise StateError(f"state store {self.path}: {what}: {text}",
-                                 remedy="check free space and permissions of the state dir") from exc
+                                 remedy=_io_remedy(exc, self.path)) from exc
             raise StateCorruptError(f"state store {self.path} is corrupt ({what}: {text}); "
                                     "refusing to act", remedy=_remedy(self.path)) from exc
 
@@ -64,7 +72,10 @@ class StateDb:
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                # SQLite already rolled back after some errors (SQLITE_FULL, SQLITE_IOERR): a second
+                # ROLLBACK would fail and hide the real error behind "no transaction is active".
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 

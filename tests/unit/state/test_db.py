@@ -153,3 +153,17 @@ def test_a_dangling_symlinked_store_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="is a symbolic link"):
         open_state(link)
     assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_a_full_disk_while_writing_is_a_state_error_naming_free_space(tmp_path: Path) -> None:
+    """Issue 13, item 7: SQLite says 'database or disk is full'; the remedy is space, not permissions."""
+    db = open_state(tmp_path / "s.db")
+    db.query("PRAGMA max_page_count = 40")  # SQLITE_FULL the way a full disk gives it
+    with pytest.raises(StateError) as info, db.write() as tx:
+        for n in range(2000):
+            tx.execute("INSERT INTO outcomes (strategy, succeeded, at) VALUES (?, 1, 'now')",
+                       ("x" * 500 + str(n),))
+    assert not isinstance(info.value, StateCorruptError)
+    assert "database or disk is full" in info.value.message
+    assert info.value.remedy == (f"free space in {tmp_path} (see `df -h {tmp_path}`) or set "
+                                 "VMREPAIR_STATE_DIR to a directory with room")
