@@ -15,16 +15,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import sqlite3
+import stat
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import StateCorruptError, StateError
-from orchestrator.fsutil import ensure_private_dir, state_remedy
+from orchestrator.fsutil import ensure_private_dir, state_os_error, state_remedy
 from orchestrator.state.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 10_000
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}
 
 
 def _remedy(path: Path) -> str:
@@ -107,7 +110,7 @@ def open_state(path: Path, *, check: bool = True, readonly: bool = False) -> Sta
         StateError: ``path`` is a symbolic link, the directory cannot be created or the file cannot
             be opened (``readonly``: any write through the returned store).
     """
-    _refuse_symlink(path)
+    _check_store_path(path)
     if readonly:
         return _open_readonly(path, check=check)
     ensure_private_dir(path.parent)
@@ -131,22 +134,37 @@ def open_state(path: Path, *, check: bool = True, readonly: bool = False) -> Sta
     return db
 
 
-def _refuse_symlink(path: Path) -> None:
-    """SQLite follows a symlink and would turn its target (any file root can write) into a database.
+def _check_store_path(path: Path) -> None:
+    """Refuse a store that is not a regular file, before SQLite opens it.
 
+    SQLite follows a symlink and would turn its target (any file root can write) into a database; a
+    FIFO would block its open forever (holding the GIL); a directory or a device is no store at all.
     The check and SQLite's open are two steps; the state dir is private (0700) to the user vmrepair runs
-    as, so nobody else can swap the link in between.
+    as, so nobody else can swap the file in between.
     """
-    if path.is_symlink():
+    try:
+        mode = path.lstat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there yet; a state dir that is a file is reported where it is created
+    except OSError as exc:  # a symlink loop in the path, no permission ...
+        raise state_os_error(f"cannot look at state store {path}", exc, directory=path.parent) from exc
+    if stat.S_ISLNK(mode):
         try:
             target = str(path.readlink())
         except OSError:
             target = "?"
         raise StateError(f"state store {path} is a symbolic link (to {target}); refusing to follow it",
                          remedy=f"remove {path}; vmrepair creates its store there on first use")
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        raise StateError(f"state store {path} is {kind}, not a database file; refusing to open it",
+                         remedy=f"move {path} aside; vmrepair creates its store there on first use")
 
 
 def _open_readonly(path: Path, *, check: bool) -> StateDb:
+    if path.parent.exists() and not path.parent.is_dir():
+        raise StateError(f"{path.parent} exists and is not a directory",
+                         remedy=f"set VMREPAIR_STATE_DIR to a directory, or remove {path.parent}")
     if not path.exists():
         # Nothing recorded yet: an empty store in memory answers every query with nothing.
         memory = sqlite3.connect(":memory:", isolation_level=None)

@@ -8,15 +8,22 @@ content (pid, command, since) only serves to tell the second process who holds i
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
-from orchestrator.errors import LockHeldError
+from orchestrator.errors import LockHeldError, StateError
 from orchestrator.fsutil import ensure_private_dir, state_os_error
 from orchestrator.session.store import now_iso
+
+#: errno of an open with O_NOFOLLOW that found no regular file -> what was there instead.
+_NOT_A_FILE = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a directory"}
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket"}
 
 
 class StateLock:
@@ -35,10 +42,17 @@ class StateLock:
             return
         ensure_private_dir(self.path.parent)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o600)
         except OSError as exc:
+            if exc.errno in _NOT_A_FILE:
+                raise self._not_a_file(_NOT_A_FILE[exc.errno]) from exc
             raise state_os_error(f"cannot open lock file {self.path}", exc,
                                  directory=self.path.parent) from exc
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO or a device: flock and the holder record mean nothing there
+            os.close(fd)
+            raise self._not_a_file(_KINDS.get(stat.S_IFMT(mode), "a special file"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -63,6 +77,10 @@ class StateLock:
             raise state_os_error(f"cannot write lock file {self.path}", exc,
                                  directory=self.path.parent) from exc
         self._fd = fd
+
+    def _not_a_file(self, kind: str) -> StateError:
+        return StateError(f"lock file {self.path} is {kind}, not a regular file; refusing to use it",
+                          remedy=f"remove {self.path}; vmrepair creates it on first use")
 
     def release(self) -> None:
         if self._fd is None:

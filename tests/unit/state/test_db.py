@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,21 @@ def test_a_full_disk_while_writing_is_a_state_error_naming_free_space(tmp_path: 
     assert "database or disk is full" in info.value.message
     assert info.value.remedy == (f"free space in {tmp_path} (see `df -h {tmp_path}`) or set "
                                  "VMREPAIR_STATE_DIR to a directory with room")
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+@pytest.mark.parametrize(("make", "kind"), [(os.mkfifo, "a FIFO"), (Path.mkdir, "a directory")])
+def test_a_store_that_is_not_a_regular_file_is_refused(tmp_path: Path, readonly: bool,
+                                                       make: Callable[[Path], object], kind: str) -> None:
+    """A FIFO as state.db blocked SQLite's open forever (holding the GIL)."""
+    path = tmp_path / "state.db"
+    make(path)
+    with pytest.raises(StateError) as info:
+        open_state(path, readonly=readonly)
+    assert info.value.message == f"state store {path} is {kind}, not a database file; refusing to open it"
+
+
+def test_readonly_open_refuses_a_state_dir_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("x")
+    with pytest.raises(StateError, match="state exists and is not a directory"):
+        open_state(tmp_path / "state" / "state.db", readonly=True)

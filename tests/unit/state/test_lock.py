@@ -110,3 +110,19 @@ def test_permission_denied_still_suggests_root(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(StateError) as info:
         StateLock(tmp_path / "vmrepair.lock").acquire()
     assert info.value.remedy == "run as root or set VMREPAIR_STATE_DIR to a directory you can write"
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: p.symlink_to(p.parent / "elsewhere"), "a symbolic link"),
+    (Path.mkdir, "a directory"),
+    (os.mkfifo, "a FIFO"),
+])
+def test_a_lock_file_that_is_not_a_regular_file_is_refused(tmp_path: Path, make: Callable[[Path], object],
+                                                           kind: str) -> None:
+    path = tmp_path / "vmrepair.lock"
+    make(path)
+    with pytest.raises(StateError) as info:
+        StateLock(path).acquire()
+    assert info.value.message == f"lock file {path} is {kind}, not a regular file; refusing to use it"
+    assert info.value.remedy == f"remove {path}; vmrepair creates it on first use"
+    assert not (tmp_path / "elsewhere").exists()
