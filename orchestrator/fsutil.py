@@ -79,12 +79,13 @@ def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
         StateError: the directory cannot be created or is not a directory.
     """
     try:
-        with contextlib.suppress(FileExistsError):  # a file or a symlink in the way: named just below
-            path.mkdir(parents=True, exist_ok=True, mode=mode)
+        path.mkdir(parents=True, exist_ok=True, mode=mode)
         if path.is_symlink() or not path.is_dir():
-            raise StateError(f"cannot create directory {path}: it exists and is not a directory",
-                             remedy=f"remove {path}")
+            raise StateError(f"{path} exists and is not a directory", remedy=f"remove {path}")
         path.chmod(mode)
+    except FileExistsError as exc:  # mkdir(exist_ok) says so only when a non-directory is in the way
+        raise StateError(f"cannot create directory {path}: File exists and is not a directory",
+                         remedy=f"remove {path}") from exc
     except OSError as exc:
         raise state_os_error(f"cannot create directory {path}", exc, directory=path) from exc
     return path

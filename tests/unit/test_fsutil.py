@@ -86,5 +86,5 @@ def test_ensure_private_dir_on_an_existing_file_names_it(tmp_path: Path) -> None
     blocker.write_text("x")
     with pytest.raises(StateError) as info:
         ensure_private_dir(blocker)
-    assert info.value.message == f"cannot create directory {blocker}: it exists and is not a directory"
+    assert info.value.message == f"cannot create directory {blocker}: File exists and is not a directory"
     assert info.value.remedy == f"remove {blocker}"
