@@ -48,12 +48,13 @@ def visible(text: str) -> str:
 
 
 def info(message: str) -> None:
-    err_console.print(visible(message))
+    # soft_wrap: a long path is never cut in two by a line break (the terminal wraps, copying works).
+    err_console.print(visible(message), soft_wrap=True)
 
 
 def labelled(label: str, style: str, message: str, *, console: Console | None = None) -> None:
     """``label: message`` with only the label styled; the message is plain text."""
-    (console or err_console).print(Text.assemble((f"{label}:", style), " ", visible(message)))
+    (console or err_console).print(Text.assemble((f"{label}:", style), " ", visible(message)), soft_wrap=True)
 
 
 def error(message: str) -> None:

@@ -108,6 +108,9 @@ def load_yaml_text(path: Path, *, max_bytes: int = MAX_YAML_BYTES) -> object:
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and getattr(exc, "problem", None):  # "but found another document" needs its context
+            problem = f"{context}, {problem}"
         raise ConfigError(f"{path}: malformed YAML{where}: {clip(problem)}", file=str(path)) from exc
     except (ValueError, TypeError, OverflowError) as exc:
         # SafeLoader's own constructors raise these for values that match a pattern but do not exist
