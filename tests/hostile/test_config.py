@@ -111,6 +111,20 @@ def test_alias_bomb_with_debug_is_refused_fast(hostile_env: Path, capsys: pytest
     assert len(err) < 50_000
 
 
+@pytest.mark.parametrize("text", ["'[/x]': 1\n", "libvirt_uri: '[bold]x[/]'\nlibvirt_uri: y\n"])
+def test_markup_in_an_error_with_debug(hostile_env: Path, capsys: pytest.CaptureFixture[str],
+                                       text: str) -> None:
+    """--debug prints the traceback too (on purpose), so main() is called directly; neither the traceback
+    nor the message may be read as markup."""
+    from orchestrator.cli.main import main
+
+    path = _config(hostile_env, text)
+    assert main(["--debug", "fixes", "list"]) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "MarkupError" not in err
+    assert f"error: {path}: " in _flat(err)
+
+
 # -- the config file is not a file ------------------------------------------------------------------
 
 def _fifo(path: Path) -> None:
