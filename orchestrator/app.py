@@ -76,6 +76,16 @@ class App:
         """
         return open_state(self.settings.state_db)
 
+    @functools.cached_property
+    def state_view(self) -> StateDb:
+        """The state store for commands that only look: nothing on disk is created, chmodded or
+        migrated (a missing store reads as empty). Writing through it raises StateError.
+
+        Raises:
+            StateCorruptError: the store cannot be trusted; vmrepair refuses to act.
+        """
+        return open_state(self.settings.state_db, readonly=True)
+
     def ssh_to_vm(self, record: InstanceRecord, connect_timeout: float) -> Transport:
         # paramiko is imported only when a VM is actually contacted.
         from orchestrator.transport.ssh import ParamikoTransport
@@ -95,3 +105,5 @@ class App:
             self._conn.close()
         if "state" in self.__dict__:
             self.state.close()
+        if "state_view" in self.__dict__:
+            self.state_view.close()

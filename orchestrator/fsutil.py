@@ -6,6 +6,7 @@ A reader (or a recovery after a crash) only ever sees the old or the new content
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -49,10 +50,26 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 
 
 def _write_error(path: Path, exc: OSError) -> StateError:
-    return StateError(
-        f"cannot write {path}: {exc.strerror or exc}",
-        remedy="check free space and permissions of the state directory",
-    )
+    return state_os_error(f"cannot write {path}", exc, directory=path.parent)
+
+
+def state_os_error(what: str, exc: OSError, *, directory: Path) -> StateError:
+    """``what: strerror`` as a StateError with the remedy :func:`state_remedy` gives for its errno."""
+    return StateError(f"{what}: {exc.strerror or exc}", remedy=state_remedy(exc.errno, directory))
+
+
+def state_remedy(err: int | None, directory: Path) -> str:
+    """What to do about ``err`` in the state dir: a full disk needs space, a read-only file system a
+    remount (running as root would not help), a refused access root."""
+    if err in (errno.ENOSPC, errno.EDQUOT):
+        return (f"free space in {directory} (see `df -h {directory}`) or set VMREPAIR_STATE_DIR to a "
+                "directory with room")
+    if err == errno.EROFS:
+        return (f"{directory} is on a read-only file system: remount it read-write or set "
+                "VMREPAIR_STATE_DIR to a directory on a writable one")
+    if err in (errno.EACCES, errno.EPERM):
+        return "run as root or set VMREPAIR_STATE_DIR to a directory you can write"
+    return f"check free space and permissions of {directory}, or set VMREPAIR_STATE_DIR elsewhere"
 
 
 def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
@@ -66,9 +83,9 @@ def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
         if path.is_symlink() or not path.is_dir():
             raise StateError(f"{path} exists and is not a directory", remedy=f"remove {path}")
         path.chmod(mode)
+    except FileExistsError as exc:  # mkdir(exist_ok) says so only when a non-directory is in the way
+        raise StateError(f"cannot create directory {path}: File exists and is not a directory",
+                         remedy=f"remove {path}") from exc
     except OSError as exc:
-        raise StateError(
-            f"cannot create directory {path}: {exc.strerror or exc}",
-            remedy="run as root or set VMREPAIR_STATE_DIR to a writable directory",
-        ) from exc
+        raise state_os_error(f"cannot create directory {path}", exc, directory=path) from exc
     return path

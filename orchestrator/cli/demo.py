@@ -7,8 +7,9 @@ import secrets
 import time
 
 from orchestrator.app import App
+from orchestrator.cli.args import seconds
 from orchestrator.cli.output import info
-from orchestrator.cli.run import print_outcome
+from orchestrator.cli.run import MAX_STABLE_PERIOD_S, print_outcome
 from orchestrator.demo.faults import FAULTS, inject
 from orchestrator.pipeline.run import RunOptions, run_repair
 from orchestrator.systemd import is_system_running_argv
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--no-baseline", action="store_true",
                       help="do not record a baseline before breaking the patient")
     demo.add_argument("--keep", action="store_true", help="keep the patient VM afterwards")
-    demo.add_argument("--stable-period", type=float, default=10.0, metavar="SECONDS")
+    demo.add_argument("--stable-period", type=seconds(0, MAX_STABLE_PERIOD_S), default=10.0,
+                      metavar="SECONDS")
     demo.set_defaults(handler=cmd_demo, takes_lock=True)
 
 

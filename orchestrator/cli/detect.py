@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.detect import DetectionReport, Detector
@@ -57,9 +55,8 @@ def show_report(target: str, report: DetectionReport, *, as_json: bool) -> int:
     if as_json:
         emit_json({"target": target, **report.as_dict()})
     elif report.issues:
-        # Summaries hold text from the target: escape it so rich never reads it as markup.
-        table(f"issues on {escape(target)}", ["component", "kind", "severity", "summary", "probe"],
-              [[escape(i.component), str(i.kind), str(i.severity), escape(i.summary), escape(i.probe)]
+        table(f"issues on {target}", ["component", "kind", "severity", "summary", "probe"],
+              [[i.component, str(i.kind), str(i.severity), i.summary, i.probe]
                for i in report.issues])
     else:
         info(f"no issues on {target} ({len(report.results)} probes)")

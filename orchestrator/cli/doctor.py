@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 
-from rich.markup import escape
+from rich.text import Text
 
 from orchestrator.app import App
 from orchestrator.audit.sink import AuditSink, NullAuditSink
 from orchestrator.bootdiag.result import NOT_WORKING
 from orchestrator.cli.detect import remote_agent
-from orchestrator.cli.output import emit_json, info, out_console, table
+from orchestrator.cli.output import emit_json, info, out_console, table, visible
 from orchestrator.cli.quarantine import audit_log
 from orchestrator.doctor.checks import run_checks
 from orchestrator.doctor.target import TargetDoctorReport, diagnose_target
@@ -62,13 +62,16 @@ def cmd_doctor(app: App, args: argparse.Namespace) -> int:
         emit_json({"ok": ok, "checks": [r.as_dict() for r in results]})
     else:
         for r in results:
-            mark = "[green]ok[/]" if r.ok else ("[red]FAIL[/]" if r.vital else "[yellow]warn[/]")
+            mark, style = ("ok", "green") if r.ok else (("FAIL", "red") if r.vital else ("warn", "yellow"))
             kind = "vital" if r.vital else "optional"
-            out_console.print(f"{mark:<18} {r.name:<13} ({kind}) ", end="")
-            out_console.print(r.detail, markup=False)
+            out_console.print(Text.assemble((f"{mark:<6}", style), f" {r.name:<13} ({kind}) ",
+                                            visible(r.detail)))
             if r.remedy:
-                out_console.print(f"{'':>6}remedy: {r.remedy}", markup=False)
-        out_console.print("[bold]ready[/]" if ok else "[bold red]not ready[/]: a vital check failed")
+                out_console.print(f"{'':>6}remedy: {visible(r.remedy)}")
+        if ok:
+            out_console.print("ready", style="bold")
+        else:
+            out_console.print(Text.assemble(("not ready", "bold red"), ": a vital check failed"))
     return 0 if ok else 1
 
 
@@ -97,10 +100,9 @@ def show_diagnosis(report: TargetDoctorReport, *, as_json: bool) -> int:
     for c in diagnosis.components:
         state = str(c.state) if c.found is c.state else f"{c.found} -> {c.state}"
         lowered = "; ".join(f"-{f.points} {f.reason}" for f in c.dependencies.findings)
-        # Everything but our own enums and numbers came from the target: escape it for rich.
-        rows.append([escape(c.name), "vital" if c.vital else "optional", state,
-                     escape(c.action_summary), str(c.dependencies.score), escape(lowered or "-")])
-    table(f"components of {escape(report.target)}",
+        rows.append([c.name, "vital" if c.vital else "optional", state,
+                     c.action_summary, str(c.dependencies.score), lowered or "-"])
+    table(f"components of {report.target}",
           ["component", "kind", "state", "action taken", "deps", "lowered by"], rows)
     for c in diagnosis.components:
         if c.state in NOT_WORKING or c.actions:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import re
 
-from rich.markup import escape
-
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.journal import BY_OPERATOR, roll_back_transaction
@@ -43,15 +41,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     recover.set_defaults(handler=cmd_recover, takes_lock=True)
 
 
-def _get(app: App, txn_id: str) -> TxnRecord:
+def _get(store: TransactionStore, txn_id: str) -> TxnRecord:
     if not TXN_ID_RE.match(txn_id):
         raise ConfigError(f"invalid transaction id {txn_id!r}", remedy="ids look like tx-0123456789ab; "
                           "see `vmrepair fixes list`")
-    return TransactionStore(app.state).get(txn_id)
+    return store.get(txn_id)
 
 
 def cmd_list(app: App, args: argparse.Namespace) -> int:
-    txns = TransactionStore(app.state).find(states=None if args.state is None else (args.state,),
+    # list and show only look: app.state_view creates and chmods nothing (issue 13).
+    txns = TransactionStore(app.state_view).find(states=None if args.state is None else (args.state,),
                                             target=args.target)
     if args.json:
         emit_json({"fixes": [t.as_dict() for t in txns]})
@@ -60,14 +59,15 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
         info("no fix transactions")
         return 0
     table("vmrepair fixes", ["id", "target", "component", "strategy", "state", "reboot", "updated (UTC)"],
-          [[t.id, escape(t.target), escape(t.component), escape(t.strategy), t.state,
+          [[t.id, t.target, t.component, t.strategy, t.state,
             "yes" if t.reboot_required else "no", t.updated_at[:19]] for t in txns])
     return 0
 
 
 def cmd_show(app: App, args: argparse.Namespace) -> int:
-    txn = _get(app, args.id)
-    steps = TransactionStore(app.state).steps(txn.id)
+    store = TransactionStore(app.state_view)
+    txn = _get(store, args.id)
+    steps = store.steps(txn.id)
     if args.json:
         emit_json({**txn.as_dict(), "steps": steps})
         return 0
@@ -82,7 +82,7 @@ def cmd_show(app: App, args: argparse.Namespace) -> int:
 def cmd_rollback(app: App, args: argparse.Namespace) -> int:
     """Raises: ApplyError when the transaction cannot be rolled back; errors reaching the target."""
     store = TransactionStore(app.state)
-    txn = _get(app, args.id)
+    txn = _get(store, args.id)
     if txn.state in NOT_ROLLBACKABLE:
         raise ApplyError(f"transaction {txn.id} is {txn.state}: nothing to roll back",
                          remedy="see `vmrepair fixes show " + txn.id + "`")

@@ -42,7 +42,7 @@ class _RichReporter:
 def cmd_build(app: App, args: argparse.Namespace) -> int:
     template = load_template(app.settings.templates_dir, args.template or app.settings.default_template)
     with Progress(
-        TextColumn("[bold]{task.description:<14}"), BarColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description:<14}", style="bold", markup=False), BarColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}", markup=False),
         console=err_console, transient=not err_console.is_terminal,
     ) as progress:

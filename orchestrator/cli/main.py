@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.markup import escape
-
 from orchestrator import __version__
 from orchestrator.app import App
 from orchestrator.apply.recovery import RecoveryReport, recover_on_start
@@ -36,7 +34,7 @@ from orchestrator.cli import (
     status,
     vm,
 )
-from orchestrator.cli.output import emit_json, err_console
+from orchestrator.cli.output import emit_json, err_console, error, info, warning
 from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
 from orchestrator.state.lock import StateLock
 
@@ -91,11 +89,11 @@ def _report_error(exc: VmRepairError, *, as_json: bool) -> None:
             details["log"] = exc.log
     if as_json:
         emit_json(details)
-    # Messages quote files and keys ("within: [/etc/nginx]"): escaped, rich never reads them as markup.
-    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    # Messages quote files and keys ("within: [/etc/nginx]"): the output layer prints them as plain text.
+    error(exc.message)
     for key in ("step", "log", "serial_log", "remedy"):
         if key in details:
-            err_console.print(f"  {key}: {details[key]}", markup=False)
+            info(f"  {key}: {details[key]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report_error(exc, as_json=args.json)
         return exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        info("interrupted")
         return EXIT_INTERRUPTED
     finally:
         if lock is not None:
@@ -140,10 +138,10 @@ def _recover(app: App) -> RecoveryReport:
     own JSON stays the only thing on stdout."""
     report = recover_on_start(app)
     for item in report.recovered:
-        err_console.print(f"recovered interrupted fix {item['txn']} on {item['target']}: {item['from']} -> "
-                          f"{item['to']} ({item['message']})", markup=False)
-    for error in report.errors:
-        err_console.print(f"[yellow]warning:[/] not recovered: {error}", highlight=False)
+        info(f"recovered interrupted fix {item['txn']} on {item['target']}: {item['from']} -> "
+             f"{item['to']} ({item['message']})")
+    for problem in report.errors:
+        warning(f"not recovered: {problem}")
     return report
 
 

@@ -1,4 +1,12 @@
-"""Printing results: JSON for machines (``--json``), rich tables and messages for people."""
+"""Printing results: JSON for machines (``--json``), rich tables and messages for people.
+
+Both consoles have rich's markup and emoji codes switched off: paths, target names, config keys, the
+lock holder's argv and text from guests reach every print, and ``[/x]`` read as markup raises
+``MarkupError`` (a traceback instead of the documented exit code). Doing it here, once, means no caller
+can forget to escape; styling is given as a ``style=`` or a :class:`~rich.text.Text`, never inline.
+For the same reason every message and cell goes through :func:`visible`: control characters (a
+terminal escape in a guest's output or a lock holder's argv) are shown as ``\\xNN``, never sent raw.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +16,15 @@ from collections.abc import Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from orchestrator.transport.output import cap_text
 
 #: stderr console for messages and progress; stdout stays clean for data.
-err_console = Console(stderr=True, highlight=False)
-out_console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+out_console = Console(highlight=False, markup=False, emoji=False)
+#: Nothing a person reads needs more in one message or cell; a hostile text could hold megabytes.
+MAX_SHOWN_CHARS = 64 * 1024
 
 
 def emit_json(data: object) -> None:
@@ -20,13 +33,33 @@ def emit_json(data: object) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
-    tbl = Table(title=title, title_justify="left")
+    """A table on stdout; every title, header and cell is plain text."""
+    tbl = Table(title=visible(title), title_justify="left")
     for col in columns:
-        tbl.add_column(col)
+        tbl.add_column(visible(col))
     for row in rows:
-        tbl.add_row(*[str(cell) for cell in row])
+        tbl.add_row(*[visible(str(cell)) for cell in row])
     out_console.print(tbl)
 
 
+def visible(text: str) -> str:
+    """``text`` with control characters but newline and tab shown as ``\\xNN``, capped."""
+    return cap_text(text, MAX_SHOWN_CHARS)
+
+
 def info(message: str) -> None:
-    err_console.print(message, markup=False)
+    # soft_wrap: a long path is never cut in two by a line break (the terminal wraps, copying works).
+    err_console.print(visible(message), soft_wrap=True)
+
+
+def labelled(label: str, style: str, message: str, *, console: Console | None = None) -> None:
+    """``label: message`` with only the label styled; the message is plain text."""
+    (console or err_console).print(Text.assemble((f"{label}:", style), " ", visible(message)), soft_wrap=True)
+
+
+def error(message: str) -> None:
+    labelled("error", "bold red", message)
+
+
+def warning(message: str) -> None:
+    labelled("warning", "yellow", message)

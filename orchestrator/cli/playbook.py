@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.markup import escape
-
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.playbooks.catalog import catalog_entries
@@ -38,9 +36,8 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
         emit_json({"playbooks_dir": str(app.settings.playbooks_dir),
                    "dropin_dir": str(app.settings.playbooks_dropin_dir), "playbooks": rows})
         return 0
-    # Names and paths come from files on disk: escape them so rich never reads them as markup.
     table("playbooks", ["name", "origin", "strategies", "path"],
-          [[escape(str(r["name"])), r["origin"], r["strategies"], escape(str(r["path"]))] for r in rows])
+          [[r["name"], r["origin"], r["strategies"], r["path"]] for r in rows])
     info(f"drop-in directory: {app.settings.playbooks_dropin_dir}")
     return 0
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from rich.markup import escape
-
 from orchestrator.agent.api import AgentApi
 from orchestrator.app import App
 from orchestrator.audit.log import AuditLog
@@ -85,11 +83,10 @@ def show_list(target: str, records: Sequence[QuarantineRecord], *, as_json: bool
     if as_json:
         emit_json({"target": target, "quarantined": [r.as_dict() for r in records]})
     elif records:
-        # Reasons and paths came from the target's manifests: escape them so rich never reads markup.
-        table(f"quarantined on {escape(target)}", ["component", "status", "since", "reason", "files",
-                                                   "units", "directory"],
-              [[escape(r.component), str(r.status), escape(r.quarantined_at), escape(r.reason),
-                len(r.moved), escape(", ".join(u.unit for u in r.units)), escape(r.directory)]
+        table(f"quarantined on {target}", ["component", "status", "since", "reason", "files",
+                                           "units", "directory"],
+              [[r.component, str(r.status), r.quarantined_at, r.reason,
+                len(r.moved), ", ".join(u.unit for u in r.units), r.directory]
                for r in records])
     else:
         info(f"nothing is quarantined on {target}")

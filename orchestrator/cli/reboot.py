@@ -7,12 +7,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.app import App
 from orchestrator.boot.when import AT_FORMS, parse_at
-from orchestrator.cli.output import emit_json, info, out_console
+from orchestrator.cli.output import emit_json, info, out_console, visible
 from orchestrator.reboot.schedule import scheduler_for
 from orchestrator.reboot.store import RebootRecord
 from orchestrator.state.lock import StateLock
@@ -44,7 +43,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_status(app: App, args: argparse.Namespace) -> int:
     """Raises: ConfigError for a target that does not parse; StateError from the store."""
     target = None if args.target is None else str(parse_target(args.target))
-    records = scheduler_for(app).status(target)
+    records = scheduler_for(app, db=app.state_view).status(target)  # only looks: creates nothing
     if args.json:
         emit_json({"reboots": [record.as_dict() for record in records]})
         return 0
@@ -61,7 +60,7 @@ def cmd_status(app: App, args: argparse.Namespace) -> int:
     tbl.add_column("txn", no_wrap=True)
     tbl.add_column("support ref", no_wrap=True)
     for record in records:
-        tbl.add_row(*[escape(cell) for cell in _row(record)])
+        tbl.add_row(*[visible(cell) for cell in _row(record)])
     out_console.print(tbl)
     return 0
 

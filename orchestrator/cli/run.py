@@ -12,11 +12,15 @@ import argparse
 import sys
 
 from orchestrator.app import App
+from orchestrator.cli.args import seconds
 from orchestrator.cli.output import emit_json, info
 from orchestrator.errors import ConfigError
 from orchestrator.pipeline.run import RunOptions, RunOutcome, run_repair
 
 MAX_ATTEMPTS = 10
+#: The same bounds as repair.stable_period_s and reboot.notice_s in config.yaml.
+MAX_STABLE_PERIOD_S = 3600
+MAX_REBOOT_NOTICE_S = 7 * 86400
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,12 +29,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run.add_argument("--dry-run", action="store_true",
                      help="stop before touching the target; show what would be applied")
     run.add_argument("--yes", action="store_true", help="apply a validated fix without asking")
-    run.add_argument("--stable-period", type=float, metavar="SECONDS",
+    run.add_argument("--stable-period", type=seconds(0, MAX_STABLE_PERIOD_S), metavar="SECONDS",
                      help="stability re-check period in the VM (default from config)")
     run.add_argument("--reboot-policy", choices=("automatic", "window", "prompt"),
                      help="for a fix that needs a reboot (default from config: reboot.policy); "
                      "`automatic` here is also consent to reboot a target without a boot fallback")
-    run.add_argument("--reboot-notice", type=float, metavar="SECONDS",
+    run.add_argument("--reboot-notice", type=seconds(0, MAX_REBOOT_NOTICE_S), metavar="SECONDS",
                      help="notice period before an automatic reboot (default: reboot.notice_s)")
     run.add_argument("--attempts", type=int, metavar="N",
                      help="strategies to apply at most per issue across rollbacks (default: "
@@ -64,8 +68,6 @@ def print_outcome(outcome: RunOutcome, *, as_json: bool) -> None:
 def cmd_run(app: App, args: argparse.Namespace) -> int:
     if args.attempts is not None and not 1 <= args.attempts <= MAX_ATTEMPTS:
         raise ConfigError(f"--attempts {args.attempts}: must be between 1 and {MAX_ATTEMPTS}")
-    if args.reboot_notice is not None and args.reboot_notice < 0:
-        raise ConfigError(f"--reboot-notice {args.reboot_notice:g}: must not be negative")
     options = RunOptions(dry_run=args.dry_run, assume_yes=args.yes, confirm=_ask,
                          stable_period_s=args.stable_period, reboot_policy=args.reboot_policy,
                          reboot_notice_s=args.reboot_notice, attempt_budget=args.attempts)

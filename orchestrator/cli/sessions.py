@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.app import App
@@ -138,11 +137,11 @@ def _row_dict(meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _cell(value: object, width: int) -> str:
-    """One table cell: control characters made visible, folded to one line, capped, rich markup escaped."""
+    """One table cell: control characters made visible, folded to one line, capped (printed as plain text)."""
     text = " ".join(cap_text(str(value if value is not None else ""), 4 * width).split())
     if len(text) > width:
         text = text[: width - 1] + "…"
-    return escape(text)
+    return text
 
 
 def _when(value: object) -> str:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.markup import escape
-
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.daemon.client import DaemonClient
@@ -55,9 +53,8 @@ def _show(health: dict[str, Any], ready: dict[str, Any], issues: dict[str, Any])
          f"{last.get('issues')} issue(s), {len(last.get('unavailable') or [])} probe(s) unavailable")
     found = issues.get("issues") or []
     if found:
-        # Summaries come from the target: escape them so rich never reads them as markup.
         table("issues", ["component", "kind", "severity", "state", "summary"],
-              [[escape(str(i.get(k))) for k in ("component", "kind", "severity", "state", "summary")]
+              [[str(i.get(k)) for k in ("component", "kind", "severity", "state", "summary")]
                for i in found])
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from orchestrator.app import App
+from orchestrator.cli.args import seconds
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.transport.base import DEFAULT_MAX_OUTPUT
 
@@ -20,11 +21,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = vsub.add_parser("up", help="clone the template, boot, return when SSH answers")
     up.add_argument("name")
     up.add_argument("--template", help="template name (default from config)")
-    up.add_argument("--boot-timeout", type=float, help="seconds to wait for SSH (default from config)")
+    up.add_argument("--boot-timeout", type=seconds(0, 3600, low_included=False),
+                    help="seconds to wait for SSH (default from config)")
     up.set_defaults(handler=cmd_up)
     ex = vsub.add_parser("exec", help="run a command in the VM, streaming its output")
     ex.add_argument("name")
-    ex.add_argument("--timeout", type=float, help="wall-clock deadline in seconds")
+    ex.add_argument("--timeout", type=seconds(0, 86400, low_included=False),
+                    help="wall-clock deadline in seconds")
     ex.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     ex.set_defaults(handler=cmd_exec)
     for verb, helptext, handler in (

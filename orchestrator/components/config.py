@@ -8,13 +8,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.components.defaults import DEFAULT_COMPONENTS
+from orchestrator.config.values import UnitName
 from orchestrator.model import Component, HttpCheck
 
 _ABS = r"^/[^\0]*$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound and infinity some: a NaN stability period once failed mid-pipeline.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class HttpCheckFile(_Strict):
@@ -25,7 +27,8 @@ class HttpCheckFile(_Strict):
 class ComponentFile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
     vital: bool = True
-    units: list[str] = Field(default_factory=list)
+    #: Validated here, not only quoted later: a unit named ``-x`` is a mistake whatever reads it.
+    units: list[UnitName] = Field(default_factory=list)
     config_paths: list[str] = Field(default_factory=list)
     unit_paths: list[str] = Field(default_factory=list)
     data_paths: list[str] = Field(default_factory=list)

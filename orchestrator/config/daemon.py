@@ -7,18 +7,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.config.values import AbsolutePath, Uid
+
 DaemonPolicy = Literal["auto-repair", "ask", "detect-only"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound and infinity some: a NaN stability period once failed mid-pipeline.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DaemonSettings(_Strict):
     """How `vmrepair daemon` watches its target and serves its local API (see orchestrator.daemon)."""
 
     #: Overridden by the environment variable VMREPAIR_SOCKET.
-    socket: Path = Path("/run/vmrepair/api.sock")
+    socket: AbsolutePath = Path("/run/vmrepair/api.sock")
     #: What the daemon does with the issues a detection finds: ``auto-repair`` runs the repair
     #: pipeline (and lets the health monitor restart units), ``ask`` records them as pending and
     #: leaves the target alone, ``detect-only`` records them only.
@@ -29,7 +32,7 @@ class DaemonSettings(_Strict):
     baseline_interval_s: float = Field(default=6 * 3600.0, ge=60, le=30 * 86400)
     #: uids besides root allowed on the API socket (checked with SO_PEERCRED). They also need access
     #: to the socket's directory, which the daemon creates 0700.
-    allowed_uids: tuple[int, ...] = ()
+    allowed_uids: tuple[Uid, ...] = ()
     #: A client must send its whole request within this time, or the connection is closed.
     request_timeout_s: float = Field(default=5.0, gt=0, le=120)
     #: Connections served at once; more are answered 503 and closed.
@@ -42,7 +45,7 @@ class DaemonSettings(_Strict):
 
 
 class AuditSettings(_Strict):
-    path: Path = Path("/var/log/vmrepair/audit.jsonl")
+    path: AbsolutePath = Path("/var/log/vmrepair/audit.jsonl")
 
 
 class HealthSettings(_Strict):

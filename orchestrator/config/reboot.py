@@ -15,7 +15,8 @@ REBOOT_POLICIES: tuple[RebootPolicy, ...] = ("automatic", "window", "prompt")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound and infinity some: a NaN stability period once failed mid-pipeline.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LogNotifierSettings(_Strict):

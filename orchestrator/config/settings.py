@@ -22,6 +22,8 @@ from orchestrator.components.config import WatchConfig, WatchFile, build_watch_c
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.loading import load_model
 from orchestrator.config.reboot import RebootSettings
+from orchestrator.config.values import AbsolutePath, AllowedRoot
+from orchestrator.errors import ConfigError
 from orchestrator.resources import shipped_playbooks_dir, shipped_recipes_dir, shipped_templates_dir
 
 DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
@@ -34,7 +36,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound and infinity some: a NaN stability period once failed mid-pipeline.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class SshSettings(_Strict):
@@ -57,7 +60,7 @@ class RepairSettings(_Strict):
     #: (the data-preserving disk repair) takes minutes, far longer than a repair step in the VM.
     apply_op_timeout_s: float = Field(default=1800.0, gt=0, le=86400)
     #: Fix packages may only touch paths under these roots (resolved without following symlinks).
-    allowed_roots: list[str] = Field(
+    allowed_roots: list[AllowedRoot] = Field(
         default_factory=lambda: ["/etc", "/opt", "/var/lib", "/var/log", "/usr/local/etc"]
     )
     #: Files larger than this are captured as placeholders (size + head/tail), never as content.
@@ -66,21 +69,21 @@ class RepairSettings(_Strict):
 
 class TargetSettings(_Strict):
     #: known_hosts file that pins host keys of ssh:// targets (required for ssh:// targets).
-    known_hosts: Path | None = None
+    known_hosts: AbsolutePath | None = None
     #: Private key for ssh:// targets; default: the orchestrator's client key.
-    ssh_key: Path | None = None
+    ssh_key: AbsolutePath | None = None
 
 
 class ConfigFile(_Strict):
     """Schema of ``config.yaml``; unknown keys are rejected."""
 
-    state_dir: Path | None = None
+    state_dir: AbsolutePath | None = None
     libvirt_uri: str = "qemu:///system"
     #: Default for the three data directories: the copies shipped inside the package.
-    playbooks_dir: Path | None = None
-    templates_dir: Path | None = None
-    images_dir: Path | None = None
-    playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
+    playbooks_dir: AbsolutePath | None = None
+    templates_dir: AbsolutePath | None = None
+    images_dir: AbsolutePath | None = None
+    playbooks_dropin_dir: AbsolutePath = DEFAULT_PLAYBOOKS_DROPIN_DIR
     mirror: str | None = Field(
         default=None, description="Debian mirror for image builds; default: the host's apt sources"
     )
@@ -160,7 +163,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Resolve settings from the config file (if any) and the environment.
 
     Raises:
-        ConfigError: the config file exists but is invalid, VMREPAIR_CONFIG names a missing file, or
+        ConfigError: the config file exists but is invalid, VMREPAIR_CONFIG names a missing file,
+            VMREPAIR_STATE_DIR is not absolute, or
             a shipped data directory that is needed as a default is missing from the package.
     """
     env = dict(os.environ) if env is None else env
@@ -176,6 +180,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         path = None
         cfg = ConfigFile()
     state_dir = Path(env["VMREPAIR_STATE_DIR"]) if env.get("VMREPAIR_STATE_DIR") else None
+    if state_dir is not None and not state_dir.is_absolute():
+        # Like state_dir in the file: read against the working directory it would move with every cd.
+        raise ConfigError(f"VMREPAIR_STATE_DIR={env['VMREPAIR_STATE_DIR']}: not an absolute path",
+                          remedy="set it to an absolute path, e.g. /var/lib/vmrepair")
     return Settings(
         config_path=path,
         state_dir=state_dir or cfg.state_dir or DEFAULT_STATE_DIR,

@@ -7,6 +7,7 @@ errors arrive only as exceptions, which :func:`_mapped` turns into the project's
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,17 @@ START_REMEDY = (
     "start the daemons: `virtlogd -d && libvirtd -d` (without systemd) or "
     "`systemctl start libvirtd`; `make setup` does this"
 )
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _silence(_ctx: object, _err: object) -> None:
@@ -209,7 +221,18 @@ class LibvirtConnection:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
-            raise map_libvirt_error(exc, f"look up {name}", name) from exc
+            if exc.get_error_code() is not None:
+                raise map_libvirt_error(exc, f"look up {name}", name) from exc
+        # libvirt-python reads the thread's last error after the failed call; a finalizer of another
+        # libvirt object run by the GC in between calls into libvirt and resets it, so "no such domain"
+        # arrives without a code. Ask once more with the GC held off (a lookup changes nothing).
+        with _gc_paused():
+            try:
+                return DomainHandle(self.conn.lookupByName(name))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return None
+                raise map_libvirt_error(exc, f"look up {name}", name) from exc
 
     def define(self, xml: str, name: str) -> DomainHandle:
         with _mapped("define domain", name):

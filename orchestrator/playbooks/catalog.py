@@ -78,16 +78,29 @@ def catalog_entries(settings: Settings) -> list[CatalogEntry]:
 
 
 def _dropins(directory: Path, *, shipped: Path) -> list[Playbook]:
-    if not directory.exists():
-        return []
-    if not directory.is_dir():
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        if not directory.is_symlink():
+            return []
+        # A link to nowhere was configured on purpose: its playbooks must not vanish silently.
+        raise PlaybookError(f"{directory}: playbook drop-in directory is a symbolic link to nowhere",
+                            file=str(directory), remedy=f"fix or remove the link {directory}") from None
+    except OSError as exc:  # a symlink loop, a component that is not a directory, no permission
+        raise PlaybookError(f"{directory}: cannot read the playbook drop-in directory: {exc.strerror}",
+                            file=str(directory)) from exc
+    if not stat.S_ISDIR(mode):
         raise PlaybookError(f"{directory}: playbook drop-in directory is not a directory",
                             file=str(directory))
     if directory.resolve() == shipped.resolve():
         return []  # configured as its own drop-in directory: the files are loaded once, as shipped
     # Playbooks define commands that end up applied to the host: refuse a place anyone can write to.
     for path in [directory, *sorted(directory.glob("*.yaml"))]:
-        if path.stat().st_mode & stat.S_IWOTH:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:  # a dangling or looping symlink among the drop-ins
+            raise PlaybookError(f"{path}: cannot read: {exc.strerror}", file=str(path)) from exc
+        if mode & stat.S_IWOTH:
             raise PlaybookError(f"{path}: writable by every user; refusing to load playbooks from it",
                                 file=str(path), remedy=f"chmod o-w {path}")
     for stray in sorted(directory.glob("*.yml")):

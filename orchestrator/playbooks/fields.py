@@ -97,4 +97,5 @@ Score = Annotated[float, Field(ge=0.0, le=1.0)]
 class Strict(BaseModel):
     """Base of every playbook model: unknown keys are errors, and validated files are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound (an effectiveness of NaN would sort anywhere): refused like in config.yaml.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -1,5 +1,6 @@
-"""Load ``playbooks/*.yaml``: size cap → ``yaml.safe_load`` → pydantic → cross-reference checks →
-plain objects. Every problem is a :class:`PlaybookError` naming the file and the key path."""
+"""Load ``playbooks/*.yaml``: size cap → a strict SafeLoader (:mod:`orchestrator.config.strict_yaml`) →
+pydantic → cross-reference checks → plain objects. Every problem is a :class:`PlaybookError` naming
+the file and the key path."""
 
 from __future__ import annotations
 

@@ -119,7 +119,7 @@ class StrategyFile(Strict):
 class PlaybookFile(Strict):
     """One ``playbooks/*.yaml`` file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, title="vmrepair playbook")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, title="vmrepair playbook")
 
     name: Name
     description: str = Field(min_length=1, max_length=2000)

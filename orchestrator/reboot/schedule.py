@@ -261,11 +261,13 @@ def reboot_zone(settings: RebootSettings) -> dt.tzinfo:
     return local_zone()
 
 
-def scheduler_for(app: App, *, audit: AuditSink | None = None) -> RebootScheduler:
-    """The scheduler on the app's state store, with the configured notifiers and the wall clock."""
+def scheduler_for(app: App, *, audit: AuditSink | None = None, db: StateDb | None = None) -> RebootScheduler:
+    """The scheduler on the app's state store (or ``db``, e.g. the read-only ``app.state_view``), with
+    the configured notifiers and the wall clock."""
     settings = app.settings.reboot
     sink = audit or app.quiet_audit
-    return RebootScheduler(app.state, settings, build_notifiers(settings, sink), audit=sink)
+    return RebootScheduler(app.state if db is None else db, settings, build_notifiers(settings, sink),
+                           audit=sink)
 
 
 def _until(moment: dt.datetime, now: dt.datetime) -> str:

@@ -8,15 +8,22 @@ content (pid, command, since) only serves to tell the second process who holds i
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 
 from orchestrator.errors import LockHeldError, StateError
-from orchestrator.fsutil import ensure_private_dir
+from orchestrator.fsutil import ensure_private_dir, state_os_error
 from orchestrator.session.store import now_iso
+
+#: errno of an open with O_NOFOLLOW that found no regular file -> what was there instead.
+_NOT_A_FILE = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a directory"}
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket"}
 
 
 class StateLock:
@@ -35,9 +42,17 @@ class StateLock:
             return
         ensure_private_dir(self.path.parent)
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o600)
         except OSError as exc:
-            raise StateError(f"cannot open lock file {self.path}: {exc.strerror}") from exc
+            if exc.errno in _NOT_A_FILE:
+                raise self._not_a_file(_NOT_A_FILE[exc.errno]) from exc
+            raise state_os_error(f"cannot open lock file {self.path}", exc,
+                                 directory=self.path.parent) from exc
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO or a device: flock and the holder record mean nothing there
+            os.close(fd)
+            raise self._not_a_file(_KINDS.get(stat.S_IFMT(mode), "a special file"))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -49,12 +64,23 @@ class StateLock:
             ) from None
         except OSError as exc:
             os.close(fd)
-            raise StateError(f"cannot lock {self.path}: {exc.strerror}") from exc
+            raise state_os_error(f"cannot lock {self.path}", exc, directory=self.path.parent) from exc
         info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:500], "purpose": purpose,
                 "since": now_iso()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)
+        except OSError as exc:
+            # Without its holder record the lock would tell the next process nothing: give it up
+            # (closing drops the flock) rather than hold it anonymously.
+            os.close(fd)
+            raise state_os_error(f"cannot write lock file {self.path}", exc,
+                                 directory=self.path.parent) from exc
         self._fd = fd
+
+    def _not_a_file(self, kind: str) -> StateError:
+        return StateError(f"lock file {self.path} is {kind}, not a regular file; refusing to use it",
+                          remedy=f"remove {self.path}; vmrepair creates it on first use")
 
     def release(self) -> None:
         if self._fd is None:

@@ -17,6 +17,10 @@ JOB_VERBS = frozenset({"start", "stop", "restart", "reload", "try-restart", "rel
 #: Every verb :func:`unit_argv` builds. enable/disable/mask/unmask only touch unit file symlinks;
 #: reset-failed only clears the failed state and the start rate limit.
 UNIT_VERBS = JOB_VERBS | {"reset-failed", "enable", "disable", "mask", "unmask"}
+#: A unit name as systemd allows them (letters, digits, ``:_.@-`` and ``\`` escapes, at most 255), never
+#: starting with ``-`` (an option to every tool that gets it without ``--``) except the root units.
+_UNIT_NAME_RE = re.compile(r"^(?:-\.(?:mount|slice)|[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]{0,254})$")
+UNIT_NAME_HELP = "letters, digits and :_.@-\\, not starting with '-', at most 255 characters"
 #: A property name as systemd spells them (``ActiveState``, ``NRestarts``); anything else is a typo.
 _PROPERTY_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
 
@@ -73,6 +77,12 @@ def reboot_argv() -> list[str]:
     """``systemctl --no-block reboot``: queue the reboot and return, so the command itself can answer
     before the connection it came over goes down."""
     return [SYSTEMCTL, "--no-block", "reboot"]
+
+
+def is_unit_name(name: str) -> bool:
+    """Whether ``name`` is a unit name (``nginx.service``, ``nginx``, ``getty@tty1.service``, ``-.mount``)
+    that no tool can take for an option."""
+    return bool(_UNIT_NAME_RE.fullmatch(name))
 
 
 def _unit(unit: str) -> str:

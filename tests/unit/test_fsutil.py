@@ -79,3 +79,12 @@ def test_ensure_private_dir_on_a_file_raises_state_error(tmp_path: Path) -> None
         ensure_private_dir(blocker / "sub")
     assert info.value.remedy is not None
     assert "VMREPAIR_STATE_DIR" in info.value.remedy
+
+
+def test_ensure_private_dir_on_an_existing_file_names_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("x")
+    with pytest.raises(StateError) as info:
+        ensure_private_dir(blocker)
+    assert info.value.message == f"cannot create directory {blocker}: File exists and is not a directory"
+    assert info.value.remedy == f"remove {blocker}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,23 @@ def test_a_second_process_is_told_who_holds_the_lock(cli_env: Path,
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+@pytest.mark.parametrize("argv", [["fixes", "list"], ["fixes", "list", "--json"], ["reboot", "status"],
+                                  ["fixes", "show", "tx-0123456789ab"]])
+def test_read_only_commands_create_and_chmod_nothing(cli_env: Path, argv: list[str],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 13, item 2: `fixes list` on an existing 0755 state dir chmodded it to 0700."""
+    cli_env.mkdir(mode=0o755)
+    cli_env.chmod(0o755)
+    main(argv)
+    assert "Traceback" not in capsys.readouterr().err
+    assert stat.S_IMODE(cli_env.stat().st_mode) == 0o755
+    assert list(cli_env.iterdir()) == []
+
+
+def test_read_only_commands_leave_a_missing_state_dir_missing(cli_env: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fixes", "list"]) == 0
+    assert "no fix transactions" in capsys.readouterr().err
+    assert not cli_env.exists()

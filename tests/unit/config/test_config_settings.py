@@ -113,3 +113,11 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     settings = load_settings(env={})
     with pytest.raises(AttributeError):
         settings.state_dir = tmp_path  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["state", "./state", "~/state"])
+def test_relative_state_dir_from_the_environment_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"VMREPAIR_STATE_DIR": value})
+    assert info.value.message == f"VMREPAIR_STATE_DIR={value}: not an absolute path"
+    assert info.value.remedy == "set it to an absolute path, e.g. /var/lib/vmrepair"

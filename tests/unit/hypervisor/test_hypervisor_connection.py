@@ -255,3 +255,31 @@ def test_default_error_handler_is_silenced(
     with contextlib.suppress(HypervisorError):
         _define(libvirt_conn).snapshot_revert("nope")
     assert capfd.readouterr().err == ""
+
+
+class _LosesTheFirstError:
+    """A libvirt connection whose first lookup fails the way a GC finalizer makes it fail: the thread's
+    last error was reset before libvirt-python read it, so the libvirtError carries no code."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+
+    def lookupByName(self, name: str) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            libvirt.virResetLastError()
+            raise libvirt.libvirtError("virDomainLookupByName() failed")
+        return self.real.lookupByName(name)
+
+
+def test_lookup_asks_again_when_libvirt_lost_its_error(libvirt_conn: LibvirtConnection) -> None:
+    """Seen in the full unit run (issue 13): a missing domain surfaced as 'look up X:
+    virDomainLookupByName() failed' instead of None, depending on when the GC ran."""
+    flaky = _LosesTheFirstError(libvirt_conn.conn)
+    libvirt_conn._conn = flaky
+    try:
+        assert libvirt_conn.lookup("vmrepair-absent") is None
+    finally:
+        libvirt_conn._conn = flaky.real
+    assert flaky.calls == 2
