@@ -8,12 +8,13 @@ driver, so the suite needs no VM and never touches the machine's real state.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.cli_logging import restore_root_logger  # noqa: F401 - registers the autouse fixture
 
 TEST_URI = "test:///default"
 
@@ -27,16 +28,6 @@ class CliResult:
     @property
     def text(self) -> str:
         return self.out + self.err
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """main() calls logging.basicConfig; keep that from leaking into other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from orchestrator.cli import main as cli_main
 from orchestrator.cli import sessions
-
-
-@pytest.fixture(autouse=True)
-def restore_root_logger() -> Iterator[None]:
-    """main() calls logging.basicConfig; keep that from leaking into other tests."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+from tests.cli_logging import restore_root_logger  # noqa: F401 - registers the autouse fixture
 
 
 @pytest.fixture
