@@ -1,6 +1,6 @@
 """Runs the real agent script, dying like a power cut just before its Nth crash-relevant call.
 
-Usage: python -B agent_wrapper.py AGENT_SCRIPT CRASH_AT COUNTER_FILE
+Usage: python -B agent_wrapper.py AGENT_SCRIPT CRASH_AT COUNTER_FILE [AGENT_ARG...]
 
 Every call of the functions in CALLS (across every agent process of one apply: the count lives in
 COUNTER_FILE) is counted; at call number CRASH_AT the orchestrator process that started the agent is
@@ -39,7 +39,7 @@ def main() -> None:
 
     for name in CALLS:
         wrap(name)
-    sys.argv = [script]
+    sys.argv = [script, *sys.argv[4:]]   # the agent's own arguments (--serve)
     runpy.run_path(script, run_name="__main__")
 
 

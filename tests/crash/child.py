@@ -26,6 +26,7 @@ from orchestrator.state import open_state
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.transport.base import CommandResult
 from orchestrator.transport.local import LocalTransport
+from orchestrator.transport.stream import CommandStream
 
 WRAPPER = Path(__file__).with_name("agent_wrapper.py")
 
@@ -37,11 +38,18 @@ class CrashingLocal(LocalTransport):
         super().__init__()
         self.crash_at, self.counter = crash_at, counter
 
-    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+    def _wrapped(self, argv: Sequence[str]) -> list[str]:
         argv = list(argv)
         if argv[:3] == ["python3", "-I", "-B"]:
-            argv = [sys.executable, "-B", str(WRAPPER), argv[3], str(self.crash_at), self.counter]
-        return super().run(argv, **kwargs)
+            argv = [sys.executable, "-B", str(WRAPPER), argv[3], str(self.crash_at), self.counter, *argv[4:]]
+        return argv
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        return super().run(self._wrapped(argv), **kwargs)
+
+    def open_stream(self, argv: Sequence[str]) -> CommandStream:
+        # The agent runs as one --serve process per client: it must die at its Nth call too.
+        return super().open_stream(self._wrapped(argv))
 
 
 def install_journal_crash(mode: str, crash_at: int, counter: str) -> None:
