@@ -92,9 +92,16 @@ def capture_components(
         with contextlib.suppress(TransportError):
             agent.cleanup()
     local_tar.chmod(0o600)
+    if isinstance(facts, Future):
+        facts = facts.result()
     packages: dict[str, str | None] = {}
     wanted = sorted({p for c in components for p in c.packages})
-    if wanted:
+    if wanted and facts is not None and facts.packages:
+        # The facts already read the whole package database: no second dpkg-query on the target.
+        for name in wanted:
+            known = facts.package(name)
+            packages[name] = known.version if known is not None and known.is_installed else None
+    elif wanted:
         result = transport.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\n", *wanted], timeout=60)
         for line in result.stdout_text.splitlines():
             name, _, version = line.partition("\t")
@@ -106,8 +113,6 @@ def capture_components(
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
-    if isinstance(facts, Future):
-        facts = facts.result()
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
                       facts)
     data = capture.as_dict()

@@ -186,3 +186,15 @@ def test_extra_paths_are_captured_after_the_components_own(session: Session) -> 
     capture = capture_components(session, target(), agent, [NGINX], set(),  # type: ignore[arg-type]
                                  max_file_bytes=MAX_FILE, extra_paths=["/opt/app", "/etc/nginx"])
     assert capture.paths == ("/etc/nginx", "/etc/systemd/system/nginx.service.d", "/opt/app")
+
+
+def test_package_versions_come_from_the_facts_when_they_were_read(session: Session) -> None:
+    """No second dpkg-query on the target: the facts hold the whole package database."""
+    facts = TargetFacts(OsRelease("debian", "12"), "amd64",
+                        packages=(Package("nginx", "1.22.1-9", "amd64", "ii"),))
+    transport = target()
+    agent = FakeAgent(tar=TAR, entries=(file_entry("/etc/nginx/nginx.conf", b"x"),))
+    capture = capture_components(session, transport, agent, [NGINX], set(),  # type: ignore[arg-type]
+                                 max_file_bytes=MAX_FILE, facts=facts)
+    assert capture.packages == {"nginx": "1.22.1-9", "nginx-common": None}
+    assert not any(a[0] == "dpkg-query" for a in transport.argvs)
