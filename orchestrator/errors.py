@@ -9,7 +9,8 @@ so callers only ever catch classes from this module::
     │   └── PlaybookError           an invalid playbook file, or two playbooks that clash
     ├── ImageError                  template image build or image store problem
     │   ├── ImageNotBuiltError      the template has no complete build in the store
-    │   └── ImageBuildError         a build step failed (names the step and its log)
+    │   ├── ImageBuildError         a build step failed (names the step and its log)
+    │   └── LayerError              a host layer cannot be planned, fetched or built (names the step)
     ├── HypervisorError             libvirt / QEMU / disk overlay problems
     │   ├── HypervisorUnavailableError  libvirtd cannot be reached
     │   ├── VmNotFoundError
@@ -92,6 +93,14 @@ class ImageBuildError(ImageError):
         super().__init__(message, remedy=remedy)
         self.step = step
         self.log = log
+
+
+class LayerError(ImageError):
+    """A host layer (the target's packages over a template) cannot be planned, fetched or built."""
+
+    def __init__(self, message: str, *, step: str, remedy: str | None = None) -> None:
+        super().__init__(message, remedy=remedy)
+        self.step = step
 
 
 class HypervisorError(VmRepairError):

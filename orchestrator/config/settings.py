@@ -51,6 +51,24 @@ class VmSettings(_Strict):
     accel: Literal["auto", "kvm", "tcg"] = "auto"
 
 
+class LayerSettings(_Strict):
+    """Host layers: the target's packages installed over the template (issue 10)."""
+
+    enabled: bool = True
+    #: Which packages a layer carries: those of the affected components and their dependencies, or
+    #: every package installed on the target (slower to build, closer to the target).
+    scope: Literal["components", "all"] = "components"
+    #: Where exact versions the target's apt cache lacks are downloaded from (orchestrator side;
+    #: the guest never has network). Default: the mirror of the image builds.
+    mirror: str | None = None
+    security_mirror: str = "http://security.debian.org/debian-security"
+    #: A layer that would install more than this many packages is refused (and the run falls back
+    #: to the template): a sign the target is far from any template.
+    max_packages: int = Field(default=400, ge=1, le=5000)
+    max_download_bytes: int = Field(default=1024**3, ge=1024**2)
+    build_timeout_s: float = Field(default=900.0, gt=0, le=7200)
+
+
 class RepairSettings(_Strict):
     #: How long a candidate fix must keep passing under load in the troubleshooting VM.
     stable_period_s: float = Field(default=20.0, ge=0, le=3600)
@@ -91,6 +109,7 @@ class ConfigFile(_Strict):
     ssh: SshSettings = SshSettings()
     vm: VmSettings = VmSettings()
     repair: RepairSettings = RepairSettings()
+    layers: LayerSettings = LayerSettings()
     targets: TargetSettings = TargetSettings()
     watch: WatchFile | None = None
     reboot: RebootSettings = RebootSettings()
@@ -113,6 +132,7 @@ class Settings:
     ssh: SshSettings
     vm: VmSettings
     repair: RepairSettings = field(default_factory=RepairSettings)
+    layers: LayerSettings = field(default_factory=LayerSettings)
     targets: TargetSettings = field(default_factory=TargetSettings)
     watch: WatchConfig = field(default_factory=lambda: build_watch_config(None))
     reboot: RebootSettings = field(default_factory=RebootSettings)
@@ -195,6 +215,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ssh=cfg.ssh,
         vm=cfg.vm,
         repair=cfg.repair,
+        layers=cfg.layers,
         targets=cfg.targets,
         watch=build_watch_config(cfg.watch),
         reboot=cfg.reboot,
