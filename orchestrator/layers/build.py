@@ -1,0 +1,205 @@
+"""Build (or reuse) the host layer a plan asks for.
+
+    lock → cached? → preflight (space) → fetch .debs (target's apt cache, then the mirror) →
+    boot a build VM from the template → install offline → verify versions → freeze (disk + memory) →
+    publish
+
+The guest never has network: the .debs are copied in and installed with ``apt-get install`` of local
+files only (``--no-download``). Services the packages would start are held back by a ``policy-rc.d``
+during the install (apache2's default site would fight the template's nginx for port 80); the import of
+the target's files then starts them with the target's configuration. Frozen like a warm state, the
+layer restores as fast as the template.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.config.settings import Settings
+from orchestrator.errors import LayerError, VmRepairError
+from orchestrator.facts.model import Package, TargetFacts
+from orchestrator.facts.parse import parse_packages
+from orchestrator.facts.read import PACKAGE_FORMAT
+from orchestrator.hypervisor.warm import WarmState
+from orchestrator.imaging.mirror import host_mirror
+from orchestrator.layers import debs
+from orchestrator.layers.plan import LayerPlan
+from orchestrator.layers.store import BuiltLayer, LayerManifest, LayerStore, now_iso
+from orchestrator.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+GUEST_DIR = "/var/cache/vmrepair-layer"
+POLICY_RC = "/usr/sbin/policy-rc.d"
+#: Beyond the .debs (unpacked they take about three times their size) and the memory state.
+SPACE_HEADROOM_BYTES = 512 * 1024**2
+STEPS = ("fetch", "boot", "install", "freeze", "publish")
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    layer: BuiltLayer
+    #: Built by this call (False: a cached layer, perhaps built by another run while we waited).
+    is_built: bool
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        m = self.layer.manifest
+        return {"key": m.key, "vm_name": m.vm_name, "built_now": self.is_built,
+                "seconds": round(self.seconds, 1), "build_seconds": m.build_seconds,
+                "packages": m.packages, "notes": list(self.notes)}
+
+
+def layer_vm_name(key: str) -> str:
+    """The name clones of the layer must have (its memory state was saved under it)."""
+    return f"lyr-{key[:16]}"
+
+
+def deb_name(package: Package) -> str:
+    """Debian's pool file name (an epoch's ``:`` is written ``%3a``)."""
+    return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
+
+
+class Freezer(Protocol):
+    """What the builder needs of the hypervisor (:class:`~orchestrator.hypervisor.vm.VmManager`)."""
+
+    def freeze(self, name: str, template: str, into: Path,
+               prepare: Callable[[Transport], None] | None = None, *, warm: bool = False) -> WarmState: ...
+
+
+#: Obtains the .debs (:func:`orchestrator.layers.debs.fetch`; tests pass their own).
+Fetch = Callable[..., debs.Fetched]
+
+
+class LayerBuilder:
+    """Raises (from :meth:`ensure`): LayerError naming the step; BootError when the build VM does not
+    boot. Nothing half-built is ever published."""
+
+    def __init__(self, settings: Settings, vms: Freezer, local: Transport,
+                 progress: Callable[[str], None] | None = None, *, fetch: Fetch = debs.fetch,
+                 free_bytes: Callable[[Path], int] = lambda path: shutil.disk_usage(path).free) -> None:
+        self.settings = settings
+        self.vms = vms
+        self.local = local
+        self.store = LayerStore(settings.image_store)
+        self.progress = progress or (lambda step: log.info("layer: %s", step))
+        self.fetch = fetch
+        self.free_bytes = free_bytes
+
+    def ensure(self, plan: LayerPlan, target: Transport, facts: TargetFacts) -> LayerResult:
+        began = time.monotonic()
+        key = plan.key
+        with self.store.lock(key, timeout_s=self.settings.layers.build_timeout_s):
+            cached = self.store.get(key, plan.recipe_hash)
+            if cached is not None:
+                self.store.touch(cached)
+                return LayerResult(cached, False, time.monotonic() - began)
+            return self._build(plan, target, facts, began)
+
+    def _build(self, plan: LayerPlan, target: Transport, facts: TargetFacts, began: float) -> LayerResult:
+        self._need_space(SPACE_HEADROOM_BYTES, "before fetching")
+        work = self.store.work_dir(plan.key)
+        timings: dict[str, float] = {}
+        try:
+            self.progress(f"fetching {len(plan.needed)} packages")
+            step = time.monotonic()
+            fetched = self.fetch(
+                target, plan.needed, work / "debs", local=self.local, settings=self.settings.layers,
+                default_mirror=self._mirror(facts), suite=facts.os.codename,
+                arch=plan.needed[0].arch if plan.needed[0].arch != "all" else facts.arch,
+                cache_dir=self.settings.image_store / ".cache" / "layers")
+            timings["fetch"] = round(time.monotonic() - step, 2)
+            size = sum(d.path.stat().st_size for d in fetched.debs)
+            self._need_space(3 * size + SPACE_HEADROOM_BYTES, "for the layer's disk")
+            timeout = self.settings.layers.build_timeout_s
+            self.progress(f"installing {len(fetched.debs)} packages in build VM {layer_vm_name(plan.key)}")
+            step = time.monotonic()
+            self.vms.freeze(layer_vm_name(plan.key), plan.template, work,
+                            lambda vm: install(vm, fetched.debs, timeout=timeout))
+            timings["boot+install+freeze"] = round(time.monotonic() - step, 2)
+            shutil.rmtree(work / "debs")
+            manifest = LayerManifest(
+                key=plan.key, template=plan.template, recipe_hash=plan.recipe_hash,
+                vm_name=layer_vm_name(plan.key),
+                packages={d.package.spec: d.source for d in fetched.debs},
+                deb_sha256={d.package.spec: d.sha256 for d in fetched.debs},
+                built_at=now_iso(), build_seconds=round(time.monotonic() - began, 1), step_seconds=timings)
+            layer = self.store.publish(work, manifest)
+        except BaseException as exc:
+            self._discard(work)
+            if isinstance(exc, OSError):
+                raise LayerError(f"layer build: {exc}", step="build",
+                                 remedy="free space (`vmrepair image layers --prune`)") from exc
+            raise
+        self.store.touch(layer)
+        return LayerResult(layer, True, time.monotonic() - began, fetched.notes)
+
+    def _mirror(self, facts: TargetFacts) -> str:
+        if self.settings.layers.mirror or self.settings.mirror:
+            return str(self.settings.layers.mirror or self.settings.mirror)
+        try:
+            return host_mirror(facts.os.codename)
+        except VmRepairError as exc:
+            raise LayerError(exc.message, step="fetch", remedy="set layers.mirror in the config") from exc
+
+    def _need_space(self, need: int, when: str) -> None:
+        root = self.settings.image_store
+        root.mkdir(parents=True, exist_ok=True)
+        free = self.free_bytes(root)
+        if free < need:
+            raise LayerError(
+                f"the image store {root} is full: {free // 2**20} MiB free, {need // 2**20} MiB needed "
+                f"{when}", step="preflight",
+                remedy="`vmrepair image layers --prune` removes unused layers; or free space")
+
+    def _discard(self, work: Path) -> None:
+        try:
+            self.store.remove(work)
+        except (VmRepairError, OSError):
+            log.exception("cannot remove the partial layer build %s", work)
+
+
+def install(vm: Transport, files: Sequence[debs.DebFile], *, timeout: float) -> None:
+    """Copy the .debs into the build VM and install them offline, then check every version.
+
+    Raises:
+        LayerError: apt refused or a package did not end installed at the wanted version.
+    """
+    vm.check(["mkdir", "-p", "--", GUEST_DIR], timeout=30)
+    remote = []
+    for deb in files:
+        path = f"{GUEST_DIR}/{deb_name(deb.package)}"
+        vm.put_file(deb.path, path, mode=0o644)
+        remote.append(path)
+    # exit 101 = "action forbidden": invoke-rc.d and deb-systemd-invoke start nothing during the install.
+    vm.check(["sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC} && chmod 0755 {POLICY_RC}"],
+             timeout=30)
+    result = vm.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+                     "--no-download", "--allow-downgrades", "--no-install-recommends",
+                     "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+                     "--", *remote], timeout=timeout, max_output=1024 * 1024)
+    vm.run(["rm", "-rf", "--", GUEST_DIR, POLICY_RC], timeout=60)
+    if not result.succeeded:
+        tail = " | ".join((result.stderr_text.strip() or result.stdout_text.strip()).splitlines()[-6:])
+        raise LayerError(f"installing the layer's packages failed (apt-get exit {result.exit_status}): "
+                         f"{tail}",
+                         step="install", remedy="the packages' set is inconsistent with the template; "
+                         "the run continues on the template")
+    names = sorted({d.package.name for d in files})
+    answer = vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT, "--", *names], timeout=60)
+    got = {p.name: p for p in parse_packages(answer.stdout_text).items}
+    wrong = [f"{d.package.spec} (VM: {got[d.package.name].version if d.package.name in got else 'absent'})"
+             for d in files if d.package.name not in got or got[d.package.name].version != d.package.version
+             or not got[d.package.name].is_installed]
+    if wrong:
+        raise LayerError("after the install these packages are not at the target's version: "
+                         + ", ".join(wrong),
+                         step="verify")
+    vm.check(["systemctl", "daemon-reload"], timeout=120)

@@ -1,0 +1,142 @@
+"""The layer builder with a fake hypervisor and fake .deb source: what is installed and how, what is
+published, and that nothing half-built is ever published."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.config.settings import Settings
+from orchestrator.errors import LayerError
+from orchestrator.facts.model import OsRelease, Package, TargetFacts
+from orchestrator.hypervisor.warm import WarmState, publish_warm_state
+from orchestrator.layers.build import GUEST_DIR, POLICY_RC, LayerBuilder, deb_name
+from orchestrator.layers.debs import DebFile, Fetched
+from orchestrator.layers.plan import LayerPlan
+from orchestrator.layers.store import LayerStore
+from orchestrator.transport.base import Transport
+from orchestrator.transport.fake import FakeTransport
+
+APACHE = Package("apache2", "2.4.62-1~deb12u2", "amd64", "ii")
+EPOCH = Package("libfoo", "1:2.0-1", "amd64", "ii")
+PLAN = LayerPlan("debian-12", "r1", ("apache2", "libfoo"), (APACHE, EPOCH))
+FACTS = TargetFacts(OsRelease("debian", "12", "bookworm"), "amd64", packages=(APACHE, EPOCH))
+
+
+def guest(versions: dict[str, str], apt_exit: int = 0) -> FakeTransport:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if "apt-get" in argv:
+            return apt_exit, b"", b"E: Unmet dependencies: apache2 : Depends: libapr1\n" if apt_exit else b""
+        if argv[:2] == ("dpkg-query", "-W"):
+            lines = [f"{n}:amd64\t{v}\tamd64\tii \tinstall ok installed\n" for n, v in versions.items()]
+            return 0, "".join(lines).encode(), b""
+        return 0, b"", b""
+    return FakeTransport(handler)
+
+
+class FakeVms:
+    """Freezes like VmManager.freeze: runs ``prepare`` against ``vm``, then publishes a warm state."""
+
+    def __init__(self, vm: FakeTransport) -> None:
+        self.vm = vm
+        self.frozen: list[str] = []
+
+    def freeze(self, name: str, template: str, into: Path,
+               prepare: Callable[[Transport], None] | None = None, *, warm: bool = False) -> WarmState:
+        if prepare is not None:
+            prepare(self.vm)
+        disk, state = into / "overlay.qcow2", into / "state.partial"
+        disk.write_bytes(b"disk")
+        state.write_bytes(b"mem")
+        self.frozen.append(name)
+        return publish_warm_state(into, "r1", name, disk, state)
+
+
+def fake_fetch(calls: list[int], *, fail: LayerError | None = None) -> Callable[..., Fetched]:
+    def fetch(target: Any, wanted: Any, dest: Path, **kwargs: Any) -> Fetched:
+        calls.append(len(wanted))
+        if fail is not None:
+            raise fail
+        dest.mkdir(parents=True, exist_ok=True)
+        files = []
+        for package in wanted:
+            path = dest / deb_name(package)
+            path.write_bytes(b"deb")
+            files.append(DebFile(package, path, "0" * 64, "mirror" if package is EPOCH else "target-cache"))
+        return Fetched(tuple(files), ("a note",))
+    return fetch
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def builder(settings: Settings, vms: FakeVms, calls: list[int], **kwargs: Any) -> LayerBuilder:
+    fetch = fake_fetch(calls, fail=kwargs.pop("fail", None))
+    return LayerBuilder(settings, vms, FakeTransport(), fetch=fetch, **kwargs)
+
+
+def test_a_layer_is_built_once_then_reused(settings: Settings) -> None:
+    vm = guest({"apache2": APACHE.version, "libfoo": EPOCH.version})
+    vms, calls = FakeVms(vm), []
+    first = builder(settings, vms, calls).ensure(PLAN, FakeTransport(), FACTS)
+    assert first.is_built and first.notes == ("a note",)
+    manifest = first.layer.manifest
+    assert manifest.packages == {APACHE.spec: "target-cache", EPOCH.spec: "mirror"}
+    assert manifest.vm_name == f"lyr-{PLAN.key[:16]}" and vms.frozen == [manifest.vm_name]
+    second = builder(settings, vms, calls).ensure(PLAN, FakeTransport(), FACTS)
+    assert not second.is_built and second.layer.key == first.layer.key
+    assert calls == [2]                        # fetched once
+    assert not (first.layer.directory / "debs").exists()   # the .debs are not kept in the layer
+
+
+def test_the_install_is_offline_with_services_held_back_and_cleans_up(settings: Settings) -> None:
+    vm = guest({"apache2": APACHE.version, "libfoo": EPOCH.version})
+    builder(settings, FakeVms(vm), []).ensure(PLAN, FakeTransport(), FACTS)
+    argvs = [c.argv for c in vm.calls]
+    apt = next(a for a in argvs if "apt-get" in a)
+    assert "--no-download" in apt and "--allow-downgrades" in apt
+    assert f"{GUEST_DIR}/libfoo_1%3a2.0-1_amd64.deb" in apt          # the epoch as in Debian's pool
+    policy = next(i for i, a in enumerate(argvs) if any(POLICY_RC in x for x in a))
+    assert policy < argvs.index(apt)                                  # nothing starts during the install
+    cleanup = next(i for i, a in enumerate(argvs) if a[:2] == ("rm", "-rf"))
+    assert cleanup > argvs.index(apt) and POLICY_RC in argvs[cleanup]
+    assert set(vm.files) == {f"{GUEST_DIR}/{deb_name(APACHE)}", f"{GUEST_DIR}/{deb_name(EPOCH)}"}
+
+
+def test_an_apt_failure_is_a_layer_error_and_nothing_is_published(settings: Settings) -> None:
+    vm = guest({}, apt_exit=100)
+    with pytest.raises(LayerError, match="Unmet dependencies") as info:
+        builder(settings, FakeVms(vm), []).ensure(PLAN, FakeTransport(), FACTS)
+    assert info.value.step == "install"
+    store = LayerStore(settings.image_store)
+    assert store.list() == [] and store.leftovers() == []
+
+
+def test_a_package_left_at_another_version_fails_the_build(settings: Settings) -> None:
+    vm = guest({"apache2": "2.4.57-2", "libfoo": EPOCH.version})
+    with pytest.raises(LayerError, match=r"apache2:amd64=2.4.62-1~deb12u2 \(VM: 2.4.57-2\)") as info:
+        builder(settings, FakeVms(vm), []).ensure(PLAN, FakeTransport(), FACTS)
+    assert info.value.step == "verify"
+    assert LayerStore(settings.image_store).list() == []
+
+
+def test_a_fetch_failure_leaves_nothing_behind(settings: Settings) -> None:
+    error = LayerError("the mirror has no apache2 2.4.62-1~deb12u2", step="fetch-mirror")
+    with pytest.raises(LayerError, match="the mirror has no apache2"):
+        builder(settings, FakeVms(guest({})), [], fail=error).ensure(PLAN, FakeTransport(), FACTS)
+    store = LayerStore(settings.image_store)
+    assert store.list() == [] and store.leftovers() == []
+
+
+def test_a_full_image_store_is_refused_before_anything_is_fetched(settings: Settings) -> None:
+    calls: list[int] = []
+    with pytest.raises(LayerError, match="is full") as info:
+        builder(settings, FakeVms(guest({})), calls, free_bytes=lambda path: 10 * 2**20).ensure(
+            PLAN, FakeTransport(), FACTS)
+    assert info.value.step == "preflight" and "--prune" in (info.value.remedy or "")
+    assert calls == []
