@@ -136,9 +136,13 @@ class VmManager:
         boot_timeout: float | None = None,
         cmdline_extra: str = "",
         warm: bool = False,
+        layer: WarmState | None = None,
     ) -> UpResult:
         """Clone and boot (or, with ``warm``, restore a saved booted state and fall back to a cold boot
-        when that is not possible); returns when SSH answers."""
+        when that is not possible); returns when SSH answers.
+
+        With ``layer`` (a host layer's frozen disk and memory state over ``template``) the clone is a
+        linked clone of the layer instead of the template base, restored from the layer's state."""
         template = template or self.settings.default_template
         vm_dir = self.vm_dir(name)
         if self._own_domain(name) is not None:
@@ -155,7 +159,7 @@ class VmManager:
         ensure_private_dir(self.settings.vms_dir)
         fallback = ""
         if warm and not cmdline_extra:
-            state = load_warm_state(image.directory, image.manifest.recipe_hash)
+            state = layer or load_warm_state(image.directory, image.manifest.recipe_hash)
             if state is None:
                 fallback = "no warm state for this image build (`vmrepair image warm` creates it)"
             elif state.vm_name != name:
@@ -171,7 +175,9 @@ class VmManager:
         ensure_private_dir(vm_dir)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
-            create_overlay(self.runner, image.base_disk, vm_dir / inst.OVERLAY)
+            # A layer's disk was frozen while its guest ran (after a sync): a cold boot from it is a
+            # boot after a clean crash, which ext4's journal replays.
+            create_overlay(self.runner, layer.disk if layer else image.base_disk, vm_dir / inst.OVERLAY)
 
             def define_and_start() -> tuple[DomainHandle, inst.InstanceRecord]:
                 port = free_loopback_port()
@@ -264,20 +270,34 @@ class VmManager:
         existing = load_warm_state(image.directory, image.manifest.recipe_hash)
         if existing is not None:
             return existing
-        name = warm_vm_name(template)
+        return self.freeze(warm_vm_name(template), template, image.directory)
+
+    def freeze(self, name: str, template: str, into: Path,
+               prepare: Callable[[Transport], None] | None = None, *, warm: bool = False) -> WarmState:
+        """Boot VM ``name`` from ``template``, let ``prepare`` change it (a host layer installs packages),
+        then save its disk and memory state as a warm state in ``into``. Clones restored from it must
+        be named ``name``. The VM is always removed.
+
+        Raises: BootError, HypervisorError, and whatever ``prepare`` raises.
+        """
+        image = self.images.require(template)
         vm_dir = self.vm_dir(name)
         if vm_dir.exists() or self._own_domain(name) is not None:
             self._remove(name, vm_dir)
-        self.up(name, template)
+        # A warm start (when the template's state may be restored under this name) only saves the
+        # boot; the layer's disk then stacks on the template's warm disk, which is frozen too.
+        # Ephemeral: should this process die mid-way, the reaper removes the VM.
+        self.up(name, template, warm=warm, ephemeral=True)
         try:
             with self.transport(name) as ssh:
                 # Only a guest whose boot finished cleanly is worth freezing.
                 ssh.check(is_system_running_argv(wait=True), timeout=300)
+                if prepare is not None:
+                    prepare(ssh)
                 ssh.check(["sync"], timeout=60)
             saved = vm_dir / "state.sav.partial"
             self._require_domain(name).save_state(saved)
-            return publish_warm_state(image.directory, image.manifest.recipe_hash, name,
-                                      vm_dir / inst.OVERLAY, saved)
+            return publish_warm_state(into, image.manifest.recipe_hash, name, vm_dir / inst.OVERLAY, saved)
         finally:
             self._remove(name, vm_dir)
 

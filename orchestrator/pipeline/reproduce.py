@@ -7,8 +7,13 @@ import concurrent.futures
 from dataclasses import replace
 
 from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
+from orchestrator.errors import VmRepairError
 from orchestrator.facts import application_roots, read_facts, read_unpackaged
 from orchestrator.facts.compare import environment_differences
+from orchestrator.facts.model import TargetFacts
+from orchestrator.imaging.releases import SUITE
+from orchestrator.layers.plan import plan_layer, template_packages
+from orchestrator.layers.use import LayerUse
 from orchestrator.model import Component, Issue, IssueKind
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.triage import DISK_KINDS
@@ -45,7 +50,10 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
     """
     with ctx.session.stage(Stage.SANDBOX) as st:
         up = sandbox.wait_ready()
-        imported = sandbox.import_capture(captured, components)
+        layer = host_layer(ctx, sandbox, captured, components)
+        if layer.result is not None:
+            up = sandbox.wait_ready()
+        imported = replace(sandbox.import_capture(captured, components), layer=layer)
         if captured.facts is not None:
             # Checked once the VM runs the target's configuration: what it lacks, a probe failing
             # there could be failing for (reproduce refuses to count such a failure).
@@ -56,8 +64,56 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
                                  else ctx.app.settings.watch.thresholds.disk_critical_pct)
         state = "complete" if imported.is_complete else f"partial: {imported.error or 'see evidence'}"
         how = "restored warm" if up.is_warm else "booted"
-        st.detail = f"{sandbox.name} {how} in {up.boot_seconds:.1f} s; import {state}"
+        st.detail = f"{sandbox.name} {how} in {up.boot_seconds:.1f} s on {layer.describe()}; import {state}"
     return imported
+
+
+def _release(ctx: RunContext, sandbox: Sandbox, facts: TargetFacts) -> str:
+    """A Debian target of another release than the template's gets that release's template (built
+    once); returns what was done, or why not (the plan then refuses the layer and says so)."""
+    release = facts.os.codename
+    image = ctx.app.images.require(sandbox.template)
+    if facts.os.id != "debian" or not release or release == image.manifest.suite or not SUITE.match(release):
+        return ""
+    try:
+        return f"the target runs {facts.os}: the VM runs template {sandbox.use_release(release)}"
+    except VmRepairError as exc:
+        ctx.session.event(Stage.SANDBOX, "release_failed", release=release, error=exc.message)
+        return f"no template for {release}: {exc.message}"
+
+
+def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
+               components: list[Component]) -> LayerUse:
+    """Give the sandbox the target's packages (a host layer) when the template lacks some that matter.
+
+    Never fatal: a layer that cannot be planned, built or booted leaves the sandbox on the template,
+    with the reason recorded (reproduce then refuses a failure the missing packages could explain).
+    """
+    settings = ctx.app.settings
+    facts = captured.facts
+    if facts is None or not settings.layers.enabled:
+        why = "layers are disabled" if facts is not None else "the target's facts are unknown"
+        return LayerUse(fallback=why)
+    plan = None
+    try:
+        moved = _release(ctx, sandbox, facts)
+        image = ctx.app.images.require(sandbox.template)
+        arch = sandbox.transport.check(["dpkg", "--print-architecture"], timeout=30).stdout_text.strip()
+        plan = plan_layer(target=ctx.transport, facts=facts, components=components,
+                          template=sandbox.template, recipe_hash=image.manifest.recipe_hash,
+                          template_arch=arch, template_os=("debian", image.manifest.suite),
+                          in_template=template_packages(sandbox.transport), settings=settings.layers)
+        if moved:
+            plan = replace(plan, notes=(moved, *plan.notes))
+        if plan.refused:
+            ctx.session.event(Stage.SANDBOX, "layer_refused", reason=plan.refused)
+            return LayerUse(plan, fallback="; ".join(filter(None, (plan.refused, moved))))
+        if not plan.needed:
+            return LayerUse(plan)
+        return LayerUse(plan, sandbox.use_layer(plan, ctx.transport, facts))
+    except VmRepairError as exc:
+        ctx.session.event(Stage.SANDBOX, "layer_failed", error=exc.message)
+        return LayerUse(plan, fallback=f"layer failed: {exc.message}")
 
 
 def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: ImportReport) -> Reproduction:
@@ -77,7 +133,7 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete,
             "unit_states": list(imported.unit_states), "absent_removed": list(imported.removed[:200]),
-            "owners_mapped": list(imported.owners),
+            "owners_mapped": list(imported.owners), "layer": imported.layer.as_dict(),
             "environment": differences.as_dict()})
         if not differences.is_faithful:
             # Whatever the probe says, it says it about another environment than the target's.

@@ -67,6 +67,28 @@ def _records(title: str, loaded: Loaded) -> str:
     return _simple(title, loaded)
 
 
+def _layer(layer: dict[str, object]) -> list[str]:
+    """Which environment the VM was: a host layer (what it added, where from) or the template (why)."""
+    if not layer:
+        return []
+    if layer.get("used"):
+        added = [inline(a, 120) for a in as_list(layer.get("added"))]
+        sources = as_dict(layer.get("sources"))
+        how = (f"built now in {inline(layer.get('build_seconds'), 20)} s" if layer.get("built_now")
+               else "cached")
+        lines = [f"- **Host layer:** {code(str(layer.get('used'))[:16])} ({how}): {len(added)} packages "
+                 f"of the target's added to the template ("
+                 + ", ".join(f"{inline(v, 10)} from {inline(k, 40)}" for k, v in sources.items()) + ")",
+                 f"- **Packages the layer added:** {', '.join(added[:MAX_EVIDENCE])}"
+                 + (f" and {len(added) - MAX_EVIDENCE} more" if len(added) > MAX_EVIDENCE else "")]
+        lines += [f"- **Layer note:** {inline(n, 300)}" for n in as_list(layer.get("notes"))[:MAX_EVIDENCE]]
+        return lines
+    if layer.get("fallback"):
+        return [f"- **Environment:** the plain template; no host layer: {inline(layer.get('fallback'), 600)}"]
+    return ["- **Environment:** the plain template (it already has the packages that matter at the "
+            "target's versions)"]
+
+
 def _reproduce(loaded: Loaded) -> str:
     out = ["### Reproduction in the troubleshooting VM", ""]
     if not loaded.ok:
@@ -82,6 +104,7 @@ def _reproduce(loaded: Loaded) -> str:
         verdict = "**NOT REPRODUCED**: the probe passes in the VM"
     out += [f"- **Probe:** {code(data.get('probe'))}", f"- **Result:** {verdict}",
             f"- **Probe said:** {inline(data.get('summary'), 1000)}"]
+    out += _layer(as_dict(data.get("layer")))
     if data.get("import_complete") is False:
         out.append("- **Import of the captured files:** **incomplete** (see the timeline)")
     states = [inline(s, 200) for s in as_list(data.get("unit_states"))[:MAX_EVIDENCE]]

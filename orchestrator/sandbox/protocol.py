@@ -16,6 +16,10 @@ from orchestrator.agent.api import AgentApi, UnpackResult
 from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
 from orchestrator.facts.compare import Differences
+from orchestrator.facts.model import TargetFacts
+from orchestrator.layers.build import LayerResult
+from orchestrator.layers.plan import LayerPlan
+from orchestrator.layers.use import LayerUse
 from orchestrator.model import Component
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -33,6 +37,8 @@ class ImportReport:
     owners: tuple[str, ...] = ()
     #: What the VM lacks (or has at another version) compared with the target, once checked.
     differences: Differences = field(default_factory=Differences)
+    #: The host layer: what it added and where from, or why the run stayed on the template.
+    layer: LayerUse = field(default_factory=LayerUse)
 
     @property
     def is_complete(self) -> bool:
@@ -58,6 +64,8 @@ class Sandbox(Protocol):
     """
 
     name: str
+    #: The template the environment is a clone of (the default one, or its recipe for another release).
+    template: str
 
     def start(self) -> None:
         """Begin booting (in the background): the target is captured meanwhile. Idempotent: a
@@ -65,6 +73,17 @@ class Sandbox(Protocol):
 
     def wait_ready(self) -> Readiness:
         """Block until the environment answers; how long it took and whether it started warm."""
+        ...
+
+    def use_layer(self, plan: LayerPlan, target: Transport, facts: TargetFacts) -> LayerResult:
+        """Build or reuse the host layer of ``plan`` (the target's packages over the template) and move
+        onto a clone of it. Raises LayerError or BootError; the sandbox then still runs the template."""
+        ...
+
+    def use_release(self, suite: str) -> str:
+        """Move onto the default template's recipe built for Debian ``suite`` (built once); returns the
+        template's name. Raises LayerError, ImageBuildError or BootError (the sandbox then still runs
+        the previous template)."""
         ...
 
     def import_capture(self, capture: Capture, components: list[Component]) -> ImportReport:

@@ -18,9 +18,15 @@ from orchestrator.app import App
 from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
-from orchestrator.errors import PipelineError, VmNotFoundError, VmRepairError
+from orchestrator.errors import LayerError, PipelineError, VmNotFoundError, VmRepairError
+from orchestrator.facts.model import TargetFacts
 from orchestrator.hypervisor.vm import UpResult
-from orchestrator.hypervisor.warm import warm_vm_name
+from orchestrator.hypervisor.warm import WarmState, warm_vm_name
+from orchestrator.imaging.builder import ImageBuilder
+from orchestrator.imaging.releases import release_template
+from orchestrator.imaging.template import load_template
+from orchestrator.layers.build import LayerBuilder, LayerResult
+from orchestrator.layers.plan import LayerPlan
 from orchestrator.model import Component
 from orchestrator.sandbox import mirror
 from orchestrator.sandbox.protocol import ImportReport
@@ -36,11 +42,12 @@ REPRODUCED_SNAPSHOT = "reproduced"
 FILLER = "/var/tmp/vmrepair-disk-filler"  # noqa: S108
 
 
-def _boot(settings: Settings, name: str, timeout: float) -> UpResult:
+def _boot(settings: Settings, name: str, template: str, layer: WarmState | None = None) -> UpResult:
     # A separate App (and libvirt connection) per thread keeps libvirt calls independent.
     app = App(settings)
     try:
-        return app.vms.up(name, ephemeral=True, boot_timeout=timeout, warm=True)
+        return app.vms.up(name, template, ephemeral=True, boot_timeout=settings.vm.boot_timeout_s,
+                          warm=True, layer=layer)
     finally:
         app.close()
 
@@ -54,6 +61,9 @@ class TroubleshootingVm:
         self.app = app
         self.session = session
         self.name = f"trb-{secrets.token_hex(3)}"
+        #: What the VM is a clone of: the default template, or that recipe built for the target's
+        #: release (:meth:`use_release`); a host layer may sit on top (:meth:`use_layer`).
+        self.template = app.settings.default_template
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox")
         self._boot: concurrent.futures.Future[UpResult] | None = None
         self._transport: Transport | None = None
@@ -62,14 +72,18 @@ class TroubleshootingVm:
     def start(self) -> None:
         if self._boot is not None:
             return  # started early, before detection
+        self._boot_as(warm_vm_name(self.template))
+
+    def _boot_as(self, warm_name: str, layer: WarmState | None = None) -> None:
         # The warm state restores only under its own VM name; when that name is taken (another run
-        # is using it), the random name cold-boots instead.
-        warm_name = warm_vm_name(self.app.settings.default_template)
+        # is using it), a random name cold-boots instead.
         if warm_name not in {vm.name for vm in self.app.vms.list()}:
             self.name = warm_name
-        self.session.event("sandbox", "booting", vm=self.name)
-        self._boot = self._pool.submit(_boot, self.app.settings, self.name,
-                                       self.app.settings.vm.boot_timeout_s)
+        else:
+            self.name = f"trb-{secrets.token_hex(3)}"
+        self.session.event("sandbox", "booting", vm=self.name, template=self.template,
+                           layer=layer is not None)
+        self._boot = self._pool.submit(_boot, self.app.settings, self.name, self.template, layer)
 
     def wait_ready(self) -> UpResult:
         if self._boot is None:
@@ -81,6 +95,56 @@ class TroubleshootingVm:
         self.session.event("sandbox", "ready", vm=self.name, boot_seconds=round(result.boot_seconds, 2),
                            warm=result.is_warm, warm_fallback=result.warm_fallback)
         return result
+
+    def use_layer(self, plan: LayerPlan, target: Transport, facts: TargetFacts) -> LayerResult:
+        """Build (or reuse) the host layer of ``plan`` and move this sandbox onto a clone of it.
+
+        The template VM keeps running until the layer is ready: when the layer cannot be built, the
+        caller goes on with it (template fallback). When the layer's clone does not boot, the template
+        boots again and the error is raised for the caller to record.
+
+        Raises: LayerError, BootError, HypervisorError.
+        """
+        self.session.event("sandbox", "layer_needed", packages=len(plan.needed), key=plan.key[:16])
+        result = LayerBuilder(self.app.settings, self.app.vms, self.app.local,
+                              progress=lambda step: self.session.event("sandbox", "layer", step=step)
+                              ).ensure(plan, target, facts)
+        self.session.event("sandbox", "layer_ready", key=plan.key[:16], built_now=result.is_built,
+                           seconds=round(result.seconds, 1))
+        self._move(self.template, result.layer.manifest.vm_name, result.layer.warm)
+        return result
+
+    def use_release(self, suite: str) -> str:
+        """Move onto a clone of the default template's recipe built for Debian ``suite`` (built and
+        warmed once, then cached); returns that template's name.
+
+        Raises: LayerError (building for other releases is off), ImageBuildError, BootError.
+        """
+        settings = self.app.settings
+        template = release_template(load_template(settings.templates_dir, settings.default_template), suite)
+        if self.app.images.get(template.name) is None and not settings.layers.build_releases:
+            raise LayerError(f"no template for {suite} is built and layers.build_releases is off",
+                             step="release", remedy=f"`vmrepair image build --suite {suite}`")
+        self.session.event("sandbox", "release_template", template=template.name)
+        ImageBuilder(settings, self.app.local).build(template)   # cached by recipe hash
+        self.app.vms.prepare_warm(template.name)
+        self._move(template.name, warm_vm_name(template.name), None)
+        return template.name
+
+    def _move(self, template: str, warm_name: str, layer: WarmState | None) -> None:
+        """Replace the running VM by a clone of ``template`` (and ``layer``); when that one does not
+        boot, the previous template boots again and the error is raised."""
+        previous = self.template
+        self.destroy_vm()
+        self.template = template
+        self._boot_as(warm_name, layer)
+        try:
+            self.wait_ready()
+        except VmRepairError:
+            self.destroy_vm()
+            self.template = previous
+            self._boot_as(warm_vm_name(previous))
+            raise
 
     @property
     def transport(self) -> Transport:
@@ -171,12 +235,18 @@ class TroubleshootingVm:
         self._agent = None
 
     def destroy(self) -> None:
+        try:
+            self.destroy_vm()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def destroy_vm(self) -> None:
+        """Remove the current VM (the sandbox may boot another one: :meth:`use_layer`)."""
         self._drop_connections()
         boot = self._boot
         if boot is not None and not boot.done():
             with contextlib.suppress(Exception):
                 boot.result()
-        self._pool.shutdown(wait=True)
         try:
             self.app.vms.destroy(self.name)
             self.session.event("sandbox", "destroyed", vm=self.name)

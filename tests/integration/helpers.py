@@ -50,5 +50,5 @@ def fresh_patient(app: App, name: str, snapshot: str) -> Iterator[str]:
     app.vms.revert(name, snapshot)
     remove_baseline(app, name)
     yield name
-    leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith("trb-")]
+    leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith(("trb-", "lyr-"))]
     assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"

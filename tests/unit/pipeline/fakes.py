@@ -12,6 +12,7 @@ from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
+from orchestrator.errors import LayerError
 from orchestrator.model import Issue
 from orchestrator.pipeline.attempts import Diagnosed
 from orchestrator.pipeline.context import RunContext
@@ -46,6 +47,7 @@ class FakeSandbox:
 
     def __init__(self, name: str = "trb-fake") -> None:
         self.name = name
+        self.template = "debian-12"
         self.calls: list[str] = []
         self._transport = FakeTransport()
         self._agent = FakeAgent()
@@ -57,6 +59,14 @@ class FakeSandbox:
     def wait_ready(self) -> Ready:
         self.calls.append("wait_ready")
         return Ready()
+
+    def use_layer(self, plan: Any, target: Any, facts: Any) -> Any:
+        self.calls.append("use_layer")
+        raise LayerError("no layers in the fake sandbox", step="build")
+
+    def use_release(self, suite: str) -> str:
+        self.calls.append(f"use_release:{suite}")
+        raise LayerError("no releases in the fake sandbox", step="release")
 
     def import_capture(self, capture: Capture, components: list[Any]) -> ImportReport:
         self.calls.append("import")
