@@ -1,4 +1,4 @@
-"""`vmrepair image build|list`."""
+"""`vmrepair image build|list|warm|layers`."""
 
 from __future__ import annotations
 
@@ -7,24 +7,30 @@ import argparse
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from orchestrator.app import App
+from orchestrator.cli import layers
 from orchestrator.cli.output import emit_json, err_console, info, table
 from orchestrator.imaging.builder import ImageBuilder
 from orchestrator.imaging.recipe import recipe_hash
+from orchestrator.imaging.releases import release_template
 from orchestrator.imaging.template import list_templates, load_template
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     image = sub.add_parser("image", help="build and list template images")
-    isub = image.add_subparsers(dest="image_cmd", required=True, metavar="{build,list}")
+    isub = image.add_subparsers(dest="image_cmd", required=True, metavar="{build,list,warm,layers}")
     build = isub.add_parser("build", help="build a template image (cached by recipe hash)")
     build.add_argument("template", nargs="?", help="template name or YAML path (default from config)")
     build.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    build.add_argument("--suite", metavar="NAME",
+                       help="build the template's recipe for another Debian release (bullseye, trixie ...), "
+                            "named TEMPLATE-NAME: the troubleshooting VM of a target on that release")
     build.set_defaults(handler=cmd_build)
     lst = isub.add_parser("list", help="list templates and their builds")
     lst.set_defaults(handler=cmd_list)
     warm = isub.add_parser("warm", help="boot the template once and save its state for fast VM starts")
     warm.add_argument("template", nargs="?", help="template name (default from config)")
     warm.set_defaults(handler=cmd_warm)
+    layers.register(isub)
 
 
 class _RichReporter:
@@ -41,6 +47,8 @@ class _RichReporter:
 
 def cmd_build(app: App, args: argparse.Namespace) -> int:
     template = load_template(app.settings.templates_dir, args.template or app.settings.default_template)
+    if args.suite:
+        template = release_template(template, args.suite)
     with Progress(
         TextColumn("{task.description:<14}", style="bold", markup=False), BarColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}", markup=False),

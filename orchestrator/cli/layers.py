@@ -40,19 +40,24 @@ def cmd_layers(app: App, args: argparse.Namespace) -> int:
             if not _is_current(app, layer) or (cutoff is not None and layer.last_used < cutoff):
                 store.remove(layer.directory)
                 removed.append(layer.key)
+    kept = store.list()
     rows = [{
         "key": layer.key, "template": layer.manifest.template, "current": _is_current(app, layer),
         "packages": len(layer.manifest.packages), "size_bytes": layer.disk_bytes,
         "built_at": layer.manifest.built_at, "build_seconds": layer.manifest.build_seconds,
-        "last_used": dt.datetime.fromtimestamp(layer.last_used, dt.UTC).isoformat(timespec="seconds"),
-        "sources": sorted(set(layer.manifest.packages.values())),
-    } for layer in store.list()]
+        "last_used": _iso(layer.last_used), "sources": sorted(set(layer.manifest.packages.values())),
+    } for layer in kept]
     if args.json:
         emit_json({"layers": rows, "removed": removed})
         return 0
     for name in removed:
         info(f"removed {name}")
     table("host layers", ["layer", "template", "status", "packages", "size", "built", "last used"], [
-        [r["key"][:12], r["template"], "current" if r["current"] else "outdated", r["packages"],
-         f"{r['size_bytes'] // 2**20} MiB", r["built_at"], r["last_used"]] for r in rows])
+        [layer.key[:12], layer.manifest.template, "current" if _is_current(app, layer) else "outdated",
+         len(layer.manifest.packages), f"{layer.disk_bytes // 2**20} MiB", layer.manifest.built_at,
+         _iso(layer.last_used)] for layer in kept])
     return 0
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")

@@ -66,6 +66,9 @@ class LayerSettings(_Strict):
     #: to the template): a sign the target is far from any template.
     max_packages: int = Field(default=400, ge=1, le=5000)
     max_download_bytes: int = Field(default=1024**3, ge=1024**2)
+    #: A target on another Debian release gets the default template's recipe built for its release
+    #: during the run (minutes, once); off: the run stays on the default template and says why.
+    build_releases: bool = True
     build_timeout_s: float = Field(default=900.0, gt=0, le=7200)
 
 

@@ -52,8 +52,15 @@ def host_mirror(suite: str, *, apt_dir: Path = APT_DIR) -> str:
     Raises:
         ImageBuildError: no suitable source; the remedy names the config key to set.
     """
-    for uri, suites in _candidates(apt_dir):
-        if suite in suites and "security" not in uri and uri.startswith(("http://", "https://")):
+    main = [(uri, suites) for uri, suites in _candidates(apt_dir)
+            if "security" not in uri and uri.startswith(("http://", "https://"))]
+    for uri, suites in main:
+        if suite in suites:
+            return uri
+    # A Debian mirror serves every release under dists/: the host's (say bookworm) mirror is where the
+    # machine can reach another release (say bullseye) for a target of that release.
+    for uri, _suites in main:
+        if uri.rstrip("/").endswith("/debian"):
             return uri
     raise ImageBuildError(
         f"no Debian mirror for suite {suite!r} in the host's apt sources ({apt_dir})",

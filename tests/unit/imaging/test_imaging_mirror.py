@@ -76,8 +76,16 @@ def test_non_http_uris_are_skipped(apt_dir: Path) -> None:
     assert host_mirror("bookworm", apt_dir=apt_dir) == "http://net.example/debian"
 
 
+def test_another_release_comes_from_the_hosts_debian_mirror(apt_dir: Path) -> None:
+    """A target on bullseye, a host on bookworm: the same mirror serves both under dists/."""
+    (apt_dir / "sources.list").write_text(
+        "deb http://deb.example/debian bookworm main\n"
+        "deb http://security.example/debian-security bookworm-security main\n")
+    assert host_mirror("bullseye", apt_dir=apt_dir) == "http://deb.example/debian"
+
+
 def test_no_match_names_the_config_key(apt_dir: Path) -> None:
-    (apt_dir / "sources.list").write_text("deb http://old.example/debian bullseye main\n")
+    (apt_dir / "sources.list").write_text("deb http://old.example/ubuntu jammy main\n")
     with pytest.raises(ImageBuildError) as info:
         host_mirror("bookworm", apt_dir=apt_dir)
     assert info.value.message == (
