@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="reuse a cached layer (no first build)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)   # SSH polls during boots are expected to fail
     app = App.from_env()
     template = app.settings.default_template
     image = app.images.require(template)

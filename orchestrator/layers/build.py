@@ -172,7 +172,9 @@ def install(vm: Transport, files: Sequence[debs.DebFile], *, timeout: float) -> 
     Raises:
         LayerError: apt refused or a package did not end installed at the wanted version.
     """
-    vm.check(["mkdir", "-p", "--", GUEST_DIR], timeout=30)
+    # An empty list directory: the template's own apt lists (debootstrap's) name the same versions at
+    # http:// URIs, and apt prefers those to the local files, then cannot fetch them (no network).
+    vm.check(["mkdir", "-p", "--", f"{GUEST_DIR}/lists/partial"], timeout=30)
     remote = []
     for deb in files:
         path = f"{GUEST_DIR}/{deb_name(deb.package)}"
@@ -183,6 +185,7 @@ def install(vm: Transport, files: Sequence[debs.DebFile], *, timeout: float) -> 
              timeout=30)
     result = vm.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
                      "--no-download", "--allow-downgrades", "--no-install-recommends",
+                     "-o", f"Dir::State::Lists={GUEST_DIR}/lists",
                      "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
                      "--", *remote], timeout=timeout, max_output=1024 * 1024)
     vm.run(["rm", "-rf", "--", GUEST_DIR, POLICY_RC], timeout=60)
