@@ -129,3 +129,25 @@ def test_explicit_path_is_used_as_is(tmp_path: Path) -> None:
     path = _write(elsewhere, "tiny", VALID.format(name="tiny"))
     assert template_path(tmp_path, str(path)) == path
     assert load_template(tmp_path, str(path)).path == path
+
+
+def test_extra_recipe_is_optional_and_applied_after_the_recipe(tmp_path: Path) -> None:
+    _write(tmp_path, "tiny", VALID.format(name="tiny"))
+    _write(tmp_path, "web", VALID.format(name="web") + "extra_recipe: web-services\n")
+    assert load_template(tmp_path, "tiny").spec.extra_recipe is None
+    assert load_template(tmp_path, "tiny").spec.recipes == ("tiny",)
+    assert load_template(tmp_path, "web").spec.recipes == ("tiny", "web-services")
+
+
+def test_extra_recipe_must_not_repeat_the_recipe(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tiny", VALID.format(name="tiny") + "extra_recipe: tiny\n")
+    with pytest.raises(ConfigError) as info:
+        load_template(tmp_path, "tiny")
+    assert info.value.message == f"{path}: extra_recipe: Value error, 'tiny' is already the recipe"
+
+
+def test_extra_recipe_must_be_a_directory_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tiny", VALID.format(name="tiny") + "extra_recipe: ../etc\n")
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: extra_recipe: String should match")):
+        load_template(tmp_path, "tiny")
+
