@@ -151,3 +151,16 @@ def test_extra_recipe_must_be_a_directory_name(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: extra_recipe: String should match")):
         load_template(tmp_path, "tiny")
 
+
+def test_shipped_services_template_layers_its_recipe_on_debian_12() -> None:
+    spec = load_template(SHIPPED, "debian-12-services").spec
+    base = load_template(SHIPPED, "debian-12").spec
+    assert spec.recipes == ("debian-12", "debian-12-services")
+    assert (spec.suite, spec.variant, spec.kernel_cmdline) == (base.suite, base.variant, base.kernel_cmdline)
+    # Everything the default guest has, plus the services.
+    assert set(base.packages) <= set(spec.packages)
+    assert {"apache2", "mariadb-server"} <= set(spec.packages)
+    assert set(base.package_cache) <= set(spec.package_cache)
+    # The layer code must download mariadb's packages from the mirror: none of them is kept.
+    assert {"apache2", "apache2-bin", "apache2-data", "apache2-utils"} <= set(spec.package_cache)
+    assert not [p for p in spec.package_cache if p.startswith(("mariadb", "mysql", "galera"))]
