@@ -1,6 +1,6 @@
 # vmrepair: `make demo` and `make test` work on a fresh Debian 12 machine as root.
 # Every target that needs the machine prepared depends on `setup`, which is idempotent and fast when
-# everything is already in place (the template image is cached by recipe hash).
+# everything is already in place (template images are cached by recipe hash).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -27,9 +27,15 @@ $(STAMP): pyproject.toml | host-packages
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
+# The default template (troubleshooting VMs and most patients) with its warm state, then the services
+# patient of the host-layer tests (tests/integration/services.py). Each build is a no-op while its
+# recipe hash is current; the services patient boots cold, so it needs no warm state.
+SERVICES_TEMPLATE := debian-12-services
+
 image: venv daemons
 	$(BIN)/vmrepair image build
 	$(BIN)/vmrepair image warm
+	$(BIN)/vmrepair image build $(SERVICES_TEMPLATE)
 
 FAULT ?= nginx-config
 

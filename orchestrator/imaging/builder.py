@@ -1,9 +1,10 @@
 """Build a template image from its recipe.
 
 Steps (each timed and logged to ``build.log``): preflight → debootstrap → overlay → keys →
-customize → package-cache → kernel → filesystem → qcow2 → manifest → publish. Everything happens in a private
-``.build-*`` directory that is renamed into the store only after the manifest is written, so an
-interrupted build never leaves something that looks built.
+customize → package-cache → kernel → filesystem → qcow2 → manifest → publish. The overlay and
+customize steps apply the template's ``recipe``, then its ``extra_recipe`` if it has one. Everything
+happens in a private ``.build-*`` directory that is renamed into the store only after the manifest is
+written, so an interrupted build never leaves something that looks built.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from orchestrator.fsutil import ensure_private_dir, fsync_dir
 from orchestrator.imaging import keys, store
 from orchestrator.imaging.cleanup import safe_rmtree
 from orchestrator.imaging.mirror import host_mirror
-from orchestrator.imaging.recipe import normalize_overlay, recipe_dir, recipe_hash
+from orchestrator.imaging.recipe import normalize_overlay, recipe_dirs, recipe_hash
 from orchestrator.imaging.template import Template
 from orchestrator.transport.base import Transport
 
@@ -199,8 +200,11 @@ class ImageBuilder:
         ], timeout=1800)
 
     def _overlay(self, template: Template, tree: Path) -> None:
-        overlay = recipe_dir(self.settings.recipes_dir, template) / "overlay"
-        if overlay.is_dir():
+        # In recipe order: a file of the extra recipe's overlay replaces the first recipe's.
+        for recipe in recipe_dirs(self.settings.recipes_dir, template):
+            overlay = recipe / "overlay"
+            if not overlay.is_dir():
+                continue
             # -a keeps links and exec bits; --no-preserve=ownership makes everything root-owned in the
             # image. The recipe may be installed package data: modes that came from the installer's
             # umask, and pip's bytecode beside the overlay's Python files, are normalized away after.
@@ -208,16 +212,20 @@ class ImageBuilder:
             normalize_overlay(overlay, tree)
 
     def _customize(self, template: Template, tree: Path) -> None:
-        script = recipe_dir(self.settings.recipes_dir, template) / "customize.sh"
-        if not script.is_file():
-            return
-        inside = tree / "root" / "customize.sh"
-        shutil.copyfile(script, inside)
-        try:
-            self._cmd("customize", ["env", "-i", *[f"{k}={v}" for k, v in CHROOT_ENV.items()],
-                                    "chroot", str(tree), "/bin/sh", "/root/customize.sh"])
-        finally:
-            inside.unlink(missing_ok=True)
+        # In recipe order, each script at the same place: the extra recipe's customize.sh builds on
+        # what the first one did (its accounts, enabled units), never the other way round.
+        for recipe in recipe_dirs(self.settings.recipes_dir, template):
+            script = recipe / "customize.sh"
+            if not script.is_file():
+                continue
+            inside = tree / "root" / "customize.sh"
+            shutil.copyfile(script, inside)
+            self._note(f"customize.sh of {recipe.name}")
+            try:
+                self._cmd("customize", ["env", "-i", *[f"{k}={v}" for k, v in CHROOT_ENV.items()],
+                                        "chroot", str(tree), "/bin/sh", "/root/customize.sh"])
+            finally:
+                inside.unlink(missing_ok=True)
 
     def _install_keys(self, tree: Path) -> dict[str, str]:
         client_public = keys.ensure_client_key(self.settings.client_key)

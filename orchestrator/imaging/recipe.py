@@ -1,8 +1,8 @@
 """The recipe hash: what decides whether a cached template image is still current.
 
 It covers the builder's format version, the validated template spec and every file of the recipe
-directory (relative path, mode and content). Mirror URLs are deliberately excluded: the same recipe
-from another mirror of the same suite is the same image.
+directories (``recipe``, then ``extra_recipe``: relative path, mode and content). Mirror URLs are
+deliberately excluded: the same recipe from another mirror of the same suite is the same image.
 
 Recipes ship as package data, and only the exec bit of a file survives that trip intact: git records
 nothing else, and pip writes package data with the installer's umask (and byte-compiles the overlay's
@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from orchestrator.errors import ConfigError
@@ -61,24 +62,57 @@ def normalize_overlay(overlay: Path, tree: Path) -> None:
 
 
 def recipe_dir(recipes_dir: Path, template: Template) -> Path:
-    """The recipe directory of a template.
+    """The (first) recipe directory of a template.
 
     Raises:
         ConfigError: it does not exist.
     """
-    path = recipes_dir / template.spec.recipe
-    if not path.is_dir():
-        raise ConfigError(
-            f"{template.path}: recipe: directory {path} does not exist", file=str(template.path)
-        )
-    return path
+    return recipe_dirs(recipes_dir, template)[0]
+
+
+def recipe_dirs(recipes_dir: Path, template: Template) -> tuple[Path, ...]:
+    """The recipe directories of a template in the order they are applied: ``recipe``, then
+    ``extra_recipe`` if the template has one.
+
+    Raises:
+        ConfigError: one of them does not exist (the message names its key in the template).
+    """
+    spec = template.spec
+    named = [("recipe", spec.recipe)]
+    if spec.extra_recipe is not None:
+        named.append(("extra_recipe", spec.extra_recipe))
+    paths: list[Path] = []
+    for key, name in named:
+        path = recipes_dir / name
+        if not path.is_dir():
+            raise ConfigError(
+                f"{template.path}: {key}: directory {path} does not exist", file=str(template.path)
+            )
+        paths.append(path)
+    return tuple(paths)
 
 
 def recipe_hash(recipes_dir: Path, template: Template) -> str:
     digest = hashlib.sha256()
     digest.update(f"vmrepair-image-format:{BUILDER_FORMAT}\n".encode())
-    digest.update(json.dumps(template.spec.model_dump(mode="json"), sort_keys=True).encode())
-    root = recipe_dir(recipes_dir, template)
+    # A template without an extra recipe hashes as it did before the key existed: adding it must not
+    # make every built image (and its warm state) look outdated.
+    unset = {"extra_recipe"} if template.spec.extra_recipe is None else set()
+    digest.update(json.dumps(template.spec.model_dump(mode="json", exclude=unset), sort_keys=True).encode())
+    first, *extra = recipe_dirs(recipes_dir, template)
+    for chunk in _tree_chunks(first):
+        digest.update(chunk)
+    for root in extra:
+        # A separator, so a file moved from one recipe to the other (applied at another time) counts.
+        digest.update(f"\0extra_recipe\0{root.name}\0".encode())
+        for chunk in _tree_chunks(root):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _tree_chunks(root: Path) -> Iterator[bytes]:
+    """What the hash takes from a recipe directory: each file's relative path, canonical mode and
+    content (a link's target), in a stable order."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         # os.walk lists a symlink to a directory under dirnames and never enters it: hash the link.
@@ -91,9 +125,5 @@ def recipe_hash(recipes_dir: Path, template: Template) -> str:
             rel = path.relative_to(root).as_posix()
             # A link's own mode is always 0777; for the rest only what reaches the image counts.
             mode = stat.S_IMODE(info.st_mode) if stat.S_ISLNK(info.st_mode) else canonical_mode(info.st_mode)
-            digest.update(f"\0{rel}\0{mode:o}\0".encode())
-            if stat.S_ISLNK(info.st_mode):
-                digest.update(str(path.readlink()).encode())
-            else:
-                digest.update(path.read_bytes())
-    return digest.hexdigest()
+            yield f"\0{rel}\0{mode:o}\0".encode()
+            yield str(path.readlink()).encode() if stat.S_ISLNK(info.st_mode) else path.read_bytes()

@@ -6,13 +6,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orchestrator.config.loading import load_model
 from orchestrator.errors import ConfigError
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,40}$")
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_RECIPE_PATTERN = r"^[a-z0-9][a-z0-9.-]*$"
 
 
 class TemplateFile(BaseModel):
@@ -23,7 +24,14 @@ class TemplateFile(BaseModel):
     name: str
     description: str = ""
     suite: str = Field(pattern=r"^[a-z]+$")
-    recipe: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]*$", description="directory under images/")
+    recipe: str = Field(pattern=_RECIPE_PATTERN, description="directory under images/")
+    #: A second recipe layered on the first, so a template can add services to another's guest
+    #: without copying its recipe: its overlay is copied after the first one's (its files win) and
+    #: its customize.sh runs after the first one's.
+    extra_recipe: str | None = Field(
+        default=None, pattern=_RECIPE_PATTERN,
+        description="directory under images/ applied after `recipe` (overlay, then customize.sh)",
+    )
     variant: str = Field(default="minbase", pattern=r"^(minbase|buildd|fakechroot|-)$")
     packages: list[str] = Field(min_length=1)
     package_cache: list[str] = Field(
@@ -49,6 +57,19 @@ class TemplateFile(BaseModel):
             if not _PACKAGE_RE.match(pkg):
                 raise ValueError(f"{pkg!r} is not a Debian package name")
         return value
+
+    @field_validator("extra_recipe")
+    @classmethod
+    def _check_extra_recipe(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and value == info.data.get("recipe"):
+            # Applying one recipe twice would run its customize.sh twice: never what was meant.
+            raise ValueError(f"{value!r} is already the recipe")
+        return value
+
+    @property
+    def recipes(self) -> tuple[str, ...]:
+        """The recipe directories in the order the builder applies them."""
+        return (self.recipe,) if self.extra_recipe is None else (self.recipe, self.extra_recipe)
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,11 @@ def remove_baseline(app: App, name: str) -> None:
     shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{name}").slug, ignore_errors=True)
 
 
-def booted_patient(app: App, prefix: str, snapshot: str) -> Iterator[str]:
-    """For a fixture to ``yield from``: a new patient VM, fully booted and saved as ``snapshot``;
-    destroyed with its baseline afterwards."""
+def booted_patient(app: App, prefix: str, snapshot: str, template: str | None = None) -> Iterator[str]:
+    """For a fixture to ``yield from``: a new patient VM from ``template`` (default: the config's),
+    fully booted and saved as ``snapshot``; destroyed with its baseline afterwards."""
     name = unique_name(prefix)
-    app.vms.up(name)
+    app.vms.up(name, template)
     try:
         with app.vms.transport(name) as ssh:
             ssh.check(["systemctl", "is-system-running", "--wait"], timeout=180)

@@ -1,4 +1,5 @@
-"""Static checks of the Debian 12 template recipe (images/debian-12): customize.sh, overlay."""
+"""Static checks of the template recipes: images/debian-12 (customize.sh, overlay) and the extra recipe
+images/debian-12-services layered on it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from pathlib import Path
 
 import pytest
 
-RECIPE = Path(__file__).resolve().parents[3] / "images/debian-12"
+IMAGES = Path(__file__).resolve().parents[3] / "images"
+RECIPE = IMAGES / "debian-12"
 OVERLAY = RECIPE / "overlay"
 CUSTOMIZE = RECIPE / "customize.sh"
+SERVICES = IMAGES / "debian-12-services"
+SERVICES_OVERLAY = SERVICES / "overlay"
+SERVICES_CUSTOMIZE = SERVICES / "customize.sh"
+SCRIPTS = pytest.mark.parametrize("script", [CUSTOMIZE, SERVICES_CUSTOMIZE], ids=["debian-12", "services"])
 UNIT = OVERLAY / "etc/systemd/system/sampleapp.service"
 SSHD_CONF = OVERLAY / "etc/ssh/sshd_config.d/vmrepair.conf"
 
@@ -51,9 +57,9 @@ def _shell_commands(path: Path) -> list[str]:
     return joined
 
 
-def _systemctl_units(verb: str) -> set[str]:
+def _systemctl_units(verb: str, script: Path = CUSTOMIZE) -> set[str]:
     units: set[str] = set()
-    for command in _shell_commands(CUSTOMIZE):
+    for command in _shell_commands(script):
         words = command.split()
         if words[:2] == ["systemctl", verb]:
             units.update(w for w in words[2:] if not w.startswith(("-", ">", "2>", "|")))
@@ -63,24 +69,27 @@ def _systemctl_units(verb: str) -> set[str]:
 # --- customize.sh -------------------------------------------------------------------------------
 
 
-def test_customize_is_valid_posix_sh() -> None:
+@SCRIPTS
+def test_customize_is_valid_posix_sh(script: Path) -> None:
     sh = shutil.which("sh") or "/bin/sh"
-    result = subprocess.run([sh, "-n", str(CUSTOMIZE)], capture_output=True, text=True, check=False)
+    result = subprocess.run([sh, "-n", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    assert CUSTOMIZE.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
+    assert script.read_text(encoding="utf-8").startswith("#!/bin/sh\n")
 
 
+@SCRIPTS
 @pytest.mark.skipif(shutil.which("dash") is None, reason="dash not installed")
-def test_customize_parses_under_dash() -> None:
+def test_customize_parses_under_dash(script: Path) -> None:
     # Debian's /bin/sh inside the chroot is dash.
-    result = subprocess.run(["dash", "-n", str(CUSTOMIZE)], capture_output=True, text=True, check=False)
+    result = subprocess.run(["dash", "-n", str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 
+@SCRIPTS
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed")
-def test_customize_passes_shellcheck() -> None:
+def test_customize_passes_shellcheck(script: Path) -> None:
     result = subprocess.run(
-        ["shellcheck", "--shell=sh", "--severity=style", str(CUSTOMIZE)],
+        ["shellcheck", "--shell=sh", "--severity=style", str(script)],
         capture_output=True,
         text=True,
         check=False,
@@ -88,19 +97,25 @@ def test_customize_passes_shellcheck() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_customize_is_strict_and_offline() -> None:
-    commands = _shell_commands(CUSTOMIZE)
+#: Nothing may be started in the chroot, nothing fetched, and the .deb cache is not cleaned.
+OFFLINE_FORBIDDEN = (
+    r"systemctl\s+(start|restart|reload|daemon-reload)",
+    r"\bservice\s+\S+\s+start",
+    r"apt-get\s+(clean|autoclean|update|install)",
+    r"\b(wget|curl)\s",
+)
+
+
+def _assert_strict_and_offline(script: Path, *forbidden: str) -> None:
+    commands = _shell_commands(script)
     assert "set -eu" in commands
     text = "\n".join(commands)
-    # Nothing may be started in the chroot, nothing fetched, and the .deb cache is kept.
-    for forbidden in (
-        r"systemctl\s+(start|restart|reload|daemon-reload)",
-        r"\bservice\s+\S+\s+start",
-        r"apt-get\s+(clean|autoclean|update|install)",
-        r"/var/cache/apt",
-        r"\b(wget|curl)\s",
-    ):
-        assert not re.search(forbidden, text), forbidden
+    for pattern in (*OFFLINE_FORBIDDEN, *forbidden):
+        assert not re.search(pattern, text), pattern
+
+
+def test_customize_is_strict_and_offline() -> None:
+    _assert_strict_and_offline(CUSTOMIZE, r"/var/cache/apt")  # the .deb cache is kept whole
 
 
 def test_customize_enables_the_services_the_scenarios_rely_on() -> None:
@@ -256,7 +271,61 @@ def test_overlay_leaves_modes_of_sensitive_directories_alone() -> None:
         assert not (OVERLAY / path).exists(), path
 
 
-def test_overlay_files_are_not_writable_by_others() -> None:
-    for path in OVERLAY.rglob("*"):
+@pytest.mark.parametrize("overlay", [OVERLAY, SERVICES_OVERLAY], ids=["debian-12", "services"])
+def test_overlay_files_are_not_writable_by_others(overlay: Path) -> None:
+    for path in overlay.rglob("*"):
         mode = path.lstat().st_mode
         assert not mode & (stat.S_IWOTH | stat.S_ISUID | stat.S_ISGID), path
+
+
+# --- images/debian-12-services: apache2 and mariadb on top of debian-12 -------------------------
+
+
+def _apache_ports(path: Path) -> list[int]:
+    return [int(m) for m in re.findall(r"^\s*Listen\s+(?:\S+:)?(\d+)\s*$", path.read_text(), re.MULTILINE)]
+
+
+def test_services_recipe_copies_nothing_of_debian_12() -> None:
+    # It builds on images/debian-12 (applied first): a file of both overlays would be a copy that
+    # silently replaces the default guest's.
+    ours = {p.relative_to(SERVICES_OVERLAY) for p in SERVICES_OVERLAY.rglob("*") if not p.is_dir()}
+    base = {p.relative_to(OVERLAY) for p in OVERLAY.rglob("*") if not p.is_dir()}
+    assert ours
+    assert not ours & base
+
+
+def test_services_customize_is_strict_offline_and_enables_both_services() -> None:
+    _assert_strict_and_offline(SERVICES_CUSTOMIZE)
+    assert {"apache2.service", "mariadb.service"} <= _systemctl_units("enable", SERVICES_CUSTOMIZE)
+    assert not _systemctl_units("mask", SERVICES_CUSTOMIZE) & _systemctl_units("enable")
+
+
+def test_services_customize_drops_only_mariadbs_debs() -> None:
+    removals = [c for c in _shell_commands(SERVICES_CUSTOMIZE) if c.startswith("rm ") and "archives" in c]
+    assert len(removals) == 1
+    globs = re.findall(r'"\$archives"/(\S+)', removals[0])
+    assert sorted(globs) == ["galera-*.deb", "libmariadb*.deb", "mariadb-*.deb", "mysql-common_*.deb"]
+    assert "archives=/var/cache/apt/archives" in _shell_commands(SERVICES_CUSTOMIZE)
+
+
+def test_apache_listens_on_one_port_nobody_else_uses() -> None:
+    ports = _apache_ports(SERVICES_OVERLAY / "etc/apache2/ports.conf")
+    assert len(ports) == 1
+    (port,) = ports
+    # nginx has port 80 and sampleapp its own, here and in the debian-12 troubleshooting VM a repair
+    # installs apache2 into: apache2 could not bind either (measured: "Address already in use").
+    sampleapp = (OVERLAY / "etc/default/sampleapp").read_text(encoding="utf-8")
+    assert port not in (80, 443)
+    assert f"SAMPLEAPP_PORT={port}\n" not in sampleapp
+    site = (SERVICES_OVERLAY / "etc/apache2/sites-available/000-default.conf").read_text(encoding="utf-8")
+    assert re.findall(r"^<VirtualHost \*:(\d+)>$", site, re.MULTILINE) == [str(port)]
+
+
+def test_apache_serves_its_own_page_not_nginxs_document_root() -> None:
+    site = (SERVICES_OVERLAY / "etc/apache2/sites-available/000-default.conf").read_text(encoding="utf-8")
+    roots = re.findall(r"^\s*DocumentRoot\s+(\S+)$", site, re.MULTILINE)
+    assert roots == ["/var/www/apache2"]
+    assert (SERVICES_OVERLAY / roots[0].lstrip("/") / "index.html").is_file()
+    conf = SERVICES_OVERLAY / "etc/apache2/conf-available/vmrepair-servername.conf"
+    assert "a2enconf -q vmrepair-servername" in _shell_commands(SERVICES_CUSTOMIZE)
+    assert re.search(r"^ServerName \S+$", conf.read_text(encoding="utf-8"), re.MULTILINE)

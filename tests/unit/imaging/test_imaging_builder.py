@@ -78,6 +78,7 @@ class FakeBuildHost:
 
     def __init__(self) -> None:
         self.fail: dict[str, tuple[int, bytes, bytes]] = {}
+        self.customize_scripts: list[str] = []  # the text of /root/customize.sh at each chroot run
         self.transport = FakeTransport(self.handle, host="local")
 
     def handle(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
@@ -89,7 +90,7 @@ class FakeBuildHost:
             shutil.copytree(argv[-2].removesuffix("/."), argv[-1], dirs_exist_ok=True)
         elif argv[0] == "env":  # env -i ... chroot TREE /bin/sh /root/customize.sh
             tree = Path(argv[argv.index("chroot") + 1])
-            assert (tree / "root" / "customize.sh").is_file()
+            self.customize_scripts.append((tree / "root" / "customize.sh").read_text())
             (tree / "etc" / "customized").write_text("yes\n")
         elif argv[0] == "mkfs.ext4":  # mkfs.ext4 ... -d TREE RAW SIZE
             tree = Path(argv[argv.index("-d") + 1])
@@ -364,3 +365,55 @@ def test_stale_build_directory_of_a_dead_process_is_removed(
     ImageBuilder(settings, FakeBuildHost().transport).build(template)
 
     assert not stale.exists()
+
+
+def test_extra_recipe_is_applied_after_the_recipe(build_env: tuple[Settings, Template]) -> None:
+    settings, template = build_env
+    path = template.path
+    path.write_text(path.read_text() + "extra_recipe: debian-12-extra\n")
+    extra = settings.recipes_dir / "debian-12-extra"
+    (extra / "overlay" / "etc").mkdir(parents=True)
+    (extra / "overlay" / "etc" / "motd").write_text("extra wins\n")
+    (extra / "overlay" / "etc" / "extra").write_text("only in the extra recipe\n")
+    (extra / "customize.sh").write_text("#!/bin/sh\n# extra\n")
+    template = load_template(path.parent, "debian-12")
+    seen: dict[str, str] = {}
+    host = FakeBuildHost()
+    original = host.handle
+
+    def capture_tree(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[0] == "mkfs.ext4":
+            tree = Path(argv[argv.index("-d") + 1])
+            seen["motd"] = (tree / "etc" / "motd").read_text()
+            seen["extra"] = (tree / "etc" / "extra").read_text()
+            seen["script_left"] = str((tree / "root" / "customize.sh").exists())
+        return original(argv, stdin)
+
+    host.transport.handler = capture_tree
+    result = ImageBuilder(settings, host.transport).build(template)
+
+    tools = [argv[0] for argv in host.transport.argvs]
+    assert tools == ["debootstrap", "cp", "cp", "env", "env", "mkfs.ext4", "qemu-img"]
+    copies = [argv[-2] for argv in host.transport.argvs if argv[0] == "cp"]
+    assert copies == [f"{settings.recipes_dir / 'debian-12' / 'overlay'}/.", f"{extra / 'overlay'}/."]
+    assert host.customize_scripts == ["#!/bin/sh\nset -e\n", "#!/bin/sh\n# extra\n"]
+    assert seen == {"motd": "extra wins\n", "extra": "only in the extra recipe\n", "script_left": "False"}
+    assert result.image.manifest.recipe_hash == recipe_hash(settings.recipes_dir, template)
+    log = (result.image.directory / store.BUILD_LOG).read_text()
+    assert log.index("customize.sh of debian-12\n") < log.index("customize.sh of debian-12-extra\n")
+
+
+def test_extra_recipe_without_a_customize_script_only_adds_its_overlay(
+    build_env: tuple[Settings, Template],
+) -> None:
+    settings, template = build_env
+    path = template.path
+    path.write_text(path.read_text() + "extra_recipe: debian-12-extra\n")
+    (settings.recipes_dir / "debian-12-extra" / "overlay" / "etc").mkdir(parents=True)
+    host = FakeBuildHost()
+
+    ImageBuilder(settings, host.transport).build(load_template(path.parent, "debian-12"))
+
+    assert [argv[0] for argv in host.transport.argvs] == [
+        "debootstrap", "cp", "cp", "env", "mkfs.ext4", "qemu-img"]
+    assert host.customize_scripts == ["#!/bin/sh\nset -e\n"]

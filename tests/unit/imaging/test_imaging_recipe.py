@@ -16,9 +16,11 @@ from orchestrator.imaging.recipe import (
     canonical_mode,
     normalize_overlay,
     recipe_dir,
+    recipe_dirs,
     recipe_hash,
 )
-from orchestrator.imaging.template import Template, load_template
+from orchestrator.imaging.template import Template, list_templates, load_template
+from orchestrator.resources import shipped_recipes_dir, shipped_templates_dir
 
 TEMPLATE = """\
 name: tiny
@@ -172,7 +174,10 @@ def test_hash_of_a_recipe_without_links_is_unchanged_by_link_handling(
     template = load_template(templates, "tiny")
     digest = hashlib.sha256()
     digest.update(f"vmrepair-image-format:{BUILDER_FORMAT}\n".encode())
-    digest.update(json.dumps(template.spec.model_dump(mode="json"), sort_keys=True).encode())
+    # The spec as it was dumped before `extra_recipe` existed: templates without one keep their hash.
+    spec = template.spec.model_dump(mode="json")
+    assert spec.pop("extra_recipe") is None
+    digest.update(json.dumps(spec, sort_keys=True).encode())
     for rel, mode in (("customize.sh", 0o755), ("overlay/etc/motd", 0o644)):
         digest.update(f"\0{rel}\0{mode:o}\0".encode())
         digest.update((recipes / "tiny" / rel).read_bytes())
@@ -215,3 +220,69 @@ def test_missing_recipe_directory_names_template_file(layout: tuple[Path, Path])
     )
     with pytest.raises(ConfigError):
         recipe_hash(recipes, template)
+
+
+# --- extra_recipe ----------------------------------------------------------------------------------
+
+
+def _add_extra_recipe(layout: tuple[Path, Path]) -> Path:
+    """Give the template ``extra_recipe: tiny-extra`` with an overlay file and a customize.sh."""
+    templates, recipes = layout
+    path = templates / "tiny.yaml"
+    path.write_text(path.read_text() + "extra_recipe: tiny-extra\n")
+    extra = recipes / "tiny-extra"
+    (extra / "overlay" / "etc").mkdir(parents=True)
+    (extra / "overlay" / "etc" / "issue").write_text("extra\n")
+    (extra / "customize.sh").write_text("#!/bin/sh\ntrue\n")
+    return extra
+
+
+def test_recipe_dirs_are_the_recipe_then_the_extra_recipe(layout: tuple[Path, Path]) -> None:
+    templates, recipes = layout
+    assert recipe_dirs(recipes, load_template(templates, "tiny")) == (recipes / "tiny",)
+    _add_extra_recipe(layout)
+    assert recipe_dirs(recipes, load_template(templates, "tiny")) == (
+        recipes / "tiny", recipes / "tiny-extra")
+
+
+def test_hash_changes_when_an_extra_recipe_is_added(layout: tuple[Path, Path]) -> None:
+    before = _hash(layout)
+    _add_extra_recipe(layout)
+    assert _hash(layout) != before
+
+
+def test_hash_covers_the_files_of_the_extra_recipe(layout: tuple[Path, Path]) -> None:
+    extra = _add_extra_recipe(layout)
+    before = _hash(layout)
+    (extra / "overlay" / "etc" / "issue").write_text("changed\n")
+    assert _hash(layout) != before
+    changed = _hash(layout)
+    (extra / "customize.sh").chmod(0o755)
+    assert _hash(layout) != changed
+
+
+def test_hash_changes_when_a_file_moves_between_the_recipes(layout: tuple[Path, Path]) -> None:
+    # Same path, same content, but copied at another step: the extra overlay wins over the first.
+    recipes = layout[1]
+    extra = _add_extra_recipe(layout)
+    motd = "overlay/etc/motd"
+    before = _hash(layout)
+    (recipes / "tiny" / motd).rename(extra / motd)
+    assert _hash(layout) != before
+
+
+def test_missing_extra_recipe_directory_names_the_key(layout: tuple[Path, Path]) -> None:
+    templates, recipes = layout
+    extra = _add_extra_recipe(layout)
+    shutil.rmtree(extra)
+    template = load_template(templates, "tiny")
+    with pytest.raises(ConfigError) as info:
+        recipe_hash(recipes, template)
+    assert info.value.message == f"{template.path}: extra_recipe: directory {extra} does not exist"
+    assert info.value.file == str(template.path)
+
+
+def test_every_shipped_template_has_its_recipe_directories() -> None:
+    for path in list_templates(shipped_templates_dir()):
+        template = load_template(shipped_templates_dir(), str(path))
+        assert [d.name for d in recipe_dirs(shipped_recipes_dir(), template)] == list(template.spec.recipes)

@@ -129,3 +129,38 @@ def test_explicit_path_is_used_as_is(tmp_path: Path) -> None:
     path = _write(elsewhere, "tiny", VALID.format(name="tiny"))
     assert template_path(tmp_path, str(path)) == path
     assert load_template(tmp_path, str(path)).path == path
+
+
+def test_extra_recipe_is_optional_and_applied_after_the_recipe(tmp_path: Path) -> None:
+    _write(tmp_path, "tiny", VALID.format(name="tiny"))
+    _write(tmp_path, "web", VALID.format(name="web") + "extra_recipe: web-services\n")
+    assert load_template(tmp_path, "tiny").spec.extra_recipe is None
+    assert load_template(tmp_path, "tiny").spec.recipes == ("tiny",)
+    assert load_template(tmp_path, "web").spec.recipes == ("tiny", "web-services")
+
+
+def test_extra_recipe_must_not_repeat_the_recipe(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tiny", VALID.format(name="tiny") + "extra_recipe: tiny\n")
+    with pytest.raises(ConfigError) as info:
+        load_template(tmp_path, "tiny")
+    assert info.value.message == f"{path}: extra_recipe: Value error, 'tiny' is already the recipe"
+
+
+def test_extra_recipe_must_be_a_directory_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "tiny", VALID.format(name="tiny") + "extra_recipe: ../etc\n")
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{path}: extra_recipe: String should match")):
+        load_template(tmp_path, "tiny")
+
+
+def test_shipped_services_template_layers_its_recipe_on_debian_12() -> None:
+    spec = load_template(SHIPPED, "debian-12-services").spec
+    base = load_template(SHIPPED, "debian-12").spec
+    assert spec.recipes == ("debian-12", "debian-12-services")
+    assert (spec.suite, spec.variant, spec.kernel_cmdline) == (base.suite, base.variant, base.kernel_cmdline)
+    # Everything the default guest has, plus the services.
+    assert set(base.packages) <= set(spec.packages)
+    assert {"apache2", "mariadb-server"} <= set(spec.packages)
+    assert set(base.package_cache) <= set(spec.package_cache)
+    # The layer code must download mariadb's packages from the mirror: none of them is kept.
+    assert {"apache2", "apache2-bin", "apache2-data", "apache2-utils"} <= set(spec.package_cache)
+    assert not [p for p in spec.package_cache if p.startswith(("mariadb", "mysql", "galera"))]
