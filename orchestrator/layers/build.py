@@ -4,11 +4,8 @@
     boot a build VM from the template → install offline → verify versions → freeze (disk + memory) →
     publish
 
-The guest never has network: the .debs are copied in and installed with ``apt-get install`` of local
-files only (``--no-download``). Services the packages would start are held back by a ``policy-rc.d``
-during the install (apache2's default site would fight the template's nginx for port 80); the import of
-the target's files then starts them with the target's configuration. Frozen like a warm state, the
-layer restores as fast as the template.
+The guest never has network: the .debs are copied in and installed from a local repository
+(:mod:`.install`). Frozen like a warm state, the layer restores as fast as the template.
 """
 
 from __future__ import annotations
@@ -16,27 +13,24 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from orchestrator.config.settings import Settings
 from orchestrator.errors import LayerError, VmRepairError
-from orchestrator.facts.model import Package, TargetFacts
-from orchestrator.facts.parse import parse_packages
-from orchestrator.facts.read import PACKAGE_FORMAT
+from orchestrator.facts.model import TargetFacts
 from orchestrator.hypervisor.warm import WarmState
 from orchestrator.imaging.mirror import host_mirror
 from orchestrator.layers import debs
+from orchestrator.layers.install import install
 from orchestrator.layers.plan import LayerPlan
 from orchestrator.layers.store import BuiltLayer, LayerManifest, LayerStore, now_iso
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
 
-GUEST_DIR = "/var/cache/vmrepair-layer"
-POLICY_RC = "/usr/sbin/policy-rc.d"
 #: Beyond the .debs (unpacked they take about three times their size) and the memory state.
 SPACE_HEADROOM_BYTES = 512 * 1024**2
 STEPS = ("fetch", "boot", "install", "freeze", "publish")
@@ -60,11 +54,6 @@ class LayerResult:
 def layer_vm_name(key: str) -> str:
     """The name clones of the layer must have (its memory state was saved under it)."""
     return f"lyr-{key[:16]}"
-
-
-def deb_name(package: Package) -> str:
-    """Debian's pool file name (an epoch's ``:`` is written ``%3a``)."""
-    return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
 
 
 class Freezer(Protocol):
@@ -122,7 +111,7 @@ class LayerBuilder:
             self.progress(f"installing {len(fetched.debs)} packages in build VM {layer_vm_name(plan.key)}")
             step = time.monotonic()
             self.vms.freeze(layer_vm_name(plan.key), plan.template, work,
-                            lambda vm: install(vm, fetched.debs, timeout=timeout))
+                            lambda vm: install(vm, self.local, fetched.debs, timeout=timeout))
             timings["boot+install+freeze"] = round(time.monotonic() - step, 2)
             shutil.rmtree(work / "debs")
             manifest = LayerManifest(
@@ -164,45 +153,3 @@ class LayerBuilder:
             self.store.remove(work)
         except (VmRepairError, OSError):
             log.exception("cannot remove the partial layer build %s", work)
-
-
-def install(vm: Transport, files: Sequence[debs.DebFile], *, timeout: float) -> None:
-    """Copy the .debs into the build VM and install them offline, then check every version.
-
-    Raises:
-        LayerError: apt refused or a package did not end installed at the wanted version.
-    """
-    # An empty list directory: the template's own apt lists (debootstrap's) name the same versions at
-    # http:// URIs, and apt prefers those to the local files, then cannot fetch them (no network).
-    vm.check(["mkdir", "-p", "--", f"{GUEST_DIR}/lists/partial"], timeout=30)
-    remote = []
-    for deb in files:
-        path = f"{GUEST_DIR}/{deb_name(deb.package)}"
-        vm.put_file(deb.path, path, mode=0o644)
-        remote.append(path)
-    # exit 101 = "action forbidden": invoke-rc.d and deb-systemd-invoke start nothing during the install.
-    vm.check(["sh", "-c", f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC} && chmod 0755 {POLICY_RC}"],
-             timeout=30)
-    result = vm.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
-                     "--no-download", "--allow-downgrades", "--no-install-recommends",
-                     "-o", f"Dir::State::Lists={GUEST_DIR}/lists",
-                     "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-                     "--", *remote], timeout=timeout, max_output=1024 * 1024)
-    vm.run(["rm", "-rf", "--", GUEST_DIR, POLICY_RC], timeout=60)
-    if not result.succeeded:
-        tail = " | ".join((result.stderr_text.strip() or result.stdout_text.strip()).splitlines()[-6:])
-        raise LayerError(f"installing the layer's packages failed (apt-get exit {result.exit_status}): "
-                         f"{tail}",
-                         step="install", remedy="the packages' set is inconsistent with the template; "
-                         "the run continues on the template")
-    names = sorted({d.package.name for d in files})
-    answer = vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT, "--", *names], timeout=60)
-    got = {p.name: p for p in parse_packages(answer.stdout_text).items}
-    wrong = [f"{d.package.spec} (VM: {got[d.package.name].version if d.package.name in got else 'absent'})"
-             for d in files if d.package.name not in got or got[d.package.name].version != d.package.version
-             or not got[d.package.name].is_installed]
-    if wrong:
-        raise LayerError("after the install these packages are not at the target's version: "
-                         + ", ".join(wrong),
-                         step="verify")
-    vm.check(["systemctl", "daemon-reload"], timeout=120)

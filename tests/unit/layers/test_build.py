@@ -13,8 +13,9 @@ from orchestrator.config.settings import Settings
 from orchestrator.errors import LayerError
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.hypervisor.warm import WarmState, publish_warm_state
-from orchestrator.layers.build import GUEST_DIR, POLICY_RC, LayerBuilder, deb_name
+from orchestrator.layers.build import LayerBuilder
 from orchestrator.layers.debs import DebFile, Fetched
+from orchestrator.layers.install import GUEST_DIR, POLICY_RC, deb_name
 from orchestrator.layers.plan import LayerPlan
 from orchestrator.layers.store import LayerStore
 from orchestrator.transport.base import Transport
@@ -77,7 +78,12 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 def builder(settings: Settings, vms: FakeVms, calls: list[int], **kwargs: Any) -> LayerBuilder:
     fetch = fake_fetch(calls, fail=kwargs.pop("fail", None))
-    return LayerBuilder(settings, vms, FakeTransport(), fetch=fetch, **kwargs)
+    return LayerBuilder(settings, vms, orchestrator(), fetch=fetch, **kwargs)
+
+
+def orchestrator(control: bytes = b"Package: x\nVersion: 1\nDescription: a\n two lines\n") -> FakeTransport:
+    """The orchestrator's own commands: ``dpkg-deb -f`` prints a control file."""
+    return FakeTransport(lambda argv, stdin: (0, control, b"") if argv[0] == "dpkg-deb" else (0, b"", b""))
 
 
 def test_a_layer_is_built_once_then_reused(settings: Settings) -> None:
@@ -94,18 +100,42 @@ def test_a_layer_is_built_once_then_reused(settings: Settings) -> None:
     assert not (first.layer.directory / "debs").exists()   # the .debs are not kept in the layer
 
 
-def test_the_install_is_offline_with_services_held_back_and_cleans_up(settings: Settings) -> None:
+def test_the_install_is_from_a_local_repository_with_services_held_back_and_cleans_up(
+        settings: Settings) -> None:
     vm = guest({"apache2": APACHE.version, "libfoo": EPOCH.version})
     builder(settings, FakeVms(vm), []).ensure(PLAN, FakeTransport(), FACTS)
     argvs = [c.argv for c in vm.calls]
-    apt = next(a for a in argvs if "apt-get" in a)
-    assert "--no-download" in apt and "--allow-downgrades" in apt
-    assert f"{GUEST_DIR}/libfoo_1%3a2.0-1_amd64.deb" in apt          # the epoch as in Debian's pool
-    policy = next(i for i, a in enumerate(argvs) if any(POLICY_RC in x for x in a))
-    assert policy < argvs.index(apt)                                  # nothing starts during the install
+    update = next(a for a in argvs if a[:2] == ("apt-get", "update"))
+    apt = next(a for a in argvs if "install" in a and "apt-get" in a)
+    for options in (update, apt):   # only the local repository: never the template's lists or sources
+        assert f"Dir::Etc::SourceList={GUEST_DIR}/sources.list" in options
+        assert f"Dir::State::Lists={GUEST_DIR}/lists" in options
+    assert "--allow-downgrades" in apt
+    assert "apache2:amd64=2.4.62-1~deb12u2" in apt and "libfoo:amd64=1:2.0-1" in apt
+    index = next(c.stdin for c in vm.calls if c.argv[-2] == f"{GUEST_DIR}/Packages")
+    assert index is not None
+    assert b"Filename: ./libfoo_1%3a2.0-1_amd64.deb" in index   # the epoch as in Debian's pool
+    assert index.count(b"\n\n") == 2 and b"Description: a\n two lines\nFilename" in index
+    policy = next(i for i, c in enumerate(vm.calls) if c.argv[-2] == POLICY_RC)
+    assert vm.calls[policy].stdin == b"#!/bin/sh\nexit 101\n"          # nothing starts during the install
+    assert policy < argvs.index(apt)
     cleanup = next(i for i, a in enumerate(argvs) if a[:2] == ("rm", "-rf"))
     assert cleanup > argvs.index(apt) and POLICY_RC in argvs[cleanup]
     assert set(vm.files) == {f"{GUEST_DIR}/{deb_name(APACHE)}", f"{GUEST_DIR}/{deb_name(EPOCH)}"}
+
+
+@pytest.mark.parametrize("control", [
+    b"Package: x\n\nPackage: evil\nVersion: 1\n",          # a second stanza smuggled in
+    b"Package: x\nFilename: ../../etc/shadow\n",            # the index's own fields
+    b"Package: x\nSHA256: 00\n",
+])
+def test_a_crafted_control_file_cannot_inject_into_the_index(settings: Settings, control: bytes) -> None:
+    vm = guest({"apache2": APACHE.version, "libfoo": EPOCH.version})
+    fetch = fake_fetch([])
+    with pytest.raises(LayerError, match="control file is malformed or sets index fields"):
+        LayerBuilder(settings, FakeVms(vm), orchestrator(control), fetch=fetch).ensure(
+            PLAN, FakeTransport(), FACTS)
+    assert LayerStore(settings.image_store).list() == []
 
 
 def test_an_apt_failure_is_a_layer_error_and_nothing_is_published(settings: Settings) -> None:
