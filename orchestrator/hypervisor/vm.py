@@ -137,6 +137,7 @@ class VmManager:
         cmdline_extra: str = "",
         warm: bool = False,
         layer: WarmState | None = None,
+        disk_cache: str = "writeback",
     ) -> UpResult:
         """Clone and boot (or, with ``warm``, restore a saved booted state and fall back to a cold boot
         when that is not possible); returns when SSH answers.
@@ -194,7 +195,7 @@ class VmManager:
                         image.kernel, image.initrd,
                         f"{image.manifest.kernel_cmdline} {cmdline_extra}".strip(),
                     ),
-                    disk=DiskSpec(vm_dir / inst.OVERLAY),
+                    disk=DiskSpec(vm_dir / inst.OVERLAY, cache=disk_cache),
                     net=UserNetSpec(port),
                     serial_log=vm_dir / inst.SERIAL_LOG,
                     metadata=InstanceMetadata(
@@ -287,7 +288,9 @@ class VmManager:
         # A warm start (when the template's state may be restored under this name) only saves the
         # boot; the layer's disk then stacks on the template's warm disk, which is frozen too.
         # Ephemeral: should this process die mid-way, the reaper removes the VM.
-        self.up(name, template, warm=warm, ephemeral=True)
+        # Disk flushes ignored: the guest syncs once before the freeze, and the files are fsynced
+        # before the record that makes them count is written.
+        self.up(name, template, warm=warm, ephemeral=True, disk_cache="unsafe")
         try:
             with self.transport(name) as ssh:
                 # Only a guest whose boot finished cleanly is worth freezing.

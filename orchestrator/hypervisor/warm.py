@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ def publish_warm_state(
     (directory / DISK).chmod(0o444)  # restored clones stack overlays on it: it must never change
     shutil.move(str(saved_state), directory / STATE)
     (directory / STATE).chmod(0o600)
+    for name in (DISK, STATE):
+        # Durable before the record says they are complete (the VM may have ignored its flushes).
+        with (directory / name).open("rb") as handle:
+            os.fsync(handle.fileno())
     record = {"recipe_hash": recipe_hash, "vm_name": vm_name}
     atomic_write(directory / RECORD, json.dumps(record).encode(), mode=0o600)
     return WarmState(directory, recipe_hash, vm_name)

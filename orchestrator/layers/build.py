@@ -10,6 +10,7 @@ The guest never has network: the .debs are copied in and installed from a local 
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import shutil
 import time
@@ -97,22 +98,24 @@ class LayerBuilder:
         work = self.store.work_dir(plan.key)
         timings: dict[str, float] = {}
         try:
-            self.progress(f"fetching {len(plan.needed)} packages")
+            self.progress(f"fetching {len(plan.needed)} packages while the build VM boots")
             step = time.monotonic()
-            fetched = self.fetch(
-                target, plan.needed, work / "debs", local=self.local, settings=self.settings.layers,
-                default_mirror=self._mirror(facts), suite=facts.os.codename,
-                arch=plan.needed[0].arch if plan.needed[0].arch != "all" else facts.arch,
-                cache_dir=self.settings.image_store / ".cache" / "layers")
-            timings["fetch"] = round(time.monotonic() - step, 2)
-            size = sum(d.path.stat().st_size for d in fetched.debs)
-            self._need_space(3 * size + SPACE_HEADROOM_BYTES, "for the layer's disk")
-            timeout = self.settings.layers.build_timeout_s
-            self.progress(f"installing {len(fetched.debs)} packages in build VM {layer_vm_name(plan.key)}")
-            step = time.monotonic()
-            self.vms.freeze(layer_vm_name(plan.key), plan.template, work,
-                            lambda vm: install(vm, self.local, fetched.debs, timeout=timeout))
-            timings["boot+install+freeze"] = round(time.monotonic() - step, 2)
+            with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="layer-fetch") as pool:
+                # The fetch (seconds to a minute) and the build VM's boot (about 20 s) overlap.
+                fetching = pool.submit(self._fetch, plan, target, facts, work / "debs", timings)
+
+                def prepare(vm: Transport) -> None:
+                    fetched = fetching.result()
+                    size = sum(d.path.stat().st_size for d in fetched.debs)
+                    self._need_space(3 * size + SPACE_HEADROOM_BYTES, "for the layer's disk")
+                    self.progress(f"installing {len(fetched.debs)} packages")
+                    install(vm, self.local, fetched.debs, timeout=self.settings.layers.build_timeout_s,
+                            timings=timings)
+
+                self.vms.freeze(layer_vm_name(plan.key), plan.template, work, prepare)
+                fetched = fetching.result()
+            # From the boot to the saved state; the fetch ran during the boot.
+            timings["vm"] = round(time.monotonic() - step, 2)
             shutil.rmtree(work / "debs")
             manifest = LayerManifest(
                 key=plan.key, template=plan.template, recipe_hash=plan.recipe_hash,
@@ -129,6 +132,16 @@ class LayerBuilder:
             raise
         self.store.touch(layer)
         return LayerResult(layer, True, time.monotonic() - began, fetched.notes)
+
+    def _fetch(self, plan: LayerPlan, target: Transport, facts: TargetFacts, dest: Path,
+               timings: dict[str, float]) -> debs.Fetched:
+        began = time.monotonic()
+        arch = next((p.arch for p in plan.needed if p.arch != "all"), facts.arch)
+        fetched = self.fetch(target, plan.needed, dest, local=self.local, settings=self.settings.layers,
+                             default_mirror=self._mirror(facts), suite=facts.os.codename, arch=arch,
+                             cache_dir=self.settings.image_store / ".cache" / "layers")
+        timings["fetch"] = round(time.monotonic() - began, 2)
+        return fetched
 
     def _mirror(self, facts: TargetFacts) -> str:
         if self.settings.layers.mirror or self.settings.mirror:

@@ -15,12 +15,17 @@ starts them with the target's configuration.
 
 from __future__ import annotations
 
+import io
+import tarfile
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from orchestrator.errors import LayerError
 from orchestrator.facts.model import Package
 from orchestrator.facts.parse import parse_packages
 from orchestrator.facts.read import PACKAGE_FORMAT
+from orchestrator.layers.debname import deb_file_name
 from orchestrator.layers.debs import DebFile
 from orchestrator.transport.base import Transport
 
@@ -31,9 +36,26 @@ INDEX_FIELDS = ("filename:", "size:", "sha256:", "md5sum:", "sha1:")
 MAX_CONTROL = 256 * 1024
 
 
+#: Run in the build VM just before its memory is saved: page cache dropped, then the free memory
+#: written with zeros once (the kernel hands out zeroed pages; writing zeros keeps them so), so the saved
+#: state holds what runs and not the install's leftovers: QEMU stores zero pages as a flag. Measured: a
+#: 594 MB state and a restore 2.4 times slower than the template's without it.
+ZERO_FREE_MEMORY = """
+import mmap
+avail = int(next(l.split()[1] for l in open('/proc/meminfo') if l.startswith('MemAvailable:'))) * 1024
+n = max(0, avail - 128 * 2**20) // 2**20 * 2**20
+if n:
+    m = mmap.mmap(-1, n)
+    zeros = bytes(2**20)
+    for off in range(0, n, 2**20):
+        m[off:off + 2**20] = zeros
+    m.close()
+"""
+
+
 def deb_name(package: Package) -> str:
     """Debian's pool file name (an epoch's ``:`` is written ``%3a``)."""
-    return f"{package.name}_{package.version.replace(':', '%3a')}_{package.arch}.deb"
+    return deb_file_name(package) or f"{package.name}_{package.version}_{package.arch}.deb"
 
 
 def apt_options() -> list[str]:
@@ -65,19 +87,38 @@ def repository_index(local: Transport, files: Sequence[DebFile]) -> bytes:
     return "".join(stanzas).encode()
 
 
-def install(vm: Transport, local: Transport, files: Sequence[DebFile], *, timeout: float) -> None:
-    """Copy the .debs into the build VM and install exactly those versions, then check every one.
+def _repository_tar(path: Path, files: Sequence[DebFile], index: bytes) -> None:
+    with tarfile.open(path, "w") as tar:
+        for deb in files:
+            tar.add(deb.path, arcname=deb_name(deb.package), recursive=False)
+        source = f"deb [trusted=yes] file:{GUEST_DIR} ./\n".encode()
+        for name, data in (("Packages", index), ("sources.list", source)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+
+
+def install(vm: Transport, local: Transport, files: Sequence[DebFile], *, timeout: float,
+            timings: dict[str, float] | None = None) -> None:
+    """Copy the .debs into the build VM and install exactly those versions, check every one, and leave
+    the VM ready to be frozen (caches dropped, free memory zeroed).
 
     Raises:
         LayerError: apt refused or a package did not end installed at the wanted version.
     """
+    clock = _Clock(timings if timings is not None else {})
     vm.check(["mkdir", "-p", "--", f"{GUEST_DIR}/lists/partial"], timeout=30)
-    for deb in files:
-        vm.put_file(deb.path, f"{GUEST_DIR}/{deb_name(deb.package)}", mode=0o644)
-    _put_text(vm, f"{GUEST_DIR}/Packages", repository_index(local, files))
-    _put_text(vm, f"{GUEST_DIR}/sources.list", f"deb [trusted=yes] file:{GUEST_DIR} ./\n".encode())
+    # One archive, one transfer: 38 files one by one took 14 s against a TCG guest.
+    bundle = files[0].path.parent / "repository.tar" if files else None
+    if bundle is not None:
+        _repository_tar(bundle, files, repository_index(local, files))
+        vm.put_file(bundle, f"{GUEST_DIR}/repository.tar", mode=0o600)
+        bundle.unlink()
+        vm.check(["tar", "-x", "--no-same-owner", "-f", f"{GUEST_DIR}/repository.tar", "-C", GUEST_DIR],
+                 timeout=300)
     # exit 101 = "action forbidden": invoke-rc.d and deb-systemd-invoke start nothing during the install.
     _put_text(vm, POLICY_RC, b"#!/bin/sh\nexit 101\n", mode=0o755)
+    clock.lap("push")
     try:
         update = vm.run(["apt-get", "update", "-q", *apt_options()], timeout=120, max_output=256 * 1024)
         _raise_unless(update.succeeded, "apt-get update of the local repository", update.exit_status,
@@ -87,13 +128,31 @@ def install(vm: Transport, local: Transport, files: Sequence[DebFile], *, timeou
         result = vm.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
                          "--allow-downgrades", "--no-install-recommends", *apt_options(),
                          "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+                         # No fsync per unpacked file (the slowest part under TCG): the VM syncs once
+                         # before it is frozen, and a build that dies is thrown away.
+                         "-o", "Dpkg::Options::=--force-unsafe-io",
                          "--", *wanted], timeout=timeout, max_output=1024 * 1024)
         _raise_unless(result.succeeded, "installing the layer's packages", result.exit_status,
                       result.stderr_text.strip() or result.stdout_text)
     finally:
         vm.run(["rm", "-rf", "--", GUEST_DIR, POLICY_RC], timeout=60)
+    clock.lap("apt")
     _verify(vm, files)
     vm.check(["systemctl", "daemon-reload"], timeout=120)
+    vm.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], timeout=120)
+    vm.run(["python3", "-c", ZERO_FREE_MEMORY], timeout=300)   # an optimization: a failure costs speed only
+    clock.lap("settle")
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.last = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.timings[name] = round(now - self.last, 2)
+        self.last = now
 
 
 def _verify(vm: Transport, files: Sequence[DebFile]) -> None:
