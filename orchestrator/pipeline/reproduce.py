@@ -99,7 +99,10 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
         moved = _release(ctx, sandbox, facts)
         image = ctx.app.images.require(sandbox.template)
         arch = sandbox.transport.check(["dpkg", "--print-architecture"], timeout=30).stdout_text.strip()
-        plan = plan_layer(target=ctx.transport, facts=facts, components=components,
+        # Every watched component, not only the affected ones: one layer per host configuration, reused
+        # by every fault on that host, and related services (a web server and its database) both run.
+        watched = (*components, *(c for c in settings.watch.components if c not in components))
+        plan = plan_layer(target=ctx.transport, facts=facts, components=watched,
                           template=sandbox.template, recipe_hash=image.manifest.recipe_hash,
                           template_arch=arch, template_os=("debian", image.manifest.suite),
                           in_template=template_packages(sandbox.transport), settings=settings.layers)

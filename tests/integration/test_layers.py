@@ -1,0 +1,107 @@
+"""Host layers on real VMs (issue 10): a patient built from a *second* template (apache2 on 8088 and
+mariadb-server, which the default troubleshooting template lacks) is broken in a file, a directory and a
+unit state of those services. Each run must move the troubleshooting VM onto a layer carrying the
+patient's own packages (the first run builds it, from the patient's apt cache and the mirror; later runs
+reuse it) and reproduce the fault there: never `not_reproduced`, never a reproduction the VM's missing
+packages could explain. A fault no playbook repairs yet may end `not_repaired`, the patient untouched.
+
+The layer for this package set is removed before the module (so `make test` measures a real build);
+set VMREPAIR_TEST_REUSE_LAYERS=1 to keep a cached one while iterating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.app import App
+from orchestrator.layers.store import LayerStore
+from orchestrator.model import SessionStatus
+from orchestrator.pipeline.run import RunOptions, run_repair
+from tests.integration.helpers import booted_patient, fresh_patient
+from tests.integration.services import FAULTS, TEMPLATE, ServiceFault, services_app
+
+pytestmark = pytest.mark.integration
+HEALTHY = "healthy"
+#: A file, a directory and a unit state (the fourth fault, apache2's mods-enabled, runs nightly).
+IN_MAKE_TEST = ("apache2-config-file", "mariadb-conf-dir", "mariadb-masked")
+SEEN: list[dict[str, Any]] = []
+
+
+@pytest.fixture(scope="module")
+def svc(app: App) -> Iterator[App]:
+    with services_app(app) as services:
+        yield services
+
+
+@pytest.fixture(scope="module")
+def patient(svc: App) -> Iterator[str]:
+    if not os.environ.get("VMREPAIR_TEST_REUSE_LAYERS"):
+        store = LayerStore(svc.settings.image_store)
+        for layer in store.list():
+            if any(spec.startswith("mariadb-server:") for spec in layer.manifest.packages):
+                store.remove(layer.directory)
+    yield from booted_patient(svc, "svc", HEALTHY, TEMPLATE)
+
+
+@pytest.fixture
+def fresh(svc: App, patient: str) -> Iterator[str]:
+    yield from fresh_patient(svc, patient, HEALTHY)
+
+
+def _faults() -> list[Any]:
+    return [pytest.param(f, id=f.name, marks=() if f.name in IN_MAKE_TEST else pytest.mark.nightly)
+            for f in FAULTS]
+
+
+@pytest.mark.parametrize("fault", _faults())
+def test_a_fault_of_a_service_the_template_lacks_reproduces_on_a_host_layer(
+        svc: App, fresh: str, fault: ServiceFault) -> None:
+    with svc.vms.transport(fresh) as ssh:
+        fault.inject(ssh)
+    outcome = run_repair(svc, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    data = outcome.as_dict()
+    dump = json.dumps(data, indent=1, default=str)
+    assert outcome.status is not SessionStatus.NOT_REPRODUCED, dump
+    assert outcome.status is not SessionStatus.ERROR, dump
+    session = Path(str(data["session_dir"]))
+    reproduced = json.loads((session / f"reproduce-{fault.component}.json").read_text())
+    layer = reproduced["layer"]
+    # Reproduced on the layer, for the target's reason: nothing the target has is missing in the VM.
+    assert layer["used"] and not layer["fallback"], layer
+    assert reproduced["ok"] is False and reproduced["environment"]["missing_in_vm"] == [], reproduced
+    added = {spec.split(":", 1)[0] for spec in layer["added"]}
+    assert {"apache2", "apache2-bin", "mariadb-server", "mariadb-server-core"} <= added
+    # The patient keeps apache2's .debs in its apt cache (its template says so), not mariadb's.
+    assert layer["sources"].get("target-cache", 0) >= 4 and layer["sources"].get("mirror", 0) >= 4, layer
+    if SEEN:
+        assert layer["used"] == SEEN[0]["used"] and layer["built_now"] is False, "the layer was not reused"
+    SEEN.append(layer)
+    report = (session / "report.md").read_text()
+    assert "Host layer:" in report and layer["used"][:16] in report
+    if outcome.status is not SessionStatus.REPAIRED:
+        assert outcome.status is SessionStatus.NOT_REPAIRED, dump
+        with svc.vms.transport(fresh) as ssh:   # nothing applied: the fault is still there
+            state = ssh.run(["systemctl", "is-active", "--", f"{fault.component}.service"]).stdout_text
+        assert state.strip() != "active"
+
+
+def test_the_layer_is_listed_and_a_prune_keeps_a_current_one(svc: App, patient: str) -> None:
+    if not SEEN:
+        pytest.skip("no layer was used by the runs above (they failed first)")
+    store = LayerStore(svc.settings.image_store)
+    layer = store.get(SEEN[0]["used"])
+    assert layer is not None and layer.manifest.template == svc.settings.default_template
+    assert layer.manifest.build_seconds > 0 and layer.disk_bytes > 0
+    listed = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "--json", "image", "layers",
+                             "--prune"], capture_output=True, text=True, check=True, timeout=120)
+    answer = json.loads(listed.stdout)
+    assert layer.key not in answer["removed"]
+    assert any(row["key"] == layer.key and row["current"] for row in answer["layers"])
