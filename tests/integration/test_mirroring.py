@@ -90,3 +90,33 @@ def test_an_account_the_vm_lacks_is_created_and_owns_what_it_owns_on_the_target(
     with app.vms.transport(fresh) as ssh:
         owner = ssh.check(["stat", "-c", "%U:%G", "--", "/etc/nginx/conf.d"]).stdout_text.strip()
     assert owner == "appsvc:appsvc"
+
+
+def test_a_mode_fault_is_reproduced_with_the_targets_mode(app: App, fresh: str) -> None:
+    """/opt/sampleapp made 0700 (root-only): the service's account can no longer read its own code."""
+    with app.vms.transport(fresh) as ssh:
+        ssh.check(["chmod", "0700", "--", "/opt/sampleapp"])
+        ssh.run(["systemctl", "restart", "--", "sampleapp.service"], timeout=120)
+        assert ssh.run(["systemctl", "is-active", "--", "sampleapp.service"]).stdout_text.strip() != "active"
+    outcome = run_repair(app, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    data = outcome.as_dict()
+    assert outcome.status is not SessionStatus.NOT_REPRODUCED, json.dumps(data, indent=1, default=str)
+    reproduced = json.loads((Path(str(data["session_dir"])) / "reproduce-sampleapp.json").read_text())
+    assert reproduced["ok"] is False and reproduced["environment"]["missing_in_vm"] == []
+    # 200 is systemd's EXIT_CHDIR: WorkingDirectory=/opt/sampleapp is unreadable to the service, as there.
+    assert reproduced["evidence"].get("ExecMainStatus") == "200", reproduced
+
+
+def test_a_dangling_symlink_on_the_target_is_a_dangling_symlink_in_the_vm(app: App, fresh: str) -> None:
+    """sites-enabled/default pointing at a site that does not exist: nginx -t fails on the target."""
+    with app.vms.transport(fresh) as ssh:
+        ssh.check(["ln", "-sfn", "/etc/nginx/sites-available/gone", "/etc/nginx/sites-enabled/default"])
+        ssh.run(["systemctl", "restart", "--", "nginx.service"], timeout=120)
+    outcome = run_repair(app, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    data = outcome.as_dict()
+    assert outcome.status is not SessionStatus.NOT_REPRODUCED, json.dumps(data, indent=1, default=str)
+    session = Path(str(data["session_dir"]))
+    reproduced = json.loads((session / "reproduce-nginx.json").read_text())
+    assert reproduced["ok"] is False and reproduced["environment"]["missing_in_vm"] == []
+    # The same reason as on the target: the link is there and leads nowhere (open() follows it).
+    assert 'open() "/etc/nginx/sites-enabled/default" failed (2: No such file' in reproduced["evidence"]["output"]
