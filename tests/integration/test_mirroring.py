@@ -119,4 +119,5 @@ def test_a_dangling_symlink_on_the_target_is_a_dangling_symlink_in_the_vm(app: A
     reproduced = json.loads((session / "reproduce-nginx.json").read_text())
     assert reproduced["ok"] is False and reproduced["environment"]["missing_in_vm"] == []
     # The same reason as on the target: the link is there and leads nowhere (open() follows it).
-    assert 'open() "/etc/nginx/sites-enabled/default" failed (2: No such file' in reproduced["evidence"]["output"]
+    said = reproduced["evidence"]["output"]
+    assert 'open() "/etc/nginx/sites-enabled/default" failed (2: No such file' in said
