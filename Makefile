@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/vm_lifecycle.py
 	$(BIN)/python bench/mttr.py
 	$(BIN)/python bench/daemon_idle.py
+	$(BIN)/python bench/layers.py
 
 clean:
 	-$(BIN)/vmrepair vm reap
