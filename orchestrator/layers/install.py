@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchestrator import systemd
 from orchestrator.errors import LayerError
 from orchestrator.facts.model import Package
 from orchestrator.facts.parse import parse_packages
@@ -138,7 +139,7 @@ def install(vm: Transport, local: Transport, files: Sequence[DebFile], *, timeou
         vm.run(["rm", "-rf", "--", GUEST_DIR, POLICY_RC], timeout=60)
     clock.lap("apt")
     _verify(vm, files)
-    vm.check(["systemctl", "daemon-reload"], timeout=120)
+    systemd.daemon_reload(vm, timeout=120).raise_for_timeout(vm.host)
     vm.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], timeout=120)
     vm.run(["python3", "-c", ZERO_FREE_MEMORY], timeout=300)   # an optimization: a failure costs speed only
     clock.lap("settle")
