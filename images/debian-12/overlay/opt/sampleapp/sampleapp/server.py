@@ -8,7 +8,8 @@ import socketserver
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+# timezone.utc, not datetime.UTC (3.11+): the recipe also builds for older releases (bullseye: 3.9).
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -109,7 +110,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         else:
             status, body = route(self.server)
         record = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             "method": method,
             "path": self.path[:MAX_LOGGED_PATH],
             "status": int(status),
