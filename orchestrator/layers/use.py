@@ -16,6 +16,8 @@ class LayerUse:
     result: LayerResult | None = None
     #: Why the sandbox runs the plain template although the target has packages it lacks (or "").
     fallback: str = ""
+    #: The template under it: the default one, or its recipe built for the target's release.
+    template: str = ""
 
     @property
     def key(self) -> str:
@@ -26,11 +28,12 @@ class LayerUse:
             m = self.result.layer.manifest
             how = f"built in {m.build_seconds:.0f} s" if self.result.is_built else "cached"
             return f"layer {m.key[:12]} ({len(m.packages)} packages, {how})"
-        return "the template" + (f" (no layer: {self.fallback})" if self.fallback else "")
+        name = f"the template {self.template}" if self.template else "the template"
+        return name + (f" (no layer: {self.fallback})" if self.fallback else "")
 
     def as_dict(self) -> dict[str, object]:
         data: dict[str, object] = {"plan": self.plan.as_dict() if self.plan else None,
-                                   "fallback": self.fallback, "used": self.key}
+                                   "fallback": self.fallback, "used": self.key, "template": self.template}
         if self.result is not None:
             m = self.result.layer.manifest
             data |= {"vm_name": m.vm_name, "built_now": self.result.is_built,

@@ -110,13 +110,14 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
             plan = replace(plan, notes=(moved, *plan.notes))
         if plan.refused:
             ctx.session.event(Stage.SANDBOX, "layer_refused", reason=plan.refused)
-            return LayerUse(plan, fallback="; ".join(filter(None, (plan.refused, moved))))
+            return LayerUse(plan, fallback="; ".join(filter(None, (plan.refused, moved))),
+                            template=sandbox.template)
         if not plan.needed:
-            return LayerUse(plan)
-        return LayerUse(plan, sandbox.use_layer(plan, ctx.transport, facts))
+            return LayerUse(plan, template=sandbox.template)
+        return LayerUse(plan, sandbox.use_layer(plan, ctx.transport, facts), template=sandbox.template)
     except VmRepairError as exc:
         ctx.session.event(Stage.SANDBOX, "layer_failed", error=exc.message)
-        return LayerUse(plan, fallback=f"layer failed: {exc.message}")
+        return LayerUse(plan, fallback=f"layer failed: {exc.message}", template=sandbox.template)
 
 
 def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: ImportReport) -> Reproduction:

@@ -72,7 +72,7 @@ def _layer(layer: dict[str, object]) -> list[str]:
     if not layer:
         return []
     if layer.get("used"):
-        added = [inline(a, 120) for a in as_list(layer.get("added"))]
+        added = [code(a, limit=120) for a in as_list(layer.get("added"))]
         sources = as_dict(layer.get("sources"))
         how = (f"built now in {inline(layer.get('build_seconds'), 20)} s" if layer.get("built_now")
                else "cached")
@@ -83,10 +83,14 @@ def _layer(layer: dict[str, object]) -> list[str]:
                  + (f" and {len(added) - MAX_EVIDENCE} more" if len(added) > MAX_EVIDENCE else "")]
         lines += [f"- **Layer note:** {inline(n, 300)}" for n in as_list(layer.get("notes"))[:MAX_EVIDENCE]]
         return lines
+    template = f"template {code(layer.get('template'))}" if layer.get("template") else "template"
+    notes = [f"- **Environment note:** {inline(n, 300)}"
+             for n in as_list(as_dict(layer.get("plan")).get("notes"))[:MAX_EVIDENCE]]
     if layer.get("fallback"):
-        return [f"- **Environment:** the plain template; no host layer: {inline(layer.get('fallback'), 600)}"]
-    return ["- **Environment:** the plain template (it already has the packages that matter at the "
-            "target's versions)"]
+        return [f"- **Environment:** the plain {template}; no host layer: "
+                f"{inline(layer.get('fallback'), 600)}", *notes]
+    return [f"- **Environment:** the plain {template} (it already has the packages that matter at the "
+            "target's versions)", *notes]
 
 
 def _reproduce(loaded: Loaded) -> str:

@@ -89,7 +89,7 @@ def test_no_layer_when_the_template_has_the_targets_packages(ctx: RunContext, tm
     used = host_layer(ctx, sandbox, capture(tmp_path, ON_BOOKWORM),
                       [WEB])
     assert sandbox.asked == [] and used.fallback == "" and used.key == ""
-    assert used.describe() == "the template"
+    assert used.describe() == "the template debian-12"
 
 
 def test_a_missing_package_asks_for_a_layer_and_a_failed_layer_falls_back_to_the_template(

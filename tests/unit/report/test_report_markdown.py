@@ -294,3 +294,28 @@ def test_the_report_says_what_the_vm_lacked_and_which_unit_states_were_mirrored(
     assert "- **Removed from the VM (absent on the target):** `/etc/nginx/sites-enabled/default`" in markdown
     assert "- **Owners set by name as on the target:** useradd myapp" in markdown
     assert "- **Differs:** package libc6: 2.36-9 on the target, 2.36-8 in the VM" in markdown
+
+
+def test_the_report_names_the_host_layer_and_what_it_added(repaired: Session) -> None:
+    repaired.write_json("reproduce-nginx", {
+        "probe": "config:nginx", "ok": False, "summary": "apache2ctl configtest exited 1",
+        "layer": {"used": "5e0beb7d795839d7" + "0" * 48, "built_now": True, "build_seconds": 211.8,
+                  "added": ["apache2:amd64=2.4.68-1~deb12u1", "mariadb-server:amd64=1:10.11.18-0+deb12u1"],
+                  "sources": {"target-cache": 1, "mirror": 1}, "notes": ["x: downloaded instead"],
+                  "fallback": "", "template": "debian-12"}})
+    markdown = render_report(repaired.dir)
+    assert ("- **Host layer:** `5e0beb7d795839d7` (built now in 211.8 s): 2 packages of the target's added "
+            "to the template (1 from target-cache, 1 from mirror)") in markdown
+    assert "`apache2:amd64=2.4.68-1~deb12u1`, `mariadb-server:amd64=1:10.11.18-0+deb12u1`" in markdown
+    assert "- **Layer note:** x: downloaded instead" in markdown
+
+
+def test_the_report_says_why_the_vm_stayed_on_the_template(repaired: Session) -> None:
+    repaired.write_json("reproduce-nginx", {
+        "probe": "config:nginx", "ok": False, "summary": "s",
+        "layer": {"used": "", "template": "debian-12", "plan": {"notes": ["the target runs Debian 11"]},
+                  "fallback": "the target's architecture arm64 is not the template's amd64"}})
+    markdown = render_report(repaired.dir)
+    assert ("- **Environment:** the plain template `debian-12`; no host layer: the target's architecture "
+            "arm64 is not the template's amd64") in markdown
+    assert "- **Environment note:** the target runs Debian 11" in markdown
