@@ -9,14 +9,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from orchestrator.agent.api import Manifest
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
 from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.boot.host import RebootResult
 from orchestrator.capture.snapshot import Capture
+from orchestrator.config.settings import Settings
+from orchestrator.detect.detector import Detector
 from orchestrator.errors import LayerError
 from orchestrator.model import Issue
 from orchestrator.pipeline.attempts import Diagnosed
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.driver import Stages
+from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.triage import TriageDecision
 from orchestrator.pipeline.values import (
     Applied,
@@ -31,7 +36,9 @@ from orchestrator.pipeline.values import (
 from orchestrator.reboot.executor import RebootOutcome
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
+from orchestrator.session.store import new_session
 from orchestrator.state.transactions import TransactionStore
+from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.fake_agent import FakeAgent
 
@@ -210,3 +217,13 @@ class Script:
 
     def drop(self, ctx: RunContext, snapshot: str) -> None:
         self.dropped.append(snapshot)
+
+
+def run_context(settings: Settings, transport: FakeTransport | None = None) -> RunContext:
+    """A RunContext for stage tests: the target is ``transport`` (a FakeTransport), sandboxes are fakes."""
+    target = transport or FakeTransport()
+    agent = RemoteAgent(target, timeout=5)
+    options = Resolved.of(RunOptions(stable_period_s=0, assume_yes=True), settings)
+    return RunContext(App(settings), parse_target("vm:patient"), new_session(settings.sessions_dir, "vm:p"),
+                      target, agent, Detector(settings.watch, target, agent), options,
+                      lambda session: FakeSandbox())

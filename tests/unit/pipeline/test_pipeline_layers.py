@@ -11,22 +11,16 @@ from typing import Any
 import pytest
 
 from orchestrator.agent.api import Manifest
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
 from orchestrator.capture.snapshot import Capture
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import LayerSettings, Settings
-from orchestrator.detect.detector import Detector
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.imaging.store import BuiltImage
 from orchestrator.model import Component
 from orchestrator.pipeline.context import RunContext
-from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.reproduce import host_layer
-from orchestrator.session.store import new_session
-from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.pipeline.fakes import FakeSandbox
+from tests.unit.pipeline.fakes import FakeSandbox, run_context
 
 WEB = Component("web", units=("apache2.service",), packages=("apache2",))
 BOOKWORM = OsRelease("debian", "12", "bookworm", "Debian GNU/Linux 12 (bookworm)")
@@ -56,12 +50,7 @@ def target() -> FakeTransport:
 
 def make_ctx(settings: Settings, make_built_image: Callable[..., BuiltImage]) -> RunContext:
     make_built_image(settings.image_store)
-    transport = target()
-    agent = RemoteAgent(transport, timeout=5)
-    options = Resolved.of(RunOptions(stable_period_s=0, assume_yes=True), settings)
-    return RunContext(App(settings), parse_target("vm:patient"), new_session(settings.sessions_dir, "vm:p"),
-                      transport, agent, Detector(settings.watch, transport, agent), options,
-                      lambda session: FakeSandbox())
+    return run_context(settings, target())
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from types import SimpleNamespace
 import pytest
 
 from orchestrator.agent.api import Manifest
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.detect.detector import Detector
@@ -26,11 +24,9 @@ from orchestrator.pipeline.reproduce import reproduce
 from orchestrator.pipeline.values import Applied, RebootEnd, Refused, Reproduction, Winner, Workbench
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
-from orchestrator.session.store import new_session
 from orchestrator.state.transactions import TransactionStore
-from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
-from tests.unit.pipeline.fakes import FakeSandbox, empty_capture
+from tests.unit.pipeline.fakes import FakeSandbox, empty_capture, run_context
 
 APP = Component("app", config_paths=("/etc/app",), config_test=("app", "-t"))
 ISSUE = Issue("app", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "/etc/app", "bad config", "config:app")
@@ -81,13 +77,7 @@ def ctx(tmp_path: Path, make_settings: Callable[..., Settings]) -> RunContext:
     books = tmp_path / "books"
     books.mkdir()
     (books / "app.yaml").write_text(PLAYBOOK)
-    settings = make_settings(watch=WatchConfig((APP,), mounts=()), playbooks_dir=books)
-    transport = FakeTransport()
-    agent = RemoteAgent(transport, timeout=5)
-    options = Resolved.of(RunOptions(stable_period_s=0, assume_yes=True), settings)
-    return RunContext(App(settings), parse_target("vm:patient"), new_session(settings.sessions_dir, "vm:p"),
-                      transport, agent, Detector(settings.watch, transport, agent), options,
-                      lambda session: FakeSandbox())
+    return run_context(make_settings(watch=WatchConfig((APP,), mounts=()), playbooks_dir=books))
 
 
 def _workbench(ctx: RunContext, tmp_path: Path, guest: Guest) -> tuple[Workbench, FakeSandbox]:
