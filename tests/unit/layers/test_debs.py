@@ -380,3 +380,14 @@ def test_fetch_checks_the_configuration_before_touching_the_target(target: FakeT
                    default_mirror="http://deb.debian.org/debian", suite=SUITE, arch="amd64",
                    cache_dir=tmp_path / "cache")
     assert target.calls == []
+
+
+@needs_apt
+def test_an_unreachable_mirror_is_a_clear_error_naming_it(repo: Repo, local: RecordingLocal,
+                                                        tmp_path: Path) -> None:
+    gone = f"file://{tmp_path}/no-such-mirror"
+    with pytest.raises(LayerError) as caught:
+        _from_mirror(repo, local, tmp_path, [pkg()], mirror=gone, security_mirror=gone)
+    assert caught.value.message.startswith(f"apt-get update from {gone} (suite {SUITE}) failed")
+    assert "layers.mirror" in (caught.value.remedy or "")
+    assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
