@@ -32,7 +32,7 @@ from orchestrator.fsutil import ensure_private_dir, state_os_error
 from orchestrator.layers.aptroot import AptRoot, IndexEntry, check_mirror, check_suite
 from orchestrator.layers.debcheck import control_mismatch, file_digest, md5sums
 from orchestrator.layers.debname import deb_file_name, is_valid
-from orchestrator.layers.targetcache import ARCHIVES_DIR, list_archives, read_md5sums
+from orchestrator.layers.targetcache import ARCHIVES_DIR, list_archives, read_all_md5sums, read_md5sums
 from orchestrator.transport.base import Transport
 from orchestrator.transport.output import cap_output
 
@@ -196,6 +196,7 @@ def _take_from_target_cache(target: Transport, packages: Sequence[Package], dest
     if not wanted:
         return taken
     ensure_private_dir(dest)
+    records = read_all_md5sums(target, [p for p, _ in wanted])
     try:
         # Unverified copies stay in a scratch directory beside dest: dest only ever holds checked files.
         with tempfile.TemporaryDirectory(prefix=".target-cache-", dir=dest) as scratch:
@@ -206,7 +207,8 @@ def _take_from_target_cache(target: Transport, packages: Sequence[Package], dest
                                                    "bytes left of the download budget"))
                     continue
                 copy = Path(scratch) / name
-                why = _copy_and_check(target, local, package, name, copy, max_bytes=left)
+                why = _copy_and_check(target, local, package, name, copy, max_bytes=left,
+                                      record=records.get(package) if records is not None else None)
                 if why is not None:
                     taken.refused.append((package, why))
                     continue
@@ -220,7 +222,7 @@ def _take_from_target_cache(target: Transport, packages: Sequence[Package], dest
 
 
 def _copy_and_check(target: Transport, local: Transport, package: Package, name: str, copy: Path, *,
-                    max_bytes: int) -> str | None:
+                    max_bytes: int, record: frozenset[bytes] | None = None) -> str | None:
     """Why the target's cached ``name`` cannot be used (the end of a sentence), or None if it can."""
     try:
         target.get_file(f"{ARCHIVES_DIR}/{name}", copy, max_bytes=max_bytes)
@@ -232,7 +234,7 @@ def _copy_and_check(target: Transport, local: Transport, package: Package, name:
     ours = md5sums(local, copy, step=STEP_TARGET_CACHE)
     if ours is None:
         return "has a control archive dpkg-deb cannot read"
-    if ours != read_md5sums(target, package):
+    if ours != (record if record is not None else read_md5sums(target, package)):
         return "does not match its package database (md5sums differ)"
     return None
 

@@ -8,7 +8,10 @@ it wants and only asks whether the listing has it.
 
 from __future__ import annotations
 
+import io
+import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,7 @@ MAX_LISTING_OUTPUT = 4 * 1024 * 1024
 #: A package database md5sums record (one line per file: the kernel's is ~1 MiB).
 MAX_MD5SUMS_BYTES = 16 * 1024 * 1024
 LIST_TIMEOUT_S = 60.0
+MAX_BATCH_BYTES = 64 * 1024 * 1024
 LIST_ARGV = ("find", ARCHIVES_DIR, "-maxdepth", "1", "-type", "f", "-name", "*.deb",
              "-printf", "%f\\t%s\\0")
 _MAX_SIZE_DIGITS = 15
@@ -95,6 +99,36 @@ def _parse_record(record: bytes) -> tuple[str | None, int]:
     except UnicodeDecodeError:
         return None, 0
     return (name, int(fields[1])) if parse_deb_file_name(name) is not None else (None, 0)
+
+
+def read_all_md5sums(target: Transport,
+                     packages: Sequence[Package]) -> dict[Package, frozenset[bytes]] | None:
+    """The md5sums records of ``packages`` in one command (one tar of ``/var/lib/dpkg/info``), instead of
+    two or three SFTP round trips per package: about 15 s for 30 packages against a TCG guest. None when
+    the batch cannot be had (the caller then asks per package). Only the members asked for are read,
+    from memory, size-capped: the archive comes from the target."""
+    names = {f"{n}.md5sums": p for p in packages for n in (f"{p.name}:{p.arch}", p.name)}
+    try:
+        result = target.run(["tar", "-c", "-f", "-", "--ignore-failed-read", "-C", DPKG_INFO_DIR, "--",
+                             *sorted(names)], timeout=LIST_TIMEOUT_S, max_output=MAX_BATCH_BYTES)
+    except TransportError:
+        return None
+    if not result.succeeded or result.is_truncated:
+        return None
+    found: dict[Package, frozenset[bytes]] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(result.stdout), mode="r:") as tar:
+            for member in tar:
+                package = names.get(member.name)
+                if package is None or not member.isfile() or member.size > MAX_MD5SUMS_BYTES:
+                    continue
+                handle = tar.extractfile(member)
+                # NAME:ARCH.md5sums wins over NAME.md5sums, as in read_md5sums.
+                if handle is not None and (package not in found or ":" in member.name):
+                    found[package] = md5sum_lines(handle.read())
+    except (tarfile.TarError, OSError):
+        return None
+    return {p: found.get(p, frozenset()) for p in packages}
 
 
 def read_md5sums(target: Transport, package: Package) -> frozenset[bytes]:

@@ -4,7 +4,9 @@ a mirror (a real private apt over a file:// repository) for the rest."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +19,7 @@ from orchestrator.facts.model import Package
 from orchestrator.layers import debs
 from orchestrator.layers.aptroot import LISTS_MAX_AGE_S
 from orchestrator.layers.debname import deb_file_name, parse_deb_file_name
-from orchestrator.layers.targetcache import ARCHIVES_DIR, MAX_LISTING, parse_listing
+from orchestrator.layers.targetcache import ARCHIVES_DIR, MAX_LISTING, parse_listing, read_all_md5sums
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.layers.conftest import (
     SUITE,
@@ -88,10 +90,9 @@ def test_matching_cached_deb_is_used(build_deb: BuildDeb, target: FakeTarget, lo
     assert got.path == tmp_path / "dest" / "hello_2.0-1_amd64.deb"
     assert got.path.read_bytes() == deb.data
     assert got.sha256 == deb.sha256
-    # Read-only on the target: one listing command, nothing else run there.
-    assert len(target.calls) == 1
-    assert target.fetched == [f"{ARCHIVES_DIR}/hello_2.0-1_amd64.deb",
-                              "/var/lib/dpkg/info/hello:amd64.md5sums", "/var/lib/dpkg/info/hello.md5sums"]
+    # Read-only on the target: one listing, one tar of the package database records, one copy.
+    assert [c.argv[:2] for c in target.calls] == [("find", ARCHIVES_DIR), ("tar", "-c")]
+    assert target.fetched == [f"{ARCHIVES_DIR}/hello_2.0-1_amd64.deb"]
 
 
 @needs_dpkg_deb
@@ -391,3 +392,31 @@ def test_an_unreachable_mirror_is_a_clear_error_naming_it(repo: Repo, local: Rec
     assert caught.value.message.startswith(f"apt-get update from {gone} (suite {SUITE}) failed")
     assert "layers.mirror" in (caught.value.remedy or "")
     assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
+
+
+def _tar(members: dict[str, bytes], *, link: str | None = None) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if link is not None:
+            info = tarfile.TarInfo(link)
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/shadow"
+            tar.addfile(info)
+    return out.getvalue()
+
+
+def test_batch_records_take_only_what_was_asked_from_a_hostile_archive() -> None:
+    hello = pkg()
+    archive = _tar({"hello.md5sums": b"abc  usr/bin/hello\n", "../../etc/passwd": b"root\n",
+                    "other.md5sums": b"x  y\n"}, link="hello:amd64.md5sums")
+    target = FakeTransport(lambda argv, stdin: (0, archive, b""))
+    records = read_all_md5sums(target, [hello])
+    assert records == {hello: frozenset({b"abc  usr/bin/hello"})}   # the symlink member is not a record
+
+
+def test_batch_records_that_cannot_be_had_fall_back_to_one_read_per_package() -> None:
+    assert read_all_md5sums(FakeTransport(lambda argv, stdin: (2, b"", b"tar: error\n")), [pkg()]) is None
+    assert read_all_md5sums(FakeTransport(lambda argv, stdin: (0, b"not a tar", b"")), [pkg()]) is None
