@@ -11,6 +11,7 @@ set VMREPAIR_TEST_REUSE_LAYERS=1 to keep a cached one while iterating.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -22,11 +23,18 @@ from typing import Any
 import pytest
 
 from orchestrator.app import App
+from orchestrator.config.settings import LayerSettings
 from orchestrator.layers.store import LayerStore
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
 from tests.integration.helpers import booted_patient, fresh_patient
-from tests.integration.services import FAULTS, TEMPLATE, ServiceFault, services_app
+from tests.integration.services import (
+    FAULTS,
+    TEMPLATE,
+    ServiceFault,
+    break_apache_config_file,
+    services_app,
+)
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -91,6 +99,27 @@ def test_a_fault_of_a_service_the_template_lacks_reproduces_on_a_host_layer(
         with svc.vms.transport(fresh) as ssh:   # nothing applied: the fault is still there
             state = ssh.run(["systemctl", "is-active", "--", f"{fault.component}.service"]).stdout_text
         assert state.strip() != "active"
+
+
+def test_without_a_layer_the_run_stays_on_the_template_and_refuses_to_call_it_reproduced(
+        svc: App, fresh: str) -> None:
+    """Template fallback on real VMs: a layer that cannot be had (here: more packages than allowed)
+    leaves the VM on the template, says why, and the missing apache2 is `environment differs`."""
+    capped = App(dataclasses.replace(svc.settings, layers=LayerSettings(max_packages=3)))
+    try:
+        with capped.vms.transport(fresh) as ssh:
+            break_apache_config_file(ssh)
+        outcome = run_repair(capped, f"vm:{fresh}", RunOptions(assume_yes=True, stable_period_s=2.0))
+    finally:
+        capped.close()
+    data = outcome.as_dict()
+    dump = json.dumps(data, indent=1, default=str)
+    assert outcome.status is SessionStatus.NOT_REPRODUCED, dump
+    assert "environment differs" in dump and "nothing applied" in dump
+    reproduced = json.loads((Path(str(data["session_dir"])) / "reproduce-apache2.json").read_text())
+    assert reproduced["layer"]["used"] == ""
+    assert "more than layers.max_packages (3)" in reproduced["layer"]["fallback"]
+    assert any("apache2" in m for m in reproduced["environment"]["missing_in_vm"])
 
 
 def test_the_layer_is_listed_and_a_prune_keeps_a_current_one(svc: App, patient: str) -> None:
