@@ -89,3 +89,17 @@ def ensure_private_dir(path: Path, *, mode: int = 0o700) -> Path:
     except OSError as exc:
         raise state_os_error(f"cannot create directory {path}", exc, directory=path) from exc
     return path
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (the owner recorded in a work directory's name or a record) still runs.
+    A pid we may not signal belongs to a live process of another user."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

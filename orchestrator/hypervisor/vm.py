@@ -25,7 +25,7 @@ from orchestrator.errors import (
     VmExistsError,
     VmNotFoundError,
 )
-from orchestrator.fsutil import ensure_private_dir
+from orchestrator.fsutil import ensure_private_dir, pid_alive
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.accel import detect_accel
 from orchestrator.hypervisor.boot import console_watch, wait_for_ssh
@@ -411,12 +411,4 @@ def _owner_alive(vm_dir: Path) -> bool:
         pid = inst.InstanceRecord.load(vm_dir).owner_pid
     except HypervisorError:
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)

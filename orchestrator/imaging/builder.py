@@ -24,7 +24,7 @@ from typing import Protocol
 
 from orchestrator.config.settings import Settings
 from orchestrator.errors import ImageBuildError, TransportError, VmRepairError
-from orchestrator.fsutil import ensure_private_dir, fsync_dir
+from orchestrator.fsutil import ensure_private_dir, fsync_dir, pid_alive
 from orchestrator.imaging import keys, store
 from orchestrator.imaging.cleanup import safe_rmtree
 from orchestrator.imaging.mirror import host_mirror
@@ -356,19 +356,10 @@ class ImageBuilder:
     def _reap_stale_builds(self) -> None:
         for entry in self.store.root.glob(".build-*"):
             pid = entry.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and _pid_alive(int(pid)):
+            if pid.isdigit() and pid_alive(int(pid)):
                 continue
             log.warning("removing stale build directory %s", entry)
             safe_rmtree(entry, self.runner)
         for entry in self.store.root.glob(".old-*"):
             safe_rmtree(entry, self.runner)
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -55,8 +55,16 @@ if n:
 
 
 def deb_name(package: Package) -> str:
-    """Debian's pool file name (an epoch's ``:`` is written ``%3a``)."""
-    return deb_file_name(package) or f"{package.name}_{package.version}_{package.arch}.deb"
+    """Debian's pool file name (an epoch's ``:`` is written ``%3a``).
+
+    Raises:
+        LayerError: the package is outside Debian's syntax (the fetch refuses those before this).
+    """
+    name = deb_file_name(package)
+    if name is None:
+        raise LayerError(f"{package.spec}: not a Debian package name, version or architecture",
+                         step="install")
+    return name
 
 
 def apt_options() -> list[str]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import LayerError
-from orchestrator.fsutil import atomic_write, ensure_private_dir, fsync_dir
+from orchestrator.fsutil import atomic_write, ensure_private_dir, fsync_dir, pid_alive
 from orchestrator.hypervisor.warm import WarmState, load_warm_state
 
 LAYERS_DIR = "layers"
@@ -211,12 +211,4 @@ def remove_tree(path: Path, root: Path) -> None:
 
 def _builder_alive(name: str) -> bool:
     pid = name.rsplit("-", 1)[-1]
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid.isdigit() and pid_alive(int(pid))
