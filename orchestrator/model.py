@@ -27,6 +27,13 @@ class IssueKind(StrEnum):
     INODES_FULL = "inodes_full"          # inode usage at/over threshold
     LOG_CORRUPT = "log_corrupt"          # a watched JSON-lines file has lines that do not parse
     BOOT_CONFIG = "boot_config"          # the next boot would fail or hang (fstab: a missing device)
+    PACKAGE_BROKEN = "package_broken"    # a package half-installed/half-configured, its files missing or changed
+    PERMISSIONS = "permissions"          # a path's mode or owner breaks its service (or the host's security)
+    PATH_MISSING = "path_missing"        # a directory a unit needs is gone, or a config symlink dangles
+    PORT_DOWN = "port_down"              # a TCP port the component listened on is no longer listened on
+    SYSTEM_DEGRADED = "system_degraded"  # systemd reports degraded/maintenance: units failed at boot
+    MEMORY_PRESSURE = "memory_pressure"  # memory stalls or OOM kills
+    KERNEL_FAULT = "kernel_fault"        # the kernel is tainted by an oops/BUG, or logged a panic
 
 
 class SessionStatus(StrEnum):
@@ -128,6 +135,20 @@ class Component:
     log_paths: tuple[str, ...] = ()
     #: fstab files whose entries must not stop the next boot (normally /etc/fstab); each is probed.
     fstab: tuple[str, ...] = ()
+    #: Where the definition came from: ``discovered`` on the target, ``configured`` in ``watch:``,
+    #: ``baseline`` (recorded healthy, no longer discovered) or ``builtin`` (host-wide, e.g. boot).
+    origin: str = "configured"
+    #: ``User=``/``Group=`` of the main unit (empty: root, or not known).
+    user: str = ""
+    group: str = ""
+    #: Directories the unit's user must be able to write: ``StateDirectory=``, ``LogsDirectory=``,
+    #: ``ReadWritePaths=`` (absolute). Probed for existence and writability, never captured whole.
+    writable_paths: tuple[str, ...] = ()
+    #: TCP ports the component's processes listened on when it was discovered.
+    ports: tuple[int, ...] = ()
+    #: Socket units that activate the component: probed like units, never restarted (restarting a
+    #: socket while its service runs fails and leaves the socket inactive).
+    sockets: tuple[str, ...] = ()
 
     @property
     def all_paths(self) -> tuple[str, ...]:

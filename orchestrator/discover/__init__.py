@@ -1,0 +1,1 @@
+"""Component discovery: every service the target runs becomes a watched component."""
