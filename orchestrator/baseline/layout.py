@@ -20,6 +20,8 @@ FILES_TAR = "files.tar"
 MANIFEST_JSON = "manifest.json"
 PACKAGES_JSON = "packages.json"
 UNITS_JSON = "units.json"
+#: The components watched when the baseline was recorded (absent from baselines of older releases).
+COMPONENTS_JSON = "components.json"
 #: Written last: its presence marks a baseline directory complete.
 BASELINE_JSON = "baseline.json"
 LATEST_JSON = "latest.json"

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from orchestrator.agent.api import AgentApi, PackResult
 from orchestrator.baseline import facts, layout
+from orchestrator.components import record
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
@@ -116,6 +117,10 @@ def _record_into(
     layout.write_json(new.path / layout.PACKAGES_JSON, packages)
     units = facts.query_units(transport, watch)
     layout.write_json(new.path / layout.UNITS_JSON, units)
+    # What was watched, discovered components included: a service whose unit file is deleted later
+    # is no longer discovered, and this record keeps it watched (orchestrator/discover/resolve.py).
+    layout.write_json(new.path / layout.COMPONENTS_JSON,
+                      {"components": [record.to_json(c) for c in watch.components]})
     counts = {
         "paths": len(paths), "entries": len(pack.manifest.entries),
         "missing": len(pack.manifest.missing), "placeholders": len(pack.placeholders),

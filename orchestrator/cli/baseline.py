@@ -8,6 +8,7 @@ Prints where the baseline went; with ``--json``, ``{"recorded": bool, ...}`` on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from orchestrator.app import App
 from orchestrator.baseline import BaselineAgent, record_baseline
@@ -15,6 +16,7 @@ from orchestrator.cli.detect import remote_agent
 from orchestrator.cli.output import emit_json, info
 from orchestrator.config.settings import Settings
 from orchestrator.detect import Detector
+from orchestrator.discover.resolve import resolve_for
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target
 from orchestrator.transport.base import Transport
 
@@ -34,8 +36,10 @@ def cmd_baseline(app: App, args: argparse.Namespace) -> int:
     with open_target(app, spec) as transport:
         agent = remote_agent(transport)
         try:
-            return check_and_record(app.settings, spec, transport, agent, force=args.force,
-                                    as_json=args.json)
+            # The baseline records every component of this target, discovered ones included.
+            watch = resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
+            return check_and_record(dataclasses.replace(app.settings, watch=watch), spec, transport,
+                                    agent, force=args.force, as_json=args.json)
         finally:
             agent.cleanup()
 

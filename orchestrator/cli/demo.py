@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_demo(app: App, args: argparse.Namespace) -> int:
     from orchestrator.agent.client import RemoteAgent
     from orchestrator.baseline.record import record_baseline
+    from orchestrator.discover.resolve import resolve_for
 
     name = f"patient-{secrets.token_hex(2)}"
     info(f"[demo] booting patient VM {name} from the template (the 'production host')...")
@@ -41,8 +42,9 @@ def cmd_demo(app: App, args: argparse.Namespace) -> int:
             ssh.run(is_system_running_argv(wait=True), timeout=180)
             if not args.no_baseline:
                 info("[demo] recording a baseline of the healthy patient")
-                record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, RemoteAgent(ssh),
-                                app.settings.watch)
+                slug, agent = parse_target(f"vm:{name}").slug, RemoteAgent(ssh)
+                watch = resolve_for(app.settings, app.state, slug, ssh, agent).watch
+                record_baseline(app.settings, slug, ssh, agent, watch)
             info(f"[demo] breaking it: {args.fault} ({FAULTS[args.fault].description})")
             variant = inject(ssh, args.fault, args.variant)
             info(f"[demo] injected variant {variant!r}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.detect import DetectionReport, Detector
+from orchestrator.discover.resolve import resolve_for
 from orchestrator.targets.spec import open_target, parse_target
 from orchestrator.transport.base import Transport
 
@@ -44,16 +45,21 @@ def cmd_detect(app: App, args: argparse.Namespace) -> int:
     with open_target(app, spec) as transport:
         agent = remote_agent(transport)
         try:
-            report = Detector(app.settings.watch, transport, agent).run()
+            resolution = resolve_for(app.settings, app.state, spec.slug, transport, agent)
+            report = Detector(resolution.watch, transport, agent).run()
         finally:
             agent.cleanup()
-    return show_report(str(spec), report, as_json=args.json)
+    if resolution.absent and not args.json:
+        # Information, once: a configured component this host does not have is not an issue.
+        info(f"not on {spec} (configured, no such unit; not watched): {', '.join(resolution.absent)}")
+    return show_report(str(spec), report, as_json=args.json, absent=resolution.absent)
 
 
-def show_report(target: str, report: DetectionReport, *, as_json: bool) -> int:
+def show_report(target: str, report: DetectionReport, *, as_json: bool,
+                absent: tuple[str, ...] = ()) -> int:
     """Print ``report`` (JSON on stdout, or a table of issues) and return the exit code."""
     if as_json:
-        emit_json({"target": target, **report.as_dict()})
+        emit_json({"target": target, **report.as_dict(), "absent_components": list(absent)})
     elif report.issues:
         table(f"issues on {target}", ["component", "kind", "severity", "summary", "probe"],
               [[i.component, str(i.kind), str(i.severity), i.summary, i.probe]

@@ -33,6 +33,7 @@ from orchestrator.cli import (
     sessions,
     status,
     vm,
+    watch,
 )
 from orchestrator.cli.output import emit_json, err_console, error, info, warning
 from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook):
+                   status, log, quarantine, playbook, watch):
         module.register(sub)
     return parser
 

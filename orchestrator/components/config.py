@@ -26,7 +26,8 @@ class HttpCheckFile(_Strict):
 
 class ComponentFile(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$")
-    vital: bool = True
+    #: Unset: what discovery decides for a discovered service of that name, else vital.
+    vital: bool | None = None
     #: Validated here, not only quoted later: a unit named ``-x`` is a mistake whatever reads it.
     units: list[UnitName] = Field(default_factory=list)
     config_paths: list[str] = Field(default_factory=list)
@@ -42,7 +43,7 @@ class ComponentFile(_Strict):
 
     def to_component(self) -> Component:
         return Component(
-            name=self.name, vital=self.vital, units=tuple(self.units),
+            name=self.name, vital=self.vital is not False, units=tuple(self.units),
             config_paths=tuple(self.config_paths), unit_paths=tuple(self.unit_paths),
             data_paths=tuple(self.data_paths), config_test=tuple(self.config_test),
             http=tuple(HttpCheck(h.url, h.expect_status) for h in self.http),
@@ -63,6 +64,10 @@ class ThresholdsFile(_Strict):
 class WatchFile(_Strict):
     #: When true, `components` extend the defaults (same name replaces); when false, replace them.
     extend_defaults: bool = True
+    #: Watch every enabled or running service of the target, not only the configured components.
+    discover: bool = True
+    #: Component or unit names never watched (discovered or configured).
+    ignore: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.@-]{1,256}$")]] = Field(default_factory=list)
     components: list[ComponentFile] = Field(default_factory=list)
     mounts: list[str] = Field(default_factory=lambda: ["/"])
     thresholds: ThresholdsFile = ThresholdsFile()
@@ -80,9 +85,18 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class WatchConfig:
+    """What to watch. As configured, ``components`` are the configured ones; once resolved against a
+    target (:func:`orchestrator.discover.resolve.resolve_watch`) they are every component of that
+    target, discovered ones included, and ``resolved`` is true."""
+
     components: tuple[Component, ...]
     mounts: tuple[str, ...] = ("/",)
     thresholds: Thresholds = Thresholds()
+    discover: bool = True
+    ignore: tuple[str, ...] = ()
+    #: Configured components whose ``vital`` was left unset (discovery decides for them).
+    vital_unset: frozenset[str] = frozenset()
+    resolved: bool = False
 
     def component(self, name: str) -> Component:
         for comp in self.components:
@@ -101,4 +115,6 @@ def build_watch_config(watch: WatchFile | None) -> WatchConfig:
     else:
         components = own
     return WatchConfig(tuple(components), tuple(watch.mounts),
-                       Thresholds(**watch.thresholds.model_dump()))
+                       Thresholds(**watch.thresholds.model_dump()), discover=watch.discover,
+                       ignore=tuple(watch.ignore),
+                       vital_unset=frozenset(c.name for c in watch.components if c.vital is None))

@@ -17,9 +17,11 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 
+from orchestrator.agent.api import AgentApi
 from orchestrator.app import App
 from orchestrator.audit.sink import AuditSink
 from orchestrator.baseline import layout
+from orchestrator.components.config import WatchConfig
 from orchestrator.config.daemon import DaemonSettings
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.daemon.audit_tap import CountingAuditSink
@@ -35,6 +37,7 @@ from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, StateError
 from orchestrator.state.lock import StateLock
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target, target_session
+from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +101,14 @@ def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
     from orchestrator.detect.detector import Detector
 
     with target_session(app, spec) as (transport, agent):
-        return Detector(app.settings.watch, transport, agent).run()
+        return Detector(target_watch(app, spec, transport, agent), transport, agent).run()
+
+
+def target_watch(app: App, spec: TargetSpec, transport: Transport, agent: AgentApi) -> WatchConfig:
+    """The target's watch: its discovered services with the configured overrides (cached)."""
+    from orchestrator.discover.resolve import resolve_for
+
+    return resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
 
 
 def repair_target(app: App, spec: TargetSpec) -> RepairResult:
@@ -119,8 +129,8 @@ def repair_target(app: App, spec: TargetSpec) -> RepairResult:
 def record_target_baseline(app: App, spec: TargetSpec) -> BaselineRecord:
     from orchestrator.baseline.record import record_baseline
 
-    watch = app.settings.watch
     with target_session(app, spec) as (transport, agent):
+        watch = target_watch(app, spec, transport, agent)
         info = record_baseline(app.settings, spec.slug, transport, agent, watch)
     return BaselineRecord(info.name, str(info.directory), tuple(c.name for c in watch.components))
 
@@ -136,12 +146,20 @@ def last_baseline_at(app: App, spec: TargetSpec) -> float | None:
 
 
 def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink) -> HealthJob:
-    from orchestrator.health import HealthMonitor
-
     # One transport for the daemon's life: the monitor polls every few seconds. For `local` it is
     # app.local; an ssh:// transport reconnects by itself when the connection dropped.
+    from orchestrator.agent.client import RemoteAgent
+    from orchestrator.health import HealthMonitor
+
     transport = open_target(app, spec)
-    monitor = HealthMonitor(app.settings.watch, app.settings.health, transport, audit, escalate)
+    # Resolved once for the daemon's life: the monitor polls every few seconds and a rediscovery
+    # per poll would cost more than the poll (detection rounds resolve again, from the cache).
+    probe_agent = RemoteAgent(transport)
+    try:
+        watch = target_watch(app, spec, transport, probe_agent)
+    finally:
+        probe_agent.cleanup()
+    monitor = HealthMonitor(watch, app.settings.health, transport, audit, escalate)
 
     def quarantine(component: str, reason: str) -> None:
         from orchestrator.agent.client import RemoteAgent
@@ -150,8 +168,8 @@ def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSi
         with StateLock(app.settings.lock_path) as _:
             agent = RemoteAgent(transport)
             try:
-                quarantine_component(transport, agent, app.settings.watch.component(component), reason,
-                                     audit=audit, watch=app.settings.watch)
+                quarantine_component(transport, agent, watch.component(component), reason,
+                                     audit=audit, watch=watch)
             finally:
                 agent.cleanup()
 
@@ -201,7 +219,7 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
             remediate = False
     try:
         with target_session(app, spec) as (transport, agent):
-            diagnosis = diagnose_components(transport, agent, app.settings.watch,
+            diagnosis = diagnose_components(transport, agent, target_watch(app, spec, transport, agent),
                                             baseline=usable_baseline(app.settings, spec.slug), audit=audit,
                                             remediate=remediate)
     finally:

@@ -77,6 +77,10 @@ class Detector:
         finally:
             agent.discard_prefetched()
 
+    def owner_of(self, probe: str) -> str:
+        """The component that owns ``probe`` (``host`` for host-wide probes)."""
+        return self._owners.get(probe, HOST_COMPONENT)
+
     @property
     def probe_names(self) -> tuple[str, ...]:
         """Every planned probe, in the order :meth:`run` runs them."""

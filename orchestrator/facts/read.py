@@ -216,7 +216,7 @@ def _unpackaged(transport: Transport, units: list[str], notes: list[str]) -> lis
 def _owned(transport: Transport, paths: Iterable[str], notes: list[str]) -> dict[str, str]:
     # Debian 12 merged /usr: dpkg may know /bin/sh as /bin/sh and not as /usr/bin/sh (or the reverse),
     # so both spellings are asked.
-    asked = sorted({alias for p in paths for alias in _aliases(p)})
+    asked = sorted({alias for p in paths for alias in path_aliases(p)})
     # `--` keeps a path that a hostile unit named "-x" from being read as an option.
     result = run_if_installed(transport, ["dpkg-query", "-S", "--", *asked], timeout=TIMEOUT_S)
     if result is None:
@@ -225,7 +225,7 @@ def _owned(transport: Transport, paths: Iterable[str], notes: list[str]) -> dict
     return parse_dpkg_search(result.stdout_text)   # exit 1 when some path is unowned: normal
 
 
-def _aliases(path: str) -> tuple[str, ...]:
+def path_aliases(path: str) -> tuple[str, ...]:
     for merged in ("/bin/", "/sbin/", "/lib/", "/lib64/"):
         if path.startswith("/usr" + merged):
             return path, path[len("/usr"):]
@@ -235,4 +235,4 @@ def _aliases(path: str) -> tuple[str, ...]:
 
 
 def _is_owned(path: str, owned: dict[str, str]) -> bool:
-    return any(alias in owned for alias in _aliases(path))
+    return any(alias in owned for alias in path_aliases(path))

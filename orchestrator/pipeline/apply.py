@@ -73,7 +73,7 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
     target_passing = set(ctx.passing)
 
     def validate_on_target() -> bool:
-        report = Validator(transport, probes, app.settings.watch,
+        report = Validator(transport, probes, ctx.watch,
                            stable_period_s=TARGET_STABLE_PERIOD_S, load=False).validate(
             issue, work.component, target_passing)
         session.write_json(Evidence.TARGET_VALIDATION.file(issue.component), report.as_dict())

@@ -120,7 +120,7 @@ class _AttemptRunner:
         settings, sandbox = self.ctx.app.settings, self.work.sandbox
         return RepairContext(
             transport=sandbox.transport, agent=sandbox.agent, issue=self.issue,
-            component=self.work.component, components=list(settings.watch.components),
+            component=self.work.component, components=list(self.ctx.watch.components),
             variables=dict(self.diagnosis.variables), baseline=self.baseline, session=self.ctx.session,
             step_timeout_s=settings.repair.step_timeout_s,
             placeholders=frozenset(self.work.capture.placeholder_paths),
@@ -184,7 +184,7 @@ class _AttemptRunner:
     def _validate(self, candidate: RankedStrategy, record: AttemptRecord, st: StageRecord, log: AttemptLog,
                   changes: tuple[Manifest, RebootAnalysis]) -> Winner | None:
         after, reboot = changes
-        validator = Validator(self.work.sandbox.transport, self.work.probes, self.ctx.app.settings.watch,
+        validator = Validator(self.work.sandbox.transport, self.work.probes, self.ctx.watch,
                               stable_period_s=self.ctx.options.stable_period_s,
                               load=self.ctx.app.settings.repair.load)
         report = validator.validate(self.issue, self.work.component, self.baseline_passing)

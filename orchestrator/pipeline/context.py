@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
+from orchestrator.components.config import WatchConfig
 from orchestrator.detect.detector import Detector
 from orchestrator.pipeline.options import Resolved
 from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
@@ -27,6 +28,11 @@ class RunContext:
     new_sandbox: SandboxFactory
     #: Probes that passed on the target at detection.
     passing: frozenset[str] = frozenset()
+
+    @property
+    def watch(self) -> WatchConfig:
+        """The watch resolved against this target (discovered and configured components)."""
+        return self.probes.watch
 
 
 def vm_sandbox(app: App) -> SandboxFactory:

@@ -61,7 +61,7 @@ class Stages:
     budget_spent: Callable[..., IssueOutcome] = budget.spent
     #: The probes of the sandbox (the detect stage's Detector over the sandbox's transport).
     sandbox_probes: Callable[[RunContext, Sandbox], ProbeRunner] = (
-        lambda ctx, sandbox: Detector(ctx.app.settings.watch, sandbox.transport, sandbox.agent))
+        lambda ctx, sandbox: Detector(ctx.watch, sandbox.transport, sandbox.agent))
 
 
 REAL = Stages()
@@ -69,7 +69,7 @@ REAL = Stages()
 
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
                  stages: Stages = REAL) -> IssueOutcome:
-    components = components_for(ctx.app.settings.watch, issue)
+    components = components_for(ctx.watch, issue)
     own = components[0] if issue.kind not in DISK_KINDS else None
     decision = stages.decide(ctx, issue, related, own)
     if decision.in_place and own is not None and not ctx.options.dry_run \

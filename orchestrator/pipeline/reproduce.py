@@ -61,7 +61,7 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
                 captured.facts, captured.units, sandbox.transport, components))
         if issue.kind in DISK_KINDS and captured.disk is not None:
             sandbox.fill_disk_to(captured.disk.used_pct if issue.kind is IssueKind.DISK_FULL
-                                 else ctx.app.settings.watch.thresholds.disk_critical_pct)
+                                 else ctx.watch.thresholds.disk_critical_pct)
         state = "complete" if imported.is_complete else f"partial: {imported.error or 'see evidence'}"
         how = "restored warm" if up.is_warm else "booted"
         st.detail = f"{sandbox.name} {how} in {up.boot_seconds:.1f} s on {layer.describe()}; import {state}"
@@ -101,7 +101,7 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
         arch = sandbox.transport.check(["dpkg", "--print-architecture"], timeout=30).stdout_text.strip()
         # Every watched component, not only the affected ones: one layer per host configuration, reused
         # by every fault on that host, and related services (a web server and its database) both run.
-        watched = (*components, *(c for c in settings.watch.components if c not in components))
+        watched = (*components, *(c for c in ctx.watch.components if c not in components))
         plan = plan_layer(target=ctx.transport, facts=facts, components=watched,
                           template=sandbox.template, recipe_hash=image.manifest.recipe_hash,
                           template_arch=arch, template_os=("debian", image.manifest.suite),

@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.detect.detector import Detector
+from orchestrator.discover.resolve import resolve_for, watch_summary
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
 from orchestrator.pipeline import driver
@@ -119,15 +120,16 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
             raise PipelineError(f"target {spec} is unreachable: {exc.message}", stage=Stage.CONNECT,
                                 remedy="check that the target is up and its host key is pinned") from exc
     agent = RemoteAgent(transport, timeout=app.settings.repair.step_timeout_s)
-    probes = Detector(app.settings.watch, transport, agent)
     early = _Early(sandbox)
     try:
         if last_run_escalated(app.settings.sessions_dir, str(spec)):
             # The last run here needed a sandbox: boot this one while detection runs.
             early.start(session)
         with session.stage(Stage.DETECT) as st:
+            watch = resolve_for(app.settings, app.state, spec.slug, transport, agent)
+            probes = Detector(watch.watch, transport, agent)
             report = probes.run()
-            session.write_json("detect", report.as_dict())
+            session.write_json("detect", report.as_dict() | {"watch": watch_summary(watch)})
             outcome.issues = list(report.issues)
             st.detail = f"{len(report.issues)} issue(s)"
         if not outcome.issues:

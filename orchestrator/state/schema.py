@@ -95,6 +95,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX reboots_one_pending ON reboots(target)
         WHERE state IN ('waiting_operator', 'scheduled');
     """,
+    # 3: discovery cache (orchestrator/discover/cache.py)
+    """
+    -- The components discovered on a target, reused while its unit files and packages are unchanged.
+    CREATE TABLE discovery (
+        target      TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        components  TEXT NOT NULL,
+        notes       TEXT NOT NULL DEFAULT '[]',
+        present     TEXT NOT NULL DEFAULT '[]',
+        at          REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -60,7 +60,7 @@ def test_records_every_file_privately(settings: Settings) -> None:
     directory = settings.baselines_dir / SLUG / "20260101T120000Z"
     assert info.directory == directory
     assert sorted(p.name for p in directory.iterdir()) == [
-        "baseline.json", "files.tar", "manifest.json", "packages.json", "units.json"]
+        "baseline.json", "components.json", "files.tar", "manifest.json", "packages.json", "units.json"]
     for path in (settings.baselines_dir, settings.baselines_dir / SLUG, directory):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700
     for path in directory.iterdir():
@@ -109,7 +109,8 @@ def test_baseline_json_is_written_last_then_latest(
 
     monkeypatch.setattr(layout, "write_json", spy)
     record(settings)
-    assert written == ["manifest.json", "packages.json", "units.json", "baseline.json", "latest.json"]
+    assert written == ["manifest.json", "packages.json", "units.json", "components.json", "baseline.json",
+                       "latest.json"]
 
 
 def test_invalid_package_names_are_never_passed_to_dpkg(settings: Settings) -> None:
