@@ -59,23 +59,42 @@ class Detector:
         #: Per probe, the agent reads it starts with, exactly as it asks for them (each probe module
         #: declares its own): the batch answers only identical requests.
         self._reads: dict[str, tuple[AgentRead, ...]] = {}
-        self._plan = self._build_plan(watch, transport, agent, self._owners, self._reads)
+        self._transport = transport
+        #: One ``systemctl show`` for the unit probes of a run, like the agent reads.
+        self._units = units.ShowBatch()
+        self._plan = self._build_plan(watch, transport, agent, self._owners, self._reads,
+                                      unit_batch=self._units)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
-        (each agent call is a new interpreter in the guest); a failed batch only means no prefetch."""
+        (each agent call is a new interpreter in the guest) and their units' state by one
+        ``systemctl show``; both are fetched side by side, and a failed batch only means no prefetch."""
         agent = self._agent
-        reads = [read for name in names for read in self._reads.get(name, ())]
-        if not reads or not isinstance(agent, Prefetching):
-            return run()
-        try:
-            agent.prefetch(reads)
-        except VmRepairError as exc:
-            log.debug("batched agent reads failed, probing one by one: %s", exc.message)
+        wanted = list(names)
+        reads = [read for name in wanted for read in self._reads.get(name, ())]
+        unit_names = [n[len(units.PREFIX):] for n in wanted if n.startswith(units.PREFIX) and n in self._plan]
+        prefetching = agent if reads and isinstance(agent, Prefetching) else None
+
+        def fetch_reads() -> None:
+            if prefetching is not None:
+                try:
+                    prefetching.prefetch(reads)
+                except VmRepairError as exc:
+                    log.debug("batched agent reads failed, probing one by one: %s", exc.message)
+
+        def fetch_units() -> None:
+            try:
+                self._units.prefetch(self._transport, unit_names)
+            except VmRepairError as exc:
+                log.debug("batched systemctl show failed, probing one by one: %s", exc.message)
+
+        run_probes([fetch_reads, fetch_units])
         try:
             return run()
         finally:
-            agent.discard_prefetched()
+            self._units.discard()
+            if prefetching is not None:
+                prefetching.discard_prefetched()
 
     def owner_of(self, probe: str) -> str:
         """The component that owns ``probe`` (``host`` for host-wide probes)."""
@@ -143,7 +162,7 @@ class Detector:
     @staticmethod
     def _build_plan(
         watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str],
-        reads: dict[str, tuple[AgentRead, ...]],
+        reads: dict[str, tuple[AgentRead, ...]], *, unit_batch: units.ShowBatch | None = None,
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
@@ -178,7 +197,7 @@ class Detector:
                     jsonl.first_reads(path))
             for unit in comp.units:
                 add(units.probe_name(unit),
-                    functools.partial(units.probe_unit, transport, comp, unit, thresholds))
+                    functools.partial(units.probe_unit, transport, comp, unit, thresholds, unit_batch))
             for check in comp.http:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,

@@ -23,6 +23,9 @@ from orchestrator.state.db import StateDb
 FINGERPRINT_PATHS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system",
                      "/var/lib/dpkg/status")
 MAX_AGE_S = 3600.0
+#: Part of the fingerprint: raise it when discovery would build other components from the same
+#: target, so an upgraded vmrepair does not reuse what the older one built.
+DISCOVERY_VERSION = 2
 
 
 def fingerprint(agent: AgentApi, configured_units: Iterable[str]) -> str:
@@ -32,7 +35,8 @@ def fingerprint(agent: AgentApi, configured_units: Iterable[str]) -> str:
         TransportError/AgentError: the target cannot be read.
     """
     manifest = agent.manifest(list(FINGERPRINT_PATHS))
-    digest = hashlib.sha256("\0".join(sorted(configured_units)).encode() + b"\n")
+    digest = hashlib.sha256(f"v{DISCOVERY_VERSION}\0".encode()
+                            + "\0".join(sorted(configured_units)).encode() + b"\n")
     for e in sorted(manifest.entries, key=lambda e: e.path):
         digest.update(f"{e.path}\0{e.type}\0{e.size}\0{e.mtime:.3f}\0{e.link or ''}\n".encode())
     digest.update("\0".join(sorted(manifest.missing)).encode())

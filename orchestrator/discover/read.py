@@ -75,8 +75,10 @@ class UnitFacts:
 
     @property
     def is_wanted(self) -> bool:
-        """Enabled or running: the units discovery turns into components."""
-        return self.file_state in ENABLED or self.active in RUNNING
+        """Enabled, or running a process: the units discovery turns into components. A static
+        oneshot that ran at boot and exited (``active (exited)``: kmod-static-nodes, remount-fs) is
+        part of booting, watched by the system-state probe, not a service."""
+        return self.file_state in ENABLED or (self.active in RUNNING and self.sub != "exited")
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,9 @@ class FakeHost:
         if program == "systemctl":
             if not self.has_systemd:
                 return 1, b"", NO_SYSTEMD
-            return 0, show_output(self.units.get(argv[-1], ACTIVE)), b""
+            # As systemctl prints it: one block per unit after `--`, blank lines between blocks.
+            asked = argv[argv.index("--") + 1:] if "--" in argv else argv[-1:]
+            return 0, b"\n".join(show_output(self.units.get(u, ACTIVE)) for u in asked), b""
         if program == "curl":
             return self.http.get(argv[-1], (0, b"200", b""))
         if program == "dpkg-query":

@@ -34,7 +34,8 @@ def test_argv_is_a_list_with_the_unit_after_double_dash() -> None:
     units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS)
     assert transport.argvs == [(
         "systemctl", "show",
-        "--property=ActiveState,SubState,UnitFileState,NRestarts,Result,LoadState,ExecMainStatus",
+        "--property=ActiveState,SubState,UnitFileState,NRestarts,Result,LoadState,ExecMainStatus,Type,"
+        "ConditionResult",
         "--", "nginx.service",
     )]
 
@@ -83,6 +84,24 @@ def test_enabled_but_inactive_severity_follows_vital(component: Component, sever
 
 def test_disabled_and_inactive_passes() -> None:
     assert probe({**INACTIVE, "UnitFileState": "disabled"}).ok
+
+
+def test_inactive_because_its_conditions_failed_passes() -> None:
+    # systemd-pstore without a pstore, systemd-fsck-root on a read-write root: enabled, never run.
+    result = probe({**INACTIVE, "ConditionResult": "no"})
+    assert (result.ok, result.summary) == (True, "nginx.service is inactive: its start conditions are not met")
+
+
+def test_enabled_oneshot_that_succeeded_passes_but_a_stopped_daemon_does_not() -> None:
+    assert probe({**INACTIVE, "Type": "oneshot", "Result": "success"}).ok
+    # `systemctl stop` of a daemon leaves Result=success too: still an enabled unit not running.
+    assert not probe({**INACTIVE, "Type": "notify", "Result": "success"}).ok
+    assert not probe({**INACTIVE, "Type": "oneshot", "Result": "exit-code"}).ok
+
+
+def test_masked_beats_failed_conditions() -> None:
+    result = probe({**INACTIVE, "LoadState": "masked", "UnitFileState": "masked", "ConditionResult": "no"})
+    assert not result.ok
 
 
 def test_masked_and_inactive_is_an_issue() -> None:
