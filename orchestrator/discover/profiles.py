@@ -77,9 +77,11 @@ PROFILES: Final[tuple[Profile, ...]] = (
             config_test=("lighttpd", "-tt", "-f", "/etc/lighttpd/lighttpd.conf"),
             packages=("lighttpd",), log_paths=("/var/log/lighttpd",)),
     # haproxy doc/management.txt: "-c : only performs a check of the configuration files and exits
-    # before trying to bind. The exit status is zero if everything is OK".
+    # before trying to bind. The exit status is zero if everything is OK"; Debian's unit reloads after
+    # `haproxy -f $CONFIG -c -q`. Not all of /etc/haproxy: TLS certificates with their keys are often
+    # kept there; errors/ holds the error pages haproxy.cfg names.
     Profile("haproxy", ("haproxy.service",),
-            config_paths=("/etc/haproxy/haproxy.cfg", "/etc/default/haproxy"),
+            config_paths=("/etc/haproxy/haproxy.cfg", "/etc/haproxy/errors", "/etc/default/haproxy"),
             config_test=("haproxy", "-c", "-f", "/etc/haproxy/haproxy.cfg"), packages=("haproxy",)),
     # squid(8) 5.7: "-k parse" parses the configuration and exits; src/main.cc returns the number of
     # errors before any pid file, cache directory or listening port. Not all of /etc/squid: TLS
@@ -124,7 +126,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
             log_paths=("/var/log/redis",)),
     # memcached reads its options from the command line; Debian's wrapper turns /etc/memcached.conf
     # into them, so there is nothing to check beforehand.
-    Profile("memcached", ("memcached.service",), config_paths=("/etc/memcached.conf",),
+    Profile("memcached", ("memcached.service",),
+            config_paths=("/etc/memcached.conf", "/etc/default/memcached"),
             packages=("memcached",)),
 
     # --- DNS and time -------------------------------------------------------------------------------
@@ -144,8 +147,9 @@ PROFILES: Final[tuple[Profile, ...]] = (
             config_paths=("/etc/unbound/unbound.conf", "/etc/unbound/unbound.conf.d"),
             config_test=("unbound-checkconf", "/etc/unbound/unbound.conf"), packages=("unbound",)),
     # dnsmasq(8): "--test Read and syntax check configuration file(s). Exit with code 0 if all is OK".
-    # Debian's unit runs dnsmasq with -7 (--conf-dir) from CONFIG_DIR in /etc/default/dnsmasq; this is
-    # the package's default, so the drop-in directory is checked as the daemon reads it.
+    # Debian's unit checks with `dnsmasq --test -7 $CONFIG_DIR` (/usr/share/dnsmasq/init-system-common)
+    # and CONFIG_DIR in /etc/default/dnsmasq defaults to the value below, so the drop-in directory is
+    # checked as the daemon reads it. dnsmasq@NAME reads another configuration: not listed.
     Profile("dnsmasq", ("dnsmasq.service",),
             config_paths=("/etc/dnsmasq.conf", "/etc/dnsmasq.d", "/etc/default/dnsmasq"),
             config_test=("dnsmasq", "--test", "--conf-dir=/etc/dnsmasq.d,.dpkg-dist,.dpkg-old,.dpkg-new"),
@@ -166,7 +170,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
             config_paths=("/etc/postfix/main.cf", "/etc/postfix/master.cf"), packages=("postfix",)),
     # No test: `exim4 -bV` checks the runtime configuration that update-exim4.conf generates under
     # /var/lib/exim4 when the service starts, not the files in /etc/exim4, so it would pass a broken
-    # edit. Not all of /etc/exim4: passwd.client (SMTP passwords) and exim.key.
+    # edit. exim4.service is generated from /etc/init.d/exim4. Not all of /etc/exim4: passwd.client
+    # (SMTP passwords) and exim.key.
     Profile("exim4", ("exim4.service",),
             config_paths=("/etc/exim4/update-exim4.conf.conf", "/etc/exim4/exim4.conf.template",
                           "/etc/exim4/conf.d"),
@@ -185,8 +190,10 @@ PROFILES: Final[tuple[Profile, ...]] = (
             config_paths=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"),
             config_test=("sshd", "-t"), packages=("openssh-server",)),
     # testparm(1): -s suppresses the prompt; source3/utils/testparm.c exits 1 when smb.conf does not
-    # load ("Error loading services") or a global check fails. Both daemons read smb.conf.
-    Profile("samba", ("smbd.service", "nmbd.service"), config_paths=("/etc/samba/smb.conf",),
+    # load ("Error loading services") or a global check fails. Both daemons read smb.conf; smb.service
+    # and nmb.service are their aliases. samba-ad-dc.service (a domain controller) is another role.
+    Profile("samba", ("smbd.service", "nmbd.service", "smb.service", "nmb.service"),
+            config_paths=("/etc/samba/smb.conf",),
             config_test=("testparm", "-s"), packages=("samba", "samba-common", "samba-common-bin"),
             log_paths=("/var/log/samba",)),
     # No test: `cupsd -t` is not read-only; cupsdReadConfiguration() (scheduler/conf.c, 2.4.2) fixes
@@ -217,7 +224,8 @@ PROFILES: Final[tuple[Profile, ...]] = (
     Profile("cron", ("cron.service",), config_paths=("/etc/crontab", "/etc/cron.d"),
             packages=("cron",), vital=False),
     # rsyslogd -N1 (rsyslogd(8): config check, level 1); tools/rsyslogd.c exits 1 on any config error.
-    # syslog.service is an alias both rsyslog and syslog-ng claim: it names neither.
+    # Not its alias syslog.service: the generic name of whichever system logger is installed, and the
+    # profile equals the default it replaces.
     Profile("rsyslog", ("rsyslog.service",), config_paths=("/etc/rsyslog.conf", "/etc/rsyslog.d"),
             config_test=("rsyslogd", "-N1"), packages=("rsyslog",), log_paths=("/var/log",), vital=False),
     # syslog-ng(8) 3.38: -s (--syntax-only) reads and parses the configuration and exits (main.c, exit
