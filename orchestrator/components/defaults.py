@@ -1,20 +1,25 @@
-"""Sensible defaults for the template's services; `watch:` in config.yaml replaces or extends them."""
+"""What discovery cannot know about the services vmrepair ships with, as configured overrides.
+
+Everything else (units, config paths, config tests, packages, ports, users) is discovered on the
+target (:mod:`orchestrator.discover`), and for daemons vmrepair knows, taken from their profile
+(:mod:`orchestrator.discover.profiles`). An entry here applies only where its unit exists: on a host
+without nginx, nginx's HTTP check is never run and raises nothing. ``watch:`` in config.yaml adds to
+or replaces these.
+"""
 
 from __future__ import annotations
 
 from orchestrator.model import Component, HttpCheck
 
 DEFAULT_COMPONENTS: tuple[Component, ...] = (
+    # Debian's nginx serves its default page on port 80: an answer there is the service working.
     Component(
         name="nginx",
         units=("nginx.service",),
-        config_paths=("/etc/nginx",),
-        unit_paths=("/etc/systemd/system/nginx.service.d",),
-        config_test=("nginx", "-t"),
         http=(HttpCheck("http://127.0.0.1:80/"),),
-        packages=("nginx", "nginx-common"),
-        log_paths=("/var/log/nginx",),
     ),
+    # The template's in-house application: its endpoints, its interaction log (JSON lines a crash can
+    # tear), the data the log lives in (captured, so a corrupt log reproduces in the VM) and its code.
     Component(
         name="sampleapp",
         units=("sampleapp.service",),
@@ -25,36 +30,12 @@ DEFAULT_COMPONENTS: tuple[Component, ...] = (
         jsonl_logs=("/var/lib/sampleapp/interactions.jsonl",),
         log_paths=("/var/log/sampleapp",),
     ),
-    Component(
-        name="sshd",
-        units=("ssh.service",),
-        # Not all of /etc/ssh: host private keys never leave the target.
-        config_paths=("/etc/ssh/sshd_config", "/etc/ssh/sshd_config.d"),
-        unit_paths=("/etc/systemd/system/ssh.service.d",),
-        config_test=("sshd", "-t"),
-        packages=("openssh-server",),
-    ),
-    Component(
-        name="cron",
-        vital=False,
-        units=("cron.service",),
-        config_paths=("/etc/crontab", "/etc/cron.d"),
-        packages=("cron",),
-    ),
-    Component(
-        name="rsyslog",
-        vital=False,
-        units=("rsyslog.service",),
-        config_paths=("/etc/rsyslog.conf", "/etc/rsyslog.d"),
-        config_test=("rsyslogd", "-N1"),
-        packages=("rsyslog",),
-        log_paths=("/var/log",),
-    ),
     # What the next boot reads. No units on purpose: nothing here is fixed by a restart, so a boot
     # issue always goes to a troubleshooting VM and is proven there by a reboot.
     Component(
         name="boot",
         config_paths=("/etc/fstab",),
         fstab=("/etc/fstab",),
+        origin="builtin",
     ),
 )

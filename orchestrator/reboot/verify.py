@@ -8,14 +8,16 @@ applied (step ``verify_plan``), so any later process (``vmrepair reboot now``, t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
+from orchestrator.components import record
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.detector import Detector
 from orchestrator.errors import ConfigError, StateError
+from orchestrator.model import Component
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.systemd import system_state
 from orchestrator.transport.base import Transport
@@ -35,9 +37,20 @@ class VerifyPlan:
     snapshot: str | None = None
     #: boot id of the target when the fix was applied (a later different one proves the reboot).
     boot_id: str | None = None
+    #: The components the probes were named on (discovered ones included): verification after a
+    #: boot re-runs exactly those probes, whatever a new discovery would find (a service that did not
+    #: come back must fail its probe, not vanish from the watch).
+    components: tuple[Component, ...] = ()
 
     def as_detail(self) -> dict[str, Any]:
-        return {"probes": list(self.probes), "snapshot": self.snapshot, "boot_id": self.boot_id}
+        return {"probes": list(self.probes), "snapshot": self.snapshot, "boot_id": self.boot_id,
+                "components": [record.to_json(c) for c in self.components]}
+
+    def watch(self, configured: WatchConfig) -> WatchConfig:
+        """``configured`` with the plan's components, when the plan has them (older plans do not)."""
+        if not self.components:
+            return configured
+        return replace(configured, components=self.components, resolved=True)
 
 
 @dataclass(frozen=True)
@@ -65,8 +78,10 @@ def load_plan(store: TransactionStore, txn_id: str) -> VerifyPlan:
             if not isinstance(probes, list) or not all(isinstance(p, str) for p in probes):
                 break
             snapshot, boot = detail.get("snapshot"), detail.get("boot_id")
+            components = record.from_json(detail.get("components", []),
+                                          source=f"verification plan of transaction {txn_id}")
             return VerifyPlan(tuple(probes), snapshot if isinstance(snapshot, str) else None,
-                              boot if isinstance(boot, str) else None)
+                              boot if isinstance(boot, str) else None, tuple(components))
     raise StateError(f"transaction {txn_id} has no usable verification plan",
                      remedy=f"verify by hand, then `vmrepair fixes rollback {txn_id}` if needed")
 
@@ -78,7 +93,7 @@ def verify_after_boot(watch: WatchConfig, transport: Transport, plan: VerifyPlan
     Raises:
         TransportError: the target cannot be reached (the caller treats it as not verified).
     """
-    probes = Detector(watch, transport, agent or RemoteAgent(transport, timeout=timeout))
+    probes = Detector(plan.watch(watch), transport, agent or RemoteAgent(transport, timeout=timeout))
     failures, results = [], []
     for name in plan.probes:
         try:

@@ -12,14 +12,15 @@ import pytest
 
 from orchestrator.agent.api import Placeholder
 from orchestrator.baseline import layout, load_latest_baseline, record_baseline
-from orchestrator.components.config import WatchConfig, build_watch_config
+from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.errors import ConfigError, ConnectError, FileTransferError
 from orchestrator.model import Component
 from tests.unit.detect.fakes import FakeAgent, FakeHost, file_entry, make_tar
+from tests.unit.template_watch import template_watch
 
 SLUG = "vm_web"
-WATCH = build_watch_config(None)
+WATCH = template_watch()
 NGINX_CONF = b"events {}\nhttp { server { listen 80; } }\n"
 
 

@@ -12,14 +12,14 @@ import pytest
 
 from orchestrator.agent.api import Placeholder
 from orchestrator.baseline import Baseline, load_latest_baseline, record_baseline
-from orchestrator.components.config import build_watch_config
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
 from tests.unit.detect.fakes import FakeAgent, FakeHost, file_entry, make_tar
+from tests.unit.template_watch import template_watch
 
 SLUG = "local"
 CONF = b"events {}\n"
-WATCH = build_watch_config(None)
+WATCH = template_watch()
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from orchestrator.cli import baseline as cli_baseline
 from orchestrator.config.settings import Settings
 from orchestrator.targets.spec import parse_target
 from tests.unit.detect.fakes import FAILED, FakeAgent, FakeHost, make_tar
+from tests.unit.template_watch import template_watch
 
 SPEC = parse_target("vm:web")
 
@@ -31,8 +33,8 @@ def test_refuses_a_target_with_critical_issues(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
     host = FakeHost(units={"nginx.service": FAILED}, config_tests={"sshd": (255, b"bad\n")})
-    code = cli_baseline.check_and_record(settings, SPEC, host.transport(), _agent(), force=False,
-                                         as_json=False)
+    code = cli_baseline.check_and_record(dataclasses.replace(settings, watch=template_watch()), SPEC,
+                                         host.transport(), _agent(), force=False, as_json=False)
     err = " ".join(capsys.readouterr().err.split())
     assert code == 1
     assert ("vm:web is not healthy, refusing to record a baseline; failing probes: "

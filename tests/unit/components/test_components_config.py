@@ -20,7 +20,7 @@ from orchestrator.config.settings import load_settings
 from orchestrator.errors import ConfigError
 from orchestrator.model import Component, HttpCheck
 
-DEFAULT_NAMES = ["nginx", "sampleapp", "sshd", "cron", "rsyslog", "boot"]
+DEFAULT_NAMES = ["nginx", "sampleapp", "boot"]   # the rest is discovered
 
 
 def names(config: WatchConfig) -> list[str]:
@@ -45,7 +45,7 @@ def test_extending_replaces_a_default_of_the_same_name_and_appends_new_ones() ->
         ComponentFile(name="nginx", units=["nginx.service"], config_paths=["/srv/nginx"], vital=False),
     ])
     config = build_watch_config(watch)
-    assert names(config) == ["sampleapp", "sshd", "cron", "rsyslog", "boot", "redis", "nginx"]
+    assert names(config) == ["sampleapp", "boot", "redis", "nginx"]
     assert config.component("nginx") == Component("nginx", vital=False, units=("nginx.service",),
                                                   config_paths=("/srv/nginx",))
     assert config.component("redis").units == ("redis-server.service",)
@@ -80,7 +80,8 @@ def test_component_file_converts_every_field() -> None:
 
 def test_the_boot_default_watches_fstab_and_has_nothing_to_restart() -> None:
     boot = build_watch_config(None).component("boot")
-    assert boot == Component("boot", vital=True, config_paths=("/etc/fstab",), fstab=("/etc/fstab",))
+    assert boot == Component("boot", vital=True, config_paths=("/etc/fstab",), fstab=("/etc/fstab",),
+                             origin="builtin")
     assert (boot.units, boot.http, boot.config_test) == ((), (), ())
 
 

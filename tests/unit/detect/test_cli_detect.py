@@ -9,11 +9,11 @@ import pytest
 
 from orchestrator.cli import detect as cli_detect
 from orchestrator.cli.output import out_console
-from orchestrator.components.config import build_watch_config
 from orchestrator.detect import Detector
 from tests.unit.detect.fakes import FAILED, FakeHost, target_agent
+from tests.unit.template_watch import template_watch
 
-WATCH = build_watch_config(None)
+WATCH = template_watch()
 
 
 def _report(host: FakeHost):

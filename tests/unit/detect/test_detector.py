@@ -7,14 +7,15 @@ import json
 import pytest
 
 from orchestrator.agent.api import JsonlReport
-from orchestrator.components.config import WatchConfig, build_watch_config
+from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.errors import ConfigError
 from orchestrator.model import Component, IssueKind, Severity
 from tests.unit.detect.fakes import FAILED, INACTIVE, FakeHost, target_agent, usage
 from tests.unit.fake_agent import FakeAgent
+from tests.unit.template_watch import template_watch
 
-WATCH = build_watch_config(None)
+WATCH = template_watch()
 LOG = "/var/lib/sampleapp/interactions.jsonl"
 
 EXPECTED_PROBES = (
@@ -123,13 +124,12 @@ def test_critical_issues_exclude_warnings() -> None:
 
 def test_run_components_runs_only_the_probes_of_those_components() -> None:
     """Stability rounds re-run one component's probes; under TCG each probe is a guest process."""
-    from orchestrator.components.config import build_watch_config
     from orchestrator.detect.detector import Detector
     from orchestrator.transport.fake import FakeTransport
     from tests.unit.detect.fakes import target_agent
 
     transport = FakeTransport(lambda argv, stdin: (0, b"", b""))
-    detector = Detector(build_watch_config(None), transport, target_agent())
+    detector = Detector(template_watch(), transport, target_agent())
     results = detector.run_components(["nginx"])
     assert results and {r.component for r in results} == {"nginx"}
     assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/"}

@@ -125,14 +125,14 @@ def test_an_old_or_unreadable_cache_entry_is_read_again(tmp_path: Path) -> None:
 
 
 def test_no_systemd_drops_configured_services_but_a_timeout_keeps_them(tmp_path: Path) -> None:
-    configured = build_watch_config(None)   # the shipped defaults: nginx, sampleapp, sshd ...
+    configured = build_watch_config(None)   # the shipped overrides: nginx, sampleapp, boot
     none = resolve_watch(configured, "local", DiscoveryHost(has_systemd=False).transport(),
                          agent_with_units(), db=None, baselines_dir=tmp_path)
     assert [c.name for c in none.watch.components] == ["boot"]
     assert "nginx" in none.absent and any("systemd" in n for n in none.notes)
     flaky = resolve_watch(configured, "local", DiscoveryHost(show_fails=True).transport(),
                           agent_with_units(), db=None, baselines_dir=tmp_path)
-    assert {"nginx", "sampleapp", "sshd"} <= {c.name for c in flaky.watch.components}
+    assert {"nginx", "sampleapp"} <= {c.name for c in flaky.watch.components}
     assert flaky.absent == ()
 
 
@@ -140,6 +140,8 @@ def test_the_template_resolves_to_its_services_with_shipped_overrides(tmp_path: 
     resolution = resolve_watch(build_watch_config(None), "vm-x", DiscoveryHost().transport(),
                                agent_with_units(), db=None, baselines_dir=tmp_path)
     comps = {c.name: c for c in resolution.watch.components}
-    assert list(comps)[:6] == ["nginx", "sampleapp", "sshd", "cron", "rsyslog", "boot"]
+    assert list(comps)[:3] == ["nginx", "sampleapp", "boot"]
+    assert {"sshd", "cron", "rsyslog"} <= set(comps) and comps["sshd"].origin == "discovered"
+    assert comps["nginx"].config_test == ("nginx", "-t") and comps["nginx"].http
     assert comps["sampleapp"].jsonl_logs and comps["sampleapp"].origin == "configured,discovered"
     assert comps["dbus"].origin == "discovered" and resolution.absent == ()

@@ -24,6 +24,7 @@ from orchestrator.state.transactions import TransactionStore, TxnRecord
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.apply.fakes import FakeAgent, FakeFile, systemd_transport
 from tests.unit.fixpkg.scenario import build, make_target, make_vm
+from tests.unit.template_watch import template_watch
 
 OLD_BOOT, NEW_BOOT = "0f6bb6d2-1111-4222-8333-944455556666", "7a1c9e40-2222-4333-8444-a55566667777"
 BAD_FSTAB = b"UUID=b6138d94-a5c1-499d-bf9b-54c63ba88098 /mnt/data ext4 defaults 0 2\n"
@@ -85,7 +86,9 @@ def _pending(app: App, target: FakeAgent, tmp_path: Path, *, snapshot: str | Non
     txn = store.create(package_id=pkg.id, package_dir="/p", target="vm:patient", component="nginx",
                        backup_dir=str(tmp_path / "backup"), ops_total=len(pkg.operations),
                        reboot_required=True, strategy="nginx-fix")
-    record_plan(store, txn.id, VerifyPlan(("config:nginx",), snapshot, OLD_BOOT))
+    # The components the pipeline resolved on the target travel with the plan (config:nginx is the
+    # discovered nginx profile's config test).
+    record_plan(store, txn.id, VerifyPlan(("config:nginx",), snapshot, OLD_BOOT, template_watch().components))
     result = apply_package(pkg, target, systemd_transport(), backup_dir=tmp_path / "backup",
                            journal=Journal(store, txn, pkg.operations), validate=lambda: True,
                            needs_reboot=True)
