@@ -163,3 +163,16 @@ def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
     assert [r.probe for r in results] == ["disk:/", "inodes:/"]
     assert agent.batches == [[("disk_usage", {"mount": "/"}), ("disk_usage", {"mount": "/"})]]
     assert agent.discarded == 1
+
+
+def test_every_issue_kind_has_its_place_in_the_issue_order() -> None:
+    from orchestrator.detect.report import build_issues
+    from orchestrator.model import ProbeResult
+
+    results = [ProbeResult(f"p:{kind}", "host", False, kind, Severity.WARNING, "s", "x")
+               for kind in reversed(IssueKind)]
+    assert [i.kind for i in build_issues(results, [])] == [
+        IssueKind.DISK_FULL, IssueKind.INODES_FULL, IssueKind.MEMORY_PRESSURE, IssueKind.KERNEL_FAULT,
+        IssueKind.PATH_MISSING, IssueKind.PERMISSIONS, IssueKind.PACKAGE_BROKEN, IssueKind.CONFIG_INVALID,
+        IssueKind.LOG_CORRUPT, IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.PORT_DOWN,
+        IssueKind.HTTP_DOWN, IssueKind.SYSTEM_DEGRADED, IssueKind.BOOT_CONFIG]
