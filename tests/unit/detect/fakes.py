@@ -43,6 +43,16 @@ NOT_FOUND = {"ActiveState": "inactive", "SubState": "dead", "UnitFileState": "",
              "Result": "success", "LoadState": "not-found", "ExecMainStatus": "0"}
 
 
+#: The host-wide probes every plan has after its disk and inode probes, whatever the watch config.
+HOST_PROBES = (
+    "memory:pressure", "memory:oom", "kernel:taint",
+    "sysdir:/tmp", "sysdir:/var/tmp", "sysdir:/etc/shadow", "sysdir:/etc/gshadow", "sysdir:/etc/passwd",
+    "sysdir:/etc/group", "sysdir:/etc/sudoers", "sysdir:/etc/sudoers.d",
+    "sysdir:/", "sysdir:/etc", "sysdir:/usr", "sysdir:/var",
+    "system:state",
+)
+
+
 def flapping(restarts: int) -> dict[str, str]:
     return {**ACTIVE, "NRestarts": str(restarts)}
 
