@@ -59,6 +59,16 @@ class ThresholdsFile(_Strict):
     inode_warning_pct: float = Field(default=90.0, gt=0, le=100)
     unit_restarts_warning: int = Field(default=3, ge=1, description="NRestarts that count as flapping")
     http_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    memory_available_warning_pct: float = Field(
+        default=10.0, gt=0, le=100, description="MemAvailable below this share of MemTotal is a warning")
+    memory_available_critical_pct: float = Field(
+        default=5.0, gt=0, le=100, description="MemAvailable below this share of MemTotal is critical")
+    psi_some_avg60_warning: float = Field(
+        default=40.0, gt=0, le=100, description="PSI memory 'some' avg60 (percent of time) that is a warning")
+    psi_full_avg60_warning: float = Field(
+        default=10.0, gt=0, le=100, description="PSI memory 'full' avg60 (percent of time) that is a warning")
+    oom_window_minutes: int = Field(
+        default=60, ge=1, le=7 * 24 * 60, description="how far back the kernel journal is read for OOM kills")
 
 
 class WatchFile(_Strict):
@@ -81,6 +91,11 @@ class Thresholds:
     inode_warning_pct: float = 90.0
     unit_restarts_warning: int = 3
     http_timeout_s: float = 5.0
+    memory_available_warning_pct: float = 10.0
+    memory_available_critical_pct: float = 5.0
+    psi_some_avg60_warning: float = 40.0
+    psi_full_avg60_warning: float = 10.0
+    oom_window_minutes: int = 60
 
 
 @dataclass(frozen=True)

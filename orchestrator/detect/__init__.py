@@ -14,6 +14,11 @@ probe name             what it checks                             runs through
 ``inodes:<mount>``     inode usage of a mount                     agent (disk_usage)
 ``jsonl:<path>``       a JSON-lines log parses line by line       agent (jsonl_check)
 ``fstab:<path>``       no fstab entry would stop the next boot    agent (read_file, manifest)
+``memory:pressure``    MemAvailable and PSI memory stalls         agent (read_file /proc)
+``memory:oom``         OOM kills in a recent window               agent (/proc/vmstat), journalctl
+``kernel:taint``       taint flags and faults logged this boot    agent (/proc), journalctl
+``sysdir:<path>``      owner and mode of /tmp, /etc/shadow, ...   agent (manifest), stat (dirs)
+``system:state``       systemctl is-system-running, failed units  transport (systemctl)
 =====================  =========================================  ==========================
 
 Everything read from the target is untrusted: it is parsed, never interpreted, and every evidence

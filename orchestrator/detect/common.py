@@ -37,15 +37,18 @@ def cap_evidence(text: str | bytes, limit: int = EVIDENCE_MAX) -> str:
     return cap_output(text, limit)
 
 
-def run_command(transport: Transport, argv: Sequence[str], *, timeout: float) -> CommandResult | None:
+def run_command(
+    transport: Transport, argv: Sequence[str], *, timeout: float, max_output: int = PROBE_OUTPUT_MAX,
+) -> CommandResult | None:
     """Run a probe's command; ``None`` when the program does not exist on the target (see
-    :func:`orchestrator.transport.installed.run_if_installed`).
+    :func:`orchestrator.transport.installed.run_if_installed`). Output past ``max_output`` is
+    counted, not kept (``CommandResult.stdout_dropped``).
 
     Raises:
         CommandTimeoutError: the command ran past ``timeout`` (the caller decides what that means).
         TransportError: the target cannot be reached or the session broke.
     """
-    return run_if_installed(transport, argv, timeout=timeout, max_output=PROBE_OUTPUT_MAX)
+    return run_if_installed(transport, argv, timeout=timeout, max_output=max_output)
 
 
 @dataclass(frozen=True)

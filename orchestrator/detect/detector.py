@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
-from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
+from orchestrator.detect import config_test, disk, fstab, http, jsonl, kernel, memory, sysdirs, system, units
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import ConfigError, VmRepairError
@@ -46,8 +46,9 @@ class Detector:
 
     Commands (systemctl, config tests, curl) run through ``transport``; file and disk work goes through
     ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``, ``http:http://127.0.0.1:80/``,
-    ``disk:/``, ``inodes:/``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``)
-    are stable: a name taken from one run's results re-runs the same check on another host with
+    ``disk:/``, ``inodes:/``, ``memory:pressure``, ``memory:oom``, ``kernel:taint``, ``sysdir:/tmp``,
+    ``system:state``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``) are
+    stable: a name taken from one run's results re-runs the same check on another host with
     :meth:`run_probe`. When two components name the same unit, URL or file, the first component in the
     watch config owns the probe.
     """
@@ -124,7 +125,8 @@ class Detector:
         return list(self.run().results)
 
     def run_components(self, components: Collection[str]) -> list[ProbeResult]:
-        """Run only the probes owned by ``components`` (``host`` owns the disk and inode probes)."""
+        """Run only the probes owned by ``components`` (``host`` owns the host-wide probes: disk,
+        inodes, memory, kernel, sysdir and system)."""
         wanted = set(components)
         names = [name for name in self._plan if self._owners.get(name) in wanted]
         return self._batched(names, lambda: run_probes(self._plan[name] for name in names))
@@ -184,6 +186,15 @@ class Detector:
                 disk.first_reads(mount))
             add(disk.inodes_probe_name(mount),
                 functools.partial(disk.probe_inodes, agent, mount, thresholds), disk.first_reads(mount))
+        add(memory.PRESSURE_PROBE, functools.partial(memory.probe_pressure, agent, thresholds),
+            memory.pressure_reads())
+        add(memory.OOM_PROBE, functools.partial(memory.probe_oom, transport, agent, thresholds),
+            memory.oom_reads())
+        add(kernel.PROBE_NAME, functools.partial(kernel.probe_kernel, transport, agent), kernel.first_reads())
+        for path in sysdirs.RULES:
+            add(sysdirs.probe_name(path), functools.partial(sysdirs.probe_path, transport, agent, path),
+                sysdirs.first_reads(path))
+        add(system.PROBE_NAME, functools.partial(system.probe_system, transport))
         for comp in watch.components:
             owner = comp.name
             for path in comp.fstab:

@@ -3,12 +3,14 @@
 Issues are sorted by, in turn:
 
 1. severity: critical, then warning;
-2. host-wide issues (disk, inodes) before component issues: a full disk makes config tests, units and
-   endpoints fail, so it is the likelier root cause;
+2. host-wide issues (disk, inodes, memory, kernel, system paths and modes, the manager's state)
+   before component issues: a full disk makes config tests, units and endpoints fail, so it is the
+   likelier root cause;
 3. component, in the order of the watch config;
-4. within a component, causes before symptoms: CONFIG_INVALID, LOG_CORRUPT, then UNIT_FAILED,
-   UNIT_INACTIVE, HTTP_DOWN; BOOT_CONFIG last (it is about the next boot: nothing running follows
-   from it);
+4. within a component, causes before symptoms: DISK_FULL, INODES_FULL, MEMORY_PRESSURE,
+   KERNEL_FAULT, PATH_MISSING, PERMISSIONS, PACKAGE_BROKEN, CONFIG_INVALID, LOG_CORRUPT, then
+   UNIT_FAILED, UNIT_INACTIVE, PORT_DOWN, HTTP_DOWN, SYSTEM_DEGRADED (a summary of failed units);
+   BOOT_CONFIG last (it is about the next boot: nothing running follows from it);
 5. the order the probes ran in.
 
 Deduplication rule: when a component's config test fails, its unit and HTTP issues are still reported
@@ -26,10 +28,15 @@ from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.model import Issue, IssueKind, ProbeResult, Severity
 
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+#: Every kind has a rank (a test checks): causes before symptoms. Memory, the kernel and the paths
+#: every service needs come right after disk space; SYSTEM_DEGRADED only sums up failed units, so it
+#: follows the unit kinds.
 _KIND_RANK = {
-    IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.CONFIG_INVALID: 2,
-    IssueKind.LOG_CORRUPT: 3, IssueKind.UNIT_FAILED: 4, IssueKind.UNIT_INACTIVE: 5,
-    IssueKind.HTTP_DOWN: 6, IssueKind.BOOT_CONFIG: 7,
+    IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.MEMORY_PRESSURE: 2,
+    IssueKind.KERNEL_FAULT: 3, IssueKind.PATH_MISSING: 4, IssueKind.PERMISSIONS: 5,
+    IssueKind.PACKAGE_BROKEN: 6, IssueKind.CONFIG_INVALID: 7, IssueKind.LOG_CORRUPT: 8,
+    IssueKind.UNIT_FAILED: 9, IssueKind.UNIT_INACTIVE: 10, IssueKind.PORT_DOWN: 11,
+    IssueKind.HTTP_DOWN: 12, IssueKind.SYSTEM_DEGRADED: 13, IssueKind.BOOT_CONFIG: 14,
 }
 #: Kinds that a failing config test of the same component plausibly explains.
 _CONFIG_SYMPTOMS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN})

@@ -12,6 +12,7 @@ Argv builders (:mod:`.argv`, pure; unit names always follow ``--``)::
     show_argv(*units, properties)              systemctl show --property=A,B -- UNIT...
     daemon_reload_argv()                       systemctl daemon-reload
     is_system_running_argv(*, wait=False)      systemctl is-system-running [--wait]
+    list_failed_argv()                         systemctl list-units --state=failed --plain ...
     reboot_argv()                              systemctl --no-block reboot
 
 Unit file locations (:mod:`.paths`, lexical)::
@@ -29,6 +30,12 @@ Asking (:mod:`.query`)::
     show(transport, units, properties, *, timeout=SHOW_TIMEOUT_S, max_value=MAX_VALUE) -> ShowAnswer
     active_state(transport, unit, *, timeout) -> str           ("unknown" for a garbled answer)
     system_state(transport, *, timeout=30.0) -> str            ("unknown" when it cannot be asked)
+
+The manager as a whole (:mod:`.manager`, answers with reasons, like ``show``)::
+
+    system_running(transport, *, timeout=SHOW_TIMEOUT_S) -> SystemRunning(state, unavailable_reason)
+    failed_units(transport, *, timeout=SHOW_TIMEOUT_S) -> FailedUnits(units, more, rejected, ...)
+    parse_failed_units(text) -> FailedUnits    (never raises; invalid unit names are only counted)
 
 Changing (:mod:`.control`; a non-zero exit or a timeout is a :class:`UnitCommand`, not an error)::
 
@@ -53,6 +60,7 @@ from orchestrator.systemd.argv import (
     daemon_reload_argv,
     is_active_argv,
     is_system_running_argv,
+    list_failed_argv,
     reboot_argv,
     show_argv,
     unit_argv,
@@ -66,6 +74,14 @@ from orchestrator.systemd.control import (
     restart,
     run_systemctl,
     unit_command,
+)
+from orchestrator.systemd.manager import (
+    MAX_FAILED_UNITS,
+    FailedUnits,
+    SystemRunning,
+    failed_units,
+    parse_failed_units,
+    system_running,
 )
 from orchestrator.systemd.paths import UNIT_FILE_DIRS, is_unit_file
 from orchestrator.systemd.query import (
@@ -82,6 +98,7 @@ from orchestrator.systemd.show import MAX_VALUE, UnitInfo, parse_show, parse_sho
 __all__ = [
     "JOB_TIMEOUT_S",
     "JOB_VERBS",
+    "MAX_FAILED_UNITS",
     "MAX_VALUE",
     "NO_SYSTEMD_MARKERS",
     "QUICK_TIMEOUT_S",
@@ -90,15 +107,20 @@ __all__ = [
     "UNIT_FILE_DIRS",
     "UNIT_VERBS",
     "UNKNOWN",
+    "FailedUnits",
     "ShowAnswer",
+    "SystemRunning",
     "UnitCommand",
     "UnitInfo",
     "active_state",
     "daemon_reload",
     "daemon_reload_argv",
+    "failed_units",
     "is_active_argv",
     "is_system_running_argv",
     "is_unit_file",
+    "list_failed_argv",
+    "parse_failed_units",
     "parse_show",
     "parse_show_one",
     "reboot_argv",
@@ -107,6 +129,7 @@ __all__ = [
     "run_systemctl",
     "show",
     "show_argv",
+    "system_running",
     "system_state",
     "unit_argv",
     "unit_command",

@@ -73,6 +73,12 @@ def is_system_running_argv(*, wait: bool = False) -> list[str]:
     return [SYSTEMCTL, "is-system-running", *(["--wait"] if wait else [])]
 
 
+def list_failed_argv() -> list[str]:
+    """``systemctl list-units --state=failed --plain --no-legend --no-pager --full``: one line per failed
+    unit, ``UNIT LOAD ACTIVE SUB DESCRIPTION``; ``--full`` so no unit name is ever cut short."""
+    return [SYSTEMCTL, "list-units", "--state=failed", "--plain", "--no-legend", "--no-pager", "--full"]
+
+
 def reboot_argv() -> list[str]:
     """``systemctl --no-block reboot``: queue the reboot and return, so the command itself can answer
     before the connection it came over goes down."""

@@ -75,7 +75,7 @@ def active_state(transport: Transport, unit: str, *, timeout: float) -> str:
             inactive units).
     """
     result = transport.run(is_active_argv(unit), timeout=timeout)
-    return _first_word(result.stdout_text)
+    return first_state_word(result.stdout_text)
 
 
 def system_state(transport: Transport, *, timeout: float = 30.0) -> str:
@@ -86,10 +86,12 @@ def system_state(transport: Transport, *, timeout: float = 30.0) -> str:
         result = transport.run(is_system_running_argv(), timeout=timeout)
     except TransportError:
         return UNKNOWN
-    return _first_word(result.stdout_text)
+    return first_state_word(result.stdout_text)
 
 
-def _first_word(text: str) -> str:
+def first_state_word(text: str) -> str:
+    """The first word of ``text`` if it looks like a systemd state (``active``, ``degraded``), else
+    :data:`UNKNOWN`."""
     # Target output: keep one short state word, nothing that could carry an escape sequence.
     words = text.split()
     state = words[0] if words else ""

@@ -160,3 +160,25 @@ def test_a_config_file_can_watch_another_fstab(tmp_path: Path) -> None:
     config = load(tmp_path, "watch:\n  components:\n    - name: chroot\n"
                             "      fstab: [/srv/chroot/etc/fstab]\n")
     assert config.component("chroot").fstab == ("/srv/chroot/etc/fstab",)
+
+
+def test_memory_thresholds_come_from_the_config_file(tmp_path: Path) -> None:
+    config = load(tmp_path, "watch:\n  thresholds:\n    memory_available_warning_pct: 15\n"
+                            "    memory_available_critical_pct: 3\n    psi_some_avg60_warning: 50\n"
+                            "    psi_full_avg60_warning: 20\n    oom_window_minutes: 30\n")
+    assert config.thresholds == Thresholds(
+        memory_available_warning_pct=15.0, memory_available_critical_pct=3.0, psi_some_avg60_warning=50.0,
+        psi_full_avg60_warning=20.0, oom_window_minutes=30)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("oom_window_minutes: 0", "watch.thresholds.oom_window_minutes: Input should be greater than or equal "
+                              "to 1"),
+    ("psi_full_avg60_warning: 101", "watch.thresholds.psi_full_avg60_warning: Input should be less than or "
+                                    "equal to 100"),
+    ("memory_available_warning_pct: 0", "watch.thresholds.memory_available_warning_pct: Input should be "
+                                        "greater than 0"),
+])
+def test_memory_thresholds_out_of_range_name_their_path(tmp_path: Path, line: str, problem: str) -> None:
+    message = error(tmp_path, f"watch:\n  thresholds:\n    {line}\n")
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: {problem}")

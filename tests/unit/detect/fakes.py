@@ -1,10 +1,13 @@
 """Fakes for detect and baseline tests: a scripted host behind FakeTransport, and the target's agent.
 
-``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query) from
-plain dicts; by default every unit is active and enabled, every endpoint answers 200 and every config
-test passes. ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy
-target: the template's one-line /etc/fstab, every path it is asked about exists, half-full disks and
-sound logs, and a canned ``pack``.
+``FakeHost`` answers the commands probes run (systemctl show, is-system-running and list-units, curl,
+config tests, dpkg-query, stat, journalctl) from plain dicts; by default every unit is active and
+enabled, the system is running with no failed unit, every endpoint answers 200, every config test
+passes, the system directories have their Debian owners and modes and the kernel journal is empty.
+``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy target: the
+template's one-line /etc/fstab, the account files and sudoers with Debian's modes, /proc files of an
+idle untainted kernel, every other path it is asked about exists, half-full disks and sound logs, and
+a canned ``pack``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from orchestrator.agent.api import (
 from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
-from tests.unit.fake_agent import PACK_TAR
+from tests.unit.fake_agent import PACK_TAR, Node, file_node
 
 NO_SYSTEMD = (b"System has not been booted with systemd as init system (PID 1). Can't operate.\n"
               b"Failed to connect to bus: Host is down\n")
@@ -40,12 +43,37 @@ NOT_FOUND = {"ActiveState": "inactive", "SubState": "dead", "UnitFileState": "",
              "Result": "success", "LoadState": "not-found", "ExecMainStatus": "0"}
 
 
+#: The host-wide probes every plan has after its disk and inode probes, whatever the watch config.
+HOST_PROBES = (
+    "memory:pressure", "memory:oom", "kernel:taint",
+    "sysdir:/tmp", "sysdir:/var/tmp", "sysdir:/etc/shadow", "sysdir:/etc/gshadow", "sysdir:/etc/passwd",
+    "sysdir:/etc/group", "sysdir:/etc/sudoers", "sysdir:/etc/sudoers.d",
+    "sysdir:/", "sysdir:/etc", "sysdir:/usr", "sysdir:/var",
+    "system:state",
+)
+
+
 def flapping(restarts: int) -> dict[str, str]:
     return {**ACTIVE, "NRestarts": str(restarts)}
 
 
 def show_output(props: dict[str, str]) -> bytes:
     return "".join(f"{k}={v}\n" for k, v in props.items()).encode()
+
+
+#: (raw st_mode, uid, gid, owner, group) as ``stat --format=%f...`` reports them.
+StatInfo = tuple[int, int, int, str, str]
+#: The directories sysdir probes stat, as on a healthy Debian host.
+HEALTHY_DIRS: dict[str, StatInfo] = {
+    "/tmp": (0o41777, 0, 0, "root", "root"), "/var/tmp": (0o41777, 0, 0, "root", "root"),
+    "/": (0o40755, 0, 0, "root", "root"), "/etc": (0o40755, 0, 0, "root", "root"),
+    "/usr": (0o40755, 0, 0, "root", "root"), "/var": (0o40755, 0, 0, "root", "root"),
+}
+
+
+def stat_line(info: StatInfo) -> bytes:
+    mode, uid, gid, owner, group = info
+    return f"{mode:x}:{uid}:{gid}:{owner}:{group}\n".encode()
 
 
 @dataclass
@@ -62,27 +90,49 @@ class FakeHost:
     missing: set[str] = field(default_factory=set)
     #: package -> version; others are unknown to dpkg
     packages: dict[str, str] = field(default_factory=dict)
+    #: What ``systemctl is-system-running`` prints, and ``list-units --state=failed`` prints.
+    system_state: str = "running"
+    failed_units: bytes = b""
+    #: path -> what ``stat`` reports; paths not listed do not exist.
+    paths: dict[str, StatInfo] = field(default_factory=lambda: dict(HEALTHY_DIRS))
+    #: What ``journalctl -k`` prints (every window and priority alike).
+    kernel_log: bytes = b""
 
     def __call__(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
         program = argv[0]
         if program in self.missing or (program == "systemctl" and not self.has_systemctl):
             return 127, b"", f"sh: 1: {program}: not found\n".encode()
-        if program == "systemctl":
-            if not self.has_systemd:
-                return 1, b"", NO_SYSTEMD
-            # As systemctl prints it: one block per unit after `--`, blank lines between blocks.
-            asked = argv[argv.index("--") + 1:] if "--" in argv else argv[-1:]
-            return 0, b"\n".join(show_output(self.units.get(u, ACTIVE)) for u in asked), b""
-        if program == "curl":
-            return self.http.get(argv[-1], (0, b"200", b""))
-        if program == "dpkg-query":
-            names = argv[4:]
-            out = b"".join(f"{n}\t{self.packages[n]}\n".encode() for n in names if n in self.packages)
-            err = b"".join(f"dpkg-query: no packages found matching {n}\n".encode()
-                           for n in names if n not in self.packages)
-            return (1 if err else 0), out, err
+        answer = {"systemctl": self._systemctl, "stat": self._stat, "dpkg-query": self._dpkg_query,
+                  "journalctl": lambda _: (0, self.kernel_log, b""),
+                  "curl": lambda argv: self.http.get(argv[-1], (0, b"200", b""))}.get(program)
+        if answer is not None:
+            return answer(argv)
         exit_status, output = self.config_tests.get(program, (0, b"syntax is ok\n"))
         return exit_status, b"", output
+
+    def _stat(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        path = argv[-1]
+        if path not in self.paths:
+            return 1, b"", f"stat: cannot statx '{path}': No such file or directory\n".encode()
+        return 0, stat_line(self.paths[path]), b""
+
+    def _dpkg_query(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        names = argv[4:]
+        out = b"".join(f"{n}\t{self.packages[n]}\n".encode() for n in names if n in self.packages)
+        err = b"".join(f"dpkg-query: no packages found matching {n}\n".encode()
+                       for n in names if n not in self.packages)
+        return (1 if err else 0), out, err
+
+    def _systemctl(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        if not self.has_systemd:
+            return 1, b"", NO_SYSTEMD
+        if argv[1] == "is-system-running":
+            return (0 if self.system_state == "running" else 1), f"{self.system_state}\n".encode(), b""
+        if argv[1] == "list-units":
+            return 0, self.failed_units, b""
+        # As systemctl prints it: one block per unit after `--`, blank lines between blocks.
+        asked = argv[argv.index("--") + 1:] if "--" in argv else argv[-1:]
+        return 0, b"\n".join(show_output(self.units.get(u, ACTIVE)) for u in asked), b""
 
     def transport(self) -> FakeTransport:
         return FakeTransport(self)
@@ -90,6 +140,28 @@ class FakeHost:
 
 #: The template image's fstab (images/debian-12/overlay/etc/fstab): nothing in it can stop a boot.
 TEMPLATE_FSTAB = b"/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
+#: Debian's gid of the shadow group.
+SHADOW_GID = 42
+#: An idle 2 GiB guest, as its kernel prints these files.
+MEMINFO = (b"MemTotal:        2014248 kB\nMemFree:         1523940 kB\nMemAvailable:    1712816 kB\n"
+           b"Buffers:           21848 kB\nCached:           243012 kB\nSwapCached:            0 kB\n"
+           b"SwapTotal:             0 kB\nSwapFree:              0 kB\n")
+PSI_IDLE = (b"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+            b"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+VMSTAT = b"nr_free_pages 380985\nnr_zone_inactive_anon 1127\npgfault 2380115\noom_kill 0\n"
+#: What the sysdir, memory and kernel probes read through the agent, healthy (Debian's modes).
+HOST_FILES: dict[str, Node] = {
+    "/etc/passwd": file_node(b"root:x:0:0:root:/root:/bin/bash\n", 0o644),
+    "/etc/group": file_node(b"root:x:0:\nshadow:x:42:\n", 0o644),
+    "/etc/shadow": file_node(b"root:*:19700:0:99999:7:::\n", 0o640, gid=SHADOW_GID),
+    "/etc/gshadow": file_node(b"root:*::\nshadow:*::\n", 0o640, gid=SHADOW_GID),
+    "/etc/sudoers": file_node(b"root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n", 0o440),
+    "/etc/sudoers.d/README": file_node(b"# files in this directory are read by sudo\n", 0o440),
+    "/proc/meminfo": file_node(MEMINFO, 0o444),
+    "/proc/pressure/memory": file_node(PSI_IDLE, 0o444),
+    "/proc/vmstat": file_node(VMSTAT, 0o444),
+    "/proc/sys/kernel/tainted": file_node(b"0\n", 0o444),
+}
 
 
 def local_style_missing(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
@@ -150,15 +222,17 @@ def target_agent(
 ) -> fake_agent.FakeAgent:
     """The shared FakeAgent as detect and baseline see a healthy target.
 
-    Its tree holds ``files`` (default: the template's /etc/fstab) and ``existing`` as the symlinks udev
-    makes; with ``existing`` None every other path exists too (for manifest and disk_usage). Disks are
+    Its tree holds :data:`HOST_FILES`, then ``files`` (default: the template's /etc/fstab; a path of
+    both takes ``files``' version) and ``existing`` as the symlinks udev makes; with ``existing`` None
+    every other path exists too (for manifest and disk_usage). Disks are
     half full unless ``disk`` says otherwise; ``jsonl`` cans jsonl_check (default: 3 good lines);
     ``big`` cans big_files; ``pack`` answers ``entries``, ``missing_paths`` and ``placeholders`` and
     leaves ``tar`` for fetch; ``errors`` maps a method name to the exception it raises.
     """
     reports = dict(jsonl or {})
     agent = fake_agent.FakeAgent(
-        files={"/etc/fstab": TEMPLATE_FSTAB} if files is None else files,
+        files={**HOST_FILES, **({"/etc/fstab": TEMPLATE_FSTAB} if files is None else files)},
+        names={**fake_agent.NAMES, SHADOW_GID: "shadow"},
         symlinks=dict.fromkeys(existing or (), "/elsewhere"),
         anything_exists=existing is None,
         disk=disk, usage_of=lambda mount: usage(mount=mount), big=big or [], errors=errors,

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.cli import detect as cli_detect
 from orchestrator.cli.output import out_console
 from orchestrator.detect import Detector
-from tests.unit.detect.fakes import FAILED, FakeHost, target_agent
+from tests.unit.detect.fakes import FAILED, HOST_PROBES, FakeHost, target_agent
 from tests.unit.template_watch import template_watch
 
 WATCH = template_watch()
@@ -35,7 +35,7 @@ def test_healthy_target_exits_0_with_json(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert data["issues"] == []
     assert data["target"] == "vm:web"
-    assert len(data["results"]) == 15
+    assert len(data["results"]) == 15 + len(HOST_PROBES)
 
 
 def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,4 +66,4 @@ def test_unavailable_probes_are_mentioned(capsys: pytest.CaptureFixture[str]) ->
     err = " ".join(capsys.readouterr().err.split())
     assert code == 0
     assert "no issues on local" in err
-    assert "5 probes could not run on local: unit:nginx.service" in err
+    assert "6 probes could not run on local: system:state, unit:nginx.service" in err

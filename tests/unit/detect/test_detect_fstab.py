@@ -9,7 +9,7 @@ from orchestrator.detect import Detector, fstab
 from orchestrator.detect.common import EVIDENCE_MAX
 from orchestrator.errors import AgentError, AgentFailedError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
-from tests.unit.detect.fakes import TEMPLATE_FSTAB, FakeHost, target_agent, usage
+from tests.unit.detect.fakes import HOST_PROBES, TEMPLATE_FSTAB, FakeHost, target_agent, usage
 from tests.unit.fake_agent import FakeAgent
 
 BOOT = Component("boot", config_paths=("/etc/fstab",), fstab=("/etc/fstab",))
@@ -185,11 +185,11 @@ def test_the_detector_plans_a_probe_per_fstab_and_needs_no_units() -> None:
     watch = WatchConfig((BOOT, Component("other", fstab=("/srv/chroot/etc/fstab",))), ())
     agent = target_agent(files={"/etc/fstab": MISSING_UUID_LINE + b"\n"}, existing=set())
     det = Detector(watch, FakeHost().transport(), agent)
-    assert det.probe_names == ("fstab:/etc/fstab", "fstab:/srv/chroot/etc/fstab")
+    assert det.probe_names == (*HOST_PROBES, "fstab:/etc/fstab", "fstab:/srv/chroot/etc/fstab")
     report = det.run()
     assert [(i.component, i.kind, i.probe) for i in report.issues] == [
         ("boot", IssueKind.BOOT_CONFIG, "fstab:/etc/fstab")]
-    assert det.run_probe("fstab:/etc/fstab") == report.results[0]
+    assert det.run_probe("fstab:/etc/fstab") == report.results[len(HOST_PROBES)]
     assert det.run_components(["other"])[0].summary == ("/srv/chroot/etc/fstab does not exist: the boot "
                                                        "mounts nothing from it")
 

@@ -9,9 +9,9 @@ import pytest
 from orchestrator.agent.api import JsonlReport
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
-from orchestrator.errors import ConfigError
+from orchestrator.errors import AgentError, ConfigError
 from orchestrator.model import Component, IssueKind, Severity
-from tests.unit.detect.fakes import FAILED, INACTIVE, FakeHost, target_agent, usage
+from tests.unit.detect.fakes import FAILED, HOST_PROBES, INACTIVE, FakeHost, target_agent, usage
 from tests.unit.fake_agent import FakeAgent
 from tests.unit.template_watch import template_watch
 
@@ -20,6 +20,7 @@ LOG = "/var/lib/sampleapp/interactions.jsonl"
 
 EXPECTED_PROBES = (
     "disk:/", "inodes:/",
+    *HOST_PROBES,
     "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/",
     f"jsonl:{LOG}", "unit:sampleapp.service",
     "http:http://127.0.0.1:8080/health", "http:http://127.0.0.1:8080/ready",
@@ -80,7 +81,8 @@ def test_full_disk_and_corrupt_log_come_before_the_symptoms() -> None:
 def test_unavailable_results_never_become_issues() -> None:
     report = detector(FakeHost(has_systemd=False)).run()
     assert report.issues == ()
-    assert {r.probe for r in report.unavailable} == {p for p in EXPECTED_PROBES if p.startswith("unit:")}
+    assert {r.probe for r in report.unavailable} == {
+        "system:state", *(p for p in EXPECTED_PROBES if p.startswith("unit:"))}
 
 
 def test_run_probe_by_name_reruns_the_same_check() -> None:
@@ -102,7 +104,7 @@ def test_run_probe_with_an_unknown_name_is_a_config_error() -> None:
 def test_first_component_owns_a_shared_unit() -> None:
     watch = WatchConfig((Component("a", units=("x.service",)), Component("b", units=("x.service",))), ())
     det = detector(watch=watch)
-    assert det.probe_names == ("unit:x.service",)
+    assert det.probe_names == (*HOST_PROBES, "unit:x.service")
     assert det.run_probe("unit:x.service").component == "a"
 
 
@@ -141,7 +143,8 @@ def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
     from tests.unit.fake_agent import half_full
 
     class Batching:
-        """Records the batch and answers every disk_usage the way a direct call would."""
+        """Records the batch and answers every disk_usage the way a direct call would (the other
+        reads fail, which only makes their probes unavailable)."""
 
         def __init__(self) -> None:
             self.batches: list[list[tuple[str, dict[str, object]]]] = []
@@ -156,10 +159,57 @@ def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
         def disk_usage(self, mount: str) -> object:
             return half_full(mount)
 
+        def read_file(self, path: str, *, max_bytes: int) -> bytes:
+            raise AgentError(f"{path}: not answered in this test")
+
+        def manifest(self, paths: list[str]) -> object:
+            raise AgentError(f"{paths}: not answered in this test")
+
     agent = Batching()
     watch = WatchConfig((Component("app", jsonl_logs=()),), mounts=("/",))
     detector = Detector(watch, FakeTransport(), agent)  # type: ignore[arg-type]
     results = detector.run_all()
-    assert [r.probe for r in results] == ["disk:/", "inodes:/"]
-    assert agent.batches == [[("disk_usage", {"mount": "/"}), ("disk_usage", {"mount": "/"})]]
+    assert [r.probe for r in results] == ["disk:/", "inodes:/", *HOST_PROBES]
+    proc = [("read_file", {"path": path, "max_bytes": 64 * 1024})
+            for path in ("/proc/pressure/memory", "/proc/meminfo", "/proc/vmstat")]
+    manifests = [("manifest", {"paths": [path]}) for path in (
+        "/etc/shadow", "/etc/gshadow", "/etc/passwd", "/etc/group", "/etc/sudoers", "/etc/sudoers.d")]
+    assert agent.batches == [[
+        ("disk_usage", {"mount": "/"}), ("disk_usage", {"mount": "/"}), *proc,
+        ("read_file", {"path": "/proc/sys/kernel/tainted", "max_bytes": 64}), *manifests]]
     assert agent.discarded == 1
+
+
+def test_every_issue_kind_has_its_place_in_the_issue_order() -> None:
+    from orchestrator.detect.report import build_issues
+    from orchestrator.model import ProbeResult
+
+    results = [ProbeResult(f"p:{kind}", "host", False, kind, Severity.WARNING, "s", "x")
+               for kind in reversed(IssueKind)]
+    assert [i.kind for i in build_issues(results, [])] == [
+        IssueKind.DISK_FULL, IssueKind.INODES_FULL, IssueKind.MEMORY_PRESSURE, IssueKind.KERNEL_FAULT,
+        IssueKind.PATH_MISSING, IssueKind.PERMISSIONS, IssueKind.PACKAGE_BROKEN, IssueKind.CONFIG_INVALID,
+        IssueKind.LOG_CORRUPT, IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.PORT_DOWN,
+        IssueKind.HTTP_DOWN, IssueKind.SYSTEM_DEGRADED, IssueKind.BOOT_CONFIG]
+
+
+def test_host_wide_faults_come_before_the_component_symptoms_they_explain() -> None:
+    host = FakeHost(units={"sampleapp.service": FAILED}, system_state="degraded",
+                    failed_units=b"sampleapp.service loaded failed failed sampleapp\n")
+    host.paths["/tmp"] = (0o40755, 0, 0, "root", "root")
+    report = detector(host).run()
+    assert [(i.probe, i.kind, i.severity) for i in report.issues] == [
+        ("sysdir:/tmp", IssueKind.PERMISSIONS, Severity.CRITICAL),
+        ("unit:sampleapp.service", IssueKind.UNIT_FAILED, Severity.CRITICAL),
+        ("system:state", IssueKind.SYSTEM_DEGRADED, Severity.WARNING),
+    ]
+    assert report.issues[2].evidence["failed_units"] == "sampleapp.service"
+
+
+def test_host_wide_probes_rerun_by_name_and_belong_to_the_host() -> None:
+    host = FakeHost()
+    det = detector(host)
+    assert det.run_probe("sysdir:/tmp").ok
+    host.paths["/tmp"] = (0o40755, 0, 0, "root", "root")
+    assert not det.run_probe("sysdir:/tmp").ok
+    assert [r.probe for r in det.run_components(["host"])] == ["disk:/", "inodes:/", *HOST_PROBES]
