@@ -27,7 +27,7 @@ class IssueKind(StrEnum):
     INODES_FULL = "inodes_full"          # inode usage at/over threshold
     LOG_CORRUPT = "log_corrupt"          # a watched JSON-lines file has lines that do not parse
     BOOT_CONFIG = "boot_config"          # the next boot would fail or hang (fstab: a missing device)
-    PACKAGE_BROKEN = "package_broken"    # a package half-installed/half-configured, its files missing or changed
+    PACKAGE_BROKEN = "package_broken"    # a package half-installed/-configured, its files missing or changed
     PERMISSIONS = "permissions"          # a path's mode or owner breaks its service (or the host's security)
     PATH_MISSING = "path_missing"        # a directory a unit needs is gone, or a config symlink dangles
     PORT_DOWN = "port_down"              # a TCP port the component listened on is no longer listened on
