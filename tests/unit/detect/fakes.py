@@ -1,10 +1,11 @@
 """Fakes for detect and baseline tests: a scripted host behind FakeTransport, and the target's agent.
 
-``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query) from
-plain dicts; by default every unit is active and enabled, every endpoint answers 200 and every config
-test passes. ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy
-target: the template's one-line /etc/fstab, every path it is asked about exists, half-full disks and
-sound logs, and a canned ``pack``.
+``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query, dpkg
+--verify) from plain dicts; by default every unit is active and enabled, every endpoint answers 200,
+every config test passes and every package the dpkg probe asks about is installed and intact.
+``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy target: the
+template's one-line /etc/fstab, every path it is asked about exists, half-full disks and sound logs,
+and a canned ``pack``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orchestrator.agent.api import (
     PackResult,
     Placeholder,
 )
+from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
@@ -62,8 +64,16 @@ class FakeHost:
     missing: set[str] = field(default_factory=set)
     #: package -> version; others are unknown to dpkg
     packages: dict[str, str] = field(default_factory=dict)
+    #: For the dpkg probe: package -> ${db:Status-Abbrev} ("" = unknown to dpkg); others are "ii ".
+    package_states: dict[str, str] = field(default_factory=dict)
+    #: package -> what `dpkg --verify` prints for it (default: nothing, all intact)
+    verify: dict[str, bytes] = field(default_factory=dict)
+    #: path -> owning package, for `dpkg-query -S`
+    owners: dict[str, str] = field(default_factory=dict)
 
-    def __call__(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+    def __call__(  # noqa: PLR0911 - one answer per program it plays
+        self, argv: tuple[str, ...], stdin: bytes | None,
+    ) -> tuple[int, bytes, bytes]:
         program = argv[0]
         if program in self.missing or (program == "systemctl" and not self.has_systemctl):
             return 127, b"", f"sh: 1: {program}: not found\n".encode()
@@ -73,6 +83,14 @@ class FakeHost:
             return 0, show_output(self.units.get(argv[-1], ACTIVE)), b""
         if program == "curl":
             return self.http.get(argv[-1], (0, b"200", b""))
+        if program == "dpkg-query" and STATUS_FORMAT in argv:
+            names = argv[argv.index("--") + 1:]
+            return dpkg_status_answer(argv, {n: self.package_states.get(n, "ii ") for n in names})
+        if program == "dpkg-query" and argv[1] == "-S":
+            paths = argv[argv.index("--") + 1:]
+            return 0, b"".join(f"{self.owners[p]}: {p}\n".encode() for p in paths if p in self.owners), b""
+        if program == "dpkg" and argv[1] == "--verify":
+            return 0, b"".join(self.verify.get(n, b"") for n in argv[argv.index("--") + 1:]), b""
         if program == "dpkg-query":
             names = argv[4:]
             out = b"".join(f"{n}\t{self.packages[n]}\n".encode() for n in names if n in self.packages)
@@ -84,6 +102,29 @@ class FakeHost:
 
     def transport(self) -> FakeTransport:
         return FakeTransport(self)
+
+
+#: dpkg's ${Status} (its last word) -> ${db:Status-Abbrev}, for fakes that keep the long form.
+STATUS_ABBREVS = {"installed": "ii ", "half-configured": "iF ", "half-installed": "iH ", "unpacked": "iU ",
+                  "triggers-pending": "it ", "config-files": "rc ", "not-installed": "un "}
+
+
+def _abbrev(state: str) -> str:
+    """``ii `` as it is, ``install ok installed`` as ``ii ``, "" (unknown to dpkg) as it is."""
+    words = state.split()
+    return STATUS_ABBREVS.get(words[-1], state) if len(words) == 3 else state
+
+
+def dpkg_status_answer(argv: tuple[str, ...], states: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """What ``dpkg-query -W -f STATUS_FORMAT -- NAMES`` (the dpkg probe's query, ``argv``) prints on a
+    host whose packages are in ``states``: name -> ${db:Status-Abbrev} (``ii ``), or the long ${Status}
+    (``install ok installed``); names not in it, or mapped to "", are unknown to dpkg."""
+    names = argv[argv.index("--") + 1:]
+    abbrevs = {n: _abbrev(states.get(n, "")) for n in names}
+    out = b"".join(f"{n}\t{abbrev}\n".encode() for n, abbrev in abbrevs.items() if abbrev)
+    err = b"".join(f"dpkg-query: no packages found matching {n}\n".encode()
+                   for n, abbrev in abbrevs.items() if not abbrev)
+    return (1 if err else 0), out, err
 
 
 #: The template image's fstab (images/debian-12/overlay/etc/fstab): nothing in it can stop a boot.
