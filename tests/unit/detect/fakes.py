@@ -1,11 +1,11 @@
 """Fakes for detect and baseline tests: a scripted host behind FakeTransport, and the target's agent.
 
 ``FakeHost`` answers the commands probes run (systemctl show, curl, config tests, dpkg-query, dpkg
---verify) from plain dicts; by default every unit is active and enabled, every endpoint answers 200,
-every config test passes and every package the dpkg probe asks about is installed and intact.
-``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy target: the
-template's one-line /etc/fstab, every path it is asked about exists, half-full disks and sound logs,
-and a canned ``pack``.
+--verify, ss) from plain dicts; by default every unit is active and enabled, every endpoint answers
+200, every config test passes, every package the dpkg probe asks about is installed and intact, and
+nothing listens on TCP. ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as
+a healthy target: the template's one-line /etc/fstab, every path it is asked about exists, half-full
+disks and sound logs, and a canned ``pack``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ class FakeHost:
     verify: dict[str, bytes] = field(default_factory=dict)
     #: path -> owning package, for `dpkg-query -S`
     owners: dict[str, str] = field(default_factory=dict)
+    #: what `ss -H -ltn` prints
+    listening: bytes = b""
 
     def __call__(  # noqa: PLR0911 - one answer per program it plays
         self, argv: tuple[str, ...], stdin: bytes | None,
@@ -91,6 +93,8 @@ class FakeHost:
             return 0, b"".join(f"{self.owners[p]}: {p}\n".encode() for p in paths if p in self.owners), b""
         if program == "dpkg" and argv[1] == "--verify":
             return 0, b"".join(self.verify.get(n, b"") for n in argv[argv.index("--") + 1:]), b""
+        if program == "ss":
+            return 0, self.listening, b""
         if program == "dpkg-query":
             names = argv[4:]
             out = b"".join(f"{n}\t{self.packages[n]}\n".encode() for n in names if n in self.packages)
