@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
-from orchestrator.detect import config_test, disk, fstab, http, jsonl, units
+from orchestrator.detect import (
+    config_test,
+    disk,
+    fstab,
+    http,
+    jsonl,
+    packages,
+    ports,
+    symlinks,
+    units,
+    writable,
+)
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
+from orchestrator.detect.shared import RunShared
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import ProbeResult
 from orchestrator.transport.base import Transport
@@ -44,12 +57,17 @@ def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PRO
 class Detector:
     """Runs the probes of ``watch`` against one target.
 
-    Commands (systemctl, config tests, curl) run through ``transport``; file and disk work goes through
-    ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``, ``http:http://127.0.0.1:80/``,
-    ``disk:/``, ``inodes:/``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``)
-    are stable: a name taken from one run's results re-runs the same check on another host with
-    :meth:`run_probe`. When two components name the same unit, URL or file, the first component in the
-    watch config owns the probe.
+    Commands (systemctl, config tests, curl, dpkg, ss) run through ``transport``; file and disk work
+    goes through ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``,
+    ``http:http://127.0.0.1:80/``, ``disk:/``, ``inodes:/``,
+    ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``, ``dpkg:nginx``,
+    ``symlinks:nginx``, ``writable:/var/lib/sampleapp``, ``port:nginx:80``) are stable: a name taken
+    from one run's results re-runs the same check on another host with :meth:`run_probe`. When two
+    components name the same unit, URL or file, the first component in the watch config owns the probe.
+
+    Probes that need the same fact (the listening sockets, the accounts) share one answer per run
+    (:mod:`orchestrator.detect.shared`): each call of :meth:`run`, :meth:`run_components` and
+    :meth:`run_named` asks once; :meth:`run_probe` asks afresh.
     """
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
@@ -59,13 +77,26 @@ class Detector:
         #: Per probe, the agent reads it starts with, exactly as it asks for them (each probe module
         #: declares its own): the batch answers only identical requests.
         self._reads: dict[str, tuple[AgentRead, ...]] = {}
-        self._plan = self._build_plan(watch, transport, agent, self._owners, self._reads)
+        #: Per probe, the answers it shares with other probes of a run (asked once per run).
+        self._shared: dict[str, tuple[RunShared[Any], ...]] = {}
+        self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
+                                      shares=self._shared)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
-        (each agent call is a new interpreter in the guest); a failed batch only means no prefetch."""
+        (each agent call is a new interpreter in the guest); a failed batch only means no prefetch.
+        The answers those probes share are asked once, within this call."""
+        wanted = list(names)
+        shared = list({id(s): s for name in wanted for s in self._shared.get(name, ())}.values())
+        reads = [read for name in wanted for read in self._reads.get(name, ())]
+        reads += [read for one in shared for read in one.first_reads]
+        with contextlib.ExitStack() as scopes:
+            for one in shared:
+                scopes.enter_context(one.scope())
+            return self._prefetched(reads, run)
+
+    def _prefetched(self, reads: Sequence[AgentRead], run: Callable[[], T]) -> T:
         agent = self._agent
-        reads = [read for name in names for read in self._reads.get(name, ())]
         if not reads or not isinstance(agent, Prefetching):
             return run()
         try:
@@ -138,19 +169,23 @@ class Detector:
 
     @staticmethod
     def _build_plan(
-        watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str],
-        reads: dict[str, tuple[AgentRead, ...]],
+        watch: WatchConfig, transport: Transport, agent: AgentApi, *, owners: dict[str, str],
+        reads: dict[str, tuple[AgentRead, ...]], shares: dict[str, tuple[RunShared[Any], ...]],
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
+        listening = ports.shared_listening(transport, agent)
+        accounts = writable.shared_accounts(agent)
 
-        def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = ()) -> None:
+        def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = (),
+                shared: tuple[RunShared[Any], ...] = ()) -> None:
             if name in plan:
                 log.debug("probe %s is planned already; keeping the first component's", name)
                 return
             plan[name] = probe
             owners[name] = owner
             reads[name] = first_reads
+            shares[name] = shared
 
         thresholds = watch.thresholds
         log_roots = sorted({p for comp in watch.components for p in comp.log_paths})
@@ -179,5 +214,17 @@ class Detector:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
+            if comp.packages:
+                add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp))
+            if comp.config_paths:
+                add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
+                    symlinks.first_reads(comp))
+            for path in comp.writable_paths:
+                add(writable.probe_name(path),
+                    functools.partial(writable.probe_writable, agent, accounts, comp, path),
+                    writable.first_reads(path), () if writable.runs_as_root(comp) else (accounts,))
+            for port in comp.ports:
+                add(ports.probe_name(comp, port), functools.partial(ports.probe_port, listening, comp, port),
+                    shared=(listening,))
         return plan
 

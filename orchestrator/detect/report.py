@@ -6,9 +6,10 @@ Issues are sorted by, in turn:
 2. host-wide issues (disk, inodes) before component issues: a full disk makes config tests, units and
    endpoints fail, so it is the likelier root cause;
 3. component, in the order of the watch config;
-4. within a component, causes before symptoms: CONFIG_INVALID, LOG_CORRUPT, then UNIT_FAILED,
-   UNIT_INACTIVE, HTTP_DOWN; BOOT_CONFIG last (it is about the next boot: nothing running follows
-   from it);
+4. within a component, causes before symptoms: PACKAGE_BROKEN, PATH_MISSING, PERMISSIONS (a packaged
+   file gone, a config link dangling, a data directory the unit cannot write: what makes the config
+   test or the unit fail), CONFIG_INVALID, LOG_CORRUPT, then UNIT_FAILED, UNIT_INACTIVE, HTTP_DOWN,
+   PORT_DOWN; BOOT_CONFIG last (it is about the next boot: nothing running follows from it);
 5. the order the probes ran in.
 
 Deduplication rule: when a component's config test fails, its unit and HTTP issues are still reported
@@ -27,9 +28,10 @@ from orchestrator.model import Issue, IssueKind, ProbeResult, Severity
 
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 _KIND_RANK = {
-    IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.CONFIG_INVALID: 2,
-    IssueKind.LOG_CORRUPT: 3, IssueKind.UNIT_FAILED: 4, IssueKind.UNIT_INACTIVE: 5,
-    IssueKind.HTTP_DOWN: 6, IssueKind.BOOT_CONFIG: 7,
+    IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1,
+    IssueKind.PACKAGE_BROKEN: 2, IssueKind.PATH_MISSING: 3, IssueKind.PERMISSIONS: 4,
+    IssueKind.CONFIG_INVALID: 5, IssueKind.LOG_CORRUPT: 6, IssueKind.UNIT_FAILED: 7,
+    IssueKind.UNIT_INACTIVE: 8, IssueKind.HTTP_DOWN: 9, IssueKind.PORT_DOWN: 10, IssueKind.BOOT_CONFIG: 11,
 }
 #: Kinds that a failing config test of the same component plausibly explains.
 _CONFIG_SYMPTOMS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN})

@@ -194,15 +194,18 @@ def target_agent(
     """The shared FakeAgent as detect and baseline see a healthy target.
 
     Its tree holds ``files`` (default: the template's /etc/fstab) and ``existing`` as the symlinks udev
-    makes; with ``existing`` None every other path exists too (for manifest and disk_usage). Disks are
-    half full unless ``disk`` says otherwise; ``jsonl`` cans jsonl_check (default: 3 good lines);
-    ``big`` cans big_files; ``pack`` answers ``entries``, ``missing_paths`` and ``placeholders`` and
-    leaves ``tar`` for fetch; ``errors`` maps a method name to the exception it raises.
+    makes (to the directory /elsewhere); with ``existing`` None every other path exists too (for
+    manifest and disk_usage), as such a symlink. Disks are half full unless ``disk`` says otherwise;
+    ``jsonl`` cans jsonl_check (default: 3 good lines); ``big`` cans big_files; ``pack`` answers
+    ``entries``, ``missing_paths`` and ``placeholders`` and leaves ``tar`` for fetch; ``errors`` maps a
+    method name to the exception it raises.
     """
     reports = dict(jsonl or {})
     agent = fake_agent.FakeAgent(
         files={"/etc/fstab": TEMPLATE_FSTAB} if files is None else files,
         symlinks=dict.fromkeys(existing or (), "/elsewhere"),
+        # Where every made-up path points: a directory, so no config symlink of a healthy host dangles.
+        dirs=("/elsewhere",),
         anything_exists=existing is None,
         disk=disk, usage_of=lambda mount: usage(mount=mount), big=big or [], errors=errors,
         answers={

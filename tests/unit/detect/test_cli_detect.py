@@ -35,7 +35,7 @@ def test_healthy_target_exits_0_with_json(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert data["issues"] == []
     assert data["target"] == "vm:web"
-    assert len(data["results"]) == 15
+    assert len(data["results"]) == 25
 
 
 def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.detect import ports
+from orchestrator.components.config import WatchConfig
+from orchestrator.detect import Detector, ports
 from orchestrator.detect.ports import Listening, evaluate, load_listening, parse_proc_net_tcp, parse_ss
 from orchestrator.errors import AgentFailedError, CommandTimeoutError
 from orchestrator.model import Component, IssueKind, Severity
@@ -134,6 +135,23 @@ def test_no_ipv6_is_fine_but_an_unreadable_proc_is_unavailable() -> None:
     assert listening.unavailable_reason == ("ss is not installed, and the agent could not read "
                                             "/proc/net/tcp: denied")
     assert evaluate(NGINX, 80, listening).is_unavailable
+
+
+def test_one_listing_per_detector_run_shared_by_the_port_probes() -> None:
+    host = FakeHost(listening=SS_TEMPLATE)
+    transport = host.transport()
+    watch = WatchConfig((Component("web", ports=(80, 443)), Component("ssh", ports=(22,))), mounts=())
+    detector = Detector(watch, transport, FakeAgent())
+    assert detector.probe_names == ("port:web:80", "port:web:443", "port:ssh:22")
+
+    report = detector.run()
+    assert [(r.probe, r.ok) for r in report.results] == [("port:web:80", True), ("port:web:443", False),
+                                                         ("port:ssh:22", True)]
+    assert transport.argvs == [("ss", "-H", "-ltn")]
+    host.listening += b"LISTEN 0 511 0.0.0.0:443 0.0.0.0:*\n"   # nginx's TLS server is back
+    assert all(r.ok for r in detector.run_components(["web"]))   # a new run asks again
+    assert detector.run_probe("port:web:443").ok
+    assert transport.argvs == [("ss", "-H", "-ltn")] * 3
 
 
 def test_probe_name_is_stable() -> None:
