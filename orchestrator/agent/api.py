@@ -124,7 +124,11 @@ class AgentApi(Protocol):
     """What the pipeline needs from a host. Every method raises ``AgentError`` (a TransportError) when
     the agent fails or answers something malformed, and the transport's errors otherwise."""
 
-    def manifest(self, paths: list[str]) -> Manifest: ...
+    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+        """Entries of ``paths`` (lstat: symlinks are listed, never followed) and, when ``recursive``,
+        of everything below them (regular files with their sha256); ``missing`` lists the paths that
+        do not exist. Non-recursive asks about the paths alone, whatever a directory holds."""
+        ...
 
     def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult: ...
 
@@ -170,6 +174,13 @@ class AgentApi(Protocol):
 
 #: One read-only agent request as a probe makes it: the operation and its arguments.
 AgentRead = tuple[str, dict[str, Any]]
+
+
+def manifest_args(paths: Sequence[str], *, recursive: bool = True) -> dict[str, Any]:
+    """The arguments of a ``manifest`` request exactly as the client sends them, for probes that
+    declare the request for a batch (``recursive`` only when false: the requests of recursive
+    manifests stay what they always were)."""
+    return {"paths": list(paths)} if recursive else {"paths": list(paths), "recursive": False}
 
 
 @runtime_checkable

@@ -39,6 +39,7 @@ from orchestrator.agent.api import (
     Placeholder,
     RotateResult,
     UnpackResult,
+    manifest_args,
 )
 from orchestrator.agent.errors import AgentFailedError
 from orchestrator.agent.server import AgentServer, ServerGone
@@ -307,9 +308,14 @@ class RemoteAgent:
 
     # -- AgentApi -------------------------------------------------------------------------------
 
-    def manifest(self, paths: list[str]) -> Manifest:
-        answer = self._call("manifest", {"paths": list(paths)})
-        return self._manifest_checked("manifest", self._parse("manifest", HashedManifestWire, answer), paths)
+    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+        answer = self._call("manifest", manifest_args(paths, recursive=recursive))
+        manifest = self._manifest_checked("manifest", self._parse("manifest", HashedManifestWire, answer),
+                                          paths)
+        if not recursive:
+            stray = [e.path for e in manifest.entries if e.path not in paths]
+            self._expect("manifest", not stray, f"entries below the paths asked for: {stray[:3]!r}")
+        return manifest
 
     def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
         answer = self._call("pack", {"paths": list(paths), "max_file_bytes": max_file_bytes})

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
-from orchestrator.detect import config_test, disk, fstab, http, jsonl, kernel, memory, sysdirs, system, units
+from orchestrator.detect import (
+    config_test,
+    disk,
+    fstab,
+    http,
+    jsonl,
+    kernel,
+    memory,
+    packages,
+    ports,
+    symlinks,
+    sysdirs,
+    system,
+    units,
+    writable,
+)
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
+from orchestrator.detect.shared import RunShared
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import ProbeResult
 from orchestrator.transport.base import Transport
@@ -44,13 +61,19 @@ def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PRO
 class Detector:
     """Runs the probes of ``watch`` against one target.
 
-    Commands (systemctl, config tests, curl) run through ``transport``; file and disk work goes through
-    ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``, ``http:http://127.0.0.1:80/``,
-    ``disk:/``, ``inodes:/``, ``memory:pressure``, ``memory:oom``, ``kernel:taint``, ``sysdir:/tmp``,
-    ``system:state``, ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``) are
-    stable: a name taken from one run's results re-runs the same check on another host with
-    :meth:`run_probe`. When two components name the same unit, URL or file, the first component in the
-    watch config owns the probe.
+    Commands (systemctl, config tests, curl, dpkg, ss) run through ``transport``; file and disk work
+    goes through ``agent``. Probe names (``unit:nginx.service``, ``config:nginx``,
+    ``http:http://127.0.0.1:80/``, ``disk:/``, ``inodes:/``, ``memory:pressure``, ``memory:oom``,
+    ``kernel:taint``, ``sysdir:/tmp``, ``system:state``,
+    ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``, ``dpkg:nginx``,
+    ``symlinks:nginx``, ``writable:/var/lib/sampleapp``, ``port:nginx:80``) are stable: a name taken
+    from one run's results re-runs the same check on another host with :meth:`run_probe`. When two
+    components name the same unit, URL or file, the first component in the watch config owns the probe.
+
+    Probes that need the same fact (the listening sockets, the accounts) share one answer per run
+    (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show``:
+    each call of :meth:`run`, :meth:`run_components` and :meth:`run_named` asks once;
+    :meth:`run_probe` asks afresh.
     """
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
@@ -60,20 +83,31 @@ class Detector:
         #: Per probe, the agent reads it starts with, exactly as it asks for them (each probe module
         #: declares its own): the batch answers only identical requests.
         self._reads: dict[str, tuple[AgentRead, ...]] = {}
+        #: Per probe, the answers it shares with other probes of a run (asked once per run).
+        self._shared: dict[str, tuple[RunShared[Any], ...]] = {}
         self._transport = transport
-        #: One ``systemctl show`` for the unit probes of a run, like the agent reads.
+        #: One ``systemctl show`` for the unit probes of a run, fetched beside the agent reads.
         self._units = units.ShowBatch()
-        self._plan = self._build_plan(watch, transport, agent, self._owners, self._reads,
-                                      unit_batch=self._units)
+        self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
+                                      shares=self._shared, unit_batch=self._units)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
         (each agent call is a new interpreter in the guest) and their units' state by one
-        ``systemctl show``; both are fetched side by side, and a failed batch only means no prefetch."""
-        agent = self._agent
+        ``systemctl show``, both fetched side by side; a failed batch only means no prefetch. The
+        answers those probes share are asked once, within this call."""
         wanted = list(names)
+        shared = list({id(s): s for name in wanted for s in self._shared.get(name, ())}.values())
         reads = [read for name in wanted for read in self._reads.get(name, ())]
+        reads += [read for one in shared for read in one.first_reads]
         unit_names = [n[len(units.PREFIX):] for n in wanted if n.startswith(units.PREFIX) and n in self._plan]
+        with contextlib.ExitStack() as scopes:
+            for one in shared:
+                scopes.enter_context(one.scope())
+            return self._prefetched(reads, unit_names, run)
+
+    def _prefetched(self, reads: Sequence[AgentRead], unit_names: Sequence[str], run: Callable[[], T]) -> T:
+        agent = self._agent
         prefetching = agent if reads and isinstance(agent, Prefetching) else None
 
         def fetch_reads() -> None:
@@ -163,19 +197,24 @@ class Detector:
 
     @staticmethod
     def _build_plan(
-        watch: WatchConfig, transport: Transport, agent: AgentApi, owners: dict[str, str],
-        reads: dict[str, tuple[AgentRead, ...]], *, unit_batch: units.ShowBatch | None = None,
+        watch: WatchConfig, transport: Transport, agent: AgentApi, *, owners: dict[str, str],
+        reads: dict[str, tuple[AgentRead, ...]], shares: dict[str, tuple[RunShared[Any], ...]],
+        unit_batch: units.ShowBatch | None = None,
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
+        listening = ports.shared_listening(transport, agent)
+        accounts = writable.shared_accounts(agent)
 
-        def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = ()) -> None:
+        def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = (),
+                shared: tuple[RunShared[Any], ...] = ()) -> None:
             if name in plan:
                 log.debug("probe %s is planned already; keeping the first component's", name)
                 return
             plan[name] = probe
             owners[name] = owner
             reads[name] = first_reads
+            shares[name] = shared
 
         thresholds = watch.thresholds
         log_roots = sorted({p for comp in watch.components for p in comp.log_paths})
@@ -206,12 +245,26 @@ class Detector:
             for path in comp.jsonl_logs:
                 add(jsonl.probe_name(path), functools.partial(jsonl.probe_jsonl, agent, comp, path),
                     jsonl.first_reads(path))
-            for unit in comp.units:
+            # Sockets are probed like units (a failed socket is a service nobody can reach), never
+            # restarted: only ``units`` are.
+            for unit in (*comp.units, *comp.sockets):
                 add(units.probe_name(unit),
                     functools.partial(units.probe_unit, transport, comp, unit, thresholds, unit_batch))
             for check in comp.http:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
+            if comp.packages:
+                add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp))
+            if comp.config_paths:
+                add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
+                    symlinks.first_reads(comp))
+            for path in comp.writable_paths:
+                add(writable.probe_name(path),
+                    functools.partial(writable.probe_writable, agent, accounts, comp, path),
+                    writable.first_reads(path), () if writable.runs_as_root(comp) else (accounts,))
+            for port in comp.ports:
+                add(ports.probe_name(comp, port), functools.partial(ports.probe_port, listening, comp, port),
+                    shared=(listening,))
         return plan
 

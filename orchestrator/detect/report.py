@@ -8,7 +8,8 @@ Issues are sorted by, in turn:
    likelier root cause;
 3. component, in the order of the watch config;
 4. within a component, causes before symptoms: DISK_FULL, INODES_FULL, MEMORY_PRESSURE,
-   KERNEL_FAULT, PATH_MISSING, PERMISSIONS, PACKAGE_BROKEN, CONFIG_INVALID, LOG_CORRUPT, then
+   KERNEL_FAULT, PACKAGE_BROKEN (a packaged file gone is why a config link dangles), PATH_MISSING,
+   PERMISSIONS (a data directory the unit cannot write), CONFIG_INVALID, LOG_CORRUPT, then
    UNIT_FAILED, UNIT_INACTIVE, PORT_DOWN, HTTP_DOWN, SYSTEM_DEGRADED (a summary of failed units);
    BOOT_CONFIG last (it is about the next boot: nothing running follows from it);
 5. the order the probes ran in.
@@ -33,8 +34,8 @@ _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 #: follows the unit kinds.
 _KIND_RANK = {
     IssueKind.DISK_FULL: 0, IssueKind.INODES_FULL: 1, IssueKind.MEMORY_PRESSURE: 2,
-    IssueKind.KERNEL_FAULT: 3, IssueKind.PATH_MISSING: 4, IssueKind.PERMISSIONS: 5,
-    IssueKind.PACKAGE_BROKEN: 6, IssueKind.CONFIG_INVALID: 7, IssueKind.LOG_CORRUPT: 8,
+    IssueKind.KERNEL_FAULT: 3, IssueKind.PACKAGE_BROKEN: 4, IssueKind.PATH_MISSING: 5,
+    IssueKind.PERMISSIONS: 6, IssueKind.CONFIG_INVALID: 7, IssueKind.LOG_CORRUPT: 8,
     IssueKind.UNIT_FAILED: 9, IssueKind.UNIT_INACTIVE: 10, IssueKind.PORT_DOWN: 11,
     IssueKind.HTTP_DOWN: 12, IssueKind.SYSTEM_DEGRADED: 13, IssueKind.BOOT_CONFIG: 14,
 }

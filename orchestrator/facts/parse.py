@@ -24,7 +24,8 @@ _STATE = re.compile(r"^[a-z-]{1,32}$")
 _OS_WORD = re.compile(r"^[a-z0-9._-]{1,64}$")
 _URI = re.compile(r"^(https?|file|cdrom|copy|mirror\+https?|tor\+https?)://?[!-~]{1,1024}$")
 _SUITE = re.compile(r"^[A-Za-z0-9._/-]{1,128}$")
-_DPKG_STATUS = re.compile(r"^[uihrp][ncHUFWti][ R]?$")
+#: ``${db:Status-Abbrev}`` without its trailing space: want, status and (optional) error flag.
+DPKG_STATUS = re.compile(r"^[uihrp][ncHUFWti][ R]?$")
 
 MAX_PACKAGES = 50_000
 MAX_UNITS = 20_000
@@ -90,7 +91,7 @@ def parse_packages(text: str) -> Parsed[Package]:
         if abbrev[:2] in ("un", "rc", "pn", "pc") or abbrev.startswith("un"):
             continue
         if not (PACKAGE_NAME.match(name) and VERSION.match(version) and ARCH.match(arch)
-                and _DPKG_STATUS.match(abbrev)):
+                and DPKG_STATUS.match(abbrev)):
             out.rejected += 1
             continue
         if len(out.items) >= MAX_PACKAGES:

@@ -22,11 +22,12 @@ from orchestrator.transport.base import Transport
 
 #: Issues of the host rather than of one component.
 DISK_KINDS = frozenset({IssueKind.DISK_FULL, IssueKind.INODES_FULL})
-#: Issue kinds a restart may cure.
-RESTARTABLE = {IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN}
+#: Issue kinds a restart may cure (a port no longer listened on is the same symptom as an endpoint
+#: that does not answer).
+RESTARTABLE = {IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN, IssueKind.PORT_DOWN}
 #: Primary-issue order within a component: the most fundamental cause first.
 PRIORITY = [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL, IssueKind.INODES_FULL,
-            IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN]
+            IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN, IssueKind.PORT_DOWN]
 RESTART_ATTEMPTS = 2
 
 

@@ -9,16 +9,17 @@ names come from ``names`` (uid/gid -> name, like the host's passwd and group), e
 
 Every AgentApi method works on that tree with the real agent's contract (see
 ``orchestrator/agent/remote/vmrepair_agent.py``): ``manifest`` does not follow symlinks and walks
-directories; ``read_file`` follows symlinks and refuses more than ``max_bytes``; ``write_file`` never
-writes through a symlink and checks ``expect_sha256`` (``None``: no precondition, ``"absent"``: must
-not exist, a digest: the current content must hash to it); ``remove_file`` and ``move_file`` take
-files and symlinks only and never overwrite; ``jsonl_check``/``jsonl_repair`` parse the content
-(non-JSON lines are bad and get quarantined); ``rotate_log`` compresses to ``<path>.1.gz`` and
-truncates; ``big_files`` and ``pack`` walk the tree; ``unpack`` extracts a tar held in ``remote`` (the
-agent's directory, also what ``fetch`` reads); ``disk_usage`` answers for any existing path
-(statvfs), from ``disk`` or ``usage_of``. Failures are ``AgentFailedError`` with the agent's codes
-(``not_found``, ``invalid``, ``precondition``) and its messages, without the client's host prefix
-(except ``not_found``, which is spelled exactly as the client would).
+directories (``recursive=False``: only the paths themselves); ``read_file`` follows symlinks and refuses
+more than ``max_bytes``; ``write_file`` never writes through a symlink and checks ``expect_sha256``
+(``None``: no precondition, ``"absent"``: must not exist, a digest: the current content must hash to
+it); ``remove_file`` and ``move_file`` take files and symlinks only and never overwrite;
+``jsonl_check``/``jsonl_repair`` parse the content (non-JSON lines are bad and get quarantined);
+``rotate_log`` compresses to ``<path>.1.gz`` and truncates; ``big_files`` and ``pack`` walk the tree;
+``unpack`` extracts a tar held in ``remote`` (the agent's directory, also what ``fetch`` reads);
+``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``. Failures are
+``AgentFailedError`` with the agent's codes (``not_found``, ``invalid``, ``precondition``) and its
+messages, without the client's host prefix (except ``not_found``, which is spelled exactly as the client
+would).
 
 Hooks for the tests
 -------------------
@@ -317,7 +318,7 @@ class FakeAgent:
                 raise self._fail(op, "invalid", f"refusing {path}: {parent} is a {node.type}")
             parent = posixpath.dirname(parent)
 
-    def _manifest(self, paths: Iterable[str]) -> Manifest:
+    def _manifest(self, paths: Iterable[str], *, recursive: bool = True) -> Manifest:
         found: dict[str, FileEntry] = {}
         missing = []
         for root in paths:
@@ -326,17 +327,17 @@ class FakeAgent:
                 missing.append(root)
                 continue
             found[root] = self._entry(root, node)
-            if node.type == "dir":
+            if node.type == "dir" and recursive:
                 for path, below in self.fs.items():
                     if path != root and _under(path, root):
                         found[path] = self._entry(path, below)
         return Manifest(tuple(found[p] for p in sorted(found)), tuple(missing))
 
     # -- AgentApi ----------------------------------------------------------------------------------
-    def manifest(self, paths: list[str]) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
         if (answer := self._start("manifest", paths)) is not _MODEL:
             return self._canned(answer, paths)
-        return self._manifest(paths)
+        return self._manifest(paths, recursive=recursive)
 
     def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
         if (answer := self._start("pack", paths, max_file_bytes)) is not _MODEL:

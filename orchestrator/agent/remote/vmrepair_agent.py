@@ -378,8 +378,8 @@ def _walk_error(exc: OSError) -> None:
         raise exc
 
 
-def walk(root: str) -> Iterator[tuple[str, os.stat_result, int, str]]:
-    """Yield (path, lstat, parent dir fd, name) for ``root`` and everything below it.
+def walk(root: str, *, recursive: bool = True) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    """Yield (path, lstat, parent dir fd, name) for ``root`` and, if ``recursive``, everything below it.
 
     Symlinks are never followed and other filesystems are listed but not entered (like find -xdev).
     The parent fd is only valid until the next item.
@@ -391,7 +391,7 @@ def walk(root: str) -> Iterator[tuple[str, os.stat_result, int, str]]:
         yield root, top, pfd, name
     finally:
         os.close(pfd)
-    if not stat.S_ISDIR(top.st_mode):
+    if not recursive or not stat.S_ISDIR(top.st_mode):
         return
     for dirpath, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False, onerror=_walk_error):
         descend = []
@@ -413,7 +413,9 @@ class Tree:
         self.seen: set[str] = set()
         self.missing: list[str] = []
 
-    def roots(self, paths: list[str]) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    def roots(
+        self, paths: list[str], *, recursive: bool = True,
+    ) -> Iterator[tuple[str, os.stat_result, int, str]]:
         for root in paths:
             try:
                 os.lstat(root)
@@ -422,7 +424,7 @@ class Tree:
                     raise
                 self.missing.append(root)
                 continue
-            for item in walk(root):
+            for item in walk(root, recursive=recursive):
                 if item[0] not in self.seen:
                     yield item
 
@@ -437,8 +439,14 @@ class Tree:
 
 
 def op_manifest(args: Args, work_dir: str) -> Any:
+    """Entries of ``paths`` and, unless ``recursive`` is false, of everything below them. Without
+    recursion only the paths themselves are lstat()ed: a probe asking about a data directory must not
+    hash every file in it."""
+    recursive = args.get("recursive", True)
+    if not isinstance(recursive, bool):
+        raise Failure("invalid", "argument 'recursive' must be true or false")
     tree = Tree()
-    for path, st, dfd, name in tree.roots(arg_paths(args, "paths")):
+    for path, st, dfd, name in tree.roots(arg_paths(args, "paths"), recursive=recursive):
         if stat.S_ISREG(st.st_mode):
             hashed = hash_at(dfd, name)
             if hashed is not None:

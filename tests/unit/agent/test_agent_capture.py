@@ -57,6 +57,19 @@ def test_manifest_lists_entries_without_following_symlinks(agent: RemoteAgent, r
     assert manifest.missing == (str(root / "nope"),)
 
 
+def test_manifest_without_recursion_lists_only_the_paths_asked(agent: RemoteAgent, root: Path) -> None:
+    """A probe asking whether a data directory exists must not walk and hash what it holds."""
+    app = _make_tree(root, root / "outside")
+    manifest = agent.manifest([str(app), str(app / "current"), str(app / "app.conf"), str(root / "nope")],
+                              recursive=False)
+    entries = manifest.by_path()
+    assert sorted(entries) == sorted([str(app), str(app / "current"), str(app / "app.conf")])
+    assert entries[str(app)].type == "dir"
+    assert (entries[str(app / "current")].type, entries[str(app / "current")].link) == ("symlink", "conf.d")
+    assert entries[str(app / "app.conf")].sha256 == _sha(b"port = 8080\n")
+    assert manifest.missing == (str(root / "nope"),)
+
+
 def test_manifest_of_overlapping_paths_lists_each_entry_once(agent: RemoteAgent, root: Path) -> None:
     app = _make_tree(root, root / "outside")
     manifest = agent.manifest([str(app), str(app / "conf.d")])

@@ -73,6 +73,19 @@ def test_script_is_installed_once_and_not_uploaded_when_present() -> None:
     assert transport.calls[-1].timeout == 7.0
 
 
+def test_a_manifest_without_recursion_says_so_and_must_not_list_more() -> None:
+    agent, transport = _fake({"manifest": _manifest(_entry("/var/lib/app", type="dir", sha256=None))})
+    agent.manifest(["/var/lib/app"], recursive=False)
+    request = json.loads(transport.calls[-1].stdin or b"")
+    assert request == {"op": "manifest", "args": {"paths": ["/var/lib/app"], "recursive": False}}
+
+    agent, _ = _fake({"manifest": _manifest(_entry("/var/lib/app/db"))})
+    with pytest.raises(AgentError, match=r"inconsistent answer: entries below the paths asked for: "
+                                         r"\['/var/lib/app/db'\]"):
+        agent.manifest(["/var/lib/app"], recursive=False)
+    assert agent.manifest(["/var/lib/app"]).entries[0].path == "/var/lib/app/db"
+
+
 def test_script_is_uploaded_private_when_missing() -> None:
     agent, transport = _fake({"disk_usage": b"{}"}, installed=False)
     agent.install()

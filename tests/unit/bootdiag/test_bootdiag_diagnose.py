@@ -14,7 +14,9 @@ from orchestrator.bootdiag import (
     diagnose_components,
 )
 from orchestrator.components.config import WatchConfig
+from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.model import Component, HttpCheck
+from tests.unit.detect.fakes import dpkg_status_answer
 from tests.unit.quarantine.target import APP, NGINX, Target, make_target
 from tests.unit.repair.fakes import FakeBaseline, Node
 
@@ -45,6 +47,8 @@ class Boot:
         answers["nginx", "-t"] = self.nginx_t
 
     def dpkg_query(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        if STATUS_FORMAT in argv:   # the dpkg probe's query, of the same packages
+            return dpkg_status_answer(argv, self.packages)
         known = [p for p in argv[3:] if p in self.packages]
         out = "".join(f"{p}\t{self.packages[p]}\n" for p in known)
         return (0 if len(known) == len(argv[3:]) else 1), out.encode(), b""
@@ -211,7 +215,8 @@ def test_optional_component_is_only_reported(boot: Boot) -> None:
     diagnosis = boot.run(remediate=True)
     cron = diagnosis.components[2]
     assert (cron.found, cron.state, cron.actions) == (ComponentState.MISSING, ComponentState.MISSING, ())
-    assert cron.problems == ("package cron is half-configured",)
+    # Presence (dpkg's state) and the dpkg probe among the component's probes both say it.
+    assert cron.problems == ("package cron is half-configured", "cron: package cron iF (half-configured)")
     assert cron.action_summary == "none (optional: reduced features)"
     assert not diagnosis.has_broken_vital
     assert boot.argvs("env") == []

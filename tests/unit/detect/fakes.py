@@ -1,9 +1,10 @@
 """Fakes for detect and baseline tests: a scripted host behind FakeTransport, and the target's agent.
 
 ``FakeHost`` answers the commands probes run (systemctl show, is-system-running and list-units, curl,
-config tests, dpkg-query, stat, journalctl) from plain dicts; by default every unit is active and
-enabled, the system is running with no failed unit, every endpoint answers 200, every config test
-passes, the system directories have their Debian owners and modes and the kernel journal is empty.
+config tests, dpkg-query, dpkg --verify, ss, stat, journalctl) from plain dicts; by default every unit
+is active and enabled, the system is running with no failed unit, every endpoint answers 200, every
+config test passes, every package the dpkg probe asks about is installed and intact, nothing listens
+on TCP, the system directories have their Debian owners and modes and the kernel journal is empty.
 ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy target: the
 template's one-line /etc/fstab, the account files and sudoers with Debian's modes, /proc files of an
 idle untainted kernel, every other path it is asked about exists, half-full disks and sound logs, and
@@ -15,6 +16,7 @@ from __future__ import annotations
 import io
 import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestrator.agent.api import (
     BigFile,
@@ -26,10 +28,16 @@ from orchestrator.agent.api import (
     PackResult,
     Placeholder,
 )
+from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
 from tests.unit.fake_agent import PACK_TAR, Node, file_node
+
+#: The template's sampleapp account (a system user).
+SAMPLEAPP_ID = 999
+#: What ``ss -H -ltn`` prints on the template guest (recorded with -p for discovery's tests).
+TEMPLATE_LISTENING = (Path(__file__).parents[1] / "discover" / "data" / "ss.txt").read_bytes()
 
 NO_SYSTEMD = (b"System has not been booted with systemd as init system (PID 1). Can't operate.\n"
               b"Failed to connect to bus: Host is down\n")
@@ -97,12 +105,21 @@ class FakeHost:
     paths: dict[str, StatInfo] = field(default_factory=lambda: dict(HEALTHY_DIRS))
     #: What ``journalctl -k`` prints (every window and priority alike).
     kernel_log: bytes = b""
+    #: For the dpkg probe: package -> ${db:Status-Abbrev} ("" = unknown to dpkg); others are "ii ".
+    package_states: dict[str, str] = field(default_factory=dict)
+    #: package -> what `dpkg --verify` prints for it (default: nothing, all intact)
+    verify: dict[str, bytes] = field(default_factory=dict)
+    #: path -> owning package, for `dpkg-query -S`
+    owners: dict[str, str] = field(default_factory=dict)
+    #: what `ss -H -ltn` prints (default: the template guest's listeners, nginx, sshd and sampleapp)
+    listening: bytes = TEMPLATE_LISTENING
 
     def __call__(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
         program = argv[0]
         if program in self.missing or (program == "systemctl" and not self.has_systemctl):
             return 127, b"", f"sh: 1: {program}: not found\n".encode()
         answer = {"systemctl": self._systemctl, "stat": self._stat, "dpkg-query": self._dpkg_query,
+                  "dpkg": self._dpkg, "ss": lambda _: (0, self.listening, b""),
                   "journalctl": lambda _: (0, self.kernel_log, b""),
                   "curl": lambda argv: self.http.get(argv[-1], (0, b"200", b""))}.get(program)
         if answer is not None:
@@ -117,11 +134,22 @@ class FakeHost:
         return 0, stat_line(self.paths[path]), b""
 
     def _dpkg_query(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        if STATUS_FORMAT in argv:
+            names = argv[argv.index("--") + 1:]
+            return dpkg_status_answer(argv, {n: self.package_states.get(n, "ii ") for n in names})
+        if argv[1] == "-S":
+            paths = argv[argv.index("--") + 1:]
+            return 0, b"".join(f"{self.owners[p]}: {p}\n".encode() for p in paths if p in self.owners), b""
         names = argv[4:]
         out = b"".join(f"{n}\t{self.packages[n]}\n".encode() for n in names if n in self.packages)
         err = b"".join(f"dpkg-query: no packages found matching {n}\n".encode()
                        for n in names if n not in self.packages)
         return (1 if err else 0), out, err
+
+    def _dpkg(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
+        if argv[1] == "--verify":
+            return 0, b"".join(self.verify.get(n, b"") for n in argv[argv.index("--") + 1:]), b""
+        return 127, b"", b"unexpected dpkg call\n"
 
     def _systemctl(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
         if not self.has_systemd:
@@ -138,6 +166,29 @@ class FakeHost:
         return FakeTransport(self)
 
 
+#: dpkg's ${Status} (its last word) -> ${db:Status-Abbrev}, for fakes that keep the long form.
+STATUS_ABBREVS = {"installed": "ii ", "half-configured": "iF ", "half-installed": "iH ", "unpacked": "iU ",
+                  "triggers-pending": "it ", "config-files": "rc ", "not-installed": "un "}
+
+
+def _abbrev(state: str) -> str:
+    """``ii `` as it is, ``install ok installed`` as ``ii ``, "" (unknown to dpkg) as it is."""
+    words = state.split()
+    return STATUS_ABBREVS.get(words[-1], state) if len(words) == 3 else state
+
+
+def dpkg_status_answer(argv: tuple[str, ...], states: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """What ``dpkg-query -W -f STATUS_FORMAT -- NAMES`` (the dpkg probe's query, ``argv``) prints on a
+    host whose packages are in ``states``: name -> ${db:Status-Abbrev} (``ii ``), or the long ${Status}
+    (``install ok installed``); names not in it, or mapped to "", are unknown to dpkg."""
+    names = argv[argv.index("--") + 1:]
+    abbrevs = {n: _abbrev(states.get(n, "")) for n in names}
+    out = b"".join(f"{n}\t{abbrev}\n".encode() for n, abbrev in abbrevs.items() if abbrev)
+    err = b"".join(f"dpkg-query: no packages found matching {n}\n".encode()
+                   for n, abbrev in abbrevs.items() if not abbrev)
+    return (1 if err else 0), out, err
+
+
 #: The template image's fstab (images/debian-12/overlay/etc/fstab): nothing in it can stop a boot.
 TEMPLATE_FSTAB = b"/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
 #: Debian's gid of the shadow group.
@@ -151,8 +202,11 @@ PSI_IDLE = (b"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
 VMSTAT = b"nr_free_pages 380985\nnr_zone_inactive_anon 1127\npgfault 2380115\noom_kill 0\n"
 #: What the sysdir, memory and kernel probes read through the agent, healthy (Debian's modes).
 HOST_FILES: dict[str, Node] = {
-    "/etc/passwd": file_node(b"root:x:0:0:root:/root:/bin/bash\n", 0o644),
-    "/etc/group": file_node(b"root:x:0:\nshadow:x:42:\n", 0o644),
+    "/etc/passwd": file_node(b"root:x:0:0:root:/root:/bin/bash\n"
+                             b"sampleapp:x:999:999::/nonexistent:/usr/sbin/nologin\n", 0o644),
+    "/etc/group": file_node(b"root:x:0:\nshadow:x:42:\nsampleapp:x:999:\n", 0o644),
+    # sampleapp's ReadWritePaths=, as the template's image creates it.
+    "/var/lib/sampleapp": Node("dir", mode=0o750, uid=SAMPLEAPP_ID, gid=SAMPLEAPP_ID),
     "/etc/shadow": file_node(b"root:*:19700:0:99999:7:::\n", 0o640, gid=SHADOW_GID),
     "/etc/gshadow": file_node(b"root:*::\nshadow:*::\n", 0o640, gid=SHADOW_GID),
     "/etc/sudoers": file_node(b"root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n", 0o440),
@@ -232,8 +286,10 @@ def target_agent(
     reports = dict(jsonl or {})
     agent = fake_agent.FakeAgent(
         files={**HOST_FILES, **({"/etc/fstab": TEMPLATE_FSTAB} if files is None else files)},
-        names={**fake_agent.NAMES, SHADOW_GID: "shadow"},
+        names={**fake_agent.NAMES, SHADOW_GID: "shadow", SAMPLEAPP_ID: "sampleapp"},
         symlinks=dict.fromkeys(existing or (), "/elsewhere"),
+        # Where every made-up path points: a directory, so no config symlink of a healthy host dangles.
+        dirs=("/elsewhere",),
         anything_exists=existing is None,
         disk=disk, usage_of=lambda mount: usage(mount=mount), big=big or [], errors=errors,
         answers={

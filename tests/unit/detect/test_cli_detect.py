@@ -35,7 +35,7 @@ def test_healthy_target_exits_0_with_json(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert data["issues"] == []
     assert data["target"] == "vm:web"
-    assert len(data["results"]) == 15 + len(HOST_PROBES)
+    assert len(data["results"]) == 30 + len(HOST_PROBES)   # the template resolved: 30 component probes
 
 
 def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,4 +66,4 @@ def test_unavailable_probes_are_mentioned(capsys: pytest.CaptureFixture[str]) ->
     err = " ".join(capsys.readouterr().err.split())
     assert code == 0
     assert "no issues on local" in err
-    assert "6 probes could not run on local: system:state, unit:nginx.service" in err
+    assert "7 probes could not run on local: system:state, unit:nginx.service" in err   # 6 units, 1 socket

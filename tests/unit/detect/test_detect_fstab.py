@@ -185,7 +185,8 @@ def test_the_detector_plans_a_probe_per_fstab_and_needs_no_units() -> None:
     watch = WatchConfig((BOOT, Component("other", fstab=("/srv/chroot/etc/fstab",))), ())
     agent = target_agent(files={"/etc/fstab": MISSING_UUID_LINE + b"\n"}, existing=set())
     det = Detector(watch, FakeHost().transport(), agent)
-    assert det.probe_names == (*HOST_PROBES, "fstab:/etc/fstab", "fstab:/srv/chroot/etc/fstab")
+    assert det.probe_names == (*HOST_PROBES, "fstab:/etc/fstab", "symlinks:boot",
+                               "fstab:/srv/chroot/etc/fstab")
     report = det.run()
     assert [(i.component, i.kind, i.probe) for i in report.issues] == [
         ("boot", IssueKind.BOOT_CONFIG, "fstab:/etc/fstab")]

@@ -21,13 +21,15 @@ LOG = "/var/lib/sampleapp/interactions.jsonl"
 EXPECTED_PROBES = (
     "disk:/", "inodes:/",
     *HOST_PROBES,
-    "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/",
+    "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/", "dpkg:nginx", "symlinks:nginx",
+    "port:nginx:80",
     f"jsonl:{LOG}", "unit:sampleapp.service",
-    "http:http://127.0.0.1:8080/health", "http:http://127.0.0.1:8080/ready",
-    "config:sshd", "unit:ssh.service",
-    "unit:cron.service",
-    "config:rsyslog", "unit:rsyslog.service",
-    "fstab:/etc/fstab",
+    "http:http://127.0.0.1:8080/health", "http:http://127.0.0.1:8080/ready", "symlinks:sampleapp",
+    "writable:/var/lib/sampleapp", "port:sampleapp:8080",
+    "config:sshd", "unit:ssh.service", "dpkg:sshd", "symlinks:sshd", "port:sshd:22",
+    "unit:cron.service", "dpkg:cron", "symlinks:cron",
+    "config:rsyslog", "unit:rsyslog.service", "unit:syslog.socket", "dpkg:rsyslog", "symlinks:rsyslog",
+    "fstab:/etc/fstab", "symlinks:boot",
 )
 
 
@@ -134,7 +136,8 @@ def test_run_components_runs_only_the_probes_of_those_components() -> None:
     detector = Detector(template_watch(), transport, target_agent())
     results = detector.run_components(["nginx"])
     assert results and {r.component for r in results} == {"nginx"}
-    assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/"}
+    assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/",
+                                          "dpkg:nginx", "symlinks:nginx", "port:nginx:80"}
     assert {r.component for r in detector.run_components(["host"])} == {"host"}
 
 
@@ -188,7 +191,7 @@ def test_every_issue_kind_has_its_place_in_the_issue_order() -> None:
                for kind in reversed(IssueKind)]
     assert [i.kind for i in build_issues(results, [])] == [
         IssueKind.DISK_FULL, IssueKind.INODES_FULL, IssueKind.MEMORY_PRESSURE, IssueKind.KERNEL_FAULT,
-        IssueKind.PATH_MISSING, IssueKind.PERMISSIONS, IssueKind.PACKAGE_BROKEN, IssueKind.CONFIG_INVALID,
+        IssueKind.PACKAGE_BROKEN, IssueKind.PATH_MISSING, IssueKind.PERMISSIONS, IssueKind.CONFIG_INVALID,
         IssueKind.LOG_CORRUPT, IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.PORT_DOWN,
         IssueKind.HTTP_DOWN, IssueKind.SYSTEM_DEGRADED, IssueKind.BOOT_CONFIG]
 
@@ -213,3 +216,61 @@ def test_host_wide_probes_rerun_by_name_and_belong_to_the_host() -> None:
     host.paths["/tmp"] = (0o40755, 0, 0, "root", "root")
     assert not det.run_probe("sysdir:/tmp").ok
     assert [r.probe for r in det.run_components(["host"])] == ["disk:/", "inodes:/", *HOST_PROBES]
+
+
+def test_every_issue_kind_of_the_component_probes_has_a_place_in_the_order() -> None:
+    """Causes first: a dangling config link or a gone package file is why the config test fails."""
+    from orchestrator.detect.report import build_issues
+    from orchestrator.model import ProbeResult
+
+    def failed(probe: str, kind: IssueKind) -> ProbeResult:
+        return ProbeResult(probe, "nginx", False, kind, Severity.CRITICAL, probe, probe)
+
+    results = [failed("port:nginx:80", IssueKind.PORT_DOWN), failed("http:x", IssueKind.HTTP_DOWN),
+               failed("config:nginx", IssueKind.CONFIG_INVALID),
+               failed("writable:/var/lib/nginx", IssueKind.PERMISSIONS),
+               failed("symlinks:nginx", IssueKind.PATH_MISSING),
+               failed("dpkg:nginx", IssueKind.PACKAGE_BROKEN)]
+    assert [i.probe for i in build_issues(results, ["nginx"])] == [
+        "dpkg:nginx", "symlinks:nginx", "writable:/var/lib/nginx", "config:nginx", "port:nginx:80", "http:x"]
+
+
+def test_component_probes_read_in_the_batch_and_shared_reads_travel_once() -> None:
+    """Each probe's first read, and the accounts every writable probe shares, are in the one batch, and
+    each is exactly the request the probe then makes (else the prefetched answer would go unused)."""
+    from orchestrator.agent.api import Manifest, manifest_args
+    from tests.unit.fake_agent import Node
+
+    class Recording(FakeAgent):
+        def __init__(self) -> None:
+            super().__init__(files={"/etc/passwd": b"app:x:101:104::/:/bin/false\n",
+                                    "/etc/group": b"app:x:104:\n", "/etc/app/app.conf": b"x\n"})
+            for path in ("/var/lib/app", "/var/log/app"):
+                self.put(path, Node("dir", mode=0o750, uid=101, gid=104))
+            self.batches: list[list[tuple[str, dict[str, object]]]] = []
+            self.asked: list[tuple[str, dict[str, object]]] = []
+
+        def prefetch(self, requests: list[tuple[str, dict[str, object]]]) -> None:
+            self.batches.append(list(requests))
+
+        def discard_prefetched(self) -> None:
+            pass
+
+        def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+            self.asked.append(("manifest", manifest_args(paths, recursive=recursive)))
+            return super().manifest(paths, recursive=recursive)
+
+        def read_file(self, path: str, *, max_bytes: int) -> bytes:
+            self.asked.append(("read_file", {"path": path, "max_bytes": max_bytes}))
+            return super().read_file(path, max_bytes=max_bytes)
+
+    agent = Recording()
+    app = Component("app", config_paths=("/etc/app",), user="app",
+                    writable_paths=("/var/lib/app", "/var/log/app"))
+    detector = Detector(WatchConfig((app,), mounts=()), FakeHost().transport(), agent)
+    results = detector.run_components(["app"])   # the host-wide probes read other files
+    assert [(r.probe, r.ok) for r in results] == [("symlinks:app", True), ("writable:/var/lib/app", True),
+                                                  ("writable:/var/log/app", True)]
+    assert len(agent.batches) == 1
+    assert sorted(map(repr, agent.batches[0])) == sorted(map(repr, agent.asked))
+    assert [op for op, args in agent.batches[0] if args.get("path") == "/etc/passwd"] == ["read_file"]

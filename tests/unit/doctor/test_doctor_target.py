@@ -34,7 +34,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 def target() -> Target:
     target = make_target()
-    target.vm.answers["dpkg-query",] = (0, b"nginx\tinstall ok installed\n", b"")
+    target.vm.answers["dpkg-query", "-W", "--showformat=${Package}\\t${Status}\\n"] = (
+        0, b"nginx\tinstall ok installed\n", b"")
     return target
 
 

@@ -47,6 +47,12 @@ def test_one_primary_per_component_the_most_fundamental_kind() -> None:
     assert groups == [(config, (failed, http))]
 
 
+def test_a_port_down_is_a_symptom_of_the_unit_state() -> None:
+    port = issue(IssueKind.PORT_DOWN)
+    inactive = issue(IssueKind.UNIT_INACTIVE)
+    assert group_issues([port, inactive]) == [(inactive, (port,))]
+
+
 def test_components_keep_their_order_of_appearance() -> None:
     app = issue(IssueKind.UNIT_FAILED, "sampleapp")
     nginx = issue(IssueKind.HTTP_DOWN, "nginx")
@@ -89,8 +95,17 @@ def test_restartable_kinds_on_a_component_with_units_restart_in_place() -> None:
                                "attempts before escalating")
 
 
+def test_a_stopped_service_whose_port_is_down_restarts_in_place() -> None:
+    decision = decide(issue(IssueKind.UNIT_INACTIVE), (issue(IssueKind.HTTP_DOWN),
+                                                       issue(IssueKind.PORT_DOWN)), NGINX)
+    assert decision.in_place is True
+    assert decision.reason == (f"only http_down, port_down, unit_inactive: restart in place with "
+                               f"{RESTART_ATTEMPTS} attempts before escalating")
+
+
 @pytest.mark.parametrize("kind", [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL,
-                                  IssueKind.INODES_FULL, IssueKind.BOOT_CONFIG])
+                                  IssueKind.INODES_FULL, IssueKind.BOOT_CONFIG, IssueKind.PACKAGE_BROKEN,
+                                  IssueKind.PATH_MISSING, IssueKind.PERMISSIONS])
 def test_a_kind_a_restart_cannot_fix_escalates_and_is_named(kind: IssueKind) -> None:
     decision = decide(issue(IssueKind.UNIT_FAILED), (issue(kind),), NGINX)
     assert decision.in_place is False

@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.agent.api import DiskUsage
+from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.steps.context import RepairContext
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
+from tests.unit.detect.fakes import dpkg_status_answer
 from tests.unit.fake_agent import Node, call_brief
 
 NGINX = Component(
@@ -138,6 +140,10 @@ class FakeVm:
                 return 0, b"", b""
             case ("systemctl", "is-active", *_):   # with or without "--" before the unit
                 return 0, b"active\n", b""
+            case ("dpkg-query", "-W", "-f", fmt, "--", *names) if fmt == STATUS_FORMAT:
+                # The dpkg probe's query: every package it asks about is installed (dpkg --verify
+                # answers nothing, the default below: every file intact).
+                return dpkg_status_answer(argv, dict.fromkeys(names, "ii "))
         return 0, b"", b""
 
 

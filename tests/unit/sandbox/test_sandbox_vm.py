@@ -63,7 +63,7 @@ class SandboxAgent:
     in_vm: Manifest = field(default_factory=lambda: Manifest(()))
     removed: list[str] = field(default_factory=list)
 
-    def manifest(self, paths: list[str]) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
         return self.in_vm
 
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:

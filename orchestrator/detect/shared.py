@@ -1,0 +1,67 @@
+"""Answers that the probes of one detector run share: asked once, by the first probe that needs them.
+
+Several probes of a run need the same fact about the target: every ``port:`` probe the list of
+listening sockets, every ``writable:`` probe the accounts of /etc/passwd and /etc/group. Each asking
+for itself would cost one command or agent read per probe; a :class:`RunShared` asks once per run.
+
+The Detector opens a :meth:`RunShared.scope` around every batch of probes it runs (``run``,
+``run_components``, ``run_named``) that uses the value. Inside the scope, the first probe that calls
+:meth:`RunShared.get` loads the value while the others wait for it (probes run in threads), and every
+later call reuses it; when the scope closes the value is forgotten, so the next run, after a repair
+say, asks afresh. Outside any scope (:meth:`Detector.run_probe`) every call loads. Overlapping scopes
+(two runs of one Detector at once) share one value, which is as fresh as either run needs.
+
+A load that raises is not remembered: the error reaches the probe that asked, and the next probe
+tries again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, TypeVar
+
+from orchestrator.agent.api import AgentRead
+
+T = TypeVar("T")
+
+
+class RunShared(Generic[T]):
+    """One value shared by the probes of a run; ``first_reads`` are the agent reads its loader starts
+    with (the Detector adds them, once, to the run's batched agent call)."""
+
+    def __init__(self, name: str, load: Callable[[], T], first_reads: tuple[AgentRead, ...] = ()) -> None:
+        self.name = name
+        self.first_reads = first_reads
+        self._load = load
+        self._lock = threading.Lock()
+        self._scopes = 0
+        self._value: tuple[T] | None = None   # a 1-tuple, so a loaded None is told from "not loaded"
+
+    @contextmanager
+    def scope(self) -> Iterator[None]:
+        """Share the value among the calls of :meth:`get` made until the scope closes."""
+        with self._lock:
+            self._scopes += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._scopes -= 1
+                if self._scopes == 0:
+                    self._value = None
+
+    def get(self) -> T:
+        """The value: loaded now outside a scope; inside one, loaded by the first caller.
+
+        Raises:
+            whatever the loader raises (typically TransportError: the target cannot be reached).
+        """
+        with self._lock:
+            if self._scopes:
+                # Loading under the lock is the point: the other probes wait for this answer.
+                if self._value is None:
+                    self._value = (self._load(),)
+                return self._value[0]
+        return self._load()

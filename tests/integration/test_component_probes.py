@@ -1,0 +1,142 @@
+"""The component probes (dpkg, symlinks, writable, port) on a real guest from the default template: all
+pass on the healthy patient, and each fails with its kind once the fault an admin makes is injected.
+Components are built by hand (discovery, which fills users, writable paths and ports, is elsewhere).
+Each case starts from the healthy snapshot."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from orchestrator.agent.client import RemoteAgent
+from orchestrator.app import App
+from orchestrator.components.config import WatchConfig
+from orchestrator.detect import Detector
+from orchestrator.model import Component, IssueKind, ProbeResult
+from orchestrator.transport.base import Transport
+from tests.integration.helpers import booted_patient, fresh_patient
+
+pytestmark = pytest.mark.integration
+HEALTHY = "healthy"
+DATA = "/var/lib/sampleapp"
+NGINX = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
+                  packages=("nginx", "nginx-common"), ports=(80,))
+SAMPLEAPP = Component("sampleapp", units=("sampleapp.service",), user="sampleapp", group="sampleapp",
+                      writable_paths=(DATA,))
+WATCH = WatchConfig((NGINX, SAMPLEAPP), mounts=())
+PROBES = ("dpkg:nginx", "symlinks:nginx", "port:nginx:80", f"writable:{DATA}")
+#: nginx-common conffiles that bookworm's nginx.conf does not include: removing one breaks nothing
+#: but dpkg's record (the first of them the package has is used).
+UNUSED_CONFFILES = ("/etc/nginx/win-utf", "/etc/nginx/koi-win", "/etc/nginx/koi-utf")
+
+
+@pytest.fixture(scope="module")
+def patient(app: App) -> Iterator[str]:
+    yield from booted_patient(app, "probes", HEALTHY)
+
+
+@pytest.fixture
+def fresh(app: App, patient: str) -> Iterator[str]:
+    yield from fresh_patient(app, patient, HEALTHY)
+
+
+@contextlib.contextmanager
+def on(app: App, name: str) -> Iterator[tuple[Detector, Transport]]:
+    """A detector of WATCH on the guest over SSH and the real agent, and the SSH transport."""
+    with app.vms.transport(name) as ssh:
+        agent = RemoteAgent(ssh)
+        try:
+            yield Detector(WATCH, ssh, agent), ssh
+        finally:
+            agent.close()
+
+
+def _failed(result: ProbeResult, kind: IssueKind) -> None:
+    assert (result.ok, result.is_unavailable, result.kind) == (False, False, kind), result
+
+
+def _conffiles(ssh: Transport, package: str) -> set[str]:
+    # ${Conffiles} lists " PATH MD5" per conffile, one per line.
+    listed = ssh.check(["dpkg-query", "-W", "-f", r"${Conffiles}\n", "--", package]).stdout_text
+    return {word for word in listed.split() if word.startswith("/")}
+
+
+def _packaged_regular_file(ssh: Transport, package: str) -> str:
+    """A regular file (no symlink, no directory, no conffile) the package ships under /usr/share."""
+    conffiles = _conffiles(ssh, package)
+    listed = ssh.check(["dpkg-query", "-L", "--", package]).stdout_text.splitlines()
+    candidates = [p for p in listed if p.startswith("/usr/share/") and p not in conffiles]
+    assert candidates, f"{package} ships nothing under /usr/share"
+    # find -P (the default) does not follow symlinks: -type f keeps the regular files. run, not check:
+    # find exits 1 when a listed path is missing, and still prints the others.
+    found = ssh.run(["find", *candidates, "-maxdepth", "0", "-type", "f"]).stdout_text.split()
+    assert found, f"none of {package}'s files under /usr/share is a regular file"
+    return found[0]
+
+
+def test_the_healthy_patient_passes_every_component_probe(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, _):
+        assert set(PROBES) <= set(detector.probe_names)
+        results = detector.run().results
+    by_probe = {r.probe: r for r in results}
+    for name in PROBES:
+        assert by_probe[name].ok and not by_probe[name].is_unavailable, by_probe[name]
+    # The default site is enabled by a symlink, which was followed and found.
+    assert int(by_probe["symlinks:nginx"].evidence["links"]) >= 1
+
+
+def test_a_deleted_site_leaves_sites_enabled_dangling(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, ssh):
+        ssh.check(["rm", "--", "/etc/nginx/sites-available/default"])
+        result = detector.run_probe("symlinks:nginx")
+    _failed(result, IssueKind.PATH_MISSING)
+    # The package makes the link absolute; either way the target is named as resolved.
+    dangling = result.evidence["dangling"]
+    assert dangling.startswith("/etc/nginx/sites-enabled/default -> "), dangling
+    assert dangling.endswith("(/etc/nginx/sites-available/default does not exist)"), dangling
+
+
+def test_a_data_directory_taken_from_its_user_is_not_writable(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, ssh):
+        ssh.check(["chown", "root:root", "--", DATA])
+        ssh.check(["chmod", "0755", "--", DATA])
+        result = detector.run_probe(f"writable:{DATA}")
+    _failed(result, IssueKind.PERMISSIONS)
+    assert (result.evidence["mode"], result.evidence["owner"]) == ("0755", "root:root")
+    assert result.evidence["remedy"] == f"chown sampleapp:sampleapp {DATA}"
+
+
+def test_a_deleted_packaged_file_breaks_the_package(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, ssh):
+        path = _packaged_regular_file(ssh, "nginx-common")
+        ssh.check(["rm", "--", path])
+        result = detector.run_probe("dpkg:nginx")
+    _failed(result, IssueKind.PACKAGE_BROKEN)
+    assert f"{path} (missing)" in result.evidence["broken_files"]
+    assert "apt-get install --reinstall nginx-common" in result.evidence["remedy"]
+
+
+def test_a_deleted_conffile_breaks_the_package_but_an_edited_one_does_not(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, ssh):
+        conffiles = _conffiles(ssh, "nginx-common")
+        ssh.check(["sh", "-c", "echo '# an admin was here' >> /etc/nginx/nginx.conf"])
+        edited = detector.run_probe("dpkg:nginx")
+        path = next((p for p in UNUSED_CONFFILES if p in conffiles), None)
+        assert path is not None, f"none of {UNUSED_CONFFILES} is a conffile of nginx-common: {conffiles}"
+        ssh.check(["rm", "--", path])
+        result = detector.run_probe("dpkg:nginx")
+    assert edited.ok, edited
+    assert "/etc/nginx/nginx.conf (changed, conffile)" in edited.evidence["edited_conffiles"]
+    _failed(result, IssueKind.PACKAGE_BROKEN)
+    assert f"{path} (missing, conffile)" in result.evidence["broken_files"]
+    assert "--force-confmiss" in result.evidence["remedy"]
+
+
+def test_a_stopped_nginx_no_longer_listens_on_port_80(app: App, fresh: str) -> None:
+    with on(app, fresh) as (detector, ssh):
+        ssh.check(["systemctl", "stop", "--", "nginx.service"], timeout=120)
+        result = detector.run_probe("port:nginx:80")
+    _failed(result, IssueKind.PORT_DOWN)
+    assert result.evidence["source"] == "ss -H -ltn"

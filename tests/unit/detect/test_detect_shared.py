@@ -1,0 +1,84 @@
+"""RunShared: one load per scope, shared by concurrent probes; fresh outside and after a scope."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from orchestrator.detect.detector import run_probes
+from orchestrator.detect.shared import RunShared
+from orchestrator.errors import ConnectError
+
+
+class Counter:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        with self._lock:
+            self.calls += 1
+            number = self.calls
+        time.sleep(self.delay)
+        return number
+
+
+def test_outside_a_scope_every_get_loads() -> None:
+    load = Counter()
+    shared = RunShared("n", load)
+    assert [shared.get(), shared.get()] == [1, 2]
+
+
+def test_inside_a_scope_the_first_get_loads_and_the_others_reuse_it() -> None:
+    load = Counter()
+    shared = RunShared("n", load)
+    with shared.scope():
+        assert [shared.get(), shared.get()] == [1, 1]
+    with shared.scope():
+        assert shared.get() == 2   # the next run asks afresh
+    assert load.calls == 2
+
+
+def test_concurrent_probes_wait_for_the_one_load() -> None:
+    load = Counter(delay=0.05)
+    shared = RunShared("n", load)
+    with shared.scope():
+        assert run_probes([shared.get] * 8, workers=4) == [1] * 8
+    assert load.calls == 1
+
+
+def test_overlapping_scopes_share_until_the_last_closes() -> None:
+    shared = RunShared("n", Counter())
+    with shared.scope():
+        with shared.scope():
+            assert shared.get() == 1
+        assert shared.get() == 1
+    assert shared.get() == 2
+
+
+def test_a_failed_load_is_not_remembered() -> None:
+    answers: list[ConnectError | int] = [ConnectError("gone", host="t"), 7]
+
+    def load() -> int:
+        answer = answers.pop(0)
+        if isinstance(answer, ConnectError):
+            raise answer
+        return answer
+
+    shared = RunShared("n", load)
+    with shared.scope():
+        with pytest.raises(ConnectError):
+            shared.get()
+        assert shared.get() == 7
+
+
+def test_a_loaded_none_is_shared_too() -> None:
+    calls: list[int] = []
+    shared: RunShared[None] = RunShared("n", lambda: calls.append(1))
+    with shared.scope():
+        shared.get()
+        shared.get()
+    assert calls == [1]
