@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.common import cap_evidence, run_command
-from orchestrator.detect.units import show_unit
+from orchestrator.detect.units import ShowBatch, show_unit
 from orchestrator.transport.base import Transport
 
 DPKG_TIMEOUT_S = 60.0
@@ -57,15 +57,18 @@ def query_units(transport: Transport, watch: WatchConfig) -> dict[str, object]:
         TransportError: the target cannot be reached.
     """
     units: dict[str, dict[str, str | None]] = {}
-    for comp in watch.components:
-        for unit in comp.units:
-            if unit in units:
-                continue
-            show = show_unit(transport, unit)
-            units[unit] = {
-                "component": comp.name,
-                "ActiveState": show.properties.get("ActiveState"),
-                "UnitFileState": show.properties.get("UnitFileState"),
-                "unavailable": show.unavailable_reason,
-            }
+    owners = {u: c.name for c in reversed(watch.components) for u in (*c.units, *c.sockets)}
+    names = list(dict.fromkeys(u for c in watch.components for u in (*c.units, *c.sockets)))
+    # One systemctl for every unit (a discovered host has dozens); a unit it did not answer for is
+    # asked alone, so a failed batch only costs time.
+    batch = ShowBatch()
+    batch.prefetch(transport, names)
+    for unit in names:
+        show = batch.take(unit) or show_unit(transport, unit)
+        units[unit] = {
+            "component": owners[unit],
+            "ActiveState": show.properties.get("ActiveState"),
+            "UnitFileState": show.properties.get("UnitFileState"),
+            "unavailable": show.unavailable_reason,
+        }
     return {"units": units}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,6 +113,10 @@ class WatchConfig:
     #: Configured components whose ``vital`` was left unset (discovery decides for them).
     vital_unset: frozenset[str] = frozenset()
     resolved: bool = False
+    #: From the target's last baseline (set by resolution): unit → (ActiveState, UnitFileState), and
+    #: path → (type, mode, uid, gid) of every watched path. Probes compare against them.
+    baseline_units: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    baseline_modes: Mapping[str, tuple[str, int, int, int]] = field(default_factory=dict)
 
     def component(self, name: str) -> Component:
         for comp in self.components:

@@ -19,6 +19,7 @@ from orchestrator.detect import (
     jsonl,
     kernel,
     memory,
+    modes,
     packages,
     ports,
     symlinks,
@@ -31,7 +32,7 @@ from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
 from orchestrator.errors import ConfigError, VmRepairError
-from orchestrator.model import ProbeResult
+from orchestrator.model import Component, ProbeResult
 from orchestrator.transport.base import Transport
 
 __all__ = ["DetectionReport", "Detector"]  # DetectionReport: callers import both from here
@@ -249,22 +250,35 @@ class Detector:
             # restarted: only ``units`` are.
             for unit in (*comp.units, *comp.sockets):
                 add(units.probe_name(unit),
-                    functools.partial(units.probe_unit, transport, comp, unit, thresholds, unit_batch))
+                    functools.partial(units.probe_unit, transport, comp, unit, thresholds, batch=unit_batch,
+                                      baseline=watch.baseline_units.get(unit)))
             for check in comp.http:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
-            if comp.packages:
-                add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp))
-            if comp.config_paths:
-                add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
-                    symlinks.first_reads(comp))
-            for path in comp.writable_paths:
-                add(writable.probe_name(path),
-                    functools.partial(writable.probe_writable, agent, accounts, comp, path),
-                    writable.first_reads(path), () if writable.runs_as_root(comp) else (accounts,))
-            for port in comp.ports:
-                add(ports.probe_name(comp, port), functools.partial(ports.probe_port, listening, comp, port),
-                    shared=(listening,))
+            _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
+                               listening=listening)
         return plan
+
+
+def _plan_state_probes(
+    add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
+    accounts: RunShared[Any], listening: RunShared[Any],
+) -> None:
+    """What the component's packages, files, directories and ports look like."""
+    if comp.packages:
+        add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp))
+    if modes.is_planned(comp, watch.baseline_modes):
+        add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, watch.baseline_modes),
+            modes.first_reads(comp))
+    if comp.config_paths:
+        add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
+            symlinks.first_reads(comp))
+    for path in comp.writable_paths:
+        add(writable.probe_name(path),
+            functools.partial(writable.probe_writable, agent, accounts, comp, path),
+            writable.first_reads(path), () if writable.runs_as_root(comp) else (accounts,))
+    for port in comp.ports:
+        add(ports.probe_name(comp, port), functools.partial(ports.probe_port, listening, comp, port),
+            shared=(listening,))
 

@@ -13,7 +13,10 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
   flapping → UNIT_FAILED, warning. ``NRestarts`` counts automatic restarts since the unit was last
   started on purpose, so that start is the window the count refers to.
 - inactive but enabled (or masked) → UNIT_INACTIVE, critical for vital components, warning otherwise.
-- inactive and not enabled: the operator turned it off; passes.
+- inactive and not enabled: the operator turned it off; passes, unless the last baseline had it
+  enabled and running (disabled or stopped since the known-good state) → UNIT_INACTIVE.
+- running, enabled in the baseline and no longer enabled → UNIT_INACTIVE, warning: it runs now and
+  will not start at the next boot.
 - inactive because its start conditions were not met (``ConditionResult=no``: systemd-pstore without
   a pstore, fsck-root on a read-write root), or a ``Type=oneshot`` unit that ran and succeeded
   (``Result=success``): that is how such a unit looks when all is well; passes.
@@ -108,8 +111,9 @@ def restarts(props: dict[str, str]) -> int:
     return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
 
 
-def evaluate(  # noqa: PLR0911 - one return per rule of the module docstring
-    component: Component, unit: str, show: UnitShow, thresholds: Thresholds
+def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docstring
+    component: Component, unit: str, show: UnitShow, thresholds: Thresholds,
+    baseline: tuple[str, str] | None = None,
 ) -> ProbeResult:
     """Turn one ``systemctl show`` answer into a result (rules in the module docstring)."""
     pid = ProbeId(probe_name(unit), component.name, IssueKind.UNIT_FAILED, unit)
@@ -135,11 +139,18 @@ def evaluate(  # noqa: PLR0911 - one return per rule of the module docstring
                           f"restart it (Result={props.get('Result', '?')}, "
                           f"ExecMainStatus={props.get('ExecMainStatus', '?')}, "
                           f"NRestarts={props.get('NRestarts', '?')})", evidence)
+    was_enabled = baseline is not None and baseline[1] in _ENABLED
+    if baseline is not None:
+        evidence["baseline"] = f"{baseline[0]}, {baseline[1]}"
     if active in _RUNNING:
         count = restarts(props)
         if count >= thresholds.unit_restarts_warning:
             return pid.failed(Severity.WARNING, f"{unit} is flapping: {count} failures in a window "
                               f"(NRestarts since its last deliberate start, now {active})", evidence)
+        if was_enabled and file_state not in _ENABLED and file_state != "static":
+            return pid.failed(Severity.WARNING, f"{unit} is {active} but {file_state or 'not enabled'} "
+                              "since the baseline: it will not start at the next boot", evidence,
+                              kind=IssueKind.UNIT_INACTIVE)
         return pid.passed(f"{unit} is {active}", evidence)
     stopped = Severity.CRITICAL if component.vital else Severity.WARNING
     if active in _STOPPED:
@@ -151,14 +162,21 @@ def evaluate(  # noqa: PLR0911 - one return per rule of the module docstring
             return pid.passed(f"{unit} ran and exited successfully (oneshot)", evidence)
         if file_state in _ENABLED:
             return pid.failed(stopped, f"{unit} is {file_state} but {active}", evidence, kind=inactive)
+        if was_enabled and baseline is not None and baseline[0] in _RUNNING:
+            return pid.failed(stopped, f"{unit} is {file_state or 'not enabled'} and {active}; the baseline "
+                              f"had it {baseline[1]} and {baseline[0]}", evidence, kind=inactive)
         return pid.passed(f"{unit} is {active} and {file_state or 'not enabled'}", evidence)
     return pid.unavailable(f"unexpected ActiveState {active!r}", evidence)
 
 
 def probe_unit(
-    transport: Transport, component: Component, unit: str, thresholds: Thresholds,
-    batch: ShowBatch | None = None,
+    transport: Transport, component: Component, unit: str, thresholds: Thresholds, *,
+    batch: ShowBatch | None = None, baseline: tuple[str, str] | None = None,
 ) -> ProbeResult:
-    """Raises: TransportError: the target cannot be reached."""
+    """``baseline``: the unit's (ActiveState, UnitFileState) in the target's last baseline.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
     show = batch.take(unit) if batch is not None else None
-    return evaluate(component, unit, show or show_unit(transport, unit), thresholds)
+    return evaluate(component, unit, show or show_unit(transport, unit), thresholds, baseline)

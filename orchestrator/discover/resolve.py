@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.agent.api import AgentApi
@@ -116,6 +116,64 @@ def _overlay(comp: Component, found: Component, *, vital_unset: bool) -> Compone
     )
 
 
+@dataclass(frozen=True)
+class BaselineFacts:
+    """What the newest baseline of a target says, as resolution passes it on to the probes."""
+
+    components: tuple[Component, ...] = ()
+    units: dict[str, tuple[str, str]] = field(default_factory=dict)
+    modes: dict[str, tuple[str, int, int, int]] = field(default_factory=dict)
+
+
+def baseline_facts(baselines_dir: Path, target: str) -> BaselineFacts:
+    """Components, unit states and path modes of the newest baseline of ``target`` (nothing when
+    there is none). Read from its JSON files only (the tar is not verified here: nothing is restored
+    from it); an unreadable file is logged and ignored, the baseline being a hint to detection."""
+    try:
+        latest = layout.read_latest(layout.target_dir(baselines_dir, target))
+    except VmRepairError as exc:
+        log.warning("baseline of %s ignored: %s", target, exc)
+        return BaselineFacts()
+    if latest is None:
+        return BaselineFacts()
+    return BaselineFacts(tuple(baseline_components(baselines_dir, target)),
+                         _recorded_units(latest.path / layout.UNITS_JSON),
+                         _recorded_modes(latest.path / layout.MANIFEST_JSON))
+
+
+def _load(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError) as exc:
+        log.warning("%s ignored: %s", path, exc)
+        return None
+
+
+def _recorded_units(path: Path) -> dict[str, tuple[str, str]]:
+    data = _load(path)
+    units = data.get("units") if isinstance(data, dict) else None
+    if not isinstance(units, dict):
+        return {}
+    return {str(unit): (str(state.get("ActiveState")), str(state.get("UnitFileState")))
+            for unit, state in units.items()
+            if isinstance(state, dict) and isinstance(state.get("ActiveState"), str)
+            and isinstance(state.get("UnitFileState"), str)}
+
+
+def _recorded_modes(path: Path) -> dict[str, tuple[str, int, int, int]]:
+    data = _load(path)
+    entries = data.get("entries") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        return {}
+    out: dict[str, tuple[str, int, int, int]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str) and all(
+                isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
+                for k in ("mode", "uid", "gid")):
+            out[entry["path"]] = (str(entry.get("type")), entry["mode"], entry["uid"], entry["gid"])
+    return out
+
+
 def baseline_components(baselines_dir: Path, target: str) -> list[Component]:
     """The components the newest baseline of ``target`` recorded (none for older baselines that did
     not record them, or when there is no baseline). An unreadable record is logged and ignored: the
@@ -157,7 +215,9 @@ def resolve_watch(
     """
     if configured.resolved:
         return Resolution(configured)
-    baseline = baseline_components(baselines_dir, target)
+    facts = baseline_facts(baselines_dir, target)
+    baseline = list(facts.components)
+    configured = replace(configured, baseline_units=facts.units, baseline_modes=facts.modes)
     asked = sorted({u for c in configured.components for u in c.units})
     if not configured.discover:
         found = discover(transport, also=asked) if asked else Discovery()

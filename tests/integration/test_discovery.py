@@ -138,3 +138,27 @@ def test_extra_services_are_discovered_without_configuration(app: App, services_
     mariadb = comps["mariadb"]
     assert mariadb.origin == "discovered" and mariadb.units == ("mariadb.service",)
     assert "mariadb-server" in mariadb.packages or "mariadb-server-core" in mariadb.packages
+
+
+def test_changes_since_the_baseline_are_seen(app: App, fresh: str) -> None:
+    """Faults no other probe sees: a mode changed with the file intact, a unit disabled while it runs."""
+    slug = parse_target(f"vm:{fresh}").slug
+    with app.vms.transport(fresh) as ssh:
+        resolution = resolve(app, fresh, ssh)
+        agent = RemoteAgent(ssh)
+        try:
+            record_baseline(app.settings, slug, ssh, agent, resolution.watch)
+        finally:
+            agent.cleanup()
+        _, before = detect(app, fresh, ssh)
+        ssh.check(["chmod", "0600", "--", "/etc/nginx/mime.types"])
+        ssh.check(["systemctl", "disable", "--", "cron.service"], timeout=120)
+        _, issues = detect(app, fresh, ssh)
+    assert before == [], json.dumps(before, indent=1)
+    probes = {i["probe"]: i for i in issues}
+    modes = probes["modes:nginx"]
+    assert (modes["kind"], modes["severity"]) == (IssueKind.PERMISSIONS, Severity.CRITICAL)
+    assert "/etc/nginx/mime.types: file 0644 0:0 -> file 0600 0:0" in modes["evidence"]["changed"]
+    cron = probes["unit:cron.service"]
+    assert (cron["kind"], cron["severity"]) == (IssueKind.UNIT_INACTIVE, Severity.WARNING)
+    assert "will not start at the next boot" in cron["summary"]

@@ -185,3 +185,26 @@ def test_restart_loop_after_a_failed_start_is_a_failure() -> None:
     assert result.kind is IssueKind.UNIT_FAILED
     assert result.severity is Severity.CRITICAL
     assert "restart loop" in result.summary
+
+
+def test_disabled_and_stopped_since_the_baseline_is_an_issue() -> None:
+    stopped = {**INACTIVE, "UnitFileState": "disabled"}
+    result = units.evaluate(NGINX, "nginx.service", units.UnitShow(stopped), THRESHOLDS,
+                            ("active", "enabled"))
+    assert (result.ok, result.kind, result.severity) == (False, IssueKind.UNIT_INACTIVE, Severity.CRITICAL)
+    assert "the baseline had it enabled and active" in result.summary
+    # Off in the baseline too: the operator's choice, as before.
+    assert units.evaluate(NGINX, "nginx.service", units.UnitShow(stopped), THRESHOLDS,
+                          ("inactive", "disabled")).ok
+
+
+def test_running_but_disabled_since_the_baseline_will_not_come_back_after_a_boot() -> None:
+    running = {**ACTIVE, "UnitFileState": "disabled"}
+    result = units.evaluate(NGINX, "nginx.service", units.UnitShow(running), THRESHOLDS,
+                            ("active", "enabled"))
+    assert (result.ok, result.severity) == (False, Severity.WARNING)
+    assert "will not start at the next boot" in result.summary
+    assert result.evidence["baseline"] == "active, enabled"
+    static = {**ACTIVE, "UnitFileState": "static"}
+    assert units.evaluate(NGINX, "nginx.service", units.UnitShow(static), THRESHOLDS,
+                          ("active", "enabled")).ok

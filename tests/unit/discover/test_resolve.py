@@ -145,3 +145,43 @@ def test_the_template_resolves_to_its_services_with_shipped_overrides(tmp_path: 
     assert comps["nginx"].config_test == ("nginx", "-t") and comps["nginx"].http
     assert comps["sampleapp"].jsonl_logs and comps["sampleapp"].origin == "configured,discovered"
     assert comps["dbus"].origin == "discovered" and resolution.absent == ()
+
+
+def write_baseline(baselines: Path, target: str, *, units: object, entries: object,
+                   components: list[Component]) -> None:
+    import datetime as dt
+
+    from orchestrator.baseline import layout
+
+    root = baselines / target
+    root.mkdir(parents=True)
+    new = layout.new_baseline_dir(root, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    layout.write_json(new.path / layout.UNITS_JSON, {"units": units})
+    layout.write_json(new.path / layout.MANIFEST_JSON, {"entries": entries})
+    layout.write_json(new.path / layout.COMPONENTS_JSON,
+                      {"components": [record.to_json(c) for c in components]})
+    layout.write_json(new.path / layout.BASELINE_JSON, {})
+    layout.set_latest(root, new.name)
+
+
+def test_the_baseline_passes_unit_states_and_modes_to_the_probes(tmp_path: Path) -> None:
+    write_baseline(tmp_path, "vm-x", components=[REDIS],
+                   units={"nginx.service": {"component": "nginx", "ActiveState": "active",
+                                            "UnitFileState": "enabled", "unavailable": None},
+                          "x.service": {"ActiveState": None, "UnitFileState": None}},
+                   entries=[{"path": "/etc/nginx/nginx.conf", "type": "file", "mode": 0o644, "uid": 0,
+                             "gid": 0}, {"path": "/bad", "mode": "0644"}])
+    resolution = resolve_watch(build_watch_config(None), "vm-x", DiscoveryHost().transport(),
+                               agent_with_units(), db=None, baselines_dir=tmp_path)
+    watch = resolution.watch
+    assert watch.baseline_units == {"nginx.service": ("active", "enabled")}
+    assert watch.baseline_modes == {"/etc/nginx/nginx.conf": ("file", 0o644, 0, 0)}
+    assert "redis-server" in {c.name for c in watch.components}      # recorded, not discovered
+
+
+def test_an_unreadable_baseline_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "vm-x").mkdir()
+    (tmp_path / "vm-x" / "latest.json").write_text("{broken")
+    resolution = resolve_watch(build_watch_config(None), "vm-x", DiscoveryHost().transport(),
+                               agent_with_units(), db=None, baselines_dir=tmp_path)
+    assert resolution.watch.baseline_units == {} and resolution.watch.components
