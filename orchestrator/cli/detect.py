@@ -59,11 +59,16 @@ def show_report(target: str, report: DetectionReport, *, as_json: bool,
                 absent: tuple[str, ...] = ()) -> int:
     """Print ``report`` (JSON on stdout, or a table of issues) and return the exit code."""
     if as_json:
-        emit_json({"target": target, **report.as_dict(), "absent_components": list(absent)})
+        emit_json({"target": target, **report.as_dict(), "absent_components": list(absent),
+                   "by_component": [{"component": primary.component, "primary": primary.probe,
+                                     "related": [i.probe for i in related]}
+                                    for primary, related in report.by_component]})
     elif report.issues:
-        table(f"issues on {target}", ["component", "kind", "severity", "summary", "probe"],
-              [[i.component, str(i.kind), str(i.severity), i.summary, i.probe]
-               for i in report.issues])
+        # One row per component: duplicates of one fault (a unit down, its port and its endpoint)
+        # are one problem to a person; they are listed as related evidence.
+        table(f"issues on {target}", ["component", "kind", "severity", "summary", "probe", "related"],
+              [[p.component, str(p.kind), str(p.severity), p.summary, p.probe,
+                " ".join(i.probe for i in related)] for p, related in report.by_component])
     else:
         info(f"no issues on {target} ({len(report.results)} probes)")
     if not as_json and report.unavailable:

@@ -95,6 +95,15 @@ class DetectionReport:
         return tuple(i for i in self.issues if i.severity is Severity.CRITICAL)
 
     @property
+    def by_component(self) -> tuple[tuple[Issue, tuple[Issue, ...]], ...]:
+        """One entry per component with issues: its first issue in report order (the most severe,
+        then the likeliest cause) and the others as related evidence of the same fault."""
+        groups: dict[str, list[Issue]] = {}
+        for issue in self.issues:
+            groups.setdefault(issue.component, []).append(issue)
+        return tuple((items[0], tuple(items[1:])) for items in groups.values())
+
+    @property
     def unavailable(self) -> tuple[ProbeResult, ...]:
         """Probes that could not run (neither passed nor failed)."""
         return tuple(r for r in self.results if r.is_unavailable)

@@ -46,6 +46,18 @@ def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [i["probe"] for i in data["issues"]] == ["unit:nginx.service"]
 
 
+def test_one_fault_of_a_component_is_one_entry_with_related_evidence(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    listening = b"".join(line + b"\n" for line in FakeHost().listening.splitlines() if b":80 " not in line)
+    host = FakeHost(units={"nginx.service": FAILED}, listening=listening)
+    code = cli_detect.show_report("local", _report(host), as_json=True)
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and len(data["issues"]) == 2
+    assert data["by_component"] == [{"component": "nginx", "primary": "unit:nginx.service",
+                                     "related": ["port:nginx:80"]}]
+
+
 def test_table_for_people_escapes_markup_from_the_target(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
