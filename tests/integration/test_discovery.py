@@ -46,6 +46,16 @@ def resolve(app: App, name: str, ssh: Transport) -> Resolution:
         agent.cleanup()
 
 
+def record(app: App, name: str, ssh: Transport) -> None:
+    """Record a baseline of the patient, with the components resolution finds there."""
+    resolution = resolve(app, name, ssh)
+    agent = RemoteAgent(ssh)
+    try:
+        record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, agent, resolution.watch)
+    finally:
+        agent.cleanup()
+
+
 def detect(app: App, name: str, ssh: Transport) -> tuple[Resolution, list[dict[str, object]]]:
     agent = RemoteAgent(ssh)
     try:
@@ -88,14 +98,8 @@ def test_a_configured_service_the_host_lacks_raises_nothing(app: App, fresh: str
 
 
 def test_a_service_removed_after_the_baseline_is_still_watched(app: App, fresh: str) -> None:
-    slug = parse_target(f"vm:{fresh}").slug
     with app.vms.transport(fresh) as ssh:
-        resolution = resolve(app, fresh, ssh)
-        agent = RemoteAgent(ssh)
-        try:
-            record_baseline(app.settings, slug, ssh, agent, resolution.watch)
-        finally:
-            agent.cleanup()
+        record(app, fresh, ssh)
         # An admin removes sampleapp's unit file: discovery no longer finds the service.
         ssh.check(["systemctl", "disable", "--now", "--", "sampleapp.service"], timeout=120)
         ssh.check(["rm", "-f", "--", "/etc/systemd/system/sampleapp.service"])
@@ -142,14 +146,8 @@ def test_extra_services_are_discovered_without_configuration(app: App, services_
 
 def test_changes_since_the_baseline_are_seen(app: App, fresh: str) -> None:
     """Faults no other probe sees: a mode changed with the file intact, a unit disabled while it runs."""
-    slug = parse_target(f"vm:{fresh}").slug
     with app.vms.transport(fresh) as ssh:
-        resolution = resolve(app, fresh, ssh)
-        agent = RemoteAgent(ssh)
-        try:
-            record_baseline(app.settings, slug, ssh, agent, resolution.watch)
-        finally:
-            agent.cleanup()
+        record(app, fresh, ssh)
         _, before = detect(app, fresh, ssh)
         ssh.check(["chmod", "0600", "--", "/etc/nginx/mime.types"])
         ssh.check(["systemctl", "disable", "--", "cron.service"], timeout=120)

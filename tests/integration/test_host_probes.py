@@ -17,17 +17,10 @@ from orchestrator.detect import Detector
 from orchestrator.model import IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
 from tests.integration.helpers import booted_patient, fresh_patient
+from tests.unit.detect.fakes import HOST_PROBES  # one list of the names, for both suites
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
-#: The host-wide probes, by the names every host gives them (disk and inodes come per mount).
-HOST_PROBES = (
-    "memory:pressure", "memory:oom", "kernel:taint",
-    "sysdir:/tmp", "sysdir:/var/tmp", "sysdir:/etc/shadow", "sysdir:/etc/gshadow", "sysdir:/etc/passwd",
-    "sysdir:/etc/group", "sysdir:/etc/sudoers", "sysdir:/etc/sudoers.d",
-    "sysdir:/", "sysdir:/etc", "sysdir:/usr", "sysdir:/var",
-    "system:state",
-)
 FAILING_UNIT = "vmrepair-it-fail"
 #: What the ``target`` fixture gives a test: an SSH transport to the patient and its Detector.
 Target = tuple[Transport, Detector]
