@@ -115,3 +115,30 @@ def test_a_failed_unit_degrades_the_system_state(target: Target) -> None:
     finally:
         ssh.check(["systemctl", "reset-failed", f"{FAILING_UNIT}.service"])
     assert detector.run_probe("system:state").ok
+
+
+def test_an_oom_kill_is_seen_with_the_process_it_killed(target: Target) -> None:
+    """A unit capped at 32 MiB that asks for 256: the kernel's OOM killer ends it (a cgroup OOM,
+    logged like a global one), and memory:oom reports the kill from the kernel journal."""
+    ssh, detector = target
+    assert detector.run_probe("memory:oom").ok
+    hog = "b = bytearray(256 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096])"
+    ssh.run(["systemd-run", "--wait", "--unit=vmrepair-it-oom", "-p", "MemoryMax=32M",
+             "-p", "MemorySwapMax=0", "/usr/bin/python3", "-c", hog], timeout=120)
+    result = detector.run_probe("memory:oom")
+    assert (result.ok, result.kind, result.severity) == (
+        False, IssueKind.MEMORY_PRESSURE, Severity.WARNING), _describe(result)
+    assert int(result.evidence["kills_in_window"]) >= 1
+    assert "python3" in result.evidence["killed"]
+
+
+def test_a_kernel_warning_taint_is_seen(target: Target) -> None:
+    """Root may add taint flags (never clear them): W, "a kernel warning occurred", bit 9. The
+    patient is reverted to its snapshot afterwards, which clears it."""
+    ssh, detector = target
+    assert detector.run_probe("kernel:taint").ok
+    ssh.check(["sh", "-c", "echo 512 > /proc/sys/kernel/tainted"])
+    result = detector.run_probe("kernel:taint")
+    assert (result.ok, result.kind, result.severity) == (
+        False, IssueKind.KERNEL_FAULT, Severity.WARNING), _describe(result)
+    assert "W (bit 9)" in result.evidence["flags"]
