@@ -23,7 +23,7 @@ from orchestrator.pipeline import apply, attempts, budget, package, reboot, repr
 from orchestrator.pipeline.attempts import Diagnosed
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.outcome import IssueOutcome
-from orchestrator.pipeline.triage import DISK_KINDS, TriageDecision, components_for
+from orchestrator.pipeline.triage import DISK_KINDS, TriageDecision, components_for, is_report_only
 from orchestrator.pipeline.values import (
     Applied,
     Built,
@@ -69,6 +69,10 @@ REAL = Stages()
 
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
                  stages: Stages = REAL) -> IssueOutcome:
+    if is_report_only(issue):
+        return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,
+                            "reported, not repaired: host-wide state a troubleshooting VM cannot reproduce "
+                            "and no strategy repairs; see the evidence and remedy")
     components = components_for(ctx.watch, issue)
     own = components[0] if issue.kind not in DISK_KINDS else None
     decision = stages.decide(ctx, issue, related, own)

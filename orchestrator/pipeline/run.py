@@ -9,6 +9,7 @@ failure before that point leaves the target untouched. The order of the stages o
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from orchestrator.pipeline import driver
 from orchestrator.pipeline.context import RunContext, vm_sandbox
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome, worst
-from orchestrator.pipeline.triage import group_issues
+from orchestrator.pipeline.triage import group_issues, is_report_only
 from orchestrator.report.markdown import write_report
 from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
 from orchestrator.session.evidence import Stage
@@ -110,6 +111,24 @@ def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFa
     return outcome
 
 
+def _recheck_reported(probes: Detector, outcomes: list[IssueOutcome]) -> list[IssueOutcome]:
+    """Report-only issues (host-wide state) probed again once another issue was repaired: a degraded
+    system is often the failed unit that repair fixed. Only what now passes changes."""
+    if not any(o.status is SessionStatus.REPAIRED for o in outcomes):
+        return outcomes
+    def cleared(item: IssueOutcome) -> bool:
+        if not is_report_only(item.issue) or item.status is not SessionStatus.NOT_REPAIRED:
+            return False
+        try:
+            return probes.run_probe(item.issue.probe).ok
+        except VmRepairError:
+            return False
+
+    return [dataclasses.replace(item, status=SessionStatus.REPAIRED,
+                                summary="cleared once the other issues were repaired")
+            if cleared(item) else item for item in outcomes]
+
+
 def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcome: RunOutcome, *,
          sandbox: SandboxFactory, stages: driver.Stages) -> None:
     with session.stage(Stage.CONNECT):
@@ -140,6 +159,7 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
         ctx = RunContext(app, spec, session, transport, agent, probes, options, early.factory, passing)
         for primary, related in group_issues(outcome.issues):
             outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
+        outcome.outcomes = _recheck_reported(probes, outcome.outcomes)
     finally:
         early.discard()
     outcome.status = worst([o.status for o in outcome.outcomes])

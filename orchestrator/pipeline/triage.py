@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from orchestrator import systemd
 from orchestrator.components.config import WatchConfig
+from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.errors import PipelineError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult
 from orchestrator.pipeline.context import RunContext
@@ -22,6 +23,10 @@ from orchestrator.transport.base import Transport
 
 #: Issues of the host rather than of one component.
 DISK_KINDS = frozenset({IssueKind.DISK_FULL, IssueKind.INODES_FULL})
+#: Host-wide state a troubleshooting VM cannot reproduce (it has its own kernel, memory and boot) and
+#: no strategy repairs yet: reported with their evidence, never sent to a VM, and checked again once the
+#: run's other repairs are done (a degraded system often is the failed unit another issue repaired).
+REPORT_ONLY_KINDS = frozenset({IssueKind.MEMORY_PRESSURE, IssueKind.KERNEL_FAULT, IssueKind.SYSTEM_DEGRADED})
 #: Issue kinds a restart may cure (a port no longer listened on is the same symptom as an endpoint
 #: that does not answer).
 RESTARTABLE = {IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.HTTP_DOWN, IssueKind.PORT_DOWN}
@@ -41,6 +46,13 @@ class TriageDecision:
     def as_dict(self) -> dict[str, object]:
         return {"issue": self.issue.as_dict(), "related": [i.id for i in self.related],
                 "in_place": self.in_place, "reason": self.reason}
+
+
+def is_report_only(issue: Issue) -> bool:
+    """Host-wide issues other than disk space (:data:`REPORT_ONLY_KINDS`, and the modes of system
+    paths, which no component's capture carries into a VM)."""
+    return issue.kind in REPORT_ONLY_KINDS or (issue.component == HOST_COMPONENT
+                                                and issue.kind not in DISK_KINDS)
 
 
 def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:

@@ -63,6 +63,20 @@ def test_restart_in_place_fixes_without_a_sandbox(make: Make, tmp_path: Path) ->
     assert script.calls == ["triage", "in-place"] and script.sandboxes == []
 
 
+@pytest.mark.parametrize(("kind", "component"), [
+    (IssueKind.KERNEL_FAULT, "host"), (IssueKind.MEMORY_PRESSURE, "host"),
+    (IssueKind.SYSTEM_DEGRADED, "host"), (IssueKind.PERMISSIONS, "host")])
+def test_host_wide_state_is_reported_never_sent_to_a_sandbox(
+    make: Make, tmp_path: Path, kind: IssueKind, component: str
+) -> None:
+    ctx, script = make(Script(tmp_path, in_place=True))
+    issue = Issue(component, kind, Severity.WARNING, "host", "tainted", probe="kernel:taint")
+    outcome = repair(ctx, script, issue)
+    assert outcome.status is SessionStatus.NOT_REPAIRED
+    assert outcome.summary.startswith("reported, not repaired")
+    assert script.calls == [] and script.sandboxes == []
+
+
 def test_a_failed_restart_escalates_to_the_sandbox(make: Make, tmp_path: Path) -> None:
     ctx, script = make(Script(tmp_path, in_place=False))
     outcome = repair(ctx, script, DOWN)

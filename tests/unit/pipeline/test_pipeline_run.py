@@ -109,3 +109,30 @@ def test_history_ignores_fifos_and_garbage(tmp_path: Path) -> None:
         else:
             (sessions / name / "session.json").write_bytes(body)
     assert last_run_escalated(sessions, "local") is False
+
+
+def test_report_only_issues_are_probed_again_after_another_repair() -> None:
+    from orchestrator.model import Issue, IssueKind, ProbeResult, SessionStatus, Severity
+    from orchestrator.pipeline.outcome import IssueOutcome
+    from orchestrator.pipeline.run import _recheck_reported
+
+    degraded = Issue("host", IssueKind.SYSTEM_DEGRADED, Severity.WARNING, "system", "degraded",
+                     probe="system:state")
+    tainted = Issue("host", IssueKind.KERNEL_FAULT, Severity.WARNING, "kernel", "W", probe="kernel:taint")
+    fixed = Issue("app", IssueKind.UNIT_FAILED, Severity.CRITICAL, "app.service", "failed",
+                  "unit:app.service")
+
+    class Probes:
+        def run_probe(self, name: str) -> ProbeResult:
+            return ProbeResult(name, "host", name == "system:state", IssueKind.SYSTEM_DEGRADED,
+                               Severity.INFO, "x", "x")
+
+    reported = [IssueOutcome(degraded, SessionStatus.NOT_REPAIRED, "reported"),
+                IssueOutcome(tainted, SessionStatus.NOT_REPAIRED, "reported")]
+    repaired = IssueOutcome(fixed, SessionStatus.REPAIRED, "restarted")
+    after = _recheck_reported(Probes(), [repaired, *reported])  # type: ignore[arg-type]
+    assert [o.status for o in after] == [SessionStatus.REPAIRED, SessionStatus.REPAIRED,
+                                         SessionStatus.NOT_REPAIRED]
+    assert after[1].summary == "cleared once the other issues were repaired"
+    # Nothing repaired: nothing is probed again.
+    assert _recheck_reported(Probes(), reported) == reported  # type: ignore[arg-type]
