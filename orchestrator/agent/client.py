@@ -78,6 +78,8 @@ READ_ANSWER_CAP = 256 * 1024 * 1024
 _LIST_OPS = frozenset({"manifest", "pack", "unpack", "big_files"})
 #: What a batch may carry (the agent refuses anything else in one): reads that change nothing.
 BATCHABLE_OPS = frozenset({"manifest", "read_file", "jsonl_check", "disk_usage", "big_files"})
+#: Requests the agent answers in one ``batch`` call (its MAX_BATCH; a test keeps the two equal).
+MAX_BATCH = 64
 
 
 def _cap_of(op: str, args: dict[str, Any]) -> int:
@@ -185,17 +187,19 @@ class RemoteAgent:
         Raises: AgentError, TransportError (the batch itself failed; nothing is kept).
         """
         wanted = [(op, args) for op, args in requests if op in BATCHABLE_OPS]
-        if not wanted:
-            return
-        body = [{"op": op, "args": args} for op, args in wanted]
-        cap = min(READ_ANSWER_CAP, sum(_cap_of(op, args) for op, args in wanted))
-        result = self._call("batch", {"requests": body}, max_output=cap)
-        answers = result.get("answers") if isinstance(result, dict) else None
-        self._expect("batch", isinstance(answers, list) and len(answers) == len(body),
-                     "not one answer per request")
-        with self._prefetch_lock:
-            for (op, args), answer in zip(wanted, answers or [], strict=True):
-                self._prefetched.setdefault(_request_key(op, args), []).append(answer)
+        # The agent answers at most MAX_BATCH requests a call: a host with many components asks in
+        # several batches, still far fewer calls than one per probe.
+        for start in range(0, len(wanted), MAX_BATCH):
+            chunk = wanted[start:start + MAX_BATCH]
+            body = [{"op": op, "args": args} for op, args in chunk]
+            cap = min(READ_ANSWER_CAP, sum(_cap_of(op, args) for op, args in chunk))
+            result = self._call("batch", {"requests": body}, max_output=cap)
+            answers = result.get("answers") if isinstance(result, dict) else None
+            self._expect("batch", isinstance(answers, list) and len(answers) == len(body),
+                         "not one answer per request")
+            with self._prefetch_lock:
+                for (op, args), answer in zip(chunk, answers or [], strict=True):
+                    self._prefetched.setdefault(_request_key(op, args), []).append(answer)
 
     def discard_prefetched(self) -> None:
         with self._prefetch_lock:

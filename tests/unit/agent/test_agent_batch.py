@@ -85,3 +85,27 @@ def test_the_real_script_refuses_a_write_inside_a_batch(agent: RemoteAgent, tmp_
     assert tmp_path.exists()
     with pytest.raises(AgentFailedError, match="requests must be a list of 1 to 64 requests"):
         agent._call("batch", {"requests": []})
+
+
+def test_more_requests_than_the_agent_takes_go_in_several_batches() -> None:
+    from orchestrator.agent import client
+    from orchestrator.agent.remote import vmrepair_agent
+
+    assert client.MAX_BATCH == vmrepair_agent.MAX_BATCH
+    sizes: list[int] = []
+
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[0] in ("install", "sha256sum"):
+            return _fake({})[1].handler(argv, stdin)
+        requests = json.loads(stdin or b"{}")["args"]["requests"]
+        sizes.append(len(requests))
+        answers = [{"ok": True, "result": USAGE}] * len(requests)
+        return 0, json.dumps({"ok": True, "result": {"answers": answers}}).encode(), b""
+
+    agent = RemoteAgent(FakeTransport(handler, host="t"), timeout=7.0)
+    agent.prefetch([("disk_usage", {"mount": "/"})] * (client.MAX_BATCH * 2 + 3))
+    assert sizes == [client.MAX_BATCH, client.MAX_BATCH, 3]
+    calls = len(sizes)
+    for _ in range(client.MAX_BATCH * 2 + 3):
+        assert agent.disk_usage("/").used_pct == 50.0
+    assert len(sizes) == calls
