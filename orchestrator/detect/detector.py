@@ -206,6 +206,7 @@ class Detector:
         owner = HOST_COMPONENT
         listening = ports.shared_listening(transport, agent)
         accounts = writable.shared_accounts(agent)
+        dpkg = packages.shared_answers()
 
         def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = (),
                 shared: tuple[RunShared[Any], ...] = ()) -> None:
@@ -257,17 +258,18 @@ class Detector:
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
             _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
-                               listening=listening)
+                               listening=listening, dpkg=dpkg)
         return plan
 
 
 def _plan_state_probes(
     add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
-    accounts: RunShared[Any], listening: RunShared[Any],
+    accounts: RunShared[Any], listening: RunShared[Any], dpkg: RunShared[Any],
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
     if comp.packages:
-        add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp))
+        add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp, dpkg),
+            shared=(dpkg,))
     if modes.is_planned(comp, watch.baseline_modes):
         add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, watch.baseline_modes),
             modes.first_reads(comp))

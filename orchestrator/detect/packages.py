@@ -36,10 +36,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.detect.common import ProbeId, cap_evidence, command_output, run_command
+from orchestrator.detect.shared import CommandMemo, RunShared, shared_commands
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, PACKAGE_NAME, is_plain_path, parse_dpkg_search
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
-from orchestrator.transport.base import Transport
+from orchestrator.transport.base import CommandResult, Transport
 
 PREFIX = "dpkg:"
 #: dpkg-query's own escapes (\t, \n), passed literally as in a shell.
@@ -192,19 +193,27 @@ def _listing(lines: Sequence[VerifyLine]) -> str:
     return cap_evidence(text + (f"\n... and {more} more" if more > 0 else ""))
 
 
-def probe_packages(transport: Transport, component: Component) -> ProbeResult:
+def shared_answers() -> RunShared[CommandMemo]:
+    """dpkg's answers shared by the dpkg probes of one run: the components one package ships (every
+    ``systemd-*`` service) ask dpkg once, not once each (``--verify`` hashes every file)."""
+    return shared_commands("dpkg answers")
+
+
+def probe_packages(transport: Transport, component: Component,
+                   answers: RunShared[CommandMemo] | None = None) -> ProbeResult:
     """Check ``component.packages`` on the target (rules in the module docstring).
 
     Raises:
         TransportError: the target cannot be reached.
     """
+    queries = _Memoized(transport, answers.get() if answers is not None else CommandMemo())
     wanted = list(dict.fromkeys(p for p in component.packages if PACKAGE_NAME.match(p)))
     pid = ProbeId(probe_name(component), component.name, IssueKind.PACKAGE_BROKEN,
                   f"packages {' '.join(wanted)}")
     ignored = [p for p in component.packages if not PACKAGE_NAME.match(p)]
     if not wanted:
         return pid.unavailable("no valid Debian package name to ask dpkg about")
-    asked = _ask_states(transport, pid, wanted)
+    asked = _ask_states(queries, pid, wanted)
     if isinstance(asked, ProbeResult):
         return asked
     states, rejected = asked
@@ -215,7 +224,7 @@ def probe_packages(transport: Transport, component: Component) -> ProbeResult:
         found.evidence["rejected_lines"] = str(rejected)
     in_place = _judge_states(wanted, states, found)
     if in_place:
-        verdict = _verify(transport, in_place, found)
+        verdict = _verify(queries, in_place, found)
         if verdict is not None and not found.problems:
             return pid.unavailable(verdict, found.evidence)
         if verdict is not None:
@@ -229,12 +238,22 @@ def probe_packages(transport: Transport, component: Component) -> ProbeResult:
                       found.evidence)
 
 
+class _Memoized:
+    """The transport as the dpkg probe's two read-only queries see it: answered once per run."""
+
+    def __init__(self, transport: Transport, memo: CommandMemo) -> None:
+        self.transport, self.memo = transport, memo
+
+    def run_command(self, argv: Sequence[str], *, timeout: float) -> CommandResult | None:
+        return self.memo.run(tuple(argv), lambda: run_command(self.transport, argv, timeout=timeout))
+
+
 def _ask_states(
-    transport: Transport, pid: ProbeId, wanted: Sequence[str],
+    queries: _Memoized, pid: ProbeId, wanted: Sequence[str],
 ) -> tuple[dict[str, list[Installed]], int] | ProbeResult:
     """dpkg-query's answer, parsed; an unavailable result when it cannot be asked."""
     try:
-        query = run_command(transport, status_argv(wanted), timeout=QUERY_TIMEOUT_S)
+        query = queries.run_command(status_argv(wanted), timeout=QUERY_TIMEOUT_S)
     except CommandTimeoutError:
         return pid.unavailable(f"dpkg-query did not answer within {QUERY_TIMEOUT_S:g} s")
     if query is None:
@@ -263,10 +282,10 @@ def _judge_states(wanted: Sequence[str], states: dict[str, list[Installed]], fou
     return in_place
 
 
-def _verify(transport: Transport, binaries: Sequence[str], found: _Findings) -> str | None:
+def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings) -> str | None:
     """Run dpkg --verify and record its findings; a string says why it could not run."""
     try:
-        result = run_command(transport, verify_argv(binaries), timeout=VERIFY_TIMEOUT_S)
+        result = queries.run_command(verify_argv(binaries), timeout=VERIFY_TIMEOUT_S)
     except CommandTimeoutError:
         return f"dpkg --verify did not finish within {VERIFY_TIMEOUT_S:g} s"
     if result is None:
@@ -291,7 +310,7 @@ def _verify(transport: Transport, binaries: Sequence[str], found: _Findings) -> 
         count = len(checked.broken)
         found.problems.append(f"packaged file {first.describe()}" if count == 1
                               else f"{count} packaged files missing or changed, first {first.describe()}")
-        found.remedies += _reinstall(transport, checked.broken, binaries)
+        found.remedies += _reinstall(queries.transport, checked.broken, binaries)
     return None
 
 

@@ -65,3 +65,51 @@ class RunShared(Generic[T]):
                     self._value = (self._load(),)
                 return self._value[0]
         return self._load()
+
+
+class CommandMemo:
+    """Answers of commands run during one detector run, by argv: several probes asking the same
+    question (``dpkg --verify -- systemd`` for every component systemd ships) start one process.
+    The first caller of an argv runs it while later callers of that argv wait for its answer; an
+    exception (a timeout) is remembered like an answer, so it is not waited out again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, ...], tuple[threading.Event, list[object]]] = {}
+
+    def run(self, key: tuple[str, ...], call: Callable[[], T]) -> T:
+        """``call()``'s answer for ``key``, computed once.
+
+        Raises:
+            whatever ``call`` raised (for every caller of that key).
+        """
+        with self._lock:
+            slot = self._answers.get(key)
+            owner = slot is None
+            if slot is None:
+                slot = (threading.Event(), [])
+                self._answers[key] = slot
+        done, box = slot
+        if owner:
+            try:
+                box.append(call())
+            except BaseException as exc:
+                box.append(_Raised(exc))
+                raise
+            finally:
+                done.set()
+        done.wait()
+        answer = box[0]
+        if isinstance(answer, _Raised):
+            raise answer.exc
+        return answer  # type: ignore[return-value]
+
+
+class _Raised:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def shared_commands(name: str) -> RunShared[CommandMemo]:
+    """A :class:`CommandMemo` per detector run (outside a run, a fresh one per probe: nothing kept)."""
+    return RunShared(name, CommandMemo)

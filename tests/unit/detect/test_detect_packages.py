@@ -218,3 +218,38 @@ def test_parse_verify_reads_paths_with_spaces_and_strips_the_error_of_a_missing_
 
 def test_probe_name_is_stable() -> None:
     assert packages.probe_name(NGINX) == "dpkg:nginx"
+
+
+def test_components_of_one_package_ask_dpkg_once_per_run() -> None:
+    """Every systemd-* service is shipped by systemd: one dpkg-query and one --verify per run."""
+    from orchestrator.components.config import WatchConfig
+    from orchestrator.detect import Detector
+    from tests.unit.detect.fakes import FakeHost, target_agent
+
+    comps = tuple(Component(name, packages=("systemd",), origin="discovered")
+                  for name in ("systemd-journald", "systemd-logind", "systemd-udevd"))
+    transport = FakeHost().transport()
+    detector = Detector(WatchConfig(comps, mounts=()), transport, target_agent())
+    results = detector.run_components([c.name for c in comps])
+    assert [r.ok for r in results if r.probe.startswith("dpkg:")] == [True, True, True]
+    dpkg_calls = [a for a in transport.argvs if a[0] in ("dpkg", "dpkg-query")]
+    assert dpkg_calls == [tuple(packages.status_argv(["systemd"])), tuple(packages.verify_argv(["systemd"]))]
+    detector.run_components([c.name for c in comps])            # a new run asks again
+    assert len([a for a in transport.argvs if a[0] in ("dpkg", "dpkg-query")]) == 4
+
+
+def test_a_memo_answers_each_argv_once_and_remembers_a_failure() -> None:
+    from orchestrator.detect.shared import CommandMemo
+    from orchestrator.errors import CommandTimeoutError
+
+    memo, calls = CommandMemo(), []
+
+    def hang() -> None:
+        calls.append(1)
+        raise CommandTimeoutError("dpkg --verify did not finish")
+
+    for _ in range(3):
+        with pytest.raises(CommandTimeoutError):
+            memo.run(("dpkg", "--verify"), hang)
+    assert calls == [1]
+    assert memo.run(("a",), lambda: 1) == 1 and memo.run(("a",), lambda: 2) == 1
