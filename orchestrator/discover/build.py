@@ -58,8 +58,11 @@ def component_name(unit: str) -> str:
     return name if name[0].isalnum() else f"u{name}"[:41]
 
 
-def components(found: Discovery) -> list[Component]:
-    """One component per enabled or running service (module docstring), sorted by name."""
+def components(found: Discovery, include: Iterable[str] = ()) -> list[Component]:
+    """One component per enabled or running service (module docstring), sorted by name; units in
+    ``include`` (the configured ones) count too when systemd knows them, enabled or not: a masked or
+    stopped nginx is still nginx, with its profile's paths and config test."""
+    wanted_too = {u.unit for u in found.units if u.unit in set(include) and u.load not in ("", "not-found")}
     sockets: dict[str, list[str]] = {}
     for unit in found.units:
         if unit.unit.endswith(".socket") and unit.is_wanted and not _skipped(unit):
@@ -69,7 +72,7 @@ def components(found: Discovery) -> list[Component]:
     for unit in found.units:
         if not unit.unit.endswith(".service") or _skipped(unit):
             continue
-        if not unit.is_wanted and unit.unit not in sockets:
+        if not unit.is_wanted and unit.unit not in sockets and unit.unit not in wanted_too:
             continue
         comp = _component(found, unit, tuple(sorted(sockets.get(unit.unit, ()))))
         if comp.name in out:   # two units with one name (a profile's aliases): the first keeps it

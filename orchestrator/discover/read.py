@@ -127,7 +127,8 @@ def discover(transport: Transport, also: Sequence[str] = ()) -> Discovery:
     units = _show(transport, asked, notes)
     complete = len(units) == len(asked)
     ports = _ports(transport, units, notes)
-    fragments = sorted({u.fragment for u in units if u.fragment and u.is_wanted})
+    fragments = sorted({u.fragment for u in units if u.fragment.startswith("/") and u.fragment != "/dev/null"
+                        and (u.is_wanted or u.unit in also)})
     owners = _owners(transport, fragments, notes)
     packages = sorted({p.strip().split(":")[0] for owner in owners.values() for p in owner.split(",")})
     return Discovery(tuple(units), ports, owners, _conffiles(transport, packages, notes), tuple(notes),

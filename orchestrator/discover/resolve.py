@@ -243,7 +243,7 @@ def _discovered(transport: Transport, agent: AgentApi, target: str, asked: Seque
             return previous, True
     found = discover(transport, also=asked)
     notes = (*found.notes, *([f"discovery: {found.unavailable}"] if found.unavailable else ()))
-    comps = tuple(_keep_ports(discovered_components(found), previous, found))
+    comps = tuple(_keep_ports(discovered_components(found, include=asked), previous, found))
     present = _present(found, asked)
     entry = cache.Cached(fp, comps, tuple(notes), present, time.time())
     if db is not None and fp and found.unavailable is None and found.complete:

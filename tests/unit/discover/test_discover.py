@@ -138,3 +138,17 @@ def test_configured_units_are_asked_about_even_when_not_loaded() -> None:
     host = DiscoveryHost()
     found = discover(host.transport(), also=["missing.service"])
     assert found.unit("missing.service").load == "not-found"
+
+
+def test_a_configured_unit_that_is_masked_still_gets_its_profile() -> None:
+    """Masked nginx is neither enabled nor running: only because it is configured is it a component,
+    and it must keep what its profile knows (the capture of a masked nginx needs /etc/nginx)."""
+    host = DiscoveryHost()
+    host.shows["nginx.service"] = ("Id=nginx.service\nNames=nginx.service\nLoadState=masked\n"
+                                   "ActiveState=inactive\nSubState=dead\nUnitFileState=masked\n"
+                                   "FragmentPath=/dev/null\nMainPID=0\n")
+    found = discover(host.transport(), also=["nginx.service"])
+    assert "nginx" not in {c.name for c in components(found)}
+    (nginx,) = [c for c in components(found, include=["nginx.service"]) if c.name == "nginx"]
+    assert "/etc/nginx" in nginx.config_paths and nginx.config_test == ("nginx", "-t")
+    assert not any(c[:2] == ("dpkg-query", "-S") and "/dev/null" in c for c in host.calls)
