@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python bench/mttr.py
 	$(BIN)/python bench/daemon_idle.py
 	$(BIN)/python bench/layers.py
+	$(BIN)/python bench/detect.py
 
 clean:
 	-$(BIN)/vmrepair vm reap
