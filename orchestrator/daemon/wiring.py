@@ -35,6 +35,7 @@ from orchestrator.daemon.socketpath import socket_path
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, StateError
+from orchestrator.state.db import open_state
 from orchestrator.state.lock import StateLock
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target, target_session
 from orchestrator.transport.base import Transport
@@ -108,7 +109,10 @@ def target_watch(app: App, spec: TargetSpec, transport: Transport, agent: AgentA
     """The target's watch: its discovered services with the configured overrides (cached)."""
     from orchestrator.discover.resolve import resolve_for
 
-    return resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
+    # Its own connection to the store: jobs run in the scheduler's thread, the health job is built in
+    # the main one, and a SQLite connection belongs to the thread that opened it.
+    with open_state(app.settings.state_db) as db:
+        return resolve_for(app.settings, db, spec.slug, transport, agent).watch
 
 
 def repair_target(app: App, spec: TargetSpec) -> RepairResult:

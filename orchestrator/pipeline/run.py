@@ -111,6 +111,14 @@ def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFa
     return outcome
 
 
+def run_status(outcomes: list[IssueOutcome]) -> SessionStatus:
+    """The run's status: that of its repairs. Reported-only issues (host-wide state) are in the summary
+    but do not decide it (a system degraded by the unit another issue names must not turn
+    not_reproduced into not_repaired); a run with nothing but reported issues is not repaired."""
+    acted = [o.status for o in outcomes if not is_report_only(o.issue)]
+    return worst(acted) if acted else SessionStatus.NOT_REPAIRED
+
+
 def _recheck_reported(probes: Detector, outcomes: list[IssueOutcome]) -> list[IssueOutcome]:
     """Report-only issues (host-wide state) probed again once another issue was repaired: a degraded
     system is often the failed unit that repair fixed. Only what now passes changes."""
@@ -162,5 +170,5 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
         outcome.outcomes = _recheck_reported(probes, outcome.outcomes)
     finally:
         early.discard()
-    outcome.status = worst([o.status for o in outcome.outcomes])
+    outcome.status = run_status(outcome.outcomes)
     outcome.summary = "; ".join(f"{o.issue.component}: {o.status} ({o.summary})" for o in outcome.outcomes)

@@ -136,3 +136,16 @@ def test_report_only_issues_are_probed_again_after_another_repair() -> None:
     assert after[1].summary == "cleared once the other issues were repaired"
     # Nothing repaired: nothing is probed again.
     assert _recheck_reported(Probes(), reported) == reported  # type: ignore[arg-type]
+
+
+def test_the_run_status_is_that_of_its_repairs_not_of_reported_state() -> None:
+    from orchestrator.model import Issue, IssueKind, SessionStatus, Severity
+    from orchestrator.pipeline.outcome import IssueOutcome
+    from orchestrator.pipeline.run import run_status
+
+    degraded = IssueOutcome(Issue("host", IssueKind.SYSTEM_DEGRADED, Severity.WARNING, "systemd", "degraded",
+                                  probe="system:state"), SessionStatus.NOT_REPAIRED, "reported")
+    app = IssueOutcome(Issue("apache2", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "x", "bad",
+                             probe="config:apache2"), SessionStatus.NOT_REPRODUCED, "environment differs")
+    assert run_status([app, degraded]) is SessionStatus.NOT_REPRODUCED
+    assert run_status([degraded]) is SessionStatus.NOT_REPAIRED
