@@ -11,6 +11,7 @@ records each action in the audit log.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from rich.text import Text
 
@@ -20,6 +21,7 @@ from orchestrator.bootdiag.result import NOT_WORKING
 from orchestrator.cli.detect import remote_agent
 from orchestrator.cli.output import emit_json, info, out_console, table, visible
 from orchestrator.cli.quarantine import audit_log
+from orchestrator.discover.resolve import resolve_for
 from orchestrator.doctor.checks import run_checks
 from orchestrator.doctor.target import TargetDoctorReport, diagnose_target
 from orchestrator.errors import ConfigError
@@ -82,8 +84,10 @@ def cmd_doctor_target(app: App, args: argparse.Namespace) -> int:
     with open_target(app, spec) as transport:
         agent = remote_agent(transport)
         try:
-            report = diagnose_target(app.settings, spec, transport, agent, remediate=args.remediate,
-                                     audit=audit)
+            # Every component of this target, discovered ones included.
+            watch = resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
+            report = diagnose_target(dataclasses.replace(app.settings, watch=watch), spec, transport,
+                                     agent, remediate=args.remediate, audit=audit)
         finally:
             agent.cleanup()
     return show_diagnosis(report, as_json=args.json)

@@ -12,6 +12,7 @@ import argparse
 from orchestrator.app import App
 from orchestrator.cli.detect import remote_agent
 from orchestrator.cli.output import emit_json, info, table
+from orchestrator.discover.resolve import resolve_for
 from orchestrator.facts import read_facts
 from orchestrator.targets.spec import open_target, parse_target
 
@@ -27,7 +28,8 @@ def cmd_facts(app: App, args: argparse.Namespace) -> int:
     with open_target(app, spec) as transport:
         agent = remote_agent(transport)
         try:
-            facts = read_facts(transport, agent, list(app.settings.watch.components))
+            watch = resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
+            facts = read_facts(transport, agent, list(watch.components))
         finally:
             agent.cleanup()
             agent.close()

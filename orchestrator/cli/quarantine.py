@@ -19,6 +19,8 @@ from orchestrator.audit.log import AuditLog
 from orchestrator.audit.sink import AuditSink
 from orchestrator.cli.detect import remote_agent
 from orchestrator.cli.output import emit_json, info, table
+from orchestrator.components.config import WatchConfig
+from orchestrator.discover.resolve import resolve_for
 from orchestrator.quarantine import QuarantineRecord, ReleaseResult, list_quarantined, release
 from orchestrator.targets.spec import open_target, parse_target
 from orchestrator.transport.base import Transport
@@ -63,19 +65,22 @@ def cmd_release(app: App, args: argparse.Namespace) -> int:
     with open_target(app, spec) as transport:
         agent = remote_agent(transport)
         try:
-            result = release_on(app, transport, agent, args.name)
+            watch = resolve_for(app.settings, app.state, spec.slug, transport, agent).watch
+            result = release_on(app, transport, agent, args.name, watch=watch)
         finally:
             agent.cleanup()
     return show_release(str(spec), result, as_json=args.json)
 
 
-def release_on(app: App, transport: Transport, agent: AgentApi, name: str) -> ReleaseResult:
-    """Release ``name`` with the settings' watch config (for the probes) and quarantine root.
+def release_on(app: App, transport: Transport, agent: AgentApi, name: str, *,
+               watch: WatchConfig | None = None) -> ReleaseResult:
+    """Release ``name`` with ``watch`` (default: the settings' watch config) for the probes, and the
+    settings' quarantine root.
 
     Raises:
         QuarantineError, TransportError, AuditError: as :func:`orchestrator.quarantine.release`.
     """
-    return release(transport, agent, name, audit=audit_log(app), watch=app.settings.watch,
+    return release(transport, agent, name, audit=audit_log(app), watch=watch or app.settings.watch,
                    quarantine_root=str(app.settings.quarantine_dir))
 
 
