@@ -31,10 +31,12 @@ from orchestrator.components.record import from_json
 from orchestrator.config.settings import Settings
 from orchestrator.discover import cache
 from orchestrator.discover.build import components as discovered_components
-from orchestrator.discover.read import RUNNING, Discovery, discover
+from orchestrator.discover.read import RUNNING, Discovery, UnitFacts, discover
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.model import Component
 from orchestrator.state.db import StateDb
+from orchestrator.systemd import show
+from orchestrator.systemd.query import ShowAnswer
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -220,10 +222,15 @@ def resolve_watch(
     configured = replace(configured, baseline_units=facts.units, baseline_modes=facts.modes)
     asked = sorted({u for c in configured.components for u in c.units})
     if not configured.discover:
-        found = discover(transport, also=asked) if asked else Discovery()
-        present = _present(found, asked)
-        watch, absent = merge(configured, (), present=present, baseline=baseline)
-        return Resolution(watch, absent, found.notes)
+        # Only whether the configured units exist: one systemctl show, no listing, ss or dpkg.
+        answer = show(transport, asked, ("Id", "LoadState")) if asked else ShowAnswer()
+        known = Discovery(tuple(UnitFacts(unit, load=info.load_state)
+                                for unit, info in zip(asked, answer.units, strict=False)),
+                          complete=answer.unavailable_reason is None and len(answer.units) == len(asked))
+        if answer.unavailable_reason and "PID 1" in answer.unavailable_reason:
+            known = Discovery(unavailable=answer.unavailable_reason)
+        watch, absent = merge(configured, (), present=_present(known, asked), baseline=baseline)
+        return Resolution(watch, absent, (answer.unavailable_reason,) if answer.unavailable_reason else ())
     entry, from_cache = _discovered(transport, agent, target, asked, db)
     watch, absent = merge(configured, entry.components, present=entry.present, baseline=baseline)
     return Resolution(watch, absent, entry.notes, from_cache)

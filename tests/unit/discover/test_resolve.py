@@ -185,3 +185,16 @@ def test_an_unreadable_baseline_is_ignored(tmp_path: Path) -> None:
     resolution = resolve_watch(build_watch_config(None), "vm-x", DiscoveryHost().transport(),
                                agent_with_units(), db=None, baselines_dir=tmp_path)
     assert resolution.watch.baseline_units == {} and resolution.watch.components
+
+
+def test_without_discovery_only_the_configured_units_are_asked_about(tmp_path: Path) -> None:
+    host = DiscoveryHost()
+    configured = watch(ComponentFile(name="nginx", units=["nginx.service"]),
+                       ComponentFile(name="redis", units=["missing-redis.service"]), discover=False)
+    resolution = resolve_watch(configured, "vm-x", host.transport(), agent_with_units(), db=None,
+                               baselines_dir=tmp_path)
+    assert [c.name for c in resolution.watch.components] == ["nginx"] and resolution.absent == ("redis",)
+    assert [c[:2] for c in host.calls] == [("systemctl", "show")]
+    none = resolve_watch(configured, "local", DiscoveryHost(has_systemd=False).transport(),
+                         agent_with_units(), db=None, baselines_dir=tmp_path)
+    assert none.watch.components == () and none.absent == ("nginx", "redis")
