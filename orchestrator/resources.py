@@ -23,9 +23,9 @@ PACKAGE: Final = "orchestrator"
 #: The package-relative folder of the shipped data (``orchestrator/data/``).
 DATA_DIR: Final = "data"
 
-DataKind = Literal["playbooks", "vm_templates", "images"]
+DataKind = Literal["playbooks", "vm_templates", "images", "faults"]
 #: Every kind of shipped data, by the name of its top-level directory in the project.
-DATA_KINDS: Final[tuple[DataKind, ...]] = ("playbooks", "vm_templates", "images")
+DATA_KINDS: Final[tuple[DataKind, ...]] = ("playbooks", "vm_templates", "images", "faults")
 
 
 def shipped_dir(kind: DataKind) -> Path:

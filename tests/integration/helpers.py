@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 from orchestrator.app import App
 from orchestrator.targets.spec import parse_target
@@ -29,7 +29,9 @@ def remove_baseline(app: App, name: str) -> None:
     shutil.rmtree(app.settings.baselines_dir / parse_target(f"vm:{name}").slug, ignore_errors=True)
 
 
-def booted_patient(app: App, prefix: str, snapshot: str, template: str | None = None) -> Iterator[str]:
+def booted_patient(
+    app: App, prefix: str, snapshot: str, template: str | None = None
+) -> Generator[str, None, None]:
     """For a fixture to ``yield from``: a new patient VM from ``template`` (default: the config's),
     fully booted and saved as ``snapshot``; destroyed with its baseline afterwards."""
     name = unique_name(prefix)
