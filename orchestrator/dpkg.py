@@ -16,7 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from orchestrator.errors import CommandFailedError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, VERSION
+from orchestrator.transport.base import Transport
 
 #: Debian policy 5.6.1; ``fullmatch`` only (``$`` would accept a trailing newline).
 PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]{1,99}")
@@ -185,6 +187,21 @@ def parse_conffiles(text: str) -> frozenset[str]:
     follow)."""
     return frozenset(parts[0] for line in text.splitlines()
                      if (parts := line.split()) and parts[0].startswith("/"))
+
+
+def packaged_files(transport: Transport, name: str, arch: str, *, timeout: float = 60.0) -> PackagedFiles:
+    """What ``name:arch`` owns on the host of ``transport``, as its dpkg says.
+
+    Raises:
+        CommandFailedError: dpkg-query does not know the package. TransportError: it could not run.
+    """
+    listed = transport.run(files_argv(name, arch), timeout=timeout, max_output=16 * 1024 * 1024)
+    if listed.exit_status != 0 or listed.is_truncated:
+        raise CommandFailedError(f"{transport.host}: dpkg-query -L {spec(name, arch)} exited "
+                                 f"{listed.exit_status}", host=transport.host,
+                                 exit_status=listed.exit_status, stderr=listed.stderr_text)
+    conffiles = transport.run(conffiles_argv(name, arch), timeout=timeout)
+    return PackagedFiles(parse_paths(listed.stdout_text), parse_conffiles(conffiles.stdout_text))
 
 
 def hold_services_argv() -> list[str]:
