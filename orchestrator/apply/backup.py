@@ -8,6 +8,10 @@ Layout of the backup directory::
 
 Rotated logs are recorded as metadata only: the rotation keeps their data in its verified archive, and
 copying a multi-gigabyte log off the target is what a full disk cannot afford.
+
+A ``deb_install`` adds the package's files that ``dpkg --verify`` reports as changed (content kept) or
+missing (recorded as absent), the package's dpkg status, and the ``.deb`` itself (``files/<sha256>``,
+so a rollback can finish an interrupted reinstall); see :mod:`orchestrator.apply.pkg_ops`.
 """
 
 from __future__ import annotations
@@ -19,9 +23,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.agent.api import AgentApi, FileEntry
+from orchestrator.apply.pkg_ops import PackageRecord, files_to_back_up, status_of
 from orchestrator.apply.units import unit_state
 from orchestrator.errors import ApplyError, StateError
-from orchestrator.fixpkg.ops import ABSENT, FILE_OPS, DaemonReloadOp, JsonlRepairOp, RotateLogOp, UnitOp
+from orchestrator.fixpkg.ops import (
+    ABSENT,
+    FILE_OPS,
+    DaemonReloadOp,
+    DebInstallOp,
+    JsonlRepairOp,
+    RotateLogOp,
+    UnitOp,
+)
 from orchestrator.fixpkg.package import FixPackage
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.transport.base import Transport
@@ -52,6 +65,8 @@ class Backup:
     #: unit -> ``systemctl is-active`` before apply.
     units: dict[str, str] = field(default_factory=dict)
     has_daemon_reload: bool = False
+    #: Packages a ``deb_install`` reinstalls, with their status before the apply.
+    packages: tuple[PackageRecord, ...] = ()
 
     def content(self, entry: BackupEntry) -> bytes:
         """The backed-up content of ``entry``, checked against its hash again.
@@ -69,6 +84,22 @@ class Backup:
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             raise StateError(f"backup of {entry.path}: {path} does not match its hash")
         return data
+
+    def deb_path(self, record: PackageRecord) -> Path:
+        """The backed-up ``.deb`` of ``record``, checked against its hash again.
+
+        Raises:
+            StateError: missing, unreadable or not matching.
+        """
+        path = self.directory / FILES_DIR / record.sha256
+        try:
+            matches = hashlib.sha256(path.read_bytes()).hexdigest() == record.sha256
+        except OSError as exc:
+            raise StateError(f"backup of the .deb of {record.spec}: cannot read {path}: "
+                             f"{exc.strerror}") from exc
+        if not matches:
+            raise StateError(f"backup of the .deb of {record.spec}: {path} does not match its hash")
+        return path
 
     def content_of(self, path: str) -> bytes:
         """Raises: StateError (see :meth:`content`), KeyError if ``path`` was not backed up."""
@@ -116,6 +147,16 @@ def create_backup(
                 raise ApplyError(f"target changed since capture: {op.path} (log to rotate is absent)")
             entries.append(BackupEntry(op.path, True, "rotated_log", entry.sha256, entry.size,
                                        entry.mode, entry.uid, entry.gid))
+    packages = []
+    for op in pkg.operations:
+        if isinstance(op, DebInstallOp):
+            entries += _backup_package_files(op, entries, agent=agent, transport=transport, files=files,
+                                             max_bytes=max_file_bytes, timeout=timeout)
+            status = status_of(transport, op.package, op.architecture, timeout=timeout)
+            if status is None or status.version != op.version:   # preflight checked; a race since
+                raise ApplyError(f"target changed since capture: {op.spec} (changed during backup)")
+            atomic_write(files / op.sha256, pkg.blob(op.sha256), mode=0o600)
+            packages.append(PackageRecord(op.package, op.architecture, op.version, op.sha256, status.abbrev))
     units = {
         op.unit: unit_state(transport, op.unit, timeout=timeout)
         for op in pkg.operations if isinstance(op, UnitOp)
@@ -123,9 +164,33 @@ def create_backup(
     document = {
         "format": FORMAT, "package_id": pkg.id, "entries": [asdict(e) for e in entries],
         "units": units, "has_daemon_reload": any(isinstance(op, DaemonReloadOp) for op in pkg.operations),
+        "packages": [asdict(p) for p in packages],
     }
     atomic_write(directory / BACKUP_JSON, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
     return load_backup(directory)
+
+
+def _backup_package_files(
+    op: DebInstallOp, known: list[BackupEntry], *, agent: AgentApi, transport: Transport, files: Path,
+    max_bytes: int, timeout: float,
+) -> list[BackupEntry]:
+    """The files the reinstall will change: changed ones with their content, missing ones as absent."""
+    seen = {entry.path for entry in known}
+    findings = [f for f in files_to_back_up(op, transport, timeout=timeout) if f.path not in seen]
+    found = agent.manifest([f.path for f in findings], recursive=False).by_path() if findings else {}
+    entries = []
+    for finding in findings:
+        entry = found.get(finding.path)
+        if entry is None:
+            entries.append(BackupEntry(finding.path, existed=False))
+        elif entry.type == "file" and entry.sha256 is not None:
+            entries.append(_backup_file(finding.path, entry.sha256, entry, agent=agent, files=files,
+                                        max_bytes=max_bytes))
+        else:
+            # dpkg verifies regular files only; a directory or symlink here is not ours to back up.
+            raise ApplyError(f"{finding.path} ({op.spec}) is a {entry.type}; cannot back it up for a "
+                             "reinstall")
+    return entries
 
 
 def _backup_file(
@@ -157,6 +222,7 @@ def load_backup(directory: Path) -> Backup:
             entries=tuple(BackupEntry(**item) for item in data["entries"]),
             units={str(k): str(v) for k, v in data["units"].items()},
             has_daemon_reload=bool(data["has_daemon_reload"]),
+            packages=tuple(PackageRecord(**item) for item in data.get("packages", [])),
         )
     except FileNotFoundError as exc:
         raise StateError(f"no backup in {directory} ({BACKUP_JSON} missing)") from exc
@@ -167,4 +233,6 @@ def load_backup(directory: Path) -> Backup:
             raise StateError(f"corrupt backup {path}: bad entry {entry}")
         if entry.kind == "file" and entry.existed:
             backup.content(entry)
+    for record in backup.packages:
+        backup.deb_path(record)
     return backup

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.agent.api import AgentApi, FileEntry
 from orchestrator.apply.backup import Backup, BackupEntry, load_backup
+from orchestrator.apply.pkg_ops import settle
 from orchestrator.apply.units import daemon_reload, restore_unit
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import Transport
@@ -51,9 +52,15 @@ def restore(
     units_touched: bool,
     timeout: float = DEFAULT_COMMAND_TIMEOUT,
 ) -> list[str]:
-    """Restore ``backup`` on the target and verify the files; return the errors."""
+    """Restore ``backup`` on the target and verify the files; return the errors.
+
+    Reinstalled packages are settled first (an interrupted reinstall finished, see
+    :func:`orchestrator.apply.pkg_ops.settle`): dpkg rewrites their files, the restore then puts back
+    the ones the backup holds."""
     entries = [entry for entry in backup.entries if entry.kind == "file"]
-    errors = _restore_files(backup, entries, agent)
+    errors = settle(backup.packages, backup.deb_path, agent, transport, timeout=timeout) \
+        if backup.packages else []
+    errors += _restore_files(backup, entries, agent)
     if units_touched and (backup.units or backup.has_daemon_reload):
         errors += _restore_units(backup, transport, timeout)
     _sweep(entries, agent)

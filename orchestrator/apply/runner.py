@@ -18,6 +18,7 @@ from typing import Any, assert_never
 from orchestrator.agent.api import AgentApi
 from orchestrator.apply.backup import Backup, create_backup
 from orchestrator.apply.journal import Journal
+from orchestrator.apply.pkg_ops import check_preconditions, run_deb_install, run_dpkg_configure
 from orchestrator.apply.preflight import preflight
 from orchestrator.apply.restore import DEFAULT_COMMAND_TIMEOUT, restore
 from orchestrator.apply.result import ApplyResult, ApplyStatus
@@ -26,6 +27,8 @@ from orchestrator.errors import StateError, VmRepairError
 from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES
 from orchestrator.fixpkg.ops import (
     DaemonReloadOp,
+    DebInstallOp,
+    DpkgConfigureOp,
     JsonlRepairOp,
     Operation,
     RemoveFileOp,
@@ -124,6 +127,7 @@ def apply_package(
     try:
         with run.timed("preflight"):
             current = preflight(pkg, target_agent)
+            check_preconditions(pkg.operations, target_transport, timeout=command_timeout)
         with run.timed("backup"):
             backup = create_backup(pkg, target_agent, target_transport, backup_dir, current,
                                    max_file_bytes=max_file_bytes, timeout=command_timeout)
@@ -199,9 +203,15 @@ def _run_operation(op: Operation, backup: Backup, run: _Run) -> None:
         daemon_reload(transport, timeout=timeout)
     elif isinstance(op, UnitOp):
         unit_action(transport, op.unit, op.action, timeout=timeout)
+    elif isinstance(op, DebInstallOp):
+        record = next(r for r in backup.packages if r.sha256 == op.sha256 and r.spec == op.spec)
+        run.notes.append(run_deb_install(op, backup.deb_path(record), agent, transport, timeout=timeout))
+    elif isinstance(op, DpkgConfigureOp):
+        run.notes.append(run_dpkg_configure(op, transport, timeout=timeout))
     else:
         assert_never(op)
-    run.event("operation_done", op=op.name, target=getattr(op, "path", getattr(op, "unit", "")))
+    run.event("operation_done", op=op.name,
+              target=getattr(op, "path", getattr(op, "unit", getattr(op, "package", ""))))
 
 
 def _describe_failure(pkg: FixPackage, index: int, exc: Exception) -> str:

@@ -2,7 +2,8 @@
 
 - :mod:`.paths`    lexical path rules (canonical, no ``..``, under an allowed root)
 - :mod:`.ops`      the operation types, their invariants and JSON schema
-- :mod:`.replay`   validation of the operations the repair layer recorded (units, log rotation)
+- :mod:`.replay`   validation of the operations the repair layer recorded (units, log rotation,
+                   package reinstall/configure)
 - :mod:`.owners`   VM owner names -> target uid/gid
 - :mod:`.compute`  :func:`compute_package`: manifests before/after -> :class:`FixPackage`
 - :mod:`.package`  :class:`FixPackage` and its crash-safe, verified directory form
@@ -15,6 +16,8 @@ from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES, compute_package
 from orchestrator.fixpkg.ops import (
     ABSENT,
     DaemonReloadOp,
+    DebInstallOp,
+    DpkgConfigureOp,
     FileOp,
     Operation,
     RemoveFileOp,
@@ -29,6 +32,8 @@ __all__ = [
     "ABSENT",
     "DEFAULT_MAX_FILE_BYTES",
     "DaemonReloadOp",
+    "DebInstallOp",
+    "DpkgConfigureOp",
     "FileOp",
     "FixPackage",
     "Operation",

@@ -6,6 +6,11 @@ precondition is the captured state, so apply can refuse a target that changed si
 
 Placeholders (large files captured as metadata only) hold fake content in the VM: they never become
 ``write_file`` operations; only a replayed ``rotate_log`` may touch them.
+
+A replayed ``deb_install`` restores the packaged files of its package on the target just as it did in
+the VM, so the VM's changes to those paths are left to it and never also become file operations; the
+package's conffiles are the exception: ``--force-confold`` keeps a modified conffile, so a conffile that
+changed in the VM changed because of another step and is packaged as usual.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from orchestrator.agent.api import AgentApi, FileEntry, Manifest
+from orchestrator.dpkg import PackagedFiles
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg.diff import text_diff
 from orchestrator.fixpkg.ops import (
     ABSENT,
+    PACKAGE_OPS,
     DaemonReloadOp,
+    DebInstallOp,
     FileOp,
     Operation,
     RemoveFileOp,
@@ -41,6 +49,10 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 
 #: Reads the captured (target) content of a path for the report's diffs; ``None`` when not available.
 ContentReader = Callable[[str], bytes | None]
+#: The verified ``.deb`` a ``deb_install`` recorded (its content is checked against the op's sha256).
+DebReader = Callable[[DebInstallOp], bytes | None]
+#: The files the VM's dpkg says a reinstalled package owns (``dpkg-query -L``) and its conffiles.
+PackageFilesReader = Callable[[DebInstallOp], PackagedFiles]
 
 
 def compute_package(
@@ -57,6 +69,8 @@ def compute_package(
     reboot_required: bool,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     before_content: ContentReader | None = None,
+    deb_content: DebReader | None = None,
+    package_files: PackageFilesReader | None = None,
 ) -> FixPackage:
     """Build the package that reproduces on the target what the validated repair changed in the VM.
 
@@ -64,7 +78,8 @@ def compute_package(
         FixPackageError: a changed path is malformed, has ``..`` or lies outside ``allowed_roots``; a
             symlink, directory or special file changed; a placeholder changed without a replayed
             operation; a replay operation is invalid; a new file is too large or its content changed in
-            the VM while it was read; an owner has no known id on the target.
+            the VM while it was read; an owner has no known id on the target; a ``deb_install`` whose
+            ``.deb`` (``deb_content``) or file list (``package_files``) is not available.
         AgentError: reading a file from the VM failed.
     """
     replay = parse_replay_ops(replay_ops, allowed_roots)
@@ -72,17 +87,26 @@ def compute_package(
     hidden = {_match_key(path) for path in placeholders}
     check_rotations(replay, captured, hidden)
     rotated = [op.path for op in replay if isinstance(op, RotateLogOp)]
+    package_ops = [op for op in replay if isinstance(op, PACKAGE_OPS)]
+    reinstalled = _reinstalled_paths(package_ops, package_files)
     file_ops = _file_operations(
         captured, after.by_path(), placeholders=hidden, rotated=rotated,
-        owners=OwnerMap(before.entries), allowed_roots=allowed_roots,
+        owners=OwnerMap(before.entries), allowed_roots=allowed_roots, reinstalled=reinstalled,
     )
     blobs, diffs = _fetch_contents(file_ops, vm_agent, max_file_bytes, before_content)
+    blobs.update(_deb_blobs(package_ops, deb_content))
     ops: list[Operation] = list(file_ops)
+    # Packages after the files (a configure runs the fixed configuration), in the order the repair ran
+    # them, and before the daemon-reload and the unit actions: with services held back during a
+    # reinstall (see orchestrator.dpkg) the order against unit actions does not change the outcome.
+    ops.extend(package_ops)
     # One daemon-reload after every file change and before any unit action is equivalent to wherever
-    # the repair ran it: replayed operations never change unit files.
-    if any(isinstance(op, DaemonReloadOp) for op in replay) or any(is_unit_file(op.path) for op in file_ops):
+    # the repair ran it: other replayed operations never change unit files; a reinstall may (restored
+    # packaged unit files), so it gets one too.
+    touched_units = any(is_unit_file(path) for path in (*(op.path for op in file_ops), *reinstalled))
+    if any(isinstance(op, DaemonReloadOp) for op in replay) or touched_units:
         ops.append(DaemonReloadOp())
-    ops.extend(op for op in replay if not isinstance(op, DaemonReloadOp))
+    ops.extend(op for op in replay if not isinstance(op, (DaemonReloadOp, *PACKAGE_OPS)))
     return FixPackage(
         id=new_package_id(), created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         operations=tuple(ops), blobs=blobs, issue=issue, diagnosis=diagnosis, validation=validation,
@@ -100,6 +124,36 @@ def _match_key(path: str) -> str:
     return "/" + posixpath.normpath(path).lstrip("/")
 
 
+def _reinstalled_paths(
+    package_ops: Sequence[Operation], package_files: PackageFilesReader | None
+) -> frozenset[str]:
+    """Paths a replayed reinstall restores on the target: its package's files, not its conffiles."""
+    paths: set[str] = set()
+    for op in package_ops:
+        if not isinstance(op, DebInstallOp):
+            continue
+        if package_files is None:
+            raise FixPackageError(f"deb_install {op.spec}: the files it restores cannot be listed here")
+        owned = package_files(op)
+        paths |= owned.files - owned.conffiles
+    return frozenset(paths)
+
+
+def _deb_blobs(package_ops: Sequence[Operation], deb_content: DebReader | None) -> dict[str, bytes]:
+    blobs: dict[str, bytes] = {}
+    for op in package_ops:
+        if not isinstance(op, DebInstallOp):
+            continue
+        data = deb_content(op) if deb_content is not None else None
+        if data is None or len(data) != op.size or hashlib.sha256(data).hexdigest() != op.sha256:
+            raise FixPackageError(
+                f"deb_install {op.spec} {op.version}: the verified .deb the repair installed is not"
+                " available (or no longer matches its sha256); retry the repair"
+            )
+        blobs[op.sha256] = data
+    return blobs
+
+
 def _is_rotation_output(path: str, rotated: Iterable[str]) -> bool:
     """Archives a rotation writes (``x.log.1``, ``x.log.1.gz``): the target's rotation makes its own."""
     return any(re.fullmatch(re.escape(log) + r"\.\d+(\.gz)?", path) for log in rotated)
@@ -113,11 +167,15 @@ def _file_operations(
     rotated: list[str],
     owners: OwnerMap,
     allowed_roots: Sequence[str],
+    reinstalled: frozenset[str] = frozenset(),
 ) -> list[FileOp]:
     ops: list[FileOp] = []
     new_dirs: list[str] = []
     for path in sorted(captured.keys() | current.keys()):
         old, new = captured.get(path), current.get(path)
+        # The replayed reinstall puts back the package's own files on the target as it did here.
+        if path in reinstalled:
+            continue
         # A rotated log and the archives its rotation wrote belong to the replayed rotate_log.
         if path in rotated or (new is not None and _is_rotation_output(path, rotated)):
             continue

@@ -9,10 +9,18 @@ JSON schema (one object per operation; ``mode`` is the permission bits as an int
     {"op": "daemon_reload"}
     {"op": "rotate_log",  "path": P, "method": "compress" | "truncate"}
     {"op": "unit",        "unit": "nginx.service", "action": "restart"}
+    {"op": "deb_install", "package": P, "version": V, "architecture": A, "sha256": H, "size": N}
+    {"op": "dpkg_configure", "package": P | "all"}
 
 ``expect_sha256`` is the precondition on the target: the sha256 the file had when it was captured, or
 ``"absent"`` when the file must not exist. Every operation checks its own fields when constructed, so an
 operation object (from the VM diff, the repair layer or a package file) is always well-formed.
+
+``deb_install`` reinstalls package ``P`` at exactly version ``V`` (architecture ``A``) from the ``.deb``
+the package carries as blob ``H`` (``N`` bytes); its precondition is that the target has ``P:A`` at
+``V`` on disk (installed, unpacked, half-configured or half-installed). ``dpkg_configure`` runs
+``dpkg --configure P`` (``"all"``: ``--configure -a``); its precondition is that ``P`` is not configured
+(``all``: ``dpkg --audit`` reports something). See :mod:`orchestrator.apply.pkg_ops`.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal, TypeAlias, cast
 
+from orchestrator import dpkg
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg.paths import check_allowed, is_unit_file, normalise_path
 
@@ -174,16 +183,67 @@ class UnitOp:
             )
 
 
+def _check_package(name: str) -> None:
+    if not dpkg.is_package_name(name):
+        raise FixPackageError(f"{name!r} is not a Debian package name")
+
+
+@dataclass(frozen=True)
+class DebInstallOp:
+    """``dpkg --force-confold -i`` of the carried ``.deb`` (blob ``sha256``): reinstall ``package`` at the
+    version the target already has, restoring its packaged files (modified conffiles are kept)."""
+
+    package: str
+    version: str
+    architecture: str
+    sha256: str
+    size: int
+    name: ClassVar[str] = "deb_install"
+
+    def __post_init__(self) -> None:
+        _check_package(self.package)
+        if not dpkg.is_version(self.version):
+            raise FixPackageError(f"{self.package}: {self.version!r} is not a Debian version")
+        if not dpkg.is_arch(self.architecture):
+            raise FixPackageError(f"{self.package}: {self.architecture!r} is not a Debian architecture")
+        _check_sha(self.sha256, "sha256")
+        if self.size <= 0:
+            raise FixPackageError(f"{self.package}: a .deb of {self.size} bytes")
+
+    @property
+    def spec(self) -> str:
+        """``name:arch`` as dpkg selects it."""
+        return dpkg.spec(self.package, self.architecture)
+
+
+@dataclass(frozen=True)
+class DpkgConfigureOp:
+    """``dpkg --configure PACKAGE`` (``"all"``: ``--configure -a``), as the repair did in the VM."""
+
+    package: str
+    name: ClassVar[str] = "dpkg_configure"
+
+    def __post_init__(self) -> None:
+        if self.package != dpkg.ALL_PACKAGES:
+            _check_package(self.package)
+
+
 Operation: TypeAlias = (
     WriteFileOp | SetMetaOp | RemoveFileOp | DaemonReloadOp | RotateLogOp | JsonlRepairOp | UnitOp
+    | DebInstallOp | DpkgConfigureOp
 )
 FileOp: TypeAlias = WriteFileOp | SetMetaOp | RemoveFileOp
 FILE_OPS = (WriteFileOp, SetMetaOp, RemoveFileOp)
 #: Operations that act on data (logs) in place on the target instead of carrying content.
 DATA_OPS = (RotateLogOp, JsonlRepairOp)
+#: Operations that run dpkg on the target.
+PACKAGE_OPS = (DebInstallOp, DpkgConfigureOp)
+#: Operations whose content travels in the package as a blob named by its sha256.
+BLOB_OPS = (WriteFileOp, DebInstallOp)
 OP_CLASSES: dict[str, type[Operation]] = {
     cls.name: cls
-    for cls in (WriteFileOp, SetMetaOp, RemoveFileOp, DaemonReloadOp, RotateLogOp, JsonlRepairOp, UnitOp)
+    for cls in (WriteFileOp, SetMetaOp, RemoveFileOp, DaemonReloadOp, RotateLogOp, JsonlRepairOp, UnitOp,
+                DebInstallOp, DpkgConfigureOp)
 }
 
 
@@ -230,14 +290,26 @@ def op_from_dict(data: object, where: str, *, allowed: Iterable[str] = OP_CLASSE
 def _phase(op: Operation) -> int:
     if isinstance(op, FILE_OPS):
         return 0
-    return 1 if isinstance(op, DaemonReloadOp) else 2
+    if isinstance(op, PACKAGE_OPS):
+        return 1
+    return 2 if isinstance(op, DaemonReloadOp) else 3
+
+
+def _check_reinstalls(ops: Sequence[Operation]) -> None:
+    reinstalled: set[str] = set()
+    for index, op in enumerate(ops):
+        if isinstance(op, DebInstallOp):
+            if op.spec in reinstalled:
+                raise FixPackageError(f"operations[{index}]: {op.spec} is reinstalled twice")
+            reinstalled.add(op.spec)
 
 
 def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) -> None:
     """Check the invariants of a whole operation list, so apply can run it in order as-is.
 
-    Order: file operations, then at most one daemon-reload, then log rotations and unit actions in the
-    order the repair ran them. At most one file operation per path; no rotation of a file that a file
+    Order: file operations, then package operations (in the order the repair ran them), then at most one
+    daemon-reload, then log rotations and unit actions in the order the repair ran them. At most one
+    file operation per path; at most one ``deb_install`` per package; no rotation of a file that a file
     operation also touches; a daemon-reload whenever a unit file changes; every path under a root.
 
     Raises:
@@ -267,6 +339,7 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
             seen_files.add(op.path)
         if isinstance(op, RotateLogOp):
             rotated.add(op.path)
+    _check_reinstalls(ops)
     if overlap := sorted(seen_files & rotated):
         raise FixPackageError(f"{overlap[0]} is both rotated and changed by a file operation")
     if not has_reload and any(is_unit_file(path) for path in seen_files):

@@ -31,8 +31,10 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import FixPackageError, StateError
 from orchestrator.fixpkg.ops import (
+    BLOB_OPS,
     DATA_OPS,
     FILE_OPS,
+    DebInstallOp,
     Operation,
     WriteFileOp,
     op_from_dict,
@@ -67,7 +69,8 @@ class FixPackage:
     """A verified fix: operations to run on the target, the content they write, and why.
 
     Construction checks the operation invariants (:func:`~.ops.validate_operations`) and that every
-    ``write_file`` blob is present and matches its sha256 and size, so a package object is always whole.
+    ``write_file`` and ``deb_install`` blob is present and matches its sha256 and size, so a package
+    object is always whole.
 
     Raises:
         FixPackageError: from the constructor, when an invariant does not hold.
@@ -76,7 +79,7 @@ class FixPackage:
     id: str
     created_at: str
     operations: tuple[Operation, ...]
-    #: sha256 -> content, for every ``write_file`` operation.
+    #: sha256 -> content, for every ``write_file`` and ``deb_install`` operation.
     blobs: Mapping[str, bytes]
     issue: dict[str, Any]
     diagnosis: dict[str, Any]
@@ -91,10 +94,10 @@ class FixPackage:
             raise FixPackageError(f"package id {self.id!r} is not a plain name")
         validate_operations(self.operations, self.allowed_roots)
         for op in self.operations:
-            if isinstance(op, WriteFileOp):
+            if isinstance(op, BLOB_OPS):
                 data = self.blobs.get(op.sha256)
                 if data is None or len(data) != op.size or sha256_hex(data) != op.sha256:
-                    raise FixPackageError(f"{op.path}: content {op.sha256} missing or not matching")
+                    raise FixPackageError(f"{_subject(op)}: content {op.sha256} missing or not matching")
 
     @property
     def paths(self) -> list[str]:
@@ -149,7 +152,7 @@ class FixPackage:
         if existing is not None and existing != document:
             raise FixPackageError(f"{directory} already holds a different fix package")
         for op in self.operations:
-            if isinstance(op, WriteFileOp):
+            if isinstance(op, BLOB_OPS):
                 # Blobs can hold secrets from /etc: owner-only, like the rest of the state directory.
                 atomic_write(files / op.sha256, self.blobs[op.sha256], mode=0o600)
         atomic_write(target, document, mode=0o600)  # last: its presence means "complete"
@@ -188,7 +191,7 @@ class FixPackage:
             validate_operations(ops, allowed_roots)
         blobs = {
             op.sha256: _read_blob(directory / FILES_DIR / op.sha256, op)
-            for op in ops if isinstance(op, WriteFileOp)
+            for op in ops if isinstance(op, BLOB_OPS)
         }
         package = cls(
             id=_typed(data, "id", str), created_at=_typed(data, "created_at", str),
@@ -276,8 +279,12 @@ def _read_regular(path: Path, max_bytes: int) -> bytes | None:
     return None if len(data) > max_bytes else bytes(data)
 
 
-def _read_blob(path: Path, op: WriteFileOp) -> bytes:
-    where = f"content of {op.path} ({FILES_DIR}/{op.sha256})"
+def _subject(op: WriteFileOp | DebInstallOp) -> str:
+    return op.path if isinstance(op, WriteFileOp) else f"the .deb of {op.spec} {op.version}"
+
+
+def _read_blob(path: Path, op: WriteFileOp | DebInstallOp) -> bytes:
+    where = f"content of {_subject(op)} ({FILES_DIR}/{op.sha256})"
     try:
         data = _read_regular(path, op.size)
     except _NotRegularError as exc:

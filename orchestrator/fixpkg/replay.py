@@ -1,6 +1,7 @@
 """Validate the operations the repair layer recorded while it fixed the VM, before they can be replayed.
 
-Only unit actions, log rotations and daemon-reloads are replayed: file changes are never taken from the
+Only unit actions, log rotations, daemon-reloads and package operations (reinstall of the exact
+installed version, configure) are replayed: file changes are never taken from the
 repair layer's word, they are derived from what actually changed in the VM (see :mod:`.compute`).
 """
 
@@ -13,6 +14,8 @@ from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg.ops import (
     DATA_OPS,
     DaemonReloadOp,
+    DebInstallOp,
+    DpkgConfigureOp,
     JsonlRepairOp,
     Operation,
     RotateLogOp,
@@ -21,7 +24,8 @@ from orchestrator.fixpkg.ops import (
 )
 from orchestrator.fixpkg.paths import check_allowed
 
-REPLAYABLE = (UnitOp.name, RotateLogOp.name, JsonlRepairOp.name, DaemonReloadOp.name)
+REPLAYABLE = (UnitOp.name, RotateLogOp.name, JsonlRepairOp.name, DaemonReloadOp.name, DebInstallOp.name,
+              DpkgConfigureOp.name)
 
 
 def parse_replay_ops(raw: object, allowed_roots: Sequence[str]) -> list[Operation]:

@@ -52,6 +52,20 @@ class LayerResult:
                 "packages": m.packages, "notes": list(self.notes)}
 
 
+def default_mirror(settings: Settings, facts: TargetFacts) -> str:
+    """The mirror the target's packages are fetched from when its apt cache lacks them.
+
+    Raises:
+        LayerError: none is configured and none is known for the target's release.
+    """
+    if settings.layers.mirror or settings.mirror:
+        return str(settings.layers.mirror or settings.mirror)
+    try:
+        return host_mirror(facts.os.codename)
+    except VmRepairError as exc:
+        raise LayerError(exc.message, step="fetch", remedy="set layers.mirror in the config") from exc
+
+
 def layer_vm_name(key: str) -> str:
     """The name clones of the layer must have (its memory state was saved under it)."""
     return f"lyr-{key[:16]}"
@@ -144,12 +158,7 @@ class LayerBuilder:
         return fetched
 
     def _mirror(self, facts: TargetFacts) -> str:
-        if self.settings.layers.mirror or self.settings.mirror:
-            return str(self.settings.layers.mirror or self.settings.mirror)
-        try:
-            return host_mirror(facts.os.codename)
-        except VmRepairError as exc:
-            raise LayerError(exc.message, step="fetch", remedy="set layers.mirror in the config") from exc
+        return default_mirror(self.settings, facts)
 
     def _need_space(self, need: int, when: str) -> None:
         root = self.settings.image_store

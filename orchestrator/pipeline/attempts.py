@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from orchestrator.agent.api import Manifest
@@ -18,6 +19,7 @@ from orchestrator.boot.host import RebootResult
 from orchestrator.diagnose import diagnose as run_diagnostics
 from orchestrator.diagnose.result import Diagnosis
 from orchestrator.errors import StepNotApplicableError, VmRepairError
+from orchestrator.layers.exact import TargetDebs
 from orchestrator.model import Issue
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Winner, Workbench
@@ -74,6 +76,11 @@ class Diagnosed:
     ranked: tuple[RankedStrategy, ...]
 
 
+def debs_dir(ctx: RunContext) -> Path:
+    """Where this run keeps the verified .debs its reinstall steps used (read by the package stage)."""
+    return ctx.session.dir / "debs"
+
+
 def diagnose(ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[str]) -> Diagnosed:
     """Raises: PlaybookError (a drop-in playbook is invalid), TransportError."""
     session = ctx.session
@@ -114,6 +121,10 @@ class _AttemptRunner:
         # Probes that passed in the sandbox with the fault reproduced must still pass after a repair.
         self.baseline_passing = set(work.passing)
         self.records: list[AttemptRecord] = []
+        facts = work.capture.facts
+        # reinstall_package takes the target's exact .debs from here (kept for the package stage).
+        self.debs = None if facts is None else TargetDebs(
+            ctx.transport, facts, local=ctx.app.local, settings=ctx.app.settings, dest=debs_dir(ctx))
         work.sandbox.snapshot()
 
     def _repair_context(self) -> RepairContext:
@@ -123,7 +134,7 @@ class _AttemptRunner:
             component=self.work.component, components=list(self.ctx.watch.components),
             variables=dict(self.diagnosis.variables), baseline=self.baseline, session=self.ctx.session,
             step_timeout_s=settings.repair.step_timeout_s,
-            placeholders=frozenset(self.work.capture.placeholder_paths),
+            placeholders=frozenset(self.work.capture.placeholder_paths), debs=self.debs,
         )
 
     def _changes(self, candidate: RankedStrategy) -> tuple[Manifest, RebootAnalysis]:

@@ -8,12 +8,15 @@ result.
 
 from __future__ import annotations
 
+from orchestrator import dpkg
 from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import analyse
 from orchestrator.errors import FixPackageError
-from orchestrator.fixpkg import compute_package
+from orchestrator.fixpkg import DebInstallOp, compute_package
 from orchestrator.fsutil import ensure_private_dir
+from orchestrator.layers.exact import read_verified
 from orchestrator.model import Component, Issue
+from orchestrator.pipeline.attempts import debs_dir
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Built, Refused, Winner, Workbench
 from orchestrator.session.evidence import Evidence, Stage
@@ -49,6 +52,14 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
     app, session, capture = ctx.app, ctx.session, work.capture
     with session.stage(Stage.PACKAGE) as st:
         after, ignored = authoritative_after(capture.manifest, winner.after, work.components)
+        debs, vm = debs_dir(ctx), work.sandbox.transport
+
+        def deb_content(op: DebInstallOp) -> bytes | None:
+            return read_verified(debs, op.package, op.version, op.architecture, op.sha256)
+
+        def package_files(op: DebInstallOp) -> dpkg.PackagedFiles:
+            return dpkg.packaged_files(vm, op.package, op.architecture)
+
         try:
             package = compute_package(
                 capture.manifest, after, work.sandbox.agent, list(winner.replay_ops),
@@ -56,6 +67,7 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
                 diagnosis=winner.diagnosis.as_dict(), validation=winner.validation.as_dict(),
                 issue=issue.as_dict(),
                 reboot_required=winner.reboot_required or winner.rebooted,
+                deb_content=deb_content, package_files=package_files,
             )
         except FixPackageError as exc:
             st.status, st.detail = "failed", exc.message

@@ -1,5 +1,6 @@
 """What a repair step needs: the VM (transport + agent), the issue, the watched components, the
-diagnosis variables and, when the target has one, its baseline."""
+diagnosis variables, when the target has one its baseline and, when the run can obtain them, the
+target's exact ``.deb`` files."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from orchestrator.agent.api import AgentApi
@@ -47,6 +49,37 @@ class SymlinkBaseline(Protocol):
         """The target of a symlink in the baseline; None when ``path`` is not a symlink there."""
 
 
+@dataclass(frozen=True)
+class VerifiedDeb:
+    """A ``.deb`` on the orchestrator's disk that is exactly ``name``/``version``/``arch`` (checked with
+    dpkg-deb) and whose content hashes to ``sha256`` (checked when it was obtained)."""
+
+    name: str
+    version: str
+    arch: str
+    path: Path
+    sha256: str
+    size: int
+    #: Where it came from (``target-cache``, ``mirror``), for the notes.
+    source: str
+
+
+class DebSource(Protocol):
+    """The target's packages as verified ``.deb`` files (:class:`orchestrator.layers.exact.TargetDebs`
+    in a run; tests pass their own)."""
+
+    def obtain(self, name: str, version: str, arch: str) -> VerifiedDeb:
+        """The ``.deb`` of ``name:arch`` at ``version``, which must be the version the target has.
+
+        Raises:
+            LayerError: the target has another version (or none), or no verified copy can be had.
+        """
+
+    def content(self, name: str, version: str, arch: str, sha256: str) -> bytes | None:
+        """The content of a ``.deb`` obtained earlier, checked against ``sha256`` again; None if it is
+        not there or does not match."""
+
+
 def default_stamp() -> str:
     """Names this attempt's quarantine directory: sortable, and unique across attempts."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
@@ -72,6 +105,8 @@ class RepairContext:
     step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S
     #: Paths imported as placeholders (size and metadata only): their VM content is not real data.
     placeholders: frozenset[str] = frozenset()
+    #: The target's exact .debs (``reinstall_package``); None when the run has no way to obtain them.
+    debs: DebSource | None = None
     stamp: str = field(default_factory=default_stamp)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic

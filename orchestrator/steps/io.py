@@ -73,8 +73,9 @@ class StepIO:
         ok_exit: Collection[int] = (0,),
         check: bool = True,
         record: bool = True,
+        stdin: bytes | None = None,
     ) -> CommandResult:
-        """Run ``argv`` in the VM (never through a shell) and record it.
+        """Run ``argv`` in the VM (never through a shell) and record it; ``stdin`` is not recorded.
 
         Raises:
             RepairStepError: it timed out, could not run, or (with ``check``) exited outside ``ok_exit``.
@@ -82,7 +83,7 @@ class StepIO:
         limit = timeout if timeout is not None else self.ctx.step_timeout_s
         began = self.ctx.clock()
         try:
-            result = self.ctx.transport.run(argv, timeout=limit, max_output=MAX_STEP_OUTPUT)
+            result = self.ctx.transport.run(argv, timeout=limit, max_output=MAX_STEP_OUTPUT, stdin=stdin)
         except CommandTimeoutError as exc:
             self._record(tuple(argv), None, "", self.ctx.clock() - began)
             raise self.fail(f"{list(argv)!r} did not finish within {limit:g} s") from exc
