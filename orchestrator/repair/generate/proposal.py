@@ -73,7 +73,9 @@ def strategy_name(action: str, subject: str) -> str:
     if exact:
         return name
     digest = hashlib.sha256(f"{action}\0{subject}".encode()).hexdigest()[:8]
-    return f"{name[:MAX_NAME - 9].rstrip('-.')}-{digest}"
+    # The end of a path says most (the file's name): keep the tail when it does not fit.
+    room = MAX_NAME - len(f"gen-{action}-") - len(digest) - 1
+    return f"gen-{action}-{slug[-room:].strip('-.') or 'x'}-{digest}"
 
 
 def literal(text: str) -> str:
