@@ -76,3 +76,22 @@ def test_an_attempt_record_says_what_a_generated_strategy_does(ctx: RunContext, 
     (record,) = json.loads((ctx.session.dir / "attempts-svc.json").read_text())
     assert (record["playbook"], record["outcome"]) == ("generated:systemd", "failed")
     assert record["planned"][0] == "unmask svc.service" and "Unmask svc.service" in record["description"]
+
+
+def test_the_package_takes_exact_paths_from_the_sandbox_but_nothing_below_them() -> None:
+    from orchestrator.agent.api import FileEntry, Manifest
+    from orchestrator.pipeline.package import authoritative_after
+
+    def folder(path: str, mode: int) -> FileEntry:
+        return FileEntry(path, "dir", mode, 0, 0, "root", "root", 0, 1.0)
+
+    db = Component("db", config_paths=("/etc/db",), data_paths=("/var/lib/db",),
+                   writable_paths=("/var/lib/db",))
+    before = Manifest((folder("/var/lib/db", 0o700), folder("/var/lib/db/data", 0o700)), ("/var/lib/run",))
+    after = Manifest((folder("/var/lib/db", 0o750), folder("/var/lib/db/data", 0o755),
+                      folder("/var/lib/run", 0o755)), ())
+    merged, ignored = authoritative_after(before, after, [db], exact=("/var/lib/db", "/var/lib/run"))
+    by_path = merged.by_path()
+    assert by_path["/var/lib/db"].mode == 0o750 and by_path["/var/lib/run"].mode == 0o755
+    assert by_path["/var/lib/db/data"].mode == 0o700          # the sandbox's data activity stays out
+    assert ignored == ["/var/lib/db/data"] and merged.missing == ()
