@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.agent.api import DiskUsage, Manifest, Placeholder
+from orchestrator.agent.api import DiskUsage, Manifest, PackResult, Placeholder
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.errors import TransportError
 from orchestrator.facts import TargetFacts
@@ -35,6 +35,10 @@ class Capture:
     disk: DiskUsage | None = None
     #: What the target is made of (None when a caller did not ask: unit tests, old sessions).
     facts: TargetFacts | None = None
+    #: Paths captured by their own entry only (mode, owner, type, or missing), never what is below
+    #: them: the directories a service writes to (:func:`meta_paths`). Their entries are in
+    #: ``manifest``; nothing of them is in the tar.
+    meta_paths: tuple[str, ...] = ()
 
     @property
     def placeholder_paths(self) -> set[str]:
@@ -47,19 +51,52 @@ class Capture:
             "placeholders": [{"path": p.path, "size": p.size, "sha256": p.sha256} for p in self.placeholders],
             "packages": self.packages, "units": self.units,
             "disk": asdict(self.disk) if self.disk else None,
-            "facts": self.facts.as_dict() if self.facts else None,
+            "facts": self.facts.as_dict() if self.facts else None, "meta_paths": list(self.meta_paths),
         }
+
+
+#: Issues a unit's enablement can cause: its mask and wants links are captured (a repair that
+#: unmasks or enables the unit changes them, and only captured paths reach the fix package).
+UNIT_STATE_KINDS = frozenset({IssueKind.UNIT_INACTIVE})
+#: Issues a missing or mis-owned state directory causes (226/NAMESPACE for a ReadWritePaths= one).
+STATE_DIR_KINDS = frozenset({IssueKind.PERMISSIONS, IssueKind.PATH_MISSING, IssueKind.UNIT_FAILED})
+ETC_UNITS = "/etc/systemd/system"
+#: The target whose wants directory ``systemctl enable`` links a service into, for nearly every
+#: service (``WantedBy=multi-user.target``); other targets are not guessed.
+DEFAULT_WANTS = "multi-user.target.wants"
 
 
 def capture_paths(components: list[Component], kinds: set[IssueKind]) -> list[str]:
     """The paths to capture: config, unit and data paths; log paths only for disk-space issues
-    (they are what a disk repair may act on, and they are mostly placeholders)."""
+    (they are what a disk repair may act on, and they are mostly placeholders); for unit-state
+    issues the units' mask and wants links (:func:`unit_link_paths`)."""
     paths: list[str] = []
     for comp in components:
         paths += comp.all_paths
         if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL}:
             paths += comp.log_paths
+    paths += unit_link_paths(components, kinds)
     return list(dict.fromkeys(paths))
+
+
+def unit_link_paths(components: list[Component], kinds: set[IssueKind]) -> list[str]:
+    """``/etc/systemd/system/UNIT`` (a mask is a link to /dev/null there) and the unit's link in
+    :data:`DEFAULT_WANTS` (enablement), for unit-state issues. Each is one link, or missing."""
+    if not kinds & UNIT_STATE_KINDS:
+        return []
+    units = [u for comp in components for u in comp.units]
+    return [p for u in units for p in (f"{ETC_UNITS}/{u}", f"{ETC_UNITS}/{DEFAULT_WANTS}/{u}")]
+
+
+def meta_paths(components: list[Component], kinds: set[IssueKind], subjects: Sequence[str] = ()) -> list[str]:
+    """Paths captured by their own entry only: the components' writable directories (and the issues'
+    subjects among them) for issues a state directory causes. Never walked: a database's state
+    directory holds gigabytes that no repair of its mode or owner needs to read."""
+    if not kinds & STATE_DIR_KINDS:
+        return []
+    writable = [p for comp in components for p in comp.writable_paths]
+    named = [s for s in subjects if s in writable]
+    return list(dict.fromkeys([*named, *writable]))
 
 
 #: The unit state recorded with a capture (evidence of how the target's services were).
@@ -76,15 +113,19 @@ def capture_components(
     max_file_bytes: int,
     facts: TargetFacts | Future[TargetFacts] | None = None,
     extra_paths: Sequence[str] = (),
+    subjects: Sequence[str] = (),
 ) -> Capture:
     """Pack and record; ``facts`` (read by the caller, perhaps still being read) are recorded with the
-    capture.
+    capture; ``subjects`` are the issues' subjects (a writable directory a probe named).
 
     Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
     # extra_paths: the application's own code (facts.application_roots), captured like data.
     paths = list(dict.fromkeys([*capture_paths(components, kinds), *extra_paths]))
     packed = agent.pack(paths, max_file_bytes=max_file_bytes)
+    meta = [p for p in meta_paths(components, kinds, subjects) if not _covered(p, paths)]
+    if meta:
+        packed = _with_meta(packed, agent.manifest(meta, recursive=False))
     local_tar = directory / "files.tar"
     try:
         agent.fetch(packed.remote_tar, local_tar)
@@ -114,7 +155,7 @@ def capture_components(
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
-                      facts)
+                      facts, tuple(meta))
     data = capture.as_dict()
     data["placeholder_samples"] = {
         p.path: {"head": cap_text(p.head, 512), "tail": cap_text(p.tail, 512)} for p in packed.placeholders
@@ -124,3 +165,13 @@ def capture_components(
                   placeholders=len(packed.placeholders), tar_bytes=local_tar.stat().st_size,
                   target=facts.summary() if facts else "")
     return capture
+
+
+def _covered(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def _with_meta(packed: PackResult, meta: Manifest) -> PackResult:
+    """The pack's manifest with the meta paths' own entries (and absences) added."""
+    manifest = Manifest(packed.manifest.entries + meta.entries, packed.manifest.missing + meta.missing)
+    return replace(packed, manifest=manifest)

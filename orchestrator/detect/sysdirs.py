@@ -150,6 +150,10 @@ class PathRule:
     is_required: bool = True
     #: Read with ``stat`` on the target instead of the agent (directories ``manifest`` would walk).
     is_statted: bool = False
+    #: What the remedy sets it to (mode, owner, group): the one place a repair reads them from.
+    mode: int = 0o755
+    owner: str = "root"
+    group: str = "root"
 
 
 def _dir_rule(path: str) -> PathRule:
@@ -164,14 +168,15 @@ def _tmp_rule(path: str) -> PathRule:
     return PathRule(path, "dir", check_tmp, "a directory of mode 1777 owned by root",
                     f"chown root:root {path} && chmod 1777 {path}",
                     "services and users that create temporary files fail, or users can delete and replace "
-                    "each other's files", is_statted=True)
+                    "each other's files", is_statted=True, mode=0o1777)
 
 
 def _secret_rule(path: str, *, is_required: bool) -> PathRule:
     return PathRule(path, "file", check_secret,
                     "a file owned by root, group root or shadow, no access for others (0640 root:shadow)",
                     f"chown root:shadow {path} && chmod 0640 {path}",
-                    "password hashes leak, or someone other than root can change them", is_required)
+                    "password hashes leak, or someone other than root can change them", is_required,
+                    mode=0o640, group="shadow")
 
 
 def _account_rule(path: str) -> PathRule:
@@ -179,13 +184,14 @@ def _account_rule(path: str) -> PathRule:
                     "a file owned by root, not writable by group or others, readable by all (0644)",
                     f"chown root:root {path} && chmod 0644 {path}",
                     "a writer can make any account root; unreadable, user lookups, logins and services "
-                    "running as their own user fail")
+                    "running as their own user fail", mode=0o644)
 
 
 SUDOERS_RULE = PathRule("/etc/sudoers", "file", check_sudoers,
                         "a file owned by root, not writable by others, group-writable only for group root "
                         "(0440 root:root)", "chown root:root /etc/sudoers && chmod 0440 /etc/sudoers",
-                        "sudo refuses to run: nobody can become root through it", is_required=False)
+                        "sudo refuses to run: nobody can become root through it", is_required=False,
+                        mode=0o440)
 SUDOERS_DIR_RULE = PathRule(SUDOERS_DIR, "dir", check_sudoers,
                             "a directory owned by root and not writable by others (0755 root:root), each "
                             "drop-in a file owned by root and not writable by others (0440 root:root)",
@@ -311,8 +317,7 @@ def _wrong_type(rule: PathRule, meta: PathMeta) -> list[str]:
 
 def _recreate(rule: PathRule) -> str:
     if rule.type == "dir":
-        mode = "1777" if rule.check is check_tmp else "0755"
-        return f"mkdir -m {mode} {rule.path}"
+        return f"mkdir -m {rule.mode:04o} {rule.path}"
     return f"restore {rule.path} from {rule.path}- (the backup the shadow tools keep) or a backup"
 
 

@@ -26,12 +26,14 @@ from orchestrator.pipeline.values import Winner, Workbench
 from orchestrator.playbooks.catalog import load_catalog
 from orchestrator.repair import execute_strategy, rank_strategies
 from orchestrator.repair.execute import check_applicable
+from orchestrator.repair.generate import Situation, generate_strategies
 from orchestrator.repair.log import AttemptLog
-from orchestrator.repair.rank import RankedStrategy
+from orchestrator.repair.rank import Matched, RankedStrategy
 from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.session.store import StageRecord
 from orchestrator.state.outcomes import OutcomeStore
 from orchestrator.steps.context import RepairContext
+from orchestrator.steps.registry import describe
 from orchestrator.validate.validator import ValidationReport, Validator
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ class AttemptRecord:
     playbook: str
     score: float
     rank: int
+    #: What the strategy does and, for a generated one, the evidence that produced it.
+    description: str = ""
+    #: Its steps as written (for a generated one: with the concrete paths and units filled in).
+    planned: tuple[str, ...] = ()
     outcome: str = ""
     reason: str | None = None
     log: AttemptLog | None = None
@@ -56,6 +62,10 @@ class AttemptRecord:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"strategy": self.strategy, "playbook": self.playbook,
                                "score": round(self.score, 4), "rank": self.rank}
+        if self.description:
+            out["description"] = self.description
+        if self.planned:
+            out["planned"] = list(self.planned)
         if self.log is not None:
             out["steps"] = [step.as_dict() for step in self.log.steps]
         if self.reboot is not None and self.rebooted is not None:
@@ -82,20 +92,43 @@ def debs_dir(ctx: RunContext) -> Path:
 
 
 def diagnose(ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[str]) -> Diagnosed:
-    """Raises: PlaybookError (a drop-in playbook is invalid), TransportError."""
+    """Run the playbooks' diagnostics, generate strategies from the evidence
+    (:mod:`orchestrator.repair.generate`), and rank both together.
+
+    Raises: PlaybookError (a drop-in playbook is invalid), TransportError."""
     session = ctx.session
     playbooks = load_catalog(ctx.app.settings)
     with session.stage(Stage.DIAGNOSE) as st:
         diagnosis = run_diagnostics(playbooks, issue, work.component, work.sandbox.transport, session=session)
-        session.write_json(Evidence.DIAGNOSIS.file(issue.component), diagnosis.as_dict())
-        st.detail = f"cause {diagnosis.cause} (confidence {diagnosis.confidence:.2f})"
+        generated = generate_strategies(_situation(ctx, work, issue))
+        session.write_json(Evidence.DIAGNOSIS.file(issue.component), {
+            **diagnosis.as_dict(), "generated": [_generated(m) for m in generated]})
+        st.detail = (f"cause {diagnosis.cause} (confidence {diagnosis.confidence:.2f}); "
+                     f"{len(generated)} strategies generated from the evidence")
     history = OutcomeStore(ctx.app.state).load()
-    ranked = tuple(r for r in rank_strategies(playbooks, issue, diagnosis, history) if r.name not in exclude)
+    ranked = tuple(r for r in rank_strategies(playbooks, issue, diagnosis, history, generated)
+                   if r.name not in exclude)
     if exclude:
         session.event(Stage.REPAIR, "excluded", strategies=sorted(exclude))
     if not ranked:
         session.event(Stage.REPAIR, "no_strategy", cause=diagnosis.cause)
     return Diagnosed(diagnosis, ranked)
+
+
+def _situation(ctx: RunContext, work: Workbench, issue: Issue) -> Situation:
+    capture = work.capture
+    return Situation(issue, work.component, capture.manifest,
+                     usable_baseline(ctx.app.settings, ctx.spec.slug), work.sandbox.transport,
+                     captured=(*capture.paths, *capture.meta_paths))
+
+
+def _generated(matched: Matched) -> dict[str, Any]:
+    """A generated strategy as the evidence records it: what produced it and what it will do."""
+    strategy = matched.strategy
+    return {"strategy": strategy.name, "playbook": strategy.playbook, "description": strategy.description,
+            "cause": matched.cause, "confidence": matched.confidence,
+            "effectiveness": strategy.effectiveness, "last_resort": matched.last_resort,
+            "steps": [describe(step) for step in strategy.steps]}
 
 
 def run_attempts(ctx: RunContext, work: Workbench, issue: Issue, diagnosed: Diagnosed) -> Winner | None:
@@ -141,8 +174,11 @@ class _AttemptRunner:
         """The captured paths as the strategy left them, and whether proving it needs a boot: its own
         declaration, or boot-critical files it changed (compared with the capture). The manifest is
         read once here; the package stage diffs the same one."""
-        capture = self.work.capture
-        manifest = self.work.sandbox.agent.manifest(list(capture.paths))
+        capture, agent = self.work.capture, self.work.sandbox.agent
+        manifest = agent.manifest(list(capture.paths))
+        if capture.meta_paths:   # the directories captured by their own entry: read the same way
+            meta = agent.manifest(list(capture.meta_paths), recursive=False)
+            manifest = Manifest(manifest.entries + meta.entries, manifest.missing + meta.missing)
         after, before = manifest.by_path(), capture.manifest.by_path()
         changed = [p for p in set(before) | set(after) if before.get(p) != after.get(p)]
         return manifest, analyse(changed, strategy_requires=candidate.strategy.reboot_required)
@@ -159,7 +195,9 @@ class _AttemptRunner:
             self.work.sandbox.revert()
 
     def attempt(self, position: int, candidate: RankedStrategy) -> Winner | None:
-        record = AttemptRecord(candidate.name, candidate.playbook, candidate.score, position)
+        record = AttemptRecord(candidate.name, candidate.playbook, candidate.score, position,
+                               candidate.strategy.description,
+                               tuple(describe(step) for step in candidate.strategy.steps))
         self.records.append(record)
         with self.ctx.session.stage(Stage.ATTEMPT.numbered(position)) as st:
             st.detail = candidate.name

@@ -11,6 +11,7 @@ from __future__ import annotations
 from orchestrator import dpkg
 from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import analyse
+from orchestrator.capture.snapshot import UNIT_STATE_KINDS, unit_link_paths
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import DebInstallOp, compute_package
 from orchestrator.fsutil import ensure_private_dir
@@ -27,23 +28,32 @@ def _within(path: str, roots: list[str]) -> bool:
 
 
 def authoritative_after(
-    before: Manifest, after: Manifest, components: tuple[Component, ...] | list[Component]
+    before: Manifest, after: Manifest, components: tuple[Component, ...] | list[Component],
+    exact: tuple[str, ...] = (),
 ) -> tuple[Manifest, list[str]]:
-    """The sandbox's state where it is authoritative (config and unit files), the captured state elsewhere.
+    """The sandbox's state where it is authoritative (config and unit files, and the ``exact`` paths
+    themselves: unit links and the directories captured by their own entry), the captured state
+    elsewhere.
 
     Data and log files change in the sandbox on their own (its services log, and record the requests the
     validation makes): copying them would write the sandbox's activity into the target's data. Data
-    changes reach the target only as replayed operations (rotate_log, jsonl_repair). Returns the
-    manifest to diff against and the sandbox changes left out (recorded in the session).
+    changes reach the target only as replayed operations (rotate_log, jsonl_repair); a data directory's
+    own existence, mode and owner are not activity, so an ``exact`` path counts, never what is below it.
+    Returns the manifest to diff against and the sandbox changes left out (recorded in the session).
     """
     roots = [p for c in components for p in (*c.config_paths, *c.unit_paths)]
+    exact_set = set(exact)
+
+    def ours(path: str) -> bool:
+        return path in exact_set or _within(path, roots)
+
     before_map, after_map = before.by_path(), after.by_path()
-    merged = [e for p, e in after_map.items() if _within(p, roots)]
-    merged += [e for p, e in before_map.items() if not _within(p, roots)]
+    merged = [e for p, e in after_map.items() if ours(p)]
+    merged += [e for p, e in before_map.items() if not ours(p)]
     ignored = sorted(p for p in set(before_map) | set(after_map)
-                     if not _within(p, roots) and before_map.get(p) != after_map.get(p))
-    missing = tuple(p for p in after.missing if _within(p, roots))
-    missing += tuple(p for p in before.missing if not _within(p, roots))
+                     if not ours(p) and before_map.get(p) != after_map.get(p))
+    missing = tuple(p for p in after.missing if ours(p))
+    missing += tuple(p for p in before.missing if not ours(p))
     return Manifest(tuple(merged), missing), ignored
 
 
@@ -51,7 +61,9 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
     """Raises: AgentError/TransportError (file contents could not be read from the sandbox), StateError."""
     app, session, capture = ctx.app, ctx.session, work.capture
     with session.stage(Stage.PACKAGE) as st:
-        after, ignored = authoritative_after(capture.manifest, winner.after, work.components)
+        links = unit_link_paths(list(work.components), set(UNIT_STATE_KINDS))
+        exact = (*capture.meta_paths, *(p for p in links if p in capture.paths))
+        after, ignored = authoritative_after(capture.manifest, winner.after, work.components, exact)
         debs, vm = debs_dir(ctx), work.sandbox.transport
 
         def deb_content(op: DebInstallOp) -> bytes | None:

@@ -56,13 +56,15 @@ def _strategy(strategy: s.StrategyFile, playbook: str) -> m.Strategy:
         for_causes=tuple(strategy.for_causes),
         effectiveness=strategy.effectiveness,
         reboot_required=strategy.reboot_required,
-        steps=tuple(_step(step) for step in strategy.steps),
+        steps=tuple(to_step(step) for step in strategy.steps),
         playbook=playbook,
         lossy=strategy.lossy,
     )
 
 
-def _step(step: StepFile) -> Step:
+def to_step(step: StepFile) -> Step:
+    """One validated step as the plain object of its kind (generated strategies convert through here
+    too, :mod:`orchestrator.repair.generate.proposal`)."""
     kind, spec = step_spec(step)
     converted: Step = kinds()[kind].convert(spec)
     return converted

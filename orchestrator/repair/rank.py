@@ -17,6 +17,12 @@ strategies (the sort is stable).
 Strategies marked ``lossy`` (they discard data, such as truncating a log) come after every strategy that
 is not, whatever the scores: a past failure of a data-preserving fix must never promote one that loses
 data (seen when a compress strategy timed out once and truncation then ranked first).
+
+Generated strategies (:mod:`orchestrator.repair.generate`) come as :class:`Matched`: each carries the
+cause and confidence its evidence gives it, which stand for ``c`` and ``k`` above, so the same formula
+and the same history (by name) rank them among the playbooks' strategies. A ``last_resort`` one (a
+plain restart) comes after every other data-preserving strategy, whatever its score: a restart that
+once worked must not run before the fix that addresses the evidence.
 """
 
 from __future__ import annotations
@@ -32,6 +38,19 @@ WILDCARD_MATCH = 0.5
 
 
 @dataclass(frozen=True)
+class Matched:
+    """A strategy that brings its own match: generated from the evidence, it needs no playbook finding."""
+
+    strategy: Strategy
+    #: What the evidence says is wrong (``file_changed``, ``unit_masked`` ...).
+    cause: str
+    #: How strongly the evidence points at this strategy (0..1), in place of a finding's confidence.
+    confidence: float
+    #: Tried after every other strategy that keeps data (a plain restart).
+    last_resort: bool = False
+
+
+@dataclass(frozen=True)
 class RankedStrategy:
     strategy: Strategy
     score: float
@@ -39,6 +58,7 @@ class RankedStrategy:
     cause: str
     match: float
     success_rate: float
+    last_resort: bool = False
 
     @property
     def name(self) -> str:
@@ -51,7 +71,7 @@ class RankedStrategy:
     def as_dict(self) -> dict[str, object]:
         return {"strategy": self.name, "playbook": self.playbook, "score": round(self.score, 6),
                 "cause": self.cause, "match": self.match, "success_rate": round(self.success_rate, 6),
-                "effectiveness": self.strategy.effectiveness}
+                "effectiveness": self.strategy.effectiveness, "last_resort": self.last_resort}
 
 
 def success_rate(history: Mapping[str, tuple[int, int]] | None, name: str) -> float:
@@ -67,12 +87,14 @@ def rank_strategies(
     issue: Issue,
     diagnosis: Diagnosis,
     history: Mapping[str, tuple[int, int]] | None = None,
+    generated: Sequence[Matched] = (),
 ) -> list[RankedStrategy]:
     """Every strategy worth trying for ``issue``, best first (see the module docstring for the score).
 
     Each playbook's strategies are matched against that playbook's own finding, so a cause name used
     by two playbooks cannot pull in the other's strategies; a diagnosis without findings (built by hand)
-    applies its verdict to every playbook.
+    applies its verdict to every playbook. ``generated`` strategies are matched by their own cause and
+    confidence; on a tie the playbooks' strategies come first.
     """
     ranked: list[RankedStrategy] = []
     for playbook in playbooks:
@@ -92,4 +114,10 @@ def rank_strategies(
             score = strategy.effectiveness * match * rate
             if score > 0:
                 ranked.append(RankedStrategy(strategy, score, matched_cause, match, rate))
-    return sorted(ranked, key=lambda r: (r.strategy.lossy, -r.score))
+    for candidate in generated:
+        rate = success_rate(history, candidate.strategy.name)
+        score = candidate.strategy.effectiveness * candidate.confidence * rate
+        if score > 0:
+            ranked.append(RankedStrategy(candidate.strategy, score, candidate.cause, candidate.confidence,
+                                         rate, last_resort=candidate.last_resort))
+    return sorted(ranked, key=lambda r: (r.strategy.lossy, r.last_resort, -r.score))

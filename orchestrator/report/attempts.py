@@ -36,10 +36,22 @@ def diagnosis_section(loaded: Loaded) -> str:
         out += ["Variables the repair used:", "",
                 table(["Name", "Value"], [[code(k, in_table=True), inline(v)] for k, v in variables.items()])]
     out.append(_excerpts(data.get("evidence")))
-    rest = nested_block(data, skip=("evidence", "variables"))
+    out.append(_generated(as_list(data.get("generated"))))
+    rest = nested_block(data, skip=("evidence", "variables", "generated"))
     if rest:
         out += ["Other details:", "", rest]
     return "\n".join(out)
+
+
+def _generated(generated: list[Any]) -> str:
+    """The strategies generated from the evidence (not from a playbook), with what produced each."""
+    if not generated:
+        return ""
+    rows = [[code(g.get("strategy"), in_table=True), inline(g.get("playbook"), 40),
+             inline(g.get("cause"), 40), _confidence(g.get("confidence")), inline(g.get("description"), 400)]
+            for g in map(as_dict, generated)]
+    return "\n".join(["Strategies generated from the evidence:", "",
+                      table(["Strategy", "Family", "Cause", "Confidence", "Evidence"], rows)])
 
 
 def attempts_section(loaded: Loaded) -> str:
@@ -66,6 +78,11 @@ def _attempt(number: int, attempt: dict[str, Any]) -> str:
         out.append(f"- **Playbook:** {code(attempt['playbook'])}")
     if attempt.get("reason"):
         out.append(f"- **Reason:** {inline(attempt['reason'], 1000)}")
+    if attempt.get("description"):
+        out.append(f"- **What it does:** {inline(attempt['description'], 1000)}")
+    planned = as_list(attempt.get("planned"))
+    if planned:
+        out.append("- **Planned steps:** " + "; ".join(code(p, limit=300) for p in planned[:20]))
     out.append("")
     steps = [as_dict(s) for s in as_list(attempt.get("steps"))]
     if steps:

@@ -10,6 +10,7 @@ from orchestrator.report.change import apply_section, fix_package_section
 from orchestrator.report.escape import code, code_block, inline
 from orchestrator.report.files import Loaded, SessionFiles, as_dict, as_list
 from orchestrator.report.generic import nested_block, records_table, scalar_bullets
+from orchestrator.report.manual import manual_steps_section
 from orchestrator.report.overview import status_label, unreadable
 from orchestrator.report.validation import render_validation
 
@@ -36,7 +37,11 @@ def component_section(files: SessionFiles, component: str, detail: dict[str, Any
         return "\n".join(out)
     out.append(_reproduce(files.stage("reproduce", component)))
     out.append(diagnosis_section(files.stage("diagnosis", component)))
-    out.append(attempts_section(files.stage("attempts", component)))
+    attempts = files.stage("attempts", component)
+    out.append(attempts_section(attempts))
+    manual = manual_steps_section(attempts, detail) if detail.get("status") != "repaired" else ""
+    if manual:
+        out.append(manual)
     final = files.stage("validation", component)
     if not final.missing:
         out += ["### Validation", "", render_validation(final.data) if final.ok else unreadable(final)]

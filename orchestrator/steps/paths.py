@@ -42,6 +42,13 @@ def component_roots(component: Component, scope: str = "component") -> tuple[str
     return component.config_paths + component.unit_paths
 
 
+def own_paths(component: Component) -> tuple[str, ...]:
+    """Every path of the component: config, unit, data, log and writable paths (where ``make_dir`` and
+    ``set_meta`` may act on one path's own mode and owner)."""
+    return tuple(dict.fromkeys((*component.config_paths, *component.unit_paths, *component.data_paths,
+                                *component.log_paths, *component.writable_paths)))
+
+
 def ancestors(path: str, roots: Sequence[str]) -> list[str]:
     """The directories from the (deepest) root containing ``path`` down to ``path``'s parent, root
     included: each must be a real directory in the VM, or a move/write could land outside the root."""

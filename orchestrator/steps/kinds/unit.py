@@ -30,7 +30,7 @@ UNREPLAYABLE_ACTIONS = frozenset({"enable", "disable"})
 class UnitSpec(Strict):
     name: Token | None = Field(default=None, description="unit name or {unit}; omitted for daemon-reload")
     action: Literal["start", "stop", "restart", "reload", "daemon-reload", "reset-failed", "enable",
-                    "disable"]
+                    "disable", "mask", "unmask"]
 
     @model_validator(mode="after")
     def _name_matches_action(self) -> UnitSpec:

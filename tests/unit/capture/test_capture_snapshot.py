@@ -17,6 +17,7 @@ from orchestrator.model import Component, IssueKind
 from orchestrator.session.store import Session, new_session
 from orchestrator.systemd import MAX_VALUE
 from orchestrator.transport.fake import FakeTransport
+from tests.unit import fake_agent
 from tests.unit.detect.fakes import FakeAgent, file_entry, make_tar, usage
 
 NGINX = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
@@ -198,3 +199,32 @@ def test_package_versions_come_from_the_facts_when_they_were_read(session: Sessi
                                  max_file_bytes=MAX_FILE, facts=facts)
     assert capture.packages == {"nginx": "1.22.1-9", "nginx-common": None}
     assert not any(a[0] == "dpkg-query" for a in transport.argvs)
+
+
+# -- what generated strategies change is captured ------------------------------------------------
+
+STATEFUL = Component("db", units=("db.service",), config_paths=("/etc/db",),
+                     writable_paths=("/var/lib/db", "/var/lib/gone"))
+
+
+def test_unit_state_issues_capture_the_mask_and_wants_links() -> None:
+    assert capture_paths([STATEFUL], {IssueKind.UNIT_INACTIVE}) == [
+        "/etc/db", "/etc/systemd/system/db.service",
+        "/etc/systemd/system/multi-user.target.wants/db.service"]
+    assert capture_paths([STATEFUL], {IssueKind.UNIT_FAILED}) == ["/etc/db"]
+
+
+def test_state_issues_capture_writable_dirs_by_their_own_entry_only(session: Session) -> None:
+    agent = FakeAgent(tar=TAR, existing=set())
+    agent.put("/var/lib/db/ibdata1", fake_agent.file_node(b"gigabytes"))
+    kinds = {IssueKind.PATH_MISSING}
+    capture = capture_components(session, target(), agent, [STATEFUL], kinds,  # type: ignore[arg-type]
+                                 max_file_bytes=MAX_FILE, subjects=["/var/lib/gone"])
+    assert capture.meta_paths == ("/var/lib/gone", "/var/lib/db")
+    assert "/var/lib/db" not in capture.paths                      # never packed (pack walks)
+    listed = capture.manifest.by_path()
+    assert listed["/var/lib/db"].type == "dir" and "/var/lib/db/ibdata1" not in listed
+    assert "/var/lib/gone" in capture.manifest.missing
+    assert ("manifest", ("/var/lib/gone", "/var/lib/db")) in agent.calls
+    recorded = json.loads((session.dir / "capture.json").read_text())
+    assert recorded["meta_paths"] == ["/var/lib/gone", "/var/lib/db"]

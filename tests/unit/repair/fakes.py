@@ -99,6 +99,12 @@ class FakeVm:
     def transport(self) -> FakeTransport:
         return FakeTransport(self.handle)
 
+    def id_of(self, account: str) -> int:
+        """A numeric id, or the id of a name the fake host knows (``agent.names``)."""
+        if account.isdigit():
+            return int(account)
+        return next(i for i, name in self.agent.names.items() if name == account)
+
     def handle(self, argv: tuple[str, ...], stdin: bytes | None) -> Answer:  # noqa: PLR0911, PLR0912
         for prefix in sorted(self.answers, key=len, reverse=True):
             if argv[:len(prefix)] == prefix:
@@ -129,14 +135,17 @@ class FakeVm:
                 self.agent.symlink(path, target)
                 return 0, b"", b""
             case ("install", "-d", "-m", mode, "-o", uid, "-g", gid, "--", path):
-                self.agent.put(path, Node("dir", mode=int(mode, 8), uid=int(uid), gid=int(gid)))
+                self.agent.put(path, Node("dir", mode=int(mode, 8), uid=self.id_of(uid), gid=self.id_of(gid)))
                 return 0, b"", b""
             case ("chmod", mode, "--", path):
                 fs[path].mode = int(mode, 8)
                 return 0, b"", b""
             case ("chown", owner, "--", path):
-                uid, gid = owner.split(":")
-                fs[path].uid, fs[path].gid = int(uid), int(gid)
+                uid, _, gid = owner.partition(":")
+                if uid:
+                    fs[path].uid = self.id_of(uid)
+                if gid:
+                    fs[path].gid = self.id_of(gid)
                 return 0, b"", b""
             case ("systemctl", "is-active", *_):   # with or without "--" before the unit
                 return 0, b"active\n", b""

@@ -12,7 +12,7 @@ from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbook, load_playbooks
 from orchestrator.repair import rank_strategies
-from orchestrator.repair.rank import success_rate
+from orchestrator.repair.rank import Matched, success_rate
 from tests.unit.repair.fakes import issue
 
 NGINX_ISSUE = issue("nginx", IssueKind.CONFIG_INVALID, "nginx -t")
@@ -113,3 +113,31 @@ def test_lossy_strategies_rank_after_every_data_preserving_one() -> None:
     lossy = [r.strategy.lossy for r in ranked]
     assert lossy == sorted(lossy), [r.name for r in ranked]
     assert ranked[-1].name == "disk-truncate-big-logs"
+
+
+def _generated(name: str, effectiveness: float, confidence: float, *, last_resort: bool = False) -> Matched:
+    strategy = m.Strategy(name, "generated", ("x",), effectiveness, False, (), "generated:test")
+    return Matched(strategy, "x", confidence, last_resort=last_resort)
+
+
+def test_generated_rank_with_playbook_strategies_by_one_formula(playbooks: list[m.Playbook]) -> None:
+    generated = [_generated("gen-revert-file-etc-nginx-nginx.conf", 0.8, 0.9),
+                 _generated("gen-restart-nginx.service", 0.9, 0.9, last_resort=True),
+                 _generated("gen-never", 0.5, 0.0)]
+    ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95), generated=generated)
+    names = [r.name for r in ranked]
+    # 0.9*0.95 > 0.8*0.9 > 0.7*0.95: interleaved by score; the last resort comes after every other
+    # strategy, whatever its score; a zero confidence is dropped like a zero score.
+    assert names[:3] == ["nginx-restore-offender", "gen-revert-file-etc-nginx-nginx.conf",
+                         "nginx-quarantine-offender"]
+    assert names[-1] == "gen-restart-nginx.service" and "gen-never" not in names
+    gen = ranked[1]
+    assert (gen.cause, gen.match, gen.playbook) == ("x", 0.9, "generated:test")
+    assert gen.score == pytest.approx(0.8 * 0.9 * 0.5)
+
+
+def test_history_moves_generated_strategies_by_name(playbooks: list[m.Playbook]) -> None:
+    generated = [_generated("gen-a", 0.8, 0.9)]
+    history = {"gen-a": (6, 6), "nginx-restore-offender": (0, 4)}
+    ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95), history, generated)
+    assert ranked[0].name == "gen-a" and ranked[0].success_rate == pytest.approx(7 / 8)

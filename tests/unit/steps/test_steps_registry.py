@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[3]
 ORCHESTRATOR = ROOT / "orchestrator"
 KINDS_DIR = ORCHESTRATOR / "steps" / "kinds"
 #: What the playbooks accepted before the registry; the shipped playbooks and error messages rely on it.
-EXPECTED = ("run", "unit", "restore_baseline", "restore_conffile", "reinstall_package", "dpkg_configure",
-            "quarantine", "quarantine_unknown_dropins", "jsonl_repair", "reduce_logs", "wait_active",
-            "fstab_entry")
+EXPECTED = ("run", "unit", "restore_baseline", "make_dir", "set_meta", "restore_conffile",
+            "reinstall_package", "dpkg_configure", "quarantine", "quarantine_unknown_dropins",
+            "jsonl_repair", "reduce_logs", "wait_active", "fstab_entry")
 
 
 def test_every_kind_is_registered_in_display_order() -> None:

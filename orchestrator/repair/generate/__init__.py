@@ -1,0 +1,81 @@
+"""Strategy generators: concrete strategies built from the evidence of one issue, for the fault classes
+no hand-written playbook covers (and beside those that do).
+
+Interface::
+
+    generate_strategies(situation) -> list[Matched]
+
+A :class:`~orchestrator.repair.generate.situation.Situation` is the issue, its component, the target's
+captured state (the capture manifest), the newest healthy baseline (or None) and the troubleshooting
+VM, asked only read-only questions. Each family is a module with ``generate(situation) ->
+list[Proposal]``; a :class:`~orchestrator.repair.generate.proposal.Proposal` holds its steps in a
+playbook's dict form, and becomes a normal :class:`~orchestrator.playbooks.model.Strategy` (playbook
+``generated:<family>``, a deterministic safe name ``gen-<action>-<subject>``) through the playbook step
+schema, wrapped in a :class:`~orchestrator.repair.rank.Matched` that carries the cause and confidence
+the ranking uses in place of a playbook finding.
+
+Families, in the order their proposals are kept when two propose the same steps (smallest change
+first)::
+
+    revert       files, symlinks, modes and owners that differ from the baseline (revert.py)
+    systemd      masked, disabled, failed units; drop-ins added; unit files changed (units.py)
+    state        missing state/log/working directories; modes and owners of data dirs; /tmp etc. (state.py)
+    config       added include files; the newest change; the file the config test blames (config_files.py)
+    package      half-configured packages, changed packaged files and conffiles (packages.py)
+    last-resort  restart, ranked after every other strategy that keeps data (last_resort.py)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from orchestrator.errors import TransportError
+from orchestrator.repair.generate import config_files, last_resort, packages, revert, state, units
+from orchestrator.repair.generate.proposal import Proposal, to_matched
+from orchestrator.repair.generate.situation import Situation
+from orchestrator.repair.rank import Matched
+
+log = logging.getLogger(__name__)
+
+Family = Callable[[Situation], list[Proposal]]
+FAMILIES: tuple[tuple[str, Family], ...] = (
+    (revert.FAMILY, revert.generate), (units.FAMILY, units.generate), (state.FAMILY, state.generate),
+    (config_files.FAMILY, config_files.generate), (packages.FAMILY, packages.generate),
+    (last_resort.FAMILY, last_resort.generate),
+)
+
+__all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies"]
+
+
+def generate_strategies(situation: Situation,
+                        families: Sequence[tuple[str, Family]] = FAMILIES) -> list[Matched]:
+    """Every strategy the families propose for ``situation``, converted and de-duplicated: a name, or
+    the same steps, proposed twice is kept once (the first family's).
+
+    Raises:
+        TransportError: the VM cannot be reached (a question that times out or cannot be asked is
+            only a missing answer).
+    """
+    found: list[Matched] = []
+    names: set[str] = set()
+    seen_steps: set[tuple[object, ...]] = set()
+    for family, generate in families:
+        try:
+            proposals = generate(situation)
+        except TransportError:
+            raise
+        except ValueError as exc:   # untrusted text the family could not make sense of
+            log.warning("strategy generator %s failed: %s", family, exc)
+            continue
+        for proposal in proposals:
+            matched = to_matched(proposal)
+            if matched is None:
+                continue
+            steps = tuple(matched.strategy.steps)
+            if matched.strategy.name in names or steps in seen_steps:
+                continue
+            names.add(matched.strategy.name)
+            seen_steps.add(steps)
+            found.append(matched)
+    return found

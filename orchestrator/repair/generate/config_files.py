@@ -1,0 +1,97 @@
+"""Family ``config``: the component's config files, judged by the baseline and by its config test.
+
+Evidence and what it proposes:
+
+- a file added since the baseline in an include directory (``*.d``, ``*-enabled``, ``conf.d``) of the
+  component's config paths: the service loads it without anyone naming it → quarantine the newest;
+- the config file changed most recently since the baseline → restore it (the ``revert`` family proposes
+  the same steps when it ranks that file first; the duplicate is dropped);
+- a file the config test blames (``/etc/...`` or ``/etc/...:LINE`` in the output of
+  ``Component.config_test``, run in the VM, or in the issue's evidence), inside the component's config
+  paths → restore it from the baseline, or quarantine it when the baseline does not have it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from orchestrator.model import IssueKind
+from orchestrator.repair.generate import followups
+from orchestrator.repair.generate.drift import drift
+from orchestrator.repair.generate.proposal import Proposal, literal
+from orchestrator.repair.generate.revert import is_include_dir
+from orchestrator.repair.generate.situation import Situation, quote
+from orchestrator.steps.paths import normalize, within_any
+
+FAMILY = "config"
+KINDS = frozenset({IssueKind.CONFIG_INVALID, IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE,
+                   IssueKind.HTTP_DOWN, IssueKind.PORT_DOWN})
+CONFIG_TEST_TIMEOUT_S = 60.0
+#: ``/etc/nginx/sites-enabled/default:12`` or ``in /etc/app.conf line 3``: a path under /etc.
+BLAMED = re.compile(r"(?<![\w./-])(/etc/(?:[\w.@+-]+/)*[\w.@+-]+)(?::(\d+))?")
+
+
+def generate(situation: Situation) -> list[Proposal]:
+    if situation.issue.kind not in KINDS or not situation.component.config_paths:
+        return []
+    return _blamed(situation) + _added_include(situation) + _newest_change(situation)
+
+
+def _added_include(situation: Situation) -> list[Proposal]:
+    roots = situation.component.config_paths
+    added = [d for d in drift(situation, roots) if d.change == "added" and d.now is not None
+             and d.now.type in ("file", "symlink") and is_include_dir(posixpath.dirname(d.path))]
+    if not added:
+        return []
+    newest = max(added, key=lambda d: (situation.names(d.path), d.mtime, d.path))
+    directory = posixpath.dirname(newest.path)
+    return [Proposal(
+        FAMILY, "quarantine-added", newest.path,
+        f"Quarantine {quote(newest.path)}: added since the baseline to the include directory "
+        f"{quote(directory)}" + (f" (the newest of {len(added)})" if len(added) > 1 else "") + ".",
+        ({"quarantine": {"path": literal(newest.path), "within": [directory]}},
+         *followups.after_change(situation.component, [newest.path])),
+        effectiveness=0.8, cause="file_added", confidence=0.85 if situation.names(newest.path) else 0.7)]
+
+
+def _newest_change(situation: Situation) -> list[Proposal]:
+    changed = [d for d in drift(situation, situation.component.config_paths)
+               if d.change == "content" and d.now is not None and d.now.type == "file"]
+    if not changed:
+        return []
+    newest = max(changed, key=lambda d: (d.mtime, d.path))
+    return [_restore(situation, newest.path, f"{newest.describe()}, the most recent change", 0.65)]
+
+
+def _blamed(situation: Situation) -> list[Proposal]:
+    output = situation.issue.evidence.get("output", "") if situation.issue.kind is IssueKind.CONFIG_INVALID \
+        else ""
+    if not output and situation.component.config_test:
+        result = situation.ask(situation.component.config_test, timeout=CONFIG_TEST_TIMEOUT_S)
+        output = "" if result is None or result.succeeded else result.stdout_text + result.stderr_text
+    roots = situation.component.config_paths
+    for match in BLAMED.finditer(output):
+        path = normalize(match.group(1))
+        if path is None or not within_any(path, roots) or path in roots:
+            continue
+        line = f" line {match.group(2)}" if match.group(2) else ""
+        why = f"the config test `{quote(' '.join(situation.component.config_test))}` blames it{line}"
+        if path in situation.recorded:
+            return [_restore(situation, path, why, 0.9)]
+        if path in situation.now:
+            return [Proposal(
+                FAMILY, "quarantine-blamed", path,
+                f"Quarantine {quote(path)}: {why}, and the baseline does not have it.",
+                ({"quarantine": {"path": literal(path)}},
+                 *followups.after_change(situation.component, [path])),
+                effectiveness=0.75, cause="config_blamed", confidence=0.85)]
+    return []
+
+
+def _restore(situation: Situation, path: str, why: str, confidence: float) -> Proposal:
+    return Proposal(
+        FAMILY, "restore-config", path, f"Restore {quote(path)} from the baseline: {quote(why)}.",
+        ({"restore_baseline": {"paths": [literal(path)]}},
+         *followups.after_change(situation.component, [path])),
+        effectiveness=0.8, cause="config_changed", confidence=confidence)
