@@ -152,3 +152,46 @@ def unit_states(transport: Transport, capture: Capture, units: list[str], sessio
         session.event("sandbox", "unit_states", changed=done)
     return done
 
+
+
+def directories(transport: Transport, agent: AgentApi, capture: Capture, session: Session) -> list[str]:
+    """Give the capture's meta paths (directories a service writes to, captured by their own entry
+    only: :attr:`Capture.meta_paths`) the target's state in the VM: absent where the target lacks them,
+    else a directory with the target's mode, owner and group. Their content is never copied (a
+    database's state directory); only what a service's start checks (that it exists, who may write
+    it) is mirrored, so a fault made of a missing or mis-owned state directory reproduces. Returns what
+    was done.
+
+    Raises:
+        TransportError: the VM stopped answering.
+    """
+    if not capture.meta_paths:
+        return []
+    on_target = capture.manifest.by_path()
+    in_vm = agent.manifest(list(capture.meta_paths), recursive=False).by_path()
+    done: list[str] = []
+    for path in capture.meta_paths:
+        want, have = on_target.get(path), in_vm.get(path)
+        if want is None:
+            if path in capture.manifest.missing and have is not None:
+                transport.check(["rm", "-rf", "--", path], timeout=TIMEOUT_S)
+                done.append(f"removed {path}")
+            continue
+        names = (want.owner, want.group)
+        if want.type != "dir" or not all(ACCOUNT_NAME.match(n) or n.isdigit() for n in names):
+            continue
+        if have is None:
+            transport.check(["mkdir", "-p", "--", path], timeout=TIMEOUT_S)
+        elif (have.type, have.mode, have.owner, have.group) == (want.type, want.mode, want.owner, want.group):
+            continue
+        elif have.type != "dir":
+            continue   # the VM has something else there: not ours to replace
+        # An owner the VM has no account for stays the VM's: reported, not fatal (the fault may still
+        # reproduce through the mode, and the evidence says what differs).
+        owned = transport.run(["chown", "-h", "--", f"{want.owner}:{want.group}", path], timeout=TIMEOUT_S)
+        transport.check(["chmod", "--", f"{want.mode:o}", path], timeout=TIMEOUT_S)
+        note = "" if owned.succeeded else f" (chown failed: {owned.stderr_text.strip()[:120]})"
+        done.append(f"{path}: {want.owner}:{want.group} {want.mode:o}{note}")
+    if done:
+        session.event("sandbox", "directories_mirrored", changed=done)
+    return done

@@ -175,6 +175,7 @@ class TroubleshootingVm:
         in_vm = self.agent.manifest(list(capture.paths))
         removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
         owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
+        owners += mirror.directories(self.transport, self.agent, capture, self.session)
         units = sorted({u for c in components for u in c.units})
         # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
         # restart what the capture touched so the services run (or fail) with the target's

@@ -74,3 +74,40 @@ def test_a_hostile_account_name_never_reaches_a_command(tmp_path: Path, session:
                              Manifest((owned("/opt/app/x", "root", "root"),)), session)
     assert transport.argvs == []
     assert done == ["refused 2 account name(s) outside useradd's syntax"]
+
+
+class _MetaAgent:
+    """Answers the VM's non-recursive manifest of the meta paths."""
+
+    def __init__(self, *entries: object) -> None:
+        self.entries = entries
+
+    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+        assert recursive is False
+        return Manifest(tuple(e for e in self.entries if e.path in paths))  # type: ignore[attr-defined]
+
+
+def _meta_capture(tmp_path: Path, entries: tuple[object, ...], missing: tuple[str, ...]) -> Capture:
+    return replace(Capture(tmp_path / "files.tar", ("/etc/app",), Manifest(entries, missing), ()),  # type: ignore[arg-type]
+                   meta_paths=("/var/lib/app", "/var/log/app"))
+
+
+def test_state_directories_get_the_targets_absence_mode_and_owner(tmp_path: Path, session: Session) -> None:
+    target_dir = replace(owned("/var/lib/app", "root", "root"), type="dir", mode=0o755)
+    capture = _meta_capture(tmp_path, (target_dir,), ("/var/log/app",))
+    in_vm = _MetaAgent(replace(owned("/var/lib/app", "app", "app"), type="dir", mode=0o750),
+                       replace(owned("/var/log/app", "app", "app"), type="dir", mode=0o750))
+    transport = vm(set())
+    done = mirror.directories(transport, in_vm, capture, session)  # type: ignore[arg-type]
+    assert transport.argvs == [("chown", "-h", "--", "root:root", "/var/lib/app"),
+                               ("chmod", "--", "755", "/var/lib/app"),
+                               ("rm", "-rf", "--", "/var/log/app")]
+    assert done == ["/var/lib/app: root:root 755", "removed /var/log/app"]
+
+
+def test_a_directory_that_already_matches_costs_nothing(tmp_path: Path, session: Session) -> None:
+    same = replace(owned("/var/lib/app", "app", "app"), type="dir", mode=0o750)
+    capture = _meta_capture(tmp_path, (same,), ())
+    transport = vm(set())
+    assert mirror.directories(transport, _MetaAgent(same), capture, session) == []  # type: ignore[arg-type]
+    assert transport.argvs == []
