@@ -258,13 +258,14 @@ class Detector:
                     functools.partial(http.probe_http, transport, comp, check,
                                       thresholds.http_timeout_s))
             _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
-                               listening=listening, dpkg=dpkg)
+                               listening=listening, dpkg=dpkg, unit_batch=unit_batch)
         return plan
 
 
 def _plan_state_probes(
     add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
     accounts: RunShared[Any], listening: RunShared[Any], dpkg: RunShared[Any],
+    unit_batch: units.ShowBatch | None,
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
     if comp.packages:
@@ -278,7 +279,7 @@ def _plan_state_probes(
             symlinks.first_reads(comp))
     for path in comp.writable_paths:
         add(writable.probe_name(path),
-            functools.partial(writable.probe_writable, agent, accounts, comp, path),
+            functools.partial(writable.probe_writable, agent, accounts, comp, path, unit_batch),
             writable.first_reads(path), () if writable.runs_as_root(comp) else (accounts,))
     for port in comp.ports:
         add(ports.probe_name(comp, port), functools.partial(ports.probe_port, listening, comp, port),

@@ -37,7 +37,7 @@ from orchestrator.transport.base import Transport
 
 PREFIX = "unit:"
 PROPERTIES = ("ActiveState", "SubState", "UnitFileState", "NRestarts", "Result", "LoadState",
-              "ExecMainStatus", "Type", "ConditionResult")
+              "ExecMainStatus", "Type", "ConditionResult", "User", "Group")
 SHOW_TIMEOUT_S = systemd.SHOW_TIMEOUT_S
 _ENABLED = frozenset({"enabled", "enabled-runtime"})
 _RUNNING = frozenset({"active", "reloading", "activating"})

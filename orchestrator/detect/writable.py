@@ -37,12 +37,13 @@ from __future__ import annotations
 import functools
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.agent.api import AgentApi, AgentRead, FileEntry, Manifest, manifest_args
 from orchestrator.detect.common import ProbeId, cap_evidence
 from orchestrator.detect.shared import RunShared
 from orchestrator.detect.symlinks import is_plain_root, link_target
+from orchestrator.detect.units import ShowBatch
 from orchestrator.errors import AgentError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
 
@@ -308,10 +309,28 @@ def _permissions(
                       f"{component.name} cannot write its data", evidence)
 
 
+def current_identity(component: Component, batch: ShowBatch | None) -> Component:
+    """``component`` with the ``User=``/``Group=`` its unit has *now*, when this run's batched
+    ``systemctl show`` answered for it; else as discovered.
+
+    Discovery reads the unit on the target as it was when the watch was resolved, possibly with the
+    fault in place (a drop-in naming an account that does not exist): judged against that identity, a
+    repaired unit would still fail the probe. The unit's current configuration is what systemd will
+    start the service as, so it is what the directory must allow.
+    """
+    if batch is None or not component.units:
+        return component
+    show = batch.take(component.units[0])
+    if show is None or "User" not in show.properties:
+        return component
+    return replace(component, user=show.properties["User"], group=show.properties.get("Group", ""))
+
+
 def probe_writable(
     agent: AgentApi, accounts: RunShared[Accounts], component: Component, path: str,
+    batch: ShowBatch | None = None,
 ) -> ProbeResult:
-    """Check ``path`` for ``component``.
+    """Check ``path`` for ``component`` (as its unit's current user, see :func:`current_identity`).
 
     Raises:
         TransportError: the target cannot be reached (an agent failure makes the probe unavailable).
@@ -319,6 +338,7 @@ def probe_writable(
     pid = ProbeId(probe_name(path), component.name, IssueKind.PERMISSIONS, path)
     if not is_plain_root(path) or path == "/":
         return pid.unavailable(f"{path!r} is not an absolute, normalised path below /")
+    component = current_identity(component, batch)
     try:
         manifest = agent.manifest(checked_paths(path), recursive=False)
     except AgentError as exc:

@@ -35,7 +35,7 @@ def test_argv_is_a_list_with_the_unit_after_double_dash() -> None:
     assert transport.argvs == [(
         "systemctl", "show",
         "--property=ActiveState,SubState,UnitFileState,NRestarts,Result,LoadState,ExecMainStatus,Type,"
-        "ConditionResult",
+        "ConditionResult,User,Group",
         "--", "nginx.service",
     )]
 

@@ -227,3 +227,27 @@ def test_shared_accounts_declare_their_reads() -> None:
     shared = writable.shared_accounts(FakeAgent())
     assert isinstance(shared, RunShared)
     assert shared.first_reads == writable.account_reads()
+
+
+class _Batch:
+    """A ShowBatch that answered this run's systemctl show."""
+
+    def __init__(self, answers: dict[str, dict[str, str]]) -> None:
+        self.answers = answers
+
+    def take(self, unit: str) -> object:
+        from orchestrator.detect.units import UnitShow
+        props = self.answers.get(unit)
+        return None if props is None else UnitShow(props)
+
+
+def test_the_units_current_user_is_judged_not_the_one_discovered() -> None:
+    # Discovered while a drop-in named an account that does not exist; the unit runs as sampleapp now.
+    discovered = Component("sampleapp", units=("sampleapp.service",), user="sampleapp-svc",
+                           group="", writable_paths=("/var/lib/sampleapp",))
+    batch = _Batch({"sampleapp.service": {"User": "sampleapp", "Group": "sampleapp"}})
+    current = writable.current_identity(discovered, batch)  # type: ignore[arg-type]
+    assert (current.user, current.group) == ("sampleapp", "sampleapp")
+    # No answer for the unit (a single-unit run, systemctl missing): the discovered identity stands.
+    assert writable.current_identity(discovered, _Batch({})) is discovered  # type: ignore[arg-type]
+    assert writable.current_identity(discovered, None) is discovered
