@@ -2,6 +2,8 @@
 
 - :mod:`.paths`    lexical path rules (canonical, no ``..``, under an allowed root)
 - :mod:`.ops`      the operation types, their invariants and JSON schema
+- :mod:`.fsops`    operations on symlinks, directories, modes and owners
+- :mod:`.unitlinks` the links ``systemctl enable|mask`` writes (left to a ``unit_state``)
 - :mod:`.replay`   validation of the operations the repair layer recorded (units, log rotation)
 - :mod:`.owners`   VM owner names -> target uid/gid
 - :mod:`.compute`  :func:`compute_package`: manifests before/after -> :class:`FixPackage`
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES, compute_package
+from orchestrator.fixpkg.fsops import MakeDirOp, RemoveDirOp, RemoveSymlinkOp, SetOwnerModeOp, SymlinkOp
 from orchestrator.fixpkg.ops import (
     ABSENT,
     DaemonReloadOp,
@@ -21,6 +24,7 @@ from orchestrator.fixpkg.ops import (
     RotateLogOp,
     SetMetaOp,
     UnitOp,
+    UnitStateOp,
     WriteFileOp,
 )
 from orchestrator.fixpkg.package import FixPackage
@@ -31,11 +35,17 @@ __all__ = [
     "DaemonReloadOp",
     "FileOp",
     "FixPackage",
+    "MakeDirOp",
     "Operation",
+    "RemoveDirOp",
     "RemoveFileOp",
+    "RemoveSymlinkOp",
     "RotateLogOp",
     "SetMetaOp",
+    "SetOwnerModeOp",
+    "SymlinkOp",
     "UnitOp",
+    "UnitStateOp",
     "WriteFileOp",
     "compute_package",
 ]

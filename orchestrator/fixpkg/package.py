@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from orchestrator.errors import FixPackageError, StateError
 from orchestrator.fixpkg.ops import (
     DATA_OPS,
-    FILE_OPS,
+    PATH_OPS,
     Operation,
     WriteFileOp,
     op_from_dict,
@@ -99,7 +99,7 @@ class FixPackage:
     @property
     def paths(self) -> list[str]:
         """Every path an operation touches, in package order."""
-        return [op.path for op in self.operations if isinstance(op, (*FILE_OPS, *DATA_OPS))]
+        return [op.path for op in self.operations if isinstance(op, (*PATH_OPS, *DATA_OPS))]
 
     def blob(self, sha256: str) -> bytes:
         return self.blobs[sha256]
