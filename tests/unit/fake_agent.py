@@ -74,7 +74,7 @@ from orchestrator.agent.api import (
 )
 from orchestrator.errors import AgentError, AgentFailedError
 
-NodeType = Literal["file", "dir", "symlink"]
+NodeType = Literal["file", "dir", "symlink", "other"]   # other: a FIFO, socket or device
 
 #: uid/gid -> name on the fake host unless a test says otherwise.
 NAMES = {0: "root", 33: "www-data", 101: "app", 104: "app"}
@@ -262,7 +262,7 @@ class FakeAgent:
         return self.names.get(ident, str(ident))
 
     def _entry(self, path: str, node: Node) -> FileEntry:
-        size = {"file": len(node.data), "dir": 4096, "symlink": len(node.link or "")}[node.type]
+        size = {"file": len(node.data), "dir": 4096, "symlink": len(node.link or ""), "other": 0}[node.type]
         return FileEntry(path, node.type, node.mode, node.uid, node.gid, self._name(node.uid),
                          self._name(node.gid), size, 0.0, sha(node.data) if node.type == "file" else None,
                          node.link if node.type == "symlink" else None)
