@@ -17,9 +17,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from orchestrator.agent.api import AgentApi, FileEntry
+from orchestrator.apply.entries import BackupEntry
 from orchestrator.apply.fs_ops import expected_state, holds
 from orchestrator.apply.unit_states import unit_file_state
 from orchestrator.apply.units import unit_state
@@ -41,21 +42,6 @@ from orchestrator.transport.base import Transport
 BACKUP_JSON = "backup.json"
 FILES_DIR = "files"
 FORMAT = 1
-
-
-@dataclass(frozen=True)
-class BackupEntry:
-    path: str
-    existed: bool
-    #: ``file``: restorable (content in files/<sha256> when it existed); ``symlink``/``dir``: restorable
-    #: from the metadata (and ``link``); ``rotated_log``: metadata only.
-    kind: Literal["file", "rotated_log", "symlink", "dir"] = "file"
-    sha256: str | None = None
-    size: int = 0
-    mode: int = 0
-    uid: int = 0
-    gid: int = 0
-    link: str | None = None
 
 
 @dataclass(frozen=True)

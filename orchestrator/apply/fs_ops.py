@@ -10,10 +10,11 @@ symlink is removed, a removed one recreated, a symlink re-pointed, a mode or own
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, assert_never
+from collections.abc import Callable, Iterable
+from typing import assert_never
 
 from orchestrator.agent.api import AgentApi, FileEntry, PathState, PathType
+from orchestrator.apply.entries import BackupEntry
 from orchestrator.errors import ApplyError
 from orchestrator.fixpkg.fsops import (
     MakeDirOp,
@@ -24,9 +25,6 @@ from orchestrator.fixpkg.fsops import (
     SymlinkOp,
 )
 from orchestrator.fixpkg.ops import RemoveFileOp, SetMetaOp
-
-if TYPE_CHECKING:   # backup.py uses this module: types only, no import cycle
-    from orchestrator.apply.backup import Backup, BackupEntry
 
 #: Backup entry kinds this module restores ("file" included: a set_owner_mode of a file).
 RESTORED_KINDS = ("file", "symlink", "dir")
@@ -127,8 +125,10 @@ def matches(entry: BackupEntry, found: FileEntry | None) -> bool:
     return same_meta and (entry.kind == "dir" or found.sha256 == entry.sha256)
 
 
-def restore_entry(backup: Backup, entry: BackupEntry, found: FileEntry | None, agent: AgentApi) -> None:
-    """Put ``entry`` back on the target, whatever the package did to it (no precondition).
+def restore_entry(content: Callable[[BackupEntry], bytes], entry: BackupEntry, found: FileEntry | None,
+                  agent: AgentApi) -> None:
+    """Put ``entry`` back on the target, whatever the package did to it (no precondition); ``content``
+    reads a file's backed-up bytes (:meth:`~.backup.Backup.content`).
 
     Raises:
         StateError: the backed-up content is damaged. AgentError, TransportError.
@@ -151,5 +151,5 @@ def restore_entry(backup: Backup, entry: BackupEntry, found: FileEntry | None, a
         # Only the metadata changed: reset it rather than rewrite the content.
         agent.set_meta(entry.path, mode=entry.mode, uid=entry.uid, gid=entry.gid, expect=None)
     else:
-        agent.write_file(entry.path, backup.content(entry), mode=entry.mode, uid=entry.uid,
+        agent.write_file(entry.path, content(entry), mode=entry.mode, uid=entry.uid,
                          gid=entry.gid, expect_sha256=None)

@@ -15,7 +15,8 @@ import posixpath
 from pathlib import Path
 
 from orchestrator.agent.api import AgentApi, FileEntry
-from orchestrator.apply.backup import Backup, BackupEntry, load_backup
+from orchestrator.apply.backup import Backup, load_backup
+from orchestrator.apply.entries import BackupEntry
 from orchestrator.apply.fs_ops import RESTORED_KINDS, matches, restore_entry
 from orchestrator.apply.unit_states import restore_unit_state, verify_unit_state
 from orchestrator.apply.units import daemon_reload, restore_unit
@@ -94,7 +95,7 @@ def _restore_files(backup: Backup, entries: list[BackupEntry], agent: AgentApi) 
         if now is not None and matches(entry, found):
             continue
         try:
-            restore_entry(backup, entry, found, agent)
+            restore_entry(backup.content, entry, found, agent)
         except VmRepairError as exc:
             errors.append(f"restore {entry.path}: {exc.message}")
     return errors

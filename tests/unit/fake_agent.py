@@ -16,7 +16,8 @@ it); ``remove_file`` and ``move_file`` take files and symlinks only and never ov
 ``jsonl_check``/``jsonl_repair`` parse the content (non-JSON lines are bad and get quarantined);
 ``set_symlink``/``remove_symlink``/``make_dir``/``remove_dir``/``set_meta`` check their ``expect``
 (a :class:`PathState`) on the lstat of the path, need the parent to exist, and with ``expect=None``
-remove nothing that is already gone; ``rotate_log`` compresses to ``<path>.1.gz`` and truncates; ``big_files`` and ``pack`` walk the tree;
+remove nothing that is already gone; ``rotate_log`` compresses to ``<path>.1.gz`` and truncates;
+``big_files`` and ``pack`` walk the tree;
 ``unpack`` extracts a tar held in ``remote`` (the agent's directory, also what ``fetch`` reads);
 ``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``. Failures are
 ``AgentFailedError`` with the agent's codes (``not_found``, ``invalid``, ``precondition``) and its

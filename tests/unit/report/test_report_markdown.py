@@ -330,7 +330,8 @@ def test_node_and_unit_state_operations_are_listed(tmp_path: Path) -> None:
         {"op": "unit_state", "unit": "app.service", "state": "masked", "expect": "enabled"}]})
     session.finish(SessionStatus.NOT_REPAIRED, "no")
     text = render_report(session.dir)
-    assert "| 1 | make\\_dir | `/etc/a.d` | absent (new directory) | directory | 0750 | uid 0 / gid 0 |" in text
+    assert ("| 1 | make\\_dir | `/etc/a.d` | absent (new directory) | directory | 0750 | uid 0 / gid 0 |"
+            in text)
     assert "| 2 | symlink | `/etc/cur` | link → v1 | link → v2 |" in text
     assert "| 3 | remove\\_dir | `/etc/old.d` | empty directory | removed |" in text
     assert "| 4 | unit\\_state | `app.service` | is-enabled: enabled | masked |" in text
