@@ -6,7 +6,7 @@ Implemented by :class:`orchestrator.agent.client.RemoteAgent` (over any Transpor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 FileType = Literal["file", "dir", "symlink", "other"]
@@ -27,6 +27,25 @@ class FileEntry:
     mtime: float
     sha256: str | None = None
     link: str | None = None
+
+
+PathType = Literal["absent", "file", "dir", "symlink"]
+
+
+@dataclass(frozen=True)
+class PathState:
+    """A precondition the agent checks on the lstat of one path right before it changes it: the type,
+    and whichever of content digest, link text, mode and owner are given."""
+
+    type: PathType
+    sha256: str | None = None
+    link: str | None = None
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+
+    def as_args(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,29 @@ class AgentApi(Protocol):
         ...
 
     def move_file(self, src: str, dst: str) -> None: ...
+
+    # Symlinks, directories, owner and mode. ``expect`` is checked on the path's lstat right before the
+    # change (AgentFailedError, code ``precondition``, when it does not hold); ``None`` checks nothing
+    # and makes removals of an absent path succeed, for restores that may run twice.
+    def set_symlink(self, path: str, target: str, *, uid: int, gid: int,
+                    expect: PathState | None) -> FileEntry:
+        """Create or atomically retarget a symlink; never replaces a file or directory."""
+        ...
+
+    def remove_symlink(self, path: str, *, expect: PathState | None) -> None: ...
+
+    def make_dir(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        """Create a directory in an existing parent (or, without ``expect``, set an existing one's
+        mode and owner)."""
+        ...
+
+    def remove_dir(self, path: str, *, expect: PathState | None) -> None:
+        """Remove an empty directory (``precondition`` when it is not empty)."""
+        ...
+
+    def set_meta(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        """chmod/chown a file or directory through a descriptor, lchown a symlink; content untouched."""
+        ...
 
     def sweep_temps(self, dirs: list[str]) -> list[str]:
         """Remove temp files an interrupted replace left directly in ``dirs``; return their paths."""

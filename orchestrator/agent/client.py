@@ -36,6 +36,7 @@ from orchestrator.agent.api import (
     JsonlReport,
     Manifest,
     PackResult,
+    PathState,
     Placeholder,
     RotateResult,
     UnpackResult,
@@ -374,6 +375,45 @@ class RemoteAgent:
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
         answer = self._call("remove_file", {"path": path, "expect_sha256": expect_sha256})
         self._expect("remove_file", answer is None, "expected a null result")
+
+    def _node_call(self, op: str, args: dict[str, Any], expect: PathState | None) -> Any:
+        return self._call(op, {**args, "expect": None if expect is None else expect.as_args()})
+
+    def _node_entry(self, op: str, answer: object, path: str, kind: str) -> FileEntry:
+        entry = self._parse(op, FileEntryWire, answer).to_api()
+        self._expect(op, (entry.path, entry.type) == (path, kind),
+                     f"answered about {entry.path!r} ({entry.type})")
+        return entry
+
+    def set_symlink(self, path: str, target: str, *, uid: int, gid: int,
+                    expect: PathState | None) -> FileEntry:
+        args = {"path": path, "target": target, "uid": uid, "gid": gid}
+        entry = self._node_entry("set_symlink", self._node_call("set_symlink", args, expect), path, "symlink")
+        self._expect("set_symlink", (entry.link, entry.uid, entry.gid) == (target, uid, gid),
+                     f"{path} points to {entry.link!r}")
+        return entry
+
+    def remove_symlink(self, path: str, *, expect: PathState | None) -> None:
+        answer = self._node_call("remove_symlink", {"path": path}, expect)
+        self._expect("remove_symlink", answer is None, "expected a null result")
+
+    def make_dir(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        args = {"path": path, "mode": mode, "uid": uid, "gid": gid}
+        entry = self._node_entry("make_dir", self._node_call("make_dir", args, expect), path, "dir")
+        self._expect("make_dir", (entry.mode, entry.uid, entry.gid) == (mode, uid, gid), f"{path} metadata")
+        return entry
+
+    def remove_dir(self, path: str, *, expect: PathState | None) -> None:
+        answer = self._node_call("remove_dir", {"path": path}, expect)
+        self._expect("remove_dir", answer is None, "expected a null result")
+
+    def set_meta(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        answer = self._node_call("set_meta", {"path": path, "mode": mode, "uid": uid, "gid": gid}, expect)
+        entry = self._parse("set_meta", FileEntryWire, answer).to_api()
+        is_link = entry.type == "symlink"
+        self._expect("set_meta", entry.path == path and (entry.uid, entry.gid) == (uid, gid)
+                     and (is_link or entry.mode == mode), f"{entry.path!r} metadata not as asked")
+        return entry
 
     def verify_package(self, package_id: str, document: bytes, sha256: str) -> None:
         answer = self._call("verify_package", {"id": package_id, "sha256": sha256,

@@ -3,8 +3,9 @@
 Layout of the backup directory::
 
     files/<sha256>   content of each file that existed (owner-only; may hold secrets from /etc)
-    backup.json      per path: existed, kind, sha256, size, mode, uid, gid; the units' prior states
-                     (written last: without it there is no backup)
+    backup.json      per path: existed, kind (file, symlink, dir, rotated_log), sha256, size, mode,
+                     uid, gid, link; the units' prior states (is-active) and unit-file states
+                     (is-enabled) (written last: without it there is no backup)
 
 Rotated logs are recorded as metadata only: the rotation keeps their data in its verified archive, and
 copying a multi-gigabyte log off the target is what a full disk cannot afford.
@@ -20,12 +21,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from orchestrator.agent.api import AgentApi, FileEntry
+from orchestrator.apply.entries import BackupEntry
+from orchestrator.apply.fs_ops import expected_state, holds
 from orchestrator.apply.pkg_ops import PackageRecord, files_to_back_up, status_of
+from orchestrator.apply.unit_states import unit_file_state
 from orchestrator.apply.units import unit_state
 from orchestrator.errors import ApplyError, StateError
+from orchestrator.fixpkg.fsops import NODE_OPS, MakeDirOp, NodeOp, RemoveDirOp, SetOwnerModeOp
 from orchestrator.fixpkg.ops import (
     ABSENT,
     FILE_OPS,
@@ -34,6 +39,7 @@ from orchestrator.fixpkg.ops import (
     JsonlRepairOp,
     RotateLogOp,
     UnitOp,
+    UnitStateOp,
 )
 from orchestrator.fixpkg.package import FixPackage
 from orchestrator.fsutil import atomic_write, ensure_private_dir
@@ -42,19 +48,6 @@ from orchestrator.transport.base import Transport
 BACKUP_JSON = "backup.json"
 FILES_DIR = "files"
 FORMAT = 1
-
-
-@dataclass(frozen=True)
-class BackupEntry:
-    path: str
-    existed: bool
-    #: ``file``: restorable (content in files/<sha256> when it existed); ``rotated_log``: metadata only.
-    kind: Literal["file", "rotated_log"] = "file"
-    sha256: str | None = None
-    size: int = 0
-    mode: int = 0
-    uid: int = 0
-    gid: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +60,8 @@ class Backup:
     has_daemon_reload: bool = False
     #: Packages a ``deb_install`` reinstalls, with their status before the apply.
     packages: tuple[PackageRecord, ...] = ()
+    #: unit -> ``systemctl is-enabled`` before apply, for every unit_state operation.
+    unit_states: dict[str, str] = field(default_factory=dict)
 
     def content(self, entry: BackupEntry) -> bytes:
         """The backed-up content of ``entry``, checked against its hash again.
@@ -131,7 +126,12 @@ def create_backup(
     files = ensure_private_dir(ensure_private_dir(directory) / FILES_DIR)
     entries = []
     for op in pkg.operations:
-        if isinstance(op, FILE_OPS):
+        if isinstance(op, SetOwnerModeOp) and op.kind == "file" and op.expect_sha256 is not None:
+            entries.append(_backup_file(op.path, op.expect_sha256, current[op.path], agent=agent,
+                                        files=files, max_bytes=max_file_bytes))
+        elif isinstance(op, NODE_OPS):
+            entries.append(_backup_node(op, current[op.path]))
+        elif isinstance(op, FILE_OPS):
             entries.append(_backup_file(op.path, op.expect_sha256, current[op.path], agent=agent,
                                         files=files, max_bytes=max_file_bytes))
         elif isinstance(op, JsonlRepairOp) and op.path not in {e.path for e in entries}:
@@ -161,10 +161,15 @@ def create_backup(
         op.unit: unit_state(transport, op.unit, timeout=timeout)
         for op in pkg.operations if isinstance(op, UnitOp)
     }
+    unit_states = {
+        op.unit: unit_file_state(transport, op.unit, timeout=timeout)
+        for op in pkg.operations if isinstance(op, UnitStateOp)
+    }
     document = {
         "format": FORMAT, "package_id": pkg.id, "entries": [asdict(e) for e in entries],
         "units": units, "has_daemon_reload": any(isinstance(op, DaemonReloadOp) for op in pkg.operations),
         "packages": [asdict(p) for p in packages],
+        "unit_states": unit_states,
     }
     atomic_write(directory / BACKUP_JSON, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
     return load_backup(directory)
@@ -208,6 +213,17 @@ def _backup_file(
     return BackupEntry(path, True, "file", sha, len(data), entry.mode, entry.uid, entry.gid)
 
 
+def _backup_node(op: NodeOp, entry: FileEntry | None) -> BackupEntry:
+    """What a symlink's or directory's path is now: whether it existed, its link text, mode and owner."""
+    if not holds(expected_state(op), entry):   # preflight checked it; checked again, not assumed
+        raise ApplyError(f"target changed since capture: {op.path} (changed during backup)")
+    if entry is None:
+        return BackupEntry(op.path, existed=False,
+                           kind="dir" if isinstance(op, MakeDirOp | RemoveDirOp) else "symlink")
+    return BackupEntry(op.path, True, "dir" if entry.type == "dir" else "symlink", mode=entry.mode,
+                       uid=entry.uid, gid=entry.gid, link=entry.link)
+
+
 def load_backup(directory: Path) -> Backup:
     """Read ``backup.json`` and verify every blob it names.
 
@@ -223,13 +239,15 @@ def load_backup(directory: Path) -> Backup:
             units={str(k): str(v) for k, v in data["units"].items()},
             has_daemon_reload=bool(data["has_daemon_reload"]),
             packages=tuple(PackageRecord(**item) for item in data.get("packages", [])),
+            # Absent from backups taken before packages could change unit-file states.
+            unit_states={str(k): str(v) for k, v in data.get("unit_states", {}).items()},
         )
     except FileNotFoundError as exc:
         raise StateError(f"no backup in {directory} ({BACKUP_JSON} missing)") from exc
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise StateError(f"corrupt backup {path}: {exc}") from exc
     for entry in backup.entries:
-        if entry.kind not in ("file", "rotated_log") or not isinstance(entry.path, str):
+        if entry.kind not in ("file", "rotated_log", "symlink", "dir") or not isinstance(entry.path, str):
             raise StateError(f"corrupt backup {path}: bad entry {entry}")
         if entry.kind == "file" and entry.existed:
             backup.content(entry)

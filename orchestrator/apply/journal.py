@@ -14,7 +14,7 @@ from typing import Any
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.apply.restore import rollback_from_backup
-from orchestrator.fixpkg.ops import DaemonReloadOp, Operation, UnitOp
+from orchestrator.fixpkg.ops import DaemonReloadOp, Operation, UnitOp, UnitStateOp
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore, TxnRecord
 from orchestrator.transport.base import Transport
 
@@ -37,7 +37,7 @@ class Journal:
 
     def start(self, index: int) -> None:
         op = self.operations[index]
-        if isinstance(op, DaemonReloadOp | UnitOp):
+        if isinstance(op, DaemonReloadOp | UnitOp | UnitStateOp):
             self.units_touched = True
         self.store.step(self.txn_id, "op_started", state="applying", index=index, op=op.name,
                         subject=getattr(op, "path", getattr(op, "unit", "")),

@@ -1,4 +1,7 @@
-"""Put the target back as the backup recorded it: files first, then units, then check the files.
+"""Put the target back as the backup recorded it: unit-file states first (the reverse of apply, see
+:mod:`.unit_states`), then files, symlinks and directories (in reverse package order, so a created
+directory is emptied before it goes and a removed one comes back before its content), then units, then
+check all of it.
 
 Usable on its own (crash recovery, `vmrepair fixes rollback`, by hand) via :func:`rollback_from_backup`.
 Restoring never stops at the first failure: every path and unit is attempted and every failure is
@@ -12,8 +15,11 @@ import posixpath
 from pathlib import Path
 
 from orchestrator.agent.api import AgentApi, FileEntry
-from orchestrator.apply.backup import Backup, BackupEntry, load_backup
+from orchestrator.apply.backup import Backup, load_backup
+from orchestrator.apply.entries import BackupEntry
+from orchestrator.apply.fs_ops import RESTORED_KINDS, matches, restore_entry
 from orchestrator.apply.pkg_ops import settle
+from orchestrator.apply.unit_states import restore_unit_state, verify_unit_state
 from orchestrator.apply.units import daemon_reload, restore_unit
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import Transport
@@ -54,17 +60,26 @@ def restore(
 ) -> list[str]:
     """Restore ``backup`` on the target and verify the files; return the errors.
 
-    Reinstalled packages are settled first (an interrupted reinstall finished, see
+    Unit-file states first (``disable`` needs the unit file a file restore may remove), then reinstalled
+    packages are settled (an interrupted reinstall finished, see
     :func:`orchestrator.apply.pkg_ops.settle`): dpkg rewrites their files, the restore then puts back
     the ones the backup holds."""
-    entries = [entry for entry in backup.entries if entry.kind == "file"]
-    errors = settle(backup.packages, backup.deb_path, agent, transport, timeout=timeout) \
-        if backup.packages else []
+    entries = [entry for entry in backup.entries if entry.kind in RESTORED_KINDS]
+    errors = []
+    if units_touched:
+        errors += [e for unit, prior in backup.unit_states.items()
+                   if (e := restore_unit_state(transport, unit, prior, timeout=timeout)) is not None]
+    if backup.packages:
+        errors += settle(backup.packages, backup.deb_path, agent, transport, timeout=timeout)
+    _sweep(entries, agent)   # first too: a directory to remove may still hold a replace's temp file
     errors += _restore_files(backup, entries, agent)
-    if units_touched and (backup.units or backup.has_daemon_reload):
+    if units_touched and (backup.units or backup.has_daemon_reload or backup.unit_states):
         errors += _restore_units(backup, transport, timeout)
     _sweep(entries, agent)
     errors += _verify_files(entries, agent)
+    if units_touched:
+        errors += [e for unit, prior in backup.unit_states.items()
+                   if (e := verify_unit_state(transport, unit, prior, timeout=timeout)) is not None]
     for error in errors:
         log.error("rollback from %s: %s", backup.directory, error)
     return errors
@@ -72,18 +87,11 @@ def restore(
 
 def _snapshot(agent: AgentApi, entries: list[BackupEntry]) -> dict[str, FileEntry] | None:
     try:
-        return agent.manifest([entry.path for entry in entries]).by_path() if entries else {}
+        paths = [entry.path for entry in entries]
+        return agent.manifest(paths, recursive=False).by_path() if entries else {}
     except VmRepairError as exc:
         log.warning("cannot see the target's files before restoring them: %s", exc)
         return None
-
-
-def _matches(entry: BackupEntry, found: FileEntry | None) -> bool:
-    if not entry.existed:
-        return found is None
-    return found is not None and found.type == "file" and (
-        found.sha256, found.mode, found.uid, found.gid
-    ) == (entry.sha256, entry.mode, entry.uid, entry.gid)
 
 
 def _restore_files(backup: Backup, entries: list[BackupEntry], agent: AgentApi) -> list[str]:
@@ -91,14 +99,11 @@ def _restore_files(backup: Backup, entries: list[BackupEntry], agent: AgentApi) 
     errors = []
     for entry in reversed(entries):
         # Skipping what already matches keeps a repeated rollback (after a crash) from redoing work.
-        if now is not None and _matches(entry, now.get(entry.path)):
+        found = None if now is None else now.get(entry.path)
+        if now is not None and matches(entry, found):
             continue
         try:
-            if entry.existed:
-                agent.write_file(entry.path, backup.content(entry), mode=entry.mode, uid=entry.uid,
-                                 gid=entry.gid, expect_sha256=None)
-            else:
-                agent.remove_file(entry.path, expect_sha256=None)
+            restore_entry(backup.content, entry, found, agent)
         except VmRepairError as exc:
             errors.append(f"restore {entry.path}: {exc.message}")
     return errors
@@ -134,5 +139,5 @@ def _verify_files(entries: list[BackupEntry], agent: AgentApi) -> list[str]:
         return ["cannot verify the restored files: the target's manifest failed"]
     return [
         f"{entry.path} still differs from the backup after restore"
-        for entry in entries if not _matches(entry, now.get(entry.path))
+        for entry in entries if not matches(entry, now.get(entry.path))
     ]

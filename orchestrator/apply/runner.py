@@ -17,14 +17,17 @@ from typing import Any, assert_never
 
 from orchestrator.agent.api import AgentApi
 from orchestrator.apply.backup import Backup, create_backup
+from orchestrator.apply.fs_ops import run_node_op
 from orchestrator.apply.journal import Journal
 from orchestrator.apply.pkg_ops import check_preconditions, run_deb_install, run_dpkg_configure
 from orchestrator.apply.preflight import preflight
 from orchestrator.apply.restore import DEFAULT_COMMAND_TIMEOUT, restore
 from orchestrator.apply.result import ApplyResult, ApplyStatus
+from orchestrator.apply.unit_states import set_unit_state
 from orchestrator.apply.units import daemon_reload, unit_action
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES
+from orchestrator.fixpkg.fsops import MakeDirOp, RemoveDirOp, RemoveSymlinkOp, SetOwnerModeOp, SymlinkOp
 from orchestrator.fixpkg.ops import (
     DaemonReloadOp,
     DebInstallOp,
@@ -35,6 +38,7 @@ from orchestrator.fixpkg.ops import (
     RotateLogOp,
     SetMetaOp,
     UnitOp,
+    UnitStateOp,
     WriteFileOp,
 )
 from orchestrator.fixpkg.package import FixPackage
@@ -126,7 +130,7 @@ def apply_package(
     # The caller recorded the intent (state ``intent``) before calling: a crash from here on is seen.
     try:
         with run.timed("preflight"):
-            current = preflight(pkg, target_agent)
+            current = preflight(pkg, target_agent, target_transport, timeout=command_timeout)
             check_preconditions(pkg.operations, target_transport, timeout=command_timeout)
         with run.timed("backup"):
             backup = create_backup(pkg, target_agent, target_transport, backup_dir, current,
@@ -178,11 +182,8 @@ def _run_operation(op: Operation, backup: Backup, run: _Run) -> None:
     if isinstance(op, WriteFileOp):
         agent.write_file(op.path, run.pkg.blob(op.sha256), mode=op.mode, uid=op.uid, gid=op.gid,
                          expect_sha256=op.expect_sha256)
-    elif isinstance(op, SetMetaOp):
-        # AgentApi has no chmod/chown: rewrite the same content (taken from the verified backup) with
-        # the new metadata, under the same content precondition.
-        agent.write_file(op.path, backup.content_of(op.path), mode=op.mode, uid=op.uid, gid=op.gid,
-                         expect_sha256=op.expect_sha256)
+    elif isinstance(op, SetMetaOp | SymlinkOp | RemoveSymlinkOp | MakeDirOp | RemoveDirOp | SetOwnerModeOp):
+        run_node_op(op, agent)   # chmod/chown in place: a set_meta no longer rewrites the content
     elif isinstance(op, RemoveFileOp):
         agent.remove_file(op.path, expect_sha256=op.expect_sha256)
     elif isinstance(op, RotateLogOp):
@@ -208,6 +209,8 @@ def _run_operation(op: Operation, backup: Backup, run: _Run) -> None:
         run.notes.append(run_deb_install(op, backup.deb_path(record), agent, transport, timeout=timeout))
     elif isinstance(op, DpkgConfigureOp):
         run.notes.append(run_dpkg_configure(op, transport, timeout=timeout))
+    elif isinstance(op, UnitStateOp):
+        set_unit_state(op, transport, timeout=timeout)
     else:
         assert_never(op)
     run.event("operation_done", op=op.name,

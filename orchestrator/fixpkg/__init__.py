@@ -2,8 +2,10 @@
 
 - :mod:`.paths`    lexical path rules (canonical, no ``..``, under an allowed root)
 - :mod:`.ops`      the operation types, their invariants and JSON schema
-- :mod:`.replay`   validation of the operations the repair layer recorded (units, log rotation,
-                   package reinstall/configure)
+- :mod:`.fsops`    operations on symlinks, directories, modes and owners
+- :mod:`.unitlinks` the links ``systemctl enable|mask`` writes (left to a ``unit_state``)
+- :mod:`.replay`   validation of the operations the repair layer recorded (units, unit-file states,
+                   log rotation, package reinstall/configure)
 - :mod:`.owners`   VM owner names -> target uid/gid
 - :mod:`.compute`  :func:`compute_package`: manifests before/after -> :class:`FixPackage`
 - :mod:`.package`  :class:`FixPackage` and its crash-safe, verified directory form
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 from orchestrator.fixpkg.compute import DEFAULT_MAX_FILE_BYTES, compute_package
+from orchestrator.fixpkg.fsops import MakeDirOp, RemoveDirOp, RemoveSymlinkOp, SetOwnerModeOp, SymlinkOp
 from orchestrator.fixpkg.ops import (
     ABSENT,
     DaemonReloadOp,
@@ -24,6 +27,7 @@ from orchestrator.fixpkg.ops import (
     RotateLogOp,
     SetMetaOp,
     UnitOp,
+    UnitStateOp,
     WriteFileOp,
 )
 from orchestrator.fixpkg.package import FixPackage
@@ -36,11 +40,17 @@ __all__ = [
     "DpkgConfigureOp",
     "FileOp",
     "FixPackage",
+    "MakeDirOp",
     "Operation",
+    "RemoveDirOp",
     "RemoveFileOp",
+    "RemoveSymlinkOp",
     "RotateLogOp",
     "SetMetaOp",
+    "SetOwnerModeOp",
+    "SymlinkOp",
     "UnitOp",
+    "UnitStateOp",
     "WriteFileOp",
     "compute_package",
 ]

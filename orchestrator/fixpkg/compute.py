@@ -11,6 +11,10 @@ A replayed ``deb_install`` restores the packaged files of its package on the tar
 the VM, so the VM's changes to those paths are left to it and never also become file operations; the
 package's conffiles are the exception: ``--force-confold`` keeps a modified conffile, so a conffile that
 changed in the VM changed because of another step and is packaged as usual.
+Symlinks, directories and mode/owner changes become node operations (:mod:`.fsops`); special files
+(FIFOs, devices) and a path that changed type (a file that became a symlink ...) are refused. Links
+that a recorded ``unit_state`` explains (what ``systemctl enable|disable|mask`` writes under
+/etc/systemd/system: see :mod:`.unitlinks`) are left to that operation, not copied as symlinks.
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ from orchestrator.agent.api import AgentApi, FileEntry, Manifest
 from orchestrator.dpkg import PackagedFiles
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg.diff import text_diff
+from orchestrator.fixpkg.fsops import (
+    MakeDirOp,
+    RemoveDirOp,
+    RemoveSymlinkOp,
+    SetOwnerModeOp,
+    SymlinkOp,
+)
 from orchestrator.fixpkg.ops import (
     ABSENT,
     PACKAGE_OPS,
@@ -34,15 +45,17 @@ from orchestrator.fixpkg.ops import (
     DebInstallOp,
     FileOp,
     Operation,
+    PathOp,
     RemoveFileOp,
     RotateLogOp,
-    SetMetaOp,
+    UnitStateOp,
     WriteFileOp,
 )
 from orchestrator.fixpkg.owners import OwnerMap
 from orchestrator.fixpkg.package import FixPackage
-from orchestrator.fixpkg.paths import check_allowed, is_under, is_unit_file
+from orchestrator.fixpkg.paths import check_allowed, is_unit_file
 from orchestrator.fixpkg.replay import check_rotations, parse_replay_ops
+from orchestrator.fixpkg.unitlinks import drop_unit_links
 
 #: Largest file a package carries; matches the default capture cap (bigger files are placeholders).
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -76,10 +89,11 @@ def compute_package(
 
     Raises:
         FixPackageError: a changed path is malformed, has ``..`` or lies outside ``allowed_roots``; a
-            symlink, directory or special file changed; a placeholder changed without a replayed
-            operation; a replay operation is invalid; a new file is too large or its content changed in
-            the VM while it was read; an owner has no known id on the target; a ``deb_install`` whose
-            ``.deb`` (``deb_content``) or file list (``package_files``) is not available.
+            special file changed or a path changed type; a placeholder changed without a replayed
+            operation; a replay operation is invalid, or a unit's state was set twice; a new file is
+            too large or its content changed in the VM while it was read; an owner has no known id on
+            the target; a ``deb_install`` whose ``.deb`` (``deb_content``) or file list
+            (``package_files``) is not available.
         AgentError: reading a file from the VM failed.
     """
     replay = parse_replay_ops(replay_ops, allowed_roots)
@@ -89,24 +103,30 @@ def compute_package(
     rotated = [op.path for op in replay if isinstance(op, RotateLogOp)]
     package_ops = [op for op in replay if isinstance(op, PACKAGE_OPS)]
     reinstalled = _reinstalled_paths(package_ops, package_files)
-    file_ops = _file_operations(
-        captured, after.by_path(), placeholders=hidden, rotated=rotated,
+    states = _unit_states(replay)
+    current = after.by_path()
+    captured, current = drop_unit_links(captured, current, {op.unit for op in states})
+    path_ops = _path_operations(
+        captured, current, placeholders=hidden, rotated=rotated,
         owners=OwnerMap(before.entries), allowed_roots=allowed_roots, reinstalled=reinstalled,
     )
+    file_ops: list[FileOp] = [op for op in path_ops if isinstance(op, WriteFileOp | RemoveFileOp)]
     blobs, diffs = _fetch_contents(file_ops, vm_agent, max_file_bytes, before_content)
     blobs.update(_deb_blobs(package_ops, deb_content))
-    ops: list[Operation] = list(file_ops)
-    # Packages after the files (a configure runs the fixed configuration), in the order the repair ran
+    ops: list[Operation] = list(path_ops)
+    # Packages after the paths (a configure runs the fixed configuration), in the order the repair ran
     # them, and before the daemon-reload and the unit actions: with services held back during a
     # reinstall (see orchestrator.dpkg) the order against unit actions does not change the outcome.
     ops.extend(package_ops)
-    # One daemon-reload after every file change and before any unit action is equivalent to wherever
-    # the repair ran it: other replayed operations never change unit files; a reinstall may (restored
-    # packaged unit files), so it gets one too.
-    touched_units = any(is_unit_file(path) for path in (*(op.path for op in file_ops), *reinstalled))
+    # One daemon-reload after every path change and before any unit state or action is equivalent to
+    # wherever the repair ran it: other replayed operations never change unit files (systemctl enable
+    # and friends reload the manager themselves); a reinstall may (restored packaged unit files), so it
+    # gets one too.
+    touched_units = any(is_unit_file(path) for path in (*(op.path for op in path_ops), *reinstalled))
     if any(isinstance(op, DaemonReloadOp) for op in replay) or touched_units:
         ops.append(DaemonReloadOp())
-    ops.extend(op for op in replay if not isinstance(op, (DaemonReloadOp, *PACKAGE_OPS)))
+    ops.extend(states)
+    ops.extend(op for op in replay if not isinstance(op, (DaemonReloadOp, UnitStateOp, *PACKAGE_OPS)))
     return FixPackage(
         id=new_package_id(), created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         operations=tuple(ops), blobs=blobs, issue=issue, diagnosis=diagnosis, validation=validation,
@@ -159,7 +179,20 @@ def _is_rotation_output(path: str, rotated: Iterable[str]) -> bool:
     return any(re.fullmatch(re.escape(log) + r"\.\d+(\.gz)?", path) for log in rotated)
 
 
-def _file_operations(
+def _unit_states(replay: list[Operation]) -> list[UnitStateOp]:
+    states = [op for op in replay if isinstance(op, UnitStateOp)]
+    seen: set[str] = set()
+    for op in states:
+        # Two changes of one unit (enable then mask ...) do not reduce to one state a rollback can
+        # undo exactly: refused rather than guessed.
+        if op.unit in seen:
+            raise FixPackageError(f"{op.unit}: the repair changed its unit-file state more than once; "
+                                  "a fix package sets each unit's state once")
+        seen.add(op.unit)
+    return states
+
+
+def _path_operations(
     captured: dict[str, FileEntry],
     current: dict[str, FileEntry],
     *,
@@ -168,9 +201,12 @@ def _file_operations(
     owners: OwnerMap,
     allowed_roots: Sequence[str],
     reinstalled: frozenset[str] = frozenset(),
-) -> list[FileOp]:
-    ops: list[FileOp] = []
-    new_dirs: list[str] = []
+) -> list[PathOp]:
+    """One operation per changed path: new directories first (parents before children), then files,
+    symlinks and metadata, then removed directories (children before parents)."""
+    made: list[PathOp] = []
+    changed: list[PathOp] = []
+    removed: list[PathOp] = []
     for path in sorted(captured.keys() | current.keys()):
         old, new = captured.get(path), current.get(path)
         # The replayed reinstall puts back the package's own files on the target as it did here.
@@ -187,21 +223,16 @@ def _file_operations(
                     " change cannot be packaged"
                 )
             continue
-        if old is None and new is not None and new.type == "dir":
-            new_dirs.append(path)
-            continue
         op = _change(path, old, new, owners)
-        if op is not None:
-            canonical = check_allowed(path, allowed_roots)
-            if canonical != path:
-                raise FixPackageError(f"manifest path {path!r} is not in canonical form")
-            ops.append(op)
-    for directory in new_dirs:
-        # Directories are created implicitly by the files written into them; an empty new one is a
-        # change the package could not reproduce, and silently dropping it would misreport the fix.
-        if not any(isinstance(op, WriteFileOp) and is_under(op.path, directory) for op in ops):
-            raise FixPackageError(f"{directory}: an empty directory was created in the VM; not packageable")
-    return ops
+        if op is None:
+            continue
+        canonical = check_allowed(path, allowed_roots)
+        if canonical != path:
+            raise FixPackageError(f"manifest path {path!r} is not in canonical form")
+        group = made if isinstance(op, MakeDirOp) else removed if isinstance(op, RemoveDirOp) else changed
+        group.append(op)
+    # Sorted paths put a parent before its children; removals go the other way.
+    return [*made, *changed, *reversed(removed)]
 
 
 def _meta(entry: FileEntry | None) -> tuple[str, int, str, str, str | None] | None:
@@ -215,27 +246,54 @@ def _sha(entry: FileEntry) -> str:
     return entry.sha256
 
 
-def _change(
-    path: str, old: FileEntry | None, new: FileEntry | None, owners: OwnerMap
-) -> FileOp | None:
+def _change(path: str, old: FileEntry | None, new: FileEntry | None, owners: OwnerMap) -> PathOp | None:
+    if _meta(old) == _meta(new) and (old is None or new is None or old.sha256 == new.sha256):
+        return None
     kinds = {entry.type for entry in (old, new) if entry is not None}
-    if kinds - {"file"}:
-        if _meta(old) == _meta(new):
-            return None
-        what = "symlink" if "symlink" in kinds else "directory" if "dir" in kinds else "special file"
+    if "other" in kinds:
         raise FixPackageError(
-            f"{path}: a {what} was created, changed or removed in the VM; fix packages only change"
-            " regular files (symlinks, directories and special files must be identical)"
+            f"{path}: a special file (FIFO, socket, device) was created, changed or removed in the VM;"
+            " fix packages do not carry special files"
+        )
+    if old is not None and new is not None and old.type != new.type:
+        raise FixPackageError(
+            f"{path}: changed from a {old.type} to a {new.type} in the VM; a fix package changes a path"
+            " within its type (or creates or removes it)"
         )
     if new is None:
-        return None if old is None else RemoveFileOp(path, expect_sha256=_sha(old))
+        return None if old is None else _removal(path, old)
     uid, gid = owners.target_ids(new)
-    if old is None or _sha(old) != _sha(new):
-        expect = ABSENT if old is None else _sha(old)
-        return WriteFileOp(path, _sha(new), new.size, new.mode, uid, gid, expect_sha256=expect)
-    if _meta(old) != _meta(new):
-        return SetMetaOp(path, new.mode, uid, gid, expect_sha256=_sha(old))
-    return None
+    if old is None:
+        return _creation(path, new, uid, gid)
+    if new.type == "file" and _sha(old) != _sha(new):
+        return WriteFileOp(path, _sha(new), new.size, new.mode, uid, gid, expect_sha256=_sha(old))
+    if new.type == "symlink" and old.link != new.link:
+        return SymlinkOp(path, new.link or "", uid, gid, expect_target=old.link)
+    return _meta_change(path, old, new, uid, gid)
+
+
+def _meta_change(path: str, old: FileEntry, new: FileEntry, uid: int, gid: int) -> PathOp | None:
+    if (new.mode, uid, gid) == (old.mode, old.uid, old.gid):
+        return None   # only the names differ (same ids, another name on the VM)
+    return SetOwnerModeOp(
+        path, new.type, new.mode if new.type != "symlink" else old.mode, uid, gid,
+        old.mode, old.uid, old.gid, expect_sha256=_sha(old) if old.type == "file" else None,
+        expect_target=old.link if old.type == "symlink" else None,
+    )
+
+
+def _removal(path: str, old: FileEntry) -> PathOp:
+    if old.type == "symlink":
+        return RemoveSymlinkOp(path, expect_target=old.link or "")
+    return RemoveDirOp(path) if old.type == "dir" else RemoveFileOp(path, expect_sha256=_sha(old))
+
+
+def _creation(path: str, new: FileEntry, uid: int, gid: int) -> PathOp:
+    if new.type == "symlink":
+        return SymlinkOp(path, new.link or "", uid, gid, expect_target=None)
+    if new.type == "dir":
+        return MakeDirOp(path, new.mode, uid, gid)
+    return WriteFileOp(path, _sha(new), new.size, new.mode, uid, gid, expect_sha256=ABSENT)
 
 
 def _fetch_contents(
@@ -256,8 +314,6 @@ def _fetch_contents(
                     f"{op.path}: content in the VM changed while the package was built; retry"
                 )
             blobs[op.sha256] = new
-        if isinstance(op, SetMetaOp):
-            continue
         old = None
         if op.expect_sha256 != ABSENT:
             old = before_content(op.path) if before_content is not None else None

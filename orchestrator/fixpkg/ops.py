@@ -11,6 +11,15 @@ JSON schema (one object per operation; ``mode`` is the permission bits as an int
     {"op": "unit",        "unit": "nginx.service", "action": "restart"}
     {"op": "deb_install", "package": P, "version": V, "architecture": A, "sha256": H, "size": N}
     {"op": "dpkg_configure", "package": P | "all"}
+    {"op": "symlink",        "path": P, "target": T, "uid": U, "gid": G, "expect_target": T0 | null}
+    {"op": "remove_symlink", "path": P, "expect_target": T0}
+    {"op": "make_dir",       "path": P, "mode": M, "uid": U, "gid": G}
+    {"op": "remove_dir",     "path": P}
+    {"op": "set_owner_mode", "path": P, "kind": "file" | "dir" | "symlink", "mode": M, "uid": U, "gid": G,
+                             "expect_mode": M0, "expect_uid": U0, "expect_gid": G0,
+                             "expect_sha256": H0 | null, "expect_target": T0 | null}
+    {"op": "unit_state",     "unit": U, "state": "enabled" | "disabled" | "masked" | "unmasked",
+                             "expect": <``systemctl is-enabled`` output when the repair acted>}
 
 ``expect_sha256`` is the precondition on the target: the sha256 the file had when it was captured, or
 ``"absent"`` when the file must not exist. Every operation checks its own fields when constructed, so an
@@ -21,6 +30,13 @@ the package carries as blob ``H`` (``N`` bytes); its precondition is that the ta
 ``V`` on disk (installed, unpacked, half-configured or half-installed). ``dpkg_configure`` runs
 ``dpkg --configure P`` (``"all"``: ``--configure -a``); its precondition is that ``P`` is not configured
 (``all``: ``dpkg --audit`` reports something). See :mod:`orchestrator.apply.pkg_ops`.
+The filesystem operations beyond regular files (:mod:`.fsops`) carry their precondition the same way:
+``expect_target`` is the link text the symlink had at capture (``null`` for ``symlink``: the path must
+be absent); ``make_dir`` requires the path to be absent, ``remove_dir`` an empty directory (a
+directory's content is its own operations, removed before it); ``set_owner_mode`` requires the path's
+type and its captured mode and owner, plus the content (file) or link text (symlink), and changes only
+the metadata (chmod/chown on a descriptor, lchown for a symlink, whose mode Linux cannot change).
+``set_meta`` is the older form for regular files (content precondition only), still loadable.
 """
 
 from __future__ import annotations
@@ -32,7 +48,16 @@ from typing import Any, ClassVar, Literal, TypeAlias, cast
 
 from orchestrator import dpkg
 from orchestrator.errors import FixPackageError
-from orchestrator.fixpkg.paths import check_allowed, is_unit_file, normalise_path
+from orchestrator.fixpkg.fsops import (
+    NODE_OPS,
+    MakeDirOp,
+    NodeOp,
+    RemoveDirOp,
+    RemoveSymlinkOp,
+    SetOwnerModeOp,
+    SymlinkOp,
+)
+from orchestrator.fixpkg.paths import check_allowed, is_under, is_unit_file, normalise_path
 
 #: ``expect_sha256`` of a file that must not exist on the target.
 ABSENT = "absent"
@@ -42,12 +67,19 @@ UNIT_NAME_RE = re.compile(r"^[A-Za-z0-9@._-]+\.(service|socket|timer|target|path
 #: /etc/systemd that the package would not back up or restore.
 UNIT_ACTIONS = frozenset({"start", "stop", "restart", "reload", "try-restart", "reload-or-restart"})
 ROTATE_METHODS = ("compress", "truncate")
+#: Unit-file states a package sets (``systemctl enable|disable|mask|unmask``).
+UNIT_STATES = {"enabled": "enable", "disabled": "disable", "masked": "mask", "unmasked": "unmask"}
+#: ``systemctl is-enabled`` answers a rollback can put back exactly (see apply/unit_states.py); a unit
+#: in any other state (linked, enabled-runtime, alias, generated ...) is not changed by a package.
+RESTORABLE_UNIT_STATES = frozenset({"enabled", "disabled", "masked", "static", "indirect"})
 
 RotateMethod = Literal["compress", "truncate"]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _MAX_ID = 2**32 - 2   # (uid_t)-1 means "unchanged" to chown(2): never a real owner
-_INT_FIELDS = frozenset({"size", "mode", "uid", "gid"})
+_INT_FIELDS = frozenset({"size", "mode", "uid", "gid", "expect_mode", "expect_uid", "expect_gid"})
+#: Keys whose value may be JSON null (a precondition "absent" / "not applicable").
+_NULLABLE_FIELDS = frozenset({"expect_target", "expect_sha256"})
 
 
 def _check_sha(value: str, key: str) -> None:
@@ -226,14 +258,42 @@ class DpkgConfigureOp:
     def __post_init__(self) -> None:
         if self.package != dpkg.ALL_PACKAGES:
             _check_package(self.package)
+@dataclass(frozen=True)
+class UnitStateOp:
+    """``systemctl enable|disable|mask|unmask UNIT``, when ``systemctl is-enabled UNIT`` still prints
+    ``expect`` (what it printed in the VM right before the repair acted)."""
+
+    unit: str
+    state: str
+    expect: str
+    name: ClassVar[str] = "unit_state"
+
+    def __post_init__(self) -> None:
+        if not UNIT_NAME_RE.match(self.unit) or self.unit.startswith("-"):
+            raise FixPackageError(f"{self.unit!r} is not a valid unit name")
+        if self.state not in UNIT_STATES:
+            raise FixPackageError(f"unit state {self.state!r} for {self.unit} not in {sorted(UNIT_STATES)}")
+        if self.expect not in RESTORABLE_UNIT_STATES:
+            raise FixPackageError(
+                f"{self.unit} was {self.expect!r}; a package only changes units that were "
+                f"{', '.join(sorted(RESTORABLE_UNIT_STATES))} (the states a rollback can restore)"
+            )
+
+    @property
+    def verb(self) -> str:
+        return UNIT_STATES[self.state]
 
 
 Operation: TypeAlias = (
     WriteFileOp | SetMetaOp | RemoveFileOp | DaemonReloadOp | RotateLogOp | JsonlRepairOp | UnitOp
-    | DebInstallOp | DpkgConfigureOp
+    | DebInstallOp | DpkgConfigureOp | SymlinkOp | RemoveSymlinkOp | MakeDirOp | RemoveDirOp
+    | SetOwnerModeOp | UnitStateOp
 )
 FileOp: TypeAlias = WriteFileOp | SetMetaOp | RemoveFileOp
+PathOp: TypeAlias = FileOp | NodeOp
 FILE_OPS = (WriteFileOp, SetMetaOp, RemoveFileOp)
+#: Every operation on one path of the target's filesystem (content or node).
+PATH_OPS = (*FILE_OPS, *NODE_OPS)
 #: Operations that act on data (logs) in place on the target instead of carrying content.
 DATA_OPS = (RotateLogOp, JsonlRepairOp)
 #: Operations that run dpkg on the target.
@@ -243,7 +303,7 @@ BLOB_OPS = (WriteFileOp, DebInstallOp)
 OP_CLASSES: dict[str, type[Operation]] = {
     cls.name: cls
     for cls in (WriteFileOp, SetMetaOp, RemoveFileOp, DaemonReloadOp, RotateLogOp, JsonlRepairOp, UnitOp,
-                DebInstallOp, DpkgConfigureOp)
+                DebInstallOp, DpkgConfigureOp, *NODE_OPS, UnitStateOp)
 }
 
 
@@ -275,6 +335,9 @@ def op_from_dict(data: object, where: str, *, allowed: Iterable[str] = OP_CLASSE
         if key not in data:
             raise FixPackageError(f"{where}.{key}: missing")
         value = data[key]
+        if value is None and key in _NULLABLE_FIELDS and _is_nullable(cls, key):
+            kwargs[key] = None
+            continue
         # bool is an int subclass: `"mode": true` must not pass as mode 1.
         is_int = type(value) is int
         if (key in _INT_FIELDS and not is_int) or (key not in _INT_FIELDS and not isinstance(value, str)):
@@ -287,12 +350,19 @@ def op_from_dict(data: object, where: str, *, allowed: Iterable[str] = OP_CLASSE
         raise FixPackageError(f"{where}: {exc.message}", remedy=exc.remedy) from exc
 
 
+def _is_nullable(cls: type[Operation], key: str) -> bool:
+    # Field types are strings under `from __future__ import annotations`.
+    return any(f.name == key and "None" in str(f.type) for f in fields(cls))
+
+
 def _phase(op: Operation) -> int:
-    if isinstance(op, FILE_OPS):
+    if isinstance(op, PATH_OPS):
         return 0
     if isinstance(op, PACKAGE_OPS):
         return 1
-    return 2 if isinstance(op, DaemonReloadOp) else 3
+    if isinstance(op, DaemonReloadOp):
+        return 2
+    return 3 if isinstance(op, UnitStateOp) else 4
 
 
 def _check_reinstalls(ops: Sequence[Operation]) -> None:
@@ -304,13 +374,44 @@ def _check_reinstalls(ops: Sequence[Operation]) -> None:
             reinstalled.add(op.spec)
 
 
+def _check_tree_order(index: int, op: Operation, made: list[str], removed: list[str],
+                      seen: set[str]) -> None:
+    """Directories are created before anything goes in them and removed after what was in them."""
+    if not isinstance(op, PATH_OPS):
+        return
+    if gone := next((d for d in removed if is_under(op.path, d)), None):
+        raise FixPackageError(f"operations[{index}] ({op.name} {op.path}) comes after its directory "
+                              f"{gone} is removed")
+    if isinstance(op, MakeDirOp) and (inside := next((p for p in seen if is_under(p, op.path)), None)):
+        raise FixPackageError(f"operations[{index}] creates {op.path} after {inside} in it was changed")
+    if isinstance(op, MakeDirOp):
+        made.append(op.path)
+    if isinstance(op, RemoveDirOp):
+        removed.append(op.path)
+
+
+def _check_once(index: int, op: Operation, paths: set[str], units: set[str]) -> None:
+    """At most one operation per path, one unit_state per unit: apply and restore rely on it."""
+    if isinstance(op, PATH_OPS):
+        if op.path in paths:
+            raise FixPackageError(f"operations[{index}]: second operation on {op.path}")
+        paths.add(op.path)
+    if isinstance(op, UnitStateOp):
+        if op.unit in units:
+            raise FixPackageError(f"operations[{index}]: second unit_state of {op.unit}")
+        units.add(op.unit)
+
+
 def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) -> None:
     """Check the invariants of a whole operation list, so apply can run it in order as-is.
 
-    Order: file operations, then package operations (in the order the repair ran them), then at most one
-    daemon-reload, then log rotations and unit actions in the order the repair ran them. At most one
-    file operation per path; at most one ``deb_install`` per package; no rotation of a file that a file
-    operation also touches; a daemon-reload whenever a unit file changes; every path under a root.
+    Order: operations on paths (files, symlinks, directories, modes and owners), then package
+    operations (in the order the repair ran them), then at most one daemon-reload, then unit-file states,
+    then log rotations and unit actions in the order the repair ran them. At most one operation per path
+    and per unit state; at most one ``deb_install`` per package; a directory is created before anything
+    is changed below it and removed after everything below it; no rotation of a file that a file
+    operation also touches; a daemon-reload whenever something under a unit directory changes; every
+    path under a root.
 
     Raises:
         FixPackageError: an invariant is broken (the message names the operation index and path).
@@ -318,6 +419,9 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
     last_phase = 0
     seen_files: set[str] = set()
     rotated: set[str] = set()
+    states: set[str] = set()
+    made: list[str] = []
+    removed: list[str] = []
     has_reload = False
     for index, op in enumerate(ops):
         phase = _phase(op)
@@ -328,15 +432,13 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
             if has_reload:
                 raise FixPackageError(f"operations[{index}]: more than one daemon_reload")
             has_reload = True
-        if isinstance(op, (*FILE_OPS, *DATA_OPS)):
+        if isinstance(op, (*PATH_OPS, *DATA_OPS)):
             try:
                 check_allowed(op.path, allowed_roots)
             except FixPackageError as exc:
                 raise FixPackageError(f"operations[{index}]: {exc.message}", remedy=exc.remedy) from exc
-        if isinstance(op, FILE_OPS):
-            if op.path in seen_files:
-                raise FixPackageError(f"operations[{index}]: second file operation on {op.path}")
-            seen_files.add(op.path)
+        _check_tree_order(index, op, made, removed, seen_files)
+        _check_once(index, op, seen_files, states)
         if isinstance(op, RotateLogOp):
             rotated.add(op.path)
     _check_reinstalls(ops)

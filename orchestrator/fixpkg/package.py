@@ -33,7 +33,7 @@ from orchestrator.errors import FixPackageError, StateError
 from orchestrator.fixpkg.ops import (
     BLOB_OPS,
     DATA_OPS,
-    FILE_OPS,
+    PATH_OPS,
     DebInstallOp,
     Operation,
     WriteFileOp,
@@ -102,7 +102,7 @@ class FixPackage:
     @property
     def paths(self) -> list[str]:
         """Every path an operation touches, in package order."""
-        return [op.path for op in self.operations if isinstance(op, (*FILE_OPS, *DATA_OPS))]
+        return [op.path for op in self.operations if isinstance(op, (*PATH_OPS, *DATA_OPS))]
 
     def blob(self, sha256: str) -> bytes:
         return self.blobs[sha256]

@@ -1,8 +1,8 @@
 """Validate the operations the repair layer recorded while it fixed the VM, before they can be replayed.
 
-Only unit actions, log rotations, daemon-reloads and package operations (reinstall of the exact
-installed version, configure) are replayed: file changes are never taken from the
-repair layer's word, they are derived from what actually changed in the VM (see :mod:`.compute`).
+Only unit actions, unit-file states, log rotations, daemon-reloads and package operations (reinstall
+of the exact installed version, configure) are replayed: file changes are never taken from the repair
+layer's word, they are derived from what actually changed in the VM (see :mod:`.compute`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from orchestrator.fixpkg.ops import (
     Operation,
     RotateLogOp,
     UnitOp,
+    UnitStateOp,
     op_from_dict,
 )
 from orchestrator.fixpkg.paths import check_allowed
 
-REPLAYABLE = (UnitOp.name, RotateLogOp.name, JsonlRepairOp.name, DaemonReloadOp.name, DebInstallOp.name,
-              DpkgConfigureOp.name)
+REPLAYABLE = (UnitOp.name, RotateLogOp.name, JsonlRepairOp.name, DaemonReloadOp.name, UnitStateOp.name,
+              DebInstallOp.name, DpkgConfigureOp.name)
 
 
 def parse_replay_ops(raw: object, allowed_roots: Sequence[str]) -> list[Operation]:

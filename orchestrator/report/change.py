@@ -69,7 +69,9 @@ def _op_row(number: int, op: dict[str, Any]) -> list[str]:
     before = first(op, "before_sha256", "expect_sha256") or first(as_dict(op.get("before")), "sha256")
     after = first(op, "after_sha256", "sha256") or first(as_dict(op.get("after")), "sha256")
     target = op.get("path") or op.get("unit")
-    if kind == "remove_file":
+    if (node := _node_before_after(kind, op)) is not None:
+        before, after = node
+    elif kind == "remove_file":
         after = "removed"
     elif kind == "set_meta":
         after = "content unchanged"
@@ -81,6 +83,22 @@ def _op_row(number: int, op: dict[str, Any]) -> list[str]:
         after = f"rotated ({op.get('method', '?')})"
     return [str(number), inline(kind, 40), code(target or "", limit=300, in_table=True), _sha(before),
             _sha(after), _mode(op.get("mode")), inline(_owner(op), 80)]
+
+
+def _node_before_after(kind: str, op: dict[str, Any]) -> tuple[str, str] | None:
+    """Before/after of the operations on symlinks, directories, modes and unit-file states."""
+    old_link = op.get("expect_target")
+    rows = {
+        "symlink": (f"link → {old_link}" if old_link else "absent (new symlink)",
+                    f"link → {op.get('target')}"),
+        "remove_symlink": (f"link → {old_link}", "removed"),
+        "make_dir": ("absent (new directory)", "directory"),
+        "remove_dir": ("empty directory", "removed"),
+        "set_owner_mode": (f"{op.get('kind')} {_mode(op.get('expect_mode'))} uid {op.get('expect_uid')} / "
+                           f"gid {op.get('expect_gid')}", "content unchanged"),
+        "unit_state": (f"is-enabled: {op.get('expect')}", str(op.get("state"))),
+    }
+    return rows.get(kind)
 
 
 def _sha(value: object) -> str:

@@ -9,6 +9,7 @@ Argv builders (:mod:`.argv`, pure; unit names always follow ``--``)::
 
     unit_argv(verb, unit)                      systemctl VERB -- UNIT   (verb in UNIT_VERBS)
     is_active_argv(unit, *, quiet=False)       systemctl is-active [--quiet] -- UNIT
+    is_enabled_argv(unit)                      systemctl is-enabled -- UNIT
     show_argv(*units, properties)              systemctl show --property=A,B -- UNIT...
     daemon_reload_argv()                       systemctl daemon-reload
     is_system_running_argv(*, wait=False)      systemctl is-system-running [--wait]
@@ -29,6 +30,7 @@ Asking (:mod:`.query`)::
 
     show(transport, units, properties, *, timeout=SHOW_TIMEOUT_S, max_value=MAX_VALUE) -> ShowAnswer
     active_state(transport, unit, *, timeout) -> str           ("unknown" for a garbled answer)
+    unit_file_state(transport, unit, *, timeout) -> str        (is-enabled; "unknown" likewise)
     system_state(transport, *, timeout=30.0) -> str            ("unknown" when it cannot be asked)
 
 The manager as a whole (:mod:`.manager`, answers with reasons, like ``show``)::
@@ -59,6 +61,7 @@ from orchestrator.systemd.argv import (
     UNIT_VERBS,
     daemon_reload_argv,
     is_active_argv,
+    is_enabled_argv,
     is_system_running_argv,
     list_failed_argv,
     reboot_argv,
@@ -92,6 +95,7 @@ from orchestrator.systemd.query import (
     active_state,
     show,
     system_state,
+    unit_file_state,
 )
 from orchestrator.systemd.show import MAX_VALUE, UnitInfo, parse_show, parse_show_one
 
@@ -117,6 +121,7 @@ __all__ = [
     "daemon_reload_argv",
     "failed_units",
     "is_active_argv",
+    "is_enabled_argv",
     "is_system_running_argv",
     "is_unit_file",
     "list_failed_argv",
@@ -133,4 +138,5 @@ __all__ = [
     "system_state",
     "unit_argv",
     "unit_command",
+    "unit_file_state",
 ]

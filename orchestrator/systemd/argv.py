@@ -45,6 +45,16 @@ def is_active_argv(unit: str, *, quiet: bool = False) -> list[str]:
     return [SYSTEMCTL, "is-active", *(["--quiet"] if quiet else []), "--", _unit(unit)]
 
 
+def is_enabled_argv(unit: str) -> list[str]:
+    """``systemctl is-enabled -- UNIT``: prints the unit-file state (``enabled``, ``disabled``,
+    ``masked``, ``static`` ...); exits non-zero for every state but the enabled ones.
+
+    Raises:
+        TransportError: empty unit name.
+    """
+    return [SYSTEMCTL, "is-enabled", "--", _unit(unit)]
+
+
 def show_argv(*units: str, properties: Sequence[str]) -> list[str]:
     """``systemctl show --property=A,B -- UNIT...``: one block of ``KEY=VALUE`` lines per unit, in the
     order asked, separated by blank lines (parse it with :func:`orchestrator.systemd.show.parse_show`).

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.errors import CommandTimeoutError, TransportError
-from orchestrator.systemd.argv import is_active_argv, is_system_running_argv, show_argv
+from orchestrator.systemd.argv import is_active_argv, is_enabled_argv, is_system_running_argv, show_argv
 from orchestrator.systemd.show import MAX_VALUE, UnitInfo, parse_show
 from orchestrator.transport.base import Transport
 from orchestrator.transport.installed import run_if_installed
@@ -75,6 +75,18 @@ def active_state(transport: Transport, unit: str, *, timeout: float) -> str:
             inactive units).
     """
     result = transport.run(is_active_argv(unit), timeout=timeout)
+    return first_state_word(result.stdout_text)
+
+
+def unit_file_state(transport: Transport, unit: str, *, timeout: float) -> str:
+    """What ``systemctl is-enabled`` prints for the unit (``enabled``, ``masked``, ``static`` ...), or
+    :data:`UNKNOWN` when the answer is not a state word.
+
+    Raises:
+        TransportError: the command could not run or timed out (a non-zero exit is normal: only the
+            enabled states exit 0).
+    """
+    result = transport.run(is_enabled_argv(unit), timeout=timeout)
     return first_state_word(result.stdout_text)
 
 

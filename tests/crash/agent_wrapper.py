@@ -16,7 +16,8 @@ import signal
 import sys
 from pathlib import Path
 
-CALLS = ("fsync", "rename", "replace", "unlink", "link", "fchmod", "fchown", "ftruncate")
+CALLS = ("fsync", "rename", "replace", "unlink", "link", "fchmod", "fchown", "ftruncate",
+         "symlink", "mkdir", "rmdir", "chown")
 
 
 def main() -> None:

@@ -29,7 +29,8 @@ from orchestrator.apply.backup import load_backup
 from orchestrator.apply.recovery import recover_on_start
 from orchestrator.config.settings import load_settings
 from orchestrator.fixpkg import FixPackage
-from orchestrator.fixpkg.ops import ABSENT, RemoveFileOp, SetMetaOp, WriteFileOp
+from orchestrator.fixpkg.fsops import MakeDirOp, RemoveDirOp, RemoveSymlinkOp, SetOwnerModeOp, SymlinkOp
+from orchestrator.fixpkg.ops import ABSENT, Operation, RemoveFileOp, SetMetaOp, WriteFileOp
 from orchestrator.state import open_state
 from orchestrator.state.transactions import FINAL, TransactionStore
 from orchestrator.transport.local import LocalTransport
@@ -98,10 +99,97 @@ class Scenario:
 
     def leftovers(self) -> list[str]:
         """Temp files of an interrupted replace must not stay next to the real files."""
-        return sorted(p.name for p in self.root.rglob("*") if p.is_file() and str(p) not in self.before)
+        return sorted(p.name for p in self.root.rglob("*")
+                      if (p.is_file() or p.is_symlink()) and str(p) not in self.before)
 
 
-def run_child(scenario: Scenario, work: Path, mode: str, crash_at: int) -> tuple[int, Path, Path]:
+#: How a path looks to lstat: (kind, content or link text, mode); None when absent.
+Node = tuple[str, bytes | str | None, int] | None
+
+
+class NodeScenario:
+    """Every node operation at once: a new directory tree with a file and a dangling symlink in it, a
+    retargeted symlink, a removed symlink, a removed directory (after the file in it), and mode
+    changes of a file (no rewrite), a directory and (owner only) a symlink."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.root = base / "root" / "etc" / "app"
+        r = str(self.root)
+        key, conf, old = b"secret\n", b"new = 1\n", b"old\n"
+        self.before: dict[str, Node] = {
+            f"{r}/new.d": None, f"{r}/new.d/sub": None, f"{r}/new.d/sub/a.conf": None,
+            f"{r}/new.d/link": None,
+            f"{r}/current": ("symlink", "v1", 0o777), f"{r}/stale": ("symlink", "/nowhere", 0o777),
+            f"{r}/key": ("file", key, 0o644), f"{r}/conf.d": ("dir", None, 0o755),
+            f"{r}/gone.d": ("dir", None, 0o750), f"{r}/gone.d/old.conf": ("file", old, 0o644),
+        }
+        self.after: dict[str, Node] = {
+            **self.before, f"{r}/new.d": ("dir", None, 0o2750), f"{r}/new.d/sub": ("dir", None, 0o700),
+            f"{r}/new.d/sub/a.conf": ("file", conf, 0o640),
+            f"{r}/new.d/link": ("symlink", "../missing", 0o777),
+            f"{r}/current": ("symlink", "v2", 0o777), f"{r}/stale": None, f"{r}/key": ("file", key, 0o600),
+            f"{r}/conf.d": ("dir", None, 0o700), f"{r}/gone.d": None, f"{r}/gone.d/old.conf": None,
+        }
+        ops: tuple[Operation, ...] = (
+            MakeDirOp(f"{r}/new.d", 0o2750, UID, GID), MakeDirOp(f"{r}/new.d/sub", 0o700, UID, GID),
+            SymlinkOp(f"{r}/current", "v2", UID, GID, expect_target="v1"),
+            SetOwnerModeOp(f"{r}/conf.d", "dir", 0o700, UID, GID, 0o755, UID, GID, None, None),
+            SetOwnerModeOp(f"{r}/key", "file", 0o600, UID, GID, 0o644, UID, GID, sha(key), None),
+            SymlinkOp(f"{r}/new.d/link", "../missing", UID, GID, expect_target=None),
+            WriteFileOp(f"{r}/new.d/sub/a.conf", sha(conf), len(conf), 0o640, UID, GID, ABSENT),
+            RemoveSymlinkOp(f"{r}/stale", "/nowhere"),
+            RemoveFileOp(f"{r}/gone.d/old.conf", sha(old)), RemoveDirOp(f"{r}/gone.d"),
+        )
+        self.package = FixPackage(
+            id="crash-nodes-pkg", created_at="2026-12-06T00:00:00+00:00", operations=ops,
+            blobs={sha(conf): conf}, issue={}, diagnosis={}, validation={}, reboot_required=False,
+            allowed_roots=(str(base / "root"),))
+
+    def reset(self) -> None:
+        if self.root.exists():
+            subprocess.run(["rm", "-rf", "--", str(self.root)], check=True)
+        self.root.mkdir(parents=True)
+        for path, node in sorted(self.before.items()):
+            if node is None:
+                continue
+            kind, data, mode = node
+            p = Path(path)
+            if kind == "dir":
+                p.mkdir()
+                p.chmod(mode)
+            elif kind == "symlink":
+                p.symlink_to(str(data))
+            else:
+                assert isinstance(data, bytes)
+                p.write_bytes(data)
+                p.chmod(mode)
+
+    def observed(self) -> dict[str, Node]:
+        seen: dict[str, Node] = {}
+        for path in self.before:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                seen[path] = None
+                continue
+            assert (st.st_uid, st.st_gid) == (UID, GID), f"{path} changed owner"
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                seen[path] = ("symlink", str(Path(path).readlink()), mode)
+            elif stat.S_ISDIR(st.st_mode):
+                seen[path] = ("dir", None, mode)
+            else:
+                seen[path] = ("file", Path(path).read_bytes(), mode)
+        return seen
+
+    def leftovers(self) -> list[str]:
+        return sorted(p.name for p in self.root.rglob("*") if str(p) not in self.before)
+
+
+def run_child(
+    scenario: Scenario | NodeScenario, work: Path, mode: str, crash_at: int
+) -> tuple[int, Path, Path]:
     state_db, backup = work / "state.db", work / "backup"
     counter = work / "counter"
     pkg_dir = work / "pkg"
@@ -113,7 +201,7 @@ def run_child(scenario: Scenario, work: Path, mode: str, crash_at: int) -> tuple
     return proc.returncode, state_db, counter
 
 
-def count_points(scenario: Scenario, work: Path, mode: str) -> int:
+def count_points(scenario: Scenario | NodeScenario, work: Path, mode: str) -> int:
     scenario.reset()
     code, _, counter = run_child(scenario, work, mode, 0)
     assert code == 0, "the uninterrupted apply must succeed"
@@ -134,7 +222,7 @@ def recover(work: Path, state_db: Path) -> list[str]:
     return report.errors
 
 
-def check_after_recovery(scenario: Scenario, work: Path, state_db: Path, label: str) -> str:
+def check_after_recovery(scenario: Scenario | NodeScenario, work: Path, state_db: Path, label: str) -> str:
     errors = recover(work, state_db)
     assert errors == [], f"{label}: recovery errors {errors}"
     store = TransactionStore(open_state(state_db))     # parses and passes quick_check
@@ -151,18 +239,20 @@ def check_after_recovery(scenario: Scenario, work: Path, state_db: Path, label: 
     return txn.state
 
 
+@pytest.mark.parametrize("kind", ["files", "nodes"])
 @pytest.mark.parametrize("mode", ["journal-before", "journal-after", "agent"])
-def test_hard_kill_at_every_step_recovers_to_old_or_new(tmp_path: Path, mode: str) -> None:
-    scenario = Scenario(tmp_path)
+def test_hard_kill_at_every_step_recovers_to_old_or_new(tmp_path: Path, mode: str, kind: str) -> None:
+    scenario = Scenario(tmp_path) if kind == "files" else NodeScenario(tmp_path)
     points = count_points(scenario, tmp_path / "count", mode)
     assert points >= (8 if mode == "agent" else 10), f"suspiciously few crash points: {points}"
     endings: dict[str, int] = {}
     for crash_at in range(1, points + 1):
         work = tmp_path / f"{mode}-{crash_at}"
+        label = f"{kind} {mode} #{crash_at}"
         scenario.reset()
         code, state_db, _ = run_child(scenario, work, mode, crash_at)
-        assert code in (-9, 137), f"{mode} #{crash_at}: the child was not killed (exit {code})"
-        state = check_after_recovery(scenario, work, state_db, f"{mode} #{crash_at}")
+        assert code in (-9, 137), f"{label}: the child was not killed (exit {code})"
+        state = check_after_recovery(scenario, work, state_db, label)
         endings[state] = endings.get(state, 0) + 1
     # Early crashes abort or roll back, the last ones commit: both outcomes must have been exercised.
     assert set(endings) >= {"rolled_back"}, endings

@@ -233,7 +233,7 @@ OPERATIONS: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "missing key": (lambda doc: doc["operations"][0].pop("mode"), "operations[0].mode: missing"),
     "operation not an object": (lambda doc: doc["operations"].insert(0, "rm -rf /"),
                                 "operations[0]: expected an object, got str"),
-    "same path twice": (_op(1, path=CONF), f"operations[1]: second file operation on {CONF}"),
+    "same path twice": (_op(1, path=CONF), f"operations[1]: second operation on {CONF}"),
     "two daemon-reloads": (lambda doc: doc["operations"].extend([{"op": "daemon_reload"}] * 2),
                            "operations[3]: more than one daemon_reload"),
     "unit before a file operation": (

@@ -14,7 +14,10 @@ more than ``max_bytes``; ``write_file`` never writes through a symlink and check
 (``None``: no precondition, ``"absent"``: must not exist, a digest: the current content must hash to
 it); ``remove_file`` and ``move_file`` take files and symlinks only and never overwrite;
 ``jsonl_check``/``jsonl_repair`` parse the content (non-JSON lines are bad and get quarantined);
-``rotate_log`` compresses to ``<path>.1.gz`` and truncates; ``big_files`` and ``pack`` walk the tree;
+``set_symlink``/``remove_symlink``/``make_dir``/``remove_dir``/``set_meta`` check their ``expect``
+(a :class:`PathState`) on the lstat of the path, need the parent to exist, and with ``expect=None``
+remove nothing that is already gone; ``rotate_log`` compresses to ``<path>.1.gz`` and truncates;
+``big_files`` and ``pack`` walk the tree;
 ``unpack`` extracts a tar held in ``remote`` (the agent's directory, also what ``fetch`` reads);
 ``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``. Failures are
 ``AgentFailedError`` with the agent's codes (``not_found``, ``invalid``, ``precondition``) and its
@@ -67,13 +70,14 @@ from orchestrator.agent.api import (
     JsonlReport,
     Manifest,
     PackResult,
+    PathState,
     Placeholder,
     RotateResult,
     UnpackResult,
 )
 from orchestrator.errors import AgentError, AgentFailedError
 
-NodeType = Literal["file", "dir", "symlink"]
+NodeType = Literal["file", "dir", "symlink", "other"]   # other: a FIFO, socket or device
 
 #: uid/gid -> name on the fake host unless a test says otherwise.
 NAMES = {0: "root", 33: "www-data", 101: "app", 104: "app"}
@@ -261,7 +265,7 @@ class FakeAgent:
         return self.names.get(ident, str(ident))
 
     def _entry(self, path: str, node: Node) -> FileEntry:
-        size = {"file": len(node.data), "dir": 4096, "symlink": len(node.link or "")}[node.type]
+        size = {"file": len(node.data), "dir": 4096, "symlink": len(node.link or ""), "other": 0}[node.type]
         return FileEntry(path, node.type, node.mode, node.uid, node.gid, self._name(node.uid),
                          self._name(node.gid), size, 0.0, sha(node.data) if node.type == "file" else None,
                          node.link if node.type == "symlink" else None)
@@ -486,10 +490,96 @@ class FakeAgent:
         self.mutations.append(("move_file", src))
         return None
 
+    # -- symlinks, directories, owner and mode (the agent's node operations) --------------------------
+    def _check_state(self, op: str, path: str, expect: PathState | None) -> Node | None:
+        node = self.fs.get(path)
+        if expect is None:
+            return node
+        have = "absent" if node is None else node.type
+        if have != expect.type:
+            shown = "absent" if node is None else f"a {have}"
+            raise self._fail(op, "precondition", f"{path} is {shown}, expected {expect.type} "
+                                                 "(changed since capture)")
+        if node is not None:
+            actual = {"mode": node.mode, "uid": node.uid, "gid": node.gid, "link": node.link,
+                      "sha256": sha(node.data) if node.type == "file" else None}
+            for key, value in expect.as_args().items():
+                if key != "type" and actual[key] != value:
+                    raise self._fail(op, "precondition", f"{path}: {key} is {actual[key]!r}, expected "
+                                                         f"{value!r} (changed since capture)")
+        return node
+
+    def _parent_dir(self, op: str, path: str) -> None:
+        self._check_parents(op, path)
+        if posixpath.dirname(path) not in self.fs:
+            raise not_found(op, posixpath.dirname(path), self.host)
+
+    def _node_of(self, op: str, path: str, kind: str, expect: PathState | None) -> Node | None:
+        self._parent_dir(op, path)
+        node = self._check_state(op, path, expect)
+        if node is not None and node.type != kind:
+            raise self._fail(op, "invalid", f"{path} is a {node.type}, not a {kind}")
+        return node
+
+    def set_symlink(self, path: str, target: str, *, uid: int, gid: int,
+                    expect: PathState | None) -> FileEntry:
+        if (answer := self._start("set_symlink", path, target, uid, gid, expect)) is not _MODEL:
+            return self._canned(answer, path, target, uid=uid, gid=gid, expect=expect)
+        self._node_of("set_symlink", path, "symlink", expect)
+        self.fs[path] = Node("symlink", mode=0o777, uid=uid, gid=gid, link=target)
+        self.mutations.append(("set_symlink", path))
+        return self._entry(path, self.fs[path])
+
+    def remove_symlink(self, path: str, *, expect: PathState | None) -> None:
+        if (answer := self._start("remove_symlink", path, expect)) is not _MODEL:
+            return self._canned(answer, path, expect=expect)
+        if expect is None and (path not in self.fs or posixpath.dirname(path) not in self.fs):
+            return None
+        if self._node_of("remove_symlink", path, "symlink", expect) is None:
+            raise not_found("remove_symlink", path, self.host)
+        del self.fs[path]
+        self.mutations.append(("remove_symlink", path))
+        return None
+
+    def make_dir(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        if (answer := self._start("make_dir", path, mode, uid, gid, expect)) is not _MODEL:
+            return self._canned(answer, path, mode=mode, uid=uid, gid=gid, expect=expect)
+        self._node_of("make_dir", path, "dir", expect)
+        node = self.fs.setdefault(path, Node("dir"))
+        node.mode, node.uid, node.gid = mode, uid, gid
+        self.mutations.append(("make_dir", path))
+        return self._entry(path, node)
+
+    def remove_dir(self, path: str, *, expect: PathState | None) -> None:
+        if (answer := self._start("remove_dir", path, expect)) is not _MODEL:
+            return self._canned(answer, path, expect=expect)
+        if expect is None and (path not in self.fs or posixpath.dirname(path) not in self.fs):
+            return None
+        if self._node_of("remove_dir", path, "dir", expect) is None:
+            raise not_found("remove_dir", path, self.host)
+        if any(p != path and _under(p, path) for p in self.fs):
+            raise self._fail("remove_dir", "precondition", f"{path} is not empty; refusing to remove it")
+        del self.fs[path]
+        self.mutations.append(("remove_dir", path))
+        return None
+
+    def set_meta(self, path: str, *, mode: int, uid: int, gid: int, expect: PathState | None) -> FileEntry:
+        if (answer := self._start("set_meta", path, mode, uid, gid, expect)) is not _MODEL:
+            return self._canned(answer, path, mode=mode, uid=uid, gid=gid, expect=expect)
+        self._parent_dir("set_meta", path)
+        node = self._check_state("set_meta", path, expect)
+        if node is None:
+            raise not_found("set_meta", path, self.host)
+        if node.type != "symlink":
+            node.mode = mode
+        node.uid, node.gid = uid, gid
+        self.mutations.append(("set_meta", path))
+        return self._entry(path, node)
+
     def sweep_temps(self, dirs: list[str]) -> list[str]:
         if (answer := self._start("sweep_temps", dirs)) is not _MODEL:
             return self._canned(answer, dirs)
-        swept = sorted(p for p, n in self.fs.items() if n.type == "file"
+        swept = sorted(p for p, n in self.fs.items() if n.type in ("file", "symlink")
                        and posixpath.dirname(p) in dirs and TEMP_RE.match(posixpath.basename(p)))
         for path in swept:
             del self.fs[path]

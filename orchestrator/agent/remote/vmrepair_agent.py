@@ -837,6 +837,191 @@ def op_remove_file(args: Args, work_dir: str) -> Any:
     return None
 
 
+# ---------------------------------------------------------------- symlinks, directories, owner and mode
+
+STATE_TYPES = ("absent", "file", "dir", "symlink")
+STATE_KEYS = frozenset({"type", "sha256", "link", "mode", "uid", "gid"})
+MAX_LINK = 4095
+
+
+def arg_link(args: Args, key: str) -> str:
+    value = args.get(key)
+    if not isinstance(value, str) or not value or "\0" in value or len(os.fsencode(value)) > MAX_LINK:
+        raise Failure("invalid", f"argument {key!r} must be non-empty link text without NUL, "
+                                 f"at most {MAX_LINK} bytes")
+    return value
+
+
+def arg_state(args: Args) -> dict[str, Any] | None:
+    """``expect``: null (no precondition, as a restore asks) or the captured state of the path."""
+    value = args.get("expect")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.get("type") not in STATE_TYPES or set(value) - STATE_KEYS:
+        raise Failure("invalid", f"expect must be null or an object with type in {STATE_TYPES} and keys "
+                                 f"from {sorted(STATE_KEYS)}")
+    return value
+
+
+def check_state(path: str, st: os.stat_result | None, expect: dict[str, Any] | None,
+                link: str | None = None, sha256: str | None = None) -> None:
+    """Refuse (``precondition``) unless the lstat ``st`` of ``path`` (with its link text or content
+    digest, when the caller read them) is the state ``expect`` describes."""
+    if expect is None:
+        return
+    have = "absent" if st is None else kind_of(st.st_mode)
+    if have != expect["type"]:
+        shown = "absent" if st is None else f"a {have}"
+        raise Failure("precondition", f"{path} is {shown}, expected {expect['type']} (changed since capture)")
+    if st is None:
+        return
+    actual = {"mode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid, "link": link,
+              "sha256": sha256}
+    for key in ("mode", "uid", "gid", "link", "sha256"):
+        if key in expect and actual[key] != expect[key]:
+            raise Failure("precondition", f"{path}: {key} is {actual[key]!r}, expected {expect[key]!r} "
+                                          "(changed since capture)")
+
+
+def hash_fd(fd: int) -> str:
+    import hashlib
+    digest, offset = hashlib.sha256(), 0
+    while chunk := os.pread(fd, CHUNK, offset):
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest()
+
+
+def op_set_symlink(args: Args, work_dir: str) -> Any:
+    """Create or atomically retarget a symlink (temp link, lchown, rename over): never replaces a file
+    or directory, never follows anything."""
+    path, target, expect = arg_path(args, "path"), arg_link(args, "target"), arg_state(args)
+    uid, gid = arg_int(args, "uid", 0, 2**32 - 2), arg_int(args, "gid", 0, 2**32 - 2)
+    with parent_of(path) as (dfd, name):
+        st = lstat_at(dfd, name)
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a symlink")
+        check_state(path, st, expect, link=None if st is None else readlink_at(dfd, name))
+        replace_symlink(dfd, name, target, uid=uid, gid=gid, mtime=time.time())
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        return entry(path, st, link=readlink_at(dfd, name))
+
+
+def op_remove_symlink(args: Args, work_dir: str) -> Any:
+    """Remove a symlink; an absent one is fine without a precondition (a repeated restore)."""
+    path, expect = arg_path(args, "path"), arg_state(args)
+    try:
+        dfd, name = open_parent(path)
+    except Failure as exc:
+        if exc.code == "not_found" and expect is None:
+            return None
+        raise
+    try:
+        st = lstat_at(dfd, name)
+        if st is None and expect is None:
+            return None
+        if st is not None and not stat.S_ISLNK(st.st_mode):
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a symlink")
+        check_state(path, st, expect, link=None if st is None else readlink_at(dfd, name))
+        if st is None:
+            raise Failure("not_found", f"{path} does not exist")
+        os.unlink(name, dir_fd=dfd)
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return None
+
+
+def op_make_dir(args: Args, work_dir: str) -> Any:
+    """Create a directory with this mode and owner in an existing parent; without a precondition an
+    existing directory only gets the mode and owner (a repeated restore)."""
+    path, expect = arg_path(args, "path"), arg_state(args)
+    mode, uid, gid = arg_int(args, "mode", 0, 0o7777), arg_int(args, "uid", 0, 2**32 - 2), \
+        arg_int(args, "gid", 0, 2**32 - 2)
+    with parent_of(path) as (dfd, name):
+        st = lstat_at(dfd, name)
+        check_state(path, st, expect)
+        if st is None:
+            os.mkdir(name, 0o700, dir_fd=dfd)   # private until its owner and mode are set
+        elif not stat.S_ISDIR(st.st_mode):
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a directory")
+        fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
+        try:
+            set_owner_mode(fd, uid, gid, mode)
+            os.fsync(fd)
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        os.fsync(dfd)
+    return entry(path, st)
+
+
+def op_remove_dir(args: Args, work_dir: str) -> Any:
+    """Remove an empty directory (``precondition`` when it is not empty); absent is fine without a
+    precondition."""
+    path, expect = arg_path(args, "path"), arg_state(args)
+    try:
+        dfd, name = open_parent(path)
+    except Failure as exc:
+        if exc.code == "not_found" and expect is None:
+            return None
+        raise
+    try:
+        st = lstat_at(dfd, name)
+        if st is None and expect is None:
+            return None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a directory")
+        check_state(path, st, expect)
+        if st is None:
+            raise Failure("not_found", f"{path} does not exist")
+        try:
+            os.rmdir(name, dir_fd=dfd)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise Failure("precondition", f"{path} is not empty; refusing to remove it") from None
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return None
+
+
+def op_set_meta(args: Args, work_dir: str) -> Any:
+    """chown/chmod a file or directory through a descriptor of the very inode the precondition was
+    checked on (content hashed through it too); lchown a symlink (its mode cannot change)."""
+    path, expect = arg_path(args, "path"), arg_state(args)
+    mode, uid, gid = arg_int(args, "mode", 0, 0o7777), arg_int(args, "uid", 0, 2**32 - 2), \
+        arg_int(args, "gid", 0, 2**32 - 2)
+    with parent_of(path) as (dfd, name):
+        st = lstat_at(dfd, name)
+        if st is None:
+            check_state(path, st, expect)
+            raise Failure("not_found", f"{path} does not exist")
+        if stat.S_ISLNK(st.st_mode):
+            link = readlink_at(dfd, name)
+            check_state(path, st, expect, link=link)
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.chown(name, uid, gid, dir_fd=dfd, follow_symlinks=False)
+            os.fsync(dfd)
+            return entry(path, os.stat(name, dir_fd=dfd, follow_symlinks=False), link=link)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}; only files, directories and "
+                                     "symlinks are changed")
+        fd = os.open(name, DIR_FLAGS if stat.S_ISDIR(st.st_mode) else READ_FLAGS, dir_fd=dfd)
+        try:
+            held = os.fstat(fd)
+            if (held.st_dev, held.st_ino) != (st.st_dev, st.st_ino):
+                raise Failure("precondition", f"{path} was replaced while it was checked")
+            digest = hash_fd(fd) if stat.S_ISREG(held.st_mode) and expect and "sha256" in expect else None
+            check_state(path, held, expect, sha256=digest)
+            set_owner_mode(fd, uid, gid, mode)
+            os.fsync(fd)
+            return entry(path, os.fstat(fd))
+        finally:
+            os.close(fd)
+
+
 def op_verify_package(args: Args, work_dir: str) -> Any:
     """Refuse a fix package whose document no longer hashes to the digest taken when it was validated.
 
@@ -863,7 +1048,7 @@ TEMP_RE = re.compile(r"^\.vmrepair-[0-9a-f]{16}\.tmp$")
 
 
 def op_sweep_temps(args: Args, work_dir: str) -> Any:
-    """Remove temp files an interrupted replace left in ``dirs`` (only regular files named exactly
+    """Remove temp files an interrupted replace left in ``dirs`` (only regular files or symlinks named exactly
     like :func:`temp_name` makes them, directly in each directory); return their paths."""
     removed = []
     for directory in arg_paths(args, "dirs"):
@@ -876,7 +1061,8 @@ def op_sweep_temps(args: Args, work_dir: str) -> Any:
         try:
             for name in os.listdir(dfd):
                 st = lstat_at(dfd, name) if TEMP_RE.match(name) else None
-                if st is not None and stat.S_ISREG(st.st_mode):
+                # A temp symlink too: replace_symlink dies between symlink() and rename() as well.
+                if st is not None and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                     os.unlink(name, dir_fd=dfd)
                     removed.append(join(directory, name))
             if removed:
@@ -1430,6 +1616,8 @@ OPS: dict[str, Callable[[Args, str], Any]] = {
     "manifest": op_manifest, "pack": op_pack, "unpack": op_unpack, "discard": op_discard,
     "read_file": op_read_file, "write_file": op_write_file, "remove_file": op_remove_file,
     "verify_package": op_verify_package,
+    "set_symlink": op_set_symlink, "remove_symlink": op_remove_symlink, "make_dir": op_make_dir,
+    "remove_dir": op_remove_dir, "set_meta": op_set_meta,
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,

@@ -13,18 +13,20 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from orchestrator import systemd
-from orchestrator.fixpkg.ops import DaemonReloadOp, UnitOp
+from orchestrator.fixpkg.ops import RESTORABLE_UNIT_STATES, DaemonReloadOp, UnitOp, UnitStateOp
 from orchestrator.playbooks.fields import Strict, Token
 from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.steps.context import RepairContext
 from orchestrator.steps.io import StepIO
 from orchestrator.steps.registry import Step, StepKind, register
 from orchestrator.steps.render import render_unit
+from orchestrator.systemd.query import first_state_word
 
 #: Unit actions a fix package replays (fixpkg.ops.UNIT_ACTIONS); its replay runs reset-failed first.
 REPLAYED_ACTIONS = frozenset({"start", "stop", "restart", "reload"})
-#: enable/disable change symlinks under /etc/systemd that a package neither backs up nor restores.
-UNREPLAYABLE_ACTIONS = frozenset({"enable", "disable"})
+#: enable/disable/mask/unmask replay as a unit_state: the state `systemctl is-enabled` printed before
+#: is its precondition on the target and what a rollback restores.
+STATE_OF_ACTION = {"enable": "enabled", "disable": "disabled", "mask": "masked", "unmask": "unmasked"}
 
 
 class UnitSpec(Strict):
@@ -69,6 +71,9 @@ def run_unit(step: UnitStep, ctx: RepairContext, io: StepIO) -> str:
     if step.name is None:  # the schema requires a name for every other action
         raise io.fail(f"{step.action} needs a unit name")
     unit = render_unit(step.name, ctx, io)
+    before = None
+    if step.action in STATE_OF_ACTION:
+        before = first_state_word(io.run(systemd.is_enabled_argv(unit), check=False).stdout_text)
     result = io.run(systemd.unit_argv(step.action, unit), check=False)
     if result.exit_status != 0:
         if step.action == "reset-failed":
@@ -79,8 +84,11 @@ def run_unit(step: UnitStep, ctx: RepairContext, io: StepIO) -> str:
         raise io.fail(f"systemctl {step.action} {unit} exited {result.exit_status}")
     if step.action in REPLAYED_ACTIONS:
         io.replay_op(UnitOp(unit, step.action))
-    elif step.action in UNREPLAYABLE_ACTIONS:
-        io.unreplayable.append(f"systemctl {step.action} {unit}")
+    elif before in RESTORABLE_UNIT_STATES:
+        io.replay_op(UnitStateOp(unit, STATE_OF_ACTION[step.action], before))
+    elif before is not None:
+        # linked, enabled-runtime, generated ...: no rollback could restore that state exactly.
+        io.unreplayable.append(f"systemctl {step.action} {unit} (the unit was {before})")
     return f"{step.action} {unit}"
 
 
@@ -89,5 +97,5 @@ KIND = register(StepKind(
     describe=_describe,
     templates=lambda step: () if step.name is None else (step.name,),
     template_fields=("name",),
-    replays=frozenset({UnitOp.name, DaemonReloadOp.name}),
+    replays=frozenset({UnitOp.name, DaemonReloadOp.name, UnitStateOp.name}),
 ))

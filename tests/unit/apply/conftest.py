@@ -25,7 +25,10 @@ RESTART_APP = [{"op": "unit", "unit": "app.service", "action": "restart"}]
 
 @pytest.fixture
 def target() -> FakeAgent:
-    return make_target()
+    # conf.d exists: these tests are about files; a new directory's make_dir has tests of its own.
+    host = make_target()
+    host.mkdir("/etc/app/conf.d")
+    return host
 
 
 @pytest.fixture

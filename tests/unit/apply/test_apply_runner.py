@@ -274,7 +274,7 @@ def test_rotation_is_applied_and_noted(target: FakeAgent, make_package: MakePack
     backup = json.loads((tmp_path / "b" / "backup.json").read_bytes())
     assert backup["entries"] == [{"path": LOG, "existed": True, "kind": "rotated_log",
                                   "sha256": sha(b"line\n" * 1000), "size": 5000, "mode": 0o640,
-                                  "uid": 101, "gid": 101}]
+                                  "uid": 101, "gid": 101, "link": None}]
     assert not any((tmp_path / "b" / "files").iterdir())   # metadata only: the archive keeps the data
 
 

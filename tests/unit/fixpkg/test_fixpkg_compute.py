@@ -8,9 +8,11 @@ from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import (
     ABSENT,
     DaemonReloadOp,
+    MakeDirOp,
     RemoveFileOp,
     RotateLogOp,
-    SetMetaOp,
+    SetOwnerModeOp,
+    SymlinkOp,
     UnitOp,
     WriteFileOp,
 )
@@ -43,7 +45,8 @@ def test_added_file_expects_absent_and_maps_owner_to_target_uid() -> None:
     target = make_target()
     vm = make_vm(target)
     vm.files["/etc/app/conf.d/extra.conf"] = FakeFile(b"x = 1\n", 0o640, 104, 104)  # "app" in the VM
-    (op,) = build(target, vm).operations
+    mkdir, op = build(target, vm).operations
+    assert mkdir == MakeDirOp("/etc/app/conf.d", 0o755, 0, 0)   # the new directory comes first
     assert isinstance(op, WriteFileOp)
     assert (op.path, op.expect_sha256, op.mode) == ("/etc/app/conf.d/extra.conf", ABSENT, 0o640)
     assert (op.uid, op.gid) == (101, 101)  # the target's id of "app", not the VM's 104
@@ -58,12 +61,13 @@ def test_removed_file_becomes_remove_with_precondition() -> None:
     )
 
 
-def test_meta_only_change_becomes_set_meta_without_content() -> None:
+def test_meta_only_change_becomes_set_owner_mode_without_content() -> None:
     target = make_target()
     vm = make_vm(target)
     vm.files[KEY].mode = 0o600
     pkg = build(target, vm)
-    assert pkg.operations == (SetMetaOp(KEY, 0o600, 101, 101, expect_sha256=sha(b"secret\n")),)
+    assert pkg.operations == (SetOwnerModeOp(KEY, "file", 0o600, 101, 101, 0o644, 101, 101,
+                                             expect_sha256=sha(b"secret\n"), expect_target=None),)
     assert dict(pkg.blobs) == {}
 
 
@@ -174,14 +178,13 @@ def test_invalid_replay_operations_are_refused(item: object, message: str) -> No
     assert message in info.value.message
 
 
-def test_symlink_change_is_refused_naming_the_path() -> None:
+def test_retargeted_symlink_becomes_a_symlink_op_expecting_the_old_target() -> None:
     target = make_target()
     target.symlinks["/etc/app/current"] = "/etc/app/v1"
     vm = make_vm(target)
     vm.symlinks["/etc/app/current"] = "/etc/app/v2"
-    with pytest.raises(FixPackageError) as info:
-        build(target, vm)
-    assert info.value.message.startswith("/etc/app/current: a symlink was created, changed or removed")
+    assert build(target, vm).operations == (
+        SymlinkOp("/etc/app/current", "/etc/app/v2", 0, 0, expect_target="/etc/app/v1"),)
 
 
 def test_identical_symlink_is_fine() -> None:
@@ -195,16 +198,15 @@ def test_file_replaced_by_symlink_is_refused() -> None:
     vm = make_vm(target)
     del vm.files[CONF]
     vm.symlinks[CONF] = "/tmp/evil.conf"
-    with pytest.raises(FixPackageError, match=f"{CONF}: a symlink"):
+    with pytest.raises(FixPackageError, match=f"{CONF}: changed from a file to a symlink in the VM"):
         build(target, vm)
 
 
-def test_new_directory_is_implicit_but_an_empty_one_is_refused() -> None:
+def test_new_empty_directory_becomes_make_dir() -> None:
     target = make_target()
     vm = make_vm(target)
-    vm.dirs.add("/etc/app/empty.d")
-    with pytest.raises(FixPackageError, match=r"/etc/app/empty\.d: an empty directory was created"):
-        build(target, vm)
+    vm.mkdir("/etc/app/empty.d", 0o750)
+    assert build(target, vm).operations == (MakeDirOp("/etc/app/empty.d", 0o750, 0, 0),)
 
 
 def test_file_too_large_for_a_package_is_refused() -> None:

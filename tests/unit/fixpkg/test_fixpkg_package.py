@@ -36,7 +36,8 @@ def test_round_trip(tmp_path: Path) -> None:
     loaded = FixPackage.load(directory)
     assert loaded == pkg
     assert [op.name for op in loaded.operations] == [
-        "write_file", "write_file", "remove_file", "write_file", "daemon_reload", "rotate_log", "unit",
+        "make_dir", "write_file", "write_file", "remove_file", "write_file", "daemon_reload", "rotate_log",
+        "unit",
     ]
 
 

@@ -319,3 +319,19 @@ def test_the_report_says_why_the_vm_stayed_on_the_template(repaired: Session) ->
     assert ("- **Environment:** the plain template `debian-12`; no host layer: the target's architecture "
             "arm64 is not the template's amd64") in markdown
     assert "- **Environment note:** the target runs Debian 11" in markdown
+
+
+def test_node_and_unit_state_operations_are_listed(tmp_path: Path) -> None:
+    session = new_session(tmp_path, "local")
+    session.write_json("fix-package", {"operations": [
+        {"op": "make_dir", "path": "/etc/a.d", "mode": 0o750, "uid": 0, "gid": 0},
+        {"op": "symlink", "path": "/etc/cur", "target": "v2", "uid": 0, "gid": 0, "expect_target": "v1"},
+        {"op": "remove_dir", "path": "/etc/old.d"},
+        {"op": "unit_state", "unit": "app.service", "state": "masked", "expect": "enabled"}]})
+    session.finish(SessionStatus.NOT_REPAIRED, "no")
+    text = render_report(session.dir)
+    assert ("| 1 | make\\_dir | `/etc/a.d` | absent (new directory) | directory | 0750 | uid 0 / gid 0 |"
+            in text)
+    assert "| 2 | symlink | `/etc/cur` | link → v1 | link → v2 |" in text
+    assert "| 3 | remove\\_dir | `/etc/old.d` | empty directory | removed |" in text
+    assert "| 4 | unit\\_state | `app.service` | is-enabled: enabled | masked |" in text
