@@ -95,8 +95,10 @@ def test_compute_leaves_packaged_files_to_the_reinstall_but_keeps_conffiles() ->
     owned = PackagedFiles(frozenset({UNIT_FILE, CONF, "/usr/bin/app"}), frozenset({CONF}))
     pkg = build(target, vm, replay, deb_content=lambda op: DEB, package_files=lambda op: owned)
     names = [(op.name, getattr(op, "path", getattr(op, "package", ""))) for op in pkg.operations]
-    assert names == [("write_file", CONF), ("write_file", "/etc/app/conf.d/extra.conf"),
-                     ("deb_install", "app"), ("daemon_reload", ""), ("unit", "")]
+    # The new directory is an operation of its own (created before the file in it).
+    assert names == [("make_dir", "/etc/app/conf.d"), ("write_file", CONF),
+                     ("write_file", "/etc/app/conf.d/extra.conf"), ("deb_install", "app"),
+                     ("daemon_reload", ""), ("unit", "")]
     assert pkg.blob(SHA) == DEB
 
 
