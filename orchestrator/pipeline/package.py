@@ -8,10 +8,12 @@ result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from orchestrator import dpkg
 from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import analyse
-from orchestrator.capture.snapshot import UNIT_STATE_KINDS, unit_link_paths
+from orchestrator.capture.snapshot import UNIT_STATE_KINDS, Capture, unit_link_paths
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import DebInstallOp, compute_package
 from orchestrator.fsutil import ensure_private_dir
@@ -57,12 +59,21 @@ def authoritative_after(
     return Manifest(tuple(merged), missing), ignored
 
 
+def exact_paths(capture: Capture, components: Sequence[Component]) -> tuple[str, ...]:
+    """The paths whose own entry the sandbox decides (see :func:`authoritative_after`): the capture's
+    meta paths, the units' mask and wants links, and the components' data and writable roots. A
+    repair that recreates a missing data directory (or fixes its mode or owner) is a node change the
+    target needs; what the sandbox's own service wrote below it stays out."""
+    links = unit_link_paths(list(components), set(UNIT_STATE_KINDS))
+    roots = [p for c in components for p in (*c.data_paths, *c.writable_paths)]
+    return (*capture.meta_paths, *dict.fromkeys(p for p in (*links, *roots) if p in capture.paths))
+
+
 def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Built | Refused:
     """Raises: AgentError/TransportError (file contents could not be read from the sandbox), StateError."""
     app, session, capture = ctx.app, ctx.session, work.capture
     with session.stage(Stage.PACKAGE) as st:
-        links = unit_link_paths(list(work.components), set(UNIT_STATE_KINDS))
-        exact = (*capture.meta_paths, *(p for p in links if p in capture.paths))
+        exact = exact_paths(capture, work.components)
         after, ignored = authoritative_after(capture.manifest, winner.after, work.components, exact)
         debs, vm = debs_dir(ctx), work.sandbox.transport
 

@@ -95,3 +95,18 @@ def test_the_package_takes_exact_paths_from_the_sandbox_but_nothing_below_them()
     assert by_path["/var/lib/db"].mode == 0o750 and by_path["/var/lib/run"].mode == 0o755
     assert by_path["/var/lib/db/data"].mode == 0o700          # the sandbox's data activity stays out
     assert ignored == ["/var/lib/db/data"] and merged.missing == ()
+
+
+def test_the_data_roots_own_entries_are_exact_so_a_recreated_data_directory_is_packaged(
+    tmp_path: Path,
+) -> None:
+    from orchestrator.agent.api import Manifest
+    from orchestrator.capture.snapshot import Capture
+    from orchestrator.pipeline.package import exact_paths
+
+    app = Component("app", units=("app.service",), config_paths=("/etc/app",),
+                    data_paths=("/var/lib/app",), writable_paths=("/var/lib/app", "/var/log/app"))
+    capture = Capture(tmp_path / "files.tar", ("/etc/app", "/var/lib/app"), Manifest((), ("/var/lib/app",)),
+                      (), meta_paths=("/var/cache/app",))
+    # /var/log/app is not captured, so it cannot be exact (the package only diffs captured paths).
+    assert exact_paths(capture, [app]) == ("/var/cache/app", "/var/lib/app")
