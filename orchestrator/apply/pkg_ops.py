@@ -14,7 +14,9 @@ What a rollback does after a ``deb_install`` (:func:`settle` then the usual file
   half-installed, unpacked or half-configured, or marked reinst-required): the same verified ``.deb`` is
   installed again from the backup, so dpkg's database and the files on disk agree again. When another
   dpkg holds the lock, nothing is forced: the rollback reports it and the files are still restored.
-- It removes our ``policy-rc.d`` if a crash left it behind (only a file carrying our mark).
+- It removes our ``policy-rc.d`` if a crash left it behind (only a file carrying our mark), and the
+  uploaded ``.deb`` (a crash between the upload and its removal leaves it in the agent's directory, which
+  is ``/run``: memory, until the next boot).
 - It puts back, byte for byte with mode and owner, every file ``dpkg --verify`` reported as changed
   before the reinstall, and removes every file it reported missing (the reinstall recreated them): the
   package's files are exactly as before.
@@ -79,6 +81,11 @@ def dpkg_timeout(timeout: float) -> float:
 def upload_dir(agent: AgentApi) -> str:
     """The agent's own directory (root-only): the .deb is uploaded there, never to a shared /tmp."""
     return str(getattr(agent, "remote_dir", DEFAULT_REMOTE_DIR))
+
+
+def upload_path(remote_dir: str, sha256: str) -> str:
+    """Where the .deb of blob ``sha256`` is uploaded in ``remote_dir``."""
+    return f"{remote_dir}/deb-{sha256}.deb"
 
 
 def status_of(transport: Transport, name: str, arch: str, *, timeout: float) -> dpkg.PackageStatus | None:
@@ -182,7 +189,7 @@ def install_deb(op: DebInstallOp, deb: Path, remote_dir: str, transport: Transpo
         ApplyError: the uploaded file does not match, or dpkg exited non-zero (lock held included).
         TransportError, CommandTimeoutError.
     """
-    remote = f"{remote_dir}/deb-{op.sha256}.deb"
+    remote = upload_path(remote_dir, op.sha256)
     transport.check(["install", "-d", "-m", "0700", "--", remote_dir], timeout=timeout)
     transport.put_file(deb, remote, mode=0o600)
     try:
@@ -222,14 +229,22 @@ def settle(records: Sequence[PackageRecord], deb_of: Callable[[PackageRecord], P
            transport: Transport, *, timeout: float,
            sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """Before files are restored: finish every reinstall dpkg left unfinished (installing the same
-    ``.deb`` again) and remove our policy-rc.d. Returns rollback errors: a package left worse than the
-    backup found it (installed-ok before, not now), or dpkg still locked by another process. Never
-    raises: a rollback always goes on to restore the files."""
+    ``.deb`` again), remove our policy-rc.d and the uploaded ``.deb`` a crash left behind. Returns
+    rollback errors: a package left worse than the backup found it (installed-ok before, not now), or
+    dpkg still locked by another process. Never raises: a rollback always goes on to restore the files."""
     errors: list[str] = []
     try:
         transport.run(dpkg.release_services_argv(), timeout=timeout)
     except VmRepairError as exc:
         errors.append(f"cannot remove {dpkg.POLICY_RC} (if a crash left it): {exc.message}")
+    for record in records:
+        # Only when dpkg did not finish does the reinstall below upload (and remove) it again: a crash
+        # after the upload and before dpkg, or after dpkg and before the removal, leaves it otherwise.
+        remote = upload_path(upload_dir(agent), record.sha256)
+        try:
+            transport.run(["rm", "-f", "--", remote], timeout=timeout)
+        except VmRepairError as exc:   # litter, not damage: the target's files are restored regardless
+            log.warning("cannot remove %s an interrupted reinstall uploaded: %s", remote, exc.message)
     for record in records:
         try:
             error = _settle_one(record, deb_of(record), agent, transport, timeout=timeout, sleep=sleep)

@@ -143,6 +143,20 @@ def test_rollback_after_a_crash_mid_dpkg_settles_dpkg(tmp_path: Path) -> None:
     assert dpkg.POLICY_RC not in h.agent.fs
 
 
+def test_rollback_after_a_crash_around_dpkg_removes_the_uploaded_deb(tmp_path: Path) -> None:
+    """A kill between the upload and dpkg (or after dpkg and before the removal): the package is as it
+    was, so nothing reinstalls, and the .deb stayed in the agent's directory (/run, memory)."""
+    h = host()
+    pkg = package_for(h)
+    before = h.agent.state()
+    create_backup(pkg, h.agent, h.transport, tmp_path / "b", preflight(pkg, h.agent), max_file_bytes=1 << 20,
+                  timeout=5)
+    h.transport.files[f"/run/vmrepair/deb-{h.package('app').deb_sha256}.deb"] = h.package("app").deb
+    assert rollback_from_backup(tmp_path / "b", h.agent, h.transport, units_touched=False) == []
+    assert h.transport.files == {}, "the upload a crash left is removed"
+    assert h.installs == [] and h.agent.state() == before
+
+
 def test_a_dpkg_that_stays_locked_is_a_rollback_error_but_files_are_restored(tmp_path: Path) -> None:
     h = host()
     pkg = package_for(h)
