@@ -156,15 +156,18 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
     if active in _STOPPED:
         if "masked" in (load, file_state):
             return pid.failed(stopped, f"{unit} is masked and {active}", evidence, kind=inactive)
+        # Before the condition rule: systemd keeps ConditionResult=no on a unit stopped by hand (seen
+        # after `systemctl disable --now`), so a unit the baseline ran and enabled that is now disabled
+        # and stopped must not pass as "conditions not met".
+        if was_enabled and baseline is not None and baseline[0] in _RUNNING and file_state not in _ENABLED:
+            return pid.failed(stopped, f"{unit} is {file_state or 'not enabled'} and {active}; the baseline "
+                              f"had it {baseline[1]} and {baseline[0]}", evidence, kind=inactive)
         if props.get("ConditionResult") == "no":
             return pid.passed(f"{unit} is {active}: its start conditions are not met", evidence)
         if props.get("Type") == "oneshot" and props.get("Result") == "success":
             return pid.passed(f"{unit} ran and exited successfully (oneshot)", evidence)
         if file_state in _ENABLED:
             return pid.failed(stopped, f"{unit} is {file_state} but {active}", evidence, kind=inactive)
-        if was_enabled and baseline is not None and baseline[0] in _RUNNING:
-            return pid.failed(stopped, f"{unit} is {file_state or 'not enabled'} and {active}; the baseline "
-                              f"had it {baseline[1]} and {baseline[0]}", evidence, kind=inactive)
         return pid.passed(f"{unit} is {active} and {file_state or 'not enabled'}", evidence)
     return pid.unavailable(f"unexpected ActiveState {active!r}", evidence)
 

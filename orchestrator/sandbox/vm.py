@@ -187,12 +187,16 @@ class TroubleshootingVm:
         mirrored = mirror.unit_states(self.transport, capture, units, self.session)
         for unit in units:
             target = capture.units.get(unit, {})
-            if target.get("UnitFileState") == "masked":
-                # A masked unit cannot be (re)started; one the target does not run is stopped here
-                # too (masking alone leaves the template's instance running).
-                if target.get("ActiveState") not in {"active", "reloading", "activating"}:
-                    systemd.unit_command(self.transport, "stop", unit).raise_for_timeout(host)
-                    mirrored.append(f"stop {unit}: the target does not run it")
+            masked = target.get("UnitFileState") == "masked"
+            # A unit the target has stopped (masked, disabled, or stopped by hand: inactive, not failed)
+            # is stopped here too: restarting it would run the template's instance and hide the fault.
+            # A masked unit cannot be (re)started anyway.
+            if target.get("ActiveState") in {"inactive", "deactivating"} or (
+                    masked and target.get("ActiveState") not in {"active", "reloading", "activating"}):
+                systemd.unit_command(self.transport, "stop", unit).raise_for_timeout(host)
+                mirrored.append(f"stop {unit}: the target does not run it")
+                continue
+            if masked:
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed),

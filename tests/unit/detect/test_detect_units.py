@@ -208,3 +208,13 @@ def test_running_but_disabled_since_the_baseline_will_not_come_back_after_a_boot
     static = {**ACTIVE, "UnitFileState": "static"}
     assert units.evaluate(NGINX, "nginx.service", units.UnitShow(static), THRESHOLDS,
                           ("active", "enabled")).ok
+
+
+def test_a_stale_condition_result_does_not_hide_a_unit_disabled_since_the_baseline() -> None:
+    # What systemd showed for nginx after `systemctl disable --now nginx` on the patient.
+    stopped = {**INACTIVE, "UnitFileState": "disabled", "ConditionResult": "no"}
+    result = units.evaluate(NGINX, "nginx.service", units.UnitShow(stopped), THRESHOLDS,
+                            ("active", "enabled"))
+    assert (result.ok, result.kind) == (False, IssueKind.UNIT_INACTIVE)
+    # Without a baseline that ran it, unmet conditions still pass.
+    assert units.evaluate(NGINX, "nginx.service", units.UnitShow(stopped), THRESHOLDS).ok

@@ -271,6 +271,27 @@ def test_a_unit_already_in_the_targets_state_is_left_alone(make_vm: MakeVm, tmp_
     assert not any(a[1] in {"mask", "enable", "disable"} for a in transport.argvs)
 
 
+def test_a_unit_the_target_stopped_is_stopped_in_the_vm_and_a_failed_one_restarted(
+    make_vm: MakeVm, tmp_path: Path
+) -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show"):
+            return 0, b"UnitFileState=enabled\n", b""
+        return 0, b"", b""
+
+    vm, _, transport = make_vm(transport=FakeTransport(handler, host="trb"))
+    capture = replace(captured(tmp_path), units={
+        "nginx.service": {"UnitFileState": "disabled", "ActiveState": "inactive"},   # disable --now
+        "sampleapp.service": {"UnitFileState": "enabled", "ActiveState": "failed"},
+    })
+    report = vm.import_capture(capture, [NGINX, APP])
+    argvs = transport.argvs
+    assert ("systemctl", "stop", "--", "nginx.service") in argvs
+    assert ("systemctl", "restart", "--", "nginx.service") not in argvs
+    assert ("systemctl", "restart", "--", "sampleapp.service") in argvs
+    assert "stop nginx.service: the target does not run it" in report.unit_states
+
+
 # -- absences ---------------------------------------------------------------------------------------
 
 def test_what_the_target_lacks_inside_the_captured_roots_is_removed_from_the_vm(
