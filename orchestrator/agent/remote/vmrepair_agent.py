@@ -907,28 +907,37 @@ def op_set_symlink(args: Args, work_dir: str) -> Any:
         return entry(path, st, link=readlink_at(dfd, name))
 
 
-def op_remove_symlink(args: Args, work_dir: str) -> Any:
-    """Remove a symlink; an absent one is fine without a precondition (a repeated restore)."""
+def remove_node(args: Args, wanted: str, remove: Callable[[int, str, str], None]) -> None:
+    """Remove ``path`` when it is a ``wanted`` ("symlink", "dir") in the state ``expect`` describes;
+    without a precondition an absent path is fine (a repeated restore). ``remove(dfd, name, path)``
+    does the unlink itself; the parent directory is fsynced after it."""
     path, expect = arg_path(args, "path"), arg_state(args)
     try:
         dfd, name = open_parent(path)
     except Failure as exc:
         if exc.code == "not_found" and expect is None:
-            return None
+            return
         raise
     try:
         st = lstat_at(dfd, name)
         if st is None and expect is None:
-            return None
-        if st is not None and not stat.S_ISLNK(st.st_mode):
-            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a symlink")
-        check_state(path, st, expect, link=None if st is None else readlink_at(dfd, name))
+            return
+        if st is not None and kind_of(st.st_mode) != wanted:
+            noun = "directory" if wanted == "dir" else wanted
+            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a {noun}")
+        link = readlink_at(dfd, name) if st is not None and wanted == "symlink" else None
+        check_state(path, st, expect, link=link)
         if st is None:
             raise Failure("not_found", f"{path} does not exist")
-        os.unlink(name, dir_fd=dfd)
+        remove(dfd, name, path)
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def op_remove_symlink(args: Args, work_dir: str) -> Any:
+    """Remove a symlink; an absent one is fine without a precondition (a repeated restore)."""
+    remove_node(args, "symlink", lambda dfd, name, path: os.unlink(name, dir_fd=dfd))
     return None
 
 
@@ -959,31 +968,15 @@ def op_make_dir(args: Args, work_dir: str) -> Any:
 def op_remove_dir(args: Args, work_dir: str) -> Any:
     """Remove an empty directory (``precondition`` when it is not empty); absent is fine without a
     precondition."""
-    path, expect = arg_path(args, "path"), arg_state(args)
-    try:
-        dfd, name = open_parent(path)
-    except Failure as exc:
-        if exc.code == "not_found" and expect is None:
-            return None
-        raise
-    try:
-        st = lstat_at(dfd, name)
-        if st is None and expect is None:
-            return None
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            raise Failure("invalid", f"{path} is a {kind_of(st.st_mode)}, not a directory")
-        check_state(path, st, expect)
-        if st is None:
-            raise Failure("not_found", f"{path} does not exist")
+    def rmdir(dfd: int, name: str, path: str) -> None:
         try:
             os.rmdir(name, dir_fd=dfd)
         except OSError as exc:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             raise Failure("precondition", f"{path} is not empty; refusing to remove it") from None
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+
+    remove_node(args, "dir", rmdir)
     return None
 
 
