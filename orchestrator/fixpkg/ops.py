@@ -402,6 +402,12 @@ def _check_once(index: int, op: Operation, paths: set[str], units: set[str]) -> 
         units.add(op.unit)
 
 
+def is_node_meta(op: Operation) -> bool:
+    """Whether ``op`` only creates a directory or sets a directory's mode and owner (what a system
+    directory's repair may do outside the allowed roots: :data:`~orchestrator.fixpkg.paths.SYSTEM_DIRS`)."""
+    return isinstance(op, MakeDirOp) or (isinstance(op, SetOwnerModeOp) and op.kind == "dir")
+
+
 def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) -> None:
     """Check the invariants of a whole operation list, so apply can run it in order as-is.
 
@@ -434,7 +440,7 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
             has_reload = True
         if isinstance(op, (*PATH_OPS, *DATA_OPS)):
             try:
-                check_allowed(op.path, allowed_roots)
+                check_allowed(op.path, allowed_roots, is_node_meta=is_node_meta(op))
             except FixPackageError as exc:
                 raise FixPackageError(f"operations[{index}]: {exc.message}", remedy=exc.remedy) from exc
         _check_tree_order(index, op, made, removed, seen_files)

@@ -10,10 +10,22 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from orchestrator.detect.sysdirs import RULES as SYSTEM_PATH_RULES
 from orchestrator.errors import FixPackageError
 from orchestrator.systemd.paths import UNIT_FILE_DIRS, is_unit_file
 
-__all__ = ["UNIT_FILE_DIRS", "check_allowed", "is_under", "is_unit_file", "normalise_path"]
+__all__ = ["SYSTEM_DIRS", "UNIT_FILE_DIRS", "check_allowed", "is_under", "is_unit_file", "normalise_path"]
+
+#: The system directories (``/tmp``, ``/var/tmp``, ``/etc``, ``/usr``, ``/var`` ...: the ``dir`` rules
+#: of :mod:`orchestrator.detect.sysdirs`) whose *own* node a package may create or chmod/chown even
+#: outside the allowed roots (``check_allowed(..., is_node_meta=True)``). Why not widen the default
+#: roots instead: a root allows everything strictly below it, and ``/tmp`` as a root would let a
+#: package write any file there (a world-writable directory, where a planted file is an attack), and
+#: ``/usr`` or ``/var`` would open the whole system. This exception names exact paths, only for the
+#: operations that set a node's mode and owner, and each path's wanted mode and owner are fixed by
+#: its rule. ``/`` is not among them: no operation may name it (:func:`normalise_path`).
+SYSTEM_DIRS = frozenset(rule.path for rule in SYSTEM_PATH_RULES.values()
+                        if rule.type == "dir" and rule.path != "/")
 
 _MAX_PATH = 4096
 
@@ -50,8 +62,10 @@ def is_under(path: str, root: str) -> bool:
     return path.startswith(root + "/")
 
 
-def check_allowed(path: str, allowed_roots: Sequence[str]) -> str:
-    """Return the canonical form of ``path`` if it lies strictly below one of ``allowed_roots``.
+def check_allowed(path: str, allowed_roots: Sequence[str], *, is_node_meta: bool = False) -> str:
+    """Return the canonical form of ``path`` if it lies strictly below one of ``allowed_roots``, or,
+    for an operation that only creates a directory or sets a node's mode and owner
+    (``is_node_meta``), if it is exactly one of :data:`SYSTEM_DIRS`.
 
     Raises:
         FixPackageError: the path is malformed (see :func:`normalise_path`), an allowed root is not an
@@ -59,6 +73,8 @@ def check_allowed(path: str, allowed_roots: Sequence[str]) -> str:
     """
     canonical = normalise_path(path)
     roots = [_normalise_root(root) for root in allowed_roots]
+    if is_node_meta and canonical in SYSTEM_DIRS:
+        return canonical
     if not any(is_under(canonical, root) for root in roots):
         shown = ", ".join(roots) or "(none)"
         raise FixPackageError(

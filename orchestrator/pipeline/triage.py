@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from orchestrator import systemd
 from orchestrator.components.config import WatchConfig
+from orchestrator.detect import sysdirs
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.errors import PipelineError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult
@@ -48,18 +49,39 @@ class TriageDecision:
                 "in_place": self.in_place, "reason": self.reason}
 
 
+def is_system_dir_issue(issue: Issue) -> bool:
+    """The mode or owner of a system directory (``sysdir:/tmp``, ``/var/tmp``, ``/etc`` ...: a ``dir``
+    rule of :data:`~orchestrator.detect.sysdirs.RULES`), repaired through a VM like a component's.
+
+    Only directories: the VM mirrors a meta path's own mode and owner (never what is below it), which
+    is all such a repair changes. ``/`` stays reported: a fix package cannot name it
+    (:func:`~orchestrator.fixpkg.paths.normalise_path`). Files (``/etc/shadow`` ...) stay reported:
+    their content would have to travel into the VM, and they hold every password hash.
+    """
+    rule = sysdirs.RULES.get(issue.subject)
+    return (issue.component == HOST_COMPONENT and issue.kind is IssueKind.PERMISSIONS
+            and issue.probe == sysdirs.probe_name(issue.subject)
+            and rule is not None and rule.type == "dir" and rule.path != "/")
+
+
 def is_report_only(issue: Issue) -> bool:
-    """Host-wide issues other than disk space (:data:`REPORT_ONLY_KINDS`, and the modes of system
-    paths, which no component's capture carries into a VM)."""
-    return issue.kind in REPORT_ONLY_KINDS or (issue.component == HOST_COMPONENT
-                                                and issue.kind not in DISK_KINDS)
+    """Host-wide issues other than disk space and system directories (:data:`REPORT_ONLY_KINDS`, and
+    the other host issues: the modes of system files, which no capture carries into a VM)."""
+    if issue.kind in REPORT_ONLY_KINDS:
+        return True
+    return (issue.component == HOST_COMPONENT and issue.kind not in DISK_KINDS
+            and not is_system_dir_issue(issue))
 
 
 def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:
-    """One primary issue per component (the most fundamental kind), with the rest as related."""
-    by_component: dict[str, list[Issue]] = {}
+    """One primary issue per component (the most fundamental kind), with the rest as related.
+
+    A component's report-only issues form a group of their own: the host's memory pressure must
+    neither become the primary of a repairable system-directory issue (which would then never be
+    repaired) nor hide as a related issue of one (it would vanish from the run's outcomes)."""
+    by_component: dict[tuple[str, bool], list[Issue]] = {}
     for issue in issues:
-        by_component.setdefault(issue.component, []).append(issue)
+        by_component.setdefault((issue.component, is_report_only(issue)), []).append(issue)
     groups = []
     for items in by_component.values():
         items.sort(key=lambda i: PRIORITY.index(i.kind) if i.kind in PRIORITY else len(PRIORITY))
@@ -117,11 +139,22 @@ def components_for(watch: WatchConfig, issue: Issue) -> list[Component]:
     if issue.kind in DISK_KINDS:
         # A disk issue belongs to the host: every component with logs is in scope.
         return [c for c in watch.components if c.log_paths]
+    if is_system_dir_issue(issue):
+        return [system_dir_component(issue.subject)]
     try:
         return [watch.component(issue.component)]
     except KeyError as exc:
         raise PipelineError(f"issue {issue.id} names unknown component {issue.component!r}",
                             stage=Stage.TRIAGE) from exc
+
+
+def system_dir_component(path: str) -> Component:
+    """The synthetic component a system-directory repair works on: the directory is its only writable
+    path, so the capture takes its own entry (never what is below it: :func:`~orchestrator.capture.
+    snapshot.meta_paths`) and the sandbox gives it the target's mode and owner. No units: nothing to
+    restart, so triage escalates, the generators propose no restart, and core features has nothing to
+    check beyond the probes."""
+    return Component(HOST_COMPONENT, vital=True, writable_paths=(path,), origin="builtin")
 
 
 def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from orchestrator.errors import VmRepairError
+from orchestrator.model import ProbeResult
 from orchestrator.transport.base import Transport
 from orchestrator.validate.load import GuestLoad, random_token
 from orchestrator.validate.probes import ProbeRunner, judge
@@ -50,10 +51,12 @@ class _Tally:
 
 
 def stable_layer(components: Collection[str], probes: ProbeRunner, transport: Transport,
-                 plan: StabilityPlan, *, on_last_round: Callable[[], None] | None = None) -> LayerReport:
-    """Watch the probes of ``components`` (by ``ProbeResult.component``); the guest load is always
-    stopped at the end. ``on_last_round`` is called once, when the wait before the period's last round
-    begins (the validator starts its other layers then).
+                 plan: StabilityPlan, *, on_last_round: Callable[[], None] | None = None,
+                 keep: Callable[[ProbeResult], bool] | None = None) -> LayerReport:
+    """Watch the probes of ``components`` (by ``ProbeResult.component``), those ``keep`` accepts when
+    given (the others run but are not judged); the guest load is always stopped at the end.
+    ``on_last_round`` is called once, when the wait before the period's last round begins (the
+    validator starts its other layers then).
 
     Raises: only bugs (an error outside our tree from a probe propagates, after the load is stopped).
     """
@@ -63,9 +66,9 @@ def stable_layer(components: Collection[str], probes: ProbeRunner, transport: Tr
     try:
         if load is None:
             rec.add("load", True, "disabled: the probes ran without load in the guest")
-            outcome = _Rounds(rec, frozenset(components), probes, None, plan, on_last_round).watch()
+            outcome = _Rounds(rec, frozenset(components), probes, None, plan, on_last_round, keep).watch()
         elif rec.check(f"start load ({load.unit})", lambda: _start(load)):
-            outcome = _Rounds(rec, frozenset(components), probes, load, plan, on_last_round).watch()
+            outcome = _Rounds(rec, frozenset(components), probes, load, plan, on_last_round, keep).watch()
         else:
             outcome = "could not put the guest under load, so stability was not verified"
     finally:
@@ -88,6 +91,7 @@ class _Rounds:
     load: GuestLoad | None
     plan: StabilityPlan
     on_last_round: Callable[[], None] | None = None
+    keep: Callable[[ProbeResult], bool] | None = None
     tallies: dict[str, _Tally] = field(default_factory=dict)
 
     def watch(self) -> str:
@@ -131,6 +135,8 @@ class _Rounds:
         began = clock()
         try:
             results = self.probes.run_components(self.components)
+            if self.keep is not None:
+                results = [r for r in results if self.keep(r)]
         except VmRepairError as exc:
             self.rec.add(f"probes {where}", False, f"probes could not run: {exc.message}", clock() - began)
             return f"{where}: probes could not run"

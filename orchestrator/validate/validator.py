@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 
 from orchestrator.components.config import WatchConfig
-from orchestrator.model import Component, Issue
+from orchestrator.detect.common import HOST_COMPONENT
+from orchestrator.model import Component, Issue, ProbeResult
 from orchestrator.transport.base import Transport
 from orchestrator.validate.backend import GuestHost
 from orchestrator.validate.layers import core_features_layer, regressions_layer, resolved_layer
@@ -32,6 +33,20 @@ from orchestrator.validate.stability import PROBE_INTERVAL_S, StabilityPlan, sta
 __all__ = ["ProbeRunner", "ValidationReport", "Validator"]
 
 log = logging.getLogger(__name__)
+
+
+def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult], bool] | None:
+    """What the stability layer judges when the repaired component is the host itself (a system
+    directory's repair, :func:`~orchestrator.pipeline.triage.system_dir_component`): the host-wide
+    probes of the issue's own family (``sysdir:``). The host's other probes say nothing about a
+    directory's mode, and some cannot pass in a troubleshooting VM under stress-ng's load (memory
+    pressure, the VM's own kernel taint, a degraded VM boot): judged, they would fail every repair for
+    what the VM is, not for what the repair did. Any other component (and a disk issue, whose repaired
+    component is not the host): every probe, as before."""
+    if component.name != HOST_COMPONENT or issue.component != HOST_COMPONENT:
+        return None
+    family = issue.probe.partition(":")[0] + ":"
+    return lambda result: result.component != HOST_COMPONENT or result.probe.startswith(family)
 
 
 class Validator:
@@ -92,7 +107,7 @@ class Validator:
                 # The issue's own component too: a disk issue belongs to the host, not to ``component``.
                 watched = {component.name, issue.component}
                 stable = stable_layer(watched, self._probes, self._transport, self._plan,
-                                      on_last_round=start_side_layers)
+                                      on_last_round=start_side_layers, keep=stable_filter(issue, component))
             else:
                 stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
             start_side_layers()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.agent.api import Placeholder
-from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
+from orchestrator.capture.snapshot import Capture, capture_components, capture_paths, meta_paths
 from orchestrator.errors import AgentError, TransportError
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.model import Component, IssueKind
@@ -228,3 +228,24 @@ def test_state_issues_capture_writable_dirs_by_their_own_entry_only(session: Ses
     assert ("manifest", ("/var/lib/gone", "/var/lib/db")) in agent.calls
     recorded = json.loads((session.dir / "capture.json").read_text())
     assert recorded["meta_paths"] == ["/var/lib/gone", "/var/lib/db"]
+
+
+def test_a_system_directory_is_captured_by_its_own_entry_never_walked() -> None:
+    from orchestrator.pipeline.triage import system_dir_component
+
+    host = system_dir_component("/tmp")
+    assert capture_paths([host], {IssueKind.PERMISSIONS}) == []
+    assert meta_paths([host], {IssueKind.PERMISSIONS}, ["/tmp"]) == ["/tmp"]
+
+
+def test_capturing_a_system_directory_reads_no_file_below_it(session: Session) -> None:
+    from orchestrator.pipeline.triage import system_dir_component
+
+    agent = FakeAgent(tar=TAR, existing=set())
+    agent.put("/tmp/secret", fake_agent.file_node(b"someone else's"))
+    capture = capture_components(session, target(), agent, [system_dir_component("/tmp")],  # type: ignore[arg-type]
+                                 {IssueKind.PERMISSIONS}, max_file_bytes=MAX_FILE, subjects=["/tmp"])
+    assert capture.meta_paths == ("/tmp",) and capture.paths == ()
+    listed = capture.manifest.by_path()
+    assert listed["/tmp"].type == "dir" and "/tmp/secret" not in listed
+    assert capture.units == {} and capture.packages == {}

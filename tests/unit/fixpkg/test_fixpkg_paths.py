@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.errors import FixPackageError
-from orchestrator.fixpkg.paths import check_allowed, is_unit_file, normalise_path
+from orchestrator.fixpkg import MakeDirOp, SetOwnerModeOp, WriteFileOp
+from orchestrator.fixpkg.ops import validate_operations
+from orchestrator.fixpkg.paths import SYSTEM_DIRS, check_allowed, is_unit_file, normalise_path
 
 
 def test_normalise_collapses_slashes_and_dots() -> None:
@@ -48,3 +50,38 @@ def test_allowed_path_is_returned_canonical() -> None:
 def test_unit_files() -> None:
     assert is_unit_file("/etc/systemd/system/app.service.d/override.conf")
     assert not is_unit_file("/etc/systemd/journald.conf")
+
+
+# -- system directories: their own node only ------------------------------------------------------
+
+DEFAULT_ROOTS = ["/etc", "/opt", "/var/lib", "/var/log", "/usr/local/etc"]
+
+
+def test_the_system_directories_are_the_sysdir_dir_rules_but_root() -> None:
+    assert {"/tmp", "/var/tmp", "/etc", "/usr", "/var", "/etc/sudoers.d"} == SYSTEM_DIRS
+
+
+@pytest.mark.parametrize("path", ["/tmp", "/var/tmp", "//tmp/", "/usr"])
+def test_a_node_meta_operation_may_name_a_system_directory_outside_the_roots(path: str) -> None:
+    assert check_allowed(path, DEFAULT_ROOTS, is_node_meta=True) == normalise_path(path)
+
+
+@pytest.mark.parametrize(("path", "is_node_meta"), [
+    ("/tmp", False),              # content operations: never
+    ("/tmp/x", True),             # below a system directory: never
+    ("/var/tmp/evil.sh", False),
+    ("/srv", True),               # not a system directory
+])
+def test_everything_else_outside_the_roots_is_still_refused(path: str, is_node_meta: bool) -> None:
+    with pytest.raises(FixPackageError, match="outside the allowed roots"):
+        check_allowed(path, DEFAULT_ROOTS, is_node_meta=is_node_meta)
+
+
+def test_validate_operations_lets_set_owner_mode_of_tmp_through_but_no_write_below_it() -> None:
+    validate_operations([SetOwnerModeOp("/tmp", "dir", 0o1777, 0, 0, 0o755, 0, 0, None, None)], DEFAULT_ROOTS)
+    validate_operations([MakeDirOp("/var/tmp", 0o1777, 0, 0)], DEFAULT_ROOTS)
+    with pytest.raises(FixPackageError, match=r"operations\[0\]: path /tmp/x is outside the allowed roots"):
+        validate_operations([WriteFileOp("/tmp/x", "0" * 64, 1, 0o644, 0, 0, "absent")], DEFAULT_ROOTS)
+    with pytest.raises(FixPackageError, match="outside the allowed roots"):
+        validate_operations([SetOwnerModeOp("/tmp/x", "dir", 0o700, 0, 0, 0o755, 0, 0, None, None)],
+                            DEFAULT_ROOTS)

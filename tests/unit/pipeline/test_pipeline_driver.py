@@ -279,3 +279,11 @@ def test_an_unknown_component_is_a_triage_error(make: Make, tmp_path: Path) -> N
     stranger = dataclasses.replace(ISSUE, component="ghost")
     with pytest.raises(PipelineError, match="names unknown component 'ghost'"):
         repair(ctx, script, stranger)
+
+
+def test_a_system_directory_goes_through_a_sandbox_on_the_host_component(make: Make, tmp_path: Path) -> None:
+    ctx, script = make(Script(tmp_path))
+    tmp = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/tmp", "/tmp: not sticky", "sysdir:/tmp")
+    outcome = repair(ctx, script, tmp)
+    assert outcome.status is SessionStatus.REPAIRED, outcome.summary
+    assert script.calls[:2] == ["triage", "capture"] and len(script.sandboxes) == 1

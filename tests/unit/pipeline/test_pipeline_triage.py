@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.components.config import WatchConfig
 from orchestrator.components.defaults import DEFAULT_COMPONENTS
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult, Severity
-from orchestrator.pipeline.triage import RESTART_ATTEMPTS, decide, group_issues, restart_in_place
+from orchestrator.pipeline.triage import (
+    RESTART_ATTEMPTS,
+    components_for,
+    decide,
+    group_issues,
+    is_report_only,
+    is_system_dir_issue,
+    restart_in_place,
+)
 from orchestrator.transport.fake import FakeTransport
 
 NGINX = Component("nginx", units=("nginx.service",))
@@ -230,3 +239,49 @@ def test_restart_in_place_is_not_fixed_when_every_probe_was_unavailable() -> Non
                                   lambda: [unavailable], sleep=lambda s: None)
     assert fixed is False
     assert log[-1]["passing_after"] == []
+
+
+# -- system directories ----------------------------------------------------------------------------
+
+def sysdir(path: str, kind: IssueKind = IssueKind.PERMISSIONS) -> Issue:
+    return Issue("host", kind, Severity.CRITICAL, path, f"{path}: not sticky", f"sysdir:{path}")
+
+
+@pytest.mark.parametrize("path", ["/tmp", "/var/tmp", "/etc", "/usr", "/var", "/etc/sudoers.d"])
+def test_a_system_directorys_mode_is_repairable(path: str) -> None:
+    assert is_system_dir_issue(sysdir(path)) and not is_report_only(sysdir(path))
+
+
+@pytest.mark.parametrize("issue", [
+    sysdir("/"),                                  # no fix package may name /
+    sysdir("/etc/shadow"), sysdir("/etc/passwd"),  # files: content and hashes stay on the target
+    sysdir("/tmp", IssueKind.PATH_MISSING),
+    Issue("host", IssueKind.MEMORY_PRESSURE, Severity.WARNING, "memory", "pressure", "memory:pressure"),
+    Issue("host", IssueKind.PERMISSIONS, Severity.WARNING, "/tmp", "x", "kernel:taint"),
+])
+def test_every_other_host_issue_stays_report_only(issue: Issue) -> None:
+    assert not is_system_dir_issue(issue) and is_report_only(issue)
+
+
+def test_disk_issues_keep_their_path() -> None:
+    disk = issue(IssueKind.DISK_FULL, "host", "/")
+    assert not is_report_only(disk)
+    assert components_for(WatchConfig((NGINX, Component("app", log_paths=("/var/log/app",)))), disk) == [
+        Component("app", log_paths=("/var/log/app",))]
+
+
+def test_a_system_directory_is_repaired_on_a_synthetic_host_component() -> None:
+    (host,) = components_for(WatchConfig((NGINX,)), sysdir("/var/tmp"))
+    assert (host.name, host.units, host.writable_paths, host.vital) == ("host", (), ("/var/tmp",), True)
+    assert (host.config_paths, host.unit_paths, host.data_paths) == ((), (), ())
+    decision = decide(sysdir("/var/tmp"), (), host)
+    assert not decision.in_place and "no unit to restart" in decision.reason
+
+
+def test_report_only_host_issues_group_apart_from_a_repairable_one() -> None:
+    memory = Issue("host", IssueKind.MEMORY_PRESSURE, Severity.WARNING, "memory", "pressure",
+                   "memory:pressure")
+    tmp = sysdir("/tmp")
+    assert group_issues([memory, tmp]) == [(memory, ()), (tmp, ())]
+    disk = issue(IssueKind.DISK_FULL, "host", "/")
+    assert group_issues([tmp, disk, memory]) == [(disk, (tmp,)), (memory, ())]

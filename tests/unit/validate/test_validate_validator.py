@@ -121,3 +121,29 @@ def test_layers_3_and_4_run_during_the_last_round_of_the_stability_period(
     report = validator.validate(ISSUE, NGINX, BASELINE)
     assert report.passed
     assert seen_in_last_wait == [True]
+
+
+def test_a_system_directory_repair_judges_only_the_sysdir_probes_for_stability(
+        transport: FakeTransport, clock: FakeClock) -> None:
+    tmp = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/tmp", "/tmp: not sticky", "sysdir:/tmp")
+    host = Component("host", writable_paths=("/tmp",), origin="builtin")
+    probes = FakeProbes(state={"sysdir:/tmp": True, "sysdir:/var/tmp": True, "memory:pressure": False,
+                               "kernel:taint": False, "unit:nginx.service": True},
+                        components={"sysdir:/tmp": "host", "sysdir:/var/tmp": "host",
+                                    "memory:pressure": "host", "kernel:taint": "host"})
+    report = _validator(transport, probes, clock, period=0).validate(tmp, host, {"sysdir:/tmp"})
+    stable = report.layer(LayerName.STABLE)
+    assert stable.passed, stable
+    judged = {check.name for check in stable.checks if check.name.startswith("probe ")}
+    assert judged == {"probe sysdir:/tmp", "probe sysdir:/var/tmp"}
+    assert report.passed
+
+
+def test_a_failing_sysdir_probe_still_fails_a_host_repairs_stability(
+        transport: FakeTransport, clock: FakeClock) -> None:
+    tmp = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/tmp", "/tmp: not sticky", "sysdir:/tmp")
+    host = Component("host", writable_paths=("/tmp",), origin="builtin")
+    probes = FakeProbes(state={"sysdir:/tmp": True, "sysdir:/var/tmp": False},
+                        components={"sysdir:/tmp": "host", "sysdir:/var/tmp": "host"})
+    report = _validator(transport, probes, clock, period=0).validate(tmp, host, set())
+    assert not report.layer(LayerName.STABLE).passed
