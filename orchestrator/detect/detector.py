@@ -89,6 +89,9 @@ class Detector:
         self._transport = transport
         #: One ``systemctl show`` for the unit probes of a run, fetched beside the agent reads.
         self._units = units.ShowBatch()
+        #: The unit whose current User=/Group= each writable probe judges (asked in the same batch).
+        self._identity_units = {writable.probe_name(path): comp.units[0] for comp in watch.components
+                                if comp.units for path in comp.writable_paths}
         self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
                                       shares=self._shared, unit_batch=self._units)
 
@@ -102,6 +105,9 @@ class Detector:
         reads = [read for name in wanted for read in self._reads.get(name, ())]
         reads += [read for one in shared for read in one.first_reads]
         unit_names = [n[len(units.PREFIX):] for n in wanted if n.startswith(units.PREFIX) and n in self._plan]
+        # The units writable probes take their identity from are asked in the same batch.
+        identities = [u for n in wanted if (u := self._identity_units.get(n))]
+        unit_names = list(dict.fromkeys([*unit_names, *identities]))
         with contextlib.ExitStack() as scopes:
             for one in shared:
                 scopes.enter_context(one.scope())

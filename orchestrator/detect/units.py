@@ -87,7 +87,9 @@ class ShowBatch:
     def prefetch(self, transport: Transport, units: Sequence[str]) -> None:
         """Raises: TransportError: the target cannot be reached."""
         self._answers = {}
-        if len(units) < 2:
+        # Even one unit is asked here rather than by its probe (the same single call): the writable
+        # probes of its component read the unit's current User=/Group= from this answer.
+        if not units:
             return
         answer = systemd.show(transport, list(units), ("Id", *PROPERTIES), timeout=SHOW_TIMEOUT_S)
         if answer.unavailable_reason is not None or len(answer.units) != len(units):

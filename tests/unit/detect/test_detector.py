@@ -274,3 +274,18 @@ def test_component_probes_read_in_the_batch_and_shared_reads_travel_once() -> No
     assert len(agent.batches) == 1
     assert sorted(map(repr, agent.batches[0])) == sorted(map(repr, agent.asked))
     assert [op for op, args in agent.batches[0] if args.get("path") == "/etc/passwd"] == ["read_file"]
+
+
+def test_a_writable_probe_run_alone_judges_the_units_current_user() -> None:
+    """The validator reruns ``writable:`` by name; its unit's User= must be asked in that run too, or the
+    identity discovered while a drop-in named a missing account would be judged."""
+    from tests.unit.fake_agent import Node
+
+    agent = FakeAgent(files={"/etc/passwd": b"app:x:101:104::/:/bin/false\n", "/etc/group": b"app:x:104:\n"})
+    agent.put("/var/lib/app", Node("dir", mode=0o750, uid=101, gid=104))
+    discovered = Component("app", units=("app.service",), user="app-svc", writable_paths=("/var/lib/app",))
+    host = FakeHost(units={"app.service": {"LoadState": "loaded", "ActiveState": "active", "SubState": "running",
+                                           "UnitFileState": "enabled", "User": "app", "Group": "app"}})
+    detector = Detector(WatchConfig((discovered,), mounts=()), host.transport(), agent)
+    (result,) = detector.run_named(["writable:/var/lib/app"])
+    assert (result.ok, result.is_unavailable) == (True, False), result
