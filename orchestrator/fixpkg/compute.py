@@ -24,7 +24,7 @@ import hashlib
 import posixpath
 import re
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from orchestrator.agent.api import AgentApi, FileEntry, Manifest
@@ -85,6 +85,8 @@ def compute_package(
     before_content: ContentReader | None = None,
     deb_content: DebReader | None = None,
     package_files: PackageFilesReader | None = None,
+    target_users: Mapping[str, int] | None = None,
+    target_groups: Mapping[str, int] | None = None,
 ) -> FixPackage:
     """Build the package that reproduces on the target what the validated repair changed in the VM.
 
@@ -109,7 +111,8 @@ def compute_package(
     captured, current = drop_unit_links(captured, current, {op.unit for op in states})
     path_ops = _path_operations(
         captured, current, placeholders=hidden, rotated=rotated,
-        owners=OwnerMap(before.entries), allowed_roots=allowed_roots, reinstalled=reinstalled,
+        owners=OwnerMap(before.entries, users=target_users, groups=target_groups),
+        allowed_roots=allowed_roots, reinstalled=reinstalled,
     )
     file_ops: list[FileOp] = [op for op in path_ops if isinstance(op, WriteFileOp | RemoveFileOp)]
     blobs, diffs = _fetch_contents(file_ops, vm_agent, max_file_bytes, before_content)

@@ -14,6 +14,7 @@ from orchestrator import dpkg
 from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import analyse
 from orchestrator.capture.snapshot import UNIT_STATE_KINDS, Capture, unit_link_paths
+from orchestrator.detect.writable import load_accounts
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import DebInstallOp, compute_package
 from orchestrator.fsutil import ensure_private_dir
@@ -83,6 +84,8 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
         def package_files(op: DebInstallOp) -> dpkg.PackagedFiles:
             return dpkg.packaged_files(vm, op.package, op.architecture)
 
+        # Owners the capture cannot name (a directory the target lost) by the target's own accounts.
+        accounts = load_accounts(ctx.agent)
         try:
             package = compute_package(
                 capture.manifest, after, work.sandbox.agent, list(winner.replay_ops),
@@ -91,6 +94,8 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
                 issue=issue.as_dict(),
                 reboot_required=winner.reboot_required or winner.rebooted,
                 deb_content=deb_content, package_files=package_files,
+                target_users={name: ids[0] for name, ids in accounts.users.items()},
+                target_groups=dict(accounts.groups),
             )
         except FixPackageError as exc:
             st.status, st.detail = "failed", exc.message
