@@ -151,5 +151,12 @@ class Component:
     sockets: tuple[str, ...] = ()
 
     @property
+    def log_dirs(self) -> tuple[str, ...]:
+        """The component's own log directories: its log paths strictly below /var/log (never /var/log
+        itself, which every service shares). A service that cannot open its log there fails to start
+        (nginx's error log), so they are state a repair may recreate, like its writable paths."""
+        return tuple(p for p in self.log_paths if p.startswith("/var/log/"))
+
+    @property
     def all_paths(self) -> tuple[str, ...]:
         return self.config_paths + self.unit_paths + self.data_paths

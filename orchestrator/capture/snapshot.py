@@ -89,12 +89,12 @@ def unit_link_paths(components: list[Component], kinds: set[IssueKind]) -> list[
 
 
 def meta_paths(components: list[Component], kinds: set[IssueKind], subjects: Sequence[str] = ()) -> list[str]:
-    """Paths captured by their own entry only: the components' writable directories (and the issues'
-    subjects among them) for issues a state directory causes. Never walked: a database's state
+    """Paths captured by their own entry only: the components' writable and own log directories (and
+    the issues' subjects among them) for issues a state directory causes. Never walked: a database's state
     directory holds gigabytes that no repair of its mode or owner needs to read."""
     if not kinds & STATE_DIR_KINDS:
         return []
-    writable = [p for comp in components for p in comp.writable_paths]
+    writable = [p for comp in components for p in (*comp.writable_paths, *comp.log_dirs)]
     named = [s for s in subjects if s in writable]
     return list(dict.fromkeys([*named, *writable]))
 

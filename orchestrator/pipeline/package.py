@@ -66,7 +66,7 @@ def exact_paths(capture: Capture, components: Sequence[Component]) -> tuple[str,
     repair that recreates a missing data directory (or fixes its mode or owner) is a node change the
     target needs; what the sandbox's own service wrote below it stays out."""
     links = unit_link_paths(list(components), set(UNIT_STATE_KINDS))
-    roots = [p for c in components for p in (*c.data_paths, *c.writable_paths)]
+    roots = [p for c in components for p in (*c.data_paths, *c.writable_paths, *c.log_dirs)]
     return (*capture.meta_paths, *dict.fromkeys(p for p in (*links, *roots) if p in capture.paths))
 
 

@@ -52,6 +52,8 @@ def _wanted_dirs(situation: Situation) -> dict[str, tuple[int, str]]:
     """Directory → (mode, where the mode comes from) for every directory the component writes to."""
     found: dict[str, tuple[int, str]] = dict.fromkeys(situation.component.writable_paths,
                                                       (DEFAULT_MODE, "writable path"))
+    for path in situation.component.log_dirs:
+        found.setdefault(path, (DEFAULT_MODE, "log directory"))
     for unit in situation.units[:1]:
         shown = situation.show(unit)
         for prop, base, mode_prop in _DIRECTORIES:

@@ -249,3 +249,9 @@ def test_capturing_a_system_directory_reads_no_file_below_it(session: Session) -
     listed = capture.manifest.by_path()
     assert listed["/tmp"].type == "dir" and "/tmp/secret" not in listed
     assert capture.units == {} and capture.packages == {}
+
+
+def test_a_components_own_log_directory_is_a_meta_path_but_var_log_is_not() -> None:
+    nginx = Component("nginx", units=("nginx.service",), log_paths=("/var/log/nginx",))
+    rsyslog = Component("rsyslog", units=("rsyslog.service",), log_paths=("/var/log",))
+    assert meta_paths([nginx, rsyslog], {IssueKind.UNIT_FAILED}) == ["/var/log/nginx"]

@@ -284,8 +284,9 @@ def test_a_writable_probe_run_alone_judges_the_units_current_user() -> None:
     agent = FakeAgent(files={"/etc/passwd": b"app:x:101:104::/:/bin/false\n", "/etc/group": b"app:x:104:\n"})
     agent.put("/var/lib/app", Node("dir", mode=0o750, uid=101, gid=104))
     discovered = Component("app", units=("app.service",), user="app-svc", writable_paths=("/var/lib/app",))
-    host = FakeHost(units={"app.service": {"LoadState": "loaded", "ActiveState": "active", "SubState": "running",
-                                           "UnitFileState": "enabled", "User": "app", "Group": "app"}})
+    shown = {"LoadState": "loaded", "ActiveState": "active", "SubState": "running",
+             "UnitFileState": "enabled", "User": "app", "Group": "app"}
+    host = FakeHost(units={"app.service": shown})
     detector = Detector(WatchConfig((discovered,), mounts=()), host.transport(), agent)
     (result,) = detector.run_named(["writable:/var/lib/app"])
     assert (result.ok, result.is_unavailable) == (True, False), result

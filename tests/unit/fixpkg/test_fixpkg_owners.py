@@ -25,5 +25,5 @@ def test_an_owner_of_nothing_captured_is_found_in_the_targets_accounts() -> None
 
 
 def test_an_owner_the_target_does_not_know_is_refused() -> None:
-    with pytest.raises(FixPackageError, match="'ghost'.*is not an account of the target"):
+    with pytest.raises(FixPackageError, match=r"'ghost'.*is not an account of the target"):
         OwnerMap([], users={"app": 101}).target_ids(entry("/var/lib/app", "ghost", "root"))

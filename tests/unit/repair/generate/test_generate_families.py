@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from orchestrator.model import IssueKind
+from orchestrator.model import Component, IssueKind
 from orchestrator.repair.generate import (
     Matched,
     config_files,
@@ -268,3 +268,16 @@ def test_the_same_steps_from_two_families_are_kept_once() -> None:
     assert names == ["gen-revert-file-etc-app-app.conf", "gen-revert-component-app",
                      "gen-restart-app.service"]
     assert all(m.strategy.playbook.startswith("generated:") for m in matched)
+
+
+def test_a_missing_log_directory_of_the_component_is_made_like_a_state_directory() -> None:
+    # nginx opens /var/log/nginx/error.log at start (and in `nginx -t`): without the directory it fails.
+    nginx = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",),
+                      log_paths=("/var/log/nginx",))
+    found = state.generate(situation(issue(IssueKind.UNIT_FAILED, "nginx.service", component="nginx"),
+                                     now=[], missing=("/var/log/nginx",), vm=_unit(), component=nginx))
+    assert [p.steps[0] for p in found] == [
+        {"make_dir": {"path": "/var/log/nginx", "mode": "0755", "owner": "root", "group": "root"}}]
+    assert "log directory" in found[0].description
+    # /var/log itself is every service's: never a component's own log directory.
+    assert Component("rsyslog", log_paths=("/var/log",)).log_dirs == ()
