@@ -7,12 +7,14 @@ The target keeps running: nothing is stopped, only read.
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from orchestrator import dpkg
 from orchestrator.agent.api import DiskUsage, Manifest, PackResult, Placeholder
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.errors import TransportError
@@ -39,6 +41,9 @@ class Capture:
     #: them: the directories a service writes to (:func:`meta_paths`). Their entries are in
     #: ``manifest``; nothing of them is in the tar.
     meta_paths: tuple[str, ...] = ()
+    #: Files of the components' packages that ``dpkg --verify`` reports missing on the target (not
+    #: conffiles): absences outside the captured roots that the VM must share (a deleted binary).
+    package_missing: tuple[str, ...] = ()
 
     @property
     def placeholder_paths(self) -> set[str]:
@@ -52,6 +57,7 @@ class Capture:
             "packages": self.packages, "units": self.units,
             "disk": asdict(self.disk) if self.disk else None,
             "facts": self.facts.as_dict() if self.facts else None, "meta_paths": list(self.meta_paths),
+            "package_missing": list(self.package_missing),
         }
 
 
@@ -154,8 +160,9 @@ def capture_components(
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
+    missing = packaged_missing(transport, [n for n, v in packages.items() if v], kinds)
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
-                      facts, tuple(meta))
+                      facts, tuple(meta), missing)
     data = capture.as_dict()
     data["placeholder_samples"] = {
         p.path: {"head": cap_text(p.head, 512), "tail": cap_text(p.tail, 512)} for p in packed.placeholders
@@ -165,6 +172,32 @@ def capture_components(
                   placeholders=len(packed.placeholders), tar_bytes=local_tar.stat().st_size,
                   target=facts.summary() if facts else "")
     return capture
+
+
+#: Issues a deleted packaged file can cause (the unit cannot exec, the config test cannot run).
+PACKAGE_FILE_KINDS = frozenset({IssueKind.PACKAGE_BROKEN, IssueKind.UNIT_FAILED, IssueKind.CONFIG_INVALID})
+#: More missing files than this is a package half removed: mirrored no further (the layer and a
+#: reinstall deal with it), and no hostile answer can make the VM delete thousands of files.
+MAX_PACKAGE_MISSING = 200
+
+
+def packaged_missing(
+    transport: Transport, installed: Sequence[str], kinds: set[IssueKind]
+) -> tuple[str, ...]:
+    """The non-conffile files of ``installed`` that ``dpkg --verify`` says are missing on the target
+    (each a canonical absolute path), for the issues such an absence causes. Read-only; an answer
+    dpkg could not give is no absence.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    if not installed or not kinds & PACKAGE_FILE_KINDS:
+        return ()
+    names = [n for n in installed if dpkg.is_package_name(n)]
+    result = transport.run(["dpkg", "--verify", "--", *names], timeout=120)
+    found = [f.path for f in dpkg.parse_verify(result.stdout_text) if f.is_missing and not f.is_conffile]
+    canonical = [p for p in found if posixpath.normpath(p) == p and p.startswith("/") and p != "/"]
+    return tuple(dict.fromkeys(canonical))[:MAX_PACKAGE_MISSING]
 
 
 def _covered(path: str, roots: Sequence[str]) -> bool:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from orchestrator import systemd
 from orchestrator.agent.api import AgentApi, Manifest
 from orchestrator.capture.snapshot import Capture
+from orchestrator.errors import AgentError
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
 
@@ -195,3 +196,26 @@ def directories(transport: Transport, agent: AgentApi, capture: Capture, session
     if done:
         session.event("sandbox", "directories_mirrored", changed=done)
     return done
+
+
+def packaged_absences(agent: AgentApi, capture: Capture, session: Session) -> list[str]:
+    """Remove from the VM the packaged files the target lacks (:attr:`Capture.package_missing`, what
+    ``dpkg --verify`` reported there): a deleted binary outside the captured roots must be deleted
+    here too, or the fault passes in the VM. Only regular files and symlinks go (the agent refuses
+    anything else, and never follows a link); each removal is recorded. Returns the removed paths.
+
+    Raises:
+        TransportError: the VM stopped answering.
+    """
+    removed: list[str] = []
+    refused: list[str] = []
+    for path in capture.package_missing:
+        try:
+            agent.remove_file(path)
+        except AgentError as exc:
+            refused.append(f"{path}: {exc.message}")
+            continue
+        removed.append(path)
+    if removed or refused:
+        session.event("sandbox", "package_absences_mirrored", removed=removed[:200], refused=refused[:50])
+    return removed

@@ -174,6 +174,7 @@ class TroubleshootingVm:
         # both checks (what the target lacks; whose names differ).
         in_vm = self.agent.manifest(list(capture.paths))
         removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
+        removed += mirror.packaged_absences(self.agent, capture, self.session)
         owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
         owners += mirror.directories(self.transport, self.agent, capture, self.session)
         units = sorted({u for c in components for u in c.units})

@@ -255,3 +255,24 @@ def test_a_components_own_log_directory_is_a_meta_path_but_var_log_is_not() -> N
     nginx = Component("nginx", units=("nginx.service",), log_paths=("/var/log/nginx",))
     rsyslog = Component("rsyslog", units=("rsyslog.service",), log_paths=("/var/log",))
     assert meta_paths([nginx, rsyslog], {IssueKind.UNIT_FAILED}) == ["/var/log/nginx"]
+
+
+def test_packaged_files_missing_on_the_target_are_listed_for_the_vm_to_share() -> None:
+    from orchestrator.capture.snapshot import packaged_missing
+    from orchestrator.transport.fake import FakeTransport
+
+    verify = (b"missing     /usr/sbin/nginx\n"
+              b"missing   c /etc/nginx/mime.types\n"          # a conffile: captured with the config
+              b"??5??????   /usr/share/nginx/html/index.html\n"  # changed, not missing
+              b"missing     /usr/sbin/../../etc/shadow\n")     # not canonical: never trusted
+
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        assert argv == ("dpkg", "--verify", "--", "nginx", "nginx-common")
+        return 2, verify, b""
+
+    transport = FakeTransport(handler, host="target")
+    found = packaged_missing(transport, ["nginx", "nginx-common"], {IssueKind.UNIT_FAILED})
+    assert found == ("/usr/sbin/nginx",)
+    # Issues a missing packaged file cannot cause ask nothing.
+    assert packaged_missing(transport, ["nginx"], {IssueKind.DISK_FULL}) == ()
+    assert transport.argvs == [("dpkg", "--verify", "--", "nginx", "nginx-common")]

@@ -111,3 +111,23 @@ def test_a_directory_that_already_matches_costs_nothing(tmp_path: Path, session:
     transport = vm(set())
     assert mirror.directories(transport, _MetaAgent(same), capture, session) == []  # type: ignore[arg-type]
     assert transport.argvs == []
+
+
+def test_packaged_files_the_target_lacks_are_removed_in_the_vm(tmp_path: Path, session: Session) -> None:
+    from orchestrator.errors import AgentError
+
+    class Agent:
+        def __init__(self) -> None:
+            self.removed: list[str] = []
+
+        def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:
+            if path == "/usr/bin/gone-here-too":
+                raise AgentError("/usr/bin/gone-here-too does not exist")
+            self.removed.append(path)
+
+    capture = replace(capture_of(tmp_path), package_missing=("/usr/sbin/nginx", "/usr/bin/gone-here-too"))
+    agent = Agent()
+    assert mirror.packaged_absences(agent, capture, session) == ["/usr/sbin/nginx"]  # type: ignore[arg-type]
+    assert agent.removed == ["/usr/sbin/nginx"]
+    event = [json.loads(line) for line in (session.dir / "evidence.jsonl").read_text().splitlines()][-1]
+    assert event["event"] == "package_absences_mirrored" and len(event["refused"]) == 1
