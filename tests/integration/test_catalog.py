@@ -124,7 +124,9 @@ def test_catalog_fault_is_repaired(app: App, patients: Patients, fault: Fault) -
             broken = failing_checks(ssh, fault)
         assert broken, f"{fault.id}: every healthy check still passes after the injection"
         started = time.monotonic()
-        outcome = run_repair(app, f"vm:{name}", RunOptions(assume_yes=True, stable_period_s=STABLE_S))
+        # A fix that needs a reboot (fstab) is proven by one: the patient is a disposable VM.
+        outcome = run_repair(app, f"vm:{name}", RunOptions(assume_yes=True, stable_period_s=STABLE_S,
+                                                           reboot_policy="automatic", reboot_notice_s=0))
         mttr = time.monotonic() - started
         with app.vms.transport(name) as ssh:
             after = failing_checks(ssh, fault)
