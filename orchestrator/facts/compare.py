@@ -8,6 +8,7 @@ Package *versions* that differ are reported too (as notes: the fault may still r
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,10 +41,14 @@ class Differences:
 
 
 def environment_differences(target: TargetFacts, target_units: dict[str, dict[str, str]],
-                            vm: Transport, components: Sequence[Component]) -> Differences:
+                            vm: Transport, components: Sequence[Component], *,
+                            target_lacks: Sequence[str] = ()) -> Differences:
     """Compare the components' units and packages on the target with the VM's.
 
-    ``target_units`` are the units' properties as captured on the target (``LoadState`` ...).
+    ``target_units`` are the units' properties as captured on the target (``LoadState`` ...);
+    ``target_lacks`` are packaged files missing on the target too (the capture's ``dpkg --verify``):
+    a config test program among them is missing in the VM *because* it is on the target, which is
+    the fault reproduced, not an environment difference.
 
     Raises:
         TransportError: the VM stopped answering.
@@ -60,9 +65,13 @@ def environment_differences(target: TargetFacts, target_units: dict[str, dict[st
         for unit, info in zip(present_on_target, answer.units, strict=False):
             if info.load_state in ABSENT:
                 missing.append(f"unit {unit} exists on the target but not in the VM")
+    lacking = {*target_lacks, *(posixpath.basename(p) for p in target_lacks)}
     for component in components:
         program = component.config_test[0] if component.config_test else ""
-        if program and not _has_program(vm, program):
+        if program in lacking:
+            notes.append(f"program {program} (config test of {component.name}) is missing on the target "
+                         "too (dpkg --verify): the fault, mirrored")
+        elif program and not _has_program(vm, program):
             missing.append(f"program {program} (config test of {component.name}) is not in the VM")
     wanted = sorted({p for c in components for p in c.packages if target.package(p) is not None})
     if wanted:

@@ -59,7 +59,8 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
             # Checked once the VM runs the target's configuration: what it lacks, a probe failing
             # there could be failing for (reproduce refuses to count such a failure).
             imported = replace(imported, differences=environment_differences(
-                captured.facts, captured.units, sandbox.transport, components))
+                captured.facts, captured.units, sandbox.transport, components,
+                target_lacks=captured.package_missing))
         if issue.kind in DISK_KINDS and captured.disk is not None:
             sandbox.fill_disk_to(captured.disk.used_pct if issue.kind is IssueKind.DISK_FULL
                                  else ctx.watch.thresholds.disk_critical_pct)

@@ -62,3 +62,13 @@ def test_the_program_name_never_reaches_a_shell_parser() -> None:
     environment_differences(TARGET, {}, transport, [hostile])
     (argv,) = [a for a in transport.argvs if a[0] == "sh"]
     assert argv == ("sh", "-c", 'command -v -- "$1" >/dev/null', "sh", "$(reboot)")
+
+
+def test_a_config_test_program_the_target_lacks_too_is_the_fault_not_a_difference() -> None:
+    # /usr/sbin/apache2ctl deleted on the target (dpkg --verify: missing), so removed in the VM too.
+    diff = environment_differences(TARGET, LOADED, vm(
+        package=b"apache2\t2.4.62-1~deb12u2\tamd64\tii \tinstall ok installed\n", has_program=False),
+        [APACHE], target_lacks=("/usr/sbin/apache2ctl",))
+    assert diff.is_faithful
+    assert diff.notes == ("program apache2ctl (config test of apache2) is missing on the target too "
+                          "(dpkg --verify): the fault, mirrored",)
