@@ -156,7 +156,9 @@ def capture_components(
         for name in wanted:
             packages.setdefault(name, None)
     units: dict[str, dict[str, str]] = {}
-    for unit in sorted({u for c in components for u in c.units}):
+    # Sockets too: a service whose socket is disabled or stopped cannot start (rsyslog without
+    # syslog.socket), so the VM must share the sockets' states as well.
+    for unit in sorted({u for c in components for u in (*c.units, *c.sockets)}):
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None

@@ -178,6 +178,7 @@ class TroubleshootingVm:
         owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
         owners += mirror.directories(self.transport, self.agent, capture, self.session)
         units = sorted({u for c in components for u in c.units})
+        sockets = sorted({u for c in components for u in c.sockets} - set(units))
         # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
         # restart what the capture touched so the services run (or fail) with the target's
         # configuration. A failed restart is the fault being reproduced; a hung one means the VM cannot
@@ -185,8 +186,8 @@ class TroubleshootingVm:
         host = self.transport.host
         if any(systemd.is_unit_file(path) for path in (*result.written, *result.placeholders, *removed)):
             systemd.daemon_reload(self.transport, timeout=60).raise_for_timeout(host)
-        mirrored = mirror.unit_states(self.transport, capture, units, self.session)
-        for unit in units:
+        mirrored = mirror.unit_states(self.transport, capture, [*units, *sockets], self.session)
+        for unit in [*sockets, *units]:
             target = capture.units.get(unit, {})
             masked = target.get("UnitFileState") == "masked"
             # A unit the target has stopped (masked, disabled, or stopped by hand: inactive, not failed)
@@ -197,7 +198,7 @@ class TroubleshootingVm:
                 systemd.unit_command(self.transport, "stop", unit).raise_for_timeout(host)
                 mirrored.append(f"stop {unit}: the target does not run it")
                 continue
-            if masked:
+            if masked or unit in sockets:   # sockets are never restarted, only stopped like the target
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed),

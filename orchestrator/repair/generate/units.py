@@ -61,16 +61,35 @@ def _state(situation: Situation, unit: str) -> list[Proposal]:
             effectiveness=0.85, cause="unit_masked", confidence=0.9 if then_file != "masked" else 0.5))
         return out
     if file_state == "disabled" and then_file in _ENABLED:
+        # The component's sockets disabled since the baseline too (rsyslog needs syslog.socket): the
+        # service cannot start before they are enabled and listening again.
+        sockets = _disabled_since_baseline(situation, situation.component.sockets)
+        socket_steps = [step for s in sockets for step in (_unit_step(s, "enable"), _unit_step(s, "start"))]
+        also = f" with {', '.join(quote(s) for s in sockets)}" if sockets else ""
         out.append(Proposal(
             FAMILY, "enable", unit,
-            f"Enable {quote(unit)} again and start it ({said}; the baseline had it {quote(then_file)}).",
-            (_unit_step(unit, "enable"), *followups.start(unit)),
+            f"Enable {quote(unit)}{also} again and start it ({said}; the baseline had it "
+            f"{quote(then_file)}).",
+            (*socket_steps, _unit_step(unit, "enable"), *followups.start(unit)),
             effectiveness=0.85, cause="unit_disabled", confidence=0.85))
     if active in _DOWN and load == "loaded":
         out.append(Proposal(
             FAMILY, "start", unit, f"Reset the failed state of {quote(unit)} and start it ({said}).",
             followups.start(unit), effectiveness=0.5, cause="unit_down", confidence=0.5))
     return out
+
+
+def _disabled_since_baseline(situation: Situation, units: tuple[str, ...]) -> list[str]:
+    """Those of ``units`` that are disabled in the VM and were enabled in the baseline."""
+    if situation.baseline is None:
+        return []
+    found = []
+    for unit in units:
+        then = situation.baseline.units.get(unit, {})
+        then_file = str(then.get("UnitFileState") or "") if isinstance(then, dict) else ""
+        if then_file in _ENABLED and situation.show(unit).get("UnitFileState") == "disabled":
+            found.append(unit)
+    return found
 
 
 def _dropin(situation: Situation, unit: str) -> list[Proposal]:

@@ -292,6 +292,28 @@ def test_a_unit_the_target_stopped_is_stopped_in_the_vm_and_a_failed_one_restart
     assert "stop nginx.service: the target does not run it" in report.unit_states
 
 
+def test_a_components_socket_is_stopped_like_the_target_and_never_restarted(
+    make_vm: MakeVm, tmp_path: Path
+) -> None:
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show"):
+            return 0, b"UnitFileState=enabled\n\nUnitFileState=enabled\n", b""
+        return 0, b"", b""
+
+    vm, _, transport = make_vm(transport=FakeTransport(handler, host="trb"))
+    syslog = Component("rsyslog", units=("rsyslog.service",), sockets=("syslog.socket",))
+    capture = replace(captured(tmp_path), units={
+        "rsyslog.service": {"UnitFileState": "enabled", "ActiveState": "failed"},
+        "syslog.socket": {"UnitFileState": "disabled", "ActiveState": "inactive"},
+    })
+    vm.import_capture(capture, [syslog])
+    argvs = transport.argvs
+    assert ("systemctl", "disable", "--", "syslog.socket") in argvs
+    assert ("systemctl", "stop", "--", "syslog.socket") in argvs
+    assert ("systemctl", "restart", "--", "syslog.socket") not in argvs
+    assert ("systemctl", "restart", "--", "rsyslog.service") in argvs
+
+
 # -- absences ---------------------------------------------------------------------------------------
 
 def test_what_the_target_lacks_inside_the_captured_roots_is_removed_from_the_vm(

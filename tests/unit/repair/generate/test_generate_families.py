@@ -281,3 +281,18 @@ def test_a_missing_log_directory_of_the_component_is_made_like_a_state_directory
     assert "log directory" in found[0].description
     # /var/log itself is every service's: never a component's own log directory.
     assert Component("rsyslog", log_paths=("/var/log",)).log_dirs == ()
+
+
+def test_sockets_disabled_since_the_baseline_are_enabled_and_started_before_the_service() -> None:
+    # rsyslog after `systemctl disable --now rsyslog syslog.socket`: the service needs its socket.
+    app = Component("app", units=("app.service",), sockets=("app.socket",), config_paths=("/etc/app",))
+    off = {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "disabled"}
+    vm = Vm(show={"app.service": off, "app.socket": off})
+    base = Known(units={"app.service": {"UnitFileState": "enabled"},
+                        "app.socket": {"UnitFileState": "enabled"}})
+    (enable, _start) = units.generate(situation(issue(IssueKind.UNIT_INACTIVE), now=[], baseline=base,
+                                                vm=vm, component=app))
+    matched = to_matched(enable)
+    assert matched is not None
+    assert _plan(matched)[:3] == ["enable app.socket", "start app.socket", "enable app.service"]
+    assert "with app.socket" in enable.description
