@@ -94,7 +94,8 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
     needs_reboot = package.reboot_required
     plan = VerifyPlan(tuple(sorted({issue.probe} | target_passing)),
                       _boot_fallback(ctx, txn.id) if needs_reboot else None,
-                      boot_id(transport) if needs_reboot else None, ctx.watch.components)
+                      boot_id(transport) if needs_reboot else None, ctx.watch.components,
+                      ctx.watch.baseline_units, ctx.watch.baseline_modes)
     record_plan(store, txn.id, plan)
     with session.stage(Stage.APPLY) as st:
         apply_agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)

@@ -8,6 +8,7 @@ applied (step ``verify_plan``), so any later process (``vmrepair reboot now``, t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,16 +42,24 @@ class VerifyPlan:
     #: boot re-runs exactly those probes, whatever a new discovery would find (a service that did not
     #: come back must fail its probe, not vanish from the watch).
     components: tuple[Component, ...] = ()
+    #: The baseline facts those probes were planned with (unit states; path -> type, mode, uid, gid):
+    #: without them the ``modes:`` probes of a target with a baseline do not exist after the boot.
+    baseline_units: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    baseline_modes: Mapping[str, tuple[str, int, int, int]] = field(default_factory=dict)
 
     def as_detail(self) -> dict[str, Any]:
         return {"probes": list(self.probes), "snapshot": self.snapshot, "boot_id": self.boot_id,
-                "components": [record.to_json(c) for c in self.components]}
+                "components": [record.to_json(c) for c in self.components],
+                "baseline_units": {u: list(s) for u, s in self.baseline_units.items()},
+                "baseline_modes": {p: list(m) for p, m in self.baseline_modes.items()}}
 
     def watch(self, configured: WatchConfig) -> WatchConfig:
-        """``configured`` with the plan's components, when the plan has them (older plans do not)."""
+        """``configured`` with the plan's components and baseline facts, when the plan has them (older
+        plans do not)."""
         if not self.components:
             return configured
-        return replace(configured, components=self.components, resolved=True)
+        return replace(configured, components=self.components, resolved=True,
+                       baseline_units=self.baseline_units, baseline_modes=self.baseline_modes)
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,27 @@ def load_plan(store: TransactionStore, txn_id: str) -> VerifyPlan:
             components = record.from_json(detail.get("components", []),
                                           source=f"verification plan of transaction {txn_id}")
             return VerifyPlan(tuple(probes), snapshot if isinstance(snapshot, str) else None,
-                              boot if isinstance(boot, str) else None, tuple(components))
+                              boot if isinstance(boot, str) else None, tuple(components),
+                              _units(detail.get("baseline_units")), _modes(detail.get("baseline_modes")))
     raise StateError(f"transaction {txn_id} has no usable verification plan",
                      remedy=f"verify by hand, then `vmrepair fixes rollback {txn_id}` if needed")
+
+
+def _units(raw: object) -> dict[str, tuple[str, str]]:
+    """The plan's baseline unit states; anything malformed (a damaged or older plan) is left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(u): (s[0], s[1]) for u, s in raw.items()
+            if isinstance(s, list) and len(s) == 2 and all(isinstance(x, str) for x in s)}
+
+
+def _modes(raw: object) -> dict[str, tuple[str, int, int, int]]:
+    """The plan's baseline modes (path -> type, mode, uid, gid); malformed entries are left out."""
+    if not isinstance(raw, dict):
+        return {}
+    return {str(p): (m[0], m[1], m[2], m[3]) for p, m in raw.items()
+            if isinstance(m, list) and len(m) == 4 and isinstance(m[0], str)
+            and all(type(x) is int for x in m[1:])}
 
 
 def verify_after_boot(watch: WatchConfig, transport: Transport, plan: VerifyPlan,

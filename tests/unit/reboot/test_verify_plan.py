@@ -45,3 +45,24 @@ def test_a_damaged_component_record_makes_the_plan_unusable(tmp_path: Path) -> N
               components=[{"name": "../evil"}])
     with pytest.raises(StateError, match="verification plan"):
         load_plan(txns, txn_id)
+
+
+def test_the_baseline_facts_round_trip_so_modes_probes_exist_after_the_boot(tmp_path: Path) -> None:
+    # A target with a baseline has modes:<component> probes; they are planned from baseline_modes, so
+    # a plan without them failed every verification after a boot ("no longer exists").
+    txns, txn_id = store(tmp_path)
+    modes = {"/etc/redis/redis.conf": ("file", 0o640, 0, 114)}
+    units = {"redis-server.service": ("active", "enabled")}
+    record_plan(txns, txn_id, VerifyPlan(("modes:redis-server",), None, "b", (REDIS,), units, modes))
+    watch = load_plan(txns, txn_id).watch(build_watch_config(None))
+    assert (dict(watch.baseline_modes), dict(watch.baseline_units)) == (modes, units)
+
+
+def test_malformed_baseline_facts_in_a_plan_are_left_out(tmp_path: Path) -> None:
+    txns, txn_id = store(tmp_path)
+    txns.step(txn_id, "verify_plan", probes=["unit:redis-server.service"], snapshot=None, boot_id=None,
+              components=[], baseline_units={"a": ["x"], "b": ["active", "enabled"]},
+              baseline_modes={"/x": ["file", "644", 0, 0], "/y": ["dir", 0o755, 0, 0]})
+    plan = load_plan(txns, txn_id)
+    assert plan.baseline_units == {"b": ("active", "enabled")}
+    assert plan.baseline_modes == {"/y": ("dir", 0o755, 0, 0)}
