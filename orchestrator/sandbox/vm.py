@@ -13,6 +13,7 @@ import logging
 import secrets
 
 from orchestrator import systemd
+from orchestrator.agent.api import UnpackResult
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.boot.host import RebootResult
@@ -162,9 +163,12 @@ class TroubleshootingVm:
         """Copy the captured files in; on failure the VM keeps the template plus what did import."""
         remote = f"{self.agent.remote_dir}/capture.tar"
         try:
-            self.agent.push(capture.tar, remote)
-            result = self.agent.unpack(remote, list(capture.placeholders), list(capture.paths),
-                                       manifest=capture.manifest)
+            if capture.paths:
+                self.agent.push(capture.tar, remote)
+                result = self.agent.unpack(remote, list(capture.placeholders), list(capture.paths),
+                                           manifest=capture.manifest)
+            else:   # a capture of meta paths only (a system directory's mode) has nothing to unpack
+                result = UnpackResult(())
         except VmRepairError as exc:
             self.session.event("sandbox", "import_failed", error=exc.message)
             return ImportReport(None, exc.message)

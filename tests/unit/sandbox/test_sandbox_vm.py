@@ -187,6 +187,16 @@ def test_import_pushes_unpacks_and_restarts_each_unit_once(
     assert (event["written"], event["placeholders"], event["failed"]) == (1, 0, [])
 
 
+def test_a_capture_of_meta_paths_only_unpacks_nothing(make_vm: MakeVm, tmp_path: Path) -> None:
+    # A system directory's mode (/tmp 0755): the capture holds /tmp's own entry and no file.
+    host = Component("host", writable_paths=("/tmp",))
+    capture = replace(Capture(tmp_path / "files.tar", (), Manifest(()), ()), meta_paths=("/tmp",))
+    vm, agent, _ = make_vm()
+    report = vm.import_capture(capture, [host])
+    assert not any(call[0] in ("push", "unpack") for call in agent.calls)
+    assert report.is_complete and report.error is None
+
+
 @pytest.mark.parametrize(("written", "reloads"), [
     ("/etc/systemd/system/nginx.service.d/override.conf", True),
     ("/lib/systemd/system/nginx.service", True),
