@@ -26,7 +26,7 @@ from typing import Any
 from orchestrator.agent.api import AgentApi, FileEntry
 from orchestrator.apply.entries import BackupEntry
 from orchestrator.apply.fs_ops import expected_state, holds
-from orchestrator.apply.pkg_ops import PackageRecord, files_to_back_up, status_of
+from orchestrator.apply.pkg_ops import PackageRecord, files_to_back_up, holds_services, status_of
 from orchestrator.apply.unit_states import unit_file_state
 from orchestrator.apply.units import unit_state
 from orchestrator.errors import ApplyError, StateError
@@ -62,6 +62,9 @@ class Backup:
     packages: tuple[PackageRecord, ...] = ()
     #: unit -> ``systemctl is-enabled`` before apply, for every unit_state operation.
     unit_states: dict[str, str] = field(default_factory=dict)
+    #: The apply runs dpkg with our ``policy-rc.d`` (a reinstall or a configure): a rollback or a
+    #: recovery removes it if a crash left it behind.
+    holds_services: bool = False
 
     def content(self, entry: BackupEntry) -> bytes:
         """The backed-up content of ``entry``, checked against its hash again.
@@ -170,6 +173,7 @@ def create_backup(
         "units": units, "has_daemon_reload": any(isinstance(op, DaemonReloadOp) for op in pkg.operations),
         "packages": [asdict(p) for p in packages],
         "unit_states": unit_states,
+        "holds_services": holds_services(pkg.operations),
     }
     atomic_write(directory / BACKUP_JSON, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
     return load_backup(directory)
@@ -241,6 +245,8 @@ def load_backup(directory: Path) -> Backup:
             packages=tuple(PackageRecord(**item) for item in data.get("packages", [])),
             # Absent from backups taken before packages could change unit-file states.
             unit_states={str(k): str(v) for k, v in data.get("unit_states", {}).items()},
+            # Absent from backups taken before dpkg_configure held services: only a reinstall did.
+            holds_services=bool(data.get("holds_services", bool(data.get("packages")))),
         )
     except FileNotFoundError as exc:
         raise StateError(f"no backup in {directory} ({BACKUP_JSON} missing)") from exc

@@ -27,15 +27,19 @@ ldconfig or man-db, caches); files whose mode or owner alone had changed (``dpkg
 content only, and the reinstall resets them to the packaged metadata); conffiles are never touched by
 either side (``--force-confold`` keeps them; a deleted conffile stays deleted).
 
-``dpkg_configure`` cannot be undone (there is no "unconfigure"): the apply records a note, as for a log
-rotation, and a rollback leaves the configuration as it is (and does not fail because of it).
+``dpkg_configure`` runs with services held back too, as the step did in the VM: the maintainer scripts
+do not start or restart the daemon halfway through the apply; the fix package's unit actions (the
+restart that followed the step in the VM) do. It cannot be undone (there is no "unconfigure"): the apply
+records a note, as for a log rotation, and a rollback leaves the configuration as it is (and does not
+fail because of it); a rollback or a recovery still removes our ``policy-rc.d`` if a crash left it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +101,29 @@ def status_of(transport: Transport, name: str, arch: str, *, timeout: float) -> 
 # -- preflight ------------------------------------------------------------------------------------
 
 
+def holds_services(ops: Sequence[Operation]) -> bool:
+    """Whether applying ``ops`` runs dpkg with our ``policy-rc.d`` in place (so a rollback or a recovery
+    must remove it if a crash left it)."""
+    return any(isinstance(op, DebInstallOp | DpkgConfigureOp) for op in ops)
+
+
+@contextmanager
+def services_held(transport: Transport, *, timeout: float) -> Iterator[None]:
+    """Our ``policy-rc.d`` in place for the block (maintainer scripts neither start nor restart
+    services), removed whatever happens.
+
+    Raises:
+        ApplyError: a ``policy-rc.d`` is there already (``set -C`` refused to replace it).
+    """
+    held = transport.run(dpkg.hold_services_argv(), stdin=dpkg.POLICY_RC_SCRIPT, timeout=timeout)
+    if held.exit_status != 0:
+        raise ApplyError(f"cannot hold services back: {dpkg.POLICY_RC} exists on the target")
+    try:
+        yield
+    finally:
+        transport.run(dpkg.release_services_argv(), timeout=timeout)
+
+
 def check_preconditions(ops: Sequence[Operation], transport: Transport, *,
                         timeout: float) -> dict[str, dpkg.PackageStatus]:
     """Every package operation's precondition, checked on the target; returns the status of each package
@@ -108,9 +135,9 @@ def check_preconditions(ops: Sequence[Operation], transport: Transport, *,
         TransportError: a query could not run.
     """
     found: dict[str, dpkg.PackageStatus] = {}
-    installs = [op for op in ops if isinstance(op, DebInstallOp)]
-    if installs and transport.run(["test", "-e", dpkg.POLICY_RC], timeout=timeout).exit_status == 0:
-        raise ApplyError(f"the target has a {dpkg.POLICY_RC} of its own; a reinstall under its policy "
+    if holds_services(ops) and \
+            transport.run(["test", "-e", dpkg.POLICY_RC], timeout=timeout).exit_status == 0:
+        raise ApplyError(f"the target has a {dpkg.POLICY_RC} of its own; dpkg under its policy "
                          "was not validated", remedy=f"remove or move {dpkg.POLICY_RC} aside and apply again")
     for op in ops:
         if isinstance(op, DebInstallOp):
@@ -196,22 +223,21 @@ def install_deb(op: DebInstallOp, deb: Path, remote_dir: str, transport: Transpo
         got = transport.run(["sha256sum", "--", remote], timeout=timeout).stdout_text.split()
         if not got or got[0] != op.sha256:
             raise ApplyError(f"the .deb of {op.spec} uploaded to the target does not match its sha256")
-        held = transport.run(dpkg.hold_services_argv(), stdin=dpkg.POLICY_RC_SCRIPT, timeout=timeout)
-        if held.exit_status != 0:
-            raise ApplyError(f"cannot hold services back: {dpkg.POLICY_RC} exists on the target")
-        try:
+        with services_held(transport, timeout=timeout):
             _raise_unless_ok(transport.run(dpkg.install_argv(remote), timeout=dpkg_timeout(timeout),
                                            max_output=256 * 1024), f"dpkg -i {op.spec}")
-        finally:
-            transport.run(dpkg.release_services_argv(), timeout=timeout)
     finally:
         transport.run(["rm", "-f", "--", remote], timeout=timeout)
 
 
 def run_dpkg_configure(op: DpkgConfigureOp, transport: Transport, *, timeout: float) -> str:
-    """Raises: ApplyError (dpkg exited non-zero), TransportError, CommandTimeoutError."""
-    _raise_unless_ok(transport.run(dpkg.configure_argv(op.package), timeout=dpkg_timeout(timeout),
-                                   max_output=256 * 1024), f"dpkg --configure {op.package}")
+    """``dpkg --configure`` with services held back, as in the VM.
+
+    Raises: ApplyError (dpkg exited non-zero, or a policy-rc.d is there), TransportError,
+    CommandTimeoutError."""
+    with services_held(transport, timeout=timeout):
+        _raise_unless_ok(transport.run(dpkg.configure_argv(op.package), timeout=dpkg_timeout(timeout),
+                                       max_output=256 * 1024), f"dpkg --configure {op.package}")
     what = "every pending package" if op.package == dpkg.ALL_PACKAGES else op.package
     return f"configured {what} (a rollback does not undo a configure)"
 

@@ -69,7 +69,7 @@ def restore(
     if units_touched:
         errors += [e for unit, prior in backup.unit_states.items()
                    if (e := restore_unit_state(transport, unit, prior, timeout=timeout)) is not None]
-    if backup.packages:
+    if backup.packages or backup.holds_services:
         errors += settle(backup.packages, backup.deb_path, agent, transport, timeout=timeout)
     _sweep(entries, agent)   # first too: a directory to remove may still hold a replace's temp file
     errors += _restore_files(backup, entries, agent)

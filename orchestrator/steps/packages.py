@@ -3,6 +3,9 @@ nothing but a Debian package name reaches a dpkg argv; and what the VM's dpkg sa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from orchestrator import dpkg
 from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.steps.context import RepairContext
@@ -38,3 +41,21 @@ def render_package(template: Template, ctx: RepairContext, io: StepIO, *, allow_
 def statuses(name: str, io: StepIO) -> list[dpkg.PackageStatus]:
     """What the VM's dpkg says about ``name`` (every architecture); empty when it does not know it."""
     return dpkg.parse_status(io.run(dpkg.status_argv(name), check=False).stdout_text, name)
+
+
+@contextmanager
+def services_held(io: StepIO, what: str) -> Iterator[None]:
+    """Our ``policy-rc.d`` in place in the VM for the block, as the apply holds services on the target;
+    removed whatever happens.
+
+    Raises:
+        RepairStepError: the VM has a ``policy-rc.d`` of its own (``set -C`` refused to replace it),
+            whose policy we cannot vouch for.
+    """
+    held = io.run(dpkg.hold_services_argv(), check=False, stdin=dpkg.POLICY_RC_SCRIPT)
+    if held.exit_status != 0:
+        raise io.fail(f"{dpkg.POLICY_RC} exists in the VM; refusing to {what} under an unknown policy")
+    try:
+        yield
+    finally:
+        io.run(dpkg.release_services_argv(), check=False)

@@ -6,8 +6,10 @@ failed), with ``dpkg --configure PACKAGE`` or, for ``all``, ``dpkg --configure -
 
 Not applicable when there is nothing to configure: the package is not unpacked, half-configured or
 awaiting triggers (``all``: ``dpkg --audit`` reports nothing). Maintainer scripts run as dpkg runs them,
-without questions (``DEBIAN_FRONTEND=noninteractive``). Recorded for the fix package as a
-``dpkg_configure`` operation.
+without questions (``DEBIAN_FRONTEND=noninteractive``), with services held back by our ``policy-rc.d``
+exactly as the apply holds them on the target: what starts the service again is the step after this
+one (a generated strategy restarts the component), so the VM validates what the target will do.
+Recorded for the fix package as a ``dpkg_configure`` operation.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from orchestrator.playbooks.fields import Strict, Token
 from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.steps.context import RepairContext
 from orchestrator.steps.io import StepIO
-from orchestrator.steps.packages import check_package_template, render_package, statuses
+from orchestrator.steps.packages import check_package_template, render_package, services_held, statuses
 from orchestrator.steps.registry import Step, StepKind, register
 
 DEFAULT_TIMEOUT_S = 300.0
@@ -67,7 +69,8 @@ def run_dpkg_configure(step: DpkgConfigureStep, ctx: RepairContext, io: StepIO) 
         if not any(s.needs_configure for s in found):
             state = ", ".join(f"{s.arch} {s.abbrev}" for s in found) or "not installed"
             raise io.not_applicable(f"{name} has nothing to configure ({state})")
-    io.run(dpkg.configure_argv(name), timeout=step.timeout_s)
+    with services_held(io, "configure"):
+        io.run(dpkg.configure_argv(name), timeout=step.timeout_s)
     if name == dpkg.ALL_PACKAGES:
         left = io.run(dpkg.audit_argv(), check=False).stdout_text.strip()
         if left:

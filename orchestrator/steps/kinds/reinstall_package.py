@@ -32,7 +32,7 @@ from orchestrator.playbooks.fields import Strict, Token
 from orchestrator.playbooks.placeholders import Template, parse_template
 from orchestrator.steps.context import RepairContext, VerifiedDeb
 from orchestrator.steps.io import StepIO
-from orchestrator.steps.packages import check_package_template, render_package, statuses
+from orchestrator.steps.packages import check_package_template, render_package, services_held, statuses
 from orchestrator.steps.registry import Step, StepKind, register
 
 #: Where the .deb is uploaded in the VM (root-only, on a tmpfs: nothing of it survives the VM).
@@ -118,14 +118,8 @@ def _check_local(deb: VerifiedDeb, name: str, status: dpkg.PackageStatus, io: St
 
 
 def _install_holding_services(remote: str, timeout: float, io: StepIO) -> None:
-    held = io.run(dpkg.hold_services_argv(), check=False, stdin=dpkg.POLICY_RC_SCRIPT)
-    if held.exit_status != 0:
-        # set -C refused: the VM has a policy-rc.d of its own, whose policy we cannot vouch for.
-        raise io.fail(f"{dpkg.POLICY_RC} exists in the VM; refusing to reinstall under an unknown policy")
-    try:
+    with services_held(io, "reinstall"):
         io.run(dpkg.install_argv(remote), timeout=timeout)
-    finally:
-        io.run(dpkg.release_services_argv(), check=False)
 
 
 KIND = register(StepKind(

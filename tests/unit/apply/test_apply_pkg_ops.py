@@ -80,6 +80,13 @@ def test_a_policy_rc_of_the_targets_own_is_refused(tmp_path: Path) -> None:
         check_preconditions(package_for(h).operations, h.transport, timeout=5)
 
 
+def test_a_policy_rc_of_the_targets_own_is_refused_for_a_configure_too() -> None:
+    h = host()
+    h.agent.file(dpkg.POLICY_RC, b"#!/bin/sh\nexit 0\n", 0o755)
+    with pytest.raises(ApplyError, match=r"has a /usr/sbin/policy-rc\.d of its own"):
+        check_preconditions((DpkgConfigureOp("other"),), h.transport, timeout=5)
+
+
 def test_dpkg_configure_preconditions() -> None:
     h = host()
     check_preconditions((DpkgConfigureOp("other"), DpkgConfigureOp("all")), h.transport, timeout=5)
@@ -185,6 +192,24 @@ def test_configure_is_noted_as_not_undone_and_does_not_break_the_rollback(tmp_pa
     assert result.status == "rolled_back", result.errors
     assert "configured other (a rollback does not undo a configure)" in result.notes
     assert h.package("other").status == "ii " and app.status == "ii "
+    argvs = h.transport.argvs
+    configure = argvs.index(("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--configure", "other"))
+    assert argvs.index(tuple(dpkg.hold_services_argv())) < configure \
+        < argvs.index(tuple(dpkg.release_services_argv()))
+    assert load_backup(tmp_path / "b").holds_services and dpkg.POLICY_RC not in h.agent.fs
+
+
+def test_a_policy_rc_a_crashed_configure_left_is_removed_by_the_rollback(tmp_path: Path) -> None:
+    h = host()
+    pkg = FixPackage(id="pkg-4", created_at="2026-12-01T00:00:00+00:00", operations=(DpkgConfigureOp("other"),),
+                     blobs={}, issue={}, diagnosis={}, validation={}, reboot_required=False,
+                     allowed_roots=("/etc",))
+    create_backup(pkg, h.agent, h.transport, tmp_path / "b", preflight(pkg, h.agent), max_file_bytes=1 << 20,
+                  timeout=5)
+    # The apply died with the services held: dpkg ran, our policy-rc.d (with its mark) stayed behind.
+    h.agent.file(dpkg.POLICY_RC, dpkg.POLICY_RC_SCRIPT, 0o755)
+    assert rollback_from_backup(tmp_path / "b", h.agent, h.transport, units_touched=False) == []
+    assert dpkg.POLICY_RC not in h.agent.fs
 
 
 def test_configure_failure_rolls_back(tmp_path: Path) -> None:

@@ -142,7 +142,20 @@ def test_dpkg_configure_runs_only_when_something_is_pending() -> None:
     summary, io = run("dpkg_configure", {"package": "{package}"}, h)
     assert summary == "configured nginx" and h.packages[0].status == "ii "
     assert io.replay == [{"op": "dpkg_configure", "package": "nginx"}]
-    assert ("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--configure", "nginx") in h.transport.argvs
+    argvs = h.transport.argvs
+    configure = argvs.index(("env", "DEBIAN_FRONTEND=noninteractive", "dpkg", "--configure", "nginx"))
+    # Held as on the target: the step after it (a restart) starts the service, not the postinst.
+    assert argvs.index(tuple(dpkg.hold_services_argv())) < configure \
+        < argvs.index(tuple(dpkg.release_services_argv()))
+    assert dpkg.POLICY_RC not in h.agent.fs
+
+
+def test_dpkg_configure_under_a_policy_rc_of_the_vms_own_is_refused() -> None:
+    h = vm("iF ")
+    h.agent.file(dpkg.POLICY_RC, b"#!/bin/sh\nexit 0\n", 0o755)
+    with pytest.raises(RepairStepError, match=r"policy-rc\.d exists in the VM; refusing to configure"):
+        run("dpkg_configure", {"package": "nginx"}, h)
+    assert h.packages[0].status == "iF " and h.agent.files[dpkg.POLICY_RC].data == b"#!/bin/sh\nexit 0\n"
 
 
 def test_dpkg_configure_all() -> None:
@@ -161,3 +174,4 @@ def test_dpkg_configure_that_fails_fails_the_attempt() -> None:
     h.configure_fails = True
     with pytest.raises(RepairStepError, match="exited 1"):
         run("dpkg_configure", {"package": "nginx"}, h)
+    assert dpkg.POLICY_RC not in h.agent.fs   # released whatever happened
