@@ -12,16 +12,13 @@ asked, hashes that match what was sent, archives only in ``remote_dir``).
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
-import importlib.resources
 import json
 import logging
 import posixpath
-import re
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -43,6 +40,20 @@ from orchestrator.agent.api import (
     manifest_args,
 )
 from orchestrator.agent.errors import AgentFailedError
+from orchestrator.agent.requests import (
+    BATCHABLE_OPS,
+    DEFAULT_REMOTE_DIR,
+    MAX_BATCH,
+    PACK_NAME,
+    READ_ANSWER_CAP,
+    SCRIPT_MISSING_EXIT,
+    agent_script,
+    cap_of,
+    clean,
+    is_under,
+    placeholder_spec,
+    request_key,
+)
 from orchestrator.agent.server import AgentServer, ServerGone
 from orchestrator.agent.wire import (
     BigFilesWire,
@@ -68,51 +79,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REMOTE_DIR = "/run/vmrepair"
-#: What ``python3 FILE`` exits with when FILE does not exist ("can't open file").
-SCRIPT_MISSING_EXIT = 2
-#: Answer caps (bytes of stdout). Lists of paths can be long; 50,000 manifest entries with
-#: placeholders' base64 samples stay well below LIST_ANSWER_CAP (the agent budgets the samples).
-ANSWER_CAP = 4 * 1024 * 1024
-LIST_ANSWER_CAP = 64 * 1024 * 1024
-READ_ANSWER_CAP = 256 * 1024 * 1024
-_LIST_OPS = frozenset({"manifest", "pack", "unpack", "big_files"})
-#: What a batch may carry (the agent refuses anything else in one): reads that change nothing.
-BATCHABLE_OPS = frozenset({"manifest", "read_file", "jsonl_check", "disk_usage", "big_files"})
-#: Requests the agent answers in one ``batch`` call (its MAX_BATCH; a test keeps the two equal).
-MAX_BATCH = 64
-
-
-def _cap_of(op: str, args: dict[str, Any]) -> int:
-    """The answer cap of one request, as a direct call would use it."""
-    if op == "read_file" and isinstance(args.get("max_bytes"), int):
-        return 4 * (int(args["max_bytes"]) // 3 + 1) + 4096
-    return LIST_ANSWER_CAP if op in _LIST_OPS else ANSWER_CAP
-
-
-def _request_key(op: str, args: dict[str, Any]) -> str:
-    return json.dumps({"op": op, "args": args}, sort_keys=True, ensure_ascii=True)
-_PACK_NAME = re.compile(r"pack-[0-9a-f]{16}\.tar")
-# Control characters, and the invisible and bidi-override ones that could disguise a message.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
 W = TypeVar("W", bound=BaseModel)
-
-
-@functools.cache
-def agent_script() -> bytes:
-    """The agent script as shipped in the package."""
-    return (importlib.resources.files("orchestrator.agent") / "remote" / "vmrepair_agent.py").read_bytes()
-
-
-def clean(text: str, limit: int = 500) -> str:
-    """Untrusted text made safe to print in one line of a message."""
-    text = _UNPRINTABLE.sub("?", text).encode("utf-8", "backslashreplace").decode("utf-8")
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def is_under(path: str, roots: Iterable[str]) -> bool:
-    return any(root in ("/", path) or path.startswith(root + "/") for root in roots)
 
 
 class RemoteAgent:
@@ -193,14 +160,14 @@ class RemoteAgent:
         for start in range(0, len(wanted), MAX_BATCH):
             chunk = wanted[start:start + MAX_BATCH]
             body = [{"op": op, "args": args} for op, args in chunk]
-            cap = min(READ_ANSWER_CAP, sum(_cap_of(op, args) for op, args in chunk))
+            cap = min(READ_ANSWER_CAP, sum(cap_of(op, args) for op, args in chunk))
             result = self._call("batch", {"requests": body}, max_output=cap)
             answers = result.get("answers") if isinstance(result, dict) else None
             self._expect("batch", isinstance(answers, list) and len(answers) == len(body),
                          "not one answer per request")
             with self._prefetch_lock:
                 for (op, args), answer in zip(chunk, answers or [], strict=True):
-                    self._prefetched.setdefault(_request_key(op, args), []).append(answer)
+                    self._prefetched.setdefault(request_key(op, args), []).append(answer)
 
     def discard_prefetched(self) -> None:
         with self._prefetch_lock:
@@ -208,12 +175,12 @@ class RemoteAgent:
 
     def _take_prefetched(self, op: str, args: dict[str, Any]) -> object | None:
         with self._prefetch_lock:
-            waiting = self._prefetched.get(_request_key(op, args))
+            waiting = self._prefetched.get(request_key(op, args))
             return waiting.pop(0) if waiting else None
 
     def _call(self, op: str, args: dict[str, Any], *, max_output: int | None = None) -> Any:
         """Run one request and return its ``result`` (untrusted JSON, still to be validated)."""
-        cap = max_output or _cap_of(op, args)
+        cap = max_output or cap_of(op, args)
         prefetched = self._take_prefetched(op, args)
         if prefetched is not None:
             # The same checks as a direct answer, the size cap included.
@@ -326,7 +293,7 @@ class RemoteAgent:
         answer = self._call("pack", {"paths": list(paths), "max_file_bytes": max_file_bytes})
         wire = self._parse("pack", PackWire, answer)
         is_ours = (posixpath.dirname(wire.remote_tar) == self.remote_dir
-                   and _PACK_NAME.fullmatch(posixpath.basename(wire.remote_tar)) is not None)
+                   and PACK_NAME.fullmatch(posixpath.basename(wire.remote_tar)) is not None)
         self._expect("pack", is_ours, f"archive {wire.remote_tar!r} is not a pack file in {self.remote_dir}")
         self._leftovers.add(wire.remote_tar)
         manifest = self._manifest_checked("pack", wire.manifest, paths)
@@ -342,7 +309,7 @@ class RemoteAgent:
         manifest: Manifest | None = None,
     ) -> UnpackResult:
         entries = manifest.by_path() if manifest is not None else {}
-        specs = [_placeholder_spec(p, entries.get(p.path)) for p in placeholders]
+        specs = [placeholder_spec(p, entries.get(p.path)) for p in placeholders]
         answer = self._call("unpack", {"tar": remote_tar, "roots": list(roots), "placeholders": specs})
         wire = self._parse("unpack", UnpackWire, answer)
         self._leftovers.discard(remote_tar)  # the agent deletes the archive once it has read it
@@ -493,17 +460,6 @@ class RemoteAgent:
         answer = self._call("discard", {"paths": sorted(self._leftovers)})
         self._parse("discard", DiscardWire, answer)
         self._leftovers.clear()
-
-
-def _placeholder_spec(placeholder: Placeholder, entry: FileEntry | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "path": placeholder.path, "size": placeholder.size, "sha256": placeholder.sha256,
-        "head_b64": base64.b64encode(placeholder.head).decode("ascii"),
-        "tail_b64": base64.b64encode(placeholder.tail).decode("ascii"),
-    }
-    if entry is not None and entry.type == "file":
-        spec.update(mode=entry.mode, uid=entry.uid, gid=entry.gid, mtime=entry.mtime)
-    return spec
 
 
 if TYPE_CHECKING:

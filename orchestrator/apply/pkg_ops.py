@@ -45,7 +45,7 @@ from pathlib import Path
 
 from orchestrator import dpkg
 from orchestrator.agent.api import AgentApi
-from orchestrator.agent.client import DEFAULT_REMOTE_DIR
+from orchestrator.agent.requests import DEFAULT_REMOTE_DIR
 from orchestrator.errors import ApplyError, VmRepairError
 from orchestrator.fixpkg.ops import DebInstallOp, DpkgConfigureOp, Operation
 from orchestrator.transport.base import CommandResult, Transport

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from orchestrator.agent.api import FileEntry, Manifest, Placeholder
-from orchestrator.agent.client import RemoteAgent, agent_script
+from orchestrator.agent.client import RemoteAgent
 from orchestrator.agent.errors import AgentFailedError
+from orchestrator.agent.requests import agent_script
 from orchestrator.errors import AgentError
 from orchestrator.transport.fake import FakeTransport
 

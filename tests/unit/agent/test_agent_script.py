@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agent.client import RemoteAgent, agent_script
+from orchestrator.agent.client import RemoteAgent
 from orchestrator.agent.remote import vmrepair_agent
+from orchestrator.agent.requests import agent_script
 
 SCRIPT = Path(vmrepair_agent.__file__)
 
