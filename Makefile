@@ -53,7 +53,7 @@ test-integration: setup
 	$(BIN)/pytest -q -m "integration and not nightly" tests/integration
 
 test: setup lint
-	$(BIN)/pytest -q -m "not nightly" tests
+	$(BIN)/pytest -q -m "not nightly" --durations=30 tests
 
 test-nightly: setup
 	$(BIN)/pytest -q tests

@@ -12,6 +12,9 @@ Compared, on the same patient and connection:
   discovered component and the host-wide probes;
 - ``discovery``: a discovery that misses the cache (what the first round, or a round after a unit
   file or package changed, adds).
+
+``--families`` adds one row per probe family (``dpkg``, ``unit``, ``config`` ...): that family's probes
+alone, run as one batch the way validation runs them, so the rows say where a round's seconds go.
 """
 
 from __future__ import annotations
@@ -36,9 +39,17 @@ def _forget(db: StateDb, slug: str) -> None:
         tx.execute("DELETE FROM discovery WHERE target = ?", (slug,))
 
 
+def _families(names: tuple[str, ...]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name in names:
+        found.setdefault(name.partition(":")[0], []).append(name)
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--families", action="store_true", help="also time each probe family alone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     app = App.from_env()
@@ -65,6 +76,13 @@ def main() -> None:
                     report = Detector(watch, ssh, agent).run()
                     samples[label].append(time.monotonic() - began)
                     issues[label] = len(report.issues)
+                if args.families:
+                    detector = Detector(resolved, ssh, agent)
+                    for family, names in _families(detector.probe_names).items():
+                        began = time.monotonic()
+                        detector.run_named(names)
+                        samples.setdefault(f"  {family}:", []).append(time.monotonic() - began)
+                        probes[f"  {family}:"] = len(names)
                 _forget(app.state, slug)
                 began = time.monotonic()
                 resolve_for(app.settings, app.state, slug, ssh, agent)
@@ -76,7 +94,7 @@ def main() -> None:
     base = statistics.median(samples["configured"])
     print(f"detection on a template patient, {args.rounds} rounds, median seconds (TCG, 2 cores)")
     print(f"{'':12}{'probes':>8}{'median':>9}{'min':>8}{'max':>8}{'x configured':>14}{'issues':>8}")
-    for label in ("configured", "resolved", "discovery"):
+    for label in ("configured", "resolved", "discovery", *sorted(k for k in samples if k.startswith(" "))):
         values = samples[label]
         median = statistics.median(values)
         count = str(probes.get(label, "-"))
