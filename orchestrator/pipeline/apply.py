@@ -74,7 +74,8 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
 
     def validate_on_target() -> bool:
         report = Validator(transport, probes, ctx.watch,
-                           stable_period_s=TARGET_STABLE_PERIOD_S, load=False).validate(
+                           stable_period_s=TARGET_STABLE_PERIOD_S, load=False,
+                           side_layers="start").validate(
             issue, work.component, target_passing)
         session.write_json(Evidence.TARGET_VALIDATION.file(issue.component), report.as_dict())
         return report.passed

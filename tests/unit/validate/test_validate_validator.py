@@ -123,6 +123,32 @@ def test_layers_3_and_4_run_during_the_last_round_of_the_stability_period(
     assert seen_in_last_wait == [True]
 
 
+def test_on_the_target_layers_3_and_4_start_with_the_period(
+    probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock
+) -> None:
+    """side_layers="start": the regression check is under way before the first wait of the period."""
+    regression_ran = threading.Event()
+    seen_in_first_wait: list[bool] = []
+
+    def before(name: str) -> None:
+        if name == "unit:cron.service":
+            regression_ran.set()
+
+    def sleep(seconds: float) -> None:
+        if not clock.sleeps:
+            seen_in_first_wait.append(regression_ran.wait(timeout=5))
+        clock.sleep(seconds)
+
+    probes.before = before
+    validator = Validator(transport, probes, WATCH, stable_period_s=6, load=False, sleep=sleep, clock=clock,
+                          side_layers="start")
+    report = validator.validate(ISSUE, NGINX, BASELINE)
+    assert report.passed and seen_in_first_wait == [True]
+    assert [layer.name for layer in report.layers] == [LayerName.RESOLVED, LayerName.STABLE,
+                                                       LayerName.NO_REGRESSIONS, LayerName.CORE_FEATURES]
+    assert clock.sleeps == [2.0, 2.0, 2.0]   # the period itself is not shortened
+
+
 def test_a_system_directory_repair_judges_only_the_sysdir_probes_for_stability(
         transport: FakeTransport, clock: FakeClock) -> None:
     tmp = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/tmp", "/tmp: not sticky", "sysdir:/tmp")
