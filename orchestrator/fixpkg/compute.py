@@ -50,7 +50,7 @@ from orchestrator.fixpkg.ops import (
     RotateLogOp,
     UnitStateOp,
     WriteFileOp,
-    is_node_meta,
+    node_meta,
 )
 from orchestrator.fixpkg.owners import OwnerMap
 from orchestrator.fixpkg.package import FixPackage
@@ -230,7 +230,7 @@ def _path_operations(
         op = _change(path, old, new, owners)
         if op is None:
             continue
-        canonical = check_allowed(path, allowed_roots, is_node_meta=is_node_meta(op))
+        canonical = check_allowed(path, allowed_roots, node_meta=node_meta(op))
         if canonical != path:
             raise FixPackageError(f"manifest path {path!r} is not in canonical form")
         group = made if isinstance(op, MakeDirOp) else removed if isinstance(op, RemoveDirOp) else changed
