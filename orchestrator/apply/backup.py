@@ -3,9 +3,13 @@
 Layout of the backup directory::
 
     files/<sha256>   content of each file that existed (owner-only; may hold secrets from /etc)
-    backup.json      per path: existed, kind (file, symlink, dir, rotated_log), sha256, size, mode,
+    backup.json      per path: existed, kind (file, symlink, dir, rotated_log, file_meta), sha256, size, mode,
                      uid, gid, link; the units' prior states (is-active) and unit-file states
                      (is-enabled) (written last: without it there is no backup)
+
+A ``set_owner_mode`` of a file is recorded as metadata only (``file_meta``): it never changes the
+content, so a rollback only puts the mode and owner back, and the content of ``/etc/shadow`` (every
+password hash) is never copied off the target for it.
 
 Rotated logs are recorded as metadata only: the rotation keeps their data in its verified archive, and
 copying a multi-gigabyte log off the target is what a full disk cannot afford.
@@ -129,9 +133,8 @@ def create_backup(
     files = ensure_private_dir(ensure_private_dir(directory) / FILES_DIR)
     entries = []
     for op in pkg.operations:
-        if isinstance(op, SetOwnerModeOp) and op.kind == "file" and op.expect_sha256 is not None:
-            entries.append(_backup_file(op.path, op.expect_sha256, current[op.path], agent=agent,
-                                        files=files, max_bytes=max_file_bytes))
+        if isinstance(op, SetOwnerModeOp) and op.kind == "file":
+            entries.append(_backup_file_meta(op, current[op.path]))
         elif isinstance(op, NODE_OPS):
             entries.append(_backup_node(op, current[op.path]))
         elif isinstance(op, FILE_OPS):
@@ -217,6 +220,13 @@ def _backup_file(
     return BackupEntry(path, True, "file", sha, len(data), entry.mode, entry.uid, entry.gid)
 
 
+def _backup_file_meta(op: SetOwnerModeOp, entry: FileEntry | None) -> BackupEntry:
+    """A file whose mode and owner alone change: what they are now, and its digest (never its content)."""
+    if entry is None or not holds(expected_state(op), entry):   # preflight checked; checked again
+        raise ApplyError(f"target changed since capture: {op.path} (changed during backup)")
+    return BackupEntry(op.path, True, "file_meta", entry.sha256, entry.size, entry.mode, entry.uid, entry.gid)
+
+
 def _backup_node(op: NodeOp, entry: FileEntry | None) -> BackupEntry:
     """What a symlink's or directory's path is now: whether it existed, its link text, mode and owner."""
     if not holds(expected_state(op), entry):   # preflight checked it; checked again, not assumed
@@ -253,7 +263,8 @@ def load_backup(directory: Path) -> Backup:
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise StateError(f"corrupt backup {path}: {exc}") from exc
     for entry in backup.entries:
-        if entry.kind not in ("file", "rotated_log", "symlink", "dir") or not isinstance(entry.path, str):
+        if entry.kind not in ("file", "rotated_log", "symlink", "dir", "file_meta") \
+                or not isinstance(entry.path, str):
             raise StateError(f"corrupt backup {path}: bad entry {entry}")
         if entry.kind == "file" and entry.existed:
             backup.content(entry)

@@ -26,8 +26,8 @@ from orchestrator.fixpkg.fsops import (
 )
 from orchestrator.fixpkg.ops import RemoveFileOp, SetMetaOp
 
-#: Backup entry kinds this module restores ("file" included: a set_owner_mode of a file).
-RESTORED_KINDS = ("file", "symlink", "dir")
+#: Backup entry kinds this module restores (``file_meta``: a set_owner_mode of a file).
+RESTORED_KINDS = ("file", "symlink", "dir", "file_meta")
 _REMOVALS = (RemoveFileOp, RemoveSymlinkOp, RemoveDirOp)
 
 
@@ -117,6 +117,10 @@ def matches(entry: BackupEntry, found: FileEntry | None) -> bool:
     """Whether the target's ``found`` already is what ``entry`` recorded."""
     if not entry.existed:
         return found is None
+    if entry.kind == "file_meta":
+        # Only the mode and owner were ours: whatever the content is now, it is not the package's.
+        return found is not None and found.type == "file" and \
+            (found.mode, found.uid, found.gid) == (entry.mode, entry.uid, entry.gid)
     if found is None or found.type != entry.kind:
         return False
     if entry.kind == "symlink":
@@ -131,7 +135,8 @@ def restore_entry(content: Callable[[BackupEntry], bytes], entry: BackupEntry, f
     reads a file's backed-up bytes (:meth:`~.backup.Backup.content`).
 
     Raises:
-        StateError: the backed-up content is damaged. AgentError, TransportError.
+        StateError: the backed-up content is damaged. ApplyError: a ``file_meta`` entry's file is
+            gone (no content was kept). AgentError, TransportError.
     """
     if not entry.existed:
         if entry.kind == "dir":
@@ -140,6 +145,13 @@ def restore_entry(content: Callable[[BackupEntry], bytes], entry: BackupEntry, f
             agent.remove_symlink(entry.path, expect=None)
         else:
             agent.remove_file(entry.path, expect_sha256=None)
+    elif entry.kind == "file_meta":
+        if found is None or found.type != "file":
+            # No content was kept to recreate it with (the package never changed it either).
+            now = "absent" if found is None else f"a {found.type}"
+            raise ApplyError(f"{entry.path} is {now}; only its mode and owner were backed up, so it "
+                             "cannot be recreated", remedy="restore it from the host's own backups")
+        agent.set_meta(entry.path, mode=entry.mode, uid=entry.uid, gid=entry.gid, expect=None)
     elif entry.kind == "dir":
         agent.make_dir(entry.path, mode=entry.mode, uid=entry.uid, gid=entry.gid, expect=None)
     elif entry.kind == "symlink":

@@ -32,7 +32,17 @@ of them prefetched in the Detector's one batched agent call). The directories ``
 ``/usr``, ``/var``, ``/tmp`` and ``/var/tmp`` cannot go through ``manifest``: it walks a directory
 recursively and hashes every file below it (and gives up past 50,000 entries), so they are read with
 ``stat -L`` on the target, which follows a symlinked ``/tmp`` to what services actually get. Nothing
-is ever changed.
+is ever changed here.
+
+How a failure is repaired (a PERMISSIONS issue of any rule but ``/``; a missing path stays reported):
+through a troubleshooting VM like a component's issue (:func:`~orchestrator.pipeline.triage.
+is_system_path_issue`), by metadata alone for files and directories alike. The capture takes the
+path's own manifest entry (type, mode, owner and, for a file, the sha256 the agent computes on the
+target), never what a directory holds nor a file's content: the content of ``/etc/shadow`` never
+leaves the target. The VM's *own* node at that path gets the target's mode and owner; the rule's
+``mode``/``owner``/``group`` below are what the generated ``set_meta`` sets; the fix package's
+``set_owner_mode`` is checked against the captured entry; the backup keeps metadata only. A file the
+VM lacks (no sudo there, no ``/etc/sudoers``) cannot take the mode: that run ends not reproduced.
 """
 
 from __future__ import annotations
@@ -150,7 +160,8 @@ class PathRule:
     is_required: bool = True
     #: Read with ``stat`` on the target instead of the agent (directories ``manifest`` would walk).
     is_statted: bool = False
-    #: What the remedy sets it to (mode, owner, group): the one place a repair reads them from.
+    #: What the remedy sets it to (mode, owner, group): the one place a repair reads them from (the
+    #: ``state`` generator's ``set_meta``, for files and directories alike).
     mode: int = 0o755
     owner: str = "root"
     group: str = "root"

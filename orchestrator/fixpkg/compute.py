@@ -7,6 +7,12 @@ precondition is the captured state, so apply can refuse a target that changed si
 Placeholders (large files captured as metadata only) hold fake content in the VM: they never become
 ``write_file`` operations; only a replayed ``rotate_log`` may touch them.
 
+Meta paths (``meta_only``: captured by their own entry, never their content, such as ``/etc/shadow``
+for a system file's mode) hold the *VM's own* file, whose content was never the target's: comparing
+digests there would package the VM's password hashes as a ``write_file``. Only their type, mode and
+owner are compared; a file there becomes at most a ``set_owner_mode`` whose precondition is the
+target's captured digest, and a file created, removed or turned into another type there is refused.
+
 A replayed ``deb_install`` restores the packaged files of its package on the target just as it did in
 the VM, so the VM's changes to those paths are left to it and never also become file operations; the
 package's conffiles are the exception: ``--force-confold`` keeps a modified conffile, so a conffile that
@@ -25,6 +31,7 @@ import posixpath
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from orchestrator.agent.api import AgentApi, FileEntry, Manifest
@@ -50,7 +57,7 @@ from orchestrator.fixpkg.ops import (
     RotateLogOp,
     UnitStateOp,
     WriteFileOp,
-    is_node_meta,
+    node_meta,
 )
 from orchestrator.fixpkg.owners import OwnerMap
 from orchestrator.fixpkg.package import FixPackage
@@ -87,6 +94,7 @@ def compute_package(
     package_files: PackageFilesReader | None = None,
     target_users: Mapping[str, int] | None = None,
     target_groups: Mapping[str, int] | None = None,
+    meta_only: Iterable[str] = (),
 ) -> FixPackage:
     """Build the package that reproduces on the target what the validated repair changed in the VM.
 
@@ -95,7 +103,8 @@ def compute_package(
             special file changed or a path changed type; a placeholder changed without a replayed
             operation; a replay operation is invalid, or a unit's state was set twice; a new file is
             too large or its content changed in the VM while it was read; an owner has no known id on
-            the target; a ``deb_install`` whose ``.deb`` (``deb_content``) or file list
+            the target; a file at a ``meta_only`` path was created, removed or changed type; a
+            ``deb_install`` whose ``.deb`` (``deb_content``) or file list
             (``package_files``) is not available.
         AgentError: reading a file from the VM failed.
     """
@@ -112,7 +121,7 @@ def compute_package(
     path_ops = _path_operations(
         captured, current, placeholders=hidden, rotated=rotated,
         owners=OwnerMap(before.entries, users=target_users, groups=target_groups),
-        allowed_roots=allowed_roots, reinstalled=reinstalled,
+        allowed_roots=allowed_roots, reinstalled=reinstalled, meta_only=frozenset(meta_only),
     )
     file_ops: list[FileOp] = [op for op in path_ops if isinstance(op, WriteFileOp | RemoveFileOp)]
     blobs, diffs = _fetch_contents(file_ops, vm_agent, max_file_bytes, before_content)
@@ -205,6 +214,7 @@ def _path_operations(
     owners: OwnerMap,
     allowed_roots: Sequence[str],
     reinstalled: frozenset[str] = frozenset(),
+    meta_only: frozenset[str] = frozenset(),
 ) -> list[PathOp]:
     """One operation per changed path: new directories first (parents before children), then files,
     symlinks and metadata, then removed directories (children before parents)."""
@@ -227,10 +237,13 @@ def _path_operations(
                     " change cannot be packaged"
                 )
             continue
-        op = _change(path, old, new, owners)
+        if path in meta_only and "file" in {e.type for e in (old, new) if e is not None}:
+            op = _file_meta_change(path, old, new, owners)
+        else:
+            op = _change(path, old, new, owners)
         if op is None:
             continue
-        canonical = check_allowed(path, allowed_roots, is_node_meta=is_node_meta(op))
+        canonical = check_allowed(path, allowed_roots, node_meta=node_meta(op))
         if canonical != path:
             raise FixPackageError(f"manifest path {path!r} is not in canonical form")
         group = made if isinstance(op, MakeDirOp) else removed if isinstance(op, RemoveDirOp) else changed
@@ -284,6 +297,22 @@ def _meta_change(path: str, old: FileEntry, new: FileEntry, uid: int, gid: int) 
         old.mode, old.uid, old.gid, expect_sha256=_sha(old) if old.type == "file" else None,
         expect_target=old.link if old.type == "symlink" else None,
     )
+
+
+def _file_meta_change(path: str, old: FileEntry | None, new: FileEntry | None,
+                      owners: OwnerMap) -> PathOp | None:
+    """A file captured by its entry only: its mode and owner may travel, never the VM's content."""
+    if old is None or new is None or old.type != new.type:
+        what = ("created" if old is None else "removed" if new is None
+                else f"changed from a {old.type} to a {new.type}")
+        raise FixPackageError(
+            f"{path}: captured by its metadata only (its content never leaves the target) and {what} in"
+            " the VM; only a change of its mode or owner can be packaged"
+        )
+    uid, gid = owners.target_ids(new)
+    # The target's digest, not the VM's: the VM's file has its own content, the precondition is that
+    # the target's file is still the one captured.
+    return _meta_change(path, old, replace(new, sha256=old.sha256, size=old.size), uid, gid)
 
 
 def _removal(path: str, old: FileEntry) -> PathOp:

@@ -402,10 +402,16 @@ def _check_once(index: int, op: Operation, paths: set[str], units: set[str]) -> 
         units.add(op.unit)
 
 
-def is_node_meta(op: Operation) -> bool:
-    """Whether ``op`` only creates a directory or sets a directory's mode and owner (what a system
-    directory's repair may do outside the allowed roots: :data:`~orchestrator.fixpkg.paths.SYSTEM_DIRS`)."""
-    return isinstance(op, MakeDirOp) or (isinstance(op, SetOwnerModeOp) and op.kind == "dir")
+def node_meta(op: Operation) -> str | None:
+    """The type of node whose own existence or mode and owner ``op`` sets, if that is all it does: a
+    ``make_dir`` (``dir``), a ``set_owner_mode`` of a directory or a file; None for anything else.
+    What a system path's repair may do outside the allowed roots
+    (:data:`~orchestrator.fixpkg.paths.SYSTEM_NODES`)."""
+    if isinstance(op, MakeDirOp):
+        return "dir"
+    if isinstance(op, SetOwnerModeOp) and op.kind in ("dir", "file"):
+        return op.kind
+    return None
 
 
 def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) -> None:
@@ -440,7 +446,7 @@ def validate_operations(ops: Sequence[Operation], allowed_roots: Sequence[str]) 
             has_reload = True
         if isinstance(op, (*PATH_OPS, *DATA_OPS)):
             try:
-                check_allowed(op.path, allowed_roots, is_node_meta=is_node_meta(op))
+                check_allowed(op.path, allowed_roots, node_meta=node_meta(op))
             except FixPackageError as exc:
                 raise FixPackageError(f"operations[{index}]: {exc.message}", remedy=exc.remedy) from exc
         _check_tree_order(index, op, made, removed, seen_files)

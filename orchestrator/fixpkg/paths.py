@@ -14,18 +14,23 @@ from orchestrator.detect.sysdirs import RULES as SYSTEM_PATH_RULES
 from orchestrator.errors import FixPackageError
 from orchestrator.systemd.paths import UNIT_FILE_DIRS, is_unit_file
 
-__all__ = ["SYSTEM_DIRS", "UNIT_FILE_DIRS", "check_allowed", "is_under", "is_unit_file", "normalise_path"]
+__all__ = ["SYSTEM_DIRS", "SYSTEM_FILES", "SYSTEM_NODES", "UNIT_FILE_DIRS", "check_allowed", "is_under",
+           "is_unit_file", "normalise_path"]
 
-#: The system directories (``/tmp``, ``/var/tmp``, ``/etc``, ``/usr``, ``/var`` ...: the ``dir`` rules
-#: of :mod:`orchestrator.detect.sysdirs`) whose *own* node a package may create or chmod/chown even
-#: outside the allowed roots (``check_allowed(..., is_node_meta=True)``). Why not widen the default
-#: roots instead: a root allows everything strictly below it, and ``/tmp`` as a root would let a
-#: package write any file there (a world-writable directory, where a planted file is an attack), and
-#: ``/usr`` or ``/var`` would open the whole system. This exception names exact paths, only for the
-#: operations that set a node's mode and owner, and each path's wanted mode and owner are fixed by
-#: its rule. ``/`` is not among them: no operation may name it (:func:`normalise_path`).
-SYSTEM_DIRS = frozenset(rule.path for rule in SYSTEM_PATH_RULES.values()
-                        if rule.type == "dir" and rule.path != "/")
+#: The system paths (the rules of :mod:`orchestrator.detect.sysdirs`: ``/tmp``, ``/etc``, ``/usr`` ...,
+#: ``/etc/shadow``, ``/etc/sudoers`` ...) whose *own* node a package may create or chmod/chown even
+#: outside the allowed roots, mapped to the type of node that is (``check_allowed(..., node_meta=
+#: TYPE)``). Why not widen the default roots instead: a root allows everything strictly below it, and
+#: ``/tmp`` as a root would let a package write any file there (a world-writable directory, where a
+#: planted file is an attack), and ``/usr`` or ``/var`` would open the whole system. This exception
+#: names exact paths, only for the operations that set a node's mode and owner (never its content:
+#: a ``write_file`` of ``/etc/shadow`` still needs ``/etc`` among the allowed roots), only for the
+#: node type of its rule (no ``make_dir`` of ``/etc/shadow``), and each path's wanted mode and owner
+#: are fixed by its rule. ``/`` is not among them: no operation may name it (:func:`normalise_path`).
+SYSTEM_NODES: dict[str, str] = {rule.path: rule.type for rule in SYSTEM_PATH_RULES.values()
+                                if rule.path != "/"}
+SYSTEM_DIRS = frozenset(path for path, kind in SYSTEM_NODES.items() if kind == "dir")
+SYSTEM_FILES = frozenset(path for path, kind in SYSTEM_NODES.items() if kind == "file")
 
 _MAX_PATH = 4096
 
@@ -62,10 +67,11 @@ def is_under(path: str, root: str) -> bool:
     return path.startswith(root + "/")
 
 
-def check_allowed(path: str, allowed_roots: Sequence[str], *, is_node_meta: bool = False) -> str:
+def check_allowed(path: str, allowed_roots: Sequence[str], *, node_meta: str | None = None) -> str:
     """Return the canonical form of ``path`` if it lies strictly below one of ``allowed_roots``, or,
-    for an operation that only creates a directory or sets a node's mode and owner
-    (``is_node_meta``), if it is exactly one of :data:`SYSTEM_DIRS`.
+    for an operation that only creates a directory or sets a node's mode and owner (``node_meta``:
+    the type of that node, ``dir`` or ``file``), if it is exactly a :data:`SYSTEM_NODES` path of
+    that type.
 
     Raises:
         FixPackageError: the path is malformed (see :func:`normalise_path`), an allowed root is not an
@@ -73,7 +79,7 @@ def check_allowed(path: str, allowed_roots: Sequence[str], *, is_node_meta: bool
     """
     canonical = normalise_path(path)
     roots = [_normalise_root(root) for root in allowed_roots]
-    if is_node_meta and canonical in SYSTEM_DIRS:
+    if node_meta is not None and SYSTEM_NODES.get(canonical) == node_meta:
         return canonical
     if not any(is_under(canonical, root) for root in roots):
         shown = ", ".join(roots) or "(none)"

@@ -96,6 +96,8 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
                 deb_content=deb_content, package_files=package_files,
                 target_users={name: ids[0] for name, ids in accounts.users.items()},
                 target_groups=dict(accounts.groups),
+                # The VM's own files there (/etc/shadow): their content is not the target's.
+                meta_only=capture.meta_paths,
             )
         except FixPackageError as exc:
             st.status, st.detail = "failed", exc.message

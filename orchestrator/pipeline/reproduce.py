@@ -122,6 +122,14 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
         return LayerUse(plan, fallback=f"layer failed: {exc.message}", template=sandbox.template)
 
 
+def _lacking(imported: ImportReport) -> str:
+    """Why a probe of a meta path's file passes in the VM: the VM has no such file at all."""
+    if not imported.lacking:
+        return ""
+    return (f"the troubleshooting VM has no {', '.join(imported.lacking)} (only a file's mode and owner "
+            f"are mirrored into the VM, never its content), so the fault cannot show there")
+
+
 def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: ImportReport) -> Reproduction:
     """Run the issue's own probe in the sandbox. A probe that cannot run there proves nothing, so it
     counts as not reproduced.
@@ -139,7 +147,8 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete,
             "unit_states": list(imported.unit_states), "absent_removed": list(imported.removed[:200]),
-            "owners_mapped": list(imported.owners), "layer": imported.layer.as_dict(),
+            "owners_mapped": list(imported.owners), "vm_lacks": list(imported.lacking),
+            "layer": imported.layer.as_dict(),
             "environment": differences.as_dict()})
         if not differences.is_faithful:
             # Whatever the probe says, it says it about another environment than the target's.
@@ -152,6 +161,6 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             return Reproduction(False, observed.summary, passing, reason=why)
         if observed.ok:
             st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
-            return Reproduction(False, observed.summary, passing)
+            return Reproduction(False, observed.summary, passing, reason=_lacking(imported))
         st.detail = f"reproduced: {observed.summary}"
     return Reproduction(True, observed.summary, passing)

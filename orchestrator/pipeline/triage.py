@@ -49,35 +49,39 @@ class TriageDecision:
                 "in_place": self.in_place, "reason": self.reason}
 
 
-def is_system_dir_issue(issue: Issue) -> bool:
-    """The mode or owner of a system directory (``sysdir:/tmp``, ``/var/tmp``, ``/etc`` ...: a ``dir``
-    rule of :data:`~orchestrator.detect.sysdirs.RULES`), repaired through a VM like a component's.
+def is_system_path_issue(issue: Issue) -> bool:
+    """The mode or owner of a watched system path (``sysdir:/tmp``, ``/etc``, ``/etc/shadow``,
+    ``/etc/sudoers`` ...: a rule of :data:`~orchestrator.detect.sysdirs.RULES`), repaired through a VM
+    like a component's.
 
-    Only directories: the VM mirrors a meta path's own mode and owner (never what is below it), which
-    is all such a repair changes. ``/`` stays reported: a fix package cannot name it
-    (:func:`~orchestrator.fixpkg.paths.normalise_path`). Files (``/etc/shadow`` ...) stay reported:
-    their content would have to travel into the VM, and they hold every password hash.
+    Directories and files alike: the capture takes the path's own entry (type, mode, owner and, for a
+    file, the sha256 the agent computes on the target), never its content, and the VM gives its *own*
+    node at that path the target's mode and owner (:func:`~orchestrator.sandbox.mirror.meta_nodes`).
+    A mode is all such a repair changes, so the content of ``/etc/shadow`` (every password hash) never
+    has to leave the target. ``/`` stays reported: a fix package cannot name it
+    (:func:`~orchestrator.fixpkg.paths.normalise_path`). A missing path (PATH_MISSING) stays reported
+    too: recreating ``/etc/shadow`` would need its content.
     """
     rule = sysdirs.RULES.get(issue.subject)
     return (issue.component == HOST_COMPONENT and issue.kind is IssueKind.PERMISSIONS
             and issue.probe == sysdirs.probe_name(issue.subject)
-            and rule is not None and rule.type == "dir" and rule.path != "/")
+            and rule is not None and rule.path != "/")
 
 
 def is_report_only(issue: Issue) -> bool:
-    """Host-wide issues other than disk space and system directories (:data:`REPORT_ONLY_KINDS`, and
-    the other host issues: the modes of system files, which no capture carries into a VM)."""
+    """Host-wide issues other than disk space and system paths (:data:`REPORT_ONLY_KINDS`, and the
+    other host issues: a missing system file, the kernel, the boot ...)."""
     if issue.kind in REPORT_ONLY_KINDS:
         return True
     return (issue.component == HOST_COMPONENT and issue.kind not in DISK_KINDS
-            and not is_system_dir_issue(issue))
+            and not is_system_path_issue(issue))
 
 
 def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:
     """One primary issue per component (the most fundamental kind), with the rest as related.
 
     A component's report-only issues form a group of their own: the host's memory pressure must
-    neither become the primary of a repairable system-directory issue (which would then never be
+    neither become the primary of a repairable system-path issue (which would then never be
     repaired) nor hide as a related issue of one (it would vanish from the run's outcomes)."""
     by_component: dict[tuple[str, bool], list[Issue]] = {}
     for issue in issues:
@@ -139,8 +143,8 @@ def components_for(watch: WatchConfig, issue: Issue) -> list[Component]:
     if issue.kind in DISK_KINDS:
         # A disk issue belongs to the host: every component with logs is in scope.
         return [c for c in watch.components if c.log_paths]
-    if is_system_dir_issue(issue):
-        return [system_dir_component(issue.subject)]
+    if is_system_path_issue(issue):
+        return [system_path_component(issue.subject)]
     try:
         return [watch.component(issue.component)]
     except KeyError as exc:
@@ -148,12 +152,13 @@ def components_for(watch: WatchConfig, issue: Issue) -> list[Component]:
                             stage=Stage.TRIAGE) from exc
 
 
-def system_dir_component(path: str) -> Component:
-    """The synthetic component a system-directory repair works on: the directory is its only writable
-    path, so the capture takes its own entry (never what is below it: :func:`~orchestrator.capture.
-    snapshot.meta_paths`) and the sandbox gives it the target's mode and owner. No units: nothing to
-    restart, so triage escalates, the generators propose no restart, and core features has nothing to
-    check beyond the probes."""
+def system_path_component(path: str) -> Component:
+    """The synthetic component a system path's repair works on: the path is its only writable path,
+    so the capture takes its own entry and nothing else (:func:`~orchestrator.capture.snapshot.
+    meta_paths`: never what is below a directory, never a file's content: writable paths are not
+    among :attr:`Component.all_paths`, which is all the capture packs), and the sandbox gives the VM's
+    own node the target's mode and owner. No units: nothing to restart, so triage escalates, the
+    generators propose no restart, and core features has nothing to check beyond the probes."""
     return Component(HOST_COMPONENT, vital=True, writable_paths=(path,), origin="builtin")
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from orchestrator import systemd
 from orchestrator.agent.api import AgentApi, Manifest
 from orchestrator.capture.snapshot import Capture
+from orchestrator.detect.sysdirs import RULES as SYSTEM_PATHS
 from orchestrator.errors import AgentError
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -155,47 +157,76 @@ def unit_states(transport: Transport, capture: Capture, units: list[str], sessio
 
 
 
-def directories(transport: Transport, agent: AgentApi, capture: Capture, session: Session) -> list[str]:
-    """Give the capture's meta paths (directories a service writes to, captured by their own entry
-    only: :attr:`Capture.meta_paths`) the target's state in the VM: absent where the target lacks them,
-    else a directory with the target's mode, owner and group. Their content is never copied (a
-    database's state directory); only what a service's start checks (that it exists, who may write
-    it) is mirrored, so a fault made of a missing or mis-owned state directory reproduces. Returns what
-    was done.
+@dataclass(frozen=True)
+class MetaMirror:
+    """What :func:`meta_nodes` did, and what it could not do."""
+
+    #: Each change made (``/tmp: root:root 1777``, ``removed /var/lib/app``) or deliberately not made.
+    done: tuple[str, ...] = ()
+    #: Meta paths the target has as a regular file and the VM lacks: never created (a file's content
+    #: is never copied), so a fault in their mode cannot show in the VM.
+    lacking: tuple[str, ...] = ()
+
+
+def meta_nodes(transport: Transport, agent: AgentApi, capture: Capture, session: Session) -> MetaMirror:
+    """Give the capture's meta paths (captured by their own entry only: :attr:`Capture.meta_paths`,
+    the directories a service writes to, and the system paths whose mode a repair fixes) the target's
+    state in the VM: the target's mode, owner and group on the VM's *own* directory or file there, and
+    a missing directory created or a directory the target lacks removed. Their content is never
+    copied (a database's state directory; ``/etc/shadow``, which holds every password hash): only what
+    a start or a probe checks (that it exists, who may read or write it) is mirrored, so a fault made
+    of a missing or mis-owned path reproduces.
+
+    Never done, because the VM's own file there is not the target's: a file is never written (one the
+    VM lacks stays missing, listed in :attr:`MetaMirror.lacking`, and its fault will not reproduce);
+    a node of another type is never replaced; and a system path (:data:`~orchestrator.detect.sysdirs.
+    RULES`: ``/etc/sudoers``, ``/etc/shadow``, ``/etc`` ...) the target lacks is never removed from
+    the VM, whose logins and ``sudo`` (how the orchestrator may reach root there) depend on them:
+    such an absence is no mode fault a meta repair could fix anyway.
 
     Raises:
         TransportError: the VM stopped answering.
     """
     if not capture.meta_paths:
-        return []
+        return MetaMirror()
     on_target = capture.manifest.by_path()
     in_vm = agent.manifest(list(capture.meta_paths), recursive=False).by_path()
     done: list[str] = []
+    lacking: list[str] = []
     for path in capture.meta_paths:
         want, have = on_target.get(path), in_vm.get(path)
         if want is None:
             if path in capture.manifest.missing and have is not None:
+                if path in SYSTEM_PATHS:
+                    done.append(f"kept {path}: the target lacks it, but the VM's own system {have.type} "
+                                "is never removed")
+                    continue
                 transport.check(["rm", "-rf", "--", path], timeout=TIMEOUT_S)
                 done.append(f"removed {path}")
             continue
         names = (want.owner, want.group)
-        if want.type != "dir" or not all(ACCOUNT_NAME.match(n) or n.isdigit() for n in names):
+        if want.type not in ("dir", "file") or not all(ACCOUNT_NAME.match(n) or n.isdigit() for n in names):
+            continue
+        if have is None and want.type == "file":
+            lacking.append(path)
+            done.append(f"{path}: the VM has no such file; not created (a file's content is never copied)")
             continue
         if have is None:
             transport.check(["mkdir", "-p", "--", path], timeout=TIMEOUT_S)
         elif (have.type, have.mode, have.owner, have.group) == (want.type, want.mode, want.owner, want.group):
             continue
-        elif have.type != "dir":
+        elif have.type != want.type:
             continue   # the VM has something else there: not ours to replace
         # An owner the VM has no account for stays the VM's: reported, not fatal (the fault may still
-        # reproduce through the mode, and the evidence says what differs).
+        # reproduce through the mode, and the evidence says what differs). chown -h and a regular file
+        # or directory (lstat above): nothing here follows a symlink.
         owned = transport.run(["chown", "-h", "--", f"{want.owner}:{want.group}", path], timeout=TIMEOUT_S)
         transport.check(["chmod", "--", f"{want.mode:o}", path], timeout=TIMEOUT_S)
         note = "" if owned.succeeded else f" (chown failed: {owned.stderr_text.strip()[:120]})"
         done.append(f"{path}: {want.owner}:{want.group} {want.mode:o}{note}")
     if done:
-        session.event("sandbox", "directories_mirrored", changed=done)
-    return done
+        session.event("sandbox", "meta_paths_mirrored", changed=done, vm_lacks=lacking)
+    return MetaMirror(tuple(done), tuple(lacking))
 
 
 def packaged_absences(agent: AgentApi, capture: Capture, session: Session) -> list[str]:

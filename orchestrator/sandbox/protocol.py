@@ -35,6 +35,9 @@ class ImportReport:
     removed: tuple[str, ...] = ()
     #: Accounts created and owners set by name to match the target (``chown myapp:myapp (3 paths)``).
     owners: tuple[str, ...] = ()
+    #: Files captured by their entry only that the VM lacks (no ``/etc/sudoers`` without sudo): their
+    #: content is never copied, so a fault in their mode cannot show there.
+    lacking: tuple[str, ...] = ()
     #: What the VM lacks (or has at another version) compared with the target, once checked.
     differences: Differences = field(default_factory=Differences)
     #: The host layer: what it added and where from, or why the run stayed on the template.

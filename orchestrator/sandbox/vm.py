@@ -167,7 +167,7 @@ class TroubleshootingVm:
                 self.agent.push(capture.tar, remote)
                 result = self.agent.unpack(remote, list(capture.placeholders), list(capture.paths),
                                            manifest=capture.manifest)
-            else:   # a capture of meta paths only (a system directory's mode) has nothing to unpack
+            else:   # a capture of meta paths only (a system path's mode) has nothing to unpack
                 result = UnpackResult(())
         except VmRepairError as exc:
             self.session.event("sandbox", "import_failed", error=exc.message)
@@ -180,7 +180,8 @@ class TroubleshootingVm:
         removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
         removed += mirror.packaged_absences(self.agent, capture, self.session)
         owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
-        owners += mirror.directories(self.transport, self.agent, capture, self.session)
+        meta = mirror.meta_nodes(self.transport, self.agent, capture, self.session)
+        owners += meta.done
         units = sorted({u for c in components for u in c.units})
         sockets = sorted({u for c in components for u in c.sockets} - set(units))
         # Units and their drop-ins may have changed: reload (only then: about 1 s under TCG), then
@@ -206,7 +207,7 @@ class TroubleshootingVm:
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed),
-                            owners=tuple(owners))
+                            owners=tuple(owners), lacking=meta.lacking)
 
     def fill_disk_to(self, used_pct: float) -> None:
         """Reproduce the target's disk usage ratio (the VM's disk has another size)."""

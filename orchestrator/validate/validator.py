@@ -42,9 +42,9 @@ log = logging.getLogger(__name__)
 
 def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult], bool] | None:
     """What the stability layer judges when the repaired component is the host itself (a system
-    directory's repair, :func:`~orchestrator.pipeline.triage.system_dir_component`): the host-wide
+    path's repair, :func:`~orchestrator.pipeline.triage.system_path_component`): the host-wide
     probes of the issue's own family (``sysdir:``). The host's other probes say nothing about a
-    directory's mode, and some cannot pass in a troubleshooting VM under stress-ng's load (memory
+    path's mode, and some cannot pass in a troubleshooting VM under stress-ng's load (memory
     pressure, the VM's own kernel taint, a degraded VM boot): judged, they would fail every repair for
     what the VM is, not for what the repair did. Any other component (and a disk issue, whose repaired
     component is not the host): every probe, as before."""

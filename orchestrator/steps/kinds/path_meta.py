@@ -5,7 +5,9 @@
 
 Both act on one path (never recursively: a ``chown -R`` of a data directory is not a repair anyone
 can review) of the component's own paths: config, unit, data, log and writable paths, or, for the host
-component, the system paths whose mode and owner :mod:`orchestrator.detect.sysdirs` watches. Owners are
+component, the system paths whose mode and owner :mod:`orchestrator.detect.sysdirs` watches.
+``set_meta`` takes a directory or a regular file alike (``/etc/shadow``) and never reads or writes
+a file's content, so it works on a VM's own file whose content is not the target's. Owners are
 names (or numeric ids): the VM maps the target's accounts by name. Nothing is recorded for replay: the
 change reaches the target through the manifest diff of the captured paths.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import ClassVar
 
@@ -123,7 +124,58 @@ def test_backup_records_what_each_path_was(tmp_path: Path) -> None:
     assert (entries["/etc/app/new.d"].existed, entries["/etc/app/new.d"].kind) == (False, "dir")
     assert (entries["/etc/app/current"].kind, entries["/etc/app/current"].link) == ("symlink", "v1")
     assert (entries["/etc/app/gone.d"].kind, entries["/etc/app/gone.d"].mode) == ("dir", 0o750)
-    assert (entries["/etc/app/key"].kind, entries["/etc/app/key"].sha256) == ("file", sha(KEY_DATA))
+    # set_owner_mode never changes content: its file is backed up by its metadata, never its bytes.
+    key = entries["/etc/app/key"]
+    assert (key.kind, key.sha256, key.mode) == ("file_meta", sha(KEY_DATA), 0o644)
+    assert not (tmp_path / "b" / "files" / sha(KEY_DATA)).exists()
+
+
+SHADOW_DATA = b"root:$y$EVERYPASSWORDHASH:19700:0:99999:7:::\n"
+
+
+def _shadow_host() -> FakeAgent:
+    return FakeAgent(files={"/etc/shadow": FakeFile(SHADOW_DATA, 0o644, 0, 42)},
+                     names={0: "root", 42: "shadow"})
+
+
+def _shadow_package() -> FixPackage:
+    op = SetOwnerModeOp("/etc/shadow", "file", 0o640, 0, 42, 0o644, 0, 42, sha(SHADOW_DATA), None)
+    return dataclasses.replace(_package((op,)), blobs={}, allowed_roots=("/etc/nginx",))
+
+
+def test_shadows_mode_is_rolled_back_without_its_content_leaving_the_target(tmp_path: Path) -> None:
+    host = _shadow_host()
+    result = apply_journalled(_shadow_package(), host, Systemd({}).transport, backup_dir=tmp_path / "b",
+                              validate=lambda: False)
+    assert result.status == "rolled_back", result.errors
+    assert host.files["/etc/shadow"].mode == 0o644 and host.files["/etc/shadow"].data == SHADOW_DATA
+    assert ("set_meta", "/etc/shadow") in host.mutations and host.writes == 0
+    assert not any(method == "read_file" for method, _ in host.calls)
+    for written in (tmp_path / "b").rglob("*"):
+        assert not written.is_file() or b"EVERYPASSWORDHASH" not in written.read_bytes(), written
+
+
+def test_shadows_mode_is_applied_under_its_captured_state(tmp_path: Path) -> None:
+    host = _shadow_host()
+    result = apply_journalled(_shadow_package(), host, Systemd({}).transport, backup_dir=tmp_path / "b",
+                              validate=lambda: True)
+    assert result.status == "applied", result.errors
+    shadow = host.files["/etc/shadow"]
+    assert (shadow.mode, shadow.uid, shadow.gid, shadow.data) == (0o640, 0, 42, SHADOW_DATA)
+
+
+def test_a_file_backed_up_by_its_metadata_cannot_be_recreated_and_says_so() -> None:
+    from orchestrator.apply.entries import BackupEntry
+    from orchestrator.apply.fs_ops import restore_entry
+    from orchestrator.errors import ApplyError
+
+    entry = BackupEntry("/etc/shadow", True, "file_meta", sha(SHADOW_DATA), len(SHADOW_DATA), 0o640, 0, 42)
+
+    def no_content(entry: BackupEntry) -> bytes:
+        raise AssertionError("a file_meta entry has no content to read")
+
+    with pytest.raises(ApplyError, match="only its mode and owner were backed up"):
+        restore_entry(no_content, entry, None, FakeAgent())
 
 
 def test_restore_is_idempotent_after_a_crash_midway(tmp_path: Path) -> None:

@@ -231,24 +231,50 @@ def test_state_issues_capture_writable_dirs_by_their_own_entry_only(session: Ses
 
 
 def test_a_system_directory_is_captured_by_its_own_entry_never_walked() -> None:
-    from orchestrator.pipeline.triage import system_dir_component
+    from orchestrator.pipeline.triage import system_path_component
 
-    host = system_dir_component("/tmp")
+    host = system_path_component("/tmp")
     assert capture_paths([host], {IssueKind.PERMISSIONS}) == []
     assert meta_paths([host], {IssueKind.PERMISSIONS}, ["/tmp"]) == ["/tmp"]
 
 
 def test_capturing_a_system_directory_reads_no_file_below_it(session: Session) -> None:
-    from orchestrator.pipeline.triage import system_dir_component
+    from orchestrator.pipeline.triage import system_path_component
 
     agent = FakeAgent(tar=TAR, existing=set())
     agent.put("/tmp/secret", fake_agent.file_node(b"someone else's"))
-    capture = capture_components(session, target(), agent, [system_dir_component("/tmp")],  # type: ignore[arg-type]
+    capture = capture_components(session, target(), agent, [system_path_component("/tmp")],  # type: ignore[arg-type]
                                  {IssueKind.PERMISSIONS}, max_file_bytes=MAX_FILE, subjects=["/tmp"])
     assert capture.meta_paths == ("/tmp",) and capture.paths == ()
     listed = capture.manifest.by_path()
     assert listed["/tmp"].type == "dir" and "/tmp/secret" not in listed
     assert capture.units == {} and capture.packages == {}
+
+
+def test_capturing_a_shadow_mode_issue_carries_no_byte_of_the_file(session: Session) -> None:
+    """/etc/shadow 0644: the capture holds its own entry (type, mode, owner, digest) and nothing of
+    what it says: not packed, never read, not in the tar nor in the session's capture.json."""
+    from orchestrator.pipeline.triage import system_path_component
+
+    secret = b"root:$y$j9T$salt$EVERYPASSWORDHASH:19700:0:99999:7:::\n"
+    agent = fake_agent.FakeAgent(files={"/etc/shadow": fake_agent.file_node(secret, 0o644, gid=42)},
+                                 names={**fake_agent.NAMES, 42: "shadow"})
+    host = system_path_component("/etc/shadow")
+    capture = capture_components(session, target(), agent, [host], {IssueKind.PERMISSIONS},
+                                 max_file_bytes=MAX_FILE, subjects=["/etc/shadow"])
+    assert capture.paths == () and capture.meta_paths == ("/etc/shadow",)
+    assert ("pack", ((), MAX_FILE)) in agent.calls          # asked to pack nothing at all
+    assert ("manifest", ("/etc/shadow",)) in agent.calls    # the file's own entry, non-recursive
+    assert not any(method == "read_file" for method, _ in agent.calls)
+    entry = capture.manifest.by_path()["/etc/shadow"]
+    assert (entry.type, entry.mode, entry.owner, entry.group) == ("file", 0o644, "root", "shadow")
+    # The digest stays: the fix package's precondition (the target's file is still the one captured).
+    assert entry.sha256 == fake_agent.sha(secret)
+    assert capture.placeholders == ()
+    assert secret not in capture.tar.read_bytes() and b"EVERYPASSWORDHASH" not in capture.tar.read_bytes()
+    for written in session.dir.rglob("*"):
+        if written.is_file():
+            assert b"EVERYPASSWORDHASH" not in written.read_bytes(), written
 
 
 def test_a_components_own_log_directory_is_a_meta_path_but_var_log_is_not() -> None:

@@ -17,7 +17,7 @@ from orchestrator.fixpkg import (
     WriteFileOp,
 )
 from orchestrator.fixpkg.compute import compute_package
-from tests.unit.apply.fakes import FakeFile, sha
+from tests.unit.apply.fakes import FakeAgent, FakeFile, sha
 from tests.unit.fake_agent import Node
 from tests.unit.fixpkg.scenario import build, make_target, make_vm
 
@@ -114,3 +114,49 @@ def test_a_unit_state_set_twice_is_refused() -> None:
     unmask = {**MASK, "state": "unmasked", "expect": "masked"}
     with pytest.raises(FixPackageError, match="changed its unit-file state more than once"):
         build(target, make_vm(target), [MASK, unmask])
+
+
+# -- meta paths: the VM's own file, never its content --------------------------------------------
+
+SHADOW = "/etc/shadow"
+TARGET_SHADOW = b"root:$y$target-hash:19700:0:99999:7:::\n"
+VM_SHADOW = b"root:$y$the-vms-own-hash:19700:0:99999:7:::\n"
+SHADOW_NAMES = {0: "root", 42: "shadow"}
+
+
+def _shadow_package(vm_mode: int, *, in_vm: bool = True) -> tuple[tuple[object, ...], dict[str, bytes]]:
+    target = FakeAgent(files={SHADOW: FakeFile(TARGET_SHADOW, 0o644, 0, 42)}, names=SHADOW_NAMES)
+    vm = FakeAgent(files={SHADOW: FakeFile(VM_SHADOW, vm_mode, 0, 42)} if in_vm else {}, names=SHADOW_NAMES)
+    package = compute_package(
+        target.manifest([SHADOW], recursive=False), vm.manifest([SHADOW], recursive=False), vm, [],
+        placeholders=set(), allowed_roots=["/etc/nginx"], diagnosis={}, validation={}, issue={},
+        reboot_required=False, meta_only=[SHADOW])
+    assert not any(method == "read_file" for method, _ in vm.calls)   # the VM's content is never read
+    return package.operations, package.blobs
+
+
+def test_a_meta_path_file_packages_its_mode_with_the_targets_digest_never_the_vms_content() -> None:
+    ops, blobs = _shadow_package(0o640)
+    assert ops == (SetOwnerModeOp(SHADOW, "file", 0o640, 0, 42, 0o644, 0, 42, sha(TARGET_SHADOW), None),)
+    assert blobs == {}
+
+
+def test_a_meta_path_file_whose_mode_did_not_change_packages_nothing_though_contents_differ() -> None:
+    ops, blobs = _shadow_package(0o644)
+    assert ops == () and blobs == {}
+
+
+def test_a_meta_path_file_gone_from_the_vm_is_refused_not_removed() -> None:
+    with pytest.raises(FixPackageError, match=r"captured by its metadata only .* removed in the VM"):
+        _shadow_package(0o640, in_vm=False)
+
+
+def test_without_meta_only_the_same_difference_would_carry_the_vms_content() -> None:
+    # Why meta_only exists: a digest comparison sees new content, and write_file would ship it.
+    target = FakeAgent(files={SHADOW: FakeFile(TARGET_SHADOW, 0o644, 0, 42)}, names=SHADOW_NAMES)
+    vm = FakeAgent(files={SHADOW: FakeFile(VM_SHADOW, 0o640, 0, 42)}, names=SHADOW_NAMES)
+    package = compute_package(
+        target.manifest([SHADOW], recursive=False), vm.manifest([SHADOW], recursive=False), vm, [],
+        placeholders=set(), allowed_roots=["/etc"], diagnosis={}, validation={}, issue={},
+        reboot_required=False)
+    assert isinstance(package.operations[0], WriteFileOp) and VM_SHADOW in package.blobs.values()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -287,3 +288,35 @@ def test_a_system_directory_goes_through_a_sandbox_on_the_host_component(make: M
     outcome = repair(ctx, script, tmp)
     assert outcome.status is SessionStatus.REPAIRED, outcome.summary
     assert script.calls[:2] == ["triage", "capture"] and len(script.sandboxes) == 1
+
+
+def test_a_system_files_mode_goes_through_a_sandbox_on_a_host_component_of_that_file_only(
+    make: Make, tmp_path: Path
+) -> None:
+    ctx, script = make(Script(tmp_path))
+    seen: list[Any] = []
+    capture = script.capture
+
+    def recording(ctx: RunContext, issue: Issue, related: Any, components: Any) -> Any:
+        seen.extend(components)
+        return capture(ctx, issue, related, components)
+
+    stages = dataclasses.replace(script.stages(), capture=recording)
+    shadow = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/etc/shadow",
+                   "/etc/shadow: readable or writable by others", "sysdir:/etc/shadow")
+    outcome = driver.repair_issue(ctx, shadow, (), stages)
+    assert outcome.status is SessionStatus.REPAIRED, outcome.summary
+    (host,) = seen
+    # Its only path is a meta path: the capture packs nothing (no content), it takes the entry.
+    assert (host.name, host.writable_paths, host.all_paths) == ("host", ("/etc/shadow",), ())
+
+
+def test_a_system_file_the_vm_lacks_ends_not_reproduced_and_says_so(make: Make, tmp_path: Path) -> None:
+    reason = "the troubleshooting VM has no /etc/sudoers (only a file's mode and owner are mirrored)"
+    ctx, script = make(Script(tmp_path, reproduced=False, not_reproduced_reason=reason))
+    sudoers = Issue("host", IssueKind.PERMISSIONS, Severity.CRITICAL, "/etc/sudoers",
+                    "/etc/sudoers: world writable", "sysdir:/etc/sudoers")
+    outcome = repair(ctx, script, sudoers)
+    assert outcome.status is SessionStatus.NOT_REPRODUCED
+    assert outcome.summary == f"{reason}; nothing applied"
+    assert "apply" not in script.calls

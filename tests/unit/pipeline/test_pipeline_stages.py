@@ -193,3 +193,15 @@ def test_a_fault_that_does_not_show_in_the_vm_is_not_reproduced(ctx: RunContext)
     guest.fixed = True
     reproduction = _reproduce(ctx, guest, ImportReport(None, None))
     assert not reproduction.reproduced and reproduction.reason == ""
+
+
+def test_a_fault_in_a_file_the_vm_lacks_is_not_reproduced_and_says_why(ctx: RunContext) -> None:
+    """No sudo in the VM: /etc/sudoers cannot be given the target's mode there, the probe passes
+    (optional file absent), and the reason names what the VM lacks instead of a silent pass."""
+    guest = Guest()
+    guest.fixed = True
+    reproduction = _reproduce(ctx, guest, ImportReport(None, None, lacking=("/etc/sudoers",)))
+    assert not reproduction.reproduced
+    assert reproduction.reason.startswith("the troubleshooting VM has no /etc/sudoers")
+    evidence = json.loads((ctx.session.dir / "reproduce-app.json").read_text())
+    assert evidence["vm_lacks"] == ["/etc/sudoers"]

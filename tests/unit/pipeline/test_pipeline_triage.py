@@ -14,7 +14,7 @@ from orchestrator.pipeline.triage import (
     decide,
     group_issues,
     is_report_only,
-    is_system_dir_issue,
+    is_system_path_issue,
     restart_in_place,
 )
 from orchestrator.transport.fake import FakeTransport
@@ -241,7 +241,7 @@ def test_restart_in_place_is_not_fixed_when_every_probe_was_unavailable() -> Non
     assert log[-1]["passing_after"] == []
 
 
-# -- system directories ----------------------------------------------------------------------------
+# -- system paths ----------------------------------------------------------------------------------
 
 def sysdir(path: str, kind: IssueKind = IssueKind.PERMISSIONS) -> Issue:
     return Issue("host", kind, Severity.CRITICAL, path, f"{path}: not sticky", f"sysdir:{path}")
@@ -249,18 +249,24 @@ def sysdir(path: str, kind: IssueKind = IssueKind.PERMISSIONS) -> Issue:
 
 @pytest.mark.parametrize("path", ["/tmp", "/var/tmp", "/etc", "/usr", "/var", "/etc/sudoers.d"])
 def test_a_system_directorys_mode_is_repairable(path: str) -> None:
-    assert is_system_dir_issue(sysdir(path)) and not is_report_only(sysdir(path))
+    assert is_system_path_issue(sysdir(path)) and not is_report_only(sysdir(path))
+
+
+@pytest.mark.parametrize("path", ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/passwd", "/etc/group"])
+def test_a_system_files_mode_is_repairable(path: str) -> None:
+    # Only the file's own entry travels (mode, owner, digest): its content never leaves the target.
+    assert is_system_path_issue(sysdir(path)) and not is_report_only(sysdir(path))
 
 
 @pytest.mark.parametrize("issue", [
     sysdir("/"),                                  # no fix package may name /
-    sysdir("/etc/shadow"), sysdir("/etc/passwd"),  # files: content and hashes stay on the target
     sysdir("/tmp", IssueKind.PATH_MISSING),
+    sysdir("/etc/shadow", IssueKind.PATH_MISSING),  # recreating it would need its content
     Issue("host", IssueKind.MEMORY_PRESSURE, Severity.WARNING, "memory", "pressure", "memory:pressure"),
     Issue("host", IssueKind.PERMISSIONS, Severity.WARNING, "/tmp", "x", "kernel:taint"),
 ])
 def test_every_other_host_issue_stays_report_only(issue: Issue) -> None:
-    assert not is_system_dir_issue(issue) and is_report_only(issue)
+    assert not is_system_path_issue(issue) and is_report_only(issue)
 
 
 def test_disk_issues_keep_their_path() -> None:
@@ -276,6 +282,12 @@ def test_a_system_directory_is_repaired_on_a_synthetic_host_component() -> None:
     assert (host.config_paths, host.unit_paths, host.data_paths) == ((), (), ())
     decision = decide(sysdir("/var/tmp"), (), host)
     assert not decision.in_place and "no unit to restart" in decision.reason
+
+
+def test_a_system_file_is_repaired_on_a_synthetic_host_component_that_packs_nothing() -> None:
+    (host,) = components_for(WatchConfig((NGINX,)), sysdir("/etc/shadow"))
+    assert (host.name, host.units, host.writable_paths) == ("host", (), ("/etc/shadow",))
+    assert host.all_paths == ()   # what the capture packs: nothing, so never the file's content
 
 
 def test_report_only_host_issues_group_apart_from_a_repairable_one() -> None:

@@ -98,19 +98,66 @@ def test_state_directories_get_the_targets_absence_mode_and_owner(tmp_path: Path
     in_vm = _MetaAgent(replace(owned("/var/lib/app", "app", "app"), type="dir", mode=0o750),
                        replace(owned("/var/log/app", "app", "app"), type="dir", mode=0o750))
     transport = vm(set())
-    done = mirror.directories(transport, in_vm, capture, session)  # type: ignore[arg-type]
+    done = mirror.meta_nodes(transport, in_vm, capture, session)  # type: ignore[arg-type]
     assert transport.argvs == [("chown", "-h", "--", "root:root", "/var/lib/app"),
                                ("chmod", "--", "755", "/var/lib/app"),
                                ("rm", "-rf", "--", "/var/log/app")]
-    assert done == ["/var/lib/app: root:root 755", "removed /var/log/app"]
+    assert done == mirror.MetaMirror(("/var/lib/app: root:root 755", "removed /var/log/app"))
 
 
 def test_a_directory_that_already_matches_costs_nothing(tmp_path: Path, session: Session) -> None:
     same = replace(owned("/var/lib/app", "app", "app"), type="dir", mode=0o750)
     capture = _meta_capture(tmp_path, (same,), ())
     transport = vm(set())
-    assert mirror.directories(transport, _MetaAgent(same), capture, session) == []  # type: ignore[arg-type]
+    assert mirror.meta_nodes(transport, _MetaAgent(same), capture, session) == mirror.MetaMirror()  # type: ignore[arg-type]
     assert transport.argvs == []
+
+
+def _file(path: str, mode: int, owner: str = "root", group: str = "root", kind: str = "file") -> object:
+    return replace(owned(path, owner, group), type=kind, mode=mode)
+
+
+def _system_capture(tmp_path: Path, path: str, *entries: object, missing: tuple[str, ...] = ()) -> Capture:
+    return replace(Capture(tmp_path / "files.tar", (), Manifest(entries, missing), ()),  # type: ignore[arg-type]
+                   meta_paths=(path,))
+
+
+def test_a_system_files_mode_and_owner_go_to_the_vms_own_file(tmp_path: Path, session: Session) -> None:
+    capture = _system_capture(tmp_path, "/etc/shadow", _file("/etc/shadow", 0o644, group="shadow"))
+    transport = vm(set())
+    done = mirror.meta_nodes(transport, _MetaAgent(_file("/etc/shadow", 0o640, group="shadow")),  # type: ignore[arg-type]
+                             capture, session)
+    # chown and chmod only: nothing writes, moves or replaces the VM's file.
+    assert transport.argvs == [("chown", "-h", "--", "root:shadow", "/etc/shadow"),
+                               ("chmod", "--", "644", "/etc/shadow")]
+    assert done == mirror.MetaMirror(("/etc/shadow: root:shadow 644",))
+
+
+def test_a_file_the_vm_lacks_is_not_created_and_is_reported_lacking(tmp_path: Path, session: Session) -> None:
+    capture = _system_capture(tmp_path, "/etc/sudoers", _file("/etc/sudoers", 0o666))
+    transport = vm(set())
+    done = mirror.meta_nodes(transport, _MetaAgent(), capture, session)  # type: ignore[arg-type]
+    assert transport.argvs == []
+    assert done.lacking == ("/etc/sudoers",)
+    assert "the VM has no such file" in done.done[0]
+
+
+def test_another_type_in_the_vm_is_never_replaced(tmp_path: Path, session: Session) -> None:
+    capture = _system_capture(tmp_path, "/etc/sudoers", _file("/etc/sudoers", 0o666))
+    transport = vm(set())
+    in_vm = _MetaAgent(_file("/etc/sudoers", 0o755, kind="dir"))
+    assert mirror.meta_nodes(transport, in_vm, capture, session) == mirror.MetaMirror()  # type: ignore[arg-type]
+    assert transport.argvs == []
+
+
+def test_a_system_path_the_target_lacks_stays_in_the_vm(tmp_path: Path, session: Session) -> None:
+    capture = _system_capture(tmp_path, "/etc/sudoers", missing=("/etc/sudoers",))
+    transport = vm(set())
+    in_vm = _MetaAgent(_file("/etc/sudoers", 0o440))
+    done = mirror.meta_nodes(transport, in_vm, capture, session)  # type: ignore[arg-type]
+    assert transport.argvs == []
+    assert done.done == ("kept /etc/sudoers: the target lacks it, but the VM's own system file is never "
+                         "removed",)
 
 
 def test_packaged_files_the_target_lacks_are_removed_in_the_vm(tmp_path: Path, session: Session) -> None:

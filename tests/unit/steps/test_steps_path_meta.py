@@ -81,3 +81,23 @@ def test_invalid_specs_are_refused_by_the_schema(raw: dict[str, object]) -> None
     from pydantic import TypeAdapter, ValidationError
     with pytest.raises(ValidationError):
         TypeAdapter(StepFile).validate_python(raw)
+
+
+@pytest.mark.parametrize("component", [HOST, Component(name="host", writable_paths=("/etc/shadow",))])
+def test_set_meta_gives_a_system_file_its_mode_without_touching_its_content(component: Component) -> None:
+    vm = FakeVm(vm_agent({"/etc/shadow": Node("file", b"root:$y$hash:::\n", mode=0o644, gid=42)}))
+    detail = _run(vm, {"set_meta": {"path": "/etc/shadow", "mode": "0640", "owner": "root", "group": "42"}},
+                  component)
+    node = vm.agent.fs["/etc/shadow"]
+    assert (node.type, node.mode, node.uid, node.gid) == ("file", 0o640, 0, 42)
+    assert node.data == b"root:$y$hash:::\n"
+    assert detail == "/etc/shadow: mode 0644 -> 0640"
+
+
+def test_set_meta_gives_sudoers_back_to_root_with_mode_0440() -> None:
+    vm = FakeVm(vm_agent({"/etc/sudoers": Node("file", b"root ALL=(ALL:ALL) ALL\n", mode=0o666, uid=101)}))
+    spec = {"path": "/etc/sudoers", "mode": "0440", "owner": "root", "group": "root"}
+    detail = _run(vm, {"set_meta": spec}, Component(name="host", writable_paths=("/etc/sudoers",)))
+    node = vm.agent.fs["/etc/sudoers"]
+    assert (node.mode, node.uid, node.gid, node.data) == (0o440, 0, 0, b"root ALL=(ALL:ALL) ALL\n")
+    assert detail == "/etc/sudoers: mode 0666 -> 0440, owner app:root -> root:root"

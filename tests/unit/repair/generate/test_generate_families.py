@@ -183,6 +183,27 @@ def test_host_invariants_come_from_the_sysdirs_table() -> None:
     assert to_matched(make) is not None
 
 
+@pytest.mark.parametrize(("path", "summary", "mode", "group"), [
+    ("/etc/shadow", "/etc/shadow: readable or writable by others", "0640", "shadow"),
+    ("/etc/gshadow", "/etc/gshadow: readable or writable by others", "0640", "shadow"),
+    ("/etc/sudoers", "/etc/sudoers: world writable", "0440", "root"),
+])
+def test_a_system_files_mode_is_set_back_to_its_rule(path: str, summary: str, mode: str, group: str) -> None:
+    from orchestrator.pipeline.triage import system_path_component
+
+    wrong = issue(IssueKind.PERMISSIONS, path, component="host", summary=summary)
+    (fix,) = state.generate(situation(wrong, now=[], component=system_path_component(path)))
+    assert fix.steps == ({"set_meta": {"path": path, "mode": mode, "owner": "root", "group": group}},)
+    assert fix.cause == "meta_changed" and to_matched(fix) is not None
+
+
+def test_a_missing_system_file_gets_no_proposal() -> None:
+    # Recreating /etc/shadow needs its content: no meta step can, so nothing is proposed.
+    from orchestrator.model import Component
+    gone = issue(IssueKind.PATH_MISSING, "/etc/shadow", component="host")
+    assert state.generate(situation(gone, now=[], component=Component(name="host"))) == []
+
+
 # -- config ---------------------------------------------------------------------------------------
 
 
