@@ -59,6 +59,11 @@ class ThresholdsFile(_Strict):
     inode_critical_pct: float = Field(default=95.0, gt=0, le=100)
     inode_warning_pct: float = Field(default=90.0, gt=0, le=100)
     unit_restarts_warning: int = Field(default=3, ge=1, description="NRestarts that count as flapping")
+    restart_loop_failures: int = Field(
+        default=3, ge=2, le=1000, description="failures (or automatic restarts) of a unit within "
+        "restart_loop_minutes that count as a restart loop")
+    restart_loop_minutes: int = Field(
+        default=10, ge=1, le=24 * 60, description="the window (minutes) restart_loop_failures are counted in")
     http_timeout_s: float = Field(default=5.0, gt=0, le=60)
     memory_available_warning_pct: float = Field(
         default=10.0, gt=0, le=100, description="MemAvailable below this share of MemTotal is a warning")
@@ -91,6 +96,8 @@ class Thresholds:
     inode_critical_pct: float = 95.0
     inode_warning_pct: float = 90.0
     unit_restarts_warning: int = 3
+    restart_loop_failures: int = 3
+    restart_loop_minutes: int = 10
     http_timeout_s: float = 5.0
     memory_available_warning_pct: float = 10.0
     memory_available_critical_pct: float = 5.0
