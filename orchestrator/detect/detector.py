@@ -25,6 +25,7 @@ from orchestrator.detect import (
     symlinks,
     sysdirs,
     system,
+    unit_loops,
     units,
     writable,
 )
@@ -72,7 +73,8 @@ class Detector:
     components name the same unit, URL or file, the first component in the watch config owns the probe.
 
     Probes that need the same fact (the listening sockets, the accounts) share one answer per run
-    (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show``:
+    (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show`` and
+    one ``journalctl`` of their failures in the loop window (:mod:`orchestrator.detect.unit_loops`):
     each call of :meth:`run`, :meth:`run_components` and :meth:`run_named` asks once;
     :meth:`run_probe` asks afresh.
     """
@@ -213,6 +215,9 @@ class Detector:
         listening = ports.shared_listening(transport, agent)
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
+        loops = unit_loops.shared_loops(
+            transport, [u for comp in watch.components for u in (*comp.units, *comp.sockets)],
+            watch.thresholds.restart_loop_minutes)
 
         def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = (),
                 shared: tuple[RunShared[Any], ...] = ()) -> None:
@@ -258,7 +263,8 @@ class Detector:
             for unit in (*comp.units, *comp.sockets):
                 add(units.probe_name(unit),
                     functools.partial(units.probe_unit, transport, comp, unit, thresholds, batch=unit_batch,
-                                      baseline=watch.baseline_units.get(unit)))
+                                      baseline=watch.baseline_units.get(unit), loops=loops),
+                    shared=(loops,))
             for check in comp.http:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,
