@@ -9,10 +9,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.components.defaults import DEFAULT_COMPONENTS
-from orchestrator.config.values import UnitName
+from orchestrator.components.ignore import strip_paths
+from orchestrator.config.values import IgnoredPath, UnitName
 from orchestrator.model import Component, HttpCheck
 
 _ABS = r"^/[^\0]*$"
+#: Entries of ``ignore_paths``: every watched path is compared with each.
+MAX_IGNORED_PATHS = 256
 
 
 class _Strict(BaseModel):
@@ -84,6 +87,8 @@ class WatchFile(_Strict):
     discover: bool = True
     #: Component or unit names never watched (discovered or configured).
     ignore: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.@-]{1,256}$")]] = Field(default_factory=list)
+    #: Paths (and everything below them) no component watches, discovered or configured.
+    ignore_paths: list[IgnoredPath] = Field(default_factory=list, max_length=MAX_IGNORED_PATHS)
     components: list[ComponentFile] = Field(default_factory=list)
     mounts: list[str] = Field(default_factory=lambda: ["/"])
     thresholds: ThresholdsFile = ThresholdsFile()
@@ -117,6 +122,8 @@ class WatchConfig:
     thresholds: Thresholds = Thresholds()
     discover: bool = True
     ignore: tuple[str, ...] = ()
+    #: Paths no component watches (:mod:`orchestrator.components.ignore`).
+    ignore_paths: tuple[str, ...] = ()
     #: Configured components whose ``vital`` was left unset (discovery decides for them).
     vital_unset: frozenset[str] = frozenset()
     resolved: bool = False
@@ -141,7 +148,9 @@ def build_watch_config(watch: WatchFile | None) -> WatchConfig:
         components = [c for c in DEFAULT_COMPONENTS if c.name not in names] + own
     else:
         components = own
+    # Discovered components are stripped when they are merged in (orchestrator.discover.resolve.merge).
+    components = [strip_paths(c, watch.ignore_paths) for c in components]
     return WatchConfig(tuple(components), tuple(watch.mounts),
                        Thresholds(**watch.thresholds.model_dump()), discover=watch.discover,
-                       ignore=tuple(watch.ignore),
+                       ignore=tuple(watch.ignore), ignore_paths=tuple(watch.ignore_paths),
                        vital_unset=frozenset(c.name for c in watch.components if c.vital is None))
