@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
+from orchestrator.components.ignore import covering
 from orchestrator.detect import (
     config_test,
     disk,
@@ -280,14 +281,18 @@ def _plan_state_probes(
     unit_batch: units.ShowBatch | None,
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
+    ignored = watch.ignore_paths
     if comp.packages:
-        add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp, dpkg),
-            shared=(dpkg,))
-    if modes.is_planned(comp, watch.baseline_modes):
-        add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, watch.baseline_modes),
+        add(packages.probe_name(comp),
+            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored), shared=(dpkg,))
+    # The baseline recorded what is below the component's directories too: an ignored path's modes
+    # are not compared.
+    recorded = {p: v for p, v in watch.baseline_modes.items() if covering(p, ignored) is None}
+    if modes.is_planned(comp, recorded):
+        add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, recorded),
             modes.first_reads(comp))
     if comp.config_paths:
-        add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
+        add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp, ignored),
             symlinks.first_reads(comp))
     for path in comp.writable_paths:
         add(writable.probe_name(path),
