@@ -9,10 +9,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.components.defaults import DEFAULT_COMPONENTS
-from orchestrator.config.values import UnitName
+from orchestrator.components.ignore import strip_paths
+from orchestrator.config.values import IgnoredPath, UnitName
 from orchestrator.model import Component, HttpCheck
 
 _ABS = r"^/[^\0]*$"
+#: Entries of ``ignore_paths``: every watched path is compared with each.
+MAX_IGNORED_PATHS = 256
 
 
 class _Strict(BaseModel):
@@ -59,6 +62,11 @@ class ThresholdsFile(_Strict):
     inode_critical_pct: float = Field(default=95.0, gt=0, le=100)
     inode_warning_pct: float = Field(default=90.0, gt=0, le=100)
     unit_restarts_warning: int = Field(default=3, ge=1, description="NRestarts that count as flapping")
+    restart_loop_failures: int = Field(
+        default=3, ge=2, le=1000, description="failures (or automatic restarts) of a unit within "
+        "restart_loop_minutes that count as a restart loop")
+    restart_loop_minutes: int = Field(
+        default=10, ge=1, le=24 * 60, description="the window (minutes) restart_loop_failures are counted in")
     http_timeout_s: float = Field(default=5.0, gt=0, le=60)
     memory_available_warning_pct: float = Field(
         default=10.0, gt=0, le=100, description="MemAvailable below this share of MemTotal is a warning")
@@ -79,6 +87,8 @@ class WatchFile(_Strict):
     discover: bool = True
     #: Component or unit names never watched (discovered or configured).
     ignore: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9:_.@-]{1,256}$")]] = Field(default_factory=list)
+    #: Paths (and everything below them) no component watches, discovered or configured.
+    ignore_paths: list[IgnoredPath] = Field(default_factory=list, max_length=MAX_IGNORED_PATHS)
     components: list[ComponentFile] = Field(default_factory=list)
     mounts: list[str] = Field(default_factory=lambda: ["/"])
     thresholds: ThresholdsFile = ThresholdsFile()
@@ -91,6 +101,8 @@ class Thresholds:
     inode_critical_pct: float = 95.0
     inode_warning_pct: float = 90.0
     unit_restarts_warning: int = 3
+    restart_loop_failures: int = 3
+    restart_loop_minutes: int = 10
     http_timeout_s: float = 5.0
     memory_available_warning_pct: float = 10.0
     memory_available_critical_pct: float = 5.0
@@ -110,6 +122,8 @@ class WatchConfig:
     thresholds: Thresholds = Thresholds()
     discover: bool = True
     ignore: tuple[str, ...] = ()
+    #: Paths no component watches (:mod:`orchestrator.components.ignore`).
+    ignore_paths: tuple[str, ...] = ()
     #: Configured components whose ``vital`` was left unset (discovery decides for them).
     vital_unset: frozenset[str] = frozenset()
     resolved: bool = False
@@ -134,7 +148,9 @@ def build_watch_config(watch: WatchFile | None) -> WatchConfig:
         components = [c for c in DEFAULT_COMPONENTS if c.name not in names] + own
     else:
         components = own
+    # Discovered components are stripped when they are merged in (orchestrator.discover.resolve.merge).
+    components = [strip_paths(c, watch.ignore_paths) for c in components]
     return WatchConfig(tuple(components), tuple(watch.mounts),
                        Thresholds(**watch.thresholds.model_dump()), discover=watch.discover,
-                       ignore=tuple(watch.ignore),
+                       ignore=tuple(watch.ignore), ignore_paths=tuple(watch.ignore_paths),
                        vital_unset=frozenset(c.name for c in watch.components if c.vital is None))

@@ -7,7 +7,8 @@ and to validate a fix) with :meth:`Detector.run_probe`:
 =====================  =========================================  ==========================
 probe name             what it checks                             runs through
 =====================  =========================================  ==========================
-``unit:<unit>``        systemd state of a component's unit       transport (systemctl show)
+``unit:<unit>``        systemd state of a component's unit,      transport (systemctl show,
+                       and its restart loops in a time window     journalctl)
 ``config:<component>`` the component's config test argv           transport
 ``http:<url>``         an endpoint on the target's loopback       transport (curl)
 ``disk:<mount>``       block usage of a mount                     agent (disk_usage)

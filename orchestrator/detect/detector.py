@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from orchestrator.agent.api import AgentApi, AgentRead, Prefetching
 from orchestrator.components.config import WatchConfig
+from orchestrator.components.ignore import covering
 from orchestrator.detect import (
     config_test,
     disk,
@@ -25,6 +26,7 @@ from orchestrator.detect import (
     symlinks,
     sysdirs,
     system,
+    unit_loops,
     units,
     writable,
 )
@@ -72,7 +74,8 @@ class Detector:
     components name the same unit, URL or file, the first component in the watch config owns the probe.
 
     Probes that need the same fact (the listening sockets, the accounts) share one answer per run
-    (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show``:
+    (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show`` and
+    one ``journalctl`` of their failures in the loop window (:mod:`orchestrator.detect.unit_loops`):
     each call of :meth:`run`, :meth:`run_components` and :meth:`run_named` asks once;
     :meth:`run_probe` asks afresh.
     """
@@ -213,6 +216,9 @@ class Detector:
         listening = ports.shared_listening(transport, agent)
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
+        loops = unit_loops.shared_loops(
+            transport, [u for comp in watch.components for u in (*comp.units, *comp.sockets)],
+            watch.thresholds.restart_loop_minutes)
 
         def add(name: str, probe: Probe, first_reads: tuple[AgentRead, ...] = (),
                 shared: tuple[RunShared[Any], ...] = ()) -> None:
@@ -258,7 +264,8 @@ class Detector:
             for unit in (*comp.units, *comp.sockets):
                 add(units.probe_name(unit),
                     functools.partial(units.probe_unit, transport, comp, unit, thresholds, batch=unit_batch,
-                                      baseline=watch.baseline_units.get(unit)))
+                                      baseline=watch.baseline_units.get(unit), loops=loops),
+                    shared=(loops,))
             for check in comp.http:
                 add(http.probe_name(check),
                     functools.partial(http.probe_http, transport, comp, check,
@@ -274,14 +281,18 @@ def _plan_state_probes(
     unit_batch: units.ShowBatch | None,
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
+    ignored = watch.ignore_paths
     if comp.packages:
-        add(packages.probe_name(comp), functools.partial(packages.probe_packages, transport, comp, dpkg),
-            shared=(dpkg,))
-    if modes.is_planned(comp, watch.baseline_modes):
-        add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, watch.baseline_modes),
+        add(packages.probe_name(comp),
+            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored), shared=(dpkg,))
+    # The baseline recorded what is below the component's directories too: an ignored path's modes
+    # are not compared.
+    recorded = {p: v for p, v in watch.baseline_modes.items() if covering(p, ignored) is None}
+    if modes.is_planned(comp, recorded):
+        add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, recorded),
             modes.first_reads(comp))
     if comp.config_paths:
-        add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp),
+        add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp, ignored),
             symlinks.first_reads(comp))
     for path in comp.writable_paths:
         add(writable.probe_name(path),

@@ -35,6 +35,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from orchestrator.components.ignore import covering
 from orchestrator.detect.common import ProbeId, cap_evidence, command_output, run_command
 from orchestrator.detect.shared import CommandMemo, RunShared, shared_commands
 from orchestrator.errors import CommandTimeoutError
@@ -200,8 +201,10 @@ def shared_answers() -> RunShared[CommandMemo]:
 
 
 def probe_packages(transport: Transport, component: Component,
-                   answers: RunShared[CommandMemo] | None = None) -> ProbeResult:
-    """Check ``component.packages`` on the target (rules in the module docstring).
+                   answers: RunShared[CommandMemo] | None = None,
+                   ignored_paths: Sequence[str] = ()) -> ProbeResult:
+    """Check ``component.packages`` on the target (rules in the module docstring). ``dpkg --verify``
+    findings of paths ``ignored_paths`` (``watch.ignore_paths``) covers are not judged, only counted.
 
     Raises:
         TransportError: the target cannot be reached.
@@ -224,7 +227,7 @@ def probe_packages(transport: Transport, component: Component,
         found.evidence["rejected_lines"] = str(rejected)
     in_place = _judge_states(wanted, states, found)
     if in_place:
-        verdict = _verify(queries, in_place, found)
+        verdict = _verify(queries, in_place, found, ignored_paths)
         if verdict is not None and not found.problems:
             return pid.unavailable(verdict, found.evidence)
         if verdict is not None:
@@ -282,7 +285,8 @@ def _judge_states(wanted: Sequence[str], states: dict[str, list[Installed]], fou
     return in_place
 
 
-def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings) -> str | None:
+def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings,
+            ignored: Sequence[str] = ()) -> str | None:
     """Run dpkg --verify and record its findings; a string says why it could not run."""
     try:
         result = queries.run_command(verify_argv(binaries), timeout=VERIFY_TIMEOUT_S)
@@ -295,7 +299,7 @@ def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings) -> st
     if result.exit_status not in _QUERY_OK:
         found.evidence["verify_output"] = command_output(result, 1024)
         return f"dpkg --verify exited {result.exit_status}"
-    checked = parse_verify(result.stdout_text)
+    checked = _without_ignored(parse_verify(result.stdout_text), ignored, found)
     if result.stdout_dropped:
         found.evidence["verify_truncated"] = f"{result.stdout_dropped} bytes of dpkg --verify output not read"
     if checked.rejected:
@@ -312,6 +316,24 @@ def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings) -> st
                               else f"{count} packaged files missing or changed, first {first.describe()}")
         found.remedies += _reinstall(queries.transport, checked.broken, binaries)
     return None
+
+
+def _without_ignored(checked: Verification, ignored: Sequence[str], found: _Findings) -> Verification:
+    """``checked`` without the files ``ignored`` covers; those are named in the evidence."""
+    if not ignored:
+        return checked
+
+    def is_ignored(line: VerifyLine) -> bool:
+        return bool(line.path) and covering(line.path, ignored) is not None
+
+    lines = (*checked.broken, *checked.edited_conffiles, *checked.unreadable)
+    dropped = [line for line in lines if is_ignored(line)]
+    if not dropped:
+        return checked
+    found.evidence["ignored"] = _listing(dropped)
+    return Verification(tuple(x for x in checked.broken if not is_ignored(x)),
+                        tuple(x for x in checked.edited_conffiles if not is_ignored(x)),
+                        tuple(x for x in checked.unreadable if not is_ignored(x)), checked.rejected)
 
 
 def _reinstall(transport: Transport, broken: Sequence[VerifyLine], binaries: Sequence[str]) -> list[str]:

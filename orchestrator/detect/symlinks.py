@@ -28,11 +28,13 @@ A config path that does not exist holds no link: other probes report a missing c
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.agent.api import AgentApi, AgentRead, FileEntry, manifest_args
+from orchestrator.components.ignore import covering
 from orchestrator.detect.common import ProbeId, cap_evidence
 from orchestrator.errors import AgentError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
@@ -174,8 +176,9 @@ def analyse(agent: AgentApi, component: Component) -> LinkAnalysis:
     return LinkAnalysis(len(links), tuple(dangling), tuple(unchecked))
 
 
-def probe_symlinks(agent: AgentApi, component: Component) -> ProbeResult:
-    """Check the symlinks among ``component``'s config files.
+def probe_symlinks(agent: AgentApi, component: Component, ignored: Sequence[str] = ()) -> ProbeResult:
+    """Check the symlinks among ``component``'s config files; a dangling link ``ignored``
+    (``watch.ignore_paths``) covers is left out of the verdict and counted in the evidence.
 
     Raises:
         TransportError: the target cannot be reached (an agent failure makes the probe unavailable).
@@ -189,7 +192,14 @@ def probe_symlinks(agent: AgentApi, component: Component) -> ProbeResult:
         analysis = analyse(agent, component)
     except AgentError as exc:
         return pid.unavailable(f"the agent could not list the config paths: {exc.message}")
-    return verdict(pid, component, analysis)
+    dropped = [d.link for d in analysis.dangling if covering(d.link, ignored) is not None]
+    if not dropped:
+        return verdict(pid, component, analysis)
+    kept = tuple(d for d in analysis.dangling if d.link not in dropped)
+    result = verdict(pid, component, dataclasses.replace(analysis, dangling=kept))
+    listed = " ".join(dropped[:MAX_LISTED])
+    note = f"{len(dropped)} dangling links under watch.ignore_paths, not judged: {listed}"
+    return dataclasses.replace(result, evidence={**result.evidence, "ignored": cap_evidence(note, 1024)})
 
 
 def verdict(pid: ProbeId, component: Component, analysis: LinkAnalysis) -> ProbeResult:

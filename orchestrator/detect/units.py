@@ -9,9 +9,16 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
   critical. Counting it as running made a restart loop right after a failed start look healthy.
 - ``LoadState=bad-setting|error``: systemd cannot load the unit file, the next start fails
   → UNIT_FAILED, critical.
-- running (active, reloading, activating) with ``NRestarts`` >= ``unit_restarts_warning``: the unit is
-  flapping → UNIT_FAILED, warning. ``NRestarts`` counts automatic restarts since the unit was last
-  started on purpose, so that start is the window the count refers to.
+- running (active, reloading, activating) after a restart loop: ``restart_loop_failures`` failures (or
+  automatic restarts) within the last ``restart_loop_minutes``, counted in the journal
+  (:mod:`orchestrator.detect.unit_loops`), and ``NRestarts`` > 0 → UNIT_FAILED, warning (flapping).
+  ``NRestarts`` counts automatic restarts since the unit was last started on purpose: at 0 the loop,
+  whatever the window holds, ended with a deliberate start (a repair, an in-place restart) and the
+  unit has not failed since, so it passes; otherwise a restart that fixed the unit would still fail
+  its own recheck for ten minutes.
+- running with ``NRestarts`` >= ``unit_restarts_warning`` → UNIT_FAILED, warning: flapping since the
+  last deliberate start, however long ago (also the rule when the journal cannot be read).
+- failed or in ``auto-restart`` (below) after such a loop: still critical; the summary names the loop.
 - inactive but enabled (or masked) → UNIT_INACTIVE, critical for vital components, warning otherwise.
 - inactive and not enabled: the operator turned it off; passes, unless the last baseline had it
   enabled and running (disabled or stopped since the known-good state) → UNIT_INACTIVE.
@@ -21,7 +28,17 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
   a pstore, fsck-root on a read-write root), or a ``Type=oneshot`` unit that ran and succeeded
   (``Result=success``): that is how such a unit looks when all is well; passes.
 - no systemd (PID 1 is something else), no ``systemctl``, or an answer without ``LoadState``:
-  unavailable, neither pass nor fail.
+  unavailable, neither pass nor fail. A journal that cannot be read (no ``journalctl``, no permission)
+  only leaves the loop evidence out (``loop_journal``): never unavailable, never critical by itself.
+
+Every result carries the window's count as ``loop_*`` evidence (turns, window, the last failure
+times). Why the loop lives in this probe rather than a ``restarts:<unit>`` of its own: it is the same
+fault of the same unit (one issue, one fingerprint), and it re-runs in the troubleshooting VM under the
+same name. There "reproduced" means the unit fails or loops *in the VM*, in the VM's own journal: a
+fresh VM has none of the target's history, so a failed unit reproduces through its failed state, and a
+flapping one only when it loops again after its start in the VM (a unit that crashes at start does; one
+that crashed under the target's load an hour ago does not, and the run says "not reproduced" with the
+target's loop evidence in its report).
 """
 
 from __future__ import annotations
@@ -32,6 +49,8 @@ from dataclasses import dataclass, field
 from orchestrator import systemd
 from orchestrator.components.config import Thresholds
 from orchestrator.detect.common import ProbeId
+from orchestrator.detect.shared import RunShared
+from orchestrator.detect.unit_loops import UnitLoops, iso
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
 
@@ -115,14 +134,16 @@ def restarts(props: dict[str, str]) -> int:
 
 def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docstring
     component: Component, unit: str, show: UnitShow, thresholds: Thresholds,
-    baseline: tuple[str, str] | None = None,
+    baseline: tuple[str, str] | None = None, *, loops: UnitLoops | None = None,
 ) -> ProbeResult:
-    """Turn one ``systemctl show`` answer into a result (rules in the module docstring)."""
+    """Turn one ``systemctl show`` answer, and the window's journal entries of the unit, into a result
+    (rules in the module docstring)."""
     pid = ProbeId(probe_name(unit), component.name, IssueKind.UNIT_FAILED, unit)
     if show.unavailable_reason is not None:
         return pid.unavailable(show.unavailable_reason)
     props = show.properties
-    evidence = dict(props)
+    evidence = {**props, **(loops.evidence(unit) if loops is not None else {})}
+    loop = _loop(unit, loops, thresholds)
     load, active = props.get("LoadState", ""), props.get("ActiveState", "")
     file_state = props.get("UnitFileState", "")
     inactive = IssueKind.UNIT_INACTIVE
@@ -131,7 +152,7 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
                           evidence, kind=inactive)
     if active == "failed":
         return pid.failed(Severity.CRITICAL, f"{unit} failed (Result={props.get('Result', '?')}, "
-                          f"ExecMainStatus={props.get('ExecMainStatus', '?')})", evidence)
+                          f"ExecMainStatus={props.get('ExecMainStatus', '?')}){loop}", evidence)
     if load in _UNLOADABLE:
         return pid.failed(Severity.CRITICAL,
                           f"{unit}: systemd cannot load the unit file (LoadState={load})", evidence)
@@ -140,12 +161,17 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
                           f"{unit} is in a restart loop: its process exited and systemd is waiting to "
                           f"restart it (Result={props.get('Result', '?')}, "
                           f"ExecMainStatus={props.get('ExecMainStatus', '?')}, "
-                          f"NRestarts={props.get('NRestarts', '?')})", evidence)
+                          f"NRestarts={props.get('NRestarts', '?')}){loop}", evidence)
     was_enabled = baseline is not None and baseline[1] in _ENABLED
     if baseline is not None:
         evidence["baseline"] = f"{baseline[0]}, {baseline[1]}"
     if active in _RUNNING:
         count = restarts(props)
+        if loop and count > 0:
+            return pid.failed(Severity.WARNING, f"{unit} is flapping: {active} now{loop} "
+                              f"(NRestarts={count} since its last deliberate start)", evidence)
+        if loop:
+            evidence["loop_ended"] = "by a deliberate start: no automatic restart since (NRestarts=0)"
         if count >= thresholds.unit_restarts_warning:
             return pid.failed(Severity.WARNING, f"{unit} is flapping: {count} failures in a window "
                               f"(NRestarts since its last deliberate start, now {active})", evidence)
@@ -174,14 +200,30 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
     return pid.unavailable(f"unexpected ActiveState {active!r}", evidence)
 
 
+def _loop(unit: str, loops: UnitLoops | None, thresholds: Thresholds) -> str:
+    """`` after N failures in the last M min (last at T)`` when the window holds a loop, else ``""``."""
+    if loops is None or loops.unavailable_reason is not None:
+        return ""
+    rec = loops.record(unit)
+    if rec.turns < thresholds.restart_loop_failures:
+        return ""
+    last = f", last at {iso(rec.failures[0])}" if rec.failures else ""
+    gave_up = "; systemd gave up (start-limit-hit)" if rec.has_given_up else ""
+    return f" after {rec.turns} failures in the last {loops.window_minutes} min{last}{gave_up}"
+
+
 def probe_unit(
     transport: Transport, component: Component, unit: str, thresholds: Thresholds, *,
     batch: ShowBatch | None = None, baseline: tuple[str, str] | None = None,
+    loops: RunShared[UnitLoops] | None = None,
 ) -> ProbeResult:
-    """``baseline``: the unit's (ActiveState, UnitFileState) in the target's last baseline.
+    """``baseline``: the unit's (ActiveState, UnitFileState) in the target's last baseline; ``loops``:
+    the round's journal answer (:func:`orchestrator.detect.unit_loops.shared_loops`).
 
     Raises:
         TransportError: the target cannot be reached.
     """
-    show = batch.take(unit) if batch is not None else None
-    return evaluate(component, unit, show or show_unit(transport, unit), thresholds, baseline)
+    show = (batch.take(unit) if batch is not None else None) or show_unit(transport, unit)
+    # Without systemd there is no journal of its units to read either.
+    window = loops.get() if loops is not None and show.unavailable_reason is None else None
+    return evaluate(component, unit, show, thresholds, baseline, loops=window)

@@ -2,7 +2,8 @@
 
 Rules, in order:
 
-1. ``ignore:`` names (component or unit) are dropped wherever they came from.
+1. ``ignore:`` names (component or unit) are dropped wherever they came from, and so are the paths
+   ``ignore_paths:`` covers, from every component once merged (:mod:`orchestrator.components.ignore`).
 2. A configured component and a discovered one are the same component when they share a name or a
    unit. The configured one keeps its name and leads (it owns the probes two components share);
    lists are the union (configured entries first), ``config_test`` is the configured one when given,
@@ -27,6 +28,7 @@ from pathlib import Path
 from orchestrator.agent.api import AgentApi
 from orchestrator.baseline import layout
 from orchestrator.components.config import WatchConfig
+from orchestrator.components.ignore import strip_paths
 from orchestrator.components.record import from_json
 from orchestrator.config.settings import Settings
 from orchestrator.discover import cache
@@ -83,6 +85,7 @@ def merge(configured: WatchConfig, discovered: Sequence[Component], *, present: 
     units = {u for c in out for u in c.units}
     out += [replace(c, origin="baseline") for c in baseline
             if kept(c) and c.name not in names and not units.intersection(c.units)]
+    out = [strip_paths(c, configured.ignore_paths) for c in out]
     return replace(configured, components=tuple(out), resolved=True), tuple(absent)
 
 
@@ -292,6 +295,7 @@ def watch_summary(resolution: Resolution) -> dict[str, object]:
                         "sockets": list(c.sockets), "packages": list(c.packages),
                         "ports": list(c.ports), "user": c.user}
                        for c in resolution.watch.components],
+        "ignore": list(resolution.watch.ignore), "ignore_paths": list(resolution.watch.ignore_paths),
         "absent": list(resolution.absent), "notes": list(resolution.notes),
         "from_cache": resolution.from_cache,
     }

@@ -182,3 +182,24 @@ def test_memory_thresholds_come_from_the_config_file(tmp_path: Path) -> None:
 def test_memory_thresholds_out_of_range_name_their_path(tmp_path: Path, line: str, problem: str) -> None:
     message = error(tmp_path, f"watch:\n  thresholds:\n    {line}\n")
     assert message.startswith(f"{tmp_path / 'config.yaml'}: {problem}")
+
+
+def test_restart_loop_thresholds_come_from_the_config_file(tmp_path: Path) -> None:
+    config = load(tmp_path, "watch:\n  thresholds:\n    restart_loop_failures: 5\n"
+                            "    restart_loop_minutes: 30\n")
+    assert (config.thresholds.restart_loop_failures, config.thresholds.restart_loop_minutes) == (5, 30)
+    assert (Thresholds().restart_loop_failures, Thresholds().restart_loop_minutes) == (3, 10)
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("restart_loop_failures: 1", "watch.thresholds.restart_loop_failures: Input should be greater than or "
+                                 "equal to 2"),
+    ("restart_loop_minutes: 0", "watch.thresholds.restart_loop_minutes: Input should be greater than or "
+                                "equal to 1"),
+    ("restart_loop_minutes: 1441", "watch.thresholds.restart_loop_minutes: Input should be less than or "
+                                   "equal to 1440"),
+])
+def test_restart_loop_thresholds_out_of_range_name_their_path(tmp_path: Path, line: str, problem: str,
+                                                              ) -> None:
+    message = error(tmp_path, f"watch:\n  thresholds:\n    {line}\n")
+    assert message.startswith(f"{tmp_path / 'config.yaml'}: {problem}")

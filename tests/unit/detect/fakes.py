@@ -4,7 +4,8 @@
 config tests, dpkg-query, dpkg --verify, ss, stat, journalctl) from plain dicts; by default every unit
 is active and enabled, the system is running with no failed unit, every endpoint answers 200, every
 config test passes, every package the dpkg probe asks about is installed and intact, nothing listens
-on TCP, the system directories have their Debian owners and modes and the kernel journal is empty.
+on TCP, the system directories have their Debian owners and modes and the journal (the kernel's, and
+systemd's unit failures) is empty.
 ``target_agent`` builds the shared :class:`tests.unit.fake_agent.FakeAgent` as a healthy target: the
 template's one-line /etc/fstab, the account files and sudoers with Debian's modes, /proc files of an
 idle untainted kernel, every other path it is asked about exists, half-full disks and sound logs, and
@@ -105,6 +106,8 @@ class FakeHost:
     paths: dict[str, StatInfo] = field(default_factory=lambda: dict(HEALTHY_DIRS))
     #: What ``journalctl -k`` prints (every window and priority alike).
     kernel_log: bytes = b""
+    #: What the unit probes' ``journalctl --output=json`` (failures and scheduled restarts) prints.
+    unit_journal: bytes = b""
     #: For the dpkg probe: package -> ${db:Status-Abbrev} ("" = unknown to dpkg); others are "ii ".
     package_states: dict[str, str] = field(default_factory=dict)
     #: package -> what `dpkg --verify` prints for it (default: nothing, all intact)
@@ -120,7 +123,8 @@ class FakeHost:
             return 127, b"", f"sh: 1: {program}: not found\n".encode()
         answer = {"systemctl": self._systemctl, "stat": self._stat, "dpkg-query": self._dpkg_query,
                   "dpkg": self._dpkg, "ss": lambda _: (0, self.listening, b""),
-                  "journalctl": lambda _: (0, self.kernel_log, b""),
+                  "journalctl": lambda argv: (0, self.unit_journal if "--output=json" in argv
+                                              else self.kernel_log, b""),
                   "curl": lambda argv: self.http.get(argv[-1], (0, b"200", b""))}.get(program)
         if answer is not None:
             return answer(argv)

@@ -253,3 +253,16 @@ def test_a_memo_answers_each_argv_once_and_remembers_a_failure() -> None:
             memo.run(("dpkg", "--verify"), hang)
     assert calls == [1]
     assert memo.run(("a",), lambda: 1) == 1 and memo.run(("a",), lambda: 2) == 1
+
+
+def test_verify_findings_under_ignored_paths_are_named_not_judged() -> None:
+    host = FakeHost(verify={"nginx-common": VERIFY_BROKEN},
+                    owners={"/usr/sbin/nginx": "nginx"})
+    result = probe_packages(host.transport(), NGINX, None, ["/usr/share/nginx", "/etc/nginx"])
+    assert result.summary == "nginx: packaged file /usr/sbin/nginx (changed)"
+    assert result.evidence["ignored"] == ("/etc/nginx/koi-utf (missing, conffile)\n"
+                                          "/usr/share/nginx/html/index.html (missing)\n"
+                                          "/etc/nginx/nginx.conf (changed, conffile)")
+    assert "edited_conffiles" not in result.evidence
+    everything = probe_packages(host.transport(), NGINX, None, ["/usr", "/etc/nginx"])
+    assert everything.ok

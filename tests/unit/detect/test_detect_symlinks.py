@@ -209,3 +209,13 @@ def test_on_the_real_agent(real_agent: RemoteAgent, tmp_path: Path) -> None:
         f"({conf}/sites-available/gone does not exist)",
     ]
     assert result.evidence["unchecked"] == f"{conf}/kcore -> /proc/kcore (kernel file system, not looked up)"
+
+
+def test_a_dangling_link_under_an_ignored_path_is_counted_not_failed() -> None:
+    agent = nginx_host()
+    del agent.fs["/etc/nginx/sites-available/default"]
+    result = probe_symlinks(agent, NGINX, ["/etc/nginx/sites-enabled"])
+    assert result.ok
+    assert result.evidence["ignored"] == ("1 dangling links under watch.ignore_paths, not judged: "
+                                          "/etc/nginx/sites-enabled/default")
+    assert not probe_symlinks(agent, NGINX, ["/etc/nginx/sites-enabled-old"]).ok

@@ -198,3 +198,21 @@ def test_without_discovery_only_the_configured_units_are_asked_about(tmp_path: P
     none = resolve_watch(configured, "local", DiscoveryHost(has_systemd=False).transport(),
                          agent_with_units(), db=None, baselines_dir=tmp_path)
     assert none.watch.components == () and none.absent == ("nginx", "redis")
+
+
+def test_ignored_paths_leave_discovered_and_configured_components_after_the_merge() -> None:
+    discovered = Component("nginx", units=("nginx.service",),
+                           config_paths=("/etc/nginx", "/etc/default/nginx"),
+                           writable_paths=("/var/lib/nginx",), log_paths=("/var/log/nginx",),
+                           origin="discovered")
+    configured = watch(ComponentFile(name="web", units=["nginx.service"], data_paths=["/srv/www/cache"]),
+                       ignore_paths=["/etc/default/nginx", "/var/lib/nginx", "/srv/www"])
+    (web,) = merge(configured, [discovered], present=[])[0].components
+    assert (web.config_paths, web.writable_paths, web.data_paths) == (("/etc/nginx",), (), ())
+    assert web.log_paths == ("/var/log/nginx",)
+
+
+def test_watch_list_json_shows_the_ignored_names_and_paths() -> None:
+    from orchestrator.discover.resolve import Resolution, watch_summary
+    summary = watch_summary(Resolution(watch(ignore=["cron"], ignore_paths=["/srv/cache"])))
+    assert (summary["ignore"], summary["ignore_paths"]) == (["cron"], ["/srv/cache"])
