@@ -6,6 +6,7 @@ Implemented by :class:`orchestrator.agent.client.RemoteAgent` (over any Transpor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -232,5 +233,9 @@ class Prefetching(Protocol):
 
     def prefetch(self, requests: Sequence[AgentRead]) -> None:
         """Raises: AgentError, TransportError."""
+
+    def prefetch_scope(self) -> AbstractContextManager[object]:
+        """What is prefetched inside the block answers only the requests made inside it."""
+        ...
 
     def discard_prefetched(self) -> None: ...

@@ -19,6 +19,7 @@ import posixpath
 import tempfile
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -71,6 +72,7 @@ from orchestrator.agent.wire import (
     UnpackWire,
     render_errors,
 )
+from orchestrator.batchscope import BatchStore
 from orchestrator.errors import AgentError
 from orchestrator.transport.base import Transport
 
@@ -114,8 +116,9 @@ class RemoteAgent:
         # Probes run concurrently (detect.detector.run_probes): one upload, not one per thread.
         self._install_lock = threading.Lock()
         self._prefetch_lock = threading.Lock()
-        #: Answers of a batch (prefetch), by request, waiting for the request that uses them.
-        self._prefetched: dict[str, list[object]] = {}
+        #: Answers of a batch (prefetch), by request, waiting for the request that uses them; one
+        #: store per batch of probes (:meth:`prefetch_scope`), so batches run at once keep their own.
+        self._prefetched: BatchStore[dict[str, list[object]]] = BatchStore(dict)
         #: Files this client left in remote_dir (pack archives, pushed uploads), for cleanup().
         self._leftovers: set[str] = set()
         #: One interpreter answering every request (about 0.5 s saved per call in a TCG guest).
@@ -155,6 +158,7 @@ class RemoteAgent:
         Raises: AgentError, TransportError (the batch itself failed; nothing is kept).
         """
         wanted = [(op, args) for op, args in requests if op in BATCHABLE_OPS]
+        store = self._prefetched.current()   # the batch's, taken in the caller's context
         # The agent answers at most MAX_BATCH requests a call: a host with many components asks in
         # several batches, still far fewer calls than one per probe.
         for start in range(0, len(wanted), MAX_BATCH):
@@ -167,15 +171,20 @@ class RemoteAgent:
                          "not one answer per request")
             with self._prefetch_lock:
                 for (op, args), answer in zip(chunk, answers or [], strict=True):
-                    self._prefetched.setdefault(request_key(op, args), []).append(answer)
+                    store.setdefault(request_key(op, args), []).append(answer)
+
+    def prefetch_scope(self) -> AbstractContextManager[object]:
+        """Answers prefetched inside this block serve only the requests made inside it (and in the
+        threads it starts through ``run_probes``); they are dropped when it ends."""
+        return self._prefetched.scope()
 
     def discard_prefetched(self) -> None:
         with self._prefetch_lock:
-            self._prefetched.clear()
+            self._prefetched.current().clear()
 
     def _take_prefetched(self, op: str, args: dict[str, Any]) -> object | None:
         with self._prefetch_lock:
-            waiting = self._prefetched.get(request_key(op, args))
+            waiting = self._prefetched.current().get(request_key(op, args))
             return waiting.pop(0) if waiting else None
 
     def _call(self, op: str, args: dict[str, Any], *, max_output: int | None = None) -> Any:

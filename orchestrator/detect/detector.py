@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import contextvars
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -57,7 +58,8 @@ def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PRO
         return [probe() for probe in planned]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(planned)),
                                                thread_name_prefix="probe") as pool:
-        futures = [pool.submit(probe) for probe in planned]
+        # Each probe in a copy of the caller's context: it sees the batch's prefetched answers.
+        futures = [pool.submit(contextvars.copy_context().run, probe) for probe in planned]
         return [future.result() for future in futures]
 
 
@@ -133,13 +135,14 @@ class Detector:
             except VmRepairError as exc:
                 log.debug("batched systemctl show failed, probing one by one: %s", exc.message)
 
-        run_probes([fetch_reads, fetch_units])
-        try:
-            return run()
-        finally:
-            self._units.discard()
+        # Each batch keeps its own answers (orchestrator.batchscope): the stability rounds and the
+        # regression check run at once on one Detector.
+        with contextlib.ExitStack() as scopes:
+            scopes.enter_context(self._units.scope())
             if prefetching is not None:
-                prefetching.discard_prefetched()
+                scopes.enter_context(prefetching.prefetch_scope())
+            run_probes([fetch_reads, fetch_units])
+            return run()
 
     def owner_of(self, probe: str) -> str:
         """The component that owns ``probe`` (``host`` for host-wide probes)."""

@@ -44,9 +44,11 @@ target's loop evidence in its report).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from orchestrator import systemd
+from orchestrator.batchscope import BatchStore
 from orchestrator.components.config import Thresholds
 from orchestrator.detect.common import ProbeId
 from orchestrator.detect.shared import RunShared
@@ -101,11 +103,17 @@ class ShowBatch:
     """
 
     def __init__(self) -> None:
-        self._answers: dict[str, UnitShow] = {}
+        #: One store per batch of probes (:meth:`scope`): batches run at once keep their own answers.
+        self._answers: BatchStore[dict[str, UnitShow]] = BatchStore(dict)
+
+    def scope(self) -> AbstractContextManager[object]:
+        """Answers prefetched inside this block serve only the probes run inside it."""
+        return self._answers.scope()
 
     def prefetch(self, transport: Transport, units: Sequence[str]) -> None:
         """Raises: TransportError: the target cannot be reached."""
-        self._answers = {}
+        answers = self._answers.current()
+        answers.clear()
         # Even one unit is asked here rather than by its probe (the same single call): the writable
         # probes of its component read the unit's current User=/Group= from this answer.
         if not units:
@@ -117,13 +125,13 @@ class ShowBatch:
         for unit, info in zip(units, answer.units, strict=False):
             props = {k: v for k, v in info.properties.items() if k != "Id"}
             if "LoadState" in props:
-                self._answers[unit] = UnitShow(props)
+                answers[unit] = UnitShow(props)
 
     def take(self, unit: str) -> UnitShow | None:
-        return self._answers.get(unit)
+        return self._answers.current().get(unit)
 
     def discard(self) -> None:
-        self._answers = {}
+        self._answers.current().clear()
 
 
 def restarts(props: dict[str, str]) -> int:

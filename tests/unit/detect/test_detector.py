@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -151,13 +152,17 @@ def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
 
         def __init__(self) -> None:
             self.batches: list[list[tuple[str, dict[str, object]]]] = []
-            self.discarded = 0
+            self.scopes = 0
 
         def prefetch(self, requests: list[tuple[str, dict[str, object]]]) -> None:
             self.batches.append(list(requests))
 
+        def prefetch_scope(self) -> contextlib.AbstractContextManager[object]:
+            self.scopes += 1
+            return contextlib.nullcontext()
+
         def discard_prefetched(self) -> None:
-            self.discarded += 1
+            raise AssertionError("the batch's scope drops its answers")
 
         def disk_usage(self, mount: str) -> object:
             return half_full(mount)
@@ -180,7 +185,7 @@ def test_a_prefetching_agent_answers_the_probes_reads_in_one_batch() -> None:
     assert agent.batches == [[
         ("disk_usage", {"mount": "/"}), ("disk_usage", {"mount": "/"}), *proc,
         ("read_file", {"path": "/proc/sys/kernel/tainted", "max_bytes": 64}), *manifests]]
-    assert agent.discarded == 1
+    assert agent.scopes == 1
 
 
 def test_every_issue_kind_has_its_place_in_the_issue_order() -> None:
@@ -252,6 +257,9 @@ def test_component_probes_read_in_the_batch_and_shared_reads_travel_once() -> No
 
         def prefetch(self, requests: list[tuple[str, dict[str, object]]]) -> None:
             self.batches.append(list(requests))
+
+        def prefetch_scope(self) -> contextlib.AbstractContextManager[object]:
+            return contextlib.nullcontext()
 
         def discard_prefetched(self) -> None:
             pass
