@@ -247,9 +247,11 @@ class Detector:
         add(memory.OOM_PROBE, functools.partial(memory.probe_oom, transport, agent, thresholds),
             memory.oom_reads())
         add(kernel.PROBE_NAME, functools.partial(kernel.probe_kernel, transport, agent), kernel.first_reads())
-        for path in sysdirs.RULES:
-            add(sysdirs.probe_name(path), functools.partial(sysdirs.probe_path, transport, agent, path),
-                sysdirs.first_reads(path))
+        stats = sysdirs.shared_stats(transport)
+        for path, rule in sysdirs.RULES.items():
+            add(sysdirs.probe_name(path),
+                functools.partial(sysdirs.probe_path, transport, agent, path, stats),
+                sysdirs.first_reads(path), shared=(stats,) if rule.is_statted else ())
         add(system.PROBE_NAME, functools.partial(system.probe_system, transport))
         for comp in watch.components:
             owner = comp.name

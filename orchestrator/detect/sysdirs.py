@@ -54,6 +54,7 @@ from dataclasses import dataclass
 
 from orchestrator.agent.api import AgentApi, AgentRead, FileEntry
 from orchestrator.detect.common import HOST_COMPONENT, ProbeId, cap_evidence, command_output, run_command
+from orchestrator.detect.shared import RunShared
 from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.model import IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
@@ -240,6 +241,55 @@ def stat_argv(path: str) -> list[str]:
     return ["stat", "-L", f"--format={STAT_FORMAT}", "--", path]
 
 
+#: The statted directories, in one ``stat`` (one guest process instead of one per directory: about
+#: 0.6 s each under TCG, measured). ``%n`` first, tab-separated: a missing path prints no line, so
+#: lines are matched by name, never by position. Only the table's own paths are asked (no tab, no
+#: newline in them).
+def stat_all_argv(paths: tuple[str, ...]) -> list[str]:
+    return ["stat", "-L", f"--format=%n\t{STAT_FORMAT}", "--", *paths]
+
+
+StatAnswers = dict[str, "PathMeta | str | None"]
+
+
+def statted_paths() -> tuple[str, ...]:
+    return tuple(path for path, rule in RULES.items() if rule.is_statted)
+
+
+def stat_all(transport: Transport, paths: tuple[str, ...]) -> StatAnswers:
+    """``stat -L`` of every path at once: per path its metadata, None when it does not exist, or why
+    it cannot be known (as :func:`stat_path`).
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    try:
+        result = run_command(transport, stat_all_argv(paths), timeout=STAT_TIMEOUT_S)
+    except CommandTimeoutError:
+        return dict.fromkeys(paths, f"stat did not finish within {STAT_TIMEOUT_S:g} s")
+    if result is None:
+        return dict.fromkeys(paths, "stat is not installed on the target")
+    found: StatAnswers = {}
+    for line in result.stdout_text.split("\n"):
+        name, tab, rest = line.partition("\t")
+        if tab and name in paths and name not in found and (meta := parse_stat(rest)) is not None:
+            found[name] = meta
+    for path in paths:
+        if path in found:
+            continue
+        # coreutils' message names the path; under a translated locale it is unavailable instead.
+        missing = f"'{path}': No such file or directory".encode()
+        found[path] = None if missing in result.stderr else \
+            f"stat {path} exited {result.exit_status}: {command_output(result, 512)}"
+    return found
+
+
+def shared_stats(transport: Transport) -> RunShared[StatAnswers]:
+    """The statted directories every probe of one detector run shares (one ``stat`` per run)."""
+    paths = statted_paths()
+    return RunShared("system directories", lambda: stat_all(transport, paths))
+
+
 def parse_stat(text: str) -> PathMeta | None:
     """The first line of :data:`STAT_FORMAT` output; None when it is not one (garbled or hostile)."""
     fields = text.split("\n", 1)[0].split(":")
@@ -371,15 +421,17 @@ def evaluate_sudoers_dir(observed: tuple[FileEntry, ...] | str | None) -> ProbeR
 
 
 # -- probes --------------------------------------------------------------------------------------
-def probe_path(transport: Transport, agent: AgentApi, path: str) -> ProbeResult:
-    """Check one watched path (a key of :data:`RULES`).
+def probe_path(transport: Transport, agent: AgentApi, path: str,
+               stats: RunShared[StatAnswers] | None = None) -> ProbeResult:
+    """Check one watched path (a key of :data:`RULES`); the statted ones through ``stats`` when given
+    (one ``stat`` for all of them per run).
 
     Raises:
         TransportError: the target cannot be reached (an agent failure makes the probe unavailable).
     """
     rule = RULES[path]
     if rule.is_statted:
-        return evaluate(rule, stat_path(transport, path))
+        return evaluate(rule, stats.get()[path] if stats is not None else stat_path(transport, path))
     observed = manifest_path(agent, path)
     if path == SUDOERS_DIR:
         return evaluate_sudoers_dir(observed)

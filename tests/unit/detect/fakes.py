@@ -132,10 +132,17 @@ class FakeHost:
         return exit_status, b"", output
 
     def _stat(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
-        path = argv[-1]
-        if path not in self.paths:
-            return 1, b"", f"stat: cannot statx '{path}': No such file or directory\n".encode()
-        return 0, stat_line(self.paths[path]), b""
+        """``stat -L --format=F -- PATH...``: a line per existing path (``%n\t`` first when the
+        format asks for the name), coreutils' message for each missing one."""
+        paths = argv[argv.index("--") + 1:]
+        named = argv[2].startswith("--format=%n")
+        out, err = b"", b""
+        for path in paths:
+            if path not in self.paths:
+                err += f"stat: cannot statx '{path}': No such file or directory\n".encode()
+            else:
+                out += (path.encode() + b"\t" if named else b"") + stat_line(self.paths[path])
+        return (1 if err else 0), out, err
 
     def _dpkg_query(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
         if STATUS_FORMAT in argv:

@@ -63,6 +63,32 @@ def test_directories_are_read_with_stat_and_files_with_one_manifest_each() -> No
     assert sysdirs.first_reads("/tmp") == ()
 
 
+def test_a_run_stats_every_directory_with_one_command() -> None:
+    """One guest process per detection round for the statted directories, not one each."""
+    from orchestrator.detect import Detector
+    from tests.unit.template_watch import template_watch
+
+    transport = FakeHost().transport()
+    results = {r.probe: r for r in Detector(template_watch(), transport, target_agent()).run_all()}
+    stats = [argv for argv in transport.argvs if argv[0] == "stat"]
+    assert stats == [("stat", "-L", "--format=%n\t%f:%u:%g:%U:%G", "--", *sysdirs.statted_paths())]
+    assert all(results[sysdirs.probe_name(p)].ok for p in sysdirs.statted_paths())
+
+
+def test_one_stat_of_all_matches_lines_by_name_and_drops_hostile_ones() -> None:
+    paths = ("/tmp", "/var/tmp", "/usr")
+    transport = FakeTransport(lambda argv, _stdin: (
+        1, b"/usr\t41ed:0:0:root:root\n/etc/evil\t41ff:0:0:root:root\n/tmp\tgarbage\n"
+           b"/usr\t41ff:0:0:root:root\n",
+        b"stat: cannot statx '/var/tmp': No such file or directory\n"))
+    found = sysdirs.stat_all(transport, paths)
+    assert found["/var/tmp"] is None
+    usr = found["/usr"]
+    assert isinstance(usr, sysdirs.PathMeta) and usr.mode == 0o755   # the first line for a name counts
+    assert isinstance(found["/tmp"], str) and "exited 1" in found["/tmp"]   # garbled: unknown, not fine
+    assert set(found) == set(paths)
+
+
 # -- /tmp and /var/tmp -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("mode", "problem"), [
     (0o40755, "mode 0755, not 1777 (not sticky, not writable by others)"),
