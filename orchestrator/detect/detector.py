@@ -288,8 +288,10 @@ def _plan_state_probes(
     """What the component's packages, files, directories and ports look like."""
     ignored = watch.ignore_paths
     if comp.packages:
+        everyone = tuple(dict.fromkeys(p for c in watch.components for p in c.packages))
         add(packages.probe_name(comp),
-            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored), shared=(dpkg,))
+            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored, everyone),
+            shared=(dpkg,))
     # The baseline recorded what is below the component's directories too: an ignored path's modes
     # are not compared.
     recorded = {p: v for p, v in watch.baseline_modes.items() if covering(p, ignored) is None}

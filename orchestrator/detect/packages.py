@@ -202,9 +202,12 @@ def shared_answers() -> RunShared[CommandMemo]:
 
 def probe_packages(transport: Transport, component: Component,
                    answers: RunShared[CommandMemo] | None = None,
-                   ignored_paths: Sequence[str] = ()) -> ProbeResult:
+                   ignored_paths: Sequence[str] = (), run_packages: Sequence[str] = ()) -> ProbeResult:
     """Check ``component.packages`` on the target (rules in the module docstring). ``dpkg --verify``
     findings of paths ``ignored_paths`` (``watch.ignore_paths``) covers are not judged, only counted.
+    ``run_packages``: every package the run's dpkg probes ask about, so that they share one
+    ``dpkg-query`` (one guest process per round instead of one per component: about 0.65 s each
+    under TCG, measured); each probe reads its own packages from that answer.
 
     Raises:
         TransportError: the target cannot be reached.
@@ -216,7 +219,8 @@ def probe_packages(transport: Transport, component: Component,
     ignored = [p for p in component.packages if not PACKAGE_NAME.match(p)]
     if not wanted:
         return pid.unavailable("no valid Debian package name to ask dpkg about")
-    asked = _ask_states(queries, pid, wanted)
+    everyone = sorted({*wanted, *(p for p in run_packages if PACKAGE_NAME.match(p))})
+    asked = _ask_states(queries, pid, wanted, everyone)
     if isinstance(asked, ProbeResult):
         return asked
     states, rejected = asked
@@ -252,11 +256,12 @@ class _Memoized:
 
 
 def _ask_states(
-    queries: _Memoized, pid: ProbeId, wanted: Sequence[str],
+    queries: _Memoized, pid: ProbeId, wanted: Sequence[str], asked: Sequence[str],
 ) -> tuple[dict[str, list[Installed]], int] | ProbeResult:
-    """dpkg-query's answer, parsed; an unavailable result when it cannot be asked."""
+    """dpkg-query's answer about ``asked`` (``wanted`` and the run's other packages), parsed for
+    ``wanted``; an unavailable result when it cannot be asked."""
     try:
-        query = queries.run_command(status_argv(wanted), timeout=QUERY_TIMEOUT_S)
+        query = queries.run_command(status_argv(asked), timeout=QUERY_TIMEOUT_S)
     except CommandTimeoutError:
         return pid.unavailable(f"dpkg-query did not answer within {QUERY_TIMEOUT_S:g} s")
     if query is None:

@@ -266,3 +266,22 @@ def test_verify_findings_under_ignored_paths_are_named_not_judged() -> None:
     assert "edited_conffiles" not in result.evidence
     everything = probe_packages(host.transport(), NGINX, None, ["/usr", "/etc/nginx"])
     assert everything.ok
+
+
+def test_the_components_of_a_run_share_one_dpkg_query_of_all_their_packages() -> None:
+    """One dpkg-query per round for every dpkg probe (each reads its own packages from it); --verify
+    stays one per package set."""
+    from orchestrator.components.config import WatchConfig
+    from orchestrator.detect import Detector
+    from tests.unit.detect.fakes import FakeHost, target_agent
+
+    comps = (Component("nginx", packages=("nginx", "nginx-common"), origin="discovered"),
+             Component("cron", packages=("cron",), origin="discovered"),
+             Component("odd", packages=("not a name",), origin="discovered"))
+    transport = FakeHost(package_states={"cron": "iF "}).transport()
+    detector = Detector(WatchConfig(comps, mounts=()), transport, target_agent())
+    results = {r.probe: r for r in detector.run_components(["nginx", "cron"])}
+    assert results["dpkg:nginx"].ok and not results["dpkg:cron"].ok
+    assert "cron" not in results["dpkg:nginx"].evidence["packages"]
+    queries = [a for a in transport.argvs if a[0] == "dpkg-query"]
+    assert queries == [tuple(packages.status_argv(["cron", "nginx", "nginx-common"]))]
