@@ -12,7 +12,7 @@ from orchestrator.facts import application_roots, read_facts, read_unpackaged
 from orchestrator.facts.compare import environment_differences
 from orchestrator.facts.model import TargetFacts
 from orchestrator.imaging.releases import SUITE
-from orchestrator.layers.plan import plan_layer, template_packages
+from orchestrator.layers.plan import plan_layer, template_facts
 from orchestrator.layers.use import LayerUse
 from orchestrator.model import Component, Issue, IssueKind
 from orchestrator.pipeline.context import RunContext
@@ -100,14 +100,14 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
     try:
         moved = _release(ctx, sandbox, facts)
         image = ctx.app.images.require(sandbox.template)
-        arch = sandbox.transport.check(["dpkg", "--print-architecture"], timeout=30).stdout_text.strip()
+        arch, in_template = template_facts(image.directory, image.manifest.recipe_hash, sandbox.transport)
         # Every watched component, not only the affected ones: one layer per host configuration, reused
         # by every fault on that host, and related services (a web server and its database) both run.
         watched = (*components, *(c for c in ctx.watch.components if c not in components))
         plan = plan_layer(target=ctx.transport, facts=facts, components=watched,
                           template=sandbox.template, recipe_hash=image.manifest.recipe_hash,
                           template_arch=arch, template_os=("debian", image.manifest.suite),
-                          in_template=template_packages(sandbox.transport), settings=settings.layers)
+                          in_template=in_template, settings=settings.layers)
         if moved:
             plan = replace(plan, notes=(moved, *plan.notes))
         if plan.refused:

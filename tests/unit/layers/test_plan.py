@@ -3,6 +3,8 @@ template lacks, the cache key, and refusals (another release, architecture, too 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from orchestrator.config.settings import LayerSettings
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.layers.plan import DependencyGraph, LayerPlan, parse_relations, plan_layer
@@ -120,3 +122,22 @@ def test_closure_stops_at_packages_the_target_does_not_have() -> None:
     graph = DependencyGraph.parse(GRAPH)
     installed = {p.name: p for p in TARGET if p.name != "libapr1"}
     assert "libapr1" not in graph.closure(["apache2"], installed)
+
+
+def test_the_templates_facts_are_read_once_per_recipe_then_kept_beside_the_image(tmp_path: Path) -> None:
+    from orchestrator.layers.plan import TEMPLATE_FACTS, template_facts
+    from orchestrator.transport.fake import FakeTransport
+
+    def answer(argv: tuple[str, ...], _stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("dpkg", "--print-architecture"):
+            return 0, b"amd64\n", b""
+        return 0, b"nginx\t1.22.1-9\tamd64\tii \tinstall ok installed\n", b""
+
+    vm = FakeTransport(answer)
+    arch, packages = template_facts(tmp_path, "r1", vm)
+    assert (arch, list(packages)) == ("amd64", ["nginx"]) and len(vm.argvs) == 2
+    assert template_facts(tmp_path, "r1", vm) == (arch, packages) and len(vm.argvs) == 2   # kept
+    template_facts(tmp_path, "r2", vm)                       # another recipe: asked again
+    assert len(vm.argvs) == 4
+    (tmp_path / TEMPLATE_FACTS).write_text('{"recipe_hash": "r2", "arch": "amd64; rm -rf /"}')
+    assert template_facts(tmp_path, "r2", vm)[0] == "amd64" and len(vm.argvs) == 6   # not trusted
