@@ -256,6 +256,12 @@ class RotateWire(_Wire):
         return RotateResult(**self.model_dump())
 
 
+class HttpStatusWire(_Wire):
+    #: None: no HTTP answer at all (refused, reset, timed out, TLS failed); ``error`` says which.
+    status: Annotated[int, Field(ge=100, le=599)] | None
+    error: Annotated[str, Field(max_length=1000)] | None
+
+
 class DiskUsageWire(_Wire):
     mount: HostPath
     size_bytes: Count

@@ -273,8 +273,8 @@ class Detector:
                     shared=(loops,))
             for check in comp.http:
                 add(http.probe_name(check),
-                    functools.partial(http.probe_http, transport, comp, check,
-                                      thresholds.http_timeout_s))
+                    functools.partial(http.probe_http, transport, comp, check, thresholds.http_timeout_s,
+                                      agent if isinstance(agent, http.HttpAsking) else None))
             _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
                                listening=listening, dpkg=dpkg, unit_batch=unit_batch)
         return plan

@@ -1,16 +1,20 @@
 """``http:<url>`` probes: request an endpoint *on the target* (services listen on its loopback).
 
-``curl`` runs on the target through the transport, as an argv. ``--noproxy '*'``: a proxy set in the
-target's environment must never stand between us and the target's own loopback. Any status other than
-the expected one, or no answer at all, is HTTP_DOWN, critical.
+Asked through the agent when it can (:class:`HttpAsking`: the real client, whose served process on the
+target answers without starting a program: a ``curl`` cost about 1.3 s under TCG with the other probes
+running, measured), else ``curl`` runs on the target through the transport, as an argv. Either way no
+proxy (``--noproxy '*'``; the agent uses none): a proxy set in the target's environment must never stand
+between us and the target's own loopback; no redirect is followed; a certificate is verified. Any status
+other than the expected one, or no answer at all, is HTTP_DOWN, critical.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Protocol, runtime_checkable
 
 from orchestrator.detect.common import ProbeId, cap_evidence, run_command
-from orchestrator.errors import CommandTimeoutError
+from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.model import Component, HttpCheck, IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
 
@@ -20,6 +24,15 @@ _TRANSPORT_GRACE_S = 10.0
 _STATUS_RE = re.compile(r"^[0-9]{3}$")
 #: What curl's %{http_code} prints when no HTTP answer arrived.
 _NO_ANSWER = "000"
+
+
+@runtime_checkable
+class HttpAsking(Protocol):
+    """An agent that can GET a URL from the target itself (the real client does)."""
+
+    def http_status(self, url: str, *, timeout_s: float) -> tuple[int | None, str]:
+        """Raises: AgentError, TransportError."""
+        ...
 
 
 def probe_name(check: HttpCheck) -> str:
@@ -32,9 +45,11 @@ def curl_argv(url: str, timeout_s: float) -> list[str]:
 
 
 def probe_http(
-    transport: Transport, component: Component, check: HttpCheck, timeout_s: float
+    transport: Transport, component: Component, check: HttpCheck, timeout_s: float,
+    agent: HttpAsking | None = None,
 ) -> ProbeResult:
-    """Request ``check.url`` on the target and compare the status with ``check.expect_status``.
+    """Request ``check.url`` on the target and compare the status with ``check.expect_status``
+    (through ``agent`` when given, else with curl).
 
     Raises:
         TransportError: the target cannot be reached.
@@ -42,6 +57,8 @@ def probe_http(
     url = check.url
     pid = ProbeId(probe_name(check), component.name, IssueKind.HTTP_DOWN, url)
     expected = str(check.expect_status)
+    if agent is not None:
+        return _ask_agent(agent, pid, url, expected, timeout_s)
     try:
         result = run_command(transport, curl_argv(url, timeout_s), timeout=timeout_s + _TRANSPORT_GRACE_S)
     except CommandTimeoutError:
@@ -58,4 +75,19 @@ def probe_http(
         evidence["curl_error"] = cap_evidence(result.stderr.strip() or answer, 1024)
         return pid.failed(Severity.CRITICAL, f"{url}: no HTTP answer (curl exit {result.exit_status})",
                           evidence)
+    return pid.failed(Severity.CRITICAL, f"{url} answered {status}, expected {expected}", evidence)
+
+
+def _ask_agent(agent: HttpAsking, pid: ProbeId, url: str, expected: str, timeout_s: float) -> ProbeResult:
+    try:
+        status, error = agent.http_status(url, timeout_s=timeout_s)
+    except AgentError as exc:
+        return pid.unavailable(f"the agent could not request {url}: {exc.message}")
+    evidence = {"expected": expected, "status": _NO_ANSWER if status is None else str(status),
+                "asked_by": "agent"}
+    if status is None:
+        evidence["error"] = cap_evidence(error, 1024)
+        return pid.failed(Severity.CRITICAL, f"{url}: no HTTP answer ({cap_evidence(error, 200)})", evidence)
+    if str(status) == expected:
+        return pid.passed(f"{url} answered {status}", evidence)
     return pid.failed(Severity.CRITICAL, f"{url} answered {status}, expected {expected}", evidence)

@@ -1537,6 +1537,42 @@ def op_disk_usage(args: Args, work_dir: str) -> Any:
     }
 
 
+#: A URL the http_status op accepts: http(s), printable ASCII, no spaces (the client checks it too).
+HTTP_URL = re.compile(r"https?://[!-~]{1,2000}")
+
+
+def op_http_status(args: Args, work_dir: str) -> Any:
+    """GET ``url`` without following redirects or any proxy, as ``curl -sS --noproxy '*'`` would:
+    the status line's code, or why no HTTP answer came within ``timeout_s`` (per socket operation).
+    The body is never read. Imported here: only the probes that ask pay for http.client."""
+    import http.client
+    import urllib.parse
+
+    url = args.get("url")
+    if not isinstance(url, str) or not HTTP_URL.fullmatch(url):
+        raise Failure("invalid", "url must be an http:// or https:// URL of printable ASCII")
+    timeout = args.get("timeout_s")
+    if not isinstance(timeout, (int, float)) or not 0 < timeout <= 60:
+        raise Failure("invalid", "timeout_s must be a number in (0, 60]")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise Failure("invalid", f"bad url: {exc}") from exc
+    if not host:
+        raise Failure("invalid", "url has no host")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    conn = kind(host, port, timeout=float(timeout))
+    try:
+        conn.request("GET", target, headers={"User-Agent": "vmrepair-agent", "Accept": "*/*"})
+        return {"status": conn.getresponse().status, "error": None}
+    except (OSError, http.client.HTTPException) as exc:
+        return {"status": None, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    finally:
+        conn.close()
+
+
 def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]]:
     """Which (dev, ino) of ``files`` some process holds open for writing (best effort, via /proc)."""
     found: set[tuple[int, int]] = set()
@@ -1614,7 +1650,7 @@ OPS: dict[str, Callable[[Args, str], Any]] = {
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
-    "batch": op_batch,
+    "http_status": op_http_status, "batch": op_batch,
 }
 
 
