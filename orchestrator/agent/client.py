@@ -62,6 +62,7 @@ from orchestrator.agent.wire import (
     DiskUsageWire,
     FailedAnswer,
     FileEntryWire,
+    FingerprintWire,
     HashedManifestWire,
     HttpStatusWire,
     JsonlRepairWire,
@@ -433,6 +434,15 @@ class RemoteAgent:
         usage = self._parse("disk_usage", DiskUsageWire, self._call("disk_usage", {"mount": mount}))
         self._expect("disk_usage", usage.mount == mount, f"usage is about {usage.mount!r}")
         return usage.to_api()
+
+    def dpkg_fingerprint(self, binaries: Sequence[str]) -> tuple[str, bool]:
+        """The digest of what ``dpkg --verify`` of ``binaries`` looks at (every packaged file's lstat),
+        and whether a change was too recent to rely on it (see the agent's ``op_dpkg_fingerprint``).
+
+        Raises: AgentError, TransportError."""
+        wire = self._parse("dpkg_fingerprint", FingerprintWire,
+                           self._call("dpkg_fingerprint", {"binaries": list(binaries)}))
+        return wire.fingerprint, wire.racy
 
     def http_status(self, url: str, *, timeout_s: float) -> tuple[int | None, str]:
         """GET ``url`` from the host itself (its loopback is where the services listen): the status,

@@ -256,6 +256,12 @@ class RotateWire(_Wire):
         return RotateResult(**self.model_dump())
 
 
+class FingerprintWire(_Wire):
+    fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    racy: bool
+    files: Annotated[int, Field(ge=0)]
+
+
 class HttpStatusWire(_Wire):
     #: None: no HTTP answer at all (refused, reset, timed out, TLS failed); ``error`` says which.
     status: Annotated[int, Field(ge=100, le=599)] | None

@@ -34,6 +34,7 @@ from orchestrator.detect import (
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
+from orchestrator.detect.verify_cache import Fingerprinting, VerifyCache
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import Component, ProbeResult
 from orchestrator.transport.base import Transport
@@ -219,6 +220,8 @@ class Detector:
         listening = ports.shared_listening(transport, agent)
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
+        # Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
+        verify_cache = VerifyCache(agent) if isinstance(agent, Fingerprinting) else None
         loops = unit_loops.shared_loops(
             transport, [u for comp in watch.components for u in (*comp.units, *comp.sockets)],
             watch.thresholds.restart_loop_minutes)
@@ -276,21 +279,23 @@ class Detector:
                     functools.partial(http.probe_http, transport, comp, check, thresholds.http_timeout_s,
                                       agent if isinstance(agent, http.HttpAsking) else None))
             _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
-                               listening=listening, dpkg=dpkg, unit_batch=unit_batch)
+                               listening=listening, dpkg=dpkg, unit_batch=unit_batch,
+                               verify_cache=verify_cache)
         return plan
 
 
 def _plan_state_probes(
     add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
     accounts: RunShared[Any], listening: RunShared[Any], dpkg: RunShared[Any],
-    unit_batch: units.ShowBatch | None,
+    unit_batch: units.ShowBatch | None, verify_cache: VerifyCache | None,
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
     ignored = watch.ignore_paths
     if comp.packages:
         everyone = tuple(dict.fromkeys(p for c in watch.components for p in c.packages))
         add(packages.probe_name(comp),
-            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored, everyone),
+            functools.partial(packages.probe_packages, transport, comp, dpkg, ignored, run_packages=everyone,
+                              verify_cache=verify_cache),
             shared=(dpkg,))
     # The baseline recorded what is below the component's directories too: an ignored path's modes
     # are not compared.

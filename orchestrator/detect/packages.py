@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from orchestrator.components.ignore import covering
 from orchestrator.detect.common import ProbeId, cap_evidence, command_output, run_command
 from orchestrator.detect.shared import CommandMemo, RunShared, shared_commands
+from orchestrator.detect.verify_cache import VerifyCache
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, PACKAGE_NAME, is_plain_path, parse_dpkg_search
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
@@ -202,9 +203,12 @@ def shared_answers() -> RunShared[CommandMemo]:
 
 def probe_packages(transport: Transport, component: Component,
                    answers: RunShared[CommandMemo] | None = None,
-                   ignored_paths: Sequence[str] = (), run_packages: Sequence[str] = ()) -> ProbeResult:
+                   ignored_paths: Sequence[str] = (), *, run_packages: Sequence[str] = (),
+                   verify_cache: VerifyCache | None = None) -> ProbeResult:
     """Check ``component.packages`` on the target (rules in the module docstring). ``dpkg --verify``
     findings of paths ``ignored_paths`` (``watch.ignore_paths``) covers are not judged, only counted.
+    ``verify_cache``: ``--verify`` answers kept while nothing they looked at changed
+    (:mod:`orchestrator.detect.verify_cache`).
     ``run_packages``: every package the run's dpkg probes ask about, so that they share one
     ``dpkg-query`` (one guest process per round instead of one per component: about 0.65 s each
     under TCG, measured); each probe reads its own packages from that answer.
@@ -212,7 +216,7 @@ def probe_packages(transport: Transport, component: Component,
     Raises:
         TransportError: the target cannot be reached.
     """
-    queries = _Memoized(transport, answers.get() if answers is not None else CommandMemo())
+    queries = _Memoized(transport, answers.get() if answers is not None else CommandMemo(), verify_cache)
     wanted = list(dict.fromkeys(p for p in component.packages if PACKAGE_NAME.match(p)))
     pid = ProbeId(probe_name(component), component.name, IssueKind.PACKAGE_BROKEN,
                   f"packages {' '.join(wanted)}")
@@ -246,13 +250,28 @@ def probe_packages(transport: Transport, component: Component,
 
 
 class _Memoized:
-    """The transport as the dpkg probe's two read-only queries see it: answered once per run."""
+    """The transport as the dpkg probe's two read-only queries see it: answered once per run, and
+    ``--verify`` answers reused across runs while nothing they looked at changed (``cache``)."""
 
-    def __init__(self, transport: Transport, memo: CommandMemo) -> None:
-        self.transport, self.memo = transport, memo
+    def __init__(self, transport: Transport, memo: CommandMemo, cache: VerifyCache | None = None) -> None:
+        self.transport, self.memo, self.cache = transport, memo, cache
 
     def run_command(self, argv: Sequence[str], *, timeout: float) -> CommandResult | None:
         return self.memo.run(tuple(argv), lambda: run_command(self.transport, argv, timeout=timeout))
+
+    def verify(self, binaries: Sequence[str]) -> tuple[CommandResult | None, bool]:
+        """``dpkg --verify -- binaries`` (and whether the answer was kept from an earlier run).
+
+        Raises: CommandTimeoutError, TransportError."""
+        argv = verify_argv(binaries)
+
+        def run() -> CommandResult | None:
+            return run_command(self.transport, argv, timeout=VERIFY_TIMEOUT_S)
+
+        cache = self.cache
+        if cache is None:
+            return self.memo.run(tuple(argv), run), False
+        return self.memo.run(("cached", *argv), lambda: cache.verify(binaries, run))
 
 
 def _ask_states(
@@ -294,9 +313,11 @@ def _verify(queries: _Memoized, binaries: Sequence[str], found: _Findings,
             ignored: Sequence[str] = ()) -> str | None:
     """Run dpkg --verify and record its findings; a string says why it could not run."""
     try:
-        result = queries.run_command(verify_argv(binaries), timeout=VERIFY_TIMEOUT_S)
+        result, reused = queries.verify(binaries)
     except CommandTimeoutError:
         return f"dpkg --verify did not finish within {VERIFY_TIMEOUT_S:g} s"
+    if reused:
+        found.evidence["verify_reused"] = "no packaged file changed since this host's last dpkg --verify"
     if result is None:
         return "dpkg is not installed on the target"
     # Exit 1: a package it was given is not installed (it changed since dpkg-query); the others

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import grp
+import hashlib
 import json
 import os
 import pwd
@@ -1537,6 +1538,67 @@ def op_disk_usage(args: Args, work_dir: str) -> Any:
     }
 
 
+#: A package as ``dpkg-query -W -f '${binary:Package}'`` prints it (name, or name:arch for Multi-Arch: same).
+DPKG_BINARY = re.compile(r"[a-z0-9][a-z0-9+.-]{0,199}(:[a-z0-9][a-z0-9-]{0,31})?")
+DPKG_INFO = "/var/lib/dpkg/info"
+DPKG_STATUS_FILE = "/var/lib/dpkg/status"
+#: Files a fingerprint looks at, in all (a few packages with everything they ship).
+MAX_FINGERPRINT_FILES = 200_000
+#: A change this recent may share its ctime with a later one (the clock's tick): not cached.
+RACY_NS = 2_000_000_000
+
+
+def op_dpkg_fingerprint(args: Args, work_dir: str) -> Any:
+    """What ``dpkg --verify`` of ``binaries`` would look at, as one digest: the lstat (inode, size,
+    mtime, ctime, mode) of every non-directory their ``.list`` names, of their ``.list`` and
+    ``.md5sums`` and of dpkg's status file (a directory counts by its path and type only). Content
+    cannot change without changing a file's ctime, so an equal digest means an earlier verify's answer
+    still holds; ``racy`` says a file changed so recently that a later change could share its ctime
+    (the caller then verifies and keeps nothing)."""
+    binaries = args.get("binaries")
+    if not isinstance(binaries, list) or not 0 < len(binaries) <= 64 or not all(
+            isinstance(b, str) and DPKG_BINARY.fullmatch(b) for b in binaries):
+        raise Failure("invalid", "binaries must be 1 to 64 dpkg package names")
+    digest = hashlib.sha256()
+    now = time.time_ns()
+    racy = False
+    count = 0
+
+    def add(path: str) -> None:
+        nonlocal racy
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            digest.update(f"-\0{path}\0".encode("utf-8", "surrogateescape"))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            # dpkg --verify hashes files only; a directory's times move with every file made in it
+            # (/etc, /var/log), which would make every fingerprint differ.
+            digest.update(f"d\0{path}\0".encode("utf-8", "surrogateescape"))
+            return
+        racy = racy or st.st_ctime_ns >= now - RACY_NS or st.st_mtime_ns >= now - RACY_NS
+        digest.update(f"{path}\0{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:"
+                      f"{st.st_mode}\0".encode("utf-8", "surrogateescape"))
+
+    add(DPKG_STATUS_FILE)
+    for binary in binaries:
+        listing = f"{DPKG_INFO}/{binary}.list"
+        add(listing)
+        add(f"{DPKG_INFO}/{binary}.md5sums")
+        try:
+            with open(listing, "rb") as handle:
+                names = handle.read(64 * 1024 * 1024).split(b"\n")
+        except FileNotFoundError:
+            continue   # dpkg knows no files of it: the status file's stat covers its state
+        for raw in names:
+            if raw.startswith(b"/"):
+                count += 1
+                if count > MAX_FINGERPRINT_FILES:
+                    raise Failure("too_large", f"more than {MAX_FINGERPRINT_FILES} packaged files")
+                add(os.fsdecode(raw))
+    return {"fingerprint": digest.hexdigest(), "racy": racy, "files": count}
+
+
 #: A URL the http_status op accepts: http(s), printable ASCII, no spaces (the client checks it too).
 HTTP_URL = re.compile(r"https?://[!-~]{1,2000}")
 
@@ -1650,7 +1712,7 @@ OPS: dict[str, Callable[[Args, str], Any]] = {
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
-    "http_status": op_http_status, "batch": op_batch,
+    "http_status": op_http_status, "dpkg_fingerprint": op_dpkg_fingerprint, "batch": op_batch,
 }
 
 

@@ -285,3 +285,28 @@ def test_the_components_of_a_run_share_one_dpkg_query_of_all_their_packages() ->
     assert "cron" not in results["dpkg:nginx"].evidence["packages"]
     queries = [a for a in transport.argvs if a[0] == "dpkg-query"]
     assert queries == [tuple(packages.status_argv(["cron", "nginx", "nginx-common"]))]
+
+
+def test_a_detector_reuses_a_verify_while_the_agents_fingerprint_holds() -> None:
+    """Later rounds on one host (validation after detection) skip --verify of unchanged packages."""
+    from orchestrator.components.config import WatchConfig
+    from orchestrator.detect import Detector
+    from tests.unit.detect.fakes import FakeHost, target_agent
+
+    agent = target_agent()
+    prints = {"cron": "a" * 64}
+    agent.dpkg_fingerprint = lambda binaries: (prints[binaries[0]], False)   # type: ignore[attr-defined]
+    transport = FakeHost().transport()
+    comp = Component("cron", packages=("cron",), origin="discovered")
+    detector = Detector(WatchConfig((comp,), mounts=()), transport, agent)
+
+    def verifies() -> int:
+        return len([a for a in transport.argvs if a[:2] == ("dpkg", "--verify")])
+
+    first = {r.probe: r for r in detector.run_components(["cron"])}["dpkg:cron"]
+    assert first.ok and "verify_reused" not in first.evidence and verifies() == 1
+    second = {r.probe: r for r in detector.run_components(["cron"])}["dpkg:cron"]
+    assert second.ok and "verify_reused" in second.evidence and verifies() == 1
+    prints["cron"] = "b" * 64                      # a packaged file changed
+    detector.run_components(["cron"])
+    assert verifies() == 2

@@ -1,0 +1,113 @@
+"""dpkg --verify answers kept while nothing they looked at changed: the agent's fingerprint and the
+cache's rules (reuse, racy, failures)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.agent.remote import vmrepair_agent
+from orchestrator.detect.verify_cache import VerifyCache
+from orchestrator.errors import AgentError
+from orchestrator.transport.base import CommandResult
+
+OLD_NS = 1_700_000_000 * 10**9
+
+
+@pytest.fixture
+def dpkg_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    info, status = tmp_path / "info", tmp_path / "status"
+    info.mkdir()
+    status.write_text("Package: app\n")
+    files = tmp_path / "usr"
+    files.mkdir()
+    (files / "app").write_bytes(b"\x7fELF")
+    (info / "app.list").write_text(f"/.\n{files}\n{files / 'app'}\n{files / 'gone'}\n")
+    (info / "app.md5sums").write_text("x  usr/app\n")
+    for path in (status, files / "app", info / "app.list", info / "app.md5sums"):
+        os.utime(path, ns=(OLD_NS, OLD_NS))
+    monkeypatch.setattr(vmrepair_agent, "DPKG_INFO", str(info))
+    monkeypatch.setattr(vmrepair_agent, "DPKG_STATUS_FILE", str(status))
+    return files
+
+
+def _fingerprint(*binaries: object) -> dict[str, object]:
+    answer = vmrepair_agent.handle({"op": "dpkg_fingerprint", "args": {"binaries": list(binaries)}},
+                                   work_dir="/tmp")
+    assert answer["ok"], answer
+    result = answer["result"]
+    assert isinstance(result, dict)
+    return result
+
+
+def test_the_fingerprint_changes_with_a_packaged_file_and_not_with_its_directory(dpkg_root: Path) -> None:
+    first = _fingerprint("app")
+    assert first["files"] == 4 and first["racy"] is True   # ctime is now: the utime itself changed it
+    assert _fingerprint("app")["fingerprint"] == first["fingerprint"]
+    (dpkg_root / "unrelated").write_text("x")          # the directory's times move: not counted
+    assert _fingerprint("app")["fingerprint"] == first["fingerprint"]
+    (dpkg_root / "app").write_bytes(b"\x7fELF changed")
+    assert _fingerprint("app")["fingerprint"] != first["fingerprint"]
+
+
+def test_a_package_without_records_and_bad_names(dpkg_root: Path) -> None:
+    assert _fingerprint("ghost")["files"] == 0
+    for bad in ([], ["../../etc/shadow"], ["app; rm"], [1], ["a"] * 65):
+        answer = vmrepair_agent.handle({"op": "dpkg_fingerprint", "args": {"binaries": bad}}, work_dir="/tmp")
+        assert answer["ok"] is False and answer["code"] == "invalid"
+
+
+class _Agent:
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, bool] | AgentError] = []
+
+    def dpkg_fingerprint(self, binaries: object) -> tuple[str, bool]:
+        answer = self.answers.pop(0)
+        if isinstance(answer, AgentError):
+            raise answer
+        return answer
+
+
+def _verify(exit_status: int = 0, dropped: int = 0) -> CommandResult:
+    return CommandResult(("dpkg", "--verify"), exit_status, b"", b"", stdout_dropped=dropped)
+
+
+def test_an_answer_is_reused_only_while_the_fingerprint_holds_and_is_not_racy() -> None:
+    agent = _Agent()
+    cache = VerifyCache(agent)
+    runs: list[int] = []
+
+    def run() -> CommandResult:
+        runs.append(1)
+        return _verify()
+
+    agent.answers = [("a" * 64, False), ("a" * 64, False), ("b" * 64, False), ("b" * 64, True),
+                     ("b" * 64, False), AgentError("gone"), ("b" * 64, False)]
+    assert cache.verify(["app"], run)[1] is False and len(runs) == 1
+    assert cache.verify(["app"], run)[1] is True and len(runs) == 1       # unchanged: reused
+    assert cache.verify(["app"], run)[1] is False and len(runs) == 2      # changed: verified again
+    assert cache.verify(["app"], run)[1] is False and len(runs) == 3      # racy: verified, not kept
+    assert cache.verify(["app"], run)[1] is False and len(runs) == 4      # so nothing to reuse
+    assert cache.verify(["app"], run)[1] is False and len(runs) == 5      # no fingerprint: verified
+    assert cache.verify(["app"], run)[1] is True and cache.reused == 2
+
+
+@pytest.mark.parametrize("result", [_verify(exit_status=2), _verify(dropped=10), None])
+def test_a_failed_or_cut_verify_is_never_kept(result: CommandResult | None) -> None:
+    agent = _Agent()
+    agent.answers = [("a" * 64, False), ("a" * 64, False)]
+    cache = VerifyCache(agent)
+    cache.verify(["app"], lambda: result)
+    assert cache.verify(["app"], _verify)[1] is False
+
+
+def test_only_a_change_within_the_racy_window_is_racy(
+        dpkg_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files' ctimes are a few milliseconds old here: racy within 2 s, not within a window of 0."""
+    assert _fingerprint("app")["racy"] is True
+    monkeypatch.setattr(vmrepair_agent, "RACY_NS", 0)
+    time.sleep(0.01)
+    assert _fingerprint("app")["racy"] is False
