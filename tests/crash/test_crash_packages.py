@@ -22,39 +22,22 @@ the uploaded ``.deb`` is not left in the agent's directory, and no temp file is 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
 from orchestrator.apply import pkg_ops
-from orchestrator.apply.backup import load_backup
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.config.settings import load_settings
 from orchestrator.fixpkg import DebInstallOp, DpkgConfigureOp, FixPackage
 from orchestrator.fixpkg.ops import Operation, WriteFileOp
-from orchestrator.state import open_state
-from orchestrator.state.transactions import FINAL, TransactionStore
+from tests.crash import harness
 from tests.crash.disk_dpkg import DiskDpkg, FakeDpkgLocal
+from tests.crash.harness import GID, UID, sha
 from tests.unit.fake_dpkg import FakePackage
-
-REPO = Path(__file__).resolve().parents[2]
-UID, GID = os.getuid(), os.getgid()
 
 #: path -> (content, mode); None: absent.
 Files = dict[str, tuple[bytes, int] | None]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class PackageScenario:
@@ -114,66 +97,32 @@ class PackageScenario:
         DiskDpkg.create(state, [self.app, self.other], install_failures=1 if self.kind == "failing" else 0)
 
     def observed(self) -> Files:
-        seen: Files = {}
-        for path in self.before:
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                seen[path] = None
-                continue
-            assert stat.S_ISREG(st.st_mode), f"{path} is not a regular file"
-            assert (st.st_uid, st.st_gid) == (UID, GID), f"{path} changed owner"
-            seen[path] = (Path(path).read_bytes(), stat.S_IMODE(st.st_mode))
-        return seen
+        return {path: harness.own_file(path) for path in self.before}
 
     def leftovers(self) -> list[str]:
         """Temp files (the agent's replace, dpkg's .dpkg-new) must not stay beside the real files."""
         return sorted(p.name for p in self.root.rglob("*") if p.is_file() and str(p) not in self.before)
 
 
-def run_child(
-    scenario: PackageScenario, work: Path, state: Path, mode: str, crash_at: int
-) -> tuple[int, Path]:
-    pkg_dir = work / "pkg"
-    scenario.package.save(pkg_dir)
-    spec = {"state_db": str(work / "state.db"), "backup_dir": str(work / "backup"),
-            "package_dir": str(pkg_dir), "agent_dir": str(work / "agent"), "mode": mode, "crash_at": crash_at,
-            "counter": str(work / "counter"), "dpkg_state": str(state)}
-    proc = subprocess.run([sys.executable, "-m", "tests.crash.pkg_child", json.dumps(spec)], cwd=REPO,
-                          capture_output=True, timeout=120, check=False)
-    return proc.returncode, work / "counter"
+def apply_in_child(scenario: PackageScenario, work: Path, state: Path, mode: str, crash_at: int) -> int:
+    spec = harness.apply_spec(scenario.package, work, mode, crash_at, dpkg_state=str(state))
+    return harness.run_child("pkg_child", spec)
 
 
 def count_points(scenario: PackageScenario, work: Path, state: Path, mode: str) -> int:
     scenario.reset(state)
-    code, counter = run_child(scenario, work, state, mode, 0)
+    code = apply_in_child(scenario, work, state, mode, 0)
     assert code == (0 if scenario.is_committing else 1), "the uninterrupted apply ended otherwise"
     expected = scenario.after if scenario.is_committing else scenario.before
     assert scenario.observed() == expected
-    suffix = {"agent": ".agent", "dpkg": ".dpkg"}.get(mode, "")
-    return Path(str(counter) + suffix).stat().st_size
-
-
-def recover(work: Path, state: Path) -> list[str]:
-    config = work / "config.yaml"    # the audit log too stays in the scratch dir
-    config.write_text(f"state_dir: {work}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
-    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
-    try:
-        report = recover_on_start(
-            app, connect=lambda target: FakeDpkgLocal(state, counter=str(work / "recovery.dpkg"),
-                                                      agent_counter=str(work / "recovery.agent")),
-            agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent"), python="python3"))
-    finally:
-        app.close()
-    return report.errors
+    return harness.points_of(work / "counter", mode, {"agent": ".agent", "dpkg": ".dpkg"})
 
 
 def check_after_recovery(scenario: PackageScenario, work: Path, state: Path, label: str) -> str:
-    errors = recover(work, state)
+    errors = harness.recover(work, lambda: FakeDpkgLocal(state, counter=str(work / "recovery.dpkg"),
+                                                 agent_counter=str(work / "recovery.agent")))
     assert errors == [], f"{label}: recovery errors {errors}"
-    store = TransactionStore(open_state(work / "state.db"))
-    (txn,) = store.find()
-    assert txn.state in FINAL, f"{label}: transaction left {txn.state}"
+    store, txn = harness.recovered_transaction(work, label)
     steps = store.steps(txn.id)
     dpkg = DiskDpkg(state)
     status = {p.name: p.status for p in dpkg.packages}
@@ -199,10 +148,7 @@ def check_after_recovery(scenario: PackageScenario, work: Path, state: Path, lab
     uploads = sorted(p.name for p in (work / "agent").glob("deb-*"))
     assert uploads == [], f"{label}: uploaded .deb left in the agent's directory: {uploads}"
     assert scenario.leftovers() == [], f"{label}: leftover files {scenario.leftovers()}"
-    if txn.state != "committed" or any(s["step"].startswith("recover") for s in steps):
-        assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
-    if (work / "backup" / "backup.json").exists():
-        load_backup(work / "backup")      # every blob (the .deb included) matches its recorded hash
+    harness.checked_backup(work)      # the .deb included
     return txn.state
 
 
@@ -234,13 +180,12 @@ def test_hard_kill_at_every_package_step_recovers_to_old_or_new(
     state = tmp_path / "dpkg" / "state.json"
     points = count_points(scenario, tmp_path / "count", state, mode)
     assert points >= 3, f"suspiciously few crash points: {points}"
-    endings: dict[str, int] = {}
-    for crash_at in range(1, points + 1):
-        work = tmp_path / f"{mode}-{crash_at}"
-        label = f"{kind} {mode} #{crash_at}"
+
+    def kill(work: Path, crash_at: int) -> int:
         scenario.reset(state)
-        code, _ = run_child(scenario, work, state, mode, crash_at)
-        assert code in (-9, 137), f"{label}: the child was not killed (exit {code})"
-        state_after = check_after_recovery(scenario, work, state, label)
-        endings[state_after] = endings.get(state_after, 0) + 1
+        return apply_in_child(scenario, work, state, mode, crash_at)
+
+    endings = harness.kill_at_every_point(tmp_path, f"{kind} {mode}", points, kill,
+                                          lambda work, label: check_after_recovery(scenario, work, state,
+                                                                                   label))
     assert set(endings) == ENDINGS[kind, mode], endings
