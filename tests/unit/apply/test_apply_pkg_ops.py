@@ -201,9 +201,9 @@ def test_configure_is_noted_as_not_undone_and_does_not_break_the_rollback(tmp_pa
 
 def test_a_policy_rc_a_crashed_configure_left_is_removed_by_the_rollback(tmp_path: Path) -> None:
     h = host()
-    pkg = FixPackage(id="pkg-4", created_at="2026-12-01T00:00:00+00:00", operations=(DpkgConfigureOp("other"),),
-                     blobs={}, issue={}, diagnosis={}, validation={}, reboot_required=False,
-                     allowed_roots=("/etc",))
+    pkg = FixPackage(id="pkg-4", created_at="2026-12-01T00:00:00+00:00",
+                     operations=(DpkgConfigureOp("other"),), blobs={}, issue={}, diagnosis={}, validation={},
+                     reboot_required=False, allowed_roots=("/etc",))
     create_backup(pkg, h.agent, h.transport, tmp_path / "b", preflight(pkg, h.agent), max_file_bytes=1 << 20,
                   timeout=5)
     # The apply died with the services held: dpkg ran, our policy-rc.d (with its mark) stayed behind.
