@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -184,6 +185,22 @@ def apply_spec(package: FixPackage, work: Path, mode: str, crash_at: int, **extr
             "crash_at": crash_at, "counter": str(work / "counter"), **extra}
 
 
+def recover_spec(work: Path, mode: str, crash_at: int, **extra: Any) -> Spec:
+    """The spec of one recovery of ``work``'s transaction, its crash points counted in
+    ``work/recovery-counter`` (and siblings)."""
+    return {"action": "recover", "config": str(write_config(work, work)), "state_db": str(work / "state.db"),
+            "agent_dir": str(work / "agent"), "mode": mode, "crash_at": crash_at,
+            "counter": str(work / "recovery-counter"), **extra}
+
+
+def point_where(log: Path, pattern: str, occurrence: int = 1) -> int:
+    """The number of the ``occurrence``-th crash point whose description (a line of a fake's counter
+    log, see :func:`crash_point`) matches ``pattern``."""
+    matches = [n for n, what in enumerate(log.read_text().splitlines(), 1) if re.search(pattern, what)]
+    assert len(matches) >= occurrence, f"no crash point {pattern!r} (#{occurrence}) in {log}"
+    return matches[occurrence - 1]
+
+
 def run_child(module: str, spec: Spec) -> int:
     """Run ``python -m tests.crash.<module> SPEC``; its exit status (-9 or 137: killed)."""
     proc = subprocess.run([sys.executable, "-m", f"tests.crash.{module}", json.dumps(spec)], cwd=REPO,
@@ -208,12 +225,22 @@ def recover(work: Path, connect: Callable[[], Transport], *, state_dir: Path | N
     return recover_with(config, str(work / "agent"), connect).errors
 
 
-def recovered_transaction(work: Path, label: str) -> tuple[TransactionStore, TxnRecord]:
-    """The one transaction of ``work``'s store, final, and audited when recovery touched it."""
+def is_final(work: Path) -> bool:
+    """Whether ``work``'s one transaction is final already (a killed recovery may have got that far)."""
+    return all(txn.state in FINAL for txn in TransactionStore(open_state(work / "state.db")).find())
+
+
+def recovered_transaction(work: Path, label: str, *, is_audited: bool = True) -> tuple[TransactionStore,
+                                                                                     TxnRecord]:
+    """The one transaction of ``work``'s store, final, and audited when recovery touched it.
+
+    ``is_audited`` false: a recovery killed after its last journal step, before it appended to the audit
+    log (best effort, after every transaction), left the journal as the only record."""
     store = TransactionStore(open_state(work / "state.db"))     # parses and passes quick_check
     (txn,) = store.find()
     assert txn.state in FINAL, f"{label}: transaction left {txn.state}"
-    if txn.state != "committed" or any(s["step"].startswith("recover") for s in store.steps(txn.id)):
+    recovered = txn.state != "committed" or any(s["step"].startswith("recover") for s in store.steps(txn.id))
+    if recovered and is_audited:
         assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
     return store, txn
 
@@ -260,3 +287,45 @@ def kill_at_every_point(
         ending = check(work, label)
         endings[ending] = endings.get(ending, 0) + 1
     return endings
+
+
+#: A mode's counter beside ``counter`` (the journal's is ``counter`` itself).
+CHILD_SUFFIXES = {"agent": ".agent", "dpkg": ".dpkg", "systemctl": ".systemctl"}
+
+
+def double_crash(
+    tmp_path: Path, name: str, first: tuple[str, str, int], second: str, *,
+    apply: Callable[[Path, str, int], int], recover: Callable[[Path, str, int], int],
+    reset: Callable[[], None], check: Callable[[Path, str, bool], str],
+) -> dict[str, int]:
+    """A crash during recovery: kill ``apply(work, mode, crash_at)`` at ``first`` (its mode, the pattern
+    of a crash point's description and which match, see :func:`point_where`), then the
+    ``recover(work, mode, crash_at)`` after it at each of its crash points of mode ``second``; then
+    ``check(work, label, is_audited)`` (recovery to the end and the checks). Returns the endings."""
+    first_mode, pattern, occurrence = first
+    counting = tmp_path / "count"
+    reset()
+    apply(counting, first_mode, 0)
+    first_at = point_where(Path(f"{counting}/counter{CHILD_SUFFIXES[first_mode]}.log"), pattern, occurrence)
+
+    def kill_apply(work: Path) -> None:
+        reset()
+        assert_killed(apply(work, first_mode, first_at), f"{name}: first kill")
+
+    recovery = tmp_path / "count-recovery"
+    kill_apply(recovery)
+    assert recover(recovery, second, 0) == 0, f"{name}: the uninterrupted recovery failed"
+    check(recovery, f"{name} uninterrupted recovery", True)
+    points = points_of(recovery / "recovery-counter", second, CHILD_SUFFIXES)
+    assert points >= 1, f"{name}: no {second} crash point in the recovery"
+
+    def kill(work: Path, crash_at: int) -> int:
+        kill_apply(work)
+        return recover(work, second, crash_at)
+
+    def check_audited(work: Path, label: str) -> str:
+        # Killed just after its last journal step, the recovery never reached the audit log (appended
+        # after every transaction is recovered, best effort): the journal is the record then.
+        return check(work, label, not is_final(work))
+
+    return kill_at_every_point(tmp_path, name, points, kill, check_audited)
