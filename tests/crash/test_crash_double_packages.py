@@ -1,16 +1,13 @@
-"""A crash during recovery (a double crash) of package operations.
+"""A crash during recovery (a double crash) of package operations: the apply killed once inside the
+fake dpkg run (``dpkg -i`` cut after the binary is unpacked, also in a failed apply's rollback;
+``dpkg --configure`` half-configured), then the recovery after it killed at each of its journal, agent
+and fake-dpkg points (settling dpkg again, removing our policy-rc.d and the upload, restoring files;
+see :func:`tests.crash.harness.double_crash`), then recovery to the end. The checks of
+:mod:`tests.crash.test_crash_packages` hold: files exact, dpkg not left interrupted, our policy-rc.d
+and the uploaded ``.deb`` gone.
 
-The apply is killed at one representative point of each scenario (inside the fake dpkg run, or just
-after the unit-file state changed), then the recovery that follows is itself killed at every one of its
-own crash points: before and after each journal step, each crash-relevant system call inside the agent
-(the file restore), and each fake dpkg or systemctl crash point (settling dpkg again, removing our
-policy-rc.d and the upload, putting unit-file states back). Then recovery runs to the end as at the
-next start, and the checks of :mod:`tests.crash.test_crash_packages` and
-:mod:`tests.crash.test_crash_unit_states` hold: the target all old, dpkg not left interrupted, our
-policy-rc.d gone, the uploaded ``.deb`` gone, unit-file states exactly the prior ones, files exact.
-
-One first kill per scenario keeps the cases bounded (every point of the apply is covered once by the
-single-crash files); the second kill covers every point of the recovery.
+One first kill per scenario keeps the cases bounded; every point of the apply is covered by the
+single-crash file.
 """
 
 from __future__ import annotations
