@@ -17,8 +17,6 @@ each step of a dpkg run (its status or one of its files changed, see :class:`Fak
 from __future__ import annotations
 
 import json
-import os
-import signal
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 from orchestrator import dpkg
 from orchestrator.systemd.argv import is_system_running_argv
 from orchestrator.transport.base import CommandResult
-from tests.crash.child import CrashingLocal
+from tests.crash.harness import CrashingLocal, crash_point
 from tests.unit.fake_dpkg import FakeDpkg, FakePackage
 
 #: Programs that must never run for real here: answered by the model or refused.
@@ -119,13 +117,6 @@ def _package_of(item: dict[str, Any]) -> FakePackage:
                        frozenset(item["conffiles"]))
 
 
-def count(counter: str) -> int:
-    with Path(counter).open("a+b") as handle:
-        handle.write(b".")
-        handle.flush()
-        return handle.tell()
-
-
 class FakeDpkgLocal(CrashingLocal):
     """:class:`CrashingLocal` (the agent may die at its Nth call) whose package commands go to a
     :class:`DiskDpkg`; this process dies (SIGKILL) at the ``crash_at``-th package crash point."""
@@ -137,8 +128,7 @@ class FakeDpkgLocal(CrashingLocal):
         self.dpkg_crash_at, self.dpkg_counter = crash_at, counter
 
     def point(self, what: str) -> None:
-        if count(self.dpkg_counter) == self.dpkg_crash_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        crash_point(self.dpkg_counter, self.dpkg_crash_at, what)
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
         args = tuple(argv)

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,8 +29,8 @@ from typing import Any
 
 from orchestrator.systemd.argv import SYSTEMCTL
 from orchestrator.transport.base import CommandResult
-from tests.crash.child import CrashingLocal
-from tests.crash.disk_dpkg import REFUSED, count
+from tests.crash.disk_dpkg import REFUSED
+from tests.crash.harness import CrashingLocal, crash_point
 
 Answer = tuple[int, bytes, bytes]
 
@@ -159,8 +157,7 @@ class FakeSystemctlLocal(CrashingLocal):
         self.systemctl_crash_at, self.systemctl_counter = crash_at, counter
 
     def point(self, what: str) -> None:
-        if count(self.systemctl_counter) == self.systemctl_crash_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+        crash_point(self.systemctl_counter, self.systemctl_crash_at, what)
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
         args = tuple(argv)

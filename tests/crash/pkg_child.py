@@ -1,48 +1,21 @@
-"""One apply of a fix package with package operations, against the fake dpkg of :mod:`.disk_dpkg`,
-crashing where it is told to.
+"""One apply (or recovery) of a fix package with package operations, against the fake dpkg of
+:mod:`.disk_dpkg`, crashing where it is told to.
 
-Run as ``python -m tests.crash.pkg_child SPEC_JSON``. SPEC: as :mod:`tests.crash.child` (state_db,
-backup_dir, package_dir, agent_dir, mode, crash_at, counter) plus ``dpkg_state`` (the model's JSON file).
-Modes: those of :mod:`tests.crash.child` and ``dpkg``: die (SIGKILL) at the Nth package crash point
-(see :mod:`.disk_dpkg`). Counts go to ``counter`` (journal), ``counter.agent``, ``counter.dpkg``.
+Run as ``python -m tests.crash.pkg_child SPEC_JSON``: the spec of :mod:`tests.crash.harness` plus
+``dpkg_state`` (the model's JSON file). Modes: those of :mod:`tests.crash.child` and ``dpkg``: die
+(SIGKILL) at the Nth package crash point (see :mod:`.disk_dpkg`). Counts go to ``counter`` (journal),
+``counter.agent``, ``counter.dpkg``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.apply import apply_package
-from orchestrator.apply.journal import Journal
-from orchestrator.fixpkg import FixPackage
-from orchestrator.reboot.verify import VerifyPlan, record_plan
-from orchestrator.state import open_state
-from orchestrator.state.transactions import TransactionStore
-from tests.crash.child import install_journal_crash
 from tests.crash.disk_dpkg import FakeDpkgLocal
-
-
-def main() -> int:
-    spec = json.loads(sys.argv[1])
-    mode, crash_at, counter = spec["mode"], int(spec["crash_at"]), spec["counter"]
-    if mode.startswith("journal"):
-        install_journal_crash(mode, crash_at, counter)
-    transport = FakeDpkgLocal(Path(spec["dpkg_state"]), crash_at=crash_at if mode == "dpkg" else 0,
-                              counter=counter + ".dpkg", agent_crash_at=crash_at if mode == "agent" else 0,
-                              agent_counter=counter + ".agent")
-    agent = RemoteAgent(transport, remote_dir=spec["agent_dir"], python="python3")
-    package = FixPackage.load(Path(spec["package_dir"]))
-    store = TransactionStore(open_state(Path(spec["state_db"])))
-    txn = store.create(package_id=package.id, package_dir=spec["package_dir"], target="local",
-                       component="app", backup_dir=spec["backup_dir"], ops_total=len(package.operations))
-    record_plan(store, txn.id, VerifyPlan(()))   # as the pipeline does, before the first change
-    result = apply_package(package, agent, transport, backup_dir=Path(spec["backup_dir"]),
-                           journal=Journal(store, txn, package.operations), validate=lambda: True)
-    print(json.dumps(result.as_dict()))
-    return 0 if result.status == "applied" else 1
-
+from tests.crash.harness import child_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(child_main(sys.argv, lambda spec, crash: FakeDpkgLocal(
+        Path(spec["dpkg_state"]), crash_at=crash.at_in("dpkg"), counter=crash.counter + ".dpkg",
+        agent_crash_at=crash.at_in("agent"), agent_counter=crash.counter + ".agent")))

@@ -23,13 +23,11 @@ the protocol, not what a disk does with its cache on a power cut.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
 import shutil
 import sqlite3
-import stat
 import subprocess
 import sys
 import time
@@ -39,18 +37,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
-from orchestrator.apply.backup import load_backup
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.config.settings import load_settings
 from orchestrator.fixpkg import FixPackage
 from orchestrator.fixpkg.ops import ABSENT, FileOp, RemoveFileOp, SetMetaOp, WriteFileOp
 from orchestrator.state import open_state
 from orchestrator.state.transactions import FINAL, TransactionStore
 from orchestrator.transport.local import LocalTransport
+from tests.crash.harness import REPO, checked_backup, recover_with, regular_file, sha, write_config
 
-REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
 KINDS = ("replace", "create", "create_in_new_dir", "remove", "chmod", "chown", "bystander")
 APPLY_MODES = ("journal-before", "journal-after", "agent", "orchestrator")
@@ -63,10 +56,6 @@ class FileState:
     mode: int = 0
     uid: int = 0
     gid: int = 0
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _content(rng: random.Random) -> bytes:
@@ -141,13 +130,8 @@ class Plan:
     def observed(self) -> dict[str, FileState]:
         seen = {}
         for path in self.before:
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                seen[path] = FileState(None)
-                continue
-            assert stat.S_ISREG(st.st_mode), f"{path} is not a regular file"
-            seen[path] = FileState(Path(path).read_bytes(), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+            found = regular_file(path)
+            seen[path] = FileState(None) if found is None else FileState(*found)
         return seen
 
     def strays(self) -> list[str]:
@@ -198,15 +182,15 @@ def run_iteration(seed: int, base: Path) -> str:
     plan.reset()
     pkg_dir = work / "pkg"
     plan.package.save(pkg_dir)
-    state_db, config = work / "state" / "state.db", work / "config.yaml"
-    config.write_text(f"state_dir: {state_db.parent}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
+    state_db = work / "state" / "state.db"
+    config = write_config(work, state_db.parent)
     is_valid = rng.random() >= 0.3
     mode = rng.choice(APPLY_MODES)
     crash_at = rng.randint(1, _estimate(mode, len(plan.package.operations), is_valid))
     common = {"state_db": str(state_db), "agent_dir": str(work / "agent")}
     code = _run({**common, "action": "apply", "mode": mode, "crash_at": crash_at,
                  "counter": str(work / "counter-apply"), "backup_dir": str(work / "backup"),
-                 "package_dir": str(pkg_dir), "validate": is_valid,
+                 "package_dir": str(pkg_dir), "validates": is_valid,
                  "validated_sha256": plan.package.package_sha256})
     killed = code != 0
     story = f"{mode}#{crash_at}{'' if killed else '(finished)'}{'' if is_valid else ' invalid'}"
@@ -216,12 +200,7 @@ def run_iteration(seed: int, base: Path) -> str:
         code = _run({**common, "action": "recover", "mode": again, "crash_at": at, "config": str(config),
                      "counter": str(work / "counter-recover")})
         story += f" + recovery {again}#{at}{'' if code else '(finished)'}"
-    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
-    try:
-        report = recover_on_start(app, connect=lambda target: LocalTransport(),
-                                  agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent")))
-    finally:
-        app.close()
+    report = recover_with(config, str(work / "agent"), LocalTransport)
     assert report.errors == [], f"recovery errors {report.errors}"
     _integrity_check(state_db)
     store = TransactionStore(open_state(state_db))
@@ -240,8 +219,7 @@ def run_iteration(seed: int, base: Path) -> str:
     torn = {p: (seen[p], plan.before[p], plan.after[p]) for p in seen if seen[p] != expected[p]}
     assert not torn, f"{ending}, but {len(torn)} file(s) differ: {_describe(torn)}"
     assert plan.strays() == [], f"stray files {plan.strays()}"
-    if (work / "backup" / "backup.json").exists():
-        load_backup(work / "backup")
+    checked_backup(work)
     return f"{story} -> {ending}"
 
 
@@ -303,8 +281,8 @@ def test_the_campaign_catches_a_recovery_that_does_nothing(
     """The checks have teeth: with recovery replaced by a no-op, a kill mid-apply must be reported."""
     from orchestrator.apply.recovery import RecoveryReport
 
-    monkeypatch.setattr(sys.modules[__name__], "recover_on_start",
-                        lambda app, **kwargs: RecoveryReport())
+    monkeypatch.setattr(sys.modules[__name__], "recover_with",
+                        lambda config, agent_dir, connect: RecoveryReport())
     caught = []
     for seed in (1001, 1002, 1014, 1016):   # killed while applying (as root; others vary, see _owner)
         try:

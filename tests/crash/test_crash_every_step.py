@@ -12,41 +12,29 @@ injector (dm-log-writes, LazyFS), which this machine does not have.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
-from orchestrator.apply.backup import load_backup
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.config.settings import load_settings
 from orchestrator.fixpkg import FixPackage
 from orchestrator.fixpkg.fsops import MakeDirOp, RemoveDirOp, RemoveSymlinkOp, SetOwnerModeOp, SymlinkOp
 from orchestrator.fixpkg.ops import ABSENT, Operation, RemoveFileOp, SetMetaOp, WriteFileOp
 from orchestrator.state import open_state
-from orchestrator.state.transactions import FINAL, TransactionStore
+from orchestrator.state.transactions import TransactionStore
 from orchestrator.transport.local import LocalTransport
-
-REPO = Path(__file__).resolve().parents[2]
-UID, GID = os.getuid(), os.getgid()
+from tests.crash import harness
+from tests.crash.harness import GID, UID, sha
 
 
 @dataclass(frozen=True)
 class Version:
     data: bytes | None   # None: absent
     mode: int = 0
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class Scenario:
@@ -87,14 +75,8 @@ class Scenario:
     def observed(self) -> dict[str, Version]:
         seen = {}
         for path in self.before:
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                seen[path] = Version(None)
-                continue
-            assert stat.S_ISREG(st.st_mode), f"{path} is not a regular file"
-            assert (st.st_uid, st.st_gid) == (UID, GID), f"{path} changed owner"
-            seen[path] = Version(Path(path).read_bytes(), stat.S_IMODE(st.st_mode))
+            found = harness.own_file(path)
+            seen[path] = Version(None) if found is None else Version(*found)
         return seen
 
     def leftovers(self) -> list[str]:
@@ -187,55 +169,23 @@ class NodeScenario:
         return sorted(p.name for p in self.root.rglob("*") if str(p) not in self.before)
 
 
-def run_child(
-    scenario: Scenario | NodeScenario, work: Path, mode: str, crash_at: int
-) -> tuple[int, Path, Path]:
-    state_db, backup = work / "state.db", work / "backup"
-    counter = work / "counter"
-    pkg_dir = work / "pkg"
-    scenario.package.save(pkg_dir)
-    spec = {"state_db": str(state_db), "backup_dir": str(backup), "package_dir": str(pkg_dir),
-            "agent_dir": str(work / "agent"), "mode": mode, "crash_at": crash_at, "counter": str(counter)}
-    proc = subprocess.run([sys.executable, "-m", "tests.crash.child", json.dumps(spec)], cwd=REPO,
-                          capture_output=True, timeout=120, check=False)
-    return proc.returncode, state_db, counter
-
-
 def count_points(scenario: Scenario | NodeScenario, work: Path, mode: str) -> int:
     scenario.reset()
-    code, _, counter = run_child(scenario, work, mode, 0)
+    code = harness.run_child("child", harness.apply_spec(scenario.package, work, mode, 0))
     assert code == 0, "the uninterrupted apply must succeed"
     assert scenario.observed() == scenario.after
-    suffix = ".agent" if mode == "agent" else ""
-    return Path(str(counter) + suffix).stat().st_size
+    return harness.points_of(work / "counter", mode, {"agent": ".agent"})
 
 
-def recover(work: Path, state_db: Path) -> list[str]:
-    config = work / "config.yaml"    # the audit log too stays in the scratch dir
-    config.write_text(f"state_dir: {state_db.parent}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
-    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
-    try:
-        report = recover_on_start(app, connect=lambda target: LocalTransport(),
-                                  agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent")))
-    finally:
-        app.close()
-    return report.errors
-
-
-def check_after_recovery(scenario: Scenario | NodeScenario, work: Path, state_db: Path, label: str) -> str:
-    errors = recover(work, state_db)
+def check_after_recovery(scenario: Scenario | NodeScenario, work: Path, label: str) -> str:
+    errors = harness.recover(work, LocalTransport)
     assert errors == [], f"{label}: recovery errors {errors}"
-    store = TransactionStore(open_state(state_db))     # parses and passes quick_check
-    (txn,) = store.find()
-    assert txn.state in FINAL, f"{label}: transaction left {txn.state}"
+    _, txn = harness.recovered_transaction(work, label)
     seen = scenario.observed()
     expected = scenario.after if txn.state == "committed" else scenario.before
     assert seen == expected, f"{label}: {txn.state} but files are {seen}"
     assert scenario.leftovers() == [], f"{label}: leftover files {scenario.leftovers()}"
-    if txn.state != "committed" or any(s["step"].startswith("recover") for s in store.steps(txn.id)):
-        assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
-    if (work / "backup" / "backup.json").exists():
-        load_backup(work / "backup")      # every blob matches its recorded hash
+    harness.checked_backup(work)
     return txn.state
 
 
@@ -245,15 +195,13 @@ def test_hard_kill_at_every_step_recovers_to_old_or_new(tmp_path: Path, mode: st
     scenario = Scenario(tmp_path) if kind == "files" else NodeScenario(tmp_path)
     points = count_points(scenario, tmp_path / "count", mode)
     assert points >= (8 if mode == "agent" else 10), f"suspiciously few crash points: {points}"
-    endings: dict[str, int] = {}
-    for crash_at in range(1, points + 1):
-        work = tmp_path / f"{mode}-{crash_at}"
-        label = f"{kind} {mode} #{crash_at}"
+
+    def kill(work: Path, crash_at: int) -> int:
         scenario.reset()
-        code, state_db, _ = run_child(scenario, work, mode, crash_at)
-        assert code in (-9, 137), f"{label}: the child was not killed (exit {code})"
-        state = check_after_recovery(scenario, work, state_db, label)
-        endings[state] = endings.get(state, 0) + 1
+        return harness.run_child("child", harness.apply_spec(scenario.package, work, mode, crash_at))
+
+    endings = harness.kill_at_every_point(tmp_path, f"{kind} {mode}", points, kill,
+                                          lambda work, label: check_after_recovery(scenario, work, label))
     # Early crashes abort or roll back, the last ones commit: both outcomes must have been exercised.
     assert set(endings) >= {"rolled_back"}, endings
     if mode != "agent":

@@ -22,188 +22,14 @@ the uploaded ``.deb`` is not left in the agent's directory, and no temp file is 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
 from orchestrator.apply import pkg_ops
-from orchestrator.apply.backup import load_backup
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.config.settings import load_settings
-from orchestrator.fixpkg import DebInstallOp, DpkgConfigureOp, FixPackage
-from orchestrator.fixpkg.ops import Operation, WriteFileOp
-from orchestrator.state import open_state
-from orchestrator.state.transactions import FINAL, TransactionStore
-from tests.crash.disk_dpkg import DiskDpkg, FakeDpkgLocal
-from tests.unit.fake_dpkg import FakePackage
-
-REPO = Path(__file__).resolve().parents[2]
-UID, GID = os.getuid(), os.getgid()
-
-#: path -> (content, mode); None: absent.
-Files = dict[str, tuple[bytes, int] | None]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class PackageScenario:
-    """The ``app`` package (1.0-1, amd64, installed-ok) with a truncated binary, a deleted library, an
-    edited conffile and an intact file; ``other`` (2.0, all) left half-configured; ``extra.conf``, no
-    package's, changed by a plain write.
-
-    ``deb_install``: write extra.conf, then reinstall app (paths come before packages in a fix).
-    ``failing``: the same, but the reinstall's postinst fails once, so the apply rolls back and its
-    rollback reinstalls again (the kills land in that rollback). ``dpkg_configure``: write extra.conf,
-    then configure other."""
-
-    def __init__(self, base: Path, kind: str) -> None:
-        self.kind = kind
-        self.root = base / "root"
-        r = str(self.root)
-        self.bin, self.lib = f"{r}/usr/bin/app", f"{r}/usr/lib/app/core.so"
-        self.conf, self.doc = f"{r}/etc/app/app.conf", f"{r}/usr/share/app/README"
-        self.extra = f"{r}/etc/extra.conf"
-        pristine = {self.bin: b"\x7fELF app 1.0\n", self.lib: b"\x7fELF core\n", self.conf: b"workers 4\n",
-                    self.doc: b"read me\n"}
-        self.app = FakePackage("app", "1.0-1", "amd64", "ii ", pristine, frozenset({self.conf}))
-        self.other = FakePackage("other", "2.0", "all", "iF ", {f"{r}/usr/share/other/data": b"other\n"})
-        extra_old, extra_new = b"extra = 0\n", b"extra = 1\n"
-        self.before: Files = {self.bin: (b"", 0o755), self.lib: None,
-                              self.conf: (b"workers 8  # local\n", 0o644),
-                              self.doc: (pristine[self.doc], 0o644), self.extra: (extra_old, 0o644),
-                              f"{r}/usr/share/other/data": (b"other\n", 0o644)}
-        self.before_status = {"app": "ii ", "other": "iF "}
-        write = WriteFileOp(self.extra, sha(extra_new), len(extra_new), 0o644, UID, GID, sha(extra_old))
-        ops: tuple[Operation, ...]
-        if kind == "dpkg_configure":
-            ops = (write, DpkgConfigureOp("other"))
-            self.after: Files = {**self.before, self.extra: (extra_new, 0o644)}
-            self.after_status = {"app": "ii ", "other": "ii "}
-            blobs = {sha(extra_new): extra_new}
-        else:
-            ops = (write, DebInstallOp("app", "1.0-1", "amd64", self.app.deb_sha256, len(self.app.deb)))
-            self.after = {**self.before, self.bin: (pristine[self.bin], 0o755),
-                          self.lib: (pristine[self.lib], 0o644), self.extra: (extra_new, 0o644)}
-            self.after_status = dict(self.before_status)
-            blobs = {sha(extra_new): extra_new, self.app.deb_sha256: self.app.deb}
-        self.package = FixPackage(
-            id=f"crash-{kind}-pkg", created_at="2026-12-10T00:00:00+00:00", operations=ops, blobs=blobs,
-            issue={}, diagnosis={}, validation={}, reboot_required=False, allowed_roots=(r,))
-        #: The outcome of the uninterrupted apply.
-        self.is_committing = kind != "failing"
-
-    def reset(self, state: Path) -> None:
-        if self.root.exists():
-            subprocess.run(["rm", "-rf", "--", str(self.root)], check=True)
-        for path, version in self.before.items():
-            if version is not None:
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-                Path(path).write_bytes(version[0])
-                Path(path).chmod(version[1])
-        DiskDpkg.create(state, [self.app, self.other], install_failures=1 if self.kind == "failing" else 0)
-
-    def observed(self) -> Files:
-        seen: Files = {}
-        for path in self.before:
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                seen[path] = None
-                continue
-            assert stat.S_ISREG(st.st_mode), f"{path} is not a regular file"
-            assert (st.st_uid, st.st_gid) == (UID, GID), f"{path} changed owner"
-            seen[path] = (Path(path).read_bytes(), stat.S_IMODE(st.st_mode))
-        return seen
-
-    def leftovers(self) -> list[str]:
-        """Temp files (the agent's replace, dpkg's .dpkg-new) must not stay beside the real files."""
-        return sorted(p.name for p in self.root.rglob("*") if p.is_file() and str(p) not in self.before)
-
-
-def run_child(
-    scenario: PackageScenario, work: Path, state: Path, mode: str, crash_at: int
-) -> tuple[int, Path]:
-    pkg_dir = work / "pkg"
-    scenario.package.save(pkg_dir)
-    spec = {"state_db": str(work / "state.db"), "backup_dir": str(work / "backup"),
-            "package_dir": str(pkg_dir), "agent_dir": str(work / "agent"), "mode": mode, "crash_at": crash_at,
-            "counter": str(work / "counter"), "dpkg_state": str(state)}
-    proc = subprocess.run([sys.executable, "-m", "tests.crash.pkg_child", json.dumps(spec)], cwd=REPO,
-                          capture_output=True, timeout=120, check=False)
-    return proc.returncode, work / "counter"
-
-
-def count_points(scenario: PackageScenario, work: Path, state: Path, mode: str) -> int:
-    scenario.reset(state)
-    code, counter = run_child(scenario, work, state, mode, 0)
-    assert code == (0 if scenario.is_committing else 1), "the uninterrupted apply ended otherwise"
-    expected = scenario.after if scenario.is_committing else scenario.before
-    assert scenario.observed() == expected
-    suffix = {"agent": ".agent", "dpkg": ".dpkg"}.get(mode, "")
-    return Path(str(counter) + suffix).stat().st_size
-
-
-def recover(work: Path, state: Path) -> list[str]:
-    config = work / "config.yaml"    # the audit log too stays in the scratch dir
-    config.write_text(f"state_dir: {work}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
-    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
-    try:
-        report = recover_on_start(
-            app, connect=lambda target: FakeDpkgLocal(state, counter=str(work / "recovery.dpkg"),
-                                                      agent_counter=str(work / "recovery.agent")),
-            agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent"), python="python3"))
-    finally:
-        app.close()
-    return report.errors
-
-
-def check_after_recovery(scenario: PackageScenario, work: Path, state: Path, label: str) -> str:
-    errors = recover(work, state)
-    assert errors == [], f"{label}: recovery errors {errors}"
-    store = TransactionStore(open_state(work / "state.db"))
-    (txn,) = store.find()
-    assert txn.state in FINAL, f"{label}: transaction left {txn.state}"
-    steps = store.steps(txn.id)
-    dpkg = DiskDpkg(state)
-    status = {p.name: p.status for p in dpkg.packages}
-    files = scenario.observed()
-    if txn.state == "committed":
-        assert files == scenario.after, f"{label}: committed but files are {files}"
-        assert status == scenario.after_status, f"{label}: committed but dpkg has {status}"
-    else:
-        assert files == scenario.before, f"{label}: {txn.state} but files are {files}"
-        assert status["app"] == scenario.before_status["app"], f"{label}: {txn.state}, app is {status['app']}"
-        # pkg_ops.py: "dpkg_configure cannot be undone ... a rollback leaves the configuration as it is".
-        started = any(s["step"] == "op_started" and s["detail"].get("op") == "dpkg_configure" for s in steps)
-        done = any(s["step"] == "op_done" and s["detail"].get("index") == 1 for s in steps)
-        if scenario.kind == "dpkg_configure" and done:
-            assert status["other"] == "ii ", f"{label}: the configure ran, yet other is {status['other']}"
-        elif not started:
-            assert status["other"] == "iF ", f"{label}: nothing configured other, yet it is {status['other']}"
-        else:
-            assert status["other"] in ("iF ", "ii "), f"{label}: other is {status['other']}"
-    interrupted = [name for name in dpkg.audit() if status[name] != scenario.before_status[name]]
-    assert interrupted == [], f"{label}: dpkg left interrupted for {interrupted}: {status}"
-    assert not dpkg.policy_rc.exists(), f"{label}: our policy-rc.d was left behind"
-    uploads = sorted(p.name for p in (work / "agent").glob("deb-*"))
-    assert uploads == [], f"{label}: uploaded .deb left in the agent's directory: {uploads}"
-    assert scenario.leftovers() == [], f"{label}: leftover files {scenario.leftovers()}"
-    if txn.state != "committed" or any(s["step"].startswith("recover") for s in steps):
-        assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
-    if (work / "backup" / "backup.json").exists():
-        load_backup(work / "backup")      # every blob (the .deb included) matches its recorded hash
-    return txn.state
+from tests.crash import harness
+from tests.crash.pkg_scenario import PackageScenario, apply_in_child, check_after_recovery, count_points
 
 
 @pytest.fixture(autouse=True)
@@ -234,13 +60,12 @@ def test_hard_kill_at_every_package_step_recovers_to_old_or_new(
     state = tmp_path / "dpkg" / "state.json"
     points = count_points(scenario, tmp_path / "count", state, mode)
     assert points >= 3, f"suspiciously few crash points: {points}"
-    endings: dict[str, int] = {}
-    for crash_at in range(1, points + 1):
-        work = tmp_path / f"{mode}-{crash_at}"
-        label = f"{kind} {mode} #{crash_at}"
+
+    def kill(work: Path, crash_at: int) -> int:
         scenario.reset(state)
-        code, _ = run_child(scenario, work, state, mode, crash_at)
-        assert code in (-9, 137), f"{label}: the child was not killed (exit {code})"
-        state_after = check_after_recovery(scenario, work, state, label)
-        endings[state_after] = endings.get(state_after, 0) + 1
+        return apply_in_child(scenario, work, state, mode, crash_at)
+
+    endings = harness.kill_at_every_point(tmp_path, f"{kind} {mode}", points, kill,
+                                          lambda work, label: check_after_recovery(scenario, work, state,
+                                                                                   label))
     assert set(endings) == ENDINGS[kind, mode], endings

@@ -17,164 +17,12 @@ is stopped); the backup matches its hashes and records the prior ``is-enabled`` 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from orchestrator.agent.client import RemoteAgent
-from orchestrator.app import App
-from orchestrator.apply.backup import load_backup
-from orchestrator.apply.recovery import recover_on_start
-from orchestrator.config.settings import load_settings
-from orchestrator.fixpkg import FixPackage
-from orchestrator.fixpkg.ops import DaemonReloadOp, UnitOp, UnitStateOp, WriteFileOp
-from orchestrator.state import open_state
-from orchestrator.state.transactions import FINAL, TransactionStore
-from tests.crash.disk_systemctl import DiskSystemctl, FakeSystemctlLocal, FakeUnit
-
-REPO = Path(__file__).resolve().parents[2]
-UID, GID = os.getuid(), os.getgid()
-UNIT = "app.service"
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class UnitScenario:
-    """``app.service`` reads ``etc/app/app.conf`` under the scratch root.
-
-    ``unmask``: the unit is masked (disabled under the mask) and inactive; the package writes the config,
-    reloads, unmasks the unit and restarts it. ``enable``: the unit is disabled but running the old config
-    (started by hand); the package enables it. ``failing``: ``unmask``, but validation fails, so the apply
-    rolls back (the kills land in that rollback too)."""
-
-    def __init__(self, base: Path, kind: str) -> None:
-        self.kind = kind
-        self.root = base / "root"
-        self.conf = f"{self.root}/etc/app/app.conf"
-        self.old, self.new = b"workers 4\n", b"workers 8\n"
-        if kind == "enable":
-            self.unit_before = FakeUnit(enabled=False, masked=False, active="active", config=self.conf,
-                                        running=sha(self.old))
-            state_op = UnitStateOp(UNIT, "enabled", "disabled")
-            self.unit_after = FakeUnit(enabled=True, masked=False, active="active", config=self.conf,
-                                       running=sha(self.new))
-        else:
-            self.unit_before = FakeUnit(enabled=False, masked=True, active="inactive", config=self.conf)
-            state_op = UnitStateOp(UNIT, "unmasked", "masked")
-            self.unit_after = FakeUnit(enabled=False, masked=False, active="active", config=self.conf,
-                                       running=sha(self.new))
-        write = WriteFileOp(self.conf, sha(self.new), len(self.new), 0o644, UID, GID, sha(self.old))
-        self.package = FixPackage(
-            id=f"crash-unit-{kind}", created_at="2026-12-10T00:00:00+00:00",
-            operations=(write, DaemonReloadOp(), state_op, UnitOp(UNIT, "restart")),
-            blobs={sha(self.new): self.new}, issue={}, diagnosis={}, validation={}, reboot_required=False,
-            allowed_roots=(str(self.root),))
-        #: The outcome of the uninterrupted apply.
-        self.is_committing = kind != "failing"
-
-    def reset(self, state: Path) -> None:
-        if self.root.exists():
-            subprocess.run(["rm", "-rf", "--", str(self.root)], check=True)
-        Path(self.conf).parent.mkdir(parents=True)
-        Path(self.conf).write_bytes(self.old)
-        Path(self.conf).chmod(0o644)
-        DiskSystemctl.create(state, {UNIT: self.unit_before})
-
-    def seen(self, state: Path) -> tuple[tuple[bytes, int] | None, FakeUnit]:
-        """The config (content, mode; None: absent) and the unit as the fake systemd has it."""
-        try:
-            st = os.lstat(self.conf)
-        except FileNotFoundError:
-            return None, DiskSystemctl(state).units[UNIT]
-        assert stat.S_ISREG(st.st_mode), f"{self.conf} is not a regular file"
-        assert (st.st_uid, st.st_gid) == (UID, GID), f"{self.conf} changed owner"
-        return (Path(self.conf).read_bytes(), stat.S_IMODE(st.st_mode)), DiskSystemctl(state).units[UNIT]
-
-    @property
-    def before(self) -> tuple[tuple[bytes, int], FakeUnit]:
-        return (self.old, 0o644), self.unit_before
-
-    @property
-    def after(self) -> tuple[tuple[bytes, int], FakeUnit]:
-        return (self.new, 0o644), self.unit_after
-
-    def leftovers(self) -> list[str]:
-        """The agent's temp files must not stay beside the config."""
-        return sorted(p.name for p in self.root.rglob("*") if p.is_file() and str(p) != self.conf)
-
-
-def run_child(scenario: UnitScenario, work: Path, state: Path, mode: str, crash_at: int) -> tuple[int, Path]:
-    pkg_dir = work / "pkg"
-    scenario.package.save(pkg_dir)
-    spec = {"state_db": str(work / "state.db"), "backup_dir": str(work / "backup"),
-            "package_dir": str(pkg_dir), "agent_dir": str(work / "agent"), "mode": mode, "crash_at": crash_at,
-            "counter": str(work / "counter"), "systemctl_state": str(state),
-            "validates": scenario.is_committing}
-    proc = subprocess.run([sys.executable, "-m", "tests.crash.unit_child", json.dumps(spec)], cwd=REPO,
-                          capture_output=True, timeout=120, check=False)
-    return proc.returncode, work / "counter"
-
-
-def assert_nothing_refused(state: Path, label: str) -> None:
-    refused = DiskSystemctl(state).refused
-    assert not refused.exists(), f"{label}: commands refused: {refused.read_text()}"
-
-
-def count_points(scenario: UnitScenario, work: Path, state: Path, mode: str) -> int:
-    scenario.reset(state)
-    code, counter = run_child(scenario, work, state, mode, 0)
-    assert_nothing_refused(state, "uninterrupted apply")
-    assert code == (0 if scenario.is_committing else 1), "the uninterrupted apply ended otherwise"
-    expected = scenario.after if scenario.is_committing else scenario.before
-    assert scenario.seen(state) == expected
-    suffix = {"agent": ".agent", "systemctl": ".systemctl"}.get(mode, "")
-    return Path(str(counter) + suffix).stat().st_size
-
-
-def recover(work: Path, state: Path) -> list[str]:
-    config = work / "config.yaml"    # the audit log too stays in the scratch dir
-    config.write_text(f"state_dir: {work}\naudit: {{path: {work / 'audit.jsonl'}}}\n")
-    app = App(load_settings({"VMREPAIR_CONFIG": str(config)}))
-    try:
-        report = recover_on_start(
-            app, connect=lambda target: FakeSystemctlLocal(state, counter=str(work / "recovery.systemctl"),
-                                                           agent_counter=str(work / "recovery.agent")),
-            agent_for=lambda t: RemoteAgent(t, remote_dir=str(work / "agent"), python="python3"))
-    finally:
-        app.close()
-    return report.errors
-
-
-def check_after_recovery(scenario: UnitScenario, work: Path, state: Path, label: str) -> str:
-    errors = recover(work, state)
-    assert errors == [], f"{label}: recovery errors {errors}"
-    assert_nothing_refused(state, label)
-    store = TransactionStore(open_state(work / "state.db"))
-    (txn,) = store.find()
-    assert txn.state in FINAL, f"{label}: transaction left {txn.state}"
-    seen = scenario.seen(state)
-    if txn.state == "committed":
-        assert seen == scenario.after, f"{label}: committed but the target is {seen}"
-    else:
-        assert seen == scenario.before, f"{label}: {txn.state} but the target is {seen}"
-    assert scenario.leftovers() == [], f"{label}: leftover files {scenario.leftovers()}"
-    steps = store.steps(txn.id)
-    if txn.state != "committed" or any(s["step"].startswith("recover") for s in steps):
-        assert "journal_recovery" in (work / "audit.jsonl").read_text(), f"{label}: recovery not audited"
-    if (work / "backup" / "backup.json").exists():
-        backup = load_backup(work / "backup")      # every blob matches its recorded hash
-        assert backup.unit_states == {UNIT: scenario.unit_before.file_state}, f"{label}: {backup.unit_states}"
-        assert backup.units == {UNIT: scenario.unit_before.active}, f"{label}: {backup.units}"
-    return txn.state
-
+from tests.crash import harness
+from tests.crash.unit_scenario import UnitScenario, apply_in_child, check_after_recovery, count_points
 
 #: (kind, mode) -> how the runs may end: early kills abort, later ones roll back, the last commit.
 ENDINGS = {
@@ -199,13 +47,12 @@ def test_hard_kill_at_every_unit_state_step_recovers_to_old_or_new(
     state = tmp_path / "systemd" / "state.json"
     points = count_points(scenario, tmp_path / "count", state, mode)
     assert points >= 5, f"suspiciously few crash points: {points}"
-    endings: dict[str, int] = {}
-    for crash_at in range(1, points + 1):
-        work = tmp_path / f"{mode}-{crash_at}"
-        label = f"{kind} {mode} #{crash_at}"
+
+    def kill(work: Path, crash_at: int) -> int:
         scenario.reset(state)
-        code, _ = run_child(scenario, work, state, mode, crash_at)
-        assert code in (-9, 137), f"{label}: the child was not killed (exit {code})"
-        state_after = check_after_recovery(scenario, work, state, label)
-        endings[state_after] = endings.get(state_after, 0) + 1
+        return apply_in_child(scenario, work, state, mode, crash_at)
+
+    endings = harness.kill_at_every_point(tmp_path, f"{kind} {mode}", points, kill,
+                                          lambda work, label: check_after_recovery(scenario, work, state,
+                                                                                   label))
     assert set(endings) == ENDINGS[kind, mode], endings
