@@ -26,9 +26,9 @@ from orchestrator.agent.api import AgentApi
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.apply.journal import IN_RECOVERY, roll_back_transaction
-from orchestrator.audit.sink import log_recovery
+from orchestrator.audit.sink import AuditSink, log_recovery
 from orchestrator.boot.host import boot_id
-from orchestrator.errors import StateError, VmRepairError
+from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.reboot.verify import load_plan, verify_after_boot
 from orchestrator.state.transactions import IN_FLIGHT, PENDING_REBOOT, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target
@@ -69,6 +69,8 @@ def recover_on_start(app: App, *, connect: Connect | None = None,
     report = RecoveryReport()
     ways = _Ways(connect or (lambda target: open_target(app, parse_target(target))),
                  agent_for or (lambda t: RemoteAgent(t, timeout=app.settings.repair.apply_op_timeout_s)))
+    audit = app.audit
+    _audit_unaudited(store, audit)
     for txn in reversed(store.find(states=IN_FLIGHT)):   # oldest first
         try:
             state, message = _recover(app, store, txn, ways)
@@ -76,17 +78,50 @@ def recover_on_start(app: App, *, connect: Connect | None = None,
             report.errors.append(f"{txn.id} on {txn.target} ({txn.state}): {exc.message}; left for the "
                                  "next start")
             continue
-        report.recovered.append({"txn": txn.id, "target": txn.target, "from": txn.state, "to": state,
-                                 "message": message})
+        item = {"txn": txn.id, "target": txn.target, "from": txn.state, "to": state, "message": message}
+        report.recovered.append(item)
+        # After the audit entry: a start that finds a recovery end without this step audits it then.
+        if _audit(audit, item):
+            store.step(txn.id, AUDITED)
     for txn in store.find(states=(PENDING_REBOOT,), target="local"):
+        before = len(report.recovered)
         _verify_local_after_boot(app, store, txn, report)
-    audit = app.quiet_audit
-    for item in report.recovered:
-        log.warning("recovered transaction %s: %s -> %s (%s)", item["txn"], item["from"], item["to"],
-                    item["message"])
+        for item in report.recovered[before:]:
+            _audit(audit, item)
+    return report
+
+
+#: The journal steps a recovery ends a transaction with; each is followed by :data:`AUDITED` once the
+#: audit trail has its entry.
+RECOVERY_ENDS = frozenset({"recovered_aborted", "recovered_verified", IN_RECOVERY.done, IN_RECOVERY.failed})
+AUDITED = "recovery_audited"
+
+
+def _audit(audit: AuditSink, item: dict[str, str]) -> bool:
+    """Whether the audit trail has the entry now (a failed append is logged; recovery goes on)."""
+    log.warning("recovered transaction %s: %s -> %s (%s)", item["txn"], item["from"], item["to"],
+                item["message"])
+    try:
         log_recovery(audit, "pipeline", "journal_recovery", status=item["to"], txn=item["txn"],
                      target=item["target"], was=item["from"], message=item["message"])
-    return report
+    except AuditError as exc:
+        log.exception("audit of recovered transaction %s not written: %s", item["txn"], exc.message)
+        return False
+    return True
+
+
+def _audit_unaudited(store: TransactionStore, audit: AuditSink) -> None:
+    """Audit the recoveries a crash cut off between their last journal step and their audit entry
+    (the journal is the record of what happened; the audit trail must not miss it)."""
+    for txn in store.find(states=None):
+        steps = [s["step"] for s in store.steps(txn.id)]
+        ends = [i for i, step in enumerate(steps) if step in RECOVERY_ENDS]
+        if ends and AUDITED not in steps[ends[-1]:]:
+            late = {"txn": txn.id, "target": txn.target, "from": "unknown (the recovery was interrupted "
+                    "before its audit entry; the journal has its steps)", "to": txn.state,
+                    "message": f"audited late: {txn.error or steps[ends[-1]]}"}
+            if _audit(audit, late):
+                store.step(txn.id, AUDITED)
 
 
 @dataclass(frozen=True)
