@@ -147,6 +147,7 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             "probe": issue.probe, "ok": observed.ok, "summary": observed.summary,
             "evidence": observed.evidence, "import_complete": imported.is_complete,
             "unit_states": list(imported.unit_states), "absent_removed": list(imported.removed[:200]),
+            "package_states": list(imported.package_states),
             "owners_mapped": list(imported.owners), "vm_lacks": list(imported.lacking),
             "layer": imported.layer.as_dict(),
             "environment": differences.as_dict()})

@@ -119,6 +119,9 @@ def _reproduce(loaded: Loaded) -> str:
     states = [inline(s, 200) for s in as_list(data.get("unit_states"))[:MAX_EVIDENCE]]
     if states:
         out.append(f"- **Unit states mirrored from the target:** {'; '.join(states)}")
+    packages = [inline(s, 200) for s in as_list(data.get("package_states"))[:MAX_EVIDENCE]]
+    if packages:
+        out.append(f"- **Package states mirrored from the target:** {'; '.join(packages)}")
     removed = [code(r, limit=300) for r in as_list(data.get("absent_removed"))[:MAX_EVIDENCE]]
     if removed:
         out.append(f"- **Removed from the VM (absent on the target):** {', '.join(removed)}")

@@ -33,6 +33,8 @@ class ImportReport:
     unit_states: tuple[str, ...] = ()
     #: Paths removed from the VM because the target lacks them (inside the captured roots).
     removed: tuple[str, ...] = ()
+    #: Packages given the target's unfinished dpkg state (``nginx-common:all 1.22: half-configured``).
+    package_states: tuple[str, ...] = ()
     #: Accounts created and owners set by name to match the target (``chown myapp:myapp (3 paths)``).
     owners: tuple[str, ...] = ()
     #: Files captured by their entry only that the VM lacks (no ``/etc/sudoers`` without sudo): their

@@ -29,7 +29,7 @@ from orchestrator.imaging.template import load_template
 from orchestrator.layers.build import LayerBuilder, LayerResult
 from orchestrator.layers.plan import LayerPlan
 from orchestrator.model import Component
-from orchestrator.sandbox import mirror
+from orchestrator.sandbox import dpkg_states, mirror
 from orchestrator.sandbox.protocol import ImportReport
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
@@ -179,6 +179,7 @@ class TroubleshootingVm:
         in_vm = self.agent.manifest(list(capture.paths))
         removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
         removed += mirror.packaged_absences(self.agent, capture, self.session)
+        states = dpkg_states.mirror_states(self.agent, capture, components, self.session)
         owners = mirror.map_owners(self.transport, capture, in_vm, self.session)
         meta = mirror.meta_nodes(self.transport, self.agent, capture, self.session)
         owners += meta.done
@@ -207,6 +208,7 @@ class TroubleshootingVm:
                 continue
             systemd.restart(self.transport, unit, timeout=90, reset_timeout=30).raise_for_timeout(host)
         return ImportReport(result, None, unit_states=tuple(mirrored), removed=tuple(removed),
+                            package_states=tuple(states),
                             owners=tuple(owners), lacking=meta.lacking)
 
     def fill_disk_to(self, used_pct: float) -> None:
