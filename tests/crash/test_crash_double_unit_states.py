@@ -24,7 +24,10 @@ FIRST_KILL = {
 }
 
 
-@pytest.mark.parametrize("second", ["journal-before", "journal-after", "agent", "systemctl"])
+#: As for packages: the journal-step kills of the recovery run in ``make test-nightly`` only.
+@pytest.mark.parametrize("second", [pytest.param("journal-before", marks=pytest.mark.nightly),
+                                    pytest.param("journal-after", marks=pytest.mark.nightly),
+                                    "agent", "systemctl"])
 @pytest.mark.parametrize("kind", list(FIRST_KILL))
 def test_a_recovery_killed_at_every_point_of_restoring_unit_states_recovers_to_old(
     tmp_path: Path, kind: str, second: str
