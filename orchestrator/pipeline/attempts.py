@@ -100,7 +100,8 @@ def diagnose(ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[
     playbooks = load_catalog(ctx.app.settings)
     with session.stage(Stage.DIAGNOSE) as st:
         diagnosis = run_diagnostics(playbooks, issue, work.component, work.sandbox.transport, session=session)
-        generated = generate_strategies(_situation(ctx, work, issue))
+        others = [_situation(ctx, work, r) for r in work.related if r.component == issue.component]
+        generated = generate_strategies(_situation(ctx, work, issue), related=others)
         session.write_json(Evidence.DIAGNOSIS.file(issue.component), {
             **diagnosis.as_dict(), "generated": [_generated(m) for m in generated]})
         st.detail = (f"cause {diagnosis.cause} (confidence {diagnosis.confidence:.2f}); "

@@ -106,7 +106,8 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
         if not reproduction.reproduced:
             why = reproduction.reason or f"{issue.probe} passes in the troubleshooting VM"
             return IssueOutcome(issue, SessionStatus.NOT_REPRODUCED, f"{why}; nothing applied")
-        work = Workbench(sandbox, probes, captured, tuple(components), imported, reproduction.passing)
+        work = Workbench(sandbox, probes, captured, tuple(components), imported, reproduction.passing,
+                         related=related)
         winner = stages.attempt(ctx, work, issue, stages.diagnose(ctx, work, issue, exclude))
         if winner is None:
             return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,

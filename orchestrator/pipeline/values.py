@@ -13,7 +13,7 @@ from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.capture.snapshot import Capture
 from orchestrator.diagnose.result import Diagnosis
 from orchestrator.fixpkg import FixPackage
-from orchestrator.model import Component
+from orchestrator.model import Component, Issue
 from orchestrator.reboot.executor import RebootOutcome
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport, Sandbox
@@ -33,6 +33,8 @@ class Workbench:
     imported: ImportReport
     #: Probes passing in the sandbox with the fault reproduced (the no-regressions baseline).
     passing: frozenset[str] = frozenset()
+    #: The other issues of the component (the primary is the most severe, not always the cause).
+    related: tuple[Issue, ...] = ()
 
     @property
     def component(self) -> Component:

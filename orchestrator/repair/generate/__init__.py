@@ -49,9 +49,12 @@ __all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies"
 
 
 def generate_strategies(situation: Situation,
-                        families: Sequence[tuple[str, Family]] = FAMILIES) -> list[Matched]:
-    """Every strategy the families propose for ``situation``, converted and de-duplicated: a name, or
-    the same steps, proposed twice is kept once (the first family's).
+                        families: Sequence[tuple[str, Family]] = FAMILIES, *,
+                        related: Sequence[Situation] = ()) -> list[Matched]:
+    """Every strategy the families propose for ``situation``, then for each of ``related`` (the
+    component's other issues: the primary issue is the most severe, and its cause may be what another
+    issue names, such as the state directory behind a failing health check), converted and
+    de-duplicated: a name, or the same steps, proposed twice is kept once (the first proposal's).
 
     Raises:
         TransportError: the VM cannot be reached (a question that times out or cannot be asked is
@@ -60,9 +63,9 @@ def generate_strategies(situation: Situation,
     found: list[Matched] = []
     names: set[str] = set()
     seen_steps: set[tuple[object, ...]] = set()
-    for family, generate in families:
+    for family, generate, one in ((f, g, s) for s in (situation, *related) for f, g in families):
         try:
-            proposals = generate(situation)
+            proposals = generate(one)
         except TransportError:
             raise
         except ValueError as exc:   # untrusted text the family could not make sense of

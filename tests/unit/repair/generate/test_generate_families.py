@@ -167,6 +167,24 @@ def test_modes_of_writable_dirs_come_from_the_baseline_or_go_to_the_units_user()
     assert chown.steps[0] == {"set_meta": {"path": "/var/lib/app", "owner": "app", "group": "app"}}
 
 
+def test_the_cause_another_issue_of_the_component_names_is_proposed_for_the_primary() -> None:
+    """The health check's 503 is the primary issue (critical); the state directory's owner, a
+    related warning, is the cause: its repair is proposed too, after the primary's own."""
+    from orchestrator.repair.generate import generate_strategies
+
+    now = [folder("/var/lib/app", mode=0o755, uid=0, gid=0)]
+    base = Known([folder("/var/lib/app", mode=0o750, uid=101, gid=101)])
+    down = issue(IssueKind.HTTP_DOWN, "http://127.0.0.1:8080/health", summary="answered 503, expected 200")
+    owner = issue(IssueKind.PERMISSIONS, "/var/lib/app", summary="/var/lib/app is not writable by app")
+    alone = [m.strategy.name for m in generate_strategies(situation(down, now=now, baseline=base, vm=Vm()))]
+    assert "gen-set-meta-var-lib-app" not in alone
+    both = [m.strategy.name for m in generate_strategies(
+        situation(down, now=now, baseline=base, vm=Vm()),
+        related=[situation(owner, now=now, baseline=base, vm=Vm())])]
+    assert both[:len(alone)] == alone and "gen-set-meta-var-lib-app" in both[len(alone):]
+    assert len(both) == len(set(both))
+
+
 def test_host_invariants_come_from_the_sysdirs_table() -> None:
     from orchestrator.model import Component
     host = Component(name="host")
