@@ -47,8 +47,13 @@ class BatchStore(Generic[S]):
 
     def current(self) -> S:
         """The current batch's store, or the owner's default one outside any scope."""
+        found = self.active()
+        return self._default if found is None else found
+
+    def active(self) -> S | None:
+        """The current batch's store; None outside any scope."""
         found = _STORES.get().get(id(self))
-        return self._default if found is None else cast(S, found)
+        return None if found is None else cast(S, found)
 
     def reset_default(self) -> None:
         self._default = self._new()

@@ -8,8 +8,10 @@ The Detector opens a :meth:`RunShared.scope` around every batch of probes it run
 ``run_components``, ``run_named``) that uses the value. Inside the scope, the first probe that calls
 :meth:`RunShared.get` loads the value while the others wait for it (probes run in threads), and every
 later call reuses it; when the scope closes the value is forgotten, so the next run, after a repair
-say, asks afresh. Outside any scope (:meth:`Detector.run_probe`) every call loads. Overlapping scopes
-(two runs of one Detector at once) share one value, which is as fresh as either run needs.
+say, asks afresh. Outside any scope (:meth:`Detector.run_probe`) every call loads. Two runs of one
+Detector at once (the stability rounds and the regression check on the target run side by side for
+the whole period) each have their own value (:mod:`orchestrator.batchscope`): a round never judges
+with an answer loaded rounds ago by the other run.
 
 A load that raises is not remembered: the error reaches the probe that asked, and the next probe
 tries again.
@@ -18,11 +20,12 @@ tries again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 from orchestrator.agent.api import AgentRead
+from orchestrator.batchscope import BatchStore
 
 T = TypeVar("T")
 
@@ -35,36 +38,35 @@ class RunShared(Generic[T]):
         self.name = name
         self.first_reads = first_reads
         self._load = load
-        self._lock = threading.Lock()
-        self._scopes = 0
-        self._value: tuple[T] | None = None   # a 1-tuple, so a loaded None is told from "not loaded"
+        self._slots: BatchStore[_Slot[T]] = BatchStore(_Slot)
 
-    @contextmanager
-    def scope(self) -> Iterator[None]:
-        """Share the value among the calls of :meth:`get` made until the scope closes."""
-        with self._lock:
-            self._scopes += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._scopes -= 1
-                if self._scopes == 0:
-                    self._value = None
+    def scope(self) -> AbstractContextManager[object]:
+        """Share the value among the calls of :meth:`get` made in this run (this block, and the probe
+        threads it starts through ``run_probes``) until the block ends."""
+        return self._slots.scope()
 
     def get(self) -> T:
-        """The value: loaded now outside a scope; inside one, loaded by the first caller.
+        """The value: loaded now outside a scope; inside one, loaded by the run's first caller.
 
         Raises:
             whatever the loader raises (typically TransportError: the target cannot be reached).
         """
-        with self._lock:
-            if self._scopes:
-                # Loading under the lock is the point: the other probes wait for this answer.
-                if self._value is None:
-                    self._value = (self._load(),)
-                return self._value[0]
-        return self._load()
+        slot = self._slots.active()
+        if slot is None:
+            return self._load()
+        with slot.lock:
+            # Loading under the lock is the point: the run's other probes wait for this answer.
+            if slot.value is None:
+                slot.value = (self._load(),)
+            return slot.value[0]
+
+
+class _Slot(Generic[T]):
+    """One run's value of a RunShared (a 1-tuple, so a loaded None is told from "not loaded")."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: tuple[T] | None = None
 
 
 class CommandMemo:

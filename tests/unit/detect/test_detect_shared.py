@@ -50,13 +50,31 @@ def test_concurrent_probes_wait_for_the_one_load() -> None:
     assert load.calls == 1
 
 
-def test_overlapping_scopes_share_until_the_last_closes() -> None:
+def test_each_run_keeps_its_own_value_even_when_runs_overlap() -> None:
+    """The stability rounds and the regression check run at once: a round must not judge with the
+    answer the other run loaded seconds ago."""
+    import threading
+
     shared = RunShared("n", Counter())
     with shared.scope():
-        with shared.scope():
-            assert shared.get() == 1
         assert shared.get() == 1
-    assert shared.get() == 2
+        with shared.scope():          # another run starts inside this one's block
+            assert shared.get() == 2
+        assert shared.get() == 1      # ours is still ours
+    seen: list[int] = []
+
+    def other_run() -> None:
+        with shared.scope():
+            seen.extend(run_probes([shared.get, shared.get]))
+
+    with shared.scope():
+        assert shared.get() == 3
+        thread = threading.Thread(target=other_run)
+        thread.start()
+        thread.join(timeout=5)
+        assert shared.get() == 3
+    assert seen == [4, 4]
+    assert shared.get() == 5          # outside any run: loaded every time
 
 
 def test_a_failed_load_is_not_remembered() -> None:
