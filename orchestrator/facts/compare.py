@@ -82,7 +82,9 @@ def environment_differences(target: TargetFacts, target_units: dict[str, dict[st
             theirs, ours = target.package(name), in_vm.get(name)
             if theirs is None:
                 continue
-            if ours is None or not ours.is_installed:
+            if ours is None or (not ours.is_installed and ours.status != theirs.status):
+                # An unfinished state the VM was given to match the target's (half-configured ...)
+                # is the target's state, not a difference.
                 missing.append(f"package {name} {theirs.version} is installed on the target, not in the VM")
             elif ours.version != theirs.version:
                 notes.append(f"package {name}: {theirs.version} on the target, {ours.version} in the VM")

@@ -72,3 +72,12 @@ def test_a_config_test_program_the_target_lacks_too_is_the_fault_not_a_differenc
     assert diff.is_faithful
     assert diff.notes == ("program apache2ctl (config test of apache2) is missing on the target too "
                           "(dpkg --verify): the fault, mirrored",)
+
+
+def test_an_unfinished_package_state_mirrored_from_the_target_is_not_a_difference() -> None:
+    half = TargetFacts(OsRelease("debian", "12"), "amd64",
+                       packages=(Package("apache2", "2.4.62-1~deb12u2", "amd64", "iF"),))
+    mirrored = b"apache2\t2.4.62-1~deb12u2\tamd64\tiF \tinstall ok half-configured\n"
+    assert environment_differences(half, LOADED, vm(package=mirrored), [APACHE]).is_faithful
+    unpacked = b"apache2\t2.4.62-1~deb12u2\tamd64\tiU \tinstall ok unpacked\n"   # another state
+    assert not environment_differences(half, LOADED, vm(package=unpacked), [APACHE]).is_faithful
