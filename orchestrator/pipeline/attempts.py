@@ -8,7 +8,7 @@ reverts it, so every strategy starts from the same reproduced fault.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,10 @@ def diagnose(ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[
     playbooks = load_catalog(ctx.app.settings)
     with session.stage(Stage.DIAGNOSE) as st:
         diagnosis = run_diagnostics(playbooks, issue, work.component, work.sandbox.transport, session=session)
-        others = [_situation(ctx, work, r) for r in work.related if r.component == issue.component]
-        generated = generate_strategies(_situation(ctx, work, issue), related=others)
+        primary = _situation(ctx, work, issue)
+        # The same VM answers for every issue of the component (replace keeps the caches).
+        others = [replace(primary, issue=r) for r in work.related if r.component == issue.component]
+        generated = generate_strategies(primary, related=others)
         session.write_json(Evidence.DIAGNOSIS.file(issue.component), {
             **diagnosis.as_dict(), "generated": [_generated(m) for m in generated]})
         st.detail = (f"cause {diagnosis.cause} (confidence {diagnosis.confidence:.2f}); "

@@ -60,7 +60,10 @@ class Situation:
     vm: Transport
     #: The paths the capture covers (what a fix package can carry back to the target).
     captured: tuple[str, ...] = ()
+    #: The VM's answers, shared by the situations of one diagnosis (the primary issue's and its related
+    #: ones ask the same questions of the same VM).
     _shown: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    _asked: dict[tuple[str, ...], CommandResult | None] = field(default_factory=dict, repr=False)
 
     @cached_property
     def now(self) -> dict[str, FileEntry]:
@@ -109,10 +112,13 @@ class Situation:
         Raises:
             TransportError: the VM cannot be reached.
         """
-        try:
-            return run_command(self.vm, list(argv), timeout=timeout)
-        except CommandTimeoutError:
-            return None
+        key = tuple(argv)
+        if key not in self._asked:
+            try:
+                self._asked[key] = run_command(self.vm, list(argv), timeout=timeout)
+            except CommandTimeoutError:
+                self._asked[key] = None
+        return self._asked[key]
 
 
 def parent(path: str) -> str:

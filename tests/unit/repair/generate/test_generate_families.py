@@ -335,3 +335,15 @@ def test_sockets_disabled_since_the_baseline_are_enabled_and_started_before_the_
     assert matched is not None
     assert _plan(matched)[:3] == ["enable app.socket", "start app.socket", "enable app.service"]
     assert "with app.socket" in enable.description
+
+
+def test_the_situations_of_one_diagnosis_ask_the_vm_each_question_once() -> None:
+    from dataclasses import replace
+
+    from orchestrator.transport.fake import FakeTransport
+
+    vm = FakeTransport(lambda argv, _stdin: (0, b"ok\n", b""))
+    primary = replace(situation(issue(IssueKind.HTTP_DOWN, "http://127.0.0.1/"), now=[]), vm=vm)
+    related = replace(primary, issue=issue(IssueKind.PERMISSIONS, "/var/lib/app"))
+    assert primary.ask(["nginx", "-t"]) is not None and related.ask(["nginx", "-t"]) is not None
+    assert vm.argvs == [("nginx", "-t")]
