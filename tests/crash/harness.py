@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
@@ -329,3 +329,26 @@ def double_crash(
         return check(work, label, True)
 
     return kill_at_every_point(tmp_path, name, points, kill, check_audited)
+
+
+class ScenarioModule(Protocol):
+    """What :mod:`tests.crash.pkg_scenario` and :mod:`tests.crash.unit_scenario` both offer."""
+
+    def apply_in_child(self, scenario: Any, work: Path, state: Path, mode: str, crash_at: int) -> int: ...
+
+    def recover_in_child(self, work: Path, state: Path, mode: str, crash_at: int) -> int: ...
+
+    def check_after_recovery(self, scenario: Any, work: Path, state: Path, label: str, *,
+                             is_audited: bool = True) -> str: ...
+
+
+def double_crash_of(module: ScenarioModule, scenario: Any, state: Path, tmp_path: Path, *,
+                    first: tuple[str, str, int], second: str) -> dict[str, int]:
+    """:func:`double_crash` of one scenario of ``module`` (its fake's state file ``state``)."""
+    return double_crash(
+        tmp_path, f"{scenario.kind} then recovery {second}", first, second,
+        apply=lambda work, mode, at: module.apply_in_child(scenario, work, state, mode, at),
+        recover=lambda work, mode, at: module.recover_in_child(work, state, mode, at),
+        reset=lambda: scenario.reset(state),
+        check=lambda work, label, audited: module.check_after_recovery(scenario, work, state, label,
+                                                                        is_audited=audited))

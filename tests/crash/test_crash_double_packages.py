@@ -45,11 +45,6 @@ def test_a_recovery_killed_at_every_point_of_settling_packages_recovers_to_old(
     monkeypatch.setattr(pkg_ops, "LOCK_WAIT_S", 0.0)   # the last recovery runs in this process
     scenario = pkg_scenario.PackageScenario(tmp_path, kind)
     state = tmp_path / "dpkg" / "state.json"
-    endings = harness.double_crash(
-        tmp_path, f"{kind} then recovery {second}", FIRST_KILL[kind], second,
-        apply=lambda work, mode, at: pkg_scenario.apply_in_child(scenario, work, state, mode, at),
-        recover=lambda work, mode, at: pkg_scenario.recover_in_child(work, state, mode, at),
-        reset=lambda: scenario.reset(state),
-        check=lambda work, label, audited: pkg_scenario.check_after_recovery(
-            scenario, work, state, label, is_audited=audited))
+    endings = harness.double_crash_of(pkg_scenario, scenario, state, tmp_path,
+                                      first=FIRST_KILL[kind], second=second)
     assert set(endings) == {"rolled_back"}, endings

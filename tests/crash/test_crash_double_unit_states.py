@@ -34,11 +34,6 @@ def test_a_recovery_killed_at_every_point_of_restoring_unit_states_recovers_to_o
 ) -> None:
     scenario = unit_scenario.UnitScenario(tmp_path, kind)
     state = tmp_path / "systemd" / "state.json"
-    endings = harness.double_crash(
-        tmp_path, f"{kind} then recovery {second}", FIRST_KILL[kind], second,
-        apply=lambda work, mode, at: unit_scenario.apply_in_child(scenario, work, state, mode, at),
-        recover=lambda work, mode, at: unit_scenario.recover_in_child(work, state, mode, at),
-        reset=lambda: scenario.reset(state),
-        check=lambda work, label, audited: unit_scenario.check_after_recovery(
-            scenario, work, state, label, is_audited=audited))
+    endings = harness.double_crash_of(unit_scenario, scenario, state, tmp_path,
+                                      first=FIRST_KILL[kind], second=second)
     assert set(endings) == {"rolled_back"}, endings
