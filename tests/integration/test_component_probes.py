@@ -140,3 +140,29 @@ def test_a_stopped_nginx_no_longer_listens_on_port_80(app: App, fresh: str) -> N
         result = detector.run_probe("port:nginx:80")
     _failed(result, IssueKind.PORT_DOWN)
     assert result.evidence["source"] == "ss -H -ltn"
+
+
+LOOPER = "vmrepair-looper.service"
+LOOPER_UNIT = (b"[Unit]\nDescription=vmrepair test: fails on purpose, restarted every second\n"
+               b"StartLimitIntervalSec=0\n[Service]\nExecStart=/bin/false\nRestart=on-failure\nRestartSec=1\n")
+
+
+@pytest.mark.nightly   # about a minute of guest time; make test is near its 45-minute budget
+def test_a_unit_that_keeps_failing_is_counted_in_the_journals_window(app: App, fresh: str) -> None:
+    """The restart-loop window read from systemd's own journal entries (one journalctl for the round)."""
+    looper = Component("looper", units=(LOOPER,))
+    with app.vms.transport(fresh) as ssh:
+        ssh.check(["sh", "-c", 'cat > "$1"', "sh", f"/etc/systemd/system/{LOOPER}"], stdin=LOOPER_UNIT)
+        ssh.check(["systemctl", "daemon-reload"], timeout=120)
+        ssh.check(["systemctl", "start", "--no-block", "--", LOOPER], timeout=120)
+        ssh.check(["sleep", "12"], timeout=60)   # about five turns at RestartSec=1 under TCG
+        agent = RemoteAgent(ssh)
+        try:
+            (result,) = Detector(WatchConfig((looper,), mounts=()), ssh, agent).run_components(["looper"])
+        finally:
+            agent.close()
+    assert result.probe == f"unit:{LOOPER}" and not result.ok, result
+    assert int(result.evidence["loop_turns"]) >= 3, result.evidence
+    assert int(result.evidence["loop_failures"]) >= 3, result.evidence
+    assert result.evidence["loop_window"] == "10 min"
+    assert "exit-code" in result.evidence.get("loop_results", ""), result.evidence
