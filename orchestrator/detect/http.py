@@ -5,7 +5,10 @@ target answers without starting a program: a ``curl`` cost about 1.3 s under TCG
 running, measured), else ``curl`` runs on the target through the transport, as an argv. Either way no
 proxy (``--noproxy '*'``; the agent uses none): a proxy set in the target's environment must never stand
 between us and the target's own loopback; no redirect is followed; a certificate is verified. Any status
-other than the expected one, or no answer at all, is HTTP_DOWN, critical.
+other than the expected one, or no answer at all, is HTTP_DOWN, critical. The agent answers one request
+at a time: an endpoint that hangs holds its other requests back for up to the HTTP timeout (5 s by
+default), the price of not starting a program per check; reads batched before the probes run are not
+affected.
 """
 
 from __future__ import annotations
