@@ -31,6 +31,7 @@ def fresh(app: App, patient: str) -> Iterator[str]:
     yield from fresh_patient(app, patient, HEALTHY)
 
 
+@pytest.mark.nightly   # make test's catalog subset repairs this fault class end to end
 def test_a_unit_masked_on_the_target_is_masked_in_the_vm_and_the_fault_reproduces(
     app: App, fresh: str
 ) -> None:
@@ -60,6 +61,7 @@ def test_a_unit_masked_on_the_target_is_masked_in_the_vm_and_the_fault_reproduce
         assert state == "masked"
 
 
+@pytest.mark.nightly   # make test's catalog subset repairs this fault class end to end
 def test_a_file_deleted_on_the_target_is_absent_in_the_vm_and_the_fault_reproduces(
     app: App, fresh: str
 ) -> None:
@@ -111,6 +113,7 @@ def test_a_mode_fault_is_reproduced_with_the_targets_mode(app: App, fresh: str) 
     assert reproduced["evidence"].get("ExecMainStatus") == "200", reproduced
 
 
+@pytest.mark.nightly   # make test's catalog subset repairs this fault class end to end
 def test_a_dangling_symlink_on_the_target_is_a_dangling_symlink_in_the_vm(app: App, fresh: str) -> None:
     """sites-enabled/default pointing at a site that does not exist: nginx -t fails on the target."""
     with app.vms.transport(fresh) as ssh:

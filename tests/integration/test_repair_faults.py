@@ -65,6 +65,9 @@ def test_nginx_config_fault_is_repaired_without_a_baseline(app: App, fresh: str)
         assert code.stdout_text == "200"
 
 
+# Nightly: make test's catalog subset runs the same baseline restore (nginx-site-bad-directive,
+# nginx-restore-offender) end to end; 67 s of make test's 45-minute budget.
+@pytest.mark.nightly
 def test_nginx_broken_brace_is_repaired_from_the_baseline(app: App, fresh: str) -> None:
     with _ssh(app, fresh) as ssh:
         record_baseline(app.settings, parse_target(f"vm:{fresh}").slug, ssh, RemoteAgent(ssh),
@@ -101,6 +104,9 @@ def test_unit_dropin_fault_is_repaired(app: App, fresh: str) -> None:
         assert json.loads(health.stdout) == {"status": "ok"}
 
 
+# Nightly: 286 s in make test (compressing a multi-GB log under TCG), the slowest test there; the
+# catalog's sampleapp-disk-full runs the same repair nightly, and the agent's compression is unit-tested.
+@pytest.mark.nightly
 def test_disk_full_is_repaired_without_losing_the_log(app: App, fresh: str) -> None:
     with _ssh(app, fresh) as ssh:
         inject(ssh, "disk-full", "97")
