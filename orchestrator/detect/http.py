@@ -72,13 +72,9 @@ def probe_http(
     answer = result.stdout_text.strip()
     status = answer if _STATUS_RE.match(answer) else _NO_ANSWER
     evidence = {"expected": expected, "status": status, "curl_exit": str(result.exit_status)}
-    if status == expected:
-        return pid.passed(f"{url} answered {status}", evidence)
     if status == _NO_ANSWER:
         evidence["curl_error"] = cap_evidence(result.stderr.strip() or answer, 1024)
-        return pid.failed(Severity.CRITICAL, f"{url}: no HTTP answer (curl exit {result.exit_status})",
-                          evidence)
-    return pid.failed(Severity.CRITICAL, f"{url} answered {status}, expected {expected}", evidence)
+    return _verdict(pid, url, status, expected, evidence=evidence, why_none=f"curl exit {result.exit_status}")
 
 
 def _ask_agent(agent: HttpAsking, pid: ProbeId, url: str, expected: str, timeout_s: float) -> ProbeResult:
@@ -86,11 +82,18 @@ def _ask_agent(agent: HttpAsking, pid: ProbeId, url: str, expected: str, timeout
         status, error = agent.http_status(url, timeout_s=timeout_s)
     except AgentError as exc:
         return pid.unavailable(f"the agent could not request {url}: {exc.message}")
-    evidence = {"expected": expected, "status": _NO_ANSWER if status is None else str(status),
-                "asked_by": "agent"}
+    answered = _NO_ANSWER if status is None else str(status)
+    evidence = {"expected": expected, "status": answered, "asked_by": "agent"}
     if status is None:
         evidence["error"] = cap_evidence(error, 1024)
-        return pid.failed(Severity.CRITICAL, f"{url}: no HTTP answer ({cap_evidence(error, 200)})", evidence)
-    if str(status) == expected:
+    return _verdict(pid, url, answered, expected, evidence=evidence, why_none=cap_evidence(error, 200))
+
+
+def _verdict(pid: ProbeId, url: str, status: str, expected: str, *, evidence: dict[str, str],
+             why_none: str) -> ProbeResult:
+    """One rule for both ways of asking: the expected status passes, anything else is HTTP_DOWN."""
+    if status == expected:
         return pid.passed(f"{url} answered {status}", evidence)
+    if status == _NO_ANSWER:
+        return pid.failed(Severity.CRITICAL, f"{url}: no HTTP answer ({why_none})", evidence)
     return pid.failed(Severity.CRITICAL, f"{url} answered {status}, expected {expected}", evidence)
