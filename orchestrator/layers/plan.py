@@ -28,7 +28,7 @@ from orchestrator.facts.parse import ARCH, PACKAGE_NAME, VERSION, parse_dpkg_sea
 from orchestrator.facts.read import PACKAGE_FORMAT
 from orchestrator.fsutil import atomic_write
 from orchestrator.model import Component
-from orchestrator.transport.base import Transport
+from orchestrator.transport.base import CommandResult, Transport
 from orchestrator.transport.installed import run_if_installed
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,15 @@ def read_graph(target: Transport) -> tuple[DependencyGraph, list[str]]:
 
 def template_packages(vm: Transport) -> dict[str, Package]:
     """The template's packages, read in a VM booted from it (one command, about 0.3 s)."""
-    result = vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT], timeout=TIMEOUT_S, max_output=MAX_OUTPUT)
-    return {p.name: p for p in parse_packages(result.stdout_text).items if p.is_installed}
+    return _installed(_list_packages(vm).stdout_text)
+
+
+def _list_packages(vm: Transport) -> CommandResult:
+    return vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT], timeout=TIMEOUT_S, max_output=MAX_OUTPUT)
+
+
+def _installed(listing: str) -> dict[str, Package]:
+    return {p.name: p for p in parse_packages(listing).items if p.is_installed}
 
 
 #: What a template's VM says about itself, kept beside its image: the same for every VM of one recipe.
@@ -193,13 +200,12 @@ def template_facts(image_dir: Path, recipe_hash: str, vm: Transport) -> tuple[st
     try:
         cached = json.loads(path.read_bytes())
         if cached.get("recipe_hash") == recipe_hash and ARCH.fullmatch(str(cached.get("arch", ""))):
-            text = str(cached["packages"])
-            return str(cached["arch"]), {p.name: p for p in parse_packages(text).items if p.is_installed}
+            return str(cached["arch"]), _installed(str(cached["packages"]))
     except (OSError, ValueError, KeyError, AttributeError):
         pass   # absent or unreadable: asked below, as the first time
     arch = vm.check(["dpkg", "--print-architecture"], timeout=TIMEOUT_S).stdout_text.strip()
-    result = vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT], timeout=TIMEOUT_S, max_output=MAX_OUTPUT)
-    packages = {p.name: p for p in parse_packages(result.stdout_text).items if p.is_installed}
+    result = _list_packages(vm)
+    packages = _installed(result.stdout_text)
     if result.succeeded and not result.is_truncated and ARCH.fullmatch(arch) and packages:
         try:
             atomic_write(path, json.dumps({"recipe_hash": recipe_hash, "arch": arch,
