@@ -54,6 +54,20 @@ def vm_start_policy(*, sleep: Sleep = time.sleep) -> Retrying:
     )
 
 
+def vm_stop_policy(*, sleep: Sleep = time.sleep) -> Retrying:
+    """Powering a domain off can fail while the host is loaded: libvirt gives QEMU about 15 s to die
+    after SIGKILL, then reports "Failed to terminate process ... Device or resource busy" (the process
+    is still exiting, freeing its memory). Asking again after a pause lets it finish; the stop itself
+    checks first whether the domain still runs."""
+    return Retrying(
+        stop=stop_after_attempt(4),
+        wait=wait_exponential(multiplier=2, max=10),
+        retry=retry_if_exception_type(HypervisorError),
+        reraise=True,
+        sleep=sleep,
+    )
+
+
 def has_failed_probe(value: object) -> bool:
     """A failed :class:`ProbeResult`, or a list/tuple holding one. Unavailable results (the probe could
     not run) are neither pass nor fail: retrying cannot make them answer, so they never trigger one."""

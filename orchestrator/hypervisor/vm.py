@@ -7,6 +7,7 @@ element; nothing without that element is ever stopped, undefined or deleted.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -24,6 +25,7 @@ from orchestrator.errors import (
     StaleVmError,
     VmExistsError,
     VmNotFoundError,
+    VmRepairError,
 )
 from orchestrator.fsutil import ensure_private_dir, pid_alive
 from orchestrator.hypervisor import instance as inst
@@ -47,7 +49,7 @@ from orchestrator.hypervisor.warm import (
     warm_vm_name,
 )
 from orchestrator.imaging.store import BuiltImage, ImageStore
-from orchestrator.retry import vm_start_policy
+from orchestrator.retry import vm_start_policy, vm_stop_policy
 from orchestrator.systemd import is_system_running_argv
 from orchestrator.transport.base import Transport
 
@@ -160,19 +162,11 @@ class VmManager:
         ensure_private_dir(self.settings.vms_dir)
         fallback = ""
         if warm and not cmdline_extra:
-            state = layer or load_warm_state(image.directory, image.manifest.recipe_hash)
-            if state is None:
-                fallback = "no warm state for this image build (`vmrepair image warm` creates it)"
-            elif state.vm_name != name:
-                fallback = f"the warm state can only be restored as VM {state.vm_name!r}"
-            else:
-                try:
-                    return self._up_warm(name, template, image, state, ephemeral=ephemeral,
-                                         deadline=boot_timeout or self.settings.vm.boot_timeout_s)
-                except HypervisorError as exc:  # includes BootError
-                    fallback = exc.message
-                    log.warning("warm start of %s failed (%s); cold booting", name, exc.message)
-                    self._remove(name, vm_dir)
+            warm_up = self._try_warm(name, template, image, layer, ephemeral=ephemeral,
+                                     deadline=boot_timeout or self.settings.vm.boot_timeout_s)
+            if isinstance(warm_up, UpResult):
+                return warm_up
+            fallback = warm_up
         ensure_private_dir(vm_dir)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         try:
@@ -230,6 +224,27 @@ class VmManager:
         return UpResult(name, record.ssh_port, seconds, accel.accel, warm_fallback=fallback)
 
     # -- warm starts -------------------------------------------------------------------------------
+    def _try_warm(self, name: str, template: str, image: BuiltImage, layer: WarmState | None, *,
+                  ephemeral: bool, deadline: float) -> UpResult | str:
+        """Restore ``name`` from its warm state; or why a cold boot must be done instead."""
+        state = layer or load_warm_state(image.directory, image.manifest.recipe_hash)
+        if state is None:
+            return "no warm state for this image build (`vmrepair image warm` creates it)"
+        if state.vm_name != name:
+            return f"the warm state can only be restored as VM {state.vm_name!r}"
+        try:
+            return self._up_warm(name, template, image, state, ephemeral=ephemeral, deadline=deadline)
+        except HypervisorError as exc:  # includes BootError
+            log.warning("warm start of %s failed (%s); cold booting", name, exc.message)
+            self._remove(name, self.vm_dir(name))
+            return exc.message
+        except BaseException:
+            # The guest restored but did not answer (its clock could not be set, or we were
+            # interrupted): never leave a half-started VM behind, and keep the first error.
+            with contextlib.suppress(VmRepairError, OSError):
+                self._remove(name, self.vm_dir(name))
+            raise
+
     def _up_warm(
         self, name: str, template: str, image: BuiltImage, state: WarmState, *, ephemeral: bool,
         deadline: float,
@@ -318,7 +333,7 @@ class VmManager:
     def _remove(self, name: str, vm_dir: Path) -> None:
         dom = self._own_domain(name)
         if dom is not None:
-            dom.force_stop()
+            vm_stop_policy()(dom.force_stop)
             dom.undefine()
         if vm_dir.exists():
             if vm_dir.parent != self.settings.vms_dir or vm_dir.is_symlink():
@@ -393,13 +408,16 @@ class VmManager:
                                             is_stale=True, vm_dir=vm_dir)
         return sorted(found.values(), key=lambda v: v.name)
 
-    def reap(self) -> builtins.list[str]:
+    def reap(self, *, orphans_only: bool = False) -> builtins.list[str]:
         """Remove vmrepair's own leftovers: stale directories, domains without a directory, and
-        ephemeral VMs whose owning process is gone. User-created VMs that are healthy stay."""
+        ephemeral VMs whose owning process is gone. User-created VMs that are healthy stay.
+
+        ``orphans_only`` keeps the stale ones whose owner may still be alive: a run starting next to
+        another one must not take the directory that run's ``up`` has created but not yet defined."""
         removed = []
         for vm in self.list():
             is_orphan = vm.ephemeral and not _owner_alive(vm.vm_dir)
-            if vm.is_stale or is_orphan:
+            if is_orphan or (vm.is_stale and not orphans_only):
                 log.warning("reaping leftover VM %s (%s)", vm.name, "stale" if vm.is_stale else "orphan")
                 self._remove(vm.name, vm.vm_dir)
                 removed.append(vm.name)

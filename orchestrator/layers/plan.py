@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.config.settings import LayerSettings
+from orchestrator.errors import LayerError
 from orchestrator.facts.model import Package, TargetFacts
 from orchestrator.facts.parse import ARCH, PACKAGE_NAME, VERSION, parse_dpkg_search, parse_packages
 from orchestrator.facts.read import PACKAGE_FORMAT
 from orchestrator.fsutil import atomic_write
 from orchestrator.model import Component
-from orchestrator.transport.base import CommandResult, Transport
+from orchestrator.transport.base import Transport
 from orchestrator.transport.installed import run_if_installed
 
 log = logging.getLogger(__name__)
@@ -170,12 +171,28 @@ def read_graph(target: Transport) -> tuple[DependencyGraph, list[str]]:
 
 
 def template_packages(vm: Transport) -> dict[str, Package]:
-    """The template's packages, read in a VM booted from it (one command, about 0.3 s)."""
-    return _installed(_list_packages(vm).stdout_text)
+    """The template's packages, read in a VM booted from it (one command, about 0.3 s).
+
+    Raises:
+        LayerError: the answer is incomplete.
+    """
+    return _installed(_list_packages(vm))
 
 
-def _list_packages(vm: Transport) -> CommandResult:
-    return vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT], timeout=TIMEOUT_S, max_output=MAX_OUTPUT)
+def _list_packages(vm: Transport) -> str:
+    """The template VM's complete ``dpkg-query`` listing. An incomplete one (failed, cut)
+    would make every package it lacks look missing from the template and build a layer for nothing,
+    so it is refused instead: the sandbox then stays on the template and says why.
+
+    Raises:
+        LayerError: the answer is incomplete.
+    """
+    result = vm.run(["dpkg-query", "-W", "-f", PACKAGE_FORMAT], timeout=TIMEOUT_S, max_output=MAX_OUTPUT)
+    if not result.succeeded or result.is_truncated:
+        why = "was cut" if result.is_truncated else f"failed (exit {result.exit_status})"
+        raise LayerError(f"the template VM's package list {why}; its packages are unknown", step="plan",
+                         remedy="rebuild the template (`vmrepair image build`)")
+    return result.stdout_text
 
 
 def _installed(listing: str) -> dict[str, Package]:
@@ -195,6 +212,7 @@ def template_facts(image_dir: Path, recipe_hash: str, vm: Transport) -> tuple[st
 
     Raises:
         TransportError, CommandFailedError: the VM could not be asked.
+        LayerError: its package list is incomplete.
     """
     path = image_dir / TEMPLATE_FACTS
     try:
@@ -204,12 +222,12 @@ def template_facts(image_dir: Path, recipe_hash: str, vm: Transport) -> tuple[st
     except (OSError, ValueError, KeyError, AttributeError):
         pass   # absent or unreadable: asked below, as the first time
     arch = vm.check(["dpkg", "--print-architecture"], timeout=TIMEOUT_S).stdout_text.strip()
-    result = _list_packages(vm)
-    packages = _installed(result.stdout_text)
-    if result.succeeded and not result.is_truncated and ARCH.fullmatch(arch) and packages:
+    listing = _list_packages(vm)
+    packages = _installed(listing)
+    if ARCH.fullmatch(arch) and packages:
         try:
             atomic_write(path, json.dumps({"recipe_hash": recipe_hash, "arch": arch,
-                                           "packages": result.stdout_text}).encode(), mode=0o644)
+                                           "packages": listing}).encode(), mode=0o644)
         except OSError as exc:   # a read-only image store only costs the two commands next time
             log.warning("cannot keep the template's facts in %s: %s", path, exc)
     return arch, packages

@@ -73,6 +73,16 @@ class TroubleshootingVm:
     def start(self) -> None:
         if self._boot is not None:
             return  # started early, before detection
+        # A run killed earlier (SIGKILL, power loss) left its VMs running and holding the warm names
+        # and memory; they go before this one boots. Only VMs whose owning process is gone: a run
+        # next to this one keeps its own.
+        try:
+            reaped = self.app.vms.reap(orphans_only=True)
+        except VmRepairError as exc:   # a leftover we cannot remove is no reason not to repair
+            self.session.event("sandbox", "reap_failed", error=exc.message)
+        else:
+            if reaped:
+                self.session.event("sandbox", "reaped", vms=reaped)
         self._boot_as(warm_vm_name(self.template))
 
     def _boot_as(self, warm_name: str, layer: WarmState | None = None) -> None:

@@ -45,6 +45,11 @@ def app() -> Iterator[App]:
         pytest.skip(f"libvirtd is not answering: {exc.message} (make setup starts it)")
     # Not a skip: with libvirt and QEMU present, a missing template means setup is broken.
     application.images.require(application.settings.default_template)
+    # A run killed earlier on this machine (a CI timeout, a ^C) leaves its VMs defined; every test
+    # that checks for leftovers would then fail for that run, not for its own.
+    reaped = application.vms.reap()
+    if reaped:
+        logging.getLogger(__name__).warning("reaped VMs a killed earlier run left: %s", reaped)
     yield application
     application.close()
 

@@ -23,10 +23,13 @@ from orchestrator.errors import (
     VmExistsError,
     VmNotFoundError,
 )
+from orchestrator.fsutil import ensure_private_dir
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.connection import LibvirtConnection
 from orchestrator.hypervisor.vm import VmManager
+from orchestrator.hypervisor.warm import WarmState
 from orchestrator.imaging.store import BuiltImage
+from orchestrator.retry import vm_stop_policy
 from orchestrator.transport.base import Transport
 from orchestrator.transport.fake import FakeTransport
 
@@ -250,6 +253,67 @@ def test_reap_removes_only_leftovers(manager: VmManager, dead_pid: int) -> None:
         assert manager.conn.lookup(f"vmrepair-{name}") is None
         assert not manager.vm_dir(name).exists()
     assert manager.reap() == []
+
+
+def test_a_run_reaps_only_orphans_and_leaves_a_directory_being_created(
+    manager: VmManager, dead_pid: int,
+) -> None:
+    """``orphans_only`` is what a starting run uses: another run's VM whose directory exists but whose
+    domain is not defined yet (the middle of its ``up``) looks stale and must stay."""
+    manager.up("orphan", ephemeral=True)
+    orphan_dir = manager.vm_dir("orphan")
+    dataclasses.replace(inst.InstanceRecord.load(orphan_dir), owner_pid=dead_pid).save(orphan_dir)
+    manager.up("starting", ephemeral=True)
+    manager.conn.lookup("vmrepair-starting").undefine()   # dir and record written, domain not yet
+
+    assert manager.reap(orphans_only=True) == ["orphan"]
+
+    assert [vm.name for vm in manager.list()] == ["starting"]
+    assert manager.vm_dir("starting").exists()
+
+
+def test_a_stop_libvirt_reports_busy_is_asked_again(manager: VmManager,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under load libvirt can report "Failed to terminate process ... Device or resource busy" while
+    QEMU is still exiting; the VM is removed once a later stop succeeds."""
+    manager.up("busy", ephemeral=True)
+    sleeps: list[float] = []
+    monkeypatch.setattr("orchestrator.hypervisor.vm.vm_stop_policy",
+                        lambda: vm_stop_policy(sleep=sleeps.append))
+    dom_class = type(manager._require_domain("busy"))
+    real_stop = dom_class.force_stop
+    calls: list[str] = []
+
+    def flaky(self: object) -> None:
+        calls.append("stop")
+        if len(calls) == 1:
+            raise HypervisorError("stop: Failed to terminate process 4242 with SIGKILL: "
+                                  "Device or resource busy")
+        real_stop(self)   # type: ignore[arg-type]
+
+    monkeypatch.setattr(dom_class, "force_stop", flaky)
+    manager.destroy("busy")
+
+    assert calls == ["stop", "stop"] and sleeps == [2.0]
+    assert manager.list() == []
+
+
+def test_a_warm_start_that_fails_outside_the_hypervisor_leaves_no_vm(
+    manager: VmManager, image: BuiltImage, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The restored guest did not take its clock (an SSH error, not a hypervisor one): the error is
+    raised as it is, and the half-started VM is gone."""
+    state = WarmState(tmp_path, image.manifest.recipe_hash, "trb-debian-12")
+
+    def restored_then_lost(name: str, *_args: object, **_kwargs: object) -> None:
+        ensure_private_dir(manager.vm_dir(name))
+        raise ConnectError("the guest closed the connection")
+
+    monkeypatch.setattr(manager, "_up_warm", restored_then_lost)
+    with pytest.raises(ConnectError):
+        manager.up("trb-debian-12", warm=True, layer=state, ephemeral=True)
+    assert not manager.vm_dir("trb-debian-12").exists()
+    assert manager.list() == []
 
 
 def test_boot_failure_keeps_the_serial_log_and_removes_the_vm(

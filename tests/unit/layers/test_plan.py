@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.config.settings import LayerSettings
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.layers.plan import DependencyGraph, LayerPlan, parse_relations, plan_layer
@@ -141,3 +143,20 @@ def test_the_templates_facts_are_read_once_per_recipe_then_kept_beside_the_image
     assert len(vm.argvs) == 4
     (tmp_path / TEMPLATE_FACTS).write_text('{"recipe_hash": "r2", "arch": "amd64; rm -rf /"}')
     assert template_facts(tmp_path, "r2", vm)[0] == "amd64" and len(vm.argvs) == 6   # not trusted
+
+
+def test_an_incomplete_template_listing_is_refused_never_kept(tmp_path: Path) -> None:
+    """Half a listing would make the other half look missing from the template and build a layer
+    for nothing: it is an error (the sandbox stays on the template and says why)."""
+    from orchestrator.errors import LayerError
+    from orchestrator.layers.plan import TEMPLATE_FACTS, template_facts
+
+    def answer(argv: tuple[str, ...], _stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("dpkg", "--print-architecture"):
+            return 0, b"amd64\n", b""
+        return 2, b"nginx\t1.22.1-9\tamd64\tii \tinstall ok installed\n", b"dpkg-query: error\n"
+
+    with pytest.raises(LayerError, match=r"package list failed \(exit 2\)") as info:
+        template_facts(tmp_path, "r1", FakeTransport(answer))
+    assert info.value.step == "plan"
+    assert not (tmp_path / TEMPLATE_FACTS).exists()
