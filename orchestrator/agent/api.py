@@ -144,13 +144,17 @@ class AgentApi(Protocol):
     """What the pipeline needs from a host. Every method raises ``AgentError`` (a TransportError) when
     the agent fails or answers something malformed, and the transport's errors otherwise."""
 
-    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
         """Entries of ``paths`` (lstat: symlinks are listed, never followed) and, when ``recursive``,
-        of everything below them (regular files with their sha256); ``missing`` lists the paths that
-        do not exist. Non-recursive asks about the paths alone, whatever a directory holds."""
+        of everything below them (regular files with their sha256) but what ``exclude`` covers;
+        ``missing`` lists the paths that do not exist. Non-recursive asks about the paths alone,
+        whatever a directory holds."""
         ...
 
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult: ...
+    def pack(self, paths: list[str], *, max_file_bytes: int, exclude: Sequence[str] = ()) -> PackResult:
+        """``paths`` and everything below them but what ``exclude`` covers, packed on the host."""
+        ...
 
     def unpack(
         self, remote_tar: str, placeholders: list[Placeholder], roots: list[str], *,
@@ -219,11 +223,17 @@ class AgentApi(Protocol):
 AgentRead = tuple[str, dict[str, Any]]
 
 
-def manifest_args(paths: Sequence[str], *, recursive: bool = True) -> dict[str, Any]:
+def manifest_args(paths: Sequence[str], *, recursive: bool = True,
+                  exclude: Sequence[str] = ()) -> dict[str, Any]:
     """The arguments of a ``manifest`` request exactly as the client sends them, for probes that
-    declare the request for a batch (``recursive`` only when false: the requests of recursive
-    manifests stay what they always were)."""
-    return {"paths": list(paths)} if recursive else {"paths": list(paths), "recursive": False}
+    declare the request for a batch (``recursive`` and ``exclude`` only when they say something: the
+    requests of plain recursive manifests stay what they always were)."""
+    args: dict[str, Any] = {"paths": list(paths)}
+    if not recursive:
+        args["recursive"] = False
+    if exclude:
+        args["exclude"] = list(exclude)
+    return args
 
 
 @runtime_checkable

@@ -283,31 +283,37 @@ class RemoteAgent:
                          and posixpath.basename(sibling).startswith(name + infix),
                          f"{sibling!r} is not beside {path!r}")
 
-    def _manifest_checked(self, op: str, wire: ManifestWire, paths: Sequence[str]) -> Manifest:
-        stray = [e.path for e in wire.entries if not is_under(e.path, paths)]
+    def _manifest_checked(self, op: str, wire: ManifestWire, paths: Sequence[str],
+                          exclude: Sequence[str] = ()) -> Manifest:
+        stray = [e.path for e in wire.entries
+                 if not is_under(e.path, paths) or (exclude and is_under(e.path, exclude))]
         stray += [m for m in wire.missing if m not in paths]
         self._expect(op, not stray, f"paths that were not asked for: {stray[:3]!r}")
         return wire.to_api()
 
     # -- AgentApi -------------------------------------------------------------------------------
 
-    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
-        answer = self._call("manifest", manifest_args(paths, recursive=recursive))
+    def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
+        answer = self._call("manifest", manifest_args(paths, recursive=recursive, exclude=exclude))
         manifest = self._manifest_checked("manifest", self._parse("manifest", HashedManifestWire, answer),
-                                          paths)
+                                          paths, exclude)
         if not recursive:
             stray = [e.path for e in manifest.entries if e.path not in paths]
             self._expect("manifest", not stray, f"entries below the paths asked for: {stray[:3]!r}")
         return manifest
 
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
-        answer = self._call("pack", {"paths": list(paths), "max_file_bytes": max_file_bytes})
+    def pack(self, paths: list[str], *, max_file_bytes: int, exclude: Sequence[str] = ()) -> PackResult:
+        args: dict[str, object] = {"paths": list(paths), "max_file_bytes": max_file_bytes}
+        if exclude:
+            args["exclude"] = list(exclude)
+        answer = self._call("pack", args)
         wire = self._parse("pack", PackWire, answer)
         is_ours = (posixpath.dirname(wire.remote_tar) == self.remote_dir
                    and PACK_NAME.fullmatch(posixpath.basename(wire.remote_tar)) is not None)
         self._expect("pack", is_ours, f"archive {wire.remote_tar!r} is not a pack file in {self.remote_dir}")
         self._leftovers.add(wire.remote_tar)
-        manifest = self._manifest_checked("pack", wire.manifest, paths)
+        manifest = self._manifest_checked("pack", wire.manifest, paths, exclude)
         files = {e.path: e for e in manifest.entries if e.type == "file"}
         for ph in wire.placeholders:
             match = files.get(ph.path)

@@ -104,7 +104,9 @@ def _record_into(
     agent: BaselineAgent, watch: WatchConfig, created: dt.datetime,
 ) -> BaselineInfo:
     paths = sorted({p for comp in watch.components for p in comp.all_paths})
-    pack = agent.pack(paths, max_file_bytes=settings.repair.max_capture_file_bytes)
+    # Covered roots are already gone from the components; what lies below a recorded directory goes.
+    pack = agent.pack(paths, max_file_bytes=settings.repair.max_capture_file_bytes,
+                      exclude=watch.ignore_paths)
     tar = new.path / layout.FILES_TAR
     agent.fetch(pack.remote_tar, tar)
     try:

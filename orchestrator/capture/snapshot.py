@@ -44,6 +44,10 @@ class Capture:
     #: Files of the components' packages that ``dpkg --verify`` reports missing on the target (not
     #: conffiles): absences outside the captured roots that the VM must share (a deleted binary).
     package_missing: tuple[str, ...] = ()
+    #: ``watch.ignore_paths`` entries below a captured directory: left out of the capture with
+    #: everything below them, and out of every manifest of the captured paths read in the VM, so an
+    #: ignored file is never imported, compared, or written by a fix package.
+    excluded: tuple[str, ...] = ()
 
     @property
     def placeholder_paths(self) -> set[str]:
@@ -57,7 +61,7 @@ class Capture:
             "packages": self.packages, "units": self.units,
             "disk": asdict(self.disk) if self.disk else None,
             "facts": self.facts.as_dict() if self.facts else None, "meta_paths": list(self.meta_paths),
-            "package_missing": list(self.package_missing),
+            "package_missing": list(self.package_missing), "excluded": list(self.excluded),
         }
 
 
@@ -120,15 +124,18 @@ def capture_components(
     facts: TargetFacts | Future[TargetFacts] | None = None,
     extra_paths: Sequence[str] = (),
     subjects: Sequence[str] = (),
+    ignored: Sequence[str] = (),
 ) -> Capture:
     """Pack and record; ``facts`` (read by the caller, perhaps still being read) are recorded with the
-    capture; ``subjects`` are the issues' subjects (a writable directory a probe named).
+    capture; ``subjects`` are the issues' subjects (a writable directory a probe named); what
+    ``ignored`` (``watch.ignore_paths``) covers below a captured directory is left out.
 
     Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
     # extra_paths: the application's own code (facts.application_roots), captured like data.
     paths = list(dict.fromkeys([*capture_paths(components, kinds), *extra_paths]))
-    packed = agent.pack(paths, max_file_bytes=max_file_bytes)
+    excluded = tuple(sorted(x for x in ignored if any(x.startswith(p.rstrip("/") + "/") for p in paths)))
+    packed = agent.pack(paths, max_file_bytes=max_file_bytes, exclude=excluded)
     meta = [p for p in meta_paths(components, kinds, subjects) if not _covered(p, paths)]
     if meta:
         packed = _with_meta(packed, agent.manifest(meta, recursive=False))
@@ -164,7 +171,7 @@ def capture_components(
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
     missing = packaged_missing(transport, [n for n, v in packages.items() if v], kinds)
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
-                      facts, tuple(meta), missing)
+                      facts, tuple(meta), missing, excluded)
     data = capture.as_dict()
     data["placeholder_samples"] = {
         p.path: {"head": cap_text(p.head, 512), "tail": cap_text(p.tail, 512)} for p in packed.placeholders

@@ -122,7 +122,7 @@ def _situation(ctx: RunContext, work: Workbench, issue: Issue) -> Situation:
     capture = work.capture
     return Situation(issue, work.component, capture.manifest,
                      usable_baseline(ctx.app.settings, ctx.spec.slug), work.sandbox.transport,
-                     captured=(*capture.paths, *capture.meta_paths))
+                     captured=(*capture.paths, *capture.meta_paths), excluded=capture.excluded)
 
 
 def _generated(matched: Matched) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class _AttemptRunner:
         declaration, or boot-critical files it changed (compared with the capture). The manifest is
         read once here; the package stage diffs the same one."""
         capture, agent = self.work.capture, self.work.sandbox.agent
-        manifest = agent.manifest(list(capture.paths))
+        manifest = agent.manifest(list(capture.paths), exclude=capture.excluded)
         if capture.meta_paths:   # the directories captured by their own entry: read the same way
             meta = agent.manifest(list(capture.meta_paths), recursive=False)
             manifest = Manifest(manifest.entries + meta.entries, manifest.missing + meta.missing)

@@ -37,7 +37,8 @@ def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
         captured = capture_components(ctx.session, ctx.transport, ctx.agent, components, kinds,
                                       max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes,
                                       facts=facts, extra_paths=extra,
-                                      subjects=[issue.subject, *(i.subject for i in related)])
+                                      subjects=[issue.subject, *(i.subject for i in related)],
+                                      ignored=ctx.watch.ignore_paths)
         st.detail = (f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders;"
                      f" target: {captured.facts.summary() if captured.facts else 'unknown'}")
     return captured

@@ -186,7 +186,7 @@ class TroubleshootingVm:
                            placeholders=len(result.placeholders), failed=[list(f) for f in result.failed])
         # The VM's own view of the captured roots once the target's files are in: one manifest for
         # both checks (what the target lacks; whose names differ).
-        in_vm = self.agent.manifest(list(capture.paths))
+        in_vm = self.agent.manifest(list(capture.paths), exclude=capture.excluded)
         removed = mirror.remove_absent(self.transport, self.agent, capture, in_vm, self.session)
         removed += mirror.packaged_absences(self.agent, capture, self.session)
         states = dpkg_states.mirror_states(self.agent, capture, components, self.session)

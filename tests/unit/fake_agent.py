@@ -57,7 +57,7 @@ import json
 import posixpath
 import re
 import tarfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSet
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSet, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -322,7 +322,8 @@ class FakeAgent:
                 raise self._fail(op, "invalid", f"refusing {path}: {parent} is a {node.type}")
             parent = posixpath.dirname(parent)
 
-    def _manifest(self, paths: Iterable[str], *, recursive: bool = True) -> Manifest:
+    def _manifest(self, paths: Iterable[str], *, recursive: bool = True,
+                  exclude: Sequence[str] = ()) -> Manifest:
         found: dict[str, FileEntry] = {}
         missing = []
         for root in paths:
@@ -333,20 +334,21 @@ class FakeAgent:
             found[root] = self._entry(root, node)
             if node.type == "dir" and recursive:
                 for path, below in self.fs.items():
-                    if path != root and _under(path, root):
+                    if path != root and _under(path, root) and not any(_under(path, x) for x in exclude):
                         found[path] = self._entry(path, below)
         return Manifest(tuple(found[p] for p in sorted(found)), tuple(missing))
 
     # -- AgentApi ----------------------------------------------------------------------------------
-    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
         if (answer := self._start("manifest", paths)) is not _MODEL:
             return self._canned(answer, paths)
-        return self._manifest(paths, recursive=recursive)
+        return self._manifest(paths, recursive=recursive, exclude=exclude)
 
-    def pack(self, paths: list[str], *, max_file_bytes: int) -> PackResult:
+    def pack(self, paths: list[str], *, max_file_bytes: int, exclude: Sequence[str] = ()) -> PackResult:
         if (answer := self._start("pack", paths, max_file_bytes)) is not _MODEL:
             return self._canned(answer, paths, max_file_bytes=max_file_bytes)
-        manifest = self._manifest(paths)
+        manifest = self._manifest(paths, exclude=exclude)
         placeholders = []
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:

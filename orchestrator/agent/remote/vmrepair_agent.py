@@ -30,7 +30,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 # Each agent call is a new interpreter in the guest (about 220 ms under TCG before any import), so
@@ -114,6 +114,21 @@ def arg_paths(args: Args, key: str) -> list[str]:
     return [check_path(v, key) for v in values]
 
 
+#: Most ``exclude`` entries one walk compares every path with (``watch.ignore_paths`` has 256 at most).
+MAX_EXCLUDE = 256
+
+
+def arg_exclude(args: Args) -> list[str]:
+    """Paths a walk leaves out with everything below them (optional; a root itself is never left
+    out: the caller does not ask for a path it ignores)."""
+    if args.get("exclude") is None:
+        return []
+    paths = arg_paths(args, "exclude")
+    if len(paths) > MAX_EXCLUDE:
+        raise Failure("invalid", f"more than {MAX_EXCLUDE} paths to exclude")
+    return paths
+
+
 def arg_expect(args: Args) -> str | None:
     value = args.get("expect_sha256")
     if value is None or value == "absent":
@@ -133,7 +148,7 @@ def b64(value: object, key: str) -> bytes:
         raise Failure("invalid", f"argument {key!r} is not valid base64") from exc
 
 
-def is_under(path: str, roots: list[str]) -> bool:
+def is_under(path: str, roots: Sequence[str]) -> bool:
     return any(root in ("/", path) or path.startswith(root + "/") for root in roots)
 
 
@@ -379,8 +394,10 @@ def _walk_error(exc: OSError) -> None:
         raise exc
 
 
-def walk(root: str, *, recursive: bool = True) -> Iterator[tuple[str, os.stat_result, int, str]]:
-    """Yield (path, lstat, parent dir fd, name) for ``root`` and, if ``recursive``, everything below it.
+def walk(root: str, *, recursive: bool = True,
+         exclude: Sequence[str] = ()) -> Iterator[tuple[str, os.stat_result, int, str]]:
+    """Yield (path, lstat, parent dir fd, name) for ``root`` and, if ``recursive``, everything below it
+    except what ``exclude`` covers (an excluded directory is neither listed nor entered).
 
     Symlinks are never followed and other filesystems are listed but not entered (like find -xdev).
     The parent fd is only valid until the next item.
@@ -397,10 +414,13 @@ def walk(root: str, *, recursive: bool = True) -> Iterator[tuple[str, os.stat_re
     for dirpath, dirnames, filenames, dfd in os.fwalk(root, follow_symlinks=False, onerror=_walk_error):
         descend = []
         for child in sorted(dirnames + filenames):
+            path = join(dirpath, child)
+            if exclude and is_under(path, exclude):
+                continue
             st = lstat_at(dfd, child)
             if st is None:
                 continue
-            yield join(dirpath, child), st, dfd, child
+            yield path, st, dfd, child
             if stat.S_ISDIR(st.st_mode) and st.st_dev == top.st_dev:
                 descend.append(child)
         dirnames[:] = descend  # fwalk lists symlinks to dirs as dirs; it must only enter real ones
@@ -415,7 +435,7 @@ class Tree:
         self.missing: list[str] = []
 
     def roots(
-        self, paths: list[str], *, recursive: bool = True,
+        self, paths: list[str], *, recursive: bool = True, exclude: Sequence[str] = (),
     ) -> Iterator[tuple[str, os.stat_result, int, str]]:
         for root in paths:
             try:
@@ -425,7 +445,7 @@ class Tree:
                     raise
                 self.missing.append(root)
                 continue
-            for item in walk(root, recursive=recursive):
+            for item in walk(root, recursive=recursive, exclude=exclude):
                 if item[0] not in self.seen:
                     yield item
 
@@ -447,7 +467,8 @@ def op_manifest(args: Args, work_dir: str) -> Any:
     if not isinstance(recursive, bool):
         raise Failure("invalid", "argument 'recursive' must be true or false")
     tree = Tree()
-    for path, st, dfd, name in tree.roots(arg_paths(args, "paths"), recursive=recursive):
+    for path, st, dfd, name in tree.roots(arg_paths(args, "paths"), recursive=recursive,
+                                          exclude=arg_exclude(args)):
         if stat.S_ISREG(st.st_mode):
             hashed = hash_at(dfd, name)
             if hashed is not None:
@@ -560,6 +581,7 @@ def op_pack(args: Args, work_dir: str) -> Any:
     import tarfile
     paths = arg_paths(args, "paths")
     max_bytes = arg_int(args, "max_file_bytes")
+    exclude = arg_exclude(args)
     if args.get("roots") is not None:
         roots = arg_paths(args, "roots")
         outside = [p for p in paths if not is_under(p, roots)]
@@ -571,7 +593,7 @@ def op_pack(args: Args, work_dir: str) -> Any:
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 packer = Packer(tar, max_bytes, work_dir)
-                for item in packer.tree.roots(paths):
+                for item in packer.tree.roots(paths, exclude=exclude):
                     packer.add(*item)
             raw.flush()
             os.fsync(raw.fileno())

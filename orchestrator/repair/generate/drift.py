@@ -67,14 +67,16 @@ def _change(now: FileEntry | None, then: FileEntry | None) -> Change | None:
 
 def drift(situation: Situation, roots: Sequence[str]) -> list[Drift]:
     """Every path under ``roots`` that differs between the capture and the baseline ([] without a
-    baseline). Only paths the capture covered count: a baseline path outside it says nothing.
+    baseline). Only paths the capture covered count: a baseline path outside it says nothing, nor
+    does one the capture left out as ignored (a baseline older than the ignore entry still has it).
     Paths inside a directory deleted since the baseline are left out: the directory stands for them."""
     if situation.baseline is None:
         return []
     now, then = situation.now, situation.recorded
-    covered = situation.captured
+    covered, excluded = situation.captured, situation.excluded
     found: list[Drift] = []
-    for path in sorted({p for p in (*now, *then) if within_any(p, roots) and within_any(p, covered)}):
+    for path in sorted({p for p in (*now, *then) if within_any(p, roots) and within_any(p, covered)
+                        and not within_any(p, excluded)}):
         change = _change(now.get(path), then.get(path))
         if change is not None:
             found.append(Drift(path, change, now.get(path), then.get(path)))

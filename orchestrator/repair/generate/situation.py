@@ -60,6 +60,8 @@ class Situation:
     vm: Transport
     #: The paths the capture covers (what a fix package can carry back to the target).
     captured: tuple[str, ...] = ()
+    #: Below ``captured`` but ignored (``watch.ignore_paths``): neither captured nor carried back.
+    excluded: tuple[str, ...] = ()
     #: The VM's answers, shared by the situations of one diagnosis (the primary issue's and its related
     #: ones ask the same questions of the same VM).
     _shown: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)

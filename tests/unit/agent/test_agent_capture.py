@@ -181,3 +181,25 @@ def test_unpack_of_garbage_is_refused_and_removed(agent: RemoteAgent, root: Path
 def test_pack_refuses_paths_outside_the_given_roots(call: Callable[..., dict[str, Any]], root: Path) -> None:
     answer = call("pack", paths=["/etc"], max_file_bytes=1, roots=[str(root)])
     assert answer == {"ok": False, "code": "invalid", "error": "paths outside the allowed roots: ['/etc']"}
+
+
+def test_excluded_paths_are_neither_listed_nor_packed_with_what_is_below_them(
+        agent: RemoteAgent, root: Path, tmp_path: Path) -> None:
+    """``watch.ignore_paths`` below a captured directory: the walk leaves the entry out and never
+    enters it; a sibling whose name merely starts the same stays."""
+    app = _make_tree(root, root / "outside")
+    (app / "conf.d" / "cache").mkdir()
+    (app / "conf.d" / "cache" / "blob").write_bytes(b"volatile")
+    (app / "conf.d" / "cache.old").write_bytes(b"kept")
+    ignored = str(app / "conf.d" / "cache")
+
+    listed = agent.manifest([str(app)], exclude=[ignored]).by_path()
+    packed = agent.pack([str(app)], max_file_bytes=1 << 20, exclude=[ignored])
+    local = tmp_path / "pack.tar"
+    agent.fetch(packed.remote_tar, local)
+    with tarfile.open(local) as tar:
+        members = {"/" + m.name.lstrip("/") for m in tar.getmembers()}
+
+    for found in (set(listed), set(packed.manifest.by_path()), members):
+        assert ignored not in found and str(app / "conf.d" / "cache" / "blob") not in found
+        assert str(app / "conf.d" / "cache.old") in found and str(app / "app.conf") in found

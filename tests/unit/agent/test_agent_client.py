@@ -330,3 +330,12 @@ def test_sweep_temps_answer_must_stay_inside_the_swept_directories() -> None:
     agent, _ = _fake({"sweep_temps": ["/etc/shadow"]})
     with pytest.raises(AgentError, match="inconsistent answer: expected paths inside the swept directories"):
         agent.sweep_temps(["/etc/app"])
+
+
+def test_a_manifest_listing_an_excluded_path_is_refused() -> None:
+    """What the caller excluded (an ignored path) must not come back: it could reach a fix package."""
+    agent, transport = _fake({"manifest": _manifest(_entry("/etc/app/x"), _entry("/etc/app/cache/y"))})
+    with pytest.raises(AgentError, match=r"paths that were not asked for: \['/etc/app/cache/y'\]"):
+        agent.manifest(["/etc/app"], exclude=["/etc/app/cache"])
+    assert json.loads(transport.calls[-1].stdin or b"")["args"] == {"paths": ["/etc/app"],
+                                                                    "exclude": ["/etc/app/cache"]}

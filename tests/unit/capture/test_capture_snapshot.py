@@ -302,3 +302,16 @@ def test_packaged_files_missing_on_the_target_are_listed_for_the_vm_to_share() -
     # Issues a missing packaged file cannot cause ask nothing.
     assert packaged_missing(transport, ["nginx"], {IssueKind.DISK_FULL}) == ()
     assert transport.argvs == [("dpkg", "--verify", "--", "nginx", "nginx-common")]
+
+
+def test_ignored_paths_below_a_captured_directory_are_left_out_and_recorded(session: Session) -> None:
+    """``watch.ignore_paths`` inside a captured directory: excluded from the pack, recorded with the
+    capture (every manifest of the captured paths in the VM leaves them out too); an entry outside
+    every captured path is not the capture's business."""
+    agent = FakeAgent(tar=TAR)
+    app = Component("app", units=("app.service",), config_paths=("/etc/app",))
+    capture = capture_components(session, target(), agent, [app],  # type: ignore[arg-type]
+                                 {IssueKind.UNIT_FAILED}, max_file_bytes=MAX_FILE,
+                                 ignored=("/var/cache/other", "/etc/app/cache", "/etc/app2"))
+    assert capture.excluded == ("/etc/app/cache",)
+    assert stored(session)["excluded"] == ["/etc/app/cache"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Sequence
 
 import pytest
 
@@ -264,7 +265,8 @@ def test_component_probes_read_in_the_batch_and_shared_reads_travel_once() -> No
         def discard_prefetched(self) -> None:
             pass
 
-        def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+        def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
             self.asked.append(("manifest", manifest_args(paths, recursive=recursive)))
             return super().manifest(paths, recursive=recursive)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,7 +83,8 @@ class _MetaAgent:
     def __init__(self, *entries: object) -> None:
         self.entries = entries
 
-    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
         assert recursive is False
         return Manifest(tuple(e for e in self.entries if e.path in paths))  # type: ignore[attr-defined]
 

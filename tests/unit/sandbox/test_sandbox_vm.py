@@ -8,7 +8,7 @@ fill, so no libvirt connection and no SSH session is ever made (``App(settings)`
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -63,7 +63,8 @@ class SandboxAgent:
     in_vm: Manifest = field(default_factory=lambda: Manifest(()))
     removed: list[str] = field(default_factory=list)
 
-    def manifest(self, paths: list[str], *, recursive: bool = True) -> Manifest:
+    def manifest(self, paths: list[str], *, recursive: bool = True,
+                 exclude: Sequence[str] = ()) -> Manifest:
         return self.in_vm
 
     def remove_file(self, path: str, *, expect_sha256: str | None = None) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -82,6 +83,16 @@ def test_the_whole_component_revert_quarantines_added_files_in_include_dirs() ->
     assert whole.steps[0] == {"restore_baseline": {"paths": ["component"],
                                                    "quarantine_added": ["unit_paths", "/etc/app/conf.d"]}}
     assert {"unit": {"action": "daemon-reload"}} in whole.steps
+
+
+def test_revert_leaves_out_what_the_capture_ignored_though_an_older_baseline_has_it() -> None:
+    """A baseline recorded before an ``ignore_paths`` entry still lists the ignored file; the capture
+    does not: that absence is no drift, and no strategy puts the file back."""
+    now = [ETC, entry(CONF, sha="new")]
+    then = Known([ETC, entry(CONF), folder("/etc/app/cache"), entry("/etc/app/cache/blob")])
+    found = revert.generate(replace(situation(issue(IssueKind.CONFIG_INVALID), now=now, baseline=then),
+                                    excluded=("/etc/app/cache",)))
+    assert _names(found) == ["gen-revert-file-etc-app-app.conf", "gen-revert-component-app"]
 
 
 # -- systemd --------------------------------------------------------------------------------------
