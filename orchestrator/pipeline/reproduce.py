@@ -52,8 +52,9 @@ def prepare(ctx: RunContext, sandbox: Sandbox, captured: Capture, issue: Issue,
     """
     with ctx.session.stage(Stage.SANDBOX) as st:
         up = sandbox.wait_ready()
+        first = sandbox.name
         layer = host_layer(ctx, sandbox, captured, components)
-        if layer.result is not None:
+        if sandbox.name != first:   # moved onto the layer (or off a guessed one)
             up = sandbox.wait_ready()
         imported = replace(sandbox.import_capture(captured, components), layer=layer)
         if captured.facts is not None:
@@ -92,6 +93,20 @@ def host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
     Never fatal: a layer that cannot be planned, built or booted leaves the sandbox on the template,
     with the reason recorded (reproduce then refuses a failure the missing packages could explain).
     """
+    use = _host_layer(ctx, sandbox, captured, components)
+    if use.result is None:
+        try:
+            sandbox.use_template()   # started on the last run's layer, which this plan does not want
+        except VmRepairError as exc:
+            ctx.session.event(Stage.SANDBOX, "layer_failed", error=exc.message)
+            return replace(use, fallback=f"{use.fallback or 'no layer'}; back on the template: {exc.message}")
+    else:
+        ctx.session.set_meta(layer=use.key)   # the next run's VM starts on it
+    return use
+
+
+def _host_layer(ctx: RunContext, sandbox: Sandbox, captured: Capture,
+                components: list[Component]) -> LayerUse:
     settings = ctx.app.settings
     facts = captured.facts
     if facts is None or not settings.layers.enabled:

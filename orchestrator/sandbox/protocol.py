@@ -85,6 +85,10 @@ class Sandbox(Protocol):
         onto a clone of it. Raises LayerError or BootError; the sandbox then still runs the template."""
         ...
 
+    def use_template(self) -> None:
+        """Back onto the plain template when the environment was started on a host layer the plan no
+        longer wants (a guess from the last run); a no-op otherwise. Raises BootError."""
+
     def use_release(self, suite: str) -> str:
         """Move onto the default template's recipe built for Debian ``suite`` (built once); returns the
         template's name. Raises LayerError, ImageBuildError or BootError (the sandbox then still runs

@@ -28,9 +28,11 @@ from orchestrator.imaging.releases import release_template
 from orchestrator.imaging.template import load_template
 from orchestrator.layers.build import LayerBuilder, LayerResult
 from orchestrator.layers.plan import LayerPlan
+from orchestrator.layers.store import BuiltLayer, LayerStore
 from orchestrator.model import Component
 from orchestrator.sandbox import dpkg_states, mirror
 from orchestrator.sandbox.protocol import ImportReport
+from orchestrator.session.history import last_layer
 from orchestrator.session.store import Session
 from orchestrator.transport.base import Transport
 
@@ -69,6 +71,8 @@ class TroubleshootingVm:
         self._boot: concurrent.futures.Future[UpResult] | None = None
         self._transport: Transport | None = None
         self._agent: RemoteAgent | None = None
+        #: The key of the host layer the VM is a clone of ("" on the plain template).
+        self.layer_key = ""
 
     def start(self) -> None:
         if self._boot is not None:
@@ -83,7 +87,32 @@ class TroubleshootingVm:
         else:
             if reaped:
                 self.session.event("sandbox", "reaped", vms=reaped)
-        self._boot_as(warm_vm_name(self.template))
+        layer = self._last_layer()
+        if layer is None:
+            self._boot_as(warm_vm_name(self.template))
+            return
+        # The target's packages rarely change between runs: start on the layer the last run used
+        # instead of on the template and moving once the plan is made (one restore instead of two).
+        # The plan still decides: another one moves (:meth:`use_layer`), none goes back to the
+        # template (:meth:`use_template`).
+        self.layer_key = layer.key
+        self.session.event("sandbox", "layer_guessed", key=layer.key[:16])
+        self._boot_as(layer.manifest.vm_name, layer.warm)
+
+    def _last_layer(self) -> BuiltLayer | None:
+        """The cached layer of this template build the last finished run on the target used, if any."""
+        settings = self.app.settings
+        if not settings.layers.enabled:
+            return None
+        key = last_layer(settings.sessions_dir, self.session.target)
+        if not key:
+            return None
+        try:
+            image = self.app.images.require(self.template)
+            layer = LayerStore(settings.image_store).get(key, image.manifest.recipe_hash)
+        except VmRepairError:
+            return None   # a hint only: a key that does not parse or a layer that cannot be read
+        return layer if layer is not None and layer.manifest.template == self.template else None
 
     def _boot_as(self, warm_name: str, layer: WarmState | None = None) -> None:
         # The warm state restores only under its own VM name; when that name is taken (another run
@@ -120,10 +149,21 @@ class TroubleshootingVm:
         result = LayerBuilder(self.app.settings, self.app.vms, self.app.local,
                               progress=lambda step: self.session.event("sandbox", "layer", step=step)
                               ).ensure(plan, target, facts)
+        running = self.layer_key == plan.key
         self.session.event("sandbox", "layer_ready", key=plan.key[:16], built_now=result.is_built,
-                           seconds=round(result.seconds, 1))
-        self._move(self.template, result.layer.manifest.vm_name, result.layer.warm)
+                           seconds=round(result.seconds, 1), already_running=running)
+        if not running:
+            self._move(self.template, result.layer.manifest.vm_name, result.layer.warm, plan.key)
         return result
+
+    def use_template(self) -> None:
+        """Back onto a clone of the plain template when the VM was started on a layer no longer
+        planned (:meth:`start`); a no-op otherwise.
+
+        Raises: BootError, HypervisorError (the template's clone did not boot: destroyed)."""
+        if self.layer_key:
+            self.session.event("sandbox", "layer_dropped", key=self.layer_key[:16])
+            self._move(self.template, warm_vm_name(self.template), None)
 
     def use_release(self, suite: str) -> str:
         """Move onto a clone of the default template's recipe built for Debian ``suite`` (built and
@@ -142,18 +182,19 @@ class TroubleshootingVm:
         self._move(template.name, warm_vm_name(template.name), None)
         return template.name
 
-    def _move(self, template: str, warm_name: str, layer: WarmState | None) -> None:
-        """Replace the running VM by a clone of ``template`` (and ``layer``); when that one does not
-        boot, the previous template boots again and the error is raised."""
+    def _move(self, template: str, warm_name: str, layer: WarmState | None, key: str = "") -> None:
+        """Replace the running VM by a clone of ``template`` (and ``layer``, whose key is ``key``); when
+        that one does not boot, the previous template (without a layer) boots again and the error is
+        raised."""
         previous = self.template
         self.destroy_vm()
-        self.template = template
+        self.template, self.layer_key = template, key
         self._boot_as(warm_name, layer)
         try:
             self.wait_ready()
         except VmRepairError:
             self.destroy_vm()
-            self.template = previous
+            self.template, self.layer_key = previous, ""
             self._boot_as(warm_vm_name(previous))
             raise
 

@@ -37,3 +37,20 @@ def last_run_escalated(sessions_dir: Path, target: str) -> bool:
             return False
         return any(isinstance(c, dict) and not c.get("in_place") for c in components)
     return False
+
+
+def last_layer(sessions_dir: Path, target: str) -> str:
+    """The host layer the newest finished run on ``target`` used (its key), or "": the next run's
+    troubleshooting VM starts on it, instead of on the template and then moving (the layer is planned
+    again, and a different plan still moves)."""
+    try:
+        entries = sorted((e for e in sessions_dir.iterdir() if e.is_dir()), reverse=True)[:MAX_SESSIONS]
+    except OSError:
+        return ""
+    for entry in entries:
+        meta = _read_meta(entry / "session.json")
+        if not isinstance(meta, dict) or meta.get("target") != target or meta.get("status") == "running":
+            continue
+        layer = meta.get("layer")
+        return layer if isinstance(layer, str) else ""
+    return ""

@@ -91,6 +91,11 @@ def test_a_fault_of_a_service_the_template_lacks_reproduces_on_a_host_layer(
     assert layer["sources"].get("target-cache", 0) >= 4 and layer["sources"].get("mirror", 0) >= 4, layer
     if SEEN:
         assert layer["used"] == SEEN[0]["used"] and layer["built_now"] is False, "the layer was not reused"
+        # The last run here used that layer: this run's VM started on it, no move from the template.
+        events = [json.loads(line) for line in (session / "evidence.jsonl").read_text().splitlines()]
+        assert any(e.get("event") == "layer_guessed" for e in events), "the VM did not start on the layer"
+        ready = [e.get("already_running") for e in events if e.get("event") == "layer_ready"]
+        assert ready and all(ready), ready
     SEEN.append(layer)
     report = (session / "report.md").read_text()
     assert "Host layer:" in report and layer["used"][:16] in report

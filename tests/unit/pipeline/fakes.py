@@ -71,6 +71,9 @@ class FakeSandbox:
         self.calls.append("use_layer")
         raise LayerError("no layers in the fake sandbox", step="build")
 
+    def use_template(self) -> None:
+        """Never on a layer (use_layer refuses): nothing to leave, nothing recorded."""
+
     def use_release(self, suite: str) -> str:
         self.calls.append(f"use_release:{suite}")
         raise LayerError("no releases in the fake sandbox", step="release")

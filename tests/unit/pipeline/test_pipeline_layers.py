@@ -4,6 +4,7 @@ fallback (recorded, never fatal) when the layer or the release template cannot b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from orchestrator.agent.api import Manifest
 from orchestrator.capture.snapshot import Capture
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import LayerSettings, Settings
+from orchestrator.errors import BootError
 from orchestrator.facts.model import OsRelease, Package, TargetFacts
 from orchestrator.imaging.store import BuiltImage
 from orchestrator.model import Component
@@ -115,3 +117,30 @@ def test_unknown_facts_or_disabled_layers_stay_on_the_template(
     facts = ON_BOOKWORM
     assert host_layer(off, sandbox, capture(tmp_path, facts), [WEB]).fallback == "layers are disabled"
     assert sandbox.asked == []
+
+
+class GuessedSandbox(LayeredSandbox):
+    """Started on the last run's layer (TroubleshootingVm.start's guess)."""
+
+    def __init__(self, guest: FakeTransport, *, boots: bool = True) -> None:
+        super().__init__(guest)
+        self.boots = boots
+
+    def use_template(self) -> None:
+        self.calls.append("use_template")
+        if not self.boots:
+            raise BootError("the template's clone did not boot", domain="vmrepair-trb-debian-12")
+
+
+def test_a_guessed_layer_the_plan_no_longer_wants_is_left_for_the_template(
+        ctx: RunContext, tmp_path: Path) -> None:
+    sandbox = GuessedSandbox(vm([APACHE, LIBC]))        # the template now has what the target has
+    used = host_layer(ctx, sandbox, capture(tmp_path, ON_BOOKWORM), [WEB])
+    assert sandbox.calls == ["use_template"] and sandbox.asked == [] and used.key == ""
+    assert "layer" not in json.loads((ctx.session.dir / "session.json").read_text())
+
+
+def test_a_failed_return_to_the_template_is_recorded_not_raised(ctx: RunContext, tmp_path: Path) -> None:
+    sandbox = GuessedSandbox(vm([APACHE, LIBC]), boots=False)
+    used = host_layer(ctx, sandbox, capture(tmp_path, ON_BOOKWORM), [WEB])
+    assert used.fallback == "no layer; back on the template: the template's clone did not boot"
