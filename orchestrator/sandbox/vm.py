@@ -73,6 +73,8 @@ class TroubleshootingVm:
         self._agent: RemoteAgent | None = None
         #: The key of the host layer the VM is a clone of ("" on the plain template).
         self.layer_key = ""
+        #: Booting on the last run's layer (:meth:`start`) and not yet ready: a failure falls back.
+        self._guessed = False
 
     def start(self) -> None:
         if self._boot is not None:
@@ -95,7 +97,7 @@ class TroubleshootingVm:
         # instead of on the template and moving once the plan is made (one restore instead of two).
         # The plan still decides: another one moves (:meth:`use_layer`), none goes back to the
         # template (:meth:`use_template`).
-        self.layer_key = layer.key
+        self.layer_key, self._guessed = layer.key, True
         self.session.event("sandbox", "layer_guessed", key=layer.key[:16])
         self._boot_as(layer.manifest.vm_name, layer.warm)
 
@@ -131,7 +133,18 @@ class TroubleshootingVm:
         boot = self._boot
         if boot is None:  # start() always sets it; this keeps mypy and readers sure
             raise PipelineError("troubleshooting VM was never started", stage="sandbox")
-        result = boot.result()
+        try:
+            result = boot.result()
+        except VmRepairError as exc:
+            if not self._guessed:
+                raise
+            # The last run's layer was only a guess: its clone not booting must not cost the round.
+            self.session.event("sandbox", "layer_guess_failed", key=self.layer_key[:16], error=exc.message)
+            self._guessed, self.layer_key = False, ""
+            self.destroy_vm()
+            self._boot_as(warm_vm_name(self.template))
+            return self.wait_ready()
+        self._guessed = False
         self.session.event("sandbox", "ready", vm=self.name, boot_seconds=round(result.boot_seconds, 2),
                            warm=result.is_warm, warm_fallback=result.warm_fallback)
         return result
@@ -188,7 +201,7 @@ class TroubleshootingVm:
         raised."""
         previous = self.template
         self.destroy_vm()
-        self.template, self.layer_key = template, key
+        self.template, self.layer_key, self._guessed = template, key, False
         self._boot_as(warm_name, layer)
         try:
             self.wait_ready()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,7 +19,8 @@ from orchestrator.agent.api import DiskUsage, Manifest, Placeholder, UnpackResul
 from orchestrator.app import App
 from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
-from orchestrator.errors import AgentError, CommandFailedError
+from orchestrator.errors import AgentError, BootError, CommandFailedError
+from orchestrator.hypervisor.vm import UpResult
 from orchestrator.model import Component
 from orchestrator.sandbox.mirror import MANIFEST_LIMIT
 from orchestrator.sandbox.vm import FILLER, TroubleshootingVm
@@ -378,3 +380,35 @@ def test_a_capture_at_the_manifest_limit_mirrors_no_absence(make_vm: MakeVm, ses
     assert vm.import_capture(capture, [NGINX]).removed == ()
     assert agent.removed == []
     assert events(session, "absences_not_mirrored")
+
+
+# -- starting on the last run's layer -------------------------------------------------------------
+
+
+def test_a_guessed_layer_that_does_not_boot_falls_back_to_the_template(
+        make_settings: Callable[..., Settings], session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last run's layer is only a guess: its clone failing to boot costs a template boot, not the
+    round; a failure of the template's own boot is still raised."""
+    booted: list[tuple[str, bool]] = []
+
+    def boot(settings: Settings, name: str, template: str, layer: object = None) -> UpResult:
+        booted.append((name, layer is not None))
+        if layer is not None:
+            raise BootError("the layer's clone did not answer", domain=f"vmrepair-{name}")
+        return UpResult(name, 2222, 1.5, "tcg", is_warm=True)
+
+    monkeypatch.setattr("orchestrator.sandbox.vm._boot", boot)
+    vm = TroubleshootingVm(App(make_settings()), session)
+    guess = SimpleNamespace(key="ab" * 32, manifest=SimpleNamespace(vm_name="lyr-abababababababab"),
+                            warm=object())
+    monkeypatch.setattr(vm, "_last_layer", lambda: guess)
+    try:
+        vm.start()
+        ready = vm.wait_ready()
+    finally:
+        vm.destroy()
+        vm.app.close()
+    assert booted == [("lyr-abababababababab", True), ("trb-debian-12", False)]
+    assert ready.name == "trb-debian-12" and vm.layer_key == ""
+    (failed,) = events(session, "layer_guess_failed")
+    assert failed["error"] == "the layer's clone did not answer"
