@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.agent.errors import AgentFailedError
@@ -125,3 +127,17 @@ def test_the_client_hears_the_script_s_refusal_as_an_agent_error(agent: RemoteAg
                        ) as caught:
         agent.deb_meta(str(real), ["/etc/nginx/nginx.conf"])
     assert caught.value.code == "invalid"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_deb_is_refused_never_a_crash(call: Call, archives: Path, data: st.DataObject) -> None:
+    """Whatever bytes a hostile or broken cache holds, the answer is an answer (ok, or invalid)."""
+    compression = data.draw(st.sampled_from(["xz", "gz", "bz2", ""]))
+    blob = bytearray(deb(MEMBERS, compression))
+    for _ in range(data.draw(st.integers(1, 8))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(8, len(blob)))
+    (archives / NAME).write_bytes(bytes(blob[:cut]))
+    answer = call("deb_meta", deb=str(archives / NAME), paths=["/etc/nginx/nginx.conf", "/usr/bin/helper"])
+    assert answer["ok"] or answer["code"] == "invalid", answer
