@@ -26,6 +26,7 @@ Failure: IssueKind.PERMISSIONS, critical for vital components, warning otherwise
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -33,7 +34,7 @@ from typing import Protocol, runtime_checkable
 from orchestrator.agent.api import AgentApi, AgentRead, DebEntry, DebMeta, FileEntry, Manifest, manifest_args
 from orchestrator.agent.errors import AgentFailedError
 from orchestrator.components.ignore import covering
-from orchestrator.detect.common import ProbeId, cap_evidence, command_output, run_command
+from orchestrator.detect.common import EVIDENCE_MAX, ProbeId, cap_evidence, command_output, run_command
 from orchestrator.detect.modes import Recorded, roots
 from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, PACKAGE_NAME, VERSION
@@ -52,7 +53,10 @@ QUERY_TIMEOUT_S = 60.0
 MAX_PATHS = 4096
 #: At most this many differences are listed in the evidence (all are counted).
 MAX_LISTED = 20
-#: InstalledDeb in the sense of "its files are on the host" (a trigger pending changes no file).
+#: Evidence key of the values to restore, as JSON ``[[path, "0644", owner, group], ...]`` (what the
+#: ``state`` repair family reads; the listed differences are for people).
+RESTORE_KEY = "package_values"
+#: Installed in the sense of "its files are on the host" (a trigger pending changes no file).
 _IN_PLACE = frozenset("iWt")
 
 
@@ -197,6 +201,7 @@ def evaluate(component: Component, now: Mapping[str, FileEntry],
     more = len(listed) - MAX_LISTED
     evidence["changed"] = cap_evidence("\n".join(listed[:MAX_LISTED])
                                        + (f"\n... and {more} more" if more > 0 else ""))
+    evidence[RESTORE_KEY] = _restore_values(changed)
     path, first = changed[0][0].path, changed[0][1]
     evidence["remedy"] = (f"chown {first.owner}:{first.group} {path} && chmod {first.mode:04o} "
                           f"{path} (and the same for each path listed), or record an intended "
@@ -204,6 +209,20 @@ def evaluate(component: Component, now: Mapping[str, FileEntry],
     severity = Severity.CRITICAL if component.vital else Severity.WARNING
     return pid.failed(severity, f"{component.name}: {len(changed)} path(s) differ in owner or mode from "
                       f"what the package ships (first: {path})", evidence)
+
+
+def _restore_values(changed: Sequence[tuple[FileEntry, Expected]]) -> str:
+    """The listed paths whose type is right (set_meta cannot change a type), as long as the JSON
+    stays within one evidence string: never cut mid-way, so it always parses."""
+    values: list[list[str]] = []
+    for now, expected in changed[:MAX_LISTED]:
+        if now.type != expected.type or now.type == "symlink":
+            continue
+        one = [now.path, f"{expected.mode:04o}", expected.owner, expected.group]
+        if len(json.dumps([*values, one])) > EVIDENCE_MAX:
+            break
+        values.append(one)
+    return json.dumps(values)
 
 
 def probe_pkgmeta(transport: Transport, agent: AgentApi, component: Component,

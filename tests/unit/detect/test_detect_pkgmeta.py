@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from orchestrator.agent.api import DebEntry
 from orchestrator.detect import pkgmeta
 from orchestrator.model import Component, IssueKind, Severity
@@ -128,3 +130,9 @@ def test_statoverride_lines_are_parsed_and_bad_ones_skipped() -> None:
     text = "root root 4755 /usr/bin/x\n#1000 adm 0640 /var/log/y z\nroot root 0999 /bad\nshort\n"
     assert pkgmeta.parse_statoverride(text) == {"/usr/bin/x": ("root", "root", 0o4755),
                                                 "/var/log/y z": ("#1000", "adm", 0o640)}
+
+
+def test_the_values_to_restore_travel_as_json_for_the_repair() -> None:
+    result = pkgmeta.probe_pkgmeta(host(), agent(conf_mode=0o777, uid=33), NGINX)
+    restore = json.loads(result.evidence[pkgmeta.RESTORE_KEY])
+    assert restore == [["/etc/nginx/nginx.conf", "0644", "root", "root"]]
