@@ -1735,8 +1735,9 @@ def op_deb_meta(args: Args, work_dir: str) -> Any:
             raise Failure("invalid", f"{deb}: damaged {member}: {exc}") from None
     finally:
         os.close(fd)
-    return {"entries": [found[p] for p in paths if p in found],
-            "absent": [p for p in dict.fromkeys(paths) if p not in found]}
+    asked = list(dict.fromkeys(paths))  # each path answered once, however often it was asked
+    return {"entries": [found[p] for p in asked if p in found],
+            "absent": [p for p in asked if p not in found]}
 
 
 #: A URL the http_status op accepts: http(s), printable ASCII, no spaces (the client checks it too).

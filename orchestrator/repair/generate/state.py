@@ -31,9 +31,8 @@ from orchestrator.detect.sysdirs import stat_path
 from orchestrator.model import IssueKind
 from orchestrator.repair.generate import followups
 from orchestrator.repair.generate.drift import drift
-from orchestrator.repair.generate.proposal import Proposal, RawStep, literal
+from orchestrator.repair.generate.proposal import Proposal, RawStep, literal, to_steps
 from orchestrator.repair.generate.situation import Situation, quote
-from orchestrator.steps.kinds.path_meta import ACCOUNT_PATTERN
 from orchestrator.steps.paths import is_within, own_paths
 
 FAMILY = "state"
@@ -165,12 +164,12 @@ def _set_meta(situation: Situation, path: str, spec: tuple[int, str, str], why: 
 # -- modes and owners as the packages ship them ---------------------------------------------------
 
 _MODE = re.compile(r"^[0-7]{4}$")
-_ACCOUNT = re.compile(ACCOUNT_PATTERN)
 
 
 def package_values(situation: Situation) -> list[tuple[str, int, str, str]]:
-    """The pkgmeta issue's (path, mode, owner, group) to restore: only well-formed entries for paths
-    of the component (the evidence is the target's word, untrusted)."""
+    """The pkgmeta issue's (path, mode, owner, group) to restore: only entries for paths of the
+    component that make a valid ``set_meta`` step (the evidence is the target's word, untrusted; one
+    bad entry must not sink the strategy, as it would in the strategy's own validation)."""
     try:
         raw = json.loads(situation.issue.evidence.get(RESTORE_KEY, "[]"))
     except ValueError:
@@ -182,17 +181,20 @@ def package_values(situation: Situation) -> list[tuple[str, int, str, str]]:
             continue
         path, mode, owner, group = item
         if (path.startswith("/") and any(is_within(path, r) for r in roots) and _MODE.match(mode)
-                and _ACCOUNT.match(owner) and _ACCOUNT.match(group)):
+                and to_steps([_meta_step(path, mode, owner, group)]) is not None):
             found.append((path, int(mode, 8), owner, group))
     return found
+
+
+def _meta_step(path: str, mode: str, owner: str, group: str) -> RawStep:
+    return {"set_meta": {"path": literal(path), "mode": mode, "owner": owner, "group": group}}
 
 
 def _package_meta(situation: Situation) -> list[Proposal]:
     values = package_values(situation)
     if not values:
         return []
-    steps: list[RawStep] = [{"set_meta": {"path": literal(path), "mode": f"{mode:04o}", "owner": owner,
-                                          "group": group}} for path, mode, owner, group in values]
+    steps = [_meta_step(path, f"{mode:04o}", owner, group) for path, mode, owner, group in values]
     paths = [path for path, *_ in values]
     first = values[0]
     more = f" and {len(values) - 1} more path(s)" if len(values) > 1 else ""
