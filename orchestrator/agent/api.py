@@ -59,6 +59,29 @@ class Manifest:
 
 
 @dataclass(frozen=True)
+class DebEntry:
+    """One path as a package's .deb ships it (its data.tar member header): the package's own word on
+    the path's type, mode and owner. ``uname``/``gname`` are empty when the archive names no owner."""
+
+    path: str
+    type: FileType
+    mode: int            # permission bits with setuid/setgid/sticky, e.g. 0o4755
+    uid: int
+    gid: int
+    uname: str
+    gname: str
+
+
+@dataclass(frozen=True)
+class DebMeta:
+    entries: tuple[DebEntry, ...]
+    absent: tuple[str, ...] = ()    # requested paths the package does not ship
+
+    def by_path(self) -> dict[str, DebEntry]:
+        return {e.path: e for e in self.entries}
+
+
+@dataclass(frozen=True)
 class Placeholder:
     """A file too large to capture: only its metadata and a bounded head/tail travel."""
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 from orchestrator.agent.api import (
     AgentRead,
     BigFile,
+    DebMeta,
     DiskUsage,
     FileEntry,
     JsonlRepairResult,
@@ -58,6 +59,7 @@ from orchestrator.agent.requests import (
 from orchestrator.agent.server import AgentServer, ServerGone
 from orchestrator.agent.wire import (
     BigFilesWire,
+    DebMetaWire,
     DiscardWire,
     DiskUsageWire,
     FailedAnswer,
@@ -449,6 +451,22 @@ class RemoteAgent:
         wire = self._parse("dpkg_fingerprint", FingerprintWire,
                            self._call("dpkg_fingerprint", {"binaries": list(binaries)}))
         return wire.fingerprint, wire.racy
+
+    def deb_meta(self, deb: str, paths: Sequence[str]) -> DebMeta:
+        """Type, mode and owner of ``paths`` as the package file ``deb`` (in apt's archive cache) ships
+        them, and the paths it does not ship (see the agent's ``op_deb_meta``). Every path asked about
+        is answered exactly once, as an entry or as absent.
+
+        Raises: AgentError (AgentFailedError ``not_found`` when the file is not there), TransportError."""
+        asked = list(dict.fromkeys(paths))
+        meta = self._parse("deb_meta", DebMetaWire,
+                           self._call("deb_meta", {"deb": deb, "paths": asked})).to_api()
+        answered = [e.path for e in meta.entries] + list(meta.absent)
+        stray = [p for p in answered if p not in asked]
+        self._expect("deb_meta", not stray, f"paths that were not asked for: {stray[:3]!r}")
+        self._expect("deb_meta", sorted(answered) == sorted(asked),
+                     "every path asked about must be answered once, as an entry or as absent")
+        return meta
 
     def http_status(self, url: str, *, timeout_s: float) -> tuple[int | None, str]:
         """GET ``url`` from the host itself (its loopback is where the services listen): the status,

@@ -25,6 +25,8 @@ from pydantic import (
 
 from orchestrator.agent.api import (
     BigFile,
+    DebEntry,
+    DebMeta,
     DiskUsage,
     FileEntry,
     FileType,
@@ -42,6 +44,7 @@ from orchestrator.agent.remote import vmrepair_agent as agent
 MAX_ENTRIES: int = agent.MAX_ENTRIES
 SAMPLE_BYTES: int = agent.SAMPLE_BYTES
 MAX_BAD_LINES: int = agent.MAX_BAD_LINES
+MAX_DEB_PATHS: int = agent.MAX_DEB_PATHS
 MAX_PATH = 4096
 
 
@@ -260,6 +263,27 @@ class FingerprintWire(_Wire):
     fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     racy: bool
     files: Annotated[int, Field(ge=0)]
+
+
+class DebEntryWire(_Wire):
+    path: HostPath
+    type: FileType
+    mode: Annotated[int, Field(ge=0, le=0o7777)]
+    uid: Count
+    gid: Count
+    uname: Name
+    gname: Name
+
+    def to_api(self) -> DebEntry:
+        return DebEntry(**self.model_dump())
+
+
+class DebMetaWire(_Wire):
+    entries: Annotated[list[DebEntryWire], Field(max_length=MAX_DEB_PATHS)]
+    absent: Annotated[list[HostPath], Field(max_length=MAX_DEB_PATHS)]
+
+    def to_api(self) -> DebMeta:
+        return DebMeta(tuple(e.to_api() for e in self.entries), tuple(self.absent))
 
 
 class HttpStatusWire(_Wire):

@@ -23,6 +23,7 @@ from orchestrator.detect import (
     memory,
     modes,
     packages,
+    pkgmeta,
     ports,
     symlinks,
     sysdirs,
@@ -72,9 +73,10 @@ class Detector:
     ``http:http://127.0.0.1:80/``, ``disk:/``, ``inodes:/``, ``memory:pressure``, ``memory:oom``,
     ``kernel:taint``, ``sysdir:/tmp``, ``system:state``,
     ``jsonl:/var/lib/sampleapp/interactions.jsonl``, ``fstab:/etc/fstab``, ``dpkg:nginx``,
-    ``symlinks:nginx``, ``writable:/var/lib/sampleapp``, ``port:nginx:80``) are stable: a name taken
-    from one run's results re-runs the same check on another host with :meth:`run_probe`. When two
-    components name the same unit, URL or file, the first component in the watch config owns the probe.
+    ``pkgmeta:nginx``, ``symlinks:nginx``, ``writable:/var/lib/sampleapp``, ``port:nginx:80``) are
+    stable: a name taken from one run's results re-runs the same check on another host with
+    :meth:`run_probe`. When two components name the same unit, URL or file, the first component in the
+    watch config owns the probe.
 
     Probes that need the same fact (the listening sockets, the accounts) share one answer per run
     (:mod:`orchestrator.detect.shared`), and the unit probes of a run share one ``systemctl show`` and
@@ -303,6 +305,12 @@ def _plan_state_probes(
     if modes.is_planned(comp, recorded):
         add(modes.probe_name(comp), functools.partial(modes.probe_modes, agent, comp, recorded),
             modes.first_reads(comp))
+    # Planned whether or not a baseline exists (it checks against the package, not the past); the
+    # baseline only spares the paths that are as it recorded them.
+    if pkgmeta.is_planned(comp) and isinstance(agent, pkgmeta.DebMetaReading):
+        add(pkgmeta.probe_name(comp),
+            functools.partial(pkgmeta.probe_pkgmeta, transport, agent, comp, ignored, recorded),
+            pkgmeta.first_reads(comp))
     if comp.config_paths:
         add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp, ignored),
             symlinks.first_reads(comp))

@@ -19,7 +19,8 @@ it); ``remove_file`` and ``move_file`` take files and symlinks only and never ov
 remove nothing that is already gone; ``rotate_log`` compresses to ``<path>.1.gz`` and truncates;
 ``big_files`` and ``pack`` walk the tree;
 ``unpack`` extracts a tar held in ``remote`` (the agent's directory, also what ``fetch`` reads);
-``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``. Failures are
+``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``; ``deb_meta``
+answers from ``debs`` (a .deb's path -> what it ships), a .deb not there is ``not_found``. Failures are
 ``AgentFailedError`` with the agent's codes (``not_found``, ``invalid``, ``precondition``) and its
 messages, without the client's host prefix (except ``not_found``, which is spelled exactly as the client
 would).
@@ -64,6 +65,8 @@ from typing import Any, Literal
 
 from orchestrator.agent.api import (
     BigFile,
+    DebEntry,
+    DebMeta,
     DiskUsage,
     FileEntry,
     JsonlRepairResult,
@@ -172,6 +175,7 @@ class FakeAgent:
         disk: Mapping[str, DiskUsage] | None = None,
         usage_of: Callable[[str], DiskUsage] = half_full,
         big: Iterable[BigFile] | None = None,
+        debs: Mapping[str, Iterable[DebEntry]] | None = None,
     ) -> None:
         self.fs: dict[str, Node] = {"/": Node("dir", mode=0o755)}
         self.names: dict[int, str] = dict(NAMES if names is None else names)
@@ -186,6 +190,7 @@ class FakeAgent:
         self.disk: dict[str, DiskUsage] = dict(disk or {})
         self.usage_of = usage_of
         self.big: list[BigFile] | None = None if big is None else list(big)
+        self.debs: dict[str, list[DebEntry]] = {deb: list(entries) for deb, entries in (debs or {}).items()}
         #: The agent's own directory: archives ``pack`` made, what ``fetch`` and ``unpack`` read.
         self.remote: dict[str, bytes] = {}
         self.calls: list[tuple[str, Any]] = []
@@ -664,6 +669,16 @@ class FakeAgent:
         return [b for b in found if b.size >= min_bytes][:limit]
 
     # -- the RemoteAgent extras the pipeline uses --------------------------------------------------
+    def deb_meta(self, deb: str, paths: list[str] | tuple[str, ...]) -> DebMeta:
+        if (answer := self._start("deb_meta", deb, list(paths))) is not _MODEL:
+            return self._canned(answer, deb, paths)
+        if deb not in self.debs:
+            raise not_found("deb_meta", deb, self.host)
+        shipped = {e.path: e for e in self.debs[deb]}
+        asked = list(dict.fromkeys(paths))
+        return DebMeta(tuple(shipped[p] for p in asked if p in shipped),
+                       tuple(p for p in asked if p not in shipped))
+
     def fetch(self, remote: str, local: Path) -> None:
         """Copy a file of the agent's directory (``remote``) to ``local``."""
         if (answer := self._start("fetch", remote)) is not _MODEL:

@@ -1621,6 +1621,147 @@ def op_dpkg_fingerprint(args: Args, work_dir: str) -> Any:
     return {"fingerprint": digest.hexdigest(), "racy": racy, "files": count}
 
 
+#: Where apt keeps the packages it downloaded; the only directory deb_meta reads from (a module
+#: constant so tests can point it at a temporary directory).
+DEB_ARCHIVES = "/var/cache/apt/archives"
+#: A file name apt gives a downloaded package: name_version_arch.deb, the epoch's ':' as "%3a".
+DEB_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]{0,199}_(?:[0-9]{1,9}%3a)?[0-9][A-Za-z0-9.+~-]{0,199}"
+                      r"_[a-z0-9][a-z0-9-]{0,31}\.deb")
+AR_MAGIC = b"!<arch>\n"
+AR_HEADER = 60
+#: A .deb holds debian-binary, control.tar.* and data.tar.* (dpkg tolerates extra "_"-members).
+MAX_AR_MEMBERS = 16
+MAX_AR_SIZE = 8 * 1024 ** 3
+#: Tar members read from one data.tar (texlive-fonts-extra, among the largest, ships about 90,000).
+MAX_DEB_MEMBERS = 200_000
+MAX_DEB_PATHS = 4096
+#: The data member's compressions tarfile can stream; zstd (Ubuntu's default since 22.04) is not in
+#: the stdlib.
+DEB_DATA = {"data.tar": "r|", "data.tar.gz": "r|gz", "data.tar.xz": "r|xz", "data.tar.bz2": "r|bz2"}
+
+
+class Bounded:
+    """Reads at most ``size`` bytes of ``fd`` from where it stands: the data member, never past it."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd, self.left = fd, size
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size is None or size < 0 else min(size, self.left)
+        data = os.read(self.fd, size) if size else b""
+        self.left -= len(data)
+        return data
+
+
+def read_exactly(fd: int, size: int, what: str) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            raise Failure("invalid", f"{what}: cut short")
+        data += chunk
+    return data
+
+
+def open_deb(path: str) -> int:
+    """The .deb ``path`` opened read-only, never through a symlink; it must be a plain file directly in
+    DEB_ARCHIVES with an apt file name."""
+    check_path(path, "deb")
+    head, name = split_parent(path)
+    if head != DEB_ARCHIVES or not DEB_NAME.fullmatch(name):
+        raise Failure("invalid", f"deb must be a package file name_version_arch.deb directly in "
+                                 f"{DEB_ARCHIVES}, got {path!r}")
+    dfd = open_dir(head, for_path=path)
+    try:
+        fd = os.open(name, READ_FLAGS, dir_fd=dfd)
+    except FileNotFoundError:
+        raise Failure("not_found", f"{path} does not exist") from None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise Failure("invalid", f"refusing {path}: it is a symlink") from None
+    finally:
+        os.close(dfd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Failure("invalid", f"refusing {path}: not a regular file")
+    return fd
+
+
+def find_data_member(fd: int, path: str) -> tuple[str, int]:
+    """Walk the ar container up to the data member: its name and size, ``fd`` at its first byte."""
+    if read_exactly(fd, len(AR_MAGIC), path) != AR_MAGIC:
+        raise Failure("invalid", f"{path} is not a Debian package (no ar magic)")
+    for _ in range(MAX_AR_MEMBERS):
+        header = os.read(fd, AR_HEADER)
+        if not header:
+            break
+        if len(header) != AR_HEADER or header[58:60] != b"`\n":
+            raise Failure("invalid", f"{path}: damaged ar member header")
+        name = header[:16].decode("ascii", "replace").strip().rstrip("/")
+        size_text = header[48:58].decode("ascii", "replace").strip()
+        if not size_text.isdigit() or int(size_text) > MAX_AR_SIZE:
+            raise Failure("invalid", f"{path}: ar member {name!r} has a bad size")
+        size = int(size_text)
+        # A cut-off data member could end the tar stream early and make shipped paths look absent.
+        if size > os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR):
+            raise Failure("invalid", f"{path}: ar member {name!r} is cut short")
+        if name.startswith("data.tar"):
+            if name not in DEB_DATA:
+                raise Failure("invalid", f"{path}: {name} uses an unsupported compression "
+                                         f"(only {', '.join(DEB_DATA)} can be read)")
+            return name, size
+        os.lseek(fd, size + size % 2, os.SEEK_CUR)  # members are padded to an even offset
+    raise Failure("invalid", f"{path}: no data.tar member")
+
+
+def deb_member_path(name: str) -> str | None:
+    """``./etc/x`` as ``/etc/x``; None for a name with a '..' component."""
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return None
+    return "/" + "/".join(parts)
+
+
+def op_deb_meta(args: Args, work_dir: str) -> Any:
+    """Type, mode, owner of ``paths`` as the package ``deb`` ships them (its data.tar's member headers,
+    streamed, nothing extracted), and the paths it does not ship. dpkg records no modes, so the .deb is
+    the package's only word on them."""
+    import tarfile
+    import zlib
+    paths = arg_paths(args, "paths")
+    if not 0 < len(paths) <= MAX_DEB_PATHS:
+        raise Failure("invalid", f"paths must be 1 to {MAX_DEB_PATHS} paths")
+    wanted = set(paths)
+    deb = args.get("deb")
+    fd = open_deb(deb if isinstance(deb, str) else "")
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        member, size = find_data_member(fd, str(deb))
+        try:
+            with tarfile.open(fileobj=Bounded(fd, size), mode=DEB_DATA[member]) as tar:  # type: ignore[call-overload]
+                for count, info in enumerate(tar, 1):
+                    if count > MAX_DEB_MEMBERS:
+                        raise Failure("invalid", f"{deb}: more than {MAX_DEB_MEMBERS} members in {member}")
+                    name = deb_member_path(info.name)
+                    if name is None or name not in wanted:
+                        continue
+                    kind = "file" if info.isfile() or info.islnk() else "dir" if info.isdir() \
+                        else "symlink" if info.issym() else "other"
+                    found[name] = {"path": name, "type": kind, "mode": info.mode & 0o7777, "uid": info.uid,
+                                   "gid": info.gid, "uname": info.uname[:256], "gname": info.gname[:256]}
+        except tarfile.CompressionError as exc:  # this interpreter lacks lzma or bz2
+            raise Failure("invalid", f"{deb}: unsupported compression of {member}: {exc}") from None
+        # In stream mode tarfile turns the decompressors' errors into ReadError (a TarError).
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise Failure("invalid", f"{deb}: damaged {member}: {exc}") from None
+    finally:
+        os.close(fd)
+    asked = list(dict.fromkeys(paths))  # each path answered once, however often it was asked
+    return {"entries": [found[p] for p in asked if p in found],
+            "absent": [p for p in asked if p not in found]}
+
+
 #: A URL the http_status op accepts: http(s), printable ASCII, no spaces (the client checks it too).
 HTTP_URL = re.compile(r"https?://[!-~]{1,2000}")
 
@@ -1734,7 +1875,8 @@ OPS: dict[str, Callable[[Args, str], Any]] = {
     "sweep_temps": op_sweep_temps,
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
-    "http_status": op_http_status, "dpkg_fingerprint": op_dpkg_fingerprint, "batch": op_batch,
+    "http_status": op_http_status, "dpkg_fingerprint": op_dpkg_fingerprint, "deb_meta": op_deb_meta,
+    "batch": op_batch,
 }
 
 

@@ -19,7 +19,8 @@ first)::
 
     revert       files, symlinks, modes and owners that differ from the baseline (revert.py)
     systemd      masked, disabled, failed units; drop-ins added; unit files changed (units.py)
-    state        missing state/log/working directories; modes and owners of data dirs; /tmp etc. (state.py)
+    state        missing state/log/working directories; modes and owners of data dirs, of packaged
+                 files as their package ships them; /tmp etc. (state.py)
     config       added include files; the newest change; the file the config test blames (config_files.py)
     package      half-configured packages, changed packaged files and conffiles (packages.py)
     last-resort  restart, ranked after every other strategy that keeps data (last_resort.py)

@@ -10,23 +10,30 @@ Evidence and what it proposes:
   the baseline; without a baseline, a writable directory the unit's user cannot write (the
   ``writable:`` probe's issue) → ``set_meta`` giving it to ``User=``/``Group=``;
 - a system path (``/tmp``, ``/etc/shadow`` ...) whose mode or owner is wrong, or that is missing →
-  ``set_meta``/``make_dir`` from the rules of :mod:`orchestrator.detect.sysdirs`.
+  ``set_meta``/``make_dir`` from the rules of :mod:`orchestrator.detect.sysdirs`;
+- packaged files whose mode or owner differ from what their package ships (the ``pkgmeta:`` probe's
+  issue) → one ``set_meta`` per path, to the package's values (or dpkg-statoverride's), all at once:
+  a ``chmod -R`` gone wrong is one fault however many files it touched.
 
 Config and unit paths are the ``revert`` family's: it compares them with the baseline already.
 """
 
 from __future__ import annotations
 
+import json
 import posixpath
+import re
 
+from orchestrator.detect.pkgmeta import PREFIX as PKGMETA_PREFIX
+from orchestrator.detect.pkgmeta import RESTORE_KEY
 from orchestrator.detect.sysdirs import RULES as SYSTEM_PATHS
 from orchestrator.detect.sysdirs import stat_path
 from orchestrator.model import IssueKind
 from orchestrator.repair.generate import followups
 from orchestrator.repair.generate.drift import drift
-from orchestrator.repair.generate.proposal import Proposal, RawStep, literal
+from orchestrator.repair.generate.proposal import Proposal, RawStep, literal, to_steps
 from orchestrator.repair.generate.situation import Situation, quote
-from orchestrator.steps.paths import own_paths
+from orchestrator.steps.paths import is_within, own_paths
 
 FAMILY = "state"
 KINDS = frozenset({IssueKind.PERMISSIONS, IssueKind.PATH_MISSING, IssueKind.UNIT_FAILED,
@@ -42,6 +49,8 @@ def generate(situation: Situation) -> list[Proposal]:
         return []
     if situation.issue.subject in SYSTEM_PATHS:
         return _system_path(situation)
+    if situation.issue.probe.startswith(PKGMETA_PREFIX):
+        return _package_meta(situation)
     return _missing_dirs(situation) + _dir_meta(situation)
 
 
@@ -150,6 +159,52 @@ def _set_meta(situation: Situation, path: str, spec: tuple[int, str, str], why: 
         ({"set_meta": {"path": literal(path), "mode": f"{mode:04o}", "owner": owner, "group": group}},
          *followups.after_change(situation.component, [path])),
         effectiveness=0.85, cause="meta_changed", confidence=confidence)
+
+
+# -- modes and owners as the packages ship them ---------------------------------------------------
+
+_MODE = re.compile(r"^[0-7]{4}$")
+
+
+def package_values(situation: Situation) -> list[tuple[str, int, str, str]]:
+    """The pkgmeta issue's (path, mode, owner, group) to restore: only entries for paths of the
+    component that make a valid ``set_meta`` step (the evidence is the target's word, untrusted; one
+    bad entry must not sink the strategy, as it would in the strategy's own validation)."""
+    try:
+        raw = json.loads(situation.issue.evidence.get(RESTORE_KEY, "[]"))
+    except ValueError:
+        return []
+    roots = own_paths(situation.component)
+    found = []
+    for item in raw if isinstance(raw, list) else []:
+        if not (isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item)):
+            continue
+        path, mode, owner, group = item
+        if (path.startswith("/") and any(is_within(path, r) for r in roots) and _MODE.match(mode)
+                and to_steps([_meta_step(path, mode, owner, group)]) is not None):
+            found.append((path, int(mode, 8), owner, group))
+    return found
+
+
+def _meta_step(path: str, mode: str, owner: str, group: str) -> RawStep:
+    return {"set_meta": {"path": literal(path), "mode": mode, "owner": owner, "group": group}}
+
+
+def _package_meta(situation: Situation) -> list[Proposal]:
+    values = package_values(situation)
+    if not values:
+        return []
+    steps = [_meta_step(path, f"{mode:04o}", owner, group) for path, mode, owner, group in values]
+    paths = [path for path, *_ in values]
+    first = values[0]
+    more = f" and {len(values) - 1} more path(s)" if len(values) > 1 else ""
+    return [Proposal(
+        FAMILY, "package-meta", situation.issue.subject,
+        f"Give {quote(first[0])}{more} the mode and owner their package ships "
+        f"({first[1]:04o} {quote(first[2])}:{quote(first[3])} for the first).",
+        (*steps, *followups.after_change(situation.component, paths)),
+        # The package's own word (or the admin's statoverride): as strong as a baseline's.
+        effectiveness=0.85, cause="meta_changed", confidence=0.85)]
 
 
 # -- system paths (host invariants) ---------------------------------------------------------------

@@ -339,3 +339,37 @@ def test_a_manifest_listing_an_excluded_path_is_refused() -> None:
         agent.manifest(["/etc/app"], exclude=["/etc/app/cache"])
     assert json.loads(transport.calls[-1].stdin or b"")["args"] == {"paths": ["/etc/app"],
                                                                     "exclude": ["/etc/app/cache"]}
+
+
+# -- deb_meta --------------------------------------------------------------------------------------
+
+DEB = "/var/cache/apt/archives/nginx-common_1.22.1-9_all.deb"
+
+
+def _deb_entry(path: str, **changes: Any) -> dict[str, Any]:
+    entry = {"path": path, "type": "file", "mode": 0o644, "uid": 0, "gid": 0, "uname": "root",
+             "gname": "root"}
+    return entry | changes
+
+
+def test_deb_meta_returns_the_package_s_entries_and_absent_paths() -> None:
+    answer = {"entries": [_deb_entry("/etc/a", mode=0o4755)], "absent": ["/etc/b"]}
+    agent, transport = _fake({"deb_meta": answer})
+    meta = agent.deb_meta(DEB, ["/etc/a", "/etc/b"])
+    assert (meta.by_path()["/etc/a"].mode, meta.absent) == (0o4755, ("/etc/b",))
+    sent = json.loads(transport.calls[-1].stdin or b"{}")["args"]
+    assert sent == {"deb": DEB, "paths": ["/etc/a", "/etc/b"]}
+
+
+@pytest.mark.parametrize(("result", "message"), [
+    ({"entries": [_deb_entry("/root/.ssh/id_rsa")], "absent": ["/etc/b"]}, "paths that were not asked for"),
+    ({"entries": [], "absent": ["/etc/a"]}, "every path asked about must be answered once"),
+    ({"entries": [_deb_entry("/etc/a")], "absent": ["/etc/a", "/etc/b"]}, "every path asked about"),
+    ({"entries": [_deb_entry("/etc/a", mode=0o17777)], "absent": ["/etc/b"]}, r"entries\.0\.mode"),
+    ({"entries": [_deb_entry("/etc/a", uid="0")], "absent": ["/etc/b"]}, r"entries\.0\.uid"),
+    ({"entries": [_deb_entry("/etc/a", extra=1)], "absent": ["/etc/b"]}, "Extra inputs are not permitted"),
+])
+def test_bad_deb_meta_answers(result: dict[str, Any], message: str) -> None:
+    agent, _ = _fake({"deb_meta": result})
+    with pytest.raises(AgentError, match=rf"^target\.example: agent deb_meta: .*{message}"):
+        agent.deb_meta(DEB, ["/etc/a", "/etc/b"])

@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.agent.api import (
     BigFile,
+    DebEntry,
+    DebMeta,
     DiskUsage,
     FileEntry,
     FileType,
@@ -30,6 +33,7 @@ from orchestrator.agent.api import (
     Placeholder,
 )
 from orchestrator.detect.packages import STATUS_FORMAT
+from orchestrator.detect.pkgmeta import VERSION_FORMAT
 from orchestrator.errors import TransportError
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
@@ -148,6 +152,10 @@ class FakeHost:
         if STATUS_FORMAT in argv:
             names = argv[argv.index("--") + 1:]
             return dpkg_status_answer(argv, {n: self.package_states.get(n, "ii ") for n in names})
+        if VERSION_FORMAT in argv:  # the pkgmeta probe: installed at ``packages``' version, else 1.0
+            names = argv[argv.index("--") + 1:]
+            return 0, b"".join(f"{n}\t{self.packages.get(n, '1.0')}\tamd64\tii \n".encode()
+                               for n in names), b""
         if argv[1] == "-S":
             paths = argv[argv.index("--") + 1:]
             return 0, b"".join(f"{self.owners[p]}: {p}\n".encode() for p in paths if p in self.owners), b""
@@ -310,7 +318,16 @@ def target_agent(
         },
     )
     agent.remote[PACK_TAR] = tar
+    # Every package ships its paths as they are: a healthy host's packaged files are untouched.
+    agent.answers["deb_meta"] = lambda _deb, paths: shipped_as_they_are(agent, paths)
     return agent
+
+
+def shipped_as_they_are(agent: fake_agent.FakeAgent, paths: Sequence[str]) -> DebMeta:
+    """A ``deb_meta`` answer that ships each existing path of ``paths`` with its owner and mode now."""
+    found = agent.manifest(list(paths), recursive=False)
+    return DebMeta(tuple(DebEntry(e.path, e.type, e.mode, e.uid, e.gid, e.owner, e.group)
+                         for e in found.entries), found.missing)
 
 
 #: The name baseline and doctor tests import the builder by.

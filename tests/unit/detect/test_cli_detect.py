@@ -35,7 +35,7 @@ def test_healthy_target_exits_0_with_json(capsys: pytest.CaptureFixture[str]) ->
     assert code == 0
     assert data["issues"] == []
     assert data["target"] == "vm:web"
-    assert len(data["results"]) == 30 + len(HOST_PROBES)   # the template resolved: 30 component probes
+    assert len(data["results"]) == 34 + len(HOST_PROBES)   # the template resolved: 34 component probes
 
 
 def test_issues_exit_1_with_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,14 +23,15 @@ LOG = "/var/lib/sampleapp/interactions.jsonl"
 EXPECTED_PROBES = (
     "disk:/", "inodes:/",
     *HOST_PROBES,
-    "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/", "dpkg:nginx", "symlinks:nginx",
-    "port:nginx:80",
+    "config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/", "dpkg:nginx", "pkgmeta:nginx",
+    "symlinks:nginx", "port:nginx:80",
     f"jsonl:{LOG}", "unit:sampleapp.service",
     "http:http://127.0.0.1:8080/health", "http:http://127.0.0.1:8080/ready", "symlinks:sampleapp",
     "writable:/var/lib/sampleapp", "port:sampleapp:8080",
-    "config:sshd", "unit:ssh.service", "dpkg:sshd", "symlinks:sshd", "port:sshd:22",
-    "unit:cron.service", "dpkg:cron", "symlinks:cron",
-    "config:rsyslog", "unit:rsyslog.service", "unit:syslog.socket", "dpkg:rsyslog", "symlinks:rsyslog",
+    "config:sshd", "unit:ssh.service", "dpkg:sshd", "pkgmeta:sshd", "symlinks:sshd", "port:sshd:22",
+    "unit:cron.service", "dpkg:cron", "pkgmeta:cron", "symlinks:cron",
+    "config:rsyslog", "unit:rsyslog.service", "unit:syslog.socket", "dpkg:rsyslog", "pkgmeta:rsyslog",
+    "symlinks:rsyslog",
     "fstab:/etc/fstab", "symlinks:boot",
 )
 
@@ -139,7 +140,8 @@ def test_run_components_runs_only_the_probes_of_those_components() -> None:
     results = detector.run_components(["nginx"])
     assert results and {r.component for r in results} == {"nginx"}
     assert {r.probe for r in results} == {"config:nginx", "unit:nginx.service", "http:http://127.0.0.1:80/",
-                                          "dpkg:nginx", "symlinks:nginx", "port:nginx:80"}
+                                          "dpkg:nginx", "pkgmeta:nginx", "symlinks:nginx",
+                                          "port:nginx:80"}
     assert {r.component for r in detector.run_components(["host"])} == {"host"}
 
 

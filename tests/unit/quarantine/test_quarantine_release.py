@@ -57,7 +57,7 @@ def test_release_restores_the_units_prior_state_and_verifies(target: Target) -> 
     assert result.outcome == "released and verified: its probes pass"
     assert {p.probe for p in result.probes} == {"config:nginx", "unit:nginx.service",
                                                "http:http://127.0.0.1:80/", "dpkg:nginx",
-                                               "symlinks:nginx"}
+                                               "pkgmeta:nginx", "symlinks:nginx"}
 
 
 def test_a_unit_that_was_disabled_and_stopped_stays_so(target: Target) -> None:
