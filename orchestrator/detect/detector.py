@@ -224,6 +224,8 @@ class Detector:
         dpkg = packages.shared_answers()
         # Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
         verify_cache = VerifyCache(agent) if isinstance(agent, Fingerprinting) else None
+        debs = pkgmeta.DebMetaCache()
+        versions = pkgmeta.shared_answers()
         loops = unit_loops.shared_loops(
             transport, [u for comp in watch.components for u in (*comp.units, *comp.sockets)],
             watch.thresholds.restart_loop_minutes)
@@ -282,7 +284,7 @@ class Detector:
                                       agent if isinstance(agent, http.HttpAsking) else None))
             _plan_state_probes(add, comp, watch, transport=transport, agent=agent, accounts=accounts,
                                listening=listening, dpkg=dpkg, unit_batch=unit_batch,
-                               verify_cache=verify_cache)
+                               verify_cache=verify_cache, debs=debs, versions=versions)
         return plan
 
 
@@ -290,6 +292,7 @@ def _plan_state_probes(
     add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
     accounts: RunShared[Any], listening: RunShared[Any], dpkg: RunShared[Any],
     unit_batch: units.ShowBatch | None, verify_cache: VerifyCache | None,
+    debs: pkgmeta.DebMetaCache | None = None, versions: RunShared[Any] | None = None,
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
     ignored = watch.ignore_paths
@@ -308,9 +311,12 @@ def _plan_state_probes(
     # Planned whether or not a baseline exists (it checks against the package, not the past); the
     # baseline only spares the paths that are as it recorded them.
     if pkgmeta.is_planned(comp) and isinstance(agent, pkgmeta.DebMetaReading):
+        everyone = tuple(dict.fromkeys(p for c in watch.components if pkgmeta.is_planned(c)
+                                       for p in c.packages))
         add(pkgmeta.probe_name(comp),
-            functools.partial(pkgmeta.probe_pkgmeta, transport, agent, comp, ignored, recorded),
-            pkgmeta.first_reads(comp))
+            functools.partial(pkgmeta.probe_pkgmeta, transport, agent, comp, ignored, recorded,
+                              answers=versions, run_packages=everyone, debs=debs),
+            pkgmeta.first_reads(comp), () if versions is None else (versions,))
     if comp.config_paths:
         add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp, ignored),
             symlinks.first_reads(comp))

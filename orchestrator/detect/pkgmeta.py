@@ -27,6 +27,7 @@ Failure: IssueKind.PERMISSIONS, critical for vital components, warning otherwise
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -36,6 +37,7 @@ from orchestrator.agent.errors import AgentFailedError
 from orchestrator.components.ignore import covering
 from orchestrator.detect.common import EVIDENCE_MAX, ProbeId, cap_evidence, command_output, run_command
 from orchestrator.detect.modes import Recorded, roots
+from orchestrator.detect.shared import CommandMemo, RunShared, shared_commands
 from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, PACKAGE_NAME, VERSION
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
@@ -97,6 +99,11 @@ class Expected:
 
 def probe_name(component: Component) -> str:
     return f"{PREFIX}{component.name}"
+
+
+def shared_answers() -> RunShared[CommandMemo]:
+    """The run's ``dpkg-query`` of every package its pkgmeta probes ask about, asked once per round."""
+    return shared_commands("pkgmeta versions")
 
 
 def is_planned(component: Component) -> bool:
@@ -225,13 +232,50 @@ def _restore_values(changed: Sequence[tuple[FileEntry, Expected]]) -> str:
     return json.dumps(values)
 
 
+class DebMetaCache:
+    """``deb_meta`` answers of one host, for a Detector's lifetime: apt names a cached .deb by package,
+    version and architecture, so the same file name and paths get the same answer (decompressing a
+    data.tar under TCG costs a second or more per package, and a repair runs a dozen probe rounds)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, tuple[str, ...]], DebMeta | AgentFailedError] = {}
+
+    def read(self, agent: DebMetaReading, deb: str, paths: Sequence[str]) -> DebMeta:
+        """Raises: what ``agent.deb_meta`` raises. "No such file" is kept like an answer (a Detector
+        lives for one run or one daemon cycle); any other error is not: the next round asks again."""
+        key = (deb, tuple(paths))
+        with self._lock:
+            kept = self._answers.get(key)
+        if isinstance(kept, AgentFailedError):
+            raise kept
+        if kept is not None:
+            return kept
+        try:
+            answer = agent.deb_meta(deb, paths)
+        except AgentFailedError as exc:
+            if exc.code == "not_found":
+                with self._lock:
+                    self._answers[key] = exc
+            raise
+        with self._lock:
+            self._answers[key] = answer
+        return answer
+
+
 def probe_pkgmeta(transport: Transport, agent: AgentApi, component: Component,
-                  ignored: Sequence[str] = (), recorded: Recorded | None = None) -> ProbeResult:
-    """Raises: TransportError: the target cannot be reached (an agent error is unavailable)."""
+                  ignored: Sequence[str] = (), recorded: Recorded | None = None, *,
+                  answers: RunShared[CommandMemo] | None = None, run_packages: Sequence[str] = (),
+                  debs: DebMetaCache | None = None) -> ProbeResult:
+    """``answers`` and ``run_packages``: the run's dpkg-query of every package its pkgmeta probes ask
+    about, asked once per round (as the dpkg probes share theirs); ``debs``: answers kept across rounds.
+
+    Raises: TransportError: the target cannot be reached (an agent error is unavailable)."""
     pid = ProbeId(probe_name(component), component.name, IssueKind.PERMISSIONS, component.name)
     if not isinstance(agent, DebMetaReading):
         return pid.unavailable("the agent cannot read .deb files")
-    installed = _installed(transport, pid, component)
+    memo = answers.get() if answers is not None else CommandMemo()
+    installed = _installed(transport, pid, component, memo, run_packages)
     if isinstance(installed, ProbeResult):
         return installed
     host = _read_host(agent, pid, component)
@@ -246,7 +290,7 @@ def probe_pkgmeta(transport: Transport, agent: AgentApi, component: Component,
     unread: list[str] = []
     for package in installed:
         try:
-            shipped.append((package, agent.deb_meta(package.deb, paths)))
+            shipped.append((package, (debs or DebMetaCache()).read(agent, package.deb, paths)))
         except AgentFailedError as exc:
             unread.append(f"{package.describe()}: " + (f"no {package.deb.rpartition('/')[2]} in {ARCHIVES}"
                                                        if exc.code == "not_found" else exc.message))
@@ -276,12 +320,14 @@ def _read_host(agent: AgentApi, pid: ProbeId, component: Component
         return pid.unavailable(f"the agent could not read {STATOVERRIDE}: {exc.message}")
 
 
-def _installed(transport: Transport, pid: ProbeId, component: Component) -> list[InstalledDeb] | ProbeResult:
+def _installed(transport: Transport, pid: ProbeId, component: Component, memo: CommandMemo,
+               run_packages: Sequence[str]) -> list[InstalledDeb] | ProbeResult:
     wanted = [p for p in dict.fromkeys(component.packages) if PACKAGE_NAME.match(p)]
     if not wanted:
         return pid.unavailable("no valid Debian package name to ask dpkg about")
+    argv = query_argv(sorted({*wanted, *(p for p in run_packages if PACKAGE_NAME.match(p))}))
     try:
-        query = run_command(transport, query_argv(wanted), timeout=QUERY_TIMEOUT_S)
+        query = memo.run(tuple(argv), lambda: run_command(transport, argv, timeout=QUERY_TIMEOUT_S))
     except CommandTimeoutError:
         return pid.unavailable(f"dpkg-query did not answer within {QUERY_TIMEOUT_S:g} s")
     if query is None:

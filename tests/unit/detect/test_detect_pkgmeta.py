@@ -136,3 +136,22 @@ def test_the_values_to_restore_travel_as_json_for_the_repair() -> None:
     result = pkgmeta.probe_pkgmeta(host(), agent(conf_mode=0o777, uid=33), NGINX)
     restore = json.loads(result.evidence[pkgmeta.RESTORE_KEY])
     assert restore == [["/etc/nginx/nginx.conf", "0644", "root", "root"]]
+
+
+def test_a_round_asks_dpkg_once_for_every_component_and_a_deb_is_read_once_per_host() -> None:
+    """Two components' probes share the round's dpkg-query (of both their packages); a later round
+    reuses the .deb answers (the same file name and paths), but asks dpkg again."""
+    web2 = Component("web2", units=("web2.service",), config_paths=("/etc/nginx",), packages=("nginx",))
+    transport, fake = host(), agent()
+    debs = pkgmeta.DebMetaCache()
+    for _ in range(2):
+        answers = pkgmeta.shared_answers()
+        with answers.scope():
+            for component in (NGINX, web2):
+                pkgmeta.probe_pkgmeta(transport, fake, component, answers=answers,
+                                      run_packages=("nginx", "nginx-common"), debs=debs)
+    assert transport.argvs == [("dpkg-query", "-W", "-f", pkgmeta.VERSION_FORMAT, "--", "nginx",
+                                "nginx-common")] * 2
+    read = [call[1][0] for call in fake.calls if call[0] == "deb_meta"]
+    # nginx's own .deb is not in the cache: that answer is kept too.
+    assert sorted(read) == [DEB, "/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb"]
