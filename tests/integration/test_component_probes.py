@@ -26,7 +26,7 @@ NGINX = Component("nginx", units=("nginx.service",), config_paths=("/etc/nginx",
 SAMPLEAPP = Component("sampleapp", units=("sampleapp.service",), user="sampleapp", group="sampleapp",
                       writable_paths=(DATA,))
 WATCH = WatchConfig((NGINX, SAMPLEAPP), mounts=())
-PROBES = ("dpkg:nginx", "symlinks:nginx", "port:nginx:80", f"writable:{DATA}")
+PROBES = ("dpkg:nginx", "pkgmeta:nginx", "symlinks:nginx", "port:nginx:80", f"writable:{DATA}")
 #: nginx-common conffiles that bookworm's nginx.conf does not include: removing one breaks nothing
 #: but dpkg's record (the first of them the package has is used).
 UNUSED_CONFFILES = ("/etc/nginx/win-utf", "/etc/nginx/koi-win", "/etc/nginx/koi-utf")
@@ -106,6 +106,19 @@ def test_a_data_directory_taken_from_its_user_is_not_writable(app: App, fresh: s
     _failed(result, IssueKind.PERMISSIONS)
     assert (result.evidence["mode"], result.evidence["owner"]) == ("0755", "root:root")
     assert result.evidence["remedy"] == f"chown sampleapp:sampleapp {DATA}"
+
+
+def test_a_config_file_made_world_writable_differs_from_what_its_package_ships(
+        app: App, fresh: str) -> None:
+    """No baseline: nginx-common's .deb in the patient's apt cache says 0644 root:root."""
+    with on(app, fresh) as (detector, ssh):
+        ssh.check(["chown", "www-data", "--", "/etc/nginx/nginx.conf"])
+        ssh.check(["chmod", "0666", "--", "/etc/nginx/nginx.conf"])
+        result = detector.run_probe("pkgmeta:nginx")
+    _failed(result, IssueKind.PERMISSIONS)
+    assert result.evidence["changed"].startswith("/etc/nginx/nginx.conf: mode 0666 www-data:root, "
+                                                 "package nginx-common "), result.evidence
+    assert result.evidence["changed"].splitlines()[0].endswith(" ships 0644 root:root"), result.evidence
 
 
 def test_a_deleted_packaged_file_breaks_the_package(app: App, fresh: str) -> None:
