@@ -73,6 +73,12 @@ class ProbeResult:
     is_unavailable: bool = False
 
 
+#: Evidence key of a finding to report, never to repair on its own (its value says why): a drift that
+#: may be intended. Such an issue forms a group of its own, so it neither blocks nor is hidden by the
+#: repair of the component's other issues (:func:`orchestrator.pipeline.triage.is_report_only`).
+REPORT_ONLY = "report_only"
+
+
 @dataclass(frozen=True)
 class Issue:
     """A failed probe turned into something to repair."""

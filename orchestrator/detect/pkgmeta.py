@@ -40,7 +40,7 @@ from orchestrator.detect.modes import Recorded, roots
 from orchestrator.detect.shared import CommandMemo, RunShared, shared_commands
 from orchestrator.errors import AgentError, CommandTimeoutError
 from orchestrator.facts.parse import ARCH, DPKG_STATUS, PACKAGE_NAME, VERSION
-from orchestrator.model import Component, IssueKind, ProbeResult, Severity
+from orchestrator.model import REPORT_ONLY, Component, IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
 
 PREFIX = "pkgmeta:"
@@ -213,9 +213,31 @@ def evaluate(component: Component, now: Mapping[str, FileEntry],
     evidence["remedy"] = (f"chown {first.owner}:{first.group} {path} && chmod {first.mode:04o} "
                           f"{path} (and the same for each path listed), or record an intended "
                           "change with dpkg-statoverride --update --add")
+    opened = [now.path for now, e in changed if opens_access(now, e)]
+    if not opened:
+        # Without a baseline an owner or a tighter mode that differs from the package may well be
+        # intended (a config directory handed to a service account): said, never repaired on its
+        # own, and it blocks no repair of the component's real faults.
+        evidence[REPORT_ONLY] = ("differs from the package but opens nothing to every user and adds no "
+                                 "set-id bit: reported; record it with dpkg-statoverride or a new baseline")
+        return pid.failed(Severity.WARNING, f"{component.name}: {len(changed)} path(s) differ in owner or "
+                          f"mode from what the package ships (first: {path})", evidence)
+    evidence["opened"] = cap_evidence("\n".join(opened[:MAX_LISTED]))
     severity = Severity.CRITICAL if component.vital else Severity.WARNING
     return pid.failed(severity, f"{component.name}: {len(changed)} path(s) differ in owner or mode from "
-                      f"what the package ships (first: {path})", evidence)
+                      f"what the package ships, {len(opened)} writable by every user or given a set-id "
+                      f"bit (first: {opened[0]})", evidence)
+
+
+def opens_access(now: FileEntry, expected: Expected) -> bool:
+    """Whether ``now`` is writable by every user where the package's is not (a directory with the
+    sticky bit excepted, as /tmp), or carries a set-id bit the package does not set: no admin means
+    that, so it is a fault whatever a baseline would say."""
+    if now.type == "symlink":
+        return False
+    world_writable = bool(now.mode & 0o002) and not expected.mode & 0o002 and not (
+        now.type == "dir" and now.mode & 0o1000)
+    return world_writable or bool(now.mode & 0o6000 & ~expected.mode)
 
 
 def _restore_values(changed: Sequence[tuple[FileEntry, Expected]]) -> str:

@@ -17,7 +17,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import sysdirs
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.errors import PipelineError
-from orchestrator.model import Component, Issue, IssueKind, ProbeResult
+from orchestrator.model import REPORT_ONLY, Component, Issue, IssueKind, ProbeResult
 from orchestrator.pipeline.context import RunContext
 from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.transport.base import Transport
@@ -71,7 +71,7 @@ def is_system_path_issue(issue: Issue) -> bool:
 def is_report_only(issue: Issue) -> bool:
     """Host-wide issues other than disk space and system paths (:data:`REPORT_ONLY_KINDS`, and the
     other host issues: a missing system file, the kernel, the boot ...)."""
-    if issue.kind in REPORT_ONLY_KINDS:
+    if issue.kind in REPORT_ONLY_KINDS or REPORT_ONLY in issue.evidence:
         return True
     return (issue.component == HOST_COMPONENT and issue.kind not in DISK_KINDS
             and not is_system_path_issue(issue))

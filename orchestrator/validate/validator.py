@@ -26,7 +26,7 @@ from typing import Literal
 
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.common import HOST_COMPONENT
-from orchestrator.model import Component, Issue, ProbeResult
+from orchestrator.model import REPORT_ONLY, Component, Issue, ProbeResult
 from orchestrator.transport.base import Transport
 from orchestrator.validate.backend import GuestHost
 from orchestrator.validate.layers import core_features_layer, regressions_layer, resolved_layer
@@ -40,18 +40,24 @@ __all__ = ["ProbeRunner", "ValidationReport", "Validator"]
 log = logging.getLogger(__name__)
 
 
-def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult], bool] | None:
+def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult], bool]:
     """What the stability layer judges when the repaired component is the host itself (a system
     path's repair, :func:`~orchestrator.pipeline.triage.system_path_component`): the host-wide
     probes of the issue's own family (``sysdir:``). The host's other probes say nothing about a
     path's mode, and some cannot pass in a troubleshooting VM under stress-ng's load (memory
     pressure, the VM's own kernel taint, a degraded VM boot): judged, they would fail every repair for
     what the VM is, not for what the repair did. Any other component (and a disk issue, whose repaired
-    component is not the host): every probe, as before."""
+    component is not the host): every probe, as before.
+
+    Either way a failure marked report-only (:data:`~orchestrator.model.REPORT_ONLY`: a drift from the
+    package that may be intended, reported and never repaired) is not judged: the repair of a real
+    fault must not wait for a change nobody asked it to undo. A repair that opens a file to every user
+    still fails, as that finding is not report-only."""
     if component.name != HOST_COMPONENT or issue.component != HOST_COMPONENT:
-        return None
+        return lambda result: result.ok or REPORT_ONLY not in result.evidence
     family = issue.probe.partition(":")[0] + ":"
-    return lambda result: result.component != HOST_COMPONENT or result.probe.startswith(family)
+    return lambda result: (result.component != HOST_COMPONENT or result.probe.startswith(family)) and (
+        result.ok or REPORT_ONLY not in result.evidence)
 
 
 class Validator:

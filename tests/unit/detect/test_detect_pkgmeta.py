@@ -6,7 +6,8 @@ import json
 
 from orchestrator.agent.api import DebEntry
 from orchestrator.detect import pkgmeta
-from orchestrator.model import Component, IssueKind, Severity
+from orchestrator.model import REPORT_ONLY, Component, Issue, IssueKind, Severity
+from orchestrator.pipeline.triage import is_report_only
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.fake_agent import FakeAgent, Node, file_node
 
@@ -155,3 +156,18 @@ def test_a_round_asks_dpkg_once_for_every_component_and_a_deb_is_read_once_per_h
     read = [call[1][0] for call in fake.calls if call[0] == "deb_meta"]
     # nginx's own .deb is not in the cache: that answer is kept too.
     assert sorted(read) == [DEB, "/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb"]
+
+
+def test_a_drift_that_opens_nothing_is_reported_never_repaired_and_one_that_does_is_a_fault() -> None:
+    """Without a baseline, a config file given to a service account or made tighter may be intended:
+    a warning marked report-only. Writable by every user, or a set-id bit the package does not set,
+    is a fault whatever anyone intended."""
+    handed = pkgmeta.probe_pkgmeta(host(), agent(conf_mode=0o640, uid=33), NGINX)
+    assert (handed.ok, handed.severity) == (False, Severity.WARNING)
+    assert REPORT_ONLY in handed.evidence and "opened" not in handed.evidence
+    assert is_report_only(Issue.from_result(handed))
+    for mode in (0o666, 0o2644):
+        opened = pkgmeta.probe_pkgmeta(host(), agent(conf_mode=mode), NGINX)
+        assert (opened.ok, opened.severity) == (False, Severity.CRITICAL), oct(mode)
+        assert REPORT_ONLY not in opened.evidence and opened.evidence["opened"] == "/etc/nginx/nginx.conf"
+        assert not is_report_only(Issue.from_result(opened))

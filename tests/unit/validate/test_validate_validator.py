@@ -6,9 +6,11 @@ import json
 import threading
 
 from orchestrator.components.config import WatchConfig
-from orchestrator.model import Component, HttpCheck, Issue, IssueKind, ProbeResult, Severity
+from orchestrator.detect.common import HOST_COMPONENT
+from orchestrator.model import REPORT_ONLY, Component, HttpCheck, Issue, IssueKind, ProbeResult, Severity
 from orchestrator.transport.fake import FakeTransport
 from orchestrator.validate import LayerName, LayerStatus, ValidationReport, Validator
+from orchestrator.validate.validator import stable_filter
 from tests.unit.validate.fakes import FakeClock, FakeGuest, FakeProbes, result
 
 NGINX = Component(name="nginx", units=("nginx.service",), config_test=("nginx", "-t"),
@@ -173,3 +175,20 @@ def test_a_failing_sysdir_probe_still_fails_a_host_repairs_stability(
                         components={"sysdir:/tmp": "host", "sysdir:/var/tmp": "host"})
     report = _validator(transport, probes, clock, period=0).validate(tmp, host, set())
     assert not report.layer(LayerName.STABLE).passed
+
+
+def test_a_report_only_drift_is_not_judged_by_the_stability_layer_but_an_opened_file_is() -> None:
+    """A config directory handed to a service account (reported, never repaired) must not fail the
+    repair of the component's real fault; a file the repair left writable by every user must."""
+    web = Component("web", units=("web.service",))
+    issue = Issue("web", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "web", "bad", "config:web")
+    drift = ProbeResult("pkgmeta:web", "web", False, IssueKind.PERMISSIONS, Severity.WARNING, "web", "drift",
+                        {REPORT_ONLY: "may be intended"})
+    opened = ProbeResult("pkgmeta:web", "web", False, IssueKind.PERMISSIONS, Severity.CRITICAL, "web",
+                         "0666", {"opened": "/etc/web/web.conf"})
+    keep = stable_filter(issue, web)
+    assert not keep(drift) and keep(opened) and keep(result("config:web", ok=True))
+    host = Issue(HOST_COMPONENT, IssueKind.PERMISSIONS, Severity.CRITICAL, "/tmp", "not sticky",
+                 "sysdir:/tmp")
+    on_host = stable_filter(host, Component(HOST_COMPONENT))
+    assert not on_host(drift) and on_host(opened)
