@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from orchestrator.capture.snapshot import Capture
 from orchestrator.detect.detector import Detector
 from orchestrator.errors import VmRepairError
-from orchestrator.model import Component, Issue, SessionStatus
+from orchestrator.model import REPORT_ONLY, Component, Issue, SessionStatus
 from orchestrator.pipeline import apply, attempts, budget, package, reboot, reproduce, triage
 from orchestrator.pipeline.attempts import Diagnosed
 from orchestrator.pipeline.context import RunContext
@@ -70,9 +70,10 @@ REAL = Stages()
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
                  stages: Stages = REAL) -> IssueOutcome:
     if is_report_only(issue):
-        return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,
-                            "reported, not repaired: host-wide state a troubleshooting VM cannot reproduce "
-                            "and no strategy repairs; see the evidence and remedy")
+        # The probe's own reason when it gave one (a drift that may be intended), else the host's.
+        why = issue.evidence.get(REPORT_ONLY) or ("host-wide state a troubleshooting VM cannot reproduce "
+                                                  "and no strategy repairs; see the evidence and remedy")
+        return IssueOutcome(issue, SessionStatus.NOT_REPAIRED, f"reported, not repaired: {why}")
     components = components_for(ctx.watch, issue)
     own = components[0] if issue.kind not in DISK_KINDS else None
     decision = stages.decide(ctx, issue, related, own)

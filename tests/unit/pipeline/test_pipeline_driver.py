@@ -16,7 +16,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.detect.detector import Detector
 from orchestrator.errors import PipelineError
-from orchestrator.model import Component, Issue, IssueKind, SessionStatus, Severity
+from orchestrator.model import REPORT_ONLY, Component, Issue, IssueKind, SessionStatus, Severity
 from orchestrator.pipeline import driver
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.options import Resolved, RunOptions
@@ -75,6 +75,17 @@ def test_host_wide_state_is_reported_never_sent_to_a_sandbox(
     outcome = repair(ctx, script, issue)
     assert outcome.status is SessionStatus.NOT_REPAIRED
     assert outcome.summary.startswith("reported, not repaired")
+    assert script.calls == [] and script.sandboxes == []
+
+
+def test_a_drift_marked_report_only_says_its_own_reason_and_never_reaches_a_sandbox(
+        make: Make, tmp_path: Path) -> None:
+    ctx, script = make(Script(tmp_path, in_place=True))
+    issue = Issue("web", IssueKind.PERMISSIONS, Severity.WARNING, "web", "conf.d owned by appsvc",
+                  probe="pkgmeta:web", evidence={REPORT_ONLY: "may be intended"})
+    outcome = repair(ctx, script, issue)
+    assert (outcome.status, outcome.summary) == (SessionStatus.NOT_REPAIRED,
+                                                 "reported, not repaired: may be intended")
     assert script.calls == [] and script.sandboxes == []
 
 
