@@ -292,7 +292,7 @@ def _plan_state_probes(
     add: Callable[..., None], comp: Component, watch: WatchConfig, *, transport: Transport, agent: AgentApi,
     accounts: RunShared[Any], listening: RunShared[Any], dpkg: RunShared[Any],
     unit_batch: units.ShowBatch | None, verify_cache: VerifyCache | None,
-    debs: pkgmeta.DebMetaCache | None = None, versions: RunShared[Any] | None = None,
+    debs: pkgmeta.DebMetaCache, versions: RunShared[Any],
 ) -> None:
     """What the component's packages, files, directories and ports look like."""
     ignored = watch.ignore_paths
@@ -316,7 +316,7 @@ def _plan_state_probes(
         add(pkgmeta.probe_name(comp),
             functools.partial(pkgmeta.probe_pkgmeta, transport, agent, comp, ignored, recorded,
                               answers=versions, run_packages=everyone, debs=debs),
-            pkgmeta.first_reads(comp), () if versions is None else (versions,))
+            pkgmeta.first_reads(comp), (versions,))
     if comp.config_paths:
         add(symlinks.probe_name(comp), functools.partial(symlinks.probe_symlinks, agent, comp, ignored),
             symlinks.first_reads(comp))
