@@ -28,6 +28,9 @@ class DaemonSettings(_Strict):
     policy: DaemonPolicy = "ask"
     target: str = "local"
     detect_interval_s: float = Field(default=60.0, ge=1, le=86400)
+    #: How often the daemon looks for a reboot that fell due (a maintenance window opened, the time
+    #: `vmrepair reboot schedule AT` set came) and performs it.
+    reboot_check_interval_s: float = Field(default=30.0, ge=1, le=3600)
     #: A baseline is recorded at most this often, and only after a detection without critical issues.
     baseline_interval_s: float = Field(default=6 * 3600.0, ge=60, le=30 * 86400)
     #: uids besides root allowed on the API socket (checked with SO_PEERCRED). They also need access

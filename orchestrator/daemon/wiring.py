@@ -28,6 +28,7 @@ from orchestrator.daemon.audit_tap import CountingAuditSink
 from orchestrator.daemon.detection import DEFERRED, DetectionJob, RepairResult
 from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
 from orchestrator.daemon.notify import SystemdNotifier
+from orchestrator.daemon.rebootjob import DueRebootsRun, RebootJob
 from orchestrator.daemon.reload import ReloadedConfig
 from orchestrator.daemon.scheduler import Scheduler
 from orchestrator.daemon.service import Daemon, HookResult, StartupHook
@@ -72,6 +73,10 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
         # The health monitor restarts units and quarantines components: that is touching the
         # target, which `ask` and `detect-only` promise not to do. Detection still runs.
         log.info("policy %s: no health polling (it restarts units)", config.policy)
+    # Reboots already scheduled (a window, `reboot schedule AT`) are performed under every policy:
+    # they finish fixes applied with someone's consent (see orchestrator.daemon.rebootjob).
+    scheduler.add(RebootJob(interval_s=config.reboot_check_interval_s, due=lambda: count_due_reboots(app),
+                            perform=lambda: perform_due_reboots(app), audit=audit))
     hooks = [StartupHook("recovery", lambda: recover_at_start(app), gates_repairs=True),
              StartupHook("boot-diagnostics", lambda: diagnose_at_start(app, spec, state, audit))]
     return Daemon(settings=config, state=state, scheduler=scheduler, audit=audit,
@@ -147,6 +152,32 @@ def last_baseline_at(app: App, spec: TargetSpec) -> float | None:
         return None if latest is None else (latest.path / layout.BASELINE_JSON).stat().st_mtime
     except (StateError, OSError):
         return None
+
+
+def count_due_reboots(app: App) -> int:
+    """How many recorded reboots may happen now (any target: nothing else would perform them)."""
+    from orchestrator.reboot.schedule import scheduler_for
+
+    return len(scheduler_for(app).due())
+
+
+def perform_due_reboots(app: App) -> DueRebootsRun:
+    """Perform the due reboots as `vmrepair reboot now` does, under the state lock."""
+    from orchestrator.reboot.executor import run_due_reboots
+
+    lock = StateLock(app.settings.lock_path)
+    try:
+        lock.acquire("daemon reboot")
+    except LockHeldError as exc:
+        return DueRebootsRun(deferred=exc.message)
+    try:
+        outcomes = run_due_reboots(app)
+    finally:
+        lock.release()
+    # "requested": a local reboot was asked for; the next start's recovery verifies it.
+    good = [o for o in outcomes if o.is_verified or o.status == "requested"]
+    return DueRebootsRun(verified=tuple(o.txn_id for o in good),
+                         failed=tuple(f"{o.txn_id}: {o.message}" for o in outcomes if o not in good))
 
 
 def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink) -> HealthJob:
