@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup host-packages daemons venv image demo test test-unit test-integration test-nightly \
-        lint bench clean
+        lint bench clean wheel install uninstall
 
 setup: host-packages daemons venv image
 
@@ -64,6 +64,20 @@ bench: setup
 	$(BIN)/python bench/daemon_idle.py
 	$(BIN)/python bench/layers.py
 	$(BIN)/python bench/detect.py
+
+# `make install`: vmrepair for a server, outside this checkout (scripts/install.sh says what goes
+# where; DESTDIR= stages it elsewhere). The wheel is built offline with the dev venv's backend.
+DIST := build/dist
+
+wheel: venv
+	rm -rf $(DIST)
+	PYTHON=$(BIN)/python scripts/build-wheel.sh $(DIST)
+
+install: wheel host-packages
+	WHEEL=$$(ls $(DIST)/vmrepair-*.whl) scripts/install.sh install
+
+uninstall:
+	scripts/install.sh uninstall
 
 clean:
 	-$(BIN)/vmrepair vm reap

@@ -116,7 +116,7 @@ def test_built_wheel_contains_every_data_file_with_its_exec_bit(tmp_path: Path) 
     # Build from a copy: pip builds in the source tree and would leave build/ behind in the checkout.
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(PROJECT_ROOT / name, source / name)
     for name in ("orchestrator", *resources.DATA_KINDS):
         shutil.copytree(PROJECT_ROOT / name, source / name, symlinks=True,
