@@ -1,8 +1,11 @@
 """Entry point of the `vmrepair` command.
 
-Exit codes: 0 success; 1 generic failure (or doctor: a vital check failed); 2 bad input or config;
-3 image; 4 hypervisor; 5 transport; 6 state dir; 130 interrupted. `vm exec` exits with the remote
-command's status (255 when it could not be run).
+Exit codes: 0 success; an error exits with its family's ``exit_code`` (orchestrator/errors.py: 2 bad
+input or config, 3 image, 4 hypervisor, 5 transport, 6 state dir, 7 fix package, 8 apply, 9 pipeline,
+13 reboot, 14 audit, 15 quarantine, 16 daemon; 1 any other); 130 interrupted. Some commands have
+codes of their own (`detect` 1 when it finds issues, `run` 10-12 and 20, `vm exec` the remote
+command's status). The table users see is ``orchestrator/cli/helptext.py``: ``vmrepair --help`` shows
+the error codes, ``vmrepair COMMAND --help`` the command's own, and so does the man page.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from orchestrator.cli import (
     vm,
     watch,
 )
+from orchestrator.cli.helptext import apply_help
 from orchestrator.cli.output import emit_json, err_console, error, info, warning
 from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
 from orchestrator.state.lock import StateLock
@@ -73,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
                    status, log, quarantine, playbook, watch):
         module.register(sub)
+    apply_help(parser)
     return parser
 
 
