@@ -126,6 +126,13 @@ HELP: dict[str, CommandHelp] = {
                                  (("0", "the playbook would load"),
                                   ("2", "it would not (the message says why)"))),
     "watch list": CommandHelp(("vmrepair watch list", "vmrepair watch list --target ssh://root@web1")),
+    "completion": CommandHelp(
+        ("vmrepair completion bash > /etc/bash_completion.d/vmrepair",
+         "vmrepair completion zsh > /usr/local/share/zsh/site-functions/_vmrepair",
+         "vmrepair completion --install /usr/local"),
+        (("0", "written"), ("6", "a file could not be written"))),
+    "manpage": CommandHelp(("vmrepair manpage | man -l -",
+                            "vmrepair manpage > /usr/local/share/man/man1/vmrepair.1")),
 }
 
 #: Examples of the top-level ``vmrepair --help``.

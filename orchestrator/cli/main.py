@@ -21,6 +21,7 @@ from orchestrator.app import App
 from orchestrator.apply.recovery import RecoveryReport, recover_on_start
 from orchestrator.cli import (
     baseline,
+    completion,
     daemon,
     demo,
     detect,
@@ -75,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch):
+                   status, log, quarantine, playbook, watch, completion):
         module.register(sub)
     apply_help(parser)
     return parser
@@ -113,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # paramiko logs every refused banner while a guest boots as an ERROR with a traceback; the
         # transport maps those failures into our errors, so its own logging is noise unless debugging.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    if getattr(args, "parser_handler", None) is not None:
+        # Commands that document the parser (completion, manpage) need neither config nor state.
+        return _run_without_app(parser, args)
     app: App | None = None
     lock: StateLock | None = None
     try:
@@ -135,6 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock.release()
         if app is not None:
             app.close()
+    return code
+
+
+def _run_without_app(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        code: int = args.parser_handler(parser, args)
+    except VmRepairError as exc:
+        if args.debug:
+            err_console.print_exception()
+        _report_error(exc, as_json=args.json)
+        return exc.exit_code
     return code
 
 
