@@ -49,6 +49,7 @@ from orchestrator.audit.record import (
 )
 from orchestrator.errors import AuditError
 from orchestrator.fsutil import fsync_dir
+from orchestrator.timestamps import format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class AuditLog:
             AuditError: the record cannot be written (disk full, permission denied, read-only
                 filesystem, the path is a symlink or not a regular file); names the path and remedy.
         """
-        timestamp = self._clock().astimezone(dt.UTC).isoformat(timespec="microseconds")
+        timestamp = format_timestamp(self._clock())
         try:
             self._append(timestamp, event, component, status, details or {}, durable=durable)
         except OSError as exc:

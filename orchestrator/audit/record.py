@@ -2,7 +2,7 @@
 
 Each line is, with exactly these keys in exactly this order::
 
-    {"seq":7,"timestamp":"2026-11-21T10:15:00.123456+00:00","event":"recovery","component":"nginx",
+    {"seq":7,"timestamp":"2026-11-21T10:15:00Z","event":"recovery","component":"nginx",
      "status":"ok","details":{...},"prev":"<sha256 hex of line 6's bytes, without its newline>"}
 
 ``seq`` counts from 1 without gaps and ``prev`` of the first record is :data:`GENESIS_HASH`. Lines are

@@ -18,6 +18,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
 from orchestrator.fsutil import ensure_private_dir
+from orchestrator.timestamps import format_timestamp
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _record_into(
         "missing": len(pack.manifest.missing), "placeholders": len(pack.placeholders),
         "packages": _count(packages, "packages"), "units": _count(units, "units"),
     }
-    info = BaselineInfo(target_slug, new.name, new.path, created.astimezone(dt.UTC).isoformat(),
+    info = BaselineInfo(target_slug, new.name, new.path, format_timestamp(created),
                         tar_sha256, tar_bytes, counts)
     # Last: its presence is what makes this directory a complete baseline.
     layout.write_json(new.path / layout.BASELINE_JSON, info.as_json())

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 from orchestrator.errors import ConfigError
+from orchestrator.timestamps import format_timestamp
 
 #: Shown under every "cannot read AT" error.
 AT_FORMS = ("use HH:MM (its next occurrence, e.g. 03:30) or ISO-8601 such as 2025-03-30T03:30 or "
@@ -46,8 +47,11 @@ def parse_at(text: str, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
 
 
 def format_moment(moment: dt.datetime, tz: dt.tzinfo) -> str:
-    """``Sun 2025-03-30 03:30 CEST``."""
-    return moment.astimezone(tz).strftime("%a %Y-%m-%d %H:%M %Z").strip()
+    """``2025-03-30T01:30:00Z (Sun 03:30 CEST)``: the one timestamp format, then the wall clock of
+    the reboot time zone, because windows and ``reboot schedule 03:30`` are given in that zone and an
+    operator checks a reboot against them."""
+    local = moment.astimezone(tz).strftime("%a %H:%M %Z").strip()
+    return f"{format_timestamp(moment)} ({local})"
 
 
 def format_delta(delta: dt.timedelta) -> str:

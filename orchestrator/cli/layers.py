@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import time
 
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.layers.store import BuiltLayer, LayerStore
+from orchestrator.timestamps import epoch_timestamp
 
 DAY_S = 86400.0
 
@@ -60,4 +60,4 @@ def cmd_layers(app: App, args: argparse.Namespace) -> int:
 
 
 def _iso(timestamp: float) -> str:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+    return epoch_timestamp(timestamp)

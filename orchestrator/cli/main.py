@@ -1,8 +1,11 @@
 """Entry point of the `vmrepair` command.
 
-Exit codes: 0 success; 1 generic failure (or doctor: a vital check failed); 2 bad input or config;
-3 image; 4 hypervisor; 5 transport; 6 state dir; 130 interrupted. `vm exec` exits with the remote
-command's status (255 when it could not be run).
+Exit codes: 0 success; an error exits with its family's ``exit_code`` (orchestrator/errors.py: 2 bad
+input or config, 3 image, 4 hypervisor, 5 transport, 6 state dir, 7 fix package, 8 apply, 9 pipeline,
+13 reboot, 14 audit, 15 quarantine, 16 daemon; 1 any other); 130 interrupted. Some commands have
+codes of their own (`detect` 1 when it finds issues, `run` 10-12 and 20, `vm exec` the remote
+command's status). The table users see is ``orchestrator/cli/helptext.py``: ``vmrepair --help`` shows
+the error codes, ``vmrepair COMMAND --help`` the command's own, and so does the man page.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from orchestrator.app import App
 from orchestrator.apply.recovery import RecoveryReport, recover_on_start
 from orchestrator.cli import (
     baseline,
+    completion,
     daemon,
     demo,
     detect,
@@ -35,6 +39,7 @@ from orchestrator.cli import (
     vm,
     watch,
 )
+from orchestrator.cli.helptext import apply_help
 from orchestrator.cli.output import emit_json, err_console, error, info, warning
 from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
 from orchestrator.state.lock import StateLock
@@ -71,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch):
+                   status, log, quarantine, playbook, watch, completion):
         module.register(sub)
+    apply_help(parser)
     return parser
 
 
@@ -108,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # paramiko logs every refused banner while a guest boots as an ERROR with a traceback; the
         # transport maps those failures into our errors, so its own logging is noise unless debugging.
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    if getattr(args, "parser_handler", None) is not None:
+        # Commands that document the parser (completion, manpage) need neither config nor state.
+        return _run_without_app(parser, args)
     app: App | None = None
     lock: StateLock | None = None
     try:
@@ -130,6 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             lock.release()
         if app is not None:
             app.close()
+    return code
+
+
+def _run_without_app(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        code: int = args.parser_handler(parser, args)
+    except VmRepairError as exc:
+        if args.debug:
+            err_console.print_exception()
+        _report_error(exc, as_json=args.json)
+        return exc.exit_code
     return code
 
 

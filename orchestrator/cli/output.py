@@ -14,17 +14,45 @@ import json
 import sys
 from collections.abc import Sequence
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 from rich.text import Text
 
 from orchestrator.transport.output import cap_text
 
-#: stderr console for messages and progress; stdout stays clean for data.
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
-out_console = Console(highlight=False, markup=False, emoji=False)
 #: Nothing a person reads needs more in one message or cell; a hostile text could hold megabytes.
 MAX_SHOWN_CHARS = 64 * 1024
+#: Width of a console that does not write to a terminal: wider than any line we print (a table row of
+#: a few capped cells), so nothing is wrapped or cut. rich's tables size to their content, not to it.
+UNWRAPPED_WIDTH = 1 << 20
+
+
+class _PipeAwareConsole(Console):
+    """A console that wraps at the terminal's width on a terminal, and never wraps off one.
+
+    rich takes the width of *any* terminal among stdin/stdout/stderr, else 80: ``vmrepair sessions |
+    grep X`` or a log file got its table rows and paths broken at 80 columns (or at the width of the
+    terminal the command was started from), so a grep for a path missed it. The decision is made at
+    every print, because tests and callers swap ``sys.stdout`` after this module is imported. A
+    width set explicitly (``console.width = N``) still wins.
+    """
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = super().size
+        # _width is rich's own record of an explicit width (constructor or setter); None: not set.
+        if self._width is None and not self.is_terminal:
+            return ConsoleDimensions(UNWRAPPED_WIDTH, dimensions.height)
+        return dimensions
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+#: stderr console for messages and progress; stdout stays clean for data.
+err_console = _PipeAwareConsole(stderr=True, highlight=False, markup=False, emoji=False)
+out_console = _PipeAwareConsole(highlight=False, markup=False, emoji=False)
 
 
 def emit_json(data: object) -> None:

@@ -16,7 +16,8 @@ from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
 from orchestrator.session.jsonfile import UNREADABLE, read_regular_file, scan_sessions
-from orchestrator.session.store import cap_text, list_sessions, load_session_meta, parse_moment
+from orchestrator.session.store import cap_text, list_sessions, load_session_meta
+from orchestrator.timestamps import shown_timestamp
 
 #: What new_session() produces: UTC stamp, dash, 6 hex digits. Checked before any path is built, so
 #: an id can never name anything outside the sessions directory.
@@ -146,6 +147,6 @@ def _cell(value: object, width: int) -> str:
 
 def _when(value: object) -> str:
     if isinstance(value, str):
-        moment = parse_moment(value)
-        return _cell(value, 32) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S")
+        shown = shown_timestamp(value)
+        return _cell(value, 32) if shown is None else shown
     return ""

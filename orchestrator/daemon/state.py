@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orchestrator.model import Issue, Severity
+from orchestrator.timestamps import epoch_timestamp
 
 #: States an issue can be in. ``pending``: waiting for an operator (policy ``ask``); ``recorded``:
 #: noted only (``detect-only``, or repairs held back after a failed start-up recovery); ``repairing``,
@@ -207,4 +208,4 @@ class DaemonState:
 
 
 def _iso(moment: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+    return epoch_timestamp(moment)

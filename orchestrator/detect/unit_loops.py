@@ -41,12 +41,12 @@ import json
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from orchestrator.detect.common import command_output, run_command
 from orchestrator.detect.shared import RunShared
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.systemd.argv import is_unit_name
+from orchestrator.timestamps import epoch_timestamp
 from orchestrator.transport.base import Transport
 
 JOURNALCTL = "journalctl"
@@ -125,7 +125,7 @@ class UnitLoops:
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return epoch_timestamp(us / 1_000_000)
 
 
 def journal_argv(units: Sequence[str], window_minutes: int) -> list[str]:

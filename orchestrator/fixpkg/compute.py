@@ -64,6 +64,7 @@ from orchestrator.fixpkg.package import FixPackage
 from orchestrator.fixpkg.paths import check_allowed, is_unit_file
 from orchestrator.fixpkg.replay import check_rotations, parse_replay_ops
 from orchestrator.fixpkg.unitlinks import drop_unit_links
+from orchestrator.timestamps import now_timestamp
 
 #: Largest file a package carries; matches the default capture cap (bigger files are placeholders).
 DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -141,7 +142,7 @@ def compute_package(
     ops.extend(states)
     ops.extend(op for op in replay if not isinstance(op, (DaemonReloadOp, UnitStateOp, *PACKAGE_OPS)))
     return FixPackage(
-        id=new_package_id(), created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        id=new_package_id(), created_at=now_timestamp(),
         operations=tuple(ops), blobs=blobs, issue=issue, diagnosis=diagnosis, validation=validation,
         reboot_required=reboot_required, allowed_roots=tuple(allowed_roots), diffs=diffs,
     )

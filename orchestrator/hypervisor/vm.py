@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import datetime as dt
 import logging
 import os
 import shutil
@@ -51,6 +50,7 @@ from orchestrator.hypervisor.warm import (
 from orchestrator.imaging.store import BuiltImage, ImageStore
 from orchestrator.retry import vm_start_policy, vm_stop_policy
 from orchestrator.systemd import is_system_running_argv
+from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class VmManager:
                 return warm_up
             fallback = warm_up
         ensure_private_dir(vm_dir)
-        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        created = now_timestamp()
         try:
             # A layer's disk was frozen while its guest ran (after a sync): a cold boot from it is a
             # boot after a clean crash, which ext4's journal replays.
@@ -253,7 +253,7 @@ class VmManager:
         vm_dir = ensure_private_dir(self.vm_dir(name))
         create_overlay(self.runner, state.disk, vm_dir / inst.OVERLAY)
         port = free_loopback_port()
-        created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        created = now_timestamp()
         record = inst.InstanceRecord(
             name=name, template=template, recipe_hash=image.manifest.recipe_hash, ssh_port=port,
             host_key=image.manifest.host_key, created_at=created, ephemeral=ephemeral,
@@ -342,7 +342,7 @@ class VmManager:
 
     def _keep_serial_log(self, name: str, serial_log: Path) -> Path:
         logs = ensure_private_dir(self.settings.state_dir / "logs")
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())  # UTC like every other name stamp
         kept = logs / f"{name}-boot-failure-{stamp}.serial.log"
         if serial_log.exists():
             shutil.copyfile(serial_log, kept)

@@ -10,7 +10,6 @@ written, so an interrupted build never leaves something that looks built.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import errno
 import fcntl
 import logging
@@ -30,6 +29,7 @@ from orchestrator.imaging.cleanup import safe_rmtree
 from orchestrator.imaging.mirror import host_mirror
 from orchestrator.imaging.recipe import normalize_overlay, recipe_dirs, recipe_hash
 from orchestrator.imaging.template import Template
+from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class ImageBuilder:
             template=spec.name,
             recipe_hash=wanted,
             suite=spec.suite,
-            built_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            built_at=now_timestamp(),
             build_seconds=round(time.monotonic() - start_all, 1),
             kernel_version=state["kernel_version"],
             kernel_cmdline=spec.kernel_cmdline,

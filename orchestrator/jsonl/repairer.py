@@ -72,6 +72,7 @@ from orchestrator.jsonl.report import ProblemKind, RepairAction, RepairReport
 from orchestrator.jsonl.restore import restore
 from orchestrator.jsonl.scan import MAX_LINE, Line, judge, scan
 from orchestrator.jsonl.verifier import verify
+from orchestrator.timestamps import format_timestamp
 
 ACKS_PER_RECORD = 100
 #: Whole 3-byte groups, so base64 pieces of one oversized line concatenate into valid base64.
@@ -300,7 +301,7 @@ class _Repair:
             if batch:
                 details |= {"part": f"{number} of {len(batches)}", "breaks": [b.as_dict() for b in batch]}
             line = encode_record(seq=self.chain.last_seq + 1, prev=self.chain.last_hash,
-                                 timestamp=self.now.isoformat(timespec="microseconds"),
+                                 timestamp=format_timestamp(self.now),
                                  event=CHAIN_BREAK_EVENT if batch else REPAIR_EVENT,
                                  component=AUDIT_COMPONENT, status="repaired", details=details)
             record = parse_record(line)

@@ -27,7 +27,8 @@ from orchestrator.imaging.mirror import host_mirror
 from orchestrator.layers import debs
 from orchestrator.layers.install import install
 from orchestrator.layers.plan import LayerPlan
-from orchestrator.layers.store import BuiltLayer, LayerManifest, LayerStore, now_iso
+from orchestrator.layers.store import BuiltLayer, LayerManifest, LayerStore
+from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,8 @@ class LayerBuilder:
                 vm_name=layer_vm_name(plan.key),
                 packages={d.package.spec: d.source for d in fetched.debs},
                 deb_sha256={d.package.spec: d.sha256 for d in fetched.debs},
-                built_at=now_iso(), build_seconds=round(time.monotonic() - began, 1), step_seconds=timings)
+                built_at=now_timestamp(), build_seconds=round(time.monotonic() - began, 1),
+                step_seconds=timings)
             layer = self.store.publish(work, manifest)
         except BaseException as exc:
             self._discard(work)

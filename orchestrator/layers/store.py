@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import datetime as dt
 import errno
 import fcntl
 import json
@@ -191,8 +190,6 @@ class LayerStore:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def remove_tree(path: Path, root: Path) -> None:

@@ -11,6 +11,7 @@ from orchestrator.pipeline.outcome import IssueOutcome
 from orchestrator.reboot.notify import RebootEvent, build_notifiers
 from orchestrator.session.evidence import Stage
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
+from orchestrator.timestamps import format_timestamp
 
 #: How long a strategy rolled back on a target stays excluded for the same issue there.
 PRIOR_FAILURE_HORIZON = dt.timedelta(hours=24)
@@ -19,7 +20,8 @@ PRIOR_FAILURE_HORIZON = dt.timedelta(hours=24)
 def prior_failures(ctx: RunContext, issue: Issue) -> set[str]:
     """Strategies already rolled back on this target for this issue (today): not tried again, and
     counted against the budget, so a deferred (window) verification failure is remembered too."""
-    since = (dt.datetime.now(dt.UTC) - PRIOR_FAILURE_HORIZON).isoformat(timespec="seconds")
+    # Compared as text: every stored form (old +00:00 ones too) agrees with this one to the second.
+    since = format_timestamp(dt.datetime.now(dt.UTC) - PRIOR_FAILURE_HORIZON)
     store = TransactionStore(ctx.app.state)
     # An operator's `vmrepair fixes rollback` says nothing about whether the strategy works.
     return {t.strategy for t in store.find(states=("rolled_back",), target=str(ctx.spec))

@@ -39,6 +39,7 @@ from orchestrator.quarantine.store import (
 )
 from orchestrator.steps.paths import is_within
 from orchestrator.systemd import UnitCommand, daemon_reload, unit_command
+from orchestrator.timestamps import format_timestamp
 from orchestrator.transport.base import Transport
 
 #: Stopping these would cut vmrepair's own way in (and the operator's) on a remote target.
@@ -50,7 +51,7 @@ def utcnow() -> dt.datetime:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+    return format_timestamp(moment)
 
 
 def quarantine_component(

@@ -28,7 +28,7 @@ from orchestrator.config.reboot import (
     WebhookNotifierSettings,
 )
 from orchestrator.errors import AuditError, CommandTimeoutError, ConfigError, NotifyError, TransportError
-from orchestrator.session.store import now_iso
+from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.base import Transport
 from orchestrator.transport.local import LocalTransport
 
@@ -58,7 +58,7 @@ class RebootEvent:
     txn_id: str | None = None
     support_ref: str = ""
     manual_steps: list[str] = field(default_factory=list)
-    at: str = field(default_factory=now_iso)
+    at: str = field(default_factory=now_timestamp)
     reboot_at: str | None = None
 
     def __post_init__(self) -> None:

@@ -29,6 +29,7 @@ from orchestrator.reboot.notify import Notifier, RebootEvent, build_notifiers
 from orchestrator.reboot.store import FINAL, IN_PROGRESS, OPEN, RebootRecord, RebootStore
 from orchestrator.state.db import StateDb
 from orchestrator.targets.spec import parse_target
+from orchestrator.timestamps import format_timestamp
 
 if TYPE_CHECKING:
     from orchestrator.app import App
@@ -116,7 +117,7 @@ class RebootScheduler:
         """
         now = self._now()
         if at.tzinfo is None:
-            raise RebootError(f"cannot schedule a reboot at {at.isoformat()}: the time has no zone")
+            raise RebootError(f"cannot schedule a reboot at {at}: the time has no zone")
         if at.astimezone(dt.UTC) <= now.astimezone(dt.UTC):
             raise RebootError(f"cannot schedule a reboot at {format_moment(at, self.tz)}: that is in the "
                               f"past (now is {format_moment(now, self.tz)})",
@@ -232,8 +233,8 @@ class RebootScheduler:
             span = current(self._windows(record), now, self.tz)
             moment = now if span is not None else next_start(self._windows(record), now, self.tz)
         event = RebootEvent("reboot_scheduled", target, message, txn_id=record.txn_id,
-                            support_ref=record.support_ref, at=now.astimezone(self.tz).isoformat(),
-                            reboot_at=None if moment is None else moment.astimezone(self.tz).isoformat())
+                            support_ref=record.support_ref, at=format_timestamp(now),
+                            reboot_at=None if moment is None else format_timestamp(moment))
         try:
             self.notifier.notify(event)
         except NotifyError as exc:

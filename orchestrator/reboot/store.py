@@ -21,6 +21,7 @@ from typing import Any
 
 from orchestrator.errors import RebootError
 from orchestrator.state.db import StateDb
+from orchestrator.timestamps import format_timestamp
 
 OPEN = ("waiting_operator", "scheduled")
 IN_PROGRESS = "rebooting"
@@ -69,7 +70,7 @@ class RebootRecord:
 
 
 def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+    return format_timestamp(moment)
 
 
 class RebootStore:

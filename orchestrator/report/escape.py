@@ -19,7 +19,8 @@ import json
 import re
 from collections.abc import Sequence
 
-from orchestrator.session.store import cap_text, parse_moment
+from orchestrator.session.store import cap_text
+from orchestrator.timestamps import shown_timestamp
 
 #: Characters of guest text kept per code block (head + tail).
 BLOCK_LIMIT = 4096
@@ -117,11 +118,8 @@ def duration(value: object) -> str:
 
 
 def timestamp(value: object) -> str:
-    """An ISO timestamp as ``2026-01-02 03:04:05 UTC``; anything else escaped as-is."""
+    """A stored timestamp in the one format (``2026-01-02T03:04:05Z``); anything else escaped as-is."""
     if isinstance(value, str):
-        moment = parse_moment(value)
-        if moment is None:
-            return inline(value, 64)
-        suffix = " UTC" if moment.tzinfo is not None else ""
-        return moment.strftime("%Y-%m-%d %H:%M:%S") + suffix
+        shown = shown_timestamp(value)
+        return inline(value, 64) if shown is None else shown
     return inline(value, 64) if value is not None else _EMPTY

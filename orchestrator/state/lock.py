@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orchestrator.errors import LockHeldError, StateError
 from orchestrator.fsutil import ensure_private_dir, state_os_error
-from orchestrator.session.store import now_iso
+from orchestrator.timestamps import now_timestamp
 
 #: errno of an open with O_NOFOLLOW that found no regular file -> what was there instead.
 _NOT_A_FILE = {errno.ELOOP: "a symbolic link", errno.EISDIR: "a directory"}
@@ -66,7 +66,7 @@ class StateLock:
             os.close(fd)
             raise state_os_error(f"cannot lock {self.path}", exc, directory=self.path.parent) from exc
         info = {"pid": os.getpid(), "command": " ".join(sys.argv)[:500], "purpose": purpose,
-                "since": now_iso()}
+                "since": now_timestamp()}
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode() + b"\n", 0)

@@ -7,8 +7,8 @@ fixed the VM but not the host.
 
 from __future__ import annotations
 
-from orchestrator.session.store import now_iso
 from orchestrator.state.db import StateDb
+from orchestrator.timestamps import now_timestamp
 
 
 class OutcomeStore:
@@ -26,4 +26,4 @@ class OutcomeStore:
         with self.db.write() as tx:
             tx.execute("INSERT INTO outcomes (strategy, succeeded, stage, target, txn_id, at)"
                        " VALUES (?, ?, ?, ?, ?, ?)", (strategy, int(succeeded), stage, target, txn_id,
-                                                     now_iso()))
+                                                     now_timestamp()))

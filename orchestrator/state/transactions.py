@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import StateError
-from orchestrator.session.store import now_iso
 from orchestrator.state.db import StateDb
+from orchestrator.timestamps import now_timestamp
 
 #: The target may hold a mix of old and new files: recovery must act.
 IN_FLIGHT = ("intent", "backed_up", "applying", "applied", "rolling_back")
@@ -81,7 +81,7 @@ class TransactionStore:
     ) -> TxnRecord:
         """Record the intent to apply ``package_id`` to ``target`` (state ``intent``)."""
         txn_id = txn_id or new_txn_id()
-        now = now_iso()
+        now = now_timestamp()
         with self.db.write() as tx:
             tx.execute(
                 "INSERT INTO transactions (id, package_id, package_dir, target, session_id, component,"
@@ -100,7 +100,7 @@ class TransactionStore:
         if state is not None and state not in STATES:
             raise StateError(f"unknown transaction state {state!r}")
         sets: list[str] = ["updated_at = ?"]
-        params: list[str | int] = [now_iso()]
+        params: list[str | int] = [now_timestamp()]
         for column, value in (("state", state), ("ops_done", ops_done),
                               ("units_touched", None if units_touched is None else int(units_touched)),
                               ("error", error)):
@@ -145,7 +145,7 @@ def _insert_step(tx: Any, txn_id: str, step: str, detail: dict[str, Any]) -> Non
     seq = tx.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM txn_steps WHERE txn_id = ?",
                      (txn_id,)).fetchone()[0]
     tx.execute("INSERT INTO txn_steps (txn_id, seq, step, detail, at) VALUES (?, ?, ?, ?, ?)",
-               (txn_id, seq, step, json.dumps(detail, default=str), now_iso()))
+               (txn_id, seq, step, json.dumps(detail, default=str), now_timestamp()))
 
 
 def _record(row: Any) -> TxnRecord:

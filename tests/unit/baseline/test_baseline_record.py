@@ -88,7 +88,7 @@ def test_json_files_hold_manifest_packages_and_units(settings: Settings) -> None
                                       "UnitFileState": "enabled", "unavailable": None}
     data = json.loads((info.directory / "baseline.json").read_text())
     assert data["target"] == SLUG
-    assert data["created_at"] == "2026-01-01T12:00:00+00:00"
+    assert data["created_at"] == "2026-01-01T12:00:00Z"
     assert data["counts"] == {"paths": len(manifest["paths"]), "entries": 2, "missing": 1,
                               "placeholders": 1, "packages": 5, "units": 6}   # 5 units, syslog.socket
     assert data["files_tar"]["sha256"] == layout.sha256_file(info.directory / "files.tar")

@@ -82,7 +82,7 @@ def test_facts_are_loaded(settings: Settings) -> None:
     assert baseline.packages["nginx"] == "1.22"
     assert baseline.packages["cron"] is None
     assert baseline.units["ssh.service"]["ActiveState"] == "active"
-    assert baseline.info.created_at == "2026-03-01T00:00:00+00:00"
+    assert baseline.info.created_at == "2026-03-01T00:00:00Z"
 
 
 def test_absent_placeholder_and_directory_read_as_none(settings: Settings) -> None:

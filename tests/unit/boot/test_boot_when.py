@@ -21,7 +21,7 @@ def test_hh_mm_later_today_or_tomorrow(berlin: zoneinfo.ZoneInfo) -> None:
 def test_hh_mm_in_the_dst_gap_becomes_a_real_time(berlin: zoneinfo.ZoneInfo) -> None:
     now = dt.datetime(2025, 3, 30, 1, 0, tzinfo=berlin)
     at = parse_at("02:30", now, berlin)
-    assert format_moment(at, berlin) == "Sun 2025-03-30 03:30 CEST"
+    assert format_moment(at, berlin) == "2025-03-30T01:30:00Z (Sun 03:30 CEST)"
 
 
 def test_iso_with_and_without_offset(berlin: zoneinfo.ZoneInfo) -> None:
@@ -49,8 +49,8 @@ def test_past_times_are_refused(berlin: zoneinfo.ZoneInfo) -> None:
     now = dt.datetime(2025, 1, 15, 10, 0, tzinfo=berlin)
     with pytest.raises(ConfigError) as caught:
         parse_at("2025-01-15T09:59", now, berlin)
-    assert caught.value.message == ("'2025-01-15T09:59' is in the past (Wed 2025-01-15 09:59 CET; now is "
-                                    "Wed 2025-01-15 10:00 CET)")
+    assert caught.value.message == ("'2025-01-15T09:59' is in the past (2025-01-15T08:59:00Z (Wed 09:59 CET);"
+                                    " now is 2025-01-15T09:00:00Z (Wed 10:00 CET))")
     assert "vmrepair reboot now" in (caught.value.remedy or "")
 
 

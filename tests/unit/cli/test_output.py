@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,49 @@ def test_control_characters_are_made_visible(raw: str, shown: str,
     assert f"error: {shown}" in captured.err
     assert "\x1b" not in captured.out + captured.err
     assert shown.replace("\n", " ") in captured.out
+
+
+LONG_PATH = "/var/lib/vmrepair/sessions/20260102T030405Z-1a2b3c/evidence/" + "deep/" * 30 + "report.md"
+
+
+def test_off_a_terminal_a_table_keeps_long_cells_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """capsys is no terminal: a 200-character path and a long summary stay whole, so grep finds them."""
+    summary = "nginx.service failed: " + "word " * 40
+    output.table("sessions", ["report", "summary"], [[LONG_PATH, summary]])
+    output.info(f"report: {LONG_PATH}")
+    captured = capsys.readouterr()
+    row = next(line for line in captured.out.splitlines() if LONG_PATH in line)
+    assert summary.strip() in row
+    assert "…" not in captured.out
+    assert f"report: {LONG_PATH}\n" in captured.err
+
+
+def test_on_a_terminal_the_table_still_fits_its_width(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # rich reads both from the environment at every print: a terminal 80 columns wide.
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    monkeypatch.setenv("COLUMNS", "80")
+    output.table("sessions", ["report"], [[LONG_PATH]])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert not any(LONG_PATH in line for line in lines)
+
+
+def test_an_explicit_width_still_wins(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(output.out_console, "width", 60)
+    output.table("t", ["report"], [[LONG_PATH]])
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60
+
+
+def test_piped_cli_output_is_not_wrapped(tmp_path: Path) -> None:
+    """The real thing: `vmrepair ... | grep` in a child process whose stdout and stderr are pipes."""
+    script = ("from orchestrator.cli import output\n"
+              f"output.table('t', ['path'], [[{LONG_PATH!r}]])\n"
+              f"output.error('cannot read ' + {LONG_PATH!r})\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "TTY_COMPATIBLE", "FORCE_COLOR")}
+    env["PYTHONPATH"] = str(Path(cli_main.__file__).parents[2])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, check=True, cwd=tmp_path)
+    assert any(LONG_PATH in line for line in done.stdout.splitlines())
+    assert f"error: cannot read {LONG_PATH}\n" in done.stderr

@@ -184,12 +184,13 @@ def test_schedule_hh_mm_is_the_next_occurrence(state_dir: Path, capsys: pytest.C
 def test_schedule_iso_for_people(state_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     record = _seed(state_dir)
     assert main(["reboot", "schedule", "2999-01-01T03:30+00:00", "--target", "vm:web"]) == 0
-    assert (f"reboot #{record.id} of vm:web moved: at Tue 2999-01-01 03:30 UTC"
+    assert (f"reboot #{record.id} of vm:web moved: at 2999-01-01T03:30:00Z (Tue 03:30 UTC)"
             in _flat(capsys.readouterr().err))
 
 
 @pytest.mark.parametrize(("at", "message"), [
-    ("2000-01-01T00:00", "error: '2000-01-01T00:00' is in the past (Sat 2000-01-01 00:00 UTC; now is"),
+    ("2000-01-01T00:00",
+     "error: '2000-01-01T00:00' is in the past (2000-01-01T00:00:00Z (Sat 00:00 UTC); now is"),
     ("soon", "error: cannot read 'soon' as a time remedy: use HH:MM (its next occurrence"),
 ])
 def test_schedule_refuses_bad_times(state_dir: Path, capsys: pytest.CaptureFixture[str], at: str,

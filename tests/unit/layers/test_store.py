@@ -12,7 +12,8 @@ import pytest
 
 from orchestrator.errors import LayerError
 from orchestrator.hypervisor.warm import publish_warm_state
-from orchestrator.layers.store import LayerManifest, LayerStore, now_iso
+from orchestrator.layers.store import LayerManifest, LayerStore
+from orchestrator.timestamps import now_timestamp
 
 KEY = "ab" * 32
 
@@ -20,7 +21,7 @@ KEY = "ab" * 32
 def manifest(key: str = KEY, recipe: str = "r1") -> LayerManifest:
     return LayerManifest(key=key, template="debian-12", recipe_hash=recipe, vm_name=f"lyr-{key[:16]}",
                          packages={"apache2:amd64=2.4": "mirror"}, deb_sha256={"apache2:amd64=2.4": "00"},
-                         built_at=now_iso(), build_seconds=1.0)
+                         built_at=now_timestamp(), build_seconds=1.0)
 
 
 def build(store: LayerStore, key: str = KEY, recipe: str = "r1") -> Path:

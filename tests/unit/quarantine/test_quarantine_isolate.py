@@ -53,7 +53,7 @@ def test_manifest_records_every_path_and_the_prior_unit_state(target: Target) ->
     assert target.agent.fs[f"{DIRECTORY}/manifest.json"].mode == 0o600
     assert (manifest["status"], manifest["reason"], manifest["component"]) == (
         "quarantined", "flapping", "nginx")
-    assert manifest["quarantined_at"] == "2026-01-02T03:04:05+00:00"
+    assert manifest["quarantined_at"] == "2026-01-02T03:04:05Z"
     assert manifest["units"] == [{"unit": "nginx.service", "load_state": "loaded",
                                   "active_state": "active", "unit_file_state": "enabled"}]
     paths = {p["path"]: p for p in manifest["paths"]}
@@ -70,7 +70,7 @@ def test_log_and_audit_record_the_quarantine(target: Target) -> None:
     isolate(target, reason="restarts did not help # not a heading\n## nor this")
     log = target.agent.fs[f"{ROOT}/QUARANTINE.md"].data.decode()
     assert log.startswith("# vmrepair quarantine log\n")
-    assert "## 2026-01-02T03:04:05+00:00: quarantined `nginx`" in log
+    assert "## 2026-01-02T03:04:05Z: quarantined `nginx`" in log
     assert "- reason: restarts did not help # not a heading ## nor this" in log
     assert "\n## nor this" not in log
     assert "- files moved: 5" in log
@@ -87,7 +87,7 @@ def test_refuses_what_is_already_quarantined(target: Target) -> None:
     with pytest.raises(QuarantineError) as err:
         isolate(target)
     assert err.value.message == (f"nginx is already quarantined on fake (since "
-                                 f"2026-01-02T03:04:05+00:00, in {DIRECTORY})")
+                                 f"2026-01-02T03:04:05Z, in {DIRECTORY})")
     assert err.value.remedy == "release it first: vmrepair quarantine release nginx"
 
 

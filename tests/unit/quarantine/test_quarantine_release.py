@@ -74,10 +74,10 @@ def test_release_marks_the_manifest_and_logs_and_audits(target: Target) -> None:
     isolate(target)
     free(target)
     manifest = json.loads(target.agent.fs[f"{DIRECTORY}/manifest.json"].data)
-    assert (manifest["status"], manifest["released_at"]) == ("released", "2026-01-02T04:00:00+00:00")
+    assert (manifest["status"], manifest["released_at"]) == ("released", "2026-01-02T04:00:00Z")
     log = target.agent.fs[f"{ROOT}/QUARANTINE.md"].data.decode()
     assert log.count("## ") == 2
-    assert "## 2026-01-02T04:00:00+00:00: released `nginx`" in log
+    assert "## 2026-01-02T04:00:00Z: released `nginx`" in log
     assert "- files restored: 5 of 5 (content, mode and owner verified)" in log
     assert "- outcome: released and verified: its probes pass" in log
     record = target.audit.records[-1]

@@ -50,17 +50,17 @@ def test_automatic_reboots_after_the_notice(make_scheduler: Make, clock: FakeClo
     scheduler = make_scheduler(policy="automatic", notice_s=300)
     record = scheduler.request("vm:web", txn_id="tx-1", reason="fstab fix")
     assert record.state == "scheduled"
-    assert record.when == "at Wed 2025-03-26 10:05 CET (in 5m)"
+    assert record.when == "at 2025-03-26T09:05:00Z (Wed 10:05 CET) (in 5m)"
     [event] = notifier.events
-    assert event.reboot_at == "2025-03-26T10:05:00+01:00"
-    assert "vm:web will reboot at Wed 2025-03-26 10:05 CET (in 5m)" in event.message
+    assert event.reboot_at == "2025-03-26T09:05:00Z"
+    assert "vm:web will reboot at 2025-03-26T09:05:00Z (Wed 10:05 CET) (in 5m)" in event.message
     assert "cancel with `vmrepair reboot cancel --target vm:web`" in event.message
     clock.advance(seconds=299)
     assert scheduler.due() == []
     clock.advance(seconds=1)
     [due] = scheduler.due()
     assert due.id == record.id
-    assert due.when.startswith("now (due since Wed 2025-03-26 10:05 CET)")
+    assert due.when.startswith("now (due since 2025-03-26T09:05:00Z (Wed 10:05 CET))")
 
 
 def test_notice_override_per_request(make_scheduler: Make, clock: FakeClock) -> None:
@@ -75,12 +75,12 @@ def test_window_policy_waits_for_the_window(make_scheduler: Make, clock: FakeClo
     record = scheduler.request("vm:web", txn_id="tx-1", reason="r")
     assert (record.state, record.window, record.not_before) == ("scheduled", "Sun 04:00 for 1h", None)
     # Sunday 2025-03-30 is the spring DST change: 04:00 is CEST.
-    assert record.when == "next window Sun 2025-03-30 04:00 CEST (in 3d17h; Sun 04:00 for 1h)"
+    assert record.when == "next window 2025-03-30T02:00:00Z (Sun 04:00 CEST) (in 3d17h; Sun 04:00 for 1h)"
     clock.set(dt.datetime(2025, 3, 30, 3, 59, tzinfo=berlin))
     assert scheduler.due() == []
     clock.set(dt.datetime(2025, 3, 30, 4, 10, tzinfo=berlin))
     [due] = scheduler.due()
-    assert due.when == "now, in window Sun 04:00 for 1h (until Sun 2025-03-30 05:00 CEST)"
+    assert due.when == "now, in window Sun 04:00 for 1h (until 2025-03-30T03:00:00Z (Sun 05:00 CEST))"
     clock.set(dt.datetime(2025, 3, 30, 5, 0, tzinfo=berlin))
     assert scheduler.due() == []
 
@@ -89,8 +89,8 @@ def test_window_announcement_carries_the_next_start(make_scheduler: Make,
                                                     notifier: RecordingNotifier) -> None:
     make_scheduler(policy="window", windows=[SUNDAY_WINDOW]).request("vm:web", txn_id="tx-1", reason="r")
     [event] = notifier.events
-    assert event.reboot_at == "2025-03-30T03:30:00+02:00"
-    assert "next window Sun 2025-03-30 03:30 CEST" in event.message
+    assert event.reboot_at == "2025-03-30T01:30:00Z"
+    assert "next window 2025-03-30T01:30:00Z (Sun 03:30 CEST)" in event.message
 
 
 def test_window_policy_without_windows_is_refused(make_scheduler: Make) -> None:
@@ -130,7 +130,7 @@ def test_clock_jumping_past_the_window_waits_for_the_next(make_scheduler: Make, 
     clock.set(dt.datetime(2025, 1, 12, 6, 0, tzinfo=berlin))    # slept through Sunday's window
     assert scheduler.due() == []
     [status] = scheduler.status()
-    assert status.when.startswith("next window Sun 2025-01-19 03:30 CET")
+    assert status.when.startswith("next window 2025-01-19T02:30:00Z (Sun 03:30 CET)")
     clock.set(dt.datetime(2025, 1, 19, 3, 31, tzinfo=berlin))
     assert len(scheduler.due()) == 1
 
@@ -266,8 +266,8 @@ def test_schedule_at_moves_and_announces(make_scheduler: Make, clock: FakeClock,
     scheduler.request("vm:web", txn_id="tx-1", reason="r")
     at = dt.datetime(2025, 3, 27, 2, 0, tzinfo=berlin)
     moved = scheduler.schedule_at("vm:web", at)
-    assert (moved.state, moved.when) == ("scheduled", "at Thu 2025-03-27 02:00 CET (in 16h00m)")
-    assert notifier.events[-1].reboot_at == "2025-03-27T02:00:00+01:00"
+    assert (moved.state, moved.when) == ("scheduled", "at 2025-03-27T01:00:00Z (Thu 02:00 CET) (in 16h00m)")
+    assert notifier.events[-1].reboot_at == "2025-03-27T01:00:00Z"
     clock.set(at - dt.timedelta(seconds=1))
     assert scheduler.due() == []
     clock.set(at)
@@ -279,8 +279,8 @@ def test_schedule_at_refuses_the_past_and_naive_times(make_scheduler: Make, cloc
     scheduler.request("vm:web", txn_id="tx-1", reason="r")
     with pytest.raises(RebootError) as caught:
         scheduler.schedule_at("vm:web", clock.now - dt.timedelta(minutes=1))
-    assert caught.value.message == ("cannot schedule a reboot at Wed 2025-03-26 09:59 CET: that is in the "
-                                    "past (now is Wed 2025-03-26 10:00 CET)")
+    assert caught.value.message == ("cannot schedule a reboot at 2025-03-26T08:59:00Z (Wed 09:59 CET): "
+                                    "that is in the past (now is 2025-03-26T09:00:00Z (Wed 10:00 CET))")
     with pytest.raises(RebootError, match="the time has no zone"):
         scheduler.schedule_at("vm:web", dt.datetime(2030, 1, 1))   # naive on purpose
     with pytest.raises(RebootError, match="nothing pending for vm:ghost"):
@@ -292,7 +292,7 @@ def test_cancel(make_scheduler: Make, clock: FakeClock, audit: MemoryAuditSink) 
     record = scheduler.request("vm:web", txn_id="tx-1", reason="r")
     cancelled = scheduler.cancel("vm:web")
     assert (cancelled.id, cancelled.state) == (record.id, "cancelled")
-    assert cancelled.when == "cancelled at Wed 2025-03-26 10:00 CET"
+    assert cancelled.when == "cancelled at 2025-03-26T09:00:00Z (Wed 10:00 CET)"
     assert scheduler.due() == []
     assert audit.records[-1]["event"] == "reboot_cancelled"
 
@@ -343,8 +343,8 @@ def test_status_shows_open_running_and_the_last_finished(make_scheduler: Make, d
     waiting = scheduler.request("vm:web", txn_id="tx-4", reason="r4", policy="prompt")
     found = {r.id: r for r in scheduler.status()}
     assert sorted(found) == sorted([last.id, running.id, waiting.id])
-    assert found[running.id].when == "in progress since Wed 2025-03-26 10:00 CET"
-    assert found[last.id].when == "done at Wed 2025-03-26 10:00 CET"
+    assert found[running.id].when == "in progress since 2025-03-26T09:00:00Z (Wed 10:00 CET)"
+    assert found[last.id].when == "done at 2025-03-26T09:00:00Z (Wed 10:00 CET)"
     assert _ids(scheduler.status("vm:db1")) == [running.id]
     assert found[last.id].support_ref == ""
     first = scheduler.store.get(old.id)

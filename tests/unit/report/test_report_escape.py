@@ -79,6 +79,6 @@ def test_table_and_formatters() -> None:
     assert table(["A", "B"], [["1", ""]]) == "| A | B |\n|---|---|\n| 1 |   |\n"
     assert [duration(v) for v in (0.42, 12.4, 125, 3725, "x", None, True)] == [
         "0.4 s", "12 s", "2 min 05 s", "1 h 02 min", "—", "—", "—"]
-    assert timestamp("2026-01-02T03:04:05.678+00:00") == "2026-01-02 03:04:05 UTC"
+    assert timestamp("2026-01-02T03:04:05.678+00:00") == "2026-01-02T03:04:05Z"
     assert timestamp("<b>not a time</b>") == "\\<b\\>not a time\\</b\\>"
     assert timestamp(None) == "—"
