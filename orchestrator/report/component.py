@@ -13,6 +13,7 @@ from orchestrator.report.generic import nested_block, records_table, scalar_bull
 from orchestrator.report.manual import manual_steps_section
 from orchestrator.report.overview import status_label, unreadable
 from orchestrator.report.validation import render_validation
+from orchestrator.session.evidence import Evidence
 
 MAX_EVIDENCE = 8
 
@@ -27,27 +28,27 @@ def component_section(files: SessionFiles, component: str, detail: dict[str, Any
         out.append(f"- **Outcome:** {inline(detail['summary'], 1000)}")
     out += scalar_bullets(detail, skip=("component", "issue", "summary", "status"))
     out.append("")
-    triage = files.stage("triage", component)
+    triage = files.stage(Evidence.TRIAGE, component)
     out.append(_simple("Triage", triage))
-    in_place = files.stage("in-place", component)
+    in_place = files.stage(Evidence.IN_PLACE, component)
     if not in_place.missing:
         out.append(_records("Restart in place", in_place))
     if detail.get("in_place"):
         out.append("_Resolved by the in-place restart; no troubleshooting VM was needed._\n")
         return "\n".join(out)
-    out.append(_reproduce(files.stage("reproduce", component)))
-    out.append(diagnosis_section(files.stage("diagnosis", component)))
-    attempts = files.stage("attempts", component)
+    out.append(_reproduce(files.stage(Evidence.REPRODUCE, component)))
+    out.append(diagnosis_section(files.stage(Evidence.DIAGNOSIS, component)))
+    attempts = files.stage(Evidence.ATTEMPTS, component)
     out.append(attempts_section(attempts))
     manual = manual_steps_section(attempts, detail) if detail.get("status") != "repaired" else ""
     if manual:
         out.append(manual)
-    final = files.stage("validation", component)
+    final = files.stage(Evidence.VALIDATION, component)
     if not final.missing:
         out += ["### Validation", "", render_validation(final.data) if final.ok else unreadable(final)]
-    out.append(fix_package_section(files.stage("fix-package", component)))
-    out.append(apply_section(files.stage("apply", component), detail))
-    target = files.stage("target-validation", component)
+    out.append(fix_package_section(files.stage(Evidence.FIX_PACKAGE, component)))
+    out.append(apply_section(files.stage(Evidence.APPLY, component), detail))
+    target = files.stage(Evidence.TARGET_VALIDATION, component)
     out += ["### Validation on the target", "",
             render_validation(target.data) if target.ok else unreadable(target)]
     return "\n".join(out)

@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.errors import StateError
 from orchestrator.model import SessionStatus
+from orchestrator.repair.log import CommandRecord, StepResult, StepStatus
 from orchestrator.report.markdown import render_report, write_report
 from orchestrator.session.store import Session, new_session
 from tests.unit.report.mdcheck import CELL_PIPE, fenced_blocks
@@ -35,6 +36,12 @@ def _validation(passed: bool = True) -> dict[str, Any]:
     return {"passed": passed, "issue": "nginx:config_invalid:1234abcd", "component": "nginx",
             "layers": [layer("resolved", True), layer("stable", passed), layer("no_regressions", True),
                        layer("core_features", True)]}
+
+
+def _step(index: int, kind: str, action: str, status: StepStatus, output: str) -> dict[str, Any]:
+    """A step as the attempts stage writes it (through the pipeline's own records)."""
+    command = CommandRecord(("sh", "-c", f"{kind} | x"), 0 if status == "ok" else 1, output, 0.2)
+    return StepResult(index, kind, action, status, 0.25, [command], detail=f"{kind} done {HTML}").as_dict()
 
 
 def _stage(session: Session, name: str, detail: str = "", status: str | None = None) -> None:
@@ -68,10 +75,10 @@ def repaired(tmp_path: Path) -> Session:
     session.write_json("attempts-nginx", [
         {"strategy": "restore_baseline", "playbook": "nginx", "score": 0.5, "rank": 1,
          "outcome": "validation_failed",
-         "steps": [{"name": "restore", "status": "ok", "duration_s": 0.2, "output": HUGE}],
+         "steps": [_step(1, "restore_baseline", "restore {offender} from the baseline", "failed", HUGE)],
          "validation": _validation(False)},
         {"strategy": "fix_directive", "playbook": "nginx", "score": 0.4, "rank": 2, "outcome": "validated",
-         "steps": [{"name": "edit", "status": "ok", "duration_s": 0.1, "output": f"{CONTROL}{FENCE}"}],
+         "steps": [_step(1, "edit", "fix {directive}", "ok", f"{CONTROL}{FENCE}")],
          "validation": _validation(True)},
     ])
     session.write_json("fix-package-nginx", {
@@ -155,6 +162,17 @@ def test_hostile_strings_are_escaped_and_capped(repaired: Session) -> None:
             assert len(CELL_PIPE.findall(line)) == tables[start], line
 
 
+def test_steps_are_named_as_the_attempts_stage_records_them(repaired: Session) -> None:
+    """Regression (issue 14 item 7): every step of a real attempt showed "—" (the report read ``name``)."""
+    text = render_report(repaired.dir)
+    assert ("| 1 | `restore_baseline` | `restore {offender} from the baseline` | **FAILED** | 1 | 0.2 s |"
+            in text)
+    assert "| 1 | `edit` | `fix {directive}` | ok | 0 | 0.2 s | edit done" in text
+    # Only the failed step's output is shown; the one that went fine is in the session files.
+    assert "Step 1 ran `sh -c restore_baseline | x` (exit 1):" in text
+    assert "Step 1 ran `sh -c edit | x`" not in text
+
+
 def test_diagnosis_attempts_and_validation_details(repaired: Session) -> None:
     text = render_report(repaired.dir)
     assert "- **Cause:** `config_syntax`" in text
@@ -236,7 +254,7 @@ def test_unsuffixed_stage_files_with_before_after_keys(tmp_path: Path) -> None:
     session = new_session(tmp_path, "local")
     session.write_json("attempts", {"attempts": [
         {"strategy": "s1", "score": 1, "outcome": "failed", "reason": "step exploded",
-         "steps": [{"name": "x", "status": "failed", "duration_s": 1, "stdout": "out", "stderr": "err"}]}]})
+         "steps": [_step(1, "x", "do x", "failed", "out and err")]}]})
     session.write_json("fix-package", {"operations": [
         {"path": "/etc/a", "action": "write_file", "before_sha256": SHA_BEFORE, "after_sha256": SHA_AFTER,
          "mode": "0640", "owner": "root", "group": "adm", "diff": "-a\n+b\n"}]})
@@ -245,9 +263,8 @@ def test_unsuffixed_stage_files_with_before_after_keys(tmp_path: Path) -> None:
     session.finish(SessionStatus.NOT_REPAIRED, "no")
     text = render_report(session.dir)
     assert "## Component (unnamed)" in text
-    assert "| `x` | **FAILED** | 1.0 s |" in text
-    assert "Step `x` stdout:" in text
-    assert "Step `x` stderr:" in text
+    assert "| 1 | `x` | `do x` | **FAILED** | 1 | 0.2 s | x done \\<script\\>alert(1)\\</script\\> |" in text
+    assert "Step 1 ran `sh -c x | x` (exit 1):\n\n```text\nout and err\n```" in text
     assert "| 1 | write\\_file | `/etc/a` | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` | 0640 | root:adm |" in text
     assert "#### Diff of `/etc/a`" in text
     assert "- **Result:** **ROLLED\\_BACK**" in text
