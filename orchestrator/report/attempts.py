@@ -47,7 +47,8 @@ def diagnosis_section(loaded: Loaded) -> str:
                 table(["Name", "Value"], [[code(k, in_table=True), inline(v)] for k, v in variables.items()])]
     out.append(_excerpts(data.get("evidence")))
     out.append(_generated(as_list(data.get("generated"))))
-    rest = nested_block(data, skip=("evidence", "variables", "generated"))
+    # The diagnostics' outputs are the evidence above: not twice.
+    rest = nested_block(data, skip=("evidence", "variables", "generated", "diagnostics"))
     if rest:
         out += ["Other details:", "", rest]
     return "\n".join(out)

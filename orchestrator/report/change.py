@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.report.escape import code, code_block, inline, table
+from orchestrator.report.escape import code, code_block, duration, inline, table
 from orchestrator.report.files import Loaded, as_dict, as_list, first
 from orchestrator.report.generic import nested_block, scalar_bullets
 from orchestrator.report.overview import unreadable
@@ -57,8 +57,12 @@ def apply_section(loaded: Loaded, detail: dict[str, Any]) -> str:
             "- **Backup of the files before the change:** "
             + (code(backup, limit=500) if backup else "**none recorded**")]
     out += scalar_bullets(data, skip=("status", *_BACKUP_KEYS))
+    durations = as_dict(data.get("durations"))
+    if durations:
+        out.append("- **Durations:** "
+                   + ", ".join(f"{inline(k, 40)} {duration(v)}" for k, v in durations.items()))
     out.append("")
-    rest = nested_block(data)
+    rest = nested_block(data, skip=("durations",))
     if rest:
         out += ["Details:", "", rest]
     return "\n".join(out)
