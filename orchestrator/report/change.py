@@ -36,7 +36,7 @@ def fix_package_section(loaded: Loaded) -> str:
         return "\n".join([*out, "_The package changes nothing._\n"])
     out.append(table(["#", "Operation", "Path or unit", "Before (sha256)", "After (sha256)", "Mode", "Owner"],
                      [_op_row(n, op) for n, op in enumerate(ops, start=1)]))
-    diffs = _diffs(pkg, ops)
+    diffs = diffs_of(pkg)
     for path, diff in diffs:
         out += [f"#### Diff of {code(path, limit=500)}", "", code_block(diff, lang="diff", limit=DIFF_LIMIT)]
     if not diffs:
@@ -131,7 +131,9 @@ def _owner(op: dict[str, Any]) -> str:
     return ""
 
 
-def _diffs(pkg: dict[str, Any], ops: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+def diffs_of(pkg: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(path, unified diff) of a fix package, from its ``diffs`` or its operations' own ``diff``."""
+    ops = [as_dict(op) for op in as_list(pkg.get("operations"))]
     diffs = pkg.get("diffs")
     found: dict[str, Any] = {}
     if isinstance(diffs, dict):

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from orchestrator.errors import StateError
 from orchestrator.fsutil import atomic_write
 from orchestrator.report.fold import markdown_fold
+from orchestrator.report.html import write_html_report
 from orchestrator.report.parts import report_parts
 
 REPORT_NAME = "report.md"
-HTML_REPORT_NAME = "report.html"
 
 log = logging.getLogger(__name__)
 
@@ -40,4 +41,9 @@ def write_report(session_dir: Path) -> Path:
     """
     path = session_dir / REPORT_NAME
     atomic_write(path, render_report(session_dir).encode("utf-8"), mode=0o600)
+    try:
+        write_html_report(session_dir)
+    except StateError as exc:
+        # An optional copy: the run's outcome and report.md must not depend on it.
+        log.warning("HTML report not written: %s", exc.message)
     return path
