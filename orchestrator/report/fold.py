@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.report.escape import html_text
+from orchestrator.report.escape import html_text, inline
 
 #: Characters of a fold's title.
 TITLE_LIMIT = 200
@@ -27,3 +27,8 @@ def markdown_fold(fold: Fold) -> str:
     # The blank line after </summary> is what makes viewers render the body as Markdown again.
     return (f"<details><summary>{html_text(fold.title, TITLE_LIMIT)}</summary>\n\n"
             f"{fold.body.rstrip()}\n\n</details>\n")
+
+
+def markdown_section(fold: Fold) -> str:
+    """The fold as a plain section, for viewers that drop raw HTML (rich's terminal Markdown)."""
+    return f"## {inline(fold.title, TITLE_LIMIT)}\n\n{fold.body.rstrip()}\n"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from orchestrator.errors import StateError
 from orchestrator.fsutil import atomic_write
-from orchestrator.report.fold import markdown_fold
+from orchestrator.report.fold import markdown_fold, markdown_section
 from orchestrator.report.html import write_html_report
 from orchestrator.report.parts import report_parts
 
@@ -26,10 +26,14 @@ REPORT_NAME = "report.md"
 log = logging.getLogger(__name__)
 
 
-def render_report(session_dir: Path) -> str:
-    """The report of the session in ``session_dir`` as Markdown (never raises for its content)."""
+def render_report(session_dir: Path, *, folded: bool = True) -> str:
+    """The report of the session in ``session_dir`` as Markdown (never raises for its content).
+
+    ``folded=False``: the details as plain sections instead of ``<details>`` blocks, for renderers that
+    drop raw HTML (and with it the folds' titles)."""
     parts = report_parts(session_dir)
-    return "\n".join([parts.head, parts.summary, "## Details", "", *map(markdown_fold, parts.folds)])
+    fold = markdown_fold if folded else markdown_section
+    return "\n".join([parts.head, parts.summary, "## Details", "", *map(fold, parts.folds)])
 
 
 def write_report(session_dir: Path) -> Path:
