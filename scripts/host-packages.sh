@@ -2,8 +2,9 @@
 # Install the Debian packages vmrepair needs on the host, only when one is missing (idempotent, fast
 # when everything is present: dpkg-query only, no apt-get update).
 set -eu
+# chromium: tests/integration/test_report_html.py renders report.html in it headless and looks at it.
 PACKAGES="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
-libvirt-dev pkg-config gcc debootstrap e2fsprogs mount coreutils ca-certificates openssh-client"
+libvirt-dev pkg-config gcc debootstrap e2fsprogs mount coreutils ca-certificates openssh-client chromium"
 missing=""
 for pkg in $PACKAGES; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
