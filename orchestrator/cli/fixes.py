@@ -8,7 +8,6 @@ operation began, verifies the files, and records it in the transaction's journal
 from __future__ import annotations
 
 import argparse
-import re
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
@@ -16,10 +15,9 @@ from orchestrator.apply.journal import BY_OPERATOR, roll_back_transaction
 from orchestrator.apply.recovery import RecoveryReport
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.errors import ApplyError, ConfigError
-from orchestrator.state.transactions import STATES, TransactionStore, TxnRecord
+from orchestrator.state.transactions import STATES, TXN_ID_RE, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target
 
-TXN_ID_RE = re.compile(r"^tx-[0-9a-f]{12}$")
 #: A rollback of these would restore files over a state nobody can vouch for any more.
 NOT_ROLLBACKABLE = ("intent", "backed_up", "aborted", "rolled_back")
 

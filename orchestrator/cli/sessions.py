@@ -1,4 +1,9 @@
-"""`vmrepair sessions` (list past runs) and `vmrepair report ID` (show one run's report)."""
+"""`vmrepair sessions` (list past runs) and `vmrepair report ID|latest [--html]` (show one run's report).
+
+On a terminal the report is rendered (rich's Markdown, the folds as plain sections: rich drops raw
+HTML); piped or redirected, the raw Markdown of report.md is printed, for tools and mail. ``--html``
+writes the self-contained report.html into the session directory and prints it.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.markdown import Markdown
 from rich.table import Table
 
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, out_console
 from orchestrator.errors import StateError, VmRepairError
+from orchestrator.report.html import HTML_REPORT_NAME, render_html, write_html_report
 from orchestrator.report.markdown import REPORT_NAME, render_report, write_report
 from orchestrator.session.jsonfile import UNREADABLE, read_regular_file, scan_sessions
 from orchestrator.session.store import cap_text, list_sessions, load_session_meta
@@ -28,13 +35,19 @@ SUGGESTED_IDS = 5
 MAX_REPORT_BYTES = 32 * 1024 * 1024
 #: Summary characters shown per row of the table.
 SUMMARY_WIDTH = 80
+#: The id that names the newest session.
+LATEST = "latest"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     sessions = sub.add_parser("sessions", help="list past repair sessions, newest first")
     sessions.set_defaults(handler=cmd_sessions)
     report = sub.add_parser("report", help="show the report of a session (rendered if missing)")
-    report.add_argument("id", help="session id, as listed by `vmrepair sessions`")
+    report.add_argument("id", help=f"session id, as listed by `vmrepair sessions`, or `{LATEST}` "
+                                   "(the newest)")
+    report.add_argument("--html", action="store_true",
+                        help="write the self-contained HTML report (report.html in the session directory) "
+                             "and print it")
     report.set_defaults(handler=cmd_report)
 
 
@@ -75,30 +88,64 @@ def cmd_sessions(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_report(app: App, args: argparse.Namespace) -> int:
-    """Print a session's report.md (rendering it first when missing or older than the evidence).
+    """Print a session's report.md (rendering it first when missing or older than the evidence), or
+    with ``--html`` write and print report.html.
 
     Raises:
-        VmRepairError: no session has that id (exit 1; the message names the newest ids).
-        StateError: session.json of that session is unreadable.
+        VmRepairError: no session has that id, or there is none for `latest` (exit 1; the message
+            names the newest ids).
+        StateError: session.json of that session is unreadable; the sessions directory cannot be listed.
     """
-    session_id = str(args.id)
+    session_id = _newest(app.settings.sessions_dir) if args.id == LATEST else str(args.id)
     if not SESSION_ID_RE.fullmatch(session_id):
-        info(f"error: {session_id!r} is not a session id (like 20260102T030405Z-1a2b3c); "
+        info(f"error: {session_id!r} is not a session id (like 20260102T030405Z-1a2b3c) or {LATEST!r}; "
              "`vmrepair sessions` lists them")
         return 2
     directory = app.settings.sessions_dir / session_id
     if not directory.is_dir():
         raise _unknown(app.settings.sessions_dir, session_id)
     meta = load_session_meta(directory)
-    text = _report_text(directory)
+    html = _html_text(directory) if getattr(args, "html", False) else None
     if args.json:
+        _report_text(directory)  # the paths printed are those of an up-to-date report
         emit_json({"session": meta, "paths": {
             "directory": str(directory), "report": str(directory / REPORT_NAME),
+            "html": str(directory / HTML_REPORT_NAME),
             "files": sorted(p.name for p in directory.iterdir() if p.is_file())}})
+        return 0
+    if html is not None:
+        _write_out(html)
+    elif out_console.is_terminal:
+        _report_text(directory)  # keeps report.md up to date, as when piped
+        out_console.print(Markdown(render_report(directory, folded=False)))
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
+        _write_out(_report_text(directory))
     return 0
+
+
+def _newest(sessions_dir: Path) -> str:
+    try:
+        found = scan_sessions(sessions_dir)
+    except OSError as exc:
+        raise StateError(f"cannot list {sessions_dir}: {exc.strerror or exc}",
+                         remedy="run as root (the state directory is private)") from exc
+    newest = [str(m.get("id")) for m in found if SESSION_ID_RE.fullmatch(str(m.get("id")))]
+    if not newest:
+        raise VmRepairError(f"no sessions in {sessions_dir}", remedy="`vmrepair run` records one")
+    return newest[0]
+
+
+def _write_out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _html_text(directory: Path) -> str:
+    try:
+        return write_html_report(directory).read_text(encoding="utf-8", errors="replace")
+    except StateError as exc:
+        info(f"warning: HTML report not saved ({exc.message}); showing it anyway")
+        return render_html(directory)
 
 
 def _report_text(directory: Path) -> str:

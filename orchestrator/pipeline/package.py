@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from orchestrator import dpkg
 from orchestrator.agent.api import Manifest
 from orchestrator.boot.critical import analyse
+from orchestrator.capture.content import captured_reader
 from orchestrator.capture.snapshot import UNIT_STATE_KINDS, Capture, unit_link_paths
 from orchestrator.detect.writable import load_accounts
 from orchestrator.errors import FixPackageError
@@ -93,6 +94,8 @@ def build(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner) -> Bui
                 diagnosis=winner.diagnosis.as_dict(), validation=winner.validation.as_dict(),
                 issue=issue.as_dict(),
                 reboot_required=winner.reboot_required or winner.rebooted,
+                # The target's originals, for the diffs the report shows (what was applied).
+                before_content=captured_reader(capture.tar),
                 deb_content=deb_content, package_files=package_files,
                 target_users={name: ids[0] for name, ids in accounts.users.items()},
                 target_groups=dict(accounts.groups),

@@ -1,8 +1,14 @@
 """Diagnosis and repair-attempt sections of a component.
 
 Read from ``diagnosis-<component>.json`` (``cause``, ``confidence``, ``evidence``, ``variables``, ...)
-and ``attempts-<component>.json`` (a list of ``{strategy, playbook, score, rank, outcome, reason,
-steps: [{name, status, duration_s, output}], validation: ValidationReport.as_dict()}``).
+and ``attempts-<component>.json`` (a list of :meth:`AttemptRecord.as_dict` of
+:mod:`orchestrator.pipeline.attempts`: ``{strategy, playbook, score, rank, outcome, reason, steps,
+validation}``, each step a :meth:`StepResult.as_dict` of :mod:`orchestrator.repair.log`: ``{index, kind,
+action, status, exit_status, duration_s, detail, commands: [{argv, exit_status, output, duration_s}]}``).
+
+A step is named by its ``kind`` and ``action`` (what the playbook wrote); reading any other key showed
+"—" for every step of every real attempt. Only a failed step's commands are shown in full: the output
+of the steps that went fine is in the session files, and in a report it buried the one that did not.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from orchestrator.report.overview import mark, unreadable
 from orchestrator.report.validation import render_validation
 
 MAX_EXCERPTS = 8
+#: Commands of a failed step shown (its last ones: the failing command is the last it ran).
+MAX_COMMANDS = 3
+#: Step statuses (:data:`orchestrator.repair.log.StepStatus`) whose commands are not shown.
+STEP_FINE = frozenset({"ok", "not_applicable"})
 _OUTCOMES = {"validated": "validated", "validation_failed": "**VALIDATION FAILED**",
              "failed": "**STEP FAILED**", "skipped": "skipped (not applicable)"}
 _EXCERPT_TITLE_KEYS = ("source", "label", "name", "probe", "path", "command", "file")
@@ -37,7 +47,8 @@ def diagnosis_section(loaded: Loaded) -> str:
                 table(["Name", "Value"], [[code(k, in_table=True), inline(v)] for k, v in variables.items()])]
     out.append(_excerpts(data.get("evidence")))
     out.append(_generated(as_list(data.get("generated"))))
-    rest = nested_block(data, skip=("evidence", "variables", "generated"))
+    # The diagnostics' outputs are the evidence above: not twice.
+    rest = nested_block(data, skip=("evidence", "variables", "generated", "diagnostics"))
     if rest:
         out += ["Other details:", "", rest]
     return "\n".join(out)
@@ -86,11 +97,9 @@ def _attempt(number: int, attempt: dict[str, Any]) -> str:
     out.append("")
     steps = [as_dict(s) for s in as_list(attempt.get("steps"))]
     if steps:
-        rows = [[code(s.get("name"), in_table=True), mark(s.get("status")), duration(s.get("duration_s"))]
-                for s in steps]
-        out.append(table(["Step", "Status", "Duration"], rows))
-        for step in steps:
-            out.append(_step_output(step))
+        out.append(table(["#", "Step", "What it does", "Status", "Exit", "Duration", "Detail"],
+                         [_step_row(n, step) for n, step in enumerate(steps, start=1)]))
+        out += [text for text in map(_step_output, steps) if text]
     elif attempt.get("outcome") not in {"skipped", "failed"}:
         out.append("_No steps recorded._\n")
     if "validation" in attempt:
@@ -98,12 +107,27 @@ def _attempt(number: int, attempt: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _step_row(number: int, step: dict[str, Any]) -> list[str]:
+    exit_status = step.get("exit_status")
+    return [str(step.get("index") or number), code(step.get("kind"), in_table=True),
+            code(step.get("action"), limit=200, in_table=True), mark(step.get("status")),
+            inline(exit_status, 8) if exit_status is not None else "—", duration(step.get("duration_s")),
+            inline(step.get("detail"), 300)]
+
+
 def _step_output(step: dict[str, Any]) -> str:
-    parts = []
-    for label, key in (("output", "output"), ("stdout", "stdout"), ("stderr", "stderr"), ("error", "error")):
-        value = step.get(key)
-        if value not in (None, "", [], {}):
-            parts += [f"Step {code(step.get('name'))} {label}:", "", code_block(value)]
+    """The commands of a step that did not go fine, each with its argv, exit status and output."""
+    if step.get("status") in STEP_FINE:
+        return ""
+    parts: list[str] = []
+    commands = [as_dict(c) for c in as_list(step.get("commands"))]
+    for command in commands[-MAX_COMMANDS:]:
+        argv = " ".join(str(a) for a in as_list(command.get("argv")))
+        parts += [f"Step {step.get('index') or '?'} ran {code(argv, limit=300)} "
+                  f"(exit {inline(command.get('exit_status'), 8)}):", "",
+                  code_block(command.get("output") or "(no output)")]
+    if len(commands) > MAX_COMMANDS:
+        parts.insert(0, f"_The last {MAX_COMMANDS} of its {len(commands)} commands:_\n")
     return "\n".join(parts)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.report.escape import code, code_block, inline, table
+from orchestrator.report.escape import code, code_block, duration, inline, table
 from orchestrator.report.files import Loaded, as_dict, as_list, first
 from orchestrator.report.generic import nested_block, scalar_bullets
 from orchestrator.report.overview import unreadable
@@ -36,7 +36,7 @@ def fix_package_section(loaded: Loaded) -> str:
         return "\n".join([*out, "_The package changes nothing._\n"])
     out.append(table(["#", "Operation", "Path or unit", "Before (sha256)", "After (sha256)", "Mode", "Owner"],
                      [_op_row(n, op) for n, op in enumerate(ops, start=1)]))
-    diffs = _diffs(pkg, ops)
+    diffs = diffs_of(pkg)
     for path, diff in diffs:
         out += [f"#### Diff of {code(path, limit=500)}", "", code_block(diff, lang="diff", limit=DIFF_LIMIT)]
     if not diffs:
@@ -57,8 +57,12 @@ def apply_section(loaded: Loaded, detail: dict[str, Any]) -> str:
             "- **Backup of the files before the change:** "
             + (code(backup, limit=500) if backup else "**none recorded**")]
     out += scalar_bullets(data, skip=("status", *_BACKUP_KEYS))
+    durations = as_dict(data.get("durations"))
+    if durations:
+        out.append("- **Durations:** "
+                   + ", ".join(f"{inline(k, 40)} {duration(v)}" for k, v in durations.items()))
     out.append("")
-    rest = nested_block(data)
+    rest = nested_block(data, skip=("durations",))
     if rest:
         out += ["Details:", "", rest]
     return "\n".join(out)
@@ -127,7 +131,9 @@ def _owner(op: dict[str, Any]) -> str:
     return ""
 
 
-def _diffs(pkg: dict[str, Any], ops: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+def diffs_of(pkg: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(path, unified diff) of a fix package, from its ``diffs`` or its operations' own ``diff``."""
+    ops = [as_dict(op) for op in as_list(pkg.get("operations"))]
     diffs = pkg.get("diffs")
     found: dict[str, Any] = {}
     if isinstance(diffs, dict):

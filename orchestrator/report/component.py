@@ -7,60 +7,74 @@ from typing import Any
 
 from orchestrator.report.attempts import attempts_section, diagnosis_section
 from orchestrator.report.change import apply_section, fix_package_section
-from orchestrator.report.escape import code, code_block, inline
+from orchestrator.report.escape import code, inline
 from orchestrator.report.files import Loaded, SessionFiles, as_dict, as_list
-from orchestrator.report.generic import nested_block, records_table, scalar_bullets
+from orchestrator.report.fold import Fold
+from orchestrator.report.generic import evidence_block, nested_block, records_table, scalar_bullets
 from orchestrator.report.manual import manual_steps_section
 from orchestrator.report.overview import status_label, unreadable
 from orchestrator.report.validation import render_validation
+from orchestrator.session.evidence import Evidence
 
 MAX_EVIDENCE = 8
+#: Outcomes whose missing stage files are worth listing one by one (where the run stopped).
+_UNFINISHED = frozenset({None, "error", "running"})
+
+
+def component_fold(files: SessionFiles, component: str, detail: dict[str, Any]) -> Fold:
+    """The component's whole story, folded under a title that says how it ended."""
+    status = detail.get("status")
+    title = f"Component {component or '(unnamed)'}" + (f": {status_label(status)}" if status else "")
+    if detail.get("strategy"):
+        title += f" with {detail['strategy']}"
+    return Fold(title, component_section(files, component, detail))
 
 
 def component_section(files: SessionFiles, component: str, detail: dict[str, Any]) -> str:
-    name = code(component) if component else "(unnamed)"
-    status = detail.get("status")
-    out = [f"## Component {name}" + (f": {status_label(status)}" if status else ""), ""]
+    out = []
     if detail.get("issue"):
         out.append(f"- **Issue:** {code(detail['issue'])}")
     if detail.get("summary"):
         out.append(f"- **Outcome:** {inline(detail['summary'], 1000)}")
     out += scalar_bullets(detail, skip=("component", "issue", "summary", "status"))
     out.append("")
-    triage = files.stage("triage", component)
-    out.append(_simple("Triage", triage))
-    in_place = files.stage("in-place", component)
+    if detail.get("status") not in _UNFINISHED and all(files.stage(e, component).missing for e in Evidence):
+        # Cleared by another component's repair, or reported only: seven "Not reached" said nothing.
+        return "\n".join([*out, "_No repair of its own: no troubleshooting stage ran for it._\n"])
+    # The triaged issue is in *Issues found* already.
+    out.append(_simple("Triage", files.stage(Evidence.TRIAGE, component), skip=("issue",)))
+    in_place = files.stage(Evidence.IN_PLACE, component)
     if not in_place.missing:
         out.append(_records("Restart in place", in_place))
     if detail.get("in_place"):
         out.append("_Resolved by the in-place restart; no troubleshooting VM was needed._\n")
         return "\n".join(out)
-    out.append(_reproduce(files.stage("reproduce", component)))
-    out.append(diagnosis_section(files.stage("diagnosis", component)))
-    attempts = files.stage("attempts", component)
+    out.append(_reproduce(files.stage(Evidence.REPRODUCE, component)))
+    out.append(diagnosis_section(files.stage(Evidence.DIAGNOSIS, component)))
+    attempts = files.stage(Evidence.ATTEMPTS, component)
     out.append(attempts_section(attempts))
     manual = manual_steps_section(attempts, detail) if detail.get("status") != "repaired" else ""
     if manual:
         out.append(manual)
-    final = files.stage("validation", component)
+    final = files.stage(Evidence.VALIDATION, component)
     if not final.missing:
         out += ["### Validation", "", render_validation(final.data) if final.ok else unreadable(final)]
-    out.append(fix_package_section(files.stage("fix-package", component)))
-    out.append(apply_section(files.stage("apply", component), detail))
-    target = files.stage("target-validation", component)
+    out.append(fix_package_section(files.stage(Evidence.FIX_PACKAGE, component)))
+    out.append(apply_section(files.stage(Evidence.APPLY, component), detail))
+    target = files.stage(Evidence.TARGET_VALIDATION, component)
     out += ["### Validation on the target", "",
             render_validation(target.data) if target.ok else unreadable(target)]
     return "\n".join(out)
 
 
-def _simple(title: str, loaded: Loaded) -> str:
+def _simple(title: str, loaded: Loaded, skip: tuple[str, ...] = ()) -> str:
     out = [f"### {title}", ""]
     if not loaded.ok:
         return "\n".join([*out, unreadable(loaded)])
     data = as_dict(loaded.data)
-    out += scalar_bullets(data) or ["_Nothing recorded._"]
+    out += scalar_bullets(data, skip) or ["_Nothing recorded._"]
     out.append("")
-    rest = nested_block(data)
+    rest = nested_block(data, skip)
     return "\n".join(out + ([rest] if rest else []))
 
 
@@ -132,6 +146,6 @@ def _reproduce(loaded: Loaded) -> str:
     out += [f"- **Differs:** {inline(n, 300)}" for n in as_list(environment.get("notes"))[:MAX_EVIDENCE]]
     out.append("")
     evidence = as_dict(data.get("evidence"))
-    for key in list(evidence)[:MAX_EVIDENCE]:
-        out += [f"**{inline(key, 80)}:**", "", code_block(evidence[key])]
+    if evidence:
+        out.append(evidence_block(evidence, MAX_EVIDENCE))
     return "\n".join(out)

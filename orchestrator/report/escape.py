@@ -10,11 +10,14 @@ diffs) goes through one of these:
   inside);
 * :func:`code_block` for output: a fenced block whose fence is longer than any backtick run inside, so
   the text cannot close it, with the middle of long text cut (head and tail kept: the start says what
-  ran, the end usually says why it failed) and the cut announced.
+  ran, the end usually says why it failed) and the cut announced;
+* :func:`html_text` for HTML (the ``<summary>`` of a fold, every text node and attribute of the HTML
+  report): cleaned and capped like :func:`inline`, then ``& < > " '`` as entities.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Sequence
@@ -57,6 +60,13 @@ def inline(value: object, limit: int = INLINE_LIMIT) -> str:
     """``value`` as plain Markdown text on one line (``—`` when empty)."""
     folded = _fold(value, limit)
     return _INLINE_SPECIAL.sub(r"\\\1", folded) if folded else _EMPTY
+
+
+def html_text(value: object, limit: int = INLINE_LIMIT, *, fold: bool = True) -> str:
+    """``value`` as HTML text, safe in an element and in a quoted attribute. ``fold``: whitespace folded
+    to single spaces (else newlines kept, for ``<pre>``)."""
+    text = _fold(value, limit) if fold else cap_text(text_of(value), limit)
+    return html.escape(text, quote=True)
 
 
 def code(value: object, *, limit: int = INLINE_LIMIT, in_table: bool = False) -> str:

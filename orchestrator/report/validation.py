@@ -7,7 +7,7 @@ from typing import Any
 from orchestrator.report.escape import duration, inline, table
 from orchestrator.report.files import as_dict, as_list
 
-#: Check rows shown per validation; the stability layer alone can have one per probe.
+#: Failed check rows shown per validation; the stability layer alone can have one per probe.
 MAX_CHECK_ROWS = 120
 
 _LAYER_TITLES = {"resolved": "Issue resolved", "stable": "Stable under load",
@@ -38,13 +38,15 @@ def render_validation(data: Any) -> str:
                                inline(check.get("detail"), 400 if not ok else 200)])
     out = [f"Verdict: {verdict}", "", table(["Layer", "Result", "Checks passed", "Duration", "Detail"],
                                              layer_rows)]
-    if check_rows:
-        # Failures first: at 3 a.m. the reader wants the reason, not the list of what went fine.
-        check_rows.sort(key=lambda row: row[2] == "ok")
-        shown = check_rows[:MAX_CHECK_ROWS]
-        out.append(table(["Layer", "Check", "Result", "Duration", "Detail"], shown))
-        if len(check_rows) > len(shown):
-            out.append(f"_{len(check_rows) - len(shown)} more passing checks are in the session files._\n")
+    failed = [row for row in check_rows if row[2] != "ok"]
+    if failed:
+        # Only the failures: the reader wants the reason, not the list of what went fine.
+        out.append(table(["Layer", "Check", "Result", "Duration", "Detail"], failed[:MAX_CHECK_ROWS]))
+        if len(failed) > MAX_CHECK_ROWS:
+            out.append(f"_{len(failed) - MAX_CHECK_ROWS} more failed checks are in the session files._\n")
+    passing = len(check_rows) - len(failed)
+    if passing:
+        out.append(f"_{passing} passing checks are listed in the session files._\n")
     return "\n".join(out)
 
 

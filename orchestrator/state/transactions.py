@@ -15,6 +15,7 @@ operation runs), so after a crash :mod:`orchestrator.apply.recovery` knows what 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ class TxnRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+#: What :func:`new_txn_id` produces; checked before an id read from anywhere is used or shown as a command.
+TXN_ID_RE = re.compile(r"^tx-[0-9a-f]{12}$")
 
 
 def new_txn_id() -> str:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from orchestrator.cli import output
+from orchestrator.cli import output, sessions
 from orchestrator.model import SessionStatus
 from orchestrator.session.store import Session, new_session
 
@@ -136,3 +138,52 @@ def test_malformed_ids_are_refused_before_any_file_access(bad: str, cli: Cli, st
     assert cli(["report", bad]) == 2
     assert "is not a session id" in _flat(capsys.readouterr().err)
     assert not state_dir.exists()
+
+
+def test_report_latest_is_the_newest_session(cli: Cli, state_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    old = _session(state_dir, "local", SessionStatus.HEALTHY, "old run")
+    (state_dir / "sessions" / old.id).rename(state_dir / "sessions" / "20000101T000000Z-000000")
+    new = _session(state_dir, "local", SessionStatus.NOT_REPAIRED, "new run")
+    assert cli(["report", "latest"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"# vmrepair report: session `{new.id}`\n")
+    assert "new run" in out
+
+
+def test_report_latest_without_sessions(cli: Cli, state_dir: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    (state_dir / "sessions").mkdir(parents=True)
+    assert cli(["report", "latest"]) == 1
+    err = _flat(capsys.readouterr().err)
+    assert f"error: no sessions in {state_dir / 'sessions'}" in err
+    assert "remedy: `vmrepair run` records one" in err
+
+
+def test_report_html_is_written_and_printed(cli: Cli, state_dir: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    session = _session(state_dir, "local", SessionStatus.HEALTHY, "all <b>good</b>")
+    assert cli(["report", session.id, "--html"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("<!DOCTYPE html>")
+    assert "all &lt;b&gt;good&lt;/b&gt;" in out
+    assert (session.dir / "report.html").read_text() == out
+    assert cli(["report", "latest", "--html", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["paths"]["html"] == str(session.dir / "report.html")
+
+
+def test_report_on_a_terminal_is_rendered(cli: Cli, state_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    session = _session(state_dir, "local", SessionStatus.HEALTHY, "all good")
+    terminal = io.StringIO()
+    monkeypatch.setattr(sessions, "out_console", Console(file=terminal, force_terminal=True, width=100,
+                                                         markup=False, emoji=False, highlight=False))
+    assert cli(["report", session.id]) == 0
+    shown = terminal.getvalue()
+    assert "\x1b[" in shown                     # styled by rich
+    assert "**Status" not in shown              # Markdown rendered, not printed raw
+    assert "Status: HEALTHY" in shown
+    assert "Timeline: 1 stages" in shown        # a fold's title, which rich would drop as raw HTML
+    assert "<details>" not in shown
+    assert capsys.readouterr().out == ""
+    assert (session.dir / "report.md").is_file()  # report.md is still kept up to date

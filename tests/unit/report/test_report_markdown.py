@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.errors import StateError
 from orchestrator.model import SessionStatus
+from orchestrator.repair.log import CommandRecord, StepResult, StepStatus
 from orchestrator.report.markdown import render_report, write_report
 from orchestrator.session.store import Session, new_session
 from tests.unit.report.mdcheck import CELL_PIPE, fenced_blocks
@@ -23,6 +24,7 @@ HUGE = "START" + "A" * 1_000_000 + "THE END"
 HTML = "<script>alert(1)</script>"
 SHA_BEFORE = "a" * 64
 SHA_AFTER = "b" * 64
+TXN = "tx-0123456789ab"
 
 
 def _validation(passed: bool = True) -> dict[str, Any]:
@@ -35,6 +37,12 @@ def _validation(passed: bool = True) -> dict[str, Any]:
     return {"passed": passed, "issue": "nginx:config_invalid:1234abcd", "component": "nginx",
             "layers": [layer("resolved", True), layer("stable", passed), layer("no_regressions", True),
                        layer("core_features", True)]}
+
+
+def _step(index: int, kind: str, action: str, status: StepStatus, output: str) -> dict[str, Any]:
+    """A step as the attempts stage writes it (through the pipeline's own records)."""
+    command = CommandRecord(("sh", "-c", f"{kind} | x"), 0 if status == "ok" else 1, output, 0.2)
+    return StepResult(index, kind, action, status, 0.25, [command], detail=f"{kind} done {HTML}").as_dict()
 
 
 def _stage(session: Session, name: str, detail: str = "", status: str | None = None) -> None:
@@ -68,10 +76,10 @@ def repaired(tmp_path: Path) -> Session:
     session.write_json("attempts-nginx", [
         {"strategy": "restore_baseline", "playbook": "nginx", "score": 0.5, "rank": 1,
          "outcome": "validation_failed",
-         "steps": [{"name": "restore", "status": "ok", "duration_s": 0.2, "output": HUGE}],
+         "steps": [_step(1, "restore_baseline", "restore {offender} from the baseline", "failed", HUGE)],
          "validation": _validation(False)},
         {"strategy": "fix_directive", "playbook": "nginx", "score": 0.4, "rank": 2, "outcome": "validated",
-         "steps": [{"name": "edit", "status": "ok", "duration_s": 0.1, "output": f"{CONTROL}{FENCE}"}],
+         "steps": [_step(1, "edit", "fix {directive}", "ok", f"{CONTROL}{FENCE}")],
          "validation": _validation(True)},
     ])
     session.write_json("fix-package-nginx", {
@@ -85,7 +93,8 @@ def repaired(tmp_path: Path) -> Session:
             {"op": "unit", "unit": "nginx.service", "action": "restart"}],
         "diffs": {"/etc/nginx/nginx.conf": f"--- a\n+++ b\n-lisen 80;\n+listen 80;\n {FENCE}\n"}})
     backup = "/var/lib/vmrepair/backups/x/nginx"
-    session.write_json("apply-nginx", {"status": "applied", "backup_dir": backup, "operations": 3})
+    session.write_json("apply-nginx", {"status": "applied", "backup_dir": backup, "operations": 3,
+                                       "txn_id": TXN})
     session.write_json("target-validation-nginx", _validation(True))
     _stage(session, "apply", f"applied; backup in {backup}")
     session.set_meta(issues=[issue], components=[
@@ -104,10 +113,9 @@ def test_sections_in_order(repaired: Session) -> None:
     headings = _headings(render_report(repaired.dir))
     assert headings == [
         f"# vmrepair report: session `{repaired.id}`",
-        "## Timeline",
-        "## Issues found",
+        "## Summary",
+        "## Details",
         "### Issue 1: `nginx:config_invalid:1234abcd`",
-        "## Component `nginx`: REPAIRED",
         "### Triage",
         "### Reproduction in the troubleshooting VM",
         "### Diagnosis",
@@ -118,19 +126,27 @@ def test_sections_in_order(repaired: Session) -> None:
         "#### Diff of `/etc/nginx/nginx.conf`",
         "### Apply and backup",
         "### Validation on the target",
-        "## Next steps",
     ]
+    outside, _ = fenced_blocks(render_report(repaired.dir))
+    assert [line for line in outside if line.startswith("<details>")] == [
+        "<details><summary>Timeline: 3 stages</summary>",
+        "<details><summary>Issues found: 1</summary>",
+        "<details><summary>Component nginx: REPAIRED with fix_directive</summary>",
+    ]
+    assert outside.count("</details>") == 3
 
 
 def test_status_summary_and_next_step_come_first(repaired: Session) -> None:
     text = render_report(repaired.dir)
     lines = text.split("\n")
     assert lines[2].startswith("**Status: REPAIRED** — nginx: repaired \\`\\`\\` # Injected heading")
-    assert "- **Target:** `ssh://root@web1`" in lines
+    assert "- **Target:** `ssh://root@web1`; **session directory:** `" + str(repaired.dir) + "`" in lines
     step = next(line for line in lines if line.startswith("**Next step:**"))
     assert "validated there" in step
-    assert "`/var/lib/vmrepair/backups/x/nginx`" in step
-    assert lines.index(step) < lines.index("## Timeline")
+    assert f"run `vmrepair fixes rollback {TXN}` (it restores the files backed up in " \
+           "`/var/lib/vmrepair/backups/x/nginx`" in step
+    assert f"- **Rollback:** `vmrepair fixes rollback {TXN}`" in lines
+    assert lines.index(step) < lines.index("## Details")
 
 
 def test_hostile_strings_are_escaped_and_capped(repaired: Session) -> None:
@@ -153,6 +169,17 @@ def test_hostile_strings_are_escaped_and_capped(repaired: Session) -> None:
                 k for k in sorted(tables, reverse=True) if k <= n)
             tables.setdefault(start, len(CELL_PIPE.findall(line)))
             assert len(CELL_PIPE.findall(line)) == tables[start], line
+
+
+def test_steps_are_named_as_the_attempts_stage_records_them(repaired: Session) -> None:
+    """Regression (issue 14 item 7): every step of a real attempt showed "—" (the report read ``name``)."""
+    text = render_report(repaired.dir)
+    assert ("| 1 | `restore_baseline` | `restore {offender} from the baseline` | **FAILED** | 1 | 0.2 s |"
+            in text)
+    assert "| 1 | `edit` | `fix {directive}` | ok | 0 | 0.2 s | edit done" in text
+    # Only the failed step's output is shown; the one that went fine is in the session files.
+    assert "Step 1 ran `sh -c restore_baseline | x` (exit 1):" in text
+    assert "Step 1 ran `sh -c edit | x`" not in text
 
 
 def test_diagnosis_attempts_and_validation_details(repaired: Session) -> None:
@@ -204,7 +231,7 @@ def test_broken_files_are_reported_not_fatal(repaired: Session) -> None:
     (repaired.dir / "attempts-nginx.json").write_bytes(b"\xff\xfe")
     (repaired.dir / "diagnosis-nginx.json").write_text('"just a string"')
     text = render_report(repaired.dir)
-    assert "## Timeline\n\n_Could not be shown: timeline.json is not valid JSON" in text
+    assert "UTC.\n\n_Could not be shown: timeline.json is not valid JSON" in text
     assert "### Repair attempts in the troubleshooting VM\n\n_Could not be shown: attempts-nginx.json" in text
     assert "- **Cause:** `unknown`" in text
 
@@ -225,10 +252,11 @@ def test_healthy_session(tmp_path: Path) -> None:
     session.finish(SessionStatus.HEALTHY, "all watched components pass their probes")
     text = render_report(session.dir)
     assert "**Status: HEALTHY**" in text
-    assert "## Issues found\n\n1 probes ran on the target: 1 passed, 0 failed, 0 could not run." in text
+    assert ("<summary>Issues found: 0</summary>\n\n1 probes ran on the target: 1 passed, 0 failed, "
+            "0 could not run.") in text
     assert "_No issue._" in text
-    assert "## Component" not in text
-    assert "## Repair" not in text
+    assert "Component" not in text
+    assert "Repair: not reached" not in text
     assert "Nothing to do" in text
 
 
@@ -236,7 +264,7 @@ def test_unsuffixed_stage_files_with_before_after_keys(tmp_path: Path) -> None:
     session = new_session(tmp_path, "local")
     session.write_json("attempts", {"attempts": [
         {"strategy": "s1", "score": 1, "outcome": "failed", "reason": "step exploded",
-         "steps": [{"name": "x", "status": "failed", "duration_s": 1, "stdout": "out", "stderr": "err"}]}]})
+         "steps": [_step(1, "x", "do x", "failed", "out and err")]}]})
     session.write_json("fix-package", {"operations": [
         {"path": "/etc/a", "action": "write_file", "before_sha256": SHA_BEFORE, "after_sha256": SHA_AFTER,
          "mode": "0640", "owner": "root", "group": "adm", "diff": "-a\n+b\n"}]})
@@ -244,10 +272,9 @@ def test_unsuffixed_stage_files_with_before_after_keys(tmp_path: Path) -> None:
     session.write_json("validation", _validation(False))
     session.finish(SessionStatus.NOT_REPAIRED, "no")
     text = render_report(session.dir)
-    assert "## Component (unnamed)" in text
-    assert "| `x` | **FAILED** | 1.0 s |" in text
-    assert "Step `x` stdout:" in text
-    assert "Step `x` stderr:" in text
+    assert "<details><summary>Component (unnamed)</summary>" in text
+    assert "| 1 | `x` | `do x` | **FAILED** | 1 | 0.2 s | x done \\<script\\>alert(1)\\</script\\> |" in text
+    assert "Step 1 ran `sh -c x | x` (exit 1):\n\n```text\nout and err\n```" in text
     assert "| 1 | write\\_file | `/etc/a` | `aaaaaaaaaaaa` | `bbbbbbbbbbbb` | 0640 | root:adm |" in text
     assert "#### Diff of `/etc/a`" in text
     assert "- **Result:** **ROLLED\\_BACK**" in text
@@ -277,7 +304,7 @@ def test_a_fifo_evidence_file_is_reported_not_waited_for(repaired: Session) -> N
     (repaired.dir / "timeline.json").unlink()
     os.mkfifo(repaired.dir / "timeline.json")
     text = render_report(repaired.dir)
-    assert "## Timeline\n\n_Could not be shown: timeline.json is not a regular file (a FIFO)" in text
+    assert "UTC.\n\n_Could not be shown: timeline.json is not a regular file (a FIFO)" in text
 
 
 def test_the_report_says_what_the_vm_lacked_and_which_unit_states_were_mirrored(repaired: Session) -> None:
