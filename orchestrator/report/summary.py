@@ -16,8 +16,8 @@ from orchestrator.report.escape import code, duration, inline
 from orchestrator.report.files import SessionFiles, as_dict, as_list
 from orchestrator.report.overview import status_label
 from orchestrator.session.evidence import Evidence
-from orchestrator.session.store import parse_moment
 from orchestrator.state.transactions import TXN_ID_RE
+from orchestrator.timestamps import parse_timestamp
 
 #: Issues and changed paths named in the summary; the rest are counted ("and 3 more").
 MAX_LISTED = 5
@@ -76,14 +76,12 @@ def summary_section(meta: dict[str, Any], files: SessionFiles) -> str:
 
 def time_to_repair(meta: dict[str, Any]) -> str:
     """From the start of the run (detection) to its end (the fix verified on the target)."""
-    start, end = (parse_moment(v) if isinstance(v, str) else None
+    start, end = (parse_timestamp(v) if isinstance(v, str) else None
                   for v in (meta.get("started_at"), meta.get("finished_at")))
     if start is None:
         return "unknown (no start recorded)"
     if end is None:
         return "not finished"
-    if (start.tzinfo is None) != (end.tzinfo is None):
-        return "unknown (inconsistent timestamps)"
     return f"{duration((end - start).total_seconds())} (detection to the end of the run)"
 
 

@@ -231,7 +231,7 @@ def test_broken_files_are_reported_not_fatal(repaired: Session) -> None:
     (repaired.dir / "attempts-nginx.json").write_bytes(b"\xff\xfe")
     (repaired.dir / "diagnosis-nginx.json").write_text('"just a string"')
     text = render_report(repaired.dir)
-    assert "UTC.\n\n_Could not be shown: timeline.json is not valid JSON" in text
+    assert "Z.\n\n_Could not be shown: timeline.json is not valid JSON" in text
     assert "### Repair attempts in the troubleshooting VM\n\n_Could not be shown: attempts-nginx.json" in text
     assert "- **Cause:** `unknown`" in text
 
@@ -304,7 +304,7 @@ def test_a_fifo_evidence_file_is_reported_not_waited_for(repaired: Session) -> N
     (repaired.dir / "timeline.json").unlink()
     os.mkfifo(repaired.dir / "timeline.json")
     text = render_report(repaired.dir)
-    assert "UTC.\n\n_Could not be shown: timeline.json is not a regular file (a FIFO)" in text
+    assert "Z.\n\n_Could not be shown: timeline.json is not a regular file (a FIFO)" in text
 
 
 def test_the_report_says_what_the_vm_lacked_and_which_unit_states_were_mirrored(repaired: Session) -> None:
