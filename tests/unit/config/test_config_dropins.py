@@ -109,7 +109,7 @@ def test_symlinked_dropin_is_followed_and_dangling_one_refused(tmp_path: Path, c
     with pytest.raises(ConfigError, match="writable by every user"):
         load_settings(env=env)
     shared.unlink()
-    with pytest.raises(ConfigError, match="10-shared.yaml: file not found"):
+    with pytest.raises(ConfigError, match=r"10-shared\.yaml: file not found"):
         load_settings(env=env)
 
 
