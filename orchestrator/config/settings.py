@@ -35,8 +35,6 @@ DEFAULT_STATE_DIR = Path("/var/lib/vmrepair")
 DEFAULT_PLAYBOOKS_DROPIN_DIR = Path("/etc/vmrepair/playbooks.d")
 #: Drop-ins merged over config.yaml in lexical order; a missing directory means none.
 DEFAULT_CONFIG_DROPIN_DIR = Path("/etc/vmrepair/config.d")
-#: The environment variables that override a configured value, by the key they override.
-ENV_OVERRIDES = {("state_dir",): "VMREPAIR_STATE_DIR"}
 #: The root of a source checkout. Kept for tests that read files beside the package (the systemd
 #: unit, the top-level data directories); product code finds its data with orchestrator.resources.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
