@@ -28,6 +28,7 @@ from orchestrator.cli import (
     image,
     log,
     playbook,
+    prune,
     quarantine,
     reboot,
     run,
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch, config):
+                   status, log, quarantine, playbook, watch, config, prune):
         module.register(sub)
     return parser
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from orchestrator.config.fielddocs import field_docs, is_list, model_doc, models_in
+from orchestrator.config.settings import ConfigFile
 
 EXAMPLE_FILE = "config.yaml.example"
 WIDTH = 100
@@ -35,8 +36,6 @@ Generated from the code by `python -m orchestrator.config.schema_export`; do not
 
 def render_example() -> str:
     """The text of ``config.yaml.example``."""
-    from orchestrator.config.settings import ConfigFile  # settings imports the config package
-
     body = [f"# {line}".rstrip() for line in HEADER.splitlines()]
     body.append("")
     body += _render(ConfigFile, defaults(ConfigFile), 0, docs=True)
