@@ -1,6 +1,7 @@
 """Where the data files that ship inside the package are: playbooks, VM templates and image recipes.
 
-The project keeps them in the top-level ``playbooks/``, ``vm_templates/`` and ``images/`` directories;
+The project keeps them in the top-level ``playbooks/``, ``vm_templates/``, ``images/``, ``faults/`` and
+``etc/`` (the config schema and example) directories;
 ``orchestrator/data/`` holds relative symlinks to them, declared as package data in ``pyproject.toml``,
 so a built wheel carries real copies under ``orchestrator/data/``. Looking them up through
 :mod:`importlib.resources` finds the same files in a source checkout, an editable install and an
@@ -23,9 +24,9 @@ PACKAGE: Final = "orchestrator"
 #: The package-relative folder of the shipped data (``orchestrator/data/``).
 DATA_DIR: Final = "data"
 
-DataKind = Literal["playbooks", "vm_templates", "images", "faults"]
+DataKind = Literal["playbooks", "vm_templates", "images", "faults", "etc"]
 #: Every kind of shipped data, by the name of its top-level directory in the project.
-DATA_KINDS: Final[tuple[DataKind, ...]] = ("playbooks", "vm_templates", "images", "faults")
+DATA_KINDS: Final[tuple[DataKind, ...]] = ("playbooks", "vm_templates", "images", "faults", "etc")
 
 
 def shipped_dir(kind: DataKind) -> Path:
@@ -58,6 +59,12 @@ def shipped_playbooks_dir() -> Path:
 def shipped_templates_dir() -> Path:
     """The shipped VM templates (``vm_templates/*.yaml``). Raises like :func:`shipped_dir`."""
     return shipped_dir("vm_templates")
+
+
+def shipped_config_dir() -> Path:
+    """The config.yaml JSON schema and commented example (``etc/``), to install in /etc/vmrepair.
+    Raises like :func:`shipped_dir`."""
+    return shipped_dir("etc")
 
 
 def shipped_recipes_dir() -> Path:

@@ -22,6 +22,7 @@ from orchestrator.apply.recovery import RecoveryReport, recover_on_start
 from orchestrator.cli import (
     baseline,
     completion,
+    config,
     daemon,
     demo,
     detect,
@@ -31,6 +32,7 @@ from orchestrator.cli import (
     image,
     log,
     playbook,
+    prune,
     quarantine,
     reboot,
     run,
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch, completion):
+                   status, log, quarantine, playbook, watch, completion, config, prune):
         module.register(sub)
     apply_help(parser)
     return parser
@@ -120,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app: App | None = None
     lock: StateLock | None = None
     try:
+        if getattr(args, "settings_free", False):
+            # `config check|show` explain a configuration that may not load: they read it themselves.
+            return int(args.handler(None, args))
         app = App.from_env()
         if getattr(args, "takes_lock", False):
             lock = StateLock(app.settings.lock_path)

@@ -52,14 +52,17 @@ def clip(text: str, limit: int = MAX_PART_CHARS) -> str:
     return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
-def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
+def read_regular_file(path: Path, *, max_bytes: int, refuse_world_writable: bool = False) -> bytes:
     """At most ``max_bytes + 1`` bytes of the regular file ``path``.
 
     Opened with ``O_NONBLOCK`` and checked with ``fstat`` before the first read: a FIFO would block the
     read forever and a device (``/dev/zero``) never ends, so anything but a regular file is refused.
+    With ``refuse_world_writable`` a file every user may write is refused too (checked on the opened
+    file, so a swap between the check and the read cannot slip one in): the daemon runs as root and
+    its config decides what it runs.
 
     Raises:
-        ConfigError: missing, unreadable, or not a regular file.
+        ConfigError: missing, unreadable, not a regular file, or (when asked) writable by every user.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -75,6 +78,9 @@ def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
         if not stat.S_ISREG(mode):
             raise ConfigError(f"{path}: not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'special file')})",
                               file=str(path), remedy="name a YAML file")
+        if refuse_world_writable and mode & stat.S_IWOTH:
+            raise ConfigError(f"{path}: writable by every user; refusing to load configuration from it",
+                              file=str(path), remedy=f"chmod o-w {path}")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             return handle.read(max_bytes + 1)
     except OSError as exc:
@@ -83,14 +89,16 @@ def read_regular_file(path: Path, *, max_bytes: int) -> bytes:
         os.close(fd)
 
 
-def load_yaml_text(path: Path, *, max_bytes: int = MAX_YAML_BYTES) -> object:
+def load_yaml_text(path: Path, *, max_bytes: int = MAX_YAML_BYTES, refuse_world_writable: bool = False,
+                   ) -> object:
     """Read and parse a YAML file safely (:mod:`orchestrator.config.strict_yaml`).
 
     Raises:
-        ConfigError: missing, unreadable, not a regular file, too large, or not valid YAML (including
-            duplicate keys, nesting past the cap and alias bombs).
+        ConfigError: missing, unreadable, not a regular file, too large, not valid YAML (including
+            duplicate keys, nesting past the cap and alias bombs), or writable by every user when
+            ``refuse_world_writable`` (see :func:`read_regular_file`).
     """
-    raw = read_regular_file(path, max_bytes=max_bytes)
+    raw = read_regular_file(path, max_bytes=max_bytes, refuse_world_writable=refuse_world_writable)
     if len(raw) > max_bytes:
         raise ConfigError(
             f"{path}: file is larger than {max_bytes} bytes", file=str(path),

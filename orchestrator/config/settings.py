@@ -1,7 +1,8 @@
 """The orchestrator's own configuration: ``/etc/vmrepair/config.yaml`` (optional) + environment.
 
 ``VMREPAIR_CONFIG`` points at another config file, ``VMREPAIR_STATE_DIR`` overrides the state dir.
-Both files are optional: with neither, defaults apply.
+Both files are optional: with neither, defaults apply. The ``*.yaml`` drop-ins of ``config_dropin_dir``
+(default ``/etc/vmrepair/config.d``) are merged over the file (:mod:`orchestrator.config.dropins`).
 
 Playbooks, VM templates and image recipes default to the copies shipped inside the package
 (:mod:`orchestrator.resources`); ``playbooks_dir``, ``templates_dir`` and ``images_dir`` replace them,
@@ -12,6 +13,7 @@ and the ``*.yaml`` files of ``playbooks_dropin_dir`` add to or override the play
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
-from orchestrator.config.loading import load_model
+from orchestrator.config.dropins import LayeredConfig, load_layered
 from orchestrator.config.reboot import RebootSettings
+from orchestrator.config.retention import RetentionSettings
 from orchestrator.config.values import AbsolutePath, AllowedRoot
 from orchestrator.errors import ConfigError
 from orchestrator.resources import shipped_playbooks_dir, shipped_recipes_dir, shipped_templates_dir
@@ -30,6 +33,8 @@ DEFAULT_CONFIG_PATH = Path("/etc/vmrepair/config.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/vmrepair")
 #: Local playbooks that add to or override the shipped ones by name; a missing directory means none.
 DEFAULT_PLAYBOOKS_DROPIN_DIR = Path("/etc/vmrepair/playbooks.d")
+#: Drop-ins merged over config.yaml in lexical order; a missing directory means none.
+DEFAULT_CONFIG_DROPIN_DIR = Path("/etc/vmrepair/config.d")
 #: The root of a source checkout. Kept for tests that read files beside the package (the systemd
 #: unit, the top-level data directories); product code finds its data with orchestrator.resources.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +110,8 @@ class ConfigFile(_Strict):
     templates_dir: AbsolutePath | None = None
     images_dir: AbsolutePath | None = None
     playbooks_dropin_dir: AbsolutePath = DEFAULT_PLAYBOOKS_DROPIN_DIR
+    #: Only config.yaml itself may set this (a drop-in would choose the drop-ins).
+    config_dropin_dir: AbsolutePath = DEFAULT_CONFIG_DROPIN_DIR
     mirror: str | None = Field(
         default=None, description="Debian mirror for image builds; default: the host's apt sources"
     )
@@ -119,6 +126,7 @@ class ConfigFile(_Strict):
     daemon: DaemonSettings = DaemonSettings()
     audit: AuditSettings = AuditSettings()
     health: HealthSettings = HealthSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -191,17 +200,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             a shipped data directory that is needed as a default is missing from the package.
     """
     env = dict(os.environ) if env is None else env
-    explicit = env.get("VMREPAIR_CONFIG")
-    path: Path | None
-    if explicit:
-        path = Path(explicit)
-        cfg = load_model(path, ConfigFile)  # an explicitly named file must exist
-    elif DEFAULT_CONFIG_PATH.exists():
-        path = DEFAULT_CONFIG_PATH
-        cfg = load_model(path, ConfigFile)
-    else:
-        path = None
-        cfg = ConfigFile()
+    layered = load_config(env)
+    cfg, path = layered.config, layered.path
     state_dir = Path(env["VMREPAIR_STATE_DIR"]) if env.get("VMREPAIR_STATE_DIR") else None
     if state_dir is not None and not state_dir.is_absolute():
         # Like state_dir in the file: read against the working directory it would move with every cd.
@@ -225,6 +225,25 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         daemon=cfg.daemon,
         audit=cfg.audit,
         health=cfg.health,
+        retention=cfg.retention,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )
+
+
+def config_path(env: Mapping[str, str]) -> Path | None:
+    """The config file to read: ``VMREPAIR_CONFIG`` (which must exist), else the default one when it
+    exists, else None (defaults and drop-ins only)."""
+    explicit = env.get("VMREPAIR_CONFIG")
+    if explicit:
+        return Path(explicit)  # an explicitly named file must exist: reading it says so
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_config(env: Mapping[str, str]) -> LayeredConfig[ConfigFile]:
+    """The config file and its drop-ins, validated and merged (environment overrides not applied).
+
+    Raises:
+        ConfigError: as :func:`~orchestrator.config.dropins.load_layered`.
+    """
+    return load_layered(ConfigFile, config_path(env), lambda cfg: cfg.config_dropin_dir)

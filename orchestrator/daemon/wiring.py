@@ -3,7 +3,8 @@
 Everything else in the package takes small callables, so it is tested without a target. Here they
 are bound to the real code: detection (:class:`~orchestrator.detect.detector.Detector`), repairs
 (:func:`~orchestrator.pipeline.run.run_repair`), baselines, the health monitor, quarantine, start-up
-recovery (:func:`~orchestrator.apply.recovery.recover_on_start`), boot diagnostics and the audit log.
+recovery (:func:`~orchestrator.apply.recovery.recover_on_start`), boot diagnostics, retention
+(:func:`~orchestrator.prune.run.prune_state`) and the audit log.
 
 Everything that changes the target (repairs, boot remediation, start-up recovery) holds the state
 lock while it does, like `vmrepair run`; the daemon does not hold it in between, so an operator's
@@ -28,6 +29,7 @@ from orchestrator.daemon.audit_tap import CountingAuditSink
 from orchestrator.daemon.detection import DEFERRED, DetectionJob, RepairResult
 from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
 from orchestrator.daemon.notify import SystemdNotifier
+from orchestrator.daemon.prune_job import PruneJob
 from orchestrator.daemon.rebootjob import DueRebootsRun, RebootJob
 from orchestrator.daemon.reload import ReloadedConfig
 from orchestrator.daemon.scheduler import Scheduler
@@ -36,6 +38,7 @@ from orchestrator.daemon.socketpath import socket_path
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, StateError
+from orchestrator.prune.run import PruneReport, prune_state
 from orchestrator.state.db import open_state
 from orchestrator.state.lock import StateLock
 from orchestrator.targets.spec import TargetSpec, open_target, parse_target, target_session
@@ -77,6 +80,9 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
     # they finish fixes applied with someone's consent (see orchestrator.daemon.rebootjob).
     scheduler.add(RebootJob(interval_s=config.reboot_check_interval_s, due=lambda: count_due_reboots(app),
                             perform=lambda: perform_due_reboots(app), audit=audit))
+    if app.settings.retention.enabled:
+        scheduler.add(PruneJob(interval_s=app.settings.retention.interval_s,
+                               prune=lambda: prune_target_state(app)))
     hooks = [StartupHook("recovery", lambda: recover_at_start(app), gates_repairs=True),
              StartupHook("boot-diagnostics", lambda: diagnose_at_start(app, spec, state, audit))]
     return Daemon(settings=config, state=state, scheduler=scheduler, audit=audit,
@@ -178,6 +184,19 @@ def perform_due_reboots(app: App) -> DueRebootsRun:
     good = [o for o in outcomes if o.is_verified or o.status == "requested"]
     return DueRebootsRun(verified=tuple(o.txn_id for o in good),
                          failed=tuple(f"{o.txn_id}: {o.message}" for o in outcomes if o not in good))
+
+
+def prune_target_state(app: App) -> PruneReport | None:
+    """One prune under the state lock; None when someone else holds it (tried again next round)."""
+    lock = StateLock(app.settings.lock_path)
+    try:
+        lock.acquire("daemon prune")
+    except LockHeldError:
+        return None
+    try:
+        return prune_state(app.settings, app.quiet_audit, dry_run=False, lock_held=True)
+    finally:
+        lock.release()
 
 
 def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink) -> HealthJob:
