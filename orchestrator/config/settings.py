@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.loading import load_model
+from orchestrator.config.metrics import MetricsSettings
 from orchestrator.config.reboot import RebootSettings
 from orchestrator.config.values import AbsolutePath, AllowedRoot
 from orchestrator.errors import ConfigError
@@ -119,6 +120,7 @@ class ConfigFile(_Strict):
     daemon: DaemonSettings = DaemonSettings()
     audit: AuditSettings = AuditSettings()
     health: HealthSettings = HealthSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -225,6 +228,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         daemon=cfg.daemon,
         audit=cfg.audit,
         health=cfg.health,
+        metrics=cfg.metrics,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

@@ -31,9 +31,9 @@ def make_app(make_settings: Callable[..., Settings], tmp_path: Path) -> MakeApp:
 
 
 @pytest.mark.parametrize(("policy", "jobs"), [
-    ("auto-repair", ("detect", "baseline", "health", "reboots")),
-    ("ask", ("detect", "baseline", "reboots")),
-    ("detect-only", ("detect", "baseline", "reboots")),
+    ("auto-repair", ("detect", "baseline", "health", "reboots", "metrics-textfile")),
+    ("ask", ("detect", "baseline", "reboots", "metrics-textfile")),
+    ("detect-only", ("detect", "baseline", "reboots", "metrics-textfile")),
 ])
 def test_health_polling_only_where_the_policy_lets_the_daemon_act(
         make_app: MakeApp, policy: DaemonPolicy, jobs: tuple[str, ...]) -> None:
@@ -45,7 +45,7 @@ def test_health_polling_only_where_the_policy_lets_the_daemon_act(
 
 def test_no_baseline_job_without_components(make_app: MakeApp) -> None:
     daemon = build_daemon(make_app(watch=WatchConfig(())), notifier=SystemdNotifier(env={}))
-    assert daemon.scheduler.job_names == ("detect", "reboots")
+    assert daemon.scheduler.job_names == ("detect", "reboots", "metrics-textfile")
 
 
 def test_recovery_on_a_fresh_state_dir_is_clean(make_app: MakeApp) -> None:

@@ -1,0 +1,89 @@
+"""The persisted collector over a populated state dir: values, parsing, and a broken source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from orchestrator.metrics.collector import PersistedCollector, StatePaths, new_registry
+from tests.unit.metrics.populated import T0, populate
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(paths: StatePaths) -> tuple[str, Samples]:
+    text = generate_latest(new_registry(PersistedCollector(paths))).decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
+    return text, samples
+
+
+def test_every_value_comes_from_the_state_dir(tmp_path: Path) -> None:
+    _, samples = scrape(populate(tmp_path / "state"))
+    assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 2
+    assert samples[("vmrepair_repairs_total", (("outcome", "error"),))] == 1
+    # The dry run repaired nothing: not counted.
+    assert samples[("vmrepair_repairs_total", (("outcome", "not_repaired"),))] == 0
+    assert samples[("vmrepair_last_repair_outcome", (("outcome", "repaired"), ("target", "local")))] == 1
+    # Time to repair: detection ended 5 s after T0; the runs finished at 125 s and 25 s.
+    assert samples[("vmrepair_time_to_repair_seconds_count", ())] == 2
+    assert samples[("vmrepair_time_to_repair_seconds_sum", ())] == pytest.approx(140.0)
+    assert samples[("vmrepair_time_to_repair_seconds_bucket", (("le", "30.0"),))] == 1
+    assert samples[("vmrepair_time_to_repair_seconds_bucket", (("le", "120.0"),))] == 2
+    # The newest session with a VM: ready in 4.5 s.
+    assert samples[("vmrepair_vm_last_ready_ok", ())] == 1
+    assert samples[("vmrepair_vm_ready_seconds", ())] == 4.5
+    assert samples[("vmrepair_vm_last_boot_timestamp_seconds", ())] == T0 + 20
+    assert samples[("vmrepair_strategy_outcomes_total",
+                    (("result", "ok"), ("stage", "vm"), ("strategy", "restart-unit")))] == 1
+    assert samples[("vmrepair_strategy_outcomes_total",
+                    (("result", "failed"), ("stage", "vm"), ("strategy", "restore-baseline")))] == 1
+    assert samples[("vmrepair_open_issues", (("severity", "critical"), ("target", "local")))] == 1
+    assert samples[("vmrepair_open_issues", (("severity", "info"), ("target", "local")))] == 0
+    assert samples[("vmrepair_open_issues_oldest_timestamp_seconds",
+                    (("severity", "warning"), ("target", "local")))] == T0
+    assert samples[("vmrepair_last_detection_timestamp_seconds", (("target", "local"),))] == T0
+    assert samples[("vmrepair_quarantined_components", ())] == 1
+    assert samples[("vmrepair_quarantined_since_timestamp_seconds", (("component", "sampleapp"),))] == T0 + 600
+    assert {v for (name, _), v in samples.items() if name == "vmrepair_metrics_source_ok"} == {1}
+
+
+def test_an_empty_state_dir_reports_zeros_not_errors(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    _, samples = scrape(StatePaths(state / "state.db", state / "sessions", state, state / "quarantine"))
+    assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 0
+    assert samples[("vmrepair_quarantined_components", ())] == 0
+    assert samples[("vmrepair_time_to_repair_seconds_count", ())] == 0
+    assert {v for (name, _), v in samples.items() if name == "vmrepair_metrics_source_ok"} == {1}
+    assert not state.exists(), "a scrape must not create the state dir or the store"
+
+
+def test_a_corrupt_store_hides_only_its_own_metrics(tmp_path: Path) -> None:
+    paths = populate(tmp_path / "state")
+    paths.state_db.write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        paths.state_db.with_name(paths.state_db.name + suffix).unlink(missing_ok=True)
+    text, samples = scrape(paths)
+    assert samples[("vmrepair_metrics_source_ok", (("source", "state_db"),))] == 0
+    assert samples[("vmrepair_metrics_source_ok", (("source", "sessions"),))] == 1
+    assert "vmrepair_strategy_outcomes_total" not in text
+    assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 2
+
+
+def test_sessions_are_read_once_and_new_ones_are_seen(tmp_path: Path) -> None:
+    paths = populate(tmp_path / "state")
+    collector = PersistedCollector(paths)
+    registry = new_registry(collector)
+    generate_latest(registry)
+    # A finished session is cached: breaking its file afterwards changes nothing.
+    (paths.sessions_dir / "20260101T000001Z-aaaaaa" / "session.json").write_text("{")
+    from tests.unit.metrics.populated import write_session
+
+    write_session(paths.sessions_dir, "20260101T000005Z-eeeeee", status="not_reproduced")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 2
+    assert samples[("vmrepair_repairs_total", (("outcome", "not_reproduced"),))] == 1
