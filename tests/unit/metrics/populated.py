@@ -22,8 +22,8 @@ def iso(seconds: float) -> str:
     return f"2026-01-01T00:{int(seconds) // 60:02d}:{seconds % 60:06.3f}+00:00"
 
 
-def write_session(sessions: Path, sid: str, *, status: str, target: str = "local", detect_end_s: float = 5.0,
-                  finished_s: float | None = 125.0, dry_run: bool = False,
+def write_session(sessions: Path, sid: str, *, status: str, target: str = "local",
+                  detect_end_s: float = 5.0, finished_s: float | None = 125.0, dry_run: bool = False,
                   evidence: list[dict[str, object]] | None = None) -> Path:
     """A session directory as the pipeline leaves it: detect took 0 → ``detect_end_s`` seconds after T0."""
     directory = sessions / sid
@@ -37,7 +37,8 @@ def write_session(sessions: Path, sid: str, *, status: str, target: str = "local
               {"name": "detect", "started_at": iso(1), "duration_s": detect_end_s - 1, "status": "ok",
                "detail": ""}]
     if evidence is not None:
-        stages.append({"name": "sandbox", "started_at": iso(10), "duration_s": 20, "status": "ok", "detail": ""})
+        stages.append({"name": "sandbox", "started_at": iso(10), "duration_s": 20, "status": "ok",
+                       "detail": ""})
     (directory / "timeline.json").write_text(json.dumps(stages))
     lines = [json.dumps({"session": sid, **e}) for e in evidence or []]
     (directory / "evidence.jsonl").write_text("".join(line + "\n" for line in lines))
@@ -46,7 +47,8 @@ def write_session(sessions: Path, sid: str, *, status: str, target: str = "local
 
 def sandbox_ready(boot_seconds: float, at_s: float) -> list[dict[str, object]]:
     return [{"ts": iso(at_s - boot_seconds), "stage": "sandbox", "event": "booting", "vm": "trb-x"},
-            {"ts": iso(at_s), "stage": "sandbox", "event": "ready", "vm": "trb-x", "boot_seconds": boot_seconds}]
+            {"ts": iso(at_s), "stage": "sandbox", "event": "ready", "vm": "trb-x",
+             "boot_seconds": boot_seconds}]
 
 
 def sandbox_failed(at_s: float) -> list[dict[str, object]]:
@@ -67,7 +69,8 @@ def write_quarantine(root: Path, component: str, stamp: str, *, status: str = "q
 
 
 def issue(component: str, severity: Severity, subject: str) -> Issue:
-    return Issue(component, IssueKind.UNIT_INACTIVE, severity, subject, f"{subject} is down", f"unit:{subject}")
+    return Issue(component, IssueKind.UNIT_INACTIVE, severity, subject, f"{subject} is down",
+                 f"unit:{subject}")
 
 
 def populate(state_dir: Path) -> StatePaths:

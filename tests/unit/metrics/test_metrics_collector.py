@@ -47,7 +47,8 @@ def test_every_value_comes_from_the_state_dir(tmp_path: Path) -> None:
                     (("severity", "warning"), ("target", "local")))] == T0
     assert samples[("vmrepair_last_detection_timestamp_seconds", (("target", "local"),))] == T0
     assert samples[("vmrepair_quarantined_components", ())] == 1
-    assert samples[("vmrepair_quarantined_since_timestamp_seconds", (("component", "sampleapp"),))] == T0 + 600
+    since = samples[("vmrepair_quarantined_since_timestamp_seconds", (("component", "sampleapp"),))]
+    assert since == T0 + 600
     assert {v for (name, _), v in samples.items() if name == "vmrepair_metrics_source_ok"} == {1}
 
 

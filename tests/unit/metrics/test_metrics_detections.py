@@ -46,7 +46,8 @@ def test_a_broken_record_is_reported_and_replaced(tmp_path: Path) -> None:
     assert load_detections(tmp_path)[0][0].issues[0].first_seen == 5.0
 
 
-def test_a_record_that_cannot_be_written_fails_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_record_that_cannot_be_written_fails_nothing(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "detections").write_text("a file where the directory goes")
     remember_detection(tmp_path, "local", "local", [NGINX], now=5.0)
     assert "detection of local not recorded for metrics" in caplog.text
