@@ -9,8 +9,9 @@ Read from the files every run leaves (:mod:`orchestrator.session.store`):
 - VM readiness: the ``sandbox`` events of ``evidence.jsonl``: ``ready`` (with ``boot_seconds``) after
   ``booting``, or the sandbox stage ``finished`` as ``failed`` with no ``ready`` since the last boot.
 
-A finished session never changes, so what was read of it is cached by session id for the life of the
-:class:`SessionScanner` (the daemon keeps one; each scrape then reads only new sessions).
+What was read of a finished session is cached for the life of the :class:`SessionScanner` (the
+daemon keeps one), keyed by its id and the file's change time: each scrape then stats every session
+and reads only new or changed ones.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class SessionScanner:
     def __init__(self, sessions_dir: Path) -> None:
         self._dir = sessions_dir
         self._lock = threading.Lock()
-        self._facts: dict[str, SessionFacts] = {}
-        self._readiness: dict[str, Readiness | None] = {}
+        self._facts: dict[str, tuple[int, SessionFacts]] = {}
+        self._readiness: dict[str, tuple[int, Readiness | None]] = {}
 
     def scan(self) -> SessionSummary:
         """Raises: OSError: the sessions directory exists but cannot be listed."""
@@ -93,21 +94,33 @@ class SessionScanner:
             return SessionSummary(tuple(f for f in facts if f.outcome != RUNNING), readiness)
 
     def _facts_of(self, name: str) -> SessionFacts:
+        stamp = _changed(self._dir / name / "session.json")
         cached = self._facts.get(name)
-        if cached is not None:
-            return cached
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         facts = read_facts(self._dir / name)
         if facts.outcome != RUNNING:
-            self._facts[name] = facts
+            self._facts[name] = (stamp, facts)
         return facts
 
     def _readiness_of(self, fact: SessionFacts) -> Readiness | None:
-        if fact.id in self._readiness:
-            return self._readiness[fact.id]
-        readiness = read_readiness(self._dir / fact.id / "evidence.jsonl")
+        path = self._dir / fact.id / "evidence.jsonl"
+        stamp = _changed(path)
+        cached = self._readiness.get(fact.id)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        readiness = read_readiness(path)
         if fact.outcome != RUNNING:
-            self._readiness[fact.id] = readiness
+            self._readiness[fact.id] = (stamp, readiness)
         return readiness
+
+
+def _changed(path: Path) -> int:
+    """The file's change time (ns), or -1 when it cannot be stat'ed (then it is read again)."""
+    try:
+        return path.stat().st_ctime_ns
+    except OSError:
+        return -1
 
 
 def _session_names(sessions_dir: Path) -> list[str]:

@@ -5,20 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.metrics.collector import PersistedCollector, StatePaths, new_registry
-from tests.unit.metrics.populated import T0, populate
+from tests.unit.metrics.populated import T0, populate, write_session
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(paths: StatePaths) -> tuple[str, Samples]:
-    text = generate_latest(new_registry(PersistedCollector(paths))).decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
-    return text, samples
+    return _scrape_registry(new_registry(PersistedCollector(paths)))
 
 
 def test_every_value_comes_from_the_state_dir(tmp_path: Path) -> None:
@@ -74,17 +71,26 @@ def test_a_corrupt_store_hides_only_its_own_metrics(tmp_path: Path) -> None:
     assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 2
 
 
-def test_sessions_are_read_once_and_new_ones_are_seen(tmp_path: Path) -> None:
+def test_sessions_are_cached_and_new_or_changed_ones_are_read(tmp_path: Path) -> None:
     paths = populate(tmp_path / "state")
-    collector = PersistedCollector(paths)
-    registry = new_registry(collector)
+    registry = new_registry(PersistedCollector(paths))
     generate_latest(registry)
-    # A finished session is cached: breaking its file afterwards changes nothing.
-    (paths.sessions_dir / "20260101T000001Z-aaaaaa" / "session.json").write_text("{")
-    from tests.unit.metrics.populated import write_session
-
+    oldest = paths.sessions_dir / "20260101T000001Z-aaaaaa"
+    # Cached: removing what the cache already holds (the timeline) changes nothing ...
+    (oldest / "timeline.json").unlink()
     write_session(paths.sessions_dir, "20260101T000005Z-eeeeee", status="not_reproduced")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for f in text_string_to_metric_families(generate_latest(registry).decode()) for s in f.samples}
+    _, samples = _scrape_registry(registry)
     assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 2
+    assert samples[("vmrepair_time_to_repair_seconds_count", ())] == 2
     assert samples[("vmrepair_repairs_total", (("outcome", "not_reproduced"),))] == 1
+    # ... but a session.json that changed is read again.
+    (oldest / "session.json").write_text("{")
+    _, samples = _scrape_registry(registry)
+    assert samples[("vmrepair_repairs_total", (("outcome", "repaired"),))] == 1
+    assert samples[("vmrepair_repairs_total", (("outcome", "unreadable"),))] == 1
+
+
+def _scrape_registry(registry: CollectorRegistry) -> tuple[str, Samples]:
+    text = generate_latest(registry).decode()
+    return text, {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for family in text_string_to_metric_families(text) for s in family.samples}
