@@ -17,6 +17,7 @@ from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.detect import DetectionReport, Detector
 from orchestrator.discover.resolve import resolve_for
+from orchestrator.metrics.detections import remember_detection
 from orchestrator.targets.spec import open_target, parse_target
 from orchestrator.transport.base import Transport
 
@@ -49,6 +50,7 @@ def cmd_detect(app: App, args: argparse.Namespace) -> int:
             report = Detector(resolution.watch, transport, agent).run()
         finally:
             agent.cleanup()
+    remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)
     if resolution.absent and not args.json:
         # Information, once: a configured component this host does not have is not an issue.
         info(f"not on {spec} (configured, no such unit; not watched): {', '.join(resolution.absent)}")

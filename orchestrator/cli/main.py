@@ -47,6 +47,8 @@ from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRep
 from orchestrator.state.lock import StateLock
 
 EXIT_INTERRUPTED = 130
+#: Commands after which the metrics textfile is rewritten: those that detect or repair.
+METRICS_COMMANDS = frozenset({"run", "detect"})
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -143,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if lock is not None:
             lock.release()
         if app is not None:
+            if args.command in METRICS_COMMANDS:
+                _write_metrics(app)
             app.close()
     return code
 
@@ -156,6 +160,15 @@ def _run_without_app(parser: argparse.ArgumentParser, args: argparse.Namespace) 
         _report_error(exc, as_json=args.json)
         return exc.exit_code
     return code
+
+
+def _write_metrics(app: App) -> None:
+    """Rewrite node_exporter's vmrepair.prom from the state the command left; never raises (a
+    command's outcome never depends on metrics), also after the command failed."""
+    from orchestrator.metrics.collector import persisted_registry
+    from orchestrator.metrics.textfile import write_textfile_quietly
+
+    write_textfile_quietly(persisted_registry(app.settings), app.settings.metrics.textfile_dir)
 
 
 def _recover(app: App) -> RecoveryReport:

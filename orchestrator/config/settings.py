@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.dropins import LayeredConfig, load_layered
+from orchestrator.config.metrics import MetricsSettings
 from orchestrator.config.reboot import RebootSettings
 from orchestrator.config.retention import RetentionSettings
 from orchestrator.config.values import AbsolutePath, AllowedRoot
@@ -127,6 +128,7 @@ class ConfigFile(_Strict):
     audit: AuditSettings = AuditSettings()
     health: HealthSettings = HealthSettings()
     retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -226,6 +229,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         audit=cfg.audit,
         health=cfg.health,
         retention=cfg.retention,
+        metrics=cfg.metrics,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

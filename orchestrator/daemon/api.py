@@ -5,7 +5,7 @@
 ``/sessions``  recent repair sessions from the session store (``?limit=N``, default 20, at most 200);
                one whose session.json cannot be read has status ``unreadable`` and the reason
 ``/issues``    issues of the last detection with their state (pending, recorded, repairing, ...)
-``/metrics``   Prometheus text format
+``/metrics``   Prometheus text format (version 0.0.4): the daemon's own metrics and the persisted ones
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from orchestrator.daemon.http import Request, Response
-from orchestrator.daemon.metrics import CONTENT_TYPE, process_rss_bytes, render_metrics
+from orchestrator.daemon.metrics import CONTENT_TYPE, DaemonCollector, process_rss_bytes
 from orchestrator.daemon.server import json_response
 from orchestrator.daemon.state import DaemonState
 from orchestrator.session.jsonfile import scan_sessions
@@ -36,10 +38,15 @@ class ApiRoutes:
     """Maps a request to a response; reads ``state`` and the session store, changes nothing."""
 
     def __init__(self, state: DaemonState, sessions_dir: Path,
-                 rss: Callable[[], int | None] = process_rss_bytes) -> None:
+                 rss: Callable[[], int | None] = process_rss_bytes,
+                 registry: CollectorRegistry | None = None) -> None:
+        """``registry``: what /metrics serves; default: the daemon's own metrics only."""
         self._state = state
         self._sessions_dir = sessions_dir
-        self._rss = rss
+        if registry is None:
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(DaemonCollector(state, rss))
+        self._registry = registry
         self._routes: dict[str, Callable[[Request], Response]] = {
             "/health": lambda _r: json_response(HTTPStatus.OK, state.health()),
             "/ready": self._ready,
@@ -80,8 +87,11 @@ class ApiRoutes:
         return json_response(HTTPStatus.OK, {"sessions": rows})
 
     def _metrics(self, _request: Request) -> Response:
-        text = render_metrics(self._state.metrics(), rss_bytes=self._rss())
-        return Response(HTTPStatus.OK, text.encode(), content_type=CONTENT_TYPE)
+        return metrics_response(self._registry)
+
+
+def metrics_response(registry: CollectorRegistry) -> Response:
+    return Response(HTTPStatus.OK, generate_latest(registry), content_type=CONTENT_TYPE)
 
 
 def _parse_limit(text: str) -> int | None:

@@ -1,7 +1,8 @@
-"""The daemon's other jobs: recording baselines of a healthy target, and polling the health monitor
-(which restarts and escalates), quarantining a component whose repairs do not hold.
+"""The daemon's other jobs: recording baselines of a healthy target, polling the health monitor
+(which restarts and escalates), quarantining a component whose repairs do not hold, and rewriting
+the metrics textfile.
 
-Both are :class:`~orchestrator.daemon.scheduler.Job` s; what they reach the target with is injected,
+All are :class:`~orchestrator.daemon.scheduler.Job` s; what they reach the target with is injected,
 so they are tested without a target and wired to the real code in :mod:`orchestrator.daemon.wiring`.
 """
 
@@ -11,10 +12,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from orchestrator.audit.sink import AuditSink
 from orchestrator.daemon.state import DaemonState
+from orchestrator.errors import VmRepairError
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +150,30 @@ class Escalation:
         self._trigger(self._detect_job)
         self._audit.record("escalation", component=component, status="escalated",
                            details={"reason": reason}, durable=True)
+
+
+class TextfileJob:
+    """Rewrites node_exporter's ``vmrepair.prom`` (:mod:`orchestrator.metrics.textfile`) on its interval.
+
+    Never fails: metrics are a side channel, and a failed job is an audited error, once a minute, for
+    something that harms no repair. A write that fails is logged once (and again once it recovered
+    and failed anew), not at every run.
+    """
+
+    name = "metrics-textfile"
+
+    def __init__(self, *, interval_s: float, write: Callable[[], Path | None]) -> None:
+        self.interval_s = interval_s
+        self._write = write
+        self._is_failing = False
+
+    def run(self) -> None:
+        try:
+            self._write()
+        except VmRepairError as exc:
+            if not self._is_failing:
+                log.warning("metrics textfile not written (logged once until it works again): %s",
+                            exc.message)
+            self._is_failing = True
+            return
+        self._is_failing = False

@@ -1,18 +1,26 @@
-"""/metrics in the Prometheus text exposition format (version 0.0.4), rendered by hand.
+"""The daemon's own metrics, kept in memory since it started (jobs, restarts, readiness), as a
+prometheus_client collector, and the registry /metrics serves: these plus the persisted ones
+(:mod:`orchestrator.metrics.collector`).
 
-No client library: the format is a few lines of text per metric, and the daemon ships to hosts (and
-guests) from a copied tarball. Label values come from the watch config and from outcomes; they are
-escaped anyway (backslash, double quote, newline) so no value can forge a sample line.
+These counters start from zero at each daemon start (Prometheus' ``rate()`` and ``increase()`` take
+that as a counter reset); what must survive a restart, and what a CLI run reports too, is read from
+disk by the persisted collector. Only the persisted metrics go to the textfile (see
+:mod:`orchestrator.metrics`). Label values are escaped by prometheus_client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-from orchestrator.daemon.state import MetricsSnapshot
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from orchestrator.daemon.state import DaemonState
+from orchestrator.metrics.collector import PersistedCollector, new_registry
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+Family = CounterMetricFamily | GaugeMetricFamily
 
 
 def process_rss_bytes(status: Path = Path("/proc/self/status")) -> int | None:
@@ -26,61 +34,63 @@ def process_rss_bytes(status: Path = Path("/proc/self/status")) -> int | None:
     return None
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _by(family: Family, counts: Mapping[str, float]) -> Family:
+    for key, value in sorted(counts.items()):
+        family.add_metric([key], value)
+    return family
 
 
-def _labels(pairs: Mapping[str, str]) -> str:
-    if not pairs:
-        return ""
-    return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items()) + "}"
+def _one(family: Family, value: float) -> Family:
+    family.add_metric([], value)
+    return family
 
 
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+class DaemonCollector:
+    """The metric names the daemon has exported since its first release; dashboards depend on them."""
 
-    def metric(self, name: str, kind: str, help_text: str,
-               samples: Iterable[tuple[Mapping[str, str], float]]) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            number = repr(float(value)) if not float(value).is_integer() else str(int(value))
-            self.lines.append(f"{name}{_labels(labels)} {number}")
+    def __init__(self, state: DaemonState, rss: Callable[[], int | None] = process_rss_bytes) -> None:
+        self._state = state
+        self._rss = rss
+
+    def collect(self) -> Iterator[Family]:
+        snap = self._state.metrics()
+        yield _one(GaugeMetricFamily("vmrepair_daemon_ready", "1 once start-up recovery has finished"),
+                   1 if snap.is_ready else 0)
+        yield _one(GaugeMetricFamily("vmrepair_daemon_start_time_seconds",
+                                     "When the daemon started (Unix time)"), round(snap.started_at, 3))
+        yield _one(CounterMetricFamily("vmrepair_detection_runs", "Detections run against the target"),
+                   snap.detection_runs)
+        yield _by(GaugeMetricFamily("vmrepair_issues", "Issues found by the last detection, by component",
+                                    labels=["component"]), snap.issues_by_component)
+        # Repairs by outcome across restarts and CLI runs are vmrepair_repairs_total (persisted); this
+        # one counts what this daemon started, "deferred" (the state lock was held) included.
+        yield _by(CounterMetricFamily("vmrepair_daemon_repairs", "Repair runs started by this daemon since "
+                                      "it started, by outcome", labels=["outcome"]), snap.repairs_by_outcome)
+        yield _by(CounterMetricFamily("vmrepair_restarts", "Units restarted in place, by component",
+                                      labels=["component"]), snap.restarts_by_component)
+        yield _by(CounterMetricFamily("vmrepair_quarantines", "Components quarantined, by component",
+                                      labels=["component"]), snap.quarantines_by_component)
+        yield _by(CounterMetricFamily("vmrepair_errors", "Errors written to the audit log, by component",
+                                      labels=["component"]), snap.errors_by_component)
+        yield _one(CounterMetricFamily("vmrepair_baselines", "Baselines recorded by the daemon"),
+                   snap.baselines)
+        runs = CounterMetricFamily("vmrepair_job_runs", "Runs of each daemon job, by result",
+                                   labels=["job", "result"])
+        for (job, result), n in sorted(snap.job_runs.items()):
+            runs.add_metric([job, result], n)
+        yield runs
+        yield _by(GaugeMetricFamily("vmrepair_job_last_run_timestamp_seconds", "When each job last finished",
+                                    labels=["job"]), {k: round(v, 3) for k, v in snap.last_run.items()})
+        yield _by(GaugeMetricFamily("vmrepair_job_last_success_timestamp_seconds",
+                                    "When each job last finished without error", labels=["job"]),
+                  {k: round(v, 3) for k, v in snap.last_success.items()})
+        rss = self._rss()
+        if rss is not None:
+            yield _one(GaugeMetricFamily("process_resident_memory_bytes", "Resident memory size in bytes"),
+                       rss)
 
 
-def _by(label: str, counts: Mapping[str, float]) -> list[tuple[Mapping[str, str], float]]:
-    return [({label: key}, value) for key, value in sorted(counts.items())]
-
-
-def render_metrics(snap: MetricsSnapshot, *, rss_bytes: int | None) -> str:
-    w = _Writer()
-    w.metric("vmrepair_daemon_ready", "gauge", "1 once start-up recovery has finished",
-             [({}, 1 if snap.is_ready else 0)])
-    w.metric("vmrepair_daemon_start_time_seconds", "gauge", "When the daemon started (Unix time)",
-             [({}, round(snap.started_at, 3))])
-    w.metric("vmrepair_detection_runs_total", "counter", "Detections run against the target",
-             [({}, snap.detection_runs)])
-    w.metric("vmrepair_issues", "gauge", "Issues found by the last detection, by component",
-             _by("component", snap.issues_by_component))
-    w.metric("vmrepair_repairs_total", "counter", "Repair runs started by the daemon, by outcome",
-             _by("outcome", snap.repairs_by_outcome))
-    w.metric("vmrepair_restarts_total", "counter", "Units restarted in place, by component",
-             _by("component", snap.restarts_by_component))
-    w.metric("vmrepair_quarantines_total", "counter", "Components quarantined, by component",
-             _by("component", snap.quarantines_by_component))
-    w.metric("vmrepair_errors_total", "counter", "Errors written to the audit log, by component",
-             _by("component", snap.errors_by_component))
-    w.metric("vmrepair_baselines_total", "counter", "Baselines recorded by the daemon",
-             [({}, snap.baselines)])
-    w.metric("vmrepair_job_runs_total", "counter", "Runs of each daemon job, by result",
-             [({"job": job, "result": result}, n) for (job, result), n in sorted(snap.job_runs.items())])
-    w.metric("vmrepair_job_last_run_timestamp_seconds", "gauge", "When each job last finished",
-             _by("job", {k: round(v, 3) for k, v in snap.last_run.items()}))
-    w.metric("vmrepair_job_last_success_timestamp_seconds", "gauge",
-             "When each job last finished without error",
-             _by("job", {k: round(v, 3) for k, v in snap.last_success.items()}))
-    if rss_bytes is not None:
-        w.metric("process_resident_memory_bytes", "gauge", "Resident memory size in bytes",
-                 [({}, rss_bytes)])
-    return "\n".join(w.lines) + "\n"
+def daemon_registry(state: DaemonState, persisted: PersistedCollector,
+                    rss: Callable[[], int | None] = process_rss_bytes) -> CollectorRegistry:
+    """What the daemon serves on /metrics (socket and TCP port): its own and the persisted metrics."""
+    return new_registry(persisted, DaemonCollector(state, rss))

@@ -28,10 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from orchestrator.audit.sink import AuditSink, log_error
 from orchestrator.config.daemon import DaemonSettings
 from orchestrator.daemon import socketpath
 from orchestrator.daemon.api import ApiRoutes
+from orchestrator.daemon.metrics_port import MetricsPortServer, bind_metrics_port
 from orchestrator.daemon.notify import SystemdNotifier
 from orchestrator.daemon.reload import ReloadedConfig, plan_reload
 from orchestrator.daemon.scheduler import DAEMON_COMPONENT, Scheduler
@@ -81,7 +84,12 @@ class Daemon:
     notifier: SystemdNotifier = field(default_factory=SystemdNotifier)
     #: Loads config.yaml again on SIGHUP (raises ConfigError when invalid); None: nothing to reload.
     reload_config: Callable[[], ReloadedConfig] | None = None
+    #: What /metrics serves (socket and port); None: the daemon's own metrics only.
+    metrics: CollectorRegistry | None = None
+    #: (address, port) of ``metrics.listen``; None: /metrics on the socket only.
+    metrics_listen: tuple[str, int] | None = None
     _server: ApiServer | None = field(default=None, init=False)
+    _metrics_port: MetricsPortServer | None = field(default=None, init=False)
     _socket_inode: int = field(default=0, init=False)
     _jobs: threading.Thread | None = field(default=None, init=False)
     _started: threading.Event = field(default_factory=threading.Event, init=False)
@@ -90,7 +98,8 @@ class Daemon:
         """Serve the API, then start the job thread (start-up hooks, READY=1, then the jobs).
 
         Raises:
-            DaemonError: the API socket cannot be set up (see :mod:`orchestrator.daemon.socketpath`).
+            DaemonError: the API socket cannot be set up (see :mod:`orchestrator.daemon.socketpath`),
+                or the metrics port cannot be bound.
         """
         self.notifier.status("starting")
         listener = socketpath.bind_listener(
@@ -98,11 +107,17 @@ class Daemon:
             mode=socketpath.socket_mode(self.settings))
         self._socket_inode = self.socket_path.stat().st_ino
         self._server = ApiServer(
-            listener, ApiRoutes(self.state, self.sessions_dir), self.audit,
+            listener, ApiRoutes(self.state, self.sessions_dir, registry=self.metrics), self.audit,
             is_allowed=uid_check(self.settings.allowed_uids),
             request_timeout_s=self.settings.request_timeout_s,
             max_connections=self.settings.max_connections)
         self._server.start()
+        if self.metrics_listen is not None and self.metrics is not None:
+            self._metrics_port = MetricsPortServer(
+                bind_metrics_port(*self.metrics_listen), self.metrics,
+                request_timeout_s=self.settings.request_timeout_s)
+            self._metrics_port.start()
+            log.info("metrics also on http://%s:%d/metrics", *self._metrics_port.address)
         self._jobs = threading.Thread(target=self._job_thread, name="jobs", daemon=True)
         self._jobs.start()
         log.info("daemon starting: API on %s, jobs %s", self.socket_path, ", ".join(self.scheduler.job_names))
@@ -228,6 +243,8 @@ class Daemon:
         if self._server is not None:
             self._server.close()
             socketpath.remove_socket(self.socket_path, self._socket_inode)
+        if self._metrics_port is not None:
+            self._metrics_port.close()
         log.info("daemon stopped%s", "" if finished else " (a job was abandoned)")
         return finished
 

@@ -27,7 +27,8 @@ from orchestrator.config.daemon import DaemonSettings
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.daemon.audit_tap import CountingAuditSink
 from orchestrator.daemon.detection import DEFERRED, DetectionJob, RepairResult
-from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
+from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob, TextfileJob
+from orchestrator.daemon.metrics import daemon_registry
 from orchestrator.daemon.notify import SystemdNotifier
 from orchestrator.daemon.prune_job import PruneJob
 from orchestrator.daemon.rebootjob import DueRebootsRun, RebootJob
@@ -38,6 +39,9 @@ from orchestrator.daemon.socketpath import socket_path
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, StateError
+from orchestrator.metrics.collector import PersistedCollector, StatePaths, new_registry
+from orchestrator.metrics.detections import remember_detection
+from orchestrator.metrics.textfile import write_textfile
 from orchestrator.prune.run import PruneReport, prune_state
 from orchestrator.state.db import open_state
 from orchestrator.state.lock import StateLock
@@ -83,11 +87,18 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
     if app.settings.retention.enabled:
         scheduler.add(PruneJob(interval_s=app.settings.retention.interval_s,
                                prune=lambda: prune_target_state(app)))
+    # One persisted collector for the socket, the port and the textfile: its session cache is shared.
+    persisted = PersistedCollector(StatePaths.of(app.settings))
+    textfile = new_registry(persisted)
+    metrics = app.settings.metrics
+    scheduler.add(TextfileJob(interval_s=metrics.textfile_interval_s,
+                              write=lambda: write_textfile(textfile, metrics.textfile_dir)))
     hooks = [StartupHook("recovery", lambda: recover_at_start(app), gates_repairs=True),
              StartupHook("boot-diagnostics", lambda: diagnose_at_start(app, spec, state, audit))]
     return Daemon(settings=config, state=state, scheduler=scheduler, audit=audit,
                   socket_path=socket_path(config), sessions_dir=app.settings.sessions_dir,
-                  startup_hooks=hooks, notifier=notifier, reload_config=config_reloader(app.settings))
+                  startup_hooks=hooks, notifier=notifier, reload_config=config_reloader(app.settings),
+                  metrics=daemon_registry(state, persisted), metrics_listen=metrics.listen_address)
 
 
 def config_reloader(running: Settings, *, env: Mapping[str, str] | None = None,
@@ -113,7 +124,9 @@ def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
     from orchestrator.detect.detector import Detector
 
     with target_session(app, spec) as (transport, agent):
-        return Detector(target_watch(app, spec, transport, agent), transport, agent).run()
+        report = Detector(target_watch(app, spec, transport, agent), transport, agent).run()
+    remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)
+    return report
 
 
 def target_watch(app: App, spec: TargetSpec, transport: Transport, agent: AgentApi) -> WatchConfig:

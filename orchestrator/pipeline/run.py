@@ -19,6 +19,7 @@ from orchestrator.app import App
 from orchestrator.detect.detector import Detector
 from orchestrator.discover.resolve import resolve_for, watch_summary
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
+from orchestrator.metrics.detections import forget_issues, remember_detection
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
 from orchestrator.pipeline import driver
 from orchestrator.pipeline.context import RunContext, vm_sandbox
@@ -159,6 +160,7 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
             session.write_json("detect", report.as_dict() | {"watch": watch_summary(watch)})
             outcome.issues = list(report.issues)
             st.detail = f"{len(report.issues)} issue(s)"
+        remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)
         if not outcome.issues:
             outcome.status = SessionStatus.HEALTHY
             outcome.summary = "all watched components pass their probes"
@@ -171,4 +173,7 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
     finally:
         early.discard()
     outcome.status = run_status(outcome.outcomes)
+    # Repaired means verified on the target: those issues are no longer open (for metrics).
+    forget_issues(app.settings.state_dir, spec.slug,
+                  {o.issue.id for o in outcome.outcomes if o.status is SessionStatus.REPAIRED})
     outcome.summary = "; ".join(f"{o.issue.component}: {o.status} ({o.summary})" for o in outcome.outcomes)

@@ -39,7 +39,10 @@ REPAIR_DEADLINE_S = 150.0
 #: Modules whose imports decide what the guest needs: the console script and the daemon's lazy paths.
 ENTRY_MODULES = ("orchestrator.cli.main", "orchestrator.daemon.__main__", "orchestrator.daemon.wiring",
                  "orchestrator.pipeline.run", "orchestrator.health", "orchestrator.quarantine",
-                 "orchestrator.bootdiag", "orchestrator.apply.recovery", "orchestrator.baseline.record")
+                 "orchestrator.bootdiag", "orchestrator.apply.recovery", "orchestrator.baseline.record",
+                 # Named on its own: the CLI imports the metrics textfile writer lazily (after a
+                 # command), and the guest's daemon serves /metrics through it.
+                 "prometheus_client", "orchestrator.metrics.collector", "orchestrator.metrics.textfile")
 #: libvirt: see the module docstring; the rest are the venv's install machinery (editable finder).
 NOT_SHIPPED = ("libvirt", "libvirt_lxc", "libvirt_qemu", "libvirtmod", "libvirtmod_lxc", "libvirtmod_qemu",
                "orchestrator", "_distutils_hack", "__editable___vmrepair_0_1_0_finder")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.audit.sink import MemoryAuditSink, log_quarantine, log_recovery
 from orchestrator.daemon.api import ApiRoutes
@@ -111,22 +112,24 @@ def test_metrics_count_what_happened(state: DaemonState, tmp_path: Path) -> None
     routes = ApiRoutes(state, tmp_path, rss=lambda: 50 * 1024 * 1024)
     response = routes(Request("GET", "/metrics", {}, {}))
     assert response.content_type == "text/plain; version=0.0.4; charset=utf-8"
-    lines = set(response.body.decode().splitlines())
+    text = response.body.decode()
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(text) for s in family.samples}
     assert {
-        "vmrepair_daemon_ready 1",
-        "vmrepair_detection_runs_total 1",
-        'vmrepair_issues{component="nginx"} 1',
-        'vmrepair_issues{component="sampleapp"} 1',
-        'vmrepair_repairs_total{outcome="repaired"} 1',
-        'vmrepair_restarts_total{component="nginx"} 1',
-        'vmrepair_quarantines_total{component="sampleapp"} 1',
-        'vmrepair_job_runs_total{job="detect",result="ok"} 1',
-        'vmrepair_job_runs_total{job="detect",result="failed"} 1',
-        'vmrepair_job_last_run_timestamp_seconds{job="detect"} 1700000060',
-        'vmrepair_job_last_success_timestamp_seconds{job="detect"} 1700000000.5',
-        "process_resident_memory_bytes 52428800",
-        "# TYPE vmrepair_repairs_total counter",
-    } <= lines
+        ("vmrepair_daemon_ready", ()): 1,
+        ("vmrepair_detection_runs_total", ()): 1,
+        ("vmrepair_issues", (("component", "nginx"),)): 1,
+        ("vmrepair_issues", (("component", "sampleapp"),)): 1,
+        ("vmrepair_daemon_repairs_total", (("outcome", "repaired"),)): 1,
+        ("vmrepair_restarts_total", (("component", "nginx"),)): 1,
+        ("vmrepair_quarantines_total", (("component", "sampleapp"),)): 1,
+        ("vmrepair_job_runs_total", (("job", "detect"), ("result", "ok"))): 1,
+        ("vmrepair_job_runs_total", (("job", "detect"), ("result", "failed"))): 1,
+        ("vmrepair_job_last_run_timestamp_seconds", (("job", "detect"),)): 1700000060,
+        ("vmrepair_job_last_success_timestamp_seconds", (("job", "detect"),)): 1700000000.5,
+        ("process_resident_memory_bytes", ()): 52428800,
+    }.items() <= samples.items()
+    assert "# TYPE vmrepair_job_runs_total counter" in text.splitlines()
 
 
 @pytest.mark.parametrize("text", ["²", "1²", "\u0661", "0", "201", "-1", "+5", " 5", "5 ", "1" * 5000, "",

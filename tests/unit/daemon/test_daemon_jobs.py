@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
 
 from orchestrator.audit.sink import MemoryAuditSink
-from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob
+from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, HealthJob, TextfileJob
 from orchestrator.daemon.state import DaemonState
+from orchestrator.errors import StateError
 from orchestrator.model import Issue, IssueKind, Severity
 from tests.unit.daemon.helpers import make_issue
 
@@ -133,3 +137,26 @@ def test_health_job_without_quarantine_only_polls() -> None:
     job = HealthJob(interval_s=15, monitor=monitor)
     job.run()
     assert (job.name, job.interval_s, monitor.polls) == ("health", 15, 1)
+
+
+def test_the_textfile_job_never_fails_and_logs_a_failing_write_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    outcomes: list[Exception | None] = [StateError("cannot write /x/vmrepair.prom: Permission denied"),
+                                        StateError("cannot write /x/vmrepair.prom: Permission denied"),
+                                        None, StateError("cannot write /x/vmrepair.prom: No space")]
+
+    def write() -> Path | None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+        return Path("/x/vmrepair.prom")
+
+    job = TextfileJob(interval_s=60, write=write)
+    for _ in range(4):
+        job.run()
+    warnings = [r.getMessage() for r in caplog.records if "metrics textfile not written" in r.getMessage()]
+    assert warnings == [
+        "metrics textfile not written (logged once until it works again): cannot write /x/vmrepair.prom: "
+        "Permission denied",
+        "metrics textfile not written (logged once until it works again): cannot write /x/vmrepair.prom: "
+        "No space"]

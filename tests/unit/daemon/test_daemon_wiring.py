@@ -33,9 +33,9 @@ def make_app(make_settings: Callable[..., Settings], tmp_path: Path) -> MakeApp:
 
 
 @pytest.mark.parametrize(("policy", "jobs"), [
-    ("auto-repair", ("detect", "baseline", "health", "reboots", "prune")),
-    ("ask", ("detect", "baseline", "reboots", "prune")),
-    ("detect-only", ("detect", "baseline", "reboots", "prune")),
+    ("auto-repair", ("detect", "baseline", "health", "reboots", "prune", "metrics-textfile")),
+    ("ask", ("detect", "baseline", "reboots", "prune", "metrics-textfile")),
+    ("detect-only", ("detect", "baseline", "reboots", "prune", "metrics-textfile")),
 ])
 def test_health_polling_only_where_the_policy_lets_the_daemon_act(
         make_app: MakeApp, policy: DaemonPolicy, jobs: tuple[str, ...]) -> None:
@@ -47,7 +47,7 @@ def test_health_polling_only_where_the_policy_lets_the_daemon_act(
 
 def test_no_baseline_job_without_components(make_app: MakeApp) -> None:
     daemon = build_daemon(make_app(watch=WatchConfig(())), notifier=SystemdNotifier(env={}))
-    assert daemon.scheduler.job_names == ("detect", "reboots", "prune")
+    assert daemon.scheduler.job_names == ("detect", "reboots", "prune", "metrics-textfile")
 
 
 def test_no_prune_job_when_retention_is_disabled(make_app: MakeApp) -> None:
