@@ -22,6 +22,7 @@ so callers only ever catch classes from this module::
     │   ├── ConnectError            cannot connect (refused, DNS, auth)
     │   ├── HostKeyError            host key does not match the pinned key
     │   ├── KeyFileError            key file missing or unsafe permissions
+    │   ├── SudoError               a non-root login cannot run a command as root (no NOPASSWD sudo)
     │   ├── CommandTimeoutError     a command exceeded its wall-clock deadline
     │   ├── CommandFailedError      a command that had to succeed exited non-zero
     │   ├── FileTransferError       SFTP / local copy failed
@@ -168,6 +169,10 @@ class HostKeyError(TransportError):
 
 class KeyFileError(TransportError):
     """A private key file is missing or has unsafe ownership/permissions."""
+
+
+class SudoError(TransportError):
+    """A non-root login could not run a command as root: sudo wants a password, refuses or is missing."""
 
 
 class CommandTimeoutError(TransportError):
