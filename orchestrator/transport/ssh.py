@@ -1,25 +1,26 @@
-"""Run commands and move files over SSH: the only module of vmrepair that imports :mod:`paramiko`.
+"""Run commands and move files over SSH. :mod:`paramiko` is imported only here and in the helpers
+beside it (:mod:`~orchestrator.transport.sshkey`, :mod:`~orchestrator.transport.sshconfig`).
 
 The host key is pinned (RejectPolicy, never AutoAdd), no agent and no key discovery are used, and
 the key file must be private to its owner. We open the TCP socket ourselves to set TCP_NODELAY
 (about 44 ms -> 2.2 ms per command round trip, FIELD_NOTES). Every command gets a wall-clock
 deadline enforced here, because paramiko's ``recv_exit_status()`` ignores channel timeouts
 (https://github.com/paramiko/paramiko/issues/1815). Nothing paramiko-typed leaves this module.
+
+A host behind jump hosts (OpenSSH's ProxyJump) is reached by chaining transports: each one is given
+the previous hop as ``via`` and connects through a ``direct-tcpip`` channel of that hop's connection,
+with its own host key pinned exactly like a direct connection's.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import errno
-import io
-import os
 import posixpath
 import secrets
 import select
 import shlex
 import socket
-import stat
 import threading
 import time
 import weakref
@@ -35,7 +36,6 @@ from orchestrator.errors import (
     ConnectError,
     FileTransferError,
     HostKeyError,
-    KeyFileError,
     TransportError,
 )
 from orchestrator.transport.base import (
@@ -49,12 +49,12 @@ from orchestrator.transport.base import (
     require_absolute,
     validate_argv,
 )
+from orchestrator.transport.sshkey import load_private_key
 from orchestrator.transport.stream import CommandStream, StreamClosedError
 
 _CHUNK = 32 * 1024
 _STDIN_POLL_S = 0.02  # how soon we retry stdin when the peer's receive window is full
 _IDLE_POLL_S = 0.5  # longest wait between deadline checks while the command is silent
-_KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 #: What paramiko and the socket layer raise once a connection is broken or misbehaves.
 _WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
 #: Sessions (commands, SFTP, streams) open at once on one connection: below OpenSSH's default
@@ -96,6 +96,7 @@ class ParamikoTransport(Transport):
         connect_timeout: float = 10.0,
         command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
         key_owner_uid: int = 0,
+        via: ParamikoTransport | None = None,
     ) -> None:
         self.address, self.port, self.user = host, port, user
         self.host = f"{user}@[{host}]:{port}" if ":" in host else f"{user}@{host}:{port}"
@@ -108,6 +109,8 @@ class ParamikoTransport(Transport):
         self._key_file, self._key_owner_uid = key_file, key_owner_uid
         self._connect_timeout, self._command_timeout = connect_timeout, command_timeout
         self._client: paramiko.SSHClient | None = None
+        #: The jump host this host is reached through (None: a direct TCP connection).
+        self._via = via
         self._lock = threading.Lock()  # guards connect/drop; paramiko channels are thread-safe
         # OpenSSH refuses a session beyond MaxSessions (10 by default) per connection; the refusal
         # used to look like a dead connection and the reconnect killed every command in flight.
@@ -222,10 +225,33 @@ class ParamikoTransport(Transport):
                 handle.prefetch(size, max_concurrent_requests=64)
                 copy_into(handle, local, host=self.host, max_bytes=max_bytes)
 
+    def open_tunnel(self, host: str, port: int) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel from this host to ``host:port``: the socket of the next hop.
+
+        Raises:
+            ConnectError: this host cannot be reached, or it could not reach ``host:port``.
+            HostKeyError, KeyFileError: as for any connection to this host.
+        """
+        def forward(client: paramiko.SSHClient) -> paramiko.Channel:
+            try:
+                return _transport_of(client).open_channel(
+                    "direct-tcpip", dest_addr=(host, port), src_addr=("127.0.0.1", 0),
+                    timeout=self._connect_timeout)
+            except paramiko.ChannelException as exc:
+                # The jump host answered but would not (or could not) connect onwards.
+                raise ConnectError(f"{self.host}: jump host cannot reach {host}:{port}: {exc}",
+                                   host=self.host,
+                                   remedy="check that the jump host allows TCP forwarding"
+                                   " (AllowTcpForwarding) and can reach the next host") from exc
+
+        return self._with_live_client(forward)
+
     def close(self) -> None:
-        """Drop the cached connection; the next call reconnects."""
+        """Drop the cached connection, and those of the jump hosts; the next call reconnects."""
         with self._lock:
             self._drop_client_locked()
+        if self._via is not None:
+            self._via.close()
 
     def _drop_client_locked(self) -> None:
         client, self._client = self._client, None
@@ -257,17 +283,16 @@ class ParamikoTransport(Transport):
         return self._with_live_client(use)
 
     def _connect(self) -> paramiko.SSHClient:
-        pkey = self._load_key()
+        pkey = load_private_key(self._key_file, owner_uid=self._key_owner_uid, host=self.host)
         expected = self._expected_keys()
         where = f"{self.address}:{self.port}"
         client = paramiko.SSHClient()
         for key in expected:
             client.get_host_keys().add(self._hostkey_name, key.get_name(), key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        sock: socket.socket | None = None
+        sock: socket.socket | paramiko.Channel | None = None
         try:
-            sock = socket.create_connection((self.address, self.port), self._connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self._open_socket()
             client.connect(
                 self.address, port=self.port, username=self.user, pkey=pkey, sock=sock,
                 timeout=self._connect_timeout, banner_timeout=self._connect_timeout,
@@ -294,6 +319,13 @@ class ParamikoTransport(Transport):
                 f"{self.host}: cannot connect to {where}: {reason}", host=self.host
             ) from exc
         return client
+
+    def _open_socket(self) -> socket.socket | paramiko.Channel:
+        if self._via is not None:
+            return self._via.open_tunnel(self.address, self.port)
+        sock = socket.create_connection((self.address, self.port), self._connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def _host_key_error(self, want: list[paramiko.PKey], got: paramiko.PKey | None) -> HostKeyError:
         source = "the pinned host_key" if self._pinned else f"known_hosts file {self._known_hosts}"
@@ -335,51 +367,6 @@ class ParamikoTransport(Transport):
                 " ('TYPE BASE64 [comment]')",
                 host=self.host,
             ) from e
-
-    def _load_key(self) -> paramiko.PKey:
-        path, owner = self._key_file, self._key_owner_uid
-        remedy = f"chmod 600 {path}; chown {'root' if owner == 0 else owner} {path}"
-        try:
-            # O_NOFOLLOW: checking a symlink's target and then reading another file is a race.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            what = "is a symlink" if exc.errno == errno.ELOOP else f"cannot be opened: {exc}"
-            raise KeyFileError(
-                f"{self.host}: SSH key file {path} {what}",
-                host=self.host,
-                remedy=f"point key_file at the real key file, then: {remedy}",
-            ) from exc
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(handle.fileno())
-            mode = stat.S_IMODE(st.st_mode)
-            # Anyone else who can read (or swap) the key can log in to every guest as root.
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != owner or mode & 0o077:
-                raise KeyFileError(
-                    f"{self.host}: SSH key file {path} is unsafe: "
-                    f"{'mode' if stat.S_ISREG(st.st_mode) else 'not a regular file, mode'}"
-                    f" {mode:04o}, owner uid {st.st_uid} (needs a regular file with mode 0600 or"
-                    f" 0400 owned by uid {owner})",
-                    host=self.host,
-                    remedy=remedy,
-                )
-            text = handle.read().decode("utf-8", errors="replace")
-        for key_class in _KEY_CLASSES:
-            try:
-                return key_class.from_private_key(io.StringIO(text))
-            except paramiko.PasswordRequiredException as exc:
-                raise KeyFileError(
-                    f"{self.host}: SSH key file {path} is passphrase-protected",
-                    host=self.host,
-                    remedy="use an unencrypted key protected by file permissions (vmrepair runs"
-                    " unattended)",
-                ) from exc
-            except (paramiko.SSHException, ValueError):
-                continue
-        raise KeyFileError(
-            f"{self.host}: SSH key file {path} is not an ed25519, ECDSA or RSA private key",
-            host=self.host,
-            remedy=f"generate one: ssh-keygen -t ed25519 -N '' -f {path}",
-        )
 
     @contextlib.contextmanager
     def _sftp(self, action: str) -> Iterator[paramiko.SFTPClient]:

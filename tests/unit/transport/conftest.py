@@ -5,12 +5,17 @@ test process, so quoting is tested end to end. Two command names are special:
 
 * ``hang``: never answers (no output, no exit status) until the client goes away.
 * ``noexit``: writes ``bye`` and closes the channel without an exit status.
+
+It also forwards ``direct-tcpip`` channels (what a ProxyJump hop is asked for) to their destination,
+recording each destination in ``forwarded``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import select
 import shlex
 import socket
 import subprocess
@@ -66,14 +71,18 @@ class ServerState:
     stop: threading.Event = field(default_factory=threading.Event)
     #: Refuse new session channels (as OpenSSH does beyond MaxSessions).
     refuse_sessions: bool = False
+    #: Accept direct-tcpip channels (a jump host with AllowTcpForwarding yes).
+    allow_forwarding: bool = True
+    forwarded: list[tuple[str, int]] = field(default_factory=list)
     running: int = 0
     most_running: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class _ExecServer(paramiko.ServerInterface):
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, transport: paramiko.Transport) -> None:
         self.state = state
+        self.transport = transport
         self.sftp_root = state.sftp_root
         self._authorized = state.client_key.paramiko_key
 
@@ -87,6 +96,55 @@ class _ExecServer(paramiko.ServerInterface):
         if kind == "session" and not self.state.refuse_sessions:
             return paramiko.OPEN_SUCCEEDED
         return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def check_channel_direct_tcpip_request(
+        self, chanid: int, origin: tuple[str, int], destination: tuple[str, int]
+    ) -> int:
+        if not self.state.allow_forwarding:
+            return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        self.state.forwarded.append(destination)
+        try:
+            upstream = socket.create_connection(destination, timeout=5)
+        except OSError:
+            return paramiko.OPEN_FAILED_CONNECT_FAILED
+        thread = threading.Thread(target=self._forward, args=(chanid, upstream), daemon=True)
+        self.state.threads.append(thread)
+        thread.start()
+        return paramiko.OPEN_SUCCEEDED
+
+    def _forward(self, chanid: int, upstream: socket.socket) -> None:
+        """Pump bytes between the channel ``chanid`` (once paramiko has opened it) and ``upstream``."""
+        channel = None
+        while channel is None:
+            accepted = self.transport.accept(5)
+            if accepted is None:
+                upstream.close()
+                return
+            if accepted.get_id() == chanid:  # other accepted channels are sessions, served elsewhere
+                channel = accepted
+        try:
+            self._pump(channel, upstream)
+        finally:
+            upstream.close()
+            with contextlib.suppress(EOFError, OSError):  # the client may be gone already
+                channel.close()
+
+    def _pump(self, channel: paramiko.Channel, upstream: socket.socket) -> None:
+        while not self.state.stop.is_set():
+            ready, _, _ = select.select([channel, upstream], [], [], 0.1)
+            try:
+                if channel in ready:
+                    data = channel.recv(65536)
+                    if not data:
+                        return
+                    upstream.sendall(data)
+                if upstream in ready:
+                    data = upstream.recv(65536)
+                    if not data:
+                        return
+                    channel.sendall(data)
+            except (EOFError, OSError):
+                return
 
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         argv = shlex.split(command.decode())
@@ -245,7 +303,7 @@ class SSHServer:
             self.state.transports.append(transport)
             # With an event, start_server returns at once instead of raising in this thread
             # when a client gives up during the handshake (wrong host key, bad auth).
-            transport.start_server(event=threading.Event(), server=_ExecServer(self.state))
+            transport.start_server(event=threading.Event(), server=_ExecServer(self.state, transport))
 
     def drop_connections(self) -> None:
         """Close every server-side connection, as a rebooting guest would."""
