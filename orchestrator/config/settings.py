@@ -99,6 +99,9 @@ class TargetSettings(_Strict):
     known_hosts: AbsolutePath | None = None
     #: Private key for ssh:// targets; default: the orchestrator's client key.
     ssh_key: AbsolutePath | None = None
+    #: OpenSSH client config giving ssh:// targets HostName, User, Port, IdentityFile and ProxyJump;
+    #: default: the invoking user's ~/.ssh/config when it exists.
+    ssh_config: AbsolutePath | None = None
 
 
 class ConfigFile(_Strict):

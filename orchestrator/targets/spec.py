@@ -26,19 +26,29 @@ class TargetKind(StrEnum):
 
 
 _SSH_RE = re.compile(
-    r"^ssh://(?P<user>[a-z_][a-z0-9_-]{0,31})@(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]+\])"
-    r"(?::(?P<port>\d{1,5}))?/?$"
+    r"^ssh://(?:(?P<user>[a-z_][a-z0-9_-]{0,31})@)?"
+    r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9a-fA-F:]+\])(?::(?P<port>\d{1,5}))?/?$"
 )
 #: Shown under every "invalid target" error.
-_FORMS = "use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://user@host[:port]`"
+_FORMS = ("use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://[user@]host[:port]`"
+          " (host may be a Host of your ssh config)")
 
 
 @dataclass(frozen=True)
 class TargetSpec:
+    """A target as the operator named it.
+
+    For ``ssh://``, ``user`` and ``port`` are what the URL said. ``ssh://user@host`` means port 22 as
+    it always has (so the names sessions, transactions and baselines were stored under keep meaning
+    the same endpoint); without a user (``ssh://alias``) both are None and come from ssh config
+    (else root and 22) when the target is opened. The text stays what was typed, never the resolved
+    address: the alias is what the operator configured, and baselines are stored per :attr:`slug`.
+    """
+
     kind: TargetKind
-    name: str          # VM name, host, or "local"
-    user: str = "root"
-    port: int = 22
+    name: str          # VM name, host or ssh config alias, or "local"
+    user: str | None = "root"
+    port: int | None = 22
 
     def __str__(self) -> str:
         if self.kind is TargetKind.VM:
@@ -46,7 +56,9 @@ class TargetSpec:
         if self.kind is TargetKind.SSH:
             # An IPv6 address keeps its brackets, so the text parses back to the same target.
             host = f"[{self.name}]" if ":" in self.name else self.name
-            return f"ssh://{self.user}@{host}:{self.port}"
+            user = f"{self.user}@" if self.user else ""
+            port = f":{self.port}" if self.port else ""
+            return f"ssh://{user}{host}{port}"
         return "local"
 
     @property
@@ -66,10 +78,12 @@ def parse_target(text: str) -> TargetSpec:
             raise ConfigError(f"invalid target {text!r}: {exc.message}", remedy=_FORMS) from exc
     match = _SSH_RE.match(text)
     if match:
-        port = int(match.group("port") or 22)
-        if not 0 < port < 65536:
+        user = match.group("user")
+        # With a user the URL is the old explicit form, port 22 by default (see TargetSpec).
+        port = int(match.group("port") or 22) if user or match.group("port") else None
+        if port is not None and not 0 < port < 65536:
             raise ConfigError(f"target {text!r}: port {port} out of range (1-65535)", remedy=_FORMS)
-        return TargetSpec(TargetKind.SSH, match.group("host").strip("[]"), match.group("user"), port)
+        return TargetSpec(TargetKind.SSH, match.group("host").strip("[]"), user, port)
     raise ConfigError(f"invalid target {text!r}", remedy=_FORMS)
 
 
@@ -77,7 +91,8 @@ def open_target(app: App, spec: TargetSpec) -> Transport:
     """A transport to the target.
 
     Raises:
-        ConfigError: ssh:// target without `targets.known_hosts` in config (host keys must be pinned).
+        ConfigError: ssh:// target without `targets.known_hosts` in config (host keys must be pinned),
+            or whose ssh config is unusable (see :func:`~orchestrator.targets.connect.connect_ssh`).
         VmNotFoundError: vm: target that does not exist.
     """
     if spec.kind is TargetKind.LOCAL:
@@ -91,14 +106,9 @@ def open_target(app: App, spec: TargetSpec) -> Transport:
             remedy="set `targets: {known_hosts: /etc/vmrepair/known_hosts}` in config.yaml "
             "(ssh-keyscan output verified out of band)",
         )
-    from orchestrator.transport.ssh import ParamikoTransport
+    from orchestrator.targets.connect import connect_ssh
 
-    return ParamikoTransport(
-        spec.name, port=spec.port, user=spec.user,
-        key_file=app.settings.targets.ssh_key or app.settings.client_key,
-        known_hosts=known_hosts, connect_timeout=app.settings.ssh.connect_timeout_s,
-        command_timeout=app.settings.ssh.command_timeout_s,
-    )
+    return connect_ssh(app.settings, spec, known_hosts)
 
 
 @contextlib.contextmanager

@@ -110,7 +110,7 @@ class ParamikoTransport(Transport):
         self._connect_timeout, self._command_timeout = connect_timeout, command_timeout
         self._client: paramiko.SSHClient | None = None
         #: The jump host this host is reached through (None: a direct TCP connection).
-        self._via = via
+        self.via = via
         self._lock = threading.Lock()  # guards connect/drop; paramiko channels are thread-safe
         # OpenSSH refuses a session beyond MaxSessions (10 by default) per connection; the refusal
         # used to look like a dead connection and the reconnect killed every command in flight.
@@ -250,8 +250,8 @@ class ParamikoTransport(Transport):
         """Drop the cached connection, and those of the jump hosts; the next call reconnects."""
         with self._lock:
             self._drop_client_locked()
-        if self._via is not None:
-            self._via.close()
+        if self.via is not None:
+            self.via.close()
 
     def _drop_client_locked(self) -> None:
         client, self._client = self._client, None
@@ -321,8 +321,8 @@ class ParamikoTransport(Transport):
         return client
 
     def _open_socket(self) -> socket.socket | paramiko.Channel:
-        if self._via is not None:
-            return self._via.open_tunnel(self.address, self.port)
+        if self.via is not None:
+            return self.via.open_tunnel(self.address, self.port)
         sock = socket.create_connection((self.address, self.port), self._connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock

@@ -1,4 +1,4 @@
-"""Target strings: `local`, `vm:NAME`, `ssh://user@host[:port]`; their slugs; opening ssh:// targets."""
+"""Target strings: `local`, `vm:NAME`, `ssh://[user@]host[:port]`; their slugs; opening ssh:// targets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.targets.spec import TargetKind, TargetSpec, open_target, parse_target
 from orchestrator.transport.local import LocalTransport
 
-FORMS = "use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://user@host[:port]`"
+FORMS = ("use `local`, `vm:NAME` (a VM from `vmrepair vm up NAME`) or `ssh://[user@]host[:port]` (host may"
+         " be a Host of your ssh config)")
 VM_RULE = "use 1-40 lowercase letters, digits and '-', starting with a letter or digit"
 
 
@@ -29,6 +30,14 @@ VM_RULE = "use 1-40 lowercase letters, digits and '-', starting with a letter or
          "ssh://admin@[::1]:22", "ssh_admin_1_22"),
         ("ssh://root@host/", TargetSpec(TargetKind.SSH, "host", "root", 22), "ssh://root@host:22",
          "ssh_root_host_22"),
+        # ssh config aliases: what was not typed stays open (None) and is not invented in the name.
+        ("ssh://db-prod", TargetSpec(TargetKind.SSH, "db-prod", None, None), "ssh://db-prod", "ssh_db-prod"),
+        ("ssh://db-prod:2222", TargetSpec(TargetKind.SSH, "db-prod", None, 2222), "ssh://db-prod:2222",
+         "ssh_db-prod_2222"),
+        ("ssh://deploy@db-prod", TargetSpec(TargetKind.SSH, "db-prod", "deploy", 22),
+         "ssh://deploy@db-prod:22", "ssh_deploy_db-prod_22"),
+        ("ssh://[fe80::1]", TargetSpec(TargetKind.SSH, "fe80::1", None, None), "ssh://[fe80::1]",
+         "ssh_fe80_1"),
     ],
 )
 def test_valid_targets(text: str, spec: TargetSpec, shown: str, slug: str) -> None:
@@ -41,7 +50,8 @@ def test_valid_targets(text: str, spec: TargetSpec, shown: str, slug: str) -> No
 
 @pytest.mark.parametrize(
     "text",
-    ["ssh://host", "ftp://x", "", "LOCAL", "ssh://root@", "ssh://Root@host", "ssh://root@host:port",
+    ["ssh://", "ssh://-oProxyCommand=x", "ssh://.hidden",
+     "ftp://x", "", "LOCAL", "ssh://root@", "ssh://Root@host", "ssh://root@host:port",
      "ssh://root@ho st", "ssh://root@host;reboot", "ssh://root@host:22:33", "ssh://-oProxyCommand=x@h",
      "ssh://root@[::1", "ssh://root@host:123456"],
 )

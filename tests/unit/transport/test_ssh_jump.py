@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from orchestrator.app import App
+from orchestrator.config.settings import Settings, TargetSettings
 from orchestrator.errors import ConnectError, HostKeyError
+from orchestrator.targets.spec import open_target, parse_target
 from orchestrator.transport.ssh import ParamikoTransport
 
 if TYPE_CHECKING:
@@ -94,3 +98,21 @@ def test_a_jump_host_that_will_not_forward_is_named(
     assert info.value.message.startswith(f"{hop.host}: jump host cannot reach 127.0.0.1:{ssh_server.port}:")
     assert info.value.remedy is not None
     assert "AllowTcpForwarding" in info.value.remedy
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="open_target requires key files owned by root; run as root")
+def test_an_ssh_config_alias_behind_a_jump_alias_runs_commands_end_to_end(
+    make_settings: Callable[..., Settings], tmp_path: Path, ssh_server: SSHServer
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{ssh_server.port} {ssh_server.host_key_line}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host db\n  HostName 127.0.0.1\n  Port {ssh_server.port}\n  ProxyJump gw\n"
+                      f"Host gw\n  HostName 127.0.0.1\n  Port {ssh_server.port}\n"
+                      f"Host *\n  IdentityFile {ssh_server.client_key_file}\n")
+    config.chmod(0o600)
+    app = App(make_settings(targets=TargetSettings(known_hosts=known_hosts, ssh_config=config)))
+    with open_target(app, parse_target("ssh://db")) as transport:
+        assert transport.run(["echo", "hello"]).stdout == b"hello\n"
+    assert ssh_server.state.forwarded == [("127.0.0.1", ssh_server.port)]
+    assert ssh_server.connections == 2
