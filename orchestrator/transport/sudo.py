@@ -168,12 +168,15 @@ class SudoTransport(Transport):
                                 removed.stderr_text.strip()[-200:])
 
     def _raise_if_refused(self, result: CommandResult) -> None:
-        # sudo exits 1 and says why on its first line; a command that sudo ran keeps its own status.
-        head = (result.stderr_text.strip().splitlines() or [""])[0]
+        # sudo exits 1 and says why near the top (after warnings such as "unable to resolve host");
+        # a command that sudo did run keeps its own status and stderr.
+        lines = result.stderr_text[:2000].strip().splitlines()
+        said = [line for line in lines[:5] if any(refusal in line for refusal in _REFUSALS)]
+        head = said[0] if said else (lines or [""])[0]
         grant = (f"let {self.login_user} run commands as root without a password: put the line"
                  f" `{self.login_user} ALL=(root) NOPASSWD: ALL` in /etc/sudoers.d/vmrepair (edit it"
                  " with visudo -f), or log in as root")
-        if result.exit_status == 1 and any(refusal in head for refusal in _REFUSALS):
+        if result.exit_status == 1 and said:
             needs_tty = "must have a tty" in head
             raise SudoError(
                 f"{self.host}: sudo refused to run a command as root for {self.login_user}: {head}",

@@ -71,6 +71,21 @@ def test_sudo_refusal_says_how_to_grant_nopasswd(said: bytes) -> None:
     assert info.value.remedy == GRANT
 
 
+def test_a_refusal_after_sudos_warnings_is_still_recognised() -> None:
+    said = b"sudo: unable to resolve host db1: Name or service not known\nsudo: a password is required\n"
+    inner = FakeTransport(lambda argv, stdin: (1, b"", said), host="h")
+    with pytest.raises(SudoError) as info:
+        _sudo(inner).run(["id"])
+    assert info.value.message == ("h: sudo refused to run a command as root for deploy: sudo: a password is"
+                                  " required")
+
+
+def test_sudos_warnings_do_not_hide_the_commands_own_result() -> None:
+    said = b"sudo: unable to resolve host db1: Name or service not known\n"
+    inner = FakeTransport(lambda argv, stdin: (0, b"ok", said))
+    assert _sudo(inner).run(["id"]).stdout == b"ok"
+
+
 def test_requiretty_gets_its_own_remedy() -> None:
     inner = FakeTransport(lambda argv, stdin: (1, b"", b"sudo: sorry, you must have a tty to run sudo\n"))
     with pytest.raises(SudoError) as info:
