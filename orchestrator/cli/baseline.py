@@ -25,7 +25,7 @@ EXIT_REFUSED = 1
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("baseline", help="record a known-good baseline of a healthy target")
-    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://user@host[:port]")
+    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://[user@]host[:port]")
     parser.add_argument("--force", action="store_true",
                         help="record even when detect finds critical issues on the target")
     parser.set_defaults(handler=cmd_baseline)

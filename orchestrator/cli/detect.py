@@ -30,7 +30,7 @@ EXIT_ISSUES = 1
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("detect", help="probe a target and list its issues (exit 1 when any)")
-    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://user@host[:port]")
+    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://[user@]host[:port]")
     parser.set_defaults(handler=cmd_detect)
 
 

@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     doc = sub.add_parser("doctor", help="check that vmrepair can work on this machine, or (--target) "
                          "diagnose a target's components")
     doc.add_argument("--target", help="diagnose this target's components instead: local, vm:NAME or "
-                     "ssh://user@host[:port]")
+                     "ssh://[user@]host[:port]")
     doc.add_argument("--remediate", action=_Remediate, nargs=0, default=False,
                      help="with --target: repair broken vital components now (reinstall from the apt "
                      "cache, restore from the baseline, or a stub unit)")

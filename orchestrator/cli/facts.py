@@ -19,7 +19,7 @@ from orchestrator.targets.spec import open_target, parse_target
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("facts", help="show what a target is made of, as vmrepair mirrors it")
-    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://user@host[:port]")
+    parser.add_argument("--target", required=True, help="local, vm:NAME or ssh://[user@]host[:port]")
     parser.set_defaults(handler=cmd_facts)
 
 

@@ -25,7 +25,7 @@ from orchestrator.quarantine import QuarantineRecord, ReleaseResult, list_quaran
 from orchestrator.targets.spec import open_target, parse_target
 from orchestrator.transport.base import Transport
 
-TARGET_HELP = "local (default), vm:NAME or ssh://user@host[:port]"
+TARGET_HELP = "local (default), vm:NAME or ssh://[user@]host[:port]"
 EXIT_UNHEALTHY = 1
 
 

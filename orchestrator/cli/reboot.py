@@ -17,7 +17,7 @@ from orchestrator.reboot.store import RebootRecord
 from orchestrator.state.lock import StateLock
 from orchestrator.targets.spec import parse_target
 
-_TARGET_HELP = "target: local, vm:NAME or ssh://user@host[:port]"
+_TARGET_HELP = "target: local, vm:NAME or ssh://[user@]host[:port]"
 #: Exit code of `reboot now` when a reboot ran but its fix was not verified (rolled back, unreachable).
 EXIT_NOT_VERIFIED = 1
 

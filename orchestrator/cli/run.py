@@ -25,7 +25,7 @@ MAX_REBOOT_NOTICE_S = 7 * 86400
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser("run", help="detect, reproduce in a VM, repair, validate and apply")
-    run.add_argument("--target", required=True, help="local | vm:NAME | ssh://user@host[:port]")
+    run.add_argument("--target", required=True, help="local | vm:NAME | ssh://[user@]host[:port]")
     run.add_argument("--dry-run", action="store_true",
                      help="stop before touching the target; show what would be applied")
     run.add_argument("--yes", action="store_true", help="apply a validated fix without asking")

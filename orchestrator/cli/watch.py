@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("watch", help="show what vmrepair watches on a target")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     listing = verbs.add_parser("list", help="every watched component, its origin and probes")
-    listing.add_argument("--target", help="local, vm:NAME or ssh://user@host[:port] (discovers its services)")
+    listing.add_argument("--target",
+                         help="local, vm:NAME or ssh://[user@]host[:port] (discovers its services)")
     listing.set_defaults(handler=cmd_list)
 
 

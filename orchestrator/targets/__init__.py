@@ -1,1 +1,1 @@
-"""Targets: the host to repair, named `local`, `ssh://user@host[:port]` or `vm:NAME`."""
+"""Targets: the host to repair, named `local`, `ssh://[user@]host[:port]` or `vm:NAME`."""
