@@ -14,6 +14,8 @@ from orchestrator.audit.sink import AuditSink, QuietAuditSink
 from orchestrator.config.settings import Settings, load_settings
 from orchestrator.hypervisor.instance import InstanceRecord
 from orchestrator.imaging.store import ImageStore
+from orchestrator.notify.build import build_notifications
+from orchestrator.notify.hub import Notifications
 from orchestrator.state.db import StateDb, open_state
 from orchestrator.transport.base import Transport
 from orchestrator.transport.local import LocalTransport
@@ -56,6 +58,12 @@ class App:
         """The audit log for code paths where the target matters more than the record (applying,
         rolling back, recovering, notifying): a failed append is logged instead of raised."""
         return QuietAuditSink(self.audit)
+
+    @functools.cached_property
+    def notifier(self) -> Notifications:
+        """Every notification of this process goes through this one hub (``notify:`` in config.yaml);
+        :meth:`close` gives its background deliveries a bounded time to finish."""
+        return build_notifications(self.settings.notify, self.settings.reboot, self.quiet_audit)
 
     @functools.cached_property
     def images(self) -> ImageStore:
@@ -101,6 +109,8 @@ class App:
         )
 
     def close(self) -> None:
+        if "notifier" in self.__dict__:
+            self.notifier.close()
         if self._conn is not None:
             self._conn.close()
         if "state" in self.__dict__:

@@ -34,6 +34,7 @@ so callers only ever catch classes from this module::
     │   └── LockHeldError           another vmrepair process holds the state lock (names pid and command)
     ├── RebootError                 a reboot could not be scheduled, done, or the target did not come back
     ├── NotifyError                 a notifier (webhook, command) failed; never stops a repair
+    │   └── NotifyTransientError    a delivery that may succeed when tried again (5xx, timeout, refused)
     ├── AuditError                  the audit log cannot be written, or a JSON-lines file is unusable
     ├── QuarantineError             isolating or releasing a component failed or was refused
     ├── DaemonError                 the daemon cannot start (socket path in the way, bad peer, ...)
@@ -216,6 +217,12 @@ class RebootError(VmRepairError):
 
 class NotifyError(VmRepairError):
     """A notifier failed (webhook unreachable, command non-zero). Logged; never stops a repair."""
+
+
+class NotifyTransientError(NotifyError):
+    """A delivery failed in a way that may pass when tried again: the receiver answered 5xx, did not
+    answer in time, or could not be reached. A 4xx or a redirect is a plain :class:`NotifyError`:
+    sending the same request again would get the same answer."""
 
 
 class AuditError(VmRepairError):

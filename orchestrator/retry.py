@@ -22,7 +22,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from orchestrator.errors import ConnectError, HypervisorError
+from orchestrator.errors import ConnectError, HypervisorError, NotifyTransientError
 from orchestrator.model import ProbeResult
 
 Sleep = Callable[[float], None]
@@ -127,3 +127,18 @@ def host_reboot_policy(deadline_s: float, *, sleep: Sleep = time.sleep) -> Retry
         sleep=sleep,
     )
 
+
+
+def webhook_delivery_policy(*, retries: int, backoff_s: float = 1.0, backoff_max_s: float = 30.0,
+                            sleep: Sleep = time.sleep) -> Retrying:
+    """Deliver one notification to a webhook: ``retries`` more tries after the first, with exponential
+    backoff, only on :class:`NotifyTransientError` (5xx, timeout, unreachable). A 4xx or a redirect is
+    final: the same request would get the same answer. Runs on the notification worker thread, never
+    on the repair's, so its waits hold no repair."""
+    return Retrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=wait_exponential(multiplier=backoff_s, max=backoff_max_s),
+        retry=retry_if_exception_type(NotifyTransientError),
+        reraise=True,
+        sleep=sleep,
+    )

@@ -24,6 +24,7 @@ from orchestrator.components.config import WatchConfig, WatchFile, build_watch_c
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.dropins import LayeredConfig, load_layered
 from orchestrator.config.metrics import MetricsSettings
+from orchestrator.config.notify import NotifySettings
 from orchestrator.config.reboot import RebootSettings
 from orchestrator.config.retention import RetentionSettings
 from orchestrator.config.values import AbsolutePath, AllowedRoot
@@ -132,6 +133,7 @@ class ConfigFile(_Strict):
     health: HealthSettings = HealthSettings()
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
+    notify: NotifySettings = NotifySettings()
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ class Settings:
     health: HealthSettings = field(default_factory=HealthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -233,6 +236,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         health=cfg.health,
         retention=cfg.retention,
         metrics=cfg.metrics,
+        notify=cfg.notify,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

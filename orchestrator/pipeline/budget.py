@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from orchestrator.model import Issue, SessionStatus
+from orchestrator.notify.event import EventKind
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.outcome import IssueOutcome
-from orchestrator.reboot.notify import RebootEvent, build_notifiers
 from orchestrator.session.evidence import Stage
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
 from orchestrator.timestamps import format_timestamp
@@ -39,12 +39,10 @@ def spent(ctx: RunContext, issue: Issue, failed: set[str], tried: list[IssueOutc
              f"inspect the sessions: `vmrepair sessions` and `vmrepair fixes list --target {ctx.spec}`",
              f"fix {issue.subject} by hand; vmrepair will not apply another fix for this issue today",
              f"quote support reference {support_ref}")
-    notifier = build_notifiers(ctx.app.settings.reboot, ctx.app.quiet_audit)
-    notifier.notify(RebootEvent(kind="budget_exhausted", target=str(ctx.spec),
-                                message=f"{issue.component}: {issue.summary}: attempt budget of {budget} "
-                                f"spent; the host stays up in a degraded state",
-                                txn_id=txns[0].id if txns else None, support_ref=support_ref,
-                                manual_steps=list(steps)))
+    ctx.notify.emit(EventKind.BUDGET_EXHAUSTED, f"{issue.component}: {issue.summary}: attempt budget of "
+                     f"{budget} spent; the host stays up in a degraded state", component=issue.component,
+                     issue=issue.id, txn_id=txns[0].id if txns else None, support_ref=support_ref,
+                     manual_steps=list(steps), tried=sorted(failed))
     ctx.session.event(Stage.REPAIR, "budget_exhausted", budget=budget, failed=sorted(failed),
                       support_ref=support_ref)
     return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.detector import Detector
+from orchestrator.pipeline.notices import RunNotices
 from orchestrator.pipeline.options import Resolved
 from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
 from orchestrator.session.store import Session
@@ -28,11 +30,28 @@ class RunContext:
     new_sandbox: SandboxFactory
     #: Probes that passed on the target at detection.
     passing: frozenset[str] = frozenset()
+    #: What the run tells people (:attr:`notify`); None: through the app's hub, made on first use.
+    notices: RunNotices | None = None
+
+    @property
+    def notify(self) -> RunNotices:
+        notices = self.notices
+        if notices is None:
+            # Frozen, yet one object per run: it collects the run's escalations for the summary.
+            notices = run_notices(self.app, self.session)
+            object.__setattr__(self, "notices", notices)
+        return notices
 
     @property
     def watch(self) -> WatchConfig:
         """The watch resolved against this target (discovered and configured components)."""
         return self.probes.watch
+
+
+def run_notices(app: App, session: Session) -> RunNotices:
+    """The notices of the run of ``session``, through the app's notification hub."""
+    return RunNotices(app.notifier, session.target, session.id, Path(session.dir) / "report.md",
+                      app.settings.notify.troubleshooting)
 
 
 def vm_sandbox(app: App) -> SandboxFactory:

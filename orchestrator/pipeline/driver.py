@@ -69,6 +69,14 @@ REAL = Stages()
 
 def repair_issue(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
                  stages: Stages = REAL) -> IssueOutcome:
+    outcome = _repair(ctx, issue, related, stages)
+    if not is_report_only(issue):
+        # Report-only issues are announced by the run, after their re-check (see pipeline.run).
+        ctx.notify.issue_done(outcome)
+    return outcome
+
+
+def _repair(ctx: RunContext, issue: Issue, related: tuple[Issue, ...], stages: Stages) -> IssueOutcome:
     if is_report_only(issue):
         # The probe's own reason when it gave one (a drift that may be intended), else the host's.
         why = issue.evidence.get(REPORT_ONLY) or ("host-wide state a troubleshooting VM cannot reproduce "
@@ -99,6 +107,7 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
     """One sandbox: reproduce, find a validated strategy, apply it, and reboot when it needs one."""
     sandbox = ctx.new_sandbox(ctx.session)
     sandbox.start()  # boots while the target is captured
+    ctx.notify.troubleshooting_started(issue, attempt=attempt, exclude=exclude)
     try:
         captured = stages.capture(ctx, issue, related, components)
         imported = stages.prepare(ctx, sandbox, captured, issue, components)
@@ -124,9 +133,13 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
     finally:
         _destroy(ctx, sandbox)
     if applied.status == "applied" and applied.needs_reboot:
-        return _after_reboot(issue, applied, stages.reboot(ctx, issue, applied))
+        step = stages.reboot(ctx, issue, applied)
+        ctx.notify.reboot_pending(issue, applied, step)
+        return _after_reboot(issue, applied, step)
     if applied.plan.snapshot is not None:
         stages.drop_fallback(ctx, applied.plan.snapshot)
+    if applied.status in ("rolled_back", "rollback_failed"):
+        ctx.notify.rolled_back(issue, applied)
     return _after_apply(issue, applied)
 
 

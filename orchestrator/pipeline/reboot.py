@@ -45,11 +45,12 @@ def reboot(ctx: RunContext, issue: Issue, applied: Applied, *,
             st.status, st.detail = "skipped", f"policy {policy}: waiting ({downgraded or 'as configured'})"
             how = (f"`vmrepair reboot now --target {txn.target}`" if policy == "prompt"
                    else "the next maintenance window (`vmrepair reboot status`)")
-            return RebootStep(RebootEnd.PENDING, policy, downgraded, how)
+            return RebootStep(RebootEnd.PENDING, policy, downgraded, how, when=record.when)
         if record.policy != "automatic":
             # Joined an open reboot that someone else scheduled (and people were told about).
             st.status, st.detail = "skipped", f"joined the open {record.policy} reboot {record.id}"
-            return RebootStep(RebootEnd.JOINED, record.policy, how=f"{record.policy}, {record.when}")
+            return RebootStep(RebootEnd.JOINED, record.policy, how=f"{record.policy}, {record.when}",
+                              when=record.when)
         if notice > 0:
             session.event(Stage.REBOOT, "notice", seconds=notice)
             sleep(notice)

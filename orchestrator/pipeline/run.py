@@ -22,7 +22,8 @@ from orchestrator.errors import ConnectError, PipelineError, TransportError, VmR
 from orchestrator.metrics.detections import forget_issues, remember_detection
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
 from orchestrator.pipeline import driver
-from orchestrator.pipeline.context import RunContext, vm_sandbox
+from orchestrator.pipeline.context import RunContext, run_notices, vm_sandbox
+from orchestrator.pipeline.notices import RunNotices
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome, worst
 from orchestrator.pipeline.triage import group_issues, is_report_only
@@ -96,14 +97,17 @@ def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFa
     session = new_session(app.settings.sessions_dir, str(spec), audit=app.audit)
     session.set_meta(status="running", dry_run=options.dry_run)
     outcome = RunOutcome(session, SessionStatus.ERROR, [], "")
+    notices = run_notices(app, session)
     try:
         _run(app, spec, session, Resolved.of(options, app.settings), outcome,
-             sandbox=sandbox or vm_sandbox(app), stages=stages)
+             sandbox=sandbox or vm_sandbox(app), stages=stages, notices=notices)
     except VmRepairError as exc:
         stage = getattr(exc, "stage", None) or (session.timeline[-1].name if session.timeline else "start")
         outcome.status = SessionStatus.ERROR
         outcome.summary = f"{stage}: {exc.message}" + (f" (remedy: {exc.remedy})" if exc.remedy else "")
         session.event(stage, "error", error=type(exc).__name__, message=exc.message)
+        notices.run_failed(outcome.summary)
+    notices.finish()
     session.set_meta(issues=[i.as_dict() for i in outcome.issues], components=outcome.details)
     session.finish(outcome.status, outcome.summary)
     with contextlib.suppress(VmRepairError, OSError):
@@ -139,7 +143,7 @@ def _recheck_reported(probes: Detector, outcomes: list[IssueOutcome]) -> list[Is
 
 
 def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcome: RunOutcome, *,
-         sandbox: SandboxFactory, stages: driver.Stages) -> None:
+         sandbox: SandboxFactory, stages: driver.Stages, notices: RunNotices) -> None:
     with session.stage(Stage.CONNECT):
         try:
             transport = open_target(app, spec)
@@ -166,10 +170,14 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
             outcome.summary = "all watched components pass their probes"
             return
         passing = frozenset(r.probe for r in report.results if r.ok and not r.is_unavailable)
-        ctx = RunContext(app, spec, session, transport, agent, probes, options, early.factory, passing)
+        ctx = RunContext(app, spec, session, transport, agent, probes, options, early.factory, passing,
+                         notices)
         for primary, related in group_issues(outcome.issues):
             outcome.outcomes.append(driver.repair_issue(ctx, primary, related, stages))
         outcome.outcomes = _recheck_reported(probes, outcome.outcomes)
+        for reported in outcome.outcomes:
+            if is_report_only(reported.issue):
+                notices.issue_done(reported)
     finally:
         early.discard()
     outcome.status = run_status(outcome.outcomes)

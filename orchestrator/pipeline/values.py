@@ -118,6 +118,8 @@ class RebootStep:
     note: str | None = None
     #: For PENDING/JOINED: how the reboot will happen.
     how: str = ""
+    #: For PENDING/JOINED: when, as the scheduler tells people (``at ... (in 2 h)``, ``next window ...``).
+    when: str = ""
     outcome: RebootOutcome | None = None
 
     @property
