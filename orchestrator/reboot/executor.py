@@ -25,7 +25,8 @@ from orchestrator.apply.journal import AFTER_BOOT, roll_back_transaction
 from orchestrator.audit.sink import log_recovery
 from orchestrator.boot.host import RebootResult, boot_id, reboot_host
 from orchestrator.errors import RebootError, VmRepairError
-from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind, build_notifiers
+from orchestrator.notify.build import RebootBridge
+from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind
 from orchestrator.reboot.verify import Verdict, VerifyPlan, load_plan, verify_after_boot, would_boot
 from orchestrator.state.outcomes import OutcomeStore
 from orchestrator.state.transactions import TransactionStore, TxnRecord
@@ -103,7 +104,7 @@ def reboot_and_verify(app: App, txn: TxnRecord, *, notifier: Notifier | None = N
     Raises:
         StateError: the transaction cannot be read or journalled.
     """
-    run = _Run(app, txn, notifier or build_notifiers(app.settings.reboot, app.quiet_audit), agent_for)
+    run = _Run(app, txn, notifier or RebootBridge(app.notifier), agent_for)
     plan = load_plan(run.store, txn.id)
     if run.spec.kind is TargetKind.LOCAL:
         return _request_local(run)
@@ -259,5 +260,5 @@ def verify_pending(app: App, txn: TxnRecord) -> RebootOutcome:
     Raises:
         StateError: the transaction or its plan cannot be read.
     """
-    run = _Run(app, txn, build_notifiers(app.settings.reboot, app.quiet_audit))
+    run = _Run(app, txn, RebootBridge(app.notifier))
     return finish_after_boot(run, load_plan(run.store, txn.id), None)

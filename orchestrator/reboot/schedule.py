@@ -25,7 +25,8 @@ from orchestrator.boot.when import format_delta, format_moment
 from orchestrator.boot.window import Window, current, local_zone, next_start, parse_windows
 from orchestrator.config.reboot import REBOOT_POLICIES, RebootSettings
 from orchestrator.errors import ConfigError, NotifyError, RebootError
-from orchestrator.reboot.notify import Notifier, RebootEvent, build_notifiers
+from orchestrator.notify.build import RebootBridge
+from orchestrator.reboot.notify import Notifier, RebootEvent
 from orchestrator.reboot.store import FINAL, IN_PROGRESS, OPEN, RebootRecord, RebootStore
 from orchestrator.state.db import StateDb
 from orchestrator.targets.spec import parse_target
@@ -264,11 +265,10 @@ def reboot_zone(settings: RebootSettings) -> dt.tzinfo:
 
 def scheduler_for(app: App, *, audit: AuditSink | None = None, db: StateDb | None = None) -> RebootScheduler:
     """The scheduler on the app's state store (or ``db``, e.g. the read-only ``app.state_view``), with
-    the configured notifiers and the wall clock."""
+    the app's notification hub and the wall clock."""
     settings = app.settings.reboot
     sink = audit or app.quiet_audit
-    return RebootScheduler(app.state if db is None else db, settings, build_notifiers(settings, sink),
-                           audit=sink)
+    return RebootScheduler(app.state if db is None else db, settings, RebootBridge(app.notifier), audit=sink)
 
 
 def _until(moment: dt.datetime, now: dt.datetime) -> str:
