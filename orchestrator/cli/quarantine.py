@@ -81,7 +81,7 @@ def release_on(app: App, transport: Transport, agent: AgentApi, name: str, *,
         QuarantineError, TransportError, AuditError: as :func:`orchestrator.quarantine.release`.
     """
     return release(transport, agent, name, audit=audit_log(app), watch=watch or app.settings.watch,
-                   quarantine_root=str(app.settings.quarantine_dir))
+                   quarantine_root=str(app.settings.quarantine_dir), notify=app.notifier)
 
 
 def show_list(target: str, records: Sequence[QuarantineRecord], *, as_json: bool) -> int:

@@ -23,6 +23,7 @@ from orchestrator.config.daemon import DaemonPolicy
 from orchestrator.daemon.state import PENDING, RECORDED, REPAIRING, DaemonState, TrackedIssue
 from orchestrator.detect.report import DetectionReport
 from orchestrator.model import Issue, SessionStatus
+from orchestrator.notify.event import Emitter, Event, EventKind
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,14 @@ class DetectionJob:
         audit: AuditSink,
         announce: Callable[[str], object] = lambda _text: None,
         retry_after_s: float = 3600.0,
+        notify: Emitter | None = None,
     ) -> None:
         self.interval_s = interval_s
         self._target, self._policy = target, policy
         self._detect, self._repair = detect, repair
         self._state, self._audit, self._announce = state, audit, announce
         self._retry_after_s = retry_after_s
+        self._notify = notify
 
     def run(self) -> None:
         """Detect, then act by policy.
@@ -87,6 +90,7 @@ class DetectionJob:
             self._audit_issue("issue_cleared", issue, "cleared")
         if self._policy == "ask" and new:
             self._announce_pending()
+            self._notify_pending(new)
         if acting:
             self._repair_due()
         self._announce(f"watching {self._target} ({self._policy}): {len(report.issues)} issue(s)")
@@ -131,6 +135,20 @@ class DetectionJob:
                 f"repair with `vmrepair run --target {self._target}`")
         log.warning("%s: %s", text, ", ".join(pending))
         self._announce(text)
+
+    def _notify_pending(self, new: list[Issue]) -> None:
+        """One ``awaiting_approval`` event per issue new under ``ask`` (never again while it stays)."""
+        if self._notify is None:
+            return
+        remedy = f"vmrepair run --target {self._target}"
+        for issue in new:
+            self._notify.emit(Event(EventKind.AWAITING_APPROVAL, self._target,
+                                    f"{issue.component}: {issue.summary}: waits for approval; repair with "
+                                    f"`{remedy}`", component=issue.component,
+                                    details={"issue": issue.id, "kind": str(issue.kind),
+                                             "severity": str(issue.severity), "probe": issue.probe,
+                                             "remedy": remedy, "policy": self._policy},
+                                    is_audited=True))
 
     def _audit_issue(self, event: str, issue: Issue, status: str) -> None:
         details: dict[str, object] = {"issue": issue.id, "kind": str(issue.kind),

@@ -67,7 +67,7 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
     detection = DetectionJob(
         interval_s=config.detect_interval_s, target=str(spec), policy=config.policy,
         detect=lambda: detect_target(app, spec), repair=lambda: repair_target(app, spec), state=state,
-        audit=audit, announce=notifier.status)
+        audit=audit, announce=notifier.status, notify=app.notifier)
     scheduler.add(detection)
     if app.settings.watch.components:  # nothing to baseline otherwise
         scheduler.add(BaselineJob(
@@ -236,7 +236,7 @@ def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSi
             agent = RemoteAgent(transport)
             try:
                 quarantine_component(transport, agent, watch.component(component), reason,
-                                     audit=audit, watch=watch)
+                                     audit=audit, watch=watch, notify=app.notifier)
             finally:
                 agent.cleanup()
 

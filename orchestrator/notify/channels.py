@@ -73,6 +73,8 @@ class LogChannel:
         level = logging.WARNING if event.is_alarming else logging.INFO
         log.log(level, "%s %s%s: %s", event.kind, event.target,
                 f" {event.component}" if event.component else "", event.summary)
+        if event.is_audited:
+            return
         try:
             self._audit.record(str(event.kind), component=event.component or "notify", status=str(event.kind),
                                details=event.as_dict(), durable=True)

@@ -56,7 +56,9 @@ ALARMING = frozenset({EventKind.NOT_REPAIRED, EventKind.ERROR, EventKind.QUARANT
 class Event:
     """``kind`` happened to ``component`` on ``target`` at ``at`` (RFC 3339 UTC, the one format), in repair session
     ``session_id`` when there was one. ``summary`` is one line for a person; ``details`` are
-    JSON-serialisable facts (manual steps, transaction, reboot time ...), read-only."""
+    JSON-serialisable facts (manual steps, transaction, reboot time ...), read-only. ``is_audited``:
+    the emitting code already wrote this event's durable audit record (quarantine, release, an issue
+    waiting for approval), so the log channel only logs it: one audit record per fact."""
 
     kind: EventKind
     target: str
@@ -65,6 +67,7 @@ class Event:
     session_id: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=now_timestamp)
+    is_audited: bool = False
 
     def __post_init__(self) -> None:
         # Frozen all the way down: the event is shared by every channel, some on another thread.

@@ -25,6 +25,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect.units import show_unit
 from orchestrator.errors import QuarantineError, TransportError
 from orchestrator.model import Component
+from orchestrator.notify.event import Emitter, Event, EventKind
 from orchestrator.quarantine.logbook import append_entry, quarantine_entry
 from orchestrator.quarantine.manifest import PathRecord, QuarantineRecord, Status, UnitRecord
 from orchestrator.quarantine.store import (
@@ -65,10 +66,12 @@ def quarantine_component(
     log_path: str | None = None,
     watch: WatchConfig | None = None,
     now: Callable[[], dt.datetime] = utcnow,
+    notify: Emitter | None = None,
 ) -> QuarantineRecord:
     """Isolate ``component`` on the target (steps in the module docstring); returns its manifest.
 
     ``watch``, when given, is checked for other components sharing a unit or a path with this one.
+    ``notify`` is told once the component is isolated (a ``quarantined`` event; it never raises).
 
     Raises:
         QuarantineError: refused: already quarantined, a unit is the SSH server, a unit or path is
@@ -105,6 +108,11 @@ def quarantine_component(
     append_entry(agent, log_path or f"{root}/{LOG_NAME}", quarantine_entry(record))
     log_quarantine(audit, name, reason, directory=directory, files=len(record.moved),
                    units=[u.unit for u in units], skipped=list(skipped))
+    if notify is not None:
+        notify.emit(Event(EventKind.QUARANTINED, transport.host, f"{name} quarantined on {transport.host}: "
+                          f"{reason}; release with `vmrepair quarantine release {name}`", component=name,
+                          details={"reason": reason, "directory": directory, "files": len(record.moved),
+                                   "units": [u.unit for u in units]}, is_audited=True))
     return record
 
 

@@ -27,6 +27,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.errors import QuarantineError
 from orchestrator.model import ProbeResult
+from orchestrator.notify.event import Emitter, Event, EventKind
 from orchestrator.quarantine.isolate import iso, restore_units, utcnow
 from orchestrator.quarantine.logbook import append_entry, release_entry
 from orchestrator.quarantine.manifest import PathRecord, QuarantineRecord, Status
@@ -92,11 +93,13 @@ def release(
     log_path: str | None = None,
     now: Callable[[], dt.datetime] = utcnow,
     sleep: Callable[[float], None] = time.sleep,
+    notify: Emitter | None = None,
 ) -> ReleaseResult:
     """Undo the quarantine of ``name`` in force on the target (steps in the module docstring).
 
     ``watch`` supplies the component's probes for the verification; without it (or when the component
-    is no longer watched) the release is not verified.
+    is no longer watched) the release is not verified. ``notify`` is told of the release (a
+    ``released`` event; it never raises).
 
     Raises:
         QuarantineError: ``name`` is not quarantined; a destination exists with other content; a
@@ -127,6 +130,12 @@ def release(
                                + len(in_place), outcome=result.outcome))
     log_quarantine(audit, name, record.reason, released=True, directory=record.directory,
                    restored=len(to_move), verified=result.is_verified, outcome=result.outcome)
+    if notify is not None:
+        notify.emit(Event(EventKind.RELEASED, transport.host, f"{name} released from quarantine on "
+                          f"{transport.host}: {result.outcome}", component=name,
+                          details={"reason": record.reason, "directory": record.directory,
+                                   "restored": len(to_move) + len(in_place), "verified": result.is_verified,
+                                   "outcome": result.outcome}, is_audited=True))
     return result
 
 
