@@ -79,8 +79,9 @@ class NotifySettings(_Strict):
     def _routes_name_known_things(self) -> NotifySettings:
         for key, names in self.routes.items():
             if key != ANY_EVENT and key not in EVENT_KINDS:
-                raise ValueError(f"routes: unknown event {key!r} (use \"*\" or one of "
-                                 f"{', '.join(sorted(EVENT_KINDS))})")
+                # Short: the renderer clips a long message in its middle, where the name would be.
+                raise ValueError(f"routes: unknown event {key!r} (use \"*\" or an event such as "
+                                 "not_repaired; the README's Notifications section lists them)")
             for name in names:
                 if name not in self.channels:
                     raise ValueError(f"routes.{key}: no channel named {name!r} (channels: "

@@ -127,7 +127,7 @@ class Notifications:
     def _failed(self, channel: str, event: Event, message: str) -> None:
         log.warning("notification %s to %s failed for %s: %s", event.kind, channel, event.target, message)
         self._audit_quietly(f"notify failed: {message}", channel=channel, kind=str(event.kind),
-                            target=event.target, component=event.component, session=event.session_id)
+                            target=event.target, about=event.component, session=event.session_id)
 
     def _audit_quietly(self, message: str, **details: object) -> None:
         try:
