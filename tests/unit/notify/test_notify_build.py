@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from orchestrator.app import App
 from orchestrator.audit.sink import MemoryAuditSink
 from orchestrator.config.loading import load_model
-from orchestrator.config.notify import NotifySettings
+from orchestrator.config.notify import NotifySettings, WebhookChannelSettings
 from orchestrator.config.reboot import RebootSettings
-from orchestrator.config.settings import ConfigFile
+from orchestrator.config.settings import ConfigFile, Settings
 from orchestrator.errors import ConfigError
 from orchestrator.notify.build import RebootBridge, build_notifications
 from orchestrator.notify.event import Event, EventKind
@@ -137,3 +139,15 @@ def test_reboot_bridge_maps_every_reboot_kind(recorder: Recorder) -> None:
     assert recorder.kinds() == ["reboot_scheduled", "reboot_imminent", "reboot_succeeded", "reboot_failed",
                                 "rollback", "budget_exhausted"]
     assert recorder.events[0].details == {"reboot_at": "2026-12-07T03:30:00+01:00"}
+
+
+def test_the_app_builds_one_hub_and_flushes_it_at_close(make_settings: Callable[..., Settings],
+                                                        hook: Hook) -> None:
+    notify = NotifySettings(channels={"ops": WebhookChannelSettings(kind="webhook", url=hook.url)},
+                            routes={"*": ["ops"]})
+    app = App(make_settings(notify=notify))
+    assert app.notifier is app.notifier
+    for _ in range(3):
+        app.notifier.emit(Event(EventKind.REPAIRED, "local", "app repaired", component="app"))
+    app.close()   # waits (within flush_timeout_s) for the background deliveries
+    assert len(hook.received) == 3
