@@ -54,11 +54,12 @@ ALARMING = frozenset({EventKind.NOT_REPAIRED, EventKind.ERROR, EventKind.QUARANT
 
 @dataclass(frozen=True)
 class Event:
-    """``kind`` happened to ``component`` on ``target`` at ``at`` (RFC 3339 UTC, the one format), in repair session
-    ``session_id`` when there was one. ``summary`` is one line for a person; ``details`` are
-    JSON-serialisable facts (manual steps, transaction, reboot time ...), read-only. ``is_audited``:
-    the emitting code already wrote this event's durable audit record (quarantine, release, an issue
-    waiting for approval), so the log channel only logs it: one audit record per fact."""
+    """``kind`` happened to ``component`` on ``target`` at ``at`` (:mod:`orchestrator.timestamps`'
+    one format), in repair session ``session_id`` when there was one. ``summary`` is one line for a
+    person; ``details`` are JSON-serialisable facts (manual steps, transaction, reboot time ...),
+    read-only. ``is_audited``: the emitting code already wrote this event's durable audit record
+    (quarantine, release, an issue waiting for approval), so the log channel only logs it: one audit
+    record per fact."""
 
     kind: EventKind
     target: str

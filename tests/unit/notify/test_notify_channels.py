@@ -19,7 +19,7 @@ from tests.unit.notify.conftest import Hook
 
 EVENT = Event(EventKind.NOT_REPAIRED, "vm:web", "nginx: config does not parse: no strategy validated",
               component="nginx", session_id="s-1", details={"manual_steps": ["read the report"]},
-              at="2026-12-06T20:00:00+00:00")
+              at="2026-12-06T20:00:00Z")
 #: Writes its stdin to the file named by argv[1].
 CAPTURE = "import sys, pathlib; pathlib.Path(sys.argv[1]).write_bytes(sys.stdin.buffer.read())"
 
@@ -36,7 +36,7 @@ def test_webhook_posts_the_event_json(hook: Hook) -> None:
     [request] = hook.received
     assert request["path"] == "/hook/SECRET-TOKEN"
     body = json.loads(request["body"])
-    assert body == {"kind": "not_repaired", "at": "2026-12-06T20:00:00+00:00", "target": "vm:web",
+    assert body == {"kind": "not_repaired", "at": "2026-12-06T20:00:00Z", "target": "vm:web",
                     "component": "nginx", "session_id": "s-1", "summary": EVENT.summary,
                     "details": {"manual_steps": ["read the report"]}}
     assert waits == []
