@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -65,22 +66,31 @@ def _render(model: type[BaseModel], values: dict[str, Any], indent: int, *, docs
             lines.append("")
         if doc:
             lines += [f"{pad}# {line}" for line in textwrap.wrap(doc, max(40, WIDTH - indent - 4))]
-        if subs and isinstance(value, dict):  # a section: its keys with their defaults
+        keyed = is_mapping(info.annotation)
+        if subs and isinstance(value, dict) and not keyed:  # a section: its keys with their defaults
             lines.append(f"{pad}{name}:")
             lines += _render(subs[0], value, indent + 2, docs=docs)
             continue
         lines.append(f"{pad}{name}: {_scalar(value)}")
-        # null by default, or a list of entries: an example entry of each kind, kept commented.
+        # null by default, a list or a mapping of entries: an example entry of each kind, commented.
         for sub in subs:
-            lines += [f"{pad}# {line}".rstrip() for line in _example(name, sub, is_list(info.annotation))]
+            lines += [f"{pad}# {line}".rstrip()
+                      for line in _example(name, sub, as_list=is_list(info.annotation), keyed=keyed)]
     return lines
 
 
-def _example(name: str, model: type[BaseModel], as_list: bool) -> list[str]:
-    entry = _render(model, defaults(model), 4 if as_list else 2, docs=False)
+def _example(name: str, model: type[BaseModel], *, as_list: bool, keyed: bool) -> list[str]:
+    entry = _render(model, defaults(model), 4 if as_list or keyed else 2, docs=False)
     if as_list and entry:
         entry[0] = "  - " + entry[0][4:]
+    if keyed:   # a mapping of named entries (notify.channels): one under a placeholder name
+        entry = ["  <name>:", *entry]
     return ["for example:", f"{name}:", *entry]
+
+
+def is_mapping(annotation: object) -> bool:
+    """Whether the annotation is a ``dict`` (of named entries, such as ``notify.channels``)."""
+    return typing.get_origin(annotation) is dict
 
 
 def _scalar(value: object) -> str:

@@ -64,10 +64,14 @@ ChannelSettings = Annotated[LogChannelSettings | WebhookChannelSettings | Comman
 
 
 class NotifySettings(_Strict):
+    """Who hears of what vmrepair does: channels, and which events go to which (see orchestrator.notify)."""
+
+    #: immediate: each escalation to a troubleshooting VM as it starts; summary: one per run; none.
     troubleshooting: TroubleshootingPreference = "summary"
+    #: Named channels: log, webhook (JSON POST, retried on 5xx/timeouts), command (event JSON on stdin).
     channels: dict[Annotated[str, Field(pattern=_CHANNEL_NAME)], ChannelSettings] = Field(
         default_factory=lambda: dict[str, ChannelSettings]({"log": LogChannelSettings()}))
-    #: Event kind (or ``"*"``) → channel names.
+    #: Event kind (or "*" for every event without a route of its own) → channel names; [] silences it.
     routes: dict[str, list[str]] = Field(default_factory=lambda: {ANY_EVENT: ["log"]})
     #: Events waiting for the background delivery (webhooks, commands); beyond it new ones are dropped
     #: (and the drop audited) rather than held in memory or slowing a repair.
