@@ -22,6 +22,7 @@ import yaml
 
 from orchestrator.app import App
 from orchestrator.boot.host import boot_id
+from orchestrator.cli.main import main
 from orchestrator.config.reboot import RebootSettings
 from orchestrator.demo.faults import inject
 from orchestrator.model import SessionStatus
@@ -82,6 +83,8 @@ def test_the_daemon_performs_a_window_reboot_when_the_window_opens(
     with app.vms.transport(patient) as ssh:
         inject(ssh, "fstab", "uuid")
         boot_before = boot_id(ssh)
+    broken = _fstab_line(app, patient)
+    assert "nofail" not in broken
     options = RunOptions(assume_yes=True, stable_period_s=5.0, reboot_policy="window")
     outcome = run_repair(win_app, target, options)
     text = json.dumps(outcome.as_dict(), indent=1, default=str)
@@ -96,25 +99,8 @@ def test_the_daemon_performs_a_window_reboot_when_the_window_opens(
         with app.vms.transport(patient) as ssh:
             assert boot_id(ssh) == boot_before
 
-    run_dir = tmp_path / "run"
-    run_dir.mkdir(mode=0o700)
-    config = _daemon_config(app, reboot, target, run_dir)
-    log = (tmp_path / "daemon.log").open("wb")
-    daemon = subprocess.Popen([str(Path(sys.executable).with_name("vmrepair")), "daemon"],
-                              env={**os.environ, "VMREPAIR_CONFIG": str(config)}, stdout=log, stderr=log)
-    try:
-        deadline = max(time.monotonic(), time.monotonic() + (opens - repaired_at).total_seconds()) \
-            + DAEMON_DEADLINE_S
-        while time.monotonic() < deadline:
-            if TransactionStore(app.state).get(txn.id).state != "pending_reboot":
-                break
-            assert daemon.poll() is None, (tmp_path / "daemon.log").read_text()[-4000:]
-            time.sleep(5)
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        log.close()
-    daemon_log = (tmp_path / "daemon.log").read_text()[-4000:]
+    wait_s = max(0.0, (opens - repaired_at).total_seconds()) + DAEMON_DEADLINE_S
+    run_dir, daemon_log = _daemon_until_settled(app, reboot, target, tmp_path, txn_id=txn.id, wait_s=wait_s)
     after = TransactionStore(app.state).get(txn.id)
     assert after.state == "committed", daemon_log
     (done,) = scheduler_for(win_app).status(target)
@@ -128,3 +114,44 @@ def test_the_daemon_performs_a_window_reboot_when_the_window_opens(
     assert "nofail" in fixed or fixed.lstrip().startswith("#"), fixed
     events = [json.loads(line)["event"] for line in (run_dir / "audit.jsonl").read_text().splitlines()]
     assert "daemon_reboots_performed" in events, events
+    _assert_proved_dropped_and_rolled_back(app, patient, outcome.session.id, txn.id, broken)
+
+
+def _daemon_until_settled(app: App, reboot: RebootSettings, target: str, tmp_path: Path, *, txn_id: str,
+                          wait_s: float) -> tuple[Path, str]:
+    """Run `vmrepair daemon` on the test's state until the fix is no longer waiting for its reboot
+    (or ``wait_s`` passed); its run directory and the tail of its log."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
+    config = _daemon_config(app, reboot, target, run_dir)
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("wb") as log:
+        daemon = subprocess.Popen([str(Path(sys.executable).with_name("vmrepair")), "daemon"],
+                                  env={**os.environ, "VMREPAIR_CONFIG": str(config)}, stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if TransactionStore(app.state).get(txn_id).state != "pending_reboot":
+                    break
+                assert daemon.poll() is None, log_path.read_text()[-4000:]
+                time.sleep(5)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+    return run_dir, log_path.read_text()[-4000:]
+
+
+def _assert_proved_dropped_and_rolled_back(app: App, patient: str, session_id: str, txn_id: str,
+                                           broken: str) -> None:
+    """What the automatic-policy test checks too (nightly, since this test covers the same repair):
+    the troubleshooting VM was rebooted to prove the fix first, the boot fallback snapshot is dropped
+    once the fix verified, and `fixes rollback` puts back exactly what was backed up."""
+    attempts = json.loads((app.settings.sessions_dir / session_id / "attempts-boot.json").read_text())
+    validated = [a for a in attempts if a.get("outcome") == "validated"]
+    assert validated and validated[0]["reboot"]["required"], attempts
+    proof = validated[0]["reboot"]["result"]
+    assert proof["boot_id_before"] != proof["boot_id_after"]
+    assert not [s for s in app.vms.snapshots(patient) if s.name.startswith("vmrepair-pre-")]
+    assert main(["fixes", "rollback", txn_id]) == 0
+    assert _fstab_line(app, patient) == broken
+    assert TransactionStore(app.state).get(txn_id).state == "rolled_back"

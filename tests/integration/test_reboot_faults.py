@@ -95,6 +95,10 @@ def _txns(app: App, name: str, session: str) -> list[Any]:
     return [t for t in reversed(found) if t.session_id == session]
 
 
+# Nightly: make test's tests/integration/test_daemon_reboot_window.py repairs the same fault across a
+# real reboot of the patient (performed by the daemon in a maintenance window) and checks the same
+# proof, snapshot and rollback; the automatic policy is exercised by the next test.
+@pytest.mark.nightly
 def test_fstab_fault_is_repaired_across_a_real_reboot(app: App, fresh: str) -> None:
     with app.vms.transport(fresh) as ssh:
         inject(ssh, "fstab", "uuid")

@@ -51,6 +51,9 @@ def _healthy(ssh: Transport, unit: str) -> None:
     assert ssh.run(["systemctl", "is-active", unit]).stdout_text.strip() == "active"
 
 
+# Nightly: make test's tests/integration/test_ssh_target.py repairs the same fault, without a baseline,
+# on a patient reached as ssh:// with sudo, and checks the same config test, unit state and HTTP 200.
+@pytest.mark.nightly
 def test_nginx_config_fault_is_repaired_without_a_baseline(app: App, fresh: str) -> None:
     with _ssh(app, fresh) as ssh:
         inject(ssh, "nginx-config", "directive")
@@ -81,6 +84,9 @@ def test_nginx_broken_brace_is_repaired_from_the_baseline(app: App, fresh: str) 
         _healthy(ssh, "nginx")
 
 
+# Nightly: make test's tests/integration/test_install.py dry-runs the same fault with the installed
+# command and checks the same outcome and untouched file.
+@pytest.mark.nightly
 def test_dry_run_leaves_the_target_untouched(app: App, fresh: str) -> None:
     with _ssh(app, fresh) as ssh:
         inject(ssh, "nginx-config", "directive")

@@ -93,13 +93,16 @@ def fresh(app: App, patient: str, reach: Reach) -> Iterator[Reach]:
 def test_a_patient_reached_as_ssh_with_sudo_is_repaired(app: App, patient: str, fresh: Reach) -> None:
     with app.vms.transport(patient) as ssh:
         inject(ssh, "nginx-config", "directive")
+        assert not ssh.run(["nginx", "-t"]).succeeded
     outcome = run_repair(fresh.app, "ssh://patient-direct",
                          RunOptions(assume_yes=True, stable_period_s=STABLE_S))
     text = json.dumps(outcome.as_dict(), indent=1, default=str)
-    assert outcome.status == SessionStatus.REPAIRED, text
+    assert outcome.status == SessionStatus.REPAIRED and outcome.exit_code == 0, text
     with app.vms.transport(patient) as ssh:
         assert ssh.run(["nginx", "-t"]).succeeded
         assert ssh.run(["systemctl", "is-active", "nginx"]).stdout_text.strip() == "active"
+        code = ssh.check(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1/"])
+        assert code.stdout_text == "200"
         # Everything ran as the login user through sudo: its sudo use is in the guest's journal.
         journal = ssh.check(["journalctl", "-q", "--no-pager", "_COMM=sudo"]).stdout_text
     assert f"{LOGIN} : " in journal and "COMMAND=" in journal, journal[-2000:]
