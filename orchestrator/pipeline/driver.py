@@ -81,7 +81,8 @@ def _repair(ctx: RunContext, issue: Issue, related: tuple[Issue, ...], stages: S
         # The probe's own reason when it gave one (a drift that may be intended), else the host's.
         why = issue.evidence.get(REPORT_ONLY) or ("host-wide state a troubleshooting VM cannot reproduce "
                                                   "and no strategy repairs; see the evidence and remedy")
-        return IssueOutcome(issue, SessionStatus.NOT_REPAIRED, f"reported, not repaired: {why}")
+        return IssueOutcome(issue, SessionStatus.NOT_REPAIRED, f"reported, not repaired: {why}",
+                            report_only=True)
     components = components_for(ctx.watch, issue)
     own = components[0] if issue.kind not in DISK_KINDS else None
     decision = stages.decide(ctx, issue, related, own)

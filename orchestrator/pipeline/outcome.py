@@ -33,6 +33,9 @@ class IssueOutcome:
     #: restored cleanly: the next validated strategy may be tried within the attempt budget.
     restored: bool = False
     in_place: bool = False
+    #: A drift reported by design and never repaired (``model.REPORT_ONLY`` evidence): its status is
+    #: not_repaired, but readers are told it was reported, not that a repair failed.
+    report_only: bool = False
     dry_run: bool = False
     #: The attempt budget is spent: the host stays up, degraded, and a person takes over.
     degraded: bool = False
@@ -64,7 +67,7 @@ class IssueOutcome:
             "support_ref": self.support_ref, "policy": self.policy, "note": self.note,
             "reboot": None if self.reboot is None else self.reboot.as_dict()}
         out.update({k: v for k, v in optional.items() if v is not None})
-        for flag in ("in_place", "dry_run", "degraded"):
+        for flag in ("in_place", "report_only", "dry_run", "degraded"):
             if getattr(self, flag):
                 out[flag] = True
         if self.manual_steps:

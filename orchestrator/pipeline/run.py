@@ -184,4 +184,7 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
     # Repaired means verified on the target: those issues are no longer open (for metrics).
     forget_issues(app.settings.state_dir, spec.slug,
                   {o.issue.id for o in outcome.outcomes if o.status is SessionStatus.REPAIRED})
-    outcome.summary = "; ".join(f"{o.issue.component}: {o.status} ({o.summary})" for o in outcome.outcomes)
+    # A report-only outcome's summary already says "reported, not repaired: why".
+    outcome.summary = "; ".join(f"{o.issue.component}: {o.summary}" if o.report_only
+                                else f"{o.issue.component}: {o.status} ({o.summary})"
+                                for o in outcome.outcomes)

@@ -103,7 +103,9 @@ def _done(meta: dict[str, Any], files: SessionFiles) -> str:
     rows = []
     for detail in details:
         component = str(detail.get("component") or "")
-        line = (f"  - {code(component or '(unnamed)')}: {status_label(detail.get('status') or 'running')} — "
+        label = "REPORTED (never repaired by design)" if detail.get("report_only") is True \
+            else status_label(detail.get("status") or "running")
+        line = (f"  - {code(component or '(unnamed)')}: {label} — "
                 f"{inline(detail.get('summary') or 'no outcome recorded', 400)}")
         changed = _changed(files, component) if detail.get("strategy") else ""
         rows.append(line + (f"; changed {changed}" if changed else ""))

@@ -86,6 +86,7 @@ def test_a_drift_marked_report_only_says_its_own_reason_and_never_reaches_a_sand
     outcome = repair(ctx, script, issue)
     assert (outcome.status, outcome.summary) == (SessionStatus.NOT_REPAIRED,
                                                  "reported, not repaired: may be intended")
+    assert outcome.report_only and outcome.as_dict()["report_only"] is True
     assert script.calls == [] and script.sandboxes == []
 
 

@@ -134,3 +134,13 @@ def test_nothing_applied_says_so(tmp_path: Path) -> None:
 ])
 def test_time_to_repair(started: str | None, finished: str | None, shown: str) -> None:
     assert time_to_repair({"started_at": started, "finished_at": finished}) == shown
+
+
+def test_a_report_only_outcome_reads_as_reported_not_as_a_failed_repair(real: Path) -> None:
+    meta = json.loads((real / "session.json").read_text())
+    assert meta["components"][2]["summary"].startswith("reported, not repaired")
+    meta["components"][2]["report_only"] = True
+    (real / "session.json").write_text(json.dumps(meta))
+    text = render_report(real)
+    assert "`nginx`: REPORTED (never repaired by design) — reported, not repaired" in text
+    assert "NOT REPAIRED" not in text.split("- **Result:**")[0]
