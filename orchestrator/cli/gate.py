@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 from orchestrator.app import App
@@ -31,6 +32,7 @@ from orchestrator.gate import Verdict, decide, evaluate, install_gate, record_ve
 from orchestrator.gate.decide import failure
 from orchestrator.gate.dropin import gated_unit
 from orchestrator.targets.spec import parse_target
+from orchestrator.transport.base import Transport
 
 EXIT_ALLOW = 0
 EXIT_REFUSED = 1
@@ -120,20 +122,42 @@ def _evaluate_local(app: App, unit: str) -> Verdict:
 
 
 def cmd_install(app: App, args: argparse.Namespace) -> int:
-    gate = app.settings.gate
-    path = install_gate(app.local, args.unit, unit_dir=gate.unit_dir, command=gate.command)
-    app.quiet_audit.record("gate_installed", component=gated_unit(args.unit), status="ok",
-                           details={"path": str(path), "command": str(gate.command)}, durable=True)
+    path = install_on(app, app.local, args.unit)
     info(f"{path} written; systemd reloaded: each start of {gated_unit(args.unit)} now asks `vmrepair gate`")
     return 0
 
 
 def cmd_remove(app: App, args: argparse.Namespace) -> int:
-    path = remove_gate(app.local, args.unit, unit_dir=app.settings.gate.unit_dir)
+    path = remove_on(app, app.local, args.unit)
     if path is None:
         info(f"{gated_unit(args.unit)} has no vmrepair gate; nothing changed")
         return 0
-    app.quiet_audit.record("gate_removed", component=gated_unit(args.unit), status="ok",
-                           details={"path": str(path)}, durable=True)
     info(f"{path} removed; systemd reloaded")
     return 0
+
+
+def install_on(app: App, transport: Transport, unit: str) -> Path:
+    """Install the gate of ``unit`` where the settings say, reloading systemd through ``transport``
+    (this host's in the CLI); audited as ``gate_installed``.
+
+    Raises:
+        ConfigError, StateError, CommandFailedError, TransportError: as :func:`install_gate`.
+    """
+    gate = app.settings.gate
+    path = install_gate(transport, unit, unit_dir=gate.unit_dir, command=gate.command)
+    app.quiet_audit.record("gate_installed", component=gated_unit(unit), status="ok",
+                           details={"path": str(path), "command": str(gate.command)}, durable=True)
+    return path
+
+
+def remove_on(app: App, transport: Transport, unit: str) -> Path | None:
+    """Remove the gate of ``unit`` (None: there was none); audited as ``gate_removed``.
+
+    Raises:
+        ConfigError, StateError, CommandFailedError, TransportError: as :func:`remove_gate`.
+    """
+    path = remove_gate(transport, unit, unit_dir=app.settings.gate.unit_dir)
+    if path is not None:
+        app.quiet_audit.record("gate_removed", component=gated_unit(unit), status="ok",
+                               details={"path": str(path)}, durable=True)
+    return path

@@ -31,7 +31,8 @@ def gated_unit(unit: str) -> str:
         ConfigError: not a valid unit name, not a service, or a template without an instance.
     """
     name = unit if "." in unit.lstrip(".") else f"{unit}.service"
-    if not is_unit_name(name) or name.startswith("-"):
+    # ``.service`` alone passes the generic check (it is a suffix without a name): not a unit here.
+    if not is_unit_name(name) or name.startswith(("-", ".")):
         raise ConfigError(f"{unit!r} is not a unit name", remedy=f"unit names have {UNIT_NAME_HELP}")
     if not name.endswith(".service"):
         raise ConfigError(f"{name} is not a service: only services have ExecStartPre=",
