@@ -134,6 +134,12 @@ HELP: dict[str, CommandHelp] = {
                                  (("0", "the playbook would load"),
                                   ("2", "it would not (the message says why)"))),
     "watch list": CommandHelp(("vmrepair watch list", "vmrepair watch list --target ssh://root@web1")),
+    "watch gate install": CommandHelp(("vmrepair watch gate install nginx.service",)),
+    "watch gate remove": CommandHelp(("vmrepair watch gate remove nginx.service",)),
+    "gate": CommandHelp(("vmrepair gate nginx.service",),
+                        (("0", "allow the start (checks pass, or the gate failed under on_error: allow)"),
+                         ("1", "refuse: a pre-start check of the unit's component failed"),
+                         ("2", "refuse: the gate itself failed and gate.on_error is refuse"))),
     "completion": CommandHelp(
         ("vmrepair completion bash > /etc/bash_completion.d/vmrepair",
          "vmrepair completion zsh > /usr/local/share/zsh/site-functions/_vmrepair",

@@ -3,6 +3,9 @@
 is vital, and its probes. Without ``--target`` only the configured components are listed (nothing is
 discovered without a target). Read-only on the target; discovery is cached in the state store.
 
+`vmrepair watch gate install|remove UNIT`: gate a service's start on vmrepair's pre-start checks
+(:mod:`orchestrator.cli.gate`).
+
 Exit codes: 0; errors as in `vmrepair --help` (2 bad target or config, 5 target unreachable, ...).
 """
 
@@ -12,6 +15,7 @@ import argparse
 
 from orchestrator.app import App
 from orchestrator.cli.detect import remote_agent
+from orchestrator.cli.gate import register_watch_verbs
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.detect import Detector
 from orchestrator.discover.resolve import Resolution, resolve_for, watch_summary
@@ -26,6 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument("--target",
                          help="local, vm:NAME or ssh://[user@]host[:port] (discovers its services)")
     listing.set_defaults(handler=cmd_list)
+    register_watch_verbs(verbs)
 
 
 def cmd_list(app: App, args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.dropins import LayeredConfig, load_layered
+from orchestrator.config.gate import GateSettings
 from orchestrator.config.metrics import MetricsSettings
 from orchestrator.config.notify import NotifySettings
 from orchestrator.config.reboot import RebootSettings
@@ -134,6 +135,7 @@ class ConfigFile(_Strict):
     retention: RetentionSettings = RetentionSettings()
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()
+    gate: GateSettings = GateSettings()
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
+    gate: GateSettings = field(default_factory=GateSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -237,6 +240,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention=cfg.retention,
         metrics=cfg.metrics,
         notify=cfg.notify,
+        gate=cfg.gate,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

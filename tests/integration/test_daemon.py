@@ -40,6 +40,8 @@ REPAIR_DEADLINE_S = 150.0
 ENTRY_MODULES = ("orchestrator.cli.main", "orchestrator.daemon.__main__", "orchestrator.daemon.wiring",
                  "orchestrator.pipeline.run", "orchestrator.health", "orchestrator.quarantine",
                  "orchestrator.bootdiag", "orchestrator.apply.recovery", "orchestrator.baseline.record",
+                 # `vmrepair gate` (a unit's ExecStartPre=) and its agent, imported by the CLI.
+                 "orchestrator.gate", "orchestrator.agent.client",
                  # Named on its own: the CLI imports the metrics textfile writer lazily (after a
                  # command), and the guest's daemon serves /metrics through it.
                  "prometheus_client", "orchestrator.metrics.collector", "orchestrator.metrics.textfile")
