@@ -52,6 +52,10 @@ CONFIG = """\
 daemon:
   policy: auto-repair
   detect_interval_s: 5
+# The gate's whole budget (its ExecStartPre= counts against the unit's 90 s start timeout): python3
+# and the agent start slowly under TCG.
+gate:
+  deadline_s: 60
 """
 CONSOLE_SCRIPT = """\
 #!/usr/bin/python3
@@ -219,3 +223,45 @@ def test_daemon_runs_under_systemd_and_repairs_a_stopped_service(app: App, daemo
         assert ssh.run(["systemctl", "is-active", "vmrepair"]).stdout_text.strip() == "inactive"
         result = ssh.run(["systemctl", "show", "-p", "Result", "vmrepair"]).stdout_text.strip()
         assert result == "Result=success"
+
+
+def _gate_lines(ssh: Transport) -> list[str]:
+    journal = ssh.run(["journalctl", "-u", "nginx", "-n", "80", "--no-pager", "-o", "cat"]).stdout_text
+    return [line for line in journal.splitlines() if line.startswith("vmrepair gate:")]
+
+
+def test_a_gated_service_is_refused_start_while_its_config_test_fails(app: App, daemon_guest: str) -> None:
+    """`vmrepair watch gate install` puts `vmrepair gate` in nginx's ExecStartPre=: a healthy nginx
+    starts through it; with a config nginx -t rejects, systemd refuses the start, the journal says why
+    and the audit log records it; `gate remove` takes the drop-in away. (The daemon is stopped by the
+    test above, so nothing repairs nginx behind this test's back.)"""
+    dropin = "/etc/systemd/system/nginx.service.d/50-vmrepair-gate.conf"
+    site = "/etc/nginx/sites-available/default"
+    with app.vms.transport(daemon_guest) as ssh:
+        ssh.run(["systemctl", "stop", "vmrepair"], timeout=60)
+        ssh.check(["vmrepair", "watch", "gate", "install", "nginx.service"], timeout=120)
+        written = ssh.check(["cat", dropin]).stdout_text
+        assert "ExecStartPre=/usr/local/bin/vmrepair gate nginx.service" in written
+        began = time.monotonic()
+        restarted = ssh.run(["systemctl", "restart", "nginx"], timeout=180)
+        print(f"gated restart of a healthy nginx: {time.monotonic() - began:.1f} s")
+        assert restarted.succeeded, f"{restarted.stderr_text}\n{_gate_lines(ssh)}"
+        allowed = "vmrepair gate: allowing the start of nginx.service"
+        assert any(line.startswith(allowed) for line in _gate_lines(ssh)), _gate_lines(ssh)
+
+        ssh.check(["cp", site, "/root/site.good"])
+        ssh.check(["sh", "-c", f"echo 'this_is_not_a_directive;' >> {site}"])
+        ssh.check(["systemctl", "stop", "nginx"], timeout=60)
+        refused = ssh.run(["systemctl", "start", "nginx"], timeout=180)
+        assert not refused.succeeded
+        assert ssh.run(["systemctl", "is-active", "nginx"]).stdout_text.strip() != "active"
+        lines = _gate_lines(ssh)
+        assert any(line.startswith("vmrepair gate: refusing the start of nginx.service") for line in lines), \
+            lines
+        events = [(r.get("event"), r.get("component")) for r in _audit(ssh)]
+        assert ("gate_refused", "nginx") in events, events[-10:]
+
+        ssh.check(["cp", "/root/site.good", site])
+        ssh.check(["vmrepair", "watch", "gate", "remove", "nginx.service"], timeout=120)
+        assert not ssh.run(["test", "-e", dropin]).succeeded
+        assert ssh.run(["systemctl", "start", "nginx"], timeout=120).succeeded
