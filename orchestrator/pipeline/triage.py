@@ -188,12 +188,21 @@ def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
     return decision
 
 
-def in_place(ctx: RunContext, issue: Issue, component: Component) -> bool:
-    """Stage in-place: restart the component's units on the target; True when its probes then pass."""
+def in_place(ctx: RunContext, issue: Issue, component: Component, *,
+             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> bool:
+    """Stage in-place: restart the component's units on the target; True when its probes then pass.
+
+    False (the driver escalates to a troubleshooting VM) also when a restart hung and its unit was
+    killed: that is a restart that did not help, never an error that ends the run.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
     with ctx.session.stage(Stage.IN_PLACE) as st:
         fixed, entries = restart_in_place(ctx.transport, component,
                                           lambda: ctx.probes.run_components([issue.component]),
-                                          deadline_s=ctx.app.settings.health.restart_deadline_s)
+                                          deadline_s=ctx.app.settings.health.restart_deadline_s,
+                                          sleep=sleep, clock=clock)
         ctx.session.write_json(Evidence.IN_PLACE.file(issue.component), entries)
         hung = any(e.get("restart") == str(systemd.RestartEnd.HUNG) for e in entries)
         st.detail = ("resolved by restart" if fixed else
