@@ -92,7 +92,9 @@ def bounded_restart(
     if not queued.succeeded and not queued.timed_out:
         return RestartOutcome(unit, RestartEnd.FAILED, before[0], before[1], clock() - began, tuple(commands))
     active, sub, inactive_polls, polls = before[0], before[1], 0, 0
-    while not queued.timed_out and clock() - began < deadline_s:
+    # Bounded by polls too: a clock that does not move (an injected one) must not make this endless.
+    max_polls = int(deadline_s / max(poll_s, 0.01)) + 1
+    while not queued.timed_out and clock() - began < deadline_s and polls < max_polls:
         sleep(poll_s)
         polls += 1
         active, sub, invocation = _state(transport, unit, quick_timeout)

@@ -41,6 +41,9 @@ class FakeUnit:
     invocation: int = 1
     #: ``show`` answers left before the queued restart job runs.
     pending: int = 0
+    #: Automatic restarts since the last deliberate start, and how the last run ended.
+    n_restarts: int = 0
+    result: str = "success"
 
 
 @dataclass
@@ -63,6 +66,9 @@ class FakeSystemd:
         if argv[0] != "systemctl":
             return self.fallback(argv, stdin)
         self.argvs.append(argv)
+        if argv[1] == "show":
+            units = argv[argv.index("--") + 1:]
+            return 0, "\n".join(self._show(name, self.unit(name)) for name in units).encode(), b""
         name, unit = argv[-1], self.unit(argv[-1])
         if argv[1:3] == ("--no-block", "restart"):
             if name in self.refuse:
@@ -74,8 +80,6 @@ class FakeSystemd:
             if unit.active in ("deactivating", "activating"):
                 unit.active, unit.sub = "failed", "failed"
             return 0, b"", b""
-        if argv[1] == "show":
-            return 0, self._show(name, unit).encode(), b""
         return self.fallback(argv, stdin)
 
     def _show(self, name: str, unit: FakeUnit) -> str:
@@ -84,5 +88,5 @@ class FakeSystemd:
         elif unit.active == "deactivating" and name not in self.hang:
             unit.active, unit.sub = ("failed", "failed") if name in self.fail else ("active", "running")
             unit.invocation += 1
-        return (f"ActiveState={unit.active}\nSubState={unit.sub}\nInvocationID=inv{unit.invocation:08d}\n"
-                "Result=success\n")
+        return (f"Id={name}\nActiveState={unit.active}\nSubState={unit.sub}\n"
+                f"InvocationID=inv{unit.invocation:08d}\nNRestarts={unit.n_restarts}\nResult={unit.result}\n")
