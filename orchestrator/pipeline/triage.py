@@ -188,8 +188,10 @@ def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
     return decision
 
 
-def in_place(ctx: RunContext, issue: Issue, component: Component, *,
-             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> bool:
+def in_place(
+    ctx: RunContext, issue: Issue, component: Component, *,
+    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+) -> bool:
     """Stage in-place: restart the component's units on the target; True when its probes then pass.
 
     False (the driver escalates to a troubleshooting VM) also when a restart hung and its unit was

@@ -250,7 +250,8 @@ def test_restart_in_place_is_not_fixed_when_every_probe_was_unavailable() -> Non
     """Probes that could not run prove nothing: that must never be reported as repaired."""
     unavailable = ProbeResult("unit:cron.service", "cron", False, IssueKind.UNIT_INACTIVE, Severity.INFO,
                               "cron.service", "no systemd", is_unavailable=True)
-    fixed, log = restart(FakeSystemd(), Component(name="cron", units=("cron.service",)), lambda: [unavailable])
+    cron = Component(name="cron", units=("cron.service",))
+    fixed, log = restart(FakeSystemd(), cron, lambda: [unavailable])
     assert fixed is False
     assert log[-1]["passing_after"] == []
 
