@@ -1,14 +1,15 @@
 """``QUARANTINE.md``: the human-readable log of quarantines and releases, kept on the target.
 
 One Markdown section per event, newest last. Each section's heading is the whole event on one line
-(when, what, which component, why), so ``grep '^##' QUARANTINE.md`` is the log one line per event;
-the list below it has the detail, and ``manifest.json`` beside the moved files the exact record. That
-is the reader's form beside the JSON: a file on the host itself, readable with no vmrepair installed
-(the host may be the one that is broken), rather than a CLI rendering of the manifests. Every value from the target or a caller (reasons, paths,
-unit states, probe summaries) is escaped (:mod:`orchestrator.report.escape`) so it cannot add headings
-or break the document. The log is rewritten whole through the agent (temp file, fsync, rename) with
-the hash read before as precondition, so a concurrent writer makes the append fail instead of being
-lost. Past :data:`MAX_LOG_BYTES` the log is moved aside and a new one begun.
+(when, what, which component, why), so ``grep '^##' QUARANTINE.md`` is the log one line per event; the
+list below it has the detail, and ``manifest.json`` beside the moved files the exact record. That is the
+reader's form beside the JSON: a file on the host itself, readable with no vmrepair installed (the host
+may be the one that is broken), rather than a CLI rendering of the manifests. Every value from the
+target or a caller (reasons, paths, unit states, probe summaries) is escaped
+(:mod:`orchestrator.report.escape`) so it cannot add headings or break the document. The log is
+rewritten whole through the agent (temp file, fsync, rename) with the hash read before as precondition,
+so a concurrent writer makes the append fail instead of being lost. Past :data:`MAX_LOG_BYTES` the log
+is moved aside and a new one begun.
 """
 
 from __future__ import annotations

@@ -130,10 +130,12 @@ def test_failed_repair_runs_reach_the_count_through_the_detection_job() -> None:
     `worker` only: the run's per-component outcomes decide, not its overall status."""
     repairs = FailedRepairs(limit=3, window_s=3600, clock=Clock())
     result = RepairResult("not_repaired", "s-1", "one fixed, one not",
-                          components=(("worker", "repaired"), ("worker", "not_repaired"), ("web", "repaired")))
+                          components=(("worker", "repaired"), ("worker", "not_repaired"),
+                                      ("web", "repaired")))
     state = DaemonState(target="local", policy="auto-repair")
     job = DetectionJob(interval_s=60, target="local", policy="auto-repair",
-                       detect=lambda: DetectionReport((), (make_issue("worker"), make_issue("web", subject="w"))),
+                       detect=lambda: DetectionReport((), (make_issue("worker"),
+                                                           make_issue("web", subject="w"))),
                        repair=lambda: result, state=state, audit=MemoryAuditSink(), retry_after_s=0,
                        on_repair=repairs.record)
     for _ in range(3):
