@@ -67,3 +67,12 @@ class HealthSettings(_Strict):
     restart_window_s: float = Field(default=900.0, ge=1, le=86400)
     #: Failures in a row of a component (restarts did not help) before it is quarantined.
     quarantine_after_escalations: int = Field(default=2, ge=1, le=100)
+    #: A restart (health monitor or in-place repair) still activating/deactivating after this long has
+    #: its unit's processes killed through systemd and counts as a failed restart.
+    restart_deadline_s: float = Field(default=90.0, ge=5, le=3600)
+    #: Automatic restarts (systemd's NRestarts) of a unit within ``restart_window_s``, or systemd giving
+    #: up (start-limit-hit), that make a restart loop: the component is quarantined.
+    quarantine_after_unit_restarts: int = Field(default=5, ge=2, le=1000)
+    #: Failed repair runs of a component within ``failed_repairs_window_s`` before it is quarantined.
+    quarantine_after_failed_repairs: int = Field(default=3, ge=1, le=100)
+    failed_repairs_window_s: float = Field(default=86400.0, ge=60, le=30 * 86400)

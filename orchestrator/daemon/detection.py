@@ -41,6 +41,16 @@ class RepairResult:
     status: str
     session: str
     summary: str
+    #: (component, status) of each issue the run handled; the run's status says it for all when empty.
+    components: tuple[tuple[str, str], ...] = ()
+
+    def by_component(self, components: list[str]) -> dict[str, str]:
+        """How the run ended for each of ``components``: its worst issue's status, else the run's."""
+        ended: dict[str, str] = {}
+        for component, status in self.components:
+            if ended.get(component) != str(SessionStatus.NOT_REPAIRED):
+                ended[component] = status
+        return {c: ended.get(c, self.status) for c in components}
 
 
 class DetectionJob:
@@ -61,6 +71,7 @@ class DetectionJob:
         announce: Callable[[str], object] = lambda _text: None,
         retry_after_s: float = 3600.0,
         notify: Emitter | None = None,
+        on_repair: Callable[[str, str], None] | None = None,
     ) -> None:
         self.interval_s = interval_s
         self._target, self._policy = target, policy
@@ -68,6 +79,8 @@ class DetectionJob:
         self._state, self._audit, self._announce = state, audit, announce
         self._retry_after_s = retry_after_s
         self._notify = notify
+        #: Told (component, status) after each repair run: the daemon's failed-repair count.
+        self._on_repair = on_repair
 
     def run(self) -> None:
         """Detect, then act by policy.
@@ -119,6 +132,10 @@ class DetectionJob:
             return
         self._state.record_repair(result.status)
         self._state.mark_issues(ids, result.status, session=result.session)
+        ended = result.by_component(sorted({t.issue.component for t in due}))
+        for component, status in ended.items():
+            if self._on_repair is not None:
+                self._on_repair(component, status)
         for component in sorted({t.issue.component for t in due}):
             self._audit.record("repair", component=component, status=result.status, durable=True,
                                details={"session": result.session, "summary": result.summary,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator.audit.sink import AuditSink
+from orchestrator.daemon.quarantine_rules import FailedRepairs, quarantine_reasons
 from orchestrator.daemon.state import DaemonState
 from orchestrator.errors import VmRepairError
 
@@ -101,21 +102,31 @@ class HealthPoller(Protocol):
 class HealthJob:
     """One poll of the health monitor (which restarts and escalates by itself), then quarantine.
 
-    A component whose escalations (counted by the monitor until it has been stable for a whole
-    window) reach ``quarantine_after`` is quarantined through ``quarantine(component, reason)``, once
-    per daemon run: a refusal (a unit shared with another component, the SSH server) would be
-    refused again on every poll.
+    A component is quarantined through ``quarantine(component, reason)`` when a rule of
+    :mod:`orchestrator.daemon.quarantine_rules` says so (escalations, a unit's restart loop, failed
+    repair runs in ``failed_repairs``), once per daemon run: a refusal (a unit shared with another
+    component, the SSH server) would be refused again on every poll. A component ``is_vital`` says is
+    vital is never quarantined: it is audited once as spared instead.
     """
 
     name = "health"
 
     def __init__(self, *, interval_s: float, monitor: HealthPoller,
-                 quarantine: Callable[[str, str], object] | None = None, quarantine_after: int = 2) -> None:
+                 quarantine: Callable[[str, str], object] | None = None, quarantine_after: int = 2,
+                 is_vital: Callable[[str], bool] = lambda _component: True,
+                 failed_repairs: FailedRepairs | None = None, failed_repairs_window_s: float = 86400.0,
+                 audit: AuditSink | None = None) -> None:
         self.interval_s = interval_s
         self._monitor = monitor
         self._quarantine = quarantine
         self._quarantine_after = quarantine_after
+        # Vital unless told otherwise: a caller that forgets to say must not quarantine a vital one.
+        self._is_vital = is_vital
+        self._failed_repairs = failed_repairs
+        self._failed_repairs_window_s = failed_repairs_window_s
+        self._audit = audit
         self._quarantined: set[str] = set()
+        self._spared: set[str] = set()
 
     def run(self) -> None:
         """Raises: TransportError (target unreachable), QuarantineError, AuditError."""
@@ -124,13 +135,24 @@ class HealthJob:
             log.info("health poll: %d event(s)", len(events))
         if self._quarantine is None:
             return
-        for component, status in self._monitor.status().items():
-            escalations = status.get("escalations")
-            if (isinstance(escalations, int) and escalations >= self._quarantine_after
-                    and component not in self._quarantined):
-                self._quarantined.add(component)
-                self._quarantine(component, f"{escalations} escalations and still failing; repairs "
-                                            "did not hold")
+        failed = self._failed_repairs.over_limit() if self._failed_repairs is not None else {}
+        reasons = quarantine_reasons(self._monitor.status(), failed, after_escalations=self._quarantine_after,
+                                     failed_repairs_window_s=self._failed_repairs_window_s)
+        for component, reason in reasons.items():
+            if component in self._quarantined or component in self._spared:
+                continue
+            if self._is_vital(component):
+                self._spare(component, reason)
+                continue
+            self._quarantined.add(component)
+            self._quarantine(component, reason)
+
+    def _spare(self, component: str, reason: str) -> None:
+        self._spared.add(component)
+        log.warning("%s keeps failing (%s) but is vital: not quarantined", component, reason)
+        if self._audit is not None:
+            self._audit.record("quarantine", component=component, status="spared_vital", durable=True,
+                               details={"reason": reason, "why": "vital components are never quarantined"})
 
 
 class Escalation:

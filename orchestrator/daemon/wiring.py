@@ -31,6 +31,7 @@ from orchestrator.daemon.jobs import BaselineJob, BaselineRecord, Escalation, He
 from orchestrator.daemon.metrics import daemon_registry
 from orchestrator.daemon.notify import SystemdNotifier
 from orchestrator.daemon.prune_job import PruneJob
+from orchestrator.daemon.quarantine_rules import FailedRepairs
 from orchestrator.daemon.rebootjob import DueRebootsRun, RebootJob
 from orchestrator.daemon.reload import ReloadedConfig
 from orchestrator.daemon.scheduler import Scheduler
@@ -38,7 +39,7 @@ from orchestrator.daemon.service import Daemon, HookResult, StartupHook
 from orchestrator.daemon.socketpath import socket_path
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
-from orchestrator.errors import LockHeldError, StateError
+from orchestrator.errors import LockHeldError, QuarantineError, StateError
 from orchestrator.metrics.collector import PersistedCollector, StatePaths, new_registry
 from orchestrator.metrics.detections import remember_detection
 from orchestrator.metrics.textfile import write_textfile
@@ -64,10 +65,13 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
     state = DaemonState(target=str(spec), policy=config.policy)
     audit = CountingAuditSink(app.audit, state)
     scheduler = Scheduler([], audit, observer=state.job_finished)
+    health = app.settings.health
+    failed_repairs = FailedRepairs(limit=health.quarantine_after_failed_repairs,
+                                   window_s=health.failed_repairs_window_s)
     detection = DetectionJob(
         interval_s=config.detect_interval_s, target=str(spec), policy=config.policy,
         detect=lambda: detect_target(app, spec), repair=lambda: repair_target(app, spec), state=state,
-        audit=audit, announce=notifier.status, notify=app.notifier)
+        audit=audit, announce=notifier.status, notify=app.notifier, on_repair=failed_repairs.record)
     scheduler.add(detection)
     if app.settings.watch.components:  # nothing to baseline otherwise
         scheduler.add(BaselineJob(
@@ -75,7 +79,8 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
             record=lambda: record_target_baseline(app, spec),
             last_recorded_at=lambda: last_baseline_at(app, spec), state=state, audit=audit))
     if config.policy == "auto-repair":
-        scheduler.add(_health_job(app, spec, Escalation(scheduler.trigger, audit, detection.name), audit))
+        scheduler.add(_health_job(app, spec, Escalation(scheduler.trigger, audit, detection.name), audit,
+                                  failed_repairs))
     else:
         # The health monitor restarts units and quarantines components: that is touching the
         # target, which `ask` and `detect-only` promise not to do. Detection still runs.
@@ -151,7 +156,8 @@ def repair_target(app: App, spec: TargetSpec) -> RepairResult:
         outcome = run_repair(app, str(spec), RunOptions(assume_yes=True))
     finally:
         lock.release()
-    return RepairResult(str(outcome.status), outcome.session.id, outcome.summary)
+    return RepairResult(str(outcome.status), outcome.session.id, outcome.summary,
+                        components=tuple((o.issue.component, str(o.status)) for o in outcome.outcomes))
 
 
 def record_target_baseline(app: App, spec: TargetSpec) -> BaselineRecord:
@@ -212,7 +218,8 @@ def prune_target_state(app: App) -> PruneReport | None:
         lock.release()
 
 
-def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink) -> HealthJob:
+def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSink,
+                failed_repairs: FailedRepairs) -> HealthJob:
     # One transport for the daemon's life: the monitor polls every few seconds. For `local` it is
     # app.local; an ssh:// transport reconnects by itself when the connection dropped.
     from orchestrator.agent.client import RemoteAgent
@@ -228,10 +235,20 @@ def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSi
         probe_agent.cleanup()
     monitor = HealthMonitor(watch, app.settings.health, transport, audit, escalate)
 
+    def is_vital(component: str) -> bool:
+        try:
+            return watch.component(component).vital
+        except KeyError:
+            return True  # unknown to the watch config: nothing to quarantine, and never guess
+
     def quarantine(component: str, reason: str) -> None:
         from orchestrator.agent.client import RemoteAgent
         from orchestrator.quarantine import quarantine_component
 
+        if is_vital(component):
+            # HealthJob already spares vital components; this keeps any other caller from doing it.
+            raise QuarantineError(f"refusing to quarantine vital component {component} ({reason})",
+                                  remedy="repair it by hand; vital components are never quarantined")
         with StateLock(app.settings.lock_path) as _:
             agent = RemoteAgent(transport)
             try:
@@ -240,8 +257,11 @@ def _health_job(app: App, spec: TargetSpec, escalate: Escalation, audit: AuditSi
             finally:
                 agent.cleanup()
 
-    return HealthJob(interval_s=app.settings.health.interval_s, monitor=monitor, quarantine=quarantine,
-                     quarantine_after=app.settings.health.quarantine_after_escalations)
+    health = app.settings.health
+    return HealthJob(interval_s=health.interval_s, monitor=monitor, quarantine=quarantine,
+                     quarantine_after=health.quarantine_after_escalations, is_vital=is_vital,
+                     failed_repairs=failed_repairs, failed_repairs_window_s=health.failed_repairs_window_s,
+                     audit=audit)
 
 
 # -- start-up hooks --------------------------------------------------------------------------------

@@ -12,15 +12,17 @@ class HealthEventKind(StrEnum):
     FAILED = "failed"                        # a poll failed (after its retries); details say how often
     RECOVERED = "recovered"                  # passing again after failed polls
     RESTARTED = "restarted"                  # the component's units were restarted
-    RESTART_FAILED = "restart_failed"        # systemctl restart exited non-zero or hung
+    RESTART_FAILED = "restart_failed"        # refused, failed to start, or hung (killed at the deadline)
     VITAL_CHECK_FAILED = "vital_check_failed"  # config test fails: a restart would not help
     ESCALATED = "escalated"                  # handed to the repair pipeline (escalate callback)
     HELD = "held"                            # still failing but escalated recently: no action
     UNAVAILABLE = "unavailable"              # no probe could run (no curl on the target)
+    RESTART_LOOP = "restart_loop"            # a unit restarts itself over and over (NRestarts, start limit)
 
 
 #: Events that record something broken (audited as errors).
-_ERRORS = frozenset({HealthEventKind.FAILED, HealthEventKind.HELD, HealthEventKind.VITAL_CHECK_FAILED})
+_ERRORS = frozenset({HealthEventKind.FAILED, HealthEventKind.HELD, HealthEventKind.VITAL_CHECK_FAILED,
+                     HealthEventKind.RESTART_LOOP})
 
 
 @dataclass(frozen=True)

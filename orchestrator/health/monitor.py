@@ -19,7 +19,15 @@ Rules, per component (``settings`` is the ``health:`` section of config.yaml):
 6. :meth:`HealthMonitor.status` counts a component's escalations until it has passed for a whole
    window: the daemon compares that with ``quarantine_after_escalations`` to quarantine it.
 
-Components without HTTP checks are left to the detector (units, config tests, disks). State lives in
+7. Every component with units, HTTP checks or not, has its units' ``NRestarts`` read once per poll
+   (:mod:`.unitloops`): ``quarantine_after_unit_restarts`` automatic restarts seen within
+   ``restart_window_s``, or systemd's start limit hit, is a restart loop. It is audited once and listed
+   by :meth:`HealthMonitor.status` (``restart_loop``) for the daemon's quarantine rules.
+8. A restart is bounded (:func:`orchestrator.systemd.bounded_restart`): one still stopping or starting
+   after ``restart_deadline_s`` has its unit's processes killed through systemd and counts as a failed
+   restart; the poll goes on.
+
+Components without HTTP checks are otherwise left to the detector (config tests, disks). State lives in
 memory: a daemon restart starts every count afresh, which errs towards acting later, never sooner.
 """
 
@@ -39,9 +47,10 @@ from orchestrator.detect.config_test import probe_config
 from orchestrator.detect.http import probe_http
 from orchestrator.errors import VmRepairError
 from orchestrator.health.events import HealthEvent, HealthEventKind, audit_event
+from orchestrator.health.unitloops import UnitLoopWatch
 from orchestrator.model import Component, HttpCheck, ProbeResult
 from orchestrator.retry import health_poll_policy
-from orchestrator.systemd import restart
+from orchestrator.systemd import bounded_restart
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -101,6 +110,7 @@ class HealthMonitor:
         self._audit = audit
         self._escalate = escalate
         self._clock = clock
+        self._sleep = sleep
         # Built once: the policy holds no state between calls, and polls run every few seconds.
         self._poll_policy = health_poll_policy(
             attempts=settings.poll_attempts, backoff_s=settings.poll_backoff_s,
@@ -108,6 +118,9 @@ class HealthMonitor:
         self._http_timeout_s = watch.thresholds.http_timeout_s
         self._components = tuple(c for c in watch.components if c.http)
         self._states = {c.name: _ComponentState() for c in self._components}
+        self._loops = UnitLoopWatch([c for c in watch.components if c.units],
+                                    restarts_limit=settings.quarantine_after_unit_restarts,
+                                    window_s=settings.restart_window_s)
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -126,15 +139,29 @@ class HealthMonitor:
         events: list[HealthEvent] = []
         for component in self._components:
             self._poll(component, events)
+        now = self._clock()
+        for loop in self._loops.observe(self._transport, now):
+            event = HealthEvent(loop.component, HealthEventKind.RESTART_LOOP,
+                                loop.reason(self._settings.restart_window_s), now,
+                                {"unit": loop.unit, "restarts": str(loop.restarts)})
+            audit_event(self._audit, event)
+            events.append(event)
         return events
 
     def status(self) -> dict[str, dict[str, object]]:
-        """What the monitor holds per component (for the daemon's status answer)."""
+        """What the monitor holds per component (for the daemon's status answer and quarantine rules):
+        ``restart_loop`` is why a unit of the component loops, ``""`` when none does."""
         now, window = self._clock(), self._settings.restart_window_s
-        return {name: {"consecutive_failures": s.consecutive_failures, "failing": s.is_failing,
-                       "restarts_in_window": s.restarts_within(now, window),
-                       "held": s.is_held(now, window), "escalations": s.escalations}
-                for name, s in self._states.items()}
+        loops = self._loops.looping()
+        status: dict[str, dict[str, object]] = {
+            name: {"consecutive_failures": s.consecutive_failures, "failing": s.is_failing,
+                   "restarts_in_window": s.restarts_within(now, window),
+                   "held": s.is_held(now, window), "escalations": s.escalations,
+                   "restart_loop": loops.get(name, "")}
+            for name, s in self._states.items()}
+        for name, reason in loops.items():
+            status.setdefault(name, {"restart_loop": reason})
+        return status
 
     # -- one component ------------------------------------------------------------------------------
 
@@ -211,13 +238,15 @@ class HealthMonitor:
         # Counted before running: a restart that fails still costs a slot in the window, so a unit
         # that cannot start is escalated as fast as one that starts and fails again.
         state.restarts.append(now)
-        commands = [restart(self._transport, unit) for unit in component.units]
-        failed = [c for c in commands if not c.succeeded]
+        outcomes = [bounded_restart(self._transport, unit, deadline_s=self._settings.restart_deadline_s,
+                                    clock=self._clock, sleep=self._sleep) for unit in component.units]
+        failed = [o for o in outcomes if not o.succeeded]
         units = ",".join(component.units)
         count = f"{state.restarts_within(now, self._settings.restart_window_s)}"
         if failed:
-            emit(HealthEventKind.RESTART_FAILED, "; ".join(c.describe() for c in failed), units=units,
-                 restarts_in_window=count)
+            hung = ",".join(o.unit for o in failed if o.hung)
+            emit(HealthEventKind.RESTART_FAILED, "; ".join(o.describe() for o in failed), units=units,
+                 restarts_in_window=count, **({"hung_killed": hung} if hung else {}))
         else:
             emit(HealthEventKind.RESTARTED, f"restarted {units}", units=units, restarts_in_window=count)
 

@@ -113,15 +113,31 @@ def restart_in_place(
     component: Component,
     recheck: Callable[[], list[ProbeResult]],
     *,
+    deadline_s: float = systemd.RESTART_DEADLINE_S,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[bool, list[dict[str, object]]]:
-    """reset-failed + restart each unit, then re-run the component's probes; up to RESTART_ATTEMPTS."""
+    """reset-failed + restart each unit (bounded: :func:`~orchestrator.systemd.bounded_restart`), then
+    re-run the component's probes; up to RESTART_ATTEMPTS.
+
+    A restart that hangs (its unit killed at ``deadline_s``) ends the in-place repair at once, not
+    fixed: a second try would hang as long again, and what makes a stop hang (a process stuck on a
+    data directory it lost) is for the troubleshooting VM to find. A restart that merely failed is
+    logged and the probes decide, as before.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
     log: list[dict[str, object]] = []
     for attempt in range(1, RESTART_ATTEMPTS + 1):
         for unit in component.units:
-            result = systemd.restart(transport, unit, timeout=90, reset_timeout=30)
-            result.raise_for_timeout(transport.host)
-            log.append({"attempt": attempt, "unit": unit, "restart_exit": result.exit_status})
+            outcome = systemd.bounded_restart(transport, unit, deadline_s=deadline_s, quick_timeout=30,
+                                              sleep=sleep, clock=clock)
+            log.append({"attempt": attempt, "unit": unit, "restart": str(outcome.end),
+                        "state": f"{outcome.active_state}/{outcome.sub_state}",
+                        **({} if outcome.succeeded else {"detail": outcome.describe()})})
+            if outcome.hung:
+                return False, log
         sleep(2.0 * attempt)
         results = recheck()
         failing = [r.probe for r in results if not r.ok and not r.is_unavailable]
@@ -172,11 +188,25 @@ def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
     return decision
 
 
-def in_place(ctx: RunContext, issue: Issue, component: Component) -> bool:
-    """Stage in-place: restart the component's units on the target; True when its probes then pass."""
+def in_place(
+    ctx: RunContext, issue: Issue, component: Component, *,
+    sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Stage in-place: restart the component's units on the target; True when its probes then pass.
+
+    False (the driver escalates to a troubleshooting VM) also when a restart hung and its unit was
+    killed: that is a restart that did not help, never an error that ends the run.
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
     with ctx.session.stage(Stage.IN_PLACE) as st:
         fixed, entries = restart_in_place(ctx.transport, component,
-                                          lambda: ctx.probes.run_components([issue.component]))
+                                          lambda: ctx.probes.run_components([issue.component]),
+                                          deadline_s=ctx.app.settings.health.restart_deadline_s,
+                                          sleep=sleep, clock=clock)
         ctx.session.write_json(Evidence.IN_PLACE.file(issue.component), entries)
-        st.detail = "resolved by restart" if fixed else "still failing; escalating"
+        hung = any(e.get("restart") == str(systemd.RestartEnd.HUNG) for e in entries)
+        st.detail = ("resolved by restart" if fixed else
+                     "restart hung (unit killed); escalating" if hung else "still failing; escalating")
     return fixed

@@ -1,10 +1,15 @@
 """``QUARANTINE.md``: the human-readable log of quarantines and releases, kept on the target.
 
-One Markdown section per event, newest last. Every value from the target or a caller (reasons, paths,
-unit states, probe summaries) is escaped (:mod:`orchestrator.report.escape`) so it cannot add headings
-or break the document. The log is rewritten whole through the agent (temp file, fsync, rename) with
-the hash read before as precondition, so a concurrent writer makes the append fail instead of being
-lost. Past :data:`MAX_LOG_BYTES` the log is moved aside and a new one begun.
+One Markdown section per event, newest last. Each section's heading is the whole event on one line
+(when, what, which component, why), so ``grep '^##' QUARANTINE.md`` is the log one line per event; the
+list below it has the detail, and ``manifest.json`` beside the moved files the exact record. That is the
+reader's form beside the JSON: a file on the host itself, readable with no vmrepair installed (the host
+may be the one that is broken), rather than a CLI rendering of the manifests. Every value from the
+target or a caller (reasons, paths, unit states, probe summaries) is escaped
+(:mod:`orchestrator.report.escape`) so it cannot add headings or break the document. The log is
+rewritten whole through the agent (temp file, fsync, rename) with the hash read before as precondition,
+so a concurrent writer makes the append fail instead of being lost. Past :data:`MAX_LOG_BYTES` the log
+is moved aside and a new one begun.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from orchestrator.quarantine.manifest import QuarantineRecord
 from orchestrator.report.escape import code, inline
 
 HEADER = ("# vmrepair quarantine log\n\nComponents vmrepair isolated on this host, and their releases, "
-          "newest last. The `manifest.json` beside each quarantine's files is the exact record.\n")
+          "newest last, one heading per event (`grep '^##'` lists them one per line). The "
+          "`manifest.json` beside each quarantine's files is the exact record.\n")
+#: How much of a reason or outcome the one-line heading carries (the list below has all of it).
+HEADLINE_LIMIT = 160
 MAX_LOG_BYTES = 4 * 1024 * 1024
 LOG_MODE = 0o640
 
@@ -26,7 +34,8 @@ def quarantine_entry(record: QuarantineRecord) -> str:
     units = ", ".join(f"{code(u.unit)} (was {inline(u.unit_file_state or '?')}, "
                       f"{inline(u.active_state or '?')})" for u in record.units)
     lines = [
-        f"## {inline(record.quarantined_at)}: quarantined {code(record.component)}",
+        f"## {inline(record.quarantined_at)}: quarantined {code(record.component)}: "
+        f"{inline(record.reason, HEADLINE_LIMIT)}",
         "",
         f"- reason: {inline(record.reason)}",
         f"- moved to: {code(record.directory)}",
@@ -41,7 +50,7 @@ def quarantine_entry(record: QuarantineRecord) -> str:
 
 def release_entry(record: QuarantineRecord, *, released_at: str, restored: int, outcome: str) -> str:
     return "\n".join([
-        f"## {inline(released_at)}: released {code(record.component)}",
+        f"## {inline(released_at)}: released {code(record.component)}: {inline(outcome, HEADLINE_LIMIT)}",
         "",
         f"- quarantined at {inline(record.quarantined_at)} from {code(record.directory)}",
         f"- files restored: {restored} of {len(record.moved)} (content, mode and owner verified)",

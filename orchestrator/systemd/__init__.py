@@ -15,6 +15,8 @@ Argv builders (:mod:`.argv`, pure; unit names always follow ``--``)::
     is_system_running_argv(*, wait=False)      systemctl is-system-running [--wait]
     list_failed_argv()                         systemctl list-units --state=failed --plain ...
     reboot_argv()                              systemctl --no-block reboot
+    no_block_argv(verb, unit)                  systemctl --no-block VERB -- UNIT   (job verbs)
+    kill_argv(unit, *, signal="SIGKILL")       systemctl kill --signal=SIG -- UNIT
 
 Unit file locations (:mod:`.paths`, lexical)::
 
@@ -48,6 +50,11 @@ Changing (:mod:`.control`; a non-zero exit or a timeout is a :class:`UnitCommand
     run_systemctl(transport, argv, *, timeout) -> UnitCommand
     UnitCommand.raise_for_status(host) / .raise_for_timeout(host)   to turn a result into an error
 
+A restart that cannot hang (:mod:`.bounded`; a hung stop is killed through systemd, never raised)::
+
+    bounded_restart(transport, unit, *, deadline_s=RESTART_DEADLINE_S, ...) -> RestartOutcome
+    RestartOutcome(unit, end: RestartEnd STARTED|FAILED|HUNG, active_state, sub_state, waited_s, commands)
+
 ``restart`` is *the* "reset-failed, then restart" of vmrepair: use it rather than writing the two
 commands again. Callers that must stop on a hung or failed command chain ``.raise_for_timeout(host)``
 or ``.raise_for_status(host)``; a timeout is then the transport's own CommandTimeoutError.
@@ -63,11 +70,14 @@ from orchestrator.systemd.argv import (
     is_active_argv,
     is_enabled_argv,
     is_system_running_argv,
+    kill_argv,
     list_failed_argv,
+    no_block_argv,
     reboot_argv,
     show_argv,
     unit_argv,
 )
+from orchestrator.systemd.bounded import RESTART_DEADLINE_S, RestartEnd, RestartOutcome, bounded_restart
 from orchestrator.systemd.control import (
     JOB_TIMEOUT_S,
     QUICK_TIMEOUT_S,
@@ -106,17 +116,21 @@ __all__ = [
     "MAX_VALUE",
     "NO_SYSTEMD_MARKERS",
     "QUICK_TIMEOUT_S",
+    "RESTART_DEADLINE_S",
     "SHOW_TIMEOUT_S",
     "SYSTEMCTL",
     "UNIT_FILE_DIRS",
     "UNIT_VERBS",
     "UNKNOWN",
     "FailedUnits",
+    "RestartEnd",
+    "RestartOutcome",
     "ShowAnswer",
     "SystemRunning",
     "UnitCommand",
     "UnitInfo",
     "active_state",
+    "bounded_restart",
     "daemon_reload",
     "daemon_reload_argv",
     "failed_units",
@@ -124,7 +138,9 @@ __all__ = [
     "is_enabled_argv",
     "is_system_running_argv",
     "is_unit_file",
+    "kill_argv",
     "list_failed_argv",
+    "no_block_argv",
     "parse_failed_units",
     "parse_show",
     "parse_show_one",

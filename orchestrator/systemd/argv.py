@@ -23,6 +23,7 @@ _UNIT_NAME_RE = re.compile(r"^(?:-\.(?:mount|slice)|[A-Za-z0-9:_.@\\][A-Za-z0-9:
 UNIT_NAME_HELP = "letters, digits and :_.@-\\, not starting with '-', at most 255 characters"
 #: A property name as systemd spells them (``ActiveState``, ``NRestarts``); anything else is a typo.
 _PROPERTY_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,63}$")
+_SIGNAL_RE = re.compile(r"^SIG[A-Z0-9]{2,8}$")
 
 
 def unit_argv(verb: str, unit: str) -> list[str]:
@@ -34,6 +35,30 @@ def unit_argv(verb: str, unit: str) -> list[str]:
     if verb not in UNIT_VERBS:
         raise TransportError(f"unknown systemctl verb {verb!r} (known: {', '.join(sorted(UNIT_VERBS))})")
     return [SYSTEMCTL, verb, "--", _unit(unit)]
+
+
+def no_block_argv(verb: str, unit: str) -> list[str]:
+    """``systemctl --no-block VERB -- UNIT``: queue the job and return at once; the caller watches the
+    unit (see :mod:`orchestrator.systemd.bounded`) instead of waiting on a job that may never end.
+
+    Raises:
+        TransportError: ``verb`` is not a job verb, or empty unit name.
+    """
+    if verb not in JOB_VERBS:
+        raise TransportError(f"--no-block needs a job verb, not {verb!r}")
+    return [SYSTEMCTL, "--no-block", verb, "--", _unit(unit)]
+
+
+def kill_argv(unit: str, *, signal: str = "SIGKILL") -> list[str]:
+    """``systemctl kill --signal=SIG -- UNIT``: signal every process of the unit's cgroup through systemd
+    (a stop stuck in ``stop-sigterm`` waits on one of them).
+
+    Raises:
+        TransportError: ``signal`` is not a signal name, or empty unit name.
+    """
+    if not _SIGNAL_RE.match(signal):
+        raise TransportError(f"malformed signal name {signal!r}")
+    return [SYSTEMCTL, "kill", f"--signal={signal}", "--", _unit(unit)]
 
 
 def is_active_argv(unit: str, *, quiet: bool = False) -> list[str]:

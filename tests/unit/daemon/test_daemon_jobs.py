@@ -122,7 +122,7 @@ def test_health_job_polls_and_quarantines_once_at_the_threshold() -> None:
     monitor = FakeMonitor({"sampleapp": 1, "nginx": 0})
     quarantined: list[tuple[str, str]] = []
     job = HealthJob(interval_s=15, monitor=monitor, quarantine_after=2,
-                    quarantine=lambda c, reason: quarantined.append((c, reason)))
+                    quarantine=lambda c, reason: quarantined.append((c, reason)), is_vital=lambda c: False)
     job.run()
     assert (monitor.polls, quarantined) == (1, [])
     monitor.escalations["sampleapp"] = 2

@@ -15,6 +15,7 @@ from orchestrator.health import HealthEvent, HealthEventKind, HealthMonitor
 from orchestrator.model import Component, HttpCheck
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import FakeHost
+from tests.unit.systemd.fakes import FakeSystemd
 
 HEALTH = "http://127.0.0.1:8080/health"
 READY = "http://127.0.0.1:8080/ready"
@@ -39,7 +40,10 @@ class Target:
 
     host: FakeHost = field(default_factory=FakeHost)
     statuses: dict[str, list[str]] = field(default_factory=dict)
-    restart_exit: int = 0
+    systemd: FakeSystemd = field(default_factory=FakeSystemd)
+
+    def __post_init__(self) -> None:
+        self.systemd.fallback = self.host
 
     def set(self, url: str, *statuses: str) -> None:
         self.statuses[url] = list(statuses)
@@ -49,8 +53,8 @@ class Target:
             queue = self.statuses[argv[-1]]
             status = queue.pop(0) if len(queue) > 1 else queue[0]
             return (0 if status != "000" else 7), status.encode(), b""
-        if argv[:2] == ("systemctl", "restart"):
-            return self.restart_exit, b"", b"Job for app.service failed.\n" if self.restart_exit else b""
+        if argv[0] == "systemctl":
+            return self.systemd(argv, stdin)
         return self.host(argv, stdin)
 
 
@@ -68,8 +72,8 @@ class Harness:
         self.clock.now += advance
         return self.monitor.poll_once()
 
-    def restarts(self) -> list[tuple[str, ...]]:
-        return [a for a in self.transport.argvs if a[:2] == ("systemctl", "restart")]
+    def restarts(self) -> list[str]:
+        return self.target.systemd.restarts()
 
 
 def kinds(events: list[HealthEvent]) -> list[str]:
@@ -83,11 +87,15 @@ def make() -> Callable[..., Harness]:
         target = Target()
         transport = FakeTransport(target.handler)
         audit, clock, sleeps = MemoryAuditSink(), Clock(), []
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(seconds)
+            clock.now += seconds
         escalations: list[tuple[str, str]] = []
         monitor = HealthMonitor(
             WatchConfig(components or (APP,)), HealthSettings(**settings), transport, audit,
             escalate or (lambda name, reason: escalations.append((name, reason))),
-            clock=clock, sleep=sleeps.append)
+            clock=clock, sleep=sleep)
         return Harness(target, transport, monitor, audit, clock, sleeps, escalations)
 
     return factory
@@ -98,7 +106,11 @@ def test_healthy_components_yield_no_events_and_no_restart(make: Callable[..., H
     assert h.monitor.components == ("app",)
     assert h.poll() == []
     assert h.audit.records == []
-    assert [a[-1] for a in h.transport.argvs] == [HEALTH, READY]
+    # The endpoints of `app`, then one `systemctl show` of every watched unit (restart loops).
+    assert [a[-1] for a in h.transport.argvs] == [HEALTH, READY, "cron.service"]
+    assert h.transport.argvs[-1][:2] == ("systemctl", "show")
+    assert h.transport.argvs[-1][-3:] == ("--", "app.service", "cron.service")
+    assert h.monitor.status()["app"]["restart_loop"] == ""
 
 
 def test_a_blip_is_retried_with_backoff_and_does_not_count(make: Callable[..., Harness]) -> None:
@@ -118,7 +130,7 @@ def test_restart_after_n_consecutive_failed_polls(make: Callable[..., Harness]) 
     assert h.restarts() == []
     third = h.poll()
     assert kinds(third) == ["failed", "restarted"]
-    assert h.restarts() == [("systemctl", "restart", "--", "app.service")]
+    assert h.restarts() == ["app.service"]
     assert ("systemctl", "reset-failed", "--", "app.service") in h.transport.argvs
     assert third[0].summary == f"{HEALTH} answered 503, expected 200"
     recovery = h.audit.records[-1]
@@ -222,11 +234,10 @@ def test_passing_config_test_allows_the_restart(make: Callable[..., Harness]) ->
 def test_failed_restart_is_reported_and_still_counts(make: Callable[..., Harness]) -> None:
     h = make(failures_before_restart=1, restarts_before_escalation=1)
     h.target.set(HEALTH, "503")
-    h.target.restart_exit = 1
+    h.target.systemd.fail.add("app.service")
     events = h.poll()
     assert kinds(events) == ["failed", "restart_failed"]
-    assert events[1].summary == ("`systemctl restart -- app.service` exited 1: "
-                                 "Job for app.service failed.")
+    assert events[1].summary == "restart of app.service failed (failed/failed)"
     assert h.audit.records[-1]["status"] == "failed"
     assert kinds(h.poll()) == ["failed", "escalated"]
 
@@ -280,3 +291,70 @@ def test_escalations_reset_once_stable_for_a_window(make: Callable[..., Harness]
     assert h.monitor.status()["app"]["escalations"] == 1  # passing, but not yet for a whole window
     h.poll(advance=60.0)
     assert h.monitor.status()["app"]["escalations"] == 0
+
+
+# -- bounded restarts (issue 16) -------------------------------------------------------------------
+
+def test_a_hung_restart_is_killed_and_reported_as_a_failed_restart(make: Callable[..., Harness]) -> None:
+    h = make(failures_before_restart=1, restarts_before_escalation=1, restart_deadline_s=30)
+    h.target.set(HEALTH, "503")
+    h.target.systemd.hang.add("app.service")
+    began = h.clock.now
+    events = h.poll()
+    assert kinds(events) == ["failed", "restart_failed"]
+    assert "hung (deactivating/stop-sigterm" in events[1].summary
+    assert events[1].details["hung_killed"] == "app.service"
+    assert h.target.systemd.killed == ["app.service"]
+    assert h.clock.now - began >= 30
+    assert h.audit.records[-1]["status"] == "failed"
+    # It counted as a restart: the next failing poll escalates.
+    assert kinds(h.poll()) == ["failed", "escalated"]
+
+
+# -- restart loops of any unit ---------------------------------------------------------------------
+
+def test_a_unit_without_http_checks_that_keeps_restarting_is_a_restart_loop(
+    make: Callable[..., Harness]
+) -> None:
+    h = make(APP, QUIET, quarantine_after_unit_restarts=3)
+    cron = h.target.systemd.unit("cron.service")
+    cron.n_restarts = 7  # already high at the first look: when those happened is unknown
+    assert h.poll() == []
+    cron.n_restarts = 9
+    assert h.poll() == []
+    cron.n_restarts = 10
+    events = h.poll()
+    assert kinds(events) == ["restart_loop"]
+    assert events[0].component == "quiet" and events[0].details == {"unit": "cron.service", "restarts": "3"}
+    assert "cron.service restarted itself 3 times within 900 s" in events[0].summary
+    assert h.monitor.status()["quiet"] == {"restart_loop": events[0].summary}
+    assert h.audit.records[-1]["event"] == "error"
+    cron.n_restarts = 11
+    assert h.poll() == []  # reported once per loop
+
+
+def test_a_loop_ends_after_a_quiet_window_and_a_deliberate_start_resets_the_count(
+    make: Callable[..., Harness]
+) -> None:
+    h = make(QUIET, quarantine_after_unit_restarts=2)
+    cron = h.target.systemd.unit("cron.service")
+    h.poll()
+    cron.n_restarts = 2
+    assert kinds(h.poll()) == ["restart_loop"]
+    h.poll(advance=WINDOW / 2)
+    assert "quiet" in h.monitor.status()  # the restarts are still within the window
+    h.poll(advance=WINDOW / 2 + 1)
+    assert h.monitor.status() == {}
+    cron.n_restarts = 0  # someone started it on purpose
+    h.poll()
+    cron.n_restarts = 1
+    assert h.poll() == []
+
+
+def test_start_limit_hit_is_a_restart_loop(make: Callable[..., Harness]) -> None:
+    h = make(QUIET)
+    cron = h.target.systemd.unit("cron.service")
+    cron.active, cron.sub, cron.result, cron.n_restarts = "failed", "failed", "start-limit-hit", 4
+    events = h.poll()
+    assert kinds(events) == ["restart_loop"]
+    assert "hit its start limit" in events[0].summary

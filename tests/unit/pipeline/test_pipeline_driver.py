@@ -4,6 +4,7 @@ budget, transaction store and session evidence."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,17 @@ from orchestrator.config.settings import Settings
 from orchestrator.detect.detector import Detector
 from orchestrator.errors import PipelineError
 from orchestrator.model import REPORT_ONLY, Component, Issue, IssueKind, SessionStatus, Severity
-from orchestrator.pipeline import driver
+from orchestrator.pipeline import driver, triage
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome
+from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.session.store import new_session
 from orchestrator.state.transactions import OPERATOR_ROLLBACK, TransactionStore
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.pipeline.fakes import Script
+from tests.unit.systemd.fakes import Clock, FakeSystemd
 
 APP = Component("app", units=("app.service",), config_paths=("/etc/app",), config_test=("app", "-t"))
 ISSUE = Issue("app", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "/etc/app", "config does not parse",
@@ -332,3 +335,24 @@ def test_a_system_file_the_vm_lacks_ends_not_reproduced_and_says_so(make: Make, 
     assert outcome.status is SessionStatus.NOT_REPRODUCED
     assert outcome.summary == f"{reason}; nothing applied"
     assert "apply" not in script.calls
+
+
+def test_a_hung_restart_in_place_escalates_to_a_troubleshooting_vm_instead_of_ending_error(
+    make: Make, tmp_path: Path
+) -> None:
+    """Issue 16: the real in-place stage against a unit whose stop hangs in stop-sigterm; the unit is
+    killed through systemd at the deadline and the issue goes to the sandbox like any failed restart."""
+    ctx, script = make(Script(tmp_path, in_place=False))
+    fake, clock = FakeSystemd(hang={"app.service"}), Clock()
+    ctx = dataclasses.replace(ctx, transport=FakeTransport(fake))
+    stages = dataclasses.replace(script.stages(), in_place=lambda c, i, comp: triage.in_place(
+        c, i, comp, sleep=clock.sleep, clock=clock))
+    outcome = driver.repair_issue(ctx, DOWN, (), stages)
+    assert outcome.status is SessionStatus.REPAIRED and not outcome.in_place
+    assert script.calls[:2] == ["triage", "capture"]
+    assert fake.killed == ["app.service"]
+    assert clock.now - 1000.0 >= ctx.app.settings.health.restart_deadline_s
+    evidence = json.loads((Path(ctx.session.dir) / f"{Evidence.IN_PLACE.file('app')}.json").read_text())
+    assert evidence[0]["restart"] == "hung"
+    [stage] = [r for r in ctx.session.timeline if r.name == Stage.IN_PLACE]
+    assert stage.status == "ok" and stage.detail == "restart hung (unit killed); escalating"

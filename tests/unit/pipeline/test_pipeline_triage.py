@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from orchestrator.components.config import WatchConfig
 from orchestrator.components.defaults import DEFAULT_COMPONENTS
-from orchestrator.errors import CommandTimeoutError
+from orchestrator.errors import ConnectError
 from orchestrator.model import Component, Issue, IssueKind, ProbeResult, Severity
 from orchestrator.pipeline.triage import (
     RESTART_ATTEMPTS,
@@ -18,6 +20,7 @@ from orchestrator.pipeline.triage import (
     restart_in_place,
 )
 from orchestrator.transport.fake import FakeTransport
+from tests.unit.systemd.fakes import Clock, FakeSystemd
 
 NGINX = Component("nginx", units=("nginx.service",))
 APP = Component("sampleapp", units=("sampleapp.service", "sampleapp-worker.service"))
@@ -153,90 +156,102 @@ def test_decision_as_dict_lists_related_by_id() -> None:
 
 # -- restart_in_place -----------------------------------------------------------------------------
 
+def restart(fake: FakeSystemd, component: Component, recheck: Recheck | Callable[[], list[ProbeResult]],
+            clock: Clock | None = None) -> tuple[bool, list[dict[str, object]]]:
+    clock = clock or Clock()
+    return restart_in_place(FakeTransport(fake), component, recheck, deadline_s=30, sleep=clock.sleep,
+                            clock=clock)
+
+
+def changes(fake: FakeSystemd) -> list[tuple[str, ...]]:
+    return [a for a in fake.argvs if a[1] != "show"]
+
+
 def test_success_on_the_first_attempt_stops_there() -> None:
-    transport = FakeTransport()
-    sleeps: list[float] = []
+    fake, clock = FakeSystemd(), Clock()
     recheck = Recheck([probe(True)], [probe(True)])
-    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=sleeps.append)
+    fixed, log = restart(fake, NGINX, recheck, clock)
     assert fixed is True
-    assert transport.argvs == [("systemctl", "reset-failed", "--", "nginx.service"),
-                               ("systemctl", "restart", "--", "nginx.service")]
-    assert [call.timeout for call in transport.calls] == [30, 90]
+    assert changes(fake) == [("systemctl", "reset-failed", "--", "nginx.service"),
+                             ("systemctl", "--no-block", "restart", "--", "nginx.service")]
     assert recheck.calls == 1
-    assert sleeps == [2.0]
-    assert log == [{"attempt": 1, "unit": "nginx.service", "restart_exit": 0},
+    assert clock.sleeps[-1] == 2.0
+    assert log == [{"attempt": 1, "unit": "nginx.service", "restart": "started", "state": "active/running"},
                    {"attempt": 1, "failing_after": [], "passing_after": ["http:http://127.0.0.1:80/"]}]
 
 
 def test_every_unit_is_reset_and_restarted_in_order() -> None:
-    transport = FakeTransport()
-    restart_in_place(transport, APP, Recheck([probe(True)]), sleep=lambda _: None)
-    assert transport.argvs == [
-        ("systemctl", "reset-failed", "--", "sampleapp.service"),
-        ("systemctl", "restart", "--", "sampleapp.service"),
-        ("systemctl", "reset-failed", "--", "sampleapp-worker.service"),
-        ("systemctl", "restart", "--", "sampleapp-worker.service"),
-    ]
+    fake = FakeSystemd()
+    restart(fake, APP, Recheck([probe(True)]))
+    assert fake.restarts() == ["sampleapp.service", "sampleapp-worker.service"]
+    assert [a[1] for a in changes(fake)] == ["reset-failed", "--no-block", "reset-failed", "--no-block"]
 
 
 def test_second_attempt_waits_longer_and_can_succeed() -> None:
-    transport = FakeTransport()
-    sleeps: list[float] = []
+    fake, clock = FakeSystemd(), Clock()
     recheck = Recheck([probe(False)], [probe(True)])
-    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=sleeps.append)
+    fixed, log = restart(fake, NGINX, recheck, clock)
     assert fixed is True
-    assert sleeps == [2.0, 4.0]
+    assert 2.0 in clock.sleeps and clock.sleeps[-1] == 4.0
     assert log[1] == {"attempt": 1, "failing_after": ["http:http://127.0.0.1:80/"], "passing_after": []}
     assert log[-1] == {"attempt": 2, "failing_after": [], "passing_after": ["http:http://127.0.0.1:80/"]}
 
 
 def test_gives_up_after_the_allowed_attempts() -> None:
-    transport = FakeTransport()
+    fake = FakeSystemd()
     recheck = Recheck(*([probe(False)] for _ in range(RESTART_ATTEMPTS + 1)))
-    fixed, log = restart_in_place(transport, NGINX, recheck, sleep=lambda _: None)
+    fixed, log = restart(fake, NGINX, recheck)
     assert fixed is False
     assert recheck.calls == RESTART_ATTEMPTS
-    assert len(transport.argvs) == 2 * RESTART_ATTEMPTS
+    assert len(fake.restarts()) == RESTART_ATTEMPTS
     assert [entry["attempt"] for entry in log if "failing_after" in entry] == [1, 2]
 
 
 def test_a_probe_that_could_not_run_is_not_a_failure() -> None:
     recheck = Recheck([probe(True), probe(False, "unit:nginx.service", unavailable=True)])
-    fixed, _ = restart_in_place(FakeTransport(), NGINX, recheck, sleep=lambda _: None)
+    fixed, _ = restart(FakeSystemd(), NGINX, recheck)
     assert fixed is True
 
 
 def test_a_failed_restart_is_logged_and_the_probes_decide() -> None:
-    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        return (1, b"", b"Job for nginx.service failed.\n") if argv[1] == "restart" else (0, b"", b"")
-
-    fixed, log = restart_in_place(FakeTransport(handler), NGINX, Recheck([probe(False)], [probe(False)]),
-                                  sleep=lambda _: None)
+    fixed, log = restart(FakeSystemd(fail={"nginx.service"}), NGINX, Recheck([probe(False)], [probe(False)]))
     assert fixed is False
-    assert log[0] == {"attempt": 1, "unit": "nginx.service", "restart_exit": 1}
+    assert log[0]["restart"] == "failed" and log[0]["state"] == "failed/failed"
+    assert "restart of nginx.service failed" in str(log[0]["detail"])
+    assert [entry["attempt"] for entry in log if "failing_after" in entry] == [1, 2]
+
+
+def test_a_hung_restart_is_killed_and_ends_the_in_place_repair_not_the_run() -> None:
+    """Issue 16: a stop stuck in stop-sigterm once hit the 90 s command deadline and ended the run
+    ``error``; now it is a failed restart after the deadline, and the caller escalates."""
+    fake, clock = FakeSystemd(hang={"nginx.service"}), Clock()
+    recheck = Recheck()
+    fixed, log = restart(fake, NGINX, recheck, clock)
+    assert fixed is False
+    assert recheck.calls == 0  # no second attempt: it would hang as long again
+    assert fake.killed == ["nginx.service"]
+    assert log == [{"attempt": 1, "unit": "nginx.service", "restart": "hung",
+                    "state": "deactivating/stop-sigterm", "detail": log[0]["detail"]}]
+    assert "hung (deactivating/stop-sigterm after 30 s)" in str(log[0]["detail"])
+    assert 30.0 <= clock.now - 1000.0 < 40.0
 
 
 def test_a_transport_error_reaches_the_caller() -> None:
     def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        raise CommandTimeoutError("fake: systemctl timed out", argv=list(argv))
+        raise ConnectError("fake: connection refused")
 
     recheck = Recheck()
-    with pytest.raises(CommandTimeoutError, match="systemctl timed out"):
+    with pytest.raises(ConnectError, match="connection refused"):
         restart_in_place(FakeTransport(handler), NGINX, recheck, sleep=lambda _: None)
     assert recheck.calls == 0
 
 
 def test_restart_in_place_is_not_fixed_when_every_probe_was_unavailable() -> None:
     """Probes that could not run prove nothing: that must never be reported as repaired."""
-    from orchestrator.model import Component, IssueKind, ProbeResult, Severity
-    from orchestrator.pipeline.triage import restart_in_place
-    from orchestrator.transport.fake import FakeTransport
-
     unavailable = ProbeResult("unit:cron.service", "cron", False, IssueKind.UNIT_INACTIVE, Severity.INFO,
                               "cron.service", "no systemd", is_unavailable=True)
-    fixed, log = restart_in_place(FakeTransport(lambda argv, stdin: (0, b"", b"")),
-                                  Component(name="cron", units=("cron.service",)),
-                                  lambda: [unavailable], sleep=lambda s: None)
+    cron = Component(name="cron", units=("cron.service",))
+    fixed, log = restart(FakeSystemd(), cron, lambda: [unavailable])
     assert fixed is False
     assert log[-1]["passing_after"] == []
 

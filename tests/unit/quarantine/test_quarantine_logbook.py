@@ -45,3 +45,26 @@ def test_refuses_a_log_path_that_is_a_directory() -> None:
         logbook.append_entry(agent, LOG, "## x\n")
     assert err.value.message == f"quarantine log {LOG} is a dir, not a file"
     assert err.value.remedy == f"move {LOG} away; vmrepair starts a new log"
+
+
+def test_each_event_is_one_heading_line_a_reader_can_grep() -> None:
+    """Issue 16: the log reads one line per event (``grep '^##'``), reason included and escaped."""
+    from orchestrator.quarantine.manifest import QuarantineRecord, Status, UnitRecord
+
+    record = QuarantineRecord(
+        component="cache", directory="/var/lib/vmrepair/quarantine/cache-1", status=Status("quarantined"),
+        reason="restart loop: redis.service restarted itself 6 times within 900 s (restart loop)\n## x",
+        quarantined_at="2026-12-06T20:00:00Z", host="web1", paths=(),
+        units=(UnitRecord("redis.service", "loaded", "activating", "enabled"),))
+    agent = FakeAgent()
+    logbook.append_entry(agent, LOG, logbook.quarantine_entry(record))
+    logbook.append_entry(agent, LOG, logbook.release_entry(record, released_at="2026-12-07T08:00:00Z",
+                                                           restored=0, outcome="released; units started"))
+    text = agent.fs[LOG].data.decode()
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        "## 2026-12-06T20:00:00Z: quarantined `cache`: restart loop: redis.service restarted itself 6 times "
+        "within 900 s (restart loop) ## x",
+        "## 2026-12-07T08:00:00Z: released `cache`: released; units started",
+    ]
+    assert "`grep '^##'` lists them one per line" in text
+    assert "- units stopped and disabled: `redis.service` (was enabled, activating)" in text
