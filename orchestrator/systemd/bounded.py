@@ -101,7 +101,9 @@ def bounded_restart(
         renewed = _renewed(before[2], invocation, polls)
         if active == "active" and renewed:
             return RestartOutcome(unit, RestartEnd.STARTED, active, sub, clock() - began, tuple(commands))
-        if active == "failed" and renewed:
+        # auto-restart: the new run already died and Restart= scheduled another; waiting for it would
+        # sit out the deadline for a unit whose start simply fails (a broken config, say).
+        if (active == "failed" or sub == "auto-restart") and renewed:
             return RestartOutcome(unit, RestartEnd.FAILED, active, sub, clock() - began, tuple(commands))
         # A restart job passes through inactive between its stop and its start: twice is not passing.
         inactive_polls = inactive_polls + 1 if active == "inactive" else 0

@@ -92,3 +92,23 @@ def test_no_invocation_id_takes_active_after_the_first_poll() -> None:
 def test_kill_and_no_block_argv_put_the_unit_after_a_double_dash() -> None:
     assert systemd.kill_argv("-x") == ["systemctl", "kill", "--signal=SIGKILL", "--", "-x"]
     assert systemd.no_block_argv("restart", "-x") == ["systemctl", "--no-block", "restart", "--", "-x"]
+
+
+def test_a_unit_that_restart_schedules_again_is_a_failed_restart_at_once() -> None:
+    """Restart=on-failure: a start that dies puts the unit in activating/auto-restart, for ever if
+    the config stays broken; that is a failed restart, not one to wait out until the deadline."""
+    shows: list[int] = []
+
+    def auto_restart(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[1] == "show":
+            shows.append(1)
+            if len(shows) == 1:   # before the restart: the broken unit's last run
+                return 0, b"ActiveState=failed\nSubState=failed\nInvocationID=inv1\n", b""
+            return 0, b"ActiveState=activating\nSubState=auto-restart\nInvocationID=inv2\n", b""
+        return 0, b"", b""
+
+    clock = Clock()
+    outcome = bounded_restart(FakeTransport(auto_restart), UNIT, deadline_s=30, clock=clock,
+                              sleep=clock.sleep)
+    assert outcome.end is RestartEnd.FAILED and outcome.sub_state == "auto-restart"
+    assert len(clock.sleeps) == 1
