@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.errors import PipelineError, StateError
 from orchestrator.model import SessionStatus
+from orchestrator.session.owner import this_process
 from orchestrator.session.store import (
     Session,
     cap_text,
@@ -48,7 +49,7 @@ def test_new_session_layout_and_private_permissions(tmp_path: Path) -> None:
     assert mode(session.dir / "session.json") == 0o600
     meta = load_session_meta(session.dir)
     assert meta == {"id": session.id, "target": "ssh://root@db1:22", "started_at": session.started_at,
-                    "status": "running"}
+                    "status": "running", "owner": this_process().as_dict()}
 
 
 def test_two_sessions_get_different_ids(tmp_path: Path) -> None:
