@@ -45,7 +45,7 @@ from orchestrator.audit.sink import log_recovery
 from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.vm import VmManager
-from orchestrator.model import SessionStatus
+from orchestrator.model import RUN_EXIT_CODES, SessionStatus
 from orchestrator.notify.event import Event, EventKind
 from orchestrator.report.markdown import write_report
 from orchestrator.session.history import MAX_SESSIONS
@@ -172,8 +172,11 @@ def _close(app: App, directory: Path, owner: Owner | None, why: str, vms: VmsFor
     closed = ClosedRun(session.id, session.target, stage, why, tuple(left.vms), tuple(removed),
                        tuple(left.problems))
     summary = _summary(closed, txns)
-    session.event("recovery", "interrupted", **closed.as_dict(), transactions=txns)
-    session.set_meta(interrupted={**closed.as_dict(), "transactions": txns, "closed_at": now_timestamp()})
+    # ``stage`` of an evidence line is the stage writing it (recovery); the one the run died in is named.
+    session.event("recovery", "interrupted", interrupted_in=stage, why=why, vms_destroyed=list(left.vms),
+                  files_removed=list(removed), problems=list(left.problems), transactions=txns)
+    session.set_meta(interrupted={**closed.as_dict(), "transactions": txns, "closed_at": now_timestamp()},
+                     exit_code=RUN_EXIT_CODES[SessionStatus.INTERRUPTED])
     session.finish(SessionStatus.INTERRUPTED, summary)
     log.warning("closed interrupted session %s: %s", session.id, summary)
     try:
