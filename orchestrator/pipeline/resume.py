@@ -49,7 +49,7 @@ from orchestrator.model import RUN_EXIT_CODES, SessionStatus
 from orchestrator.notify.event import Event, EventKind
 from orchestrator.report.markdown import write_report
 from orchestrator.session.history import MAX_SESSIONS
-from orchestrator.session.jsonfile import read_session_meta
+from orchestrator.session.jsonfile import META_NAME, read_session_meta
 from orchestrator.session.owner import Owner, current_boot_id, is_alive
 from orchestrator.session.store import Session, open_session
 from orchestrator.state.transactions import TransactionStore
@@ -121,17 +121,25 @@ def close_interrupted_runs(app: App, *, vms: VmsFor | None = None) -> list[Close
 
 
 def resumed_from(sessions_dir: Path, target: str, *, current: str) -> str | None:
-    """The id of the newest earlier session of ``target`` when it was interrupted (the new run picks
-    up its work), else None."""
+    """The id of the previous run on ``target`` when it was interrupted (the new run picks up its
+    work), else None. The previous run is the one that *ended* last (its session.json written last:
+    the close of an interrupted run, the finish of any other), not the newest id: ids have a
+    one-second stamp, and a run closed by this start may share its second with older ones."""
+    last: tuple[int, str, object] | None = None
     for directory in _session_dirs(sessions_dir):
         if directory.name == current:
             continue
         try:
             meta = read_session_meta(directory)
-        except StateError:
+            written = (directory / META_NAME).stat().st_mtime_ns
+        except (StateError, OSError):
             continue
-        if meta.get("target") == target:
-            return directory.name if meta.get("status") == str(SessionStatus.INTERRUPTED) else None
+        if meta.get("target") != target or meta.get("status") == RUNNING:
+            continue
+        if last is None or written > last[0]:
+            last = (written, directory.name, meta.get("status"))
+    if last is not None and last[2] == str(SessionStatus.INTERRUPTED):
+        return last[1]
     return None
 
 
