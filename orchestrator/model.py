@@ -44,6 +44,9 @@ class SessionStatus(StrEnum):
     ERROR = "error"
     #: A verified fix is applied and waits for its reboot (window/prompt policy); verified after boot.
     PENDING_REBOOT = "pending_reboot"
+    #: The run was killed (its process or the host died); closed by the next start
+    #: (:mod:`orchestrator.pipeline.resume`), never an outcome a run returns itself.
+    INTERRUPTED = "interrupted"
 
 
 #: Documented exit codes of `vmrepair run` (README): 0 for healthy and repaired.
@@ -54,6 +57,9 @@ RUN_EXIT_CODES: dict[SessionStatus, int] = {
     SessionStatus.NOT_REPRODUCED: 11,
     SessionStatus.ERROR: 12,
     SessionStatus.PENDING_REBOOT: 20,
+    # What the next start records for a run it found killed; no `run` exits with it (a killed process
+    # has no exit code of ours). Its own code, so a session's exit_code still tells every status apart.
+    SessionStatus.INTERRUPTED: 21,
 }
 
 

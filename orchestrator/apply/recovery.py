@@ -29,6 +29,7 @@ from orchestrator.apply.journal import IN_RECOVERY, roll_back_transaction
 from orchestrator.audit.sink import AuditSink, log_recovery
 from orchestrator.boot.host import boot_id
 from orchestrator.errors import AuditError, StateError, VmRepairError
+from orchestrator.pipeline.resume import VmsFor, close_interrupted_runs
 from orchestrator.reboot.verify import load_plan, verify_after_boot
 from orchestrator.state.transactions import IN_FLIGHT, PENDING_REBOOT, TransactionStore, TxnRecord
 from orchestrator.targets.spec import open_target, parse_target
@@ -41,13 +42,15 @@ log = logging.getLogger(__name__)
 class RecoveryReport:
     recovered: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: Runs whose process died, closed as ``interrupted`` (:mod:`orchestrator.pipeline.resume`).
+    interrupted: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_clean(self) -> bool:
-        return not self.recovered and not self.errors
+        return not self.recovered and not self.errors and not self.interrupted
 
     def as_dict(self) -> dict[str, Any]:
-        return {"recovered": self.recovered, "errors": self.errors}
+        return {"recovered": self.recovered, "errors": self.errors, "interrupted": self.interrupted}
 
 
 Connect = Callable[[str], Transport]
@@ -55,11 +58,13 @@ AgentFor = Callable[[Transport], AgentApi]
 
 
 def recover_on_start(app: App, *, connect: Connect | None = None,
-                     agent_for: AgentFor | None = None) -> RecoveryReport:
-    """Recover every interrupted transaction. The caller must hold the state lock.
+                     agent_for: AgentFor | None = None, vms: VmsFor | None = None) -> RecoveryReport:
+    """Recover every interrupted transaction, then close the runs they belonged to (and any other run
+    whose process died: :func:`~orchestrator.pipeline.resume.close_interrupted_runs`). The caller must
+    hold the state lock.
 
     ``connect`` (target text → transport) and ``agent_for`` default to the real targets and the
-    uploaded agent; tests point them at a scratch directory.
+    uploaded agent; tests point them at a scratch directory. ``vms`` defaults to ``app.vms``.
 
     Raises:
         StateCorruptError: the store cannot be trusted (vmrepair refuses to act).
@@ -88,6 +93,8 @@ def recover_on_start(app: App, *, connect: Connect | None = None,
         _verify_local_after_boot(app, store, txn, report)
         for item in report.recovered[before:]:
             _audit(audit, item)
+    # After the transactions: a closed run's report names the state recovery left its fixes in.
+    report.interrupted = [run.as_dict() for run in close_interrupted_runs(app, vms=vms)]
     return report
 
 

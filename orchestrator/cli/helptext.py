@@ -42,7 +42,8 @@ _ERRORS_LINE = "other codes: an error of the family `vmrepair --help` lists (2 b
 #: Codes of `run` (and `demo`, which ends with a run): ``orchestrator.model.RUN_EXIT_CODES``.
 _RUN_EXITS = (("0", "healthy, or repaired and verified"), ("10", "not repaired"),
               ("11", "the issue could not be reproduced in the VM"), ("12", "the run ended in an error"),
-              ("20", "repaired; a reboot is pending to finish it"))
+              ("20", "repaired; a reboot is pending to finish it"),
+              ("21", "never exited: recorded for a run that was killed, when the next start closes it"))
 #: Codes of `log verify` / `log repair`: ``orchestrator.jsonl.report.EXIT_CODES``.
 _LOG_EXITS = (("0", "every line is good"), ("20", "torn tail (an interrupted last write)"),
               ("21", "corrupt lines in the middle"), ("22", "the audit hash chain is broken"),

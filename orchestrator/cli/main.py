@@ -182,6 +182,10 @@ def _recover(app: App) -> RecoveryReport:
              f"{item['to']} ({item['message']})")
     for problem in report.errors:
         warning(f"not recovered: {problem}")
+    for closed in report.interrupted:
+        warning(f"closed interrupted run {closed['session']} on {closed['target']} "
+                f"(stage {closed['stage']}): the next run starts afresh; "
+                f"`vmrepair report {closed['session']}` says what was left")
     return report
 
 

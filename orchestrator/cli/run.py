@@ -3,7 +3,8 @@
 Exit codes: 0 healthy or repaired (repaired = verified on the target, after its reboot when the fix
 needs one); 10 not_repaired (including a dry run that found a validated fix, an operator who declined,
 and a spent attempt budget); 11 not_reproduced; 12 error; 20 pending_reboot (applied, verified as far
-as possible, waiting for its reboot by the window or prompt policy).
+as possible, waiting for its reboot by the window or prompt policy). 21 (interrupted) is never exited
+with: it is what the next start records in session.json for a run that was killed.
 """
 
 from __future__ import annotations

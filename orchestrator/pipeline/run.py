@@ -26,6 +26,7 @@ from orchestrator.pipeline.context import RunContext, run_notices, vm_sandbox
 from orchestrator.pipeline.notices import RunNotices
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome, worst
+from orchestrator.pipeline.resume import resumed_from
 from orchestrator.pipeline.triage import group_issues, is_report_only
 from orchestrator.report.markdown import write_report
 from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
@@ -96,6 +97,11 @@ def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFa
     spec = parse_target(target)
     session = new_session(app.settings.sessions_dir, str(spec), audit=app.audit)
     session.set_meta(status="running", dry_run=options.dry_run)
+    previous = resumed_from(app.settings.sessions_dir, str(spec), current=session.id)
+    if previous is not None:
+        # Start-up recovery closed that run as interrupted; this one does its work again from detection.
+        session.set_meta(resumed_from=previous)
+        session.event("start", "resumed", resumed_from=previous)
     outcome = RunOutcome(session, SessionStatus.ERROR, [], "")
     notices = run_notices(app, session)
     try:

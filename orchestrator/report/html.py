@@ -46,7 +46,7 @@ summary { cursor: pointer; font-weight: 600; }
 .status { display: inline-block; padding: .1em .6em; border-radius: 3px; color: #fff; background: #546e7a;
           font-weight: 700; }
 .status.status-repaired, .status.status-healthy { background: #2e7d32; }
-.status.status-not_repaired, .status.status-error { background: #c62828; }
+.status.status-not_repaired, .status.status-error, .status.status-interrupted { background: #c62828; }
 .status.status-not_reproduced, .status.status-pending_reboot, .status.status-running { background: #ef6c00; }
 .command { background: #263238; color: #eceff1; font-size: 15px; }
 .diff .add { color: #1b5e20; background: #e8f5e9; }

@@ -15,7 +15,7 @@ MAX_EVIDENCE = 8
 _STATUS_LABEL = {
     "healthy": "HEALTHY", "repaired": "REPAIRED", "not_repaired": "NOT REPAIRED",
     "not_reproduced": "NOT REPRODUCED", "error": "ERROR", "running": "UNFINISHED",
-    "pending_reboot": "PENDING REBOOT",
+    "pending_reboot": "PENDING REBOOT", "interrupted": "INTERRUPTED",
 }
 
 

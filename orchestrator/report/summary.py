@@ -167,6 +167,12 @@ _NEXT_STEPS = {
         "vmrepair stopped with an error (see the summary and the failed stage in the timeline). "
         "The target was not changed unless *Apply and backup* below says so. Re-run with "
         "`--debug`; every event is in `evidence.jsonl`."),
+    "interrupted": (
+        "This run was killed before it finished (its process or the host died) and was closed at the next "
+        "start: the summary names the stage it was in and what was cleaned up. Its troubleshooting VM is "
+        "gone; a fix it had begun to apply was finished or rolled back by the start-up recovery (`vmrepair "
+        "fixes list`). Nothing needs undoing by hand: the next `vmrepair run` (or daemon check) starts "
+        "afresh from detection. If the summary says a VM was not destroyed, run `vmrepair vm reap`."),
     "running": (
         "This session has not finished: vmrepair is still running or was killed. If no vmrepair "
         "process is running, treat it as an error and look at the last stage in the timeline."),

@@ -34,7 +34,8 @@ from orchestrator.audit.sink import AuditSink
 from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.model import SessionStatus
-from orchestrator.session.jsonfile import UNREADABLE, read_session_meta, scan_sessions
+from orchestrator.session.jsonfile import UNREADABLE, read_json_file, read_session_meta, scan_sessions
+from orchestrator.session.owner import this_process
 from orchestrator.timestamps import now_timestamp, parse_timestamp
 from orchestrator.transport.output import cap_text as _cap_text
 
@@ -127,6 +128,9 @@ class Session:
         self.timeline.append(record)
         began = time.monotonic()
         self.event(name, "started")
+        # Written now as well as at the end: a run killed inside this stage leaves it in the timeline
+        # as ``running``, which is how the next start names the stage it was interrupted in.
+        self.write_json("timeline", [vars(r) for r in self.timeline])
         try:
             yield record
         except VmRepairError as exc:
@@ -159,8 +163,36 @@ def new_session(sessions_dir: Path, target: str, *, audit: AuditSink | None = No
     session_id = f"{stamp}-{secrets.token_hex(3)}"
     directory = ensure_private_dir(sessions_dir / session_id)
     session = Session(session_id, directory, target, now_iso(), audit=audit)
-    session.set_meta(status="running")
+    # The owner lets the next start tell a run still going from one that was killed (session.owner).
+    session.set_meta(status="running", owner=this_process().as_dict())
     return session
+
+
+def open_session(directory: Path, *, audit: AuditSink | None = None, with_timeline: bool = True) -> Session:
+    """An existing session, to add to it (closing a run that was interrupted). ``with_timeline=False``:
+    its timeline is left unread (and empty here), for a session whose timeline.json cannot be read.
+
+    Raises:
+        StateError: its session.json (or timeline.json, when read) cannot be read.
+    """
+    meta = read_session_meta(directory)
+    path = directory / "timeline.json"
+    try:
+        loaded = read_json_file(path) if with_timeline and path.exists() else []
+    except StateError as exc:
+        raise StateError(f"session {directory.name}: unreadable timeline.json ({exc.message})") from exc
+    timeline = [_stage_record(e) for e in (loaded if isinstance(loaded, list) else []) if isinstance(e, dict)]
+    rest = {k: v for k, v in meta.items() if k not in ("id", "target", "started_at")}
+    return Session(directory.name, directory, str(meta.get("target") or ""),
+                   str(meta.get("started_at") or ""), timeline=timeline, _meta=rest, audit=audit)
+
+
+def _stage_record(entry: dict[str, Any]) -> StageRecord:
+    """A timeline entry as written by :meth:`Session.stage` (the file is untrusted: values coerced)."""
+    duration = entry.get("duration_s")
+    return StageRecord(str(entry.get("name") or "?")[:200], str(entry.get("started_at") or ""),
+                       float(duration) if isinstance(duration, int | float) else 0.0,
+                       str(entry.get("status") or "")[:40], cap_text(str(entry.get("detail") or ""), 2000))
 
 
 def load_session_meta(directory: Path) -> dict[str, Any]:

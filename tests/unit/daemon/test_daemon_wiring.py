@@ -80,7 +80,7 @@ def test_recovery_on_a_fresh_state_dir_is_clean(make_app: MakeApp) -> None:
         result = recover_at_start(app)
     finally:
         app.close()
-    assert (result.report, result.errors) == ({"recovered": [], "errors": []}, ())
+    assert (result.report, result.errors) == ({"recovered": [], "errors": [], "interrupted": []}, ())
 
 
 def test_recovery_is_skipped_while_another_process_holds_the_lock(make_app: MakeApp) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.errors import PipelineError, StateError
 from orchestrator.model import SessionStatus
+from orchestrator.session.owner import this_process
 from orchestrator.session.store import (
     Session,
     cap_text,
@@ -48,7 +49,7 @@ def test_new_session_layout_and_private_permissions(tmp_path: Path) -> None:
     assert mode(session.dir / "session.json") == 0o600
     meta = load_session_meta(session.dir)
     assert meta == {"id": session.id, "target": "ssh://root@db1:22", "started_at": session.started_at,
-                    "status": "running"}
+                    "status": "running", "owner": this_process().as_dict()}
 
 
 def test_two_sessions_get_different_ids(tmp_path: Path) -> None:
@@ -237,3 +238,12 @@ def test_the_note_counts_input_characters_left_out() -> None:
 def test_huge_input_keeps_only_the_cap() -> None:
     capped = cap_text("\x00" * 1_000_000 + "tail", 16)
     assert capped == "\\x00" * 4 + "\n[... 1000000 more characters not kept]"
+
+
+def test_a_stage_is_in_the_timeline_as_running_while_it_runs(session: Session) -> None:
+    """What a run killed inside a stage leaves: the stage named, still running (closed at next start)."""
+    with session.stage("capture"):
+        during = json.loads((session.dir / "timeline.json").read_text())
+    assert [(e["name"], e["status"]) for e in during] == [("capture", "running")]
+    after = json.loads((session.dir / "timeline.json").read_text())
+    assert [(e["name"], e["status"]) for e in after] == [("capture", "ok")]
