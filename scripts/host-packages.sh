@@ -2,11 +2,12 @@
 # Install the Debian packages vmrepair needs on the host, only when one is missing (idempotent, fast
 # when everything is present: dpkg-query only, no apt-get update).
 set -eu
-# groff-base and zsh: the tests render the man page and syntax-check the zsh completion script.
+# groff-base and zsh: the tests render the man page and syntax-check the zsh completion script;
+# shellcheck: the tests lint the image recipes' shell scripts.
 # chromium: tests/integration/test_report_html.py renders report.html in it headless and looks at it.
 PACKAGES="qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients
 libvirt-dev pkg-config gcc debootstrap e2fsprogs mount coreutils ca-certificates openssh-client
-groff-base zsh chromium"
+groff-base zsh chromium shellcheck"
 missing=""
 for pkg in $PACKAGES; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
