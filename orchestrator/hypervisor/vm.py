@@ -334,7 +334,10 @@ class VmManager:
         dom = self._own_domain(name)
         if dom is not None:
             vm_stop_policy()(dom.force_stop)
-            dom.undefine()
+            # A warm start restores a transient domain and defines it afterwards: one killed in
+            # between (a SIGKILLed run) leaves a transient domain, which is gone once stopped.
+            if self._own_domain(name) is not None:
+                dom.undefine()
         if vm_dir.exists():
             if vm_dir.parent != self.settings.vms_dir or vm_dir.is_symlink():
                 raise HypervisorError(f"refusing to delete unexpected path {vm_dir}")

@@ -198,6 +198,21 @@ def test_leftover_directory_blocks_up_and_destroy_cleans_it(manager: VmManager) 
     manager.up("web1")
 
 
+def test_destroy_of_a_transient_domain_a_killed_warm_start_left(manager: VmManager) -> None:
+    """A warm start restores a transient domain, then defines it; a run SIGKILLed in between leaves
+    a transient one, which stopping removes: destroy must not then fail to undefine it."""
+    manager.up("web1")
+    dom = manager.conn.lookup("vmrepair-web1")
+    assert dom is not None
+    xml = dom.xml()
+    dom.force_stop()
+    dom.undefine()
+    manager.conn.conn.createXML(xml, 0)   # running, never defined: what the restore leaves
+    manager.destroy("web1")
+    assert manager.conn.lookup("vmrepair-web1") is None
+    assert not manager.vm_dir("web1").exists()
+
+
 def test_destroy_of_unknown_vm(manager: VmManager) -> None:
     with pytest.raises(VmNotFoundError, match="no VM named 'ghost'"):
         manager.destroy("ghost")
