@@ -1,5 +1,6 @@
 """The drop-in that makes systemd ask the gate: ``UNIT.d/50-vmrepair-gate.conf`` holding
-``ExecStartPre=COMMAND gate UNIT``. Written crash-safe, then systemd reloads its units.
+``ExecStartPre=+COMMAND gate UNIT`` (``+``: with full privileges, whatever the unit's ``User=``).
+Written crash-safe, then systemd reloads its units.
 
 Only service units qualify (``ExecStartPre=`` is a [Service] setting), and of templates only
 instances: ``foo@.service.d`` would gate every instance with the template's name, which no
@@ -62,7 +63,9 @@ def render_dropin(unit: str, command: Path) -> str:
     return ("# Written by `vmrepair watch gate install`; remove with `vmrepair watch gate remove "
             f"{argument}`.\n# The start is refused when vmrepair's pre-start checks of the unit's "
             "component fail.\n"
-            f"[Service]\nExecStartPre={command} gate {argument}\n")
+            "# \"+\": the gate runs as root whatever the unit's User= is (it reads vmrepair's config and\n"
+            "# state and runs the checks as root); the service itself keeps its own user.\n"
+            f"[Service]\nExecStartPre=+{command} gate {argument}\n")
 
 
 def install_gate(transport: Transport, unit: str, *, unit_dir: Path, command: Path) -> Path:

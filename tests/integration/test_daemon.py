@@ -27,6 +27,7 @@ import pytest
 
 from orchestrator.app import App
 from orchestrator.config.settings import PROJECT_ROOT
+from orchestrator.demo.faults import inject
 from orchestrator.transport.base import Transport
 from tests.integration.helpers import unique_name
 
@@ -225,43 +226,44 @@ def test_daemon_runs_under_systemd_and_repairs_a_stopped_service(app: App, daemo
         assert result == "Result=success"
 
 
-def _gate_lines(ssh: Transport) -> list[str]:
-    journal = ssh.run(["journalctl", "-u", "nginx", "-n", "80", "--no-pager", "-o", "cat"]).stdout_text
+def _gate_lines(ssh: Transport, unit: str) -> list[str]:
+    journal = ssh.run(["journalctl", "-u", unit, "-n", "80", "--no-pager", "-o", "cat"]).stdout_text
     return [line for line in journal.splitlines() if line.startswith("vmrepair gate:")]
 
 
-def test_a_gated_service_is_refused_start_while_its_config_test_fails(app: App, daemon_guest: str) -> None:
-    """`vmrepair watch gate install` puts `vmrepair gate` in nginx's ExecStartPre=: a healthy nginx
-    starts through it; with a config nginx -t rejects, systemd refuses the start, the journal says why
-    and the audit log records it; `gate remove` takes the drop-in away. (The daemon is stopped by the
-    test above, so nothing repairs nginx behind this test's back.)"""
-    dropin = "/etc/systemd/system/nginx.service.d/50-vmrepair-gate.conf"
-    site = "/etc/nginx/sites-available/default"
+def test_a_gated_service_is_refused_start_while_its_pre_start_checks_fail(
+        app: App, daemon_guest: str) -> None:
+    """`vmrepair watch gate install` puts `vmrepair gate` in sampleapp's ExecStartPre=: a healthy
+    sampleapp starts through it; with its interaction log corrupted, systemd refuses the start, the
+    journal says why and the audit log records it; `gate remove` takes the drop-in away. (sampleapp,
+    not nginx: nginx's own ExecStartPre= `nginx -t` runs before any drop-in's, so a broken nginx config
+    never reaches the gate. The daemon is stopped by the test above: nothing repairs behind our back.)"""
+    unit = "sampleapp.service"
+    dropin = f"/etc/systemd/system/{unit}.d/50-vmrepair-gate.conf"
+    log = "/var/lib/sampleapp/interactions.jsonl"
     with app.vms.transport(daemon_guest) as ssh:
         ssh.run(["systemctl", "stop", "vmrepair"], timeout=60)
-        ssh.check(["vmrepair", "watch", "gate", "install", "nginx.service"], timeout=120)
+        ssh.check(["vmrepair", "watch", "gate", "install", unit], timeout=120)
         written = ssh.check(["cat", dropin]).stdout_text
-        assert "ExecStartPre=/usr/local/bin/vmrepair gate nginx.service" in written
+        # "+": root, although sampleapp runs as User=sampleapp (the gate reads root-only config).
+        assert f"ExecStartPre=+/usr/local/bin/vmrepair gate {unit}" in written
         began = time.monotonic()
-        restarted = ssh.run(["systemctl", "restart", "nginx"], timeout=180)
-        print(f"gated restart of a healthy nginx: {time.monotonic() - began:.1f} s")
-        assert restarted.succeeded, f"{restarted.stderr_text}\n{_gate_lines(ssh)}"
-        allowed = "vmrepair gate: allowing the start of nginx.service"
-        assert any(line.startswith(allowed) for line in _gate_lines(ssh)), _gate_lines(ssh)
+        restarted = ssh.run(["systemctl", "restart", unit], timeout=180)
+        print(f"gated restart of a healthy sampleapp: {time.monotonic() - began:.1f} s")
+        assert restarted.succeeded, f"{restarted.stderr_text}\n{_gate_lines(ssh, unit)}"
+        allowed = f"vmrepair gate: allowing the start of {unit}"
+        assert any(line.startswith(allowed) for line in _gate_lines(ssh, unit)), _gate_lines(ssh, unit)
 
-        ssh.check(["cp", site, "/root/site.good"])
-        ssh.check(["sh", "-c", f"echo 'this_is_not_a_directive;' >> {site}"])
-        ssh.check(["systemctl", "stop", "nginx"], timeout=60)
-        refused = ssh.run(["systemctl", "start", "nginx"], timeout=180)
-        assert not refused.succeeded
-        assert ssh.run(["systemctl", "is-active", "nginx"]).stdout_text.strip() != "active"
-        lines = _gate_lines(ssh)
-        assert any(line.startswith("vmrepair gate: refusing the start of nginx.service") for line in lines), \
-            lines
+        ssh.check(["cp", "-p", log, "/root/interactions.good"])
+        inject(ssh, "jsonl-log", "mixed")   # its own `systemctl restart sampleapp` meets the gate
+        assert ssh.run(["systemctl", "is-active", unit]).stdout_text.strip() != "active"
+        lines = _gate_lines(ssh, unit)
+        refused = f"vmrepair gate: refusing the start of {unit}: jsonl:{log}"
+        assert any(line.startswith(refused) for line in lines), lines
         events = [(r.get("event"), r.get("component")) for r in _audit(ssh)]
-        assert ("gate_refused", "nginx") in events, events[-10:]
+        assert ("gate_refused", "sampleapp") in events, events[-10:]
 
-        ssh.check(["cp", "/root/site.good", site])
-        ssh.check(["vmrepair", "watch", "gate", "remove", "nginx.service"], timeout=120)
+        ssh.check(["cp", "-p", "/root/interactions.good", log])
+        ssh.check(["vmrepair", "watch", "gate", "remove", unit], timeout=120)
         assert not ssh.run(["test", "-e", dropin]).succeeded
-        assert ssh.run(["systemctl", "start", "nginx"], timeout=120).succeeded
+        assert ssh.run(["systemctl", "start", unit], timeout=120).succeeded

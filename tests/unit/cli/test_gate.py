@@ -150,7 +150,7 @@ def test_install_and_remove_write_where_the_settings_say_and_are_audited(
     transport = FakeTransport()
     path = cli_gate.install_on(app, transport, "nginx")
     assert path == tmp_path / "system" / "nginx.service.d" / "50-vmrepair-gate.conf"
-    assert "ExecStartPre=/opt/vmrepair/bin/vmrepair gate nginx.service\n" in path.read_text()
+    assert "ExecStartPre=+/opt/vmrepair/bin/vmrepair gate nginx.service\n" in path.read_text()
     assert cli_gate.remove_on(app, transport, "nginx.service") == path
     assert cli_gate.remove_on(app, transport, "nginx.service") is None
     assert transport.argvs == [("systemctl", "daemon-reload")] * 2

@@ -21,12 +21,14 @@ def test_dropin_text() -> None:
         "# Written by `vmrepair watch gate install`; remove with "
         "`vmrepair watch gate remove nginx.service`.\n"
         "# The start is refused when vmrepair's pre-start checks of the unit's component fail.\n"
-        "[Service]\nExecStartPre=/usr/local/bin/vmrepair gate nginx.service\n")
+        "# \"+\": the gate runs as root whatever the unit's User= is (it reads vmrepair's config and\n"
+        "# state and runs the checks as root); the service itself keeps its own user.\n"
+        "[Service]\nExecStartPre=+/usr/local/bin/vmrepair gate nginx.service\n")
 
 
 def test_a_units_own_escape_reaches_the_gate_as_written() -> None:
     assert render_dropin(r"app@a\x2db.service", COMMAND).endswith(
-        "ExecStartPre=/usr/local/bin/vmrepair gate app@a\\\\x2db.service\n")
+        "ExecStartPre=+/usr/local/bin/vmrepair gate app@a\\\\x2db.service\n")
 
 
 @pytest.mark.parametrize("command", ["/opt/my tools/vmrepair", "/usr/bin/vm%irepair", "/usr/bin/a\\b"])
@@ -72,7 +74,7 @@ def test_install_again_replaces_it_and_keeps_other_dropins(tmp_path: Path) -> No
     other.write_text("[Service]\nLimitNOFILE=65536\n")
     install_gate(FakeTransport(), "nginx.service", unit_dir=tmp_path, command=Path("/old/vmrepair"))
     path = install_gate(FakeTransport(), "nginx.service", unit_dir=tmp_path, command=COMMAND)
-    assert path.read_text().endswith("ExecStartPre=/usr/local/bin/vmrepair gate nginx.service\n")
+    assert path.read_text().endswith("ExecStartPre=+/usr/local/bin/vmrepair gate nginx.service\n")
     assert other.read_text() == "[Service]\nLimitNOFILE=65536\n"
 
 
