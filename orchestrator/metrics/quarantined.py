@@ -16,7 +16,7 @@ from orchestrator.errors import QuarantineError, StateError
 from orchestrator.quarantine.manifest import MANIFEST_NAME, Status, parse_record
 from orchestrator.quarantine.store import MAX_MANIFEST_BYTES, check_name
 from orchestrator.session.jsonfile import read_regular_file
-from orchestrator.session.store import parse_moment
+from orchestrator.timestamps import parse_timestamp
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def load_quarantined(root: Path) -> tuple[list[Quarantined], list[str]]:
             continue
         if record.status is Status.RELEASED or record.component != component:
             continue
-        moment = parse_moment(record.quarantined_at)
+        moment = parse_timestamp(record.quarantined_at)
         since = None if moment is None or moment.tzinfo is None else moment.timestamp()
         if component not in found or (since or 0) < (found[component].since or 0):
             found[component] = Quarantined(component, since)

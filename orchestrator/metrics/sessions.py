@@ -27,7 +27,7 @@ from orchestrator.errors import StateError
 from orchestrator.model import SessionStatus
 from orchestrator.session.evidence import Stage
 from orchestrator.session.jsonfile import UNREADABLE, read_json_file, read_regular_file
-from orchestrator.session.store import parse_moment
+from orchestrator.timestamps import parse_timestamp
 
 #: Only the newest sessions are read: bounds a scrape whatever the retention.
 MAX_SESSIONS = 5000
@@ -206,7 +206,7 @@ def _object(value: object) -> dict[str, Any]:
 def _moment(value: object) -> float | None:
     if not isinstance(value, str):
         return None
-    moment = parse_moment(value)
+    moment = parse_timestamp(value)
     if moment is None:
         return None
     if moment.tzinfo is None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from orchestrator.errors import StateError
 from orchestrator.prune.decide import Item, Txn
 from orchestrator.session.jsonfile import UNREADABLE, read_session_meta
-from orchestrator.session.store import parse_moment
 from orchestrator.state.db import StateDb
 from orchestrator.state.transactions import TransactionStore
+from orchestrator.timestamps import parse_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _session(path: Path, now: float) -> Item:
 
 
 def _age(moment: str, now: float, fallback: float) -> float:
-    parsed = parse_moment(moment)
+    parsed = parse_timestamp(moment)
     if parsed is None:
         return fallback
     if parsed.tzinfo is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.report.escape import duration, html_text
 from orchestrator.report.files import as_dict
-from orchestrator.session.store import parse_moment
+from orchestrator.timestamps import parse_timestamp
 
 #: Stages drawn; a runaway timeline is cut (the table in the report has them all).
 MAX_BARS = 80
@@ -95,7 +95,7 @@ def timeline_svg(stages: Sequence[Any]) -> str:
 
 
 def _moment(value: object) -> dt.datetime | None:
-    moment = parse_moment(value) if isinstance(value, str) else None
+    moment = parse_timestamp(value) if isinstance(value, str) else None
     # Naive and aware moments cannot be compared: a timeline that mixes them is drawn in sequence.
     return moment if moment is not None and moment.tzinfo is not None else None
 

@@ -36,7 +36,7 @@ from orchestrator.fsutil import atomic_write, ensure_private_dir
 from orchestrator.model import SessionStatus
 from orchestrator.session.jsonfile import UNREADABLE, read_json_file, read_session_meta, scan_sessions
 from orchestrator.session.owner import this_process
-from orchestrator.timestamps import now_timestamp, parse_timestamp
+from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.output import cap_text as _cap_text
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,6 @@ AUDITED_EVENTS = {"started": "stage_started", "finished": "stage_finished", "err
 
 #: The names this module gave the one timestamp format's functions before it had a module of its own;
 #: kept for code written against them. New code imports :mod:`orchestrator.timestamps`.
-now_iso = now_timestamp
-parse_moment = parse_timestamp
 
 
 def cap_text(text: str | bytes, limit: int = MAX_TEXT) -> str:
@@ -87,7 +85,7 @@ class Session:
         Raises:
             StateError: the evidence file cannot be written.
         """
-        record = {"ts": now_iso(), "session": self.id, "stage": stage, "event": event, **data}
+        record = {"ts": now_timestamp(), "session": self.id, "stage": stage, "event": event, **data}
         line = json.dumps(record, default=str, ensure_ascii=True) + "\n"
         try:
             # One write() per record on an O_APPEND fd: concurrent readers never see half a line.
@@ -124,7 +122,7 @@ class Session:
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
         """Time a stage; its record ends ``ok`` or ``failed`` (with the error message)."""
-        record = StageRecord(name, now_iso())
+        record = StageRecord(name, now_timestamp())
         self.timeline.append(record)
         began = time.monotonic()
         self.event(name, "started")
@@ -150,7 +148,7 @@ class Session:
 
     def finish(self, status: SessionStatus, summary: str) -> None:
         self.status = status
-        self.set_meta(status=str(status), summary=summary, finished_at=now_iso())
+        self.set_meta(status=str(status), summary=summary, finished_at=now_timestamp())
 
     def _save(self) -> None:
         data = {"id": self.id, "target": self.target, "started_at": self.started_at, **self._meta}
@@ -162,7 +160,7 @@ def new_session(sessions_dir: Path, target: str, *, audit: AuditSink | None = No
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     session_id = f"{stamp}-{secrets.token_hex(3)}"
     directory = ensure_private_dir(sessions_dir / session_id)
-    session = Session(session_id, directory, target, now_iso(), audit=audit)
+    session = Session(session_id, directory, target, now_timestamp(), audit=audit)
     # The owner lets the next start tell a run still going from one that was killed (session.owner).
     session.set_meta(status="running", owner=this_process().as_dict())
     return session

@@ -128,7 +128,7 @@ def test_nothing_applied_says_so(tmp_path: Path) -> None:
     ("2026-01-01T00:00:00+00:00", "2026-01-01T00:02:05+00:00",
      "2 min 05 s (detection to the end of the run)"),
     (None, "2026-01-01T00:02:05+00:00", "unknown (no start recorded)"),
-    # A time without a zone is no moment (parse_moment refuses it), so no start is known.
+    # A time without a zone is no moment (parse_timestamp refuses it), so no start is known.
     ("2026-01-01T00:00:00", "2026-01-01T00:02:05+00:00", "unknown (no start recorded)"),
     ("yesterday", None, "unknown (no start recorded)"),
 ])
