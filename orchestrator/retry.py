@@ -15,6 +15,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     retry_if_result,
     stop_after_attempt,
     stop_after_delay,
@@ -22,7 +23,7 @@ from tenacity import (
     wait_fixed,
 )
 
-from orchestrator.errors import ConnectError, HypervisorError, NotifyTransientError
+from orchestrator.errors import ConnectError, HypervisorError, NotifyTransientError, VmNotFoundError
 from orchestrator.model import ProbeResult
 
 Sleep = Callable[[float], None]
@@ -62,7 +63,8 @@ def vm_stop_policy(*, sleep: Sleep = time.sleep) -> Retrying:
     return Retrying(
         stop=stop_after_attempt(4),
         wait=wait_exponential(multiplier=2, max=10),
-        retry=retry_if_exception_type(HypervisorError),
+        # A domain that is gone is not busy: asking again would only wait (VmNotFoundError).
+        retry=retry_if_exception_type(HypervisorError) & retry_if_not_exception_type(VmNotFoundError),
         reraise=True,
         sleep=sleep,
     )

@@ -333,11 +333,14 @@ class VmManager:
     def _remove(self, name: str, vm_dir: Path) -> None:
         dom = self._own_domain(name)
         if dom is not None:
-            vm_stop_policy()(dom.force_stop)
-            # A warm start restores a transient domain and defines it afterwards: one killed in
-            # between (a SIGKILLed run) leaves a transient domain, which is gone once stopped.
-            if self._own_domain(name) is not None:
-                dom.undefine()
+            # A warm start restores a transient domain and defines it afterwards. One killed in
+            # between (a SIGKILLed run) leaves a transient domain: gone once stopped, or gone on its
+            # own while we look at it (libvirt abandons the restore its client dropped). Either way
+            # there is nothing left to stop or undefine; the directory below still goes.
+            with contextlib.suppress(VmNotFoundError):
+                vm_stop_policy()(dom.force_stop)
+                if self._own_domain(name) is not None:
+                    dom.undefine()
         if vm_dir.exists():
             if vm_dir.parent != self.settings.vms_dir or vm_dir.is_symlink():
                 raise HypervisorError(f"refusing to delete unexpected path {vm_dir}")

@@ -350,7 +350,9 @@ def test_lock_holder_in_json(cli: Cli, held_lock: Callable[[bytes], Path]) -> No
 
 def test_markup_and_escapes_stored_in_a_transaction(cli: Cli, state: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(output.out_console, "width", 250)  # room for every cell: nothing is cut with "…"
+    # Room for every cell: nothing is cut with "…". Through rich's record of an explicit width, not the
+    # `width` property: undoing a property patch would set the width it computed (fixing it for good).
+    monkeypatch.setattr(output.out_console, "_width", 250)
     store = TransactionStore(open_state(state / "state.db"))
     txn = store.create(package_id="pkg", package_dir="/p", target="vm:[/x]", component="[bold]web\x1b[31m",
                        backup_dir="/b", ops_total=1, strategy=":smile:[/]")

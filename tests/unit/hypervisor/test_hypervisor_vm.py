@@ -25,7 +25,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.hypervisor import instance as inst
-from orchestrator.hypervisor.connection import LibvirtConnection
+from orchestrator.hypervisor.connection import DomainHandle, LibvirtConnection
 from orchestrator.hypervisor.vm import VmManager
 from orchestrator.hypervisor.warm import WarmState
 from orchestrator.imaging.store import BuiltImage
@@ -209,6 +209,28 @@ def test_destroy_of_a_transient_domain_a_killed_warm_start_left(manager: VmManag
     dom.undefine()
     manager.conn.conn.createXML(xml, 0)   # running, never defined: what the restore leaves
     manager.destroy("web1")
+    assert manager.conn.lookup("vmrepair-web1") is None
+    assert not manager.vm_dir("web1").exists()
+
+
+def test_destroy_when_the_domain_vanishes_while_it_is_stopped(manager: VmManager,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """libvirt abandons a restore whose client died: the transient domain can disappear between the
+    lookup and the stop. Nothing is left to stop, nothing is retried, and the directory still goes."""
+    manager.up("web1")
+    calls: list[str] = []
+
+    def vanish(self: DomainHandle) -> None:
+        calls.append(self.name)
+        handle = manager.conn.lookup(self.name)
+        assert handle is not None
+        handle._dom.destroy()
+        handle._dom.undefine()
+        raise VmNotFoundError("query state: Domain not found", domain=self.name)
+
+    monkeypatch.setattr(DomainHandle, "force_stop", vanish)
+    manager.destroy("web1")
+    assert calls == ["vmrepair-web1"]   # not retried: a domain that is gone is not busy
     assert manager.conn.lookup("vmrepair-web1") is None
     assert not manager.vm_dir("web1").exists()
 
