@@ -5,7 +5,9 @@ next one may still help).
 - **reinstall**: ``apt-get install --reinstall --no-download`` of the packages whose ``.deb`` is in
   the local apt cache. No network at boot (and often none at all): a package that is not cached is
   skipped, never downloaded. Missing conffiles come back (``--force-confmiss``); edited ones are
-  kept (``--force-confold``): the baseline step decides about those.
+  kept (``--force-confold``): the baseline step decides about those. apt runs as a transient unit of
+  the target's systemd (:mod:`orchestrator.systemd.transient`): the daemon's own unit keeps ``/usr``
+  read-only (``ProtectSystem=yes``), and this one command is what may write there.
 - **restore_baseline**: the component's config and unit paths made to match the target's baseline,
   with the repair stage's ``restore_baseline`` step (files rewritten with their recorded mode and
   owner, symlinks and directories recreated; files the baseline lacks are left alone).
@@ -31,6 +33,7 @@ from orchestrator.steps.context import BaselineReader, RepairContext
 from orchestrator.steps.io import StepIO
 from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep, run_restore_baseline
 from orchestrator.steps.kinds.restore_conffile import APT_ARCHIVES
+from orchestrator.systemd.transient import run_outside_sandbox
 from orchestrator.transport.base import Transport
 
 REINSTALL_TIMEOUT_S = 900.0
@@ -71,7 +74,8 @@ def reinstall(transport: Transport, component: Component) -> Action:
             "--no-download", "-y", "-o", "Dpkg::Options::=--force-confold",
             "-o", "Dpkg::Options::=--force-confmiss", *cached]
     try:
-        result = transport.run(argv, timeout=REINSTALL_TIMEOUT_S, max_output=256 * 1024)
+        result = run_outside_sandbox(transport, "reinstall", argv, timeout=REINSTALL_TIMEOUT_S,
+                                     max_output=256 * 1024)
     except CommandTimeoutError:
         return Action(ActionKind.REINSTALL, ActionStatus.FAILED,
                       f"apt-get did not finish within {REINSTALL_TIMEOUT_S:g} s")

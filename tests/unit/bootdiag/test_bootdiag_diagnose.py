@@ -38,12 +38,18 @@ class Boot:
                                                               "cron": "install ok installed"})
     audit_output: bytes = b""
     apt_exit: int = 0
+    #: What `dpkg --verify` says until a reinstall puts the files back.
+    damaged: bytes = b""
 
     def __post_init__(self) -> None:
         answers = self.target.vm.answers
         answers["dpkg-query",] = self.dpkg_query
         answers["dpkg", "--audit"] = lambda argv: (0, self.audit_output, b"")
+        answers["dpkg", "--verify"] = lambda argv: (1 if self.damaged else 0, self.damaged, b"")
         answers["env",] = self.apt_get
+        # systemd is PID 1: apt runs as a transient unit (outside the daemon's ProtectSystem=yes).
+        answers["test", "-d", "/run/systemd/system"] = (0, b"", b"")
+        answers["systemd-run",] = lambda argv: self.apt_get(argv[argv.index("--") + 1:])
         answers["nginx", "-t"] = self.nginx_t
 
     def dpkg_query(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
@@ -58,6 +64,7 @@ class Boot:
             return self.apt_exit, b"", b"E: Could not get lock /var/lib/dpkg/lock-frontend\n"
         for package in argv[argv.index("Dpkg::Options::=--force-confmiss") + 1:]:
             self.packages[package] = "install ok installed"
+        self.damaged = b""
         return 0, b"Setting up nginx ...\n", b""
 
     def nginx_t(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
@@ -72,7 +79,9 @@ class Boot:
                                    audit=self.target.audit, remediate=remediate, sleep=lambda _s: None)
 
     def argvs(self, program: str) -> list[tuple[str, ...]]:
-        return [a for a in self.target.transport.argvs if a[0] == program]
+        """Commands of ``program`` run, those run through ``systemd-run`` included (their own argv)."""
+        runs = [a[a.index("--") + 1:] if a[0] == "systemd-run" else a for a in self.target.transport.argvs]
+        return [a for a in runs if a[0] == program]
 
 
 def baseline_with_good_conf() -> FakeBaseline:
@@ -121,6 +130,10 @@ def test_remediation_order_reinstall_then_baseline(boot: Boot) -> None:
                                   "--reinstall", "--no-download", "-y", "-o",
                                   "Dpkg::Options::=--force-confold", "-o",
                                   "Dpkg::Options::=--force-confmiss", "nginx")]
+    (wrapped,) = [a for a in boot.target.transport.argvs if a[0] == "systemd-run"]
+    assert wrapped[1].startswith("--unit=vmrepair-reinstall-") and wrapped[1].endswith(".service")
+    assert wrapped[2:wrapped.index("--")] == ("--quiet", "--wait", "--pipe", "--collect",
+                                             "--service-type=exec", "--property=RuntimeMaxSec=895")
     assert boot.target.agent.fs["/etc/nginx/nginx.conf"].data == GOOD_CONF
     assert ("systemctl", "restart", "--", "nginx.service") in boot.target.transport.argvs
     recoveries = [r for r in boot.target.audit.records if r["event"] == "recovery"]
@@ -137,6 +150,21 @@ def test_missing_package_is_reinstalled_from_the_cache(boot: Boot) -> None:
     assert [(a.kind, a.status, a.detail) for a in nginx.actions] == [
         (ActionKind.REINSTALL, ActionStatus.FIXED, "reinstalled nginx from the local package cache")]
     assert nginx.state is ComponentState.HEALTHY
+
+
+def test_a_deleted_program_of_an_installed_package_is_reinstalled(boot: Boot) -> None:
+    """dpkg still says "installed": only `dpkg --verify` (the detector's packages probe) shows the
+    binary is gone."""
+    boot.damaged = b"missing     /usr/sbin/nginx\n??5?????? c /etc/nginx/nginx.conf\n"
+    boot.target.vm.debs[DEB] = {}
+    nginx = boot.run(remediate=True).components[0]
+    assert nginx.found is ComponentState.BROKEN
+    assert nginx.problems == ()
+    assert [(a.kind, a.status) for a in nginx.actions] == [(ActionKind.REINSTALL, ActionStatus.FIXED)]
+    assert nginx.state is ComponentState.HEALTHY
+    errors = [r for r in boot.target.audit.records if r["event"] == "error"]
+    assert errors[0]["details"]["message"] == (
+        "nginx is broken at boot: nginx: packaged file /usr/sbin/nginx (missing)")
 
 
 def test_uncached_package_is_skipped_never_downloaded(boot: Boot) -> None:
