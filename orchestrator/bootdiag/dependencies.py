@@ -13,6 +13,11 @@ a Wants unit failed                                    10  its dependencies, in 
 A Python app is recognised without configuration: a unit whose ``ExecStart`` program is a Python
 interpreter (``/usr/bin/python3``, ``/opt/app/venv/bin/python``) gets ``<that python> -m pip check``.
 Checks that cannot run (no dpkg, no pip for that interpreter) lower nothing and are noted.
+Each finding carries its :class:`~orchestrator.bootdiag.result.FindingKind`, from which
+:mod:`orchestrator.bootdiag.verdict` decides whether a restart could help.
+
+Boot diagnostics score every component with one ``dpkg --audit`` for all; the health monitor and the
+repair pipeline's triage score one component when they would restart it (:func:`score_on_target`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import re
 from collections.abc import Sequence
 
 from orchestrator import systemd
-from orchestrator.bootdiag.result import DependencyScore, Finding
+from orchestrator.bootdiag.result import DependencyScore, Finding, FindingKind
 from orchestrator.detect.common import cap_evidence, run_command
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.model import Component
@@ -75,6 +80,27 @@ def score_component(
     return DependencyScore(tuple(findings), tuple(notes))
 
 
+def score_on_target(transport: Transport, component: Component) -> DependencyScore:
+    """Score ``component`` on its own: its one ``dpkg --audit`` (only when it has packages) and its
+    units' LoadState are asked here. Units systemd cannot be asked about are not scored (noted).
+
+    Raises:
+        TransportError: the target cannot be reached.
+    """
+    audit_output = dpkg_audit(transport) if component.packages else None
+    load_states: dict[str, str] = {}
+    notes: tuple[str, ...] = ()
+    if component.units:
+        answer = systemd.show(transport, list(component.units), ("LoadState",), timeout=CHECK_TIMEOUT_S)
+        # One UnitInfo per unit asked, in the order asked.
+        load_states = {unit: info.load_state for unit, info in zip(component.units, answer.units,
+                                                                    strict=False)}
+        if answer.unavailable_reason is not None:
+            notes = (f"units not scored: {answer.unavailable_reason}",)
+    score = score_component(transport, component, audit_output=audit_output, load_states=load_states)
+    return DependencyScore(score.findings, (*notes, *score.notes))
+
+
 def _dpkg(component: Component, output: str | None, findings: list[Finding], notes: list[str]) -> None:
     if output is None:
         notes.append("dpkg --audit could not run")
@@ -85,9 +111,11 @@ def _dpkg(component: Component, output: str | None, findings: list[Finding], not
     named = [p for p in component.packages if p in words]
     first = output.splitlines()[0]
     if named:
-        findings.append(Finding(40, f"dpkg --audit names {', '.join(named)}: {first}"))
+        findings.append(Finding(40, f"dpkg --audit names {', '.join(named)}: {first}",
+                                FindingKind.OWN_PACKAGE))
     else:
-        findings.append(Finding(10, f"dpkg --audit reports other packages: {first}"))
+        findings.append(Finding(10, f"dpkg --audit reports other packages: {first}",
+                                FindingKind.OTHER_PACKAGES))
 
 
 def _show(transport: Transport, unit: str, properties: Sequence[str]) -> dict[str, str]:
@@ -112,7 +140,7 @@ def _pip(transport: Transport, unit: str, exec_start: str, findings: list[Findin
         notes.append(f"pip check: pip is not installed for {python} ({unit})")
     elif not result.succeeded:
         first = cap_evidence(output.splitlines()[0] if output else f"exit {result.exit_status}", 300)
-        findings.append(Finding(30, f"pip check ({python}, {unit}): {first}"))
+        findings.append(Finding(30, f"pip check ({python}, {unit}): {first}", FindingKind.PIP_CHECK))
 
 
 def _unit_dependencies(transport: Transport, unit: str, props: dict[str, str],
@@ -129,6 +157,8 @@ def _unit_dependencies(transport: Transport, unit: str, props: dict[str, str],
     for info, dep in zip(answer.units, deps, strict=False):
         hard, name = kinds[dep] in HARD, cap_evidence(dep, 200)
         if info.active_state == "failed":
-            findings.append(Finding(25 if hard else 10, f"{unit} {kinds[dep]}= {name}, which failed"))
+            kind = FindingKind.HARD_DEPENDENCY if hard else FindingKind.SOFT_DEPENDENCY
+            findings.append(Finding(25 if hard else 10, f"{unit} {kinds[dep]}= {name}, which failed", kind))
         elif hard and info.load_state == "not-found":
-            findings.append(Finding(25, f"{unit} {kinds[dep]}= {name}, which does not exist"))
+            findings.append(Finding(25, f"{unit} {kinds[dep]}= {name}, which does not exist",
+                                    FindingKind.HARD_DEPENDENCY))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from orchestrator.model import Severity
+
 
 class ComponentState(StrEnum):
     HEALTHY = "healthy"
@@ -42,12 +44,23 @@ class Action:
         return {"kind": str(self.kind), "status": str(self.status), "detail": self.detail}
 
 
+class FindingKind(StrEnum):
+    """What a dependency finding is about; :mod:`.verdict` decides from it whether a restart can help."""
+
+    OWN_PACKAGE = "own_package"            # dpkg --audit names one of the component's packages
+    OTHER_PACKAGES = "other_packages"      # dpkg --audit names only packages of others
+    PIP_CHECK = "pip_check"                # pip check of the Python app's interpreter fails
+    HARD_DEPENDENCY = "hard_dependency"    # a Requires/Requisite/BindsTo unit failed or is gone
+    SOFT_DEPENDENCY = "soft_dependency"    # a Wants unit failed
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing that lowered a dependency score, and by how much."""
 
     points: int
     reason: str
+    kind: FindingKind
 
 
 @dataclass(frozen=True)
@@ -63,9 +76,23 @@ class DependencyScore:
         return max(0, 100 - sum(f.points for f in self.findings))
 
     def as_dict(self) -> dict[str, object]:
-        return {"score": self.score, "lowered_by": [{"points": f.points, "reason": f.reason}
-                                                    for f in self.findings],
+        return {"score": self.score, "lowered_by": [{"points": f.points, "reason": f.reason,
+                                                     "kind": str(f.kind)} for f in self.findings],
                 "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class DependencyVerdict:
+    """What a dependency score decides (:func:`orchestrator.bootdiag.verdict.judge`): how severe the
+    component's trouble is, and whether the daemon may restart it blindly. ``reason`` says why a
+    restart is refused, or what allowed it."""
+
+    severity: Severity
+    may_restart: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"severity": str(self.severity), "may_restart": self.may_restart, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -79,6 +106,9 @@ class ComponentDiagnosis:
     problems: tuple[str, ...] = ()
     actions: tuple[Action, ...] = ()
     dependencies: DependencyScore = field(default_factory=DependencyScore)
+    #: What the score decides; None until :func:`orchestrator.bootdiag.verdict.judge_diagnosis` judged
+    #: it (it needs the ``health:`` thresholds, which the diagnosis itself does not know).
+    verdict: DependencyVerdict | None = None
 
     @property
     def is_broken_vital(self) -> bool:
@@ -96,7 +126,10 @@ class ComponentDiagnosis:
         return {"component": self.name, "vital": self.vital, "found": str(self.found),
                 "state": str(self.state), "problems": list(self.problems),
                 "actions": [a.as_dict() for a in self.actions],
-                "dependencies": self.dependencies.as_dict()}
+                "dependencies": self.dependencies.as_dict(),
+                "severity": None if self.verdict is None else str(self.verdict.severity),
+                "may_restart": None if self.verdict is None else self.verdict.may_restart,
+                "restart_reason": None if self.verdict is None else self.verdict.reason}
 
 
 @dataclass(frozen=True)

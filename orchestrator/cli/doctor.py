@@ -2,7 +2,9 @@
 
 Without ``--target``: the orchestrator's own checks (can vmrepair work on this machine?), exit 1 when
 a vital one fails. With ``--target``: boot diagnostics of the target's watched components, a table of
-component, vital/optional, state, action taken and dependency score (with what lowered it); exit 1
+component, vital/optional, state, action taken, dependency score (with what lowered it) and what the
+score decides (:mod:`orchestrator.bootdiag.verdict`): the severity of the component's issues and
+whether the daemon may restart it blindly ("refused (why)" when its dependencies are broken); exit 1
 when a vital component is still broken, missing or only stubbed. ``--remediate`` repairs broken vital
 components at once (reinstall from the apt cache, restore from the baseline, or a stub unit) and
 records each action in the audit log.
@@ -104,10 +106,13 @@ def show_diagnosis(report: TargetDoctorReport, *, as_json: bool) -> int:
     for c in diagnosis.components:
         state = str(c.state) if c.found is c.state else f"{c.found} -> {c.state}"
         lowered = "; ".join(f"-{f.points} {f.reason}" for f in c.dependencies.findings)
+        verdict = c.verdict
+        severity, restart = ("-", "-") if verdict is None else (
+            str(verdict.severity), "allowed" if verdict.may_restart else f"refused ({verdict.reason})")
         rows.append([c.name, "vital" if c.vital else "optional", state,
-                     c.action_summary, str(c.dependencies.score), lowered or "-"])
+                     c.action_summary, str(c.dependencies.score), lowered or "-", severity, restart])
     table(f"components of {report.target}",
-          ["component", "kind", "state", "action taken", "deps", "lowered by"], rows)
+          ["component", "kind", "state", "action taken", "deps", "lowered by", "severity", "restart"], rows)
     for c in diagnosis.components:
         if c.state in NOT_WORKING or c.actions:
             for problem in c.problems:

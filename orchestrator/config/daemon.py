@@ -76,3 +76,12 @@ class HealthSettings(_Strict):
     #: Failed repair runs of a component within ``failed_repairs_window_s`` before it is quarantined.
     quarantine_after_failed_repairs: int = Field(default=3, ge=1, le=100)
     failed_repairs_window_s: float = Field(default=86400.0, ge=60, le=30 * 86400)
+    #: A blind restart (health monitor, in-place repair) is refused, and the component escalated,
+    #: when the dependency findings a restart cannot cure add up to more than this many points: its
+    #: own package named by ``dpkg --audit`` (40), ``pip check`` failing (30), a Requires= unit failed
+    #: or gone (25). A failed Wants= unit or other packages in ``dpkg --audit`` (10 each) never count.
+    #: The default refuses on any one of them (orchestrator.bootdiag.verdict).
+    blind_restart_max_points: int = Field(default=24, ge=0, le=1000)
+    #: Issues of a component whose dependency score (0-100) is below this are critical, even when it is
+    #: optional; a vital component's are always critical.
+    critical_below_score: int = Field(default=50, ge=0, le=100)

@@ -19,6 +19,7 @@ from orchestrator.audit.sink import AuditSink
 from orchestrator.daemon.quarantine_rules import FailedRepairs, quarantine_reasons
 from orchestrator.daemon.state import DaemonState
 from orchestrator.errors import VmRepairError
+from orchestrator.model import Severity
 
 log = logging.getLogger(__name__)
 
@@ -156,22 +157,28 @@ class HealthJob:
 
 
 class Escalation:
-    """The health monitor's ``escalate(component, reason)``: audit it and run a detection now.
+    """The health monitor's ``escalate(component, reason, severity)``: audit it and run a detection now.
 
     The detection job then acts by policy (repairs only under ``auto-repair``), so an escalation
     never bypasses the policy, and the repair runs on the job thread, never inside a health poll.
+    ``severity`` (the component's dependency verdict) is told to ``on_severity`` before the detection
+    runs: the daemon's state gives it to the issues that detection finds of the component.
     """
 
-    def __init__(self, trigger: Callable[[str], None], audit: AuditSink, detect_job: str) -> None:
+    def __init__(self, trigger: Callable[[str], None], audit: AuditSink, detect_job: str,
+                 on_severity: Callable[[str, Severity], None] | None = None) -> None:
         self._trigger = trigger
         self._audit = audit
         self._detect_job = detect_job
+        self._on_severity = on_severity
 
-    def __call__(self, component: str, reason: str) -> None:
+    def __call__(self, component: str, reason: str, severity: Severity) -> None:
         """Raises: AuditError: the record cannot be written (the detection is triggered anyway)."""
+        if self._on_severity is not None:
+            self._on_severity(component, severity)
         self._trigger(self._detect_job)
         self._audit.record("escalation", component=component, status="escalated",
-                           details={"reason": reason}, durable=True)
+                           details={"reason": reason, "severity": str(severity)}, durable=True)
 
 
 class TextfileJob:

@@ -84,6 +84,8 @@ class DaemonState:
         self._startup: dict[str, dict[str, Any]] = {}
         self._last_detection: dict[str, Any] | None = None
         self._issues: dict[str, TrackedIssue] = {}
+        #: Severity the health monitor escalated a component with (its dependency verdict).
+        self._escalated: dict[str, Severity] = {}
         self._n = _Counters()
 
     # -- start-up ---------------------------------------------------------------------------------
@@ -112,10 +114,15 @@ class DaemonState:
         """Replace the current issues with ``issues``; returns (new ones, cleared ones).
 
         Issues seen before keep their state and first-seen time; new ones start in ``new_state``.
+        Issues of a component the health monitor escalated carry the escalation's severity
+        (:meth:`escalated`) until a detection finds none of them.
         """
         now = self.clock()
-        found = {i.id: i for i in issues}
         with self._lock:
+            found = {i.id: replace(i, severity=self._escalated[i.component])
+                     if i.component in self._escalated else i for i in issues}
+            components = {i.component for i in found.values()}
+            self._escalated = {c: s for c, s in self._escalated.items() if c in components}
             old = self._issues
             self._issues = {
                 key: replace(old[key], issue=issue, last_seen=now) if key in old
@@ -128,6 +135,15 @@ class DaemonState:
                                     "unavailable": sorted(unavailable)}
         return ([i for k, i in found.items() if k not in old],
                 [t.issue for k, t in old.items() if k not in found])
+
+    def escalated(self, component: str, severity: Severity) -> None:
+        """The health monitor escalated ``component``; its dependency verdict says how severe that is.
+
+        Detected issues of the component take this severity, not their probe's: the probe knows the
+        symptom (an endpoint is down), the verdict what it stands on (a vital component, a broken
+        dependency)."""
+        with self._lock:
+            self._escalated[component] = severity
 
     def mark_issues(self, ids: Iterable[str], state: str, *, session: str | None = None) -> None:
         now = self.clock()

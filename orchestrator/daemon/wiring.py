@@ -79,8 +79,8 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
             record=lambda: record_target_baseline(app, spec),
             last_recorded_at=lambda: last_baseline_at(app, spec), state=state, audit=audit))
     if config.policy == "auto-repair":
-        scheduler.add(_health_job(app, spec, Escalation(scheduler.trigger, audit, detection.name), audit,
-                                  failed_repairs))
+        escalation = Escalation(scheduler.trigger, audit, detection.name, on_severity=state.escalated)
+        scheduler.add(_health_job(app, spec, escalation, audit, failed_repairs))
     else:
         # The health monitor restarts units and quarantines components: that is touching the
         # target, which `ask` and `detect-only` promise not to do. Detection still runs.
@@ -296,6 +296,7 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     """
     from orchestrator.baseline.store import usable_baseline
     from orchestrator.bootdiag import diagnose_components
+    from orchestrator.bootdiag.verdict import judge_diagnosis
 
     lock = StateLock(app.settings.lock_path)
     remediate = state.policy == "auto-repair" and state.repairs_allowed
@@ -311,6 +312,8 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
                                             remediate=remediate)
     finally:
         lock.release()
+    # Each component's severity and whether the health monitor may restart it, in the start-up report.
+    diagnosis = judge_diagnosis(diagnosis, app.settings.health)
     broken = [c.name for c in diagnosis.components if c.is_broken_vital]
     return HookResult(diagnosis.as_dict(),
                       (f"vital component(s) still broken after start-up: {', '.join(broken)}",) if broken

@@ -16,6 +16,7 @@ from orchestrator.agent.api import AgentApi
 from orchestrator.audit.sink import AuditSink
 from orchestrator.baseline import Baseline, load_latest_baseline
 from orchestrator.bootdiag import BootDiagnosis, diagnose_components
+from orchestrator.bootdiag.verdict import judge_diagnosis
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
 from orchestrator.targets.spec import TargetSpec
@@ -59,4 +60,5 @@ def diagnose_target(
         note = baseline.info.name
     diagnosis = diagnose_components(transport, agent, settings.watch, baseline=baseline, audit=audit,
                                     remediate=remediate, sleep=sleep)
-    return TargetDoctorReport(str(spec), diagnosis, note)
+    # What the daemon would make of each component: its severity, and may it restart it blindly.
+    return TargetDoctorReport(str(spec), judge_diagnosis(diagnosis, settings.health), note)

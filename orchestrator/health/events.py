@@ -18,11 +18,12 @@ class HealthEventKind(StrEnum):
     HELD = "held"                            # still failing but escalated recently: no action
     UNAVAILABLE = "unavailable"              # no probe could run (no curl on the target)
     RESTART_LOOP = "restart_loop"            # a unit restarts itself over and over (NRestarts, start limit)
+    DEPENDENCY_BLOCKED = "dependency_blocked"  # its dependencies are broken: a restart would not help
 
 
 #: Events that record something broken (audited as errors).
 _ERRORS = frozenset({HealthEventKind.FAILED, HealthEventKind.HELD, HealthEventKind.VITAL_CHECK_FAILED,
-                     HealthEventKind.RESTART_LOOP})
+                     HealthEventKind.RESTART_LOOP, HealthEventKind.DEPENDENCY_BLOCKED})
 
 
 @dataclass(frozen=True)

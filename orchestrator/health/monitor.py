@@ -10,20 +10,27 @@ Rules, per component (``settings`` is the ``health:`` section of config.yaml):
 3. Before a restart the component's config test runs (``nginx -t``): when it fails, or cannot run, a
    restart cannot help and could take a running service down for good, so the reason is audited and
    the component escalated instead.
-4. ``restarts_before_escalation`` restarts within ``restart_window_s`` and the next action is an
-   escalation (``escalate(component, reason)``: the daemon hands it to the repair pipeline).
-5. After an escalation the component is held for ``restart_window_s``: still failing means neither a
+4. Then its dependencies are scored (``score``: :func:`orchestrator.bootdiag.dependencies.
+   score_on_target`, one ``dpkg --audit`` per decision) and judged (:func:`orchestrator.bootdiag.
+   verdict.judge`): when a restart cannot cure them (its own package half-installed, ``pip check``
+   failing, a Requires= unit failed or gone: more than ``blind_restart_max_points``), a
+   ``dependency_blocked`` event with the score and findings is audited and the component escalated
+   instead. The verdict's severity (critical when vital or scoring below ``critical_below_score``)
+   goes with every escalation of the component.
+5. ``restarts_before_escalation`` restarts within ``restart_window_s`` and the next action is an
+   escalation (``escalate(component, reason, severity)``: the daemon hands it to the repair pipeline).
+6. After an escalation the component is held for ``restart_window_s``: still failing means neither a
    restart nor another escalation (the pipeline owns it). Passing polls do not clear the restart
    history or the hold, so a flapping service (pass, fail, pass ...) costs at most
    ``restarts_before_escalation`` restarts and one escalation per window.
-6. :meth:`HealthMonitor.status` counts a component's escalations until it has passed for a whole
+7. :meth:`HealthMonitor.status` counts a component's escalations until it has passed for a whole
    window: the daemon compares that with ``quarantine_after_escalations`` to quarantine it.
 
-7. Every component with units, HTTP checks or not, has its units' ``NRestarts`` read once per poll
+8. Every component with units, HTTP checks or not, has its units' ``NRestarts`` read once per poll
    (:mod:`.unitloops`): ``quarantine_after_unit_restarts`` automatic restarts seen within
    ``restart_window_s``, or systemd's start limit hit, is a restart loop. It is audited once and listed
    by :meth:`HealthMonitor.status` (``restart_loop``) for the daemon's quarantine rules.
-8. A restart is bounded (:func:`orchestrator.systemd.bounded_restart`): one still stopping or starting
+9. A restart is bounded (:func:`orchestrator.systemd.bounded_restart`): one still stopping or starting
    after ``restart_deadline_s`` has its unit's processes killed through systemd and counts as a failed
    restart; the poll goes on.
 
@@ -41,6 +48,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from orchestrator.audit.sink import AuditSink, log_error
+from orchestrator.bootdiag.dependencies import score_on_target
+from orchestrator.bootdiag.result import DependencyScore
+from orchestrator.bootdiag.verdict import judge
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.daemon import HealthSettings
 from orchestrator.detect.config_test import probe_config
@@ -48,14 +58,25 @@ from orchestrator.detect.http import probe_http
 from orchestrator.errors import VmRepairError
 from orchestrator.health.events import HealthEvent, HealthEventKind, audit_event
 from orchestrator.health.unitloops import UnitLoopWatch
-from orchestrator.model import Component, HttpCheck, ProbeResult
+from orchestrator.model import Component, HttpCheck, ProbeResult, Severity
 from orchestrator.retry import health_poll_policy
 from orchestrator.systemd import bounded_restart
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
 
-Escalate = Callable[[str, str], None]
+#: Scores a component's dependencies on the target (raises TransportError when it cannot be reached).
+Score = Callable[[Transport, Component], DependencyScore]
+
+
+class Escalate(Protocol):
+    """Hands a component to the repair pipeline, with why and how severe its trouble is.
+
+    Raises:
+        VmRepairError: the hand-over failed (the monitor audits it and holds the component anyway).
+    """
+
+    def __call__(self, component: str, reason: str, severity: Severity, /) -> None: ...
 
 
 class _Emit(Protocol):
@@ -91,7 +112,8 @@ class HealthMonitor:
     """Polls the endpoints of ``watch``'s components on one target; see the module docstring.
 
     ``clock`` (monotonic seconds) and ``sleep`` (backoff between retries) are injectable so tests
-    never wait. Not thread-safe: one caller polls.
+    never wait; ``score`` (the dependency score before a restart) so they can script it. Not
+    thread-safe: one caller polls.
     """
 
     def __init__(
@@ -104,8 +126,10 @@ class HealthMonitor:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        score: Score = score_on_target,
     ) -> None:
         self._settings = settings
+        self._score = score
         self._transport = transport
         self._audit = audit
         self._escalate = escalate
@@ -204,11 +228,11 @@ class HealthMonitor:
             emit(HealthEventKind.HELD, f"{component.name} still failing; escalated {since:.0f} s ago, "
                  "waiting for the repair pipeline (no restart)")
             return
-        blocker = self._restart_blocker(component, state, now, emit)
+        blocker, severity = self._restart_blocker(component, state, now, emit)
         if blocker is None:
             self._restart(component, state, now, emit)
         else:
-            self._escalate_component(component, state, now, blocker, emit)
+            self._escalate_component(component, state, now, blocker, severity=severity, emit=emit)
 
     def _ask(self, component: Component, check: HttpCheck) -> ProbeResult:
         result: ProbeResult = self._poll_policy(probe_http, self._transport, component, check,
@@ -217,22 +241,33 @@ class HealthMonitor:
 
     def _restart_blocker(
         self, component: Component, state: _ComponentState, now: float, emit: _Emit
-    ) -> str | None:
-        """Why the component must not be restarted now; None when a restart is the right move."""
+    ) -> tuple[str | None, Severity]:
+        """Why the component must not be restarted now (None when a restart is the right move), and
+        the severity an escalation carries (rules 3-5)."""
+        # Before any score: the component alone decides (critical when vital).
+        severity = judge(vital=component.vital, score=DependencyScore(), settings=self._settings).severity
         if component.config_test:
             check = probe_config(self._transport, component)
             if check.is_unavailable or not check.ok:
                 emit(HealthEventKind.VITAL_CHECK_FAILED, check.summary, probe=check.probe,
                      output=check.evidence.get("output", ""))
                 what = "cannot run" if check.is_unavailable else "fails"
-                return f"its config test {what} ({check.summary}); a restart would not help"
+                return f"its config test {what} ({check.summary}); a restart would not help", severity
         if not component.units:
-            return "endpoints keep failing and it has no unit to restart"
+            return "endpoints keep failing and it has no unit to restart", severity
+        score = self._score(self._transport, component)
+        verdict = judge(vital=component.vital, score=score, settings=self._settings)
+        if not verdict.may_restart:
+            emit(HealthEventKind.DEPENDENCY_BLOCKED, f"{component.name}: {verdict.reason}",
+                 score=str(score.score), severity=str(verdict.severity),
+                 findings="; ".join(f"-{f.points} {f.reason}" for f in score.findings),
+                 **({"notes": "; ".join(score.notes)} if score.notes else {}))
+            return verdict.reason, verdict.severity
         window = self._settings.restart_window_s
         done = state.restarts_within(now, window)
         if done >= self._settings.restarts_before_escalation:
-            return f"endpoints keep failing after {done} restarts within {window:g} s"
-        return None
+            return f"endpoints keep failing after {done} restarts within {window:g} s", verdict.severity
+        return None, verdict.severity
 
     def _restart(self, component: Component, state: _ComponentState, now: float, emit: _Emit) -> None:
         # Counted before running: a restart that fails still costs a slot in the window, so a unit
@@ -251,13 +286,15 @@ class HealthMonitor:
             emit(HealthEventKind.RESTARTED, f"restarted {units}", units=units, restarts_in_window=count)
 
     def _escalate_component(
-        self, component: Component, state: _ComponentState, now: float, reason: str, emit: _Emit
+        self, component: Component, state: _ComponentState, now: float, reason: str, *,
+        severity: Severity, emit: _Emit,
     ) -> None:
         state.escalated_at = now
         state.escalations += 1
-        emit(HealthEventKind.ESCALATED, f"{component.name}: {reason}", escalations=str(state.escalations))
+        emit(HealthEventKind.ESCALATED, f"{component.name}: {reason}", escalations=str(state.escalations),
+             severity=str(severity))
         try:
-            self._escalate(component.name, reason)
+            self._escalate(component.name, reason, severity)
         except VmRepairError as exc:
             # The hold stays: retrying the hand-over every poll would not make the pipeline accept it.
             log.warning("escalating %s failed: %s", component.name, exc.message)

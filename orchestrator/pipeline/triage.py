@@ -3,17 +3,25 @@
 Safe in place means: restarting a service whose only problem is that it is not running (or does not
 answer), when nothing else about the component is broken. A restart cannot fix a config that does not
 parse, a corrupt data file or a full disk, so those always escalate; so does anything still failing
-after the retries.
+after the retries. Nor can it fix what the service stands on: before a restart in place the
+component's dependencies are scored (:func:`~orchestrator.bootdiag.dependencies.score_on_target`) and
+a broken one (:func:`~orchestrator.bootdiag.verdict.judge`: its own package half-installed, ``pip
+check`` failing, a Requires= unit failed or gone) escalates too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from orchestrator import systemd
+from orchestrator.bootdiag.dependencies import score_on_target
+from orchestrator.bootdiag.result import DependencyScore
+from orchestrator.bootdiag.verdict import judge
 from orchestrator.components.config import WatchConfig
+from orchestrator.config.daemon import HealthSettings
 from orchestrator.detect import sysdirs
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.errors import PipelineError
@@ -37,16 +45,23 @@ PRIORITY = [IssueKind.CONFIG_INVALID, IssueKind.LOG_CORRUPT, IssueKind.DISK_FULL
 RESTART_ATTEMPTS = 2
 
 
+#: Scores a component's dependencies on the target (raises TransportError when it cannot be reached).
+Score = Callable[[Transport, Component], DependencyScore]
+
+
 @dataclass(frozen=True)
 class TriageDecision:
     issue: Issue
     related: tuple[Issue, ...]
     in_place: bool
     reason: str
+    #: The component's dependency score, when a restart in place was considered (None otherwise).
+    dependencies: DependencyScore | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {"issue": self.issue.as_dict(), "related": [i.id for i in self.related],
-                "in_place": self.in_place, "reason": self.reason}
+                "in_place": self.in_place, "reason": self.reason,
+                **({} if self.dependencies is None else {"dependencies": self.dependencies.as_dict()})}
 
 
 def is_system_path_issue(issue: Issue) -> bool:
@@ -179,13 +194,34 @@ def system_path_component(path: str) -> Component:
 
 
 def triage(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
-           component: Component | None) -> TriageDecision:
-    """Stage triage: decide, and record the decision as evidence."""
+           component: Component | None, *, score: Score = score_on_target) -> TriageDecision:
+    """Stage triage: decide, and record the decision as evidence.
+
+    A restart in place the issue kinds allow is refused when the component's dependencies are broken
+    (``score`` runs only then: it costs a few commands on the target).
+
+    Raises:
+        TransportError: the target cannot be reached (while scoring the dependencies).
+    """
     with ctx.session.stage(Stage.TRIAGE) as st:
         decision = decide(issue, related, component)
+        if decision.in_place and component is not None:
+            decision = judge_restart(decision, component, score(ctx.transport, component),
+                                     ctx.app.settings.health)
         ctx.session.write_json(Evidence.TRIAGE.file(issue.component), decision.as_dict())
         st.detail = decision.reason
     return decision
+
+
+def judge_restart(decision: TriageDecision, component: Component, score: DependencyScore,
+                  settings: HealthSettings) -> TriageDecision:
+    """``decision`` (a restart in place) with the dependency ``score``; escalating instead when the
+    verdict refuses a blind restart."""
+    verdict = judge(vital=component.vital, score=score, settings=settings)
+    if verdict.may_restart:
+        return dataclasses.replace(decision, dependencies=score)
+    return TriageDecision(decision.issue, decision.related, False,
+                          f"{verdict.reason}; escalating to a troubleshooting VM", score)
 
 
 def in_place(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from orchestrator.bootdiag.dependencies import dpkg_audit, score_component
+from orchestrator.bootdiag.dependencies import dpkg_audit, score_component, score_on_target
 from orchestrator.bootdiag.presence import check_presence, package_states
+from orchestrator.bootdiag.result import FindingKind
 from orchestrator.model import Component
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import ACTIVE, FAILED, NOT_FOUND, show_output
@@ -121,3 +122,30 @@ def test_checks_that_cannot_run_are_noted_not_scored() -> None:
 def test_dpkg_audit_output() -> None:
     assert dpkg_audit(transport({("dpkg", "--audit"): (0, b"\n", b"")})) == ""
     assert dpkg_audit(transport({})) is None
+
+
+def test_score_on_target_asks_dpkg_and_the_load_states_itself() -> None:
+    units = {"app.service": {**ACTIVE, "Requires": "db.service", "Wants": "cache.service"},
+             "db.service": FAILED, "cache.service": FAILED}
+    fake = transport({("systemctl",): systemd(units),
+                      ("dpkg", "--audit"): (0, b"app-pkg half-configured\n", b"")})
+    score = score_on_target(fake, APP)
+    assert [f.kind for f in score.findings] == [FindingKind.OWN_PACKAGE, FindingKind.HARD_DEPENDENCY,
+                                               FindingKind.SOFT_DEPENDENCY]
+    assert fake.argvs[:2] == [("dpkg", "--audit"),
+                              ("systemctl", "show", "--property=LoadState", "--", "app.service")]
+
+
+def test_score_on_target_notes_units_systemd_cannot_answer_for() -> None:
+    fake = transport({("systemctl",): (1, b"", b"System has not been booted with systemd\n")})
+    score = score_on_target(fake, APP)
+    assert score.findings == ()
+    assert score.notes == ("units not scored: the target does not run systemd as PID 1",
+                           "dpkg --audit could not run")
+
+
+def test_score_on_target_skips_dpkg_for_a_component_without_packages() -> None:
+    fake = transport({("systemctl",): systemd({"app.service": ACTIVE})})
+    score = score_on_target(fake, Component(name="app", units=("app.service",)))
+    assert (score.score, score.notes) == (100, ())
+    assert all(argv[0] == "systemctl" for argv in fake.argvs)

@@ -97,10 +97,32 @@ def test_a_stale_detection_is_not_used_twice(audit: MemoryAuditSink) -> None:
 
 def test_escalation_audits_and_triggers_a_detection(audit: MemoryAuditSink) -> None:
     triggered: list[str] = []
-    Escalation(triggered.append, audit, "detect")("sampleapp", "3 restarts in 900 s")
+    Escalation(triggered.append, audit, "detect")("sampleapp", "3 restarts in 900 s", Severity.WARNING)
     assert triggered == ["detect"]
     assert audit.records == [{"event": "escalation", "component": "sampleapp", "status": "escalated",
-                              "details": {"reason": "3 restarts in 900 s"}, "durable": True}]
+                              "details": {"reason": "3 restarts in 900 s", "severity": "warning"},
+                              "durable": True}]
+
+
+def test_the_escalation_severity_goes_to_the_issues_the_detection_finds(audit: MemoryAuditSink) -> None:
+    state = DaemonState(target="local", policy="auto-repair")
+    order: list[str] = []
+    escalate = Escalation(lambda job: order.append(f"trigger {job}"), audit, "detect",
+                          on_severity=lambda c, s: (order.append(f"{c} {s}"), state.escalated(c, s)))
+    escalate("sampleapp", "its dependencies are broken: ...", Severity.WARNING)
+    # Told before the detection runs, so that detection's issues carry it.
+    assert order == ["sampleapp warning", "trigger detect"]
+    _detect(state, make_issue(), make_issue("nginx", subject="nginx.service"))
+    severities = {t.issue.component: t.issue.severity for t in state.tracked()}
+    assert severities == {"sampleapp": Severity.WARNING, "nginx": Severity.CRITICAL}
+    # The baseline job waits for a detection without critical issues: the warning does not hold it.
+    _detect(state, make_issue())
+    assert not state.has_critical_issues()
+    # Once a detection finds none of its issues, the escalation is over: the probe's severity again.
+    _detect(state)
+    _detect(state, make_issue())
+    assert state.tracked()[0].issue.severity is Severity.CRITICAL
+    assert state.has_critical_issues()
 
 
 @dataclass

@@ -116,6 +116,8 @@ class FakeHost:
     package_states: dict[str, str] = field(default_factory=dict)
     #: package -> what `dpkg --verify` prints for it (default: nothing, all intact)
     verify: dict[str, bytes] = field(default_factory=dict)
+    #: what `dpkg --audit` prints (None: the fake has no answer, as before: exit 127)
+    dpkg_audit: bytes | None = None
     #: path -> owning package, for `dpkg-query -S`
     owners: dict[str, str] = field(default_factory=dict)
     #: what `ss -H -ltn` prints (default: the template guest's listeners, nginx, sshd and sampleapp)
@@ -168,6 +170,8 @@ class FakeHost:
     def _dpkg(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:
         if argv[1] == "--verify":
             return 0, b"".join(self.verify.get(n, b"") for n in argv[argv.index("--") + 1:]), b""
+        if argv[1] == "--audit" and self.dpkg_audit is not None:
+            return 0, self.dpkg_audit, b""
         return 127, b"", b"unexpected dpkg call\n"
 
     def _systemctl(self, argv: tuple[str, ...]) -> tuple[int, bytes, bytes]:

@@ -72,6 +72,9 @@ def test_healthy_target_exits_0_with_json(
     assert [(c["component"], c["vital"], c["state"]) for c in data["components"]] == [
         ("nginx", True, "healthy"), ("cron", False, "healthy")]
     assert data["components"][0]["dependencies"] == {"score": 100, "lowered_by": [], "notes": []}
+    # What the score decides: vital is critical, optional a warning; nothing refuses a restart.
+    assert [(c["severity"], c["may_restart"]) for c in data["components"]] == [
+        ("critical", True), ("warning", True)]
 
 
 def test_broken_vital_component_exits_1_with_a_table(
@@ -89,8 +92,10 @@ def test_broken_vital_component_exits_1_with_a_table(
     err = " ".join(captured.err.split())
     assert code == 1
     assert "components of vm:web" in out
-    assert "nginx │ vital │ broken │ none │ 60 │ -40 dpkg --audit names nginx: nginx half-configured" in out
-    assert "cron │ optional │ broken │ none (optional: reduced features) │ 100" in out
+    assert ("nginx │ vital │ broken │ none │ 60 │ -40 dpkg --audit names nginx: nginx half-configured │ "
+            "critical │ refused (its dependencies are broken: dpkg --audit names nginx: nginx "
+            "half-configured; a restart would not help)") in out
+    assert "cron │ optional │ broken │ none (optional: reduced features) │ 100 │ - │ warning │ allowed" in out
     assert "nginx: nginx: config test `nginx -t` exited 1" in err
     assert "not ready: a vital component is still broken (`--remediate` repairs vital components)" in err
 
@@ -122,3 +127,17 @@ def test_newest_baseline_is_named(settings: Settings, target: Target) -> None:
     info = record_baseline(settings, SPEC.slug, target.transport,
                            FakeAgent(tar=make_tar({"etc/nginx/nginx.conf": b"events {}\n"})), WATCH)
     assert diagnose(settings, target).baseline == info.name
+
+
+def test_a_broken_dependency_of_an_optional_component_refuses_its_restart_in_json(
+    settings: Settings, target: Target, capsys: pytest.CaptureFixture[str],
+) -> None:
+    target.systemd.units["cron.service"] = {"LoadState": "loaded", "ActiveState": "active",
+                                            "SubState": "running", "Requires": "db.service"}
+    target.systemd.units["db.service"] = {"LoadState": "not-found", "ActiveState": "inactive"}
+    cli_doctor.show_diagnosis(diagnose(settings, target), as_json=True)
+    cron = json.loads(capsys.readouterr().out)["components"][1]
+    assert (cron["component"], cron["dependencies"]["score"]) == ("cron", 75)
+    assert (cron["severity"], cron["may_restart"]) == ("warning", False)
+    assert cron["restart_reason"] == ("its dependencies are broken: cron.service Requires= db.service, which "
+                                      "does not exist; a restart would not help")

@@ -3,102 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import pytest
 
-from orchestrator.audit.sink import MemoryAuditSink
-from orchestrator.components.config import WatchConfig
-from orchestrator.config.daemon import HealthSettings
 from orchestrator.errors import PipelineError
-from orchestrator.health import HealthEvent, HealthEventKind, HealthMonitor
-from orchestrator.model import Component, HttpCheck
-from orchestrator.transport.fake import FakeTransport
-from tests.unit.detect.fakes import FakeHost
-from tests.unit.systemd.fakes import FakeSystemd
-
-HEALTH = "http://127.0.0.1:8080/health"
-READY = "http://127.0.0.1:8080/ready"
-APP = Component(name="app", units=("app.service",), http=(HttpCheck(HEALTH), HttpCheck(READY)))
-WEB = Component(name="web", units=("nginx.service",), config_test=("nginx", "-t"),
-                http=(HttpCheck("http://127.0.0.1:80/"),))
-QUIET = Component(name="quiet", units=("cron.service",))
-WINDOW = 900.0
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Target:
-    """FakeHost plus per-URL answer queues (the last answer repeats) and failing restarts."""
-
-    host: FakeHost = field(default_factory=FakeHost)
-    statuses: dict[str, list[str]] = field(default_factory=dict)
-    systemd: FakeSystemd = field(default_factory=FakeSystemd)
-
-    def __post_init__(self) -> None:
-        self.systemd.fallback = self.host
-
-    def set(self, url: str, *statuses: str) -> None:
-        self.statuses[url] = list(statuses)
-
-    def handler(self, argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        if argv[0] == "curl" and argv[-1] in self.statuses:
-            queue = self.statuses[argv[-1]]
-            status = queue.pop(0) if len(queue) > 1 else queue[0]
-            return (0 if status != "000" else 7), status.encode(), b""
-        if argv[0] == "systemctl":
-            return self.systemd(argv, stdin)
-        return self.host(argv, stdin)
-
-
-@dataclass
-class Harness:
-    target: Target
-    transport: FakeTransport
-    monitor: HealthMonitor
-    audit: MemoryAuditSink
-    clock: Clock
-    sleeps: list[float]
-    escalations: list[tuple[str, str]]
-
-    def poll(self, advance: float = 15.0) -> list[HealthEvent]:
-        self.clock.now += advance
-        return self.monitor.poll_once()
-
-    def restarts(self) -> list[str]:
-        return self.target.systemd.restarts()
-
-
-def kinds(events: list[HealthEvent]) -> list[str]:
-    return [str(e.kind) for e in events]
-
-
-@pytest.fixture
-def make() -> Callable[..., Harness]:
-    def factory(*components: Component, escalate: Callable[[str, str], None] | None = None,
-                **settings: float) -> Harness:
-        target = Target()
-        transport = FakeTransport(target.handler)
-        audit, clock, sleeps = MemoryAuditSink(), Clock(), []
-
-        def sleep(seconds: float) -> None:
-            sleeps.append(seconds)
-            clock.now += seconds
-        escalations: list[tuple[str, str]] = []
-        monitor = HealthMonitor(
-            WatchConfig(components or (APP,)), HealthSettings(**settings), transport, audit,
-            escalate or (lambda name, reason: escalations.append((name, reason))),
-            clock=clock, sleep=sleep)
-        return Harness(target, transport, monitor, audit, clock, sleeps, escalations)
-
-    return factory
+from orchestrator.health import HealthEventKind
+from orchestrator.model import Component, HttpCheck, Severity
+from tests.unit.health.harness import APP, HEALTH, QUIET, READY, WEB, WINDOW, Harness, kinds
 
 
 def test_healthy_components_yield_no_events_and_no_restart(make: Callable[..., Harness]) -> None:
@@ -250,7 +161,7 @@ def test_component_without_units_is_escalated(make: Callable[..., Harness]) -> N
 
 
 def test_failed_escalation_is_audited_and_the_hold_kept(make: Callable[..., Harness]) -> None:
-    def refuse(name: str, reason: str) -> None:
+    def refuse(name: str, reason: str, severity: Severity, /) -> None:
         raise PipelineError("the pipeline is busy", stage="queue")
 
     h = make(escalate=refuse, failures_before_restart=1, restarts_before_escalation=1)
