@@ -33,6 +33,7 @@ ERROR_EXIT_CODES: tuple[tuple[int, str], ...] = (
     (14, "audit log"),
     (15, "quarantine"),
     (16, "daemon"),
+    (17, "fleet bundle or signing key refused"),
     (130, "interrupted (Ctrl-C)"),
 )
 
