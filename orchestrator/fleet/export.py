@@ -106,9 +106,13 @@ def host_names(db: StateDb) -> set[str]:
     for row in db.query("SELECT DISTINCT target FROM outcomes WHERE target != ''"):
         text = str(row[0])
         names.add(text)
-        # vm:NAME, ssh://user@host:port: the host (or VM) part alone would identify it too.
-        names.update(re.split(r"[:/@\[\]]+", text))
-    # Words every bundle may hold; none identifies a host.
+        # vm:NAME, ssh://user@host:port: the host (or VM) part alone would identify it too, and so
+        # would a host's first DNS label (web1 of web1.example.org).
+        parts = re.split(r"[:/@\[\]]+", text)
+        names.update(parts)
+        names.update(part.split(".")[0] for part in parts)
+    # Shorter names and these words would match what every bundle holds ("vm" is a stage); none
+    # identifies a host.
     return {n for n in names if len(n) >= 3 and n.lower() not in {"local", "localhost", "ssh", "root"}}
 
 
@@ -149,7 +153,8 @@ def build_payload(rows: Iterable[OutcomeRow], *, key: SigningKey, version: int, 
             continue
         info = describe(name)
         if info is None:
-            left_out.append(f"{name}: no playbook of this host defines it any more")
+            left_out.append(f"{name}: no playbook of this host defines it (a generated strategy "
+                            "travels only with its steps)")
             continue
         item = BundleStrategy(
             signature=SignatureIds(fine=fine, medium=medium, coarse=coarse,

@@ -109,7 +109,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 4: signed fleet bundles (orchestrator/fleet/)
     """
-    -- Public keys whose bundles `vmrepair fleet import` accepts; a revoked key stays, marked, for good.
+    -- Public keys whose bundles `vmrepair fleet import` accepts. A revoked key stays, marked, for good.
     CREATE TABLE fleet_keys (
         key_id      TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
@@ -123,7 +123,7 @@ MIGRATIONS: tuple[str, ...] = (
         last_version  INTEGER NOT NULL,
         exported_at   TEXT NOT NULL
     );
-    -- Provenance of every accepted bundle; the highest version per key is the anti-rollback floor.
+    -- Provenance of every accepted bundle. The highest version per key is the anti-rollback floor.
     CREATE TABLE fleet_imports (
         id                INTEGER PRIMARY KEY AUTOINCREMENT,
         key_id            TEXT NOT NULL,
