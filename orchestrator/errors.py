@@ -42,6 +42,7 @@ so callers only ever catch classes from this module::
     ├── ApplyError                  applying a fix package to a target failed or was refused
     ├── RepairStepError             a step of a repair strategy failed (the attempt fails)
     ├── StepNotApplicableError      a strategy cannot run here (no baseline, no offender): skip it
+    ├── FleetError                  a fleet bundle or signing key is refused (names the reason and remedy)
     └── PipelineError               a repair run cannot proceed (target unreachable, no sandbox, ...)
 
 Errors carry context attributes (``file``, ``step``, ``host``, ``domain`` ...) and an optional
@@ -325,3 +326,11 @@ class AgentFailedError(AgentError):
 class GuestCheckError(TransportError):
     """A testinfra check could not give an answer: the guest's output was unexpected, a needed tool
     is missing, or systemd is not running. Validation counts it as a failure, never as a pass."""
+
+
+class FleetError(VmRepairError):
+    """A fleet bundle was refused (unknown or revoked key, bad signature, expired, replayed, malformed)
+    or a fleet signing key cannot be created, read or trusted. The message names the reason, the
+    remedy says what to do; nothing was imported or changed."""
+
+    exit_code = 17

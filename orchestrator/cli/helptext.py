@@ -33,6 +33,7 @@ ERROR_EXIT_CODES: tuple[tuple[int, str], ...] = (
     (14, "audit log"),
     (15, "quarantine"),
     (16, "daemon"),
+    (17, "fleet bundle or signing key refused"),
     (130, "interrupted (Ctrl-C)"),
 )
 
@@ -148,6 +149,28 @@ HELP: dict[str, CommandHelp] = {
         (("0", "written"), ("6", "a file could not be written"))),
     "manpage": CommandHelp(("vmrepair manpage | man -l -",
                             "vmrepair manpage > /usr/local/share/man/man1/vmrepair.1")),
+}
+
+#: `vmrepair fleet key|export|import` (orchestrator/cli/fleet_bundle.py). Kept apart from HELP until
+#: `vmrepair fleet` itself is registered (cli/fleet.py): HELP may only name registered commands. The
+#: integrator merges it with ``HELP.update(FLEET_BUNDLE_HELP)`` in the same change that registers it.
+_FLEET_REFUSED = ("17", "refused: the message names the reason (unknown key, signature, expired, ...)")
+FLEET_BUNDLE_HELP: dict[str, CommandHelp] = {
+    "fleet key create": CommandHelp(("vmrepair fleet key create",),
+                                    (("0", "created"), ("17", "a key exists already"))),
+    "fleet key show": CommandHelp(("vmrepair fleet key show > /tmp/this-host.pub",
+                                   "vmrepair fleet key show --trusted")),
+    "fleet key trust": CommandHelp(("vmrepair fleet key trust /tmp/web1.pub --name web1-fleet",
+                                    "vmrepair fleet key trust --pubkey AAAA... --name web1-fleet"),
+                                   (("0", "trusted"), ("17", "not a key, not a plain name, or revoked"))),
+    "fleet key revoke": CommandHelp(("vmrepair fleet key revoke 0123456789abcdef",)),
+    "fleet export": CommandHelp(("vmrepair fleet export --out /srv/fleet/web1.bundle",
+                                 "vmrepair fleet export --out /tmp/b.json --since 30 --expires-days 7"),
+                                (("0", "written (strategies left out are listed)"),
+                                 ("17", "no signing key, or the bundle would name a host"))),
+    "fleet import": CommandHelp(("vmrepair fleet import /srv/fleet/web1.bundle",),
+                                (("0", "imported: its counts replace that key's earlier ones"),
+                                 _FLEET_REFUSED)),
 }
 
 #: Examples of the top-level ``vmrepair --help``.

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; an error exits with its family's ``exit_code`` (orchestrator/errors.py: 2 bad
 input or config, 3 image, 4 hypervisor, 5 transport, 6 state dir, 7 fix package, 8 apply, 9 pipeline,
-13 reboot, 14 audit, 15 quarantine, 16 daemon; 1 any other); 130 interrupted. Some commands have
+13 reboot, 14 audit, 15 quarantine, 16 daemon, 17 fleet; 1 any other); 130 interrupted. Some commands have
 codes of their own (`detect` 1 when it finds issues, `run` 10-12 and 20, `vm exec` the remote
 command's status). The table users see is ``orchestrator/cli/helptext.py``: ``vmrepair --help`` shows
 the error codes, ``vmrepair COMMAND --help`` the command's own, and so does the man page.

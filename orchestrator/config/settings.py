@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.components.config import WatchConfig, WatchFile, build_watch_config
 from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSettings
 from orchestrator.config.dropins import LayeredConfig, load_layered
+from orchestrator.config.fleet import FleetSettings
 from orchestrator.config.gate import GateSettings
 from orchestrator.config.metrics import MetricsSettings
 from orchestrator.config.notify import NotifySettings
@@ -136,6 +137,7 @@ class ConfigFile(_Strict):
     metrics: MetricsSettings = MetricsSettings()
     notify: NotifySettings = NotifySettings()
     gate: GateSettings = GateSettings()
+    fleet: FleetSettings = FleetSettings()
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    fleet: FleetSettings = field(default_factory=FleetSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
 
@@ -241,6 +244,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         metrics=cfg.metrics,
         notify=cfg.notify,
         gate=cfg.gate,
+        fleet=cfg.fleet,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
     )

@@ -40,6 +40,7 @@ from orchestrator.daemon.socketpath import socket_path
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import LockHeldError, QuarantineError, StateError
+from orchestrator.fleet.pull import DirectoryPuller, FleetPullJob
 from orchestrator.metrics.collector import PersistedCollector, StatePaths, new_registry
 from orchestrator.metrics.detections import remember_detection
 from orchestrator.metrics.textfile import write_textfile
@@ -92,6 +93,10 @@ def build_daemon(app: App, *, notifier: SystemdNotifier | None = None) -> Daemon
     if app.settings.retention.enabled:
         scheduler.add(PruneJob(interval_s=app.settings.retention.interval_s,
                                prune=lambda: prune_target_state(app)))
+    if app.settings.fleet.pull_dir is not None:
+        scheduler.add(FleetPullJob(interval_s=app.settings.fleet.pull_interval_s,
+                                   puller=DirectoryPuller(app.settings.fleet.pull_dir),
+                                   db=lambda: open_state(app.settings.state_db)))
     # One persisted collector for the socket, the port and the textfile: its session cache is shared.
     persisted = PersistedCollector(StatePaths.of(app.settings))
     textfile = new_registry(persisted)

@@ -107,6 +107,54 @@ MIGRATIONS: tuple[str, ...] = (
         at          REAL NOT NULL
     );
     """,
+    # 4: signed fleet bundles (orchestrator/fleet/)
+    """
+    -- Public keys whose bundles `vmrepair fleet import` accepts. A revoked key stays, marked, for good.
+    CREATE TABLE fleet_keys (
+        key_id      TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        pubkey      TEXT NOT NULL,
+        trusted_at  TEXT NOT NULL,
+        revoked_at  TEXT
+    );
+    -- The last bundle version this host exported with each of its own keys (versions only grow).
+    CREATE TABLE fleet_exports (
+        key_id        TEXT PRIMARY KEY,
+        last_version  INTEGER NOT NULL,
+        exported_at   TEXT NOT NULL
+    );
+    -- Provenance of every accepted bundle. The highest version per key is the anti-rollback floor.
+    CREATE TABLE fleet_imports (
+        id                INTEGER PRIMARY KEY AUTOINCREMENT,
+        key_id            TEXT NOT NULL,
+        bundle_version    INTEGER NOT NULL,
+        imported_at       TEXT NOT NULL,
+        created_at        TEXT NOT NULL,
+        expires_at        TEXT NOT NULL,
+        vmrepair_version  TEXT NOT NULL,
+        os_release        TEXT NOT NULL,
+        window_from       TEXT NOT NULL,
+        window_to         TEXT NOT NULL,
+        strategies        INTEGER NOT NULL,
+        sha256            TEXT NOT NULL
+    );
+    CREATE INDEX fleet_imports_key ON fleet_imports(key_id, bundle_version);
+    -- The counts of the newest bundle of each key: a snapshot, replaced whole by the next import.
+    CREATE TABLE imported_outcomes (
+        key_id            TEXT NOT NULL,
+        signature_fine    TEXT NOT NULL,
+        signature_medium  TEXT NOT NULL,
+        signature_coarse  TEXT NOT NULL,
+        strategy          TEXT NOT NULL,
+        playbook          TEXT NOT NULL,
+        stage             TEXT NOT NULL,
+        successes         INTEGER NOT NULL,
+        tries             INTEGER NOT NULL,
+        bundle_version    INTEGER NOT NULL,
+        steps             TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX imported_outcomes_key ON imported_outcomes(key_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

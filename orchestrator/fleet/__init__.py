@@ -1,0 +1,1 @@
+"""Fleet learning: fault signatures, outcome ranking and signed bundles shared between hosts."""
