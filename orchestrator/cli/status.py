@@ -45,6 +45,7 @@ def _show(health: dict[str, Any], ready: dict[str, Any], issues: dict[str, Any])
     state = "yes" if ready.get("ready") else "NO"
     info(f"ready: {state} - {ready.get('detail')} (policy {ready.get('policy')}, "
          f"target {ready.get('target')})")
+    _show_mode(ready)
     last = issues.get("last_detection")
     if not isinstance(last, dict):
         info("last detection: none yet")
@@ -56,6 +57,21 @@ def _show(health: dict[str, Any], ready: dict[str, Any], issues: dict[str, Any])
         table("issues", ["component", "kind", "severity", "state", "summary"],
               [[str(i.get(k)) for k in ("component", "kind", "severity", "state", "summary")]
                for i in found])
+
+
+def _show_mode(ready: dict[str, Any]) -> None:
+    """Full, reduced (an optional component does not work, or a vital one is stubbed) or degraded."""
+    mode = ready.get("mode")
+    if not isinstance(mode, str):
+        return   # a daemon of an older version
+    rows = [n for n in ready.get("not_working") or [] if isinstance(n, dict)]
+    what = {"full": "every component works", "reduced": "running with reduced features",
+            "degraded": "a vital component does not work"}.get(mode, "")
+    info(f"mode: {mode}" + (f" - {what}" if what else ""))
+    if rows:
+        table("not working", ["component", "vital", "state", "why"],
+              [[str(n.get("component")), "yes" if n.get("vital") else "no", str(n.get("state")),
+                str(n.get("why"))] for n in rows])
 
 
 def _duration(seconds: object) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orchestrator.daemon.mode import ModeTracker, NotWorking
 from orchestrator.model import Issue, Severity
 from orchestrator.timestamps import epoch_timestamp
 
@@ -86,12 +87,18 @@ class DaemonState:
         self._issues: dict[str, TrackedIssue] = {}
         #: Severity the health monitor escalated a component with (its dependency verdict).
         self._escalated: dict[str, Severity] = {}
+        self._mode = ModeTracker()
         self._n = _Counters()
 
     # -- start-up ---------------------------------------------------------------------------------
     def record_startup(self, hook: str, report: Mapping[str, Any]) -> None:
         with self._lock:
             self._startup[hook] = dict(report)
+
+    def record_boot_mode(self, optional: Iterable[str], not_working: Iterable[NotWorking]) -> None:
+        """What boot diagnostics found: the optional components, and those that do not work."""
+        with self._lock:
+            self._mode.boot(optional, not_working)
 
     def set_ready(self, detail: str, *, repairs_allowed: bool = True) -> None:
         with self._lock:
@@ -123,6 +130,7 @@ class DaemonState:
                      if i.component in self._escalated else i for i in issues}
             components = {i.component for i in found.values()}
             self._escalated = {c: s for c, s in self._escalated.items() if c in components}
+            self._mode.detected((i.component, i.summary) for i in found.values())
             old = self._issues
             self._issues = {
                 key: replace(old[key], issue=issue, last_seen=now) if key in old
@@ -203,7 +211,7 @@ class DaemonState:
         with self._lock:
             return {"ready": self._ready, "detail": self._ready_detail,
                     "repairs_allowed": self._repairs_allowed, "policy": self.policy,
-                    "target": self.target, "startup": dict(self._startup)}
+                    "target": self.target, **self._mode.view(), "startup": dict(self._startup)}
 
     def issues_view(self) -> dict[str, object]:
         with self._lock:

@@ -301,7 +301,9 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     """
     from orchestrator.baseline.store import usable_baseline
     from orchestrator.bootdiag import diagnose_components
+    from orchestrator.bootdiag.result import NOT_WORKING
     from orchestrator.bootdiag.verdict import judge_diagnosis
+    from orchestrator.daemon.mode import NotWorking
 
     lock = StateLock(app.settings.lock_path)
     remediate = state.policy == "auto-repair" and state.repairs_allowed
@@ -319,6 +321,9 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
         lock.release()
     # Each component's severity and whether the health monitor may restart it, in the start-up report.
     diagnosis = judge_diagnosis(diagnosis, app.settings.health)
+    state.record_boot_mode([c.name for c in diagnosis.components if not c.vital],
+                           [NotWorking(c.name, c.vital, str(c.state), "; ".join(c.problems) or str(c.state))
+                            for c in diagnosis.components if c.state in NOT_WORKING])
     broken = [c.name for c in diagnosis.components if c.is_broken_vital]
     return HookResult(diagnosis.as_dict(),
                       (f"vital component(s) still broken after start-up: {', '.join(broken)}",) if broken

@@ -267,3 +267,203 @@ def test_a_gated_service_is_refused_start_while_its_pre_start_checks_fail(
         ssh.check(["vmrepair", "watch", "gate", "remove", unit], timeout=120)
         assert not ssh.run(["test", "-e", dropin]).succeeded
         assert ssh.run(["systemctl", "start", unit], timeout=120).succeeded
+
+
+# -- self-healing on the guest's own systemd (issue 16) ------------------------------------------------
+#: An optional service of the guest that vmrepair did not ship: it cannot start while the marker
+#: exists (an outside condition: a mount, a peer), and systemd restarts it every second.
+REPORTGEN_UNIT = """\
+[Unit]
+Description=report generator (vmrepair test service)
+StartLimitIntervalSec=0
+
+[Service]
+ExecStart=/bin/sh -c 'if [ -e /run/reportgen.fail ]; then echo "reportgen: spool unavailable" >&2; \
+exit 1; fi; exec sleep infinity'
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+REPORTGEN_CONF = "# reportgen settings\nschedule=daily\n"
+#: At boot the marker makes it fail once and stay failed (no restarts): what boot diagnostics see.
+NO_RESTART = "[Service]\nRestart=no\n"
+SELFHEAL_CONFIG = """\
+daemon:
+  policy: auto-repair
+  # Detection once at start, then out of the way: the health monitor's own path is under test.
+  detect_interval_s: 3600
+health:
+  interval_s: 2
+  poll_attempts: 1
+  failures_before_restart: 2
+  restarts_before_escalation: 2
+  quarantine_after_escalations: 100
+  quarantine_after_unit_restarts: {loop}
+gate:
+  deadline_s: 60
+watch:
+  components:
+    - name: reportgen
+      vital: false
+      units: [reportgen.service]
+      config_paths: [/etc/reportgen.conf]
+"""
+
+
+def _status(ssh: Transport) -> dict[str, object]:
+    status = ssh.run(["vmrepair", "status", "--json"], timeout=120)
+    assert status.exit_status == 0, f"{status.stderr_text}\n{_journal(ssh)}"
+    report: dict[str, object] = json.loads(status.stdout)
+    return report
+
+
+def _restart_daemon(ssh: Transport, tmp: Path, config: str) -> None:
+    ssh.run(["systemctl", "stop", "vmrepair"], timeout=60)
+    _put(ssh, tmp / "config.yaml", config, "/etc/vmrepair/config.yaml", mode=0o600)
+    started = ssh.run(["systemctl", "start", "vmrepair"], timeout=320)
+    assert started.succeeded, f"{started.stderr_text}\n{_journal(ssh)}"
+
+
+def _install_reportgen(ssh: Transport, tmp: Path) -> None:
+    _put(ssh, tmp / "reportgen.service", REPORTGEN_UNIT, "/etc/systemd/system/reportgen.service", mode=0o644)
+    _put(ssh, tmp / "reportgen.conf", REPORTGEN_CONF, "/etc/reportgen.conf", mode=0o644)
+    ssh.check(["systemctl", "daemon-reload"])
+    ssh.check(["systemctl", "enable", "--now", "reportgen"], timeout=120)
+
+
+def test_start_up_reinstalls_a_vital_package_file_and_reports_an_optional_component_reduced(
+        app: App, daemon_guest: str, tmp_path: Path) -> None:
+    """nginx's binary deleted while nginx runs (dpkg still says "installed"): the daemon's boot
+    diagnostics reinstall its package from the apt cache, through a transient unit, although the
+    daemon's own unit keeps /usr read-only. reportgen (optional) failing at start: reported, not
+    touched, and `vmrepair status` says the host runs in reduced mode."""
+    with app.vms.transport(daemon_guest) as ssh:
+        ssh.run(["systemctl", "stop", "vmrepair"], timeout=60)
+        _install_reportgen(ssh, tmp_path)
+        owner = ssh.check(["dpkg-query", "-S", "/usr/sbin/nginx"]).stdout_text.split(":")[0].strip()
+        cached = ssh.run(["sh", "-c", f"ls /var/cache/apt/archives/{owner}_*.deb"]).stdout_text
+        assert cached.strip(), f"the template's apt cache lost {owner}'s .deb: nothing to reinstall from"
+        before = ssh.check(["sha256sum", "/usr/sbin/nginx"]).stdout_text.split()[0]
+        ssh.check(["rm", "-f", "/usr/sbin/nginx"])
+        ssh.check(["install", "-D", "-m", "0644", "/dev/null", "/run/reportgen.fail"])
+        _put(ssh, tmp_path / "norestart.conf", NO_RESTART,
+             "/run/systemd/system/reportgen.service.d/norestart.conf", mode=0o644)
+        ssh.check(["systemctl", "daemon-reload"])
+        ssh.run(["systemctl", "restart", "reportgen"], timeout=60)
+        assert ssh.run(["systemctl", "is-failed", "reportgen"]).stdout_text.strip() == "failed"
+
+        began = time.monotonic()
+        _restart_daemon(ssh, tmp_path, SELFHEAL_CONFIG.format(loop=1000))
+        print(f"daemon start with a reinstall: {time.monotonic() - began:.1f} s")
+        assert ssh.check(["systemctl", "show", "-p", "ProtectSystem", "vmrepair"]).stdout_text.strip() \
+            == "ProtectSystem=yes"
+        assert ssh.check(["sha256sum", "/usr/sbin/nginx"]).stdout_text.split()[0] == before
+        assert ssh.run(["dpkg", "--verify", owner]).stdout_text.strip() == ""
+        records = _audit(ssh)
+        reinstalls = [r.get("status") for r in records if r.get("event") == "recovery"
+                      and r.get("component") == "nginx" and _action(r) == "reinstall"]
+        assert reinstalls == ["fixed"], records[-10:]
+        journal = ssh.run(["journalctl", "--no-pager", "-o", "cat", "-n", "400"]).stdout_text
+        assert "vmrepair-reinstall-" in journal, "apt did not run as a transient unit"
+
+        report = _status(ssh)
+        ready = report["ready"]
+        assert isinstance(ready, dict)
+        diagnosis = {c["component"]: c for c in ready["startup"]["boot-diagnostics"]["components"]}
+        assert (diagnosis["nginx"]["found"], diagnosis["nginx"]["state"]) == ("broken", "healthy")
+        assert diagnosis["reportgen"]["vital"] is False and diagnosis["reportgen"]["actions"] == []
+        assert ready["mode"] == "reduced", ready
+        assert [(n["component"], n["vital"]) for n in ready["not_working"]] == [("reportgen", False)]
+        text = ssh.run(["vmrepair", "status"], timeout=120).stdout_text
+        assert "mode: reduced - running with reduced features" in text, text
+        # Nothing was done for the optional component: still failed, its marker still there.
+        assert ssh.run(["systemctl", "is-failed", "reportgen"]).stdout_text.strip() == "failed"
+
+
+def _action(record: dict[str, object]) -> object:
+    details = record.get("details")
+    return details.get("action") if isinstance(details, dict) else None
+
+
+def _health_events(ssh: Transport, component: str) -> list[str]:
+    """The health monitor's events of ``component``, oldest first (the audit log's order)."""
+    events = []
+    for record in _audit(ssh):
+        details = record.get("details")
+        if record.get("component") == component and isinstance(details, dict) and details.get("health_event"):
+            events.append(str(details["health_event"]))
+    return events
+
+
+def test_the_health_monitor_retries_restarts_then_escalates_in_that_order(
+        app: App, daemon_guest: str, tmp_path: Path) -> None:
+    """sampleapp keeps running but answers 503 (its interaction log made immutable): two failed polls,
+    a restart, two more, a second restart, two more, and an escalation, in that order in the audit
+    log, with the detector out of the way (one detection at start)."""
+    log = "/var/lib/sampleapp/interactions.jsonl"
+    with app.vms.transport(daemon_guest) as ssh:
+        ssh.run(["rm", "-f", "/run/reportgen.fail"])
+        _restart_daemon(ssh, tmp_path, SELFHEAL_CONFIG.format(loop=1000))
+        began = time.monotonic()
+        while not isinstance(_status(ssh)["issues"].get("last_detection"), dict):  # type: ignore[union-attr]
+            assert time.monotonic() - began < 120, "the start-up detection never ran"
+            time.sleep(2)
+        seen = len(_health_events(ssh, "sampleapp"))
+        ssh.check(["chattr", "+i", log])
+        try:
+            began = time.monotonic()
+            while "escalated" not in _health_events(ssh, "sampleapp")[seen:]:
+                assert time.monotonic() - began < 240, (
+                    f"no escalation; events: {_health_events(ssh, 'sampleapp')[seen:]}\n{_journal(ssh)}")
+                time.sleep(3)
+            print(f"escalated {time.monotonic() - began:.1f} s after the fault")
+        finally:
+            ssh.check(["chattr", "-i", log])
+        events = _health_events(ssh, "sampleapp")[seen:]
+        upto = events[:events.index("escalated") + 1]
+        # Acting events in order; each action after failures_before_restart (2) failed polls.
+        assert [e for e in upto if e != "failed"] == ["restarted", "restarted", "escalated"], upto
+        assert upto == ["failed", "failed", "restarted", "failed", "failed", "restarted",
+                        "failed", "failed", "escalated"], upto
+
+
+def test_a_flapping_optional_component_is_quarantined_then_released_exactly(
+        app: App, daemon_guest: str, tmp_path: Path) -> None:
+    """reportgen restarting every second (systemd's Restart=on-failure) is a restart loop: the daemon
+    quarantines it (stopped, disabled, its config moved aside, a readable log); once the cause is gone,
+    `vmrepair quarantine release` puts the config back byte for byte, re-enables and starts the unit
+    and verifies it."""
+    with app.vms.transport(daemon_guest) as ssh:
+        ssh.run(["systemctl", "stop", "vmrepair"], timeout=60)
+        ssh.run(["rm", "-f", "/run/systemd/system/reportgen.service.d/norestart.conf"])
+        ssh.check(["systemctl", "daemon-reload"])
+        before = ssh.check(["stat", "-c", "%a %u %g", "/etc/reportgen.conf"]).stdout_text
+        digest = ssh.check(["sha256sum", "/etc/reportgen.conf"]).stdout_text.split()[0]
+        ssh.check(["install", "-D", "-m", "0644", "/dev/null", "/run/reportgen.fail"])
+        ssh.run(["systemctl", "restart", "reportgen"], timeout=60)
+        _restart_daemon(ssh, tmp_path, SELFHEAL_CONFIG.format(loop=3))
+        began = time.monotonic()
+        while ("quarantine", "reportgen") not in [(r.get("event"), r.get("component")) for r in _audit(ssh)]:
+            assert time.monotonic() - began < 180, f"not quarantined\n{_journal(ssh)}"
+            time.sleep(3)
+        print(f"quarantined {time.monotonic() - began:.1f} s after the loop began")
+        assert ssh.run(["systemctl", "is-enabled", "reportgen"]).stdout_text.strip() != "enabled"
+        assert ssh.run(["systemctl", "is-active", "reportgen"]).stdout_text.strip() != "active"
+        assert not ssh.run(["test", "-e", "/etc/reportgen.conf"]).succeeded
+        listed = ssh.check(["vmrepair", "quarantine", "list"], timeout=120).stdout_text
+        assert "reportgen" in listed and "restart loop" in listed, listed
+        logbook = ssh.check(["sh", "-c", "cat /var/lib/vmrepair/quarantine/QUARANTINE.md"]).stdout_text
+        assert "reportgen" in logbook and "restart loop" in logbook, logbook
+
+        ssh.check(["rm", "-f", "/run/reportgen.fail"])
+        ssh.check(["systemctl", "stop", "vmrepair"], timeout=60)   # nothing acts behind the release
+        released = ssh.run(["vmrepair", "quarantine", "release", "reportgen"], timeout=300)
+        assert released.succeeded, f"{released.stdout_text}\n{released.stderr_text}"
+        assert ssh.check(["sha256sum", "/etc/reportgen.conf"]).stdout_text.split()[0] == digest
+        assert ssh.check(["stat", "-c", "%a %u %g", "/etc/reportgen.conf"]).stdout_text == before
+        assert ssh.run(["systemctl", "is-enabled", "reportgen"]).stdout_text.strip() == "enabled"
+        assert ssh.run(["systemctl", "is-active", "reportgen"]).stdout_text.strip() == "active"
+        events = [(r.get("event"), r.get("status")) for r in _audit(ssh) if r.get("component") == "reportgen"]
+        assert ("quarantine_release", "released") in events, events[-8:]
