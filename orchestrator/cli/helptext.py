@@ -111,6 +111,7 @@ HELP: dict[str, CommandHelp] = {
     "fixes recover": CommandHelp(("vmrepair fixes recover",),
                                  (("0", "nothing left to recover"),
                                   ("1", "a transaction could not be recovered"))),
+    "fleet stats": CommandHelp(("vmrepair fleet stats", "vmrepair fleet stats --json")),
     "reboot status": CommandHelp(("vmrepair reboot status", "vmrepair reboot status --target local")),
     "reboot now": CommandHelp(("vmrepair reboot now --target local",),
                               (("0", "rebooted and every fix verified"),
