@@ -56,9 +56,9 @@ class Explanation:
                 "mean": round(self.mean, 6)}
 
     def describe(self) -> str:
-        """One line for the report: ``fine 3/4 ok, prior Beta(2.8, 1.2) -> 0.73``."""
+        """One line for the report: ``fine 3/4 ok, prior Beta(2.8, 1.2), mean 0.73``."""
         seen = "no outcomes" if self.level == PRIOR else f"{self.level} {self.successes}/{self.tries} ok"
-        return f"{seen}, prior Beta({self.prior_alpha:g}, {self.prior_beta:g}) -> {self.mean:.2f}"
+        return f"{seen}, prior Beta({self.prior_alpha:g}, {self.prior_beta:g}), mean {self.mean:.2f}"
 
 
 def explain(history: History | None, name: str, effectiveness: float,

@@ -25,7 +25,7 @@ def test_without_outcomes_the_mean_is_the_prior_from_effectiveness() -> None:
     assert (why.level, why.successes, why.tries) == (PRIOR, 0, 0)
     assert (why.prior_alpha, why.prior_beta) == pytest.approx((2.8, 1.2))
     assert why.mean == pytest.approx(0.7)
-    assert why.describe() == "no outcomes, prior Beta(2.8, 1.2) -> 0.70"
+    assert why.describe() == "no outcomes, prior Beta(2.8, 1.2), mean 0.70"
     # An effectiveness outside 0..1 (a hand-built strategy) is clamped.
     assert explain(None, "x", 7.0).mean == pytest.approx(0.75)
 
@@ -51,7 +51,7 @@ def test_outcomes_move_the_mean_away_from_the_prior() -> None:
     bad = explain({"x": StrategyRecord({"fine": (0, 6)})}, "x", 0.9)
     assert good.mean == pytest.approx((1.6 + 6) / 10) and good.mean > explain(None, "x", 0.9).mean
     assert bad.mean == pytest.approx(2.8 / 10) and bad.mean < explain(None, "x", 0.3).mean
-    assert good.describe() == "fine 6/6 ok, prior Beta(1.6, 2.4) -> 0.76"
+    assert good.describe() == "fine 6/6 ok, prior Beta(1.6, 2.4), mean 0.76"
 
 
 # -- ranking from the store ----------------------------------------------------------------------------
