@@ -176,7 +176,8 @@ def evidence_pattern(evidence: Mapping[str, str], *, hostnames: Iterable[str] = 
     names = _hostname_pattern(hostnames)
     parts = []
     for key in sorted(evidence):
-        lines = {normalise_evidence(line, hostnames=names) for line in str(evidence[key]).splitlines()}
+        value = str(evidence[key])[:VALUE_SCAN_MAX]
+        lines = {normalise_evidence(line, hostnames=names) for line in value.splitlines()}
         parts.append(f"{normalise_evidence(key, hostnames=names)}: {' | '.join(sorted(lines - {''}))}")
     return _cap("; ".join(parts))
 
