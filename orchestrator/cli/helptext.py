@@ -112,6 +112,7 @@ HELP: dict[str, CommandHelp] = {
     "fixes recover": CommandHelp(("vmrepair fixes recover",),
                                  (("0", "nothing left to recover"),
                                   ("1", "a transaction could not be recovered"))),
+    "fleet stats": CommandHelp(("vmrepair fleet stats", "vmrepair fleet stats --json")),
     "reboot status": CommandHelp(("vmrepair reboot status", "vmrepair reboot status --target local")),
     "reboot now": CommandHelp(("vmrepair reboot now --target local",),
                               (("0", "rebooted and every fix verified"),
@@ -151,9 +152,7 @@ HELP: dict[str, CommandHelp] = {
                             "vmrepair manpage > /usr/local/share/man/man1/vmrepair.1")),
 }
 
-#: `vmrepair fleet key|export|import` (orchestrator/cli/fleet_bundle.py). Kept apart from HELP until
-#: `vmrepair fleet` itself is registered (cli/fleet.py): HELP may only name registered commands. The
-#: integrator merges it with ``HELP.update(FLEET_BUNDLE_HELP)`` in the same change that registers it.
+#: `vmrepair fleet key|export|import` (orchestrator/cli/fleet_bundle.py, registered by cli/fleet.py).
 _FLEET_REFUSED = ("17", "refused: the message names the reason (unknown key, signature, expired, ...)")
 FLEET_BUNDLE_HELP: dict[str, CommandHelp] = {
     "fleet key create": CommandHelp(("vmrepair fleet key create",),
@@ -172,6 +171,7 @@ FLEET_BUNDLE_HELP: dict[str, CommandHelp] = {
                                 (("0", "imported: its counts replace that key's earlier ones"),
                                  _FLEET_REFUSED)),
 }
+HELP.update(FLEET_BUNDLE_HELP)
 
 #: Examples of the top-level ``vmrepair --help``.
 MAIN_EXAMPLES = ("vmrepair doctor", "vmrepair image build", "vmrepair detect --target local",

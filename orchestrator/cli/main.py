@@ -29,6 +29,7 @@ from orchestrator.cli import (
     doctor,
     facts,
     fixes,
+    fleet,
     gate,
     image,
     log,
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
     for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch, gate, completion, config, prune):
+                   status, log, quarantine, playbook, watch, gate, completion, config, prune, fleet):
         module.register(sub)
     apply_help(parser)
     return parser

@@ -78,8 +78,9 @@ class PersistedCollector:
     # -- state store: strategy outcomes ------------------------------------------------------
     def _outcome_metrics(self) -> list[Metric]:
         outcomes = CounterMetricFamily(
-            "vmrepair_strategy_outcomes", "Strategy validations in a troubleshooting VM (stage vm) and "
-            "verifications on a target (stage target), by result", labels=["strategy", "stage", "result"])
+            "vmrepair_strategy_outcomes", "Strategy validations in a troubleshooting VM (stage vm), "
+            "verifications on a target after applying (stage target) and after its reboot (stage reboot), "
+            "by result", labels=["strategy", "stage", "result"])
         with open_state(self._paths.state_db, readonly=True, check=False) as db:
             rows = db.query("SELECT strategy, stage, succeeded, COUNT(*) FROM outcomes "
                             "GROUP BY strategy, stage, succeeded ORDER BY strategy, stage, succeeded")

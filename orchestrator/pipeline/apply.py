@@ -18,11 +18,13 @@ from orchestrator.errors import VmRepairError
 from orchestrator.fixpkg import FixPackage
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Issue, SessionStatus
+from orchestrator.pipeline.attempts import signature_of
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.outcome import IssueOutcome
 from orchestrator.pipeline.values import Applied, Built, Winner, Workbench
 from orchestrator.reboot.verify import VerifyPlan, record_plan
 from orchestrator.session.evidence import Evidence, Stage
+from orchestrator.state.outcomes import STAGE_TARGET, OutcomeStore
 from orchestrator.state.transactions import TransactionStore, new_txn_id
 from orchestrator.targets.spec import TargetKind
 from orchestrator.validate.validator import Validator
@@ -110,6 +112,13 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
         session.write_json(Evidence.APPLY.file(issue.component), result.as_dict())
         st.detail = f"{result.status}; transaction {txn.id}; backup in {backup_dir}"
     _audit(ctx, issue, txn.id, result.status, winner.strategy)
+    if not result.is_target_untouched:
+        # The target's verdict on the fix the VM validated, for the same fault signature: a rollback
+        # (an operation or the validation failed on the target) is the VM's prediction failing. The
+        # verification after a reboot finds the signature again through this row's transaction.
+        OutcomeStore(app.state).record(winner.strategy, succeeded=result.is_applied, stage=STAGE_TARGET,
+                                       target=str(ctx.spec), txn_id=txn.id,
+                                       signature=signature_of(ctx, work, issue, winner.diagnosis))
     return Applied(result.status, store.get(txn.id), plan, needs_reboot)
 
 

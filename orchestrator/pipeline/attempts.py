@@ -8,6 +8,7 @@ reverts it, so every strategy starts from the same reproduced fault.
 from __future__ import annotations
 
 import logging
+import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ from orchestrator.boot.host import RebootResult
 from orchestrator.diagnose import diagnose as run_diagnostics
 from orchestrator.diagnose.result import Diagnosis
 from orchestrator.errors import StepNotApplicableError, VmRepairError
+from orchestrator.fleet.signature import FaultSignature, fault_signature, os_release_label
 from orchestrator.layers.exact import TargetDebs
-from orchestrator.model import Issue
+from orchestrator.model import Component, Issue
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.values import Winner, Workbench
 from orchestrator.playbooks.catalog import load_catalog
@@ -31,9 +33,10 @@ from orchestrator.repair.log import AttemptLog
 from orchestrator.repair.rank import Matched, RankedStrategy
 from orchestrator.session.evidence import Evidence, Stage
 from orchestrator.session.store import StageRecord
-from orchestrator.state.outcomes import OutcomeStore
+from orchestrator.state.outcomes import STAGE_VM, STAGES, OutcomeStore, StrategyRecord
 from orchestrator.steps.context import RepairContext
 from orchestrator.steps.registry import describe
+from orchestrator.targets.spec import TargetKind
 from orchestrator.validate.validator import ValidationReport, Validator
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,8 @@ class Diagnosed:
     diagnosis: Diagnosis
     #: Strategies worth trying, best first, without those excluded for this issue on this target.
     ranked: tuple[RankedStrategy, ...]
+    #: The fault as the fleet's record knows it: outcomes of the attempts are recorded for it.
+    signature: FaultSignature | None = None
 
 
 def debs_dir(ctx: RunContext) -> Path:
@@ -104,18 +109,49 @@ def diagnose(ctx: RunContext, work: Workbench, issue: Issue, exclude: frozenset[
         # The same VM answers for every issue of the component (replace keeps the caches).
         others = [replace(primary, issue=r) for r in work.related if r.component == issue.component]
         generated = generate_strategies(primary, related=others)
+        signature = signature_of(ctx, work, issue, diagnosis)
+        history = OutcomeStore(ctx.app.state).load_for(signature)
+        ranked = tuple(r for r in rank_strategies(playbooks, issue, diagnosis, history, generated)
+                       if r.name not in exclude)
         session.write_json(Evidence.DIAGNOSIS.file(issue.component), {
-            **diagnosis.as_dict(), "generated": [_generated(m) for m in generated]})
+            **diagnosis.as_dict(), "generated": [_generated(m) for m in generated],
+            "signature": signature.as_dict(), "ranking": [r.as_dict() for r in ranked],
+            "concordance": concordance(ranked, history)})
         st.detail = (f"cause {diagnosis.cause} (confidence {diagnosis.confidence:.2f}); "
                      f"{len(generated)} strategies generated from the evidence")
-    history = OutcomeStore(ctx.app.state).load()
-    ranked = tuple(r for r in rank_strategies(playbooks, issue, diagnosis, history, generated)
-                   if r.name not in exclude)
     if exclude:
         session.event(Stage.REPAIR, "excluded", strategies=sorted(exclude))
     if not ranked:
         session.event(Stage.REPAIR, "no_strategy", cause=diagnosis.cause)
-    return Diagnosed(diagnosis, ranked)
+    return Diagnosed(diagnosis, ranked, signature)
+
+
+def signature_of(ctx: RunContext, work: Workbench, issue: Issue, diagnosis: Diagnosis) -> FaultSignature:
+    """The signature of ``issue`` as ``diagnosis`` explains it, for the outcomes of its repair: the
+    component the issue names (a disk issue's is the host, not the first component with logs), the
+    target's OS release, and the target's names kept out of the evidence. Never raises."""
+    component = next((c for c in work.components if c.name == issue.component), Component(issue.component))
+    facts = work.capture.facts
+    return fault_signature(issue, component, diagnosis, os_release_label(None if facts is None else facts.os),
+                           hostnames=_target_names(ctx))
+
+
+def _target_names(ctx: RunContext) -> tuple[str, ...]:
+    """Names that identify the target: its VM, host or ssh alias; this host's own name when local."""
+    if ctx.spec.kind is TargetKind.LOCAL:
+        return (socket.gethostname(),)
+    return (ctx.spec.name,)
+
+
+def concordance(ranked: tuple[RankedStrategy, ...],
+                history: dict[str, StrategyRecord]) -> list[dict[str, object]]:
+    """Per ranked strategy, its (successes, tries) per stage for exactly this fault: whether what
+    validated in a VM also held on the targets, and after their reboots."""
+    out: list[dict[str, object]] = []
+    for candidate in ranked:
+        record = history.get(candidate.name, StrategyRecord())
+        out.append({"strategy": candidate.name, **{stage: list(record.stage(stage)) for stage in STAGES}})
+    return out
 
 
 def _situation(ctx: RunContext, work: Workbench, issue: Issue) -> Situation:
@@ -138,7 +174,7 @@ def run_attempts(ctx: RunContext, work: Workbench, issue: Issue, diagnosed: Diag
     """Try the ranked strategies until one validates; None when none does."""
     if not diagnosed.ranked:
         return None
-    runner = _AttemptRunner(ctx, work, issue, diagnosed.diagnosis)
+    runner = _AttemptRunner(ctx, work, issue, diagnosed.diagnosis, diagnosed.signature)
     try:
         for position, candidate in enumerate(diagnosed.ranked, start=1):
             winner = runner.attempt(position, candidate)
@@ -150,8 +186,10 @@ def run_attempts(ctx: RunContext, work: Workbench, issue: Issue, diagnosed: Diag
 
 
 class _AttemptRunner:
-    def __init__(self, ctx: RunContext, work: Workbench, issue: Issue, diagnosis: Diagnosis) -> None:
+    def __init__(self, ctx: RunContext, work: Workbench, issue: Issue, diagnosis: Diagnosis,
+                 signature: FaultSignature | None) -> None:
         self.ctx, self.work, self.issue, self.diagnosis = ctx, work, issue, diagnosis
+        self.signature = signature
         self.outcomes = OutcomeStore(ctx.app.state)
         self.baseline = usable_baseline(ctx.app.settings, ctx.spec.slug)
         # Probes that passed in the sandbox with the fault reproduced must still pass after a repair.
@@ -193,7 +231,7 @@ class _AttemptRunner:
         st.status = "skipped" if outcome == "skipped" else "failed"
         st.detail = f"{record.strategy}: {reason}"
         if counts:
-            self.outcomes.record(record.strategy, succeeded=False)
+            self.outcomes.record(record.strategy, succeeded=False, stage=STAGE_VM, signature=self.signature)
         if revert:
             self.work.sandbox.revert()
 
@@ -241,7 +279,8 @@ class _AttemptRunner:
                               load=self.ctx.app.settings.repair.load)
         report = validator.validate(self.issue, self.work.component, self.baseline_passing)
         record.validation = report
-        self.outcomes.record(candidate.name, succeeded=report.passed)
+        self.outcomes.record(candidate.name, succeeded=report.passed, stage=STAGE_VM,
+                             signature=self.signature)
         if not report.passed:
             record.outcome = "validation_failed"
             st.status, st.detail = "failed", f"{candidate.name}: validation failed"

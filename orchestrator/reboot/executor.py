@@ -28,7 +28,7 @@ from orchestrator.errors import RebootError, VmRepairError
 from orchestrator.notify.build import RebootBridge
 from orchestrator.reboot.notify import Notifier, RebootEvent, RebootEventKind
 from orchestrator.reboot.verify import Verdict, VerifyPlan, load_plan, verify_after_boot, would_boot
-from orchestrator.state.outcomes import OutcomeStore
+from orchestrator.state.outcomes import STAGE_REBOOT, OutcomeStore
 from orchestrator.state.transactions import TransactionStore, TxnRecord
 from orchestrator.systemd import reboot_argv
 from orchestrator.targets.spec import TargetKind, open_target, parse_target
@@ -128,16 +128,20 @@ def finish_after_boot(run: _Run, plan: VerifyPlan, result: RebootResult | None) 
     except VmRepairError as exc:
         failures = [f"cannot verify: {exc.message}"]
     outcomes = OutcomeStore(run.app.state)
+    # The same fault as the apply stage's outcome of this transaction (recorded there with it).
+    signature = outcomes.signature_of_txn(txn.id)
     if verdict is not None and verdict.ok:
         run.store.step(txn.id, "committed", state="committed", verdict=verdict.as_dict())
         run.app.quiet_audit.record("fix_verified_after_boot", component=txn.component, status="committed",
                                   details={"txn": txn.id, "strategy": txn.strategy}, durable=True)
-        outcomes.record(txn.strategy, succeeded=True, stage="target", target=txn.target, txn_id=txn.id)
+        outcomes.record(txn.strategy, succeeded=True, stage=STAGE_REBOOT, target=txn.target, txn_id=txn.id,
+                        signature=signature)
         _drop_snapshot(run, plan)
         run.notify("reboot_succeeded",
                    f"{txn.target} came back and fix {txn.id} ({txn.strategy}) is verified")
         return RebootOutcome(txn.id, txn.target, "committed", "verified after the reboot", result)
-    outcomes.record(txn.strategy, succeeded=False, stage="target", target=txn.target, txn_id=txn.id)
+    outcomes.record(txn.strategy, succeeded=False, stage=STAGE_REBOOT, target=txn.target, txn_id=txn.id,
+                    signature=signature)
     return _roll_back(run, plan, result, failures)
 
 
@@ -193,8 +197,9 @@ def _did_not_come_back(run: _Run, plan: VerifyPlan, exc: RebootError) -> RebootO
                        error=f"did not boot with the fix: {exc.message}"[:4000])
         log_recovery(run.app.quiet_audit, txn.component, "revert_to_boot_fallback", txn=txn.id,
                      snapshot=plan.snapshot)
-        OutcomeStore(run.app.state).record(txn.strategy, succeeded=False, stage="target", target=txn.target,
-                                           txn_id=txn.id)
+        outcomes = OutcomeStore(run.app.state)
+        outcomes.record(txn.strategy, succeeded=False, stage=STAGE_REBOOT, target=txn.target, txn_id=txn.id,
+                        signature=outcomes.signature_of_txn(txn.id))
         _drop_snapshot(run, plan)
         run.notify("rollback", f"{txn.target} did not boot with fix {txn.id}; reverted to the snapshot "
                    "taken before applying it")

@@ -2,17 +2,20 @@
 
 For a strategy ``s`` of playbook ``p``, with ``p``'s finding (cause ``c``, confidence ``k``)::
 
-    score(s) = effectiveness(s) * match(s) * (successes(s) + 1) / (attempts(s) + 2)
+    score(s) = effectiveness(s) * match(s) * posterior(s)
 
     match(s) = k      when c is in s.for_causes      (a named cause: trust the diagnosis as far as it goes)
              = 0.5    when s.for_causes is ["*"]     (works for any cause, so it never outranks a
                                                        confidently diagnosed specific fix)
              = excluded otherwise
 
-The last factor is the Laplace-smoothed success rate from the history of earlier attempts (keyed by the
-strategy's name, unique across playbooks): 0.5 without history, so history only moves a strategy up or
-down from there. Strategies scoring 0 are dropped. Ties keep playbook order, then file order of the
-strategies (the sort is stable).
+The last factor is the mean of a Beta posterior over the strategy's success rate
+(:mod:`orchestrator.fleet.posterior`): its prior comes from the strategy's effectiveness, its outcomes
+from the history of earlier attempts (keyed by the strategy's name, unique across playbooks) for this
+fault's signature, falling back from the fine signature to coarser ones, then to every outcome of the
+strategy, then to the prior alone. Each ranked strategy carries that :class:`Explanation` (the level
+used, its counts, the prior), which the report shows as "why". Strategies scoring 0 are dropped. Ties
+keep playbook order, then file order of the strategies (the sort is stable).
 
 Strategies marked ``lossy`` (they discard data, such as truncating a log) come after every strategy that
 is not, whatever the scores: a past failure of a data-preserving fix must never promote one that loses
@@ -27,10 +30,11 @@ once worked must not run before the fix that addresses the evidence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.diagnose.result import Diagnosis
+from orchestrator.fleet.posterior import Explanation, History, explain
 from orchestrator.model import Issue
 from orchestrator.playbooks.model import Playbook, Strategy
 
@@ -57,8 +61,11 @@ class RankedStrategy:
     #: The cause the strategy was matched for ("*" for a wildcard strategy).
     cause: str
     match: float
+    #: The posterior mean of its success rate (the history factor of the score).
     success_rate: float
     last_resort: bool = False
+    #: Why ``success_rate`` is what it is (None only for one built by hand).
+    why: Explanation | None = None
 
     @property
     def name(self) -> str:
@@ -71,25 +78,22 @@ class RankedStrategy:
     def as_dict(self) -> dict[str, object]:
         return {"strategy": self.name, "playbook": self.playbook, "score": round(self.score, 6),
                 "cause": self.cause, "match": self.match, "success_rate": round(self.success_rate, 6),
-                "effectiveness": self.strategy.effectiveness, "last_resort": self.last_resort}
-
-
-def success_rate(history: Mapping[str, tuple[int, int]] | None, name: str) -> float:
-    """Laplace-smoothed ``(successes + 1) / (attempts + 2)``; bad counts are clamped, not trusted."""
-    successes, attempts = (history or {}).get(name, (0, 0))
-    attempts = max(0, attempts)
-    successes = min(max(0, successes), attempts)
-    return (successes + 1) / (attempts + 2)
+                "effectiveness": self.strategy.effectiveness, "last_resort": self.last_resort,
+                "lossy": self.strategy.lossy, "why": None if self.why is None else self.why.as_dict(),
+                "why_text": "" if self.why is None else self.why.describe()}
 
 
 def rank_strategies(
     playbooks: Sequence[Playbook],
     issue: Issue,
     diagnosis: Diagnosis,
-    history: Mapping[str, tuple[int, int]] | None = None,
+    history: History | None = None,
     generated: Sequence[Matched] = (),
 ) -> list[RankedStrategy]:
     """Every strategy worth trying for ``issue``, best first (see the module docstring for the score).
+
+    ``history`` is ``OutcomeStore.load_for(signature)`` (tallies per signature level), or the plain
+    ``(successes, tries)`` per strategy of ``OutcomeStore.load()``, taken as its global level.
 
     Each playbook's strategies are matched against that playbook's own finding, so a cause name used
     by two playbooks cannot pull in the other's strategies; a diagnosis without findings (built by hand)
@@ -110,14 +114,14 @@ def rank_strategies(
                 matched_cause, match = cause, confidence
             else:
                 continue
-            rate = success_rate(history, strategy.name)
-            score = strategy.effectiveness * match * rate
+            why = explain(history, strategy.name, strategy.effectiveness)
+            score = strategy.effectiveness * match * why.mean
             if score > 0:
-                ranked.append(RankedStrategy(strategy, score, matched_cause, match, rate))
+                ranked.append(RankedStrategy(strategy, score, matched_cause, match, why.mean, why=why))
     for candidate in generated:
-        rate = success_rate(history, candidate.strategy.name)
-        score = candidate.strategy.effectiveness * candidate.confidence * rate
+        why = explain(history, candidate.strategy.name, candidate.strategy.effectiveness)
+        score = candidate.strategy.effectiveness * candidate.confidence * why.mean
         if score > 0:
             ranked.append(RankedStrategy(candidate.strategy, score, candidate.cause, candidate.confidence,
-                                         rate, last_resort=candidate.last_resort))
+                                         why.mean, last_resort=candidate.last_resort, why=why))
     return sorted(ranked, key=lambda r: (r.strategy.lossy, r.last_resort, -r.score))

@@ -19,6 +19,7 @@ from orchestrator.report.escape import code, code_block, duration, inline, table
 from orchestrator.report.files import Loaded, as_dict, as_list, first
 from orchestrator.report.generic import nested_block, scalar_bullets
 from orchestrator.report.overview import mark, unreadable
+from orchestrator.report.ranking import RANKING_KEYS, ranking_block
 from orchestrator.report.validation import render_validation
 
 MAX_EXCERPTS = 8
@@ -47,8 +48,9 @@ def diagnosis_section(loaded: Loaded) -> str:
                 table(["Name", "Value"], [[code(k, in_table=True), inline(v)] for k, v in variables.items()])]
     out.append(_excerpts(data.get("evidence")))
     out.append(_generated(as_list(data.get("generated"))))
+    out.append(ranking_block(data))
     # The diagnostics' outputs are the evidence above: not twice.
-    rest = nested_block(data, skip=("evidence", "variables", "generated", "diagnostics"))
+    rest = nested_block(data, skip=("evidence", "variables", "generated", "diagnostics", *RANKING_KEYS))
     if rest:
         out += ["Other details:", "", rest]
     return "\n".join(out)

@@ -107,7 +107,17 @@ MIGRATIONS: tuple[str, ...] = (
         at          REAL NOT NULL
     );
     """,
-    # 4: signed fleet bundles (orchestrator/fleet/)
+    # 4: fault signatures of outcomes (orchestrator/state/outcomes.py, orchestrator/fleet/signature.py)
+    """
+    -- The signature ids of the fault an outcome was recorded for ('' when recorded without one, as
+    -- every outcome before this migration), and its readable parts as JSON for `vmrepair fleet stats`.
+    ALTER TABLE outcomes ADD COLUMN signature_fine TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outcomes ADD COLUMN signature_medium TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outcomes ADD COLUMN signature_coarse TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outcomes ADD COLUMN signature_parts TEXT NOT NULL DEFAULT '{}';
+    CREATE INDEX outcomes_signature_coarse ON outcomes(signature_coarse);
+    """,
+    # 5: signed fleet bundles (orchestrator/fleet/)
     """
     -- Public keys whose bundles `vmrepair fleet import` accepts. A revoked key stays, marked, for good.
     CREATE TABLE fleet_keys (

@@ -4,6 +4,7 @@ behind a FakeTransport, so nothing leaves tmp_path."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -20,14 +21,17 @@ from orchestrator.boot.critical import RebootAnalysis
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.detect.detector import Detector
+from orchestrator.diagnose.result import Diagnosis
 from orchestrator.errors import FixPackageError
 from orchestrator.fixpkg import ABSENT, FixPackage, WriteFileOp
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.pipeline import apply as apply_stage
+from orchestrator.pipeline.attempts import signature_of
 from orchestrator.pipeline.context import RunContext
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.values import Built
 from orchestrator.session.store import new_session
+from orchestrator.state.outcomes import STAGE_TARGET, OutcomeStore
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
@@ -119,3 +123,20 @@ def test_package_that_no_longer_loads_is_refused_before_any_transaction(scene: S
         _apply(scene)
     assert TransactionStore(scene.ctx.app.state).find() == []
     assert scene.target.requests == [] and scene.conf.read_bytes() == OLD
+
+
+def test_the_targets_verdict_is_recorded_for_the_faults_signature(scene: SimpleNamespace) -> None:
+    """Issue 15: what the target says of the fix the VM validated counts for the same fault, and the
+    verification after a reboot finds that fault again through the transaction."""
+    diagnosis = Diagnosis("config_invalid", 0.9, "app-config", {}, {})
+    work = SimpleNamespace(component=APP, components=(APP,), capture=SimpleNamespace(facts=None))
+    winner = SimpleNamespace(strategy="fix-workers", diagnosis=diagnosis)
+    issue = dataclasses.replace(ISSUE, evidence={"output": "patient: /etc/app/app.conf: bad line 3"})
+    applied = apply_stage.apply(scene.ctx, work, issue, winner, scene.built, attempt=1)  # type: ignore[arg-type]
+    assert applied.status == "applied"
+    signature = signature_of(scene.ctx, work, issue, diagnosis)  # type: ignore[arg-type]
+    outcomes = OutcomeStore(scene.ctx.app.state)
+    assert outcomes.load_for(signature)["fix-workers"].stage(STAGE_TARGET) == (1, 1)
+    assert outcomes.signature_of_txn(applied.txn.id) == signature
+    # The target (vm:patient) is named nowhere in what the fleet keeps.
+    assert "output: <host>: /etc/<...>/<file>.conf: bad line <n>" in signature.evidence_pattern

@@ -24,6 +24,7 @@ from orchestrator.pipeline.reproduce import reproduce
 from orchestrator.pipeline.values import Applied, RebootEnd, Refused, Reproduction, Winner, Workbench
 from orchestrator.reboot.verify import VerifyPlan
 from orchestrator.sandbox.protocol import ImportReport
+from orchestrator.state.outcomes import STAGE_VM, OutcomeStore
 from orchestrator.state.transactions import TransactionStore
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.pipeline.fakes import FakeSandbox, empty_capture, run_context
@@ -100,6 +101,30 @@ def test_attempts_revert_after_a_failed_step_and_return_the_validated_winner(
     records = json.loads((ctx.session.dir / "attempts-app.json").read_text())
     assert [(r["strategy"], r["outcome"]) for r in records] == [("app-first", "failed"),
                                                                ("app-second", "validated")]
+
+
+def test_attempts_are_recorded_for_the_faults_signature_and_rank_the_next_diagnosis(
+        ctx: RunContext, tmp_path: Path) -> None:
+    work, _ = _workbench(ctx, tmp_path, Guest())
+    diagnosed = attempts.diagnose(ctx, work, ISSUE, frozenset())
+    signature = diagnosed.signature
+    assert signature is not None and signature.label == "app / config_invalid / config_invalid"
+    attempts.run_attempts(ctx, work, ISSUE, diagnosed)
+    history = OutcomeStore(ctx.app.state).load_for(signature)
+    assert {name: r.stage(STAGE_VM) for name, r in history.items()} == {"app-first": (0, 1),
+                                                                        "app-second": (1, 1)}
+    # The next diagnosis of the same fault ranks with that record, and says so in the diagnosis file.
+    again = attempts.diagnose(ctx, _workbench(ctx, tmp_path, Guest())[0], ISSUE, frozenset())
+    # One outcome each does not outweigh the playbook (0.9 vs 0.5 effectiveness): it moves the means.
+    assert [(r.name, r.success_rate) for r in again.ranked] == [("app-first", pytest.approx(2.8 / 5)),
+                                                                ("app-second", pytest.approx(3 / 5))]
+    written = json.loads((ctx.session.dir / "diagnosis-app.json").read_text())
+    assert written["signature"]["fine"] == signature.fine
+    assert [(r["strategy"], r["why"]["level"], r["why"]["tries"]) for r in written["ranking"]] == \
+        [("app-first", "fine", 1), ("app-second", "fine", 1)]
+    assert written["concordance"] == [
+        {"strategy": "app-first", "vm": [0, 1], "target": [0, 0], "reboot": [0, 0]},
+        {"strategy": "app-second", "vm": [1, 1], "target": [0, 0], "reboot": [0, 0]}]
 
 
 def test_excluded_strategies_are_not_ranked(ctx: RunContext, tmp_path: Path) -> None:

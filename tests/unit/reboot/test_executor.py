@@ -16,10 +16,11 @@ from orchestrator.apply.journal import Journal
 from orchestrator.boot.host import RebootResult
 from orchestrator.config.settings import Settings
 from orchestrator.errors import RebootError
+from orchestrator.fleet.signature import FaultSignature
 from orchestrator.reboot.executor import reboot_and_verify
 from orchestrator.reboot.notify import RebootEvent
 from orchestrator.reboot.verify import VerifyPlan, record_plan
-from orchestrator.state.outcomes import OutcomeStore
+from orchestrator.state.outcomes import STAGE_REBOOT, STAGE_TARGET, OutcomeStore
 from orchestrator.state.transactions import TransactionStore, TxnRecord
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.apply.fakes import FakeAgent, FakeFile, systemd_transport
@@ -110,6 +111,20 @@ def test_a_good_boot_commits_the_fix_and_drops_the_fallback(app: App, tmp_path: 
     assert TransactionStore(app.state).get(txn.id).state == "committed"
     assert events.kinds == ["reboot_imminent", "reboot_succeeded"]
     assert OutcomeStore(app.state).load() == {"nginx-fix": (1, 1)}
+
+
+def test_the_verdict_after_the_boot_counts_for_the_fault_the_apply_stage_recorded(app: App,
+                                                                                  tmp_path: Path) -> None:
+    target = make_target()
+    txn = _pending(app, target, tmp_path, snapshot=None)
+    fault = FaultSignature("nginx", "config_invalid", "config_invalid", "<pattern>", "debian-12")
+    outcomes = OutcomeStore(app.state)
+    outcomes.record("nginx-fix", succeeded=True, stage=STAGE_TARGET, target=txn.target, txn_id=txn.id,
+                    signature=fault)   # what the apply stage records for this transaction
+    _run(app, txn, target, FakeVms({"nginx_ok": True}), Events())
+    history = outcomes.load_for(fault)["nginx-fix"]
+    assert (history.stage(STAGE_TARGET), history.stage(STAGE_REBOOT)) == ((1, 1), (1, 1))
+    assert history.level("fine") == (2, 2)
 
 
 def test_a_failed_verification_rolls_back_and_reboots_once_more_into_a_bootable_configuration(

@@ -1,4 +1,5 @@
-"""Ranking: effectiveness x cause match x Laplace-smoothed success rate, stable on ties."""
+"""Ranking: effectiveness x cause match x posterior success rate (prior from effectiveness), stable on
+ties."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import pytest
 
 from orchestrator.config.settings import PROJECT_ROOT
 from orchestrator.diagnose import Diagnosis, Finding
+from orchestrator.fleet.posterior import explain
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbook, load_playbooks
 from orchestrator.repair import rank_strategies
-from orchestrator.repair.rank import Matched, success_rate
+from orchestrator.repair.rank import Matched
 from tests.unit.repair.fakes import issue
 
 NGINX_ISSUE = issue("nginx", IssueKind.CONFIG_INVALID, "nginx -t")
@@ -30,13 +32,20 @@ def _diagnosis(cause: str, confidence: float, playbook: str | None = "nginx-conf
     return Diagnosis(cause, confidence, playbook, {}, {}, findings)
 
 
-def test_laplace_smoothed_success_rate() -> None:
-    assert success_rate(None, "x") == 0.5
-    assert success_rate({"x": (3, 3)}, "x") == 4 / 5
-    assert success_rate({"x": (0, 2)}, "x") == 1 / 4
+#: The history factor of a strategy without history: the prior mean (1 + 2 eff) / 4 (PRIOR_WEIGHT 2).
+def _prior(eff: float) -> float:
+    return (1 + 2 * eff) / 4
+
+
+def test_history_factor_is_the_posterior_mean_with_effectiveness_as_prior() -> None:
+    # Beta(1 + 2 eff, 1 + 2 (1 - eff)) updated with (successes, tries); eff 0.5 gives Laplace's rule.
+    assert explain(None, "x", 0.5).mean == 0.5
+    assert explain(None, "x", 0.9).mean == pytest.approx(0.7)
+    assert explain({"x": (3, 3)}, "x", 0.5).mean == pytest.approx(5 / 7)
+    assert explain({"x": (0, 2)}, "x", 0.5).mean == pytest.approx(2 / 6)
     # Corrupt history is clamped rather than trusted.
-    assert success_rate({"x": (9, 2)}, "x") == 3 / 4
-    assert success_rate({"x": (-1, -5)}, "x") == 0.5
+    assert explain({"x": (9, 2)}, "x", 0.5).mean == pytest.approx(4 / 6)
+    assert explain({"x": (-1, -5)}, "x", 0.5).mean == 0.5
 
 
 def test_named_cause_ranks_by_effectiveness_times_confidence(playbooks: list[m.Playbook]) -> None:
@@ -44,17 +53,20 @@ def test_named_cause_ranks_by_effectiveness_times_confidence(playbooks: list[m.P
     assert [r.name for r in ranked] == ["nginx-restore-offender", "nginx-quarantine-offender",
                                         "nginx-pristine-conffile", "nginx-restore-config", "nginx-restart"]
     top = ranked[0]
-    assert top.score == pytest.approx(0.9 * 0.95 * 0.5)
-    assert (top.cause, top.match, top.success_rate, top.playbook) == ("config_invalid", 0.95, 0.5,
-                                                                      "nginx-config")
+    assert top.score == pytest.approx(0.9 * 0.95 * _prior(0.9))
+    assert (top.cause, top.match, top.playbook) == ("config_invalid", 0.95, "nginx-config")
+    assert top.success_rate == pytest.approx(_prior(0.9))
+    assert top.why is not None and top.why.level == "prior" and top.as_dict()["why"] == top.why.as_dict()
     wildcard = ranked[-1]
     assert (wildcard.cause, wildcard.match) == ("*", 0.5)
-    assert wildcard.score == pytest.approx(0.2 * 0.5 * 0.5)
+    assert wildcard.score == pytest.approx(0.2 * 0.5 * _prior(0.2))
 
 
 def test_strategies_for_other_causes_are_left_out(playbooks: list[m.Playbook]) -> None:
     ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_valid", 0.15))
-    assert [r.name for r in ranked] == ["nginx-restart", "nginx-restore-config"]
+    # 0.5 * 0.15 * prior(0.5) = 0.0375 > 0.2 * 0.5 * prior(0.2) = 0.035: the declared effectiveness
+    # counts as a factor and as the prior, so the feeble wildcard restart no longer comes first.
+    assert [r.name for r in ranked] == ["nginx-restore-config", "nginx-restart"]
 
 
 def test_unknown_cause_leaves_only_wildcards(playbooks: list[m.Playbook]) -> None:
@@ -67,7 +79,9 @@ def test_history_moves_strategies(playbooks: list[m.Playbook]) -> None:
     history = {"nginx-restore-offender": (0, 6), "nginx-quarantine-offender": (5, 5)}
     ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95), history)
     assert ranked[0].name == "nginx-quarantine-offender"
-    assert ranked[0].success_rate == pytest.approx(6 / 7)
+    # effectiveness 0.7: prior Beta(2.4, 1.6), plus 5 of 5 (the plain mapping is the global level).
+    assert ranked[0].success_rate == pytest.approx(7.4 / 9)
+    assert ranked[0].why is not None and (ranked[0].why.level, ranked[0].why.tries) == ("global", 5)
 
 
 def test_each_playbook_is_matched_against_its_own_finding(playbooks: list[m.Playbook]) -> None:
@@ -133,11 +147,11 @@ def test_generated_rank_with_playbook_strategies_by_one_formula(playbooks: list[
     assert names[-1] == "gen-restart-nginx.service" and "gen-never" not in names
     gen = ranked[1]
     assert (gen.cause, gen.match, gen.playbook) == ("x", 0.9, "generated:test")
-    assert gen.score == pytest.approx(0.8 * 0.9 * 0.5)
+    assert gen.score == pytest.approx(0.8 * 0.9 * _prior(0.8))
 
 
 def test_history_moves_generated_strategies_by_name(playbooks: list[m.Playbook]) -> None:
     generated = [_generated("gen-a", 0.8, 0.9)]
     history = {"gen-a": (6, 6), "nginx-restore-offender": (0, 4)}
     ranked = rank_strategies(playbooks, NGINX_ISSUE, _diagnosis("config_invalid", 0.95), history, generated)
-    assert ranked[0].name == "gen-a" and ranked[0].success_rate == pytest.approx(7 / 8)
+    assert ranked[0].name == "gen-a" and ranked[0].success_rate == pytest.approx(8.6 / 10)
