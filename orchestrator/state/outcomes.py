@@ -6,7 +6,8 @@ signature (:mod:`orchestrator.fleet.signature`): its three level ids and its rea
 recorded without one (all of them before signatures existed) count only in the global tally by name.
 
 ``load()`` gives, per strategy, (successes, tries) over everything; ``load_for(signature)`` gives, per
-strategy, the same tally at each signature level and per stage, which the ranker turns into a Beta
+strategy, the same tally at each signature level and per stage (with the counts imported from
+trusted fleet bundles added), which the ranker turns into a Beta
 posterior (:mod:`orchestrator.fleet.posterior`). Every stage counts in the tallies: a verification
 failure on a real target counts like a failed validation (the strategy fixed the VM but not the host).
 """
@@ -87,10 +88,18 @@ class OutcomeStore:
         levels: dict[str, dict[str, Tally]] = {name: {GLOBAL: tally} for name, tally in self.load().items()}
         stages: dict[str, dict[str, Tally]] = {}
         if signature is not None:
+            # This host's outcomes, plus the counts that bundles of trusted, unrevoked fleet keys carry
+            # (orchestrator/fleet/imports.py keeps one snapshot per key): another host's record of the
+            # same fault ranks a strategy here exactly as our own would. A shared strategy still has to
+            # validate in this host's troubleshooting VM before anything is applied.
             rows = self.db.query(
-                "SELECT strategy, stage, signature_fine = ?, signature_medium = ?, SUM(succeeded), COUNT(*)"
-                " FROM outcomes WHERE signature_coarse = ? GROUP BY 1, 2, 3, 4",
-                (signature.fine, signature.medium, signature.coarse))
+                "SELECT strategy, stage, signature_fine = ?, signature_medium = ?, SUM(s), SUM(n) FROM ("
+                " SELECT strategy, stage, signature_fine, signature_medium, succeeded AS s, 1 AS n"
+                " FROM outcomes WHERE signature_coarse = ?"
+                " UNION ALL SELECT o.strategy, o.stage, o.signature_fine, o.signature_medium, o.successes,"
+                " o.tries FROM imported_outcomes o JOIN fleet_keys k ON k.key_id = o.key_id"
+                " WHERE k.revoked_at IS NULL AND o.signature_coarse = ?) GROUP BY 1, 2, 3, 4",
+                (signature.fine, signature.medium, signature.coarse, signature.coarse))
             for strategy, stage, is_fine, is_medium, successes, tries in rows:
                 tally = (int(successes), int(tries))
                 mine = levels.setdefault(str(strategy), {})
