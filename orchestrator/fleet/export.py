@@ -55,6 +55,10 @@ class StrategyInfo:
     steps: tuple[dict[str, Any], ...] | None = None
 
 
+#: Names of strategies derived from evidence (orchestrator.repair.generate), and the playbook a bundle
+#: names for them when their steps are not carried.
+GENERATED_PREFIX = "gen-"
+GENERATED_PLAYBOOK = "generated"
 #: Strategy name -> its info; None for a strategy this host no longer knows (left out of the bundle).
 Describe = Callable[[str], StrategyInfo | None]
 
@@ -97,7 +101,17 @@ def catalog_describer(playbooks: Sequence[Playbook],
     their playbook-form steps) for those the catalog does not define."""
     known = {s.name: StrategyInfo(p.name) for p in playbooks for s in p.strategies}
     extra = generated or {}
-    return lambda name: known.get(name) or extra.get(name)
+
+    def describe(name: str) -> StrategyInfo | None:
+        info = known.get(name) or extra.get(name)
+        if info is None and name.startswith(GENERATED_PREFIX):
+            # Its counts travel without steps: a host that meets the same fault derives the same
+            # strategy, under the same name, from its own evidence (names are made from the subject,
+            # orchestrator/repair/generate/proposal.py), and the counts then rank it there.
+            info = StrategyInfo(GENERATED_PLAYBOOK)
+        return info
+
+    return describe
 
 
 def host_names(db: StateDb) -> set[str]:

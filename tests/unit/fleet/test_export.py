@@ -144,3 +144,5 @@ def test_catalog_describer_names_shipped_playbooks_and_generated_steps() -> None
     assert lookup("nginx-restore-baseline") == StrategyInfo("nginx")
     assert lookup("gen-mkdir-var-log-nginx") == generated
     assert lookup("unknown") is None
+    # Other generated strategies: counts without steps (the importing host derives the same one).
+    assert lookup("gen-unmask-nginx.service") == StrategyInfo("generated")
