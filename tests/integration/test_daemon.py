@@ -348,6 +348,7 @@ def test_start_up_reinstalls_a_vital_package_file_and_reports_an_optional_compon
         before = ssh.check(["sha256sum", "/usr/sbin/nginx"]).stdout_text.split()[0]
         ssh.check(["rm", "-f", "/usr/sbin/nginx"])
         ssh.check(["install", "-D", "-m", "0644", "/dev/null", "/run/reportgen.fail"])
+        ssh.check(["install", "-d", "-m", "0755", "/run/systemd/system/reportgen.service.d"])
         _put(ssh, tmp_path / "norestart.conf", NO_RESTART,
              "/run/systemd/system/reportgen.service.d/norestart.conf", mode=0o644)
         ssh.check(["systemctl", "daemon-reload"])
