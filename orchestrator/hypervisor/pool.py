@@ -165,9 +165,11 @@ class ImagePool:
             raise HypervisorError(f"{self.path(volume)} is larger than {limit} bytes")
         return bytes(data)
 
-    def linked_clone(self, volume: str, backing: str) -> PurePosixPath:
-        """A new qcow2 ``volume`` over the pool's ``backing`` volume (the troubleshooting VM's disk)."""
-        capacity = self.capacity(backing)
+    def linked_clone(self, volume: str, backing: str, capacity: int) -> PurePosixPath:
+        """A new qcow2 ``volume`` of ``capacity`` bytes (the backing disk's virtual size, which the
+        caller knows from qemu-img: libvirt may still see an uploaded volume as raw) over the pool's
+        ``backing`` volume: the troubleshooting VM's disk, a linked clone."""
+        self.ensure()
         with _mapped(f"create overlay {volume} on {backing}"):
             self._pool.createXML(volume_xml(volume, capacity, "qcow2", self.path(backing)), 0)
         return self.path(volume)

@@ -130,7 +130,13 @@ def rebase_relative(runner: Transport, overlay: Path, backing_name: str) -> None
         raise HypervisorError(f"cannot rebase a copy of {overlay}: {result.stderr_text.strip()}")
 
 
-def backing_chain(runner: Transport, disk: Path) -> list[Path]:
+@dataclass(frozen=True)
+class ChainDisk:
+    path: Path
+    virtual_size: int
+
+
+def backing_chain(runner: Transport, disk: Path) -> list[ChainDisk]:
     """``disk`` and its backing files, base first (``qemu-img info --backing-chain``).
 
     Raises:
@@ -145,12 +151,12 @@ def backing_chain(runner: Transport, disk: Path) -> list[Path]:
         raise HypervisorError(f"cannot read the backing chain of {disk}: {result.stderr_text.strip()}")
     try:
         entries = json.loads(result.stdout)
-        paths = [Path(str(entry["filename"])) for entry in entries]
+        chain = [ChainDisk(Path(str(e["filename"])), int(e["virtual-size"])) for e in reversed(entries)]
     except (ValueError, KeyError, TypeError) as exc:
         raise HypervisorError(f"unexpected `qemu-img info` output for {disk}: {exc}") from exc
-    if not paths or any(not p.is_absolute() for p in paths):
-        raise HypervisorError(f"unexpected backing chain of {disk}: {[str(p) for p in paths]}")
-    return list(reversed(paths))
+    if not chain or any(not d.path.is_absolute() for d in chain):
+        raise HypervisorError(f"unexpected backing chain of {disk}: {[str(d.path) for d in chain]}")
+    return chain
 
 
 def disk_items(chain: Sequence[Path], known: dict[Path, str] | None = None) -> list[SyncItem]:

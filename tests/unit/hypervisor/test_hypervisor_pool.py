@@ -65,7 +65,7 @@ def test_linked_clone_has_the_backing_volume_as_backing_store(conn: LibvirtConne
         "<volume><name>aa.qcow2</name><capacity unit='bytes'>2147483648</capacity>"
         "<target><format type='qcow2'/></target></volume>", 0)
 
-    path = pool.linked_clone("vm-web1.qcow2", "aa.qcow2")
+    path = pool.linked_clone("vm-web1.qcow2", "aa.qcow2", 2147483648)
 
     assert path == PurePosixPath("/srv/vmrepair/vm-web1.qcow2")
     vol = conn.conn.storagePoolLookupByName(POOL).storageVolLookupByName("vm-web1.qcow2")

@@ -11,6 +11,7 @@ import pytest
 from orchestrator.errors import HypervisorError
 from orchestrator.hypervisor.sync import (
     MANIFEST,
+    ChainDisk,
     SyncItem,
     backing_chain,
     disk_items,
@@ -119,18 +120,21 @@ def test_a_corrupt_manifest_counts_as_empty(raw: bytes) -> None:
 
 
 def test_backing_chain_is_read_base_first(tmp_path: Path) -> None:
-    info = [{"filename": "/s/layers/k/warm/base.qcow2"}, {"filename": "/s/images/debian-12/base.qcow2"}]
+    info = [{"filename": "/s/layers/k/warm/base.qcow2", "virtual-size": 2048},
+            {"filename": "/s/images/debian-12/base.qcow2", "virtual-size": 2048}]
 
     def qemu_img(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
         assert argv[:4] == ("qemu-img", "info", "--backing-chain", "--output=json")
         return 0, json.dumps(info).encode(), b""
 
     chain = backing_chain(FakeTransport(qemu_img, host="local"), Path("/s/layers/k/warm/base.qcow2"))
-    assert chain == [Path("/s/images/debian-12/base.qcow2"), Path("/s/layers/k/warm/base.qcow2")]
+    assert chain == [ChainDisk(Path("/s/images/debian-12/base.qcow2"), 2048),
+                     ChainDisk(Path("/s/layers/k/warm/base.qcow2"), 2048)]
 
 
 def test_backing_chain_refuses_relative_names() -> None:
-    runner = FakeTransport(lambda argv, stdin: (0, b'[{"filename": "x.qcow2"}]', b""), host="local")
+    out = b'[{"filename": "x.qcow2", "virtual-size": 1}]'
+    runner = FakeTransport(lambda argv, stdin: (0, out, b""), host="local")
     with pytest.raises(HypervisorError, match="unexpected backing chain"):
         backing_chain(runner, Path("/x.qcow2"))
 
