@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.config.hypervisors import HypervisorSettings
 from orchestrator.config.settings import Settings, VmSettings
+from orchestrator.errors import HypervisorError
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.connection import LibvirtConnection
 from orchestrator.hypervisor.pool import ImagePool
@@ -210,3 +211,19 @@ def test_probe_counts_running_vmrepair_domains(
     # test:///default's own "test" domain runs too but is not vmrepair's.
     assert (load.name, load.running, load.max_vms) == ("hv1", 1, 3)
     assert image.manifest.artifacts[BASE_DISK].sha256 in load.content_ids
+
+
+def test_a_bad_free_port_answer_is_refused(pool: StreamlessPool) -> None:
+    sshd = FakeTransport(lambda argv, stdin: (0, b"80\n", b""), host="root@hv1:22")
+    site = RemoteSite("hv1", pool, FakeTransport(lambda a, s: (127, b"", b""), host="local"), sshd)
+    with pytest.raises(HypervisorError) as info:
+        site.free_port()
+    assert info.value.message == "hv1: the free-port probe printed '80'"
+
+
+def test_a_failing_free_port_probe_names_the_hypervisor(pool: StreamlessPool) -> None:
+    sshd = FakeTransport(lambda argv, stdin: (127, b"", b"python3: not found\n"), host="root@hv1:22")
+    site = RemoteSite("hv1", pool, FakeTransport(lambda a, s: (127, b"", b""), host="local"), sshd)
+    with pytest.raises(HypervisorError) as info:
+        site.free_port()
+    assert info.value.message == "hv1: python3 exited 127: python3: not found"
