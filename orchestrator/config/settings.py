@@ -25,6 +25,7 @@ from orchestrator.config.daemon import AuditSettings, DaemonSettings, HealthSett
 from orchestrator.config.dropins import LayeredConfig, load_layered
 from orchestrator.config.fleet import FleetSettings
 from orchestrator.config.gate import GateSettings
+from orchestrator.config.hypervisors import HypervisorList, HypervisorSettings
 from orchestrator.config.metrics import MetricsSettings
 from orchestrator.config.notify import NotifySettings
 from orchestrator.config.reboot import RebootSettings
@@ -138,6 +139,8 @@ class ConfigFile(_Strict):
     notify: NotifySettings = NotifySettings()
     gate: GateSettings = GateSettings()
     fleet: FleetSettings = FleetSettings()
+    #: Hypervisors troubleshooting VMs may run on; empty: the local ``libvirt_uri`` only.
+    hypervisors: HypervisorList = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,7 @@ class Settings:
     fleet: FleetSettings = field(default_factory=FleetSettings)
     playbooks_dir: Path = field(default_factory=shipped_playbooks_dir)
     playbooks_dropin_dir: Path = DEFAULT_PLAYBOOKS_DROPIN_DIR
+    hypervisors: tuple[HypervisorSettings, ...] = ()
 
     @property
     def image_store(self) -> Path:
@@ -247,6 +251,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         fleet=cfg.fleet,
         playbooks_dir=cfg.playbooks_dir or shipped_playbooks_dir(),
         playbooks_dropin_dir=cfg.playbooks_dropin_dir,
+        hypervisors=tuple(cfg.hypervisors),
     )
 
 

@@ -55,6 +55,8 @@ class InstanceRecord:
     ephemeral: bool = False
     owner_pid: int = 0
     user: str = "root"
+    #: The configured hypervisor the VM runs on (empty: this machine, through ``libvirt_uri``).
+    hypervisor: str = ""
 
     def save(self, vm_dir: Path) -> None:
         atomic_write(vm_dir / RECORD, json.dumps(asdict(self), indent=2).encode(), mode=0o600)

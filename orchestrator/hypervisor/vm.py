@@ -40,6 +40,7 @@ from orchestrator.hypervisor.domain_xml import (
     UserNetSpec,
 )
 from orchestrator.hypervisor.ports import free_loopback_port
+from orchestrator.hypervisor.site import LocalSite, VmSite
 from orchestrator.hypervisor.warm import (
     WarmState,
     load_warm_state,
@@ -89,13 +90,16 @@ class VmManager:
     """
 
     def __init__(
-        self, settings: Settings, conn: LibvirtConnection, runner: Transport, ssh: SshFactory
+        self, settings: Settings, conn: LibvirtConnection, runner: Transport, ssh: SshFactory,
+        site: VmSite | None = None,
     ) -> None:
         self.settings = settings
         self.conn = conn
         self.runner = runner
         self.ssh = ssh
         self.images = ImageStore(settings.image_store)
+        #: Where disks, boot files and forwarded ports are: this machine unless told otherwise.
+        self.site: VmSite = site or LocalSite(runner)
 
     # -- paths / records -------------------------------------------------------------------------
     def vm_dir(self, name: str) -> Path:
@@ -161,7 +165,9 @@ class VmManager:
         accel = detect_accel(self.settings.vm.accel)
         ensure_private_dir(self.settings.vms_dir)
         fallback = ""
-        if warm and not cmdline_extra:
+        if warm and not self.site.supports_warm:
+            fallback = f"no warm starts on hypervisor {self.site.name} (its VMs cold boot)"
+        elif warm and not cmdline_extra:
             warm_up = self._try_warm(name, template, image, layer, ephemeral=ephemeral,
                                      deadline=boot_timeout or self.settings.vm.boot_timeout_s)
             if isinstance(warm_up, UpResult):
@@ -170,28 +176,38 @@ class VmManager:
         ensure_private_dir(vm_dir)
         created = now_timestamp()
         try:
+            if self.site.name:
+                # The remote disk outlives a crash of this process: record whose it is first, so
+                # this hypervisor's manager (not the local one) reaps the directory and the volume.
+                inst.InstanceRecord(
+                    name=name, template=template, recipe_hash=image.manifest.recipe_hash, ssh_port=0,
+                    host_key=image.manifest.host_key, created_at=created, ephemeral=ephemeral,
+                    owner_pid=os.getpid() if ephemeral else 0, hypervisor=self.site.name,
+                ).save(vm_dir)
             # A layer's disk was frozen while its guest ran (after a sync): a cold boot from it is a
             # boot after a clean crash, which ext4's journal replays.
-            create_overlay(self.runner, layer.disk if layer else image.base_disk, vm_dir / inst.OVERLAY)
+            disk = self.site.prepare_disk(name, layer.disk if layer else image.base_disk, vm_dir, image)
+            kernel, initrd = self.site.boot_files(image)
+            serial_log = self.site.serial_log(name, vm_dir)
 
             def define_and_start() -> tuple[DomainHandle, inst.InstanceRecord]:
-                port = free_loopback_port()
+                port = self.site.free_port()
                 record = inst.InstanceRecord(
                     name=name, template=template, recipe_hash=image.manifest.recipe_hash,
                     ssh_port=port, host_key=image.manifest.host_key, created_at=created,
                     ephemeral=ephemeral, owner_pid=os.getpid() if ephemeral else 0,
+                    hypervisor=self.site.name,
                 )
                 record.save(vm_dir)  # intent first: a crash after this leaves a reapable dir
                 spec = DomainSpec(
                     name=inst.domain_name(name), domain_type=accel.domain_type,
                     memory_mib=image.manifest.memory_mib, vcpus=image.manifest.vcpus,
                     boot=DirectKernelBoot(
-                        image.kernel, image.initrd,
-                        f"{image.manifest.kernel_cmdline} {cmdline_extra}".strip(),
+                        kernel, initrd, f"{image.manifest.kernel_cmdline} {cmdline_extra}".strip(),
                     ),
-                    disk=DiskSpec(vm_dir / inst.OVERLAY, cache=disk_cache),
+                    disk=DiskSpec(disk, cache=disk_cache),
                     net=UserNetSpec(port),
-                    serial_log=vm_dir / inst.SERIAL_LOG,
+                    serial_log=serial_log,
                     metadata=InstanceMetadata(
                         name=name, template=template, ssh_port=port, vm_dir=str(vm_dir),
                         ephemeral=ephemeral, owner_pid=record.owner_pid, created_at=created,
@@ -206,12 +222,14 @@ class VmManager:
                 return dom, record
 
             dom, record = vm_start_policy()(define_and_start)
+            # A remote serial log cannot be read here: serial_tail finds nothing, so only the
+            # deadline and the domain's state end a failed remote boot.
             seconds = wait_for_ssh(
-                dom, lambda: self.ssh(record, 2.0), serial_log=vm_dir / inst.SERIAL_LOG,
+                dom, lambda: self.ssh(record, 2.0), serial_log=serial_log,
                 deadline_s=boot_timeout or self.settings.vm.boot_timeout_s,
             )
         except BootError as exc:
-            kept = self._keep_serial_log(name, vm_dir / inst.SERIAL_LOG)
+            kept = self._keep_serial_log(name, serial_log)
             self._remove(name, vm_dir)
             raise BootError(
                 f"{exc.message}; VM {name!r} was destroyed", domain=exc.domain,
@@ -341,6 +359,7 @@ class VmManager:
                 vm_stop_policy()(dom.force_stop)
                 if self._own_domain(name) is not None:
                     dom.undefine()
+        self.site.remove_disk(name)
         if vm_dir.exists():
             if vm_dir.parent != self.settings.vms_dir or vm_dir.is_symlink():
                 raise HypervisorError(f"refusing to delete unexpected path {vm_dir}")
@@ -350,7 +369,9 @@ class VmManager:
         logs = ensure_private_dir(self.settings.state_dir / "logs")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())  # UTC like every other name stamp
         kept = logs / f"{name}-boot-failure-{stamp}.serial.log"
-        if serial_log.exists():
+        if self.site.name:
+            kept.write_text(f"(the serial console log is on hypervisor {self.site.name}: {serial_log})\n")
+        elif serial_log.exists():
             shutil.copyfile(serial_log, kept)
         else:
             kept.write_text("(the guest wrote nothing to its serial console)\n")
@@ -409,7 +430,9 @@ class VmManager:
                     rec = inst.InstanceRecord.load(vm_dir)
                     template, port, eph = rec.template, rec.ssh_port, rec.ephemeral
                 except HypervisorError:
-                    template, port, eph = "?", 0, False
+                    template, port, eph, rec = "?", 0, False, None
+                if rec is not None and rec.hypervisor != self.site.name:
+                    continue  # another hypervisor's VM: its manager lists (and reaps) it
                 found[vm_dir.name] = VmInfo(vm_dir.name, "no domain", template, port, eph,
                                             is_stale=True, vm_dir=vm_dir)
         return sorted(found.values(), key=lambda v: v.name)

@@ -21,10 +21,11 @@ from orchestrator.capture.snapshot import Capture
 from orchestrator.config.settings import Settings
 from orchestrator.errors import LayerError, PipelineError, VmNotFoundError, VmRepairError
 from orchestrator.facts.model import TargetFacts
-from orchestrator.hypervisor.vm import UpResult
+from orchestrator.hypervisor.vm import UpResult, VmManager
 from orchestrator.hypervisor.warm import WarmState, warm_vm_name
 from orchestrator.imaging.builder import ImageBuilder
 from orchestrator.imaging.releases import release_template
+from orchestrator.imaging.store import BASE_DISK
 from orchestrator.imaging.template import load_template
 from orchestrator.layers.build import LayerBuilder, LayerResult
 from orchestrator.layers.plan import LayerPlan
@@ -45,12 +46,14 @@ REPRODUCED_SNAPSHOT = "reproduced"
 FILLER = "/var/tmp/vmrepair-disk-filler"  # noqa: S108
 
 
-def _boot(settings: Settings, name: str, template: str, layer: WarmState | None = None) -> UpResult:
+def _boot(settings: Settings, name: str, template: str, layer: WarmState | None = None,
+          hypervisor: str = "") -> UpResult:
     # A separate App (and libvirt connection) per thread keeps libvirt calls independent.
     app = App(settings)
     try:
-        return app.vms.up(name, template, ephemeral=True, boot_timeout=settings.vm.boot_timeout_s,
-                          warm=True, layer=layer)
+        vms = app.vms_on(hypervisor) if hypervisor else app.vms
+        return vms.up(name, template, ephemeral=True, boot_timeout=settings.vm.boot_timeout_s,
+                      warm=True, layer=layer)
     finally:
         app.close()
 
@@ -75,15 +78,23 @@ class TroubleshootingVm:
         self.layer_key = ""
         #: Booting on the last run's layer (:meth:`start`) and not yet ready: a failure falls back.
         self._guessed = False
+        #: The configured hypervisor the VM runs on ("": this machine); chosen by :meth:`start`.
+        self.hypervisor = ""
+
+    @property
+    def vms(self) -> VmManager:
+        """The manager of the hypervisor this VM runs on."""
+        return self.app.vms_on(self.hypervisor) if self.hypervisor else self.app.vms
 
     def start(self) -> None:
         if self._boot is not None:
             return  # started early, before detection
+        self._place()
         # A run killed earlier (SIGKILL, power loss) left its VMs running and holding the warm names
         # and memory; they go before this one boots. Only VMs whose owning process is gone: a run
         # next to this one keeps its own.
         try:
-            reaped = self.app.vms.reap(orphans_only=True)
+            reaped = self.vms.reap(orphans_only=True)
         except VmRepairError as exc:   # a leftover we cannot remove is no reason not to repair
             self.session.event("sandbox", "reap_failed", error=exc.message)
         else:
@@ -100,6 +111,19 @@ class TroubleshootingVm:
         self.layer_key, self._guessed = layer.key, True
         self.session.event("sandbox", "layer_guessed", key=layer.key[:16])
         self._boot_as(layer.manifest.vm_name, layer.warm)
+
+    def _place(self) -> None:
+        """With ``hypervisors:`` configured, the least loaded one holding the template base (issue 15).
+
+        Raises:
+            HypervisorError: none is reachable with a free slot (the message names each and why).
+        """
+        if not self.app.settings.hypervisors:
+            return
+        base = self.app.images.require(self.template).manifest.artifacts.get(BASE_DISK)
+        needed = frozenset({base.sha256}) if base is not None else frozenset()
+        self.hypervisor = self.app.place_vm(needed).site.name
+        self.session.event("sandbox", "placed", hypervisor=self.hypervisor or "local")
 
     def _last_layer(self) -> BuiltLayer | None:
         """The cached layer of this template build the last finished run on the target used, if any."""
@@ -119,13 +143,14 @@ class TroubleshootingVm:
     def _boot_as(self, warm_name: str, layer: WarmState | None = None) -> None:
         # The warm state restores only under its own VM name; when that name is taken (another run
         # is using it), a random name cold-boots instead.
-        if warm_name not in {vm.name for vm in self.app.vms.list()}:
+        if warm_name not in {vm.name for vm in self.vms.list()}:
             self.name = warm_name
         else:
             self.name = f"trb-{secrets.token_hex(3)}"
         self.session.event("sandbox", "booting", vm=self.name, template=self.template,
                            layer=layer is not None)
-        self._boot = self._pool.submit(_boot, self.app.settings, self.name, self.template, layer)
+        self._boot = self._pool.submit(_boot, self.app.settings, self.name, self.template, layer,
+                                       self.hypervisor)
 
     def wait_ready(self) -> UpResult:
         if self._boot is None:
@@ -214,7 +239,7 @@ class TroubleshootingVm:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            self._transport = self.app.vms.transport(self.name)
+            self._transport = self.vms.transport(self.name)
         return self._transport
 
     @property
@@ -293,16 +318,16 @@ class TroubleshootingVm:
             RebootError: it did not come back (e.g. dropped to emergency mode); the attempt fails.
         """
         self._drop_connections()
-        result = self.app.vms.reboot(self.name)
+        result = self.vms.reboot(self.name)
         self.session.event("sandbox", "rebooted", vm=self.name, **result.as_dict())
         return result
 
     def snapshot(self, name: str = REPRODUCED_SNAPSHOT) -> None:
-        self.app.vms.snapshot(self.name, name)
+        self.vms.snapshot(self.name, name)
 
     def revert(self, name: str = REPRODUCED_SNAPSHOT) -> None:
         self._drop_connections()
-        self.app.vms.revert(self.name, name)
+        self.vms.revert(self.name, name)
 
     def _drop_connections(self) -> None:
         # A revert resets the guest's TCP state: the next call must open a new SSH session.
@@ -326,7 +351,7 @@ class TroubleshootingVm:
             with contextlib.suppress(Exception):
                 boot.result()
         try:
-            self.app.vms.destroy(self.name)
+            self.vms.destroy(self.name)
             self.session.event("sandbox", "destroyed", vm=self.name)
         except VmNotFoundError:
             pass  # up() already cleaned up after a failed boot

@@ -32,6 +32,7 @@ from orchestrator.hypervisor.domain_xml import (
     InstanceMetadata,
     UserNetSpec,
 )
+from orchestrator.hypervisor.pool import ImagePool
 
 METADATA = InstanceMetadata(name="t1", template="debian-12", ssh_port=40022, vm_dir="/vms/t1")
 
@@ -186,7 +187,7 @@ def _is_libvirt_call(node: ast.Call) -> bool:
     while isinstance(target, ast.Attribute | ast.Call):
         value = target.value if isinstance(target, ast.Attribute) else target.func
         if (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
-                and value.value.id == "self" and value.attr in {"_dom", "conn", "_conn"}):
+                and value.value.id == "self" and value.attr in {"_dom", "conn", "_conn", "_pool"}):
             return True
         target = value
     return isinstance(target, ast.Name) and target.id == "libvirt"
@@ -229,7 +230,7 @@ def _unguarded_libvirt_calls(cls: type) -> list[str]:
     return unguarded
 
 
-@pytest.mark.parametrize("cls", [DomainHandle, LibvirtConnection], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [DomainHandle, LibvirtConnection, ImagePool], ids=lambda c: c.__name__)
 def test_every_libvirt_call_is_mapped(cls: type) -> None:
     assert _unguarded_libvirt_calls(cls) == []
 

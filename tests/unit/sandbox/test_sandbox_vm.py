@@ -391,7 +391,8 @@ def test_a_guessed_layer_that_does_not_boot_falls_back_to_the_template(
     round; a failure of the template's own boot is still raised."""
     booted: list[tuple[str, bool]] = []
 
-    def boot(settings: Settings, name: str, template: str, layer: object = None) -> UpResult:
+    def boot(settings: Settings, name: str, template: str, layer: object = None,
+             hypervisor: str = "") -> UpResult:
         booted.append((name, layer is not None))
         if layer is not None:
             raise BootError("the layer's clone did not answer", domain=f"vmrepair-{name}")
