@@ -25,7 +25,8 @@ def _ids(signature: FaultSignature) -> tuple[str, str, str]:
 
 
 def test_a_strategy_that_won_on_another_host_ranks_first_here(
-        exporter_db: StateDb, importer_db: StateDb, key: SigningKey, make_bundle: Callable[..., bytes]) -> None:
+        exporter_db: StateDb, importer_db: StateDb, key: SigningKey,
+        make_bundle: Callable[..., bytes]) -> None:
     # Host A: the first strategy failed validation, the second fixed the fault on the target too.
     add_outcome(exporter_db, "nginx-restart", succeeded=False, signature=_ids(HERE))
     add_outcome(exporter_db, "nginx-restore-config", succeeded=True, signature=_ids(HERE))
