@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -163,6 +164,14 @@ class App:
                               self.hypervisor_ssh(name, self.settings.ssh.connect_timeout_s))
             self._hv_vms[name] = VmManager(self.settings, conn, self.local, self.ssh_to_vm, site)
         return self._hv_vms[name]
+
+    def vm_managers(self) -> list[tuple[str, Callable[[], VmManager]]]:
+        """(hypervisor, opener of its VM manager): the local one (``""``), then every configured remote
+        hypervisor. Openers, not managers: a caller cleaning up asks each in turn, and one that cannot
+        be reached must not keep the others from being cleaned."""
+        remote = [(hv.name, functools.partial(self.vms_on, hv.name))
+                  for hv in self.settings.hypervisors if hv.is_remote]
+        return [("", lambda: self.vms), *remote]
 
     def place_vm(self, needed: frozenset[str]) -> VmManager:
         """The manager to start a troubleshooting VM with: the local one without ``hypervisors:``,

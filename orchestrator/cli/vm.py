@@ -7,7 +7,8 @@ import sys
 
 from orchestrator.app import App
 from orchestrator.cli.args import seconds
-from orchestrator.cli.output import emit_json, info, table
+from orchestrator.cli.output import emit_json, info, table, warning
+from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import DEFAULT_MAX_OUTPUT
 
 #: Exit code of `vm exec` when the command could not be run at all (as ssh(1) does).
@@ -128,12 +129,24 @@ def cmd_list(app: App, args: argparse.Namespace) -> int:
 
 
 def cmd_reap(app: App, args: argparse.Namespace) -> int:
-    removed = app.vms.reap()
+    """Every hypervisor: the local one, then each configured remote one (one that cannot be reached is
+    reported, and the others are still reaped; the exit status is then 1)."""
+    removed: list[str] = []
+    unreachable: dict[str, str] = {}
+    for hypervisor, manager in app.vm_managers():
+        try:
+            removed.extend(manager().reap())
+        except VmRepairError as exc:
+            if not hypervisor:
+                raise
+            unreachable[hypervisor] = exc.message
     if args.json:
-        emit_json({"removed": removed})
+        emit_json({"removed": removed, "unreachable": unreachable})
     else:
         info(f"removed: {', '.join(removed)}" if removed else "nothing to reap")
-    return 0
+        for hypervisor, why in unreachable.items():
+            warning(f"hypervisor {hypervisor} not reaped: {why}")
+    return 1 if unreachable else 0
 
 
 def _done(args: argparse.Namespace, payload: dict[str, object]) -> None:

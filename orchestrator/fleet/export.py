@@ -167,8 +167,7 @@ def build_payload(rows: Iterable[OutcomeRow], *, key: SigningKey, version: int, 
             continue
         info = describe(name)
         if info is None:
-            left_out.append(f"{name}: no playbook of this host defines it (a generated strategy "
-                            "travels only with its steps)")
+            left_out.append(f"{name}: no playbook of this host defines it any more")
             continue
         item = BundleStrategy(
             signature=SignatureIds(fine=fine, medium=medium, coarse=coarse,

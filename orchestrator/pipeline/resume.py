@@ -96,7 +96,8 @@ def close_interrupted_runs(app: App, *, vms: VmsFor | None = None) -> list[Close
     files. The caller holds the state lock. A failure to close one session is logged and left for the
     next start; it never stops the others (or the command that started).
 
-    ``vms`` gives the VM manager (default ``app.vms``); it is only asked for when a run is closed.
+    ``vms`` gives the VM manager (default: each of :meth:`App.vm_managers`, the local one and every
+    remote hypervisor's); it is only asked for when a run is closed.
     """
     boot = current_boot_id()
     closed = []
@@ -112,7 +113,8 @@ def close_interrupted_runs(app: App, *, vms: VmsFor | None = None) -> list[Close
             continue
         why = _why_dead(owner, boot)
         try:
-            closed.append(_close(app, directory, owner, why, vms or (lambda: app.vms)))
+            closed.append(_close(app, directory, owner, why,
+                                 [vms] if vms is not None else [f for _, f in app.vm_managers()]))
         except VmRepairError as exc:
             log.warning("interrupted session %s not closed (next start tries again): %s", directory.name,
                         exc.message)
@@ -162,7 +164,7 @@ def _why_dead(owner: Owner | None, boot: str) -> str:
     return f"its process (pid {owner.pid}) is gone"
 
 
-def _close(app: App, directory: Path, owner: Owner | None, why: str, vms: VmsFor) -> ClosedRun:
+def _close(app: App, directory: Path, owner: Owner | None, why: str, vms: list[VmsFor]) -> ClosedRun:
     try:
         session = open_session(directory)
         has_timeline = True
@@ -174,7 +176,12 @@ def _close(app: App, directory: Path, owner: Owner | None, why: str, vms: VmsFor
     stage = _mark_stage(session)
     if has_timeline:
         session.write_json("timeline", [vars(r) for r in session.timeline])
-    left = _destroy_vms(vms, owner, session.started_at)
+    # On every hypervisor: the run may have placed its troubleshooting VM on a remote one.
+    left = _Leftovers()
+    for manager in vms:
+        found = _destroy_vms(manager, owner, session.started_at)
+        left.vms.extend(found.vms)
+        left.problems.extend(found.problems)
     removed = _remove_temp_files(directory, older_than=None)
     txns = _transactions(app, session.id)
     closed = ClosedRun(session.id, session.target, stage, why, tuple(left.vms), tuple(removed),

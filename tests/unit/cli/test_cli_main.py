@@ -133,7 +133,7 @@ def test_vm_list_shows_leftovers(cli_env: Path, capsys: pytest.CaptureFixture[st
     (vm,) = _json(capsys.readouterr().out)["vms"]  # type: ignore[misc]
     assert (vm["name"], vm["state"], vm["stale"]) == ("old", "no domain", True)
     assert main(["vm", "reap", "--json"]) == 0
-    assert _json(capsys.readouterr().out) == {"removed": ["old"]}
+    assert _json(capsys.readouterr().out) == {"removed": ["old"], "unreachable": {}}
     assert not (cli_env / "vms" / "old").exists()
 
 
