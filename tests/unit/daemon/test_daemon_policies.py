@@ -15,6 +15,7 @@ from orchestrator.detect.report import DetectionReport
 from orchestrator.errors import TransportError
 from orchestrator.model import Issue
 from tests.unit.daemon.helpers import make_issue
+from tests.unit.systemd.fakes import Clock as _Clock
 
 STOPPED = make_issue()
 
@@ -37,12 +38,9 @@ class FakeTarget:
         return RepairResult(self.outcome, f"session-{self.repairs}", f"{self.outcome} by the fake")
 
 
-@dataclass
-class Clock:
-    now: float = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+def Clock() -> _Clock:
+    """The shared test clock, started far from 0 (policies compare against hours-old readings)."""
+    return _Clock(1_000_000.0)
 
 
 Make = Callable[..., DetectionJob]
@@ -50,7 +48,7 @@ Make = Callable[..., DetectionJob]
 
 @pytest.fixture
 def make_job(audit: MemoryAuditSink) -> Callable[..., tuple[DetectionJob, DaemonState, list[str]]]:
-    def factory(policy: DaemonPolicy, target: FakeTarget, *, clock: Clock | None = None,
+    def factory(policy: DaemonPolicy, target: FakeTarget, *, clock: _Clock | None = None,
                 repairs_allowed: bool = True, detect: Callable[[], DetectionReport] | None = None,
                 ) -> tuple[DetectionJob, DaemonState, list[str]]:
         state = DaemonState(target="local", policy=policy, clock=clock or Clock())

@@ -12,14 +12,7 @@ from orchestrator.daemon.quarantine_rules import FailedRepairs, quarantine_reaso
 from orchestrator.daemon.state import DaemonState
 from orchestrator.detect.report import DetectionReport
 from tests.unit.daemon.helpers import make_issue
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.unit.systemd.fakes import Clock
 
 
 @dataclass

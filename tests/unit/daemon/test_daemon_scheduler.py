@@ -12,6 +12,7 @@ import pytest
 from orchestrator.audit.sink import MemoryAuditSink
 from orchestrator.daemon.scheduler import Scheduler
 from orchestrator.errors import TransportError
+from tests.unit.systemd.fakes import Clock
 
 
 @dataclass
@@ -24,14 +25,6 @@ class FakeJob:
     def run(self) -> None:
         self.runs += 1
         self.action()
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -15,7 +15,7 @@ from orchestrator.health.monitor import Escalate, Score
 from orchestrator.model import Component, HttpCheck, Severity
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import FakeHost
-from tests.unit.systemd.fakes import FakeSystemd
+from tests.unit.systemd.fakes import Clock, FakeSystemd
 
 HEALTH = "http://127.0.0.1:8080/health"
 READY = "http://127.0.0.1:8080/ready"
@@ -24,14 +24,6 @@ WEB = Component(name="web", units=("nginx.service",), config_test=("nginx", "-t"
                 http=(HttpCheck("http://127.0.0.1:80/"),))
 QUIET = Component(name="quiet", units=("cron.service",))
 WINDOW = 900.0
-
-
-@dataclass
-class Clock:
-    now: float = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
