@@ -1,9 +1,10 @@
 """Exporting: this host's strategy outcomes, counted per fault signature, as a signed bundle.
 
 Only what another host can use leaves: (signature ids, strategy, playbook, per-stage successes and
-tries) of strategies that succeeded at least once, plus the steps of a generated strategy no shipped
-playbook defines. Never a target or host name: a strategy whose name, steps or signature words mention
-one is left out (and listed), and the finished payload is checked once more before it is signed.
+tries) of every strategy tried (a failure demotes it there as it does here), plus the steps of a
+generated strategy the exporting host was given them for. Never a target or host name: a strategy
+whose name, steps or signature words mention one is left out (and listed), and the finished payload
+is checked once more before it is signed.
 """
 
 from __future__ import annotations
@@ -162,9 +163,9 @@ def build_payload(rows: Iterable[OutcomeRow], *, key: SigningKey, version: int, 
     mentions = _mention_finder(forbidden)
     strategies: list[BundleStrategy] = []
     left_out: list[str] = []
+    # Failures travel too: they are what demotes a strategy on the importing host (a bundle of
+    # winners only would leave it trying the same losers first, which a real-VM run showed).
     for (fine, medium, coarse, name), stages in sorted(counts.items()):
-        if not any(succ for succ, _ in stages.values()):
-            continue
         info = describe(name)
         if info is None:
             left_out.append(f"{name}: no playbook of this host defines it any more")

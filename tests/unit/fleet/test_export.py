@@ -1,4 +1,4 @@
-"""Exporting: outcome rows counted per signature and strategy, only successful strategies, no host names."""
+"""Exporting: outcome rows counted per signature and strategy (successes and failures), no host names."""
 
 from __future__ import annotations
 
@@ -43,14 +43,17 @@ def test_rows_for_export_reads_signed_rows_since_a_moment(exporter_db: StateDb) 
     assert [r.strategy for r in rows_for_export(exporter_db, None)] == ["nginx-a", "nginx-b"]
 
 
-def test_only_strategies_that_succeeded_are_exported(exporter_db: StateDb, make_bundle: Callable[..., bytes]
-                                                     ) -> None:
+def test_successes_and_failures_travel(exporter_db: StateDb, make_bundle: Callable[..., bytes]) -> None:
+    """A failure is what demotes a strategy on the importing host: a bundle carrying only winners
+    would leave a host trying the same losers first (seen on a real VM before this was fixed)."""
     add_outcome(exporter_db, "nginx-works", succeeded=False)
     add_outcome(exporter_db, "nginx-works", succeeded=True, stage="reboot")
     add_outcome(exporter_db, "nginx-never", succeeded=False)
     add_outcome(exporter_db, "nginx-never", succeeded=False, stage="target")
     payload = _payload(make_bundle())
-    [item] = payload["strategies"]  # type: ignore[misc]
+    never, item = payload["strategies"]  # type: ignore[misc]
+    assert (never["strategy"], never["stages"]) == ("nginx-never", {"vm": [0, 1], "target": [0, 1],
+                                                                    "reboot": [0, 0]})
     assert item["strategy"] == "nginx-works"
     assert item["playbook"] == "nginx"
     assert item["stages"] == {"vm": [0, 1], "target": [0, 0], "reboot": [1, 1]}
