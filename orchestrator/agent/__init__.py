@@ -5,6 +5,7 @@ rotation. Its answers are untrusted input: the client validates them with size c
 
 * :mod:`~orchestrator.agent.api`: the result dataclasses and the ``AgentApi`` protocol stages use.
 * :mod:`~orchestrator.agent.client`: ``RemoteAgent``, the protocol over any Transport.
+* :mod:`~orchestrator.agent.rpc`: ``AgentRpc``, its plumbing: upload, one request and its answer, batches.
 * :mod:`~orchestrator.agent.requests`: answer caps, batchable operations, the script, printable text.
 * :mod:`~orchestrator.agent.wire`: the strict models every answer is checked against.
 * :mod:`~orchestrator.agent.errors`: ``AgentFailedError``, the agent's refusals with their ``code``.

@@ -1,7 +1,7 @@
 """What a request to the agent looks like before it is sent, and what its answer may be: where the agent
 lives on the host, the answer caps per operation, which operations a batch may carry, and the helpers
-that make untrusted answers printable. Shared by :mod:`orchestrator.agent.client` and its callers (the
-apply uploads into :data:`DEFAULT_REMOTE_DIR`)."""
+that make untrusted answers printable. Shared by :mod:`orchestrator.agent.rpc`,
+:mod:`orchestrator.agent.client` and their callers (the apply uploads into :data:`DEFAULT_REMOTE_DIR`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """VM lifecycle: up (linked clone → define → start → SSH), snapshots, destroy, list, reap.
 
 Every domain vmrepair creates is named ``vmrepair-<name>`` and carries an :class:`InstanceMetadata`
-element; nothing without that element is ever stopped, undefined or deleted.
+element; nothing without that element is ever stopped, undefined or deleted. Warm starts (restore
+instead of boot, and the freezing of a booted VM) are :mod:`~orchestrator.hypervisor.warmstart`'s; the
+values the manager takes and returns are in :mod:`~orchestrator.hypervisor.vmtypes`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.boot.host import RebootResult, reboot_host
@@ -24,14 +25,13 @@ from orchestrator.errors import (
     StaleVmError,
     VmExistsError,
     VmNotFoundError,
-    VmRepairError,
 )
 from orchestrator.fsutil import ensure_private_dir, pid_alive
 from orchestrator.hypervisor import instance as inst
+from orchestrator.hypervisor import warmstart
 from orchestrator.hypervisor.accel import detect_accel
 from orchestrator.hypervisor.boot import console_watch, wait_for_ssh
 from orchestrator.hypervisor.connection import DomainHandle, LibvirtConnection, SnapshotInfo
-from orchestrator.hypervisor.disks import create_overlay
 from orchestrator.hypervisor.domain_xml import (
     DirectKernelBoot,
     DiskSpec,
@@ -39,47 +39,17 @@ from orchestrator.hypervisor.domain_xml import (
     InstanceMetadata,
     UserNetSpec,
 )
-from orchestrator.hypervisor.ports import free_loopback_port
 from orchestrator.hypervisor.site import LocalSite, VmSite
-from orchestrator.hypervisor.warm import (
-    WarmState,
-    load_warm_state,
-    publish_warm_state,
-    rewrite_saved_xml,
-    warm_vm_name,
-)
-from orchestrator.imaging.store import BuiltImage, ImageStore
+from orchestrator.hypervisor.vmtypes import SshFactory, UpResult, VmInfo
+from orchestrator.hypervisor.warm import WarmState
+from orchestrator.imaging.store import ImageStore
 from orchestrator.retry import vm_start_policy, vm_stop_policy
-from orchestrator.systemd import is_system_running_argv
 from orchestrator.timestamps import now_timestamp
 from orchestrator.transport.base import Transport
 
+__all__ = ["SshFactory", "UpResult", "VmInfo", "VmManager"]  # callers import the values from here too
+
 log = logging.getLogger(__name__)
-
-#: Builds the SSH transport for a VM from its record (the CLI passes a paramiko one).
-SshFactory = Callable[[inst.InstanceRecord, float], Transport]
-
-
-@dataclass(frozen=True)
-class VmInfo:
-    name: str
-    state: str
-    template: str
-    ssh_port: int
-    ephemeral: bool
-    is_stale: bool
-    vm_dir: Path
-
-
-@dataclass(frozen=True)
-class UpResult:
-    name: str
-    ssh_port: int
-    boot_seconds: float
-    accel: str
-    is_warm: bool = False
-    #: Why a requested warm start fell back to a cold boot (empty when it did not).
-    warm_fallback: str = ""
 
 
 class VmManager:
@@ -168,8 +138,8 @@ class VmManager:
         if warm and not self.site.supports_warm:
             fallback = f"no warm starts on hypervisor {self.site.name} (its VMs cold boot)"
         elif warm and not cmdline_extra:
-            warm_up = self._try_warm(name, template, image, layer, ephemeral=ephemeral,
-                                     deadline=boot_timeout or self.settings.vm.boot_timeout_s)
+            warm_up = warmstart.try_warm(self, name, template, image, layer, ephemeral=ephemeral,
+                                         deadline=boot_timeout or self.settings.vm.boot_timeout_s)
             if isinstance(warm_up, UpResult):
                 return warm_up
             fallback = warm_up
@@ -241,70 +211,10 @@ class VmManager:
         log.info("VM %s up in %.1f s (%s, %s)", name, seconds, accel.accel, accel.reason)
         return UpResult(name, record.ssh_port, seconds, accel.accel, warm_fallback=fallback)
 
-    # -- warm starts -------------------------------------------------------------------------------
-    def _try_warm(self, name: str, template: str, image: BuiltImage, layer: WarmState | None, *,
-                  ephemeral: bool, deadline: float) -> UpResult | str:
-        """Restore ``name`` from its warm state; or why a cold boot must be done instead."""
-        state = layer or load_warm_state(image.directory, image.manifest.recipe_hash)
-        if state is None:
-            return "no warm state for this image build (`vmrepair image warm` creates it)"
-        if state.vm_name != name:
-            return f"the warm state can only be restored as VM {state.vm_name!r}"
-        try:
-            return self._up_warm(name, template, image, state, ephemeral=ephemeral, deadline=deadline)
-        except HypervisorError as exc:  # includes BootError
-            log.warning("warm start of %s failed (%s); cold booting", name, exc.message)
-            self._remove(name, self.vm_dir(name))
-            return exc.message
-        except BaseException:
-            # The guest restored but did not answer (its clock could not be set, or we were
-            # interrupted): never leave a half-started VM behind, and keep the first error.
-            with contextlib.suppress(VmRepairError, OSError):
-                self._remove(name, self.vm_dir(name))
-            raise
-
-    def _up_warm(
-        self, name: str, template: str, image: BuiltImage, state: WarmState, *, ephemeral: bool,
-        deadline: float,
-    ) -> UpResult:
-        began = time.monotonic()
-        vm_dir = ensure_private_dir(self.vm_dir(name))
-        create_overlay(self.runner, state.disk, vm_dir / inst.OVERLAY)
-        port = free_loopback_port()
-        created = now_timestamp()
-        record = inst.InstanceRecord(
-            name=name, template=template, recipe_hash=image.manifest.recipe_hash, ssh_port=port,
-            host_key=image.manifest.host_key, created_at=created, ephemeral=ephemeral,
-            owner_pid=os.getpid() if ephemeral else 0,
-        )
-        record.save(vm_dir)
-        metadata = InstanceMetadata(name=name, template=template, ssh_port=port, vm_dir=str(vm_dir),
-                                    ephemeral=ephemeral, owner_pid=record.owner_pid, created_at=created)
-        xml = rewrite_saved_xml(
-            self.conn.saved_state_xml(state.state), disk=vm_dir / inst.OVERLAY,
-            serial_log=vm_dir / inst.SERIAL_LOG, ssh_port=port,
-            metadata=metadata,
-        )
-        dom = self.conn.restore_state(state.state, xml, inst.domain_name(name))
-        # Persistent like every other vmrepair domain (snapshots, list, destroy work the same way).
-        dom = self.conn.define(dom.xml(), dom.name)
-        wait_for_ssh(dom, lambda: self.ssh(record, 2.0), serial_log=vm_dir / inst.SERIAL_LOG,
-                     deadline_s=min(deadline, 60.0))
-        with self.ssh(record, 5.0) as ssh:
-            # The guest woke up with the clock of the moment it was saved.
-            ssh.check(["date", "-u", "-s", f"@{int(time.time())}"], timeout=30)
-        seconds = time.monotonic() - began
-        log.info("VM %s restored warm in %.1f s", name, seconds)
-        return UpResult(name, port, seconds, detect_accel(self.settings.vm.accel).accel, is_warm=True)
-
+    # -- warm starts (orchestrator.hypervisor.warmstart) -------------------------------------------
     def prepare_warm(self, template: str | None = None) -> WarmState:
         """Boot the template once, save its memory state and keep it for warm starts (idempotent)."""
-        template = template or self.settings.default_template
-        image = self.images.require(template)
-        existing = load_warm_state(image.directory, image.manifest.recipe_hash)
-        if existing is not None:
-            return existing
-        return self.freeze(warm_vm_name(template), template, image.directory)
+        return warmstart.prepare_warm(self, template)
 
     def freeze(self, name: str, template: str, into: Path,
                prepare: Callable[[Transport], None] | None = None, *, warm: bool = False) -> WarmState:
@@ -314,28 +224,7 @@ class VmManager:
 
         Raises: BootError, HypervisorError, and whatever ``prepare`` raises.
         """
-        image = self.images.require(template)
-        vm_dir = self.vm_dir(name)
-        if vm_dir.exists() or self._own_domain(name) is not None:
-            self._remove(name, vm_dir)
-        # A warm start (when the template's state may be restored under this name) only saves the
-        # boot; the layer's disk then stacks on the template's warm disk, which is frozen too.
-        # Ephemeral: should this process die mid-way, the reaper removes the VM.
-        # Disk flushes ignored: the guest syncs once before the freeze, and the files are fsynced
-        # before the record that makes them count is written.
-        self.up(name, template, warm=warm, ephemeral=True, disk_cache="unsafe")
-        try:
-            with self.transport(name) as ssh:
-                # Only a guest whose boot finished cleanly is worth freezing.
-                ssh.check(is_system_running_argv(wait=True), timeout=300)
-                if prepare is not None:
-                    prepare(ssh)
-                ssh.check(["sync"], timeout=60)
-            saved = vm_dir / "state.sav.partial"
-            self._require_domain(name).save_state(saved)
-            return publish_warm_state(into, image.manifest.recipe_hash, name, vm_dir / inst.OVERLAY, saved)
-        finally:
-            self._remove(name, vm_dir)
+        return warmstart.freeze(self, name, template, into, prepare, warm=warm)
 
     def destroy(self, name: str) -> None:
         """Stop, undefine and delete the overlay; also cleans leftovers of a crashed run.

@@ -1,11 +1,13 @@
 """Run commands and move files over SSH. :mod:`paramiko` is imported only here and in the helpers
-beside it (:mod:`~orchestrator.transport.sshkey`, :mod:`~orchestrator.transport.sshconfig`).
+beside it: :mod:`~orchestrator.transport.sshchannel` (a command on one channel, its deadline),
+:mod:`~orchestrator.transport.sshhostkey` (the pinned host key), :mod:`~orchestrator.transport.sshkey`
+(the client key) and :mod:`~orchestrator.transport.sshconfig`.
 
 The host key is pinned (RejectPolicy, never AutoAdd), no agent and no key discovery are used, and
 the key file must be private to its owner. We open the TCP socket ourselves to set TCP_NODELAY
-(about 44 ms -> 2.2 ms per command round trip, FIELD_NOTES). Every command gets a wall-clock
-deadline enforced here, because paramiko's ``recv_exit_status()`` ignores channel timeouts
-(https://github.com/paramiko/paramiko/issues/1815). Nothing paramiko-typed leaves this module.
+(about 44 ms -> 2.2 ms per command round trip, FIELD_NOTES). This module owns the connection: it is
+cached, reconnected once when it died, and shared by at most :data:`MAX_SESSIONS` sessions; every
+wire error is mapped to our error tree here. Nothing paramiko-typed leaves it.
 
 A host behind jump hosts (OpenSSH's ProxyJump) is reached by chaining transports: each one is given
 the previous hop as ``via`` and connects through a ``direct-tcpip`` channel of that hop's connection,
@@ -14,28 +16,23 @@ with its own host key pinned exactly like a direct connection's.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import posixpath
 import secrets
-import select
 import shlex
 import socket
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import paramiko
-from paramiko.pkey import UnknownKeyType
 
 from orchestrator.errors import (
     CommandTimeoutError,
     ConnectError,
     FileTransferError,
-    HostKeyError,
     TransportError,
 )
 from orchestrator.transport.base import (
@@ -49,23 +46,22 @@ from orchestrator.transport.base import (
     require_absolute,
     validate_argv,
 )
+from orchestrator.transport.sshchannel import (
+    WIRE_ERRORS,
+    ChannelStream,
+    DeadlineError,
+    exec_command,
+    pump,
+)
+from orchestrator.transport.sshhostkey import HostKeyPin
 from orchestrator.transport.sshkey import load_private_key
-from orchestrator.transport.stream import CommandStream, StreamClosedError
+from orchestrator.transport.stream import CommandStream
 
-_CHUNK = 32 * 1024
-_STDIN_POLL_S = 0.02  # how soon we retry stdin when the peer's receive window is full
-_IDLE_POLL_S = 0.5  # longest wait between deadline checks while the command is silent
-#: What paramiko and the socket layer raise once a connection is broken or misbehaves.
-_WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
 #: Sessions (commands, SFTP, streams) open at once on one connection: below OpenSSH's default
 #: MaxSessions of 10, so a burst of concurrent probes waits for a slot instead of being refused.
 MAX_SESSIONS = 8
 
 _T = TypeVar("_T")
-
-
-class _DeadlineError(Exception):
-    """Internal: the command's deadline passed."""
 
 
 class ParamikoTransport(Transport):
@@ -100,12 +96,7 @@ class ParamikoTransport(Transport):
     ) -> None:
         self.address, self.port, self.user = host, port, user
         self.host = f"{user}@[{host}]:{port}" if ":" in host else f"{user}@{host}:{port}"
-        if (host_key is None) == (known_hosts is None):
-            raise TransportError(f"{self.host}: pass exactly one of host_key or known_hosts")
-        # OpenSSH's known_hosts naming rule, which paramiko applies when it looks the key up.
-        self._hostkey_name = host if port == 22 else f"[{host}]:{port}"
-        self._pinned = None if host_key is None else self._parse_host_key(host_key)
-        self._known_hosts = known_hosts
+        self._host_key = HostKeyPin(self.host, host, port, host_key=host_key, known_hosts=known_hosts)
         self._key_file, self._key_owner_uid = key_file, key_owner_uid
         self._connect_timeout, self._command_timeout = connect_timeout, command_timeout
         self._client: paramiko.SSHClient | None = None
@@ -132,9 +123,9 @@ class ParamikoTransport(Transport):
         channel = self._open_session(args, deadline)
         capture = OutputCapture(max_output, on_output)
         try:
-            _exec(channel, shlex.join(args), deadline)
-            exit_status = _pump(channel, stdin or b"", capture, deadline)
-        except _DeadlineError:
+            exec_command(channel, shlex.join(args), deadline)
+            exit_status = pump(channel, stdin or b"", capture, deadline)
+        except DeadlineError:
             # A hung command may keep the session busy: start from a clean connection next time.
             self.close()
             raise CommandTimeoutError(
@@ -143,7 +134,7 @@ class ParamikoTransport(Transport):
                 host=self.host,
                 argv=list(args),
             ) from None
-        except _WIRE_ERRORS as exc:
+        except WIRE_ERRORS as exc:
             self.close()
             raise TransportError(
                 f"{self.host}: session broke while running {list(args)!r}: {exc}", host=self.host
@@ -176,18 +167,18 @@ class ParamikoTransport(Transport):
         # The stream holds its session slot until it is closed.
         channel = self._open_session(args, time.monotonic() + self._connect_timeout)
         try:
-            _exec(channel, shlex.join(args), time.monotonic() + self._connect_timeout)
-        except _DeadlineError:
+            exec_command(channel, shlex.join(args), time.monotonic() + self._connect_timeout)
+        except DeadlineError:
             channel.close()
             self._sessions.release()
             raise CommandTimeoutError(f"{self.host}: could not start {list(args)!r} in time",
                                       host=self.host, argv=list(args)) from None
-        except _WIRE_ERRORS as exc:
+        except WIRE_ERRORS as exc:
             channel.close()
             self._sessions.release()
             raise TransportError(f"{self.host}: cannot start {list(args)!r}: {exc}", host=self.host
                                  ) from exc
-        return _ChannelStream(self.host, args, channel, release=self._sessions.release)
+        return ChannelStream(self.host, args, channel, release=self._sessions.release)
 
     def put_file(self, local: Path, remote: str, *, mode: int | None = None) -> None:
         require_absolute(remote, host=self.host)
@@ -206,7 +197,7 @@ class ParamikoTransport(Transport):
                 # Readers on the host see the old file or the new one, never a partial one.
                 sftp.posix_rename(tmp, remote)
             except BaseException:
-                with contextlib.suppress(*_WIRE_ERRORS):
+                with contextlib.suppress(*WIRE_ERRORS):
                     sftp.remove(tmp)
                 raise
 
@@ -274,7 +265,7 @@ class ParamikoTransport(Transport):
             # the commands running on it are fine, so they are left alone.
             raise TransportError(f"{self.host}: the server refused a session: {exc}",
                                  host=self.host) from exc
-        except _WIRE_ERRORS as exc:
+        except WIRE_ERRORS as exc:
             self.close()
             if not is_reused:
                 raise ConnectError(
@@ -284,11 +275,11 @@ class ParamikoTransport(Transport):
 
     def _connect(self) -> paramiko.SSHClient:
         pkey = load_private_key(self._key_file, owner_uid=self._key_owner_uid, host=self.host)
-        expected = self._expected_keys()
+        expected = self._host_key.expected_keys()
         where = f"{self.address}:{self.port}"
         client = paramiko.SSHClient()
         for key in expected:
-            client.get_host_keys().add(self._hostkey_name, key.get_name(), key)
+            client.get_host_keys().add(self._host_key.name, key.get_name(), key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         sock: socket.socket | paramiko.Channel | None = None
         try:
@@ -299,14 +290,14 @@ class ParamikoTransport(Transport):
                 auth_timeout=self._connect_timeout, channel_timeout=self._connect_timeout,
                 allow_agent=False, look_for_keys=False,
             )  # fmt: skip
-        except _WIRE_ERRORS as exc:
+        except WIRE_ERRORS as exc:
             presented = _presented_key(client, exc)
             client.close()
             if sock is not None:
                 sock.close()
             # RejectPolicy says "not found in known_hosts" when no key is pinned under our name.
             if isinstance(exc, paramiko.BadHostKeyException) or "known_hosts" in str(exc):
-                raise self._host_key_error(expected, presented) from exc
+                raise self._host_key.mismatch(expected, presented) from exc
             if isinstance(exc, paramiko.AuthenticationException):
                 raise ConnectError(
                     f"{self.host}: authentication as {self.user} to {where} failed: {exc}",
@@ -327,47 +318,6 @@ class ParamikoTransport(Transport):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _host_key_error(self, want: list[paramiko.PKey], got: paramiko.PKey | None) -> HostKeyError:
-        source = "the pinned host_key" if self._pinned else f"known_hosts file {self._known_hosts}"
-        expected = ", ".join(map(_describe, want))
-        return HostKeyError(
-            f"{self.host}: host key mismatch: expected {expected} ({source}),"
-            f" host presented {_describe(got) if got else 'an unknown key'}",
-            host=self.host,
-            remedy="if the host was legitimately re-keyed, verify the new key out of band and"
-            f" update {source}; otherwise treat the connection as intercepted",
-        )
-
-    def _expected_keys(self) -> list[paramiko.PKey]:
-        if self._known_hosts is None:
-            return [self._pinned] if self._pinned is not None else []
-        try:
-            entries = paramiko.HostKeys(str(self._known_hosts)).lookup(self._hostkey_name)
-        except OSError as exc:
-            raise HostKeyError(
-                f"{self.host}: cannot read known_hosts {self._known_hosts}: {exc}", host=self.host
-            ) from exc
-        if not entries:
-            raise HostKeyError(
-                f"{self.host}: no key for {self._hostkey_name} in {self._known_hosts}",
-                host=self.host,
-                remedy=f"add the host's verified public key to {self._known_hosts}",
-            )
-        return list(entries.values())
-
-    def _parse_host_key(self, line: str) -> paramiko.PKey:
-        parts = line.split()
-        try:
-            blob = base64.b64decode(parts[1], validate=True)
-            return paramiko.PKey.from_type_string(parts[0], blob)
-        # binascii.Error is a ValueError.
-        except (IndexError, ValueError, paramiko.SSHException, UnknownKeyType) as e:
-            raise HostKeyError(
-                f"{self.host}: pinned host key {line!r} is not an OpenSSH public key line"
-                " ('TYPE BASE64 [comment]')",
-                host=self.host,
-            ) from e
-
     @contextlib.contextmanager
     def _sftp(self, action: str) -> Iterator[paramiko.SFTPClient]:
         self._take_session(("sftp",), time.monotonic() + self._command_timeout)
@@ -382,7 +332,7 @@ class ParamikoTransport(Transport):
             channel.settimeout(self._command_timeout)
         try:
             yield sftp
-        except _WIRE_ERRORS as exc:
+        except WIRE_ERRORS as exc:
             # A timeout or protocol error leaves the session unusable; a plain SFTP status
             # (no such file, permission denied) does not.
             if isinstance(exc, TimeoutError) or not isinstance(exc, OSError):
@@ -400,141 +350,9 @@ def _transport_of(client: paramiko.SSHClient) -> paramiko.Transport:
     return transport
 
 
-def _exec(channel: paramiko.Channel, command: str, deadline: float) -> None:
-    """Start ``command``; paramiko waits for the server's reply without a timeout of its own."""
-    fired = threading.Event()
-
-    def expire() -> None:
-        fired.set()
-        channel.close()  # wakes exec_command() up with "Channel closed"
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
-    timer.start()
-    try:
-        channel.exec_command(command)
-    except paramiko.SSHException:
-        if not fired.is_set():
-            raise
-    finally:
-        timer.cancel()
-        timer.join()
-    if fired.is_set():
-        raise _DeadlineError
-
-
-def _pump(channel: paramiko.Channel, stdin: bytes, capture: OutputCapture, deadline: float) -> int:
-    """Feed stdin and drain output until exit status and EOF both arrived; return the status."""
-    pending = memoryview(stdin)
-    if not pending:
-        channel.shutdown_write()
-    while True:
-        is_busy = False
-        if pending and channel.send_ready():
-            is_busy = True
-            try:
-                pending = pending[channel.send(bytes(pending[:_CHUNK])) :]
-            except OSError:
-                pending = pending[:0]  # the command exited or closed stdin: it chose not to read
-            if not pending:
-                channel.shutdown_write()
-        # One chunk per stream per turn, so endless output cannot starve the deadline check.
-        if channel.recv_ready():
-            is_busy = True
-            capture.feed("stdout", channel.recv(_CHUNK))
-        if channel.recv_stderr_ready():
-            is_busy = True
-            capture.feed("stderr", channel.recv_stderr(_CHUNK))
-        # OpenSSH may send exit-status before the last output, so wait for EOF as well. A channel
-        # closed without any status (e.g. the command was killed by a signal) reports -1.
-        is_done = channel.exit_status_ready() and (channel.eof_received or channel.closed)
-        if is_done and not channel.recv_ready() and not channel.recv_stderr_ready():
-            return channel.recv_exit_status()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _DeadlineError
-        if not is_busy:
-            wait = min(remaining, _STDIN_POLL_S if pending else _IDLE_POLL_S)
-            if channel.eof_received or channel.closed:
-                # After EOF the channel's fileno stays readable forever; wait on the status instead.
-                channel.status_event.wait(wait)
-            else:
-                select.select([channel], [], [], wait)
-
-
 def _presented_key(client: paramiko.SSHClient, exc: BaseException) -> paramiko.PKey | None:
     if isinstance(exc, paramiko.BadHostKeyException):
         return exc.key
-    with contextlib.suppress(*_WIRE_ERRORS):
+    with contextlib.suppress(*WIRE_ERRORS):
         return _transport_of(client).get_remote_server_key()
     return None
-
-
-def _describe(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} {key.fingerprint}"
-
-
-class _ChannelStream(CommandStream):
-    """A command on its own SSH channel; closing the channel ends the command's stdin (and, for the
-    agent's server, the command)."""
-
-    def __init__(self, host: str, argv: tuple[str, ...], channel: paramiko.Channel, *,
-                 release: Callable[[], None]) -> None:
-        super().__init__(host, argv)
-        self._channel = channel
-        # A client dropped without close() (an agent nobody closed) must not keep its session slot:
-        # after MAX_SESSIONS such leaks every command would wait out its deadline.
-        self._finalizer = weakref.finalize(self, _end_channel, channel, release)
-
-    @property
-    def is_alive(self) -> bool:
-        ch = self._channel
-        return not (ch.closed or ch.eof_received or ch.exit_status_ready())
-
-    def _write(self, data: bytes, deadline: float) -> None:
-        pending = memoryview(data)
-        try:
-            while pending:
-                if time.monotonic() >= deadline:
-                    raise self._expired("read its request")
-                if self._channel.send_ready():
-                    pending = pending[self._channel.send(bytes(pending[:_CHUNK])):]
-                else:
-                    self._drain_stderr()
-                    time.sleep(_STDIN_POLL_S)
-        except _WIRE_ERRORS as exc:
-            raise self._broken(exc) from exc
-
-    def _read_some(self, deadline: float) -> bytes:
-        ch = self._channel
-        try:
-            while True:
-                self._drain_stderr()
-                if ch.recv_ready():
-                    return bytes(ch.recv(_CHUNK))
-                if ch.eof_received or ch.closed:
-                    self._drain_stderr()  # its last words may have come with the EOF
-                    return b""
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return b""
-                select.select([ch], [], [], min(remaining, _IDLE_POLL_S))
-        except _WIRE_ERRORS as exc:
-            raise self._broken(exc) from exc
-
-    def _drain_stderr(self) -> None:
-        while self._channel.recv_stderr_ready():
-            self._keep_stderr(self._channel.recv_stderr(_CHUNK))
-
-    def _broken(self, exc: BaseException) -> StreamClosedError:
-        self.close()
-        return StreamClosedError(f"{self.host}: session broke while talking to {list(self.argv)!r}: {exc}",
-                                 host=self.host)
-
-    def _kill(self) -> None:
-        self._finalizer()
-
-
-def _end_channel(channel: paramiko.Channel, release: Callable[[], None]) -> None:
-    with contextlib.suppress(*_WIRE_ERRORS):
-        channel.close()
-    release()

@@ -88,10 +88,10 @@ def test_the_real_script_refuses_a_write_inside_a_batch(agent: RemoteAgent, tmp_
 
 
 def test_more_requests_than_the_agent_takes_go_in_several_batches() -> None:
-    from orchestrator.agent import client
+    from orchestrator.agent import requests as agent_requests
     from orchestrator.agent.remote import vmrepair_agent
 
-    assert client.MAX_BATCH == vmrepair_agent.MAX_BATCH
+    assert agent_requests.MAX_BATCH == vmrepair_agent.MAX_BATCH
     sizes: list[int] = []
 
     def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
@@ -103,9 +103,9 @@ def test_more_requests_than_the_agent_takes_go_in_several_batches() -> None:
         return 0, json.dumps({"ok": True, "result": {"answers": answers}}).encode(), b""
 
     agent = RemoteAgent(FakeTransport(handler, host="t"), timeout=7.0)
-    agent.prefetch([("disk_usage", {"mount": "/"})] * (client.MAX_BATCH * 2 + 3))
-    assert sizes == [client.MAX_BATCH, client.MAX_BATCH, 3]
+    agent.prefetch([("disk_usage", {"mount": "/"})] * (agent_requests.MAX_BATCH * 2 + 3))
+    assert sizes == [agent_requests.MAX_BATCH, agent_requests.MAX_BATCH, 3]
     calls = len(sizes)
-    for _ in range(client.MAX_BATCH * 2 + 3):
+    for _ in range(agent_requests.MAX_BATCH * 2 + 3):
         assert agent.disk_usage("/").used_pct == 50.0
     assert len(sizes) == calls

@@ -25,6 +25,7 @@ from orchestrator.errors import (
 )
 from orchestrator.fsutil import ensure_private_dir
 from orchestrator.hypervisor import instance as inst
+from orchestrator.hypervisor import warmstart
 from orchestrator.hypervisor.connection import DomainHandle, LibvirtConnection
 from orchestrator.hypervisor.vm import VmManager
 from orchestrator.hypervisor.warm import WarmState
@@ -342,11 +343,11 @@ def test_a_warm_start_that_fails_outside_the_hypervisor_leaves_no_vm(
     raised as it is, and the half-started VM is gone."""
     state = WarmState(tmp_path, image.manifest.recipe_hash, "trb-debian-12")
 
-    def restored_then_lost(name: str, *_args: object, **_kwargs: object) -> None:
+    def restored_then_lost(_vms: object, name: str, *_args: object, **_kwargs: object) -> None:
         ensure_private_dir(manager.vm_dir(name))
         raise ConnectError("the guest closed the connection")
 
-    monkeypatch.setattr(manager, "_up_warm", restored_then_lost)
+    monkeypatch.setattr(warmstart, "up_warm", restored_then_lost)
     with pytest.raises(ConnectError):
         manager.up("trb-debian-12", warm=True, layer=state, ephemeral=True)
     assert not manager.vm_dir("trb-debian-12").exists()
