@@ -300,6 +300,17 @@ class VmManager:
         return self._require_domain(name).snapshots()
 
     # -- inventory -------------------------------------------------------------------------------
+    def _lists(self, vm_dir: Path) -> bool:
+        """Whether this manager lists the domain whose record would be in ``vm_dir``: a domain recorded
+        for another hypervisor is that one's (two entries may even name the same libvirtd). A remote
+        manager lists only domains recorded here: a shared hypervisor runs other orchestrators' VMs,
+        which are not ours to call stale or reap."""
+        try:
+            rec = inst.InstanceRecord.load(vm_dir)
+        except HypervisorError:
+            return not self.site.name
+        return rec.hypervisor == self.site.name
+
     def list(self) -> list[VmInfo]:
         found: dict[str, VmInfo] = {}
         for dom in self.conn.domains():
@@ -307,6 +318,8 @@ class VmManager:
             if meta is None or dom.name != inst.domain_name(meta.name):
                 continue
             vm_dir = self.settings.vms_dir / meta.name
+            if not self._lists(vm_dir):
+                continue
             found[meta.name] = VmInfo(
                 meta.name, dom.state_name(), meta.template, meta.ssh_port, meta.ephemeral,
                 is_stale=not (vm_dir / inst.RECORD).exists(), vm_dir=vm_dir,

@@ -64,6 +64,10 @@ MAX_SESSIONS = 8
 _T = TypeVar("_T")
 
 
+#: How long close() waits for a jumped connection's thread before closing the jump host under it.
+JUMP_CLOSE_WAIT_S = 5.0
+
+
 class ParamikoTransport(Transport):
     """Runs argvs (quoted with :func:`shlex.join`) and moves files (SFTP) on one SSH host.
 
@@ -240,8 +244,14 @@ class ParamikoTransport(Transport):
     def close(self) -> None:
         """Drop the cached connection, and those of the jump hosts; the next call reconnects."""
         with self._lock:
+            transport = self._client.get_transport() if self._client is not None else None
             self._drop_client_locked()
         if self.via is not None:
+            if transport is not None:
+                # paramiko's transport thread closes its socket (here a channel of the jump host's
+                # connection) on its way out: with the jump host closed first, that thread dies with
+                # EOFError. Let it finish; it does within milliseconds once the client is closed.
+                transport.join(timeout=JUMP_CLOSE_WAIT_S)
             self.via.close()
 
     def _drop_client_locked(self) -> None:

@@ -60,12 +60,11 @@ def _keygen(path: Path, comment: str) -> str:
     return Path(f"{path}.pub").read_text().strip()
 
 
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 10.0) -> None:
+def _wait_listening(port: int, proc: subprocess.Popen[bytes], log: Path, deadline_s: float = 10.0) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"sshd exited {proc.returncode}: {err}")
+            raise RuntimeError(f"sshd exited {proc.returncode}: {log.read_text(errors='replace')}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -105,9 +104,12 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackSshd]:
     known_hosts = tmp / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {host_public}\n")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    # Its log goes to a file: a pipe nobody reads would fill up and block sshd mid-test.
+    log = tmp / "sshd.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=sink)
     try:
-        _wait_listening(port, proc)
+        _wait_listening(port, proc, log)
         yield LoopbackSshd(port, client_key, known_hosts)
     finally:
         proc.terminate()
@@ -195,7 +197,8 @@ def test_a_fault_is_repaired_with_the_troubleshooting_vm_on_the_remote_hyperviso
         assert ssh.run(["nginx", "-t"]).succeeded
         assert ssh.run(["systemctl", "is-active", "nginx"]).stdout_text.strip() == "active"
     # The troubleshooting VM ran over there: its session says so, and nothing of it is left.
-    placed = [json.loads(line) for p in app.settings.sessions_dir.rglob("evidence.jsonl")
+    session = app.settings.sessions_dir / str(data["session"])
+    placed = [json.loads(line) for p in session.rglob("*.jsonl")
               for line in p.read_text().splitlines() if '"placed"' in line]
     assert any(e.get("hypervisor") == HV for e in placed), placed
     assert not [p.name for p in image_dir.glob("vm-*.qcow2")]
