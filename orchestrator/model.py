@@ -161,6 +161,10 @@ class Component:
     #: Socket units that activate the component: probed like units, never restarted (restarting a
     #: socket while its service runs fails and leaves the socket inactive).
     sockets: tuple[str, ...] = ()
+    #: A vital component that boot diagnostics cannot restore may be replaced by a stub unit (its
+    #: dependants start, it does not) only when its configuration says so: a stub hides an outage, which
+    #: is right for a component others merely need to be "started", wrong for one that serves.
+    stub: bool = False
 
     @property
     def log_dirs(self) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ stopping at the first that makes its probes pass:
 0. remove a stub left by an earlier run (the real unit may work by now);
 1. reinstall its packages from the local apt cache;
 2. restore its config and unit files from the target's baseline;
-3. install stub units (reduced mode: dependants run, the component does not).
+3. install stub units (reduced mode: dependants run, the component does not), only for a component
+   whose configuration declares one (``stub: true``); any other stays broken (degraded mode).
 
 After each of 0-2 the component's units are restarted and its probes re-run until they pass or the
 settle policy gives up. An OPTIONAL component (``vital: false``) is only reported: the host runs with
@@ -155,6 +156,12 @@ class _Run:
             actions.append(action)
             if action.status is ActionStatus.FIXED:
                 return current, tuple(actions)
+        if not component.stub:
+            skipped = Action(ActionKind.STUB_UNIT, ActionStatus.SKIPPED,
+                             f"no stub declared for {component.name} (watch.components[].stub): it stays "
+                             "down and the host degraded until it is repaired")
+            self._record(component, skipped)
+            return current, (*actions, skipped)
         stub = fix.install_stubs(self.transport, self.agent, component, current.presence.load_states)
         self._record(component, stub)
         return self.check(component), (*actions, stub)

@@ -44,6 +44,10 @@ class ComponentFile(_Strict):
     log_paths: list[str] = Field(default_factory=list)
     fstab: list[Annotated[str, Field(pattern=r"^/[^\x00]*$")]] = Field(
         default_factory=list, description="fstab files checked for entries that would stop the next boot")
+    stub: bool = Field(
+        default=False, description="vital and not restorable at boot: stand in for its service units with "
+        "a stub in /run (until the next boot) so that units needing it start; the component itself stays "
+        "down (reduced mode). Off: it stays broken and the host degraded")
 
     def to_component(self) -> Component:
         return Component(
@@ -52,7 +56,7 @@ class ComponentFile(_Strict):
             data_paths=tuple(self.data_paths), config_test=tuple(self.config_test),
             http=tuple(HttpCheck(h.url, h.expect_status) for h in self.http),
             jsonl_logs=tuple(self.jsonl_logs), packages=tuple(self.packages),
-            log_paths=tuple(self.log_paths), fstab=tuple(self.fstab),
+            log_paths=tuple(self.log_paths), fstab=tuple(self.fstab), stub=self.stub,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,6 +27,8 @@ DEB = "/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb"
 CRON = Component(name="cron", vital=False, units=("cron.service",), packages=("cron",),
                  config_paths=("/etc/crontab",))
 WATCH = WatchConfig((NGINX, APP, CRON))
+#: The same components, each declaring a stub (watch.components[].stub: true).
+STUBBED = WatchConfig(tuple(dataclasses.replace(c, stub=True) for c in (NGINX, APP, CRON)))
 DROPIN = "/run/systemd/system/nginx.service.d/zz-vmrepair-stub.conf"
 
 
@@ -187,10 +190,21 @@ def test_failed_reinstall_is_recorded_and_the_next_step_tried(boot: Boot) -> Non
     assert nginx.actions[1].status is ActionStatus.FIXED
 
 
+def test_unfixable_vital_component_stays_broken_without_a_declared_stub(boot: Boot) -> None:
+    boot.target.agent.fs["/etc/nginx/nginx.conf"].data = BAD_CONF
+    diagnosis = boot.run(remediate=True)
+    nginx = diagnosis.components[0]
+    assert [(a.kind, a.status) for a in nginx.actions][-1] == (ActionKind.STUB_UNIT, ActionStatus.SKIPPED)
+    assert nginx.actions[-1].detail == ("no stub declared for nginx (watch.components[].stub): it stays down "
+                                        "and the host degraded until it is repaired")
+    assert nginx.state is ComponentState.BROKEN and diagnosis.has_broken_vital
+    assert DROPIN not in boot.target.agent.fs
+
+
 def test_unfixable_vital_component_gets_a_stub_and_runs_reduced(boot: Boot) -> None:
     boot.target.agent.fs["/etc/nginx/nginx.conf"].data = BAD_CONF
     boot.target.vm.answers["curl",] = (7, b"000", b"curl: (7) Failed to connect\n")
-    diagnosis = boot.run(remediate=True)
+    diagnosis = boot.run(remediate=True, watch=STUBBED)
     nginx = diagnosis.components[0]
     assert [(a.kind, a.status) for a in nginx.actions] == [
         (ActionKind.REINSTALL, ActionStatus.SKIPPED), (ActionKind.RESTORE_BASELINE, ActionStatus.SKIPPED),
@@ -209,7 +223,7 @@ def test_unfixable_vital_component_gets_a_stub_and_runs_reduced(boot: Boot) -> N
 
 def test_missing_unit_gets_a_whole_stub_unit(boot: Boot) -> None:
     boot.target.systemd.gone("sampleapp.service")
-    app = boot.run(remediate=True).components[1]
+    app = boot.run(remediate=True, watch=STUBBED).components[1]
     assert (app.found, app.state) == (ComponentState.MISSING, ComponentState.REDUCED)
     assert app.problems[0] == "a vmrepair stub stands in: /run/systemd/system/sampleapp.service"
     found = boot.target.audit.records[0]
