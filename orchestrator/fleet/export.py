@@ -193,6 +193,30 @@ def build_payload(rows: Iterable[OutcomeRow], *, key: SigningKey, version: int, 
     return payload, tuple(left_out)
 
 
+#: The readable parts of a medium-level signature, in the order a bundle lists them.
+MEDIUM_PART_KEYS = ("component_kind", "issue_kind", "cause")
+
+
+def recorded_medium_parts(db: StateDb) -> Callable[[str], tuple[str, ...]]:
+    """Medium signature id -> its readable parts (component kind, issue kind, cause), from the parts
+    the outcomes were recorded with, so an importing operator can read what a count is about. An id
+    without recorded parts gives ``()``.
+
+    Raises:
+        StateError / StateCorruptError: from the store.
+    """
+    known: dict[str, tuple[str, ...]] = {}
+    for medium, raw in db.query("SELECT signature_medium, MAX(signature_parts) FROM outcomes"
+                                " WHERE signature_medium != '' GROUP BY signature_medium"):
+        try:
+            parts = json.loads(str(raw))
+        except ValueError:
+            continue   # a row edited by hand: its counts still travel, unnamed
+        if isinstance(parts, dict) and all(isinstance(parts.get(k), str) for k in MEDIUM_PART_KEYS):
+            known[str(medium)] = tuple(str(parts[k]) for k in MEDIUM_PART_KEYS)
+    return lambda medium: known.get(medium, ())
+
+
 def export_bundle(db: StateDb, key: SigningKey, *, since: dt.datetime | None, expires: dt.timedelta,
                   os_release: str, describe: Describe,
                   medium_parts: Callable[[str], tuple[str, ...]] | None = None,
@@ -205,6 +229,7 @@ def export_bundle(db: StateDb, key: SigningKey, *, since: dt.datetime | None, ex
         StateError / StateCorruptError: from the store.
     """
     now = now or dt.datetime.now(dt.UTC)
+    medium_parts = medium_parts or recorded_medium_parts(db)
     rows = rows_for_export(db, since)
     forbidden = host_names(db)
     version = next_export_version(db, key.key_id)

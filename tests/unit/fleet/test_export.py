@@ -149,3 +149,15 @@ def test_catalog_describer_names_shipped_playbooks_and_generated_steps() -> None
     assert lookup("unknown") is None
     # Other generated strategies: counts without steps (the importing host derives the same one).
     assert lookup("gen-unmask-nginx.service") == StrategyInfo("generated")
+
+
+def test_a_bundle_names_what_each_signature_is_about(exporter_db: StateDb,
+                                                      make_bundle: Callable[..., bytes]) -> None:
+    """The medium-level parts recorded with the outcomes travel, readable; the fine pattern does not."""
+    add_outcome(exporter_db, "nginx-works", succeeded=True)
+    parts = {"component_kind": "nginx", "issue_kind": "config_invalid", "cause": "config_syntax",
+             "evidence_pattern": "/etc/<...>/<file>.conf: bad line <n>", "os_release": "debian-12"}
+    with exporter_db.write() as tx:
+        tx.execute("UPDATE outcomes SET signature_parts = ?", (json.dumps(parts),))
+    (item,) = _payload(make_bundle())["strategies"]  # type: ignore[misc]
+    assert item["signature"]["medium_parts"] == ["nginx", "config_invalid", "config_syntax"]
