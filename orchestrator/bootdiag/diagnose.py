@@ -3,7 +3,8 @@ score? With ``remediate``, a broken or missing VITAL component is repaired at on
 stopping at the first that makes its probes pass:
 
 0. remove a stub left by an earlier run (the real unit may work by now);
-1. reinstall its packages from the local apt cache;
+1. reinstall its packages from the local apt cache (a ``.deb`` it lacks may come from the
+   orchestrator's download cache of the host layers, at the installed version);
 2. restore its config and unit files from the target's baseline;
 3. install stub units (reduced mode: dependants run, the component does not), only for a component
    whose configuration declares one (``stub: true``); any other stays broken (degraded mode).
@@ -27,6 +28,7 @@ from orchestrator.audit.sink import AuditSink, log_error, log_recovery
 from orchestrator.boot.critical import boot_critical
 from orchestrator.bootdiag import remediate as fix
 from orchestrator.bootdiag.dependencies import dpkg_audit, score_component
+from orchestrator.bootdiag.fetched import FetchedDebs
 from orchestrator.bootdiag.presence import Presence, check_presence
 from orchestrator.bootdiag.result import (
     NOT_WORKING,
@@ -82,6 +84,7 @@ def diagnose_components(
     audit: AuditSink,
     remediate: bool,
     sleep: Callable[[float], None] = time.sleep,
+    fetched: FetchedDebs | None = None,
 ) -> BootDiagnosis:
     """Diagnose (and with ``remediate``, repair) every component of ``watch`` on the target; see the
     module docstring. ``baseline`` is the target's newest baseline (None: none recorded).
@@ -90,7 +93,7 @@ def diagnose_components(
         TransportError: the target cannot be reached (a check that merely cannot run there is noted).
         AuditError: the audit trail cannot be written.
     """
-    run = _Run(transport, agent, Detector(watch, transport, agent), baseline, audit, sleep)
+    run = _Run(transport, agent, Detector(watch, transport, agent), baseline, audit, sleep, fetched)
     audit_output = dpkg_audit(transport) if any(c.packages for c in watch.components) else None
     results = []
     for component in watch.components:
@@ -128,6 +131,7 @@ class _Run:
     baseline: BaselineReader | None
     audit: AuditSink
     sleep: Callable[[float], None]
+    fetched: FetchedDebs | None = None
 
     def check(self, component: Component, *, settle: bool = False) -> _Check:
         probe = self.detector.run_components
@@ -140,7 +144,7 @@ class _Run:
         """Run the steps in order until one makes ``component`` healthy, else install stubs."""
         steps: list[Callable[[], Action | None]] = [
             lambda: fix.remove_stubs(self.transport, self.agent, component),
-            lambda: fix.reinstall(self.transport, component),
+            lambda: fix.reinstall(self.transport, component, self.fetched),
             lambda: fix.restore_baseline(self.transport, self.agent, component, self.baseline),
         ]
         actions: list[Action] = []

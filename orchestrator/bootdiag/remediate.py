@@ -24,6 +24,7 @@ import re
 
 from orchestrator import systemd
 from orchestrator.agent.api import AgentApi
+from orchestrator.bootdiag.fetched import FetchedDebs, stage_fetched
 from orchestrator.bootdiag.presence import PACKAGE_RE
 from orchestrator.bootdiag.result import Action, ActionKind, ActionStatus
 from orchestrator.detect.common import command_output, run_command
@@ -59,12 +60,18 @@ def stub_paths(unit: str) -> tuple[str, str]:
     return f"{STUB_DIR}/{unit}", f"{STUB_DIR}/{unit}.d/{STUB_DROPIN}"
 
 
-def reinstall(transport: Transport, component: Component) -> Action:
-    """Reinstall the component's cached packages. Raises: TransportError: target unreachable."""
+def reinstall(transport: Transport, component: Component, fetched: FetchedDebs | None = None) -> Action:
+    """Reinstall the component's cached packages; with ``fetched``, the ``.deb`` files the target's
+    apt cache lacks are first taken from the orchestrator's download cache at the installed version
+    (:mod:`orchestrator.bootdiag.fetched`). Raises: TransportError: target unreachable."""
     packages = [p for p in component.packages if PACKAGE_RE.match(p)]
     if not packages:
         return Action(ActionKind.REINSTALL, ActionStatus.SKIPPED, "no packages")
     cached = [p for p in packages if _is_cached(transport, p)]
+    staged: list[str] = []
+    if fetched is not None and len(cached) < len(packages):
+        staged, _refused = stage_fetched(transport, fetched, [p for p in packages if p not in cached])
+        cached += staged
     uncached = [p for p in packages if p not in cached]
     if not cached:
         return Action(ActionKind.REINSTALL, ActionStatus.SKIPPED,
@@ -84,8 +91,9 @@ def reinstall(transport: Transport, component: Component) -> Action:
         return Action(ActionKind.REINSTALL, ActionStatus.FAILED,
                       f"apt-get exited {result.exit_status}: {' | '.join(tail)}")
     skipped = f"; not cached: {', '.join(uncached)}" if uncached else ""
+    taken = f" ({', '.join(staged)} copied from the orchestrator's download cache)" if staged else ""
     return Action(ActionKind.REINSTALL, ActionStatus.DONE,
-                  f"reinstalled {', '.join(cached)} from the local package cache{skipped}")
+                  f"reinstalled {', '.join(cached)} from the local package cache{taken}{skipped}")
 
 
 def _is_cached(transport: Transport, package: str) -> bool:

@@ -301,9 +301,11 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
     """
     from orchestrator.baseline.store import usable_baseline
     from orchestrator.bootdiag import diagnose_components
+    from orchestrator.bootdiag.fetched import FetchedDebs
     from orchestrator.bootdiag.result import NOT_WORKING
     from orchestrator.bootdiag.verdict import judge_diagnosis
     from orchestrator.daemon.mode import NotWorking
+    from orchestrator.layers.debs import fetch_cache_dir
 
     lock = StateLock(app.settings.lock_path)
     remediate = state.policy == "auto-repair" and state.repairs_allowed
@@ -316,7 +318,9 @@ def diagnose_at_start(app: App, spec: TargetSpec, state: DaemonState, audit: Aud
         with target_session(app, spec) as (transport, agent):
             diagnosis = diagnose_components(transport, agent, target_watch(app, spec, transport, agent),
                                             baseline=usable_baseline(app.settings, spec.slug), audit=audit,
-                                            remediate=remediate)
+                                            remediate=remediate,
+                                            fetched=FetchedDebs(app.local,
+                                                                fetch_cache_dir(app.settings.image_store)))
     finally:
         lock.release()
     # Each component's severity and whether the health monitor may restart it, in the start-up report.

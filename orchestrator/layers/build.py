@@ -155,7 +155,7 @@ class LayerBuilder:
         arch = next((p.arch for p in plan.needed if p.arch != "all"), facts.arch)
         fetched = self.fetch(target, plan.needed, dest, local=self.local, settings=self.settings.layers,
                              default_mirror=self._mirror(facts), suite=facts.os.codename, arch=arch,
-                             cache_dir=self.settings.image_store / ".cache" / "layers")
+                             cache_dir=debs.fetch_cache_dir(self.settings.image_store))
         timings["fetch"] = round(time.monotonic() - began, 2)
         return fetched
 

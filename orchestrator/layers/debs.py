@@ -47,6 +47,12 @@ DOWNLOAD_BATCH = 50
 _VERSIONS_TIMEOUT_S = 60.0
 
 
+def fetch_cache_dir(image_store: Path) -> Path:
+    """The private apt and download cache of the layer builds (``<image_store>/.cache/layers``); the
+    verified ``.deb`` files are in its ``debs/`` directory (:func:`from_mirror`)."""
+    return image_store / ".cache" / "layers"
+
+
 @dataclass(frozen=True)
 class DebFile:
     package: Package          # the wanted name/version/arch

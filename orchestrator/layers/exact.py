@@ -43,7 +43,7 @@ class TargetDebs:
                              settings=self.settings.layers,
                              default_mirror=default_mirror(self.settings, self.facts),
                              suite=self.facts.os.codename, arch=arch if arch != "all" else self.facts.arch,
-                             cache_dir=self.settings.image_store / ".cache" / "layers")
+                             cache_dir=debs.fetch_cache_dir(self.settings.image_store))
         deb = next((d for d in fetched.debs if d.package == wanted), None)
         if deb is None:
             raise LayerError(f"no verified .deb of {wanted.spec}: {'; '.join(fetched.notes) or 'not found'}",

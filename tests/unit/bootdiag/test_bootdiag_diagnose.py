@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,11 @@ from orchestrator.bootdiag import (
     ComponentState,
     diagnose_components,
 )
+from orchestrator.bootdiag.fetched import SHOW_FORMAT, FetchedDebs, stage_fetched
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.model import Component, HttpCheck
+from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import dpkg_status_answer
 from tests.unit.quarantine.target import APP, NGINX, Target, make_target
 from tests.unit.repair.fakes import FakeBaseline, Node
@@ -287,3 +290,39 @@ def test_a_broken_boot_critical_component_is_never_changed_in_place(boot: Boot) 
     assert "run `vmrepair run`" in component.actions[0].detail
     assert not [c for c in boot.target.agent.calls if c[0] == "write_file"]
     assert boot.argvs("env") == [] and not [a for a in boot.target.transport.argvs if "restart" in a]
+
+
+def _fetched(tmp_path: Path, *, control: bytes) -> FetchedDebs:
+    """A download cache holding nginx 1.22.1-9 amd64, and a dpkg-deb that reads ``control`` from it."""
+    (tmp_path / "debs").mkdir()
+    (tmp_path / "debs" / "nginx_1.22.1-9_amd64.deb").write_bytes(b"!<arch>\n")
+
+    def dpkg_deb(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        assert argv[:2] == ("dpkg-deb", "--field")
+        return 0, control, b""
+
+    return FetchedDebs(FakeTransport(dpkg_deb), tmp_path)
+
+
+def test_a_deb_the_target_lacks_comes_from_the_orchestrators_download_cache(boot: Boot,
+                                                                          tmp_path: Path) -> None:
+    boot.packages["nginx"] = "deinstall ok config-files"
+    boot.target.vm.answers["dpkg-query", "-W", SHOW_FORMAT] = (0, b"nginx\t1.22.1-9\tamd64\tii \n", b"")
+    fetched = _fetched(tmp_path, control=b"Package: nginx\nVersion: 1.22.1-9\nArchitecture: amd64\n")
+    nginx = diagnose_components(boot.target.transport, boot.target.agent, WATCH, baseline=None,
+                                audit=boot.target.audit, remediate=True, sleep=lambda _s: None,
+                                fetched=fetched).components[0]
+    assert boot.target.transport.files["/var/cache/apt/archives/nginx_1.22.1-9_amd64.deb"] == b"!<arch>\n"
+    assert [(a.kind, a.status, a.detail) for a in nginx.actions] == [
+        (ActionKind.REINSTALL, ActionStatus.FIXED, "reinstalled nginx from the local package cache (nginx "
+         "copied from the orchestrator's download cache)")]
+
+
+def test_a_cached_deb_of_another_version_is_not_used(boot: Boot, tmp_path: Path) -> None:
+    boot.packages["nginx"] = "deinstall ok config-files"
+    boot.target.vm.answers["dpkg-query", "-W", SHOW_FORMAT] = (0, b"nginx\t1.22.1-9\tamd64\tii \n", b"")
+    fetched = _fetched(tmp_path, control=b"Package: nginx\nVersion: 1.24.0-1\nArchitecture: amd64\n")
+    assert stage_fetched(boot.target.transport, fetched, ["nginx"]) == (
+        [], ["nginx_1.22.1-9_amd64.deb in " + str(tmp_path / "debs") + " is another package: its control "
+             "fields say nginx 1.24.0-1 amd64: not used"])
+    assert boot.target.transport.files == {}
