@@ -40,7 +40,7 @@ from orchestrator.hypervisor.domain_xml import (
     UserNetSpec,
 )
 from orchestrator.hypervisor.site import LocalSite, VmSite
-from orchestrator.hypervisor.vmtypes import SshFactory, UpResult, VmInfo
+from orchestrator.hypervisor.vmtypes import NO_DOMAIN, SshFactory, UpResult, VmInfo
 from orchestrator.hypervisor.warm import WarmState
 from orchestrator.imaging.store import ImageStore
 from orchestrator.retry import vm_start_policy, vm_stop_policy
@@ -335,7 +335,7 @@ class VmManager:
                     template, port, eph, rec = "?", 0, False, None
                 if rec is not None and rec.hypervisor != self.site.name:
                     continue  # another hypervisor's VM: its manager lists (and reaps) it
-                found[vm_dir.name] = VmInfo(vm_dir.name, "no domain", template, port, eph,
+                found[vm_dir.name] = VmInfo(vm_dir.name, NO_DOMAIN, template, port, eph,
                                             is_stale=True, vm_dir=vm_dir)
         return sorted(found.values(), key=lambda v: v.name)
 

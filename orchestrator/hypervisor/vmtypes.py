@@ -18,6 +18,10 @@ from orchestrator.transport.base import Transport
 SshFactory = Callable[[inst.InstanceRecord, float], Transport]
 
 
+#: :attr:`VmInfo.state` of a VM directory libvirt has no domain for (a leftover, or one half made).
+NO_DOMAIN = "no domain"
+
+
 @dataclass(frozen=True)
 class VmInfo:
     name: str

@@ -31,6 +31,7 @@ domains, destroyed here.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import shutil
@@ -45,6 +46,7 @@ from orchestrator.audit.sink import log_recovery
 from orchestrator.errors import AuditError, StateError, VmRepairError
 from orchestrator.hypervisor import instance as inst
 from orchestrator.hypervisor.vm import VmManager
+from orchestrator.hypervisor.vmtypes import NO_DOMAIN, VmInfo
 from orchestrator.model import RUN_EXIT_CODES, SessionStatus
 from orchestrator.notify.event import Event, EventKind
 from orchestrator.report.markdown import write_report
@@ -224,6 +226,19 @@ def _mark_stage(session: Session) -> str:
     return BEFORE_FIRST_STAGE
 
 
+def _is_half_created(vm: VmInfo, since: dt.datetime | None) -> bool:
+    """A VM directory without a record or a domain, written to since the dead run started: the run was
+    killed between creating the directory and writing the record (seen on a real VM: the overlay is
+    made first). Runs hold the state lock one at a time, so it can only be that run's."""
+    if since is None or vm.state != NO_DOMAIN:
+        return False
+    try:
+        changed = dt.datetime.fromtimestamp(vm.vm_dir.stat().st_mtime, dt.UTC)
+    except OSError:
+        return False
+    return changed >= since - dt.timedelta(seconds=1)   # session times have whole seconds
+
+
 def _destroy_vms(vms: VmsFor, owner: Owner | None, started_at: str) -> _Leftovers:
     left = _Leftovers()
     try:
@@ -237,6 +252,9 @@ def _destroy_vms(vms: VmsFor, owner: Owner | None, started_at: str) -> _Leftover
             try:
                 record = inst.InstanceRecord.load(vm.vm_dir)
             except VmRepairError:
+                if _is_half_created(vm, since):
+                    manager.destroy(vm.name)
+                    left.vms.append(vm.name)
                 continue
             created = parse_timestamp(record.created_at) if record.created_at else None
             if not (record.ephemeral and record.owner_pid == owner.pid):

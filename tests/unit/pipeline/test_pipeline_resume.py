@@ -261,3 +261,23 @@ def test_vmrepair_sessions_lists_the_run_as_interrupted(app: App, vms: VmManager
 
     rows = json.loads(capsys.readouterr().out)["sessions"]
     assert [(r["id"], r["status"], r["exit_code"]) for r in rows] == [(session.id, "interrupted", 21)]
+
+
+def test_a_vm_directory_the_killed_run_made_without_a_record_is_removed(app: App, vms: VmManager,
+                                                                       dead_pid: int) -> None:
+    """Killed between creating the VM's directory and writing its record (seen on a real VM): no record
+    names its owner, but it was written while the dead run held the state lock."""
+    old = vms.vm_dir("trb-older")            # an earlier crash's leftover: not this run's to judge
+    old.mkdir(parents=True)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    session = _killed_in(app, "vm:web", Stage.SANDBOX, Owner(dead_pid, this_process().boot_id))
+    half = vms.vm_dir("trb-debian-12")
+    half.mkdir(parents=True)
+    (half / inst.OVERLAY).write_bytes(b"QFI\xfb overlay")
+
+    report = recover_on_start(app, vms=lambda: vms)
+
+    assert [(r["session"], r["vms_destroyed"]) for r in report.interrupted] == [
+        (session.id, ["trb-debian-12"])]
+    assert not half.exists()
+    assert [vm.name for vm in vms.list()] == ["trb-older"]
