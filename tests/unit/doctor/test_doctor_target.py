@@ -109,8 +109,8 @@ def test_remediation_is_shown_as_found_to_final_state(
     report = diagnose(settings, target, remediate=True)
     code = cli_doctor.show_diagnosis(report, as_json=False)
     out = " ".join(capsys.readouterr().out.split())
-    assert code == 1  # stubbed: its dependants run, nginx itself does not
-    assert "broken -> reduced │ reinstall skipped; restore_baseline skipped; stub_unit done" in out
+    assert code == 1  # nothing restored it, and no stub is declared for it: it stays broken
+    assert "│ nginx │ vital │ broken │ reinstall skipped; restore_baseline skipped; stub_unit skipped" in out
 
 
 def test_corrupt_baseline_is_reported_not_fatal(settings: Settings, target: Target) -> None:
