@@ -21,14 +21,14 @@ from orchestrator.bootdiag.presence import PACKAGE_RE
 from orchestrator.detect.common import run_command
 from orchestrator.errors import CommandTimeoutError, LayerError
 from orchestrator.facts.model import Package
+from orchestrator.facts.parse import parse_packages
+from orchestrator.facts.read import PACKAGE_FORMAT
 from orchestrator.layers.debcheck import control_mismatch
-from orchestrator.layers.debname import deb_file_name, is_valid
+from orchestrator.layers.debname import deb_file_name
 from orchestrator.steps.kinds.restore_conffile import APT_ARCHIVES
 from orchestrator.transport.base import Transport
 
 QUERY_TIMEOUT_S = 60.0
-#: dpkg-query's own escapes (\t, \n), passed literally as in a shell.
-SHOW_FORMAT = r"--showformat=${Package}\t${Version}\t${Architecture}\t${db:Status-Abbrev}\n"
 _STEP = "bootdiag-fetched-debs"
 
 
@@ -45,8 +45,9 @@ class FetchedDebs:
 
 
 def installed_packages(transport: Transport, names: Sequence[str]) -> dict[str, Package]:
-    """Name -> the installed package (version, architecture) of ``names`` on the target; names dpkg does
-    not know, or that are not package names, are left out.
+    """Name -> the installed package (version, architecture) of ``names`` on the target, read and
+    validated as the target facts read them (:func:`orchestrator.facts.parse.parse_packages`); names dpkg
+    does not know, or that are not package names, are left out.
 
     Raises:
         TransportError: the target cannot be reached.
@@ -54,21 +55,13 @@ def installed_packages(transport: Transport, names: Sequence[str]) -> dict[str, 
     valid = sorted({n for n in names if PACKAGE_RE.match(n)})
     if not valid:
         return {}
-    argv = ["dpkg-query", "-W", SHOW_FORMAT, *valid]
     try:
-        result = run_command(transport, argv, timeout=QUERY_TIMEOUT_S)
+        result = run_command(transport, ["dpkg-query", "-W", "-f", PACKAGE_FORMAT, "--", *valid],
+                             timeout=QUERY_TIMEOUT_S)
     except CommandTimeoutError:
         return {}
-    found: dict[str, Package] = {}
-    for line in ("" if result is None else result.stdout_text).splitlines():
-        fields = line.split("\t")
-        if len(fields) != 4 or fields[0] not in valid or fields[0] in found:
-            continue
-        package = Package(fields[0], fields[1], fields[2], fields[3].strip()[:2])
-        # Untrusted answer: only a package spelled as Debian spells them becomes a file name here.
-        if is_valid(package):
-            found[package.name] = package
-    return found
+    parsed = parse_packages("" if result is None else result.stdout_text).items
+    return {p.name: p for p in parsed if p.name in valid and p.is_installed}
 
 
 def stage_fetched(transport: Transport, fetched: FetchedDebs,

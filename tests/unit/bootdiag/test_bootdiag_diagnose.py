@@ -15,9 +15,10 @@ from orchestrator.bootdiag import (
     ComponentState,
     diagnose_components,
 )
-from orchestrator.bootdiag.fetched import SHOW_FORMAT, FetchedDebs, stage_fetched
+from orchestrator.bootdiag.fetched import FetchedDebs, stage_fetched
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect.packages import STATUS_FORMAT
+from orchestrator.facts.read import PACKAGE_FORMAT
 from orchestrator.model import Component, HttpCheck
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import dpkg_status_answer
@@ -307,7 +308,8 @@ def _fetched(tmp_path: Path, *, control: bytes) -> FetchedDebs:
 def test_a_deb_the_target_lacks_comes_from_the_orchestrators_download_cache(boot: Boot,
                                                                           tmp_path: Path) -> None:
     boot.packages["nginx"] = "deinstall ok config-files"
-    boot.target.vm.answers["dpkg-query", "-W", SHOW_FORMAT] = (0, b"nginx\t1.22.1-9\tamd64\tii \n", b"")
+    boot.target.vm.answers["dpkg-query", "-W", "-f", PACKAGE_FORMAT] = (
+        0, b"nginx\t1.22.1-9\tamd64\tii \tinstall ok installed\n", b"")
     fetched = _fetched(tmp_path, control=b"Package: nginx\nVersion: 1.22.1-9\nArchitecture: amd64\n")
     nginx = diagnose_components(boot.target.transport, boot.target.agent, WATCH, baseline=None,
                                 audit=boot.target.audit, remediate=True, sleep=lambda _s: None,
@@ -320,7 +322,8 @@ def test_a_deb_the_target_lacks_comes_from_the_orchestrators_download_cache(boot
 
 def test_a_cached_deb_of_another_version_is_not_used(boot: Boot, tmp_path: Path) -> None:
     boot.packages["nginx"] = "deinstall ok config-files"
-    boot.target.vm.answers["dpkg-query", "-W", SHOW_FORMAT] = (0, b"nginx\t1.22.1-9\tamd64\tii \n", b"")
+    boot.target.vm.answers["dpkg-query", "-W", "-f", PACKAGE_FORMAT] = (
+        0, b"nginx\t1.22.1-9\tamd64\tii \tinstall ok installed\n", b"")
     fetched = _fetched(tmp_path, control=b"Package: nginx\nVersion: 1.24.0-1\nArchitecture: amd64\n")
     assert stage_fetched(boot.target.transport, fetched, ["nginx"]) == (
         [], ["nginx_1.22.1-9_amd64.deb in " + str(tmp_path / "debs") + " is another package: its control "
