@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.app import App
 from orchestrator.errors import HypervisorUnavailableError
-from tests.integration.helpers import unique_name
+from tests.integration.helpers import booted_patient, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -63,3 +63,13 @@ def guest(app: App) -> Iterator[str]:
         yield name
     finally:
         app.vms.destroy(name)
+
+
+@pytest.fixture(scope="session")
+def probe_patient(app: App) -> Iterator[str]:
+    """One default-template patient, snapshot ``healthy``, shared by the modules that only probe,
+    detect or record baselines on it (component, host and discovery probes), each test starting
+    from the snapshot through ``fresh_patient``. They start no repair run, so no outcome history,
+    transaction or reboot record of this target can steer another module's test; sharing saves
+    a cold boot (~25 s under TCG) per module. Modules that run repairs keep a patient of their own."""
+    yield from booted_patient(app, "probe", "healthy")

@@ -21,16 +21,15 @@ from orchestrator.discover.resolve import Resolution, resolve_for
 from orchestrator.model import IssueKind, Severity
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration import services
-from tests.integration.helpers import booted_patient, fresh_patient
+from tests.integration.helpers import fresh_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
 
 
 @pytest.fixture(scope="module")
-def patient(app: App) -> Iterator[str]:
-    yield from booted_patient(app, "disc", HEALTHY)
+def patient(probe_patient: str) -> str:
+    return probe_patient   # conftest: shared by the modules that only probe
 
 
 @pytest.fixture
@@ -123,25 +122,6 @@ def test_detect_local_on_the_ci_machine_raises_nothing_critical() -> None:
     critical = [i for i in data["issues"] if i["severity"] == "critical"]
     assert critical == [], json.dumps(critical, indent=1)
     assert not any(i["kind"] == "http_down" for i in data["issues"])
-
-
-@pytest.fixture(scope="module")
-def services_patient(app: App) -> Iterator[str]:
-    yield from booted_patient(app, "dsvc", HEALTHY, services.TEMPLATE)
-
-
-def test_extra_services_are_discovered_without_configuration(app: App, services_patient: str) -> None:
-    """The services template runs apache2 and mariadb; app.settings does not mention them."""
-    with app.vms.transport(services_patient) as ssh:
-        resolution, issues = detect(app, services_patient, ssh)
-    comps = {c.name: c for c in resolution.watch.components}
-    assert issues == [], json.dumps(issues, indent=1)
-    apache = comps["apache2"]
-    assert apache.origin == "discovered" and services.APACHE_PORT in apache.ports and apache.vital
-    assert "/etc/apache2" in apache.config_paths and "apache2" in apache.packages
-    mariadb = comps["mariadb"]
-    assert mariadb.origin == "discovered" and mariadb.units == ("mariadb.service",)
-    assert "mariadb-server" in mariadb.packages or "mariadb-server-core" in mariadb.packages
 
 
 def test_changes_since_the_baseline_are_seen(app: App, fresh: str) -> None:

@@ -107,11 +107,11 @@ def test_guest_that_never_answers_ssh_is_reported_and_cleaned_up(app: App) -> No
     name = unique_name("noboot")
     # The guest boots, but sshd is masked: SSH never answers, so the deadline must fire.
     with pytest.raises(BootError) as info:
-        app.vms.up(name, boot_timeout=45, cmdline_extra="systemd.mask=ssh.service")
+        app.vms.up(name, boot_timeout=30, cmdline_extra="systemd.mask=ssh.service")
     err = info.value
     assert err.serial_log is not None and err.serial_log in str(err.remedy)
     log = Path(err.serial_log)
     assert log.exists() and b"Linux version" in log.read_bytes()
-    assert "did not answer SSH within 45 s" in err.message
+    assert "did not answer SSH within 30 s" in err.message
     assert not domain_exists(name)
     assert not app.vms.vm_dir(name).exists()
