@@ -46,6 +46,16 @@ def booted_patient(
         remove_baseline(app, name)
 
 
+def lent_patient(name: str) -> Iterator[str]:
+    """For a module fixture to ``yield from``: the shared patient ``name`` for this module's tests,
+    paused once the module is done, so that an idle guest does not take CPU from the next modules
+    under TCG. The next module's ``fresh_patient`` reverts it to its snapshot, taken while it ran,
+    which leaves it running again."""
+    yield name
+    subprocess.run(["virsh", "-c", "qemu:///system", "suspend", f"vmrepair-{name}"],
+                   capture_output=True, text=True, check=False, timeout=60)
+
+
 def fresh_patient(app: App, name: str, snapshot: str) -> Iterator[str]:
     """For a fixture to ``yield from``: patient ``name`` back at ``snapshot`` without a baseline; after
     the test, no troubleshooting VM may be left behind."""

@@ -16,7 +16,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.model import Component, IssueKind, ProbeResult
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import fresh_patient
+from tests.integration.helpers import fresh_patient, lent_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -33,8 +33,8 @@ UNUSED_CONFFILES = ("/etc/nginx/win-utf", "/etc/nginx/koi-win", "/etc/nginx/koi-
 
 
 @pytest.fixture(scope="module")
-def patient(probe_patient: str) -> str:
-    return probe_patient   # conftest: shared by the modules that only probe
+def patient(probe_patient: str) -> Iterator[str]:
+    yield from lent_patient(probe_patient)   # conftest: shared by the modules that only probe
 
 
 @pytest.fixture

@@ -21,15 +21,15 @@ from orchestrator.discover.resolve import Resolution, resolve_for
 from orchestrator.model import IssueKind, Severity
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import fresh_patient
+from tests.integration.helpers import fresh_patient, lent_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
 
 
 @pytest.fixture(scope="module")
-def patient(probe_patient: str) -> str:
-    return probe_patient   # conftest: shared by the modules that only probe
+def patient(probe_patient: str) -> Iterator[str]:
+    yield from lent_patient(probe_patient)   # conftest: shared by the modules that only probe
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
 from orchestrator.model import IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import fresh_patient
+from tests.integration.helpers import fresh_patient, lent_patient
 from tests.unit.detect.fakes import HOST_PROBES  # one list of the names, for both suites
 
 pytestmark = pytest.mark.integration
@@ -28,8 +28,8 @@ CRITICAL_PERMISSIONS = (False, IssueKind.PERMISSIONS, Severity.CRITICAL)
 
 
 @pytest.fixture(scope="module")
-def patient(probe_patient: str) -> str:
-    return probe_patient   # conftest: shared by the modules that only probe
+def patient(probe_patient: str) -> Iterator[str]:
+    yield from lent_patient(probe_patient)   # conftest: shared by the modules that only probe
 
 
 @pytest.fixture
