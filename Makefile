@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python bench/daemon_idle.py
 	$(BIN)/python bench/layers.py
 	$(BIN)/python bench/detect.py
+	$(BIN)/python bench/cli_start.py
 
 # `make install`: vmrepair for a server, outside this checkout (scripts/install.sh says what goes
 # where; DESTDIR= stages it elsewhere). The wheel is built offline with the dev venv's backend.

@@ -11,44 +11,40 @@ the error codes, ``vmrepair COMMAND --help`` the command's own, and so does the 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import __version__
-from orchestrator.app import App
-from orchestrator.apply.recovery import RecoveryReport, recover_on_start
-from orchestrator.cli import (
-    baseline,
-    completion,
-    config,
-    daemon,
-    demo,
-    detect,
-    doctor,
-    facts,
-    fixes,
-    fleet,
-    gate,
-    image,
-    log,
-    playbook,
-    prune,
-    quarantine,
-    reboot,
-    run,
-    sessions,
-    status,
-    vm,
-    watch,
-)
 from orchestrator.cli.helptext import apply_help
 from orchestrator.cli.output import emit_json, err_console, error, info, warning
 from orchestrator.errors import BootError, ImageBuildError, LockHeldError, VmRepairError
 from orchestrator.state.lock import StateLock
 
+if TYPE_CHECKING:
+    # Imported when a command runs, not to build its parser (see COMMAND_MODULES).
+    from orchestrator.app import App
+    from orchestrator.apply.recovery import RecoveryReport
+
 EXIT_INTERRUPTED = 130
+#: The modules of orchestrator.cli that register commands, in the order `vmrepair --help` lists them.
+MODULES = ("doctor", "image", "vm", "detect", "facts", "baseline", "run", "demo", "sessions", "fixes",
+           "reboot", "daemon", "status", "log", "quarantine", "playbook", "watch", "gate", "completion",
+           "config", "prune", "fleet")
+#: The module that registers each command. `vmrepair COMMAND ...` imports that module alone: every
+#: module imports what its commands run (the pipeline, the crypto of fleet bundles, boot
+#: diagnostics), and a unit's `ExecStartPre=vmrepair gate` or `vmrepair status` should not pay for all
+#: of it (bench/cli_start.py). tests/unit/cli/test_main.py checks the table against the modules.
+COMMAND_MODULES = {
+    "doctor": "doctor", "image": "image", "vm": "vm", "detect": "detect", "facts": "facts",
+    "baseline": "baseline", "run": "run", "demo": "demo", "sessions": "sessions", "report": "sessions",
+    "fixes": "fixes", "reboot": "reboot", "daemon": "daemon", "status": "status", "log": "log",
+    "quarantine": "quarantine", "playbook": "playbook", "watch": "watch", "gate": "gate",
+    "config": "config", "prune": "prune", "fleet": "fleet",
+    # completion and manpage describe every command: they get the whole parser (command_of).
+}
 #: Commands after which the metrics textfile is rewritten: those that detect or repair.
 METRICS_COMMANDS = frozenset({"run", "detect"})
 
@@ -70,7 +66,19 @@ class _CommandParser(argparse.ArgumentParser):
                           help="show tracebacks and debug logs")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names when only its module is needed to parse it, else None (no command,
+    an unknown one, a help or version request before it, completion/manpage)."""
+    for arg in argv:
+        if arg in ("-h", "--help", "--version"):
+            return None
+        if not arg.startswith("-"):   # the top level's other options (--json, --debug) take no value
+            return arg if arg in COMMAND_MODULES else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``command`` only that command's (the same parser for its argv)."""
     parser = argparse.ArgumentParser(
         prog="vmrepair",
         description="Reproduce host faults in disposable VMs and apply only verified fixes.",
@@ -81,9 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
     )
-    for module in (doctor, image, vm, detect, facts, baseline, run, demo, sessions, fixes, reboot, daemon,
-                   status, log, quarantine, playbook, watch, gate, completion, config, prune, fleet):
-        module.register(sub)
+    for name in MODULES if command is None else (COMMAND_MODULES[command],):
+        importlib.import_module(f"orchestrator.cli.{name}").register(sub)
     apply_help(parser)
     return parser
 
@@ -110,8 +117,9 @@ def _report_error(exc: VmRepairError, *, as_json: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(command_of(given))
+    args = parser.parse_args(given)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -129,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "settings_free", False):
             # `config check|show` explain a configuration that may not load: they read it themselves.
             return int(args.handler(None, args))
+        from orchestrator.app import App
+
         app = App.from_env()
         if getattr(args, "takes_lock", False):
             lock = StateLock(app.settings.lock_path)
@@ -177,6 +187,8 @@ def _recover(app: App) -> RecoveryReport:
     """Recovery runs at every start of a command that may change a target (it holds the lock, so any
     transaction still in flight belongs to a process that died). Messages go to stderr: a command's
     own JSON stays the only thing on stdout."""
+    from orchestrator.apply.recovery import recover_on_start
+
     report = recover_on_start(app)
     for item in report.recovered:
         info(f"recovered interrupted fix {item['txn']} on {item['target']}: {item['from']} -> "

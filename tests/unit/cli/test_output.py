@@ -60,7 +60,7 @@ def test_cli_modules_do_not_escape_on_their_own() -> None:
 def test_recovery_warning_with_markup_in_the_error(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     report = RecoveryReport(recovered=[], errors=["target [/x]: unreachable"])
-    monkeypatch.setattr(cli_main, "recover_on_start", lambda app: report)
+    monkeypatch.setattr("orchestrator.apply.recovery.recover_on_start", lambda app: report)
     assert cli_main._recover(object()) is report  # type: ignore[arg-type]
     assert "warning: not recovered: target [/x]: unreachable" in capsys.readouterr().err
 
