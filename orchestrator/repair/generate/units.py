@@ -17,7 +17,7 @@ import posixpath
 from orchestrator.model import IssueKind
 from orchestrator.repair.generate import followups
 from orchestrator.repair.generate.drift import drift
-from orchestrator.repair.generate.proposal import Proposal, literal
+from orchestrator.repair.generate.proposal import Proposal, RawStep, literal
 from orchestrator.repair.generate.situation import Situation, quote
 from orchestrator.steps.paths import within_any
 
@@ -27,6 +27,8 @@ KINDS = frozenset({IssueKind.UNIT_FAILED, IssueKind.UNIT_INACTIVE, IssueKind.POR
 ETC_UNITS = "/etc/systemd/system"
 _ENABLED = frozenset({"enabled", "enabled-runtime"})
 _DOWN = frozenset({"failed", "inactive"})
+#: ActiveState of a unit that runs (or is getting there).
+_UP = frozenset({"active", "activating", "reloading"})
 
 
 def _unit_step(unit: str, action: str) -> dict[str, dict[str, str]]:
@@ -64,14 +66,27 @@ def _state(situation: Situation, unit: str) -> list[Proposal]:
         # The component's sockets disabled since the baseline too (rsyslog needs syslog.socket): the
         # service cannot start before they are enabled and listening again.
         sockets = _disabled_since_baseline(situation, situation.component.sockets)
-        socket_steps = [step for s in sockets for step in (_unit_step(s, "enable"), _unit_step(s, "start"))]
         also = f" with {', '.join(quote(s) for s in sockets)}" if sockets else ""
+        if active in _UP:
+            # Running without what it requires (rsyslog restarted while syslog.socket was down):
+            # once enabled, a `start` pulls the socket in, and systemd refuses to start a socket
+            # whose service already runs ("A dependency job ... failed"). Stopped first, the unit
+            # comes back up the way the next boot starts it: its sockets, then itself.
+            steps: tuple[RawStep, ...] = (
+                *(_unit_step(s, "enable") for s in sockets), _unit_step(unit, "enable"),
+                _unit_step(unit, "reset-failed"), _unit_step(unit, "stop"),
+                *(_unit_step(s, "start") for s in sockets), _unit_step(unit, "start"),
+                {"wait_active": {"unit": literal(unit)}})
+            how = "restart it with what it requires"
+        else:
+            steps = (*(step for s in sockets for step in (_unit_step(s, "enable"), _unit_step(s, "start"))),
+                     _unit_step(unit, "enable"), *followups.start(unit))
+            how = "start it"
         out.append(Proposal(
             FAMILY, "enable", unit,
-            f"Enable {quote(unit)}{also} again and start it ({said}; the baseline had it "
+            f"Enable {quote(unit)}{also} again and {how} ({said}; the baseline had it "
             f"{quote(then_file)}).",
-            (*socket_steps, _unit_step(unit, "enable"), *followups.start(unit)),
-            effectiveness=0.85, cause="unit_disabled", confidence=0.85))
+            steps, effectiveness=0.85, cause="unit_disabled", confidence=0.85))
     if active in _DOWN and load == "loaded":
         out.append(Proposal(
             FAMILY, "start", unit, f"Reset the failed state of {quote(unit)} and start it ({said}).",

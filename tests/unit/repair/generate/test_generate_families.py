@@ -358,3 +358,31 @@ def test_the_situations_of_one_diagnosis_ask_the_vm_each_question_once() -> None
     related = replace(primary, issue=issue(IssueKind.PERMISSIONS, "/var/lib/app"))
     assert primary.ask(["nginx", "-t"]) is not None and related.ask(["nginx", "-t"]) is not None
     assert vm.argvs == [("nginx", "-t")]
+
+
+def test_a_running_unit_enabled_again_is_stopped_then_started_with_what_it_requires() -> None:
+    """rsyslog after `disable --now rsyslog syslog.socket` and a restart in place on the target: it
+    runs without its socket. Enabled, a plain `start` would pull syslog.socket in, which systemd
+    refuses while its service runs; stopped first, the socket then the service start as at boot."""
+    vm = _unit(UnitFileState="disabled", ActiveState="active")
+    base = Known(units={"app.service": {"ActiveState": "active", "UnitFileState": "enabled"}})
+    (enable,) = units.generate(situation(issue(IssueKind.UNIT_INACTIVE), now=[], baseline=base, vm=vm))
+    matched = to_matched(enable)
+    assert matched is not None
+    assert _plan(matched) == ["enable app.service", "reset-failed app.service", "stop app.service",
+                              "start app.service", "wait until app.service is active"]
+    assert "restart it with what it requires" in enable.description
+    # Its sockets disabled since the baseline too: enabled before, started after the stop.
+    app = Component("app", units=("app.service",), sockets=("app.socket",), config_paths=("/etc/app",))
+    sock_off = {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "disabled"}
+    vm2 = Vm(show={"app.service": {"LoadState": "loaded", "ActiveState": "active",
+                                   "UnitFileState": "disabled"}, "app.socket": sock_off})
+    base2 = Known(units={"app.service": {"UnitFileState": "enabled"},
+                         "app.socket": {"UnitFileState": "enabled"}})
+    (enable2,) = units.generate(situation(issue(IssueKind.UNIT_INACTIVE), now=[], baseline=base2, vm=vm2,
+                                          component=app))
+    matched2 = to_matched(enable2)
+    assert matched2 is not None
+    assert _plan(matched2) == ["enable app.socket", "enable app.service", "reset-failed app.service",
+                               "stop app.service", "start app.socket", "start app.service",
+                               "wait until app.service is active"]
