@@ -21,7 +21,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Literal
 
 from orchestrator.components.config import WatchConfig
@@ -40,7 +40,8 @@ __all__ = ["ProbeRunner", "ValidationReport", "Validator"]
 log = logging.getLogger(__name__)
 
 
-def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult], bool]:
+def stable_filter(issue: Issue, component: Component,
+                  passed_before: Collection[str] = ()) -> Callable[[ProbeResult], bool]:
     """What the stability layer judges when the repaired component is the host itself (a system
     path's repair, :func:`~orchestrator.pipeline.triage.system_path_component`): the host-wide
     probes of the issue's own family (``sysdir:``). The host's other probes say nothing about a
@@ -52,12 +53,27 @@ def stable_filter(issue: Issue, component: Component) -> Callable[[ProbeResult],
     Either way a failure marked report-only (:data:`~orchestrator.model.REPORT_ONLY`: a drift from the
     package that may be intended, reported and never repaired) is not judged: the repair of a real
     fault must not wait for a change nobody asked it to undo. A repair that opens a file to every user
-    still fails, as that finding is not report-only."""
+    still fails, as that finding is not report-only.
+
+    Nor is a probe that cannot run in the VM and could not before the attempt either (not in
+    ``passed_before``, the probes that passed with the fault reproduced), other than the issue's own:
+    it says something about the VM (a package's metadata probe needs the ``.deb`` in the apt cache,
+    which a host layer does not keep), nothing about the repair. One that ran before and cannot now
+    is judged, and fails."""
+    before = frozenset(passed_before)
+
+    def judged(result: ProbeResult) -> bool:
+        if result.ok:
+            return True
+        if REPORT_ONLY in result.evidence:
+            return False
+        return not (result.is_unavailable and result.probe != issue.probe and result.probe not in before)
+
     if component.name != HOST_COMPONENT or issue.component != HOST_COMPONENT:
-        return lambda result: result.ok or REPORT_ONLY not in result.evidence
+        return judged
     family = issue.probe.partition(":")[0] + ":"
     return lambda result: (result.component != HOST_COMPONENT or result.probe.startswith(family)) and (
-        result.ok or REPORT_ONLY not in result.evidence)
+        judged(result))
 
 
 class Validator:
@@ -122,7 +138,8 @@ class Validator:
                 # The issue's own component too: a disk issue belongs to the host, not to ``component``.
                 watched = {component.name, issue.component}
                 stable = stable_layer(watched, self._probes, self._transport, self._plan,
-                                      on_last_round=start_side_layers, keep=stable_filter(issue, component))
+                                      on_last_round=start_side_layers,
+                                      keep=stable_filter(issue, component, baseline_passing))
             else:
                 stable = LayerReport.skipped(LayerName.STABLE, "not run: the issue is not resolved")
             start_side_layers()

@@ -109,8 +109,12 @@ class FakeProbes:
     #: Called before each run_all()/run_probe(); may raise or flip ``state`` (the clock is in the test).
     before: Callable[[str], None] | None = None
     calls: list[str] = field(default_factory=list)
+    #: Probes that cannot run (their ``state`` is ignored).
+    unavailable: frozenset[str] = frozenset()
 
     def _result(self, name: str) -> ProbeResult:
+        if name in self.unavailable:
+            return result(name, False, self.components.get(name, "nginx"), unavailable=True)
         return result(name, self.state[name], self.components.get(name, "nginx"))
 
     def run_all(self) -> list[ProbeResult]:

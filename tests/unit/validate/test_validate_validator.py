@@ -192,3 +192,33 @@ def test_a_report_only_drift_is_not_judged_by_the_stability_layer_but_an_opened_
                  "sysdir:/tmp")
     on_host = stable_filter(host, Component(HOST_COMPONENT))
     assert not on_host(drift) and on_host(opened)
+
+
+def test_a_probe_that_could_not_run_before_the_attempt_either_is_not_judged_by_stability() -> None:
+    """Found on a host layer: apache2's package-metadata probe needs the .deb in the apt cache, which
+    the layer does not keep, so it cannot run in the VM before or after the repair. Not judged then;
+    judged when it ran before (a repair that breaks a probe) or when it is the issue's own probe."""
+    web = Component("web", units=("web.service",))
+    issue = Issue("web", IssueKind.UNIT_INACTIVE, Severity.WARNING, "web.service", "disabled",
+                  "unit:web.service")
+    cannot = ProbeResult("pkgmeta:web", "web", False, IssueKind.PERMISSIONS, Severity.INFO, "web",
+                         "web: not checked: no web_1.0_amd64.deb in /var/cache/apt/archives", {},
+                         is_unavailable=True)
+    assert not stable_filter(issue, web, {"unit:web.service"})(cannot)
+    assert stable_filter(issue, web, {"unit:web.service", "pkgmeta:web"})(cannot)
+    own = ProbeResult("unit:web.service", "web", False, IssueKind.UNIT_INACTIVE, Severity.INFO, "web",
+                      "not checked", {}, is_unavailable=True)
+    assert stable_filter(issue, web, set())(own)
+    # A probe that ran and failed is judged whatever it did before.
+    assert stable_filter(issue, web, set())(result("config:web", ok=False))
+
+
+def test_stability_passes_when_only_a_probe_unavailable_before_the_attempt_cannot_run(
+        transport: FakeTransport, clock: FakeClock) -> None:
+    web = Component("web", units=("web.service",))
+    issue = Issue("web", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "web", "bad", "config:web")
+    probes = FakeProbes(state={"config:web": True, "pkgmeta:web": False},
+                        components={"config:web": "web", "pkgmeta:web": "web"},
+                        unavailable=frozenset({"pkgmeta:web"}))
+    report = _validator(transport, probes, clock, period=0).validate(issue, web, {"config:web"})
+    assert report.layer(LayerName.STABLE).passed, report
