@@ -7,8 +7,12 @@ import shutil
 import subprocess
 from collections.abc import Generator, Iterator
 
+from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
+from orchestrator.detect import Detector
+from orchestrator.discover.resolve import Resolution, resolve_for
 from orchestrator.targets.spec import parse_target
+from orchestrator.transport.base import Transport
 
 
 def unique_name(prefix: str) -> str:
@@ -64,3 +68,14 @@ def fresh_patient(app: App, name: str, snapshot: str) -> Iterator[str]:
     yield name
     leftovers = [vm.name for vm in app.vms.list() if vm.name.startswith(("trb-", "lyr-"))]
     assert leftovers == [], f"troubleshooting VMs left behind: {leftovers}"
+
+
+def detect(app: App, name: str, ssh: Transport) -> tuple[Resolution, list[dict[str, object]]]:
+    """Resolve what ``name`` runs (discovery, through the state's cache) and detect its issues."""
+    agent = RemoteAgent(ssh)
+    try:
+        resolution = resolve_for(app.settings, app.state, parse_target(f"vm:{name}").slug, ssh, agent)
+        report = Detector(resolution.watch, ssh, agent).run()
+    finally:
+        agent.cleanup()
+    return resolution, [i.as_dict() for i in report.issues]

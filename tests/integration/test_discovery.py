@@ -16,12 +16,11 @@ from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.baseline.record import record_baseline
 from orchestrator.components.config import ComponentFile, WatchFile, build_watch_config
-from orchestrator.detect import Detector
 from orchestrator.discover.resolve import Resolution, resolve_for
 from orchestrator.model import IssueKind, Severity
 from orchestrator.targets.spec import parse_target
 from orchestrator.transport.base import Transport
-from tests.integration.helpers import fresh_patient, lent_patient
+from tests.integration.helpers import detect, fresh_patient, lent_patient
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
@@ -53,16 +52,6 @@ def record(app: App, name: str, ssh: Transport) -> None:
         record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, agent, resolution.watch)
     finally:
         agent.cleanup()
-
-
-def detect(app: App, name: str, ssh: Transport) -> tuple[Resolution, list[dict[str, object]]]:
-    agent = RemoteAgent(ssh)
-    try:
-        resolution = resolve_for(app.settings, app.state, parse_target(f"vm:{name}").slug, ssh, agent)
-        report = Detector(resolution.watch, ssh, agent).run()
-    finally:
-        agent.cleanup()
-    return resolution, [i.as_dict() for i in report.issues]
 
 
 def test_the_template_is_discovered_and_healthy(app: App, fresh: str) -> None:

@@ -27,7 +27,7 @@ from orchestrator.config.settings import LayerSettings
 from orchestrator.layers.store import LayerStore
 from orchestrator.model import SessionStatus
 from orchestrator.pipeline.run import RunOptions, run_repair
-from tests.integration.helpers import booted_patient, fresh_patient
+from tests.integration.helpers import booted_patient, detect, fresh_patient
 from tests.integration.services import (
     APACHE_PORT,
     FAULTS,
@@ -36,7 +36,6 @@ from tests.integration.services import (
     break_apache_config_file,
     services_app,
 )
-from tests.integration.test_discovery import detect
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
