@@ -148,7 +148,12 @@ def install(vm: Transport, local: Transport, files: Sequence[DebFile], *, timeou
     clock.lap("apt")
     _verify(vm, files)
     systemd.daemon_reload(vm, timeout=120).raise_for_timeout(vm.host)
-    vm.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], timeout=120)
+    # Free the page cache, then compact: QEMU backs guest RAM with 2 MiB host pages, so a restore costs
+    # one host page per 2 MiB region holding any data. Measured on this machine: without compaction the
+    # layer's 208 MiB of data spread over 460 MiB of host pages and the restore took twice the template's.
+    vm.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"
+            " && { [ ! -w /proc/sys/vm/compact_memory ] || echo 1 > /proc/sys/vm/compact_memory; }"],
+           timeout=120)
     vm.run(["python3", "-c", ZERO_FREE_MEMORY], timeout=300)   # an optimization: a failure costs speed only
     clock.lap("settle")
 
