@@ -52,8 +52,9 @@ test-unit: venv
 test-integration: setup
 	$(BIN)/pytest -q -m "integration and not nightly" tests/integration
 
+# The VM tests and the tests without a VM run side by side (scripts/test.sh says why).
 test: setup lint
-	$(BIN)/pytest -q -m "not nightly" --durations=30 tests
+	scripts/test.sh $(BIN)
 
 test-nightly: setup
 	$(BIN)/pytest -q tests
