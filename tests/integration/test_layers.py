@@ -39,11 +39,9 @@ from tests.integration.services import (
 
 pytestmark = pytest.mark.integration
 HEALTHY = "healthy"
-#: A file fault: the run builds the layer and reproduces on it. The unit-state and directory faults
-#: (mariadb-masked: the next run starts on the reused layer; mariadb.conf.d, apache2's mods-enabled)
-#: run nightly; make test's catalog subset reproduces a masked unit and a missing directory on the
-#: default template, and the listing test below checks the built layer is kept as current.
-IN_MAKE_TEST = ("apache2-config-file",)
+#: A file fault (the run builds the layer and reproduces on it), a directory fault and a unit-state
+#: fault (those runs start on the reused layer). mariadb.conf.d, a second directory fault, runs nightly.
+IN_MAKE_TEST = ("apache2-config-file", "apache2-mods-enabled", "mariadb-masked")
 SEEN: list[dict[str, Any]] = []
 
 
