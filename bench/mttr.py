@@ -60,6 +60,7 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
     from orchestrator.app import App
     from orchestrator.baseline.record import record_baseline
     from orchestrator.demo.faults import inject
+    from orchestrator.discover.resolve import resolve_for
     from orchestrator.pipeline.run import RunOptions, run_repair
     from orchestrator.targets.spec import parse_target
 
@@ -79,8 +80,11 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
                     if scenario == "demo":
                         # A fresh slug per run: a baseline from another patient of the same name
                         # would not be this patient's.
-                        record_baseline(app.settings, parse_target(f"vm:{name}").slug, ssh, RemoteAgent(ssh),
-                                        app.settings.watch)
+                        # As `make demo` and `vmrepair baseline` do: every component of the patient,
+                        # discovered ones and the defaults of known daemons (nginx's /etc/nginx) included.
+                        slug, agent = parse_target(f"vm:{name}").slug, RemoteAgent(ssh)
+                        watch = resolve_for(app.settings, app.state, slug, ssh, agent).watch
+                        record_baseline(app.settings, slug, ssh, agent, watch)
                     inject(ssh, fault)
                 began = time.monotonic()
                 outcome = run_repair(app, f"vm:{name}", RunOptions(
