@@ -209,6 +209,8 @@ class _AttemptRunner:
             variables=dict(self.diagnosis.variables), baseline=self.baseline, session=self.ctx.session,
             step_timeout_s=settings.repair.step_timeout_s,
             placeholders=frozenset(self.work.capture.placeholder_paths), debs=self.debs,
+            # The validation's stability period watches the component's units after the steps.
+            settle_watched_s=self.ctx.options.stable_period_s,
         )
 
     def _changes(self, candidate: RankedStrategy) -> tuple[Manifest, RebootAnalysis]:

@@ -114,6 +114,10 @@ class RepairContext:
     stamp: str = field(default_factory=default_stamp)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    #: Seconds the validation after these steps watches the component's own units under load (its
+    #: stability period; 0 when none follows). ``wait_active`` on one of those units leaves its settle
+    #: to that period, which is at least as long and under load, instead of waiting twice.
+    settle_watched_s: float = 0.0
 
     def values(self) -> dict[str, str]:
         """Placeholder values: the valid built-ins of the issue/component plus the valid variables."""

@@ -14,9 +14,11 @@ from orchestrator.errors import CommandTimeoutError, RepairStepError, StepNotApp
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbooks
+from orchestrator.playbooks.placeholders import parse_template
 from orchestrator.repair import AttemptLog, check_applicable, execute_strategy
 from orchestrator.session.store import new_session
 from orchestrator.steps.kinds.jsonl_repair import JsonlRepairStep
+from orchestrator.steps.kinds.wait_active import WaitActiveStep
 from tests.unit.repair.fakes import (
     HOST,
     NGINX,
@@ -306,6 +308,39 @@ def test_wait_active_times_out_on_a_unit_that_never_settles(strategies: dict[str
     ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE)
     with pytest.raises(RepairStepError, match=r"not steadily active after 60 s \(last state: activating\)"):
         execute_strategy(strategies["unit-restart"], ctx)
+
+
+def test_wait_active_leaves_its_settle_to_the_stability_period_that_follows(
+        strategies: dict[str, m.Strategy]) -> None:
+    # In the VM a 10 s stability period under load watches sampleapp.service next: the first
+    # "active" ends the step instead of waiting the playbook's 3 s settle as well.
+    states = iter([b"activating\n", b"active\n", b"failed\n"])
+    vm = FakeVm(vm_agent(), answers={("systemctl", "is-active"): lambda argv: (3, next(states), b"")})
+    attempt = execute_strategy(strategies["unit-restart"],
+                               context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, settle_watched_s=10.0))
+    assert attempt.steps[-1].kind == "wait_active" and attempt.steps[-1].status == "ok"
+    assert "settle is left to the 10 s stability period" in attempt.steps[-1].detail
+
+
+@pytest.mark.parametrize("watched_s", [0.0, 2.0])
+def test_wait_active_settles_itself_without_a_long_enough_stability_period(
+        strategies: dict[str, m.Strategy], watched_s: float) -> None:
+    states = iter([b"activating\n", b"active\n", b"failed\n"])
+    vm = FakeVm(vm_agent(), answers={("systemctl", "is-active"): lambda argv: (3, next(states), b"")})
+    ctx = context(vm, SAMPLEAPP, SAMPLEAPP_ISSUE, settle_watched_s=watched_s)
+    with pytest.raises(RepairStepError, match=r"sampleapp.service failed \(last state: failed\)"):
+        execute_strategy(strategies["unit-restart"], ctx)
+
+
+def test_wait_active_on_a_unit_the_stability_period_does_not_watch_settles_itself(
+        strategies: dict[str, m.Strategy]) -> None:
+    # nginx's stability probes say nothing about sampleapp.service.
+    states = iter([b"active\n", b"failed\n"])
+    vm = FakeVm(vm_agent(), answers={("systemctl", "is-active"): lambda argv: (3, next(states), b"")})
+    ctx = context(vm, NGINX, NGINX_ISSUE, settle_watched_s=10.0)
+    step = WaitActiveStep(parse_template("sampleapp.service"), 60.0, 3.0)
+    with pytest.raises(RepairStepError, match=r"sampleapp.service failed"):
+        execute_strategy(m.Strategy("w", "d", ("*",), 0.5, False, (step,), "p"), ctx)
 
 
 def test_reset_failed_of_a_unit_that_is_not_failed_is_tolerated(strategies: dict[str, m.Strategy]) -> None:
