@@ -20,7 +20,6 @@ from orchestrator.baseline import layout
 from orchestrator.baseline.record import BaselineInfo
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
-from orchestrator.steps.paths import within_any
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,8 @@ class Baseline:
 
     def covers(self, path: str) -> bool:
         """True when ``path`` is a watched path of this baseline or lies below one."""
-        return within_any(_key(path), self.roots)
+        key = _key(path)
+        return any(key == r or key.startswith(r.rstrip("/") + "/") for r in self.roots)
 
     def read(self, path: str) -> bytes | None:
         """Baseline content of the regular file ``path``; None when the baseline holds none: not

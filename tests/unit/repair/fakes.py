@@ -17,7 +17,6 @@ from orchestrator.agent.api import DiskUsage
 from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.steps.context import RepairContext
-from orchestrator.steps.paths import within_any
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
 from tests.unit.detect.fakes import dpkg_status_answer
@@ -82,7 +81,8 @@ class FakeBaseline:
         return node.link if node is not None and node.type == "symlink" else None
 
     def covers(self, path: str) -> bool:
-        return self.roots is None or within_any(path, self.roots)
+        return self.roots is None or any(path == r or path.startswith(r.rstrip("/") + "/")
+                                         for r in self.roots)
 
 
 Answer = tuple[int, bytes, bytes]
