@@ -57,11 +57,9 @@ class Baseline:
     def __init__(
         self, info: BaselineInfo, *, entries: dict[str, FileEntry],
         placeholders: dict[str, PlaceholderInfo], missing: tuple[str, ...],
-        packages: dict[str, str | None], units: dict[str, Any], roots: tuple[str, ...] = (),
+        packages: dict[str, str | None], units: dict[str, Any],
     ) -> None:
         self.info = info
-        #: The paths the baseline watched (its components' paths when it was recorded), normalised.
-        self.roots = tuple(_key(r) for r in roots)
         self._entries = entries
         self.placeholders = placeholders
         #: Watched paths that did not exist when the baseline was recorded.
@@ -99,11 +97,6 @@ class Baseline:
         root = _key(prefix)
         below = root.rstrip("/") + "/"
         return sorted(p for p in self._entries if p == root or p.startswith(below))
-
-    def covers(self, path: str) -> bool:
-        """True when ``path`` is a watched path of this baseline or lies below one."""
-        key = _key(path)
-        return any(key == r or key.startswith(r.rstrip("/") + "/") for r in self.roots)
 
     def read(self, path: str) -> bytes | None:
         """Baseline content of the regular file ``path``; None when the baseline holds none: not
@@ -186,13 +179,12 @@ def load_baseline(directory: Path) -> Baseline:
         placeholders = {_key(p["path"]): PlaceholderInfo(str(p["path"]), int(p["size"]), p["sha256"])
                         for p in manifest["placeholders"]}
         missing = tuple(str(p) for p in manifest["missing"])
-        roots = tuple(str(p) for p in manifest["paths"])
         packages = _load_json(directory / layout.PACKAGES_JSON)["packages"]
         units = _load_json(directory / layout.UNITS_JSON)["units"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _corrupt(directory, exc) from exc
     return Baseline(info, entries=entries, placeholders=placeholders, missing=missing,
-                    packages=packages, units=units, roots=roots)
+                    packages=packages, units=units)
 
 
 def _corrupt(directory: Path, detail: object) -> StateError:

@@ -60,8 +60,6 @@ class FakeBaseline:
 
     fs: dict[str, Node] = field(default_factory=dict)
     placeholders: set[str] = field(default_factory=set)
-    #: The paths the baseline watched; None: every path.
-    roots: tuple[str, ...] | None = None
 
     def read(self, path: str) -> bytes | None:
         node = self.fs.get(path)
@@ -79,10 +77,6 @@ class FakeBaseline:
     def link(self, path: str) -> str | None:
         node = self.fs.get(path)
         return node.link if node is not None and node.type == "symlink" else None
-
-    def covers(self, path: str) -> bool:
-        return self.roots is None or any(path == r or path.startswith(r.rstrip("/") + "/")
-                                         for r in self.roots)
 
 
 Answer = tuple[int, bytes, bytes]
