@@ -132,9 +132,12 @@ def config_reloader(running: Settings, *, env: Mapping[str, str] | None = None,
 
 def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
     from orchestrator.detect.detector import Detector
+    from orchestrator.detect.verify_store import for_target
 
     with target_session(app, spec) as (transport, agent):
-        report = Detector(target_watch(app, spec, transport, agent), transport, agent).run()
+        # The store keeps the dpkg --verify answers between cycles (each cycle has a new Detector).
+        report = Detector(target_watch(app, spec, transport, agent), transport, agent,
+                          verify_store=for_target(app.settings.state_dir, spec.slug)).run()
     remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)
     return report
 

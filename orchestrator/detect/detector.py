@@ -36,6 +36,7 @@ from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
 from orchestrator.detect.verify_cache import Fingerprinting, VerifyCache
+from orchestrator.detect.verify_store import VerifyStore
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import Component, ProbeResult
 from orchestrator.transport.base import Transport
@@ -85,7 +86,10 @@ class Detector:
     :meth:`run_probe` asks afresh.
     """
 
-    def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi) -> None:
+    def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi, *,
+                 verify_store: VerifyStore | None = None) -> None:
+        """``verify_store``: ``dpkg --verify`` answers kept on disk for this target's scope
+        (:mod:`orchestrator.detect.verify_store`); without it they live as long as this Detector."""
         self.watch = watch
         self._agent = agent
         self._owners: dict[str, str] = {}
@@ -101,7 +105,7 @@ class Detector:
         self._identity_units = {writable.probe_name(path): comp.units[0] for comp in watch.components
                                 if comp.units for path in comp.writable_paths}
         self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
-                                      shares=self._shared, unit_batch=self._units)
+                                      shares=self._shared, unit_batch=self._units, verify_store=verify_store)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
@@ -215,7 +219,7 @@ class Detector:
     def _build_plan(
         watch: WatchConfig, transport: Transport, agent: AgentApi, *, owners: dict[str, str],
         reads: dict[str, tuple[AgentRead, ...]], shares: dict[str, tuple[RunShared[Any], ...]],
-        unit_batch: units.ShowBatch | None = None,
+        unit_batch: units.ShowBatch | None = None, verify_store: VerifyStore | None = None,
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
@@ -223,7 +227,7 @@ class Detector:
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
         # Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
-        verify_cache = VerifyCache(agent) if isinstance(agent, Fingerprinting) else None
+        verify_cache = VerifyCache(agent, verify_store) if isinstance(agent, Fingerprinting) else None
         debs = pkgmeta.DebMetaCache()
         versions = pkgmeta.shared_answers()
         loops = unit_loops.shared_loops(

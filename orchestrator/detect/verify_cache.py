@@ -13,6 +13,9 @@ ctimes together, so the rule holds across reverts too.
 
 Any doubt verifies: an agent that cannot fingerprint, a fingerprint that fails, a verify that failed or
 whose output was cut.
+
+With a :class:`~orchestrator.detect.verify_store.VerifyStore`, answers also outlive the Detector (the
+next process of the same scope starts warm), under the same rule.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from orchestrator.detect.verify_store import VerifyStore
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import CommandResult
 
@@ -35,8 +39,9 @@ class Fingerprinting(Protocol):
 class VerifyCache:
     """Per host (a Detector's lifetime): binaries -> (fingerprint, the verify answer it held for)."""
 
-    def __init__(self, agent: Fingerprinting) -> None:
+    def __init__(self, agent: Fingerprinting, store: VerifyStore | None = None) -> None:
         self._agent = agent
+        self._store = store
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, ...], tuple[str, CommandResult]] = {}
         self.reused = 0
@@ -54,10 +59,14 @@ class VerifyCache:
             return run(), False
         with self._lock:
             kept = self._answers.get(key)
-        if kept is not None and kept[0] == fingerprint and not racy:
-            with self._lock:
-                self.reused += 1
-            return kept[1], True
+        if not racy:
+            held = kept[1] if kept is not None and kept[0] == fingerprint else \
+                self._store.get(key, fingerprint) if self._store is not None else None
+            if held is not None:
+                with self._lock:
+                    self.reused += 1
+                    self._answers[key] = (fingerprint, held)
+                return held, True
         result = run()
         reliable = result is not None and result.exit_status in (0, 1) and not result.is_truncated
         with self._lock:
@@ -65,4 +74,6 @@ class VerifyCache:
                 self._answers[key] = (fingerprint, result)
             else:
                 self._answers.pop(key, None)
+        if reliable and not racy and result is not None and self._store is not None:
+            self._store.put(key, fingerprint, result)
         return result, False

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from orchestrator.capture.snapshot import Capture
 from orchestrator.detect.detector import Detector
+from orchestrator.detect.verify_store import for_sandboxes
 from orchestrator.errors import VmRepairError
 from orchestrator.model import REPORT_ONLY, Component, Issue, SessionStatus
 from orchestrator.pipeline import apply, attempts, budget, package, reboot, reproduce, triage
@@ -61,7 +62,8 @@ class Stages:
     budget_spent: Callable[..., IssueOutcome] = budget.spent
     #: The probes of the sandbox (the detect stage's Detector over the sandbox's transport).
     sandbox_probes: Callable[[RunContext, Sandbox], ProbeRunner] = (
-        lambda ctx, sandbox: Detector(ctx.watch, sandbox.transport, sandbox.agent))
+        lambda ctx, sandbox: Detector(ctx.watch, sandbox.transport, sandbox.agent,
+                                      verify_store=for_sandboxes(ctx.app.settings.state_dir)))
 
 
 REAL = Stages()
