@@ -15,6 +15,7 @@ unreachable target raises.
 
 from __future__ import annotations
 
+import concurrent.futures
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -126,12 +127,19 @@ def discover(transport: Transport, also: Sequence[str] = ()) -> Discovery:
     asked = [*loaded, *sorted(set(also) - set(loaded))]
     units = _show(transport, asked, notes)
     complete = len(units) == len(asked)
-    ports = _ports(transport, units, notes)
     fragments = sorted({u.fragment for u in units if u.fragment.startswith("/") and u.fragment != "/dev/null"
                         and (u.is_wanted or u.unit in also)})
-    owners = _owners(transport, fragments, notes)
-    packages = sorted({p.strip().split(":")[0] for owner in owners.values() for p in owner.split(",")})
-    return Discovery(tuple(units), ports, owners, _conffiles(transport, packages, notes), tuple(notes),
+    # The listening sockets and the packages are independent questions: asked side by side (each is a
+    # guest process, about half a second under TCG; the transport runs one channel per command).
+    port_notes: list[str] = []
+    shown = len(notes)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="discover") as pool:
+        asked_ports = pool.submit(_ports, transport, units, port_notes)
+        owners = _owners(transport, fragments, notes)
+        packages = sorted({p.strip().split(":")[0] for owner in owners.values() for p in owner.split(",")})
+        conffiles = _conffiles(transport, packages, notes)
+        ports = asked_ports.result()
+    return Discovery(tuple(units), ports, owners, conffiles, (*notes[:shown], *port_notes, *notes[shown:]),
                      complete=complete)
 
 

@@ -18,6 +18,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import time
@@ -245,13 +246,23 @@ def _discovered(transport: Transport, agent: AgentApi, target: str, asked: Seque
     previous = None
     if db is not None:
         try:
-            fp = cache.fingerprint(agent, asked)
             previous = cache.load(db, target)
-        except (VmRepairError, StateError) as exc:
+        except StateError as exc:
             log.info("discovery cache of %s not used: %s", target, exc)
-        if previous is not None and fp and previous.is_fresh(fp):
+    if db is not None and previous is not None:
+        fp = _fingerprint(agent, target, asked)
+        if fp and previous.is_fresh(fp):
             return previous, True
-    found = discover(transport, also=asked)
+        found = discover(transport, also=asked)
+    elif db is not None:
+        # Nothing cached: the fingerprint (one agent call) is only needed to store this discovery, so it
+        # is taken while discovery runs instead of before it (a new target's first run waits for both).
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint") as pool:
+            taken = pool.submit(_fingerprint, agent, target, asked)
+            found = discover(transport, also=asked)
+            fp = taken.result()
+    else:
+        found = discover(transport, also=asked)
     notes = (*found.notes, *([f"discovery: {found.unavailable}"] if found.unavailable else ()))
     comps = tuple(_keep_ports(discovered_components(found, include=asked), previous, found))
     present = _present(found, asked)
@@ -262,6 +273,15 @@ def _discovered(transport: Transport, agent: AgentApi, target: str, asked: Seque
         except StateError as exc:
             log.warning("discovery of %s not cached: %s", target, exc.message)
     return entry, False
+
+
+def _fingerprint(agent: AgentApi, target: str, asked: Sequence[str]) -> str:
+    """The discovery fingerprint, or "" (nothing is reused or stored) when it cannot be taken."""
+    try:
+        return cache.fingerprint(agent, asked)
+    except VmRepairError as exc:
+        log.info("discovery cache of %s not used: %s", target, exc)
+        return ""
 
 
 def _present(found: Discovery, asked: Sequence[str]) -> frozenset[str]:

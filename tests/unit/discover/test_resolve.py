@@ -10,6 +10,7 @@ from orchestrator.components import record
 from orchestrator.components.config import ComponentFile, WatchConfig, WatchFile, build_watch_config
 from orchestrator.discover import cache
 from orchestrator.discover.resolve import merge, resolve_watch
+from orchestrator.errors import AgentError
 from orchestrator.model import Component
 from orchestrator.state.db import open_state
 from tests.unit.discover.fakes import DiscoveryHost
@@ -111,6 +112,18 @@ def test_discovery_is_cached_until_the_fingerprint_changes(tmp_path: Path) -> No
     changed = resolve_watch(configured, "vm-x", host.transport(), agent_with_units(b"edited"), db=db,
                             baselines_dir=tmp_path / "baselines")
     assert not changed.from_cache and len(host.calls) > calls
+
+
+def test_a_first_discovery_whose_fingerprint_fails_is_used_but_not_cached(tmp_path: Path) -> None:
+    """On a target with nothing cached the fingerprint is taken while discovery runs: its failure
+    costs the cache, never the discovery."""
+    db = open_state(tmp_path / "state" / "state.db")
+    host = DiscoveryHost()
+    agent = agent_with_units()
+    agent.errors["manifest"] = AgentError("the agent died")
+    first = resolve_watch(build_watch_config(None), "vm-x", host.transport(), agent, db=db,
+                          baselines_dir=tmp_path / "baselines")
+    assert not first.from_cache and first.watch.components and cache.load(db, "vm-x") is None
 
 
 def test_an_old_or_unreadable_cache_entry_is_read_again(tmp_path: Path) -> None:
