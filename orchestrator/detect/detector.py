@@ -53,17 +53,30 @@ T = TypeVar("T")
 PARALLEL_PROBES = 4
 
 
-def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PROBES) -> list[T]:
+def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PROBES,
+               slow: Collection[int] = ()) -> list[T]:
     """Run ``probes`` concurrently; results in the order given. The first error is raised (after the
-    others finished), as a sequential run would have raised it."""
+    others finished), as a sequential run would have raised it. The probes at the indexes ``slow`` start
+    first: a round ends with its last probe, and one that hashes a package's files for seconds, started
+    last, would run alone after all the short ones."""
     planned = list(probes)
     if len(planned) <= 1 or workers <= 1:
         return [probe() for probe in planned]
+    order = sorted(range(len(planned)), key=lambda i: i not in slow)   # stable: the given order otherwise
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(planned)),
                                                thread_name_prefix="probe") as pool:
         # Each probe in a copy of the caller's context: it sees the batch's prefetched answers.
-        futures = [pool.submit(contextvars.copy_context().run, probe) for probe in planned]
-        return [future.result() for future in futures]
+        futures = {i: pool.submit(contextvars.copy_context().run, planned[i]) for i in order}
+        return [futures[i].result() for i in range(len(planned))]
+
+
+#: Probes whose guest work takes seconds on a cold host (dpkg --verify hashes files, pkgmeta reads a
+#: .deb's data.tar, a config test starts the daemon's parser): started first in a round.
+SLOW_PREFIXES = (packages.PREFIX, pkgmeta.PREFIX, config_test.PREFIX)
+
+
+def slow_indexes(names: Iterable[str]) -> frozenset[int]:
+    return frozenset(i for i, name in enumerate(names) if name.startswith(SLOW_PREFIXES))
 
 
 class Detector:
@@ -167,7 +180,8 @@ class Detector:
             TransportError: the target cannot be reached (a probe that merely cannot run on it, such as
                 systemd checks without systemd, is reported as unavailable instead).
         """
-        results = self._batched(self._plan, lambda: run_probes(self._plan.values()))
+        results = self._batched(self._plan, lambda: run_probes(self._plan.values(),
+                                                               slow=slow_indexes(self._plan)))
         return DetectionReport.from_results(results, [c.name for c in self.watch.components])
 
     def run_all(self) -> list[ProbeResult]:
@@ -183,7 +197,8 @@ class Detector:
         inodes, memory, kernel, sysdir and system)."""
         wanted = set(components)
         names = [name for name in self._plan if self._owners.get(name) in wanted]
-        return self._batched(names, lambda: run_probes(self._plan[name] for name in names))
+        return self._batched(names, lambda: run_probes([self._plan[name] for name in names],
+                                                       slow=slow_indexes(names)))
 
     def run_probe(self, name: str) -> ProbeResult:
         """Run the probe called ``name`` (as found in ``ProbeResult.probe``).
@@ -213,7 +228,8 @@ class Detector:
                     return exc
             return call
 
-        return self._batched(names, lambda: run_probes(one(name) for name in names))
+        return self._batched(names, lambda: run_probes([one(name) for name in names],
+                                                       slow=slow_indexes(names)))
 
     @staticmethod
     def _build_plan(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
-from orchestrator.detect.detector import run_probes
+from orchestrator.detect.detector import run_probes, slow_indexes
 from orchestrator.detect.shared import RunShared
 from orchestrator.errors import ConnectError
 
@@ -100,3 +101,25 @@ def test_a_loaded_none_is_shared_too() -> None:
         shared.get()
         shared.get()
     assert calls == [1]
+
+
+def test_slow_probes_start_first_and_results_keep_the_given_order() -> None:
+    started: list[str] = []
+    gate = threading.Event()
+
+    def probe(name: str) -> Callable[[], str]:
+        def run() -> str:
+            started.append(name)
+            if name == "dpkg:nginx":   # holds its worker: the short ones share the other
+                gate.wait(5)
+            return name
+        return run
+
+    names = ["disk:/", "unit:a.service", "config:nginx", "dpkg:nginx", "http:x"]
+    slow = slow_indexes(names)
+    assert slow == {2, 3}
+    timer = threading.Timer(0.2, gate.set)
+    timer.start()
+    assert run_probes([probe(n) for n in names], workers=2, slow=slow) == names
+    assert set(started[:2]) == {"config:nginx", "dpkg:nginx"}
+    timer.join()
