@@ -54,6 +54,19 @@ def detect_to_verified(session_dir: Path) -> float:
     return (end - start).total_seconds()
 
 
+def _sandbox_answers(state_dir: Path) -> int | None:
+    """dpkg --verify answers the troubleshooting VMs start with (None: a version without the store).
+    The first repair on a machine (or after a template rebuild) starts without them."""
+    try:
+        from orchestrator.detect.verify_store import SANDBOX_SCOPE, store_path
+    except ImportError:
+        return None
+    try:
+        return len(json.loads(store_path(state_dir, SANDBOX_SCOPE).read_bytes()).get("entries", {}))
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 def worker(faults: list[str], scenarios: list[str], stable_period: float) -> list[dict[str, Any]]:
     """Run every (scenario, fault) with whichever `orchestrator` is first on sys.path."""
     from orchestrator.agent.client import RemoteAgent
@@ -66,6 +79,7 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
 
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     app = App.from_env()
+    kept = _sandbox_answers(app.settings.state_dir)
     name = f"bench-patient-{secrets.token_hex(2)}"
     app.vms.up(name)
     rows = []
@@ -93,6 +107,7 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
                 whole = time.monotonic() - began
                 session_dir = outcome.session.dir
                 rows.append({"scenario": scenario, "fault": fault, "status": str(outcome.status),
+                             "sandbox_answers": kept,
                              "mttr": detect_to_verified(session_dir), "run": whole,
                              "stages": stage_times(session_dir), "session": str(session_dir)})
                 print(f"  {scenario}/{fault}: {outcome.status}, MTTR {rows[-1]['mttr']:.1f} s "
@@ -129,6 +144,10 @@ def print_table(before: list[dict[str, Any]] | None, after: list[dict[str, Any]]
             print(f"{key[0] + '/' + key[1]:<22}{label[:8]:<9}{r['status']:<15}{cells}"
                   f"{r['mttr']:>8.1f}{r['run']:>8.1f}")
     print("MTTR = detect start -> fix verified on the target; run = whole `vmrepair run` incl. teardown")
+    for label, rows in ((f"{ref}", before or []), ("now", after)):
+        if rows and rows[0].get("sandbox_answers") is not None:
+            print(f"{label}: the troubleshooting VMs started with {rows[0]['sandbox_answers']} kept "
+                  "dpkg --verify answers (0: as on a machine's first repair)")
     print(f"\n{'scenario/fault':<22}{'MTTR before':>12}{'MTTR now':>10}{'speed-up':>10}{'target':>8}")
     for row in after:
         key = (row["scenario"], row["fault"])
@@ -147,6 +166,9 @@ def main() -> None:
     parser.add_argument("--stable-period", type=float, default=10.0)
     parser.add_argument("--scenarios", default="bare,demo")
     parser.add_argument("--before", metavar="REF", help="also run this commit, side by side")
+    parser.add_argument("--cold-sandbox", action="store_true",
+                        help="forget the troubleshooting VMs' kept dpkg --verify answers first (a machine's "
+                             "first repair)")
     parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -166,6 +188,10 @@ def main() -> None:
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                check=False)
+    if args.cold_sandbox:
+        from orchestrator.config.settings import load_settings
+        from orchestrator.detect.verify_store import SANDBOX_SCOPE, store_path
+        store_path(load_settings().state_dir, SANDBOX_SCOPE).unlink(missing_ok=True)
     print("running this checkout ...", file=sys.stderr, flush=True)
     after = run_version(ROOT, args)
     print_table(before, after, args, args.before)
