@@ -8,6 +8,7 @@ Package *versions* that differ are reported too (as notes: the fault may still r
 
 from __future__ import annotations
 
+import concurrent.futures
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,30 +54,37 @@ def environment_differences(target: TargetFacts, target_units: dict[str, dict[st
     Raises:
         TransportError: the VM stopped answering.
     """
-    missing: list[str] = []
-    notes: list[str] = []
     units = sorted({u for c in components for u in c.units})
     present_on_target = [u for u in units
                          if target_units.get(u, {}).get("LoadState", "loaded") not in ABSENT]
-    if present_on_target:
-        answer = show(vm, present_on_target, ("Id", "LoadState"))
-        if answer.unavailable_reason:
-            missing.append(f"systemd in the VM: {answer.unavailable_reason}")
-        for unit, info in zip(present_on_target, answer.units, strict=False):
-            if info.load_state in ABSENT:
-                missing.append(f"unit {unit} exists on the target but not in the VM")
     lacking = {*target_lacks, *(posixpath.basename(p) for p in target_lacks)}
-    for component in components:
-        program = component.config_test[0] if component.config_test else ""
-        if program in lacking:
-            notes.append(f"program {program} (config test of {component.name}) is missing on the target "
-                         "too (dpkg --verify): the fault, mirrored")
-        elif program and not _has_program(vm, program):
-            missing.append(f"program {program} (config test of {component.name}) is not in the VM")
+    programs = {c.name: c.config_test[0] for c in components if c.config_test}
     wanted = sorted({p for c in components for p in c.packages if target.package(p) is not None})
+    # Every question is one guest process (a few hundred ms under TCG each) and none depends on
+    # another: asked side by side, answered in the order below.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="compare") as pool:
+        shown = pool.submit(show, vm, present_on_target, ("Id", "LoadState")) if present_on_target else None
+        has = {name: pool.submit(_has_program, vm, program)
+               for name, program in programs.items() if program not in lacking}
+        queried = pool.submit(run_if_installed, vm, ["dpkg-query", "-W", "-f", PACKAGE_FORMAT, "--", *wanted],
+                              timeout=TIMEOUT_S) if wanted else None
+        missing: list[str] = []
+        notes: list[str] = []
+        if shown is not None:
+            answer = shown.result()
+            if answer.unavailable_reason:
+                missing.append(f"systemd in the VM: {answer.unavailable_reason}")
+            for unit, info in zip(present_on_target, answer.units, strict=False):
+                if info.load_state in ABSENT:
+                    missing.append(f"unit {unit} exists on the target but not in the VM")
+        for name, program in programs.items():
+            if program in lacking:
+                notes.append(f"program {program} (config test of {name}) is missing on the target "
+                             "too (dpkg --verify): the fault, mirrored")
+            elif not has[name].result():
+                missing.append(f"program {program} (config test of {name}) is not in the VM")
+        result = queried.result() if queried is not None else None
     if wanted:
-        result = run_if_installed(vm, ["dpkg-query", "-W", "-f", PACKAGE_FORMAT, "--", *wanted],
-                                  timeout=TIMEOUT_S)
         in_vm = {p.name: p for p in parse_packages(result.stdout_text).items} if result is not None else {}
         for name in wanted:
             theirs, ours = target.package(name), in_vm.get(name)
