@@ -20,6 +20,7 @@ from orchestrator.baseline import layout
 from orchestrator.baseline.record import BaselineInfo
 from orchestrator.config.settings import Settings
 from orchestrator.errors import StateError
+from orchestrator.steps.paths import within_any
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,11 @@ class Baseline:
     def __init__(
         self, info: BaselineInfo, *, entries: dict[str, FileEntry],
         placeholders: dict[str, PlaceholderInfo], missing: tuple[str, ...],
-        packages: dict[str, str | None], units: dict[str, Any],
+        packages: dict[str, str | None], units: dict[str, Any], roots: tuple[str, ...] = (),
     ) -> None:
         self.info = info
+        #: The paths the baseline watched (its components' paths when it was recorded), normalised.
+        self.roots = tuple(_key(r) for r in roots)
         self._entries = entries
         self.placeholders = placeholders
         #: Watched paths that did not exist when the baseline was recorded.
@@ -97,6 +100,10 @@ class Baseline:
         root = _key(prefix)
         below = root.rstrip("/") + "/"
         return sorted(p for p in self._entries if p == root or p.startswith(below))
+
+    def covers(self, path: str) -> bool:
+        """True when ``path`` is a watched path of this baseline or lies below one."""
+        return within_any(_key(path), self.roots)
 
     def read(self, path: str) -> bytes | None:
         """Baseline content of the regular file ``path``; None when the baseline holds none: not
@@ -179,12 +186,13 @@ def load_baseline(directory: Path) -> Baseline:
         placeholders = {_key(p["path"]): PlaceholderInfo(str(p["path"]), int(p["size"]), p["sha256"])
                         for p in manifest["placeholders"]}
         missing = tuple(str(p) for p in manifest["missing"])
+        roots = tuple(str(p) for p in manifest["paths"])
         packages = _load_json(directory / layout.PACKAGES_JSON)["packages"]
         units = _load_json(directory / layout.UNITS_JSON)["units"]
     except (ValueError, KeyError, TypeError) as exc:
         raise _corrupt(directory, exc) from exc
     return Baseline(info, entries=entries, placeholders=placeholders, missing=missing,
-                    packages=packages, units=units)
+                    packages=packages, units=units, roots=roots)
 
 
 def _corrupt(directory: Path, detail: object) -> StateError:

@@ -5,9 +5,10 @@ What a component gets, and why:
 
 - ``units``: the service; ``sockets``: the enabled/running sockets that trigger it (probed, never
   restarted).
-- ``unit_paths``: ``/etc/systemd/system/UNIT.d`` always (a drop-in an admin adds there is the commonest
-  way to break a unit, and the directory is watched before it exists), the unit file itself when it
-  lives under /etc (an admin's own unit), and drop-in files under /etc.
+- ``unit_paths``: ``/etc/systemd/system/UNIT`` and ``UNIT.d`` always (an override or a drop-in an
+  admin adds there is the commonest way to break a unit; both are watched before they exist, so a
+  baseline records them as absent), the unit file itself when it lives under /etc (an admin's own
+  unit), and drop-in files under /etc.
 - ``config_paths``: the daemon's profile (:mod:`orchestrator.discover.profiles`) when vmrepair knows
   it; otherwise the owning package's conffiles, a package's own directory (``/etc/redis``) as a whole
   when it holds two or more of them. Directories shared by many packages (``/etc/default``,
@@ -90,7 +91,9 @@ def _component(found: Discovery, unit: UnitFacts, sockets: tuple[str, ...]) -> C
     profile = profile_for(unit.unit)
     owner = found.owners.get(unit.fragment, "")
     packages = [p.strip().split(":")[0] for p in owner.split(",") if p.strip()]
-    unit_paths = [f"{ETC_UNITS}/{unit.unit}.d"]
+    # The admin's override locations, watched before they exist: a baseline then records them as
+    # absent, so a unit file or drop-in that appears there later is known to be new.
+    unit_paths = [f"{ETC_UNITS}/{unit.unit}", f"{ETC_UNITS}/{unit.unit}.d"]
     if under(unit.fragment, (ETC_UNITS,)):
         unit_paths.insert(0, unit.fragment)
     unit_paths += [p for p in unit.dropins if under(p, ("/etc",)) and not under(p, unit_paths)]

@@ -25,7 +25,7 @@ FINGERPRINT_PATHS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/sys
 MAX_AGE_S = 3600.0
 #: Part of the fingerprint: raise it when discovery would build other components from the same
 #: target, so an upgraded vmrepair does not reuse what the older one built.
-DISCOVERY_VERSION = 3
+DISCOVERY_VERSION = 4
 
 
 def fingerprint(agent: AgentApi, configured_units: Iterable[str]) -> str:

@@ -39,6 +39,10 @@ class BaselineReader(Protocol):
     def paths_under(self, prefix: str) -> list[str]:
         """Every baseline path equal to ``prefix`` or below it (files, directories, symlinks)."""
 
+    def covers(self, path: str) -> bool:
+        """True when ``path`` lies under a path the baseline watched when it was recorded. Where it
+        watched nothing, the baseline says nothing: a file there is not "added since the baseline"."""
+
 
 @runtime_checkable
 class SymlinkBaseline(Protocol):

@@ -92,6 +92,11 @@ def run_restore_baseline(step: RestoreBaselineStep, ctx: RepairContext, io: Step
         raise io.not_applicable(f"{ctx.component.name} has no paths to restore")
     current = ctx.agent.manifest(targets).by_path()
     _follow_symlinks(targets, current, roots, ctx)
+    if not any(baseline.covers(t) or baseline.paths_under(t) for t in targets):
+        # Recorded before these paths were watched (an older configuration): it cannot tell what
+        # belongs there, and quarantining everything it lacks would remove the service's own files.
+        raise io.not_applicable(f"the baseline did not watch {', '.join(targets)} "
+                                "(record a new one: `vmrepair baseline --target ...`)")
     wanted = sorted({p for t in targets for p in baseline.paths_under(t)})
     io.require_real_dirs([*wanted, *current], roots)
     changed = [p for p in wanted if _restore(p, baseline, current.get(p), io)]
@@ -101,7 +106,9 @@ def run_restore_baseline(step: RestoreBaselineStep, ctx: RepairContext, io: Step
             continue
         if not within_any(path, targets):
             continue
-        if within_any(path, _quarantine_roots(step, ctx, targets)):
+        if not baseline.covers(path):
+            io.note(f"left {path} in place: the baseline did not watch it")
+        elif within_any(path, _quarantine_roots(step, ctx, targets)):
             io.quarantine(path, QUARANTINE_DIR)
             changed.append(path)
         else:

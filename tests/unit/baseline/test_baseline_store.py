@@ -152,3 +152,13 @@ def test_bad_latest_pointer_is_a_state_error(settings: Settings, pointer: str, m
     (settings.baselines_dir / SLUG / "latest.json").write_text(pointer)
     with pytest.raises(StateError, match=message):
         load_latest_baseline(settings, SLUG)
+
+
+def test_a_loaded_baseline_covers_exactly_the_paths_it_watched(settings: Settings) -> None:
+    baseline = store(settings, make_tar({"etc/nginx/nginx.conf": CONF}),
+                     entries=(file_entry("/etc/nginx/nginx.conf", CONF),))
+    watched = {p for comp in WATCH.components for p in comp.all_paths}
+    assert "/etc/nginx" in watched
+    assert baseline.covers("/etc/nginx/sites-enabled/default")     # watched, whatever the manifest holds
+    assert baseline.covers("/etc/nginx//") and not baseline.covers("/etc/nginxfoo")
+    assert not baseline.covers("/etc/apache2/apache2.conf")

@@ -65,7 +65,8 @@ def test_template_services_become_components_with_what_their_units_say() -> None
     nginx = comps["nginx"]
     assert nginx.units == ("nginx.service",) and nginx.ports == (80,) and nginx.vital
     assert nginx.config_test == ("nginx", "-t") and "/etc/nginx" in nginx.config_paths
-    assert nginx.unit_paths == ("/etc/systemd/system/nginx.service.d",)
+    # The override locations are watched before they exist (a baseline records them as absent).
+    assert nginx.unit_paths == ("/etc/systemd/system/nginx.service", "/etc/systemd/system/nginx.service.d")
     app = comps["sampleapp"]
     assert app.unit_paths[0] == "/etc/systemd/system/sampleapp.service"   # an admin's own unit file
     assert "/etc/default/sampleapp" in app.config_paths                    # its EnvironmentFile
@@ -131,7 +132,7 @@ def test_hostile_show_values_are_dropped() -> None:
     (comp,) = components(discover(host.transport()))
     assert comp.user == "" and comp.writable_paths == ("/ok", "/has")
     assert comp.config_paths == ("/etc/default/evil",)
-    assert comp.unit_paths == ("/etc/systemd/system/evil.service.d",)
+    assert comp.unit_paths == ("/etc/systemd/system/evil.service", "/etc/systemd/system/evil.service.d")
 
 
 def test_configured_units_are_asked_about_even_when_not_loaded() -> None:

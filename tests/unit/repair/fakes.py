@@ -17,6 +17,7 @@ from orchestrator.agent.api import DiskUsage
 from orchestrator.detect.packages import STATUS_FORMAT
 from orchestrator.model import Component, Issue, IssueKind, Severity
 from orchestrator.steps.context import RepairContext
+from orchestrator.steps.paths import within_any
 from orchestrator.transport.fake import FakeTransport
 from tests.unit import fake_agent
 from tests.unit.detect.fakes import dpkg_status_answer
@@ -60,6 +61,8 @@ class FakeBaseline:
 
     fs: dict[str, Node] = field(default_factory=dict)
     placeholders: set[str] = field(default_factory=set)
+    #: The paths the baseline watched; None: every path.
+    roots: tuple[str, ...] | None = None
 
     def read(self, path: str) -> bytes | None:
         node = self.fs.get(path)
@@ -77,6 +80,9 @@ class FakeBaseline:
     def link(self, path: str) -> str | None:
         node = self.fs.get(path)
         return node.link if node is not None and node.type == "symlink" else None
+
+    def covers(self, path: str) -> bool:
+        return self.roots is None or within_any(path, self.roots)
 
 
 Answer = tuple[int, bytes, bytes]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import RepairStepError
+from orchestrator.errors import RepairStepError, StepNotApplicableError
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.placeholders import parse_template
@@ -82,3 +82,27 @@ def test_added_files_are_left_alone_unless_named() -> None:
     assert "/etc/systemd/system/sampleapp.service.d/local.conf" not in vm.agent.fs
     assert "/opt/sampleapp/new.py" in vm.agent.fs
     assert "left /opt/sampleapp/new.py in place" in attempt.steps[0].detail
+
+
+def test_files_where_the_baseline_watched_nothing_are_not_called_added() -> None:
+    # A baseline recorded before /opt/sampleapp was watched (an older configuration) lacks its files
+    # because it never looked, not because they were added: quarantining them would remove the
+    # service's own files (nginx's enabled site, seen in bench/mttr.py's demo scenario).
+    baseline = _baseline()
+    baseline.roots = (DEFAULTS, UNIT_FILE)
+    tree = {DEFAULTS: Node("file", b"SAMPLEAPP_PORT=1\n"), "/opt/sampleapp/new.py": Node("file", b"x")}
+    vm = FakeVm(vm_agent(tree))
+    attempt = execute_strategy(_strategy(scopes=("component",), added=("all",)),
+                               context(vm, SAMPLEAPP, ISSUE, baseline=baseline))
+    assert vm.agent.fs[DEFAULTS].data == b"SAMPLEAPP_PORT=8080\n"
+    assert vm.agent.fs["/opt/sampleapp/new.py"].data == b"x"
+    assert "left /opt/sampleapp/new.py in place: the baseline did not watch it" in attempt.steps[0].detail
+
+
+def test_a_restore_of_paths_the_baseline_never_watched_is_not_applicable() -> None:
+    baseline = FakeBaseline(roots=(DEFAULTS,), fs={DEFAULTS: Node("file", b"SAMPLEAPP_PORT=8080\n")})
+    vm = FakeVm(vm_agent({"/opt/sampleapp/new.py": Node("file", b"x")}))
+    with pytest.raises(StepNotApplicableError, match="the baseline did not watch /opt/sampleapp"):
+        execute_strategy(_strategy("/opt/sampleapp", added=("all",)),
+                         context(vm, SAMPLEAPP, ISSUE, baseline=baseline))
+    assert vm.agent.fs["/opt/sampleapp/new.py"].data == b"x"
