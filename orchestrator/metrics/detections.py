@@ -84,6 +84,15 @@ def forget_issues(state_dir: Path, slug: str, ids: Collection[str]) -> None:
                                  tuple(i for i in record.issues if i.id not in ids)))
 
 
+def last_detection(state_dir: Path, slug: str) -> DetectionRecord | None:
+    """The target's record; None when there is none or it cannot be read."""
+    path = record_path(state_dir, slug)
+    try:
+        return _read(path) if path.exists() else None
+    except StateError:
+        return None
+
+
 def load_detections(state_dir: Path) -> tuple[list[DetectionRecord], list[str]]:
     """Every readable record, and a reason for each unreadable one."""
     directory = state_dir / DIRECTORY

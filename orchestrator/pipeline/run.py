@@ -20,7 +20,7 @@ from orchestrator.detect import verify_store
 from orchestrator.detect.detector import Detector
 from orchestrator.discover.resolve import resolve_for, watch_summary
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
-from orchestrator.metrics.detections import forget_issues, remember_detection
+from orchestrator.metrics.detections import forget_issues, last_detection, remember_detection
 from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
 from orchestrator.pipeline import driver
 from orchestrator.pipeline.context import RunContext, run_notices, vm_sandbox
@@ -72,10 +72,10 @@ class _Early:
         self._make = make
         self._started: Sandbox | None = None
 
-    def start(self, session: Session) -> None:
+    def start(self, session: Session, reason: str) -> None:
         self._started = self._make(session)
         self._started.start()
-        session.event(Stage.SANDBOX, "started_early", reason="the last run on this target escalated")
+        session.event(Stage.SANDBOX, "started_early", reason=reason)
 
     def factory(self, session: Session) -> Sandbox:
         started, self._started = self._started, None
@@ -86,6 +86,19 @@ class _Early:
         if started is not None:
             with contextlib.suppress(VmRepairError):
                 started.destroy()
+
+
+def early_reason(app: App, spec: TargetSpec) -> str:
+    """Why this run's troubleshooting VM should start before detection ends ("" to wait): the last run
+    on the target needed one, or the target's last detection (the daemon's, `vmrepair detect`'s)
+    left issues open, so this run is most likely a repair that will escalate. On a target with no
+    such history the VM waits for detection: a healthy target never starts one."""
+    if last_run_escalated(app.settings.sessions_dir, str(spec)):
+        return "the last run on this target escalated"
+    record = last_detection(app.settings.state_dir, spec.slug)
+    if record is not None and record.issues:
+        return f"the last detection on this target left {len(record.issues)} issue(s) open"
+    return ""
 
 
 def run_repair(app: App, target: str, options: RunOptions, *, sandbox: SandboxFactory | None = None,
@@ -161,9 +174,10 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
     agent = RemoteAgent(transport, timeout=app.settings.repair.step_timeout_s)
     early = _Early(sandbox)
     try:
-        if last_run_escalated(app.settings.sessions_dir, str(spec)):
-            # The last run here needed a sandbox: boot this one while detection runs.
-            early.start(session)
+        reason = early_reason(app, spec)
+        if reason:
+            # This run will most likely need a sandbox: boot it while detection runs.
+            early.start(session, reason)
         with session.stage(Stage.DETECT) as st:
             watch = resolve_for(app.settings, app.state, spec.slug, transport, agent)
             probes = Detector(watch.watch, transport, agent,

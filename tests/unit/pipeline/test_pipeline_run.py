@@ -12,9 +12,11 @@ from orchestrator.app import App
 from orchestrator.components.config import WatchConfig
 from orchestrator.config.settings import Settings
 from orchestrator.errors import CommandTimeoutError
-from orchestrator.model import Component, SessionStatus
-from orchestrator.pipeline.run import RunOptions, run_repair
+from orchestrator.metrics.detections import remember_detection
+from orchestrator.model import Component, Issue, IssueKind, SessionStatus, Severity
+from orchestrator.pipeline.run import RunOptions, early_reason, run_repair
 from orchestrator.session.history import last_run_escalated
+from orchestrator.targets.spec import parse_target
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.pipeline.fakes import Script
 
@@ -68,6 +70,26 @@ def test_after_an_escalated_run_the_next_starts_its_sandbox_before_detection(
     run_repair(app, "local", RunOptions(assume_yes=True), sandbox=second.new_sandbox, stages=second.stages())
     [sandbox] = second.sandboxes           # the early one was used by the round, not a second one
     assert sandbox.calls == ["start", "import", "destroy"]
+
+
+def test_open_issues_of_the_last_detection_start_the_sandbox_before_detection(
+        app: App, tmp_path: Path) -> None:
+    """The daemon (or `vmrepair detect`) saw the issue first: the run it leads to boots its VM while
+    its own detection runs. A record with nothing open, or none at all, waits for detection."""
+    _local(app, config_ok=False)
+    state = app.settings.state_dir
+    remember_detection(state, "local", "local", [])
+    assert early_reason(app, parse_target("local")) == ""
+    issue = Issue("app", IssueKind.CONFIG_INVALID, Severity.CRITICAL, "/etc/app", "bad", probe="config:app")
+    remember_detection(state, "local", "local", [issue])
+    assert early_reason(app, parse_target("local")).endswith("left 1 issue(s) open")
+    script = Script(tmp_path)
+    outcome = run_repair(app, "local", RunOptions(assume_yes=True), sandbox=script.new_sandbox,
+                         stages=script.stages())
+    [sandbox] = script.sandboxes
+    assert sandbox.calls == ["start", "import", "destroy"]
+    events = (outcome.session.dir / "evidence.jsonl").read_text()
+    assert "started_early" in events and "left 1 issue(s) open" in events
 
 
 def test_an_early_sandbox_is_destroyed_when_the_target_is_healthy(app: App, tmp_path: Path) -> None:
