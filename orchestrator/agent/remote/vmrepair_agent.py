@@ -1723,38 +1723,59 @@ def deb_member_path(name: str) -> str | None:
     return "/" + "/".join(parts)
 
 
+#: The member headers of the .debs this process read, by the file's identity (device, inode, size,
+#: mtime, ctime): a server answers a whole run, and a round asks about one .deb once per component
+#: (systemd's for journald, udevd, the gettys ...), each a full decompression of its data.tar (a second
+#: or more under TCG). A file replaced or rewritten has another identity, so it is read again.
+DEB_MEMBERS: dict[tuple[int, ...], dict[str, dict[str, Any]]] = {}
+#: .debs whose headers a process keeps (the oldest is dropped first).
+MAX_DEB_MEMO = 16
+
+
+def deb_members(fd: int, deb: str) -> dict[str, dict[str, Any]]:
+    """Every member header of the .deb open on ``fd``, by path."""
+    import tarfile
+    import zlib
+    found: dict[str, dict[str, Any]] = {}
+    member, size = find_data_member(fd, deb)
+    try:
+        with tarfile.open(fileobj=Bounded(fd, size), mode=DEB_DATA[member]) as tar:  # type: ignore[call-overload]
+            for count, info in enumerate(tar, 1):
+                if count > MAX_DEB_MEMBERS:
+                    raise Failure("invalid", f"{deb}: more than {MAX_DEB_MEMBERS} members in {member}")
+                name = deb_member_path(info.name)
+                if name is None:
+                    continue
+                kind = "file" if info.isfile() or info.islnk() else "dir" if info.isdir() \
+                    else "symlink" if info.issym() else "other"
+                found[name] = {"path": name, "type": kind, "mode": info.mode & 0o7777, "uid": info.uid,
+                               "gid": info.gid, "uname": info.uname[:256], "gname": info.gname[:256]}
+    except tarfile.CompressionError as exc:  # this interpreter lacks lzma or bz2
+        raise Failure("invalid", f"{deb}: unsupported compression of {member}: {exc}") from None
+    # In stream mode tarfile turns the decompressors' errors into ReadError (a TarError).
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise Failure("invalid", f"{deb}: damaged {member}: {exc}") from None
+    return found
+
+
 def op_deb_meta(args: Args, work_dir: str) -> Any:
     """Type, mode, owner of ``paths`` as the package ``deb`` ships them (its data.tar's member headers,
     streamed, nothing extracted), and the paths it does not ship. dpkg records no modes, so the .deb is
     the package's only word on them."""
-    import tarfile
-    import zlib
     paths = arg_paths(args, "paths")
     if not 0 < len(paths) <= MAX_DEB_PATHS:
         raise Failure("invalid", f"paths must be 1 to {MAX_DEB_PATHS} paths")
-    wanted = set(paths)
     deb = args.get("deb")
     fd = open_deb(deb if isinstance(deb, str) else "")
-    found: dict[str, dict[str, Any]] = {}
     try:
-        member, size = find_data_member(fd, str(deb))
-        try:
-            with tarfile.open(fileobj=Bounded(fd, size), mode=DEB_DATA[member]) as tar:  # type: ignore[call-overload]
-                for count, info in enumerate(tar, 1):
-                    if count > MAX_DEB_MEMBERS:
-                        raise Failure("invalid", f"{deb}: more than {MAX_DEB_MEMBERS} members in {member}")
-                    name = deb_member_path(info.name)
-                    if name is None or name not in wanted:
-                        continue
-                    kind = "file" if info.isfile() or info.islnk() else "dir" if info.isdir() \
-                        else "symlink" if info.issym() else "other"
-                    found[name] = {"path": name, "type": kind, "mode": info.mode & 0o7777, "uid": info.uid,
-                                   "gid": info.gid, "uname": info.uname[:256], "gname": info.gname[:256]}
-        except tarfile.CompressionError as exc:  # this interpreter lacks lzma or bz2
-            raise Failure("invalid", f"{deb}: unsupported compression of {member}: {exc}") from None
-        # In stream mode tarfile turns the decompressors' errors into ReadError (a TarError).
-        except (tarfile.TarError, EOFError, zlib.error) as exc:
-            raise Failure("invalid", f"{deb}: damaged {member}: {exc}") from None
+        st = os.fstat(fd)
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        found = DEB_MEMBERS.get(identity)
+        if found is None:
+            found = deb_members(fd, str(deb))
+            while len(DEB_MEMBERS) >= MAX_DEB_MEMO:
+                del DEB_MEMBERS[next(iter(DEB_MEMBERS))]
+            DEB_MEMBERS[identity] = found
     finally:
         os.close(fd)
     asked = list(dict.fromkeys(paths))  # each path answered once, however often it was asked

@@ -141,3 +141,27 @@ def test_a_damaged_deb_is_refused_never_a_crash(call: Call, archives: Path, data
     (archives / NAME).write_bytes(bytes(blob[:cut]))
     answer = call("deb_meta", deb=str(archives / NAME), paths=["/etc/nginx/nginx.conf", "/usr/bin/helper"])
     assert answer["ok"] or answer["code"] == "invalid", answer
+
+
+def test_a_deb_is_read_once_per_process_while_it_is_the_same_file(
+        call: Call, archives: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several components ask about one .deb (systemd's) in a round: its data.tar is decompressed once.
+    A file written again is another file: read again."""
+    reads: list[str] = []
+    real = vmrepair_agent.deb_members
+
+    def counting(fd: int, deb: str) -> dict[str, dict[str, Any]]:
+        reads.append(deb)
+        return real(fd, deb)
+
+    monkeypatch.setattr(vmrepair_agent, "deb_members", counting)
+    monkeypatch.setattr(vmrepair_agent, "DEB_MEMBERS", {})
+    path = write_deb(archives, NAME, MEMBERS)
+    first = call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf"])
+    second = call("deb_meta", deb=str(path), paths=["/usr/bin/helper", "/etc/nginx/gone"])
+    assert [e["path"] for e in first["result"]["entries"]] == ["/etc/nginx/nginx.conf"]
+    assert [e["path"] for e in second["result"]["entries"]] == ["/usr/bin/helper"]
+    assert second["result"]["absent"] == ["/etc/nginx/gone"] and len(reads) == 1
+    write_deb(archives, NAME, [*MEMBERS[:3], Member("./etc/nginx/nginx.conf", mode=0o600)])
+    again = call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf"])
+    assert again["result"]["entries"][0]["mode"] == 0o600 and len(reads) == 2
