@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ from typing import Any
 
 from orchestrator.errors import StateError
 from orchestrator.fsutil import atomic_write
+from orchestrator.session.jsonfile import read_json_file
 from orchestrator.transport.base import CommandResult
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,14 @@ class VerifyStore:
         """The file's entries, read on first use (the caller holds the lock)."""
         if self._entries is None:
             self._entries = {}
-            with contextlib.suppress(OSError, ValueError):
-                if self.path.is_symlink() or self.path.stat().st_size > MAX_FILE_BYTES:
-                    return self._entries
-                doc = json.loads(self.path.read_bytes())
-                entries = doc.get("entries") if isinstance(doc, dict) and doc.get("format") == FORMAT \
-                    else None
-                if isinstance(entries, dict):
-                    self._entries = {k: v for k, v in entries.items()
-                                     if isinstance(k, str) and isinstance(v, dict)}
+            try:
+                # A link, a FIFO, a huge or deeply nested file: refused without waiting or reading it.
+                doc = read_json_file(self.path, max_bytes=MAX_FILE_BYTES) if self.path.exists() else None
+            except StateError as exc:
+                log.debug("kept dpkg --verify answers in %s not used: %s", self.path, exc.message)
+                doc = None
+            entries = doc.get("entries") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
+            if isinstance(entries, dict):
+                self._entries = {k: v for k, v in entries.items()
+                                 if isinstance(k, str) and isinstance(v, dict)}
         return self._entries

@@ -163,6 +163,9 @@ def test_the_store_keeps_only_complete_answers_and_survives_a_bad_file(tmp_path:
     (tmp_path / "elsewhere.json").write_bytes(json.dumps({"format": 1, "entries": {}}).encode())
     path.symlink_to(tmp_path / "elsewhere.json")
     assert VerifyStore(path).get(["x"], "f") is None
+    path.unlink()
+    os.mkfifo(path)                      # never waits for a writer
+    assert VerifyStore(path).get(["x"], "f") is None
 
 
 def test_a_store_that_cannot_be_written_is_only_no_reuse(tmp_path: Path) -> None:
