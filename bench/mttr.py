@@ -58,7 +58,7 @@ def _sandbox_answers(state_dir: Path) -> int | None:
     """dpkg --verify answers the troubleshooting VMs start with (None: a version without the store).
     The first repair on a machine (or after a template rebuild) starts without them."""
     try:
-        from orchestrator.detect.verify_store import SANDBOX_SCOPE, store_path
+        from orchestrator.detect.answer_store import SANDBOX_SCOPE, store_path
     except ImportError:
         return None
     try:
@@ -190,7 +190,7 @@ def main() -> None:
                                check=False)
     if args.cold_sandbox:
         from orchestrator.config.settings import load_settings
-        from orchestrator.detect.verify_store import SANDBOX_SCOPE, store_path
+        from orchestrator.detect.answer_store import SANDBOX_SCOPE, store_path
         store_path(load_settings().state_dir, SANDBOX_SCOPE).unlink(missing_ok=True)
     print("running this checkout ...", file=sys.stderr, flush=True)
     after = run_version(ROOT, args)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from orchestrator.app import App
 from orchestrator.cli.output import emit_json, info, table
 from orchestrator.detect import DetectionReport, Detector
-from orchestrator.detect.verify_store import for_target
+from orchestrator.detect.answer_store import for_target
 from orchestrator.discover.resolve import resolve_for
 from orchestrator.metrics.detections import remember_detection
 from orchestrator.targets.spec import open_target, parse_target
@@ -49,7 +49,7 @@ def cmd_detect(app: App, args: argparse.Namespace) -> int:
         try:
             resolution = resolve_for(app.settings, app.state, spec.slug, transport, agent)
             report = Detector(resolution.watch, transport, agent,
-                              verify_store=for_target(app.settings.state_dir, spec.slug)).run()
+                              answers=for_target(app.settings.state_dir, spec.slug)).run()
         finally:
             agent.cleanup()
     remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)

@@ -131,13 +131,13 @@ def config_reloader(running: Settings, *, env: Mapping[str, str] | None = None,
 # -- jobs ------------------------------------------------------------------------------------------
 
 def detect_target(app: App, spec: TargetSpec) -> DetectionReport:
+    from orchestrator.detect.answer_store import for_target
     from orchestrator.detect.detector import Detector
-    from orchestrator.detect.verify_store import for_target
 
     with target_session(app, spec) as (transport, agent):
         # The store keeps the dpkg --verify answers between cycles (each cycle has a new Detector).
         report = Detector(target_watch(app, spec, transport, agent), transport, agent,
-                          verify_store=for_target(app.settings.state_dir, spec.slug)).run()
+                          answers=for_target(app.settings.state_dir, spec.slug)).run()
     remember_detection(app.settings.state_dir, spec.slug, str(spec), report.issues)
     return report
 

@@ -32,11 +32,11 @@ from orchestrator.detect import (
     units,
     writable,
 )
+from orchestrator.detect.answer_store import AnswerStore
 from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
 from orchestrator.detect.verify_cache import Fingerprinting, VerifyCache
-from orchestrator.detect.verify_store import VerifyStore
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import Component, ProbeResult
 from orchestrator.transport.base import Transport
@@ -100,9 +100,9 @@ class Detector:
     """
 
     def __init__(self, watch: WatchConfig, transport: Transport, agent: AgentApi, *,
-                 verify_store: VerifyStore | None = None) -> None:
-        """``verify_store``: ``dpkg --verify`` answers kept on disk for this target's scope
-        (:mod:`orchestrator.detect.verify_store`); without it they live as long as this Detector."""
+                 answers: AnswerStore | None = None) -> None:
+        """``answers``: ``dpkg --verify`` answers and .deb member headers kept on disk for this host's
+        scope (:mod:`orchestrator.detect.answer_store`); without it they live as long as this Detector."""
         self.watch = watch
         self._agent = agent
         self._owners: dict[str, str] = {}
@@ -118,7 +118,7 @@ class Detector:
         self._identity_units = {writable.probe_name(path): comp.units[0] for comp in watch.components
                                 if comp.units for path in comp.writable_paths}
         self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
-                                      shares=self._shared, unit_batch=self._units, verify_store=verify_store)
+                                      shares=self._shared, unit_batch=self._units, answers=answers)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
@@ -235,7 +235,7 @@ class Detector:
     def _build_plan(
         watch: WatchConfig, transport: Transport, agent: AgentApi, *, owners: dict[str, str],
         reads: dict[str, tuple[AgentRead, ...]], shares: dict[str, tuple[RunShared[Any], ...]],
-        unit_batch: units.ShowBatch | None = None, verify_store: VerifyStore | None = None,
+        unit_batch: units.ShowBatch | None = None, answers: AnswerStore | None = None,
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
@@ -243,8 +243,8 @@ class Detector:
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
         # Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
-        verify_cache = VerifyCache(agent, verify_store) if isinstance(agent, Fingerprinting) else None
-        debs = pkgmeta.DebMetaCache()
+        verify_cache = VerifyCache(agent, answers) if isinstance(agent, Fingerprinting) else None
+        debs = pkgmeta.DebMetaCache(answers)
         versions = pkgmeta.shared_answers()
         loops = unit_loops.shared_loops(
             transport, [u for comp in watch.components for u in (*comp.units, *comp.sockets)],

@@ -71,6 +71,14 @@ class DebMetaReading(Protocol):
         ...
 
 
+class KeptDebMeta(Protocol):
+    """Answers kept beyond one Detector (:class:`~orchestrator.detect.answer_store.AnswerStore`)."""
+
+    def deb_meta(self, deb: str, paths: Sequence[str]) -> DebMeta | None: ...
+
+    def keep_deb_meta(self, deb: str, paths: Sequence[str], meta: DebMeta) -> None: ...
+
+
 @dataclass(frozen=True)
 class InstalledDeb:
     name: str
@@ -257,15 +265,19 @@ def _restore_values(changed: Sequence[tuple[FileEntry, Expected]]) -> str:
 class DebMetaCache:
     """``deb_meta`` answers of one host, for a Detector's lifetime: apt names a cached .deb by package,
     version and architecture, so the same file name and paths get the same answer (decompressing a
-    data.tar under TCG costs a second or more per package, and a repair runs a dozen probe rounds)."""
+    data.tar under TCG costs a second or more per package, and a repair runs a dozen probe rounds).
+    With ``kept`` (the host's :class:`~orchestrator.detect.answer_store.AnswerStore`), answers also
+    outlive the Detector."""
 
-    def __init__(self) -> None:
+    def __init__(self, kept: KeptDebMeta | None = None) -> None:
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, tuple[str, ...]], DebMeta | AgentFailedError] = {}
+        self._kept = kept
 
     def read(self, agent: DebMetaReading, deb: str, paths: Sequence[str]) -> DebMeta:
         """Raises: what ``agent.deb_meta`` raises. "No such file" is kept like an answer (a Detector
-        lives for one run or one daemon cycle); any other error is not: the next round asks again."""
+        lives for one run or one daemon cycle), but never on disk; any other error is not: the next
+        round asks again."""
         key = (deb, tuple(paths))
         with self._lock:
             kept = self._answers.get(key)
@@ -273,6 +285,11 @@ class DebMetaCache:
             raise kept
         if kept is not None:
             return kept
+        stored = self._kept.deb_meta(deb, paths) if self._kept is not None else None
+        if stored is not None:
+            with self._lock:
+                self._answers[key] = stored
+            return stored
         try:
             answer = agent.deb_meta(deb, paths)
         except AgentFailedError as exc:
@@ -282,6 +299,8 @@ class DebMetaCache:
             raise
         with self._lock:
             self._answers[key] = answer
+        if self._kept is not None:
+            self._kept.keep_deb_meta(deb, paths, answer)
         return answer
 
 

@@ -14,7 +14,7 @@ ctimes together, so the rule holds across reverts too.
 Any doubt verifies: an agent that cannot fingerprint, a fingerprint that fails, a verify that failed or
 whose output was cut.
 
-With a :class:`~orchestrator.detect.verify_store.VerifyStore`, answers also outlive the Detector (the
+With a :class:`~orchestrator.detect.answer_store.AnswerStore`, answers also outlive the Detector (the
 next process of the same scope starts warm), under the same rule.
 """
 
@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from orchestrator.detect.verify_store import VerifyStore
+from orchestrator.detect.answer_store import AnswerStore
 from orchestrator.errors import VmRepairError
 from orchestrator.transport.base import CommandResult
 
@@ -39,7 +39,7 @@ class Fingerprinting(Protocol):
 class VerifyCache:
     """Per host (a Detector's lifetime): binaries -> (fingerprint, the verify answer it held for)."""
 
-    def __init__(self, agent: Fingerprinting, store: VerifyStore | None = None) -> None:
+    def __init__(self, agent: Fingerprinting, store: AnswerStore | None = None) -> None:
         self._agent = agent
         self._store = store
         self._lock = threading.Lock()
@@ -61,7 +61,7 @@ class VerifyCache:
             kept = self._answers.get(key)
         if not racy:
             held = kept[1] if kept is not None and kept[0] == fingerprint else \
-                self._store.get(key, fingerprint) if self._store is not None else None
+                self._store.verify(key, fingerprint) if self._store is not None else None
             if held is not None:
                 with self._lock:
                     self.reused += 1
@@ -75,5 +75,5 @@ class VerifyCache:
             else:
                 self._answers.pop(key, None)
         if reliable and not racy and result is not None and self._store is not None:
-            self._store.put(key, fingerprint, result)
+            self._store.keep_verify(key, fingerprint, result)
         return result, False

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from orchestrator.capture.snapshot import Capture
+from orchestrator.detect.answer_store import for_sandboxes
 from orchestrator.detect.detector import Detector
-from orchestrator.detect.verify_store import for_sandboxes
 from orchestrator.errors import VmRepairError
 from orchestrator.model import REPORT_ONLY, Component, Issue, SessionStatus
 from orchestrator.pipeline import apply, attempts, budget, package, reboot, reproduce, triage
@@ -63,7 +63,7 @@ class Stages:
     #: The probes of the sandbox (the detect stage's Detector over the sandbox's transport).
     sandbox_probes: Callable[[RunContext, Sandbox], ProbeRunner] = (
         lambda ctx, sandbox: Detector(ctx.watch, sandbox.transport, sandbox.agent,
-                                      verify_store=for_sandboxes(ctx.app.settings.state_dir)))
+                                      answers=for_sandboxes(ctx.app.settings.state_dir)))
 
 
 REAL = Stages()

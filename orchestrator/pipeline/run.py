@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
-from orchestrator.detect import verify_store
+from orchestrator.detect import answer_store
 from orchestrator.detect.detector import Detector
 from orchestrator.discover.resolve import resolve_for, watch_summary
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
@@ -181,7 +181,7 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
         with session.stage(Stage.DETECT) as st:
             watch = resolve_for(app.settings, app.state, spec.slug, transport, agent)
             probes = Detector(watch.watch, transport, agent,
-                              verify_store=verify_store.for_target(app.settings.state_dir, spec.slug))
+                              answers=answer_store.for_target(app.settings.state_dir, spec.slug))
             report = probes.run()
             session.write_json("detect", report.as_dict() | {"watch": watch_summary(watch)})
             outcome.issues = list(report.issues)

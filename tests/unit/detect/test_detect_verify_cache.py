@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.agent.remote import vmrepair_agent
+from orchestrator.detect.answer_store import MAX_OUTPUT_BYTES, AnswerStore, store_path, target_scope
 from orchestrator.detect.verify_cache import VerifyCache
-from orchestrator.detect.verify_store import MAX_OUTPUT_BYTES, VerifyStore, store_path, target_scope
 from orchestrator.errors import AgentError
 from orchestrator.transport.base import CommandResult
 
@@ -125,12 +125,12 @@ def test_a_stored_answer_warms_the_next_process_only_under_the_same_fingerprint(
 
     first = _Agent()
     first.answers = [("a" * 64, False)]
-    assert VerifyCache(first, VerifyStore(path)).verify(["app"], run)[1] is False
+    assert VerifyCache(first, AnswerStore(path)).verify(["app"], run)[1] is False
     assert path.stat().st_mode & 0o777 == 0o600
     # A new process (a new Detector, a new store object) with nothing in memory:
     later = _Agent()
     later.answers = [("a" * 64, False), ("b" * 64, False), ("a" * 64, True)]
-    cache = VerifyCache(later, VerifyStore(path))
+    cache = VerifyCache(later, AnswerStore(path))
     kept, reused = cache.verify(["app"], run)
     assert reused is True and len(runs) == 1
     assert kept is not None and kept.exit_status == 1 and kept.stdout == b"??5?????? c /etc/app.conf\n"
@@ -139,44 +139,44 @@ def test_a_stored_answer_warms_the_next_process_only_under_the_same_fingerprint(
     # Both fingerprints' answers are kept (a template's VM and a layer's VM share the sandbox scope).
     other = _Agent()
     other.answers = [("b" * 64, False), ("a" * 64, False)]
-    cache = VerifyCache(other, VerifyStore(path))
+    cache = VerifyCache(other, AnswerStore(path))
     assert cache.verify(["app"], run)[1] is True and cache.verify(["app"], run)[1] is True
     assert len(runs) == 3
 
 
 def test_the_store_keeps_only_complete_answers_and_survives_a_bad_file(tmp_path: Path) -> None:
     path = tmp_path / "verify.json"
-    store = VerifyStore(path, max_entries=2)
-    store.put(["cut"], "f", _verify(dropped=1))
-    store.put(["big"], "f", CommandResult(("dpkg",), 1, b"x" * (MAX_OUTPUT_BYTES + 1), b""))
+    store = AnswerStore(path, max_entries=2)
+    store.keep_verify(["cut"], "f", _verify(dropped=1))
+    store.keep_verify(["big"], "f", CommandResult(("dpkg",), 1, b"x" * (MAX_OUTPUT_BYTES + 1), b""))
     assert not path.exists()
     for name in ("one", "two", "three"):
-        store.put([name], "f", _verify())
-    fresh = VerifyStore(path)
-    assert fresh.get(["one"], "f") is None       # least recently used, over the cap
-    assert fresh.get(["three"], "f") is not None and fresh.get(["two"], "g") is None
+        store.keep_verify([name], "f", _verify())
+    fresh = AnswerStore(path)
+    assert fresh.verify(["one"], "f") is None       # least recently used, over the cap
+    assert fresh.verify(["three"], "f") is not None and fresh.verify(["two"], "g") is None
     for garbage in (b"{not json", b'{"format": 99, "entries": {}}', b"[]",
-                    b'{"format": 1, "entries": {"f\\u0000x": {"argv": 1}}}'):
+                    b'{"format": 2, "entries": {"f\\u0000x": {"argv": 1}}}'):
         path.write_bytes(garbage)
-        assert VerifyStore(path).get(["x"], "f") is None
+        assert AnswerStore(path).verify(["x"], "f") is None
     path.unlink()
-    (tmp_path / "elsewhere.json").write_bytes(json.dumps({"format": 1, "entries": {}}).encode())
+    (tmp_path / "elsewhere.json").write_bytes(json.dumps({"format": 2, "entries": {}}).encode())
     path.symlink_to(tmp_path / "elsewhere.json")
-    assert VerifyStore(path).get(["x"], "f") is None
+    assert AnswerStore(path).verify(["x"], "f") is None
     path.unlink()
     os.mkfifo(path)                      # never waits for a writer
-    assert VerifyStore(path).get(["x"], "f") is None
+    assert AnswerStore(path).verify(["x"], "f") is None
 
 
 def test_a_store_that_cannot_be_written_is_only_no_reuse(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("")
-    store = VerifyStore(blocked / "verify-cache" / "x.json")   # its directory cannot be made
-    store.put(["app"], "f", _verify())
-    assert store.get(["app"], "f") is not None                  # still answered from memory
-    assert VerifyStore(blocked / "verify-cache" / "x.json").get(["app"], "f") is None
+    store = AnswerStore(blocked / "answer-cache" / "x.json")   # its directory cannot be made
+    store.keep_verify(["app"], "f", _verify())
+    assert store.verify(["app"], "f") is not None                  # still answered from memory
+    assert AnswerStore(blocked / "answer-cache" / "x.json").verify(["app"], "f") is None
 
 
 def test_scopes_are_separate_files_named_by_digest(tmp_path: Path) -> None:
     a, b = store_path(tmp_path, target_scope("../../etc")), store_path(tmp_path, "sandbox")
-    assert a != b and a.parent == b.parent == tmp_path / "verify-cache" and ".." not in a.name
+    assert a != b and a.parent == b.parent == tmp_path / "answer-cache" and ".." not in a.name

@@ -198,3 +198,22 @@ def test_a_period_that_ends_at_its_first_round_announces_nothing(probes: FakePro
     announced: list[bool] = []
     stable_layer({"nginx"}, probes, transport, _plan(clock, 0), on_last_round=lambda: announced.append(True))
     assert announced == []
+
+
+def test_the_last_round_is_announced_when_rounds_take_time(probes: FakeProbes, transport: FakeTransport,
+                                                           clock: FakeClock) -> None:
+    """Rounds of 1 s, waits of 2 s, a 10 s period: rounds start at +0, +3, +6 and +9; the one at +9
+    ends after the deadline, so it is the last, and the side layers are started before its wait
+    (not after the period, as when only the wait was compared with the time left)."""
+    announced: list[int] = []
+
+    def round_takes_a_second(name: str) -> None:
+        clock.now += 1.0
+
+    probes.before = round_takes_a_second
+    layer = stable_layer({"nginx"}, probes, transport, _plan(clock, 10),
+                         on_last_round=lambda: announced.append(len(clock.sleeps)))
+    assert layer.passed
+    assert clock.sleeps == [2.0, 2.0, 2.0]
+    assert len(probes.calls) == 4
+    assert announced == [2]   # after the round at +6, before the wait that precedes the round at +9
