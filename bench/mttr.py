@@ -54,17 +54,37 @@ def detect_to_verified(session_dir: Path) -> float:
     return (end - start).total_seconds()
 
 
+def _store_module() -> Any:
+    """The module that keeps answers between processes in the version running (None: none does)."""
+    import importlib
+    for name in ("orchestrator.detect.answer_store", "orchestrator.detect.verify_store"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
 def _sandbox_answers(state_dir: Path) -> int | None:
-    """dpkg --verify answers the troubleshooting VMs start with (None: a version without the store).
-    The first repair on a machine (or after a template rebuild) starts without them."""
-    try:
-        from orchestrator.detect.answer_store import SANDBOX_SCOPE, store_path
-    except ImportError:
+    """Answers (dpkg --verify; .deb headers where kept) the troubleshooting VMs start with (None: a
+    version without the store). The first repair on a machine (or after a template rebuild) starts
+    without them."""
+    kept = _store_module()
+    if kept is None:
         return None
+    SANDBOX_SCOPE, store_path = kept.SANDBOX_SCOPE, kept.store_path
     try:
         return len(json.loads(store_path(state_dir, SANDBOX_SCOPE).read_bytes()).get("entries", {}))
     except (OSError, ValueError, AttributeError):
         return 0
+
+
+def _forget_target_answers(state_dir: Path, slug: str) -> None:
+    """Each scenario's patient starts as `make demo`'s fresh patient does: no kept answers of its own
+    (the demo scenario reuses the bare one's patient, and must not start warm from its run)."""
+    kept = _store_module()
+    if kept is not None:   # else a version that keeps nothing between processes
+        kept.store_path(state_dir, kept.target_scope(slug)).unlink(missing_ok=True)
 
 
 def worker(faults: list[str], scenarios: list[str], stable_period: float) -> list[dict[str, Any]]:
@@ -90,6 +110,7 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
         for scenario in scenarios:
             for fault in faults:
                 app.vms.revert(name, "healthy")
+                _forget_target_answers(app.settings.state_dir, parse_target(f"vm:{name}").slug)
                 with app.vms.transport(name) as ssh:
                     if scenario == "demo":
                         # A fresh slug per run: a baseline from another patient of the same name
@@ -147,7 +168,7 @@ def print_table(before: list[dict[str, Any]] | None, after: list[dict[str, Any]]
     for label, rows in ((f"{ref}", before or []), ("now", after)):
         if rows and rows[0].get("sandbox_answers") is not None:
             print(f"{label}: the troubleshooting VMs started with {rows[0]['sandbox_answers']} kept "
-                  "dpkg --verify answers (0: as on a machine's first repair)")
+                  "answers (0: as on a machine's first repair); each scenario's patient with none")
     print(f"\n{'scenario/fault':<22}{'MTTR before':>12}{'MTTR now':>10}{'speed-up':>10}{'target':>8}")
     for row in after:
         key = (row["scenario"], row["fault"])
@@ -167,7 +188,7 @@ def main() -> None:
     parser.add_argument("--scenarios", default="bare,demo")
     parser.add_argument("--before", metavar="REF", help="also run this commit, side by side")
     parser.add_argument("--cold-sandbox", action="store_true",
-                        help="forget the troubleshooting VMs' kept dpkg --verify answers first (a machine's "
+                        help="forget the troubleshooting VMs' kept answers first (a machine's "
                              "first repair)")
     parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -176,6 +197,13 @@ def main() -> None:
         rows = worker(args.faults, scenarios, args.stable_period)
         Path(args.worker).write_text(json.dumps(rows))
         return
+    if args.cold_sandbox:
+        # Both versions' stores: --before runs an older tree that kept its answers in verify-cache/.
+        from orchestrator.config.settings import load_settings
+        from orchestrator.detect.answer_store import SANDBOX_SCOPE, store_path
+        state_dir = load_settings().state_dir
+        store_path(state_dir, SANDBOX_SCOPE).unlink(missing_ok=True)
+        (state_dir / "verify-cache" / store_path(state_dir, SANDBOX_SCOPE).name).unlink(missing_ok=True)
     before = None
     if args.before:
         with tempfile.TemporaryDirectory(prefix="vmrepair-bench-") as tmp:
@@ -188,10 +216,6 @@ def main() -> None:
             finally:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                check=False)
-    if args.cold_sandbox:
-        from orchestrator.config.settings import load_settings
-        from orchestrator.detect.answer_store import SANDBOX_SCOPE, store_path
-        store_path(load_settings().state_dir, SANDBOX_SCOPE).unlink(missing_ok=True)
     print("running this checkout ...", file=sys.stderr, flush=True)
     after = run_version(ROOT, args)
     print_table(before, after, args, args.before)
