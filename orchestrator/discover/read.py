@@ -40,6 +40,8 @@ from orchestrator.transport.installed import run_if_installed
 
 TIMEOUT_S = 60.0
 SHOW_CHUNK = 256
+#: ``systemctl show`` calls in flight at once (each is a guest process and a D-Bus client).
+SHOW_WORKERS = 2
 MAX_LIST_OUTPUT = 8 * 1024 * 1024
 #: ExecStart values and path lists are long; states are short (the show parser caps each value).
 MAX_VALUE = 8192
@@ -144,10 +146,17 @@ def discover(transport: Transport, also: Sequence[str] = ()) -> Discovery:
 
 
 def _show(transport: Transport, units: Sequence[str], notes: list[str]) -> list[UnitFacts]:
+    """Every unit's properties, in ``units``' order. Asked in (at least) two halves side by side: a
+    host's first ``systemctl show`` of all its units took 2.3 s under TCG in one call, 1.7 s in two
+    (66 units, cold after boot), and it sits before everything else of detection."""
+    size = min(SHOW_CHUNK, max(1, -(-len(units) // SHOW_WORKERS)))
+    chunks = [units[start:start + size] for start in range(0, len(units), size)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=SHOW_WORKERS,
+                                               thread_name_prefix="discover-show") as pool:
+        answers = list(pool.map(lambda chunk: show(transport, chunk, PROPERTIES, timeout=TIMEOUT_S,
+                                                   max_value=MAX_VALUE), chunks))
     out: list[UnitFacts] = []
-    for start in range(0, len(units), SHOW_CHUNK):
-        chunk = units[start:start + SHOW_CHUNK]
-        answer = show(transport, chunk, PROPERTIES, timeout=TIMEOUT_S, max_value=MAX_VALUE)
+    for answer in answers:
         if answer.unavailable_reason is not None:
             notes.append(f"systemctl show: {answer.unavailable_reason}")
             continue

@@ -153,3 +153,17 @@ def test_a_configured_unit_that_is_masked_still_gets_its_profile() -> None:
     (nginx,) = [c for c in components(found, include=["nginx.service"]) if c.name == "nginx"]
     assert "/etc/nginx" in nginx.config_paths and nginx.config_test == ("nginx", "-t")
     assert not any(c[:2] == ("dpkg-query", "-S") and "/dev/null" in c for c in host.calls)
+
+
+def test_a_host_s_units_are_shown_in_two_halves_and_kept_in_listing_order() -> None:
+    """Two ``systemctl show`` side by side (the first show after a boot is slow under TCG); every
+    loaded unit asked exactly once, and the facts come back in the listing's order."""
+    units = [f"svc{i}.service" for i in range(7)]
+    host = DiscoveryHost(list_units="".join(f"{u} loaded active running x\n" for u in units), ss="")
+    host.shows.update({u: f"Id={u}\nLoadState=loaded\nActiveState=active\nSubState=running\n" for u in units})
+    found = discover(host.transport())
+    shows = [c for c in host.calls if c[:2] == ("systemctl", "show")]
+    asked = [list(c[c.index("--") + 1:]) for c in shows]
+    assert sorted(len(a) for a in asked) == [3, 4]
+    assert sorted(u for a in asked for u in a) == sorted(units)
+    assert [u.unit for u in found.units] == units
