@@ -7,7 +7,8 @@ architecture dpkg has installed (``dpkg-query``), the probe asks the agent (``de
 .deb apt left in :data:`ARCHIVES` for the component's config and unit paths (and what is below them,
 as the recursive ``manifest`` the modes and symlinks probes make lists them: one batch answers all
 three) and compares what the package ships with their lstat now. The .deb decides which paths a
-package ships: what its data.tar does not hold is not judged against it.
+package ships: what its data.tar does not hold is not judged against it. (The agent reads the data.tar
+only as far as the last of those paths that dpkg's list of the installed package names.)
 
 Rules:
 

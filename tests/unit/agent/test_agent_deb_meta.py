@@ -31,7 +31,16 @@ def archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "archives"
     path.mkdir()
     monkeypatch.setattr(vmrepair_agent, "DEB_ARCHIVES", str(path))
+    # dpkg's lists of this machine must not decide what a test's .deb ships (an empty info directory:
+    # no .list, the whole data.tar is read), nor a read of another test linger in the process.
+    (tmp_path / "info").mkdir()
+    monkeypatch.setattr(vmrepair_agent, "DPKG_INFO", str(tmp_path / "info"))
+    monkeypatch.setattr(vmrepair_agent, "DEB_MEMBERS", {})
     return path
+
+
+def dpkg_list(archives: Path, name: str, paths: list[str]) -> None:
+    (archives.parent / "info" / name).write_text("".join(f"{p}\n" for p in paths))
 
 
 @pytest.mark.parametrize("compression", ["xz", "gz", "bz2", ""])
@@ -150,9 +159,9 @@ def test_a_deb_is_read_once_per_process_while_it_is_the_same_file(
     reads: list[str] = []
     real = vmrepair_agent.deb_members
 
-    def counting(fd: int, deb: str) -> dict[str, dict[str, Any]]:
+    def counting(fd: int, deb: str, until: set[str] | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
         reads.append(deb)
-        return real(fd, deb)
+        return real(fd, deb, until)
 
     monkeypatch.setattr(vmrepair_agent, "deb_members", counting)
     monkeypatch.setattr(vmrepair_agent, "DEB_MEMBERS", {})
@@ -165,3 +174,71 @@ def test_a_deb_is_read_once_per_process_while_it_is_the_same_file(
     write_deb(archives, NAME, [*MEMBERS[:3], Member("./etc/nginx/nginx.conf", mode=0o600)])
     again = call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf"])
     assert again["result"]["entries"][0]["mode"] == 0o600 and len(reads) == 2
+
+
+LISTED = ["/.", "/etc", "/etc/nginx", "/etc/nginx/nginx.conf", "/usr/bin/helper",
+          "/etc/nginx/sites-enabled/default"]
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[set[str] | None]:
+    """The ``until`` of every data.tar read (None: read to the end)."""
+    seen: list[set[str] | None] = []
+    real = vmrepair_agent.deb_members
+
+    def recording(fd: int, deb: str, until: set[str] | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
+        seen.append(until)
+        return real(fd, deb, until)
+
+    monkeypatch.setattr(vmrepair_agent, "deb_members", recording)
+    return seen
+
+
+def test_with_dpkg_s_list_reading_stops_at_the_last_shipped_path_asked_about(
+        call: Call, archives: Path, reads: list[set[str] | None]) -> None:
+    """What the package does not ship (by its .list) is absent without reading on for it, and the
+    members past the last shipped path asked about are never decompressed."""
+    dpkg_list(archives, "nginx-common.list", LISTED)
+    path = write_deb(archives, NAME, [*MEMBERS[:4], *(Member(f"./usr/share/doc/f{i}") for i in range(50))])
+    answer = call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf", "/etc/nginx/local.conf"])
+    assert answer["ok"], answer
+    assert [e["path"] for e in answer["result"]["entries"]] == ["/etc/nginx/nginx.conf"]
+    assert answer["result"]["absent"] == ["/etc/nginx/local.conf"]
+    assert reads == [{"/etc/nginx/nginx.conf"}]
+    (found, complete), = vmrepair_agent.DEB_MEMBERS.values()
+    assert not complete and sorted(found) == ["/", "/etc", "/etc/nginx", "/etc/nginx/nginx.conf"]
+    # Nothing asked about is shipped: nothing to read at all.
+    assert call("deb_meta", deb=str(path), paths=["/etc/nginx/local.conf"])["result"] == {
+        "entries": [], "absent": ["/etc/nginx/local.conf"]}
+    assert len(reads) == 1
+
+
+def test_a_later_question_reads_on_and_keeps_what_the_first_read_found(
+        call: Call, archives: Path, reads: list[set[str] | None]) -> None:
+    dpkg_list(archives, "nginx-common:all.list", LISTED)   # a Multi-Arch: same package's name
+    path = write_deb(archives, NAME, MEMBERS)
+    call("deb_meta", deb=str(path), paths=["/etc/nginx"])
+    second = call("deb_meta", deb=str(path), paths=["/etc/nginx", "/usr/bin/helper"])
+    assert [e["path"] for e in second["result"]["entries"]] == ["/etc/nginx", "/usr/bin/helper"]
+    third = call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf", "/usr/bin/helper"])
+    assert third["result"]["absent"] == [] and reads == [{"/etc/nginx"}, {"/etc/nginx", "/usr/bin/helper"}]
+
+
+def test_a_list_that_names_a_path_the_deb_lacks_means_the_whole_archive_is_read(
+        call: Call, archives: Path, reads: list[set[str] | None]) -> None:
+    dpkg_list(archives, "nginx-common.list", [*LISTED, "/etc/nginx/extra.conf"])
+    path = write_deb(archives, NAME, MEMBERS)
+    answer = call("deb_meta", deb=str(path), paths=["/etc/nginx/extra.conf", "/usr/bin/helper"])
+    assert answer["result"]["absent"] == ["/etc/nginx/extra.conf"]
+    # Read to the end once: the memo is complete, and no question reads it again.
+    assert call("deb_meta", deb=str(path), paths=["/etc/nginx/nginx.conf"])["result"]["absent"] == []
+    assert len(reads) == 1
+
+
+def test_a_symlinked_or_missing_list_is_not_used(call: Call, archives: Path, tmp_path: Path,
+                                                 reads: list[set[str] | None]) -> None:
+    (tmp_path / "elsewhere.list").write_text("/etc/nginx/nginx.conf\n")
+    (archives.parent / "info" / "nginx-common.list").symlink_to(tmp_path / "elsewhere.list")
+    path = write_deb(archives, NAME, MEMBERS)
+    assert call("deb_meta", deb=str(path), paths=["/usr/bin/helper"])["result"]["absent"] == []
+    assert reads == [None]
