@@ -28,13 +28,14 @@ first)::
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 from collections.abc import Callable, Sequence
 
 from orchestrator.errors import TransportError
 from orchestrator.repair.generate import config_files, last_resort, packages, revert, state, units
 from orchestrator.repair.generate.proposal import Proposal, to_matched
-from orchestrator.repair.generate.situation import Situation
+from orchestrator.repair.generate.situation import Question, Situation
 from orchestrator.repair.rank import Matched
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,34 @@ FAMILIES: tuple[tuple[str, Family], ...] = (
     (last_resort.FAMILY, last_resort.generate),
 )
 
-__all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies"]
+#: The families that declare their questions to the VM (``questions(situation)``), asked ahead.
+ASKING: tuple[Callable[[Situation], list[Question]], ...] = (config_files.questions, packages.questions)
+#: Questions in flight at once: each is a guest process.
+PREFETCH_WORKERS = 4
+
+__all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies", "prefetch"]
+
+
+def prefetch(situation: Situation) -> None:
+    """Ask the VM, side by side, the read-only questions the families will ask one after the other
+    (each a guest process, about 0.2 s under TCG): the component's units as systemd shows them, and
+    what the families declare. The answers wait in ``situation``'s cache for :func:`generate_strategies`.
+
+    Raises:
+        TransportError: the VM cannot be reached.
+    """
+    asked: dict[tuple[str, ...], float] = {}
+    for questions in ASKING:
+        for argv, timeout in questions(situation):
+            asked.setdefault(tuple(argv), timeout)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PREFETCH_WORKERS,
+                                               thread_name_prefix="prefetch") as pool:
+        shows = [pool.submit(situation.show, unit) for unit in situation.units]
+        answers = [pool.submit(situation.ask, list(argv), timeout=timeout) for argv, timeout in asked.items()]
+        for shown in shows:
+            shown.result()
+        for answer in answers:
+            answer.result()
 
 
 def generate_strategies(situation: Situation,

@@ -21,7 +21,7 @@ from orchestrator.repair.generate import followups
 from orchestrator.repair.generate.drift import drift
 from orchestrator.repair.generate.proposal import Proposal, literal
 from orchestrator.repair.generate.revert import is_include_dir
-from orchestrator.repair.generate.situation import Situation, quote
+from orchestrator.repair.generate.situation import Question, Situation, quote
 from orchestrator.steps.paths import normalize, within_any
 
 FAMILY = "config"
@@ -30,6 +30,21 @@ KINDS = frozenset({IssueKind.CONFIG_INVALID, IssueKind.UNIT_FAILED, IssueKind.UN
 CONFIG_TEST_TIMEOUT_S = 60.0
 #: ``/etc/nginx/sites-enabled/default:12`` or ``in /etc/app.conf line 3``: a path under /etc.
 BLAMED = re.compile(r"(?<![\w./-])(/etc/(?:[\w.@+-]+/)*[\w.@+-]+)(?::(\d+))?")
+
+
+def questions(situation: Situation) -> list[Question]:
+    """What :func:`generate` asks the VM (its config test, unless the issue carries the test's output),
+    asked ahead side by side (:func:`~orchestrator.repair.generate.prefetch`)."""
+    if situation.issue.kind not in KINDS or not situation.component.config_paths:
+        return []
+    if _test_output(situation) or not situation.component.config_test:
+        return []
+    return [(list(situation.component.config_test), CONFIG_TEST_TIMEOUT_S)]
+
+
+def _test_output(situation: Situation) -> str:
+    return situation.issue.evidence.get("output", "") if situation.issue.kind is IssueKind.CONFIG_INVALID \
+        else ""
 
 
 def generate(situation: Situation) -> list[Proposal]:
@@ -65,8 +80,7 @@ def _newest_change(situation: Situation) -> list[Proposal]:
 
 
 def _blamed(situation: Situation) -> list[Proposal]:
-    output = situation.issue.evidence.get("output", "") if situation.issue.kind is IssueKind.CONFIG_INVALID \
-        else ""
+    output = _test_output(situation)
     if not output and situation.component.config_test:
         result = situation.ask(situation.component.config_test, timeout=CONFIG_TEST_TIMEOUT_S)
         output = "" if result is None or result.succeeded else result.stdout_text + result.stderr_text

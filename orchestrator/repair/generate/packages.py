@@ -27,7 +27,7 @@ from orchestrator.facts.parse import PACKAGE_NAME
 from orchestrator.model import IssueKind
 from orchestrator.repair.generate import followups
 from orchestrator.repair.generate.proposal import Proposal, literal
-from orchestrator.repair.generate.situation import Situation, quote
+from orchestrator.repair.generate.situation import Question, Situation, quote
 from orchestrator.steps.paths import within_any
 
 FAMILY = "package"
@@ -37,10 +37,25 @@ _HALF = frozenset("HUF")
 _QUERY_OK = (0, 1)
 
 
+def _wanted(situation: Situation) -> list[str]:
+    return [p for p in dict.fromkeys(situation.component.packages) if PACKAGE_NAME.match(p)]
+
+
+def questions(situation: Situation) -> list[Question]:
+    """What :func:`generate` asks the VM, asked ahead side by side (:func:`~orchestrator.repair.generate.
+    prefetch`): the packages' state, and each one's files (a verify asked for a package that turns out
+    half-configured, or by another name for Multi-Arch, is asked for nothing)."""
+    wanted = _wanted(situation) if situation.issue.kind in KINDS else []
+    if not wanted:
+        return []
+    return [(status_argv(wanted), QUERY_TIMEOUT_S),
+            *((verify_argv([name]), VERIFY_TIMEOUT_S) for name in wanted)]
+
+
 def generate(situation: Situation) -> list[Proposal]:
     if situation.issue.kind not in KINDS:
         return []
-    wanted = [p for p in dict.fromkeys(situation.component.packages) if PACKAGE_NAME.match(p)]
+    wanted = _wanted(situation)
     if not wanted:
         return []
     result = situation.ask(status_argv(wanted), timeout=QUERY_TIMEOUT_S)

@@ -26,6 +26,8 @@ UNIT_PROPERTIES = ("LoadState", "ActiveState", "SubState", "UnitFileState", "Fra
                    "User", "Group", "StateDirectory", "StateDirectoryMode", "LogsDirectory",
                    "LogsDirectoryMode", "WorkingDirectory")
 READ_TIMEOUT_S = 60.0
+#: A read-only command for the VM and how long it may take (what a family asks, see ``questions``).
+Question = tuple[list[str], float]
 #: Characters of target text (a path, a state) quoted in a description.
 QUOTE_MAX = 200
 #: An absolute path in free text: up to the first space, quote, bracket or ``:line``.

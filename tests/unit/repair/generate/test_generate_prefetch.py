@@ -1,0 +1,33 @@
+"""prefetch: the families' questions to the VM asked ahead, side by side; generating then asks nothing."""
+
+from __future__ import annotations
+
+from orchestrator.model import IssueKind
+from orchestrator.repair.generate import generate_strategies, prefetch
+from tests.unit.repair.generate.fakes import Vm, issue, situation
+
+
+def test_what_the_families_would_ask_is_asked_ahead_and_generating_asks_nothing_more() -> None:
+    vm = Vm(dpkg={"app": "ii "}, verify={"app": "??5??????   /usr/bin/app\n"}, config_test=(1, "bad"),
+            show={"app.service": {"LoadState": "loaded", "ActiveState": "failed"}})
+    broken = situation(issue(IssueKind.CONFIG_INVALID), now=[], vm=vm)
+    prefetch(broken)
+    ahead = sorted(vm.asked)
+    assert ("app", "-t") in ahead and ("dpkg", "--verify", "--", "app") in ahead
+    assert any(argv[:2] == ("systemctl", "show") for argv in ahead)
+    assert any(argv[:2] == ("dpkg-query", "-W") for argv in ahead)
+    names = [m.strategy.name for m in generate_strategies(broken)]
+    assert "gen-reinstall-app" in names
+    assert sorted(vm.asked) == ahead   # every answer came from the situation's cache
+
+
+def test_a_config_test_output_in_the_evidence_is_not_asked_again() -> None:
+    vm = Vm(dpkg={"app": "ii "})
+    prefetch(situation(issue(IssueKind.CONFIG_INVALID, evidence={"output": "line 3: bad"}), now=[], vm=vm))
+    assert ("app", "-t") not in vm.asked
+
+
+def test_an_issue_no_family_asks_about_asks_only_for_its_units() -> None:
+    vm = Vm()
+    prefetch(situation(issue(IssueKind.DISK_FULL, subject="/"), now=[], vm=vm))
+    assert all(argv[:2] == ("systemctl", "show") for argv in vm.asked)
