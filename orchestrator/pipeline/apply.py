@@ -8,7 +8,6 @@ at which the target is untouched. A fix that needs a reboot gets its verificatio
 
 from __future__ import annotations
 
-from orchestrator.agent.client import RemoteAgent
 from orchestrator.apply import apply_package
 from orchestrator.apply.journal import Journal
 from orchestrator.apply.result import ApplyStatus
@@ -101,7 +100,8 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
                       ctx.watch.baseline_units, ctx.watch.baseline_modes)
     record_plan(store, txn.id, plan)
     with session.stage(Stage.APPLY) as st:
-        apply_agent = RemoteAgent(transport, timeout=app.settings.repair.apply_op_timeout_s)
+        # The run's agent server on the target, with the apply's per-operation timeout.
+        apply_agent = ctx.agent.sharing(timeout=app.settings.repair.apply_op_timeout_s)
         try:
             result = apply_package(package, apply_agent, transport, backup_dir=backup_dir, session=session,
                                    journal=Journal(store, txn, package.operations),

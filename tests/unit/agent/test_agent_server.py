@@ -186,3 +186,19 @@ def _frames(data: bytes) -> list[bytes]:
         frames.append(data[: int(size)])
         data = data[int(size):]
     return frames
+
+
+def test_a_sharing_client_uses_the_owner_s_server_with_its_own_timeout(remote_dir: Path) -> None:
+    """The apply's client: no second interpreter, its own per-request deadline, and closing it leaves
+    the owner's server answering."""
+    transport = CountingTransport()
+    owner = _agent(transport, remote_dir)
+    owner.disk_usage("/")
+    twin = owner.sharing(timeout=600)
+    assert (twin.timeout, owner.timeout) == (600, 30)
+    assert twin.disk_usage("/").used_pct > 0
+    twin.close()
+    assert owner.disk_usage("/").used_pct > 0
+    assert len(transport.streams) == 1 and transport.streams[0].is_alive
+    owner.close()
+    assert not transport.streams[0].is_alive

@@ -50,7 +50,7 @@ class FakeGuest:
             return 0, b"", b""
         if argv[:3] == ("systemctl", "is-active", "--quiet"):
             return (0 if self.load_running else 3), b"", b""
-        if argv[:2] == ("systemctl", "stop"):
+        if argv[:3] == ("systemctl", "--no-block", "stop"):
             self.load_stops.append(argv[-1])
             was_running, self.load_running = self.load_running, False
             return (0 if was_running else 5), b"", b"" if was_running else b"Unit not loaded.\n"

@@ -35,7 +35,7 @@ def test_period_zero_runs_one_round_under_load(probes: FakeProbes, guest: FakeGu
     assert transport.argvs[0] == (
         "systemd-run", "--unit", UNIT, "--collect", "--quiet", "--property=Type=exec", "stress-ng",
         "--cpu", "1", "--cpu-load", "50", "--vm", "1", "--vm-bytes", "32M", "--timeout", "5s", "--quiet")
-    assert transport.argvs[-1] == ("systemctl", "stop", "--", UNIT)
+    assert transport.argvs[-1] == ("systemctl", "--no-block", "stop", "--", UNIT)
     assert guest.load_stops == [UNIT]
     # unit:cron.service belongs to another component and is not watched here.
     assert [c.name for c in layer.checks] == [
@@ -167,7 +167,7 @@ def test_a_stop_that_fails_is_recorded(probes: FakeProbes, guest: FakeGuest, tra
     original = guest.__call__
 
     def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        if argv[:2] == ("systemctl", "stop"):
+        if argv[:3] == ("systemctl", "--no-block", "stop"):
             return 1, b"", b"Failed to stop: Access denied\n"
         return original(argv, stdin)
 
