@@ -54,12 +54,15 @@ PARALLEL_PROBES = 4
 
 
 def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PROBES,
-               slow: Collection[int] = ()) -> list[T]:
+               slow: Collection[int] = (), on_done: Callable[[T], None] | None = None) -> list[T]:
     """Run ``probes`` concurrently; results in the order given. The first error is raised (after the
     others finished), as a sequential run would have raised it. The probes at the indexes ``slow`` start
     first: a round ends with its last probe, and one that hashes a package's files for seconds, started
-    last, would run alone after all the short ones."""
+    last, would run alone after all the short ones. ``on_done`` sees each result as soon as it is there
+    (in the probe's thread), before the round ends."""
     planned = list(probes)
+    if on_done is not None:
+        planned = [_reporting(probe, on_done) for probe in planned]
     if len(planned) <= 1 or workers <= 1:
         return [probe() for probe in planned]
     order = sorted(range(len(planned)), key=lambda i: i not in slow)   # stable: the given order otherwise
@@ -68,6 +71,14 @@ def run_probes(probes: Iterable[Callable[[], T]], *, workers: int = PARALLEL_PRO
         # Each probe in a copy of the caller's context: it sees the batch's prefetched answers.
         futures = {i: pool.submit(contextvars.copy_context().run, planned[i]) for i in order}
         return [futures[i].result() for i in range(len(planned))]
+
+
+def _reporting(probe: Callable[[], T], on_done: Callable[[T], None]) -> Callable[[], T]:
+    def run() -> T:
+        result = probe()
+        on_done(result)
+        return result
+    return run
 
 
 #: Probes whose guest work takes seconds on a cold host (dpkg --verify hashes files, pkgmeta reads a
@@ -173,15 +184,16 @@ class Detector:
         """Every planned probe, in the order :meth:`run` runs them."""
         return tuple(self._plan)
 
-    def run(self) -> DetectionReport:
-        """Run every probe.
+    def run(self, on_result: Callable[[ProbeResult], None] | None = None) -> DetectionReport:
+        """Run every probe; ``on_result`` sees each result as it comes (in the probe's thread).
 
         Raises:
             TransportError: the target cannot be reached (a probe that merely cannot run on it, such as
                 systemd checks without systemd, is reported as unavailable instead).
         """
         results = self._batched(self._plan, lambda: run_probes(self._plan.values(),
-                                                               slow=slow_indexes(self._plan)))
+                                                               slow=slow_indexes(self._plan),
+                                                               on_done=on_result))
         return DetectionReport.from_results(results, [c.name for c in self.watch.components])
 
     def run_all(self) -> list[ProbeResult]:

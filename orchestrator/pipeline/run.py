@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,14 +22,14 @@ from orchestrator.detect.detector import Detector
 from orchestrator.discover.resolve import resolve_for, watch_summary
 from orchestrator.errors import ConnectError, PipelineError, TransportError, VmRepairError
 from orchestrator.metrics.detections import forget_issues, last_detection, remember_detection
-from orchestrator.model import RUN_EXIT_CODES, Issue, SessionStatus
+from orchestrator.model import RUN_EXIT_CODES, Issue, ProbeResult, SessionStatus
 from orchestrator.pipeline import driver
 from orchestrator.pipeline.context import RunContext, run_notices, vm_sandbox
 from orchestrator.pipeline.notices import RunNotices
 from orchestrator.pipeline.options import Resolved, RunOptions
 from orchestrator.pipeline.outcome import IssueOutcome, worst
 from orchestrator.pipeline.resume import resumed_from
-from orchestrator.pipeline.triage import group_issues, is_report_only
+from orchestrator.pipeline.triage import group_issues, is_report_only, will_escalate
 from orchestrator.report.markdown import write_report
 from orchestrator.sandbox.protocol import Sandbox, SandboxFactory
 from orchestrator.session.evidence import Stage
@@ -66,22 +67,47 @@ class RunOutcome:
 
 
 class _Early:
-    """A sandbox started before detection; the first round takes it, otherwise it is destroyed."""
+    """A sandbox started before detection ends; the first round takes it, otherwise it is destroyed."""
 
     def __init__(self, make: SandboxFactory) -> None:
         self._make = make
         self._started: Sandbox | None = None
+        self._lock = threading.Lock()
+        self._starting: threading.Thread | None = None
 
     def start(self, session: Session, reason: str) -> None:
         self._started = self._make(session)
         self._started.start()
         session.event(Stage.SANDBOX, "started_early", reason=reason)
 
+    def start_soon(self, session: Session, reason: str) -> None:
+        """Start it in the background, once (called from a probe's thread while detection runs). A
+        start that fails is recorded; the round then starts its own sandbox as usual."""
+        with self._lock:
+            if self._starting is not None or self._started is not None:
+                return
+            self._starting = threading.Thread(target=self._start_quietly, args=(session, reason),
+                                              name="early-sandbox", daemon=True)
+            self._starting.start()
+
+    def _start_quietly(self, session: Session, reason: str) -> None:
+        try:
+            self.start(session, reason)
+        except VmRepairError as exc:
+            session.event(Stage.SANDBOX, "early_start_failed", error=exc.message)
+
+    def _settled(self) -> None:
+        starting = self._starting
+        if starting is not None:
+            starting.join()
+
     def factory(self, session: Session) -> Sandbox:
+        self._settled()
         started, self._started = self._started, None
         return started if started is not None else self._make(session)
 
     def discard(self) -> None:
+        self._settled()
         started, self._started = self._started, None
         if started is not None:
             with contextlib.suppress(VmRepairError):
@@ -182,7 +208,14 @@ def _run(app: App, spec: TargetSpec, session: Session, options: Resolved, outcom
             watch = resolve_for(app.settings, app.state, spec.slug, transport, agent)
             probes = Detector(watch.watch, transport, agent,
                               answers=answer_store.for_target(app.settings.state_dir, spec.slug))
-            report = probes.run()
+            def boot_if_escalating(result: ProbeResult) -> None:
+                # The first failure no restart can fix: this run will need the VM, so it boots while
+                # the rest of the round runs (the round's end can be seconds away: pkgmeta, dpkg).
+                if will_escalate(result):
+                    early.start_soon(session, f"detection found {result.probe} failing ({result.kind}); "
+                                              "a restart cannot fix it")
+
+            report = probes.run(on_result=boot_if_escalating)
             session.write_json("detect", report.as_dict() | {"watch": watch_summary(watch)})
             outcome.issues = list(report.issues)
             st.detail = f"{len(report.issues)} issue(s)"

@@ -92,6 +92,17 @@ def is_report_only(issue: Issue) -> bool:
             and not is_system_path_issue(issue))
 
 
+def will_escalate(result: ProbeResult) -> bool:
+    """Whether the issue this result makes goes to a troubleshooting VM whatever else a round finds:
+    it failed, it is repaired (not only reported), and no restart can fix its kind (:func:`decide`
+    escalates any group holding it). The run boots the VM on the first such result, while the rest of
+    detection runs."""
+    if result.ok or result.is_unavailable:
+        return False
+    issue = Issue.from_result(result)
+    return not is_report_only(issue) and issue.kind not in RESTARTABLE
+
+
 def group_issues(issues: list[Issue]) -> list[tuple[Issue, tuple[Issue, ...]]]:
     """One primary issue per component (the most fundamental kind), with the rest as related.
 

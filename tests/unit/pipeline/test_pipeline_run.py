@@ -171,3 +171,21 @@ def test_the_run_status_is_that_of_its_repairs_not_of_reported_state() -> None:
                              probe="config:apache2"), SessionStatus.NOT_REPRODUCED, "environment differs")
     assert run_status([app, degraded]) is SessionStatus.NOT_REPRODUCED
     assert run_status([degraded]) is SessionStatus.NOT_REPAIRED
+
+
+def test_a_failure_no_restart_can_fix_boots_the_sandbox_while_detection_runs(
+        app: App, tmp_path: Path) -> None:
+    """No history on the target: the first failed config test of the round starts the VM, before the
+    detect stage ends; the round then uses that VM (one sandbox)."""
+    _local(app, config_ok=False)
+    assert early_reason(app, parse_target("local")) == ""
+    script = Script(tmp_path)
+    outcome = run_repair(app, "local", RunOptions(assume_yes=True), sandbox=script.new_sandbox,
+                         stages=script.stages())
+    [sandbox] = script.sandboxes
+    assert sandbox.calls == ["start", "import", "destroy"]
+    events = [json.loads(line) for line in (outcome.session.dir / "evidence.jsonl").read_text().splitlines()]
+    early = next(i for i, e in enumerate(events) if e["event"] == "started_early")
+    detected = next(i for i, e in enumerate(events) if e["stage"] == "detect" and e["event"] == "finished")
+    assert early < detected
+    assert events[early]["reason"].startswith("detection found config:app failing")

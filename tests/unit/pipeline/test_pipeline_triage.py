@@ -18,6 +18,7 @@ from orchestrator.pipeline.triage import (
     is_report_only,
     is_system_path_issue,
     restart_in_place,
+    will_escalate,
 )
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.systemd.fakes import Clock, FakeSystemd
@@ -312,3 +313,19 @@ def test_report_only_host_issues_group_apart_from_a_repairable_one() -> None:
     assert group_issues([memory, tmp]) == [(memory, ()), (tmp, ())]
     disk = issue(IssueKind.DISK_FULL, "host", "/")
     assert group_issues([tmp, disk, memory]) == [(disk, (tmp,)), (memory, ())]
+
+
+def _result(kind: IssueKind, *, ok: bool = False, component: str = "nginx", unavailable: bool = False,
+            evidence: dict[str, str] | None = None) -> ProbeResult:
+    return ProbeResult(f"probe:{kind}", component, ok, kind, Severity.CRITICAL, "subject", "summary",
+                       dict(evidence or {}), is_unavailable=unavailable)
+
+
+def test_only_a_repaired_failure_no_restart_can_fix_boots_the_vm_during_detection() -> None:
+    assert will_escalate(_result(IssueKind.CONFIG_INVALID))
+    assert will_escalate(_result(IssueKind.DISK_FULL, component="host"))
+    assert not will_escalate(_result(IssueKind.CONFIG_INVALID, ok=True))
+    assert not will_escalate(_result(IssueKind.CONFIG_INVALID, unavailable=True))
+    assert not will_escalate(_result(IssueKind.UNIT_FAILED))        # a restart in place may fix it
+    assert not will_escalate(_result(IssueKind.MEMORY_PRESSURE, component="host"))   # reported only
+    assert not will_escalate(_result(IssueKind.PERMISSIONS, evidence={"report_only": "may be intended"}))
