@@ -413,3 +413,31 @@ def test_a_guessed_layer_that_does_not_boot_falls_back_to_the_template(
     assert ready.name == "trb-debian-12" and vm.layer_key == ""
     (failed,) = events(session, "layer_guess_failed")
     assert failed["error"] == "the layer's clone did not answer"
+
+
+# -- the agent made ready while the VM waits ------------------------------------------------------
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_agent_is_made_ready_after_the_boot_and_before_wait_ready_returns(
+        make_settings: Callable[..., Settings], session: Session, monkeypatch: pytest.MonkeyPatch,
+        fails: bool) -> None:
+    """Uploaded and served in the pool's thread right after the boot (off the critical path when the
+    VM started early); a failure there is only an event, the import meets it again."""
+    def boot(settings: Settings, name: str, template: str, layer: object = None,
+             hypervisor: str = "") -> UpResult:
+        return UpResult(name, 2222, 1.5, "tcg", is_warm=True)
+
+    monkeypatch.setattr("orchestrator.sandbox.vm._boot", boot)
+    vm = TroubleshootingVm(App(make_settings()), session)
+    monkeypatch.setattr(vm, "_last_layer", lambda: None)
+    agent = SandboxAgent(errors={"disk_usage": AgentError("the agent could not start")} if fails else {})
+    vm._agent, vm._transport = agent, FakeTransport(host=vm.name)  # type: ignore[assignment]
+    try:
+        vm.start()
+        assert vm.wait_ready().name == vm.name
+        assert agent.calls == [("disk_usage", "/")]
+        assert len(events(session, "agent_warm_failed")) == (1 if fails else 0)
+    finally:
+        vm._pool.shutdown(wait=True)
+        vm.app.close()
