@@ -1564,10 +1564,40 @@ def op_disk_usage(args: Args, work_dir: str) -> Any:
 DPKG_BINARY = re.compile(r"[a-z0-9][a-z0-9+.-]{0,199}(:[a-z0-9][a-z0-9-]{0,31})?")
 DPKG_INFO = "/var/lib/dpkg/info"
 DPKG_STATUS_FILE = "/var/lib/dpkg/status"
+#: The largest ``.list`` read (texlive's are a few megabytes).
+MAX_LIST_BYTES = 64 * 1024 * 1024
 #: Files a fingerprint looks at, in all (a few packages with everything they ship).
 MAX_FINGERPRINT_FILES = 200_000
 #: A change this recent may share its ctime with a later one (the clock's tick): not cached.
 RACY_NS = 2_000_000_000
+
+
+def dpkg_list(binary: str) -> list[str] | None:
+    """The paths dpkg's ``<binary>.list`` names (what the installed package shipped), or None when dpkg
+    has no list of it. Never through a symlink, never waiting on a FIFO.
+
+    Raises: Failure (``invalid``: not a regular file, or a symlink; ``too_large``: over
+    :data:`MAX_LIST_BYTES`)."""
+    path = f"{DPKG_INFO}/{binary}.list"
+    try:
+        fd = os.open(path, READ_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Failure("invalid", f"refusing {path}: it is a symlink") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Failure("invalid", f"{path} is not a regular file")
+        data = bytearray()
+        while len(data) <= MAX_LIST_BYTES and (chunk := os.read(fd, CHUNK)):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_LIST_BYTES:
+        raise Failure("too_large", f"{path} is larger than {MAX_LIST_BYTES} bytes")
+    return [os.fsdecode(raw) for raw in bytes(data).split(b"\n") if raw.startswith(b"/")]
 
 
 def op_dpkg_fingerprint(args: Args, work_dir: str) -> Any:
@@ -1604,20 +1634,14 @@ def op_dpkg_fingerprint(args: Args, work_dir: str) -> Any:
 
     add(DPKG_STATUS_FILE)
     for binary in binaries:
-        listing = f"{DPKG_INFO}/{binary}.list"
-        add(listing)
+        add(f"{DPKG_INFO}/{binary}.list")
         add(f"{DPKG_INFO}/{binary}.md5sums")
-        try:
-            with open(listing, "rb") as handle:
-                names = handle.read(64 * 1024 * 1024).split(b"\n")
-        except FileNotFoundError:
-            continue   # dpkg knows no files of it: the status file's stat covers its state
-        for raw in names:
-            if raw.startswith(b"/"):
-                count += 1
-                if count > MAX_FINGERPRINT_FILES:
-                    raise Failure("too_large", f"more than {MAX_FINGERPRINT_FILES} packaged files")
-                add(os.fsdecode(raw))
+        # None: dpkg knows no files of it, and the status file's stat covers its state.
+        for path in dpkg_list(binary) or ():
+            count += 1
+            if count > MAX_FINGERPRINT_FILES:
+                raise Failure("too_large", f"more than {MAX_FINGERPRINT_FILES} packaged files")
+            add(path)
     return {"fingerprint": digest.hexdigest(), "racy": racy, "files": count}
 
 
@@ -1723,12 +1747,6 @@ def deb_member_path(name: str) -> str | None:
     return "/" + "/".join(parts)
 
 
-#: dpkg's list of the paths each installed package shipped (``<name>.list``, ``<name>:<arch>.list`` for a
-#: Multi-Arch: same package); a module constant so tests can point it at a temporary directory.
-DPKG_INFO = "/var/lib/dpkg/info"
-#: The largest .list read (texlive's are a few megabytes).
-MAX_LIST_BYTES = 64 * 1024 * 1024
-
 #: The member headers of the .debs this process read, by the file's identity (device, inode, size,
 #: mtime, ctime), and whether the whole data.tar was read: a server answers a whole run, and a round
 #: asks about one .deb once per component (systemd's for journald, udevd, the gettys ...), each a
@@ -1740,34 +1758,18 @@ MAX_DEB_MEMO = 16
 
 
 def dpkg_listed(deb: str) -> set[str] | None:
-    """The paths dpkg says the installed package of the .deb file ``deb`` shipped (its .list), or None
-    when there is no such list (not installed, unreadable, too large, or a symlink)."""
+    """The paths dpkg says the installed package of the .deb file ``deb`` shipped (its ``.list``:
+    ``<name>:<arch>.list`` for a Multi-Arch: same package, else ``<name>.list``), or None when there
+    is no usable list."""
     name, _, rest = split_parent(deb)[1].partition("_")
     arch = rest.rpartition("_")[2].removesuffix(".deb")
-    try:
-        dfd = os.open(DPKG_INFO, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        for candidate in (f"{name}:{arch}.list", f"{name}.list"):
-            try:
-                fd = os.open(candidate, READ_FLAGS, dir_fd=dfd)
-            except OSError:
-                continue
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    continue
-                data = bytearray()
-                while len(data) <= MAX_LIST_BYTES and (chunk := os.read(fd, CHUNK)):
-                    data += chunk
-            finally:
-                os.close(fd)
-            if len(data) > MAX_LIST_BYTES:
-                return None
-            lines = os.fsdecode(bytes(data)).splitlines()
-            return {"/" if line == "/." else line for line in lines if line.startswith("/")}
-    finally:
-        os.close(dfd)
+    for binary in (f"{name}:{arch}", name):
+        try:
+            paths = dpkg_list(binary)
+        except (Failure, OSError):
+            return None
+        if paths is not None:
+            return {"/" if path == "/." else path for path in paths}
     return None
 
 
@@ -1822,9 +1824,9 @@ def op_deb_meta(args: Args, work_dir: str) -> Any:
     try:
         st = os.fstat(fd)
         identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        listed = dpkg_listed(str(deb))
-        wanted = None if listed is None else {p for p in asked if p in listed}
         found, complete = DEB_MEMBERS.get(identity, ({}, False))
+        listed = None if complete else dpkg_listed(str(deb))
+        wanted = None if listed is None else {p for p in asked if p in listed}
         if not complete and (wanted is None or not wanted <= found.keys()):
             more, complete = deb_members(fd, str(deb), wanted)
             found = {**found, **more}

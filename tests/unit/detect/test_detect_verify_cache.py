@@ -62,6 +62,18 @@ def test_a_package_without_records_and_bad_names(dpkg_root: Path) -> None:
         assert answer["ok"] is False and answer["code"] == "invalid"
 
 
+def test_a_list_that_is_a_symlink_or_a_fifo_fails_the_fingerprint_and_never_hangs(dpkg_root: Path) -> None:
+    """dpkg's lists are read as deb_meta reads them (one reader): a FIFO never blocks, a symlink is
+    refused, and a failed fingerprint only means the package is verified again."""
+    info = Path(vmrepair_agent.DPKG_INFO)
+    os.mkfifo(info / "fifo.list")
+    (info / "link.list").symlink_to(info / "app.list")
+    for binary in ("fifo", "link"):
+        answer = vmrepair_agent.handle({"op": "dpkg_fingerprint", "args": {"binaries": [binary]}},
+                                       work_dir="/tmp")
+        assert (answer["ok"], answer["code"]) == (False, "invalid"), answer
+
+
 class _Agent:
     def __init__(self) -> None:
         self.answers: list[tuple[str, bool] | AgentError] = []
