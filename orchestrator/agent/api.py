@@ -80,6 +80,11 @@ class DebMeta:
     def by_path(self) -> dict[str, DebEntry]:
         return {e.path: e for e in self.entries}
 
+    def answers_exactly(self, paths: Sequence[str]) -> bool:
+        """Every path of ``paths`` answered exactly once, as an entry or as absent, and nothing else."""
+        answered = [e.path for e in self.entries] + list(self.absent)
+        return sorted(answered) == sorted(dict.fromkeys(paths))
+
 
 @dataclass(frozen=True)
 class Placeholder:

@@ -257,10 +257,9 @@ class RemoteAgent(AgentRpc):
         asked = list(dict.fromkeys(paths))
         meta = self._parse("deb_meta", DebMetaWire,
                            self._call("deb_meta", {"deb": deb, "paths": asked})).to_api()
-        answered = [e.path for e in meta.entries] + list(meta.absent)
-        stray = [p for p in answered if p not in asked]
+        stray = [p for p in [e.path for e in meta.entries] + list(meta.absent) if p not in asked]
         self._expect("deb_meta", not stray, f"paths that were not asked for: {stray[:3]!r}")
-        self._expect("deb_meta", sorted(answered) == sorted(asked),
+        self._expect("deb_meta", meta.answers_exactly(asked),
                      "every path asked about must be answered once, as an entry or as absent")
         return meta
 

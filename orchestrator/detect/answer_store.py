@@ -130,8 +130,7 @@ class AnswerStore:
             meta = DebMetaWire.model_validate(entry.get("answer")).to_api()
         except ValueError:   # pydantic's ValidationError: an entry this module did not write
             return None
-        answered = sorted([e.path for e in meta.entries] + list(meta.absent))
-        return meta if answered == sorted(dict.fromkeys(paths)) else None
+        return meta if meta.answers_exactly(paths) else None
 
     def keep_deb_meta(self, deb: str, paths: Sequence[str], meta: DebMeta) -> None:
         """Keep the agent's (already checked) answer for ``paths`` in ``deb``."""
