@@ -31,6 +31,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from orchestrator.errors import TransportError
 from orchestrator.repair.generate import config_files, last_resort, packages, revert, state, units
@@ -57,8 +58,9 @@ __all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies"
 
 def prefetch(situation: Situation) -> None:
     """Ask the VM, side by side, the read-only questions the families will ask one after the other
-    (each a guest process, about 0.2 s under TCG): the component's units as systemd shows them, and
-    what the families declare. The answers wait in ``situation``'s cache for :func:`generate_strategies`.
+    (each a guest process, about 0.2 s under TCG): the component's units as systemd shows them (one
+    call for all), and what the families declare. The answers wait in ``situation``'s cache for
+    :func:`generate_strategies`.
 
     Raises:
         TransportError: the VM cannot be reached.
@@ -69,12 +71,12 @@ def prefetch(situation: Situation) -> None:
             asked.setdefault(tuple(argv), timeout)
     with concurrent.futures.ThreadPoolExecutor(max_workers=PREFETCH_WORKERS,
                                                thread_name_prefix="prefetch") as pool:
-        shows = [pool.submit(situation.show, unit) for unit in situation.units]
-        answers = [pool.submit(situation.ask, list(argv), timeout=timeout) for argv, timeout in asked.items()]
-        for shown in shows:
-            shown.result()
-        for answer in answers:
-            answer.result()
+        pending: list[concurrent.futures.Future[Any]] = [
+            pool.submit(situation.show_many, situation.units)]
+        pending += [pool.submit(situation.ask, list(argv), timeout=timeout)
+                    for argv, timeout in asked.items()]
+        for future in pending:
+            future.result()
 
 
 def generate_strategies(situation: Situation,

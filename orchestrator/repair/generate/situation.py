@@ -104,11 +104,28 @@ class Situation:
         Raises:
             TransportError: the VM cannot be reached.
         """
-        if unit not in self._shown:
-            answer = systemd.show(self.vm, [unit], UNIT_PROPERTIES, max_value=4096)
-            found = answer.units[0].properties if answer.units and answer.unavailable_reason is None else {}
-            self._shown[unit] = found
-        return self._shown[unit]
+        self.show_many([unit])
+        return self._shown.get(unit, {})
+
+    def show_many(self, units: Sequence[str]) -> None:
+        """``systemctl show`` of the ``units`` not asked yet, in one call (each is a guest process);
+        the answers wait for :meth:`show`. A unit systemd printed no block for is left to :meth:`show`
+        to ask alone (blocks are matched by position).
+
+        Raises:
+            TransportError: the VM cannot be reached.
+        """
+        asked = [unit for unit in dict.fromkeys(units) if unit not in self._shown]
+        if not asked:
+            return
+        answer = systemd.show(self.vm, asked, UNIT_PROPERTIES, max_value=4096)
+        if answer.unavailable_reason is not None:
+            self._shown.update((unit, {}) for unit in asked)
+        elif len(answer.units) == len(asked):
+            self._shown.update((unit, info.properties)
+                               for unit, info in zip(asked, answer.units, strict=True))
+        elif len(asked) == 1:
+            self._shown[asked[0]] = {}
 
     def ask(self, argv: Sequence[str], *, timeout: float = READ_TIMEOUT_S) -> CommandResult | None:
         """Run a read-only command in the VM; None when it is not installed or did not finish.

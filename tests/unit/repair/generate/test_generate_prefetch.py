@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orchestrator.model import IssueKind
 from orchestrator.repair.generate import generate_strategies, prefetch
-from tests.unit.repair.generate.fakes import Vm, issue, situation
+from tests.unit.repair.generate.fakes import APP, Vm, issue, situation
 
 
 def test_what_the_families_would_ask_is_asked_ahead_and_generating_asks_nothing_more() -> None:
@@ -31,3 +33,16 @@ def test_an_issue_no_family_asks_about_asks_only_for_its_units() -> None:
     vm = Vm()
     prefetch(situation(issue(IssueKind.DISK_FULL, subject="/"), now=[], vm=vm))
     assert all(argv[:2] == ("systemctl", "show") for argv in vm.asked)
+
+
+def test_a_component_s_units_are_shown_in_one_call_and_each_answer_kept_for_its_unit() -> None:
+    two = replace(APP, units=("app.service", "app-worker.service"))
+    vm = Vm(show={"app.service": {"LoadState": "loaded", "ActiveState": "failed"},
+                  "app-worker.service": {"LoadState": "loaded", "ActiveState": "active"}})
+    broken = situation(issue(IssueKind.DISK_FULL, subject="/"), now=[], vm=vm, component=two)
+    prefetch(broken)
+    shows = [argv for argv in vm.asked if argv[:2] == ("systemctl", "show")]
+    assert len(shows) == 1 and shows[0][-2:] == ("app.service", "app-worker.service")
+    assert broken.show("app.service")["ActiveState"] == "failed"
+    assert broken.show("app-worker.service")["ActiveState"] == "active"
+    assert len(vm.asked) == 1   # both answered from the one call
