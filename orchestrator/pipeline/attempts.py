@@ -285,7 +285,7 @@ class _AttemptRunner:
         after, reboot = changes
         validator = Validator(self.work.sandbox.transport, self.work.probes, self.ctx.watch,
                               stable_period_s=self.ctx.options.stable_period_s,
-                              load=self.ctx.app.settings.repair.load)
+                              load=self.ctx.app.settings.repair.load, full_round_s=self.work.round_s)
         report = validator.validate(self.issue, self.work.component, self.baseline_passing)
         record.validation = report
         self.outcomes.record(candidate.name, succeeded=report.passed, stage=STAGE_VM,

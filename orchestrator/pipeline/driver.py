@@ -120,7 +120,7 @@ def _round(ctx: RunContext, stages: Stages, issue: Issue, related: tuple[Issue, 
             why = reproduction.reason or f"{issue.probe} passes in the troubleshooting VM"
             return IssueOutcome(issue, SessionStatus.NOT_REPRODUCED, f"{why}; nothing applied")
         work = Workbench(sandbox, probes, captured, tuple(components), imported, reproduction.passing,
-                         related=related)
+                         related=related, round_s=reproduction.round_s)
         winner = stages.attempt(ctx, work, issue, stages.diagnose(ctx, work, issue, exclude))
         if winner is None:
             return IssueOutcome(issue, SessionStatus.NOT_REPAIRED,

@@ -4,6 +4,7 @@ the troubleshooting environment, and check that the fault shows there too."""
 from __future__ import annotations
 
 import concurrent.futures
+import time
 from dataclasses import replace
 
 from orchestrator.capture.snapshot import Capture, capture_components, capture_paths
@@ -155,7 +156,9 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
     with ctx.session.stage(Stage.REPRODUCE) as st:
         # One concurrent run of every probe: the issue's own result, and what passes with the fault
         # reproduced (what a repair must not break).
+        began = time.monotonic()
         results = probes.run_all()
+        round_s = time.monotonic() - began
         observed = next((r for r in results if r.probe == issue.probe), None) or probes.run_probe(issue.probe)
         passing = frozenset(r.probe for r in results if r.ok and not r.is_unavailable)
         differences = imported.differences
@@ -180,4 +183,4 @@ def reproduce(ctx: RunContext, probes: ProbeRunner, issue: Issue, imported: Impo
             st.detail = f"probe {issue.probe} passes in the VM: not reproduced"
             return Reproduction(False, observed.summary, passing, reason=_lacking(imported))
         st.detail = f"reproduced: {observed.summary}"
-    return Reproduction(True, observed.summary, passing)
+    return Reproduction(True, observed.summary, passing, round_s=round_s)

@@ -35,6 +35,9 @@ class Workbench:
     passing: frozenset[str] = frozenset()
     #: The other issues of the component (the primary is the most severe, not always the cause).
     related: tuple[Issue, ...] = ()
+    #: Seconds one run of every probe took in the sandbox (the reproduction's): validation times its
+    #: regression check from it.
+    round_s: float = 0.0
 
     @property
     def component(self) -> Component:
@@ -50,6 +53,8 @@ class Reproduction:
     passing: frozenset[str] = frozenset()
     #: Why it was not reproduced, when that is not simply "the probe passes there".
     reason: str = ""
+    #: Seconds the run of every probe took in the sandbox.
+    round_s: float = 0.0
 
 
 @dataclass(frozen=True)

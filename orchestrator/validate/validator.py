@@ -7,9 +7,11 @@
 
 The verdict passes only if all four layers pass. Stability is the expensive layer, so it is skipped
 (and counts as failed) when the issue is not even resolved; the cheap layers 3 and 4 always run, side by
-side with it. In the troubleshooting VM (``side_layers="last_round"``) they start at the last round of
-the stability period (or after it, when it ended early): they see the host at the end of the period, so
-they also catch what broke late, without adding their own seconds to it. On the target, after the VM
+side with it. In the troubleshooting VM (``side_layers="last_round"``) they are started so that they end
+with the stability period (as long before its end as one run of every probe took on that host, half
+again under load; at its last round at the latest; after it, when it ended early): they see the host
+late in the period, so they also catch what broke late, without adding their own seconds to it. (Started
+at the last round, they ran 3.2 s past the period under TCG and load.) On the target, after the VM
 has proved exactly that for the same change, they start with the period (``side_layers="start"``):
 every probe of the host takes longer than the period's rounds there (10.6 s for 102 probes against
 8.2 s, measured under TCG), so starting them at its end put them whole on the repair's critical path.
@@ -34,6 +36,10 @@ from orchestrator.validate.load import random_token
 from orchestrator.validate.probes import ProbeRunner
 from orchestrator.validate.results import LayerName, LayerReport, ValidationReport
 from orchestrator.validate.stability import PROBE_INTERVAL_S, StabilityPlan, stable_layer
+
+#: How much longer every probe takes while stress-ng loads the guest: the regression check ran 4.5 s
+#: under load where the reproduction's run of the same probes took 3.1 s (x1.45, TCG, 2 vCPUs).
+LOADED_SLOWDOWN = 1.5
 
 __all__ = ["ProbeRunner", "ValidationReport", "Validator"]
 
@@ -81,6 +87,8 @@ class Validator:
 
     ``host_transport`` reaches that host; ``probes`` re-runs the detect stage's probes on it.
     ``sleep``/``clock`` pace the stability layer and time every check (inject fakes in tests).
+    ``full_round_s``: how long one run of every probe took on that host (the reproduction's), from
+    which the side layers' start in the VM is timed (0: at the period's last round).
 
     Raises (from :meth:`validate`): nothing for guest trouble — an unreachable guest, a missing tool or
     a probe that cannot run becomes a failed check — only bugs propagate.
@@ -99,14 +107,16 @@ class Validator:
         probe_interval_s: float = PROBE_INTERVAL_S,
         token: Callable[[], str] = random_token,
         side_layers: Literal["last_round", "start"] = "last_round",
+        full_round_s: float = 0.0,
     ) -> None:
         self._transport = host_transport
         self._probes = probes
         self._watch = watch
         self._clock = clock
         self._side_at_start = side_layers == "start"
+        lead = max(0.0, full_round_s) * (LOADED_SLOWDOWN if load else 1.0)
         self._plan = StabilityPlan(period_s=max(0.0, stable_period_s), load=load, sleep=sleep,
-                                   clock=clock, interval_s=probe_interval_s, token=token)
+                                   clock=clock, interval_s=probe_interval_s, token=token, side_lead_s=lead)
 
     def _core_after(self, warm: concurrent.futures.Future[None], component: Component,
                     guest: GuestHost) -> LayerReport:

@@ -125,12 +125,14 @@ def test_load_that_cannot_start_fails_the_layer(probes: FakeProbes, guest: FakeG
 
 def test_load_that_dies_early_fails_the_layer(probes: FakeProbes, guest: FakeGuest,
                                               transport: FakeTransport, clock: FakeClock) -> None:
-    def oom(_name: str) -> None:
-        if clock.now >= 1004:
+    def sleep_then_oom(seconds: float) -> None:
+        # Between the rounds at +4 and +6 (the load is checked beside each round's probes).
+        clock.sleep(seconds)
+        if clock.now >= 1005:
             guest.load_running = False
 
-    probes.before = oom
-    layer = _run(probes, transport, clock, 10)
+    layer = stable_layer({"nginx"}, probes, transport, StabilityPlan(
+        period_s=10, load=True, sleep=sleep_then_oom, clock=clock, token=lambda: "0badcafe"))
     assert not layer.passed
     assert [(c.name, c.detail) for c in layer.failed_checks] == [
         ("load kept running", "stress-ng had ended at +6.0 s (round 4)")]
@@ -217,3 +219,80 @@ def test_the_last_round_is_announced_when_rounds_take_time(probes: FakeProbes, t
     assert clock.sleeps == [2.0, 2.0, 2.0]
     assert len(probes.calls) == 4
     assert announced == [2]   # after the round at +6, before the wait that precedes the round at +9
+
+
+def test_the_last_round_is_timed_to_end_about_the_deadline(probes: FakeProbes, transport: FakeTransport,
+                                                         clock: FakeClock) -> None:
+    """Rounds of 1 s, a 5 s period: rounds at +0 and +3, then the last at +4.2 (four fifths of a round
+    before the deadline), ending at +5.2; started at the deadline it ended at +6."""
+    start = clock.now
+    began: list[float] = []
+
+    def round_takes_a_second(name: str) -> None:
+        began.append(clock.now - start)
+        clock.now += 1.0
+
+    probes.before = round_takes_a_second
+    layer = stable_layer({"nginx"}, probes, transport, _plan(clock, 5))
+    assert layer.passed
+    assert began == pytest.approx([0.0, 3.0, 4.2])
+    assert clock.now - start == pytest.approx(5.2)
+
+
+def test_a_last_round_that_ends_before_the_deadline_is_followed_by_another(
+        probes: FakeProbes, transport: FakeTransport, clock: FakeClock) -> None:
+    """The period ends only with a round that ends at or after its end: rounds of 1 s, then one of
+    0.5 s timed as the last ends at +4.7, so another follows at once."""
+    start = clock.now
+    began: list[float] = []
+    lengths = iter([1.0, 1.0, 0.5, 1.0])
+
+    def timed_round(name: str) -> None:
+        began.append(clock.now - start)
+        clock.now += next(lengths)
+
+    probes.before = timed_round
+    layer = stable_layer({"nginx"}, probes, transport, _plan(clock, 5))
+    assert layer.passed
+    assert began == pytest.approx([0.0, 3.0, 4.2, 4.7])
+    assert clock.now - start >= 5
+
+
+def test_the_load_is_checked_beside_each_round_but_the_first(probes: FakeProbes, transport: FakeTransport,
+                                                              clock: FakeClock) -> None:
+    """The first round follows systemd-run, which returned with stress-ng exec'd: no check there."""
+    layer = _run(probes, transport, clock, 4)
+    assert layer.passed
+    checks = [argv for argv in transport.argvs if argv[:2] == ("systemctl", "is-active")]
+    assert len(probes.calls) == 3 and len(checks) == 2
+    assert layer.detail.startswith("stable for 4.0 s under load: 3 rounds")
+
+
+def test_the_side_work_is_announced_its_lead_before_the_deadline(probes: FakeProbes, transport: FakeTransport,
+                                                                 clock: FakeClock) -> None:
+    """A 10 s period with a 5 s lead: the wait from +4 to +6 is split at +5, where the side work starts,
+    so that it can end with the period; the rounds keep their pace."""
+    start = clock.now
+    announced: list[float] = []
+    plan = StabilityPlan(period_s=10, load=True, sleep=clock.sleep, clock=clock, token=lambda: "0badcafe",
+                         side_lead_s=5)
+    layer = stable_layer({"nginx"}, probes, transport, plan,
+                         on_last_round=lambda: announced.append(clock.now))
+    assert layer.passed
+    assert announced == [start + 5]
+    assert clock.sleeps == [2.0, 2.0, 1.0, 1.0, 2.0, 2.0]
+    assert len(probes.calls) == 6
+
+
+def test_a_lead_longer_than_the_period_announces_at_the_first_wait(
+        probes: FakeProbes, transport: FakeTransport, clock: FakeClock) -> None:
+    start = clock.now
+    announced: list[float] = []
+    plan = StabilityPlan(period_s=4, load=False, sleep=clock.sleep, clock=clock, side_lead_s=30)
+    stable_layer({"nginx"}, probes, transport, plan, on_last_round=lambda: announced.append(clock.now))
+    assert announced == [start]
+
+
+def test_plan_rejects_a_negative_lead() -> None:
+    with pytest.raises(ValueError, match="bad stability plan"):
+        StabilityPlan(period_s=5, load=False, sleep=time.sleep, clock=time.monotonic, side_lead_s=-1)

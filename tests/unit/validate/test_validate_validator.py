@@ -125,6 +125,33 @@ def test_layers_3_and_4_run_during_the_last_round_of_the_stability_period(
     assert seen_in_last_wait == [True]
 
 
+def test_layers_3_and_4_start_so_that_they_end_with_the_period(
+    probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock
+) -> None:
+    """A run of every probe took 2 s on that host: under load they are started 3 s before a 10 s period
+    ends (at +7, splitting the wait from +6 to +8), not at its last round."""
+    start = clock.now
+    regression_ran = threading.Event()
+    seen: list[tuple[float, bool]] = []
+
+    def before(name: str) -> None:
+        if name == "unit:cron.service":
+            regression_ran.set()
+
+    def sleep(seconds: float) -> None:
+        seen.append((clock.now - start, regression_ran.wait(timeout=5) if clock.now - start >= 7 else
+                     regression_ran.is_set()))
+        clock.sleep(seconds)
+
+    probes.before = before
+    validator = Validator(transport, probes, WATCH, stable_period_s=10, load=True, sleep=sleep, clock=clock,
+                          token=lambda: "0badcafe", full_round_s=2.0)
+    report = validator.validate(ISSUE, NGINX, BASELINE)
+    assert report.passed
+    assert clock.sleeps == [2.0, 2.0, 2.0, 1.0, 1.0, 2.0]
+    assert seen == [(0.0, False), (2.0, False), (4.0, False), (6.0, False), (7.0, True), (8.0, True)]
+
+
 def test_on_the_target_layers_3_and_4_start_with_the_period(
     probes: FakeProbes, guest: FakeGuest, transport: FakeTransport, clock: FakeClock
 ) -> None:
