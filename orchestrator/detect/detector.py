@@ -160,20 +160,20 @@ class Detector:
                 except VmRepairError as exc:
                     log.debug("batched agent reads failed, probing one by one: %s", exc.message)
 
-        def fetch_units() -> None:
-            try:
-                self._units.prefetch(self._transport, unit_names)
-            except VmRepairError as exc:
-                log.debug("batched systemctl show failed, probing one by one: %s", exc.message)
-
         # Each batch keeps its own answers (orchestrator.batchscope): the stability rounds and the
         # regression check run at once on one Detector.
         with contextlib.ExitStack() as scopes:
             scopes.enter_context(self._units.scope())
             if prefetching is not None:
                 scopes.enter_context(prefetching.prefetch_scope())
-            run_probes([fetch_reads, fetch_units])
-            return run()
+            # The units' state arrives while the probes run (a unit probe waits for its answer); the
+            # agent reads, one fast batched call most probes start with, before they start.
+            showing = self._units.prefetch_soon(self._transport, unit_names)
+            try:
+                fetch_reads()
+                return run()
+            finally:
+                showing.join()
 
     def owner_of(self, probe: str) -> str:
         """The component that owns ``probe`` (``host`` for host-wide probes)."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+
 import pytest
 
 from orchestrator.components.config import Thresholds
 from orchestrator.detect import units
 from orchestrator.errors import CommandTimeoutError, ConnectError
-from orchestrator.model import Component, IssueKind, Severity
+from orchestrator.model import Component, IssueKind, ProbeResult, Severity
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import (
     ACTIVE,
@@ -218,3 +221,66 @@ def test_a_stale_condition_result_does_not_hide_a_unit_disabled_since_the_baseli
     assert (result.ok, result.kind) == (False, IssueKind.UNIT_INACTIVE)
     # Without a baseline that ran it, unmet conditions still pass.
     assert units.evaluate(NGINX, "nginx.service", units.UnitShow(stopped), THRESHOLDS).ok
+
+
+def _gated(host: FakeHost, gate: threading.Event, batch_asked: threading.Event) -> FakeTransport:
+    """The host, but its many-unit ``systemctl show`` (the batch's) answers only once ``gate`` is set."""
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show") and argv[2].startswith("--property=Id,"):
+            batch_asked.set()
+            assert gate.wait(timeout=5)
+        return host(argv, stdin)
+    return FakeTransport(handler)
+
+
+def test_a_unit_probe_waits_for_the_batch_under_way_and_does_not_ask_again() -> None:
+    """The probes of a round start while the batch's systemctl show runs; a unit probe takes its
+    answer from it when it comes rather than starting its own systemctl."""
+    gate, asked = threading.Event(), threading.Event()
+    transport = _gated(FakeHost(units={"nginx.service": FAILED, "cron.service": ACTIVE}), gate, asked)
+    batch = units.ShowBatch()
+    with batch.scope():
+        showing = batch.prefetch_soon(transport, ["nginx.service", "cron.service"])
+        assert asked.wait(timeout=5)
+        done: list[ProbeResult] = []
+        # In a copy of the batch's context, as run_probes runs each probe.
+        probe = threading.Thread(target=contextvars.copy_context().run, args=(lambda: done.append(
+            units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS, batch=batch)),))
+        probe.start()
+        probe.join(timeout=0.2)
+        assert probe.is_alive() and not done   # waiting for the batch's answer
+        gate.set()
+        probe.join(timeout=5)
+        showing.join(timeout=5)
+    assert [r.kind for r in done] == [IssueKind.UNIT_FAILED]
+    assert sum(argv[:2] == ("systemctl", "show") for argv in transport.argvs) == 1
+
+
+def test_a_unit_the_batch_does_not_ask_is_probed_at_once() -> None:
+    gate, asked = threading.Event(), threading.Event()
+    transport = _gated(FakeHost(units={"nginx.service": ACTIVE, "cron.service": ACTIVE}), gate, asked)
+    batch = units.ShowBatch()
+    with batch.scope():
+        showing = batch.prefetch_soon(transport, ["nginx.service"])
+        assert asked.wait(timeout=5)
+        result = units.probe_unit(transport, CRON, "cron.service", THRESHOLDS, batch=batch)
+        gate.set()
+        showing.join(timeout=5)
+    assert result.ok
+
+
+def test_a_batch_that_fails_leaves_each_probe_to_ask_for_itself() -> None:
+    host = FakeHost(units={"nginx.service": ACTIVE})
+
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("systemctl", "show") and argv[2].startswith("--property=Id,"):
+            raise ConnectError("connection reset")
+        return host(argv, stdin)
+
+    transport = FakeTransport(handler)
+    batch = units.ShowBatch()
+    with batch.scope():
+        batch.prefetch_soon(transport, ["nginx.service"]).join(timeout=5)
+        result = units.probe_unit(transport, NGINX, "nginx.service", THRESHOLDS, batch=batch)
+    assert result.ok
+    assert sum(argv[:2] == ("systemctl", "show") for argv in transport.argvs) == 2
