@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,55 @@ def test_an_answer_is_reused_only_while_the_fingerprint_holds_and_is_not_racy() 
     assert cache.verify(["app"], run)[1] is False and len(runs) == 4      # so nothing to reuse
     assert cache.verify(["app"], run)[1] is False and len(runs) == 5      # no fingerprint: verified
     assert cache.verify(["app"], run)[1] is True and cache.reused == 2
+
+
+def _two_at_once(cache: VerifyCache, first: Callable[[], CommandResult | None],
+                 second: Callable[[], CommandResult | None]) -> list[tuple[CommandResult | None, bool]]:
+    """The first verify is under way (blocked in ``first`` until the second asked) when the second
+    asks for the same packages at the same fingerprint; answers in that order."""
+    asked_second = threading.Event()
+    started = threading.Event()
+
+    def blocked() -> CommandResult | None:
+        started.set()
+        assert asked_second.wait(timeout=5)
+        time.sleep(0.05)   # the second is waiting on the first's answer by now
+        return first()
+
+    answers: dict[int, tuple[CommandResult | None, bool]] = {}
+    one = threading.Thread(target=lambda: answers.__setitem__(1, cache.verify(["app"], blocked)))
+    one.start()
+    assert started.wait(timeout=5)
+    two = threading.Thread(target=lambda: (asked_second.set(),
+                                           answers.__setitem__(2, cache.verify(["app"], second))))
+    two.start()
+    one.join(timeout=5)
+    two.join(timeout=5)
+    return [answers[1], answers[2]]
+
+
+def test_a_second_verify_of_the_same_packages_waits_for_the_one_under_way() -> None:
+    """Two batches at once (a stability round, the regression check): one dpkg --verify, not two."""
+    agent = _Agent()
+    agent.answers = [("a" * 64, False), ("a" * 64, False)]
+    runs: list[str] = []
+    cache = VerifyCache(agent)
+    answer = _verify()
+    got = _two_at_once(cache, lambda: (runs.append("first"), answer)[1],
+                       lambda: (runs.append("second"), _verify())[1])
+    assert runs == ["first"]
+    assert got == [(answer, False), (answer, True)]
+    assert cache.reused == 1
+
+
+def test_a_failed_verify_under_way_makes_the_waiter_ask_for_itself() -> None:
+    agent = _Agent()
+    agent.answers = [("a" * 64, False), ("a" * 64, False)]
+    runs: list[str] = []
+    got = _two_at_once(VerifyCache(agent), lambda: (runs.append("first"), _verify(exit_status=2))[1],
+                       lambda: (runs.append("second"), _verify())[1])
+    assert runs == ["first", "second"]
+    assert [flag for _, flag in got] == [False, False]
 
 
 @pytest.mark.parametrize("result", [_verify(exit_status=2), _verify(dropped=10), None])
