@@ -173,11 +173,11 @@ class AgentApi(Protocol):
     the agent fails or answers something malformed, and the transport's errors otherwise."""
 
     def manifest(self, paths: list[str], *, recursive: bool = True,
-                 exclude: Sequence[str] = ()) -> Manifest:
+                 exclude: Sequence[str] = (), digests: bool = True) -> Manifest:
         """Entries of ``paths`` (lstat: symlinks are listed, never followed) and, when ``recursive``,
-        of everything below them (regular files with their sha256) but what ``exclude`` covers;
-        ``missing`` lists the paths that do not exist. Non-recursive asks about the paths alone,
-        whatever a directory holds."""
+        of everything below them (regular files with their sha256, unless ``digests`` is false: then
+        no file is read) but what ``exclude`` covers; ``missing`` lists the paths that do not exist.
+        Non-recursive asks about the paths alone, whatever a directory holds."""
         ...
 
     def pack(self, paths: list[str], *, max_file_bytes: int, exclude: Sequence[str] = ()) -> PackResult:
@@ -252,15 +252,17 @@ AgentRead = tuple[str, dict[str, Any]]
 
 
 def manifest_args(paths: Sequence[str], *, recursive: bool = True,
-                  exclude: Sequence[str] = ()) -> dict[str, Any]:
+                  exclude: Sequence[str] = (), digests: bool = True) -> dict[str, Any]:
     """The arguments of a ``manifest`` request exactly as the client sends them, for probes that
-    declare the request for a batch (``recursive`` and ``exclude`` only when they say something: the
-    requests of plain recursive manifests stay what they always were)."""
+    declare the request for a batch (``recursive``, ``exclude`` and ``digests`` only when they say
+    something: the requests of plain recursive manifests stay what they always were)."""
     args: dict[str, Any] = {"paths": list(paths)}
     if not recursive:
         args["recursive"] = False
     if exclude:
         args["exclude"] = list(exclude)
+    if not digests:
+        args["digests"] = False
     return args
 
 

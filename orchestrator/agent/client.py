@@ -92,10 +92,11 @@ class RemoteAgent(AgentRpc):
     # -- AgentApi -------------------------------------------------------------------------------
 
     def manifest(self, paths: list[str], *, recursive: bool = True,
-                 exclude: Sequence[str] = ()) -> Manifest:
-        answer = self._call("manifest", manifest_args(paths, recursive=recursive, exclude=exclude))
-        manifest = self._manifest_checked("manifest", self._parse("manifest", HashedManifestWire, answer),
-                                          paths, exclude)
+                 exclude: Sequence[str] = (), digests: bool = True) -> Manifest:
+        answer = self._call("manifest", manifest_args(paths, recursive=recursive, exclude=exclude,
+                                                      digests=digests))
+        wire = self._parse("manifest", HashedManifestWire if digests else ManifestWire, answer)
+        manifest = self._manifest_checked("manifest", wire, paths, exclude)
         if not recursive:
             stray = [e.path for e in manifest.entries if e.path not in paths]
             self._expect("manifest", not stray, f"entries below the paths asked for: {stray[:3]!r}")

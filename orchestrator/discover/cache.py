@@ -34,7 +34,9 @@ def fingerprint(agent: AgentApi, configured_units: Iterable[str]) -> str:
     Raises:
         TransportError/AgentError: the target cannot be read.
     """
-    manifest = agent.manifest(list(FINGERPRINT_PATHS))
+    # Without digests: the entries' metadata is all the fingerprint uses, and hashing every unit file
+    # and dpkg's status file took 1.7 s under TCG, before every detection.
+    manifest = agent.manifest(list(FINGERPRINT_PATHS), digests=False)
     digest = hashlib.sha256(f"v{DISCOVERY_VERSION}\0".encode()
                             + "\0".join(sorted(configured_units)).encode() + b"\n")
     for e in sorted(manifest.entries, key=lambda e: e.path):

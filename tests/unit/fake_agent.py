@@ -59,7 +59,7 @@ import posixpath
 import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, MutableSet, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -345,10 +345,13 @@ class FakeAgent:
 
     # -- AgentApi ----------------------------------------------------------------------------------
     def manifest(self, paths: list[str], *, recursive: bool = True,
-                 exclude: Sequence[str] = ()) -> Manifest:
+                 exclude: Sequence[str] = (), digests: bool = True) -> Manifest:
         if (answer := self._start("manifest", paths)) is not _MODEL:
             return self._canned(answer, paths)
-        return self._manifest(paths, recursive=recursive, exclude=exclude)
+        manifest = self._manifest(paths, recursive=recursive, exclude=exclude)
+        if digests:
+            return manifest
+        return Manifest(tuple(replace(e, sha256=None) for e in manifest.entries), manifest.missing)
 
     def pack(self, paths: list[str], *, max_file_bytes: int, exclude: Sequence[str] = ()) -> PackResult:
         if (answer := self._start("pack", paths, max_file_bytes)) is not _MODEL:

@@ -462,14 +462,18 @@ class Tree:
 def op_manifest(args: Args, work_dir: str) -> Any:
     """Entries of ``paths`` and, unless ``recursive`` is false, of everything below them. Without
     recursion only the paths themselves are lstat()ed: a probe asking about a data directory must not
-    hash every file in it."""
-    recursive = args.get("recursive", True)
-    if not isinstance(recursive, bool):
-        raise Failure("invalid", "argument 'recursive' must be true or false")
+    hash every file in it. With ``digests`` false no file is read at all (an answer that only says
+    what is there, as a fingerprint of unit directories needs)."""
+    recursive, digests = args.get("recursive", True), args.get("digests", True)
+    for key, value in (("recursive", recursive), ("digests", digests)):
+        if not isinstance(value, bool):
+            raise Failure("invalid", f"argument '{key}' must be true or false")
     tree = Tree()
     for path, st, dfd, name in tree.roots(arg_paths(args, "paths"), recursive=recursive,
                                           exclude=arg_exclude(args)):
-        if stat.S_ISREG(st.st_mode):
+        if stat.S_ISREG(st.st_mode) and not digests:
+            tree.add(entry(path, st))
+        elif stat.S_ISREG(st.st_mode):
             hashed = hash_at(dfd, name)
             if hashed is not None:
                 tree.add(entry(path, st, sha256=hashed[0], size=hashed[1]))

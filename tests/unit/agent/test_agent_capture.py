@@ -70,6 +70,16 @@ def test_manifest_without_recursion_lists_only_the_paths_asked(agent: RemoteAgen
     assert manifest.missing == (str(root / "nope"),)
 
 
+def test_manifest_without_digests_reads_no_file(agent: RemoteAgent, root: Path) -> None:
+    """A fingerprint of unit directories needs what is there, not what the files hold."""
+    app = _make_tree(root, root / "outside")
+    plain, hashed = agent.manifest([str(app)], digests=False), agent.manifest([str(app)])
+    assert [(e.path, e.type, e.size, e.mtime, e.link) for e in plain.entries] == [
+        (e.path, e.type, e.size, e.mtime, e.link) for e in hashed.entries]
+    assert all(e.sha256 is None for e in plain.entries)
+    assert any(e.sha256 is not None for e in hashed.entries)
+
+
 def test_manifest_of_overlapping_paths_lists_each_entry_once(agent: RemoteAgent, root: Path) -> None:
     app = _make_tree(root, root / "outside")
     manifest = agent.manifest([str(app), str(app / "conf.d")])

@@ -87,6 +87,15 @@ def test_a_manifest_without_recursion_says_so_and_must_not_list_more() -> None:
     assert agent.manifest(["/var/lib/app"]).entries[0].path == "/var/lib/app/db"
 
 
+def test_a_manifest_without_digests_says_so_and_accepts_files_without_them() -> None:
+    agent, transport = _fake({"manifest": _manifest(_entry("/etc/app/a.conf", sha256=None))})
+    assert agent.manifest(["/etc/app"], digests=False).entries[0].sha256 is None
+    request = json.loads(transport.calls[-1].stdin or b"")
+    assert request == {"op": "manifest", "args": {"paths": ["/etc/app"], "digests": False}}
+    with pytest.raises(AgentError, match="sha256 must be given"):
+        agent.manifest(["/etc/app"])
+
+
 def test_script_is_uploaded_private_when_missing() -> None:
     agent, transport = _fake({"disk_usage": b"{}"}, installed=False)
     agent.install()

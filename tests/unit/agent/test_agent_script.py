@@ -61,6 +61,8 @@ def test_script_answers_garbage_requests_with_exit_zero(agent_python: str, tmp_p
     ({"op": "manifest", "args": {"paths": ["/etc/"]}}, "paths '/etc/' is not normalised"),
     ({"op": "manifest", "args": {"paths": ["/etc"], "recursive": 0}},
      "argument 'recursive' must be true or false"),
+    ({"op": "manifest", "args": {"paths": ["/etc"], "digests": "no"}},
+     "argument 'digests' must be true or false"),
     ({"op": "read_file", "args": {"path": "/etc/hostname", "max_bytes": True}},
      "argument 'max_bytes' must be an integer in [0, 9223372036854775808]"),
     ({"op": "write_file", "args": {"path": "/x", "data_b64": "!!", "mode": 0, "uid": 0, "gid": 0}},
