@@ -41,6 +41,7 @@ from orchestrator.agent.requests import (
 from orchestrator.agent.rpc import AgentRpc
 from orchestrator.agent.wire import (
     BigFilesWire,
+    DebFileWire,
     DebMetaWire,
     DiscardWire,
     DiskUsageWire,
@@ -248,6 +249,23 @@ class RemoteAgent(AgentRpc):
         wire = self._parse("dpkg_fingerprint", FingerprintWire,
                            self._call("dpkg_fingerprint", {"binaries": list(binaries)}))
         return wire.fingerprint, wire.racy
+
+    def deb_file(self, deb: str, path: str, *, max_bytes: int) -> bytes | None:
+        """The content of the regular file ``path`` as the package file ``deb`` (in apt's archive cache)
+        ships it, read from the archive without unpacking it; None when it ships no regular file there.
+
+        Raises: AgentError (AgentFailedError ``not_found``: no such .deb; ``too_large``: the file is
+        over ``max_bytes``; ``invalid``: a damaged archive or a compression the agent cannot read),
+        TransportError."""
+        cap = 4 * (max_bytes // 3 + 1) + 4096
+        if cap > READ_ANSWER_CAP:
+            raise AgentError(f"{self.host}: deb_file of up to {max_bytes} bytes exceeds the answer cap",
+                             host=self.host)
+        answer = self._call("deb_file", {"deb": deb, "path": path, "max_bytes": max_bytes}, max_output=cap)
+        data = self._parse("deb_file", DebFileWire, answer).data_b64
+        self._expect("deb_file", data is None or len(data) <= max_bytes,
+                     f"more than the {max_bytes} bytes asked")
+        return data
 
     def deb_meta(self, deb: str, paths: Sequence[str]) -> DebMeta:
         """Type, mode and owner of ``paths`` as the package file ``deb`` (in apt's archive cache) ships

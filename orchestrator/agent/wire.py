@@ -286,6 +286,19 @@ class DebMetaWire(_Wire):
         return DebMeta(tuple(e.to_api() for e in self.entries), tuple(self.absent))
 
 
+class DebFileWire(_Wire):
+    """A ``deb_file`` answer: the file's bytes when the package ships a regular file there."""
+
+    found: bool
+    data_b64: Annotated[bytes, _base64(None)] | None = None
+
+    @model_validator(mode="after")
+    def _data_with_found(self) -> Self:
+        if self.found != (self.data_b64 is not None):
+            raise ValueError("data_b64 must be given when found is true, and only then")
+        return self
+
+
 class HttpStatusWire(_Wire):
     #: None: no HTTP answer at all (refused, reset, timed out, TLS failed); ``error`` says which.
     status: Annotated[int, Field(ge=100, le=599)] | None

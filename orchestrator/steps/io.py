@@ -35,6 +35,10 @@ class CommandRecord:
                 "duration_s": round(self.duration_s, 3)}
 
 
+#: How find(1)'s %y names a path's kind, as the refusals have always said it.
+FIND_KINDS = {"dir": "d", "file": "f", "symlink": "l"}
+
+
 class StepIO:
     """Runs the commands of one step and collects what the attempt log and the fix package need."""
 
@@ -115,12 +119,16 @@ class StepIO:
         dirs = sorted({d for p in paths for d in ancestors(p, roots)})
         if not dirs:
             return
-        # find -P (the default) reports a symlink given as an argument as 'l' without following it.
-        result = self.run(["find", *dirs, "-maxdepth", "0", "-printf", "%y %p\\0"], check=False)
-        for item in result.stdout_text.split("\0"):
-            kind, _, path = item.partition(" ")
-            if path and kind != "d":
-                raise self.fail(f"refusing to act below {path}: it is not a plain directory ({kind})")
+        # One lstat each through the agent (a symlink is listed as one, never followed), not a find
+        # process in the VM: 0.15 s of every file step under TCG.
+        try:
+            entries = self.ctx.agent.manifest(dirs, recursive=False).entries
+        except TransportError as exc:
+            raise self.fail(f"cannot check the directories above {', '.join(paths)}: {exc.message}") from exc
+        for entry in sorted(entries, key=lambda e: e.path):
+            if entry.type != "dir":
+                kind = FIND_KINDS.get(entry.type, entry.type)
+                raise self.fail(f"refusing to act below {entry.path}: it is not a plain directory ({kind})")
 
     def quarantine(self, path: str, quarantine_dir: str) -> str:
         """Move ``path`` (a file or symlink, not followed) to ``<quarantine_dir>/<stamp>/<path>``.

@@ -21,6 +21,8 @@ class Member:
     uname: str = "root"
     gname: str = "root"
     link: str = ""
+    #: A regular file's content (default: a line of text).
+    data: bytes | None = None
 
 
 def data_tar(members: list[Member], compression: str = "xz") -> bytes:
@@ -31,7 +33,7 @@ def data_tar(members: list[Member], compression: str = "xz") -> bytes:
             info = tarfile.TarInfo(m.name)
             info.type, info.mode, info.uid, info.gid = m.kind, m.mode, m.uid, m.gid
             info.uname, info.gname, info.linkname = m.uname, m.gname, m.link
-            data = b"content\n" if m.kind == tarfile.REGTYPE else b""
+            data = (b"content\n" if m.data is None else m.data) if m.kind == tarfile.REGTYPE else b""
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data else None)
     return buffer.getvalue()

@@ -20,7 +20,8 @@ remove nothing that is already gone; ``rotate_log`` compresses to ``<path>.1.gz`
 ``big_files`` and ``pack`` walk the tree;
 ``unpack`` extracts a tar held in ``remote`` (the agent's directory, also what ``fetch`` reads);
 ``disk_usage`` answers for any existing path (statvfs), from ``disk`` or ``usage_of``; ``deb_meta``
-answers from ``debs`` (a .deb's path -> what it ships), a .deb not there is ``not_found``. Failures are
+answers from ``debs`` (a .deb's path -> what it ships), a .deb not there is ``not_found``; ``deb_file``
+from ``deb_files`` (a .deb's path -> path -> content; over ``max_bytes``: ``too_large``). Failures are
 ``AgentFailedError`` with the agent's codes (``not_found``, ``invalid``, ``precondition``) and its
 messages, without the client's host prefix (except ``not_found``, which is spelled exactly as the client
 would).
@@ -191,6 +192,8 @@ class FakeAgent:
         self.usage_of = usage_of
         self.big: list[BigFile] | None = None if big is None else list(big)
         self.debs: dict[str, list[DebEntry]] = {deb: list(entries) for deb, entries in (debs or {}).items()}
+        #: .deb path -> the regular files it ships, by path (what ``deb_file`` reads).
+        self.deb_files: dict[str, dict[str, bytes]] = {}
         #: The agent's own directory: archives ``pack`` made, what ``fetch`` and ``unpack`` read.
         self.remote: dict[str, bytes] = {}
         self.calls: list[tuple[str, Any]] = []
@@ -681,6 +684,17 @@ class FakeAgent:
         asked = list(dict.fromkeys(paths))
         return DebMeta(tuple(shipped[p] for p in asked if p in shipped),
                        tuple(p for p in asked if p not in shipped))
+
+    def deb_file(self, deb: str, path: str, *, max_bytes: int) -> bytes | None:
+        if (answer := self._start("deb_file", deb, path, max_bytes)) is not _MODEL:
+            return self._canned(answer, deb, path, max_bytes=max_bytes)
+        if deb not in self.deb_files:
+            raise not_found("deb_file", deb, self.host)
+        data = self.deb_files[deb].get(path)
+        if data is not None and len(data) > max_bytes:
+            raise self._fail("deb_file", "too_large",
+                             f"{deb} ships {path} with {len(data)} bytes, over {max_bytes}")
+        return data
 
     def fetch(self, remote: str, local: Path) -> None:
         """Copy a file of the agent's directory (``remote``) to ``local``."""

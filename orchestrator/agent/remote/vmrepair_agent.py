@@ -30,7 +30,7 @@ import re
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 # Each agent call is a new interpreter in the guest (about 220 ms under TCG before any import), so
@@ -1663,6 +1663,8 @@ MAX_AR_SIZE = 8 * 1024 ** 3
 #: Tar members read from one data.tar (texlive-fonts-extra, among the largest, ships about 90,000).
 MAX_DEB_MEMBERS = 200_000
 MAX_DEB_PATHS = 4096
+#: deb_file answers config files (the caller asks for up to 1 MiB); a file over this is refused.
+MAX_DEB_FILE_BYTES = 8 * 1024 * 1024
 #: The data member's compressions tarfile can stream; zstd (Ubuntu's default since 22.04) is not in
 #: the stdlib.
 DEB_DATA = {"data.tar": "r|", "data.tar.gz": "r|gz", "data.tar.xz": "r|xz", "data.tar.bz2": "r|bz2"}
@@ -1777,15 +1779,12 @@ def dpkg_listed(deb: str) -> set[str] | None:
     return None
 
 
-def deb_members(fd: int, deb: str, until: set[str] | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
-    """The member headers of the .deb open on ``fd``, by path, and whether the whole data.tar was read.
-    With ``until``, reading stops once every path of it was seen: the headers come in the archive's
-    order, and a component's config files in /etc are near its start (under 15 % of udev's data.tar
-    and 25 % of systemd's come before the last unit file of theirs that a probe asks about)."""
+def deb_data(fd: int, deb: str) -> Generator[tuple[str, Any, Any], None, None]:
+    """(path, tar member, the tar) of each member of the data.tar of the .deb open on ``fd``, streamed in
+    the archive's order (a member with a '..' component is skipped). A damaged or unreadable data.tar
+    raises Failure; so do more than MAX_DEB_MEMBERS members."""
     import tarfile
     import zlib
-    found: dict[str, dict[str, Any]] = {}
-    pending = set(until) if until is not None else None
     member, size = find_data_member(fd, deb)
     try:
         with tarfile.open(fileobj=Bounded(fd, size), mode=DEB_DATA[member]) as tar:  # type: ignore[call-overload]
@@ -1793,22 +1792,63 @@ def deb_members(fd: int, deb: str, until: set[str] | None = None) -> tuple[dict[
                 if count > MAX_DEB_MEMBERS:
                     raise Failure("invalid", f"{deb}: more than {MAX_DEB_MEMBERS} members in {member}")
                 name = deb_member_path(info.name)
-                if name is None:
-                    continue
-                kind = "file" if info.isfile() or info.islnk() else "dir" if info.isdir() \
-                    else "symlink" if info.issym() else "other"
-                found[name] = {"path": name, "type": kind, "mode": info.mode & 0o7777, "uid": info.uid,
-                               "gid": info.gid, "uname": info.uname[:256], "gname": info.gname[:256]}
-                if pending is not None:
-                    pending.discard(name)
-                    if not pending:
-                        return found, False
+                if name is not None:
+                    yield name, info, tar
     except tarfile.CompressionError as exc:  # this interpreter lacks lzma or bz2
         raise Failure("invalid", f"{deb}: unsupported compression of {member}: {exc}") from None
     # In stream mode tarfile turns the decompressors' errors into ReadError (a TarError).
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise Failure("invalid", f"{deb}: damaged {member}: {exc}") from None
+
+
+def deb_members(fd: int, deb: str, until: set[str] | None = None) -> tuple[dict[str, dict[str, Any]], bool]:
+    """The member headers of the .deb open on ``fd``, by path, and whether the whole data.tar was read.
+    With ``until``, reading stops once every path of it was seen: the headers come in the archive's
+    order, and a component's config files in /etc are near its start (under 15 % of udev's data.tar
+    and 25 % of systemd's come before the last unit file of theirs that a probe asks about)."""
+    found: dict[str, dict[str, Any]] = {}
+    pending = set(until) if until is not None else None
+    members = deb_data(fd, deb)
+    for name, info, _ in members:
+        kind = "file" if info.isfile() or info.islnk() else "dir" if info.isdir() \
+            else "symlink" if info.issym() else "other"
+        found[name] = {"path": name, "type": kind, "mode": info.mode & 0o7777, "uid": info.uid,
+                       "gid": info.gid, "uname": info.uname[:256], "gname": info.gname[:256]}
+        if pending is not None:
+            pending.discard(name)
+            if not pending:
+                members.close()
+                return found, False
     return found, True
+
+
+def op_deb_file(args: Args, work_dir: str) -> Any:
+    """The content of the regular file ``path`` as the package ``deb`` ships it, streamed from its
+    data.tar up to that member (nothing is written to disk, nothing after it is decompressed); found
+    false when the package ships no regular file there. Over ``max_bytes``: too_large."""
+    import base64
+    path, max_bytes = arg_path(args, "path"), arg_int(args, "max_bytes", 0, MAX_DEB_FILE_BYTES)
+    deb = args.get("deb")
+    fd = open_deb(deb if isinstance(deb, str) else "")
+    try:
+        members = deb_data(fd, str(deb))
+        for name, info, tar in members:
+            if name != path:
+                continue
+            if not info.isfile():
+                members.close()
+                return {"found": False}
+            if info.size > max_bytes:
+                members.close()
+                raise Failure("too_large", f"{deb} ships {path} with {info.size} bytes, over {max_bytes}")
+            data = tar.extractfile(info).read(max_bytes + 1)
+            members.close()
+            if len(data) != info.size:
+                raise Failure("invalid", f"{deb}: {path} is cut short")
+            return {"found": True, "data_b64": base64.b64encode(data).decode()}
+        return {"found": False}
+    finally:
+        os.close(fd)
 
 
 def op_deb_meta(args: Args, work_dir: str) -> Any:
@@ -1958,6 +1998,7 @@ OPS: dict[str, Callable[[Args, str], Any]] = {
     "move_file": op_move_file, "jsonl_check": op_jsonl_check, "jsonl_repair": op_jsonl_repair,
     "rotate_log": op_rotate_log, "disk_usage": op_disk_usage, "big_files": op_big_files,
     "http_status": op_http_status, "dpkg_fingerprint": op_dpkg_fingerprint, "deb_meta": op_deb_meta,
+    "deb_file": op_deb_file,
     "batch": op_batch,
 }
 

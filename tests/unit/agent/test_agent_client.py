@@ -382,3 +382,27 @@ def test_bad_deb_meta_answers(result: dict[str, Any], message: str) -> None:
     agent, _ = _fake({"deb_meta": result})
     with pytest.raises(AgentError, match=rf"^target\.example: agent deb_meta: .*{message}"):
         agent.deb_meta(DEB, ["/etc/a", "/etc/b"])
+
+
+# -- deb_file --------------------------------------------------------------------------------------
+
+def test_deb_file_returns_the_shipped_bytes_or_none() -> None:
+    agent, transport = _fake({"deb_file": {"found": True, "data_b64": base64.b64encode(b"conf\n").decode()}})
+    assert agent.deb_file(DEB, "/etc/a", max_bytes=100) == b"conf\n"
+    assert json.loads(transport.calls[-1].stdin or b"{}")["args"] == {"deb": DEB, "path": "/etc/a",
+                                                                      "max_bytes": 100}
+    agent, _ = _fake({"deb_file": {"found": False}})
+    assert agent.deb_file(DEB, "/etc/a", max_bytes=100) is None
+
+
+@pytest.mark.parametrize(("result", "message"), [
+    ({"found": True}, "data_b64 must be given when found is true"),
+    ({"found": False, "data_b64": ""}, "data_b64 must be given when found is true"),
+    ({"found": True, "data_b64": "!!"}, "not valid base64"),
+    ({"found": True, "data_b64": base64.b64encode(b"x" * 101).decode()}, "more than the 100 bytes asked"),
+    ({"found": "yes", "data_b64": None}, "found"),
+])
+def test_bad_deb_file_answers(result: dict[str, Any], message: str) -> None:
+    agent, _ = _fake({"deb_file": result})
+    with pytest.raises(AgentError, match=rf"^target\.example: agent deb_file: .*{message}"):
+        agent.deb_file(DEB, "/etc/a", max_bytes=100)

@@ -99,8 +99,14 @@ class FakeVm:
 
     agent: fake_agent.FakeAgent
     answers: dict[tuple[str, ...], Answer | Callable[[tuple[str, ...]], Answer]] = field(default_factory=dict)
-    #: .deb path -> files it ships (path -> content), for dpkg-deb -x.
+    #: .deb path -> files it ships (path -> content): in the apt cache, read by the agent's deb_file
+    #: (or unpacked by dpkg-deb -x when a test takes that away).
     debs: dict[str, dict[str, bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for deb, files in self.debs.items():
+            self.agent.file(deb, b"!<arch>\n")
+            self.agent.deb_files[deb] = files
 
     def transport(self) -> FakeTransport:
         return FakeTransport(self.handle)

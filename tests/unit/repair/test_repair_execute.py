@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.agent.api import BigFile
 from orchestrator.config.settings import PROJECT_ROOT
-from orchestrator.errors import CommandTimeoutError, RepairStepError, StepNotApplicableError
+from orchestrator.errors import AgentFailedError, CommandTimeoutError, RepairStepError, StepNotApplicableError
 from orchestrator.model import IssueKind
 from orchestrator.playbooks import model as m
 from orchestrator.playbooks.loader import load_playbooks
@@ -187,9 +187,29 @@ def test_quarantine_below_a_symlinked_directory_is_refused(strategies: dict[str,
 
 
 def test_pristine_conffile_comes_from_the_cached_deb(strategies: dict[str, m.Strategy]) -> None:
+    """The agent reads the file out of the archive: no guest process lists, unpacks or cleans up."""
     deb = "/var/cache/apt/archives/nginx-common_1.22.1-9_all.deb"
     vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)),
                 debs={deb: {"/etc/nginx/sites-available/default": GOOD_SITE}})
+    ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
+    attempt = execute_strategy(strategies["nginx-pristine-conffile"], ctx)
+    assert vm.agent.fs["/etc/nginx/sites-available/default"].data == GOOD_SITE
+    argvs = ctx.transport.argvs  # type: ignore[attr-defined]
+    assert not [a for a in argvs if a[0] in ("find", "mktemp", "dpkg-deb", "rm")]
+    assert [method for method, _ in vm.agent.calls].count("deb_file") == 1
+    assert "nginx-common_1.22.1-9_all.deb" in attempt.steps[0].detail
+
+
+def test_pristine_conffile_is_unpacked_when_the_agent_cannot_read_the_archive(
+        strategies: dict[str, m.Strategy]) -> None:
+    """A compression the VM's Python cannot stream (zstd): dpkg-deb -x into a private directory,
+    removed afterwards."""
+    deb = "/var/cache/apt/archives/nginx-common_1.22.1-9_all.deb"
+    vm = FakeVm(vm_agent(_nginx_tree(BAD_SITE)),
+                debs={deb: {"/etc/nginx/sites-available/default": GOOD_SITE}})
+    vm.agent.failures[("deb_file", deb)] = AgentFailedError(
+        "vm: agent deb_file: data.tar.zst uses an unsupported compression", host="vm", op="deb_file",
+        code="invalid")
     ctx = context(vm, NGINX, NGINX_ISSUE, variables={"offender": "/etc/nginx/sites-enabled/default"})
     attempt = execute_strategy(strategies["nginx-pristine-conffile"], ctx)
     assert vm.agent.fs["/etc/nginx/sites-available/default"].data == GOOD_SITE
