@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,7 +23,7 @@ from orchestrator.fsutil import ensure_private_dir
 from orchestrator.model import Component, IssueKind
 from orchestrator.session.store import Session, cap_text
 from orchestrator.systemd import parse_show_one, show_argv
-from orchestrator.transport.base import Transport
+from orchestrator.transport.base import CommandResult, Transport
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,13 @@ def capture_components(
     extra_paths: Sequence[str] = (),
     subjects: Sequence[str] = (),
     ignored: Sequence[str] = (),
+    verify: Verify | None = None,
 ) -> Capture:
     """Pack and record; ``facts`` (read by the caller, perhaps still being read) are recorded with the
     capture; ``subjects`` are the issues' subjects (a writable directory a probe named); what
-    ``ignored`` (``watch.ignore_paths``) covers below a captured directory is left out.
+    ``ignored`` (``watch.ignore_paths``) covers below a captured directory is left out; ``verify``
+    answers ``dpkg --verify`` of packages (the detection's, reused while nothing changed; by default
+    dpkg runs).
 
     Raises: AgentError / TransportError when the target cannot be read; StateError on local disk."""
     directory = ensure_private_dir(session.dir / "capture")
@@ -169,7 +172,7 @@ def capture_components(
         shown = transport.run(show_argv(unit, properties=UNIT_PROPERTIES), timeout=30)
         units[unit] = parse_show_one(shown.stdout_text, UNIT_PROPERTIES).properties
     disk = agent.disk_usage("/") if kinds & {IssueKind.DISK_FULL, IssueKind.INODES_FULL} else None
-    missing = packaged_missing(transport, [n for n, v in packages.items() if v], kinds)
+    missing = packaged_missing(transport, [n for n, v in packages.items() if v], kinds, verify=verify)
     capture = Capture(local_tar, tuple(paths), packed.manifest, packed.placeholders, packages, units, disk,
                       facts, tuple(meta), missing, excluded)
     data = capture.as_dict()
@@ -183,6 +186,9 @@ def capture_components(
     return capture
 
 
+#: ``dpkg --verify -- names``: the answer, or None when dpkg is not there.
+Verify = Callable[[Sequence[str]], CommandResult | None]
+
 #: Issues a deleted packaged file can cause (the unit cannot exec, the config test cannot run).
 PACKAGE_FILE_KINDS = frozenset({IssueKind.PACKAGE_BROKEN, IssueKind.UNIT_FAILED, IssueKind.CONFIG_INVALID})
 #: More missing files than this is a package half removed: mirrored no further (the layer and a
@@ -191,7 +197,7 @@ MAX_PACKAGE_MISSING = 200
 
 
 def packaged_missing(
-    transport: Transport, installed: Sequence[str], kinds: set[IssueKind]
+    transport: Transport, installed: Sequence[str], kinds: set[IssueKind], *, verify: Verify | None = None,
 ) -> tuple[str, ...]:
     """The non-conffile files of ``installed`` that ``dpkg --verify`` says are missing on the target
     (each a canonical absolute path), for the issues such an absence causes. Read-only; an answer
@@ -203,7 +209,10 @@ def packaged_missing(
     if not installed or not kinds & PACKAGE_FILE_KINDS:
         return ()
     names = [n for n in installed if dpkg.is_package_name(n)]
-    result = transport.run(["dpkg", "--verify", "--", *names], timeout=120)
+    result = verify(names) if verify is not None else transport.run(["dpkg", "--verify", "--", *names],
+                                                                     timeout=120)
+    if result is None:
+        return ()
     found = [f.path for f in dpkg.parse_verify(result.stdout_text) if f.is_missing and not f.is_conffile]
     canonical = [p for p in found if posixpath.normpath(p) == p and p.startswith("/") and p != "/"]
     return tuple(dict.fromkeys(canonical))[:MAX_PACKAGE_MISSING]

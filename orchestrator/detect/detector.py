@@ -33,13 +33,13 @@ from orchestrator.detect import (
     writable,
 )
 from orchestrator.detect.answer_store import AnswerStore
-from orchestrator.detect.common import HOST_COMPONENT
+from orchestrator.detect.common import HOST_COMPONENT, run_command
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
 from orchestrator.detect.verify_cache import Fingerprinting, VerifyCache
 from orchestrator.errors import ConfigError, VmRepairError
 from orchestrator.model import Component, ProbeResult
-from orchestrator.transport.base import Transport
+from orchestrator.transport.base import CommandResult, Transport
 
 __all__ = ["DetectionReport", "Detector"]  # DetectionReport: callers import both from here
 
@@ -128,8 +128,11 @@ class Detector:
         #: The unit whose current User=/Group= each writable probe judges (asked in the same batch).
         self._identity_units = {writable.probe_name(path): comp.units[0] for comp in watch.components
                                 if comp.units for path in comp.writable_paths}
+        #: Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
+        self._verify_cache = VerifyCache(agent, answers) if isinstance(agent, Fingerprinting) else None
         self._plan = self._build_plan(watch, transport, agent, owners=self._owners, reads=self._reads,
-                                      shares=self._shared, unit_batch=self._units, answers=answers)
+                                      shares=self._shared, unit_batch=self._units, answers=answers,
+                                      verify_cache=self._verify_cache)
 
     def _batched(self, names: Iterable[str], run: Callable[[], T]) -> T:
         """Run ``run`` with the agent reads of the probes ``names`` answered by one batched agent call
@@ -174,6 +177,20 @@ class Detector:
                 return run()
             finally:
                 showing.join()
+
+    def verify_packages(self, binaries: Sequence[str]) -> CommandResult | None:
+        """``dpkg --verify -- binaries`` on this host; the answer a probe already had is reused while
+        nothing it looked at changed (:mod:`orchestrator.detect.verify_cache`). None: dpkg is not
+        installed.
+
+        Raises: CommandTimeoutError, TransportError."""
+        def run() -> CommandResult | None:
+            return run_command(self._transport, packages.verify_argv(binaries),
+                               timeout=packages.VERIFY_TIMEOUT_S)
+
+        if self._verify_cache is None:
+            return run()
+        return self._verify_cache.verify(binaries, run)[0]
 
     def owner_of(self, probe: str) -> str:
         """The component that owns ``probe`` (``host`` for host-wide probes)."""
@@ -248,14 +265,13 @@ class Detector:
         watch: WatchConfig, transport: Transport, agent: AgentApi, *, owners: dict[str, str],
         reads: dict[str, tuple[AgentRead, ...]], shares: dict[str, tuple[RunShared[Any], ...]],
         unit_batch: units.ShowBatch | None = None, answers: AnswerStore | None = None,
+        verify_cache: VerifyCache | None = None,
     ) -> dict[str, Probe]:
         plan: dict[str, Probe] = {}
         owner = HOST_COMPONENT
         listening = ports.shared_listening(transport, agent)
         accounts = writable.shared_accounts(agent)
         dpkg = packages.shared_answers()
-        # Kept for the Detector's lifetime (one host): later rounds reuse what nothing changed since.
-        verify_cache = VerifyCache(agent, answers) if isinstance(agent, Fingerprinting) else None
         debs = pkgmeta.DebMetaCache(answers)
         versions = pkgmeta.shared_answers()
         loops = unit_loops.shared_loops(

@@ -39,7 +39,7 @@ def capture(ctx: RunContext, issue: Issue, related: tuple[Issue, ...],
                                       max_file_bytes=ctx.app.settings.repair.max_capture_file_bytes,
                                       facts=facts, extra_paths=extra,
                                       subjects=[issue.subject, *(i.subject for i in related)],
-                                      ignored=ctx.watch.ignore_paths)
+                                      ignored=ctx.watch.ignore_paths, verify=ctx.probes.verify_packages)
         st.detail = (f"{len(captured.manifest.entries)} entries, {len(captured.placeholders)} placeholders;"
                      f" target: {captured.facts.summary() if captured.facts else 'unknown'}")
     return captured

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -302,6 +303,25 @@ def test_packaged_files_missing_on_the_target_are_listed_for_the_vm_to_share() -
     # Issues a missing packaged file cannot cause ask nothing.
     assert packaged_missing(transport, ["nginx"], {IssueKind.DISK_FULL}) == ()
     assert transport.argvs == [("dpkg", "--verify", "--", "nginx", "nginx-common")]
+
+
+def test_the_detection_s_verify_answer_is_asked_instead_of_running_dpkg_again() -> None:
+    """The capture asks the run's Detector (which reuses its answer while nothing changed)."""
+    from orchestrator.capture.snapshot import packaged_missing
+    from orchestrator.transport.base import CommandResult
+    from orchestrator.transport.fake import FakeTransport
+
+    asked: list[tuple[str, ...]] = []
+
+    def verify(names: Sequence[str]) -> CommandResult | None:
+        asked.append(tuple(names))
+        return CommandResult(("dpkg", "--verify"), 1, b"missing     /usr/sbin/nginx\n", b"")
+
+    transport = FakeTransport(host="target")
+    assert packaged_missing(transport, ["nginx", "nginx-common"], {IssueKind.UNIT_FAILED},
+                            verify=verify) == ("/usr/sbin/nginx",)
+    assert asked == [("nginx", "nginx-common")] and transport.argvs == []
+    assert packaged_missing(transport, ["nginx"], {IssueKind.UNIT_FAILED}, verify=lambda _n: None) == ()
 
 
 def test_ignored_paths_below_a_captured_directory_are_left_out_and_recorded(session: Session) -> None:

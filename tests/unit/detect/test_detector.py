@@ -302,3 +302,24 @@ def test_a_writable_probe_run_alone_judges_the_units_current_user() -> None:
     detector = Detector(WatchConfig((discovered,), mounts=()), host.transport(), agent)
     (result,) = detector.run_named(["writable:/var/lib/app"])
     assert (result.ok, result.is_unavailable) == (True, False), result
+
+
+def test_verify_packages_reuses_the_answer_its_probes_had_while_nothing_changed() -> None:
+    """The capture asks the Detector, not dpkg again: one verify for the probe and the capture."""
+
+    class Fingerprinted(FakeAgent):
+        def dpkg_fingerprint(self, binaries: Sequence[str]) -> tuple[str, bool]:
+            return "f" * 64, False
+
+    host = FakeHost(verify={"nginx": b"missing     /usr/sbin/nginx\n"})
+    transport = host.transport()
+    detector = Detector(WatchConfig(()), transport, Fingerprinted())
+    first, second = detector.verify_packages(["nginx"]), detector.verify_packages(["nginx"])
+    assert first is not None and second is not None and second.stdout == first.stdout
+    verifies = [a for a in transport.argvs if a[:2] == ("dpkg", "--verify")]
+    assert verifies == [("dpkg", "--verify", "--", "nginx")]
+
+    plain = Detector(WatchConfig(()), transport, FakeAgent())   # no fingerprints: dpkg each time
+    plain.verify_packages(["nginx"])
+    plain.verify_packages(["nginx"])
+    assert len([a for a in transport.argvs if a[:2] == ("dpkg", "--verify")]) == 3
