@@ -59,3 +59,15 @@ def call(tmp_path: Path) -> Callable[..., dict[str, Any]]:
 
     return invoke
 
+@pytest.fixture
+def archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """apt's archive cache of the agent's .deb readers (deb_meta, deb_file): a temporary directory."""
+    path = tmp_path / "archives"
+    path.mkdir()
+    monkeypatch.setattr(vmrepair_agent, "DEB_ARCHIVES", str(path))
+    # dpkg's lists of this machine must not decide what a test's .deb ships (an empty info directory:
+    # no .list, the whole data.tar is read), nor a read of another test linger in the process.
+    (tmp_path / "info").mkdir()
+    monkeypatch.setattr(vmrepair_agent, "DPKG_INFO", str(tmp_path / "info"))
+    monkeypatch.setattr(vmrepair_agent, "DEB_MEMBERS", {})
+    return path

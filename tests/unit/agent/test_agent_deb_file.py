@@ -10,26 +10,18 @@ from typing import Any
 
 import pytest
 
-from orchestrator.agent.remote import vmrepair_agent
 from tests.unit.debs import Member, write_deb
 
 Call = Callable[..., dict[str, Any]]
 NAME = "nginx-common_1.22.1-9_all.deb"
 SITE = b"server {\n\tlisten 80 default_server;\n}\n"
-MEMBERS = [Member("./", tarfile.DIRTYPE, 0o755), Member("./etc/", tarfile.DIRTYPE, 0o755),
-           Member("./etc/nginx/", tarfile.DIRTYPE, 0o755),
-           Member("./etc/nginx/sites-available/default", data=SITE),
-           Member("./etc/nginx/../shadow", data=b"not the package's"),
-           Member("./etc/nginx/sites-enabled/default", tarfile.SYMTYPE, 0o777,
-                  link="/etc/nginx/sites-available/default")]
-
-
-@pytest.fixture
-def archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "archives"
-    path.mkdir()
-    monkeypatch.setattr(vmrepair_agent, "DEB_ARCHIVES", str(path))
-    return path
+#: What the package ships, in the archive's order: the file asked for after its directories, a member
+#: whose name climbs out with '..', and a symlink to the file.
+MEMBERS = [Member(name, tarfile.DIRTYPE, 0o755) for name in ("./", "./etc/", "./etc/nginx/")] + [
+    Member("./etc/nginx/sites-available/default", data=SITE),
+    Member("./etc/nginx/../shadow", data=b"not the package's"),
+    Member("./etc/nginx/sites-enabled/default", tarfile.SYMTYPE, 0o777,
+           link="/etc/nginx/sites-available/default")]
 
 
 @pytest.mark.parametrize("compression", ["xz", "gz", "bz2", ""])

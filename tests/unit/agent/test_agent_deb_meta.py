@@ -26,19 +26,6 @@ MEMBERS = [Member("./", tarfile.DIRTYPE, 0o755), Member("./etc/", tarfile.DIRTYP
                   link="/etc/nginx/sites-available/default")]
 
 
-@pytest.fixture
-def archives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "archives"
-    path.mkdir()
-    monkeypatch.setattr(vmrepair_agent, "DEB_ARCHIVES", str(path))
-    # dpkg's lists of this machine must not decide what a test's .deb ships (an empty info directory:
-    # no .list, the whole data.tar is read), nor a read of another test linger in the process.
-    (tmp_path / "info").mkdir()
-    monkeypatch.setattr(vmrepair_agent, "DPKG_INFO", str(tmp_path / "info"))
-    monkeypatch.setattr(vmrepair_agent, "DEB_MEMBERS", {})
-    return path
-
-
 def dpkg_list(archives: Path, name: str, paths: list[str]) -> None:
     (archives.parent / "info" / name).write_text("".join(f"{p}\n" for p in paths))
 
