@@ -10,8 +10,8 @@ Rounds run until one ends at or after the period's end, as always; the last of t
 there: it starts as long before the deadline as the previous round took (four fifths of it, so that a
 round a little faster than the last still reaches it; one that ends early anyway is followed by
 another). Started an interval after the previous round, or at the deadline, the last round ran on past
-the period by up to a whole round (2.1 s under TCG and load, on every validation), watching no more than
-the rounds before it did. What a round does not need to wait for, it does not: the check that the load
+the period by up to a whole round (2.1 s under TCG and load, on every validation). What a round does
+not need to wait for, it does not: the check that the load
 still runs is asked beside the round's probes (0.2 to 1.3 s under TCG and load, each round), and not in
 the first round, which starts right after ``systemd-run`` returned with stress-ng exec'd.
 """
@@ -53,9 +53,10 @@ class StabilityPlan:
     side_lead_s: float = 0.0
 
     def __post_init__(self) -> None:
-        """Raises: ValueError: a negative period or a non-positive interval (a caller bug)."""
+        """Raises: ValueError: a negative period or lead, or a non-positive interval (a caller bug)."""
         if self.period_s < 0 or self.interval_s <= 0 or self.side_lead_s < 0:
-            raise ValueError(f"bad stability plan: period {self.period_s} s, interval {self.interval_s} s")
+            raise ValueError(f"bad stability plan: period {self.period_s} s, interval {self.interval_s} s, "
+                             f"side lead {self.side_lead_s} s")
 
 
 @dataclass
