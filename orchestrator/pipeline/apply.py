@@ -79,6 +79,13 @@ def apply(ctx: RunContext, work: Workbench, issue: Issue, winner: Winner, built:
                            side_layers="start").validate(
             issue, work.component, target_passing)
         session.write_json(Evidence.TARGET_VALIDATION.file(issue.component), report.as_dict())
+        if not report.passed:
+            # The file above is the last round's; a failure must stay readable after a retry's round
+            # has written its own (it decides the rollback and the strategy excluded next).
+            session.event(Stage.APPLY, "target_validation_failed", failed=[
+                f"{layer.name}: {check.name}: {check.detail}"[:500]
+                for layer in report.layers for check in layer.failed_checks][:20] or [
+                f"{layer.name}: {layer.detail}"[:500] for layer in report.layers if not layer.passed])
         return report.passed
 
     store = TransactionStore(app.state)

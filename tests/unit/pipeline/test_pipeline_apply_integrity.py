@@ -140,3 +140,25 @@ def test_the_targets_verdict_is_recorded_for_the_faults_signature(scene: SimpleN
     assert outcomes.signature_of_txn(applied.txn.id) == signature
     # The target (vm:patient) is named nowhere in what the fleet keeps.
     assert "output: <host>: /etc/<...>/<file>.conf: bad line <n>" in signature.evidence_pattern
+
+
+def test_a_failed_target_validation_is_kept_in_the_evidence(scene: SimpleNamespace) -> None:
+    """The rollback's reason stays readable after a retry's round rewrote target-validation-app.json."""
+    answer = scene.target.__call__
+
+    def config_test_fails(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[:2] == ("app", "-t"):
+            return 1, b"", b"app: bad line 3\n"
+        return answer(argv, stdin)
+
+    scene.ctx.transport.handler = config_test_fails
+    work = SimpleNamespace(component=APP, components=(APP,), capture=SimpleNamespace(facts=None))
+    diagnosis = Diagnosis("config_invalid", 0.9, "app-config", {}, {})
+    winner = SimpleNamespace(strategy="fix-workers", diagnosis=diagnosis)
+    applied = apply_stage.apply(scene.ctx, work, ISSUE, winner, scene.built,  # type: ignore[arg-type]
+                                attempt=1)
+    assert applied.status == "rolled_back"
+    evidence = (scene.ctx.session.dir / "evidence.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in evidence]
+    failed = [e for e in events if e["event"] == "target_validation_failed"]
+    assert len(failed) == 1 and any("config:app" in f for f in failed[0]["failed"])
