@@ -20,6 +20,7 @@ so callers only ever catch classes from this module::
     │   └── BootError               guest never became reachable (names the serial log)
     ├── TransportError              running commands / moving files on a host
     │   ├── ConnectError            cannot connect (refused, DNS, auth)
+    │   ├── SessionRefusedError     the server would not open one more session (MaxSessions); nothing ran
     │   ├── HostKeyError            host key does not match the pinned key
     │   ├── KeyFileError            key file missing or unsafe permissions
     │   ├── SudoError               a non-root login cannot run a command as root (no NOPASSWD sudo)
@@ -163,6 +164,11 @@ class TransportError(VmRepairError):
 
 class ConnectError(TransportError):
     """The host could not be reached or refused authentication."""
+
+
+class SessionRefusedError(TransportError):
+    """The server refused to open a session on a live connection (OpenSSH's MaxSessions, counting
+    sessions it has not finished closing): no command started, so asking again is safe."""
 
 
 class HostKeyError(TransportError):

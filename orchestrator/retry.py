@@ -23,7 +23,13 @@ from tenacity import (
     wait_fixed,
 )
 
-from orchestrator.errors import ConnectError, HypervisorError, NotifyTransientError, VmNotFoundError
+from orchestrator.errors import (
+    ConnectError,
+    HypervisorError,
+    NotifyTransientError,
+    SessionRefusedError,
+    VmNotFoundError,
+)
 from orchestrator.model import ProbeResult
 
 Sleep = Callable[[float], None]
@@ -39,6 +45,20 @@ def ssh_ready_policy(deadline_s: float, *, sleep: Sleep = time.sleep) -> Retryin
         stop=stop_after_delay(deadline_s),
         wait=wait_fixed(0.5),
         retry=retry_if_exception_type(ConnectError),
+        reraise=True,
+        sleep=sleep,
+    )
+
+
+def session_open_policy(deadline_s: float, *, sleep: Sleep = time.sleep) -> Retrying:
+    """Open an SSH session again while the server refuses one (its MaxSessions counts sessions it is
+    still closing: a burst of short commands met the refusal while vmrepair held 8 of 10), until the
+    command's own deadline. Nothing ran, so asking again is safe; short waits, the slot frees within
+    milliseconds."""
+    return Retrying(
+        stop=stop_after_delay(max(0.0, deadline_s)),
+        wait=wait_exponential(multiplier=0.05, max=0.5),
+        retry=retry_if_exception_type(SessionRefusedError),
         reraise=True,
         sleep=sleep,
     )

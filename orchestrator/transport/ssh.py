@@ -33,8 +33,10 @@ from orchestrator.errors import (
     CommandTimeoutError,
     ConnectError,
     FileTransferError,
+    SessionRefusedError,
     TransportError,
 )
+from orchestrator.retry import session_open_policy
 from orchestrator.transport.base import (
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_MAX_OUTPUT,
@@ -156,15 +158,17 @@ class ParamikoTransport(Transport):
                 f" {MAX_SESSIONS} sessions of the connection", host=self.host, argv=list(args))
 
     def _open_session(self, args: tuple[str, ...], deadline: float) -> paramiko.Channel:
-        """A session channel holding one slot; the caller releases the slot when it closes it."""
+        """A session channel holding one slot; the caller releases the slot when it closes it. A
+        session the server refuses is asked for again until the deadline (``session_open_policy``)."""
         self._take_session(args, deadline)
         try:
-            return self._with_live_client(
-                lambda c: _transport_of(c).open_session(timeout=self._connect_timeout)
-            )
+            channel: paramiko.Channel = session_open_policy(deadline - time.monotonic())(
+                self._with_live_client,
+                lambda c: _transport_of(c).open_session(timeout=self._connect_timeout))
         except BaseException:
             self._sessions.release()
             raise
+        return channel
 
     def open_stream(self, argv: Sequence[str]) -> CommandStream:
         args = validate_argv(argv, host=self.host)
@@ -273,8 +277,8 @@ class ParamikoTransport(Transport):
         except paramiko.ChannelException as exc:
             # The server answered, refusing this one session (MaxSessions ...): the connection and
             # the commands running on it are fine, so they are left alone.
-            raise TransportError(f"{self.host}: the server refused a session: {exc}",
-                                 host=self.host) from exc
+            raise SessionRefusedError(f"{self.host}: the server refused a session: {exc}",
+                                      host=self.host) from exc
         except WIRE_ERRORS as exc:
             self.close()
             if not is_reused:

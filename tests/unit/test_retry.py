@@ -6,8 +6,14 @@ import time
 
 import pytest
 
-from orchestrator.errors import ConnectError, HypervisorError, TransportError, VmNotFoundError
-from orchestrator.retry import ssh_ready_policy, vm_start_policy
+from orchestrator.errors import (
+    ConnectError,
+    HypervisorError,
+    SessionRefusedError,
+    TransportError,
+    VmNotFoundError,
+)
+from orchestrator.retry import session_open_policy, ssh_ready_policy, vm_start_policy
 
 
 def test_ssh_ready_policy_retries_connect_errors_then_succeeds() -> None:
@@ -86,3 +92,23 @@ def test_vm_start_policy_does_not_retry_connect_errors() -> None:
     with pytest.raises(ConnectError):
         vm_start_policy(sleep=lambda _s: None)(attempt)
     assert attempts == [1]
+
+
+def test_session_open_policy_asks_again_only_for_a_refused_session() -> None:
+    sleeps: list[float] = []
+    attempts: list[int] = []
+
+    def attempt() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise SessionRefusedError("refused a session")
+        return "open"
+
+    assert session_open_policy(10, sleep=sleeps.append)(attempt) == "open"
+    assert len(attempts) == 3 and all(0 < s <= 0.5 for s in sleeps)
+
+    def broken() -> str:
+        raise TransportError("session broke")   # a dead connection is not asked again here
+
+    with pytest.raises(TransportError, match="session broke"):
+        session_open_policy(10, sleep=sleeps.append)(broken)

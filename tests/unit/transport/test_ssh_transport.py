@@ -283,11 +283,27 @@ def test_a_refused_session_fails_alone_and_spares_the_commands_in_flight(
         time.sleep(0.01)
     ssh_server.state.refuse_sessions = True
     with pytest.raises(TransportError, match="refused a session"):
-        transport.run(["true"])
+        transport.run(["true"], timeout=1.0)    # refused for longer than the command's deadline
     ssh_server.state.refuse_sessions = False
     running.join(10)
     assert results == [0]
     assert transport.run(["true"]).exit_status == 0
+    assert ssh_server.connections == 1
+
+
+def test_a_session_refused_for_a_moment_is_asked_for_again(
+    ssh_server: SSHServer, make_transport: Callable[..., Any]
+) -> None:
+    """OpenSSH counts sessions it is still closing against MaxSessions: under a burst of short commands
+    a refusal came while vmrepair held 8 of 10, and failed a target's validation (a rollback). Nothing
+    ran, so the session is asked for again until the command's deadline."""
+    transport = make_transport()
+    transport.run(["true"])
+    ssh_server.state.refuse_sessions = True
+    threading.Timer(0.3, lambda: setattr(ssh_server.state, "refuse_sessions", False)).start()
+    began = time.monotonic()
+    assert transport.run(["true"], timeout=10).exit_status == 0
+    assert 0.25 <= time.monotonic() - began < 5
     assert ssh_server.connections == 1
 
 
