@@ -56,7 +56,7 @@ def test_a_show_batch_ending_does_not_empty_another_running_batch() -> None:
     batch = ShowBatch()
     shown = UnitShow({"LoadState": "loaded", "ActiveState": "active"})
     with batch.scope():
-        batch._answers.current()["nginx.service"] = shown   # what prefetch stores
+        batch._answers.current().answers["nginx.service"] = shown   # what prefetch stores
         with batch.scope():   # another batch starts and ends meanwhile (same thread: nested)
             assert batch.take("nginx.service") is None
             batch.discard()
