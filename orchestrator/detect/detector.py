@@ -33,7 +33,7 @@ from orchestrator.detect import (
     writable,
 )
 from orchestrator.detect.answer_store import AnswerStore
-from orchestrator.detect.common import HOST_COMPONENT, run_command
+from orchestrator.detect.common import HOST_COMPONENT
 from orchestrator.detect.report import DetectionReport
 from orchestrator.detect.shared import RunShared
 from orchestrator.detect.verify_cache import Fingerprinting, VerifyCache
@@ -176,7 +176,8 @@ class Detector:
                 fetch_reads()
                 return run()
             finally:
-                showing.join()
+                if showing is not None:
+                    showing.join()
 
     def verify_packages(self, binaries: Sequence[str]) -> CommandResult | None:
         """``dpkg --verify -- binaries`` on this host; the answer a probe already had is reused while
@@ -185,8 +186,7 @@ class Detector:
 
         Raises: CommandTimeoutError, TransportError."""
         def run() -> CommandResult | None:
-            return run_command(self._transport, packages.verify_argv(binaries),
-                               timeout=packages.VERIFY_TIMEOUT_S)
+            return packages.run_verify(self._transport, binaries)
 
         if self._verify_cache is None:
             return run()

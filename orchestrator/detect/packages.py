@@ -266,12 +266,19 @@ class _Memoized:
         argv = verify_argv(binaries)
 
         def run() -> CommandResult | None:
-            return run_command(self.transport, argv, timeout=VERIFY_TIMEOUT_S)
+            return run_verify(self.transport, binaries)
 
         cache = self.cache
         if cache is None:
             return self.memo.run(tuple(argv), run), False
         return self.memo.run(("cached", *argv), lambda: cache.verify(binaries, run))
+
+
+def run_verify(transport: Transport, binaries: Sequence[str]) -> CommandResult | None:
+    """``dpkg --verify -- binaries`` (None: no dpkg on the host).
+
+    Raises: CommandTimeoutError, TransportError."""
+    return run_command(transport, verify_argv(binaries), timeout=VERIFY_TIMEOUT_S)
 
 
 def _ask_states(

@@ -133,11 +133,13 @@ class ShowBatch:
         shown = self._answers.current()
         shown.answers, shown.pending = _ask(transport, units), frozenset()
 
-    def prefetch_soon(self, transport: Transport, units: Sequence[str]) -> threading.Thread:
-        """Ask in a thread of its own (started here; join it when the batch's probes are done). A failed
-        fetch only means that each probe asks for itself."""
+    def prefetch_soon(self, transport: Transport, units: Sequence[str]) -> threading.Thread | None:
+        """Ask in a thread of its own (started here; join it when the batch's probes are done; None: no
+        unit to ask about, no thread). A failed fetch only means that each probe asks for itself."""
         shown = self._answers.current()
         shown.answers, shown.pending = {}, frozenset(units)
+        if not units:
+            return None
         shown.done.clear()
 
         def fetch() -> None:
