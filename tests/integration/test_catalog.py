@@ -107,6 +107,35 @@ def _row(fault: Fault, outcome: RunOutcome, mttr_s: float, broken: list[str],
     }
 
 
+def _why_not(session_dir: Path, component: str) -> list[str]:
+    """Each attempt in the VM with what failed in it (failed steps, failed validation checks): a
+    failure in CI must carry its evidence, the session directory stays on the CI machine."""
+    path = session_dir / f"attempts-{component}.json"
+    try:
+        attempts = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"{path}: unreadable ({exc})"]
+    lines: list[str] = []
+    for attempt in attempts if isinstance(attempts, list) else []:
+        lines.append(f"{attempt.get('strategy')}: {attempt.get('outcome')}: {attempt.get('reason')}")
+        for step in attempt.get("steps") or []:
+            if step.get("status") not in ("ok", "not_applicable"):
+                lines.append(f"  step {step.get('index')} {step.get('action')}: {step.get('status')}: "
+                             f"{str(step.get('detail'))[:300]}")
+        for layer in (attempt.get("validation") or {}).get("layers") or []:
+            for check in layer.get("checks") or []:
+                if not check.get("ok"):
+                    detail = str(check.get("detail"))[:300]
+                    lines.append(f"  {layer.get('name')}: {check.get('name')}: {detail}")
+    return lines
+
+
+def _explained(row: dict[str, Any], fault: Fault) -> str:
+    why = row if row["status"] == str(SessionStatus.REPAIRED) else \
+        {**row, "attempts": _why_not(Path(row["session_dir"]), fault.component)}
+    return json.dumps(why, indent=1)
+
+
 @pytest.mark.parametrize("fault", [_param(f) for f in FAULTS])
 def test_catalog_fault_is_repaired(app: App, patients: Patients, fault: Fault) -> None:
     for name in patients.fresh(fault.template):
@@ -132,6 +161,6 @@ def test_catalog_fault_is_repaired(app: App, patients: Patients, fault: Fault) -
             after = failing_checks(ssh, fault)
         row = _row(fault, outcome, mttr, broken, after)
         _record(row)
-        assert row["detected_expected"], json.dumps(row, indent=1)
-        assert outcome.status == SessionStatus.REPAIRED, json.dumps(row, indent=1)
-        assert after == [], json.dumps(row, indent=1)
+        assert row["detected_expected"], _explained(row, fault)
+        assert outcome.status == SessionStatus.REPAIRED, _explained(row, fault)
+        assert after == [], _explained(row, fault)
