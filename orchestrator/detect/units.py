@@ -57,6 +57,7 @@ from orchestrator.detect.shared import RunShared
 from orchestrator.detect.unit_loops import UnitLoops, iso
 from orchestrator.errors import VmRepairError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
+from orchestrator.systemd.counter import restart_count
 from orchestrator.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -183,12 +184,6 @@ def _ask(transport: Transport, units: Sequence[str]) -> dict[str, UnitShow]:
     return answers
 
 
-def restarts(props: dict[str, str]) -> int:
-    value = props.get("NRestarts", "")
-    # isascii: str.isdigit() also accepts digits like "²" that int() rejects.
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else 0
-
-
 def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docstring
     component: Component, unit: str, show: UnitShow, thresholds: Thresholds,
     baseline: tuple[str, str] | None = None, *, loops: UnitLoops | None = None,
@@ -223,7 +218,7 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
     if baseline is not None:
         evidence["baseline"] = f"{baseline[0]}, {baseline[1]}"
     if active in _RUNNING:
-        count = restarts(props)
+        count = restart_count(props)
         if loop and count > 0:
             return pid.failed(Severity.WARNING, f"{unit} is flapping: {active} now{loop} "
                               f"(NRestarts={count} since its last deliberate start)", evidence)

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from orchestrator.systemd.argv import kill_argv, no_block_argv
-from orchestrator.systemd.control import QUICK_TIMEOUT_S, UnitCommand, run_systemctl, unit_command
+from orchestrator.systemd.control import (
+    QUICK_TIMEOUT_S,
+    UnitCommand,
+    quiet_runner,
+    run_systemctl,
+    unit_command,
+)
+from orchestrator.systemd.counter import own_the_start
 from orchestrator.systemd.query import show
 from orchestrator.transport.base import Transport
 
@@ -100,6 +107,7 @@ def bounded_restart(
         active, sub, invocation = _state(transport, unit, quick_timeout)
         renewed = _renewed(before[2], invocation, polls)
         if active == "active" and renewed:
+            own_the_start(quiet_runner(transport, quick_timeout), unit)
             return RestartOutcome(unit, RestartEnd.STARTED, active, sub, clock() - began, tuple(commands))
         # auto-restart: the new run already died and Restart= scheduled another; waiting for it would
         # sit out the deadline for a unit whose start simply fails (a broken config, say).

@@ -8,11 +8,13 @@ capped) is evidence for the audit trail. Callers that must stop call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from orchestrator.errors import CommandFailedError, CommandTimeoutError
 from orchestrator.systemd.argv import JOB_VERBS, daemon_reload_argv, unit_argv
-from orchestrator.transport.base import Transport
+from orchestrator.systemd.counter import STARTING_VERBS, Run, own_the_start
+from orchestrator.transport.base import CommandResult, Transport
 from orchestrator.transport.output import command_output
 
 #: systemctl waits for the start/stop job; a unit with a long TimeoutStartSec can take this long.
@@ -117,13 +119,30 @@ def reset_failed_then(
 
     A unit stuck in a crash loop hits its start rate limit, and systemd refuses to start it again until
     the failed state is reset. The reset's own outcome is ignored: it exits non-zero for a unit that
-    never failed, and if it hangs, the verb that follows shows whether the manager answers.
+    never failed, and if it hangs, the verb that follows shows whether the manager answers. After a
+    start or restart that succeeded, ``NRestarts`` is made to count from it
+    (:mod:`orchestrator.systemd.counter`).
 
     Raises:
         TransportError: the target cannot be reached, or ``verb`` is unknown.
     """
     unit_command(transport, "reset-failed", unit, timeout=reset_timeout)
-    return unit_command(transport, verb, unit, timeout=timeout)
+    done = unit_command(transport, verb, unit, timeout=timeout)
+    if done.succeeded and verb in STARTING_VERBS:
+        own_the_start(quiet_runner(transport, reset_timeout), unit)
+    return done
+
+
+def quiet_runner(transport: Transport, timeout: float) -> Run:
+    """A :data:`~orchestrator.systemd.counter.Run` over ``transport``: a timeout answers None.
+
+    Raises (when called): TransportError: the target cannot be reached."""
+    def run(argv: Sequence[str]) -> CommandResult | None:
+        try:
+            return transport.run(argv, timeout=timeout, max_output=_OUTPUT_MAX)
+        except CommandTimeoutError:
+            return None
+    return run
 
 
 def restart(

@@ -5,10 +5,12 @@ apply and the recovery after it (two processes) see one and the same systemd. Mo
 
 systemctl never runs on this host. The model answers exactly the argvs of :mod:`orchestrator.systemd.argv`
 that apply and recovery send: ``is-enabled``, ``enable``, ``disable``, ``mask``, ``unmask``, ``is-active``,
-``reset-failed``, ``restart``, ``stop`` (of a known unit), ``daemon-reload`` and ``is-system-running``
-(recovery's verification, answered ``running``). Any other systemctl command, an unknown unit, or a
-command of a package manager or a shell is refused: written to ``refused.log`` beside the JSON file
-(the apply would turn the exception into a rollback, so the test reads the log) and raised.
+``reset-failed``, ``restart``, ``stop`` (of a known unit), ``show`` of the properties a restart reads
+back (:mod:`orchestrator.systemd.counter`; the model has no automatic restarts: ``NRestarts=0``),
+``daemon-reload`` and ``is-system-running`` (recovery's verification, answered ``running``). Any other
+systemctl command, an unknown unit, or a command of a package manager or a shell is refused: written
+to ``refused.log`` beside the JSON file (the apply would turn the exception into a rollback, so the
+test reads the log) and raised.
 
 A unit is its ``[Install]`` links (``enabled``), its mask link (``masked``) and its active state; a
 started unit runs the content of its config file as it was at the (re)start (``running``: its sha256),
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.systemd.argv import SYSTEMCTL
+from orchestrator.systemd.counter import PROPERTIES as COUNTER_PROPERTIES
 from orchestrator.transport.base import CommandResult
 from tests.crash.disk_dpkg import REFUSED
 from tests.crash.harness import CrashingLocal, crash_point
@@ -110,15 +113,27 @@ class DiskSystemctl:
             return 0, b"", b""
         if argv == (SYSTEMCTL, "is-system-running"):
             return 0, b"running\n", b""
+        if argv[1:2] == ("show",) and len(argv) == 5 and argv[3] == "--" and argv[4] in self.units:
+            return self._show(argv[2], self.units[argv[4]])
         if len(argv) != 4 or argv[2] != "--" or argv[3] not in self.units:
             return None
         verb, name = argv[1], argv[3]
-        unit = self.units[name]
+        return self._query(verb, self.units[name]) or self._change(verb, name, self.units[name])
+
+    @staticmethod
+    def _query(verb: str, unit: FakeUnit) -> Answer | None:
         if verb == "is-enabled":
             return (0 if unit.file_state == "enabled" else 1), f"{unit.file_state}\n".encode(), b""
         if verb == "is-active":
             return (0 if unit.active == "active" else 3), f"{unit.active}\n".encode(), b""
-        return self._change(verb, name, unit)
+        return None
+
+    @staticmethod
+    def _show(option: str, unit: FakeUnit) -> Answer | None:
+        if option != f"--property={','.join(COUNTER_PROPERTIES)}":
+            return None
+        sub = "running" if unit.active == "active" else "failed" if unit.active == "failed" else "dead"
+        return 0, f"ActiveState={unit.active}\nSubState={sub}\nNRestarts=0\n".encode(), b""
 
     def _change(self, verb: str, name: str, unit: FakeUnit) -> Answer | None:
         masked = f"Unit file /etc/systemd/system/{name} is masked.\n".encode()

@@ -1,4 +1,4 @@
-"""The component probes (dpkg, symlinks, writable, port) on a real guest from the default template: all
+"""The component probes (dpkg, symlinks, writable, port, unit) on a real guest from the default template: all
 pass on the healthy patient, and each fails with its kind once the fault an admin makes is injected.
 Components are built by hand (discovery, which fills users, writable paths and ports, is elsewhere).
 Each case starts from the healthy snapshot."""
@@ -6,7 +6,8 @@ Each case starts from the healthy snapshot."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,7 +15,11 @@ from orchestrator.agent.client import RemoteAgent
 from orchestrator.app import App
 from orchestrator.components.config import WatchConfig
 from orchestrator.detect import Detector
+from orchestrator.detect.unit_loops import read_loops
+from orchestrator.detect.units import evaluate, show_unit
 from orchestrator.model import Component, IssueKind, ProbeResult
+from orchestrator.systemd.control import quiet_runner
+from orchestrator.systemd.counter import own_the_start
 from orchestrator.transport.base import Transport
 from tests.integration.helpers import fresh_patient, lent_patient
 
@@ -30,6 +35,8 @@ PROBES = ("dpkg:nginx", "pkgmeta:nginx", "symlinks:nginx", "port:nginx:80", f"wr
 #: nginx-common conffiles that bookworm's nginx.conf does not include: removing one breaks nothing
 #: but dpkg's record (the first of them the package has is used).
 UNUSED_CONFFILES = ("/etc/nginx/win-utf", "/etc/nginx/koi-win", "/etc/nginx/koi-utf")
+MERGE_UNIT = "vmrepair-it-merge.service"
+MERGE_FIXED = "/run/vmrepair-it-merge-fixed"
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +186,71 @@ def test_a_unit_that_keeps_failing_is_counted_in_the_journals_window(app: App, f
     assert int(result.evidence["loop_failures"]) >= 3, result.evidence
     assert result.evidence["loop_window"] == "10 min"
     assert "exit-code" in result.evidence.get("loop_results", ""), result.evidence
+
+
+def _unit_props(ssh: Transport) -> dict[str, str]:
+    return dict(show_unit(ssh, MERGE_UNIT).properties)
+
+
+def _wait_for(ssh: Transport, what: str, ready: Callable[[dict[str, str]], bool], *,
+              timeout_s: float = 60.0) -> dict[str, str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        props = _unit_props(ssh)
+        if ready(props):
+            return props
+        assert time.monotonic() < deadline, f"{MERGE_UNIT}: not {what} within {timeout_s:g} s: {props}"
+        time.sleep(0.2)
+
+
+def test_a_running_unit_that_counts_automatic_restarts_is_reset_without_being_touched(
+        app: App, fresh: str) -> None:
+    """The systemd fact :mod:`orchestrator.systemd.counter` stands on: a running unit that still counts
+    automatic restarts (here: one systemd itself brought back after a loop) gets ``NRestarts=0`` from the
+    counter's ``reset-failed`` and keeps running the same process; the unit probe calls it flapping
+    before and passes it after. The interleaving that leaves a repaired unit so (a restart merged into
+    systemd's own start job, queued but not yet run) is one turn of PID 1's event loop: not reproduced."""
+    with app.vms.transport(fresh) as ssh:
+        _counter_reset(app, ssh)
+
+
+def _counter_reset(app: App, ssh: Transport) -> None:
+    thresholds = app.settings.watch.thresholds
+    component = Component("merge", units=(MERGE_UNIT,))
+
+    def verdict() -> ProbeResult:
+        loops = read_loops(ssh, [MERGE_UNIT], thresholds.restart_loop_minutes)
+        return evaluate(component, MERGE_UNIT, show_unit(ssh, MERGE_UNIT), thresholds, loops=loops)
+
+    # A service that fails until MERGE_FIXED exists, restarted by systemd every second.
+    ssh.check(["systemd-run", f"--unit={MERGE_UNIT}", "-p", "Restart=on-failure", "-p", "RestartSec=1",
+               "-p", "StartLimitIntervalSec=0",
+               "--", "/bin/sh", "-c", f"test -e {MERGE_FIXED} && exec sleep 3600"], timeout=60)
+    try:
+        # A loop the probe counts (restart_loop_failures in the window).
+        _wait_for(ssh, "looping", lambda p: int(p.get("NRestarts", "0")) >= thresholds.restart_loop_failures,
+                  timeout_s=120)
+        ssh.check(["touch", MERGE_FIXED])
+        # systemd's next automatic restart brings it back: running, and counting that restart.
+        back = _wait_for(ssh, "running again", lambda p: p.get("SubState") == "running")
+        assert int(back["NRestarts"]) > thresholds.restart_loop_failures - 1, back
+        before = verdict()
+        assert not before.ok and "flapping" in before.summary, before.summary
+        pid = _main_pid(ssh)
+
+        assert own_the_start(quiet_runner(ssh, 30), MERGE_UNIT)
+        after = _unit_props(ssh)
+        assert (after["ActiveState"], after["SubState"], after["NRestarts"]) == ("active", "running", "0")
+        assert _main_pid(ssh) == pid, "the reset restarted the unit"
+        now = verdict()
+        assert now.ok, now.summary
+        assert not own_the_start(quiet_runner(ssh, 30), MERGE_UNIT)   # nothing left to reset
+    finally:
+        ssh.run(["systemctl", "stop", "--", MERGE_UNIT], timeout=60)
+        ssh.run(["systemctl", "reset-failed", "--", MERGE_UNIT], timeout=60)
+        ssh.run(["rm", "-f", MERGE_FIXED], timeout=60)
+
+
+def _main_pid(ssh: Transport) -> str:
+    argv = ["systemctl", "show", "--property=MainPID", "--value", "--", MERGE_UNIT]
+    return ssh.check(argv).stdout_text.strip()

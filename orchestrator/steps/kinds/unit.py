@@ -20,6 +20,7 @@ from orchestrator.steps.context import RepairContext
 from orchestrator.steps.io import StepIO
 from orchestrator.steps.registry import Step, StepKind, register
 from orchestrator.steps.render import render_unit
+from orchestrator.systemd.counter import STARTING_VERBS, own_the_start
 from orchestrator.systemd.query import first_state_word
 
 #: Unit actions a fix package replays (fixpkg.ops.UNIT_ACTIONS); its replay runs reset-failed first.
@@ -82,6 +83,9 @@ def run_unit(step: UnitStep, ctx: RepairContext, io: StepIO) -> str:
         # The journal says why a start failed; systemctl itself only says "see journalctl".
         io.run(["journalctl", "-u", unit, "-n", "30", "--no-pager"], check=False)
         raise io.fail(f"systemctl {step.action} {unit} exited {result.exit_status}")
+    if step.action in STARTING_VERBS and own_the_start(lambda argv: io.run(argv, check=False), unit):
+        io.note(f"{unit}: its restart count was reset after the {step.action}: systemd's own automatic "
+                "restart had taken the start asked for (see orchestrator.systemd.counter)")
     if step.action in REPLAYED_ACTIONS:
         io.replay_op(UnitOp(unit, step.action))
     elif before in RESTORABLE_UNIT_STATES:

@@ -14,11 +14,13 @@ from orchestrator.fixpkg import FixPackage
 from orchestrator.session.store import new_session
 from orchestrator.state import open_state
 from orchestrator.state.transactions import TransactionStore
+from orchestrator.systemd.counter import read_back_argv
 from tests.unit.apply.conftest import NEW_CONF, NEW_FILE, apply_journalled, journal_for, txn_state
 from tests.unit.apply.fakes import FakeAgent, sha, systemd_transport
 from tests.unit.fixpkg.scenario import CONF, KEY, LOG, OLD, UNIT_FILE
 
 MakePackage = Callable[..., FixPackage]
+READ_BACK_APP = tuple(read_back_argv("app.service"))
 
 
 class Validator:
@@ -50,6 +52,7 @@ def test_happy_path_applies_everything_in_order(
         ("systemctl", "daemon-reload"),
         ("systemctl", "reset-failed", "--", "app.service"),
         ("systemctl", "restart", "--", "app.service"),
+        READ_BACK_APP,   # the restart count starts here (orchestrator.systemd.counter)
     ]
     txn = txn_state(tmp_path / "backup", result.txn_id)
     assert (txn.state, txn.ops_done, txn.ops_total) == ("committed", len(pkg.operations), len(pkg.operations))
@@ -130,10 +133,11 @@ def test_validation_failure_restores_everything_byte_for_byte(
     assert result.status == "rolled_back"
     assert result.errors == ("validation failed on the target after applying the package",)
     assert target.state() == before   # content, mode, uid and gid of every file; NEW_FILE gone
-    assert transport.argvs[-3:] == [   # the unit runs the restored config again
+    assert transport.argvs[-4:] == [   # the unit runs the restored config again
         ("systemctl", "daemon-reload"),
         ("systemctl", "reset-failed", "--", "app.service"),
         ("systemctl", "restart", "--", "app.service"),
+        READ_BACK_APP,
     ]
     assert txn_state(tmp_path / "backup", result.txn_id).state == "rolled_back"
     assert "rollback" in result.durations
@@ -196,8 +200,10 @@ def test_unit_actions_run_in_package_order_after_one_daemon_reload(
         ("systemctl", "stop", "--", "app-worker.service"),
         ("systemctl", "reset-failed", "--", "app.service"),
         ("systemctl", "restart", "--", "app.service"),
+        READ_BACK_APP,
         ("systemctl", "reset-failed", "--", "app-worker.service"),
         ("systemctl", "start", "--", "app-worker.service"),
+        tuple(read_back_argv("app-worker.service")),
     ]
 
 

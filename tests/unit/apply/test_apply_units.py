@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.apply.units import restore_unit, unit_state
+from orchestrator.systemd.counter import read_back_argv
 from tests.unit.apply.fakes import systemd_transport
 
-RESTART = [("systemctl", "reset-failed", "--", "app.service"), ("systemctl", "restart", "--", "app.service")]
+RESTART = [("systemctl", "reset-failed", "--", "app.service"), ("systemctl", "restart", "--", "app.service"),
+           tuple(read_back_argv("app.service"))]
 
 
 @pytest.mark.parametrize(("prior", "argvs"), [

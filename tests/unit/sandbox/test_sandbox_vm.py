@@ -25,6 +25,7 @@ from orchestrator.model import Component
 from orchestrator.sandbox.mirror import MANIFEST_LIMIT
 from orchestrator.sandbox.vm import FILLER, TroubleshootingVm
 from orchestrator.session.store import Session, new_session
+from orchestrator.systemd.counter import read_back_argv
 from orchestrator.transport.fake import FakeTransport
 from tests.unit.detect.fakes import file_entry, usage
 
@@ -182,8 +183,10 @@ def test_import_pushes_unpacks_and_restarts_each_unit_once(
     ]
     assert transport.argvs == [  # no unit file came with the capture: no daemon-reload
         ("systemctl", "reset-failed", "--", "nginx.service"), ("systemctl", "restart", "--", "nginx.service"),
+        tuple(read_back_argv("nginx.service")),
         ("systemctl", "reset-failed", "--", "sampleapp.service"),
         ("systemctl", "restart", "--", "sampleapp.service"),
+        tuple(read_back_argv("sampleapp.service")),
     ]
     assert report.is_complete and report.error is None
     (event,) = events(session, "imported")
@@ -212,7 +215,8 @@ def test_systemd_reloads_only_when_a_unit_file_or_drop_in_was_imported(
     vm, _, transport = make_vm(SandboxAgent(unpacked=UnpackResult((written,))))
     vm.import_capture(captured(tmp_path), [NGINX])
     assert (("systemctl", "daemon-reload") in transport.argvs) is reloads
-    assert transport.argvs[-1] == ("systemctl", "restart", "--", "nginx.service")
+    assert transport.argvs[-2:] == [("systemctl", "restart", "--", "nginx.service"),
+                                    tuple(read_back_argv("nginx.service"))]
 
 
 def test_a_partial_import_is_not_complete_but_services_still_restart(
@@ -280,7 +284,8 @@ def test_a_unit_already_in_the_targets_state_is_left_alone(make_vm: MakeVm, tmp_
                                           sampleapp_service="static"), [NGINX, APP])
     assert report.unit_states == ()
     shows = [a for a in transport.argvs if a[:2] == ("systemctl", "show")]
-    assert shows == [("systemctl", "show", "--property=UnitFileState", "--", "nginx.service")]
+    assert shows == [("systemctl", "show", "--property=UnitFileState", "--", "nginx.service"),
+                     *(tuple(read_back_argv(u)) for u in ("nginx.service", "sampleapp.service"))]
     assert not any(a[1] in {"mask", "enable", "disable"} for a in transport.argvs)
 
 

@@ -12,11 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from orchestrator.errors import CommandTimeoutError
+
 Handler = Callable[[tuple[str, ...], bytes | None], tuple[int, bytes, bytes]]
 
 
 def _ok(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
     return 0, b"", b""
+
+
+def hangs_on(verb: str) -> Handler:
+    """A handler whose ``systemctl VERB`` times out; every other command exits 0."""
+    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
+        if argv[1] == verb:
+            raise CommandTimeoutError("fake: hung", argv=list(argv))
+        return 0, b"", b""
+    return handler
 
 
 @dataclass

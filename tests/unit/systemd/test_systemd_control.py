@@ -6,7 +6,9 @@ import pytest
 
 from orchestrator import systemd
 from orchestrator.errors import CommandFailedError, CommandTimeoutError, ConnectError, TransportError
+from orchestrator.systemd.counter import read_back_argv
 from orchestrator.transport.fake import FakeTransport
+from tests.unit.systemd.fakes import hangs_on
 
 
 def hang(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
@@ -17,26 +19,23 @@ def test_restart_resets_the_failed_state_first_with_the_default_timeouts() -> No
     transport = FakeTransport()
     command = systemd.restart(transport, "app.service")
     assert transport.argvs == [("systemctl", "reset-failed", "--", "app.service"),
-                               ("systemctl", "restart", "--", "app.service")]
-    assert [c.timeout for c in transport.calls] == [systemd.QUICK_TIMEOUT_S, systemd.JOB_TIMEOUT_S]
+                               ("systemctl", "restart", "--", "app.service"),
+                               tuple(read_back_argv("app.service"))]   # systemd.counter
+    assert [c.timeout for c in transport.calls] == [systemd.QUICK_TIMEOUT_S, systemd.JOB_TIMEOUT_S,
+                                                    systemd.QUICK_TIMEOUT_S]
     assert command.succeeded and command.argv == ("systemctl", "restart", "--", "app.service")
 
 
 def test_restart_timeouts_are_the_callers() -> None:
     transport = FakeTransport()
     systemd.restart(transport, "app.service", timeout=90, reset_timeout=30)
-    assert [c.timeout for c in transport.calls] == [30, 90]
+    assert [c.timeout for c in transport.calls] == [30, 90, 30]
 
 
 def test_a_reset_failed_that_fails_does_not_stop_the_restart() -> None:
-    def handler(argv: tuple[str, ...], stdin: bytes | None) -> tuple[int, bytes, bytes]:
-        if argv[1] == "reset-failed":
-            raise CommandTimeoutError("fake: hung", argv=list(argv))
-        return 0, b"", b""
-
-    transport = FakeTransport(handler)
+    transport = FakeTransport(hangs_on("reset-failed"))
     assert systemd.restart(transport, "app.service").succeeded
-    assert len(transport.calls) == 2
+    assert [c.argv[1] for c in transport.calls] == ["reset-failed", "restart", "show"]
 
 
 def test_the_restart_outcome_is_the_result() -> None:
