@@ -15,7 +15,8 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
   ``NRestarts`` counts automatic restarts since the unit was last started on purpose: at 0 the loop,
   whatever the window holds, ended with a deliberate start (a repair, an in-place restart) and the
   unit has not failed since, so it passes; otherwise a restart that fixed the unit would still fail
-  its own recheck for ten minutes.
+  its own recheck for ten minutes. vmrepair's own starts make sure the count starts at them, even
+  when systemd merged one into its own automatic restart (:mod:`orchestrator.systemd.counter`).
 - running with ``NRestarts`` >= ``unit_restarts_warning`` → UNIT_FAILED, warning: flapping since the
   last deliberate start, however long ago (also the rule when the journal cannot be read).
 - failed or in ``auto-restart`` (below) after such a loop: still critical; the summary names the loop.
