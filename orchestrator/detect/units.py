@@ -7,6 +7,13 @@ Decisions (``LoadState``/``ActiveState``/``UnitFileState`` as systemd reports th
 - ``SubState=auto-restart``: the main process died and systemd is waiting to start it again. The
   unit is not running at this moment, whatever ActiveState says (``activating``) → UNIT_FAILED,
   critical. Counting it as running made a restart loop right after a failed start look healthy.
+- ``ActiveState=activating`` with ``NRestarts`` > 0: the start under way is systemd's automatic
+  restart after the unit exited; it is not up, whatever the start ends in → UNIT_FAILED, critical.
+  systemd resets ``Result`` and ``ExecMainStatus`` when a start begins, so only the count tells this
+  start from a deliberate one (vmrepair's own starts count from 0: :mod:`orchestrator.systemd.counter`).
+  A unit whose start fails at once (a ``WorkingDirectory=`` it cannot enter) spends most of its loop in
+  ``auto-restart`` and a moment in ``activating``: a probe at that moment passed it, and the run went on
+  with the HTTP probe's issue instead (seen in a fresh-clone ``make test``).
 - ``LoadState=bad-setting|error``: systemd cannot load the unit file, the next start fails
   → UNIT_FAILED, critical.
 - running (active, reloading, activating) after a restart loop: ``restart_loop_failures`` failures (or
@@ -215,6 +222,11 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
                           f"restart it (Result={props.get('Result', '?')}, "
                           f"ExecMainStatus={props.get('ExecMainStatus', '?')}, "
                           f"NRestarts={props.get('NRestarts', '?')}){loop}", evidence)
+    if active == "activating" and restart_count(props) > 0:
+        return pid.failed(Severity.CRITICAL,
+                          f"{unit} is not up: systemd is starting it again after it exited "
+                          f"(automatic restart {restart_count(props)}, {props.get('SubState', '?')}){loop}",
+                          evidence)
     was_enabled = baseline is not None and baseline[1] in _ENABLED
     if baseline is not None:
         evidence["baseline"] = f"{baseline[0]}, {baseline[1]}"

@@ -15,12 +15,12 @@ since its last deliberate start". That path is read from service.c and the CI ev
 that lands while the start job already *runs* is not merged (it stops the starting unit, which flushes:
 measured on the template's systemd 252), so the window is one turn of PID 1's event loop.
 
-So after a start or restart that succeeded, a unit that runs and still counts automatic restarts gets a
+So after a start or restart that succeeded, a unit that is up and still counts automatic restarts gets a
 ``reset-failed``, which on a running unit only zeroes the count (service.c, ``service_reset_failed``)
 and the start rate limit: the count starts at the start vmrepair asked for, as it would have without
 the race (tests/integration/test_systemd_counter.py: same process, ``NRestarts=0``, the probe passes).
-A unit that failed again meanwhile, or waits to be restarted, is left alone: its failure stays visible
-to whatever checks it next.
+A unit that failed again meanwhile, waits to be restarted or is still activating is left alone: a
+failure stays visible to whatever checks it next.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from orchestrator.transport.base import CommandResult
 #: Verbs after which the unit runs a start vmrepair asked for.
 STARTING_VERBS = frozenset({"start", "restart"})
 PROPERTIES = ("ActiveState", "SubState", "NRestarts")
-_RUNNING = frozenset({"active", "activating", "reloading"})
+#: Up: a unit still activating may yet fail, and a count it gathers then must stay visible.
+_UP = frozenset({"active", "reloading"})
 
 #: Runs one argv in the guest; None when it could not answer (a timeout).
 Run = Callable[[Sequence[str]], CommandResult | None]
@@ -49,8 +50,7 @@ def restart_count(properties: Mapping[str, str]) -> int:
 
 def counts_an_automatic_restart(properties: Mapping[str, str]) -> bool:
     """Whether a unit started on purpose a moment ago still counts automatic restarts while it runs."""
-    return (restart_count(properties) > 0 and properties.get("ActiveState") in _RUNNING
-            and properties.get("SubState") != "auto-restart")
+    return restart_count(properties) > 0 and properties.get("ActiveState") in _UP
 
 
 def read_back_argv(unit: str) -> list[str]:

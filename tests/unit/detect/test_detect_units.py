@@ -64,6 +64,20 @@ def test_flapping_threshold_edge(restarts: int, ok: bool) -> None:
         assert f"{restarts} failures in a window" in result.summary
 
 
+@pytest.mark.parametrize("sub", ["start", "start-pre", "condition"])
+def test_an_automatic_restart_under_way_is_not_up(sub: str) -> None:
+    # systemd reset Result and ExecMainStatus when the start began: only NRestarts tells it from ours.
+    result = probe({**ACTIVE, "ActiveState": "activating", "SubState": sub, "NRestarts": "1",
+                    "Result": "success", "ExecMainStatus": "0"})
+    assert (result.ok, result.kind, result.severity) == (False, IssueKind.UNIT_FAILED, Severity.CRITICAL)
+    assert "systemd is starting it again after it exited (automatic restart 1" in result.summary
+
+
+def test_a_deliberate_start_under_way_passes() -> None:
+    result = probe({**ACTIVE, "ActiveState": "activating", "SubState": "start", "NRestarts": "0"})
+    assert result.ok, result.summary
+
+
 def test_activating_auto_restart_loop_is_critical_not_just_flapping() -> None:
     # Waiting for the next restart means nothing is running now: critical, not a flapping warning.
     result = probe({**flapping(5), "ActiveState": "activating", "SubState": "auto-restart"})

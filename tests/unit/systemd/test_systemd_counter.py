@@ -36,7 +36,7 @@ def test_restart_count_is_read() -> None:
 
 @pytest.mark.parametrize(("active", "sub", "count", "counts"), [
     ("active", "running", "1", True),
-    ("activating", "start", "2", True),       # our restart merged into systemd's start job, still running
+    ("activating", "start", "2", False),      # not up yet: it may fail again, and that must show
     ("reloading", "reload", "1", True),
     ("active", "running", "0", False),        # the restart flushed the count: nothing to do
     ("activating", "auto-restart", "1", False),  # died again and waits: its failure must stay visible
