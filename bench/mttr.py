@@ -8,8 +8,14 @@ saw healthy) and ``demo`` (a baseline recorded first, as `make demo` does). The 
 from a `git worktree` of ``--before`` in a child process with that tree first on ``sys.path``; the
 versions run one after the other, never at once, so they do not compete for the two cores.
 
+Strategy ranking reads the outcomes of earlier runs (:mod:`orchestrator.state.outcomes`), so a
+machine that has repaired the fault before tries the winner first. ``--history none`` (the default)
+cuts that off in both versions: every run ranks as a machine's first repair does, whatever ran here
+before (and the earlier version's runs cannot warm the later one's).
+
 Run as root after `make setup`:
-`.venv/bin/python bench/mttr.py [FAULT ...] [--stable-period S] [--before REF] [--scenarios bare,demo]`.
+`.venv/bin/python bench/mttr.py [FAULT ...] [--stable-period S] [--before REF] [--scenarios bare,demo]
+[--history none|kept]`.
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ def detect_to_verified(session_dir: Path) -> float:
     return (end - start).total_seconds()
 
 
+def _vm_attempts(session_dir: Path) -> int:
+    """Strategies run in the troubleshooting VM (a failed one costs a validation and a revert)."""
+    return sum(1 for entry in json.loads((session_dir / "timeline.json").read_text())
+               if entry["name"].startswith("attempt-") and float(entry["duration_s"]) > 0.05)
+
+
 def _store_module() -> Any:
     """The module that keeps answers between processes in the version running (None: none does)."""
     import importlib
@@ -87,8 +99,19 @@ def _forget_target_answers(state_dir: Path, slug: str) -> None:
         kept.store_path(state_dir, kept.target_scope(slug)).unlink(missing_ok=True)
 
 
-def worker(faults: list[str], scenarios: list[str], stable_period: float) -> list[dict[str, Any]]:
+def forget_history() -> None:
+    """Rank as a machine's first repair does: no outcome of an earlier run steers this one. Outcomes
+    are still recorded; only their reading is cut off, in this process."""
+    from orchestrator.state.outcomes import OutcomeStore
+    OutcomeStore.load = lambda self: {}                      # type: ignore[method-assign]
+    OutcomeStore.load_for = lambda self, signature: {}       # type: ignore[method-assign]
+
+
+def worker(faults: list[str], scenarios: list[str], stable_period: float,
+           history: str = "none") -> list[dict[str, Any]]:
     """Run every (scenario, fault) with whichever `orchestrator` is first on sys.path."""
+    if history == "none":
+        forget_history()
     from orchestrator.agent.client import RemoteAgent
     from orchestrator.app import App
     from orchestrator.baseline.record import record_baseline
@@ -128,7 +151,7 @@ def worker(faults: list[str], scenarios: list[str], stable_period: float) -> lis
                 whole = time.monotonic() - began
                 session_dir = outcome.session.dir
                 rows.append({"scenario": scenario, "fault": fault, "status": str(outcome.status),
-                             "sandbox_answers": kept,
+                             "sandbox_answers": kept, "attempts": _vm_attempts(session_dir),
                              "mttr": detect_to_verified(session_dir), "run": whole,
                              "stages": stage_times(session_dir), "session": str(session_dir)})
                 print(f"  {scenario}/{fault}: {outcome.status}, MTTR {rows[-1]['mttr']:.1f} s "
@@ -146,15 +169,17 @@ def run_version(tree: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
         env = {**os.environ, "PYTHONPATH": str(tree)}
         subprocess.run([sys.executable, str(HERE / "mttr.py"), "--worker", out.name,
                         "--stable-period", str(args.stable_period), "--scenarios", args.scenarios,
+                        "--history", args.history,
                         *args.faults], cwd=tree, env=env, check=True)
         return list(json.loads(Path(out.name).read_text()))
 
 
 def print_table(before: list[dict[str, Any]] | None, after: list[dict[str, Any]], args: argparse.Namespace,
                 ref: str | None) -> None:
-    print(f"\nper-stage seconds (TCG, 2 cores, stable period {args.stable_period:g} s in the VM)")
+    print(f"\nper-stage seconds (TCG, 2 cores, stable period {args.stable_period:g} s in the VM, "
+          f"outcome history: {args.history})")
     print(f"{'scenario/fault':<22}{'version':<9}{'status':<15}"
-          + "".join(f"{s[:9]:>10}" for s in STAGES) + f"{'MTTR':>8}{'run':>8}")
+          + "".join(f"{s[:9]:>10}" for s in STAGES) + f"{'tries':>6}{'MTTR':>8}{'run':>8}")
     old = {(r["scenario"], r["fault"]): r for r in before or []}
     for row in after:
         key = (row["scenario"], row["fault"])
@@ -163,8 +188,9 @@ def print_table(before: list[dict[str, Any]] | None, after: list[dict[str, Any]]
                 continue
             cells = "".join(f"{r['stages'].get(s, 0.0):>10.1f}" for s in STAGES)
             print(f"{key[0] + '/' + key[1]:<22}{label[:8]:<9}{r['status']:<15}{cells}"
-                  f"{r['mttr']:>8.1f}{r['run']:>8.1f}")
-    print("MTTR = detect start -> fix verified on the target; run = whole `vmrepair run` incl. teardown")
+                  f"{r.get('attempts', 0):>6}{r['mttr']:>8.1f}{r['run']:>8.1f}")
+    print("MTTR = detect start -> fix verified on the target; run = whole `vmrepair run` incl. teardown; "
+          "tries = strategies run in the VM")
     for label, rows in ((f"{ref}", before or []), ("now", after)):
         if rows and rows[0].get("sandbox_answers") is not None:
             print(f"{label}: the troubleshooting VMs started with {rows[0]['sandbox_answers']} kept "
@@ -190,11 +216,14 @@ def main() -> None:
     parser.add_argument("--cold-sandbox", action="store_true",
                         help="forget the troubleshooting VMs' kept answers first (a machine's "
                              "first repair)")
+    parser.add_argument("--history", choices=("none", "kept"), default="none",
+                        help="none (default): rank strategies as on a machine's first repair, so "
+                             "both versions start alike; kept: with this machine's recorded outcomes")
     parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
     if args.worker:
-        rows = worker(args.faults, scenarios, args.stable_period)
+        rows = worker(args.faults, scenarios, args.stable_period, args.history)
         Path(args.worker).write_text(json.dumps(rows))
         return
     if args.cold_sandbox:

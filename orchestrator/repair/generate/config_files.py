@@ -8,7 +8,9 @@ Evidence and what it proposes:
   the same steps when it ranks that file first; the duplicate is dropped);
 - a file the config test blames (``/etc/...`` or ``/etc/...:LINE`` in the output of
   ``Component.config_test``, run in the VM, or in the issue's evidence), inside the component's config
-  paths → restore it from the baseline, or quarantine it when the baseline does not have it.
+  paths → restore it from the baseline; else, when it is (through the symlinks the capture recorded) a
+  conffile of the component's packages that dpkg --verify reports changed, restore the package's
+  pristine copy; else quarantine it (the baseline does not have it, and no package ships it).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 import posixpath
 import re
 
+from orchestrator.detect.packages import VerifyLine
 from orchestrator.model import IssueKind
-from orchestrator.repair.generate import followups
+from orchestrator.repair.generate import followups, packages
 from orchestrator.repair.generate.drift import drift
 from orchestrator.repair.generate.proposal import Proposal, literal
 from orchestrator.repair.generate.revert import is_include_dir
@@ -93,14 +96,35 @@ def _blamed(situation: Situation) -> list[Proposal]:
         why = f"the config test `{quote(' '.join(situation.component.config_test))}` blames it{line}"
         if path in situation.recorded:
             return [_restore(situation, path, why, 0.9)]
+        real = situation.resolve(path)
+        shipped = packages.changed_conffile(situation, real) if within_any(real, roots) else None
+        if shipped is not None:
+            return [_pristine(situation, real, shipped, why)]
         if path in situation.now:
             return [Proposal(
                 FAMILY, "quarantine-blamed", path,
-                f"Quarantine {quote(path)}: {why}, and the baseline does not have it.",
+                f"Quarantine {quote(path)}: {why}, "
+                + ("and the baseline does not have it." if situation.baseline is not None
+                   else "there is no baseline, and no package of the component ships it as changed."),
                 ({"quarantine": {"path": literal(path)}},
                  *followups.after_change(situation.component, [path])),
                 effectiveness=0.75, cause="config_blamed", confidence=0.85)]
     return []
+
+
+def _pristine(situation: Situation, path: str, shipped: tuple[str, VerifyLine], why: str) -> Proposal:
+    """The blamed file is a conffile dpkg says changed: the package's copy is a known-good version of
+    exactly that file, so it is restored rather than the file quarantined (a file a package ships is
+    part of the service's configuration, not something added to it). Ranked like the baseline's copy:
+    two independent witnesses (the config test, the package database) name the same file."""
+    package, line = shipped
+    return Proposal(
+        FAMILY, "restore-blamed-conffile", path,
+        f"Restore the pristine {quote(path)} of {quote(package)}: {why}, and dpkg --verify in the VM "
+        f"reports {quote(line.describe())}.",
+        ({"restore_conffile": {"package": package, "paths": [literal(path)]}},
+         *followups.after_change(situation.component, [path])),
+        effectiveness=0.8, cause="conffile_blamed", confidence=0.9)
 
 
 def _restore(situation: Situation, path: str, why: str, confidence: float) -> Proposal:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from orchestrator.detect.packages import (
     QUERY_TIMEOUT_S,
     VERIFY_TIMEOUT_S,
+    VerifyLine,
     parse_status,
     parse_verify,
     status_argv,
@@ -70,6 +71,31 @@ def generate(situation: Situation) -> list[Proposal]:
             elif item.status == "i":
                 proposals += _verify(situation, item.name, item.binary)
     return proposals
+
+
+def changed_conffile(situation: Situation, path: str) -> tuple[str, VerifyLine] | None:
+    """The installed package of the component that ships ``path`` as a conffile, and dpkg --verify's
+    line saying it changed or is missing in the VM; None when no such package reports it (or dpkg
+    cannot tell). Asks what :func:`questions` prefetches, so it costs nothing more in a diagnosis."""
+    wanted = _wanted(situation)
+    if not wanted:
+        return None
+    result = situation.ask(status_argv(wanted), timeout=QUERY_TIMEOUT_S)
+    if result is None or result.exit_status not in _QUERY_OK:
+        return None
+    states, _ = parse_status(result.stdout_text, wanted)
+    for name in wanted:
+        for item in states.get(name, []):
+            if item.status != "i":
+                continue
+            answer = situation.ask(verify_argv([item.binary]), timeout=VERIFY_TIMEOUT_S)
+            if answer is None or answer.exit_status not in _QUERY_OK:
+                continue
+            checked = parse_verify(answer.stdout_text)
+            for line in (*checked.broken, *checked.edited_conffiles):
+                if line.is_conffile and line.path == path:
+                    return item.name, line
+    return None
 
 
 def _configure(situation: Situation, package: str, state: str) -> Proposal:

@@ -32,6 +32,8 @@ Question = tuple[list[str], float]
 QUOTE_MAX = 200
 #: An absolute path in free text: up to the first space, quote, bracket or ``:line``.
 PATH_IN_TEXT = re.compile(r"(?<![\w./-])(/(?:[\w.@+-]+/)*[\w.@+-]+)")
+#: Symlinks :meth:`Situation.resolve` follows in a row (the kernel's own limit is 40).
+MAX_LINK_HOPS = 8
 
 
 class KnownGood(Protocol):
@@ -88,8 +90,26 @@ class Situation:
         return tuple(dict.fromkeys(m.group(1) for m in PATH_IN_TEXT.finditer(self.evidence_text)))
 
     def names(self, path: str) -> bool:
-        """The evidence names ``path`` (or something below it)."""
-        return any(p == path or p.startswith(path.rstrip("/") + "/") for p in self.evidence_paths)
+        """The evidence names ``path`` (or something below it), itself or through a captured symlink: a
+        config test reports the path it opened (``sites-enabled/default``), dpkg the file it ships."""
+        named = {*self.evidence_paths, *(self.resolve(p) for p in self.evidence_paths)}
+        return any(p == path or p.startswith(path.rstrip("/") + "/") for p in named)
+
+    def resolve(self, path: str) -> str:
+        """``path`` with the symlinks the capture recorded followed (at most :data:`MAX_LINK_HOPS`);
+        a link whose target the capture does not cover ends the walk at that target. Only the
+        manifest's text is read: no path on the target or in the VM is followed."""
+        seen = {path}
+        for _ in range(MAX_LINK_HOPS):
+            entry = self.now.get(path)
+            if entry is None or entry.type != "symlink" or not entry.link:
+                return path
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(path), entry.link))
+            if target in seen:
+                return path   # a loop: the link itself is what there is
+            seen.add(target)
+            path = target
+        return path
 
     @property
     def units(self) -> tuple[str, ...]:

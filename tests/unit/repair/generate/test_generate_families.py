@@ -19,7 +19,7 @@ from orchestrator.repair.generate import (
     state,
     units,
 )
-from orchestrator.repair.generate.proposal import Proposal, to_matched
+from orchestrator.repair.generate.proposal import Proposal, strategy_name, to_matched
 from orchestrator.steps.kinds.path_meta import MakeDirStep, SetMetaStep
 from orchestrator.steps.kinds.quarantine import QuarantineStep
 from orchestrator.steps.kinds.restore_baseline import RestoreBaselineStep
@@ -248,6 +248,78 @@ def test_the_file_the_config_test_blames_is_restored_or_quarantined() -> None:
     found = config_files.generate(situation(bad, now=now, baseline=base, vm=Vm()))
     assert found[0].name == "gen-quarantine-blamed-etc-app-extra.conf"
     assert found[0].steps[0] == {"quarantine": {"path": "/etc/app/extra.conf"}}
+
+
+SITE, ENABLED = "/etc/app/sites-available/main", "/etc/app/sites-enabled/main"
+LINKED = [ETC, folder("/etc/app/sites-available"), folder("/etc/app/sites-enabled"), entry(SITE, sha="new"),
+          entry(ENABLED, "symlink", link="../sites-available/main")]
+#: The config test blames the path it opened: the enabled site's symlink, never the file dpkg ships.
+BLAMES_LINK = issue(IssueKind.CONFIG_INVALID, "app -t", evidence={"output": f"unknown key in {ENABLED}:3"})
+
+
+def test_a_blamed_conffile_dpkg_says_changed_gets_the_packages_copy_not_a_quarantine() -> None:
+    vm = Vm(dpkg={"app": "ii "}, verify={"app": f"??5?????? c {SITE}\n"})
+    found = config_files.generate(situation(BLAMES_LINK, now=LINKED, vm=vm))
+    assert (found[0].action, found[0].subject) == ("restore-blamed-conffile", SITE)
+    assert found[0].steps[0] == {"restore_conffile": {"package": "app", "paths": [SITE]}}
+    assert (found[0].cause, found[0].confidence, found[0].effectiveness) == ("conffile_blamed", 0.9, 0.8)
+    assert "blames it line 3" in found[0].description and "changed, conffile" in found[0].description
+    assert not any(p.action == "quarantine-blamed" for p in found)
+    assert to_matched(found[0]) is not None
+
+
+@pytest.mark.parametrize(("dpkg", "verify"), [
+    ({"app": "ii "}, ""),                                  # dpkg: the file is as shipped (or not ours)
+    ({"app": "ii "}, "??5??????   /etc/app/sites-available/main\n"),   # changed, but not a conffile
+    ({"app": "iF "}, f"??5?????? c {SITE}\n"),             # half-configured: not asked
+    ({}, f"??5?????? c {SITE}\n"),                         # not installed
+])
+def test_a_blamed_file_no_package_ships_as_a_changed_conffile_is_quarantined(
+        dpkg: dict[str, str], verify: str) -> None:
+    vm = Vm(dpkg=dpkg, verify={"app": verify})
+    found = config_files.generate(situation(BLAMES_LINK, now=LINKED, vm=vm))
+    assert (found[0].action, found[0].subject) == ("quarantine-blamed", ENABLED)
+    assert "there is no baseline" in found[0].description
+
+
+def test_the_baselines_copy_still_comes_before_the_packages() -> None:
+    vm = Vm(dpkg={"app": "ii "}, verify={"app": f"??5?????? c {SITE}\n"})
+    base = Known([*LINKED[:3], entry(SITE), LINKED[4]])
+    found = config_files.generate(situation(BLAMES_LINK, now=LINKED, baseline=base, vm=vm))
+    assert (found[0].action, found[0].subject) == ("restore-config", ENABLED)
+
+
+def test_without_a_baseline_the_packages_copy_of_a_blamed_conffile_outranks_every_quarantine() -> None:
+    # The shipped nginx-config playbook's own strategies against the generated one, as a bare host
+    # ranks them (no history): quarantining the default site failed validation on a fresh machine (it
+    # leaves nothing listening on port 80) before the package's copy was tried.
+    from orchestrator.config.settings import PROJECT_ROOT
+    from orchestrator.diagnose import Diagnosis, Finding
+    from orchestrator.playbooks.loader import load_playbooks
+    from orchestrator.repair import rank_strategies
+
+    vm = Vm(dpkg={"app": "ii "}, verify={"app": f"??5?????? c {SITE}\n"})
+    generated = generate_strategies(situation(BLAMES_LINK, now=LINKED, vm=vm))
+    nginx = replace(BLAMES_LINK, component="nginx")
+    finding = Finding("nginx-config", "config_invalid", 0.95, 1)
+    ranked = rank_strategies(load_playbooks(PROJECT_ROOT / "playbooks"), nginx,
+                             Diagnosis("config_invalid", 0.95, "nginx-config", {}, {}, (finding,)),
+                             generated=generated)
+    names = [r.name for r in ranked if r.name != "nginx-restore-offender"]   # needs a baseline
+    assert names[0] == strategy_name("restore-blamed-conffile", SITE)
+    assert names.index("nginx-quarantine-offender") > 0
+
+
+def test_resolve_follows_the_captured_symlinks_only() -> None:
+    now = [entry("/etc/app/a", "symlink", link="b"), entry("/etc/app/b", "symlink", link="/etc/app/c"),
+           entry("/etc/app/c"), entry("/etc/app/loop", "symlink", link="loop"),
+           entry("/etc/app/out", "symlink", link="../../usr/x")]
+    seen = situation(issue(IssueKind.CONFIG_INVALID, evidence={"output": "in /etc/app/a:1"}), now=now)
+    assert seen.resolve("/etc/app/a") == "/etc/app/c"
+    assert seen.resolve("/etc/app/loop") == "/etc/app/loop"
+    assert seen.resolve("/etc/app/out") == "/usr/x"         # where it points; never read there
+    assert seen.resolve("/etc/app/none") == "/etc/app/none"
+    assert seen.names("/etc/app/c") and seen.names("/etc/app/a") and not seen.names("/etc/app/b/x")
 
 
 def test_a_file_added_to_an_include_directory_is_quarantined() -> None:
