@@ -56,19 +56,21 @@ PREFETCH_WORKERS = 4
 __all__ = ["FAMILIES", "Matched", "Proposal", "Situation", "generate_strategies", "prefetch"]
 
 
-def prefetch(situation: Situation) -> None:
+def prefetch(situation: Situation, *, related: Sequence[Situation] = ()) -> None:
     """Ask the VM, side by side, the read-only questions the families will ask one after the other
     (each a guest process, about 0.2 s under TCG): the component's units as systemd shows them (one
-    call for all), and what the families declare. The answers wait in ``situation``'s cache for
-    :func:`generate_strategies`.
+    call for all), and what the families declare for ``situation`` and each of ``related`` (which
+    share its answers: :func:`dataclasses.replace` of it). The answers wait in ``situation``'s cache
+    for :func:`generate_strategies`.
 
     Raises:
         TransportError: the VM cannot be reached.
     """
     asked: dict[tuple[str, ...], float] = {}
-    for questions in ASKING:
-        for argv, timeout in questions(situation):
-            asked.setdefault(tuple(argv), timeout)
+    for one in (situation, *related):
+        for questions in ASKING:
+            for argv, timeout in questions(one):
+                asked.setdefault(tuple(argv), timeout)
     with concurrent.futures.ThreadPoolExecutor(max_workers=PREFETCH_WORKERS,
                                                thread_name_prefix="prefetch") as pool:
         pending: list[concurrent.futures.Future[Any]] = [

@@ -95,6 +95,7 @@ def test_attempts_revert_after_a_failed_step_and_return_the_validated_winner(
     diagnosed = attempts.diagnose(ctx, work, ISSUE, frozenset())
     assert diagnosed.diagnosis.cause == "config_invalid"
     assert [r.name for r in diagnosed.ranked] == ["app-first", "app-second"]
+    assert sandbox.calls == ["snapshot"]     # taken while the read-only diagnostics ran
     winner = attempts.run_attempts(ctx, work, ISSUE, diagnosed)
     assert winner is not None and winner.strategy == "app-second" and winner.validation.passed
     assert sandbox.calls == ["snapshot", "revert"]          # reverted once, after app-first

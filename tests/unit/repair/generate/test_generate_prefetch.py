@@ -46,3 +46,15 @@ def test_a_component_s_units_are_shown_in_one_call_and_each_answer_kept_for_its_
     assert broken.show("app.service")["ActiveState"] == "failed"
     assert broken.show("app-worker.service")["ActiveState"] == "active"
     assert len(vm.asked) == 1   # both answered from the one call
+
+
+def test_the_related_issues_questions_are_asked_ahead_too_and_answered_from_the_shared_cache() -> None:
+    # The primary issue carries the config test's output; the unit's failure, related, does not: its
+    # config family asks the test, which was a guest process after the diagnostics in every repair.
+    vm = Vm(dpkg={"app": "ii "}, config_test=(1, "error in /etc/app/app.conf:3"))
+    primary = situation(issue(IssueKind.CONFIG_INVALID, evidence={"output": "line 3: bad"}), now=[], vm=vm)
+    unit_down = replace(primary, issue=issue(IssueKind.UNIT_FAILED))
+    prefetch(primary, related=[unit_down])
+    assert ("app", "-t") in vm.asked
+    generate_strategies(primary, related=[unit_down])
+    assert vm.asked.count(("app", "-t")) == 1     # generating took the answer asked ahead
