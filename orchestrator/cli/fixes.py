@@ -1,8 +1,14 @@
-"""`vmrepair fixes list|show ID|rollback ID|recover`: the applied fix transactions in the state store.
+"""`vmrepair fixes list|show ID|rollback ID|recover|forget ID`: the applied fix transactions in the state
+store.
 
 ``rollback`` restores exactly the files recorded in the transaction's verified backup (content, mode,
 owner; files the fix created are removed), restores unit states if the journal shows a systemctl
 operation began, verifies the files, and records it in the transaction's journal.
+
+``forget`` closes an unfinished transaction whose target is gone for good (a ``vm:`` target whose VM was
+destroyed, a decommissioned host): recovery retries an unfinished transaction on every start and fails
+each time, and nothing else can end it. The operator's reason goes to the journal and the audit trail;
+a ``vm:`` target that still exists is refused (recover or roll back instead).
 """
 
 from __future__ import annotations
@@ -14,12 +20,19 @@ from orchestrator.app import App
 from orchestrator.apply.journal import BY_OPERATOR, roll_back_transaction
 from orchestrator.apply.recovery import RecoveryReport
 from orchestrator.cli.output import emit_json, info, table
-from orchestrator.errors import ApplyError, ConfigError
-from orchestrator.state.transactions import STATES, TXN_ID_RE, TransactionStore, TxnRecord
-from orchestrator.targets.spec import open_target, parse_target
+from orchestrator.errors import ApplyError, ConfigError, VmNotFoundError
+from orchestrator.state.transactions import (
+    FORGOTTEN,
+    IN_FLIGHT,
+    STATES,
+    TXN_ID_RE,
+    TransactionStore,
+    TxnRecord,
+)
+from orchestrator.targets.spec import TargetKind, open_target, parse_target
 
 #: A rollback of these would restore files over a state nobody can vouch for any more.
-NOT_ROLLBACKABLE = ("intent", "backed_up", "aborted", "rolled_back")
+NOT_ROLLBACKABLE = ("intent", "backed_up", "aborted", "rolled_back", FORGOTTEN)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rollback.set_defaults(handler=cmd_rollback, takes_lock=True)
     recover = verbs.add_parser("recover", help="recover interrupted fix transactions now")
     recover.set_defaults(handler=cmd_recover, takes_lock=True)
+    forget = verbs.add_parser("forget", help="close an unfinished transaction whose target is gone for good")
+    forget.add_argument("id")
+    forget.add_argument("--reason", required=True,
+                        help="why the target will not come back (kept in the journal and the audit trail)")
+    forget.set_defaults(handler=cmd_forget, takes_lock=True)
 
 
 def _get(store: TransactionStore, txn_id: str) -> TxnRecord:
@@ -109,3 +127,47 @@ def cmd_recover(app: App, args: argparse.Namespace) -> int:
         info(f"{len(report.recovered)} transaction(s) recovered, "
              f"{len(report.errors)} left for the next start")
     return 1 if report.errors else 0
+
+
+#: Characters of the operator's reason kept (journal, audit trail, error column).
+REASON_MAX = 500
+
+
+def cmd_forget(app: App, args: argparse.Namespace) -> int:
+    """Raises: ApplyError (the transaction is closed, or its VM still exists); ConfigError (no reason)."""
+    store = TransactionStore(app.state)
+    txn = _get(store, args.id)
+    if txn.state not in IN_FLIGHT:
+        # A pending reboot is the reboot scheduler's to end (it marks an unreachable target itself).
+        raise ApplyError(f"transaction {txn.id} is {txn.state}: only an unfinished one (one of "
+                         f"{', '.join(IN_FLIGHT)}) can be forgotten",
+                         remedy=f"see `vmrepair fixes show {txn.id}`")
+    reason = " ".join(args.reason.split())[:REASON_MAX]
+    if not reason:
+        raise ConfigError("fixes forget: --reason is empty",
+                          remedy="say why the target will not come back (it is kept in the journal)")
+    spec = parse_target(txn.target)
+    if spec.kind is TargetKind.VM and _vm_exists(app, spec.name):
+        raise ApplyError(f"transaction {txn.id}: the VM {spec.name!r} of {txn.target} still exists",
+                         remedy=f"`vmrepair fixes recover` finishes it, `vmrepair fixes rollback {txn.id}` "
+                                "restores its backup; forget only a transaction whose target is gone")
+    store.step(txn.id, FORGOTTEN, state=FORGOTTEN, error=f"forgotten by the operator: {reason}",
+               was=txn.state, reason=reason)
+    app.audit.record("fix_forgotten", component=txn.component, status=FORGOTTEN, durable=True,
+                     details={"txn": txn.id, "target": txn.target, "was": txn.state, "reason": reason,
+                              "backup_dir": txn.backup_dir})
+    if args.json:
+        emit_json({"txn": txn.id, "state": FORGOTTEN, "was": txn.state, "backup_dir": txn.backup_dir})
+    else:
+        info(f"{txn.id}: forgotten ({txn.state} on {txn.target}, which is gone); recovery will no longer "
+             f"retry it; its backup stays in {txn.backup_dir}")
+    return 0
+
+
+def _vm_exists(app: App, name: str) -> bool:
+    """vmrepair still has the VM (its instance record; `vmrepair vm destroy` removes it)."""
+    try:
+        app.vms.record(name)
+    except VmNotFoundError:
+        return False
+    return True

@@ -29,7 +29,10 @@ from orchestrator.timestamps import now_timestamp
 IN_FLIGHT = ("intent", "backed_up", "applying", "applied", "rolling_back")
 #: Applied, waiting for a reboot and verification after it.
 PENDING_REBOOT = "pending_reboot"
-FINAL = ("committed", "rolled_back", "rollback_failed", "aborted")
+#: Closed by the operator (`vmrepair fixes forget`): the target is gone for good, so the transaction
+#: can be neither recovered nor rolled back; its backup stays where the record says.
+FORGOTTEN = "forgotten"
+FINAL = ("committed", "rolled_back", "rollback_failed", "aborted", FORGOTTEN)
 STATES = (*IN_FLIGHT, PENDING_REBOOT, *FINAL)
 #: Journal step of a rollback the operator asked for (``vmrepair fixes rollback``), not a failure.
 OPERATOR_ROLLBACK = "operator_rollback"

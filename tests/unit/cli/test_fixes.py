@@ -103,3 +103,44 @@ def test_read_only_commands_leave_a_missing_state_dir_missing(cli_env: Path,
     assert main(["fixes", "list"]) == 0
     assert "no fix transactions" in capsys.readouterr().err
     assert not cli_env.exists()
+
+
+def test_forget_closes_an_unfinished_transaction_whose_vm_is_gone(
+        cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Applied on vm:patient, whose VM was destroyed: recovery fails on every start, nothing ended it.
+    txn_id = _txn(cli_env, backup_verified="backed_up", applying="applying", applied="applied")
+    assert main(["fixes", "recover", "--json"]) == 1
+    capsys.readouterr()
+    assert main(["fixes", "forget", txn_id, "--reason", "patient  destroyed\nafter the test", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["txn"], out["state"], out["was"]) == (txn_id, "forgotten", "applied")
+    store = TransactionStore(open_state(cli_env / "state.db"))
+    txn = store.get(txn_id)
+    assert txn.state == "forgotten"
+    assert txn.error == "forgotten by the operator: patient destroyed after the test"
+    assert store.steps(txn_id)[-1]["step"] == "forgotten"
+    audit = [json.loads(line) for line in (cli_env.parent / "audit.jsonl").read_text().splitlines()]
+    assert any(e.get("event") == "fix_forgotten" and e.get("details", {}).get("txn") == txn_id for e in audit)
+    assert main(["fixes", "recover"]) == 0               # nothing left to retry
+    assert main(["fixes", "rollback", txn_id]) == 8      # and nothing to roll back on a gone target
+
+
+@pytest.mark.parametrize("state", ["committed", "rolled_back", "pending_reboot"])
+def test_forget_refuses_a_transaction_that_is_not_unfinished(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], state: str) -> None:
+    txn_id = _txn(cli_env, **{state: state})
+    assert main(["fixes", "forget", txn_id, "--reason", "gone"]) == 8
+    assert f"transaction {txn_id} is {state}: only an unfinished one" in capsys.readouterr().err
+
+
+def test_forget_refuses_while_the_vm_exists_or_without_a_reason(
+        cli_env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.cli import fixes
+    txn_id = _txn(cli_env, backup_verified="backed_up", applying="applying")
+    assert main(["fixes", "forget", txn_id, "--reason", "  "]) == 2
+    assert "--reason is empty" in capsys.readouterr().err
+    monkeypatch.setattr(fixes, "_vm_exists", lambda app, name: name == "patient")
+    assert main(["fixes", "forget", txn_id, "--reason", "gone"]) == 8
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the VM 'patient' of vm:patient still exists" in err and "vmrepair fixes recover" in err
+    assert TransactionStore(open_state(cli_env / "state.db")).get(txn_id).state == "applying"
