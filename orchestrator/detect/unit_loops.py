@@ -11,16 +11,20 @@ and each time it schedules an automatic restart. The MESSAGE_IDs are systemd's c
   (``SD_MESSAGE_UNIT_RESTART_SCHEDULED``): ``Scheduled restart job, restart counter is at N.``. It
   also counts a ``Restart=always`` unit whose process exits cleanly over and over (no failure logged).
 
-Not used: ``98e322203f7a4ed290d09fe03c09fe15`` "Unit process exited" is logged once per failed
-*process* (ExecStartPre=, the main process, ExecStopPost= ...), so it would count one failure of a
-unit several times. A unit's turns in the window are ``max(failures, restarts scheduled)``: an
+Read, never counted: ``98e322203f7a4ed290d09fe03c09fe15`` "Unit process exited"
+(``SD_MESSAGE_UNIT_PROCESS_EXIT``), ``<unit>: Main process exited, code=exited, status=200/CHDIR``,
+with ``EXIT_CODE=`` and ``EXIT_STATUS=``, is logged once per failed *process* (ExecStartPre=, the main
+process, ExecStopPost= ...), so it would count one failure of a unit several times; the newest one is
+the unit's last exit (evidence ``loop_last_exit``), which ``systemctl show`` no longer has once systemd
+starts the unit again (a start resets ``ExecMainStatus``). A unit's turns in the window are
+``max(failures, restarts scheduled)``: an
 ``on-failure`` loop logs both once a turn, an ``always`` loop of clean exits only the second. A
 ``start-limit-hit`` result is systemd giving up, not another failure of the unit: named, not counted.
 
 One ``journalctl`` per detection round answers every watched unit (:func:`shared_loops`)::
 
     journalctl --no-pager --output=json --output-fields=... --since=-<M>min --reverse --lines=N
-               _PID=1 MESSAGE_ID=<failed> MESSAGE_ID=<restart> UNIT=<a> UNIT=<b> ...
+               _PID=1 MESSAGE_ID=<failed> MESSAGE_ID=<restart> MESSAGE_ID=<exited> UNIT=<a> ...
 
 Matches on one field are alternatives, on different fields all must hold. ``_PID`` is a trusted
 field journald sets itself: any local user can log an entry with these MESSAGE_ID and UNIT fields
@@ -52,6 +56,8 @@ from orchestrator.transport.base import Transport
 JOURNALCTL = "journalctl"
 UNIT_FAILED_ID = "d9b373ed55a64feb8242e02dbe79a49c"
 RESTART_SCHEDULED_ID = "5eb03494b6584870a536b337290809b3"
+PROCESS_EXIT_ID = "98e322203f7a4ed290d09fe03c09fe15"
+_MESSAGE_IDS = (UNIT_FAILED_ID, RESTART_SCHEDULED_ID, PROCESS_EXIT_ID)
 TIMEOUT_S = 60.0
 #: Entries read per round (newest first); 10 watched units looping every second for 10 minutes is
 #: 12 000 entries of each kind, far past any threshold that matters.
@@ -62,9 +68,13 @@ OUTPUT_MAX = 2 * 1024 * 1024
 LINE_MAX = 4096
 #: Failure times named in the evidence (the newest).
 MAX_LISTED = 5
-FIELDS = ("MESSAGE_ID", "UNIT", "UNIT_RESULT", "_PID")
+FIELDS = ("MESSAGE_ID", "UNIT", "UNIT_RESULT", "_PID", "EXIT_CODE", "EXIT_STATUS")
 #: What a line is read for (``__REALTIME_TIMESTAMP`` comes with every json entry).
-_ENTRY_FIELDS = ("UNIT", "MESSAGE_ID", "__REALTIME_TIMESTAMP", "_PID", "UNIT_RESULT")
+_ENTRY_FIELDS = ("UNIT", "MESSAGE_ID", "__REALTIME_TIMESTAMP", "_PID", "UNIT_RESULT", "EXIT_CODE",
+                 "EXIT_STATUS")
+#: ``sigchld_code_to_string()``'s names, and an exit status or signal number.
+_EXIT_CODES = frozenset({"exited", "killed", "dumped"})
+_EXIT_STATUS_RE = re.compile(r"^\d{1,3}$")
 _STAMP_RE = re.compile(r"^\d{1,19}$")
 _RESULT_RE = re.compile(r"^[a-z-]{1,32}$")
 #: What journalctl says when it can read no journal, or only the caller's own.
@@ -80,6 +90,8 @@ class LoopRecord:
     restarts: int = 0
     #: UNIT_RESULT of each failure, newest first (``start-limit-hit`` included).
     results: list[str] = field(default_factory=list)
+    #: The newest process exit systemd logged for the unit (``exited 200``, ``killed 9``), "" if none.
+    last_exit: str = ""
 
     @property
     def turns(self) -> int:
@@ -117,6 +129,8 @@ class UnitLoops:
             out["loop_last_failures"] = ", ".join(iso(us) for us in rec.failures[:MAX_LISTED])
         if rec.results:
             out["loop_results"] = ", ".join(dict.fromkeys(rec.results))
+        if rec.last_exit:
+            out["loop_last_exit"] = rec.last_exit
         if self.skipped:
             out["loop_skipped_lines"] = str(self.skipped)
         if self.is_truncated:
@@ -138,7 +152,7 @@ def journal_argv(units: Sequence[str], window_minutes: int) -> list[str]:
         raise ValueError(f"window_minutes must be at least 1, got {window_minutes}")
     return [JOURNALCTL, "--no-pager", "--output=json", f"--output-fields={','.join(FIELDS)}",
             f"--since=-{window_minutes}min", "--reverse", f"--lines={MAX_ENTRIES}", "_PID=1",
-            f"MESSAGE_ID={UNIT_FAILED_ID}", f"MESSAGE_ID={RESTART_SCHEDULED_ID}",
+            *(f"MESSAGE_ID={m}" for m in _MESSAGE_IDS),
             *(f"UNIT={u}" for u in dict.fromkeys(units) if is_unit_name(u))]
 
 
@@ -155,10 +169,13 @@ def parse_entries(text: bytes, units: Collection[str], window_minutes: int) -> U
         if entry is None:
             skipped += 1
             continue
-        unit, message_id, stamp, result = entry
+        unit, message_id, stamp, result = entry.unit, entry.message_id, entry.stamp, entry.result
         if unit not in wanted:
             continue
         rec = records.setdefault(unit, LoopRecord())
+        if message_id == PROCESS_EXIT_ID:
+            rec.last_exit = rec.last_exit or entry.exit   # newest first
+            continue
         if message_id == RESTART_SCHEDULED_ID:
             rec.restarts += 1
             continue
@@ -168,8 +185,20 @@ def parse_entries(text: bytes, units: Collection[str], window_minutes: int) -> U
     return UnitLoops(window_minutes, records, skipped)
 
 
-def _entry(raw: bytes) -> tuple[str, str, int, str] | None:
-    """(unit, MESSAGE_ID, realtime µs, UNIT_RESULT) of one line, or None if it is not a valid entry."""
+@dataclass(frozen=True)
+class _Entry:
+    unit: str
+    message_id: str
+    #: Realtime µs.
+    stamp: int
+    #: UNIT_RESULT (a failure), "?" when it is not one systemd writes.
+    result: str
+    #: ``EXIT_CODE EXIT_STATUS`` of a process exit; "" for the other entries or an invalid pair.
+    exit: str = ""
+
+
+def _entry(raw: bytes) -> _Entry | None:
+    """One line as an entry, or None if it is not a valid entry."""
     if len(raw) > LINE_MAX:
         return None
     try:
@@ -184,11 +213,12 @@ def _entry(raw: bytes) -> tuple[str, str, int, str] | None:
     values = [obj.get(name, "") for name in _ENTRY_FIELDS]
     if not all(isinstance(v, str) for v in values):
         return None
-    unit, message_id, stamp, pid, result = (str(v) for v in values)
-    if (pid != "1" or message_id not in (UNIT_FAILED_ID, RESTART_SCHEDULED_ID) or not _STAMP_RE.match(stamp)
+    unit, message_id, stamp, pid, result, code, status = (str(v) for v in values)
+    if (pid != "1" or message_id not in _MESSAGE_IDS or not _STAMP_RE.match(stamp)
             or not is_unit_name(unit)):
         return None
-    return unit, message_id, int(stamp), result if _RESULT_RE.match(result) else "?"
+    exited = f"{code} {status}" if code in _EXIT_CODES and _EXIT_STATUS_RE.match(status) else ""
+    return _Entry(unit, message_id, int(stamp), result if _RESULT_RE.match(result) else "?", exited)
 
 
 def read_loops(transport: Transport, units: Sequence[str], window_minutes: int) -> UnitLoops:

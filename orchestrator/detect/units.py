@@ -223,8 +223,11 @@ def evaluate(  # noqa: PLR0911, PLR0912 - one return per rule of the module docs
                           f"ExecMainStatus={props.get('ExecMainStatus', '?')}, "
                           f"NRestarts={props.get('NRestarts', '?')}){loop}", evidence)
     if active == "activating" and restart_count(props) > 0:
+        # The start reset ExecMainStatus: how the last run ended is only in the journal.
+        last = evidence.get("loop_last_exit")
+        how = f" ({last})" if last else ""
         return pid.failed(Severity.CRITICAL,
-                          f"{unit} is not up: systemd is starting it again after it exited "
+                          f"{unit} is not up: systemd is starting it again after it exited{how} "
                           f"(automatic restart {restart_count(props)}, {props.get('SubState', '?')}){loop}",
                           evidence)
     was_enabled = baseline is not None and baseline[1] in _ENABLED

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.components.config import Thresholds, WatchConfig
 from orchestrator.detect import Detector, unit_loops, units
-from orchestrator.detect.unit_loops import RESTART_SCHEDULED_ID, UNIT_FAILED_ID
+from orchestrator.detect.unit_loops import PROCESS_EXIT_ID, RESTART_SCHEDULED_ID, UNIT_FAILED_ID
 from orchestrator.errors import CommandTimeoutError
 from orchestrator.model import Component, IssueKind, ProbeResult, Severity
 from orchestrator.transport.base import CommandResult
@@ -25,7 +25,7 @@ MINUTE = 60_000_000
 
 
 def entry(unit: str, message_id: str = UNIT_FAILED_ID, *, at: int = T0, result: str = "exit-code",
-          pid: str = "1") -> bytes:
+          pid: str = "1", exit_code: str = "exited", exit_status: str = "200") -> bytes:
     """One line as systemd 252's ``journalctl -o json --output-fields=MESSAGE_ID,UNIT,UNIT_RESULT,_PID``
     prints it (the __ fields and _BOOT_ID always come along)."""
     fields: dict[str, str] = {
@@ -36,6 +36,8 @@ def entry(unit: str, message_id: str = UNIT_FAILED_ID, *, at: int = T0, result: 
     }
     if message_id == UNIT_FAILED_ID:
         fields["UNIT_RESULT"] = result
+    if message_id == PROCESS_EXIT_ID:
+        fields |= {"EXIT_CODE": exit_code, "EXIT_STATUS": exit_status}
     return json.dumps(fields).encode() + b"\n"
 
 
@@ -60,10 +62,11 @@ def parse(text: bytes, watched: tuple[str, ...] = ("nginx.service", "app.service
 def test_one_journalctl_asks_for_every_unit_of_pid_1_in_the_window() -> None:
     argv = unit_loops.journal_argv(["nginx.service", "app.service", "nginx.service"], 10)
     assert argv == [
-        "journalctl", "--no-pager", "--output=json", "--output-fields=MESSAGE_ID,UNIT,UNIT_RESULT,_PID",
+        "journalctl", "--no-pager", "--output=json",
+        "--output-fields=MESSAGE_ID,UNIT,UNIT_RESULT,_PID,EXIT_CODE,EXIT_STATUS",
         "--since=-10min", "--reverse", "--lines=5000", "_PID=1",
         "MESSAGE_ID=d9b373ed55a64feb8242e02dbe79a49c", "MESSAGE_ID=5eb03494b6584870a536b337290809b3",
-        "UNIT=nginx.service", "UNIT=app.service",
+        "MESSAGE_ID=98e322203f7a4ed290d09fe03c09fe15", "UNIT=nginx.service", "UNIT=app.service",
     ]
 
 
@@ -95,6 +98,26 @@ def test_failures_and_scheduled_restarts_are_counted_per_unit() -> None:
     assert loops.record("cron.service").turns == 0
 
 
+def test_the_newest_process_exit_is_the_units_last_exit_and_is_never_counted() -> None:
+    # A start resets ExecMainStatus: a probe sampling the unit mid-start (activating, between two
+    # auto-restart waits) has only the journal to say how its last run ended.
+    text = (entry("app.service", PROCESS_EXIT_ID, at=T0, exit_status="200") + loop("app.service", 2)
+            + entry("app.service", PROCESS_EXIT_ID, at=T0 - 2 * MINUTE, exit_code="killed", exit_status="9"))
+    loops = parse(text)
+    rec = loops.record("app.service")
+    assert (rec.last_exit, rec.turns, loops.skipped) == ("exited 200", 2, 0)
+    assert loops.evidence("app.service")["loop_last_exit"] == "exited 200"
+    assert "loop_last_exit" not in parse(loop("app.service", 2)).evidence("app.service")
+
+
+@pytest.mark.parametrize(("code", "status"), [("exited", "-1"), ("exited", "2000"), ("signal", "9"),
+                                              ("exited", "200; rm -rf /"), ("", "")])
+def test_a_process_exit_systemd_would_not_write_names_no_exit(code: str, status: str) -> None:
+    line = entry("app.service", PROCESS_EXIT_ID, exit_code=code, exit_status=status)
+    rec = parse(line).record("app.service")
+    assert (rec.last_exit, rec.turns) == ("", 0)
+
+
 def test_a_restart_always_loop_of_clean_exits_counts_its_scheduled_restarts() -> None:
     text = b"".join(entry("app.service", RESTART_SCHEDULED_ID, at=T0 - i * MINUTE) for i in range(3))
     assert parse(text).record("app.service").turns == 3
@@ -119,7 +142,7 @@ def test_units_not_watched_are_ignored_not_counted_as_bad_lines() -> None:
     b"[" * 2000 + b"]" * 2000,                                            # nesting past json's recursion
     b'{"UNIT": "nginx.service"',                                          # cut
     entry("nginx.service", pid="4242"),                                   # logged by someone else
-    entry("nginx.service", message_id="98e322203f7a4ed290d09fe03c09fe15"),
+    entry("nginx.service", message_id="0027229ca0644181a76c4e92458afa2e"),   # another of PID 1's ids
     entry("nginx.service").replace(b'"__REALTIME_TIMESTAMP": "', b'"__REALTIME_TIMESTAMP": "-'),
     entry("nginx.service").replace(b'"UNIT": "nginx.service"', b'"UNIT": ["nginx.service", "x"]'),
     entry("nginx.service").replace(b'"UNIT": "nginx.service"', b'"UNIT": [110, 103, 105]'),
@@ -206,6 +229,15 @@ def test_a_running_unit_that_looped_in_the_window_is_flapping() -> None:
                               "last at 2024-05-14T10:00:00Z (NRestarts=1 since its last deliberate start)")
     assert result.evidence["loop_turns"] == "3"
     assert result.evidence["ActiveState"] == "active"
+
+
+def test_a_unit_sampled_while_systemd_starts_it_again_names_its_last_exit_from_the_journal() -> None:
+    mid_start = {**flapping(1), "ActiveState": "activating", "SubState": "start", "Result": "success",
+                 "ExecMainStatus": "0"}
+    result = probe(mid_start, entry("nginx.service", PROCESS_EXIT_ID) + loop("nginx.service", 2))
+    assert (result.ok, result.severity) == (False, Severity.CRITICAL)
+    assert "starting it again after it exited (exited 200) (automatic restart 1" in result.summary
+    assert (result.evidence["ExecMainStatus"], result.evidence["loop_last_exit"]) == ("0", "exited 200")
 
 
 def test_fewer_failures_than_the_threshold_pass() -> None:
