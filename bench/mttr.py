@@ -15,21 +15,24 @@ before (and the earlier version's runs cannot warm the later one's).
 
 Run as root after `make setup`:
 `.venv/bin/python bench/mttr.py [FAULT ...] [--stable-period S] [--before REF] [--scenarios bare,demo]
-[--history none|kept]`.
+[--history none|kept] [--repeat N]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +222,9 @@ def main() -> None:
     parser.add_argument("--history", choices=("none", "kept"), default="none",
                         help="none (default): rank strategies as on a machine's first repair, so "
                              "both versions start alike; kept: with this machine's recorded outcomes")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="N interleaved rounds of both versions, then the median MTTR of each "
+                             "(a noisy machine spreads single runs by several seconds)")
     parser.add_argument("--worker", metavar="OUT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -233,22 +239,57 @@ def main() -> None:
         state_dir = load_settings().state_dir
         store_path(state_dir, SANDBOX_SCOPE).unlink(missing_ok=True)
         (state_dir / "verify-cache" / store_path(state_dir, SANDBOX_SCOPE).name).unlink(missing_ok=True)
-    before = None
-    if args.before:
-        with tempfile.TemporaryDirectory(prefix="vmrepair-bench-") as tmp:
-            tree = Path(tmp) / "tree"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree),
-                            args.before], check=True)
-            try:
-                print(f"running {args.before} ...", file=sys.stderr, flush=True)
+    rounds: list[tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]] = []
+    with contextlib.ExitStack() as stack:
+        tree = stack.enter_context(_worktree(args.before)) if args.before else None
+        for round_no in range(1, args.repeat + 1):
+            # Interleaved (before, now, before, now ...): a machine that slows down over the run
+            # slows both versions alike.
+            before = None
+            if tree is not None:
+                print(f"round {round_no}: running {args.before} ...", file=sys.stderr, flush=True)
                 before = run_version(tree, args)
-            finally:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                               check=False)
-    print("running this checkout ...", file=sys.stderr, flush=True)
-    after = run_version(ROOT, args)
-    print_table(before, after, args, args.before)
+            print(f"round {round_no}: running this checkout ...", file=sys.stderr, flush=True)
+            rounds.append((before, run_version(ROOT, args)))
+    for round_no, (before, after) in enumerate(rounds, start=1):
+        if len(rounds) > 1:
+            print(f"\n=== round {round_no} of {len(rounds)}")
+        print_table(before, after, args, args.before)
+    if len(rounds) > 1:
+        print_medians(rounds, args.before)
 
+
+@contextlib.contextmanager
+def _worktree(ref: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="vmrepair-bench-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), ref],
+                       check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+
+
+def print_medians(rounds: list[tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]],
+                  ref: str | None) -> None:
+    """Per scenario, the median MTTR of each version over the rounds, with every round's figure."""
+    print(f"\nmedian over {len(rounds)} interleaved rounds")
+    print(f"{'scenario/fault':<22}{'MTTR before':>12}{'MTTR now':>10}{'speed-up':>10}{'target':>8}  rounds")
+    for row in rounds[0][1]:
+        key = (row["scenario"], row["fault"])
+
+        def runs(index: int, key: tuple[str, str] = key) -> list[float]:
+            return [r["mttr"] for pair in rounds for r in (pair[index] or [])
+                    if (r["scenario"], r["fault"]) == key]
+
+        now, was = runs(1), runs(0)
+        target = TARGETS_S.get(row["scenario"]) if row["fault"] == "nginx-config" else None
+        before = f"{statistics.median(was):.1f}" if was else "-"
+        ratio = f"x{statistics.median(was) / statistics.median(now):.2f}" if was else "-"
+        listed = f"{ref}: {', '.join(f'{m:.1f}' for m in was)}; " if was else ""
+        print(f"{key[0] + '/' + key[1]:<22}{before:>12}{statistics.median(now):>10.1f}{ratio:>10}"
+              f"{(f'{target:.0f}' if target else '-'):>8}  {listed}now: {', '.join(f'{m:.1f}' for m in now)}")
 
 if __name__ == "__main__":
     main()
