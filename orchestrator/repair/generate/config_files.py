@@ -98,17 +98,21 @@ def _blamed(situation: Situation) -> list[Proposal]:
             return [_restore(situation, path, why, 0.9)]
         real = situation.resolve(path)
         shipped = packages.changed_conffile(situation, real) if within_any(real, roots) else None
-        if shipped is not None:
-            return [_pristine(situation, real, shipped, why)]
-        if path in situation.now:
-            return [Proposal(
-                FAMILY, "quarantine-blamed", path,
-                f"Quarantine {quote(path)}: {why}, "
-                + ("and the baseline does not have it." if situation.baseline is not None
-                   else "there is no baseline, and no package of the component ships it as changed."),
-                ({"quarantine": {"path": literal(path)}},
-                 *followups.after_change(situation.component, [path])),
-                effectiveness=0.75, cause="config_blamed", confidence=0.85)]
+        first = [_pristine(situation, real, shipped, why)] if shipped is not None else []
+        if path not in situation.now:
+            return first
+        # Kept behind the package's copy, which a VM without the .deb cannot restore (a host layer
+        # keeps no apt cache): the quarantine then still runs.
+        unshipped = ("no package of the component ships it as changed" if shipped is None
+                     else "the package's copy is tried first")
+        return [*first, Proposal(
+            FAMILY, "quarantine-blamed", path,
+            f"Quarantine {quote(path)}: {why}, "
+            + ("and the baseline does not have it." if situation.baseline is not None
+               else f"there is no baseline, and {unshipped}."),
+            ({"quarantine": {"path": literal(path)}},
+             *followups.after_change(situation.component, [path])),
+            effectiveness=0.75, cause="config_blamed", confidence=0.85)]
     return []
 
 

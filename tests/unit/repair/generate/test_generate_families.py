@@ -264,7 +264,9 @@ def test_a_blamed_conffile_dpkg_says_changed_gets_the_packages_copy_not_a_quaran
     assert found[0].steps[0] == {"restore_conffile": {"package": "app", "paths": [SITE]}}
     assert (found[0].cause, found[0].confidence, found[0].effectiveness) == ("conffile_blamed", 0.9, 0.8)
     assert "blames it line 3" in found[0].description and "changed, conffile" in found[0].description
-    assert not any(p.action == "quarantine-blamed" for p in found)
+    # The quarantine stays behind it: a VM without the package's .deb (a host layer) cannot restore it.
+    assert [(p.action, p.subject) for p in found[1:2]] == [("quarantine-blamed", ENABLED)]
+    assert "the package's copy is tried first" in found[1].description
     assert to_matched(found[0]) is not None
 
 
