@@ -169,19 +169,18 @@ def parse_entries(text: bytes, units: Collection[str], window_minutes: int) -> U
         if entry is None:
             skipped += 1
             continue
-        unit, message_id, stamp, result = entry.unit, entry.message_id, entry.stamp, entry.result
-        if unit not in wanted:
+        if entry.unit not in wanted:
             continue
-        rec = records.setdefault(unit, LoopRecord())
-        if message_id == PROCESS_EXIT_ID:
+        rec = records.setdefault(entry.unit, LoopRecord())
+        if entry.message_id == PROCESS_EXIT_ID:
             rec.last_exit = rec.last_exit or entry.exit   # newest first
             continue
-        if message_id == RESTART_SCHEDULED_ID:
+        if entry.message_id == RESTART_SCHEDULED_ID:
             rec.restarts += 1
             continue
-        rec.results.append(result)
-        if result != "start-limit-hit":
-            rec.failures.append(stamp)
+        rec.results.append(entry.result)
+        if entry.result != "start-limit-hit":
+            rec.failures.append(entry.stamp)
     return UnitLoops(window_minutes, records, skipped)
 
 

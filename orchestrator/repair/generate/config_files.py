@@ -10,7 +10,8 @@ Evidence and what it proposes:
   ``Component.config_test``, run in the VM, or in the issue's evidence), inside the component's config
   paths → restore it from the baseline; else, when it is (through the symlinks the capture recorded) a
   conffile of the component's packages that dpkg --verify reports changed, restore the package's
-  pristine copy; else quarantine it (the baseline does not have it, and no package ships it).
+  pristine copy first; and quarantine it (after that copy, which a VM without the package's ``.deb``
+  cannot restore).
 """
 
 from __future__ import annotations

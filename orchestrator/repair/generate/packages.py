@@ -18,6 +18,8 @@ from __future__ import annotations
 from orchestrator.detect.packages import (
     QUERY_TIMEOUT_S,
     VERIFY_TIMEOUT_S,
+    Installed,
+    Verification,
     VerifyLine,
     parse_status,
     parse_verify,
@@ -56,20 +58,13 @@ def questions(situation: Situation) -> list[Question]:
 def generate(situation: Situation) -> list[Proposal]:
     if situation.issue.kind not in KINDS:
         return []
-    wanted = _wanted(situation)
-    if not wanted:
-        return []
-    result = situation.ask(status_argv(wanted), timeout=QUERY_TIMEOUT_S)
-    if result is None or result.exit_status not in _QUERY_OK:
-        return []
-    states, _ = parse_status(result.stdout_text, wanted)
     proposals: list[Proposal] = []
-    for name in wanted:
-        for item in states.get(name, []):
-            if item.status in _HALF or item.needs_reinstall:
-                proposals.append(_configure(situation, item.name, item.describe()))
-            elif item.status == "i":
-                proposals += _verify(situation, item.name, item.binary)
+    for item in _states(situation):
+        if item.status in _HALF or item.needs_reinstall:
+            proposals.append(_configure(situation, item.name, item.describe()))
+        elif item.status == "i":
+            checked = _verified(situation, item.binary)
+            proposals += [] if checked is None else _verify(situation, item.name, checked)
     return proposals
 
 
@@ -77,25 +72,33 @@ def changed_conffile(situation: Situation, path: str) -> tuple[str, VerifyLine] 
     """The installed package of the component that ships ``path`` as a conffile, and dpkg --verify's
     line saying it changed or is missing in the VM; None when no such package reports it (or dpkg
     cannot tell). Asks what :func:`questions` prefetches, so it costs nothing more in a diagnosis."""
+    for item in _states(situation):
+        checked = _verified(situation, item.binary) if item.status == "i" else None
+        for line in () if checked is None else (*checked.broken, *checked.edited_conffiles):
+            if line.is_conffile and line.path == path:
+                return item.name, line
+    return None
+
+
+def _states(situation: Situation) -> list[Installed]:
+    """The component's packages as dpkg in the VM lists them, in the component's order ([] when dpkg
+    cannot tell)."""
     wanted = _wanted(situation)
     if not wanted:
-        return None
+        return []
     result = situation.ask(status_argv(wanted), timeout=QUERY_TIMEOUT_S)
     if result is None or result.exit_status not in _QUERY_OK:
-        return None
+        return []
     states, _ = parse_status(result.stdout_text, wanted)
-    for name in wanted:
-        for item in states.get(name, []):
-            if item.status != "i":
-                continue
-            answer = situation.ask(verify_argv([item.binary]), timeout=VERIFY_TIMEOUT_S)
-            if answer is None or answer.exit_status not in _QUERY_OK:
-                continue
-            checked = parse_verify(answer.stdout_text)
-            for line in (*checked.broken, *checked.edited_conffiles):
-                if line.is_conffile and line.path == path:
-                    return item.name, line
-    return None
+    return [item for name in wanted for item in states.get(name, [])]
+
+
+def _verified(situation: Situation, binary: str) -> Verification | None:
+    """``dpkg --verify`` of one installed package in the VM (None when it cannot run)."""
+    result = situation.ask(verify_argv([binary]), timeout=VERIFY_TIMEOUT_S)
+    if result is None or result.exit_status not in _QUERY_OK:
+        return None
+    return parse_verify(result.stdout_text)
 
 
 def _configure(situation: Situation, package: str, state: str) -> Proposal:
@@ -106,13 +109,9 @@ def _configure(situation: Situation, package: str, state: str) -> Proposal:
         effectiveness=0.8, cause="package_half_configured", confidence=0.9)
 
 
-def _verify(situation: Situation, package: str, binary: str) -> list[Proposal]:
-    """``package`` names it in steps (the spec's package-name syntax); ``binary`` is what dpkg takes
-    back (``libc6:amd64`` for Multi-Arch: same)."""
-    result = situation.ask(verify_argv([binary]), timeout=VERIFY_TIMEOUT_S)
-    if result is None or result.exit_status not in _QUERY_OK:
-        return []
-    checked = parse_verify(result.stdout_text)
+def _verify(situation: Situation, package: str, checked: Verification) -> list[Proposal]:
+    """``package`` names it in steps (the spec's package-name syntax); ``checked`` is dpkg --verify of
+    its binary (``libc6:amd64`` for Multi-Arch: same)."""
     proposals: list[Proposal] = []
     files = [line for line in checked.broken if not line.is_conffile]
     if files:

@@ -89,11 +89,15 @@ class Situation:
         """Absolute paths the issue's evidence names, in order of first mention."""
         return tuple(dict.fromkeys(m.group(1) for m in PATH_IN_TEXT.finditer(self.evidence_text)))
 
+    @cached_property
+    def named_paths(self) -> frozenset[str]:
+        """The evidence's paths, and where the captured symlinks among them lead: a config test reports
+        the path it opened (``sites-enabled/default``), dpkg the file it ships."""
+        return frozenset({*self.evidence_paths, *(self.resolve(p) for p in self.evidence_paths)})
+
     def names(self, path: str) -> bool:
-        """The evidence names ``path`` (or something below it), itself or through a captured symlink: a
-        config test reports the path it opened (``sites-enabled/default``), dpkg the file it ships."""
-        named = {*self.evidence_paths, *(self.resolve(p) for p in self.evidence_paths)}
-        return any(p == path or p.startswith(path.rstrip("/") + "/") for p in named)
+        """The evidence names ``path`` (or something below it), itself or through a captured symlink."""
+        return any(p == path or p.startswith(path.rstrip("/") + "/") for p in self.named_paths)
 
     def resolve(self, path: str) -> str:
         """``path`` with the symlinks the capture recorded followed (at most :data:`MAX_LINK_HOPS`);
